@@ -1,0 +1,15 @@
+"""relu_ratio: CNNs whose convolution:ReLU ratio is N:M (Zhao et al., arXiv 1709.06247).
+
+Example:
+    >>> import relu_ratio
+    >>> model = relu_ratio.models.build("preact164_32")   # Type 1 pre-act ResNet-164
+    >>> print(relu_ratio.describe(model))                  # doctest: +SKIP
+"""
+
+from relu_ratio import models, patterns
+from relu_ratio.describe import Description, describe
+from relu_ratio.patterns import ReLUPattern
+
+__version__ = "0.1.0"
+
+__all__ = ["Description", "ReLUPattern", "__version__", "describe", "models", "patterns"]

@@ -1,0 +1,364 @@
+"""Builders for the paper's CIFAR networks, in the style of ``keras.applications``.
+
+Five families, one generic assembly (:func:`_assemble`): a stem, three stages of blocks (widths
+16/32/64, the first block of stages 2 and 3 has stride 2), a head. Each family only says which
+block it uses and how a depth maps to blocks per stage:
+
+- ``plain`` (:func:`plain`): conv-BN(-ReLU) layers; fusenet split of ``depth - 2`` layers; depth >= 5.
+- ``postresnet`` (:func:`resnet` with ``preact=False``): post-activation building blocks; depth 6n+2.
+- ``resnet`` (:func:`resnet`): pre-activation building blocks; depth 6n+2.
+- ``preact`` (:func:`preact_bottleneck`): pre-activation bottleneck blocks; depth 9n+2.
+- ``dfnmr`` (:func:`dfn_mr`): merge-and-run blocks; fusenet split of ``(depth - 2) / 4`` blocks;
+  depth 4n+2, at least 14.
+
+The fusenet split (``used = 2; n[i] = (depth - used) // (block_depth * (3 - i))``) gives plain 38/62/84
+-> [12]*3, [20]*3, [27, 27, 28] and DFN-MR 110 -> [9, 9, 9]; ``depth`` there is the depth of the
+corresponding plain network.
+
+Registry-style names ``{family}{depth}_{pattern}`` (:func:`build`): the pattern token is two digits
+``NM`` for the ratio ``N:M`` (``preact164_32`` = bottleneck ResNet-164 at 3:2, i.e. Type 1) or a preset
+name (``dfnmr110_type2``, ``resnet56_erase_last``).
+
+Example:
+    >>> from relu_ratio import models
+    >>> model = models.build("preact164_32")
+    >>> model.count_params() > 1_700_000
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+from collections.abc import Callable, Sequence
+
+import keras
+from keras import layers
+
+from relu_ratio import patterns
+from relu_ratio.layers import (
+    MergeAndRun,
+    PlainLayer,
+    PostActBlock,
+    PreActBlock,
+    ReLUBlock,
+    batch_norm,
+    conv2d,
+    l2,
+)
+from relu_ratio.patterns import BlockKind, PatternSpec, ReLUPattern
+
+WIDTHS = (16, 32, 64)
+DEFAULT_INPUT_SHAPE = (32, 32, 3)
+
+
+def fusenet_split(depth: int, block_depth: int) -> list[int]:
+    """Blocks per stage for a plain-equivalent ``depth`` (fusenet's rule, see module docstring)."""
+    used, blocks = 2, []
+    for i in range(3):
+        n = (depth - used) // (block_depth * (3 - i))
+        blocks.append(n)
+        used += n * block_depth
+    return blocks
+
+
+def _residual_split(per_block: int) -> Callable[[int], list[int] | None]:
+    def split(depth: int) -> list[int] | None:
+        n, rest = divmod(depth - 2, 3 * per_block)
+        return [n] * 3 if rest == 0 and n >= 1 else None
+
+    return split
+
+
+def _fusenet_exact(block_depth: int) -> Callable[[int], list[int] | None]:
+    def split(depth: int) -> list[int] | None:
+        blocks = fusenet_split(depth, block_depth)
+        exact = 2 + block_depth * sum(blocks) == depth
+        return blocks if exact and min(blocks) >= 1 else None
+
+    return split
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """How one network family is laid out; everything else is shared."""
+
+    name: str
+    title: str
+    kind: BlockKind
+    split: Callable[[int], list[int] | None]
+    make_block: Callable[..., ReLUBlock]
+    stem_bn_relu: bool  # conv-BN-ReLU stem (post-activation nets) or a bare conv (pre-activation)
+    final_bn_relu: bool  # BN-ReLU before pooling (pre-activation nets)
+    two_paths: bool = False  # merge-and-run: blocks carry two tensors
+
+    def blocks_per_stage(self, depth: int) -> list[int]:
+        if isinstance(depth, bool) or not isinstance(depth, int):
+            raise ValueError(f"depth must be an integer; received {depth!r}.")
+        blocks = self.split(depth) if depth >= 1 else None
+        if blocks is None:
+            below = next((d for d in range(depth - 1, 0, -1) if self.split(d)), None)
+            above = next(d for d in range(max(depth + 1, 1), depth + 1000) if self.split(d))
+            nearest = ", ".join(str(d) for d in (below, above) if d is not None)
+            raise ValueError(
+                f"depth {depth} is not valid for {self.title}. Nearest valid depths: {nearest}."
+            )
+        return blocks
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("plain", "plain networks", patterns.PLAIN, _fusenet_exact(1), PlainLayer, True, False),
+        Family(
+            "postresnet",
+            "post-activation ResNets (depth 6n+2)",
+            patterns.BASIC_POSTACT,
+            _residual_split(2),
+            PostActBlock,
+            True,
+            False,
+        ),
+        Family(
+            "resnet",
+            "pre-activation ResNets with building blocks (depth 6n+2)",
+            patterns.BASIC_PREACT,
+            _residual_split(2),
+            PreActBlock,
+            False,
+            True,
+        ),
+        Family(
+            "preact",
+            "pre-activation bottleneck ResNets (depth 9n+2)",
+            patterns.BOTTLENECK,
+            _residual_split(3),
+            lambda filters, **kw: PreActBlock(filters, bottleneck=True, **kw),
+            False,
+            True,
+        ),
+        Family(
+            "dfnmr",
+            "DFN-MR networks (depth 4n+2, at least 14)",
+            patterns.MERGE_AND_RUN,
+            _fusenet_exact(4),
+            MergeAndRun,
+            True,
+            False,
+            two_paths=True,
+        ),
+    )
+}
+
+
+def plain(depth: int = 38, relu_pattern: PatternSpec = "paired", **kwargs) -> keras.Model:
+    """Plain CNN of conv-BN(-ReLU) layers (paper Table I; depths 38, 62, 84).
+
+    A ratio ``N:M`` is a period laid over the layers after the stem: ``"2:1"`` removes the ReLU after
+    the 1st, 3rd, 5th ... of them. Other arguments: see :func:`build_family`.
+    """
+    return build_family("plain", depth, relu_pattern, **kwargs)
+
+
+def resnet(
+    depth: int = 110, relu_pattern: PatternSpec = "paired", preact: bool = True, **kwargs
+) -> keras.Model:
+    """ResNet of building blocks, pre-activation (default; paper Table II) or post-activation.
+
+    ``"2:1"`` removes the first ReLU of each block. Other arguments: see :func:`build_family`.
+    """
+    return build_family("resnet" if preact else "postresnet", depth, relu_pattern, **kwargs)
+
+
+def preact_bottleneck(depth: int = 164, relu_pattern: PatternSpec = "paired", **kwargs) -> keras.Model:
+    """Pre-activation bottleneck ResNet (paper Figs. 7-8). ``"3:2"`` = ``"type1"`` = mask ``"011"``."""
+    return build_family("preact", depth, relu_pattern, **kwargs)
+
+
+def dfn_mr(depth: int = 110, relu_pattern: PatternSpec = "paired", **kwargs) -> keras.Model:
+    """Merge-and-run deep fusion network (paper Table III). ``"4:3"`` = ``"type1"`` = mask ``"1011"``.
+
+    Mask slots: branch1_inner, branch1_out, branch2_inner, branch2_out.
+    """
+    return build_family("dfnmr", depth, relu_pattern, **kwargs)
+
+
+def build_family(
+    family: str,
+    depth: int,
+    relu_pattern: PatternSpec = "paired",
+    *,
+    include_top: bool = True,
+    weights: str | os.PathLike | None = None,
+    input_shape: Sequence[int] | None = None,
+    pooling: str | None = None,
+    classes: int = 10,
+    classifier_activation: str | Callable | None = "softmax",
+    width_multiplier: float = 1.0,
+    weight_decay: float = 0.0,
+    name: str | None = None,
+) -> keras.Model:
+    """Build one network of ``family`` (a key of :data:`FAMILIES`).
+
+    Args:
+        family: ``"plain"``, ``"postresnet"``, ``"resnet"``, ``"preact"`` or ``"dfnmr"``.
+        depth: network depth; invalid depths raise a ``ValueError`` naming the nearest valid ones.
+        relu_pattern: where ReLUs go; see :mod:`relu_ratio.patterns`.
+        include_top: end in a dense classifier (else the last feature map, or pooled features).
+        weights: ``None`` (random init) or the path of a ``.weights.h5`` file for this architecture.
+        input_shape: ``(height, width, channels)``, default ``(32, 32, 3)``.
+        pooling: with ``include_top=False``: ``None``, ``"avg"`` or ``"max"``.
+        classes: classifier outputs (with ``include_top=True``).
+        classifier_activation: activation of the classifier; ``None`` returns logits.
+        width_multiplier: scales the stage widths 16/32/64.
+        weight_decay: coupled L2 weight decay on convolution and dense kernels (the recipe's 1e-4).
+        name: model name; default ``{family}{depth}``.
+    """
+    spec = _family(family)
+    blocks = spec.blocks_per_stage(depth)
+    masks = ReLUPattern(relu_pattern).resolve(spec.kind, blocks)
+    input_shape = _check_input_shape(input_shape)
+    _check_head(include_top, pooling, classes, classifier_activation)
+    if not isinstance(width_multiplier, (int, float)) or width_multiplier <= 0:
+        raise ValueError(f"width_multiplier must be a positive number; received {width_multiplier!r}.")
+    if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0; received {weight_decay!r}.")
+    widths = [max(1, round(w * width_multiplier)) for w in WIDTHS]
+
+    inputs = keras.Input(input_shape, name="images")
+    x = _assemble(spec, masks, widths, inputs, weight_decay)
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = layers.Dense(
+            classes,
+            activation=classifier_activation,
+            kernel_regularizer=l2(weight_decay),
+            name="predictions",
+            dtype="float32",
+        )(x)
+    elif pooling == "avg":
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif pooling == "max":
+        x = layers.GlobalMaxPooling2D(name="max_pool")(x)
+    model = keras.Model(inputs, x, name=name or f"{family}{depth}")
+    if weights is not None:
+        _load_weights(model, weights)
+    return model
+
+
+def _assemble(spec: Family, masks, widths: list[int], inputs, weight_decay: float):
+    """Stem, three stages of blocks, optional final BN-ReLU."""
+    x = conv2d(widths[0], 3, 1, "stem_conv", weight_decay)(inputs)
+    if spec.stem_bn_relu:
+        x = layers.ReLU(name="stem_relu")(batch_norm("stem_bn")(x))
+    if spec.two_paths:
+        x = [x, x]
+    last = (len(masks) - 1, len(masks[-1]) - 1)
+    for s, (width, stage) in enumerate(zip(widths, masks)):
+        for b, mask in enumerate(stage):
+            extra = {"merge_output": (s, b) == last} if spec.two_paths else {}
+            block = spec.make_block(
+                width,
+                strides=2 if (s > 0 and b == 0) else 1,
+                relu_mask=mask,
+                weight_decay=weight_decay,
+                name=f"stage{s + 1}_block{b + 1}",
+                **extra,
+            )
+            x = block(x)
+    if spec.final_bn_relu:
+        x = layers.ReLU(name="final_relu")(batch_norm("final_bn")(x))
+    return x
+
+
+def _family(family: str) -> Family:
+    if family not in FAMILIES:
+        raise ValueError(
+            f"unknown family {family!r}{_suggest(family, FAMILIES)}. Valid: {', '.join(FAMILIES)}."
+        )
+    return FAMILIES[family]
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_input_shape(input_shape) -> tuple[int, int, int]:
+    if input_shape is None:
+        return DEFAULT_INPUT_SHAPE
+    shape = tuple(input_shape)
+    if len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+        raise ValueError(
+            f"input_shape must be (height, width, channels) of integers; received {input_shape!r}."
+        )
+    if min(shape[:2]) < 4 or shape[2] < 1:
+        raise ValueError(
+            f"input_shape {shape} is too small: height and width must be at least 4 (two stride-2 "
+            "stages) and channels at least 1, e.g. (32, 32, 3)."
+        )
+    return shape
+
+
+def _check_head(include_top, pooling, classes, classifier_activation) -> None:
+    if include_top:
+        if pooling is not None:
+            raise ValueError(
+                f"pooling={pooling!r} only applies with include_top=False (the top already "
+                "average-pools). Pass pooling=None, or include_top=False."
+            )
+        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+            raise ValueError(f"classes must be a positive integer; received {classes!r}.")
+        if classifier_activation is not None and not callable(classifier_activation):
+            keras.activations.get(classifier_activation)  # raises on unknown names
+    elif pooling not in (None, "avg", "max"):
+        raise ValueError(f"pooling must be None, 'avg' or 'max'; received {pooling!r}.")
+
+
+def _load_weights(model: keras.Model, weights) -> None:
+    path = os.fspath(weights)
+    if not path.endswith(".weights.h5"):
+        raise ValueError(
+            f"weights must be None or the path of a '.weights.h5' file; received {weights!r}. "
+            "For trained models by name use relu_ratio.zoo.load(name)."
+        )
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"weights file {path!r} does not exist.")
+    model.load_weights(path)
+
+
+# --- registry-style names -------------------------------------------------------------------
+
+_NAME = re.compile(r"^(?P<family>[a-z]+?)(?P<depth>\d+)_(?P<pattern>[a-z0-9_]+)$")
+
+
+def parse_name(name: str) -> tuple[str, int, str]:
+    """``"preact164_32"`` -> ``("preact", 164, "3:2")``; raises ``ValueError`` with a suggestion."""
+    match = _NAME.match(name) if isinstance(name, str) else None
+    if match is None:
+        raise ValueError(
+            f"model name {name!r} does not follow '{{family}}{{depth}}_{{pattern}}', e.g. "
+            f"'preact164_32' or 'resnet110_21'. Families: {', '.join(FAMILIES)}."
+        )
+    family, depth, token = match["family"], int(match["depth"]), match["pattern"]
+    _family(family)
+    if re.fullmatch(r"\d\d", token):
+        return family, depth, f"{token[0]}:{token[1]}"
+    if token not in patterns.PRESETS:
+        raise ValueError(
+            f"pattern {token!r} in model name {name!r} is neither two digits 'NM' (ratio N:M) "
+            f"nor a preset{_suggest(token, patterns.PRESETS)}. Presets: {', '.join(patterns.PRESETS)}."
+        )
+    return family, depth, token
+
+
+def build(name: str, **kwargs) -> keras.Model:
+    """Build a network from its registry-style name, e.g. ``build("preact164_32", classes=100)``.
+
+    Keyword arguments are those of :func:`build_family`.
+    """
+    family, depth, pattern = parse_name(name)
+    kwargs.setdefault("name", name)
+    return build_family(family, depth, pattern, **kwargs)

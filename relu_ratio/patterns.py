@@ -1,0 +1,327 @@
+"""What a ``relu_pattern`` means: which ReLU slots of which block are kept.
+
+Pure Python, no Keras. Every builder accepts a ``relu_pattern`` and turns it into a
+:class:`ReLUPattern`; the pattern then *resolves* against a block kind and the number of
+blocks per stage into one boolean mask per block (``True`` = a ReLU stands in that slot).
+
+Accepted specs:
+
+* ratio strings ``"N:M"`` (convolutions : ReLUs, ``N >= M >= 1``), e.g. ``"1:1"``, ``"2:1"``, ``"3:2"``;
+* explicit masks such as ``"011"`` (one character per slot, ``0`` = no ReLU), applied to every block;
+* preset names: ``"paired"``, ``"type1"``, ``"type2"``, ``"type3"``, ``"erase_last"``;
+* a list with one spec per stage, e.g. ``["2:1", "paired", "paired"]``, where a stage's spec may
+  itself be a list of per-block masks (this is the fully explicit form the zoo stores);
+* a callable ``(stage, block) -> mask``.
+
+Example:
+    >>> from relu_ratio.patterns import ReLUPattern, BOTTLENECK
+    >>> ReLUPattern("3:2").resolve(BOTTLENECK, [2, 1, 1])[0]
+    ((False, True, True), (False, True, True))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Sequence
+from typing import Union
+
+Mask = tuple[bool, ...]
+Masks = tuple[tuple[Mask, ...], ...]  # [stage][block] -> mask
+PatternSpec = Union[str, Sequence, Callable[[int, int], object], "ReLUPattern", None]
+
+_RATIO = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+_MASK = re.compile(r"^[01]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockKind:
+    """The ReLU slots of one block type and how ratios and presets map onto them.
+
+    Attributes:
+        name: block type name, used in messages.
+        slots: names of the ReLU slots in mask order.
+        convs: convolutions on the block's main path (the ``N`` a ratio refers to).
+        removal_order: which slots a ratio removes first (a ratio that keeps ``k`` ReLUs per block
+            removes the first ``len(slots) - k`` slots of this order).
+        presets: named masks this block type knows.
+        periodic: ``True`` for single-layer blocks (plain nets), where a ratio or mask is a period
+            laid over the whole sequence of layers instead of over one block.
+    """
+
+    name: str
+    slots: tuple[str, ...]
+    convs: int
+    removal_order: tuple[int, ...]
+    presets: dict[str, str]
+    periodic: bool = False
+
+    def mask_removing(self, count: int) -> Mask:
+        removed = set(self.removal_order[:count])
+        return tuple(i not in removed for i in range(len(self.slots)))
+
+
+PLAIN = BlockKind(
+    name="plain layer (conv-BN-ReLU)",
+    slots=("relu",),
+    convs=1,
+    removal_order=(0,),
+    presets={"paired": "1"},
+    periodic=True,
+)
+BASIC_POSTACT = BlockKind(
+    name="post-activation building block",
+    slots=("inner", "after_add"),
+    convs=2,
+    removal_order=(0, 1),
+    presets={"paired": "11", "type1": "01", "erase_last": "10"},
+)
+BASIC_PREACT = BlockKind(
+    name="pre-activation building block",
+    slots=("preact1", "preact2"),
+    convs=2,
+    removal_order=(0, 1),
+    presets={"paired": "11", "type1": "01", "erase_last": "10"},
+)
+BOTTLENECK = BlockKind(
+    name="pre-activation bottleneck block",
+    slots=("preact1", "preact2", "preact3"),
+    convs=3,
+    removal_order=(0, 1, 2),
+    presets={"paired": "111", "type1": "011", "type2": "101", "type3": "110", "erase_last": "110"},
+)
+MERGE_AND_RUN = BlockKind(
+    name="merge-and-run block",
+    slots=("branch1_inner", "branch1_out", "branch2_inner", "branch2_out"),
+    convs=4,
+    removal_order=(1, 3, 0, 2),
+    presets={"paired": "1111", "type1": "1011", "type2": "0111", "erase_last": "1010"},
+)
+BLOCK_KINDS = (PLAIN, BASIC_POSTACT, BASIC_PREACT, BOTTLENECK, MERGE_AND_RUN)
+PRESETS = ("paired", "type1", "type2", "type3", "erase_last")
+
+
+def parse_ratio(spec: str) -> tuple[int, int] | None:
+    """``"3:2"`` -> ``(3, 2)``; ``None`` if ``spec`` is not shaped like a ratio."""
+    match = _RATIO.match(spec)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+class ReLUPattern:
+    """A parsed ``relu_pattern``; see the module docstring for the accepted specs.
+
+    Parsing checks the shape of the spec at once; whether it fits a block type (mask length,
+    realisable ratio, known preset) is checked by :meth:`resolve`, which knows the block.
+    """
+
+    def __init__(self, spec: PatternSpec = "paired"):
+        if isinstance(spec, ReLUPattern):
+            spec = spec.spec
+        if spec is None:
+            spec = "paired"
+        self.spec = _validate_shape(spec)
+
+    def __repr__(self) -> str:
+        return f"ReLUPattern({self.spec!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ReLUPattern) and self.spec == other.spec
+
+    def __hash__(self) -> int:
+        return hash(repr(self.spec))
+
+    def resolve(self, kind: BlockKind, blocks_per_stage: Sequence[int]) -> Masks:
+        """One mask per block: ``masks[stage][block][slot]`` is ``True`` where a ReLU stands.
+
+        Raises:
+            ValueError: if the pattern does not fit ``kind`` or leaves the network without ReLUs.
+        """
+        spec = self.spec
+        if callable(spec):
+            masks = tuple(
+                tuple(_call_mask(spec, kind, s, b) for b in range(n))
+                for s, n in enumerate(blocks_per_stage)
+            )
+        elif isinstance(spec, tuple):
+            if len(spec) != len(blocks_per_stage):
+                raise ValueError(
+                    f"relu_pattern has {len(spec)} per-stage entries, but this network has "
+                    f"{len(blocks_per_stage)} stages. Give exactly one spec per stage."
+                )
+            masks = tuple(
+                _stage_masks(stage_spec, kind, n) for stage_spec, n in zip(spec, blocks_per_stage)
+            )
+        else:
+            masks = _network_masks(spec, kind, blocks_per_stage)
+        if not any(any(mask) for stage in masks for mask in stage):
+            raise ValueError(
+                f"relu_pattern {_show(self.spec)} removes every ReLU from the {kind.name}s "
+                "(M = 0): a network without non-linearity is not a proportional module. "
+                "Keep at least one ReLU."
+            )
+        return masks
+
+    def explicit(self, kind: BlockKind, blocks_per_stage: Sequence[int]) -> str | list[list[str]]:
+        """The resolved pattern in its most compact explicit form.
+
+        A single mask string if every block has the same mask, else per-stage lists of masks.
+        Parsing the result gives back the same masks.
+        """
+        masks = self.resolve(kind, blocks_per_stage)
+        flat = {mask for stage in masks for mask in stage}
+        if len(flat) == 1 and not kind.periodic:
+            return mask_to_str(flat.pop())
+        return [[mask_to_str(m) for m in stage] for stage in masks]
+
+
+def mask_to_str(mask: Mask) -> str:
+    return "".join("1" if keep else "0" for keep in mask)
+
+
+def _show(spec: object) -> str:
+    return f"'{spec}'" if isinstance(spec, str) else repr(spec)
+
+
+def _validate_shape(spec: object) -> str | tuple | Callable:
+    if isinstance(spec, str):
+        text = spec.strip().lower().replace("-", "_")
+        ratio = parse_ratio(text)
+        if ratio is not None:
+            n, m = ratio
+            if m == 0:
+                raise ValueError(
+                    f"relu_pattern '{spec}' has M = 0, i.e. no ReLU at all. "
+                    "A ratio N:M needs N >= M >= 1, e.g. '2:1' or '3:2'."
+                )
+            if m > n:
+                raise ValueError(
+                    f"relu_pattern '{spec}' asks for more ReLUs than convolutions. "
+                    "A ratio N:M needs N >= M >= 1, e.g. '1:1', '2:1' or '3:2'."
+                )
+            return f"{n}:{m}"
+        if _MASK.match(text) or text in PRESETS:
+            return text
+        raise ValueError(
+            f"relu_pattern '{spec}' is not understood. Valid: a ratio 'N:M' with N >= M >= 1 "
+            f"(e.g. '2:1', '3:2'), a mask of 0/1 characters (e.g. '011'), a preset "
+            f"({', '.join(PRESETS)}), a list with one of these per stage, or a callable "
+            "(stage, block) -> mask."
+        )
+    if callable(spec):
+        return spec
+    if isinstance(spec, (list, tuple)):
+        if not spec:
+            raise ValueError("relu_pattern is an empty list; give one spec per stage.")
+        return tuple(_validate_stage(item) for item in spec)
+    raise ValueError(
+        f"relu_pattern must be a string, a list of per-stage specs or a callable; "
+        f"received {spec!r} of type {type(spec).__name__}."
+    )
+
+
+def _validate_stage(item: object) -> str | tuple[str, ...]:
+    if isinstance(item, (list, tuple)):
+        if not item:
+            raise ValueError("a per-stage relu_pattern entry is an empty list of block masks.")
+        masks = tuple(str(m).strip() if isinstance(m, str) else m for m in item)
+        for mask in masks:
+            if not isinstance(mask, str) or not _MASK.match(mask):
+                raise ValueError(
+                    f"per-block mask {mask!r} is not a string of 0/1 characters such as '011'."
+                )
+        return masks
+    if isinstance(item, str):
+        return _validate_shape(item)
+    raise ValueError(
+        f"a per-stage relu_pattern entry must be a string or a list of masks; received {item!r}."
+    )
+
+
+def _block_mask(spec: str, kind: BlockKind) -> Mask:
+    """The mask one (non-periodic) block gets from a string spec."""
+    slots = len(kind.slots)
+    ratio = parse_ratio(spec)
+    if ratio is not None:
+        n, m = ratio
+        keep = m * kind.convs / n
+        if keep != int(keep) or keep < 1:
+            valid = sorted({f"{kind.convs}:{k}" for k in range(1, slots + 1)})
+            raise ValueError(
+                f"relu_pattern '{spec}' cannot be realised by a {kind.name} with {kind.convs} "
+                f"convolutions and {slots} ReLU slots. Valid ratios: {', '.join(valid)} "
+                "(or an explicit mask)."
+            )
+        return kind.mask_removing(slots - int(keep))
+    if spec in PRESETS:
+        if spec not in kind.presets:
+            raise ValueError(
+                f"preset '{spec}' is not defined for a {kind.name}. "
+                f"Valid presets: {', '.join(kind.presets)}."
+            )
+        spec = kind.presets[spec]
+    return _parse_mask(spec, kind)
+
+
+def _parse_mask(text: str, kind: BlockKind) -> Mask:
+    if not _MASK.match(text) or len(text) != len(kind.slots):
+        raise ValueError(
+            f"mask '{text}' does not fit a {kind.name}: it needs exactly {len(kind.slots)} "
+            f"characters of 0/1, one per ReLU slot ({', '.join(kind.slots)})."
+        )
+    return tuple(c == "1" for c in text)
+
+
+def _periodic_masks(spec: str, count: int, offset: int) -> list[Mask]:
+    """Plain nets: a ratio N:M or mask is a period laid over the layers (ReLUs at its end)."""
+    ratio = parse_ratio(spec)
+    if ratio is not None:
+        n, m = ratio
+        period = "0" * (n - m) + "1" * m
+    elif spec in PRESETS:
+        if spec not in PLAIN.presets:
+            raise ValueError(
+                f"preset '{spec}' is not defined for plain networks. "
+                f"Valid presets: {', '.join(PLAIN.presets)} (or a ratio such as '2:1')."
+            )
+        period = PLAIN.presets[spec]
+    else:
+        period = spec
+    return [(period[(offset + i) % len(period)] == "1",) for i in range(count)]
+
+
+def _network_masks(spec: str, kind: BlockKind, blocks_per_stage: Sequence[int]) -> Masks:
+    if kind.periodic:
+        masks, offset = [], 0
+        for n in blocks_per_stage:
+            masks.append(tuple(_periodic_masks(spec, n, offset)))
+            offset += n
+        return tuple(masks)
+    mask = _block_mask(spec, kind)
+    return tuple((mask,) * n for n in blocks_per_stage)
+
+
+def _stage_masks(spec: str | tuple[str, ...], kind: BlockKind, blocks: int) -> tuple[Mask, ...]:
+    if isinstance(spec, tuple):
+        if len(spec) != blocks:
+            raise ValueError(
+                f"a stage has {blocks} blocks, but its relu_pattern entry lists {len(spec)} masks."
+            )
+        return tuple(_parse_mask(m, kind) for m in spec)
+    if kind.periodic:
+        return tuple(_periodic_masks(spec, blocks, 0))
+    return (_block_mask(spec, kind),) * blocks
+
+
+def _call_mask(fn: Callable[[int, int], object], kind: BlockKind, stage: int, block: int) -> Mask:
+    result = fn(stage, block)
+    if isinstance(result, str):
+        text = result.strip()
+        if text in PRESETS or parse_ratio(text) is not None:
+            return _block_mask(text, kind) if not kind.periodic else _periodic_masks(text, 1, 0)[0]
+        return _parse_mask(text, kind)
+    if isinstance(result, (list, tuple)) and all(v in (0, 1) for v in result):
+        return _parse_mask("".join("1" if v else "0" for v in result), kind)
+    raise ValueError(
+        f"relu_pattern callable returned {result!r} for stage {stage}, block {block}; it must "
+        f"return a mask such as '{'1' * len(kind.slots)}' or a list of {len(kind.slots)} booleans."
+    )

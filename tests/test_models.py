@@ -1,0 +1,140 @@
+"""Builders: published parameter counts, ReLU counts measured from the model, argument checks."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from conftest import SMALL_NAMES
+
+import relu_ratio
+from relu_ratio import models
+
+pytestmark = pytest.mark.backend
+
+
+def test_preact164_has_the_published_parameter_count():
+    model = models.preact_bottleneck(depth=164, classes=10)
+    assert relu_ratio.describe(model).params == 1_703_258
+
+
+@pytest.mark.parametrize("name", ["resnet110_11", "dfnmr110_11"])
+def test_110_layer_nets_are_within_2_percent_of_published_1_7m(name):
+    params = relu_ratio.describe(models.build(name)).params
+    assert abs(params - 1.7e6) / 1.7e6 < 0.02, params
+
+
+@pytest.mark.parametrize(
+    ("name", "convs", "relus"),
+    [
+        ("preact164_11", 163, 163),  # 54 blocks x 3 + final BN-ReLU
+        ("preact164_32", 163, 109),  # Type 1: first ReLU of every block removed
+        ("preact164_31", 163, 55),
+        ("resnet110_11", 109, 109),  # 54 blocks x 2 + final
+        ("resnet110_21", 109, 55),
+        ("postresnet110_11", 109, 109),  # stem + 54 x 2
+        ("postresnet110_erase_last", 109, 55),
+        ("dfnmr110_11", 109, 108),  # stem + 26 x 4 + last block: 2 inner + 1 merged
+        ("dfnmr110_43", 109, 82),  # Type 1: one post-sum ReLU fewer in 26 blocks
+        ("dfnmr110_type2", 109, 81),  # Type 2: one inner ReLU fewer in all 27 blocks
+        ("plain38_11", 37, 37),
+        ("plain38_21", 37, 19),  # stem + every 2nd of 36 layers
+        ("plain62_21", 61, 31),
+        ("plain84_21", 83, 42),
+    ],
+)
+def test_relu_count_in_the_built_model_matches_the_pattern(name, convs, relus):
+    info = relu_ratio.describe(models.build(name))
+    assert (info.convs, info.relus) == (convs, relus)
+
+
+@pytest.mark.parametrize("family", list(SMALL_NAMES))
+def test_removing_relus_never_changes_parameters(family):
+    name = SMALL_NAMES[family]
+    family, depth, _ = models.parse_name(f"{name}_11")
+    counts = {
+        pattern: relu_ratio.describe(models.build_family(family, depth, pattern)).params
+        for pattern in ("paired", "2:1" if family in ("plain", "resnet", "postresnet") else "type1")
+    }
+    assert len(set(counts.values())) == 1, counts
+
+
+@pytest.mark.parametrize(
+    ("family", "depth", "blocks"),
+    [("plain", 38, [12, 12, 12]), ("plain", 62, [20, 20, 20]), ("plain", 84, [27, 27, 28]),
+     ("dfnmr", 110, [9, 9, 9]), ("preact", 164, [18, 18, 18]), ("resnet", 110, [18, 18, 18])],
+)
+def test_depth_to_stages(family, depth, blocks):
+    assert models.FAMILIES[family].blocks_per_stage(depth) == blocks
+
+
+@pytest.mark.parametrize(
+    ("family", "depth", "nearest"),
+    [("preact", 165, "164, 173"), ("resnet", 100, "98, 104"), ("dfnmr", 111, "110, 114"),
+     ("preact", 3, "11"), ("plain", 2, "5")],
+)
+def test_invalid_depth_lists_nearest_valid_depths(family, depth, nearest):
+    with pytest.raises(ValueError, match=f"Nearest valid depths: {nearest}"):
+        models.build_family(family, depth)
+
+
+def test_names():
+    assert models.parse_name("preact164_32") == ("preact", 164, "3:2")
+    assert models.parse_name("dfnmr110_type2") == ("dfnmr", 110, "type2")
+    with pytest.raises(ValueError, match="did you mean 'preact'"):
+        models.build("preakt164_32")
+    with pytest.raises(ValueError, match="did you mean 'type1'"):
+        models.build("preact164_typ1")
+    with pytest.raises(ValueError, match="does not follow"):
+        models.build("resnet")
+
+
+def test_head_options(images):
+    features = models.build("resnet8_21", include_top=False)
+    assert features.output.shape == (None, 8, 8, 64)
+    pooled = models.build("resnet8_21", include_top=False, pooling="max")
+    assert pooled.output.shape == (None, 64)
+    logits = models.build("resnet8_21", classes=100, classifier_activation=None)
+    out = np.asarray(logits(images))
+    assert out.shape == (4, 100) and not np.allclose(out.sum(axis=1), 1)
+    probs = np.asarray(models.build("resnet8_21")(images))
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+    wide = models.build("resnet8_21", width_multiplier=2, input_shape=(64, 48, 1))
+    assert wide.input.shape == (None, 64, 48, 1)
+    assert relu_ratio.describe(wide).params > relu_ratio.describe(models.build("resnet8_21")).params
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pooling": "avg"}, "only applies with include_top=False"),
+        ({"include_top": False, "pooling": "mean"}, "'avg' or 'max'"),
+        ({"classes": 0}, "positive integer"),
+        ({"input_shape": (32, 32)}, "height, width, channels"),
+        ({"input_shape": (2, 2, 3)}, "too small"),
+        ({"width_multiplier": 0}, "positive number"),
+        ({"weights": "model.h5"}, "'.weights.h5'"),
+        ({"classifier_activation": "softmx"}, "softmx"),
+    ],
+)
+def test_bad_builder_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        models.build("resnet8_11", **kwargs)
+
+
+def test_weights_argument_loads_a_weights_file(tmp_path, images):
+    source = models.build("preact11_32")
+    path = tmp_path / "m.weights.h5"
+    source.save_weights(path)
+    loaded = models.build("preact11_32", weights=path)
+    np.testing.assert_allclose(loaded(images), source(images), atol=1e-6)
+
+
+def test_demo_prints_both_models(capsys):
+    from relu_ratio import demo
+
+    demo.main(("preact11_11", "preact11_32"))
+    out = capsys.readouterr().out
+    assert "preact11_11: 10 convs (+3 projections) : 10 ReLUs" in out
+    assert "preact11_32: 10 convs (+3 projections) : 7 ReLUs" in out
+    assert keras.backend.backend() in out

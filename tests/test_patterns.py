@@ -1,0 +1,160 @@
+"""relu_pattern parsing and resolution (pure Python; no model is built here)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relu_ratio.patterns import (
+    BASIC_POSTACT,
+    BASIC_PREACT,
+    BLOCK_KINDS,
+    BOTTLENECK,
+    MERGE_AND_RUN,
+    PLAIN,
+    ReLUPattern,
+)
+
+T, F = True, False
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "mask"),
+    [
+        ("paired", BOTTLENECK, (T, T, T)),
+        ("1:1", BOTTLENECK, (T, T, T)),
+        ("3:2", BOTTLENECK, (F, T, T)),
+        ("type1", BOTTLENECK, (F, T, T)),
+        ("type2", BOTTLENECK, (T, F, T)),
+        ("type3", BOTTLENECK, (T, T, F)),
+        ("3:1", BOTTLENECK, (F, F, T)),
+        ("erase_last", BOTTLENECK, (T, T, F)),
+        ("2:1", BASIC_PREACT, (F, T)),
+        ("2:1", BASIC_POSTACT, (F, T)),
+        ("erase-last", BASIC_POSTACT, (T, F)),
+        ("4:3", MERGE_AND_RUN, (T, F, T, T)),
+        ("type1", MERGE_AND_RUN, (T, F, T, T)),
+        ("type2", MERGE_AND_RUN, (F, T, T, T)),
+        ("2:1", MERGE_AND_RUN, (T, F, T, F)),
+        (" 011 ", BOTTLENECK, (F, T, T)),
+        ("6:4", BOTTLENECK, (F, T, T)),
+    ],
+)
+def test_block_masks(spec, kind, mask):
+    masks = ReLUPattern(spec).resolve(kind, [2, 1, 3])
+    assert {m for stage in masks for m in stage} == {mask}
+    assert [len(stage) for stage in masks] == [2, 1, 3]
+
+
+def test_plain_ratio_is_periodic_over_all_layers():
+    masks = ReLUPattern("2:1").resolve(PLAIN, [3, 3, 2])
+    flat = [m[0] for stage in masks for m in stage]
+    # the ReLU after the 1st, 3rd, 5th ... layer is removed, across stage boundaries
+    assert flat == [F, T, F, T, F, T, F, T]
+    flat = [m[0] for stage in ReLUPattern("3:2").resolve(PLAIN, [3, 3]) for m in stage]
+    assert flat == [F, T, T, F, T, T]
+
+
+def test_per_stage_lists_and_explicit_masks():
+    masks = ReLUPattern(["3:2", "paired", ["111", "001"]]).resolve(BOTTLENECK, [1, 1, 2])
+    assert masks == (((F, T, T),), ((T, T, T),), ((T, T, T), (F, F, T)))
+
+
+def test_callable_pattern():
+    masks = ReLUPattern(lambda s, b: "011" if b % 2 else [1, 1, 1]).resolve(BOTTLENECK, [2, 2, 1])
+    assert masks[0] == ((T, T, T), (F, T, T))
+    assert masks[2] == ((T, T, T),)
+
+
+@pytest.mark.parametrize("kind", BLOCK_KINDS, ids=lambda k: k.name)
+@pytest.mark.parametrize("spec", ["paired", "2:1", ["2:1", "1:1", "paired"]])
+def test_explicit_form_round_trips(kind, spec):
+    blocks = [3, 2, 4]
+    try:
+        masks = ReLUPattern(spec).resolve(kind, blocks)
+    except ValueError:
+        pytest.skip(f"{spec} is not realisable by a {kind.name}")
+    assert ReLUPattern(ReLUPattern(spec).explicit(kind, blocks)).resolve(kind, blocks) == masks
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "message"),
+    [
+        ("2:0", BOTTLENECK, "M = 0"),
+        ("1:2", BOTTLENECK, "more ReLUs than convolutions"),
+        ("0:0", BOTTLENECK, "M = 0"),
+        ("01", BOTTLENECK, "exactly 3 characters"),
+        ("2:1", BOTTLENECK, "Valid ratios: 3:1, 3:2, 3:3"),
+        ("type3", MERGE_AND_RUN, "Valid presets: paired, type1, type2, erase_last"),
+        ("type1", PLAIN, "not defined for plain networks"),
+        ("relu", BOTTLENECK, "is not understood"),
+        ("000", BOTTLENECK, "removes every ReLU"),
+        (["paired", "paired"], BOTTLENECK, "3 stages"),
+        ([["111"], "paired", "paired"], BOTTLENECK, "lists 1 masks"),
+        (lambda s, b: 3, BOTTLENECK, "callable returned 3"),
+        (lambda s, b: "0110", BOTTLENECK, "exactly 3 characters"),
+        (42, BOTTLENECK, "of type int"),
+        ([], BOTTLENECK, "empty list"),
+    ],
+)
+def test_invalid_patterns_name_the_value_and_what_is_valid(spec, kind, message):
+    with pytest.raises(ValueError, match=message):
+        ReLUPattern(spec).resolve(kind, [2, 2, 2])
+
+
+# --- property tests ------------------------------------------------------------------------
+
+kinds = st.sampled_from(BLOCK_KINDS)
+blocks = st.lists(st.integers(1, 4), min_size=3, max_size=3)
+
+
+@st.composite
+def valid_specs(draw, kind):
+    """Specs that must resolve for ``kind``: ratios it can realise, its presets, masks of its length."""
+    slots = len(kind.slots)
+    mask = st.lists(st.booleans(), min_size=slots, max_size=slots).filter(any)
+    choice = draw(st.integers(0, 2))
+    if choice == 0:
+        if kind.periodic:
+            n = draw(st.integers(1, 6))
+            m = draw(st.integers(1, n))
+        else:
+            k = draw(st.integers(1, slots))
+            factor = draw(st.integers(1, 3))
+            n, m = kind.convs * factor, k * factor
+        return f"{n}:{m}"
+    if choice == 1:
+        return draw(st.sampled_from(sorted(kind.presets)))
+    return "".join("1" if v else "0" for v in draw(mask))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), kind=kinds, blocks=blocks)
+def test_every_valid_spec_resolves(data, kind, blocks):
+    spec = data.draw(valid_specs(kind))
+    masks = ReLUPattern(spec).resolve(kind, blocks)
+    assert [len(stage) for stage in masks] == blocks
+    assert all(len(m) == len(kind.slots) for stage in masks for m in stage)
+    assert any(any(m) for stage in masks for m in stage)
+
+
+junk = st.one_of(
+    st.text(max_size=8),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.none(),
+    st.lists(st.one_of(st.text(max_size=4), st.integers()), max_size=4),
+    st.from_regex(r"\d{1,2}:\d{1,2}", fullmatch=True),
+    st.from_regex(r"[01]{1,6}", fullmatch=True),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(spec=junk, kind=kinds, blocks=blocks)
+def test_anything_else_raises_value_error_only(spec, kind, blocks):
+    with contextlib.suppress(ValueError):  # the only allowed failure; any other fails the test
+        ReLUPattern(spec).resolve(kind, blocks)
