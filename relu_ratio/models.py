@@ -198,6 +198,7 @@ def build_family(
     classifier_activation: str | Callable | None = "softmax",
     width_multiplier: float = 1.0,
     weight_decay: float = 0.0,
+    normalization: tuple[Sequence[float], Sequence[float]] | None = None,
     name: str | None = None,
 ) -> keras.Model:
     """Build one network of ``family`` (a key of :data:`FAMILIES`).
@@ -214,6 +215,8 @@ def build_family(
         classifier_activation: activation of the classifier; ``None`` returns logits.
         width_multiplier: scales the stage widths 16/32/64.
         weight_decay: coupled L2 weight decay on convolution and dense kernels (the recipe's 1e-4).
+        normalization: ``(mean, std)`` per channel on the 0-255 scale; if given, the model starts with
+            a ``Normalization`` layer and takes raw images (uint8 or float 0-255).
         name: model name; default ``{family}{depth}``.
     """
     spec = _family(family)
@@ -228,7 +231,10 @@ def build_family(
     widths = [max(1, round(w * width_multiplier)) for w in WIDTHS]
 
     inputs = keras.Input(input_shape, name="images")
-    x = _assemble(spec, masks, widths, inputs, weight_decay)
+    x = inputs
+    if normalization is not None:
+        x = _normalization_layer(normalization, input_shape[-1])(x)
+    x = _assemble(spec, masks, widths, x, weight_decay)
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = layers.Dense(
@@ -271,6 +277,19 @@ def _assemble(spec: Family, masks, widths: list[int], inputs, weight_decay: floa
     if spec.final_bn_relu:
         x = layers.ReLU(name="final_relu")(batch_norm("final_bn")(x))
     return x
+
+
+def _normalization_layer(normalization, channels: int) -> layers.Normalization:
+    try:
+        mean, std = (tuple(float(v) for v in part) for part in normalization)
+    except (TypeError, ValueError):
+        mean = std = ()
+    if len(mean) != channels or len(std) != channels or min(std, default=0) <= 0:
+        raise ValueError(
+            f"normalization must be (mean, std) with {channels} values each and std > 0; "
+            f"received {normalization!r}."
+        )
+    return layers.Normalization(mean=mean, variance=[s * s for s in std], name="normalize", dtype="float32")
 
 
 def _family(family: str) -> Family:

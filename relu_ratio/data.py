@@ -1,0 +1,312 @@
+"""Datasets as numpy arrays, with their class names and mean/std, and the CIFAR augmentation.
+
+Two sources, one result (:class:`Split`: uint8 images, int labels, :class:`DatasetInfo`):
+
+* ``load("cifar10" | "cifar100", split)``: tensorflow-datasets (downloads on first use; ``data_dir``
+  is honoured). TensorFlow is imported only here.
+* ``load(path, split)``: a local image folder laid out ``split/label/image``, either a directory or an
+  archive (``.tar.gz``, ``.tgz``, ``.tar``), or a directory holding ``*-{split}.tar.gz`` archives such as
+  the CIFAR-10 JPEG archives in ``shared/data``. Decoded once with Pillow into a numpy cache under
+  ``$RELU_RATIO_HOME/data`` (default ``~/.cache/relu_ratio/data``); no TensorFlow needed, so the JAX/GPU
+  path works without it.
+
+:func:`batches` feeds ``model.fit`` from numpy with the standard CIFAR augmentation (pad 4 with the mean
+colour, random crop, random horizontal flip), vectorised so that it does not stall the step.
+
+Example:
+    >>> from relu_ratio import data
+    >>> test = data.load("../shared/data", split="test")          # doctest: +SKIP
+    >>> test.images.shape, test.info.class_names[:2]              # doctest: +SKIP
+    ((10000, 32, 32, 3), ('airplane', 'automobile'))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import keras
+import numpy as np
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What travels with a dataset, and later with a model trained on it.
+
+    ``mean`` and ``std`` are per channel on the 0-255 scale.
+    """
+
+    name: str
+    class_names: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """One split as numpy arrays: ``images`` uint8 (N, H, W, C), ``labels`` int32 (N,)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    info: DatasetInfo
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, count: int | None, seed: int = 0) -> Split:
+        """A class-stratified random subset of ``count`` images (all of them if ``None``)."""
+        if count is None or count >= len(self):
+            return self
+        if count < 1:
+            raise ValueError(f"subset size must be >= 1; received {count}.")
+        order = np.random.default_rng(seed).permutation(len(self))
+        keep = np.sort(order[:count])
+        return Split(self.images[keep], self.labels[keep], self.info)
+
+
+# Reference statistics for the tensorflow-datasets versions (shared REFERENCE.md, fusenet).
+TFDS_STATS = {
+    "cifar10": ((125.307, 122.950, 113.865), (62.993, 62.089, 66.705)),
+    "cifar100": ((129.304, 124.070, 112.434), (68.170, 65.392, 70.418)),
+}
+
+
+def load(
+    source: str | os.PathLike,
+    split: str = "train",
+    data_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> Split:
+    """Load ``split`` of a tfds dataset name (``"cifar10"``, ``"cifar100"``) or a local folder/archive."""
+    if str(source) in TFDS_STATS:
+        return _load_tfds(str(source), split, data_dir)
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"dataset {str(source)!r} is neither a known tensorflow-datasets name "
+            f"({', '.join(TFDS_STATS)}) nor an existing folder or archive."
+        )
+    return _load_local(_resolve_archive(path, split), split, cache_dir)
+
+
+def _load_tfds(name: str, split: str, data_dir) -> Split:
+    import tensorflow_datasets as tfds  # only the tfds path needs TensorFlow
+
+    builder = tfds.builder(name, data_dir=None if data_dir is None else os.fspath(data_dir))
+    builder.download_and_prepare()
+    images, labels = tfds.as_numpy(builder.as_dataset(split=split, as_supervised=True, batch_size=-1))
+    mean, std = TFDS_STATS[name]
+    classes = tuple(builder.info.features["label"].names)
+    return Split(images.astype(np.uint8), labels.astype(np.int32), DatasetInfo(name, classes, mean, std))
+
+
+def _resolve_archive(path: Path, split: str) -> Path:
+    """A directory holding ``split/`` is used as is; else find its ``*{split}.tar.gz`` archive."""
+    if path.is_file() or (path / split).is_dir():
+        return path
+    matches = sorted(p for p in path.iterdir() if _strip_archive_suffix(p.name).endswith(split))
+    if len(matches) != 1:
+        raise FileNotFoundError(
+            f"{path} holds neither a '{split}/' folder nor exactly one '*{split}.tar.gz' archive "
+            f"(found {[p.name for p in matches]}). Expected layout: {split}/<label>/<image>."
+        )
+    return matches[0]
+
+
+def _strip_archive_suffix(name: str) -> str:
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def cache_root(cache_dir=None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    home = os.environ.get("RELU_RATIO_HOME", os.path.join("~", ".cache", "relu_ratio"))
+    return Path(home).expanduser() / "data"
+
+
+def _load_local(path: Path, split: str, cache_dir) -> Split:
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{split}".encode()).hexdigest()
+    cache = cache_root(cache_dir) / f"{_strip_archive_suffix(path.name)}-{split}-{key[:16]}.npz"
+    if cache.exists():
+        with np.load(cache) as npz:
+            info = DatasetInfo(**{k: _tuple(v) for k, v in json.loads(str(npz["info"])).items()})
+            return Split(npz["images"], npz["labels"], info)
+    result = _decode(path, split)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=cache.parent, suffix=".npz", delete=False) as tmp:
+        np.savez(tmp, images=result.images, labels=result.labels, info=json.dumps(result.info.to_json()))
+    os.replace(tmp.name, cache)  # atomic: a killed run never leaves half a cache file
+    return result
+
+
+def _tuple(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _decode(path: Path, split: str) -> Split:
+    by_class: dict[str, list[tuple[str, bytes]]] = {}
+    for member, label, read in _walk(path, split):
+        by_class.setdefault(label, [])
+        if read is not None:
+            by_class[label].append((member, read()))
+    if not by_class:
+        raise ValueError(f"{path} has no '{split}/<label>/<image>' entries. Expected that layout.")
+    empty = [label for label, files in by_class.items() if not files]
+    if empty:
+        raise ValueError(f"class folder(s) {empty} in {path} ({split}) contain no images.")
+    class_names = tuple(sorted(by_class))
+    images, labels, shape = [], [], None
+    for index, label in enumerate(class_names):
+        for member, blob in sorted(by_class[label]):
+            image = _decode_image(blob, f"{path}:{member}")
+            if shape is None:
+                shape = image.shape
+            elif image.shape != shape:
+                raise ValueError(f"image {path}:{member} is {image.shape}, the others are {shape}.")
+            images.append(image)
+            labels.append(index)
+    stack = np.stack(images)
+    mean = tuple(float(v) for v in stack.mean(axis=(0, 1, 2), dtype=np.float64))
+    std = tuple(float(v) for v in stack.std(axis=(0, 1, 2), dtype=np.float64))
+    name = "cifar10_jpeg" if class_names == CIFAR10_CLASSES else _strip_archive_suffix(path.name)
+    return Split(stack, np.asarray(labels, np.int32), DatasetInfo(name, class_names, mean, std))
+
+
+def _walk(path: Path, split: str) -> Iterator[tuple[str, str, object]]:
+    """``(member, label, read)`` for every entry under ``split/``; ``read`` is None for folders."""
+    if path.is_dir():
+        root = path / split
+        for label_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            yield str(label_dir.relative_to(path)), label_dir.name, None
+            for file in sorted(label_dir.iterdir()):
+                yield from _entry(str(file.relative_to(path)), split, file.read_bytes)
+        return
+    try:
+        archive = tarfile.open(path)  # noqa: SIM115 (closed by the `with` below)
+    except (tarfile.TarError, OSError) as error:
+        raise ValueError(f"cannot read archive {path}: {error}") from error
+    with archive:
+        try:
+            for info in archive:
+                parts = info.name.strip("/").split("/")
+                if parts[0] != split or len(parts) < 2:
+                    continue
+                if info.isdir() and len(parts) == 2:
+                    yield info.name, parts[1], None
+                elif info.isfile():
+                    yield from _entry(info.name, split, lambda info=info: archive.extractfile(info).read())
+        except (tarfile.TarError, EOFError, OSError) as error:
+            raise ValueError(f"archive {path} is truncated or corrupt: {error}") from error
+
+
+def _entry(member: str, split: str, read) -> Iterator[tuple[str, str, object]]:
+    parts = member.strip("/").split("/")
+    if not member.lower().endswith(IMAGE_SUFFIXES):
+        return
+    if len(parts) != 3:
+        raise ValueError(f"{member} is not laid out as {split}/<label>/<image>.")
+    yield member, parts[1], read
+
+
+def _decode_image(blob: bytes, where: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(blob)) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise ValueError(f"cannot decode image {where}: {error}") from error
+
+
+# --- feeding model.fit --------------------------------------------------------------------------
+
+
+class Batches(keras.utils.PyDataset):
+    """Batches of ``(images, labels)`` from a :class:`Split` for ``model.fit``/``evaluate``.
+
+    With ``augment=True``: every epoch a new shuffle, then pad 4 pixels with the mean colour, a random
+    crop back to the original size and a random horizontal flip, all vectorised in numpy.
+    Images stay uint8 0-255: the model's ``normalization`` does the rest. ``one_hot=True`` gives one-hot
+    labels (what label smoothing needs).
+    """
+
+    def __init__(
+        self,
+        split: Split,
+        batch_size: int,
+        augment: bool = False,
+        seed: int = 0,
+        one_hot: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; received {batch_size}.")
+        self.split, self.batch_size, self.augment, self.one_hot = split, batch_size, augment, one_hot
+        self.rng = np.random.default_rng(seed)
+        self.order = np.arange(len(split))
+        self.fill = np.round(np.asarray(split.info.mean)).astype(np.uint8)
+        if augment:
+            self.on_epoch_end()
+
+    def __len__(self) -> int:
+        return -(-len(self.split) // self.batch_size)
+
+    def __getitem__(self, index: int):
+        keep = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        images, labels = self.split.images[keep], self.split.labels[keep]
+        if self.augment:
+            images = pad_crop_flip(images, self.rng, self.fill)
+        if self.one_hot:
+            labels = np.eye(self.split.info.num_classes, dtype="float32")[labels]
+        return images, labels
+
+    def on_epoch_end(self) -> None:
+        if self.augment:
+            self.rng.shuffle(self.order)
+
+
+def pad_crop_flip(images: np.ndarray, rng: np.random.Generator, fill, pad: int = 4) -> np.ndarray:
+    """Pad by ``pad`` with colour ``fill``, crop randomly back to size, flip half horizontally."""
+    n, h, w, c = images.shape
+    padded = np.empty((n, h + 2 * pad, w + 2 * pad, c), images.dtype)
+    padded[...] = np.asarray(fill, images.dtype)
+    padded[:, pad : pad + h, pad : pad + w] = images
+    dy = rng.integers(0, 2 * pad + 1, n)
+    dx = rng.integers(0, 2 * pad + 1, n)
+    rows = dy[:, None] + np.arange(h)[None, :]
+    cols = dx[:, None] + np.arange(w)[None, :]
+    flip = rng.random(n) < 0.5
+    cols[flip] = cols[flip, ::-1]
+    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def batches(
+    split: Split, batch_size: int, augment: bool = False, seed: int = 0, one_hot: bool = False
+) -> Batches:
+    """Shorthand for :class:`Batches`."""
+    return Batches(split, batch_size, augment=augment, seed=seed, one_hot=one_hot)

@@ -1,0 +1,380 @@
+"""Train any relu_ratio model with ``model.fit``: the paper's recipe, a fast recipe, and a CLI that resumes.
+
+Recipes (:data:`RECIPES`):
+
+* ``paper`` (default; fusenet's ``train_model.py``, which the paper follows): SGD, Nesterov momentum 0.9,
+  lr 0.1, weight decay 1e-4, batch 64, 400 epochs, lr x0.1 at 1/2, 3/4 and 7/8 of training.
+* ``fast`` (a few-minute GPU budget): same optimizer, batch 128, one warm-up epoch into a cosine decay,
+  label smoothing 0.1. Epochs are yours to set.
+
+From Python::
+
+    from relu_ratio import train
+    result = train.run(train.TrainConfig(model="resnet20_21", dataset="../shared/data", epochs=2))
+
+or use the parts in your own script (:func:`compile_for`, :func:`relu_ratio.data.batches`). From the
+command line::
+
+    python -m relu_ratio.train --model preact164_32 --dataset ../shared/data --recipe fast \
+        --epochs 30 --out runs/p164
+
+The run directory gets ``config.json`` (the full config and the command), ``metrics.csv`` (one row per
+epoch), TensorBoard logs (with TensorFlow installed), ``best.weights.h5`` / ``model.weights.h5`` (best by
+test accuracy / final), a ``backup/`` for resuming, and ``result.json`` (final test accuracy, time,
+device). Killed at any point, the same command resumes from the last backup (every epoch and every
+``--backup-every`` steps; the interrupted epoch restarts from its beginning with the backed-up weights and
+optimizer state) and ends after the same number of epochs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from relu_ratio import data, models
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run depends on; every field is also a CLI flag (``--batch-size``...).
+
+    ``None`` fields take the recipe's value.
+    """
+
+    model: str = "preact164_32"
+    dataset: str = "cifar10"
+    out: str = "runs/run"
+    recipe: str = "paper"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    label_smoothing: float | None = None
+    schedule: str | None = None  # "step" or "cosine"
+    warmup_epochs: float | None = None
+    train_subset: int | None = None  # use a stratified random subset of the training images
+    test_subset: int | None = None
+    data_dir: str | None = None  # tensorflow-datasets data_dir
+    seed: int = 0
+    mixed_precision: str = "auto"  # "auto" (bfloat16 on GPU), "off", "mixed_bfloat16", "mixed_float16"
+    distribute: bool = False
+    backup_every: int = 200  # steps between mid-epoch backups
+    verbose: int = 1
+
+    def resolved(self) -> TrainConfig:
+        """A copy with the recipe's defaults filled in, checked."""
+        if self.recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {sorted(RECIPES)}; received {self.recipe!r}.")
+        filled = dataclasses.replace(self)
+        for key, value in RECIPES[self.recipe].items():
+            if getattr(filled, key) is None:
+                setattr(filled, key, value)
+        if filled.schedule not in ("step", "cosine"):
+            raise ValueError(f"schedule must be 'step' or 'cosine'; received {filled.schedule!r}.")
+        for key in ("epochs", "batch_size", "backup_every"):
+            if getattr(filled, key) < 1:
+                raise ValueError(f"{key} must be >= 1; received {getattr(filled, key)!r}.")
+        if filled.mixed_precision not in ("auto", "off", "mixed_bfloat16", "mixed_float16"):
+            raise ValueError(
+                "mixed_precision must be 'auto', 'off', 'mixed_bfloat16' or 'mixed_float16'; "
+                f"received {filled.mixed_precision!r}."
+            )
+        models.parse_name(filled.model)
+        return filled
+
+
+RECIPES: dict[str, dict] = {
+    "paper": {"epochs": 400, "batch_size": 64, "lr": 0.1, "label_smoothing": 0.0, "schedule": "step",
+              "warmup_epochs": 0.0},
+    "fast": {"epochs": 30, "batch_size": 128, "lr": 0.1, "label_smoothing": 0.1, "schedule": "cosine",
+             "warmup_epochs": 1.0},
+}  # fmt: skip
+
+
+def learning_rate(config: TrainConfig, steps_per_epoch: int):
+    """The recipe's schedule as a Keras ``LearningRateSchedule`` over optimizer steps."""
+    total = config.epochs * steps_per_epoch
+    if config.schedule == "step":
+        bounds = sorted({max(1, int(total * f)) for f in (1 / 2, 3 / 4, 7 / 8)})
+        return keras.optimizers.schedules.PiecewiseConstantDecay(
+            bounds, [config.lr * 0.1**i for i in range(len(bounds) + 1)]
+        )
+    warmup = min(int(config.warmup_epochs * steps_per_epoch), total - 1)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.lr / 10 if warmup else config.lr,
+        decay_steps=max(1, total - warmup),
+        warmup_target=config.lr if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def compile_for(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> keras.Model:
+    """Compile ``model`` with the recipe's optimizer, schedule, loss and metrics (one-hot labels)."""
+    optimizer = keras.optimizers.SGD(
+        learning_rate(config, steps_per_epoch), momentum=config.momentum, nesterov=config.nesterov
+    )
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    metrics = [
+        keras.metrics.CategoricalAccuracy("accuracy"),
+        keras.metrics.TopKCategoricalAccuracy(5, "top5"),
+    ]
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    return model
+
+
+def run(config: TrainConfig, command: str | None = None) -> dict:
+    """Train (or resume) the run ``config.out``; returns the final result written to ``result.json``."""
+    config = config.resolved()
+    out = Path(config.out)
+    _prepare_out(out, config)
+    keras.utils.set_random_seed(config.seed)
+    _set_precision(config.mixed_precision)
+
+    train_split = data.load(config.dataset, "train", data_dir=config.data_dir).take(
+        config.train_subset, config.seed
+    )
+    test_split = data.load(config.dataset, "test", data_dir=config.data_dir).take(
+        config.test_subset, config.seed
+    )
+    info = train_split.info
+    arch_kwargs = {"classes": info.num_classes, "normalization": [list(info.mean), list(info.std)]}
+
+    with _Distribution(config.distribute):
+        model = models.build(config.model, weight_decay=config.weight_decay, **arch_kwargs)
+        train_batches = data.batches(
+            train_split, config.batch_size, augment=True, seed=config.seed, one_hot=True
+        )
+        test_batches = data.batches(test_split, 256, one_hot=True)
+        compile_for(model, config, len(train_batches))
+
+    _write_json(out / "config.json", {
+        **dataclasses.asdict(config),
+        "command": command or _command_for(config),
+        "architecture": {"builder_name": config.model, "kwargs": arch_kwargs},
+        "dataset_info": info.to_json(),
+        "train_images": len(train_split), "test_images": len(test_split),
+    })  # fmt: skip
+    callbacks = _callbacks(out, config)
+    history = model.fit(
+        train_batches,
+        epochs=config.epochs,
+        validation_data=test_batches,
+        callbacks=callbacks,
+        verbose=config.verbose,
+    )
+    backup, clock = callbacks[0], callbacks[1]
+    model.save_weights(out / "model.weights.h5")
+    scores = model.evaluate(test_batches, verbose=0, return_dict=True)
+    result = {
+        "model": config.model,
+        "epochs_completed": backup.epochs_done(),
+        "test_top1": float(scores["accuracy"]),
+        "test_top5": float(scores["top5"]),
+        "best_test_top1": max(_column(out, "val_accuracy"), default=None),
+        "wall_time_s": clock.total,
+        "device": _device(),
+        "backend": keras.backend.backend(),
+        "versions": {"keras": keras.__version__, "numpy": np.__version__},
+        "last_epoch_metrics": {k: float(v[-1]) for k, v in history.history.items()}
+        if history.history
+        else {},
+    }
+    _write_json(out / "result.json", result)
+    return result
+
+
+def _prepare_out(out: Path, config: TrainConfig) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"cannot write to the output directory {out}: {error}") from error
+    previous = out / "config.json"
+    if previous.exists():
+        old = json.loads(previous.read_text())
+        changed = {
+            k: (old.get(k), v) for k, v in dataclasses.asdict(config).items()
+            if k not in ("verbose", "out") and old.get(k) != v
+        }  # fmt: skip
+        if changed:
+            raise ValueError(
+                f"{out} holds a run with a different config {changed} (old, new). Resume with the "
+                "same settings, or choose another --out."
+            )
+
+
+def _callbacks(out: Path, config: TrainConfig) -> list[keras.callbacks.Callback]:
+    best = max(_column(out, "val_accuracy"), default=None)
+    callbacks = [
+        _Backup(
+            out / "backup", save_freq=config.backup_every, double_checkpoint=True, delete_checkpoint=False
+        ),
+        _WallClock(out / "progress.json"),
+        keras.callbacks.CSVLogger(out / "metrics.csv", append=True),
+        keras.callbacks.ModelCheckpoint(out / "best.weights.h5", monitor="val_accuracy", mode="max",
+                                        save_best_only=True, save_weights_only=True,
+                                        initial_value_threshold=best),
+        keras.callbacks.TerminateOnNaN(),
+    ]  # fmt: skip
+    try:
+        import tensorboard  # noqa: F401  (TensorBoard writes through tf.summary)
+        import tensorflow  # noqa: F401
+
+        callbacks.append(keras.callbacks.TensorBoard(out / "tensorboard"))
+    except ImportError:
+        print("relu_ratio.train: TensorFlow/TensorBoard not installed, so no TensorBoard logs are written.")
+    return callbacks
+
+
+class _Backup(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` every ``save_freq`` steps and also at every epoch end."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        self._save_model()
+
+    def epochs_done(self) -> int:
+        path = Path(self.backup_dir) / "training_metadata.json"
+        return json.loads(path.read_text())["epoch"] if path.exists() else 0
+
+
+class _WallClock(keras.callbacks.Callback):
+    """Training time summed over resumed runs, kept in ``progress.json``."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+        self.previous = json.loads(path.read_text())["wall_time_s"] if path.exists() else 0.0
+        self.start = time.time()
+
+    @property
+    def total(self) -> float:
+        return round(self.previous + time.time() - self.start, 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        _write_json(self.path, {"wall_time_s": self.total})
+
+
+def _column(out: Path, name: str) -> list[float]:
+    path = out / "metrics.csv"
+    if not path.exists():
+        return []
+    with path.open() as f:
+        return [float(row[name]) for row in csv.DictReader(f) if row.get(name)]
+
+
+def _set_precision(mode: str) -> None:
+    if mode == "auto":
+        mode = "mixed_bfloat16" if _device().startswith("gpu") else "float32"
+    keras.mixed_precision.set_global_policy("float32" if mode == "off" else mode)
+
+
+def _device() -> str:
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        dev = jax.devices()[0]
+        return f"{dev.platform}: {getattr(dev, 'device_kind', dev)} x{jax.device_count()}"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return f"gpu: {len(gpus)} x {gpus[0].name}" if gpus else f"cpu: {os.cpu_count()} cores"
+    return backend
+
+
+class _Distribution:
+    """Context: Keras' own data parallelism (JAX) or ``tf.distribute.MirroredStrategy`` (TensorFlow)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.scope = enabled, None
+
+    def __enter__(self):
+        if not self.enabled:
+            return self
+        backend = keras.backend.backend()
+        if backend == "jax":
+            keras.distribution.set_distribution(keras.distribution.DataParallel())
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            self.scope = tf.distribute.MirroredStrategy().scope()
+            self.scope.__enter__()
+        else:
+            raise ValueError(f"--distribute supports the jax and tensorflow backends, not {backend!r}.")
+        return self
+
+    def __exit__(self, *exc):
+        if self.scope is not None:
+            self.scope.__exit__(*exc)
+        return False
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _command_for(config: TrainConfig) -> str:
+    defaults = TrainConfig()
+    args = ["python", "-m", "relu_ratio.train"]
+    for field in dataclasses.fields(TrainConfig):
+        value = getattr(config, field.name)
+        if value != getattr(defaults, field.name) and field.name != "verbose":
+            flag = "--" + field.name.replace("_", "-")
+            args += (
+                [flag]
+                if value is True
+                else [f"--no-{field.name.replace('_', '-')}"]
+                if value is False
+                else [flag, str(value)]
+            )
+    return shlex.join(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    """CLI flags generated from :class:`TrainConfig`, so the two cannot drift apart."""
+    p = argparse.ArgumentParser(prog="python -m relu_ratio.train", description=__doc__.split("\n")[0])
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        if field.type in ("bool", bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default)
+        else:
+            kind = {"int | None": int, "int": int, "float | None": float, "float": float}.get(field.type, str)
+            p.add_argument(flag, type=kind, default=field.default, help=f"default: {field.default}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    config = TrainConfig(**vars(args))
+    try:
+        result = run(
+            config, command=shlex.join(["python", "-m", "relu_ratio.train", *(argv or sys.argv[1:])])
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: result[k] for k in ("model", "epochs_completed", "test_top1", "wall_time_s")}))
+    return 0 if math.isfinite(result["test_top1"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
