@@ -112,11 +112,18 @@ def load(
 def _load_tfds(name: str, split: str, data_dir) -> Split:
     import tensorflow_datasets as tfds  # only the tfds path needs TensorFlow
 
-    builder = tfds.builder(name, data_dir=None if data_dir is None else os.fspath(data_dir))
-    builder.download_and_prepare()
-    images, labels = tfds.as_numpy(builder.as_dataset(split=split, as_supervised=True, batch_size=-1))
+    dataset, info = tfds.load(
+        name,
+        split=split,
+        as_supervised=True,
+        with_info=True,
+        data_dir=None if data_dir is None else os.fspath(data_dir),
+    )
+    chunks = list(tfds.as_numpy(dataset.batch(4096)))
+    images = np.concatenate([c[0] for c in chunks])
+    labels = np.concatenate([c[1] for c in chunks])
     mean, std = TFDS_STATS[name]
-    classes = tuple(builder.info.features["label"].names)
+    classes = tuple(info.features["label"].names)
     return Split(images.astype(np.uint8), labels.astype(np.int32), DatasetInfo(name, classes, mean, std))
 
 
@@ -199,11 +206,12 @@ def _decode(path: Path, split: str) -> Split:
 def _walk(path: Path, split: str) -> Iterator[tuple[str, str, object]]:
     """``(member, label, read)`` for every entry under ``split/``; ``read`` is None for folders."""
     if path.is_dir():
-        root = path / split
-        for label_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-            yield str(label_dir.relative_to(path)), label_dir.name, None
-            for file in sorted(label_dir.iterdir()):
-                yield from _entry(str(file.relative_to(path)), split, file.read_bytes)
+        for entry in sorted((path / split).rglob("*")):
+            member = entry.relative_to(path).as_posix()
+            if entry.is_dir() and len(entry.relative_to(path / split).parts) == 1:
+                yield member, entry.name, None
+            elif entry.is_file():
+                yield from _entry(member, split, entry.read_bytes)
         return
     try:
         archive = tarfile.open(path)  # noqa: SIM115 (closed by the `with` below)

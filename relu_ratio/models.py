@@ -373,6 +373,14 @@ def parse_name(name: str) -> tuple[str, int, str]:
     return family, depth, token
 
 
+def check_name(name: str) -> tuple[str, int, str]:
+    """Like :func:`parse_name`, and also check that the depth and pattern are valid, without building."""
+    family, depth, pattern = parse_name(name)
+    spec = FAMILIES[family]
+    ReLUPattern(pattern).resolve(spec.kind, spec.blocks_per_stage(depth))
+    return family, depth, pattern
+
+
 def build(name: str, **kwargs) -> keras.Model:
     """Build a network from its registry-style name, e.g. ``build("preact164_32", classes=100)``.
 

@@ -92,7 +92,7 @@ class TrainConfig:
                 "mixed_precision must be 'auto', 'off', 'mixed_bfloat16' or 'mixed_float16'; "
                 f"received {filled.mixed_precision!r}."
             )
-        models.parse_name(filled.model)
+        models.check_name(filled.model)
         return filled
 
 
@@ -108,7 +108,8 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
     """The recipe's schedule as a Keras ``LearningRateSchedule`` over optimizer steps."""
     total = config.epochs * steps_per_epoch
     if config.schedule == "step":
-        bounds = sorted({max(1, int(total * f)) for f in (1 / 2, 3 / 4, 7 / 8)})
+        # PiecewiseConstantDecay switches after a boundary: the step with index total*f gets the new lr
+        bounds = sorted({max(0, int(total * f) - 1) for f in (1 / 2, 3 / 4, 7 / 8)})
         return keras.optimizers.schedules.PiecewiseConstantDecay(
             bounds, [config.lr * 0.1**i for i in range(len(bounds) + 1)]
         )
@@ -152,7 +153,7 @@ def run(config: TrainConfig, command: str | None = None) -> dict:
     info = train_split.info
     arch_kwargs = {"classes": info.num_classes, "normalization": [list(info.mean), list(info.std)]}
 
-    with _Distribution(config.distribute):
+    with _Distribution(config.distribute) as distribution:
         model = models.build(config.model, weight_decay=config.weight_decay, **arch_kwargs)
         train_batches = data.batches(
             train_split, config.batch_size, augment=True, seed=config.seed, one_hot=True
@@ -187,6 +188,7 @@ def run(config: TrainConfig, command: str | None = None) -> dict:
         "wall_time_s": clock.total,
         "device": _device(),
         "backend": keras.backend.backend(),
+        "replicas": distribution.replicas,
         "versions": {"keras": keras.__version__, "numpy": np.__version__},
         "last_epoch_metrics": {k: float(v[-1]) for k, v in history.history.items()}
         if history.history
@@ -303,18 +305,22 @@ class _Distribution:
     """Context: Keras' own data parallelism (JAX) or ``tf.distribute.MirroredStrategy`` (TensorFlow)."""
 
     def __init__(self, enabled: bool):
-        self.enabled, self.scope = enabled, None
+        self.enabled, self.scope, self.replicas = enabled, None, 1
 
     def __enter__(self):
         if not self.enabled:
             return self
         backend = keras.backend.backend()
         if backend == "jax":
-            keras.distribution.set_distribution(keras.distribution.DataParallel())
+            distribution = keras.distribution.DataParallel()
+            keras.distribution.set_distribution(distribution)
+            self.replicas = int(distribution.device_mesh.devices.size)
         elif backend == "tensorflow":
             import tensorflow as tf
 
-            self.scope = tf.distribute.MirroredStrategy().scope()
+            devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+            strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
+            self.scope, self.replicas = strategy.scope(), strategy.num_replicas_in_sync
             self.scope.__enter__()
         else:
             raise ValueError(f"--distribute supports the jax and tensorflow backends, not {backend!r}.")

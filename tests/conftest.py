@@ -40,3 +40,33 @@ def images():
 def tmp_home(tmp_path, monkeypatch):
     monkeypatch.setenv("RELU_RATIO_HOME", os.fspath(tmp_path / "home"))
     return tmp_path / "home"
+
+
+SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+
+
+def write_image_folder(root, split="test", classes=("cat", "dog", "owl"), per_class=4, size=(32, 32)):
+    """A tiny ``split/label/image.png`` dataset of random images; returns ``root``."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label in classes:
+        folder = root / split / label
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i:04d}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("RELU_RATIO_HOME", os.fspath(tmp_path / "home"))
+    return write_image_folder(tmp_path / "ds")
+
+
+@pytest.fixture
+def shared_data():
+    if not os.path.exists(os.path.join(SHARED_DATA, "cifar10-jpeg-test.tar.gz")):
+        pytest.skip("shared/data (CIFAR-10 JPEG) is not beside this checkout")
+    return os.path.abspath(SHARED_DATA)

@@ -1,0 +1,133 @@
+"""Datasets: local folders and archives, the CIFAR-10 JPEG archives, tfds (mocked), augmentation."""
+
+from __future__ import annotations
+
+import tarfile
+
+import numpy as np
+import pytest
+from conftest import write_image_folder
+
+from relu_ratio import data
+
+
+def test_folder_gives_images_labels_and_info(image_folder):
+    split = data.load(image_folder, "test")
+    assert split.images.shape == (12, 32, 32, 3) and split.images.dtype == np.uint8
+    assert split.info.class_names == ("cat", "dog", "owl")
+    assert np.bincount(split.labels).tolist() == [4, 4, 4]
+    np.testing.assert_allclose(split.info.mean, split.images.mean(axis=(0, 1, 2)), rtol=1e-6)
+    assert split.info.name == "ds"
+
+
+def test_archive_and_directory_of_archives_give_the_same_split(image_folder, tmp_path):
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    with tarfile.open(archives / "tiny-test.tar.gz", "w:gz") as tar:
+        tar.add(image_folder / "test", arcname="test")
+    from_folder = data.load(image_folder, "test")
+    for source in (archives, archives / "tiny-test.tar.gz"):
+        from_archive = data.load(source, "test")
+        np.testing.assert_array_equal(from_archive.images, from_folder.images)
+        np.testing.assert_array_equal(from_archive.labels, from_folder.labels)
+
+
+def test_decoded_once_then_read_from_the_cache(image_folder, tmp_path):
+    first = data.load(image_folder, "test")
+    caches = list((tmp_path / "home" / "data").glob("*.npz"))
+    assert len(caches) == 1
+    again = data.load(image_folder, "test")
+    np.testing.assert_array_equal(again.images, first.images)
+    assert again.info == first.info
+
+
+def test_cifar10_jpeg_archives_load_directly(shared_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path))
+    test = data.load(shared_data, "test")
+    assert test.images.shape == (10000, 32, 32, 3)
+    assert np.bincount(test.labels).tolist() == [1000] * 10
+    assert test.info.name == "cifar10_jpeg" and test.info.class_names[:2] == ("airplane", "automobile")
+    assert all(abs(m - r) < 3 for m, r in zip(test.info.mean, data.TFDS_STATS["cifar10"][0]))
+
+
+def test_corrupt_image_is_named(image_folder):
+    bad = image_folder / "test" / "dog" / "0002.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"cannot decode image .*test/dog/0002\.png"):
+        data.load(image_folder, "test")
+
+
+def test_empty_class_is_named(image_folder):
+    (image_folder / "test" / "emu").mkdir()
+    with pytest.raises(ValueError, match=r"\['emu'\].*contain no images"):
+        data.load(image_folder, "test")
+
+
+def test_wrong_layout_is_named(image_folder):
+    stray = (image_folder / "test" / "cat" / "0000.png").read_bytes()
+    (image_folder / "test" / "stray.png").write_bytes(stray)
+    with pytest.raises(ValueError, match=r"test/stray\.png is not laid out as test/<label>/<image>"):
+        data.load(image_folder, "test")
+
+
+def test_mixed_sizes_are_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path / "home"))
+    write_image_folder(tmp_path / "ds", classes=("a",), per_class=2)
+    write_image_folder(tmp_path / "ds", classes=("b",), per_class=1, size=(16, 16))
+    with pytest.raises(ValueError, match=r"test/b/0000\.png is \(16, 16, 3\)"):
+        data.load(tmp_path / "ds", "test")
+
+
+def test_truncated_archive_is_named(image_folder, tmp_path):
+    archive = tmp_path / "x-test.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(image_folder / "test", arcname="test")
+    archive.write_bytes(archive.read_bytes()[:300])
+    with pytest.raises(ValueError, match=r"x-test\.tar\.gz"):
+        data.load(archive, "test")
+
+
+def test_missing_source_lists_what_is_valid(tmp_path):
+    with pytest.raises(FileNotFoundError, match="cifar10, cifar100"):
+        data.load(tmp_path / "nowhere", "test")
+
+
+@pytest.mark.tensorflow
+def test_tfds_path_with_mock_data(tmp_path):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=6, data_dir=str(tmp_path)):
+        split = data.load("cifar10", "test", data_dir=tmp_path)
+    assert split.images.shape == (6, 32, 32, 3) and split.images.dtype == np.uint8
+    assert split.info.num_classes == 10 and split.info.mean == data.TFDS_STATS["cifar10"][0]
+
+
+def test_pad_crop_flip_takes_windows_of_the_padded_image():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(64, 8, 8, 3), dtype=np.uint8)
+    fill = np.array([1, 2, 3], np.uint8)
+    out = data.pad_crop_flip(images, np.random.default_rng(1), fill)
+    assert out.shape == images.shape and out.dtype == np.uint8
+    padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    padded[:, :4], padded[:, -4:], padded[:, :, :4], padded[:, :, -4:] = fill, fill, fill, fill
+    flips = 0
+    for img, res in zip(padded, out):
+        windows = [img[y : y + 8, x : x + 8] for y in range(9) for x in range(9)]
+        plain = any(np.array_equal(res, w) for w in windows)
+        flipped = any(np.array_equal(res, w[:, ::-1]) for w in windows)
+        assert plain or flipped
+        flips += flipped and not plain
+    assert 10 < flips < 54  # about half are flipped
+
+
+def test_batches_shuffle_each_epoch_and_one_hot(image_folder):
+    split = data.load(image_folder, "test")
+    batches = data.batches(split, 5, augment=True, one_hot=True)
+    assert len(batches) == 3
+    images, labels = batches[2]
+    assert images.shape == (2, 32, 32, 3) and labels.shape == (2, 3)
+    first = batches.order.copy()
+    batches.on_epoch_end()
+    assert sorted(batches.order) == sorted(first) and not np.array_equal(batches.order, first)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        data.batches(split, 0)

@@ -1,0 +1,162 @@
+"""Training: recipe schedules, the CLI on JPEG CIFAR-10, kill-and-resume, distribution, bad settings."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+from conftest import write_image_folder
+
+from relu_ratio import train
+
+TINY = ["--model", "resnet8_21", "--train-subset", "256", "--test-subset", "128", "--batch-size", "32",
+        "--verbose", "2"]  # fmt: skip
+
+
+def _cli(args, env=None, **kwargs):
+    return subprocess.Popen(
+        [sys.executable, "-m", "relu_ratio.train", *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+
+
+def _epochs(run_dir):
+    with open(run_dir / "metrics.csv") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def test_paper_schedule_drops_at_half_three_quarters_and_seven_eighths():
+    config = train.TrainConfig(epochs=8).resolved()
+    schedule = train.learning_rate(config, steps_per_epoch=10)
+    lrs = [float(schedule(step)) for step in (0, 39, 40, 59, 60, 69, 70, 79)]
+    np.testing.assert_allclose(lrs, [0.1, 0.1, 0.01, 0.01, 0.001, 0.001, 1e-4, 1e-4], rtol=1e-5)
+    assert (config.batch_size, config.epochs, config.momentum, config.nesterov) == (64, 8, 0.9, True)
+
+
+def test_fast_schedule_warms_up_then_decays():
+    config = train.TrainConfig(recipe="fast", epochs=4).resolved()
+    schedule = train.learning_rate(config, steps_per_epoch=10)
+    assert float(schedule(0)) < float(schedule(10)) == pytest.approx(0.1)
+    assert float(schedule(39)) < 0.01
+    assert config.label_smoothing == 0.1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"recipe": "slow"}, "recipe must be one of"), ({"epochs": 0}, "epochs must be >= 1"),
+     ({"model": "preact165_32"}, "Nearest valid depths: 164, 173"),
+     ({"schedule": "linear"}, "'step' or 'cosine'"), ({"mixed_precision": "fp8"}, "mixed_precision must be")],
+)  # fmt: skip
+def test_bad_settings_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        train.TrainConfig(**kwargs).resolved()
+
+
+def test_cli_trains_one_epoch_on_jpeg_cifar10(shared_data, tmp_path):
+    out = tmp_path / "run"
+    proc = _cli([*TINY, "--dataset", shared_data, "--epochs", "1", "--out", str(out)],
+                env={"RELU_RATIO_HOME": str(tmp_path / "home")})  # fmt: skip
+    log, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, log
+    result = json.loads((out / "result.json").read_text())
+    assert result["epochs_completed"] == 1 and 0 <= result["test_top1"] <= 1
+    config = json.loads((out / "config.json").read_text())
+    assert config["architecture"]["kwargs"]["classes"] == 10 and "relu_ratio.train" in config["command"]
+    expected = {"model.weights.h5", "best.weights.h5", "metrics.csv", "tensorboard", "result.json"}
+    assert {p.name for p in out.iterdir()} >= expected
+    assert _epochs(out) == [0]
+
+
+def test_killed_run_resumes_and_ends_after_the_same_epochs(tmp_path):
+    folder = write_image_folder(tmp_path / "ds", split="train", per_class=40)
+    write_image_folder(folder, split="test", per_class=4)
+    out = tmp_path / "run"
+    args = ["--model", "resnet8_21", "--dataset", str(folder), "--epochs", "4", "--batch-size", "8",
+            "--backup-every", "3", "--verbose", "2", "--out", str(out)]  # fmt: skip
+    env = {"RELU_RATIO_HOME": str(tmp_path / "home")}
+    proc = _cli(args, env=env, start_new_session=True)
+    meta = out / "backup" / "training_metadata.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:  # kill mid-epoch 2, after a step backup
+        if meta.exists() and json.loads(meta.read_text() or "{}").get("epoch", 0) >= 1 and (
+            json.loads(meta.read_text() or "{}").get("batch", 0) > 0
+        ):
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _epochs(out)
+    assert 1 <= len(before) < 4, "the run was not killed part-way"
+    resumed = _cli(args, env=env)
+    log, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, log
+    assert f"Epoch {len(before) + 1}/4" in log and "Epoch 1/4" not in log, log
+    assert _epochs(out) == [0, 1, 2, 3]
+    assert json.loads((out / "result.json").read_text())["epochs_completed"] == 4
+
+
+def test_resume_with_other_settings_is_refused(image_folder, tmp_path):
+    write_image_folder(image_folder, split="train")
+    base = train.TrainConfig(model="resnet8_11", dataset=str(image_folder), out=str(tmp_path / "r"), epochs=1,
+                             batch_size=4, verbose=0)  # fmt: skip
+    train.run(base)
+    with pytest.raises(ValueError, match=r"different config .*'lr'"):
+        train.run(train.TrainConfig(**{**base.__dict__, "lr": 0.5}))
+
+
+def test_unwritable_output_directory_is_named(image_folder, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ValueError, match="cannot write to the output directory"):
+        train.run(train.TrainConfig(model="resnet8_11", dataset=str(image_folder), out=str(blocker / "x")))
+
+
+SCRIPT = """
+import os, sys
+backend = os.environ["KERAS_BACKEND"]
+if backend == "tensorflow":
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from relu_ratio import train
+result = train.run(train.TrainConfig(model="resnet8_11", dataset=sys.argv[1], out=sys.argv[2], epochs=1,
+                                     batch_size=4, distribute=True, verbose=0))
+print("replicas", result["replicas"])
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_distributed_training_on_two_virtual_cpus(backend, image_folder, tmp_path):
+    write_image_folder(image_folder, split="train")
+    env = {**os.environ, "KERAS_BACKEND": backend, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(image_folder), str(tmp_path / "r")], env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "replicas 2" in proc.stdout, proc.stdout
+
+
+def test_user_script_path(image_folder):
+    """The README's own-script path: relu_ratio.data + train.compile_for + model.fit."""
+    from relu_ratio import data, models
+
+    split = data.load(image_folder, "test")
+    config = train.TrainConfig(recipe="fast", epochs=1, batch_size=4).resolved()
+    info = split.info
+    model = models.build("resnet8_21", classes=info.num_classes, normalization=(info.mean, info.std))
+    batches = data.batches(split, config.batch_size, augment=True, one_hot=True)
+    train.compile_for(model, config, steps_per_epoch=len(batches))
+    history = model.fit(batches, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert keras.backend.backend() in ("tensorflow", "jax")
