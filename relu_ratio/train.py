@@ -136,7 +136,7 @@ def compile_for(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -
     return model
 
 
-def run(config: TrainConfig, command: str | None = None) -> dict:
+def run(config: TrainConfig) -> dict:
     """Train (or resume) the run ``config.out``; returns the final result written to ``result.json``."""
     config = config.resolved()
     out = Path(config.out)
@@ -163,7 +163,7 @@ def run(config: TrainConfig, command: str | None = None) -> dict:
 
     _write_json(out / "config.json", {
         **dataclasses.asdict(config),
-        "command": command or _command_for(config),
+        "command": command_for(config),
         "architecture": {"builder_name": config.model, "kwargs": arch_kwargs},
         "dataset_info": info.to_json(),
         "train_images": len(train_split), "test_images": len(test_split),
@@ -338,20 +338,18 @@ def _write_json(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def _command_for(config: TrainConfig) -> str:
-    defaults = TrainConfig()
+def command_for(config: TrainConfig) -> str:
+    """The CLI command that reproduces ``config`` (every setting spelled out)."""
     args = ["python", "-m", "relu_ratio.train"]
     for field in dataclasses.fields(TrainConfig):
         value = getattr(config, field.name)
-        if value != getattr(defaults, field.name) and field.name != "verbose":
-            flag = "--" + field.name.replace("_", "-")
-            args += (
-                [flag]
-                if value is True
-                else [f"--no-{field.name.replace('_', '-')}"]
-                if value is False
-                else [flag, str(value)]
-            )
+        flag = "--" + field.name.replace("_", "-")
+        if field.name == "verbose" or value is None:
+            continue
+        if isinstance(value, bool):
+            args.append(flag if value else f"--no-{flag[2:]}")
+        else:
+            args += [flag, str(value)]
     return shlex.join(args)
 
 
@@ -372,9 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     config = TrainConfig(**vars(args))
     try:
-        result = run(
-            config, command=shlex.join(["python", "-m", "relu_ratio.train", *(argv or sys.argv[1:])])
-        )
+        result = run(config)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

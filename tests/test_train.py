@@ -160,3 +160,30 @@ def test_user_script_path(image_folder):
     history = model.fit(batches, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     assert keras.backend.backend() in ("tensorflow", "jax")
+
+
+NO_TF = """
+import importlib.abc, sys
+
+class NoTensorFlow(importlib.abc.MetaPathFinder):  # as on the GPU machine: TensorFlow is not installed
+    def find_spec(self, name, path, target=None):
+        if name.partition(".")[0] in ("tensorflow", "tensorflow_datasets", "tensorboard"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+sys.meta_path.insert(0, NoTensorFlow())
+from relu_ratio import train
+result = train.run(train.TrainConfig(model="resnet8_21", dataset=sys.argv[1], out=sys.argv[2], epochs=1,
+                                     batch_size=4, verbose=0))
+assert "tensorflow" not in sys.modules
+print("trained", result["backend"], result["epochs_completed"])
+"""
+
+
+def test_jax_training_path_needs_no_tensorflow(image_folder, tmp_path):
+    write_image_folder(image_folder, split="train")
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    proc = subprocess.run([sys.executable, "-c", NO_TF, str(image_folder), str(tmp_path / "r")], env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "trained jax 1" in proc.stdout
+    assert "no TensorBoard logs" in proc.stdout
