@@ -3,7 +3,10 @@
 Usage (figures are appended to ``benchmarks/results.jsonl`` with device and versions)::
 
     KERAS_BACKEND=tensorflow python benchmarks/throughput.py --models resnet20_21 preact164_32 --batch 128
-    KERAS_BACKEND=jax python benchmarks/throughput.py --mixed-precision mixed_bfloat16   # on a GPU
+    KERAS_BACKEND=jax python benchmarks/throughput.py --mixed-precision mixed_bfloat16 --torch   # on a GPU
+
+``--torch`` also measures the PyTorch reference (``benchmarks/torch_reference.py``, the same network, for the
+``preact`` models) in the same run, so the two can be compared on one machine.
 
 Training runs the recipe's compiled ``train_step`` through ``model.fit`` on random uint8 images (no data
 loading in the measurement); inference times ``predict_on_batch``. Warm-up steps (compilation) are
@@ -15,15 +18,18 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from relu_ratio import models, train
+from relu_ratio import describe, models, patterns, train
+from relu_ratio.patterns import ReLUPattern
 
 RESULTS = Path(__file__).with_name("results.jsonl")
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 class _StepTimer(keras.callbacks.Callback):
@@ -58,7 +64,7 @@ def measure(name: str, batch: int, steps: int, warmup: int) -> dict:
     for _ in range(steps):
         np.asarray(model.predict_on_batch(x))
     infer_ips = batch * steps / (time.perf_counter() - start)
-    return {"model": name, "batch": batch, "train_images_per_s": round(train_ips, 1),
+    return {"framework": "keras", "model": name, "batch": batch, "train_images_per_s": round(train_ips, 1),
             "inference_images_per_s": round(infer_ips, 1)}  # fmt: skip
 
 
@@ -69,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--mixed-precision", default="float32")
+    p.add_argument("--torch", action="store_true", help="also measure the PyTorch reference (preact models)")
+    p.add_argument("--torch-compile", action="store_true", help="with --torch: use torch.compile")
     p.add_argument("--no-record", action="store_true", help="print only; do not append to results.jsonl")
     args = p.parse_args(argv)
     keras.mixed_precision.set_global_policy(args.mixed_precision)
@@ -81,14 +89,33 @@ def main(argv: list[str] | None = None) -> None:
         "machine": platform.machine(),
         "date": time.strftime("%Y-%m-%d"),
     }
-    header = f"{'model':<16}{'batch':>6}{'train img/s':>14}{'infer img/s':>14}"
+    header = f"{'framework:model':<22}{'batch':>6}{'train img/s':>14}{'infer img/s':>14}"
     print(f"{header}   {context['backend']} {context['device']}")
     for name in args.models:
         row = {**measure(name, args.batch, args.steps, args.warmup), **context}
-        print(f"{name:<16}{args.batch:>6}{row['train_images_per_s']:>14}{row['inference_images_per_s']:>14}")
-        if not args.no_record:
-            with RESULTS.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+        rows = [row]
+        family, depth, _ = models.parse_name(name)
+        if args.torch and family == "preact":
+            rows.append({**row, **torch_row(name, depth, args), "framework": "torch"})
+        for r in rows:
+            label = f"{r.get('framework', 'keras')}:{name}"
+            print(f"{label:<22}{args.batch:>6}{r['train_images_per_s']:>14}{r['inference_images_per_s']:>14}")
+            if not args.no_record:
+                with RESULTS.open("a") as f:
+                    f.write(json.dumps(r) + "\n")
+
+
+def torch_row(name: str, depth: int, args) -> dict:
+    import torch_reference  # beside this file; needs PyTorch
+
+    masks = ReLUPattern(models.parse_name(name)[2]).resolve(patterns.BOTTLENECK, [(depth - 2) // 9] * 3)
+    torch_params = sum(
+        p.numel() for p in torch_reference.PreActBottleneckResNet(depth, masks[0][0]).parameters()
+    )
+    keras_params = describe(models.build(name)).params
+    if torch_params != keras_params:
+        raise RuntimeError(f"PyTorch reference has {torch_params} parameters, Keras {keras_params}.")
+    return torch_reference.measure(depth, args.batch, args.steps, args.warmup, compile=args.torch_compile)
 
 
 if __name__ == "__main__":
