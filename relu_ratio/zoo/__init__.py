@@ -1,0 +1,59 @@
+"""The registry of pretrained models: ``list``, ``info``, ``load``, ``evaluate``, ``export``, ``register``.
+
+Each entry is a folder ``zoo/<name>/`` holding ``metadata.json`` (a :class:`ZooEntry`: architecture,
+explicit ReLU pattern, weights sha256 and size, dataset, class names, mean/std, measured top-1/top-5,
+params, FLOPs, training command/config/epochs/wall time/device/backend, versions) and
+``model.weights.h5`` (float32). Names are ``{family}{depth}_{pattern}`` with an optional ``.tag``
+(``resnet20_21``, ``resnet20_21.fast``); the plain name is the default tag.
+
+The store is ``$RELU_RATIO_ZOO`` if set, else the ``relu_ratio.zoo_store`` package shipped in the wheel,
+else the repository's ``zoo/``. Every :func:`load` checks the weights file's size and sha256 before
+loading, and a file that does not fit the architecture raises: a wrong model is never returned.
+TensorFlow is needed only for the SavedModel functions (:func:`export`, ``load(format="saved_model")``).
+
+Example:
+    >>> from relu_ratio import zoo
+    >>> zoo.list("resnet*")                                       # doctest: +SKIP
+    ['resnet20_21']
+    >>> model = zoo.load("resnet20_21")                           # doctest: +SKIP
+    >>> probabilities = model.predict(uint8_images)               # doctest: +SKIP
+"""
+
+from relu_ratio.zoo.entry import (
+    IntegrityError,
+    MetadataError,
+    UnknownModelError,
+    ZooEntry,
+    ZooError,
+)
+from relu_ratio.zoo.publish import register
+from relu_ratio.zoo.registry import (
+    evaluate,
+    info,
+    list_models,
+    load,
+    markdown_table,
+    store_dir,
+    update_table,
+)
+from relu_ratio.zoo.saved_model import export
+
+# `zoo.list`, the registry verb (like torch.hub.list); left out of __all__ so `import *` keeps the builtin.
+list = list_models
+
+__all__ = [
+    "IntegrityError",
+    "MetadataError",
+    "UnknownModelError",
+    "ZooEntry",
+    "ZooError",
+    "evaluate",
+    "export",
+    "info",
+    "list_models",
+    "load",
+    "markdown_table",
+    "register",
+    "store_dir",
+    "update_table",
+]

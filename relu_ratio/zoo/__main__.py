@@ -1,0 +1,93 @@
+"""``python -m relu_ratio.zoo list|info|evaluate|export|register|table``: the zoo from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from relu_ratio.zoo import registry
+from relu_ratio.zoo.entry import ZooError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m relu_ratio.zoo", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("list", help="names of the registered models")
+    p.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'preact*'")
+    sub.add_parser("info", help="an entry's metadata as JSON").add_argument("name")
+    p = sub.add_parser("evaluate", help=f"re-measure accuracy; fails beyond {registry.TOLERANCE} points")
+    p.add_argument("name")
+    p.add_argument(
+        "--data", help="dataset source (default: $RELU_RATIO_DATA or ../shared/data for CIFAR-10 JPEG)"
+    )
+    p = sub.add_parser("export", help="write the TensorFlow SavedModel (signature 'serve', uint8 in)")
+    p.add_argument("name")
+    p.add_argument("dir")
+    p = sub.add_parser("register", help="add a finished training run to the zoo")
+    p.add_argument("run_dir")
+    p.add_argument("--name", help="zoo name (default: the run's config 'model')")
+    p.add_argument("--data", help="dataset source for the test split (default: the run's config 'dataset')")
+    p.add_argument("--store", help="registry directory (default: $RELU_RATIO_ZOO or the repository's zoo/)")
+    p.add_argument("--force", action="store_true", help="replace an existing entry of the same name")
+    p = sub.add_parser("table", help="the README 'Model zoo' table, from the registry")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--update", metavar="FILE", help=f"rewrite it between {registry.TABLE_START} and {registry.TABLE_END}"
+    )
+    group.add_argument("--check", metavar="FILE", help="fail if FILE's table is out of date")
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (ZooError, FileExistsError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "list":
+        print("\n".join(registry.list_models(args.pattern)))
+    elif args.command == "info":
+        print(json.dumps(registry.info(args.name).to_json(), indent=2))
+    elif args.command == "evaluate":
+        result = registry.evaluate(args.name, args.data)
+        for key in ("top1", "top5"):
+            print(
+                f"{key}: measured {result[key]:.2f} %, registered {result[f'registered_{key}']:.2f} %, "
+                f"difference {result[f'diff_{key}']:+.2f} points "
+                f"({result['num_images']:,} images, {result['data']})"
+            )
+        if max(abs(result["diff_top1"]), abs(result["diff_top5"])) > registry.TOLERANCE:
+            print(
+                f"FAIL: more than {registry.TOLERANCE} points from the registered accuracy", file=sys.stderr
+            )
+            return 1
+    elif args.command == "export":
+        from relu_ratio.zoo.saved_model import export
+
+        print(export(args.name, args.dir))
+    elif args.command == "register":
+        from relu_ratio.zoo.publish import register
+
+        entry = register(args.run_dir, args.name, args.store, data=args.data, overwrite=args.force)
+        print(
+            f"registered {entry.name}: top-1 {entry.metrics['top1']:.2f} %, "
+            f"top-5 {entry.metrics['top5']:.2f} %"
+        )
+    elif args.check:
+        if not registry.update_table(args.check, check=True):
+            print(
+                f"{args.check}: the zoo table is out of date; "
+                f"run: python -m relu_ratio.zoo table --update {args.check}"
+            )
+            return 1
+    elif args.update:
+        registry.update_table(args.update)
+    else:
+        print(registry.markdown_table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Write side of the zoo: turn a finished training run into a registry entry, measuring every number."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+
+import relu_ratio
+from relu_ratio import data as data_lib
+from relu_ratio.describe import describe
+from relu_ratio.zoo.entry import FORMAT_VERSION, METADATA_FILE, WEIGHTS_FILE, ZooEntry, ZooError, split_name
+from relu_ratio.zoo.registry import (
+    CIFAR10_JPEG,
+    accuracy,
+    build_with_weights,
+    explicit_pattern,
+    sha256,
+    store_dir,
+)
+
+DATASET_NAMES = {"cifar10_jpeg": CIFAR10_JPEG, "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+CONFIG_KEYS = ("model", "dataset", "architecture", "command")
+RESULT_KEYS = ("epochs_completed", "wall_time_s", "device", "backend")
+
+
+def register(
+    run_dir: str | os.PathLike,
+    name: str | None = None,
+    store: str | os.PathLike | None = None,
+    *,
+    data: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> ZooEntry:
+    """Add the training run in ``run_dir`` to the zoo as ``<store>/<name>/``; returns its entry.
+
+    ``run_dir`` is what the training CLI wrote: ``config.json`` (``model``, ``dataset``, ``architecture``,
+    ``command``, ...), ``result.json`` (``epochs_completed``, ``wall_time_s``, ``device``, ``backend``, ...)
+    and ``model.weights.h5``. The weights are copied into a temporary folder of the store; that copy is
+    hashed, loaded into the rebuilt architecture and measured (top-1/top-5 on the test split of
+    ``config["dataset"]`` or ``data``, parameters, FLOPs), then the folder is renamed into place, so a
+    failed registration leaves nothing behind. No number comes from anywhere but a measurement or the run.
+
+    Args:
+        run_dir: the training run's output directory.
+        name: zoo name (``resnet20_21`` or ``resnet20_21.tag``); default ``config["model"]``.
+        store: registry directory; default :func:`~relu_ratio.zoo.store_dir`.
+        data: dataset source for the test split, instead of ``config["dataset"]``.
+        overwrite: replace an existing entry of the same name.
+    """
+    run = Path(run_dir)
+    config = _read_json(run / "config.json", CONFIG_KEYS)
+    result = _read_json(run / "result.json", RESULT_KEYS)
+    source_weights = run / WEIGHTS_FILE
+    if not source_weights.is_file():
+        raise ZooError(f"training run {run} has no {WEIGHTS_FILE}.")
+    name = name or config["model"]
+    base, _ = split_name(name)
+    architecture = config["architecture"]
+    if not (isinstance(architecture, dict) and set(architecture) == {"builder_name", "kwargs"}):
+        raise ZooError(
+            f"{run / 'config.json'}: 'architecture' must be {{'builder_name': ..., 'kwargs': {{...}}}}."
+        )
+    if architecture["builder_name"] != base:
+        raise ZooError(
+            f"zoo name {name!r} does not match the run's builder_name {architecture['builder_name']!r}."
+        )
+    if "normalization" not in architecture["kwargs"]:
+        raise ZooError(f"{run}: zoo models take raw images; the architecture kwargs lack 'normalization'.")
+    store = Path(store) if store is not None else store_dir()
+    final = store / name
+    if final.exists() and not overwrite:
+        raise ZooError(f"zoo entry {final} already exists; pass overwrite=True (CLI: --force) to replace it.")
+    store.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=store))
+    staging.chmod(0o755)  # mkdtemp makes it private; the published entry is readable by all
+    try:
+        weights = staging / WEIGHTS_FILE
+        shutil.copyfile(source_weights, weights)
+        entry = _measure(name, config, result, weights, run, data)
+        (staging / METADATA_FILE).write_text(json.dumps(entry.to_json(), indent=2) + "\n", encoding="utf-8")
+        _publish(staging, final, overwrite)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return entry
+
+
+def _measure(name: str, config: dict, result: dict, weights: Path, run: Path, data) -> ZooEntry:
+    architecture = config["architecture"]
+    model = build_with_weights(architecture, weights, f"training run {run}")
+    source = os.fspath(data) if data is not None else str(config["dataset"])
+    split = data_lib.load(source, split="test")
+    if split.info.num_classes != model.output_shape[-1]:
+        raise ZooError(
+            f"{source} (test) has {split.info.num_classes} classes; the model outputs "
+            f"{model.output_shape[-1]}."
+        )
+    description = describe(model)
+    mean, std = architecture["kwargs"]["normalization"]
+    entry = ZooEntry(
+        format_version=FORMAT_VERSION,
+        name=name,
+        architecture=architecture,
+        relu_pattern=explicit_pattern(architecture["builder_name"]),
+        weights_file=WEIGHTS_FILE,
+        sha256=sha256(weights),
+        file_size=weights.stat().st_size,
+        dataset=DATASET_NAMES.get(split.info.name, split.info.name),
+        data_source=source,
+        split="test",
+        num_images=len(split),
+        class_names=tuple(split.info.class_names),
+        mean=tuple(float(v) for v in mean),
+        std=tuple(float(v) for v in std),
+        input_shape=tuple(int(d) for d in model.input_shape[1:]),
+        metrics=accuracy(model, split),
+        params=description.params,
+        flops=description.flops,
+        training={
+            "command": str(config["command"]),
+            "config": config,
+            "epochs": int(result["epochs_completed"]),
+            "wall_time_s": float(result["wall_time_s"]),
+            "device": str(result["device"]),
+            "backend": str(result["backend"]),
+            "result": result,
+        },
+        package_version=relu_ratio.__version__,
+        keras_version=keras.version(),
+    )
+    return ZooEntry.from_json(entry.to_json(), where=f"metadata of {name!r}")  # the schema checks it too
+
+
+def _read_json(path: Path, required: tuple[str, ...]) -> dict:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ZooError(f"cannot read {path}: {error}") from error
+    missing = [key for key in required if not isinstance(value, dict) or key not in value]
+    if missing:
+        raise ZooError(f"{path} lacks the keys {missing}.")
+    return value
+
+
+def _publish(staging: Path, final: Path, overwrite: bool) -> None:
+    """Rename the finished ``staging`` folder to ``final`` (replacing it if ``overwrite``)."""
+    old = None
+    if final.exists() and overwrite:
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+        os.replace(final, old / final.name)
+    try:
+        os.rename(staging, final)
+    except OSError as error:
+        if old is not None:
+            os.replace(old / final.name, final)
+        raise ZooError(
+            f"cannot publish zoo entry {final} (created meanwhile by another process?): {error}"
+        ) from error
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

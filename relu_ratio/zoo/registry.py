@@ -1,0 +1,314 @@
+"""Read side of the zoo: find the store, list and describe entries, load verified models, evaluate them."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import hashlib
+import importlib.resources
+import json
+import os
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+
+from relu_ratio import data as data_lib
+from relu_ratio import models
+from relu_ratio.describe import describe
+from relu_ratio.layers import l2
+from relu_ratio.patterns import ReLUPattern
+from relu_ratio.zoo.entry import (
+    METADATA_FILE,
+    IntegrityError,
+    MetadataError,
+    UnknownModelError,
+    ZooEntry,
+    ZooError,
+)
+
+STORE_PACKAGE = "relu_ratio.zoo_store"  # the repository's zoo/ directory, shipped inside the wheel
+DEFAULT_DATA = "../shared/data"  # CIFAR-10 JPEG archives, relative to the current directory
+CIFAR10_JPEG = "CIFAR-10 (JPEG)"
+TOLERANCE = 0.3  # accuracy points: `evaluate` fails beyond this difference
+
+
+def store_dir() -> Path:
+    """The registry directory: ``$RELU_RATIO_ZOO``, else the installed ``relu_ratio.zoo_store``, else
+    the repository's ``zoo/`` (editable installs and checkouts)."""
+    override = os.environ.get("RELU_RATIO_ZOO")
+    if override:
+        return Path(override).expanduser()
+    try:
+        store = Path(str(importlib.resources.files(STORE_PACKAGE)))
+        if store.is_dir():
+            return store
+    except (ModuleNotFoundError, TypeError, ValueError):
+        pass
+    return Path(__file__).resolve().parents[2] / "zoo"
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Sorted names of the registered models; with ``pattern`` (fnmatch, ``"preact*"``) those matching it."""
+    store = store_dir()
+    found = store.iterdir() if store.is_dir() else ()
+    names = sorted(p.name for p in found if not p.name.startswith(".") and (p / METADATA_FILE).is_file())
+    return names if pattern is None else [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+
+
+def entry_dir(name: str) -> Path:
+    """``<store>/<name>``; raises :class:`UnknownModelError` with suggestions if there is no such entry."""
+    names = list_models()
+    if not isinstance(name, str) or name not in names:
+        close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
+        hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+        known = ", ".join(names) if names else "none, the zoo is empty"
+        raise UnknownModelError(f"no zoo entry named {name!r}{hint}. Registered in {store_dir()}: {known}.")
+    return store_dir() / name
+
+
+def info(name: str) -> ZooEntry:
+    """The schema-checked metadata of entry ``name``."""
+    path = entry_dir(name) / METADATA_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MetadataError(f"cannot read {path}: {error}") from error
+    entry = ZooEntry.from_json(raw, where=str(path))
+    if entry.name != name:
+        raise MetadataError(f"{path} describes {entry.name!r}, but lies in the folder of {name!r}.")
+    return entry
+
+
+def sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verified_weights(entry: ZooEntry) -> Path:
+    """The entry's weights file, after checking that it exists and has the registered size and sha256."""
+    path = entry_dir(entry.name) / entry.weights_file
+    if not path.is_file():
+        raise IntegrityError(f"weights file of {entry.name!r} is missing: {path}.")
+    size = path.stat().st_size
+    if size != entry.file_size:
+        raise IntegrityError(
+            f"weights file {path} is {size:,} bytes, expected {entry.file_size:,} (truncated or replaced)."
+        )
+    actual = sha256(path)
+    if actual != entry.sha256:
+        raise IntegrityError(
+            f"weights file {path} does not match its registered hash (tampered or corrupt): "
+            f"expected sha256 {entry.sha256}, actual {actual}."
+        )
+    return path
+
+
+def explicit_pattern(builder_name: str) -> str | list[list[str]]:
+    """The explicit ReLU mask(s) that :func:`relu_ratio.models.build` gives ``builder_name``."""
+    family, depth, pattern = models.parse_name(builder_name)
+    spec = models.FAMILIES[family]
+    return ReLUPattern(pattern).explicit(spec.kind, spec.blocks_per_stage(depth))
+
+
+def build_with_weights(architecture: dict, weights: str | os.PathLike, label: str) -> keras.Model:
+    """Rebuild ``architecture`` and load ``weights`` into it; any misfit raises :class:`IntegrityError`."""
+    try:
+        model = models.build(architecture["builder_name"], **architecture["kwargs"])
+    except (TypeError, ValueError) as error:
+        raise ZooError(f"{label}: cannot rebuild architecture {architecture}: {error}") from error
+    try:
+        with h5py.File(weights, "r") as file:
+            stored = _arrays(file)
+    except OSError as error:
+        raise IntegrityError(f"{label}: cannot read weights file {weights}: {error}") from error
+    expected = sorted((tuple(w.shape), str(w.dtype)) for w in model.weights)
+    if sorted(stored) != expected:
+        raise IntegrityError(
+            f"{label}: weights file {weights} does not fit {architecture['builder_name']} "
+            f"({len(stored)} arrays stored, {len(expected)} expected; float32 dtypes and shapes must match)."
+        )
+    try:
+        model.load_weights(weights)
+    except (ValueError, OSError, KeyError) as error:
+        raise IntegrityError(
+            f"{label}: weights file {weights} does not fit {architecture['builder_name']}: {error}"
+        ) from error
+    return model
+
+
+def _arrays(group: h5py.Group) -> list[tuple[tuple[int, ...], str]]:
+    arrays = []
+    for item in group.values():
+        if isinstance(item, h5py.Dataset):
+            arrays.append((tuple(item.shape), str(item.dtype)))
+        else:
+            arrays.extend(_arrays(item))
+    return arrays
+
+
+def load(
+    name: str,
+    include_top: bool = True,
+    classes: int | None = None,
+    format: str = "keras",
+    pooling: str | None = "avg",
+) -> keras.Model | object:
+    """Load pretrained model ``name``, verifying its weights' size and sha256 first, on every call.
+
+    The model takes raw images (uint8 or float 0-255; the normalisation is built in) and outputs class
+    probabilities. Like ``keras.applications`` it is returned **uncompiled**: call ``model.compile(...)``
+    before ``fit``/``evaluate``; ``predict`` works as is.
+
+    Args:
+        name: a name from :func:`list_models`.
+        include_top: keep the classifier; ``False`` returns a feature extractor.
+        classes: with ``include_top=True``, a number other than the entry's puts a new, randomly
+            initialised classifier on top of the pretrained features (transfer learning: compile and fit).
+        format: ``"keras"`` (a ``keras.Model``) or ``"saved_model"`` (the ``tf.saved_model.load`` object
+            of the cached TensorFlow SavedModel; ``.serve(uint8 images)`` returns probabilities).
+        pooling: with ``include_top=False``: ``"avg"`` (the model's own pooled features), ``"max"`` or
+            ``None`` (the last feature map).
+
+    Raises:
+        UnknownModelError, MetadataError, IntegrityError: the entry is unknown, its metadata is broken, or
+            its weights are missing, tampered with or do not fit. A wrong model is never returned.
+    """
+    if format not in ("keras", "saved_model"):
+        raise ValueError(f"format must be 'keras' or 'saved_model'; received {format!r}.")
+    if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 1):
+        raise ValueError(f"classes must be None or a positive integer; received {classes!r}.")
+    if not include_top and classes is not None:
+        raise ValueError(f"classes={classes} only applies with include_top=True.")
+    if pooling not in ("avg", "max", None):
+        raise ValueError(f"pooling must be 'avg', 'max' or None; received {pooling!r}.")
+    if format == "saved_model":
+        if not include_top or classes is not None:
+            raise ValueError("format='saved_model' serves the registered classifier only.")
+        from relu_ratio.zoo import saved_model
+
+        return saved_model.load_saved_model(name)
+    entry = info(name)
+    model = _verified_model(entry)
+    features = model.get_layer("avg_pool")
+    if not include_top:
+        if pooling == "avg":
+            return keras.Model(model.input, features.output, name=f"{model.name}_features")
+        out = features.input
+        if pooling == "max":
+            out = keras.layers.GlobalMaxPooling2D(name="max_pool")(out)
+        return keras.Model(model.input, out, name=f"{model.name}_features")
+    if classes is None or classes == entry.classes:
+        return model
+    kwargs = entry.architecture["kwargs"]
+    head = keras.layers.Dense(
+        classes,
+        activation=kwargs.get("classifier_activation", "softmax"),
+        kernel_regularizer=l2(kwargs.get("weight_decay", 0.0)),
+        name="predictions",
+        dtype="float32",
+    )
+    return keras.Model(model.input, head(features.output), name=f"{model.name}_transfer{classes}")
+
+
+def _verified_model(entry: ZooEntry) -> keras.Model:
+    weights = verified_weights(entry)
+    label = f"zoo entry {entry.name!r}"
+    current = explicit_pattern(entry.builder_name)
+    if current != entry.relu_pattern:
+        raise IntegrityError(
+            f"{label}: relu_ratio.models now builds {entry.builder_name} with ReLU pattern {current!r}, "
+            f"but the weights were trained with {entry.relu_pattern!r}."
+        )
+    model = build_with_weights(entry.architecture, weights, label)
+    params = describe(model).params
+    if params != entry.params:
+        raise IntegrityError(
+            f"{label}: rebuilt model has {params:,} parameters, registered {entry.params:,}."
+        )
+    return model
+
+
+def accuracy(model: keras.Model, split: data_lib.Split, batch_size: int = 256) -> dict[str, float]:
+    """Top-1 and top-5 accuracy in percent of a probability-outputting ``model`` on ``split``."""
+    scores = np.asarray(model.predict(data_lib.batches(split, batch_size), verbose=0))
+    labels = np.asarray(split.labels)
+    if scores.ndim != 2 or len(scores) != len(labels):
+        raise ValueError(f"predictions have shape {scores.shape}; expected ({len(labels)}, classes).")
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :5]
+    return {
+        "top1": round(float(100.0 * np.mean(top[:, 0] == labels)), 4),
+        "top5": round(float(100.0 * np.mean(np.any(top == labels[:, None], axis=1))), 4),
+    }
+
+
+def default_data(entry: ZooEntry) -> str:
+    """Where :func:`evaluate` reads ``entry``'s test split: ``$RELU_RATIO_DATA`` or ``../shared/data`` for
+    CIFAR-10 (JPEG), else the source it was registered with."""
+    if entry.dataset == CIFAR10_JPEG:
+        return os.environ.get("RELU_RATIO_DATA", DEFAULT_DATA)
+    return entry.data_source
+
+
+def evaluate(name: str, data: str | os.PathLike | None = None) -> dict:
+    """Measure ``name`` again on its split and compare with the registered metrics.
+
+    Returns a dict: ``name``, ``data``, ``split``, ``num_images``, ``top1``/``top5`` (measured, %),
+    ``registered_top1``/``registered_top5`` and ``diff_top1``/``diff_top5`` (measured - registered).
+    """
+    entry = info(name)
+    source = os.fspath(data) if data is not None else default_data(entry)
+    split = data_lib.load(source, split=entry.split)
+    if tuple(split.info.class_names) != entry.class_names:
+        raise ZooError(
+            f"{source} ({entry.split}) has classes {split.info.class_names}, but {name!r} was trained on "
+            f"{entry.class_names}."
+        )
+    measured = accuracy(load(name), split)
+    result = {"name": name, "data": source, "split": entry.split, "num_images": len(split)}
+    for key in ("top1", "top5"):
+        result[key] = measured[key]
+        result[f"registered_{key}"] = float(entry.metrics[key])
+        result[f"diff_{key}"] = measured[key] - float(entry.metrics[key])
+    return result
+
+
+def markdown_table() -> str:
+    """The README "Model zoo" table, rendered from the registry (one row per entry)."""
+    header = "| name | pattern | params | FLOPs | top-1 | dataset | epochs |\n" + "| --- " * 7 + "|"
+    rows = []
+    for name in list_models():
+        entry = info(name)
+        ratio = models.parse_name(entry.builder_name)[2]
+        mask = f" (`{entry.relu_pattern}`)" if isinstance(entry.relu_pattern, str) else ""
+        rows.append(
+            f"| `{name}` | {ratio}{mask} | {entry.params / 1e6:.2f} M | {entry.flops / 1e6:.1f} M | "
+            f"{entry.top1:.2f} % | {entry.dataset} ({entry.split}, {entry.num_images:,} images) | "
+            f"{entry.training['epochs']} |"
+        )
+    if not rows:
+        rows.append("| (no entries yet) | | | | | | |")
+    return "\n".join([header, *rows])
+
+
+TABLE_START, TABLE_END = "<!-- zoo:table:start -->", "<!-- zoo:table:end -->"
+
+
+def update_table(path: str | Path, check: bool = False) -> bool:
+    """Replace the text between the zoo-table markers in ``path`` by :func:`markdown_table`.
+
+    Returns whether the file was already up to date; with ``check`` the file is never written.
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(TABLE_START), text.find(TABLE_END)
+    if start < 0 or end < start:
+        raise ZooError(f"{path} lacks the lines {TABLE_START} ... {TABLE_END} around the zoo table.")
+    new = f"{text[: start + len(TABLE_START)]}\n{markdown_table()}\n{text[end:]}"
+    if new != text and not check:
+        path.write_text(new, encoding="utf-8")
+    return new == text

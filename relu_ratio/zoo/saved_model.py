@@ -1,0 +1,89 @@
+"""TensorFlow SavedModel export of zoo entries. TensorFlow is imported here only, and only when called.
+
+The SavedModel has one serving signature, ``serve``: uint8 images ``[None, H, W, C]`` in, class
+probabilities out. It is built from the verified stored weights and cached, per weights hash, under
+``$RELU_RATIO_HOME/saved_models/<name>-<sha256[:12]>`` (default ``~/.cache/relu_ratio``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+
+from relu_ratio.zoo import registry
+
+SIGNATURE = "serve"
+
+
+def cache_dir() -> Path:
+    home = os.environ.get("RELU_RATIO_HOME", os.path.join("~", ".cache", "relu_ratio"))
+    return Path(home).expanduser() / "saved_models"
+
+
+def saved_model_dir(name: str) -> Path:
+    """The cached SavedModel of ``name``, exporting it first if needed (the weights are verified either way).
+
+    Writes are atomic: the export goes to a temporary folder next to the cache entry and is renamed into
+    place; if another process got there first, its copy is kept.
+    """
+    entry = registry.info(name)
+    final = cache_dir() / f"{name}-{entry.sha256[:12]}"
+    if (final / "saved_model.pb").is_file():
+        registry.verified_weights(entry)
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        _write_saved_model(registry.load(name), staging / "model")
+        try:
+            os.rename(staging / "model", final)
+        except OSError:
+            if not (final / "saved_model.pb").is_file():  # not a lost race: a real failure
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def _write_saved_model(model: keras.Model, path: Path) -> None:
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def serve(images):
+        return model(keras.ops.cast(images, "float32"), training=False)
+
+    spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.uint8, name="images")
+    archive.add_endpoint(SIGNATURE, serve, input_signature=[spec])
+    archive.write_out(os.fspath(path), verbose=False)
+
+
+def export(name: str, path: str | os.PathLike) -> Path:
+    """Write the SavedModel of ``name`` to ``path`` (which must not exist, or be an empty folder)."""
+    target = Path(path)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise FileExistsError(f"{target} exists and is not an empty folder; choose a new path.")
+    source = saved_model_dir(name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        shutil.copytree(source, staging / "model")
+        if target.exists():
+            target.rmdir()
+        os.rename(staging / "model", target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def load_saved_model(name: str):
+    """``tf.saved_model.load`` of the cached SavedModel of ``name``; call ``.serve(uint8_images)``."""
+    path = saved_model_dir(name)
+    import tensorflow as tf
+
+    return tf.saved_model.load(os.fspath(path))

@@ -1,0 +1,281 @@
+"""The model zoo: register a tiny fake training run into a temporary store, then load, verify, evaluate it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+import relu_ratio
+from relu_ratio import models, zoo
+from relu_ratio.zoo import saved_model
+from relu_ratio.zoo.__main__ import main
+
+NAME = "resnet8_21"
+CLASSES = ("cat", "dog", "frog")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A finished fake training run (resnet8_21, 3 classes) and its 12-image PNG test split."""
+    root = tmp_path_factory.mktemp("zoo")
+    rng = np.random.default_rng(0)
+    images, labels = [], []
+    for label, cls in enumerate(CLASSES):
+        (root / "data" / "test" / cls).mkdir(parents=True)
+        for i in range(4):
+            image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            Image.fromarray(image).save(root / "data" / "test" / cls / f"{i}.png")
+            images.append(image)
+            labels.append(label)
+    images, labels = np.stack(images), np.asarray(labels)
+    normalization = [images.mean(axis=(0, 1, 2)).tolist(), images.std(axis=(0, 1, 2)).tolist()]
+    kwargs = {"classes": len(CLASSES), "normalization": normalization}
+    model = models.build(NAME, **kwargs)
+    run_dir = root / "run"
+    run_dir.mkdir()
+    model.save_weights(run_dir / "model.weights.h5")
+    config = {
+        "model": NAME,
+        "dataset": os.fspath(root / "data"),
+        "architecture": {"builder_name": NAME, "kwargs": kwargs},
+        "command": f"python -m relu_ratio.train --model {NAME} --epochs 1",
+        "epochs": 1,
+    }
+    result = {"epochs_completed": 1, "wall_time_s": 1.5, "device": "cpu", "backend": "tensorflow"}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    (run_dir / "result.json").write_text(json.dumps({**result, "test_top1": 0.3, "test_top5": 1.0}))
+    return {"root": root, "dir": run_dir, "model": model, "images": images, "labels": labels}
+
+
+@pytest.fixture(scope="module")
+def store(run):
+    """``RELU_RATIO_ZOO`` pointing at a store holding the registered run (never the real zoo/)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RELU_RATIO_ZOO", os.fspath(run["root"] / "store"))
+        patch.setenv("RELU_RATIO_HOME", os.fspath(run["root"] / "home"))
+        zoo.register(run["dir"])
+        yield run["root"] / "store"
+
+
+@pytest.fixture
+def scratch(store, tmp_path, monkeypatch):
+    """A private copy of the store, for tests that damage it."""
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(copy))
+    return copy
+
+
+def test_register_measures_every_number(run, store):
+    entry = zoo.info(NAME)
+    weights = store / NAME / "model.weights.h5"
+    assert zoo.list() == [NAME] and zoo.list("resnet*") == [NAME] and zoo.list("preact*") == []
+    assert entry.sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert entry.file_size == weights.stat().st_size
+    predicted = np.argsort(-run["model"].predict(run["images"], verbose=0), axis=1)
+    assert entry.metrics["top1"] == pytest.approx(100 * np.mean(predicted[:, 0] == run["labels"]))
+    assert entry.metrics["top5"] == 100.0  # 3 classes
+    description = relu_ratio.describe(run["model"])
+    assert (entry.params, entry.flops) == (description.params, description.flops)
+    assert entry.relu_pattern == "01"  # 2:1 in a pre-activation block: first ReLU removed
+    assert entry.class_names == CLASSES and entry.num_images == 12 and entry.split == "test"
+    assert entry.training["epochs"] == 1 and entry.training["config"]["model"] == NAME
+    assert entry.package_version == relu_ratio.__version__ and entry.keras_version == keras.version()
+    assert not [p for p in store.iterdir() if p.name.startswith(".")]  # no staging folders left
+
+
+def test_register_refuses_a_taken_name_and_a_run_that_does_not_fit(run, store, tmp_path):
+    with pytest.raises(zoo.ZooError, match="already exists"):
+        zoo.register(run["dir"])
+    bad = tmp_path / "run"
+    shutil.copytree(run["dir"], bad)
+    config = json.loads((bad / "config.json").read_text())
+    config["architecture"]["builder_name"] = config["model"] = "resnet14_21"
+    (bad / "config.json").write_text(json.dumps(config))
+    with pytest.raises(zoo.IntegrityError, match="does not fit resnet14_21"):
+        zoo.register(bad, store=tmp_path / "other")
+    assert list((tmp_path / "other").iterdir()) == []  # nothing half-registered
+
+
+@pytest.mark.backend
+def test_load_gives_the_saved_model(run, store):
+    model = zoo.load(NAME)
+    expected = run["model"].predict(run["images"], verbose=0)
+    np.testing.assert_allclose(model.predict(run["images"], verbose=0), expected, atol=1e-6)
+
+
+def test_tampered_weights_raise(scratch):
+    path = scratch / NAME / "model.weights.h5"
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    with pytest.raises(zoo.IntegrityError, match=r"expected sha256 [0-9a-f]{64}, actual [0-9a-f]{64}") as err:
+        zoo.load(NAME)
+    assert str(path) in str(err.value)
+
+
+def test_truncated_and_missing_weights_raise(scratch):
+    path = scratch / NAME / "model.weights.h5"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(zoo.IntegrityError, match="truncated"):
+        zoo.load(NAME)
+    path.unlink()
+    with pytest.raises(zoo.IntegrityError, match="missing"):
+        zoo.load(NAME)
+
+
+def test_weights_that_do_not_fit_raise_even_with_a_matching_hash(scratch):
+    path = scratch / NAME / "model.weights.h5"
+    models.build("resnet14_21", classes=3).save_weights(path)
+    meta = json.loads((scratch / NAME / "metadata.json").read_text())
+    meta.update(sha256=hashlib.sha256(path.read_bytes()).hexdigest(), file_size=path.stat().st_size)
+    (scratch / NAME / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(zoo.IntegrityError, match="does not fit"):
+        zoo.load(NAME)
+
+
+def test_metadata_is_schema_checked(scratch):
+    meta = json.loads((scratch / NAME / "metadata.json").read_text())
+    del meta["flops"]
+    meta["params"] = "many"
+    (scratch / NAME / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(zoo.MetadataError, match=r"missing keys \['flops'\].*params"):
+        zoo.info(NAME)
+
+
+def test_unknown_name_suggests_the_closest(store):
+    suggestion = rf"\(did you mean '{NAME}'\?\)\. Registered in .*: {NAME}\."
+    with pytest.raises(zoo.UnknownModelError, match=suggestion):
+        zoo.load("resnet8_12")
+
+
+@pytest.mark.backend
+def test_feature_extractor_and_new_classifier(run, store):
+    features = zoo.load(NAME, include_top=False)
+    assert features.output_shape == (None, 64)
+    full = zoo.load(NAME)
+    pooled = keras.Model(full.input, full.get_layer("avg_pool").output).predict(run["images"], verbose=0)
+    np.testing.assert_allclose(features.predict(run["images"], verbose=0), pooled, atol=1e-6)
+    assert zoo.load(NAME, include_top=False, pooling=None).output_shape == (None, 8, 8, 64)
+    transfer = zoo.load(NAME, classes=5)
+    assert transfer.output_shape == (None, 5)
+    kernel = [keras.ops.convert_to_numpy(m.get_layer("stem_conv").kernel) for m in (transfer, full)]
+    np.testing.assert_array_equal(*kernel)
+    with pytest.raises(ValueError, match="include_top=True"):
+        zoo.load(NAME, include_top=False, classes=5)
+
+
+@pytest.mark.backend
+def test_a_loaded_model_fine_tunes(run, store):
+    model = zoo.load(NAME)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    before = keras.ops.convert_to_numpy(model.get_layer("predictions").kernel)
+    history = model.fit(run["images"], run["labels"], batch_size=12, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    assert not np.allclose(keras.ops.convert_to_numpy(model.get_layer("predictions").kernel), before)
+
+
+@pytest.mark.backend
+def test_evaluate_reproduces_the_registered_accuracy(store, capsys):
+    result = zoo.evaluate(NAME)
+    assert result["diff_top1"] == 0 and result["diff_top5"] == 0 and result["num_images"] == 12
+    assert main(["evaluate", NAME]) == 0
+    assert "difference +0.00 points" in capsys.readouterr().out
+
+
+def test_cli_list_info_and_table(store, capsys, tmp_path, monkeypatch):
+    assert main(["list"]) == 0 and capsys.readouterr().out.split() == [NAME]
+    assert main(["info", NAME]) == 0 and json.loads(capsys.readouterr().out)["name"] == NAME
+    assert main(["info", "nope"]) == 2 and "no zoo entry named 'nope'" in capsys.readouterr().err
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{zoo.registry.TABLE_START}\nold\n{zoo.registry.TABLE_END}\n")
+    assert main(["table", "--check", os.fspath(readme)]) == 1
+    assert main(["table", "--update", os.fspath(readme)]) == 0
+    assert main(["table", "--check", os.fspath(readme)]) == 0
+    assert f"| `{NAME}` | 2:1 (`01`) |" in readme.read_text()
+    monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(tmp_path / "empty"))
+    assert "(no entries yet)" in zoo.markdown_table()
+
+
+@pytest.mark.tensorflow
+def test_saved_model_serves_uint8_and_matches_keras(run, store, tmp_path):
+    import tensorflow as tf
+
+    path = zoo.export(NAME, tmp_path / "exported")
+    serve = tf.saved_model.load(os.fspath(path)).signatures["serve"]
+    assert serve.structured_input_signature[1]["images"].dtype == tf.uint8
+    (output,) = serve(images=tf.constant(run["images"])).values()
+    expected = zoo.load(NAME).predict(run["images"], verbose=0)
+    np.testing.assert_allclose(output.numpy(), expected, atol=1e-5)
+    sha = zoo.info(NAME).sha256
+    assert (run["root"] / "home" / "saved_models" / f"{NAME}-{sha[:12]}" / "saved_model.pb").is_file()
+    loaded = zoo.load(NAME, format="saved_model")  # from the cache
+    np.testing.assert_allclose(loaded.serve(run["images"]).numpy(), expected, atol=1e-5)
+
+
+def test_saved_model_cache_keeps_the_winner_of_a_race(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("RELU_RATIO_HOME", os.fspath(tmp_path))
+    final = saved_model.cache_dir() / f"{NAME}-{zoo.info(NAME).sha256[:12]}"
+
+    def racing_write(model, path):  # another process finishes first, while we export
+        path.mkdir()
+        (path / "saved_model.pb").write_text("ours")
+        final.mkdir(parents=True)
+        (final / "saved_model.pb").write_text("theirs")
+
+    monkeypatch.setattr(saved_model, "_write_saved_model", racing_write)
+    assert saved_model.saved_model_dir(NAME) == final
+    assert (final / "saved_model.pb").read_text() == "theirs"
+    assert list(final.parent.iterdir()) == [final]  # our staging folder is gone
+
+
+def test_zoo_works_without_tensorflow(store):
+    script = (
+        "import sys; sys.modules['tensorflow'] = None\n"  # any `import tensorflow` now fails
+        "from relu_ratio import zoo\n"
+        f"model = zoo.load({NAME!r}); print(zoo.list(), model.output_shape)\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"['{NAME}'] (None, 3)" in done.stdout
+
+
+def test_store_falls_back_to_the_repository_zoo(monkeypatch):
+    monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
+    assert zoo.store_dir() == Path(relu_ratio.__file__).resolve().parents[1] / "zoo"
+
+
+def _real_entries() -> list[str]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("RELU_RATIO_ZOO", raising=False)
+        return zoo.list()
+
+
+@pytest.mark.parametrize("name", _real_entries())
+def test_every_real_entry_loads_and_matches_its_metadata(name, monkeypatch):
+    """Read-only walk of the repository's zoo/: hash, pattern, params (checked by load) and FLOPs."""
+    monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
+    entry = zoo.info(name)
+    model = zoo.load(name)
+    assert relu_ratio.describe(model).flops == entry.flops
+    assert model.output_shape == (None, entry.classes) and model.input_shape[1:] == entry.input_shape
+
+
+def test_readme_zoo_table_is_generated_from_the_registry(monkeypatch):
+    monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    if zoo.registry.TABLE_START not in readme.read_text(encoding="utf-8"):
+        pytest.skip("README.md has no zoo table markers yet")
+    assert zoo.update_table(readme, check=True), "run: python -m relu_ratio.zoo table --update README.md"
