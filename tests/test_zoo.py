@@ -273,6 +273,14 @@ def test_every_real_entry_loads_and_matches_its_metadata(name, monkeypatch):
     assert model.output_shape == (None, entry.classes) and model.input_shape[1:] == entry.input_shape
 
 
+@pytest.mark.parametrize("name", _real_entries())
+def test_every_real_entry_reproduces_its_registered_accuracy(name, monkeypatch, shared_data, tmp_path):
+    monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
+    monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path))
+    report = zoo.evaluate(name, data=shared_data)
+    assert abs(report["diff_top1"]) <= 0.3, report
+
+
 def test_readme_zoo_table_is_generated_from_the_registry(monkeypatch):
     monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
     readme = Path(__file__).resolve().parents[1] / "README.md"
