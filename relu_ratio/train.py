@@ -177,7 +177,7 @@ def run(config: TrainConfig) -> dict:
         verbose=config.verbose,
     )
     backup, clock = callbacks[0], callbacks[1]
-    model.save_weights(out / "model.weights.h5")
+    save_model_weights(model, config.model, arch_kwargs, out / "model.weights.h5")
     scores = model.evaluate(test_batches, verbose=0, return_dict=True)
     result = {
         "model": config.model,
@@ -196,6 +196,23 @@ def run(config: TrainConfig) -> dict:
     }
     _write_json(out / "result.json", result)
     return result
+
+
+def save_model_weights(model: keras.Model, name: str, arch_kwargs: dict, path: Path) -> None:
+    """Save only the model's float32 weights (``model.save_weights`` would add the optimizer state).
+
+    They are copied into a freshly built, uncompiled float32 model, which is what the zoo loads.
+    """
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        clean = models.build(name, **arch_kwargs)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    clean.set_weights([np.asarray(w, dtype=np.float32) for w in model.get_weights()])
+    tmp = path.with_name(".tmp-" + path.name)
+    clean.save_weights(tmp)
+    os.replace(tmp, path)
 
 
 def _prepare_out(out: Path, config: TrainConfig) -> None:

@@ -79,6 +79,21 @@ def test_cli_trains_one_epoch_on_jpeg_cifar10(shared_data, tmp_path):
     assert _epochs(out) == [0]
 
 
+def test_a_finished_run_registers_in_the_zoo(image_folder, tmp_path, monkeypatch):
+    """train -> register -> load: the run's model.weights.h5 holds the model alone, as the zoo needs."""
+    from relu_ratio import zoo
+
+    write_image_folder(image_folder, split="train")
+    out = tmp_path / "run"
+    train.run(train.TrainConfig(model="resnet8_21", dataset=str(image_folder), out=str(out), epochs=1,
+                                batch_size=4, verbose=0))  # fmt: skip
+    monkeypatch.setenv("RELU_RATIO_ZOO", str(tmp_path / "store"))
+    entry = zoo.register(out)
+    assert entry.training["epochs"] == 1 and entry.metrics["top1"] >= 0
+    model = zoo.load("resnet8_21")
+    assert model.predict(np.zeros((2, 32, 32, 3), np.uint8), verbose=0).shape == (2, 3)
+
+
 def test_killed_run_resumes_and_ends_after_the_same_epochs(tmp_path):
     folder = write_image_folder(tmp_path / "ds", split="train", per_class=40)
     write_image_folder(folder, split="test", per_class=4)
