@@ -70,13 +70,12 @@ def test_callable_pattern():
 
 
 @pytest.mark.parametrize("kind", BLOCK_KINDS, ids=lambda k: k.name)
-@pytest.mark.parametrize("spec", ["paired", "2:1", ["2:1", "1:1", "paired"]])
-def test_explicit_form_round_trips(kind, spec):
+@pytest.mark.parametrize("form", ["preset", "ratio", "per_stage"])
+def test_explicit_form_round_trips(kind, form):
     blocks = [3, 2, 4]
-    try:
-        masks = ReLUPattern(spec).resolve(kind, blocks)
-    except ValueError:
-        pytest.skip(f"{spec} is not realisable by a {kind.name}")
+    ratio = f"{kind.convs * 2}:{2 * max(1, len(kind.slots) - 1)}"  # e.g. 6:4 for the bottleneck
+    spec = {"preset": "paired", "ratio": ratio, "per_stage": [ratio, "paired", "1" * len(kind.slots)]}[form]
+    masks = ReLUPattern(spec).resolve(kind, blocks)
     assert ReLUPattern(ReLUPattern(spec).explicit(kind, blocks)).resolve(kind, blocks) == masks
 
 
