@@ -74,7 +74,7 @@ class Split:
         return len(self.labels)
 
     def take(self, count: int | None, seed: int = 0) -> Split:
-        """A class-stratified random subset of ``count`` images (all of them if ``None``)."""
+        """A uniformly random subset of ``count`` images, in their original order (all if ``None``)."""
         if count is None or count >= len(self):
             return self
         if count < 1:

@@ -65,7 +65,7 @@ class TrainConfig:
     label_smoothing: float | None = None
     schedule: str | None = None  # "step" or "cosine"
     warmup_epochs: float | None = None
-    train_subset: int | None = None  # use a stratified random subset of the training images
+    train_subset: int | None = None  # train on a random subset of this many training images
     test_subset: int | None = None
     data_dir: str | None = None  # tensorflow-datasets data_dir
     seed: int = 0
