@@ -35,6 +35,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from relu_ratio import paths
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 CIFAR10_CLASSES = (
@@ -148,10 +150,7 @@ def _strip_archive_suffix(name: str) -> str:
 
 
 def cache_root(cache_dir=None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir)
-    home = os.environ.get("RELU_RATIO_HOME", os.path.join("~", ".cache", "relu_ratio"))
-    return Path(home).expanduser() / "data"
+    return Path(cache_dir) if cache_dir is not None else paths.home() / "data"
 
 
 def _load_local(path: Path, split: str, cache_dir) -> Split:

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import keras
 
+from relu_ratio import paths
 from relu_ratio.zoo import registry
 
 SIGNATURE = "serve"
 
 
 def cache_dir() -> Path:
-    home = os.environ.get("RELU_RATIO_HOME", os.path.join("~", ".cache", "relu_ratio"))
-    return Path(home).expanduser() / "saved_models"
+    return paths.home() / "saved_models"
 
 
 def saved_model_dir(name: str) -> Path:
