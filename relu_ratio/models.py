@@ -237,13 +237,7 @@ def build_family(
     x = _assemble(spec, masks, widths, x, weight_decay)
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = layers.Dense(
-            classes,
-            activation=classifier_activation,
-            kernel_regularizer=l2(weight_decay),
-            name="predictions",
-            dtype="float32",
-        )(x)
+        x = classifier(classes, classifier_activation, weight_decay)(x)
     elif pooling == "avg":
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
@@ -252,6 +246,19 @@ def build_family(
     if weights is not None:
         _load_weights(model, weights)
     return model
+
+
+def classifier(
+    classes: int, activation: str | Callable | None = "softmax", weight_decay: float = 0.0
+) -> layers.Dense:
+    """The dense classifier on the pooled features (float32 even under mixed precision)."""
+    return layers.Dense(
+        classes,
+        activation=activation,
+        kernel_regularizer=l2(weight_decay),
+        name="predictions",
+        dtype="float32",
+    )
 
 
 def _assemble(spec: Family, masks, widths: list[int], inputs, weight_decay: float):

@@ -17,7 +17,6 @@ import numpy as np
 from relu_ratio import data as data_lib
 from relu_ratio import models
 from relu_ratio.describe import describe
-from relu_ratio.layers import l2
 from relu_ratio.patterns import ReLUPattern
 from relu_ratio.zoo.entry import (
     METADATA_FILE,
@@ -205,12 +204,8 @@ def load(
     if classes is None or classes == entry.classes:
         return model
     kwargs = entry.architecture["kwargs"]
-    head = keras.layers.Dense(
-        classes,
-        activation=kwargs.get("classifier_activation", "softmax"),
-        kernel_regularizer=l2(kwargs.get("weight_decay", 0.0)),
-        name="predictions",
-        dtype="float32",
+    head = models.classifier(
+        classes, kwargs.get("classifier_activation", "softmax"), kwargs.get("weight_decay", 0.0)
     )
     return keras.Model(model.input, head(features.output), name=f"{model.name}_transfer{classes}")
 
