@@ -1,0 +1,116 @@
+"""``python -m relu_ratio.experiments list | plan | run | collect``: see :mod:`relu_ratio.experiments`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from relu_ratio import train
+from relu_ratio.experiments import report, runner, specs
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m relu_ratio.experiments",
+        description="Reproduce the paper's experiments: train every run, then write results.csv, "
+        "results.md (ours beside the paper's numbers) and accuracy.png into the output folder.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="the experiments and budgets")
+    for name, text in (
+        ("plan", "print the runs and their training commands"),
+        ("run", "train, then collect"),
+    ):
+        q = sub.add_parser(name, help=text)
+        q.add_argument("experiment", help=", ".join(specs.EXPERIMENTS))
+        q.add_argument("--budget", default="tiny", help=f"{', '.join(specs.BUDGETS)} (default: tiny)")
+        q.add_argument("--dataset", help="dataset source (default: $RELU_RATIO_DATA or ../shared/data)")
+        q.add_argument("--out", help="output folder (default: runs/experiments/<experiment>-<budget>)")
+        q.add_argument("--only", help="fnmatch pattern on model names, e.g. 'resnet62_*'")
+        q.add_argument("--epochs", type=int, help="override the budget's epochs")
+        q.add_argument("--train-subset", type=int, help="override: train on this many images")
+        q.add_argument("--test-subset", type=int, help="override: test on this many images")
+        q.add_argument("--batch-size", type=int, help="override the recipe's batch size")
+        q.add_argument("--recipe", help="override the budget's recipe (paper, fast)")
+        q.add_argument("--seeds", type=int, nargs="+", help="override the budget's seeds")
+        if name == "run":
+            q.add_argument("--shard", default="0/1", help="this worker's share 'I/N' (0-based; default 0/1)")
+            q.add_argument("--workers", type=int, default=1, help="start this many local worker processes")
+            q.add_argument("--gpus", help="comma-separated GPU ids, one worker each (sets --workers)")
+    q = sub.add_parser("collect", help="merge the runs in a folder into results.csv/.md and accuracy.png")
+    q.add_argument("out", help="the experiment's output folder")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return _list()
+        if args.command == "collect":
+            return _print_report(report.collect(args.out))
+        budget = runner.resolve_budget(
+            args.budget, epochs=args.epochs, train_subset=args.train_subset, test_subset=args.test_subset,
+            batch_size=args.batch_size, recipe=args.recipe, seeds=args.seeds,
+        )  # fmt: skip
+        runs = runner.plan(args.experiment, budget, dataset=args.dataset, out=args.out, only=args.only)
+        for item in runs:
+            item.config.resolved()  # every config is checked before anything trains
+        if args.command == "plan":
+            for item in runs:
+                print(train.command_for(item.config.resolved()))
+            return 0
+        gpus = args.gpus.split(",") if args.gpus else None
+        workers = len(gpus) if gpus else args.workers
+        if workers < 1:
+            raise ValueError(f"--workers must be >= 1; received {workers}.")
+        root = runs[0].out.parent.parent
+        if workers > 1:
+            if args.shard != "0/1":
+                raise ValueError("--workers/--gpus start their own shards; do not combine them with --shard.")
+            status = runner.spawn_workers(_without(argv, "--workers", "--gpus"), workers, gpus)
+            _print_report(report.collect(root))
+            return status
+        failures = runner.run(runs, experiment_name=args.experiment, budget=budget,
+                              shard=runner.parse_shard(args.shard))  # fmt: skip
+        _print_report(report.collect(root))
+        for item, message in failures:
+            print(f"failed: {item.run_id}: {message} (see {item.out / 'failed.json'})", file=sys.stderr)
+        return 1 if failures else 0
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _list() -> int:
+    for spec in specs.EXPERIMENTS.values():
+        print(f"{spec.name:11s} {spec.title} ({len(spec.variants)} models)")
+    for budget in specs.BUDGETS.values():
+        print(f"budget {budget.name:5s} {budget.describe()}")
+    return 0
+
+
+def _print_report(result: report.Report) -> int:
+    print(result.markdown)
+    written = [result.csv_path, result.markdown_path] + ([result.figure_path] if result.figure_path else [])
+    print("runs: " + ", ".join(f"{n} {s}" for s, n in result.counts().items()))
+    print("wrote: " + ", ".join(map(str, written)))
+    return 0
+
+
+def _without(argv: list[str], *flags: str) -> list[str]:
+    """``argv`` without ``flags`` and their values (``--flag value`` or ``--flag=value``)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in flags:
+            skip = True
+        elif not arg.startswith(tuple(f"{flag}=" for flag in flags)):
+            kept.append(arg)
+    return kept
+
+
+if __name__ == "__main__":
+    sys.exit(main())

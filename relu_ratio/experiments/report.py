@@ -1,0 +1,195 @@
+"""Merge an experiment's run directories into ``results.csv``, ``results.md`` and ``accuracy.png``.
+
+Ours and the papers' numbers stand in separate, labelled columns: ours say on which dataset, with how many
+epochs, images and seeds they were measured; the papers' say which paper and dataset they come from.
+
+Example:
+    >>> from relu_ratio import experiments
+    >>> report = experiments.collect("runs/experiments/table2-tiny")   # doctest: +SKIP
+    >>> print(report.markdown)                                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import statistics
+from pathlib import Path
+
+from relu_ratio.experiments.runner import Run, plan, read_record, resolve_budget
+from relu_ratio.experiments.specs import Experiment, experiment
+
+DATASET_LABELS = {"cifar10_jpeg": "CIFAR-10 (JPEG)", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+COLUMNS = (
+    "experiment", "group", "variant", "model", "seed", "status", "epochs_done", "epochs", "dataset",
+    "train_images", "test_images", "test_top1", "test_top5", "best_test_top1", "wall_time_s", "device",
+    "run_dir",
+)  # fmt: skip
+
+
+@dataclasses.dataclass
+class Report:
+    """What :func:`collect` found and wrote."""
+
+    rows: list[dict]
+    markdown: str
+    csv_path: Path
+    markdown_path: Path
+    figure_path: Path | None
+
+    def counts(self) -> dict[str, int]:
+        statuses = [row["status"] for row in self.rows]
+        return {s: statuses.count(s) for s in ("done", "partial", "failed", "pending") if s in statuses}
+
+
+def collect(out: str | os.PathLike, figure: bool = True) -> Report:
+    """Read every planned run under ``out`` (written by ``experiments run``) and write the three reports."""
+    root = Path(out)
+    record = read_record(root)
+    spec = experiment(record["experiment"])
+    chosen = resolve_budget(record["budget"]["name"], **{
+        k: v for k, v in record["budget"].items() if k != "name"
+    })  # fmt: skip
+    rows = [_row(spec, item) for item in plan(spec, chosen, dataset=record["dataset"], out=root)]
+    _write_text(root / "results.csv", _csv(rows))
+    markdown = render_markdown(spec, rows, chosen.describe())
+    _write_text(root / "results.md", markdown)
+    figure_path = plot(spec, rows, root / "accuracy.png") if figure else None
+    return Report(rows, markdown, root / "results.csv", root / "results.md", figure_path)
+
+
+def _row(spec: Experiment, item: Run) -> dict:
+    out = item.out
+    config = _json(out / "config.json")
+    result = _json(out / "result.json")
+    curve = val_accuracy(out)
+    status = (
+        "done"
+        if result
+        else "failed"
+        if (out / "failed.json").is_file()
+        else "partial"
+        if curve
+        else "pending"
+    )
+    dataset_name = config.get("dataset_info", {}).get("name")
+    return {
+        "experiment": spec.name, "group": item.variant.group, "variant": item.variant.label,
+        "model": item.variant.model, "seed": item.seed, "status": status,
+        "epochs_done": result.get("epochs_completed", len(curve)),
+        "epochs": config.get("epochs", item.config.epochs),
+        "dataset": DATASET_LABELS.get(dataset_name, dataset_name or item.config.dataset),
+        "train_images": config.get("train_images"), "test_images": config.get("test_images"),
+        "test_top1": _percent(result.get("test_top1")), "test_top5": _percent(result.get("test_top5")),
+        "best_test_top1": _percent(result.get("best_test_top1")),
+        "wall_time_s": result.get("wall_time_s"), "device": result.get("device"), "run_dir": os.fspath(out),
+    }  # fmt: skip
+
+
+def val_accuracy(run_dir: Path) -> list[float]:
+    """Test accuracy (%) after each epoch, from the run's ``metrics.csv``."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        return [100 * float(r["val_accuracy"]) for r in csv.DictReader(f) if r.get("val_accuracy")]
+
+
+def render_markdown(spec: Experiment, rows: list[dict], budget_text: str) -> str:
+    """One line per variant: our mean ± sd over finished seeds beside the published numbers."""
+    done = [r for r in rows if r["status"] == "done"]
+    datasets = sorted({r["dataset"] for r in done}) or sorted({r["dataset"] for r in rows})
+    epochs = sorted({r["epochs"] for r in done if r["epochs"] is not None})
+    lines = [
+        f"### {spec.title}",
+        "",
+        f"Ours: measured here on {', '.join(map(str, datasets))} with the {budget_text}"
+        + (f" (epochs completed: {'/'.join(map(str, epochs))})" if epochs else "")
+        + f"; {len(done)} of {len(rows)} runs finished. Paper: the published numbers (original CIFAR, "
+        "paper recipe), not ours." + (f" {spec.note}" if spec.note else ""),
+        "",
+        "| group | variant | model | ours: top-1 % | seeds | paper: top-1 % |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for variant in spec.variants:
+        mine = [r for r in done if r["model"] == variant.model]
+        scores = [r["test_top1"] for r in mine]
+        ours = "—" if not scores else f"{scores[0]:.2f}" if len(scores) == 1 else (
+            f"{statistics.mean(scores):.2f} ± {statistics.stdev(scores):.2f}"
+        )  # fmt: skip
+        seeds = ", ".join(str(r["seed"]) for r in mine) or "—"
+        paper = "; ".join(
+            f"{p.top1:.2f} ({p.dataset}, {p.source})" for p in spec.published_for(variant.model)
+        )
+        lines.append(
+            f"| {variant.group} | {variant.label} | `{variant.model}` | {ours} | {seeds} | {paper or '—'} |"
+        )
+    pending = [r for r in rows if r["status"] != "done"]
+    if pending:
+        lines += [
+            "",
+            "Not finished: " + ", ".join(f"{r['model']} seed {r['seed']} ({r['status']})" for r in pending),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(spec: Experiment, rows: list[dict], path: Path) -> Path | None:
+    """Test accuracy vs epoch, one panel per group, mean over seeds (paper Figs. 6-8 style).
+
+    Needs matplotlib; without it nothing is drawn and a message says so (the CSV and table are written).
+    """
+    try:
+        from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:
+        print(f"matplotlib is not installed, so {path} was not drawn (pip install matplotlib).")
+        return None
+    groups = list(dict.fromkeys(v.group for v in spec.variants))
+    fig = Figure(figsize=(4.5 * len(groups), 3.6))
+    axes = fig.subplots(1, len(groups), squeeze=False)
+    for ax, group in zip(axes[0], groups):
+        for variant in (v for v in spec.variants if v.group == group):
+            curves = [val_accuracy(Path(r["run_dir"])) for r in rows if r["model"] == variant.model]
+            curves = [c for c in curves if c]
+            if not curves:
+                continue
+            length = min(map(len, curves))
+            mean = [statistics.mean(c[i] for c in curves) for i in range(length)]
+            ax.plot(range(1, length + 1), mean, marker="o" if length < 10 else None,
+                    label=f"{variant.label} (n={len(curves)})")  # fmt: skip
+        ax.set(title=f"{spec.name}: {group}", xlabel="epoch", ylabel="test accuracy (%)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, path)
+    return path
+
+
+def _csv(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows({k: ("" if row[k] is None else row[k]) for k in COLUMNS} for row in rows)
+    return buffer.getvalue()
+
+
+def _percent(value) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(100 * float(value), 2)
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

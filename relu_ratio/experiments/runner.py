@@ -1,0 +1,218 @@
+"""Plan an experiment's runs, train them (resuming what was cut off), and shard them across workers.
+
+Each run is one :func:`relu_ratio.train.run` in ``<out>/runs/<model>-seed<k>/``; a finished run (its
+``result.json`` written) is skipped, a cut-off one resumes from its backup because its config is unchanged.
+Static sharding ``shard=(i, n)`` gives worker ``i`` every run whose index is ``i`` modulo ``n``, so workers
+never share a run and any number of them (processes, GPUs, machines on a shared disk) can split a table;
+:func:`relu_ratio.experiments.collect` merges whatever is in ``<out>/runs``.
+
+Example:
+    >>> from relu_ratio.experiments import plan
+    >>> [r.run_id for r in plan("table2", "tiny", dataset="../shared/data", out="runs/t2")][:2]
+    ['resnet62_11-seed0', 'resnet62_21-seed0']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import json
+import os
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+import keras
+
+from relu_ratio import train
+from relu_ratio.experiments.specs import Budget, Experiment, Variant, budget, experiment
+
+DEFAULT_DATA = "../shared/data"  # the CIFAR-10 JPEG archives, relative to the working directory
+BUDGET_SETTINGS = {"recipe", "epochs", "train_subset", "test_subset", "seeds", "batch_size"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One training run of an experiment: a variant, a seed, and its full training config."""
+
+    variant: Variant
+    seed: int
+    config: train.TrainConfig
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.variant.model}-seed{self.seed}"
+
+    @property
+    def out(self) -> Path:
+        return Path(self.config.out)
+
+    @property
+    def done(self) -> bool:
+        return (self.out / "result.json").is_file()
+
+
+def default_dataset() -> str:
+    """``$RELU_RATIO_DATA``, else ``../shared/data`` (CIFAR-10 JPEG) if it exists."""
+    source = os.environ.get("RELU_RATIO_DATA", DEFAULT_DATA)
+    if not os.path.exists(source):
+        raise ValueError(
+            f"no dataset given and the default {source!r} does not exist: pass --dataset, e.g. a local "
+            "split/label/image folder or archive, or 'cifar10' / 'cifar100' (tensorflow-datasets download)."
+        )
+    return source
+
+
+def resolve_budget(name: str = "tiny", **overrides) -> Budget:
+    """The named budget with any non-``None`` overrides (``epochs``, ``train_subset``, ``seeds``...)."""
+    base = budget(name)
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    unknown = set(changes) - BUDGET_SETTINGS
+    if unknown:
+        raise ValueError(
+            f"unknown budget setting(s) {sorted(unknown)}; valid: {', '.join(sorted(BUDGET_SETTINGS))}."
+        )
+    if "seeds" in changes:
+        changes["seeds"] = tuple(int(s) for s in changes["seeds"])
+        if not changes["seeds"]:
+            raise ValueError("seeds must name at least one seed.")
+    return dataclasses.replace(base, **changes)
+
+
+def plan(
+    name: str | Experiment,
+    budget: str | Budget = "tiny",
+    *,
+    dataset: str | None = None,
+    out: str | os.PathLike | None = None,
+    only: str | None = None,
+) -> list[Run]:
+    """Every run of experiment ``name`` at ``budget``, in a fixed order (variants, then seeds).
+
+    ``only`` (an fnmatch pattern on model names, e.g. ``"resnet62_*"``) keeps a subset.
+    """
+    spec = experiment(name) if isinstance(name, str) else name
+    chosen = resolve_budget(budget) if isinstance(budget, str) else budget
+    dataset = dataset or default_dataset()
+    root = Path(out) if out is not None else default_out(spec.name, chosen.name)
+    variants = [v for v in spec.variants if only is None or fnmatch.fnmatchcase(v.model, only)]
+    if not variants:
+        names = ", ".join(v.model for v in spec.variants)
+        raise ValueError(f"--only {only!r} matches none of {spec.name}'s models: {names}.")
+    return [
+        Run(variant, seed, train.TrainConfig(
+            model=variant.model, dataset=dataset, out=run_dir(root, variant.model, seed),
+            recipe=chosen.recipe, epochs=chosen.epochs, batch_size=chosen.batch_size,
+            train_subset=chosen.train_subset, test_subset=chosen.test_subset, seed=seed, verbose=2,
+        ))
+        for variant in variants
+        for seed in chosen.seeds
+    ]  # fmt: skip
+
+
+def run_dir(root: Path, model: str, seed: int) -> str:
+    return os.fspath(root / "runs" / f"{model}-seed{seed}")
+
+
+def default_out(name: str, budget_name: str) -> Path:
+    return Path("runs") / "experiments" / f"{name}-{budget_name}"
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"1/4"`` -> ``(1, 4)``: worker 1 of 4 (0-based)."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        index, count = -1, 0
+    if not 0 <= index < count:
+        raise ValueError(f"shard must be 'I/N' with 0 <= I < N, e.g. '0/2'; received {text!r}.")
+    return index, count
+
+
+def run(
+    runs: list[Run],
+    *,
+    experiment_name: str,
+    budget: Budget,
+    shard: tuple[int, int] = (0, 1),
+    log=print,
+) -> list[tuple[Run, str]]:
+    """Train this worker's share of ``runs``; returns ``(run, message)`` for every run that failed.
+
+    A failed run (a diverged loss, a bad dataset...) is recorded in its ``failed.json`` and the worker goes
+    on with the next; finished runs are skipped; cut-off runs resume.
+    """
+    index, count = shard
+    mine = [r for i, r in enumerate(runs) if i % count == index]
+    if runs:
+        _record_experiment(runs[0].out.parent.parent, experiment_name, budget, runs[0].config.dataset)
+    failures = []
+    for number, item in enumerate(mine, start=1):
+        if item.done:
+            log(f"[{number}/{len(mine)}] {item.run_id}: done, skipped")
+            continue
+        log(f"[{number}/{len(mine)}] {item.run_id}: training ({train.command_for(item.config.resolved())})")
+        keras.backend.clear_session()
+        try:
+            result = train.run(item.config)
+        except Exception as error:  # one bad run must not stop the table; it is reported, not hidden
+            message = f"{type(error).__name__}: {error}"
+            _write_json(item.out / "failed.json", {"error": message, "traceback": traceback.format_exc()})
+            failures.append((item, message))
+            log(f"[{number}/{len(mine)}] {item.run_id}: FAILED: {message}")
+            continue
+        (item.out / "failed.json").unlink(missing_ok=True)
+        log(f"[{number}/{len(mine)}] {item.run_id}: top-1 {100 * result['test_top1']:.2f} %")
+    return failures
+
+
+def spawn_workers(argv: list[str], workers: int, gpus: list[str] | None = None) -> int:
+    """Start ``workers`` processes of ``python -m relu_ratio.experiments <argv> --shard i/workers`` (one per
+    GPU in ``gpus``, through ``CUDA_VISIBLE_DEVICES``), wait for all; returns the worst exit status."""
+    procs = []
+    for i in range(workers):
+        env = dict(os.environ)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[i]
+        command = [sys.executable, "-m", "relu_ratio.experiments", *argv, "--shard", f"{i}/{workers}"]
+        procs.append(subprocess.Popen(command, env=env))
+    return max(proc.wait() for proc in procs)
+
+
+def _record_experiment(root: Path, name: str, chosen: Budget, dataset: str) -> None:
+    """Write ``experiment.json`` once; refuse to mix another experiment, budget or dataset into ``root``."""
+    record = {"experiment": name, "budget": dataclasses.asdict(chosen), "dataset": dataset}
+    record["budget"]["seeds"] = list(chosen.seeds)
+    path = root / "experiment.json"
+    if path.is_file():
+        old = json.loads(path.read_text())
+        if old != record:
+            raise ValueError(
+                f"{root} holds {old['experiment']} with budget {old['budget']} on {old['dataset']!r}; "
+                "resume with the same settings or choose another --out."
+            )
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".experiment.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    try:
+        os.link(tmp, path)  # atomic and exclusive: of two workers starting at once, the first one wins
+    except FileExistsError:
+        _record_experiment(root, name, chosen, dataset)
+    finally:
+        tmp.unlink()
+
+
+def read_record(root: Path) -> dict:
+    path = Path(root) / "experiment.json"
+    if not path.is_file():
+        raise ValueError(f"{root} holds no experiment (no experiment.json); run one there first.")
+    return json.loads(path.read_text())
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
