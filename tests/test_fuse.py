@@ -1,0 +1,214 @@
+"""Inference fusion (relu_ratio.fuse): same outputs, fewer layers, original untouched, SavedModel export."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from relu_ratio import models, zoo
+from relu_ratio.fuse import Affine, fuse
+
+TOLERANCE = 1e-4
+NORMALIZATION = ((125.3, 123.0, 113.9), (63.0, 62.1, 66.7))
+FUSED_TYPES = (
+    layers.InputLayer, layers.Conv2D, Affine, layers.ReLU, layers.Add, layers.Average,
+    layers.GlobalAveragePooling2D, layers.GlobalMaxPooling2D, layers.Dense,
+)  # fmt: skip
+# Every family, paired and a ratio; Type 1 where the family has one (postresnet8_21 and resnet8_21 are
+# Type 1 "01", preact11_32 is "011", dfnmr14_43 is "1011"); merges in preact11_type2 / preact11_31.
+CASES = [
+    "plain8_paired", "plain8_21",
+    "postresnet8_paired", "postresnet8_21",
+    "resnet8_paired", "resnet8_21", "resnet8_erase_last",
+    "preact11_paired", "preact11_32", "preact11_type2", "preact11_31",
+    "dfnmr14_paired", "dfnmr14_43", "dfnmr14_type2",
+]  # fmt: skip
+
+
+def randomize_batch_norms(model: keras.Model, seed: int = 0) -> None:
+    """Random, non-trivial BatchNorm statistics and affine parameters, so folding is really exercised."""
+    rng = np.random.default_rng(seed)
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, layers.BatchNormalization):
+            c = layer.moving_mean.shape[0]
+            layer.gamma.assign(rng.uniform(0.5, 1.5, c) * rng.choice([-1, 1], c))
+            layer.beta.assign(rng.normal(0.0, 0.3, c))
+            layer.moving_mean.assign(rng.normal(0.0, 0.3, c))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, c))
+
+
+def build(name: str, normalization=NORMALIZATION, **kwargs) -> keras.Model:
+    model = models.build(name, normalization=normalization, **kwargs)
+    randomize_batch_norms(model)
+    return model
+
+
+def inputs_for(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """Raw 0-255 images for models with the Normalization layer, standardised ones otherwise."""
+    normalized = any(layer.name == "normalize" for layer in model.layers)
+    return images if normalized else (images - 128.0) / 64.0
+
+
+def max_diff(model: keras.Model, fused: keras.Model, x: np.ndarray) -> float:
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    got = keras.ops.convert_to_numpy(fused(x))
+    assert expected.shape == got.shape
+    return float(np.max(np.abs(expected - got)))
+
+
+def batch_norm_names(model: keras.Model) -> set[str]:
+    names = set()
+    for layer in model.layers:
+        subs = list(layer._flatten_layers(include_self=False))
+        names |= {f"{layer.name}_{s.name}" for s in subs if isinstance(s, layers.BatchNormalization)}
+        if isinstance(layer, (layers.BatchNormalization, layers.Normalization)):
+            names.add(layer.name)
+    return names
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("normalization", [NORMALIZATION, None], ids=["normalize", "raw"])
+@pytest.mark.parametrize("name", CASES)
+def test_fused_logits_match_with_fewer_layers(name, normalization, images):
+    model = build(name, normalization, classifier_activation=None)
+    fused, report = fuse(model, return_report=True)
+    x = inputs_for(model, images)
+    assert max_diff(model, fused, x) <= TOLERANCE
+    assert np.max(np.abs(keras.ops.convert_to_numpy(fused(x)))) > 1.0  # logits, not near-zero outputs
+    assert report.layers_after < report.layers_before
+    assert report.macs_after <= report.macs_before
+    assert set(report.folded) | set(report.kept) == batch_norm_names(model)
+    assert all(isinstance(layer, FUSED_TYPES) for layer in fused.layers)
+    assert all(layer.dtype_policy.name == "float32" for layer in fused.layers)
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("name", ["postresnet8_21", "preact11_32", "dfnmr14_43"])
+def test_fused_probabilities_match(name, images):
+    model = build(name)
+    fused = fuse(model)
+    assert max_diff(model, fused, images) <= TOLERANCE
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(fused(images)).sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("pooling", [None, "avg", "max"])
+@pytest.mark.parametrize("name", ["plain8_21", "resnet8_21", "dfnmr14_paired"])
+def test_without_top(name, pooling, images):
+    model = build(name, include_top=False, pooling=pooling)
+    fused, report = fuse(model, return_report=True)
+    assert fused.output_shape == model.output_shape
+    assert max_diff(model, fused, images) <= TOLERANCE
+    assert report.layers_after < report.layers_before
+
+
+def test_original_model_is_untouched(images):
+    model = build("preact11_32")
+    weights = [np.array(w) for w in model.get_weights()]
+    before = keras.ops.convert_to_numpy(model(images, training=False))
+    layer_names = [layer.name for layer in model.layers]
+    fused = fuse(model)
+    assert fused is not model and fused.name == "preact11_32_fused"
+    assert [layer.name for layer in model.layers] == layer_names
+    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(images, training=False)), before)
+
+
+def test_merges_conv_chains_only_where_multiply_adds_drop():
+    # type2 removes the second ReLU: conv1 (1x1) -> BN2 -> conv2 (3x3) in every block. Only in the first
+    # block (1x1 16->16 then 3x3 16->16 at 32x32) does the composed 3x3 cost less than the two convs.
+    model = build("preact11_type2")
+    _, report = fuse(model, return_report=True)
+    assert len(report.candidates) == 3
+    merged = [c for c in report.candidates if c.merged]
+    assert [(c.first, c.second) for c in merged] == [("stage1_block1_conv1", "stage1_block1_conv2")]
+    assert report.macs_before - report.macs_after == merged[0].macs_separate - merged[0].macs_merged
+    assert merged[0].macs_separate - merged[0].macs_merged == 32 * 32 * 16 * 16  # the 1x1 conv is gone
+    # stage 2: 1x1 64->32 at 32x32, then 3x3 32->32 stride 2; merged: a 3x3 64->32 stride-2 conv
+    stage2 = next(c for c in report.candidates if c.first == "stage2_block1_conv1")
+    assert (stage2.macs_separate, stage2.macs_merged) == (
+        32 * 32 * 64 * 32 + 16 * 16 * 9 * 32 * 32,
+        16 * 16 * 9 * 64 * 32,
+    )
+    assert not stage2.merged
+
+
+def test_nothing_merges_in_type1_bottleneck():
+    _, report = fuse(build("preact11_32"), return_report=True)
+    assert report.convs_merged == 0 and report.macs_after == report.macs_before
+    assert "stage1_block1_bn1" in report.folded  # the first BN folds into the stem conv
+
+
+def test_unsupported_layer_raises_clearly():
+    inputs = keras.Input((32, 32, 3))
+    x = models.build("resnet8_21", include_top=False, pooling="avg")(inputs)  # a nested model
+    with pytest.raises(
+        ValueError, match=r"layer 'resnet8_21' of type Functional is not supported.*Supported"
+    ):
+        fuse(keras.Model(inputs, x))
+    inputs = keras.Input((32, 32, 3))
+    x = layers.Dropout(0.5, name="drop")(layers.Conv2D(4, 3, padding="same")(inputs))
+    with pytest.raises(ValueError, match=r"'drop' of type Dropout .*Conv2D"):
+        fuse(keras.Model(inputs, x))
+    inputs = keras.Input((32, 32, 3))
+    x = layers.Conv2D(4, 3, padding="valid", name="valid_conv")(inputs)
+    with pytest.raises(ValueError, match=r"'valid_conv' \(Conv2D\) is supported only with padding='same'"):
+        fuse(keras.Model(inputs, x))
+    inputs = keras.Input((None, None, 3))
+    with pytest.raises(ValueError, match="static input shapes"):
+        fuse(keras.Model(inputs, layers.Conv2D(4, 3, padding="same")(inputs)))
+    with pytest.raises(ValueError, match=r"functional keras\.Model"):
+        fuse(layers.Dense(3))
+
+
+@pytest.mark.backend
+def test_mixed_precision_model_fuses_in_float32(images):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed = build("resnet8_21")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    reference = models.build("resnet8_21", normalization=NORMALIZATION)
+    reference.set_weights(mixed.get_weights())
+    fused = fuse(mixed)
+    assert all(layer.dtype_policy.name == "float32" for layer in fused.layers)
+    assert max_diff(reference, fused, images) <= TOLERANCE
+
+
+@pytest.mark.backend
+def test_fused_model_round_trips_through_keras_file(tmp_path, images):
+    fused = fuse(build("resnet8_21"))
+    fused.save(tmp_path / "fused.keras")
+    loaded = keras.models.load_model(tmp_path / "fused.keras")
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(loaded(images)), keras.ops.convert_to_numpy(fused(images))
+    )
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("name", zoo.list())
+def test_zoo_entries_fuse_within_tolerance(name):
+    images = np.random.default_rng(1).integers(0, 256, size=(16, 32, 32, 3)).astype("float32")
+    model = zoo.load(name)
+    fused, report = fuse(model, return_report=True)
+    assert max_diff(model, fused, images) <= TOLERANCE
+    assert report.layers_after < report.layers_before
+    features = zoo.load(name, include_top=False, pooling="max")
+    assert max_diff(features, fuse(features), images) <= TOLERANCE
+
+
+@pytest.mark.tensorflow
+def test_saved_model_of_fused_model_serves_the_same_outputs(tmp_path):
+    import tensorflow as tf
+
+    from relu_ratio.zoo.saved_model import SIGNATURE, _write_saved_model
+
+    model = build("preact11_32")
+    _write_saved_model(fuse(model), tmp_path / "fused")
+    loaded = tf.saved_model.load(str(tmp_path / "fused"))  # keep a reference: it owns the variables
+    served = getattr(loaded, SIGNATURE)
+    images = np.random.default_rng(2).integers(0, 256, size=(8, 32, 32, 3), dtype=np.uint8)
+    expected = keras.ops.convert_to_numpy(model(images.astype("float32"), training=False))
+    assert np.max(np.abs(np.asarray(served(tf.constant(images))) - expected)) <= TOLERANCE
