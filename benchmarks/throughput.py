@@ -68,6 +68,25 @@ def measure(name: str, batch: int, steps: int, warmup: int) -> dict:
             "inference_images_per_s": round(infer_ips, 1)}  # fmt: skip
 
 
+def run_context(precision: str) -> dict:
+    """What every record in results.jsonl carries besides its figures: backend, device, versions, date."""
+    return {
+        "backend": keras.backend.backend(),
+        "device": train._device(),
+        "precision": precision,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def record(row: dict) -> None:
+    """Append one result row to results.jsonl."""
+    with RESULTS.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=["resnet20_21", "preact164_32"])
@@ -80,15 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-record", action="store_true", help="print only; do not append to results.jsonl")
     args = p.parse_args(argv)
     keras.mixed_precision.set_global_policy(args.mixed_precision)
-    context = {
-        "backend": keras.backend.backend(),
-        "device": train._device(),
-        "precision": args.mixed_precision,
-        "keras": keras.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "date": time.strftime("%Y-%m-%d"),
-    }
+    context = run_context(args.mixed_precision)
     header = f"{'framework:model':<22}{'batch':>6}{'train img/s':>14}{'infer img/s':>14}"
     print(f"{header}   {context['backend']} {context['device']}")
     for name in args.models:
@@ -101,8 +112,7 @@ def main(argv: list[str] | None = None) -> None:
             label = f"{r.get('framework', 'keras')}:{name}"
             print(f"{label:<22}{args.batch:>6}{r['train_images_per_s']:>14}{r['inference_images_per_s']:>14}")
             if not args.no_record:
-                with RESULTS.open("a") as f:
-                    f.write(json.dumps(r) + "\n")
+                record(r)
 
 
 def torch_row(name: str, depth: int, args) -> dict:

@@ -29,6 +29,8 @@ import json
 import os
 import tarfile
 import tempfile
+import warnings
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,20 +155,62 @@ def cache_root(cache_dir=None) -> Path:
     return Path(cache_dir) if cache_dir is not None else paths.home() / "data"
 
 
+class CacheError(OSError):
+    """A cache under ``$RELU_RATIO_HOME`` could not be written (disk full, no permission, ...)."""
+
+
+def cache_write_error(directory: Path, error: OSError) -> CacheError:
+    """The error to raise when writing a cache file into ``directory`` failed with ``error``."""
+    reason = os.strerror(error.errno) if error.errno else str(error)
+    return CacheError(
+        error.errno,
+        f"cannot write the cache in {directory}: {reason} ({error}). Free space there, or point "
+        f"$RELU_RATIO_HOME at a writable folder with room (it is {paths.home()}).",
+    )
+
+
 def _load_local(path: Path, split: str, cache_dir) -> Split:
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{split}".encode()).hexdigest()
     cache = cache_root(cache_dir) / f"{_strip_archive_suffix(path.name)}-{split}-{key[:16]}.npz"
     if cache.exists():
-        with np.load(cache) as npz:
-            info = DatasetInfo(**{k: _tuple(v) for k, v in json.loads(str(npz["info"])).items()})
-            return Split(npz["images"], npz["labels"], info)
+        try:
+            return _read_cache(cache)
+        except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile) as error:
+            warnings.warn(
+                f"the dataset cache {cache} is unreadable ({type(error).__name__}: {error}); decoding "
+                f"{path} again.",
+                stacklevel=3,
+            )
+            cache.unlink(missing_ok=True)
     result = _decode(path, split)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=cache.parent, suffix=".npz", delete=False) as tmp:
-        np.savez(tmp, images=result.images, labels=result.labels, info=json.dumps(result.info.to_json()))
-    os.replace(tmp.name, cache)  # atomic: a killed run never leaves half a cache file
+    _write_cache(cache, result)
     return result
+
+
+def _read_cache(cache: Path) -> Split:
+    with np.load(cache) as npz:
+        info = DatasetInfo(**{k: _tuple(v) for k, v in json.loads(str(npz["info"])).items()})
+        images, labels = npz["images"], npz["labels"]
+    if images.dtype != np.uint8 or images.ndim != 4 or labels.shape != images.shape[:1]:
+        raise ValueError(f"images {images.dtype} {images.shape} and labels {labels.shape} do not fit")
+    return Split(images, labels, info)
+
+
+def _write_cache(cache: Path, result: Split) -> None:
+    """Write atomically (temporary file, then rename): a killed or failed write leaves no cache file,
+    and of two processes writing the same cache, one complete copy is kept."""
+    tmp = None
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.stem}.", suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as file:
+            np.savez(file, images=result.images, labels=result.labels, info=json.dumps(result.info.to_json()))
+        os.replace(tmp, cache)
+    except OSError as error:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise cache_write_error(cache.parent, error) from error
 
 
 def _tuple(value):

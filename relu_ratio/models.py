@@ -194,7 +194,7 @@ def build_family(
     weights: str | os.PathLike | None = None,
     input_shape: Sequence[int] | None = None,
     pooling: str | None = None,
-    classes: int = 10,
+    classes: int | None = None,
     classifier_activation: str | Callable | None = "softmax",
     width_multiplier: float = 1.0,
     weight_decay: float = 0.0,
@@ -211,7 +211,7 @@ def build_family(
         weights: ``None`` (random init) or the path of a ``.weights.h5`` file for this architecture.
         input_shape: ``(height, width, channels)``, default ``(32, 32, 3)``.
         pooling: with ``include_top=False``: ``None``, ``"avg"`` or ``"max"``.
-        classes: classifier outputs (with ``include_top=True``).
+        classes: classifier outputs (with ``include_top=True`` only); default 10.
         classifier_activation: activation of the classifier; ``None`` returns logits.
         width_multiplier: scales the stage widths 16/32/64.
         weight_decay: coupled L2 weight decay on convolution and dense kernels (the recipe's 1e-4).
@@ -224,6 +224,7 @@ def build_family(
     masks = ReLUPattern(relu_pattern).resolve(spec.kind, blocks)
     input_shape = _check_input_shape(input_shape)
     _check_head(include_top, pooling, classes, classifier_activation)
+    classes = 10 if classes is None else classes
     if not isinstance(width_multiplier, (int, float)) or width_multiplier <= 0:
         raise ValueError(f"width_multiplier must be a positive number; received {width_multiplier!r}.")
     if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
@@ -329,18 +330,25 @@ def _check_input_shape(input_shape) -> tuple[int, int, int]:
 
 
 def _check_head(include_top, pooling, classes, classifier_activation) -> None:
+    if not isinstance(include_top, bool):
+        raise ValueError(f"include_top must be True or False; received {include_top!r}.")
     if include_top:
         if pooling is not None:
             raise ValueError(
                 f"pooling={pooling!r} only applies with include_top=False (the top already "
                 "average-pools). Pass pooling=None, or include_top=False."
             )
-        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 1):
             raise ValueError(f"classes must be a positive integer; received {classes!r}.")
         if classifier_activation is not None and not callable(classifier_activation):
             keras.activations.get(classifier_activation)  # raises on unknown names
     elif pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling must be None, 'avg' or 'max'; received {pooling!r}.")
+    elif classes is not None:
+        raise ValueError(
+            f"classes={classes!r} only applies with include_top=True (include_top=False has no "
+            "classifier). Drop classes, or pass include_top=True."
+        )
 
 
 def _load_weights(model: keras.Model, weights) -> None:
@@ -352,7 +360,14 @@ def _load_weights(model: keras.Model, weights) -> None:
         )
     if not os.path.exists(path):
         raise FileNotFoundError(f"weights file {path!r} does not exist.")
-    model.load_weights(path)
+    try:
+        model.load_weights(path)
+    except (ValueError, OSError, KeyError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"weights file {path!r} cannot be loaded into {model.name} (built with these arguments): "
+            f"{first} Check that it was saved from the same architecture, classes and input_shape."
+        ) from error
 
 
 # --- registry-style names -------------------------------------------------------------------

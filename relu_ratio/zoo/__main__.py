@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _run(args)
-    except (ZooError, FileExistsError, FileNotFoundError) as error:
+    except (ZooError, OSError) as error:  # OSError: a full or unwritable cache or export folder
         print(f"error: {error}", file=sys.stderr)
         return 2
 

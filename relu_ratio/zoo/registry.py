@@ -17,6 +17,7 @@ import numpy as np
 from relu_ratio import data as data_lib
 from relu_ratio import models
 from relu_ratio.describe import describe
+from relu_ratio.inputs import CheckedModel, ImageInputError, check_images
 from relu_ratio.patterns import ReLUPattern
 from relu_ratio.zoo.entry import (
     METADATA_FILE,
@@ -156,12 +157,16 @@ def load(
     classes: int | None = None,
     format: str = "keras",
     pooling: str | None = "avg",
+    input_shape: tuple[int, int, int] | None = None,
 ) -> keras.Model | object:
     """Load pretrained model ``name``, verifying its weights' size and sha256 first, on every call.
 
     The model takes raw images (uint8 or float 0-255; the normalisation is built in) and outputs class
-    probabilities. Like ``keras.applications`` it is returned **uncompiled**: call ``model.compile(...)``
-    before ``fit``/``evaluate``; ``predict`` works as is.
+    probabilities. It is a :class:`relu_ratio.inputs.CheckedModel`, a functional ``keras.Model`` whose
+    ``predict``/``evaluate``/``fit``/``__call__`` refuse numpy images of the wrong shape or dtype, with
+    NaNs, outside 0-255, or scaled to [0, 1] (``model.check_inputs = False`` turns that off). Like
+    ``keras.applications`` it is returned **uncompiled**: call ``model.compile(...)`` before
+    ``fit``/``evaluate``; ``predict`` works as is.
 
     Args:
         name: a name from :func:`list_models`.
@@ -171,46 +176,85 @@ def load(
         format: ``"keras"`` (a ``keras.Model``) or ``"saved_model"`` (the ``tf.saved_model.load`` object
             of the cached TensorFlow SavedModel; ``.serve(uint8 images)`` returns probabilities).
         pooling: with ``include_top=False``: ``"avg"`` (the model's own pooled features), ``"max"`` or
-            ``None`` (the last feature map).
+            ``None`` (the last feature map). The top always average-pools.
+        input_shape: ``(height, width, channels)``; other sizes than the registered one (the networks are
+            fully convolutional) need ``include_top=False`` or a new classifier (``classes=``), as in
+            ``keras.applications``; the channels must match.
 
     Raises:
         UnknownModelError, MetadataError, IntegrityError: the entry is unknown, its metadata is broken, or
             its weights are missing, tampered with or do not fit. A wrong model is never returned.
+        ValueError: an argument, or a combination of them, that does not apply.
     """
     if format not in ("keras", "saved_model"):
         raise ValueError(f"format must be 'keras' or 'saved_model'; received {format!r}.")
+    if not isinstance(include_top, bool):
+        raise ValueError(f"include_top must be True or False; received {include_top!r}.")
     if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 1):
         raise ValueError(f"classes must be None or a positive integer; received {classes!r}.")
     if not include_top and classes is not None:
         raise ValueError(f"classes={classes} only applies with include_top=True.")
     if pooling not in ("avg", "max", None):
         raise ValueError(f"pooling must be 'avg', 'max' or None; received {pooling!r}.")
+    if include_top and pooling != "avg":
+        raise ValueError(
+            f"pooling={pooling!r} only applies with include_top=False (the classifier sits on the "
+            "average-pooled features). Pass include_top=False for other pooling."
+        )
     if format == "saved_model":
-        if not include_top or classes is not None:
-            raise ValueError("format='saved_model' serves the registered classifier only.")
+        if not include_top or classes is not None or input_shape is not None:
+            raise ValueError(
+                "format='saved_model' serves the registered classifier at the registered input shape "
+                "only; leave include_top, classes and input_shape at their defaults."
+            )
         from relu_ratio.zoo import saved_model
 
         return saved_model.load_saved_model(name)
     entry = info(name)
-    model = _verified_model(entry)
+    shape = _input_shape(entry, input_shape, include_top and classes in (None, entry.classes))
+    model = _verified_model(entry, shape)
     features = model.get_layer("avg_pool")
     if not include_top:
-        if pooling == "avg":
-            return keras.Model(model.input, features.output, name=f"{model.name}_features")
-        out = features.input
+        out = features.output
+        if pooling != "avg":
+            out = features.input
         if pooling == "max":
             out = keras.layers.GlobalMaxPooling2D(name="max_pool")(out)
-        return keras.Model(model.input, out, name=f"{model.name}_features")
+        return CheckedModel(model.input, out, name=f"{model.name}_features")
     if classes is None or classes == entry.classes:
-        return model
+        return CheckedModel.from_model(model)
     kwargs = entry.architecture["kwargs"]
     head = models.classifier(
         classes, kwargs.get("classifier_activation", "softmax"), kwargs.get("weight_decay", 0.0)
     )
-    return keras.Model(model.input, head(features.output), name=f"{model.name}_transfer{classes}")
+    return CheckedModel(model.input, head(features.output), name=f"{model.name}_transfer{classes}")
 
 
-def _verified_model(entry: ZooEntry) -> keras.Model:
+def _input_shape(entry: ZooEntry, input_shape, registered_head: bool) -> tuple[int, int, int] | None:
+    """``None`` for the registered shape, else the checked new one."""
+    if input_shape is None:
+        return None
+    try:
+        shape = models._check_input_shape(input_shape)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"zoo.load({entry.name!r}): {error}") from None
+    if shape == tuple(entry.input_shape):
+        return None
+    if shape[-1] != entry.input_shape[-1]:
+        raise ValueError(
+            f"zoo entry {entry.name!r} takes {entry.input_shape[-1]} channel(s), so input_shape "
+            f"{shape} cannot work; keep {entry.input_shape[-1]} channels (e.g. convert images to RGB)."
+        )
+    if registered_head:
+        raise ValueError(
+            f"zoo entry {entry.name!r} was trained on {tuple(entry.input_shape)} images; a classifier "
+            f"at input_shape {shape} is not what was measured. Resize the images, or pass "
+            "include_top=False or a new classifier (classes=...) for other sizes."
+        )
+    return shape
+
+
+def _verified_model(entry: ZooEntry, input_shape: tuple[int, int, int] | None = None) -> keras.Model:
     weights = verified_weights(entry)
     label = f"zoo entry {entry.name!r}"
     current = explicit_pattern(entry.builder_name)
@@ -219,7 +263,10 @@ def _verified_model(entry: ZooEntry) -> keras.Model:
             f"{label}: relu_ratio.models now builds {entry.builder_name} with ReLU pattern {current!r}, "
             f"but the weights were trained with {entry.relu_pattern!r}."
         )
-    model = build_with_weights(entry.architecture, weights, label)
+    architecture = entry.architecture
+    if input_shape is not None:
+        architecture = {**architecture, "kwargs": {**architecture["kwargs"], "input_shape": input_shape}}
+    model = build_with_weights(architecture, weights, label)
     params = describe(model).params
     if params != entry.params:
         raise IntegrityError(
@@ -263,6 +310,10 @@ def evaluate(name: str, data: str | os.PathLike | None = None) -> dict:
             f"{source} ({entry.split}) has classes {split.info.class_names}, but {name!r} was trained on "
             f"{entry.class_names}."
         )
+    try:
+        check_images(split.images, entry.input_shape)
+    except ImageInputError as error:
+        raise ZooError(f"{source} ({entry.split}) cannot be evaluated with {name!r}: {error}") from None
     measured = accuracy(load(name), split)
     result = {"name": name, "data": source, "split": entry.split, "num_images": len(split)}
     for key in ("top1", "top5"):

@@ -7,6 +7,7 @@ probabilities out. It is built from the verified stored weights and cached, per 
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -15,6 +16,7 @@ from pathlib import Path
 import keras
 
 from relu_ratio import paths
+from relu_ratio.data import cache_write_error
 from relu_ratio.zoo import registry
 
 SIGNATURE = "serve"
@@ -28,24 +30,31 @@ def saved_model_dir(name: str) -> Path:
     """The cached SavedModel of ``name``, exporting it first if needed (the weights are verified either way).
 
     Writes are atomic: the export goes to a temporary folder next to the cache entry and is renamed into
-    place; if another process got there first, its copy is kept.
+    place; if another process got there first, its copy is kept. A write that fails (disk full, no
+    permission) leaves no temporary folder and raises :class:`relu_ratio.data.CacheError` naming the
+    cache directory.
     """
     entry = registry.info(name)
     final = cache_dir() / f"{name}-{entry.sha256[:12]}"
     if (final / "saved_model.pb").is_file():
         registry.verified_weights(entry)
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    model = registry.load(name)
+    staging = None
     try:
-        _write_saved_model(registry.load(name), staging / "model")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+        _write_saved_model(model, staging / "model")
         try:
             os.rename(staging / "model", final)
         except OSError:
             if not (final / "saved_model.pb").is_file():  # not a lost race: a real failure
                 raise
+    except OSError as error:
+        raise cache_write_error(final.parent, error) from error
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     return final
 
 
@@ -60,7 +69,10 @@ def _write_saved_model(model: keras.Model, path: Path) -> None:
 
     spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.uint8, name="images")
     archive.add_endpoint(SIGNATURE, serve, input_signature=[spec])
-    archive.write_out(os.fspath(path), verbose=False)
+    try:
+        archive.write_out(os.fspath(path), verbose=False)
+    except tf.errors.OpError as error:  # TensorFlow's own file system reports a full disk this way
+        raise OSError(errno.EIO, f"TensorFlow could not write {path}: {error.message}") from error
 
 
 def export(name: str, path: str | os.PathLike) -> Path:
@@ -69,15 +81,20 @@ def export(name: str, path: str | os.PathLike) -> Path:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise FileExistsError(f"{target} exists and is not an empty folder; choose a new path.")
     source = saved_model_dir(name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    staging = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
         shutil.copytree(source, staging / "model")
         if target.exists():
             target.rmdir()
         os.rename(staging / "model", target)
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise OSError(error.errno, f"cannot export {name!r} to {target}: {reason} ({error}).") from error
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

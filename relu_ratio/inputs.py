@@ -1,0 +1,138 @@
+"""Check images before a zoo model sees them: shape, dtype, range, and the [0, 1]-scaling pitfall.
+
+Zoo models (and every model built with ``normalization=``) include their normalisation and take **raw**
+images: uint8, or floats on the 0-255 scale. Images already scaled to [0, 1] (``images / 255``) or
+standardised would still give an answer, just a wrong one, so :func:`check_images` refuses them with a
+message that says what was wrong and what is valid. :class:`CheckedModel` runs the check in ``predict``,
+``evaluate``, ``fit`` and ``__call__`` on concrete numpy arrays (never on the symbolic tensors of a traced
+step), and is what :func:`relu_ratio.zoo.load` returns.
+
+Example:
+    >>> import numpy as np
+    >>> from relu_ratio.inputs import check_images
+    >>> check_images(np.zeros((2, 32, 32, 3), np.uint8), (32, 32, 3)).shape
+    (2, 32, 32, 3)
+    >>> check_images(np.full((2, 32, 32, 3), 0.5), (32, 32, 3))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    relu_ratio.inputs.ImageInputError: images look scaled to [0, 1] ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+RAW = "raw images: uint8, or floats on the 0-255 scale (the model normalises them itself)"
+
+
+class ImageInputError(ValueError):
+    """Images a model cannot take as they are: wrong shape, dtype or value range."""
+
+
+def check_images(images, input_shape: Sequence[int | None]) -> np.ndarray:
+    """Return ``images`` as a numpy array after checking it is a batch of raw images of ``input_shape``.
+
+    Checked: a batch axis and ``(height, width, channels) == input_shape`` (``None`` matches any size),
+    a real numeric dtype (not bool, strings or objects), finite values in [0, 255], and, for floats, not
+    everything in [0, 1] (the ``images / 255`` pitfall; an all-zero batch is allowed).
+
+    Raises:
+        ImageInputError: naming what was wrong and what is valid.
+    """
+    array = np.asarray(images)
+    expected = tuple(input_shape)
+    want = f"(batch, {', '.join('any' if d is None else str(d) for d in expected)})"
+    numeric = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    if array.dtype == bool or not numeric:
+        raise ImageInputError(f"images have dtype {array.dtype}; expected {RAW}.")
+    if array.ndim == len(expected) and _fits(array.shape, expected):
+        raise ImageInputError(
+            f"images have shape {array.shape}, a single image without a batch axis; expected {want}. "
+            "Use images[None] for one image."
+        )
+    if array.ndim != len(expected) + 1 or not _fits(array.shape[1:], expected):
+        hint = ""
+        if array.ndim == len(expected) and expected[-1] == 3:
+            hint = " Grayscale? Stack it to RGB: np.repeat(images[..., None], 3, axis=-1)."
+        elif array.ndim == len(expected) + 1 and array.shape[-1] != expected[-1]:
+            hint = f" The model takes {expected[-1]} channel(s), channels last."
+        elif array.ndim == len(expected) + 1:
+            hint = " Resize the images (e.g. keras.layers.Resizing) to the model's input size."
+        raise ImageInputError(f"images have shape {array.shape}; expected {want}.{hint}")
+    if array.size == 0:
+        return array
+    if np.issubdtype(array.dtype, np.floating):
+        finite = np.isfinite(array)
+        if not finite.all():
+            raise ImageInputError(
+                f"images contain {int(array.size - finite.sum()):,} NaN or infinite value(s); expected {RAW}."
+            )
+    low, high = float(array.min()), float(array.max())
+    if low < 0 or high > 255:
+        hint = " They look standardised (mean 0): pass the raw images." if low < 0 else ""
+        raise ImageInputError(f"image values span [{low:g}, {high:g}]; expected {RAW}, in [0, 255].{hint}")
+    if np.issubdtype(array.dtype, np.floating) and 0 < high <= 1:
+        raise ImageInputError(
+            f"images look scaled to [0, 1] (values span [{low:g}, {high:g}]); expected {RAW}. "
+            "Pass the raw 0-255 images (e.g. images * 255), or set model.check_inputs = False if they "
+            "really are that dark."
+        )
+    return array
+
+
+def _fits(shape: Sequence[int], expected: Sequence[int | None]) -> bool:
+    return len(shape) == len(expected) and all(e is None or s == e for s, e in zip(shape, expected))
+
+
+def _plain_numbers(x) -> bool:
+    """A (nested) list of numbers or numpy arrays, as opposed to a list of (symbolic) tensors."""
+    if isinstance(x, list):
+        return all(_plain_numbers(v) for v in x[:2])
+    return isinstance(x, (np.ndarray, np.generic, int, float))
+
+
+@keras.saving.register_keras_serializable(package="relu_ratio")
+class CheckedModel(keras.Model):
+    """A functional ``keras.Model`` that checks concrete numpy images with :func:`check_images`.
+
+    Build it like a functional model (``CheckedModel(inputs, outputs)``) or from one
+    (:meth:`from_model`, sharing its layers and weights). It saves (``.keras``), exports (SavedModel) and
+    fine-tunes like any other; ``model.check_inputs = False`` turns the check off.
+    """
+
+    check_inputs = True
+
+    @classmethod
+    def from_model(cls, model: keras.Model, name: str | None = None) -> CheckedModel:
+        return cls(model.input, model.output, name=name or model.name)
+
+    def _check(self, x):
+        """Concrete arrays (numpy, lists, relu_ratio ``Batches``) are checked; tensors, datasets and
+        generators go through unchanged, so traced training and serving steps are untouched."""
+        from relu_ratio.data import Batches
+
+        if not self.check_inputs or len(self.inputs) != 1:
+            return x
+        if isinstance(x, Batches):
+            check_images(x.split.images, self.input_shape[1:])
+        elif isinstance(x, np.ndarray) or (isinstance(x, list) and _plain_numbers(x)):
+            return check_images(x, self.input_shape[1:])
+        return x
+
+    def __call__(self, inputs, *args, **kwargs):
+        return super().__call__(self._check(inputs), *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        return super().predict(self._check(x), *args, **kwargs)
+
+    def predict_on_batch(self, x):
+        return super().predict_on_batch(self._check(x))
+
+    def evaluate(self, x=None, *args, **kwargs):
+        return super().evaluate(self._check(x), *args, **kwargs)
+
+    def fit(self, x=None, *args, **kwargs):
+        return super().fit(self._check(x), *args, **kwargs)

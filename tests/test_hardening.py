@@ -1,0 +1,569 @@
+"""Hardening: bad images, bad arguments, full disks, damaged files, diverging and killed training, two
+processes racing for a cache, and numerics across backends and precisions."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+import pytest
+from conftest import write_image_folder
+
+from relu_ratio import data, models, train, zoo
+from relu_ratio.inputs import CheckedModel, ImageInputError, check_images
+from relu_ratio.zoo import saved_model
+
+REAL = "resnet8_21"  # a real zoo entry: small, loads in a second
+SHAPE = (32, 32, 3)
+RNG = np.random.default_rng(0)
+RAW = RNG.integers(0, 256, (4, *SHAPE), dtype=np.uint8)
+
+
+@pytest.fixture
+def real_zoo(monkeypatch, tmp_path):
+    """The repository's zoo/ (read only) with a private cache home."""
+    monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
+    monkeypatch.setenv("RELU_RATIO_HOME", os.fspath(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def _no_tmp_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if ".tmp" in p.name] if root.exists() else []
+
+
+# --- 1. bad images ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (RAW[:, :28, :28], r"shape \(4, 28, 28, 3\); expected \(batch, 32, 32, 3\)\. Resize"),
+        (RAW[..., 0], r"shape \(4, 32, 32\).*Grayscale\? Stack it to RGB"),
+        (RAW[..., :1], r"shape \(4, 32, 32, 1\).*takes 3 channel"),
+        (RAW[0], r"single image without a batch axis.*images\[None\]"),
+        (np.full((2, *SHAPE), "a"), r"dtype <U1; expected raw images"),
+        (RAW > 128, r"dtype bool; expected raw images"),
+        (RAW.astype(object), r"dtype object"),
+        (RAW / 255.0, r"images look scaled to \[0, 1\].*images \* 255"),
+        ((RAW - 128.0) / 64.0, r"span \[-2, 1\.98438\].*in \[0, 255\]\. They look standardised"),
+        (RAW * 2.0, r"span \[.*, 510\].*in \[0, 255\]"),
+        (np.where(RAW == 7, np.nan, RAW.astype("float32")), r"contain \d+ NaN or infinite value"),
+        (np.full((1, *SHAPE), np.inf, "float32"), r"contain 3,072 NaN or infinite"),
+    ],
+    ids=["28x28", "grayscale", "one-channel", "no-batch", "strings", "bool", "object", "scaled-0-1",
+         "standardised", "above-255", "nan", "inf"],
+)  # fmt: skip
+def test_check_images_names_what_is_wrong_and_what_is_valid(images, message):
+    with pytest.raises(ImageInputError, match=message):
+        check_images(images, SHAPE)
+
+
+def test_check_images_accepts_raw_images():
+    for ok in (RAW, RAW.astype("float32"), RAW.astype("int64"), np.zeros((2, *SHAPE), "float32"),
+               np.zeros((0, *SHAPE), np.uint8), RAW.tolist()):  # fmt: skip
+        assert check_images(ok, SHAPE).shape[1:] == SHAPE
+    assert check_images(RAW[:, :20], (None, None, 3)).shape == (4, 20, 32, 3)
+
+
+@pytest.mark.backend
+def test_zoo_models_refuse_bad_images_in_predict_evaluate_fit_and_call(real_zoo):
+    model = zoo.load(REAL)
+    assert isinstance(model, CheckedModel) and isinstance(model, keras.Model)
+    scaled, labels = RAW / 255.0, np.arange(4)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    for use in (model.predict, model, model.predict_on_batch, model.evaluate, model.fit):
+        with pytest.raises(ImageInputError, match=r"scaled to \[0, 1\]"):
+            use(scaled, labels, verbose=0) if use in (model.evaluate, model.fit) else use(scaled)
+    with pytest.raises(ImageInputError, match=r"\(4, 28, 28, 3\)"):
+        model.predict(RAW[:, :28, :28], verbose=0)
+    for extractor in (zoo.load(REAL, include_top=False), zoo.load(REAL, classes=5)):
+        with pytest.raises(ImageInputError, match="NaN"):
+            extractor.predict(np.full((1, *SHAPE), np.nan), verbose=0)
+    np.testing.assert_allclose(model.predict(RAW, verbose=0), model.predict(RAW.astype("float32"), verbose=0))
+    model.check_inputs = False  # the documented way out, for images that really are that dark
+    assert model.predict(scaled, verbose=0).shape == (4, 10)
+
+
+@pytest.mark.backend
+def test_a_checked_zoo_model_saves_loads_and_fine_tunes(real_zoo, tmp_path):
+    model = zoo.load(REAL)
+    expected = model.predict(RAW, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded, CheckedModel)
+    np.testing.assert_allclose(loaded.predict(RAW, verbose=0), expected, atol=1e-6)
+    with pytest.raises(ImageInputError):
+        loaded.predict(RAW / 255.0, verbose=0)
+    loaded.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    history = loaded.fit(RAW, np.arange(4), batch_size=4, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert not np.allclose(loaded.predict(RAW, verbose=0), expected)
+
+
+@pytest.mark.tensorflow
+def test_a_checked_zoo_model_exports_a_saved_model(real_zoo, tmp_path):
+    import tensorflow as tf
+
+    model = zoo.load(REAL)
+    model.export(tmp_path / "sm", format="tf_saved_model", verbose=False)
+    served = tf.saved_model.load(os.fspath(tmp_path / "sm"))
+    np.testing.assert_allclose(served.serve(RAW.astype("float32")), model.predict(RAW, verbose=0), atol=1e-5)
+
+
+def test_evaluate_names_a_dataset_of_the_wrong_image_size(real_zoo, tmp_path):
+    folder = write_image_folder(tmp_path / "ds", classes=data.CIFAR10_CLASSES, per_class=1, size=(28, 28))
+    with pytest.raises(zoo.ZooError, match=r"cannot be evaluated with 'resnet8_21'.*\(10, 28, 28, 3\)"):
+        zoo.evaluate(REAL, data=folder)
+
+
+# --- 2. bad arguments ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"include_top": False, "classes": 5}, r"classes=5 only applies with include_top=True"),
+        ({"include_top": "no"}, r"include_top must be True or False"),
+        ({"classes": 2.5}, r"classes must be a positive integer"),
+        ({"input_shape": (32, 32, 3, 1)}, r"\(height, width, channels\)"),
+        ({"normalization": ([1, 2], [1, 1])}, r"normalization must be \(mean, std\) with 3 values"),
+        ({"normalization": ([1, 2, 3], [1, 0, 1])}, r"std > 0"),
+        ({"weight_decay": -1}, r"weight_decay must be >= 0"),
+    ],
+)
+def test_bad_builder_combinations_raise_value_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        models.build("resnet8_11", **kwargs)
+
+
+def test_builder_weights_of_another_architecture_are_named(tmp_path):
+    path = tmp_path / "other.weights.h5"
+    models.build("resnet14_21").save_weights(path)
+    with pytest.raises(ValueError, match=r"cannot be loaded into resnet8_21.*same architecture"):
+        models.build("resnet8_21", weights=path)
+    path.write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match="cannot be loaded into"):
+        models.build("resnet8_21", weights=path)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "error", "message"),
+    [
+        (REAL, {"input_shape": (28, 28, 3)}, ValueError, r"trained on \(32, 32, 3\).*Resize the images"),
+        (REAL, {"input_shape": (32, 32, 1)}, ValueError, r"takes 3 channel\(s\)"),
+        (REAL, {"input_shape": (32, 32)}, ValueError, r"\(height, width, channels\)"),
+        (REAL, {"input_shape": (2, 2, 3), "include_top": False}, ValueError, "too small"),
+        (REAL, {"pooling": "max"}, ValueError, r"pooling='max' only applies with include_top=False"),
+        (REAL, {"pooling": None}, ValueError, r"pooling=None only applies with include_top=False"),
+        (REAL, {"include_top": False, "pooling": "mean"}, ValueError, r"'avg', 'max' or None"),
+        (REAL, {"include_top": "yes"}, ValueError, r"include_top must be True or False"),
+        (REAL, {"classes": 0}, ValueError, r"positive integer"),
+        (REAL, {"classes": True}, ValueError, r"positive integer"),
+        (REAL, {"format": "onnx"}, ValueError, r"'keras' or 'saved_model'"),
+        (REAL, {"format": "saved_model", "input_shape": (64, 64, 3)}, ValueError, "registered input shape"),
+        ("resnet8_99", {}, zoo.UnknownModelError, r"no zoo entry named 'resnet8_99'"),
+        ("resnet9_21", {}, zoo.UnknownModelError, r"did you mean"),
+        (None, {}, zoo.UnknownModelError, r"no zoo entry named None"),
+        (42, {}, zoo.UnknownModelError, r"no zoo entry named 42"),
+    ],
+)
+def test_bad_zoo_load_arguments_raise_clear_errors(real_zoo, name, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        zoo.load(name, **kwargs)
+
+
+@pytest.mark.backend
+def test_zoo_load_at_another_input_size_without_the_registered_classifier(real_zoo):
+    features = zoo.load(REAL, include_top=False, input_shape=(64, 48, 3))
+    assert features.input_shape == (None, 64, 48, 3) and features.output_shape == (None, 64)
+    transfer = zoo.load(REAL, classes=5, input_shape=(48, 48, 3))
+    assert transfer.output_shape == (None, 5)
+    assert zoo.load(REAL, input_shape=SHAPE).output_shape == (None, 10)  # the registered shape is fine
+
+
+# --- 3. full or unwritable caches, damaged cache files ---------------------------------------------------
+
+
+def _full_disk(code=errno.ENOSPC):
+    def write(file, *args, **kwargs):  # writes part of the file, then the disk is full
+        file.write(b"\0" * 4096)
+        raise OSError(code, os.strerror(code))
+
+    return write
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES])
+def test_a_full_data_cache_is_named_and_leaves_no_temp_file(image_folder, tmp_path, monkeypatch, code):
+    monkeypatch.setattr(data.np, "savez", _full_disk(code))
+    with pytest.raises(data.CacheError, match=r"cannot write the cache in .*home/data.*RELU_RATIO_HOME") as e:
+        data.load(image_folder, "test")
+    err = e
+    assert err.value.errno == code and os.strerror(code) in str(err.value)
+    assert list((tmp_path / "home" / "data").iterdir()) == []  # neither a temp file nor a cache
+
+
+def test_the_training_cli_reports_a_full_cache(image_folder, tmp_path, monkeypatch, capsys):
+    write_image_folder(image_folder, split="train")
+    monkeypatch.setattr(data.np, "savez", _full_disk())
+    code = train.main(["--model", "resnet8_11", "--dataset", str(image_folder), "--out", str(tmp_path / "r")])
+    assert code == 2 and "No space left on device" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "wrong-arrays"])
+def test_a_damaged_data_cache_is_decoded_again(image_folder, tmp_path, damage):
+    first = data.load(image_folder, "test")
+    (cache,) = (tmp_path / "home" / "data").glob("*.npz")
+    if damage == "truncate":
+        cache.write_bytes(cache.read_bytes()[:500])
+    elif damage == "garbage":
+        cache.write_bytes(b"junk")
+    else:
+        info = json.dumps(first.info.to_json())
+        np.savez(cache.open("wb"), images=np.zeros(3), labels=np.zeros(2), info=info)
+    with pytest.warns(UserWarning, match="is unreadable"):
+        again = data.load(image_folder, "test")
+    np.testing.assert_array_equal(again.images, first.images)
+    np.testing.assert_array_equal(data.load(image_folder, "test").images, first.images)  # cache rewritten
+
+
+def test_a_full_saved_model_cache_is_named_and_leaves_no_temp_folder(real_zoo, monkeypatch):
+    def full(model, path):
+        path.mkdir()
+        (path / "saved_model.pb").write_bytes(b"\0" * 4096)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(saved_model, "_write_saved_model", full)
+    message = r"cannot write the cache in .*saved_models.*RELU_RATIO_HOME"
+    with pytest.raises(data.CacheError, match=message) as err:
+        saved_model.saved_model_dir(REAL)
+    assert err.value.errno == errno.ENOSPC
+    assert list((real_zoo / "saved_models").iterdir()) == []
+
+
+@pytest.mark.tensorflow
+def test_tensorflow_file_errors_become_cache_errors(real_zoo, monkeypatch):
+    import tensorflow as tf
+
+    def full(self, *args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+
+    monkeypatch.setattr(keras.export.ExportArchive, "write_out", full)
+    with pytest.raises(data.CacheError, match="No space left on device"):
+        saved_model.saved_model_dir(REAL)
+    assert list((real_zoo / "saved_models").iterdir()) == []
+
+
+def test_a_full_export_target_is_named_and_leaves_nothing(real_zoo, tmp_path, monkeypatch):
+    def fake_export(model, path):  # a cached SavedModel, without TensorFlow
+        path.mkdir()
+        (path / "saved_model.pb").write_bytes(b"pb")
+
+    monkeypatch.setattr(saved_model, "_write_saved_model", fake_export)
+    saved_model.saved_model_dir(REAL)
+
+    def full_copy(source, target):
+        Path(target).mkdir()
+        (Path(target) / "saved_model.pb").write_bytes(b"p")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(saved_model.shutil, "copytree", full_copy)
+    out = tmp_path / "exports"
+    with pytest.raises(OSError, match=r"cannot export 'resnet8_21' to .*exports/m: No space left"):
+        zoo.export(REAL, out / "m")
+    assert list(out.iterdir()) == []
+
+
+# --- 4. training that diverges, training killed while it writes a backup ----------------------------------
+
+
+def _finite_h5(path) -> bool:
+    finite = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda _, v: finite.append(bool(np.isfinite(v[()]).all())) if isinstance(v, h5py.Dataset)
+                     and np.issubdtype(v.dtype, np.floating) else None)  # fmt: skip
+    return bool(finite) and all(finite)
+
+
+def _epochs(run_dir):
+    with open(run_dir / "metrics.csv") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def test_divergence_stops_the_run_and_keeps_the_last_good_files(image_folder, tmp_path, monkeypatch,
+                                                                 capsys):
+    write_image_folder(image_folder, split="train", per_class=8)  # 24 images: 6 steps of 4 per epoch
+
+    class ExplodesAfterTheFirstEpoch(keras.optimizers.schedules.LearningRateSchedule):
+        def __init__(self, steps_per_epoch):
+            self.steps = steps_per_epoch
+
+        def __call__(self, step):  # PiecewiseConstantDecay would give 0 * inf = NaN from the start
+            return keras.ops.where(step < self.steps, 0.01, float("inf"))
+
+        def get_config(self):
+            return {"steps_per_epoch": self.steps}
+
+    monkeypatch.setattr(train, "learning_rate", lambda config, steps: ExplodesAfterTheFirstEpoch(steps))
+    out = tmp_path / "run"
+    code = train.main(["--model", "resnet8_11", "--dataset", str(image_folder), "--out", str(out),
+                       "--epochs", "3", "--batch-size", "4", "--backup-every", "1",
+                       "--verbose", "0"])  # fmt: skip
+    assert code == 1
+    assert "training diverged in epoch 2" in capsys.readouterr().err
+    assert _epochs(out) == [0]
+    assert not (out / "model.weights.h5").exists() and not (out / "result.json").exists()
+    assert _finite_h5(out / "best.weights.h5")
+    record = json.loads((out / "backup" / "training_metadata.json").read_text())
+    assert record["epoch"] == 1 and _finite_h5(out / "backup" / record["weights"])
+    assert all(_finite_h5(p) for p in (out / "backup").glob("*.h5"))
+
+
+def _compiled(name="resnet8_11"):
+    model = models.build(name, classes=3)
+    config = train.TrainConfig(epochs=1, batch_size=4).resolved()
+    return train.compile_for(model, config, steps_per_epoch=1)
+
+
+def test_the_backup_refuses_non_finite_weights(tmp_path):
+    model = _compiled()
+    backup = train._Backup(tmp_path / "backup", save_freq=1)
+    backup.set_model(model)
+    backup._save_model()
+    kernel = model.get_layer("predictions").kernel
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    with pytest.raises(train.TrainingDiverged, match="not backed up"):
+        backup._save_model()
+    assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == [
+        "ckpt-000001.weights.h5", "training_metadata.json"]  # fmt: skip
+
+
+def test_a_damaged_backup_falls_back_to_the_previous_one(tmp_path):
+    model = _compiled()
+    backup = train._Backup(tmp_path / "backup", save_freq=1)
+    backup.set_model(model)
+    backup._current_epoch = 1
+    backup._save_model()
+    good = [np.copy(w) for w in model.get_weights()]
+    model.get_layer("predictions").kernel.assign(np.ones(model.get_layer("predictions").kernel.shape))
+    backup._current_epoch = 2
+    backup._save_model()
+    record = json.loads((tmp_path / "backup" / "training_metadata.json").read_text())
+    latest = tmp_path / "backup" / record["weights"]
+    latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])  # half written
+    fresh = _compiled()
+    restore = train._Backup(tmp_path / "backup", save_freq=1)
+    restore.set_model(fresh)
+    restore.on_train_begin()
+    assert fresh._initial_epoch == 1
+    for a, b in zip(fresh.get_weights(), good):
+        np.testing.assert_array_equal(a, b)
+    (tmp_path / "backup" / record["previous"]["weights"]).unlink()
+    with pytest.raises(ValueError, match=r"no backup in .* can be restored .*missing.*delete"):
+        _restore(tmp_path)
+
+
+def _restore(tmp_path):
+    restore = train._Backup(tmp_path / "backup", save_freq=1)
+    restore.set_model(_compiled())
+    restore.on_train_begin()
+
+
+def test_keras_own_backup_cannot_resume_after_a_kill_in_its_metadata_write(tmp_path):
+    """Why train._Backup does not rely on keras' BackupAndRestore(double_checkpoint=True)."""
+    model = _compiled()
+    keras_backup = keras.callbacks.BackupAndRestore(tmp_path / "b", double_checkpoint=True)
+    keras_backup.set_model(model)
+    keras_backup._save_model()
+    keras_backup._save_model()
+    (tmp_path / "b" / "training_metadata.json").write_text("")  # killed right after open(..., "w")
+    with pytest.raises(json.JSONDecodeError):
+        keras_backup.on_train_begin()
+
+
+KILLER = """
+import os, signal, sys
+from pathlib import Path
+from relu_ratio import train
+kill_at, where = int(sys.argv[1]), sys.argv[2]
+saves = 0
+write_weights, commit = train._Backup._write_weights, train._Backup._commit
+
+def partial_weights(self, path):
+    global saves
+    saves += 1
+    if saves == kill_at and where == "weights":
+        write_weights(self, path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])  # a third of the file is on disk
+        os.kill(os.getpid(), signal.SIGKILL)
+    write_weights(self, path)
+
+def partial_commit(self, record):
+    if saves == kill_at and where == "record":
+        (self.dir / (self.RECORD + ".tmp")).write_text('{"epoch": ')
+        os.kill(os.getpid(), signal.SIGKILL)
+    commit(self, record)
+
+train._Backup._write_weights, train._Backup._commit = partial_weights, partial_commit
+sys.exit(train.main(sys.argv[3:]))
+"""
+
+
+def test_killed_while_writing_backups_the_same_command_resumes(tmp_path):
+    folder = write_image_folder(tmp_path / "ds", split="train", per_class=16)  # 48 images: 6 steps of 8
+    write_image_folder(folder, split="test", per_class=2)
+    out = tmp_path / "run"
+    args = ["--model", "resnet8_21", "--dataset", str(folder), "--epochs", "4", "--batch-size", "8",
+            "--backup-every", "4", "--verbose", "2", "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "RELU_RATIO_HOME": str(tmp_path / "home")}
+
+    def run(*command):
+        done = subprocess.run([sys.executable, *command], env=env, capture_output=True, text=True,
+                              timeout=600)
+        return done
+
+    # Saves: epoch 1 step 4, epoch 1 end, epoch 2 step 4 (killed a third of the way into the weights).
+    first = run("-c", KILLER, "3", "weights", *args)
+    assert first.returncode == -9, first.stdout + first.stderr
+    # Resumes at epoch 2; its first save (a step backup in that epoch) must record epoch 2, not 0; the
+    # second (the end of epoch 2) is killed after the weights, in the middle of the record.
+    second = run("-c", KILLER, "2", "record", *args)
+    assert second.returncode == -9 and "Epoch 2/4" in second.stdout and "Epoch 1/4" not in second.stdout
+    third = run("-m", "relu_ratio.train", *args)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "Epoch 2/4" in third.stdout and "Epoch 1/4" not in third.stdout, third.stdout
+    assert _epochs(out) == [0, 1, 2, 3]
+    assert json.loads((out / "result.json").read_text())["epochs_completed"] == 4
+    assert _finite_h5(out / "model.weights.h5")
+    assert len(list((out / "backup").glob("ckpt-*.weights.h5"))) <= 2
+
+
+# --- 5. two processes, one cache ------------------------------------------------------------------------
+
+BARRIER = """
+import os, sys, time
+from pathlib import Path
+barrier = Path(sys.argv[1])
+
+def wait_for_the_other():
+    (barrier / str(os.getpid())).touch()
+    deadline = time.time() + 120
+    while len(list(barrier.iterdir())) < 2 and time.time() < deadline:
+        time.sleep(0.01)
+"""
+
+DECODE = BARRIER + """
+from relu_ratio import data
+decode = data._decode
+def decode_then_wait(*args):
+    result = decode(*args)
+    wait_for_the_other()  # both have decoded; both now write the same cache file
+    return result
+data._decode = decode_then_wait
+split = data.load(sys.argv[2], "test")
+print("loaded", split.images.shape, int(split.images.sum()))
+"""
+
+EXPORT = BARRIER + """
+from relu_ratio.zoo import saved_model
+write = saved_model._write_saved_model
+def write_then_wait(model, path):
+    write(model, path)
+    wait_for_the_other()  # both have exported; both now rename into the same cache entry
+saved_model._write_saved_model = write_then_wait
+print("exported", saved_model.saved_model_dir(sys.argv[2]))
+"""
+
+
+def _two_processes(script, argument, tmp_path, backend):
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    env = {**os.environ, "RELU_RATIO_HOME": str(tmp_path / "home"), "KERAS_BACKEND": backend}
+    env.pop("RELU_RATIO_ZOO", None)
+    command = [sys.executable, "-c", script, str(barrier), str(argument)]
+    procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]  # fmt: skip
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for proc, (_, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-3000:]
+    assert len(list(barrier.iterdir())) == 2  # both really got to the write
+    return [out for out, _ in outputs]
+
+
+def test_two_processes_decode_the_same_dataset_into_one_cache(image_folder, tmp_path):
+    outputs = _two_processes(DECODE, image_folder, tmp_path, backend="jax")
+    assert outputs[0] == outputs[1] and outputs[0].startswith("loaded (12, 32, 32, 3)")
+    files = list((tmp_path / "home" / "data").iterdir())
+    assert len(files) == 1 and files[0].suffix == ".npz"
+    np.testing.assert_array_equal(data._read_cache(files[0]).images, data.load(image_folder, "test").images)
+
+
+@pytest.mark.tensorflow
+def test_two_processes_export_the_same_zoo_entry_into_one_cache(tmp_path):
+    import tensorflow as tf
+
+    outputs = _two_processes(EXPORT, REAL, tmp_path, backend="tensorflow")
+    assert outputs[0] == outputs[1]
+    (entry,) = (tmp_path / "home" / "saved_models").iterdir()  # one copy, no temporary folders
+    served = tf.saved_model.load(os.fspath(entry))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("RELU_RATIO_ZOO", raising=False)
+        expected = zoo.load(REAL).predict(RAW, verbose=0)
+    np.testing.assert_allclose(served.serve(RAW).numpy(), expected, atol=1e-5)
+
+
+# --- 6. numerics: backends and precisions ----------------------------------------------------------------
+
+OTHER_BACKEND = """
+import sys
+import numpy as np
+from relu_ratio import zoo
+images = np.load(sys.argv[1])
+np.savez(sys.argv[2], **{name: zoo.load(name).predict(images, verbose=0) for name in zoo.list()})
+"""
+
+
+def test_tensorflow_and_jax_give_the_same_probabilities_for_every_zoo_model(real_zoo, tmp_path):
+    images = np.random.default_rng(1).integers(0, 256, (64, *SHAPE), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", images)
+    other = "jax" if keras.backend.backend() == "tensorflow" else "tensorflow"
+    env = {**os.environ, "KERAS_BACKEND": other}
+    command = [sys.executable, "-c", OTHER_BACKEND, str(tmp_path / "images.npy"), str(tmp_path / "other.npz")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    theirs = np.load(tmp_path / "other.npz")
+    assert sorted(theirs.files) == zoo.list() and zoo.list()
+    for name in zoo.list():
+        ours = zoo.load(name).predict(images, verbose=0)
+        assert np.abs(ours - theirs[name]).max() <= 1e-4, name
+
+
+def _precision_benchmark():
+    path = Path(__file__).parents[1] / "benchmarks" / "precision.py"
+    spec = importlib.util.spec_from_file_location("precision", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.backend
+def test_half_precision_inference_stays_within_the_stated_drop(real_zoo, shared_data):
+    """On 1,000 test images: float32 reproduces the registered accuracy (to sampling noise), and
+    mixed_float16 / mixed_bfloat16 lose at most ``precision.BOUND`` points of top-1."""
+    precision = _precision_benchmark()
+    subset = data.load(shared_data, "test").take(1000)
+    for name in zoo.list():
+        rows = {row["precision"]: row for row in precision.measure(name, subset)}
+        assert abs(rows["float32"]["top1"] - zoo.info(name).top1) < 5, rows  # a real model, not noise
+        for policy, bound in precision.BOUND.items():
+            assert rows[policy]["drop"] <= bound, (name, rows)
+            assert rows[policy]["agreement"] >= 100 - 2 * bound, (name, rows)
+    assert keras.mixed_precision.global_policy().name == "float32"
