@@ -15,19 +15,20 @@ between the two and the median is reported. Not a test: it only prints and recor
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from relu_ratio import models, train, zoo
+sys.path.insert(0, str(Path(__file__).parent))
+import throughput  # beside this file: run_context, record
+
+from relu_ratio import models, zoo
 from relu_ratio.fuse import fuse
 
-RESULTS = Path(__file__).with_name("results.jsonl")
 NORMALIZATION = ((128.0,) * 3, (64.0,) * 3)  # for randomly initialised models, as benchmarks/throughput.py
 
 
@@ -99,22 +100,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--no-record", action="store_true", help="print only; do not append to results.jsonl")
     args = p.parse_args(argv)
-    context = {
-        "backend": keras.backend.backend(),
-        "device": train._device(),
-        "precision": keras.mixed_precision.global_policy().name,
-        "keras": keras.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "date": time.strftime("%Y-%m-%d"),
-    }
+    context = throughput.run_context(keras.mixed_precision.global_policy().name)
     rows = []
     for name in args.models or zoo.list():
         row = {**measure(name, args.batch, args.repeats, args.warmup), **context}
         rows.append(row)
         if not args.no_record:
-            with RESULTS.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+            throughput.record(row)
     print(f"{context['backend']}, {context['device']}, batch {args.batch}, median of {args.repeats} calls\n")
     print(markdown(rows))
     return rows
