@@ -1,0 +1,362 @@
+"""Pattern search: the space per family, constraints, hyperparameters -> relu_pattern, searches, CLI,
+distributed mode."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+
+import keras_tuner
+import pytest
+from conftest import SMALL_NAMES, write_image_folder
+
+import relu_ratio
+from relu_ratio import models, tune
+
+SMALL = {family: int(name[len(family) :]) for family, name in SMALL_NAMES.items()}  # plain -> 8, ...
+SLOTS = {"postresnet": 2, "resnet": 2, "preact": 3, "dfnmr": 4}
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    """Tiny train (8 per class) and test (4 per class) splits of 3 classes, 32x32."""
+    monkeypatch.setenv("RELU_RATIO_HOME", os.fspath(tmp_path / "home"))
+    write_image_folder(tmp_path / "ds", split="train", per_class=8)
+    return write_image_folder(tmp_path / "ds", split="test")
+
+
+TINY = {"max_trials": 2, "epochs": 1, "val_subset": 6, "batch_size": 8, "verbose": 0, "overwrite": True}
+
+
+def _sampled_values(hypermodel, count, seed=0):
+    rng = random.Random(seed)
+    names = [name for name, _, _ in hypermodel.positions]
+    yield dict.fromkeys(names, hypermodel.choices[-1])  # the fewest ReLUs everywhere
+    for _ in range(count):
+        yield {name: rng.choice(hypermodel.choices) for name in names}
+
+
+# --- the space -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["postresnet", "resnet", "preact", "dfnmr"])
+def test_stage_space_is_every_mask_with_a_relu(family):
+    hm = tune.ReLUHyperModel(family, SMALL[family])
+    slots = SLOTS[family]
+    assert len(hm.choices) == 2**slots - 1 and hm.default == "1" * slots
+    assert set(hm.choices) == {"".join(b) for b in itertools.product("01", repeat=slots)} - {"0" * slots}
+    assert [name for name, _, _ in hm.positions] == ["stage1", "stage2", "stage3"]
+    assert hm.space_size() == ((2**slots - 1) ** 3,) * 2
+    for choice in hm.choices:  # each is a valid mask of the block kind
+        relu_ratio.ReLUPattern(choice).resolve(hm.kind, hm.blocks_per_stage)
+
+
+def test_min_relus_per_block_restricts_the_masks():
+    hm = tune.ReLUHyperModel("preact", 11, min_relus_per_block=2)
+    assert sorted(hm.choices) == ["011", "101", "110", "111"]
+    assert tune.ReLUHyperModel("dfnmr", 14, min_relus_per_block=3).choices == (
+        "1111",
+        "1110",
+        "1101",
+        "1011",
+        "0111",
+    )
+    hm0 = tune.ReLUHyperModel("resnet", 8, min_relus_per_block=0)
+    assert "00" in hm0.choices
+    with pytest.raises(ValueError, match="nothing to search"):
+        tune.ReLUHyperModel("preact", 11, min_relus_per_block=3)
+    with pytest.raises(ValueError, match="from 0 to 3"):
+        tune.ReLUHyperModel("preact", 11, min_relus_per_block=4)
+    with pytest.raises(ValueError, match="fewer than min_relus_per_block=2"):
+        tune.ReLUHyperModel("preact", 11, min_relus_per_block=2, choices=["3:2", "type2", "100"])
+
+
+def test_choices_accept_ratios_presets_and_masks():
+    hm = tune.ReLUHyperModel("preact", 11, choices=["1:1", "3:2", "type2", "011"])
+    assert hm.choices == ("111", "011", "101")  # normalised to masks, duplicates dropped
+    with pytest.raises(ValueError, match="cannot be realised"):
+        tune.ReLUHyperModel("resnet", 8, choices=["3:2", "1:1"])
+
+
+def test_plain_stages_choose_ratios_and_blocks_choose_layers():
+    hm = tune.ReLUHyperModel("plain", 8)
+    assert hm.choices == ("1:1", "2:1", "3:2") and hm.default == "1:1"
+    pairs = tune.ReLUHyperModel("plain", 8, min_relus_per_block=2, choices=["3:2", "4:2", "2:2"])
+    assert pairs.choices == ("3:2", "4:2", "2:2")  # M >= 2 in every period
+    with pytest.raises(ValueError, match="fewer than min_relus_per_block=2"):
+        tune.ReLUHyperModel("plain", 8, min_relus_per_block=2, choices=["3:2", "1:1"])
+    layers = tune.ReLUHyperModel("plain", 8, "block", min_relus_per_block=0)
+    assert layers.choices == ("1", "0") and len(layers.positions) == 6
+    with pytest.raises(ValueError, match="granularity='stage'"):
+        tune.ReLUHyperModel("plain", 8, "block")
+
+
+def test_block_granularity_has_one_choice_per_block():
+    hm = tune.ReLUHyperModel("resnet", 14, "block")
+    names = [name for name, _, _ in hm.positions]
+    assert names == [f"stage{s}_block{b}" for s in (1, 2, 3) for b in (1, 2)]
+    assert hm.space_size()[0] == 3**6
+    values = dict(zip(names, ["11", "01", "10", "11", "01", "01"]))
+    assert tune.relu_pattern_from(values) == [["11", "01"], ["10", "11"], ["01", "01"]]
+
+
+def test_relu_pattern_from_hyperparameters_and_dicts():
+    hp = keras_tuner.HyperParameters()
+    tune.ReLUHyperModel("preact", 11).declare_hyperparameters(hp)
+    assert tune.relu_pattern_from(hp) == ["111", "111", "111"]  # defaults: paired
+    hp.values.update({"stage2": "011", "tuner/epochs": 3, "tuner/trial_id": "0001"})
+    assert tune.relu_pattern_from(hp) == ["111", "011", "111"]
+    assert tune.relu_pattern_from(hp.values) == ["111", "011", "111"]
+    with pytest.raises(ValueError, match="neither"):
+        tune.relu_pattern_from({"units": 3})
+    with pytest.raises(ValueError, match="must run 1, 2"):
+        tune.relu_pattern_from({"stage1": "11", "stage3": "11"})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"family": "resnt"}, "did you mean 'resnet'"),
+        ({"depth": 9}, "Nearest valid depths: 8, 14"),
+        ({"granularity": "layer"}, "granularity must be one of stage, block"),
+        ({"min_ratio": "2:0"}, "M = 0"),
+        ({"max_ratio": "fast"}, "not understood"),
+        ({"min_ratio": 2, "max_ratio": 1.5}, "larger than max_ratio"),
+        ({"max_ratio": "1:2"}, "ratio runs from 1.000 to 1.750"),
+        ({"relu_pattern": "2:1"}, "set by the search"),
+    ],
+)
+def test_bad_settings_are_named(kwargs, message):
+    settings = {"family": "resnet", "depth": 8, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        tune.ReLUHyperModel(settings.pop("family"), settings.pop("depth"), **settings)
+
+
+def test_ratio_bounds_fail_trials_before_training():
+    hm = tune.ReLUHyperModel("resnet", 14, "block", min_ratio="3:2", max_ratio=2)
+    total, feasible = hm.space_size()
+    assert 0 < feasible < total
+    hp = keras_tuner.HyperParameters()
+    hm.declare_hyperparameters(hp)  # defaults: paired, 13 convs : 13 ReLUs, ratio 1 < 3:2
+    model = hm.build(hp)
+    assert hm.counts(hp) == (13, 13)
+    with pytest.raises(keras_tuner.errors.FailedTrialError, match=r"below min_ratio 1\.5"):
+        hm.fit(hp, model, None)  # never reaches model.fit
+    hp.values.update(dict.fromkeys(hp.values, "01"))  # 13 : 7 = 1.86
+    assert hm.violation(*hm.counts(hp)) is None
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize(
+    ("family", "depth", "granularity"),
+    [("plain", 8, "stage"), ("plain", 8, "block"), ("postresnet", 8, "stage"), ("resnet", 14, "block"),
+     ("preact", 11, "stage"), ("dfnmr", 18, "block")],
+)  # fmt: skip
+def test_every_sampled_pattern_builds_with_the_counted_relus(family, depth, granularity):
+    hm = tune.ReLUHyperModel(family, depth, granularity, min_relus_per_block=0 if family == "plain" else 1)
+    for values in _sampled_values(hm, 2, seed=len(family)):
+        hp = keras_tuner.HyperParameters()
+        hm.declare_hyperparameters(hp)
+        hp.values.update(values)
+        convs, relus = hm.counts(values)
+        if hm.violation(convs, relus):  # plain, every layer off: a failed trial
+            with pytest.raises(keras_tuner.errors.FailedTrialError, match="removes every ReLU"):
+                hm.build(hp)
+            continue
+        model = hm.build(hp)  # compiled with the recipe
+        measured = relu_ratio.describe(model)
+        assert (measured.convs, measured.relus) == (convs, relus), values
+        assert model.optimizer is not None and model.loss is not None
+
+
+# --- searches ----------------------------------------------------------------------------------
+
+
+def _check_result(result, tmp_path):
+    assert result.role == "single" and result.val_accuracy is not None and 0 <= result.val_accuracy <= 1
+    rebuilt = models.build_family(result.family, result.depth, result.relu_pattern, classes=3)
+    measured = relu_ratio.describe(rebuilt)
+    assert (measured.convs, measured.relus) == (result.convs, result.relus)
+    assert relu_ratio.describe(result.build_model()).relus == result.relus
+    assert models.build_family(result.family, result.depth, result.masks, classes=3).count_params() == (
+        rebuilt.count_params()
+    )
+    with open(result.path) as f:
+        saved = json.load(f)
+    assert saved["relu_pattern"] == result.relu_pattern and saved["val_accuracy"] == result.val_accuracy
+    assert not [p for p in os.listdir(os.path.dirname(result.path)) if p.endswith(".tmp")]
+
+
+@pytest.mark.backend
+def test_random_search_returns_a_buildable_best_pattern(folder, tmp_path):
+    # resnet8 has 7 convs; the bounds allow only patterns with 5 ReLUs (ratio 1.4): the others are
+    # failed trials (no training), and the search goes on
+    result = tune.search(
+        "resnet",
+        8,
+        dataset=folder,
+        tuner="random",
+        directory=tmp_path / "runs",
+        min_ratio=1.4,
+        max_ratio="7:5",
+        **{**TINY, "max_trials": 3},
+    )
+    _check_result(result, tmp_path)
+    statuses = [row["status"] for row in result.trials]
+    assert set(statuses) == {"COMPLETED", "FAILED"} and result.trials_run_here == ["0", "1", "2"], statuses
+    assert all(row["relus"] == 5 for row in result.trials if row["status"] == "COMPLETED")
+    assert result.relus == 5 and result.space == {
+        "hyperparameters": ["stage1", "stage2", "stage3"],
+        "choices": ["11", "10", "01"],
+        "configurations": 27,
+        "feasible": 12,
+    }
+    assert result.path == os.fspath(tmp_path / "runs" / "resnet8_stage_random" / "best.json")
+    table = tune.trial_table(result)
+    assert tune.format_pattern(result.relu_pattern) in table and "above max_ratio" in table
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("tuner", ["hyperband", "bayesian"])
+def test_hyperband_and_bayesian_run_one_trial(folder, tmp_path, tuner):
+    if tuner == "bayesian":
+        pytest.importorskip("sklearn", reason="BayesianOptimization needs scikit-learn")
+    result = tune.search(
+        "preact",
+        11,
+        dataset=folder,
+        tuner=tuner,
+        granularity="block",
+        directory=tmp_path,
+        **{**TINY, "max_trials": 1},
+    )
+    _check_result(result, tmp_path)
+    assert len(result.trials) == 1 and result.trials[0]["status"] == "COMPLETED"
+    if tuner == "hyperband":
+        assert result.trials[0]["epochs"] == 1
+
+
+def test_holdout_validation_never_overlaps_training(folder):
+    train_split, val_split = tune.load_search_data(folder, "holdout", train_subset=10, val_subset=6, seed=1)
+    assert (len(train_split), len(val_split)) == (10, 6)
+    seen = {img.tobytes() for img in train_split.images}
+    assert not seen & {img.tobytes() for img in val_split.images}
+    again = tune.load_search_data(folder, "holdout", train_subset=10, val_subset=6, seed=1)[1]
+    assert (again.images == val_split.images).all()  # a fixed slice
+    assert len(tune.load_search_data(folder, "test", val_subset=5)[1]) == 5
+    with pytest.raises(ValueError, match="leaves no training images"):
+        tune.load_search_data(folder, "holdout", val_subset=24)
+
+
+# --- CLI -----------------------------------------------------------------------------------------
+
+
+def _cli(args, env=None):
+    return subprocess.Popen(
+        [sys.executable, "-m", "relu_ratio.tune", *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _tiny_args(folder, out, *extra):
+    return [
+        "--family",
+        "resnet",
+        "--depth",
+        "8",
+        "--dataset",
+        str(folder),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--val-subset",
+        "6",
+        "--batch-size",
+        "8",
+        "--verbose",
+        "0",
+        *extra,
+    ]
+
+
+def test_cli_end_to_end(folder, tmp_path, capsys):
+    # in-process, to spare a second TensorFlow start; `python -m relu_ratio.tune` runs in the distributed test
+    args = _tiny_args(folder, tmp_path / "runs", "--max-trials", "1", "--validation", "test", "--overwrite")
+    assert tune.main(args) == 0
+    out = capsys.readouterr().out
+    best = json.loads((tmp_path / "runs" / "resnet8_stage_random" / "best.json").read_text())
+    assert best["role"] == "single" and best["trials_run_here"] == ["0"]
+    assert f"relu_pattern = {json.dumps(best['relu_pattern'])}" in out
+    assert f"per-block masks = {json.dumps(best['masks'])}" in out
+    assert "val_acc" in out and "COMPLETED" in out and "27 configurations, 27 within the constraints" in out
+    assert relu_ratio.describe(models.build_family("resnet", 8, best["relu_pattern"])).relus == best["relus"]
+
+
+def test_cli_help_and_bad_values(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        tune.main(["--help"])
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    for flag in (
+        "--family",
+        "--granularity",
+        "--min-relus-per-block",
+        "--tuner",
+        "--validation",
+        "KERASTUNER",
+    ):
+        assert flag in help_text
+    assert tune.main(["--family", "resnt"]) == 2
+    assert "unknown family 'resnt' (did you mean 'resnet'?)" in capsys.readouterr().err
+    assert tune.main(["--family", "preact", "--depth", "12"]) == 2
+    err = capsys.readouterr().err
+    assert "depth 12 is not valid" in err and "Nearest valid depths: 11, 20" in err
+    assert tune.main(["--dataset", "/no/such/dir", "--depth", "8"]) == 2
+    assert "/no/such/dir" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tune.main(["--tuner", "grid"])
+    assert "invalid choice: 'grid'" in capsys.readouterr().err
+
+
+# --- distributed ---------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_distributed_chief_and_worker(folder, tmp_path):
+    env = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(_free_port())}
+    args = _tiny_args(folder, tmp_path / "runs", "--max-trials", "1", "--chief-timeout", "120")
+    chief = _cli(args, {**env, "KERASTUNER_TUNER_ID": "chief"})
+    worker = _cli(args, {**env, "KERASTUNER_TUNER_ID": "tuner0"})
+    start = time.time()
+    try:
+        worker_log, _ = worker.communicate(timeout=240)
+        chief_log, _ = chief.communicate(timeout=max(10, 270 - (time.time() - start)))
+    finally:
+        for proc in (chief, worker):
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert worker.returncode == 0, worker_log
+    assert "worker tuner0 ran trials ['0']" in worker_log
+    assert chief.returncode == 0, chief_log
+    best = json.loads((tmp_path / "runs" / "resnet8_stage_random" / "best.json").read_text())
+    assert best["role"] == "chief" and best["trials_run_here"] == []  # the chief trains nothing
+    assert [row["status"] for row in best["trials"]] == ["COMPLETED"]
+    assert f"relu_pattern = {json.dumps(best['relu_pattern'])}" in chief_log
+    model = models.build_family("resnet", 8, best["relu_pattern"], classes=3)
+    assert relu_ratio.describe(model).relus == best["relus"]
