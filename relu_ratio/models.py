@@ -219,10 +219,10 @@ def build_family(
             a ``Normalization`` layer and takes raw images (uint8 or float 0-255).
         name: model name; default ``{family}{depth}``.
     """
-    spec = _family(family)
+    spec = family_spec(family)
     blocks = spec.blocks_per_stage(depth)
     masks = ReLUPattern(relu_pattern).resolve(spec.kind, blocks)
-    input_shape = _check_input_shape(input_shape)
+    input_shape = check_input_shape(input_shape)
     _check_head(include_top, pooling, classes, classifier_activation)
     classes = 10 if classes is None else classes
     if not isinstance(width_multiplier, (int, float)) or width_multiplier <= 0:
@@ -300,20 +300,23 @@ def _normalization_layer(normalization, channels: int) -> layers.Normalization:
     return layers.Normalization(mean=mean, variance=[s * s for s in std], name="normalize", dtype="float32")
 
 
-def _family(family: str) -> Family:
+def family_spec(family: str) -> Family:
+    """The :class:`Family` called ``family``; an unknown name raises a ``ValueError`` with a suggestion."""
     if family not in FAMILIES:
         raise ValueError(
-            f"unknown family {family!r}{_suggest(family, FAMILIES)}. Valid: {', '.join(FAMILIES)}."
+            f"unknown family {family!r}{suggest(family, FAMILIES)}. Valid: {', '.join(FAMILIES)}."
         )
     return FAMILIES[family]
 
 
-def _suggest(word: str, choices) -> str:
+def suggest(word: str, choices) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``choices``, or ``""``: for error messages."""
     close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _check_input_shape(input_shape) -> tuple[int, int, int]:
+def check_input_shape(input_shape) -> tuple[int, int, int]:
+    """``input_shape`` as ``(height, width, channels)`` (default ``(32, 32, 3)``); raises if unusable."""
     if input_shape is None:
         return DEFAULT_INPUT_SHAPE
     shape = tuple(input_shape)
@@ -384,13 +387,13 @@ def parse_name(name: str) -> tuple[str, int, str]:
             f"'preact164_32' or 'resnet110_21'. Families: {', '.join(FAMILIES)}."
         )
     family, depth, token = match["family"], int(match["depth"]), match["pattern"]
-    _family(family)
+    family_spec(family)
     if re.fullmatch(r"\d\d", token):
         return family, depth, f"{token[0]}:{token[1]}"
     if token not in patterns.PRESETS:
         raise ValueError(
             f"pattern {token!r} in model name {name!r} is neither two digits 'NM' (ratio N:M) "
-            f"nor a preset{_suggest(token, patterns.PRESETS)}. Presets: {', '.join(patterns.PRESETS)}."
+            f"nor a preset{suggest(token, patterns.PRESETS)}. Presets: {', '.join(patterns.PRESETS)}."
         )
     return family, depth, token
 

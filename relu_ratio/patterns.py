@@ -237,7 +237,7 @@ def _validate_stage(item: object) -> str | tuple[str, ...]:
     )
 
 
-def _block_mask(spec: str, kind: BlockKind) -> Mask:
+def block_mask(spec: str, kind: BlockKind) -> Mask:
     """The mask one (non-periodic) block gets from a string spec."""
     slots = len(kind.slots)
     ratio = parse_ratio(spec)
@@ -296,7 +296,7 @@ def _network_masks(spec: str, kind: BlockKind, blocks_per_stage: Sequence[int]) 
             masks.append(tuple(_periodic_masks(spec, n, offset)))
             offset += n
         return tuple(masks)
-    mask = _block_mask(spec, kind)
+    mask = block_mask(spec, kind)
     return tuple((mask,) * n for n in blocks_per_stage)
 
 
@@ -309,7 +309,7 @@ def _stage_masks(spec: str | tuple[str, ...], kind: BlockKind, blocks: int) -> t
         return tuple(_parse_mask(m, kind) for m in spec)
     if kind.periodic:
         return tuple(_periodic_masks(spec, blocks, 0))
-    return (_block_mask(spec, kind),) * blocks
+    return (block_mask(spec, kind),) * blocks
 
 
 def _call_mask(fn: Callable[[int, int], object], kind: BlockKind, stage: int, block: int) -> Mask:
@@ -317,7 +317,7 @@ def _call_mask(fn: Callable[[int, int], object], kind: BlockKind, stage: int, bl
     if isinstance(result, str):
         text = result.strip()
         if text in PRESETS or parse_ratio(text) is not None:
-            return _block_mask(text, kind) if not kind.periodic else _periodic_masks(text, 1, 0)[0]
+            return block_mask(text, kind) if not kind.periodic else _periodic_masks(text, 1, 0)[0]
         return _parse_mask(text, kind)
     if isinstance(result, (list, tuple)) and all(v in (0, 1) for v in result):
         return _parse_mask("".join("1" if v else "0" for v in result), kind)

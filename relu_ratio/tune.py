@@ -225,7 +225,7 @@ class ReLUHyperModel(keras_tuner.HyperModel):
         **builder_kwargs,
     ):
         super().__init__(name=name)
-        self.spec = models._family(family)
+        self.spec = models.family_spec(family)
         self.family, self.depth = family, depth
         self.kind = self.spec.kind
         self.blocks_per_stage = self.spec.blocks_per_stage(depth)
@@ -334,7 +334,7 @@ class ReLUHyperModel(keras_tuner.HyperModel):
                     f"per-layer choices of a plain network are '1' and '0'; received {choice!r}."
                 )
             return spec
-        return patterns.mask_to_str(patterns._block_mask(spec, self.kind))
+        return patterns.mask_to_str(patterns.block_mask(spec, self.kind))
 
     def declare_hyperparameters(self, hp) -> None:
         for name, _, _ in self.positions:
@@ -581,7 +581,7 @@ def _tuner_class(name: str):
         "bayesian": keras_tuner.BayesianOptimization,
     }
     if name not in bases:
-        raise ValueError(f"unknown tuner {name!r}{models._suggest(name, bases)}. Valid: {', '.join(TUNERS)}.")
+        raise ValueError(f"unknown tuner {name!r}{models.suggest(name, bases)}. Valid: {', '.join(TUNERS)}.")
 
     class Recording(bases[name]):
         """Remembers which trials this process ran (in distributed mode: this worker)."""
@@ -656,7 +656,7 @@ def search(
     """
     role, tuner_id = distributed_role()
     tuner_cls = _tuner_class(tuner)
-    models._family(family)
+    models.family_spec(family)
     for label, value, low in (("epochs", epochs, 1), ("hyperband_factor", hyperband_factor, 2)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{label} must be an integer >= {low}; received {value!r}.")

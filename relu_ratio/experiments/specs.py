@@ -14,7 +14,8 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import difflib
+
+from relu_ratio.models import suggest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +163,4 @@ def budget(name: str) -> Budget:
 def _check(name: str, choices: dict, what: str) -> str:
     if name in choices:
         return name
-    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ValueError(f"unknown {what} {name!r}{hint}. Valid: {', '.join(choices)}.")
+    raise ValueError(f"unknown {what} {name!r}{suggest(name, choices)}. Valid: {', '.join(choices)}.")

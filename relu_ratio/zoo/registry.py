@@ -235,7 +235,7 @@ def _input_shape(entry: ZooEntry, input_shape, registered_head: bool) -> tuple[i
     if input_shape is None:
         return None
     try:
-        shape = models._check_input_shape(input_shape)
+        shape = models.check_input_shape(input_shape)
     except (TypeError, ValueError) as error:
         raise ValueError(f"zoo.load({entry.name!r}): {error}") from None
     if shape == tuple(entry.input_shape):
