@@ -72,7 +72,7 @@ def run_context(precision: str) -> dict:
     """What every record in results.jsonl carries besides its figures: backend, device, versions, date."""
     return {
         "backend": keras.backend.backend(),
-        "device": train._device(),
+        "device": train.device(),
         "precision": precision,
         "keras": keras.__version__,
         "python": platform.python_version(),

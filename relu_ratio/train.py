@@ -31,6 +31,7 @@ exits 1) before anything non-finite is saved.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import hashlib
@@ -45,7 +46,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from relu_ratio import data, models
+from relu_ratio import data, models, paths
 
 
 @dataclasses.dataclass
@@ -164,7 +165,7 @@ def run(config: TrainConfig) -> dict:
         test_batches = data.batches(test_split, 256, one_hot=True)
         compile_for(model, config, len(train_batches))
 
-    _write_json(out / "config.json", {
+    paths.write_json(out / "config.json", {
         **dataclasses.asdict(config),
         "command": command_for(config),
         "architecture": {"builder_name": config.model, "kwargs": arch_kwargs},
@@ -180,10 +181,11 @@ def run(config: TrainConfig) -> dict:
             callbacks=callbacks,
             verbose=config.verbose,
         )
-    except TrainingDiverged:
-        for callback in callbacks:  # close the CSV and TensorBoard files; nothing else is written
-            if isinstance(callback, keras.callbacks.CSVLogger) or type(callback).__name__ == "TensorBoard":
-                callback.on_train_end()
+    except BaseException:  # diverged, interrupted, failed: close the CSV and TensorBoard files, write nothing
+        for callback in callbacks:
+            if isinstance(callback, (keras.callbacks.CSVLogger, keras.callbacks.TensorBoard)):
+                with contextlib.suppress(Exception):  # never mask the error that stopped training
+                    callback.on_train_end()
         raise
     backup, clock = callbacks[1], callbacks[2]
     save_model_weights(model, config.model, arch_kwargs, out / "model.weights.h5")
@@ -193,9 +195,9 @@ def run(config: TrainConfig) -> dict:
         "epochs_completed": backup.epochs_done(),
         "test_top1": float(scores["accuracy"]),
         "test_top5": float(scores["top5"]),
-        "best_test_top1": max(_column(out, "val_accuracy"), default=None),
+        "best_test_top1": max(metric_column(out, "val_accuracy"), default=None),
         "wall_time_s": clock.total,
-        "device": _device(),
+        "device": device(),
         "backend": keras.backend.backend(),
         "replicas": distribution.replicas,
         "versions": {"keras": keras.__version__, "numpy": np.__version__},
@@ -203,7 +205,7 @@ def run(config: TrainConfig) -> dict:
         if history.history
         else {},
     }
-    _write_json(out / "result.json", result)
+    paths.write_json(out / "result.json", result)
     return result
 
 
@@ -247,7 +249,7 @@ def _prepare_out(out: Path, config: TrainConfig) -> None:
 
 
 def _callbacks(out: Path, config: TrainConfig) -> list[keras.callbacks.Callback]:
-    best = max(_column(out, "val_accuracy"), default=None)
+    best = max(metric_column(out, "val_accuracy"), default=None)
     callbacks = [
         _DivergenceGuard(out, config),  # first: it stops a diverged step before anything saves it
         _Backup(out / "backup", save_freq=config.backup_every),
@@ -466,11 +468,12 @@ class _WallClock(keras.callbacks.Callback):
         return round(self.previous + time.time() - self.start, 1)
 
     def on_epoch_end(self, epoch, logs=None):
-        _write_json(self.path, {"wall_time_s": self.total})
+        paths.write_json(self.path, {"wall_time_s": self.total})
 
 
-def _column(out: Path, name: str) -> list[float]:
-    path = out / "metrics.csv"
+def metric_column(out: str | os.PathLike, name: str) -> list[float]:
+    """One column of a run's ``metrics.csv`` (a value per epoch, e.g. ``"val_accuracy"``); ``[]`` if none."""
+    path = Path(out) / "metrics.csv"
     if not path.exists():
         return []
     with path.open() as f:
@@ -479,11 +482,12 @@ def _column(out: Path, name: str) -> list[float]:
 
 def _set_precision(mode: str) -> None:
     if mode == "auto":
-        mode = "mixed_bfloat16" if _device().startswith("gpu") else "float32"
+        mode = "mixed_bfloat16" if device().startswith("gpu") else "float32"
     keras.mixed_precision.set_global_policy("float32" if mode == "off" else mode)
 
 
-def _device() -> str:
+def device() -> str:
+    """The device training runs on, e.g. ``"cpu: 2 cores"`` or ``"gpu: NVIDIA H100 x1"``."""
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
@@ -529,12 +533,6 @@ class _Distribution:
         return False
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
-
 def command_for(config: TrainConfig) -> str:
     """The CLI command that reproduces ``config`` (every setting spelled out)."""
     args = ["python", "-m", "relu_ratio.train"]
@@ -571,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except (ValueError, data.CacheError) as error:
+    except (ValueError, OSError) as error:  # bad settings or data; a full or unwritable disk (CacheError too)
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(json.dumps({k: result[k] for k in ("model", "epochs_completed", "test_top1", "wall_time_s")}))

@@ -84,7 +84,7 @@ import keras
 import keras_tuner
 import numpy as np
 
-from relu_ratio import data, models, patterns, train
+from relu_ratio import data, models, paths, patterns, train
 from relu_ratio.describe import describe
 from relu_ratio.patterns import ReLUPattern
 
@@ -772,9 +772,7 @@ def _finish(result: SearchResult, tuner, hypermodel: ReLUHyperModel) -> SearchRe
     result.hyperparameters = dict(best.hyperparameters.values)
     path = Path(result.project_dir) / "best.json"
     result.path = os.fspath(path)
-    tmp = path.with_name(f".best.json.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({**result.to_json(), "trial_id": best.trial_id}, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    paths.write_json(path, {**result.to_json(), "trial_id": best.trial_id})
     return result
 
 

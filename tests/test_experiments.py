@@ -11,11 +11,11 @@ import sys
 import time
 
 import pytest
+from conftest import write_image_folder
 
 from relu_ratio import experiments, models
 from relu_ratio.experiments import __main__ as cli
 from relu_ratio.experiments import runner
-from tests.conftest import write_image_folder
 
 TINY = ["--epochs", "1", "--train-subset", "12", "--test-subset", "12", "--batch-size", "4"]
 
@@ -162,3 +162,11 @@ def test_a_killed_worker_resumes_its_run_instead_of_restarting_it(folder, tmp_pa
     log = _cli(args, tmp_path).communicate(timeout=600)[0]
     assert f"Epoch {len(before) + 1}/3" in log and "Epoch 1/3" not in log, log
     assert _epochs(out / "runs" / "plain38_11-seed0") == [0, 1, 2]
+
+
+def test_worker_commands_drop_the_spawning_flags_and_abbreviations_are_refused(capsys):
+    argv = ["run", "table2", "--workers", "2", "--gpus=0,1", "--budget", "tiny"]
+    assert cli._without(argv, "--workers", "--gpus") == ["run", "table2", "--budget", "tiny"]
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["run", "table2", "--worker", "2"])  # would leak into the workers' commands
+    assert "unrecognized arguments: --worker" in capsys.readouterr().err

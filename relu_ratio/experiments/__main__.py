@@ -12,6 +12,7 @@ from relu_ratio.experiments import report, runner, specs
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m relu_ratio.experiments",
+        allow_abbrev=False,  # worker commands are rebuilt by removing exact flags
         description="Reproduce the paper's experiments: train every run, then write results.csv, "
         "results.md (ours beside the paper's numbers) and accuracy.png into the output folder.",
     )
@@ -21,7 +22,7 @@ def parser() -> argparse.ArgumentParser:
         ("plan", "print the runs and their training commands"),
         ("run", "train, then collect"),
     ):
-        q = sub.add_parser(name, help=text)
+        q = sub.add_parser(name, help=text, allow_abbrev=False)
         q.add_argument("experiment", help=", ".join(specs.EXPERIMENTS))
         q.add_argument("--budget", default="tiny", help=f"{', '.join(specs.BUDGETS)} (default: tiny)")
         q.add_argument("--dataset", help="dataset source (default: $RELU_RATIO_DATA or ../shared/data)")
@@ -65,20 +66,23 @@ def main(argv: list[str] | None = None) -> int:
         workers = len(gpus) if gpus else args.workers
         if workers < 1:
             raise ValueError(f"--workers must be >= 1; received {workers}.")
+        shard = runner.parse_shard(args.shard)
         root = runs[0].out.parent.parent
-        if workers > 1:
-            if args.shard != "0/1":
+        if workers > 1 or gpus:
+            if shard != (0, 1):
                 raise ValueError("--workers/--gpus start their own shards; do not combine them with --shard.")
             status = runner.spawn_workers(_without(argv, "--workers", "--gpus"), workers, gpus)
             _print_report(report.collect(root))
             return status
-        failures = runner.run(runs, experiment_name=args.experiment, budget=budget,
-                              shard=runner.parse_shard(args.shard))  # fmt: skip
-        _print_report(report.collect(root))
+        failures = runner.run(runs, experiment_name=args.experiment, budget=budget, shard=shard)
         for item, message in failures:
             print(f"failed: {item.run_id}: {message} (see {item.out / 'failed.json'})", file=sys.stderr)
+        if shard == (0, 1):
+            _print_report(report.collect(root))
+        else:  # the other shards may still be running: merging is the job of whoever started them
+            print(f"shard {args.shard} done; once all are: python -m relu_ratio.experiments collect {root}")
         return 1 if failures else 0
-    except ValueError as error:
+    except (ValueError, OSError) as error:  # bad settings, or a folder that cannot be written
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -92,6 +96,7 @@ def _list() -> int:
 
 
 def _print_report(result: report.Report) -> int:
+    """Print the markdown table, the run counts and the files written; returns 0 (an exit status)."""
     print(result.markdown)
     written = [result.csv_path, result.markdown_path] + ([result.figure_path] if result.figure_path else [])
     print("runs: " + ", ".join(f"{n} {s}" for s, n in result.counts().items()))

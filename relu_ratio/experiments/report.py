@@ -20,6 +20,7 @@ import os
 import statistics
 from pathlib import Path
 
+from relu_ratio import paths, train
 from relu_ratio.experiments.runner import Run, plan, read_record, resolve_budget
 from relu_ratio.experiments.specs import Experiment, experiment
 
@@ -55,9 +56,9 @@ def collect(out: str | os.PathLike, figure: bool = True) -> Report:
         k: v for k, v in record["budget"].items() if k != "name"
     })  # fmt: skip
     rows = [_row(spec, item) for item in plan(spec, chosen, dataset=record["dataset"], out=root)]
-    _write_text(root / "results.csv", _csv(rows))
+    paths.write_atomic(root / "results.csv", _csv(rows))
     markdown = render_markdown(spec, rows, chosen.describe())
-    _write_text(root / "results.md", markdown)
+    paths.write_atomic(root / "results.md", markdown)
     figure_path = plot(spec, rows, root / "accuracy.png") if figure else None
     return Report(rows, markdown, root / "results.csv", root / "results.md", figure_path)
 
@@ -92,18 +93,14 @@ def _row(spec: Experiment, item: Run) -> dict:
 
 def val_accuracy(run_dir: Path) -> list[float]:
     """Test accuracy (%) after each epoch, from the run's ``metrics.csv``."""
-    path = Path(run_dir) / "metrics.csv"
-    if not path.is_file():
-        return []
-    with path.open() as f:
-        return [100 * float(r["val_accuracy"]) for r in csv.DictReader(f) if r.get("val_accuracy")]
+    return [100 * value for value in train.metric_column(run_dir, "val_accuracy")]
 
 
 def render_markdown(spec: Experiment, rows: list[dict], budget_text: str) -> str:
     """One line per variant: our mean ± sd over finished seeds beside the published numbers."""
     done = [r for r in rows if r["status"] == "done"]
     datasets = sorted({r["dataset"] for r in done}) or sorted({r["dataset"] for r in rows})
-    epochs = sorted({r["epochs"] for r in done if r["epochs"] is not None})
+    epochs = sorted({r["epochs_done"] for r in done})
     lines = [
         f"### {spec.title}",
         "",
@@ -188,8 +185,3 @@ def _percent(value) -> float | None:
 def _json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -20,12 +20,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 
 import keras
 
-from relu_ratio import train
+from relu_ratio import paths, train
 from relu_ratio.experiments.specs import Budget, Experiment, Variant, budget, experiment
 
 DEFAULT_DATA = "../shared/data"  # the CIFAR-10 JPEG archives, relative to the working directory
@@ -158,7 +159,9 @@ def run(
             result = train.run(item.config)
         except Exception as error:  # one bad run must not stop the table; it is reported, not hidden
             message = f"{type(error).__name__}: {error}"
-            _write_json(item.out / "failed.json", {"error": message, "traceback": traceback.format_exc()})
+            item.out.mkdir(parents=True, exist_ok=True)
+            details = {"error": message, "traceback": traceback.format_exc()}
+            paths.write_json(item.out / "failed.json", details)
             failures.append((item, message))
             log(f"[{number}/{len(mine)}] {item.run_id}: FAILED: {message}")
             continue
@@ -169,7 +172,7 @@ def run(
 
 def spawn_workers(argv: list[str], workers: int, gpus: list[str] | None = None) -> int:
     """Start ``workers`` processes of ``python -m relu_ratio.experiments <argv> --shard i/workers`` (one per
-    GPU in ``gpus``, through ``CUDA_VISIBLE_DEVICES``), wait for all; returns the worst exit status."""
+    GPU in ``gpus``, through ``CUDA_VISIBLE_DEVICES``) and wait for all; returns 0 if all succeeded."""
     procs = []
     for i in range(workers):
         env = dict(os.environ)
@@ -177,7 +180,8 @@ def spawn_workers(argv: list[str], workers: int, gpus: list[str] | None = None) 
             env["CUDA_VISIBLE_DEVICES"] = gpus[i]
         command = [sys.executable, "-m", "relu_ratio.experiments", *argv, "--shard", f"{i}/{workers}"]
         procs.append(subprocess.Popen(command, env=env))
-    return max(proc.wait() for proc in procs)
+    statuses = [proc.wait() for proc in procs]  # a worker killed by a signal has a negative status
+    return 0 if all(status == 0 for status in statuses) else max(1, *statuses)
 
 
 def _record_experiment(root: Path, name: str, chosen: Budget, dataset: str) -> None:
@@ -186,7 +190,7 @@ def _record_experiment(root: Path, name: str, chosen: Budget, dataset: str) -> N
     record["budget"]["seeds"] = list(chosen.seeds)
     path = root / "experiment.json"
     if path.is_file():
-        old = json.loads(path.read_text())
+        old = read_record(root)
         if old != record:
             raise ValueError(
                 f"{root} holds {old['experiment']} with budget {old['budget']} on {old['dataset']!r}; "
@@ -194,25 +198,24 @@ def _record_experiment(root: Path, name: str, chosen: Budget, dataset: str) -> N
             )
         return
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".experiment.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    try:
-        os.link(tmp, path)  # atomic and exclusive: of two workers starting at once, the first one wins
+    try:  # exclusive create: of two workers starting at once, the first one writes the record
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         _record_experiment(root, name, chosen, dataset)
-    finally:
-        tmp.unlink()
+        return
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(record, indent=2) + "\n")
 
 
 def read_record(root: Path) -> dict:
     path = Path(root) / "experiment.json"
     if not path.is_file():
         raise ValueError(f"{root} holds no experiment (no experiment.json); run one there first.")
-    return json.loads(path.read_text())
+    for _ in range(50):  # another worker may be writing it this instant
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            time.sleep(0.1)
+    raise ValueError(f"{path} is not valid JSON; delete it (and the runs it describes) to start over.")
 
 
-def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)

@@ -72,7 +72,7 @@ class Budget:
 BUDGETS: dict[str, Budget] = {
     "paper": Budget("paper", "paper", None, None, None, (0, 1, 2, 3, 4)),  # 400 epochs, 5 seeds
     "fast": Budget("fast", "fast", 30, None, None, (0,)),
-    "tiny": Budget("tiny", "fast", 1, 256, 256, (0,), batch_size=64),  # a CPU smoke run of minutes
+    "tiny": Budget("tiny", "fast", 1, 256, 256, (0,), batch_size=64),  # smoke run (table2: ~9 min, 2 CPUs)
 }
 
 PAIRED, RATIO_21 = "paired (1:1)", "2:1 (first ReLU removed)"
