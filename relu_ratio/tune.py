@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import itertools
 import json
 import math
@@ -101,6 +102,13 @@ _BLOCK_HP = re.compile(r"^stage(\d+)_block(\d+)$")
 # --- hyperparameters <-> relu_pattern ---------------------------------------------------------
 
 
+def _values(hyperparameters):
+    """The ``{name: value}`` dict of a ``keras_tuner.HyperParameters``; a dict is returned as it is."""
+    if hasattr(hyperparameters, "values") and not isinstance(hyperparameters, Mapping):
+        return hyperparameters.values
+    return hyperparameters
+
+
 def relu_pattern_from(hyperparameters) -> list:
     """The ``relu_pattern`` spec that a set of search hyperparameters stands for.
 
@@ -114,11 +122,7 @@ def relu_pattern_from(hyperparameters) -> list:
         A list with one entry per stage, which every builder accepts as ``relu_pattern``, e.g.
         ``["11", "01", "01"]`` or ``[["11", "01"], ["01", "01"], ["10", "11"]]``.
     """
-    values = (
-        hyperparameters.values
-        if hasattr(hyperparameters, "values") and not isinstance(hyperparameters, Mapping)
-        else hyperparameters
-    )
+    values = _values(hyperparameters)
     if not isinstance(values, Mapping):
         raise ValueError(f"expected HyperParameters or a dict of values; received {hyperparameters!r}.")
     stages: dict[int, str] = {}
@@ -380,11 +384,7 @@ class ReLUHyperModel(keras_tuner.HyperModel):
 
     def counts(self, hyperparameters) -> tuple[int, int]:
         """``(convs, relus)`` of the network these hyperparameters build, as :func:`describe` counts."""
-        values = (
-            hyperparameters.values
-            if hasattr(hyperparameters, "values") and not isinstance(hyperparameters, Mapping)
-            else hyperparameters
-        )
+        values = _values(hyperparameters)
         relus = self._fixed_relus() + sum(
             self._contribution(str(values[name]), s, b) for name, s, b in self.positions
         )
@@ -656,7 +656,6 @@ def search(
     """
     role, tuner_id = distributed_role()
     tuner_cls = _tuner_class(tuner)
-    models.family_spec(family)
     for label, value, low in (("epochs", epochs, 1), ("hyperband_factor", hyperband_factor, 2)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{label} must be an integer >= {low}; received {value!r}.")
@@ -667,8 +666,8 @@ def search(
     config = train.TrainConfig(
         recipe=recipe, epochs=epochs, batch_size=batch_size, seed=seed, weight_decay=weight_decay
     ).resolved()
-    # Check the space before touching data, so bad settings fail fast.
-    ReLUHyperModel(
+    space = functools.partial(
+        ReLUHyperModel,
         family,
         depth,
         granularity,
@@ -677,6 +676,7 @@ def search(
         max_ratio=max_ratio,
         choices=choices,
     )
+    space()  # check the space before touching data, so bad settings fail fast
 
     keras.utils.set_random_seed(seed)
     train_split, val_split = load_search_data(dataset, validation, train_subset, val_subset, seed, data_dir)
@@ -689,14 +689,7 @@ def search(
     }
     train_batches = data.batches(train_split, config.batch_size, augment=True, seed=seed, one_hot=True)
     val_batches = data.batches(val_split, 256, one_hot=True)
-    hypermodel = ReLUHyperModel(
-        family,
-        depth,
-        granularity,
-        min_relus_per_block=min_relus_per_block,
-        min_ratio=min_ratio,
-        max_ratio=max_ratio,
-        choices=choices,
+    hypermodel = space(
         train_config=config,
         steps_per_epoch=len(train_batches),
         seed=seed,
