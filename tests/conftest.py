@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -70,3 +73,21 @@ def shared_data():
     if not os.path.exists(os.path.join(SHARED_DATA, "cifar10-jpeg-test.tar.gz")):
         pytest.skip("shared/data (CIFAR-10 JPEG) is not beside this checkout")
     return os.path.abspath(SHARED_DATA)
+
+
+def start_module(module: str, args, env=None, **kwargs) -> subprocess.Popen:
+    """``python -m module *args`` in a new process: this interpreter, ``env`` added to ours, text output."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+
+
+def logged_epochs(run_dir) -> list[int]:
+    """The epochs a training run logged in its ``metrics.csv``, in order."""
+    with open(run_dir / "metrics.csv") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]

@@ -6,12 +6,10 @@ import csv
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
-from conftest import write_image_folder
+from conftest import logged_epochs, start_module, write_image_folder
 
 from relu_ratio import experiments, models
 from relu_ratio.experiments import __main__ as cli
@@ -29,16 +27,8 @@ def folder(tmp_path, monkeypatch):
 
 
 def _cli(args, tmp_path, **kwargs):
-    env = {**os.environ, "RELU_RATIO_HOME": str(tmp_path / "home"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    command = [sys.executable, "-m", "relu_ratio.experiments", *args]
-    return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs
-    )
-
-
-def _epochs(run_dir) -> list[int]:
-    with open(run_dir / "metrics.csv") as f:
-        return [int(row["epoch"]) for row in csv.DictReader(f)]
+    env = {"RELU_RATIO_HOME": str(tmp_path / "home"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return start_module("relu_ratio.experiments", args, env, **kwargs)
 
 
 def test_every_spec_names_valid_models_and_published_numbers_belong_to_them():
@@ -157,11 +147,11 @@ def test_a_killed_worker_resumes_its_run_instead_of_restarting_it(folder, tmp_pa
         time.sleep(0.05)
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()
-    before = _epochs(out / "runs" / "plain38_11-seed0")
+    before = logged_epochs(out / "runs" / "plain38_11-seed0")
     assert 1 <= len(before) < 3, "the worker was not killed part-way"
     log = _cli(args, tmp_path).communicate(timeout=600)[0]
     assert f"Epoch {len(before) + 1}/3" in log and "Epoch 1/3" not in log, log
-    assert _epochs(out / "runs" / "plain38_11-seed0") == [0, 1, 2]
+    assert logged_epochs(out / "runs" / "plain38_11-seed0") == [0, 1, 2]
 
 
 def test_worker_commands_drop_the_spawning_flags_and_abbreviations_are_refused(capsys):

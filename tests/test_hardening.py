@@ -3,7 +3,6 @@ processes racing for a cache, and numerics across backends and precisions."""
 
 from __future__ import annotations
 
-import csv
 import errno
 import importlib.util
 import json
@@ -16,7 +15,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from conftest import write_image_folder
+from conftest import logged_epochs, write_image_folder
 
 from relu_ratio import data, models, train, zoo
 from relu_ratio.inputs import CheckedModel, ImageInputError, check_images
@@ -294,11 +293,6 @@ def _finite_h5(path) -> bool:
     return bool(finite) and all(finite)
 
 
-def _epochs(run_dir):
-    with open(run_dir / "metrics.csv") as f:
-        return [int(row["epoch"]) for row in csv.DictReader(f)]
-
-
 def test_divergence_stops_the_run_and_keeps_the_last_good_files(image_folder, tmp_path, monkeypatch,
                                                                  capsys):
     write_image_folder(image_folder, split="train", per_class=8)  # 24 images: 6 steps of 4 per epoch
@@ -320,7 +314,7 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_files(image_folder, tm
                        "--verbose", "0"])  # fmt: skip
     assert code == 1
     assert "training diverged in epoch 2" in capsys.readouterr().err
-    assert _epochs(out) == [0]
+    assert logged_epochs(out) == [0]
     assert not (out / "model.weights.h5").exists() and not (out / "result.json").exists()
     assert _finite_h5(out / "best.weights.h5")
     record = json.loads((out / "backup" / "training_metadata.json").read_text())
@@ -441,7 +435,7 @@ def test_killed_while_writing_backups_the_same_command_resumes(tmp_path):
     third = run("-m", "relu_ratio.train", *args)
     assert third.returncode == 0, third.stdout + third.stderr
     assert "Epoch 2/4" in third.stdout and "Epoch 1/4" not in third.stdout, third.stdout
-    assert _epochs(out) == [0, 1, 2, 3]
+    assert logged_epochs(out) == [0, 1, 2, 3]
     assert json.loads((out / "result.json").read_text())["epochs_completed"] == 4
     assert _finite_h5(out / "model.weights.h5")
     assert len(list((out / "backup").glob("ckpt-*.weights.h5"))) <= 2

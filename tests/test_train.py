@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -13,28 +12,12 @@ import time
 import keras
 import numpy as np
 import pytest
-from conftest import write_image_folder
+from conftest import logged_epochs, start_module, write_image_folder
 
 from relu_ratio import train
 
 TINY = ["--model", "resnet8_21", "--train-subset", "256", "--test-subset", "128", "--batch-size", "32",
         "--verbose", "2"]  # fmt: skip
-
-
-def _cli(args, env=None, **kwargs):
-    return subprocess.Popen(
-        [sys.executable, "-m", "relu_ratio.train", *args],
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        **kwargs,
-    )
-
-
-def _epochs(run_dir):
-    with open(run_dir / "metrics.csv") as f:
-        return [int(row["epoch"]) for row in csv.DictReader(f)]
 
 
 def test_paper_schedule_drops_at_half_three_quarters_and_seven_eighths():
@@ -66,8 +49,8 @@ def test_bad_settings_are_named(kwargs, message):
 
 def test_cli_trains_one_epoch_on_jpeg_cifar10(shared_data, tmp_path):
     out = tmp_path / "run"
-    proc = _cli([*TINY, "--dataset", shared_data, "--epochs", "1", "--out", str(out)],
-                env={"RELU_RATIO_HOME": str(tmp_path / "home")})  # fmt: skip
+    args = [*TINY, "--dataset", shared_data, "--epochs", "1", "--out", str(out)]
+    proc = start_module("relu_ratio.train", args, env={"RELU_RATIO_HOME": str(tmp_path / "home")})
     log, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, log
     result = json.loads((out / "result.json").read_text())
@@ -76,7 +59,7 @@ def test_cli_trains_one_epoch_on_jpeg_cifar10(shared_data, tmp_path):
     assert config["architecture"]["kwargs"]["classes"] == 10 and "relu_ratio.train" in config["command"]
     expected = {"model.weights.h5", "best.weights.h5", "metrics.csv", "tensorboard", "result.json"}
     assert {p.name for p in out.iterdir()} >= expected
-    assert _epochs(out) == [0]
+    assert logged_epochs(out) == [0]
 
 
 def test_a_finished_run_registers_in_the_zoo(image_folder, tmp_path, monkeypatch):
@@ -101,7 +84,7 @@ def test_killed_run_resumes_and_ends_after_the_same_epochs(tmp_path):
     args = ["--model", "resnet8_21", "--dataset", str(folder), "--epochs", "4", "--batch-size", "8",
             "--backup-every", "3", "--verbose", "2", "--out", str(out)]  # fmt: skip
     env = {"RELU_RATIO_HOME": str(tmp_path / "home")}
-    proc = _cli(args, env=env, start_new_session=True)
+    proc = start_module("relu_ratio.train", args, env=env, start_new_session=True)
     meta = out / "backup" / "training_metadata.json"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:  # kill mid-epoch 2, after a step backup
@@ -112,13 +95,13 @@ def test_killed_run_resumes_and_ends_after_the_same_epochs(tmp_path):
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = _epochs(out)
+    before = logged_epochs(out)
     assert 1 <= len(before) < 4, "the run was not killed part-way"
-    resumed = _cli(args, env=env)
+    resumed = start_module("relu_ratio.train", args, env=env)
     log, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, log
     assert f"Epoch {len(before) + 1}/4" in log and "Epoch 1/4" not in log, log
-    assert _epochs(out) == [0, 1, 2, 3]
+    assert logged_epochs(out) == [0, 1, 2, 3]
     assert json.loads((out / "result.json").read_text())["epochs_completed"] == 4
 
 

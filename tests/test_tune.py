@@ -8,13 +8,11 @@ import json
 import os
 import random
 import socket
-import subprocess
-import sys
 import time
 
 import keras_tuner
 import pytest
-from conftest import SMALL_NAMES, write_image_folder
+from conftest import SMALL_NAMES, start_module, write_image_folder
 
 import relu_ratio
 from relu_ratio import models, tune
@@ -257,16 +255,6 @@ def test_holdout_validation_never_overlaps_training(folder):
 # --- CLI -----------------------------------------------------------------------------------------
 
 
-def _cli(args, env=None):
-    return subprocess.Popen(
-        [sys.executable, "-m", "relu_ratio.tune", *args],
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 def _tiny_args(folder, out, *extra):
     return [
         "--family",
@@ -340,8 +328,8 @@ def _free_port() -> int:
 def test_distributed_chief_and_worker(folder, tmp_path):
     env = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(_free_port())}
     args = _tiny_args(folder, tmp_path / "runs", "--max-trials", "1", "--chief-timeout", "120")
-    chief = _cli(args, {**env, "KERASTUNER_TUNER_ID": "chief"})
-    worker = _cli(args, {**env, "KERASTUNER_TUNER_ID": "tuner0"})
+    chief = start_module("relu_ratio.tune", args, {**env, "KERASTUNER_TUNER_ID": "chief"})
+    worker = start_module("relu_ratio.tune", args, {**env, "KERASTUNER_TUNER_ID": "tuner0"})
     start = time.time()
     try:
         worker_log, _ = worker.communicate(timeout=240)
