@@ -20,8 +20,8 @@ def home() -> Path:
     return Path(os.environ.get("RELU_RATIO_HOME", os.path.join("~", ".cache", "relu_ratio"))).expanduser()
 
 
-def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file beside it and ``os.replace``.
+def write_atomic(path: str | os.PathLike, content: str | bytes) -> Path:
+    """Write ``content`` (text or bytes) to ``path`` through a temporary file beside it and ``os.replace``.
 
     Example:
         >>> import tempfile
@@ -31,7 +31,10 @@ def write_atomic(path: str | os.PathLike, text: str) -> Path:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(text)
+        if isinstance(content, bytes):
+            tmp.write_bytes(content)
+        else:
+            tmp.write_text(content)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

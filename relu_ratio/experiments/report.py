@@ -21,8 +21,8 @@ import statistics
 from pathlib import Path
 
 from relu_ratio import paths, train
-from relu_ratio.experiments.runner import Run, plan, read_record, resolve_budget
-from relu_ratio.experiments.specs import Experiment, experiment
+from relu_ratio.experiments.runner import Run, plan, read_record
+from relu_ratio.experiments.specs import Budget, Experiment, experiment
 
 DATASET_LABELS = {"cifar10_jpeg": "CIFAR-10 (JPEG)", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 COLUMNS = (
@@ -52,9 +52,7 @@ def collect(out: str | os.PathLike, figure: bool = True) -> Report:
     root = Path(out)
     record = read_record(root)
     spec = experiment(record["experiment"])
-    chosen = resolve_budget(record["budget"]["name"], **{
-        k: v for k, v in record["budget"].items() if k != "name"
-    })  # fmt: skip
+    chosen = Budget(**{**record["budget"], "seeds": tuple(record["budget"]["seeds"])})
     rows = [_row(spec, item) for item in plan(spec, chosen, dataset=record["dataset"], out=root)]
     paths.write_atomic(root / "results.csv", _csv(rows))
     markdown = render_markdown(spec, rows, chosen.describe())
@@ -88,6 +86,7 @@ def _row(spec: Experiment, item: Run) -> dict:
         "test_top1": _percent(result.get("test_top1")), "test_top5": _percent(result.get("test_top5")),
         "best_test_top1": _percent(result.get("best_test_top1")),
         "wall_time_s": result.get("wall_time_s"), "device": result.get("device"), "run_dir": os.fspath(out),
+        "curve": curve,  # test accuracy (%) per epoch, for the figure; not a CSV column
     }  # fmt: skip
 
 
@@ -150,8 +149,7 @@ def plot(spec: Experiment, rows: list[dict], path: Path) -> Path | None:
     axes = fig.subplots(1, len(groups), squeeze=False)
     for ax, group in zip(axes[0], groups):
         for variant in (v for v in spec.variants if v.group == group):
-            curves = [val_accuracy(Path(r["run_dir"])) for r in rows if r["model"] == variant.model]
-            curves = [c for c in curves if c]
+            curves = [r["curve"] for r in rows if r["model"] == variant.model and r["curve"]]
             if not curves:
                 continue
             length = min(map(len, curves))
@@ -164,10 +162,9 @@ def plot(spec: Experiment, rows: list[dict], path: Path) -> Path | None:
         if ax.lines:
             ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
-    return path
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=110)
+    return paths.write_atomic(path, image.getvalue())
 
 
 def _csv(rows: list[dict]) -> str:

@@ -43,7 +43,8 @@ class Run:
 
     @property
     def run_id(self) -> str:
-        return f"{self.variant.model}-seed{self.seed}"
+        """``<model>-seed<k>``, the name of the run's folder (:func:`run_dir`)."""
+        return self.out.name
 
     @property
     def out(self) -> Path:
@@ -113,6 +114,7 @@ def plan(
 
 
 def run_dir(root: Path, model: str, seed: int) -> str:
+    """Where the run of ``model`` with ``seed`` lives under an experiment's output folder ``root``."""
     return os.fspath(root / "runs" / f"{model}-seed{seed}")
 
 
