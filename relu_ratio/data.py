@@ -84,8 +84,24 @@ class Split:
         if count < 1:
             raise ValueError(f"subset size must be >= 1; received {count}.")
         order = np.random.default_rng(seed).permutation(len(self))
-        keep = np.sort(order[:count])
-        return Split(self.images[keep], self.labels[keep], self.info)
+        return self._pick(np.sort(order[:count]))
+
+    def hold_out(self, count: int, seed: int = 0) -> tuple[Split, Split]:
+        """``(rest, held)``: a uniformly random, seeded slice of ``count`` images and the images left.
+
+        Example:
+            >>> train, val = data.load("../shared/data", "train").hold_out(5000)  # doctest: +SKIP
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count < len(self):
+            raise ValueError(
+                f"the held-out slice must be 1 to {len(self) - 1} images (the split has {len(self)}); "
+                f"received {count!r}."
+            )
+        order = np.random.default_rng(seed).permutation(len(self))
+        return self._pick(np.sort(order[count:])), self._pick(np.sort(order[:count]))
+
+    def _pick(self, index: np.ndarray) -> Split:
+        return Split(self.images[index], self.labels[index], self.info)
 
 
 # Reference statistics for the tensorflow-datasets versions (shared REFERENCE.md, fusenet).

@@ -16,7 +16,7 @@ import math
 import keras
 from keras import layers
 
-from relu_ratio.layers import ReLUBlock
+from relu_ratio.blocks import is_projection
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,40 +43,23 @@ class Description:
 
 
 def describe(model: keras.Model) -> Description:
-    """Count convolutions and ReLUs, and measure parameters and FLOPs of a built model."""
-    convs = projections = flops = 0
-    for layer in model.layers:
-        if isinstance(layer, layers.InputLayer):
-            continue
-        in_hw = _spatial(layer.input)
-        if isinstance(layer, ReLUBlock):
-            for is_main, chain in layer.conv_paths():
-                hw = in_hw
-                for conv in chain:
-                    hw, cost = _conv_cost(conv, hw)
-                    flops += cost
-                convs += len(chain) if is_main else 0
-                projections += 0 if is_main else len(chain)
-        elif isinstance(layer, layers.Conv2D):
-            flops += _conv_cost(layer, in_hw)[1]
-            convs += 1
+    """Count convolutions and ReLUs, and measure parameters and FLOPs of a built model.
+
+    Reads the layers themselves (nested models included): every ``Conv2D`` / ``DepthwiseConv2D`` is a
+    convolution unless :func:`relu_ratio.blocks.is_projection`, every ``ReLU`` layer a ReLU.
+    """
+    convs = projections = relus = flops = 0
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D)):
+            out_h, out_w = layer.output.shape[1:3]
+            flops += out_h * out_w * int(math.prod(layer.kernel.shape))
+            if is_projection(layer):
+                projections += 1
+            else:
+                convs += 1
         elif isinstance(layer, layers.Dense):
             flops += int(math.prod(layer.kernel.shape))
-    relus = sum(
-        isinstance(sub, layers.ReLU) for sub in model._flatten_layers(include_self=False)
-    )
+        elif isinstance(layer, layers.ReLU):
+            relus += 1
     params = sum(int(math.prod(w.shape)) for w in model.trainable_weights)
     return Description(model.name, convs, projections, relus, params, flops)
-
-
-def _spatial(tensor) -> tuple[int, int]:
-    if isinstance(tensor, (list, tuple)):
-        tensor = tensor[0]
-    shape = tensor.shape
-    return (shape[1], shape[2]) if len(shape) == 4 else (1, 1)
-
-
-def _conv_cost(conv: layers.Conv2D, hw: tuple[int, int]) -> tuple[tuple[int, int], int]:
-    stride = conv.strides[0]
-    out_hw = (-(-hw[0] // stride), -(-hw[1] // stride))
-    return out_hw, out_hw[0] * out_hw[1] * int(math.prod(conv.kernel.shape))

@@ -1,12 +1,14 @@
 """Inference fusion: fold BatchNorm and the input ``Normalization`` into convolutions, merge conv chains.
 
 Removing a ReLU leaves consecutive linear maps, and at inference (BatchNorm with its moving statistics)
-every BatchNorm is one anyway. :func:`fuse` lowers a built model block by block (a dispatch table keyed by
-layer class) into a new functional model of standard ``Conv2D`` / ``Add`` / ``Average`` / ``ReLU`` / pooling
-/ ``Dense`` layers plus one small registered layer, :class:`Affine` (``x * scale + offset`` with constants,
-optional ReLU), that computes the same function with fewer layers. All rules are exact:
+every BatchNorm is one anyway. :func:`fuse` walks the functional graph of any Keras CNN layer by layer (a
+dispatch table keyed by layer class) and writes a new functional model that computes the same function with
+fewer layers: standard ``Conv2D`` / ``DepthwiseConv2D`` / ``Add`` / ``Average`` / ``ReLU`` layers plus one
+small registered layer, :class:`Affine` (``x * scale + offset`` with constants, optional ReLU). Any other
+layer (pooling, ``Dense``, ``ZeroPadding2D``, ``ReLU(max_value=6)``, a nested model...) is kept as it is,
+with its weights. All rules are exact:
 
-- conv -> BN: the BN scales the kernel's output channels and becomes the conv's bias.
+- conv (or depthwise conv) -> BN: the BN scales the kernel's output channels and becomes the conv's bias.
 - BN / Normalization -> conv: the scale goes into the kernel's input channels; the shift becomes a bias,
   or, for a k x k ``same`` conv whose zero padding breaks a per-channel bias at the border, a constant
   ``(H, W, C)`` bias map ``conv_W(shift image)`` precomputed for the static spatial size.
@@ -35,7 +37,6 @@ import numpy as np
 from keras import layers
 
 from relu_ratio.describe import describe
-from relu_ratio.layers import MergeAndRun, PlainLayer, PostActBlock, PreActBlock
 
 DTYPE = "float32"  # fused models compute in float32, also when the original was mixed precision
 
@@ -131,9 +132,9 @@ class FusionReport:
 def fuse(model: keras.Model, return_report: bool = False) -> keras.Model | tuple[keras.Model, FusionReport]:
     """A new functional model computing ``model`` at inference with BatchNorms folded; ``model`` is untouched.
 
-    Supports the models of :mod:`relu_ratio.models` (every family, with or without the ``normalization``
-    input layer, with or without the top) and the zoo's feature extractors; any other layer type raises a
-    ``ValueError`` naming it. Spatial sizes must be static (they are in every builder's model).
+    Works on any functional ``keras.Model`` (every model of :mod:`relu_ratio.models`, the zoo's, and e.g.
+    ``keras.applications.ResNet50V2`` or ``MobileNetV2``): a layer it cannot fold is kept as it is, with
+    its weights. Spatial sizes must be static (the bias maps depend on them).
 
     Example:
         >>> fused = fuse(models.build("preact164_32"))                    # doctest: +SKIP
@@ -148,22 +149,23 @@ def fuse(model: keras.Model, return_report: bool = False) -> keras.Model | tuple
     ctx = _Lowering()
     new_inputs = [keras.Input(t.shape[1:], dtype=t.dtype, name=_input_name(t)) for t in model.inputs]
     env = {id(t): _Linear.of(new) for t, new in zip(model.inputs, new_inputs)}
+    consumers = _consumer_counts(model)
     for layer in model.layers:
         if isinstance(layer, layers.InputLayer):
             continue
-        lower = _LOWERINGS.get(type(layer))
-        if lower is None:
-            supported = ", ".join(sorted(cls.__name__ for cls in _LOWERINGS))
-            raise ValueError(
-                f"fuse: layer {layer.name!r} of type {type(layer).__name__} is not supported. "
-                f"Supported layer types: {supported}."
-            )
         if len(layer._inbound_nodes) != 1:
             raise ValueError(f"fuse: layer {layer.name!r} is called {len(layer._inbound_nodes)} times; "
                              "shared layers are not supported.")  # fmt: skip
-        inputs = keras.tree.map_structure(lambda t: env[id(t)], layer.input)
-        outputs = lower(ctx, layer, inputs)
-        for tensor, value in zip(keras.tree.flatten(layer.output), keras.tree.flatten(outputs)):
+        node = layer._inbound_nodes[0]
+        for tensor in node.input_tensors:
+            if consumers[id(tensor)] > 1:  # several consumers: a pending convolution is emitted once
+                env[id(tensor)] = ctx.shared(env[id(tensor)])
+        inputs = keras.tree.map_structure(lambda t: env[id(t)], _call_inputs(node))
+        lower = _LOWERINGS.get(type(layer))
+        outputs = lower(ctx, layer, inputs) if lower is not None else None
+        if outputs is None:  # nothing to fold: the layer as it is
+            outputs = ctx.copy(layer, inputs)
+        for tensor, value in zip(node.outputs, keras.tree.flatten(outputs)):
             env[id(tensor)] = value
     outputs = [ctx.emit(env[id(t)]) for t in model.outputs]
     fused = keras.Model(
@@ -196,12 +198,28 @@ def count_layers(model: keras.Model) -> int:
     )
 
 
+def _call_inputs(node):
+    """The tensors a layer was called on, in the structure of the call (a tensor, or a list for ``Add``)."""
+    args = node.arguments.args
+    return args[0] if len(args) == 1 else list(args)
+
+
+def _consumer_counts(model: keras.Model) -> dict[int, int]:
+    """How many layer calls (and model outputs) read each tensor of ``model``'s graph, by ``id``."""
+    counts: dict[int, int] = {}
+    for tensor in [t for layer in model.layers if not isinstance(layer, layers.InputLayer)
+                   for t in layer._inbound_nodes[0].input_tensors] + list(model.outputs):  # fmt: skip
+        counts[id(tensor)] = counts.get(id(tensor), 0) + 1
+    return counts
+
+
 # --- the intermediate value: a linear map of an emitted tensor, not emitted yet -------------------------
 
 
 @dataclasses.dataclass(eq=False)
 class _Linear:
-    """``conv(source, kernel, strides) + offset``, or ``source * scale + offset`` when ``kernel`` is None.
+    """``conv(source, kernel, strides, padding) + offset``, or ``source * scale + offset`` when ``kernel`` is
+    None. A ``depthwise`` kernel is ``(kh, kw, C, multiplier)``.
 
     ``offset`` is per channel ``(C,)`` or a bias map ``(H, W, C)``; arrays are float64. ``pending`` names the
     normalisation layers folded into ``scale``/``offset`` but not yet into a convolution.
@@ -213,6 +231,8 @@ class _Linear:
     offset: np.ndarray
     kernel: np.ndarray | None = None
     strides: int = 1
+    padding: str = "same"
+    depthwise: bool = False
     scale: np.ndarray | None = None
     pending: tuple[str, ...] = ()
     emitted: Any = None  # the tensor, once emitted
@@ -238,29 +258,37 @@ class _Lowering:
         offset = v.offset * scale + shift
         if v.kernel is not None:
             self.folded[name] = None
-            return dataclasses.replace(v, kernel=v.kernel * scale, offset=offset, emitted=None)
+            per_output = scale.reshape(v.kernel.shape[2:]) if v.depthwise else scale
+            return dataclasses.replace(v, kernel=v.kernel * per_output, offset=offset, emitted=None)
         return dataclasses.replace(v, scale=v.scale * scale, offset=offset, pending=(*v.pending, name),
                                    name=name, emitted=None)  # fmt: skip
 
-    def batch_norm(self, v: _Linear, bn: layers.BatchNormalization, name: str) -> _Linear:
-        _require(bn.axis in (-1, 3), bn, "axis=-1")
+    def batch_norm(self, v: _Linear, bn: layers.BatchNormalization, name: str) -> _Linear | None:
+        if bn.axis not in (-1, len(v.shape)):
+            return None
         mean, var = (_float64(w) for w in (bn.moving_mean, bn.moving_variance))
         gamma = _float64(bn.gamma) if bn.scale else 1.0
         beta = _float64(bn.beta) if bn.center else 0.0
         scale = gamma / np.sqrt(var + bn.epsilon)
         return self.affine(v, scale, beta - mean * scale, name)
 
-    def normalization(self, v: _Linear, norm: layers.Normalization, name: str) -> _Linear:
-        _require(tuple(norm.axis) in ((-1,), (3,)) and not norm.invert, norm, "axis=-1, invert=False")
+    def normalization(self, v: _Linear, norm: layers.Normalization, name: str) -> _Linear | None:
+        if tuple(norm.axis) not in ((-1,), (len(v.shape),)) or norm.invert:
+            return None
         mean = _float64(norm.mean).reshape(-1)
         std = np.maximum(np.sqrt(_float64(norm.variance).reshape(-1)), keras.config.epsilon())
         return self.affine(v, 1.0 / std, -mean / std, name)
 
-    def conv(self, v: _Linear, conv: layers.Conv2D, name: str) -> _Linear:
+    def conv(self, v: _Linear, conv: layers.Conv2D, name: str) -> _Linear | None:
         """``conv(v)``: folds ``v``'s per-channel affine (free), merges a pending conv where it pays."""
-        kernel, bias, strides = _conv_weights(conv)
-        out_shape = (-(-v.shape[0] // strides), -(-v.shape[1] // strides), kernel.shape[-1])
-        composed = _compose(v, kernel, strides) if v.kernel is None or v.emitted is None else None
+        weights = _conv_weights(conv)
+        if weights is None:
+            return None
+        kernel, bias, strides, padding = weights
+        if v.depthwise:  # a depthwise conv followed by a conv is not one conv: emit it
+            v = _Linear.of(self.emit(v))
+        out_shape = (*_out_size(v.shape, kernel, strides, padding), kernel.shape[-1])
+        composed = _compose(v, kernel, strides, padding) if v.kernel is None or v.emitted is None else None
         if composed is not None and v.kernel is not None:  # two convs: merge only where it pays
             separate = _macs(v.kernel, v.shape) + _macs(kernel, out_shape)
             candidate = MergeCandidate(v.name, name, separate, _macs(composed[0], out_shape))
@@ -269,12 +297,23 @@ class _Lowering:
             name = f"{v.name}__{name}" if candidate.merged else name
         if composed is None:  # emit v, then convolve its output
             v = _Linear.of(self.emit(v))
-            composed = _compose(v, kernel, strides)
+            composed = _compose(v, kernel, strides, padding)
         self.folded.update(dict.fromkeys(v.pending))
-        offset = _conv_same(np.broadcast_to(v.offset, v.shape), kernel, strides) + bias
+        offset = _conv_image(np.broadcast_to(v.offset, v.shape), kernel, strides, padding) + bias
         constant = np.all(offset == offset[:1, :1])
-        kernel, strides = composed
-        return _Linear(v.source, out_shape, name, offset[0, 0] if constant else offset, kernel, strides)
+        kernel, strides, padding = composed
+        offset = offset[0, 0] if constant else offset
+        return _Linear(v.source, out_shape, name, offset, kernel, strides, padding)
+
+    def depthwise_conv(self, v: _Linear, conv: layers.DepthwiseConv2D, name: str) -> _Linear | None:
+        """A depthwise conv of the emitted ``v``, kept pending so that a following BatchNorm folds into it."""
+        weights = _conv_weights(conv)
+        if weights is None:
+            return None
+        kernel, bias, strides, padding = weights
+        v = _Linear.of(self.emit(v))
+        out_shape = (*_out_size(v.shape, kernel, strides, padding), kernel.shape[2] * kernel.shape[3])
+        return _Linear(v.source, out_shape, name, bias, kernel, strides, padding, depthwise=True)
 
     def relu(self, v: _Linear, name: str) -> _Linear:
         """ReLU, fused into the layer emitting ``v`` unless ``v`` is emitted already."""
@@ -290,14 +329,15 @@ class _Lowering:
         """``v`` for several consumers: a pending conv is emitted once; a per-channel affine stays pending."""
         return v if v.kernel is None else _Linear.of(self.emit(v))
 
-    def copy(self, layer: layers.Layer, v: _Linear) -> _Linear:
-        """``layer`` as is (weights copied, float32), on the emitted ``v``."""
-        clone = type(layer).from_config(
-            {**layer.get_config(), "name": self.unique(layer.name), "dtype": DTYPE}
-        )
-        out = clone(self.emit(v))
+    def copy(self, layer: layers.Layer, inputs) -> Any:
+        """``layer`` as it is (weights copied; float32 where it has a dtype) on the emitted inputs."""
+        config = {**layer.get_config(), "name": self.unique(layer.name)}
+        if "dtype" in config:
+            config["dtype"] = DTYPE
+        clone = type(layer).from_config(config)
+        out = clone(keras.tree.map_structure(self.emit, inputs))
         clone.set_weights(layer.get_weights())
-        return _Linear.of(out)
+        return keras.tree.map_structure(_Linear.of, out)
 
     def emit(self, v: _Linear):
         """The tensor of ``v``, emitting its layers once."""
@@ -310,10 +350,14 @@ class _Lowering:
         if v.kernel is None:  # a pending BatchNorm (or Normalization) that feeds no convolution
             self.kept.update(dict.fromkeys(v.pending))
             return self._affine(v.source, v.offset, v.scale, activation, f"{v.name}_affine")
-        conv = layers.Conv2D(
-            v.shape[-1], v.kernel.shape[:2], strides=v.strides, padding="same", use_bias=per_channel,
-            activation=activation if per_channel else None, name=self.unique(v.name), dtype=DTYPE,
+        common = dict(
+            strides=v.strides, padding=v.padding, use_bias=per_channel, dtype=DTYPE,
+            activation=activation if per_channel else None, name=self.unique(v.name),
         )  # fmt: skip
+        if v.depthwise:
+            conv = layers.DepthwiseConv2D(v.kernel.shape[:2], depth_multiplier=v.kernel.shape[3], **common)
+        else:
+            conv = layers.Conv2D(v.shape[-1], v.kernel.shape[:2], **common)
         out = conv(v.source)
         conv.set_weights(
             [v.kernel.astype(DTYPE), v.offset.astype(DTYPE)] if per_channel else [v.kernel.astype(DTYPE)]
@@ -338,41 +382,52 @@ class _Lowering:
         return name
 
 
-def _conv_weights(conv: layers.Conv2D) -> tuple[np.ndarray, np.ndarray, int]:
-    """Kernel, bias (zeros if none) and stride of a supported ``Conv2D``, as float64."""
-    supported = (
-        conv.padding == "same"
+def _conv_weights(conv: layers.Layer) -> tuple[np.ndarray, np.ndarray, int, str] | None:
+    """Kernel, bias (zeros if none), stride and padding of a conv that folds, as float64; ``None`` if it does
+    not (dilation, groups, unequal strides, an activation, channels_first)."""
+    foldable = (
+        conv.padding in ("same", "valid")
         and conv.data_format == "channels_last"
         and tuple(conv.dilation_rate) == (1, 1)
-        and conv.groups == 1
+        and getattr(conv, "groups", 1) == 1
         and conv.strides[0] == conv.strides[1]
         and conv.activation is keras.activations.linear
     )
-    _require(
-        supported, conv, "padding='same', channels_last, no dilation or groups, square strides, no activation"
-    )
+    if not foldable:
+        return None
     kernel = _float64(conv.kernel)
-    bias = _float64(conv.bias) if conv.use_bias else np.zeros(kernel.shape[-1])
-    return kernel, bias, int(conv.strides[0])
+    depthwise = isinstance(conv, layers.DepthwiseConv2D)
+    channels = kernel.shape[2] * kernel.shape[3] if depthwise else kernel.shape[3]
+    bias = _float64(conv.bias) if conv.use_bias else np.zeros(channels)
+    return kernel, bias, int(conv.strides[0]), conv.padding
 
 
-def _compose(v: _Linear, kernel: np.ndarray, strides: int) -> tuple[np.ndarray, int] | None:
-    """Kernel and stride of ``conv(kernel, strides)`` after ``v``'s linear part, where that is exact: ``v``
+def _compose(
+    v: _Linear, kernel: np.ndarray, strides: int, padding: str
+) -> tuple[np.ndarray, int, str] | None:
+    """Kernel, stride and padding of ``conv(kernel)`` after ``v``'s linear part, where that is exact: ``v``
     per-channel, or one of the two a 1x1 stride-1 conv. ``None`` otherwise (k x k then k x k: the inner
     zero padding would not be reproduced)."""
     if v.kernel is None:
-        return kernel * v.scale[:, None], strides
+        return kernel * v.scale[:, None], strides, padding
     if v.kernel.shape[:2] == (1, 1) and v.strides == 1:
-        return np.einsum("im,hwmo->hwio", v.kernel[0, 0], kernel), strides
+        return np.einsum("im,hwmo->hwio", v.kernel[0, 0], kernel), strides, padding
     if kernel.shape[:2] == (1, 1) and strides == 1:
-        return np.einsum("hwim,mo->hwio", v.kernel, kernel[0, 0]), v.strides
+        return np.einsum("hwim,mo->hwio", v.kernel, kernel[0, 0]), v.strides, v.padding
     return None
 
 
-def _conv_same(image: np.ndarray, kernel: np.ndarray, strides: int) -> np.ndarray:
-    """``same``-padded (TensorFlow/XLA convention) convolution of one ``(H, W, C)`` image, in numpy."""
+def _out_size(shape: Sequence[int], kernel: np.ndarray, strides: int, padding: str) -> tuple[int, int]:
+    """Output height and width of a conv (TensorFlow/XLA convention)."""
+    if padding == "same":
+        return -(-shape[0] // strides), -(-shape[1] // strides)
+    return (shape[0] - kernel.shape[0]) // strides + 1, (shape[1] - kernel.shape[1]) // strides + 1
+
+
+def _conv_image(image: np.ndarray, kernel: np.ndarray, strides: int, padding: str) -> np.ndarray:
+    """The conv of one ``(H, W, C)`` image, in numpy (``same``: TensorFlow/XLA's padding convention)."""
     (h, w, _), (kh, kw) = image.shape, kernel.shape[:2]
-    oh, ow = -(-h // strides), -(-w // strides)
+    oh, ow = _out_size(image.shape, kernel, strides, padding)
     ph, pw = max((oh - 1) * strides + kh - h, 0), max((ow - 1) * strides + kw - w, 0)
     padded = np.pad(image, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
     out = np.zeros((oh, ow, kernel.shape[-1]))
@@ -393,103 +448,33 @@ def _macs(kernel: np.ndarray, out_shape: Sequence[int]) -> int:
     return int(out_shape[0] * out_shape[1] * np.prod(kernel.shape))
 
 
-def _require(ok: bool, layer: layers.Layer, what: str) -> None:
-    if not ok:
-        raise ValueError(
-            f"fuse: layer {layer.name!r} ({type(layer).__name__}) is supported only with {what}."
-        )
-
-
 def _input_name(tensor) -> str:
     return getattr(tensor, "name", None) or "images"
 
 
-# --- lowering of each layer type ------------------------------------------------------------------------
+# --- lowering of each layer type: a _Linear, or None to keep the layer as it is --------------------------
 
 
-def _sub(block: layers.Layer, layer: layers.Layer) -> str:
-    return f"{block.name}_{layer.name}"
-
-
-def _act(ctx: _Lowering, block, slot: str, v: _Linear) -> _Linear:
-    relu = block.relus.get(slot)
-    return ctx.relu(v, _sub(block, relu)) if relu is not None else v
-
-
-def _conv_bn(
-    ctx: _Lowering, block, v: _Linear, conv: layers.Conv2D, bn: layers.BatchNormalization
-) -> _Linear:
-    return ctx.batch_norm(ctx.conv(v, conv, _sub(block, conv)), bn, _sub(block, bn))
-
-
-def _lower_plain(ctx: _Lowering, block: PlainLayer, x: _Linear) -> _Linear:
-    return _act(ctx, block, "relu", _conv_bn(ctx, block, x, block.conv1, block.bn1))
-
-
-def _lower_postact(ctx: _Lowering, block: PostActBlock, x: _Linear) -> _Linear:
-    x = ctx.shared(x)
-    y = _act(ctx, block, "inner", _conv_bn(ctx, block, x, block.conv1, block.bn1))
-    y = _conv_bn(ctx, block, y, block.conv2, block.bn2)
-    shortcut = (
-        x if block.projection is None else _conv_bn(ctx, block, x, block.projection, block.projection_bn)
-    )
-    return _act(ctx, block, "after_add", ctx.combine(layers.Add, [y, shortcut], f"{block.name}_add"))
-
-
-def _lower_preact(ctx: _Lowering, block: PreActBlock, x: _Linear) -> _Linear:
-    if block.projection is None:  # x also feeds the identity shortcut
-        x = ctx.shared(x)
-    y = x
-    for i, (slot, bn, conv) in enumerate(zip(block.kind.slots, block.bns, block.convs)):
-        y = _act(ctx, block, slot, ctx.batch_norm(y, bn, _sub(block, bn)))
-        if i == 0 and block.projection is not None:  # the pre-activated input also feeds the projection
-            y = preactivated = ctx.shared(y)
-        y = ctx.conv(y, conv, _sub(block, conv))
-    shortcut = (
-        x
-        if block.projection is None
-        else ctx.conv(preactivated, block.projection, _sub(block, block.projection))
-    )
-    return ctx.combine(layers.Add, [y, shortcut], f"{block.name}_add")
-
-
-def _lower_merge_and_run(
-    ctx: _Lowering, block: MergeAndRun, inputs: list[_Linear]
-) -> list[_Linear] | _Linear:
-    residuals, lines = [], []
-    for b, (x, (conv1, bn1, conv2, bn2)) in enumerate(zip(inputs, block.branches), start=1):
-        x = ctx.shared(x)
-        y = _act(ctx, block, f"branch{b}_inner", _conv_bn(ctx, block, x, conv1, bn1))
-        residuals.append(_conv_bn(ctx, block, y, conv2, bn2))
-        lines.append(x if block.projections is None else _conv_bn(ctx, block, x, *block.projections[b - 1]))
-    same = lines[0] is lines[1]  # the first block runs on [x, x]: 0.5 * (x + x) == x exactly
-    merged = lines[0] if same else ctx.combine(layers.Average, lines, f"{block.name}_merge")
-    if block.merge_output:
-        return _act(
-            ctx, block, "merged_out", ctx.combine(layers.Add, [merged, *residuals], f"{block.name}_add")
-        )
-    return [
-        _act(ctx, block, f"branch{b}_out", ctx.combine(layers.Add, [merged, r], f"{block.name}_add{b}"))
-        for b, r in enumerate(residuals, start=1)
-    ]
-
-
-def _lower_relu(ctx: _Lowering, layer: layers.ReLU, v: _Linear) -> _Linear:
+def _lower_relu(ctx: _Lowering, layer: layers.ReLU, v: _Linear) -> _Linear | None:
     plain = layer.max_value is None and not layer.negative_slope and not layer.threshold
-    _require(plain, layer, "max_value=None, negative_slope=0, threshold=0")
-    return ctx.relu(v, layer.name)
+    return ctx.relu(v, layer.name) if plain else None
+
+
+def _lower_activation(ctx: _Lowering, layer: layers.Activation, v: _Linear) -> _Linear | None:
+    return ctx.relu(v, layer.name) if layer.activation is keras.activations.relu else None
+
+
+def _lower_merge(merge: type[layers.Layer]) -> Callable[..., _Linear]:
+    return lambda ctx, layer, values: ctx.combine(merge, values, layer.name)
 
 
 _LOWERINGS: dict[type, Callable[..., Any]] = {
     layers.Normalization: lambda ctx, layer, v: ctx.normalization(v, layer, layer.name),
     layers.Conv2D: lambda ctx, layer, v: ctx.conv(v, layer, layer.name),
+    layers.DepthwiseConv2D: lambda ctx, layer, v: ctx.depthwise_conv(v, layer, layer.name),
     layers.BatchNormalization: lambda ctx, layer, v: ctx.batch_norm(v, layer, layer.name),
     layers.ReLU: _lower_relu,
-    layers.GlobalAveragePooling2D: lambda ctx, layer, v: ctx.copy(layer, v),
-    layers.GlobalMaxPooling2D: lambda ctx, layer, v: ctx.copy(layer, v),
-    layers.Dense: lambda ctx, layer, v: ctx.copy(layer, v),
-    PlainLayer: _lower_plain,
-    PostActBlock: _lower_postact,
-    PreActBlock: _lower_preact,
-    MergeAndRun: _lower_merge_and_run,
+    layers.Activation: _lower_activation,
+    layers.Add: _lower_merge(layers.Add),
+    layers.Average: _lower_merge(layers.Average),
 }

@@ -136,3 +136,13 @@ class CheckedModel(keras.Model):
 
     def fit(self, x=None, *args, **kwargs):
         return super().fit(self._check(x), *args, **kwargs)
+
+    def save(self, filepath, *args, **kwargs):
+        """Save as a plain functional ``keras.Model`` (layers, weights, compile state and optimizer), so the
+        ``.keras`` file loads with ``keras.saving.load_model`` where relu_ratio is not installed. The input
+        check is not part of the file; ``relu_ratio.zoo.load`` or :meth:`from_model` gives it back."""
+        plain = keras.Model(self.inputs, self.outputs, name=self.name)
+        if self.compiled:
+            plain.compile_from_config(self.get_compile_config())
+            plain.optimizer = self.optimizer
+        return plain.save(filepath, *args, **kwargs)

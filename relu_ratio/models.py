@@ -37,17 +37,8 @@ from collections.abc import Callable, Sequence
 import keras
 from keras import layers
 
-from relu_ratio import patterns
-from relu_ratio.layers import (
-    MergeAndRun,
-    PlainLayer,
-    PostActBlock,
-    PreActBlock,
-    ReLUBlock,
-    batch_norm,
-    conv2d,
-    l2,
-)
+from relu_ratio import blocks, legacy, patterns
+from relu_ratio.blocks import batch_norm, conv2d, l2
 from relu_ratio.patterns import BlockKind, PatternSpec, ReLUPattern
 
 WIDTHS = (16, 32, 64)
@@ -89,7 +80,7 @@ class Family:
     title: str
     kind: BlockKind
     split: Callable[[int], list[int] | None]
-    make_block: Callable[..., ReLUBlock]
+    block: Callable[..., object]  # a function of :mod:`relu_ratio.blocks`
     stem_bn_relu: bool  # conv-BN-ReLU stem (post-activation nets) or a bare conv (pre-activation)
     final_bn_relu: bool  # BN-ReLU before pooling (pre-activation nets)
     two_paths: bool = False  # merge-and-run: blocks carry two tensors
@@ -111,13 +102,15 @@ class Family:
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
-        Family("plain", "plain networks", patterns.PLAIN, _fusenet_exact(1), PlainLayer, True, False),
+        Family(
+            "plain", "plain networks", patterns.PLAIN, _fusenet_exact(1), blocks.plain_layer, True, False
+        ),
         Family(
             "postresnet",
             "post-activation ResNets (depth 6n+2)",
             patterns.BASIC_POSTACT,
             _residual_split(2),
-            PostActBlock,
+            blocks.postact_block,
             True,
             False,
         ),
@@ -126,7 +119,7 @@ FAMILIES: dict[str, Family] = {
             "pre-activation ResNets with building blocks (depth 6n+2)",
             patterns.BASIC_PREACT,
             _residual_split(2),
-            PreActBlock,
+            blocks.preact_block,
             False,
             True,
         ),
@@ -135,7 +128,7 @@ FAMILIES: dict[str, Family] = {
             "pre-activation bottleneck ResNets (depth 9n+2)",
             patterns.BOTTLENECK,
             _residual_split(3),
-            lambda filters, **kw: PreActBlock(filters, bottleneck=True, **kw),
+            blocks.bottleneck_block,
             False,
             True,
         ),
@@ -144,13 +137,47 @@ FAMILIES: dict[str, Family] = {
             "DFN-MR networks (depth 4n+2, at least 14)",
             patterns.MERGE_AND_RUN,
             _fusenet_exact(4),
-            MergeAndRun,
+            blocks.merge_and_run,
             True,
             False,
             two_paths=True,
         ),
     )
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class Counts:
+    """Convolutions on the main path, shortcut projections and ReLU layers of a network."""
+
+    convs: int
+    projections: int
+    relus: int
+
+
+def counts(family: str, depth: int, relu_pattern: PatternSpec = "paired") -> Counts:
+    """What :func:`relu_ratio.describe` would count in ``build_family(family, depth, relu_pattern)``, without
+    building it (for searches over many patterns).
+
+    Example:
+        >>> counts("preact", 164, "3:2")
+        Counts(convs=163, projections=3, relus=109)
+    """
+    spec = family_spec(family)
+    blocks = spec.blocks_per_stage(depth)
+    masks = ReLUPattern(relu_pattern).resolve(spec.kind, blocks)
+    last = (len(masks) - 1, len(masks[-1]) - 1)
+    relus = int(spec.stem_bn_relu) + int(spec.final_bn_relu) + sum(
+        patterns.block_relus(spec.kind, mask, merged_output=spec.two_paths and (s, b) == last)
+        for s, stage in enumerate(masks)
+        for b, mask in enumerate(stage)
+    )
+    if spec.kind is patterns.PLAIN:
+        projections = 0
+    else:  # the first block of a stage changes the shape: stages 2 and 3, and stage 1's bottleneck (16 -> 64)
+        changing = len(blocks) - 1 + (spec.kind is patterns.BOTTLENECK)
+        projections = changing * (2 if spec.two_paths else 1)
+    return Counts(1 + sum(blocks) * spec.kind.convs, projections, relus)
 
 
 def plain(depth: int = 38, relu_pattern: PatternSpec = "paired", **kwargs) -> keras.Model:
@@ -245,7 +272,7 @@ def build_family(
         x = layers.GlobalMaxPooling2D(name="max_pool")(x)
     model = keras.Model(inputs, x, name=name or f"{family}{depth}")
     if weights is not None:
-        _load_weights(model, weights)
+        _load_weights(model, family, weights)
     return model
 
 
@@ -273,7 +300,8 @@ def _assemble(spec: Family, masks, widths: list[int], inputs, weight_decay: floa
     for s, (width, stage) in enumerate(zip(widths, masks)):
         for b, mask in enumerate(stage):
             extra = {"merge_output": (s, b) == last} if spec.two_paths else {}
-            block = spec.make_block(
+            x = spec.block(
+                x,
                 width,
                 strides=2 if (s > 0 and b == 0) else 1,
                 relu_mask=mask,
@@ -281,7 +309,6 @@ def _assemble(spec: Family, masks, widths: list[int], inputs, weight_decay: floa
                 name=f"stage{s + 1}_block{b + 1}",
                 **extra,
             )
-            x = block(x)
     if spec.final_bn_relu:
         x = layers.ReLU(name="final_relu")(batch_norm("final_bn")(x))
     return x
@@ -354,7 +381,7 @@ def _check_head(include_top, pooling, classes, classifier_activation) -> None:
         )
 
 
-def _load_weights(model: keras.Model, weights) -> None:
+def _load_weights(model: keras.Model, family: str, weights) -> None:
     path = os.fspath(weights)
     if not path.endswith(".weights.h5"):
         raise ValueError(
@@ -364,7 +391,10 @@ def _load_weights(model: keras.Model, weights) -> None:
     if not os.path.exists(path):
         raise FileNotFoundError(f"weights file {path!r} does not exist.")
     try:
-        model.load_weights(path)
+        if legacy.is_legacy(path):  # saved before the blocks became stock layers
+            legacy.load_weights(model, family, path)
+        else:
+            model.load_weights(path)
     except (ValueError, OSError, KeyError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(

@@ -101,6 +101,21 @@ BLOCK_KINDS = (PLAIN, BASIC_POSTACT, BASIC_PREACT, BOTTLENECK, MERGE_AND_RUN)
 PRESETS = ("paired", "type1", "type2", "type3", "erase_last")
 
 
+def block_relus(kind: BlockKind, mask: Mask, merged_output: bool = False) -> int:
+    """ReLU layers a block with ``mask`` holds. ``merged_output``: the last merge-and-run block of a network,
+    whose two ``branch*_out`` slots share one ReLU on the merged output (kept unless both are off).
+
+    Example:
+        >>> block_relus(MERGE_AND_RUN, (True, True, False, True), merged_output=True)
+        2
+    """
+    relus = sum(mask)
+    if merged_output:
+        out1, out2 = (mask[kind.slots.index(slot)] for slot in ("branch1_out", "branch2_out"))
+        relus += (out1 or out2) - out1 - out2
+    return relus
+
+
 def parse_ratio(spec: str) -> tuple[int, int] | None:
     """``"3:2"`` -> ``(3, 2)``; ``None`` if ``spec`` is not shaped like a ratio."""
     match = _RATIO.match(spec)

@@ -71,6 +71,7 @@ class TrainConfig:
     warmup_epochs: float | None = None
     train_subset: int | None = None  # train on a random subset of this many training images
     test_subset: int | None = None
+    holdout: int | None = None  # validate on this many held-out training images instead of the test split
     data_dir: str | None = None  # tensorflow-datasets data_dir
     seed: int = 0
     mixed_precision: str = "auto"  # "auto" (bfloat16 on GPU), "off", "mixed_bfloat16", "mixed_float16"
@@ -99,6 +100,8 @@ class TrainConfig:
         models.check_name(filled.model)
         return filled
 
+
+HOLDOUT_SEED = 0  # --holdout takes the same training images out for every run and seed
 
 RECIPES: dict[str, dict] = {
     "paper": {"epochs": 400, "batch_size": 64, "lr": 0.1, "label_smoothing": 0.0, "schedule": "step",
@@ -148,13 +151,16 @@ def run(config: TrainConfig) -> dict:
     keras.utils.set_random_seed(config.seed)
     _set_precision(config.mixed_precision)
 
-    train_split = data.load(config.dataset, "train", data_dir=config.data_dir).take(
-        config.train_subset, config.seed
-    )
-    test_split = data.load(config.dataset, "test", data_dir=config.data_dir).take(
-        config.test_subset, config.seed
-    )
+    train_split = data.load(config.dataset, "train", data_dir=config.data_dir)
+    if config.holdout:  # a fixed slice (the same for every seed), so runs are compared on the same images
+        train_split, val_split = train_split.hold_out(config.holdout, HOLDOUT_SEED)
+    else:
+        val_split = data.load(config.dataset, "test", data_dir=config.data_dir).take(
+            config.test_subset, config.seed
+        )
+    train_split = train_split.take(config.train_subset, config.seed)
     info = train_split.info
+    evaluated_on = "holdout" if config.holdout else "test"
     arch_kwargs = {"classes": info.num_classes, "normalization": [list(info.mean), list(info.std)]}
 
     with _Distribution(config.distribute) as distribution:
@@ -162,7 +168,7 @@ def run(config: TrainConfig) -> dict:
         train_batches = data.batches(
             train_split, config.batch_size, augment=True, seed=config.seed, one_hot=True
         )
-        test_batches = data.batches(test_split, 256, one_hot=True)
+        val_batches = data.batches(val_split, 256, one_hot=True)
         compile_for(model, config, len(train_batches))
 
     paths.write_json(out / "config.json", {
@@ -170,14 +176,14 @@ def run(config: TrainConfig) -> dict:
         "command": command_for(config),
         "architecture": {"builder_name": config.model, "kwargs": arch_kwargs},
         "dataset_info": info.to_json(),
-        "train_images": len(train_split), "test_images": len(test_split),
+        "train_images": len(train_split), f"{evaluated_on}_images": len(val_split),
     })  # fmt: skip
     callbacks = _callbacks(out, config)
     try:
         history = model.fit(
             train_batches,
             epochs=config.epochs,
-            validation_data=test_batches,
+            validation_data=val_batches,
             callbacks=callbacks,
             verbose=config.verbose,
         )
@@ -189,13 +195,14 @@ def run(config: TrainConfig) -> dict:
         raise
     backup, clock = callbacks[1], callbacks[2]
     save_model_weights(model, config.model, arch_kwargs, out / "model.weights.h5")
-    scores = model.evaluate(test_batches, verbose=0, return_dict=True)
+    scores = model.evaluate(val_batches, verbose=0, return_dict=True)
     result = {
         "model": config.model,
         "epochs_completed": backup.epochs_done(),
-        "test_top1": float(scores["accuracy"]),
-        "test_top5": float(scores["top5"]),
-        "best_test_top1": max(metric_column(out, "val_accuracy"), default=None),
+        "evaluated_on": evaluated_on,
+        f"{evaluated_on}_top1": float(scores["accuracy"]),
+        f"{evaluated_on}_top5": float(scores["top5"]),
+        f"best_{evaluated_on}_top1": max(metric_column(out, "val_accuracy"), default=None),
         "wall_time_s": clock.total,
         "device": device(),
         "backend": keras.backend.backend(),
@@ -572,8 +579,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:  # bad settings or data; a full or unwritable disk (CacheError too)
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps({k: result[k] for k in ("model", "epochs_completed", "test_top1", "wall_time_s")}))
-    return 0 if math.isfinite(result["test_top1"]) else 1
+    top1 = f"{result['evaluated_on']}_top1"
+    print(json.dumps({k: result[k] for k in ("model", "epochs_completed", top1, "wall_time_s")}))
+    return 0 if math.isfinite(result[top1]) else 1
 
 
 if __name__ == "__main__":

@@ -83,7 +83,6 @@ from pathlib import Path
 
 import keras
 import keras_tuner
-import numpy as np
 
 from relu_ratio import data, models, paths, patterns, train
 from relu_ratio.describe import describe
@@ -358,11 +357,8 @@ class ReLUHyperModel(keras_tuner.HyperModel):
     # -- counting ReLUs without building (the same numbers describe() measures)
 
     def _block_relus(self, mask: str, last: bool) -> int:
-        ones = mask.count("1")
-        if last and self.spec.two_paths:  # merge-and-run's last block: one merged output ReLU
-            out1, out2 = mask[1] == "1", mask[3] == "1"
-            return ones - out1 - out2 + (out1 or out2)
-        return ones
+        parsed = tuple(c == "1" for c in mask)
+        return patterns.block_relus(self.kind, parsed, merged_output=last and self.spec.two_paths)
 
     def _position_masks(self, choice: str, stage: int, block: int | None) -> list[str]:
         if block is not None:
@@ -495,12 +491,8 @@ def load_search_data(
         raise ValueError(
             f"val_subset {n_val} leaves no training images: the training split has {len(full)} images."
         )
-    order = np.random.default_rng(seed).permutation(len(full))
-    val_idx = np.sort(order[:n_val])
-    rest = order[n_val:]
-    train_idx = np.sort(rest[:train_subset] if train_subset is not None else rest)
-    pick = lambda idx: data.Split(full.images[idx], full.labels[idx], full.info)  # noqa: E731
-    return pick(train_idx), pick(val_idx)
+    rest, val = full.hold_out(n_val, seed)
+    return rest.take(train_subset, seed), val
 
 
 # --- search -------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ def test_decoded_once_then_read_from_the_cache(image_folder, tmp_path):
     assert again.info == first.info
 
 
+@pytest.mark.slow
 def test_cifar10_jpeg_archives_load_directly(shared_data, tmp_path, monkeypatch):
     monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path))
     test = data.load(shared_data, "test")

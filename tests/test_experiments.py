@@ -122,6 +122,7 @@ def test_a_failed_run_is_recorded_and_the_others_still_run(folder, tmp_path, mon
     assert "Not finished: plain38_11 seed 0 (failed)" in report.markdown
 
 
+@pytest.mark.slow
 def test_two_worker_processes_split_the_runs_and_the_results_merge(folder, tmp_path):
     out = tmp_path / "exp"
     args = ["run", "table1", "--only", "plain38_*", "--dataset", str(folder), "--out", str(out), *TINY]
@@ -134,6 +135,7 @@ def test_two_worker_processes_split_the_runs_and_the_results_merge(folder, tmp_p
     assert report.counts() == {"done": 2, "pending": 4}
 
 
+@pytest.mark.slow
 def test_a_killed_worker_resumes_its_run_instead_of_restarting_it(folder, tmp_path):
     out = tmp_path / "exp"
     args = ["run", "table1", "--only", "plain38_11", "--dataset", str(folder), "--out", str(out),

@@ -141,21 +141,23 @@ def test_nothing_merges_in_type1_bottleneck():
     assert "stage1_block1_bn1" in report.folded  # the first BN folds into the stem conv
 
 
-def test_unsupported_layer_raises_clearly():
+def test_layers_it_cannot_fold_are_kept_as_they_are(images):
     inputs = keras.Input((32, 32, 3))
-    x = models.build("resnet8_21", include_top=False, pooling="avg")(inputs)  # a nested model
-    with pytest.raises(
-        ValueError, match=r"layer 'resnet8_21' of type Functional is not supported.*Supported"
-    ):
-        fuse(keras.Model(inputs, x))
-    inputs = keras.Input((32, 32, 3))
-    x = layers.Dropout(0.5, name="drop")(layers.Conv2D(4, 3, padding="same")(inputs))
-    with pytest.raises(ValueError, match=r"'drop' of type Dropout .*Conv2D"):
-        fuse(keras.Model(inputs, x))
-    inputs = keras.Input((32, 32, 3))
-    x = layers.Conv2D(4, 3, padding="valid", name="valid_conv")(inputs)
-    with pytest.raises(ValueError, match=r"'valid_conv' \(Conv2D\) is supported only with padding='same'"):
-        fuse(keras.Model(inputs, x))
+    nested = models.build("resnet8_21", include_top=False)  # a model used as a layer
+    randomize_batch_norms(nested)
+    x = layers.Conv2D(4, 3, padding="same", dilation_rate=2, name="dilated")(nested(inputs))
+    x = layers.Dropout(0.5, name="drop")(layers.BatchNormalization(name="bn_after_dilated")(x))
+    x = layers.Conv2D(4, 3, padding="valid", name="valid_conv")(layers.BatchNormalization(name="bn")(x))
+    model = keras.Model(inputs, x)
+    randomize_batch_norms(model)
+    fused, report = fuse(model, return_report=True)
+    assert max_diff(model, fused, (images - 128.0) / 64.0) <= TOLERANCE
+    assert {"resnet8_21", "dilated", "drop"} <= {layer.name for layer in fused.layers}
+    assert report.folded == ("bn",)  # into the valid conv after it
+    assert report.kept == ("bn_after_dilated",)  # the Dropout between stops it: an Affine layer
+
+
+def test_bad_models_are_refused_clearly():
     inputs = keras.Input((None, None, 3))
     with pytest.raises(ValueError, match="static input shapes"):
         fuse(keras.Model(inputs, layers.Conv2D(4, 3, padding="same")(inputs)))
@@ -212,3 +214,21 @@ def test_saved_model_of_fused_model_serves_the_same_outputs(tmp_path):
     images = np.random.default_rng(2).integers(0, 256, size=(8, 32, 32, 3), dtype=np.uint8)
     expected = keras.ops.convert_to_numpy(model(images.astype("float32"), training=False))
     assert np.max(np.abs(np.asarray(served(tf.constant(images))) - expected)) <= TOLERANCE
+
+
+@pytest.mark.parametrize("application", ["ResNet50V2", "MobileNetV2"])
+def test_fuse_any_functional_keras_cnn(application):
+    """Not only our families: keras.applications nets (random weights) fuse exactly, with fewer layers."""
+    model = getattr(keras.applications, application)(
+        weights=None, input_shape=(64, 64, 3), classifier_activation=None
+    )
+    randomize_batch_norms(model)
+    fused, report = fuse(model, return_report=True)
+    x = np.random.default_rng(0).normal(0.0, 1.0, (2, 64, 64, 3)).astype("float32")
+    assert max_diff(model, fused, x) <= TOLERANCE
+    assert report.layers_after < report.layers_before
+    after_conv = {
+        layer.name for layer in model.layers if isinstance(layer, layers.BatchNormalization)
+        and isinstance(layer.input._keras_history[0], (layers.Conv2D, layers.DepthwiseConv2D))
+    }  # fmt: skip
+    assert len(after_conv) > 30 and after_conv <= set(report.folded)  # every BN after a conv is gone

@@ -18,6 +18,7 @@ def test_the_four_notebooks_exist():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+@pytest.mark.slow
 def test_notebook_runs_top_to_bottom(path, shared_data, tmp_path, monkeypatch, tmp_path_factory):
     notebook = nbformat.read(path, as_version=4)
     assert not any(cell.get("outputs") for cell in notebook.cells), f"{path.name} has stored outputs"

@@ -47,6 +47,7 @@ def test_bad_settings_are_named(kwargs, message):
         train.TrainConfig(**kwargs).resolved()
 
 
+@pytest.mark.slow
 def test_cli_trains_one_epoch_on_jpeg_cifar10(shared_data, tmp_path):
     out = tmp_path / "run"
     args = [*TINY, "--dataset", shared_data, "--epochs", "1", "--out", str(out)]
@@ -77,6 +78,7 @@ def test_a_finished_run_registers_in_the_zoo(image_folder, tmp_path, monkeypatch
     assert model.predict(np.zeros((2, 32, 32, 3), np.uint8), verbose=0).shape == (2, 3)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_and_ends_after_the_same_epochs(tmp_path):
     folder = write_image_folder(tmp_path / "ds", split="train", per_class=40)
     write_image_folder(folder, split="test", per_class=4)
@@ -136,6 +138,7 @@ print("replicas", result["replicas"])
 
 
 @pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+@pytest.mark.slow
 def test_distributed_training_on_two_virtual_cpus(backend, image_folder, tmp_path):
     write_image_folder(image_folder, split="train")
     env = {**os.environ, "KERAS_BACKEND": backend, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
@@ -177,6 +180,7 @@ print("trained", result["backend"], result["epochs_completed"])
 """
 
 
+@pytest.mark.slow
 def test_jax_training_path_needs_no_tensorflow(image_folder, tmp_path):
     write_image_folder(image_folder, split="train")
     env = {**os.environ, "KERAS_BACKEND": "jax"}

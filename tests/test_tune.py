@@ -325,6 +325,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_distributed_chief_and_worker(folder, tmp_path):
     env = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(_free_port())}
     args = _tiny_args(folder, tmp_path / "runs", "--max-trials", "1", "--chief-timeout", "120")

@@ -239,6 +239,7 @@ def test_saved_model_cache_keeps_the_winner_of_a_race(store, tmp_path, monkeypat
     assert list(final.parent.iterdir()) == [final]  # our staging folder is gone
 
 
+@pytest.mark.slow
 def test_zoo_works_without_tensorflow(store):
     script = (
         "import sys; sys.modules['tensorflow'] = None\n"  # any `import tensorflow` now fails
@@ -274,6 +275,7 @@ def test_every_real_entry_loads_and_matches_its_metadata(name, monkeypatch):
 
 
 @pytest.mark.parametrize("name", _real_entries())
+@pytest.mark.slow
 def test_every_real_entry_reproduces_its_registered_accuracy(name, monkeypatch, shared_data, tmp_path):
     monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
     monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path))

@@ -1,0 +1,197 @@
+"""The paper's blocks as functions that wire stock Keras layers, in the style of ``keras.applications``.
+
+Every block is ``block(x, filters, strides, relu_mask, name, weight_decay) -> tensor``: it calls
+``Conv2D`` / ``BatchNormalization`` / ``ReLU`` / ``Add`` / ``Average`` layers on a symbolic tensor, and
+``relu_mask`` (one boolean per ReLU slot of the block's :class:`~relu_ratio.patterns.BlockKind`) decides
+whether a ``ReLU`` layer is inserted at a slot. A built model therefore holds stock layers only:
+``model.summary()`` and ``keras.utils.plot_model`` show every ReLU, and a saved ``.keras`` file loads
+without this package.
+
+Layer names are the weights contract (stable; ``zoo`` entries and ``fuse`` rely on them). A block called
+``name`` (the builders use ``stage{s}_block{b}``) creates:
+
+=====================  ==========================================================================
+block                  layers, in order
+=====================  ==========================================================================
+:func:`plain_layer`    ``{name}_conv``, ``{name}_bn``, ``{name}_relu``
+:func:`postact_block`  ``{name}_conv1``, ``_bn1``, ``_relu_inner``, ``_conv2``, ``_bn2``,
+                       [``_projection``, ``_projection_bn``], ``_add``, ``_relu_after_add``
+:func:`preact_block`   ``{name}_bn1``, ``_relu_preact1``, ``_conv1``, ``_bn2``, ``_relu_preact2``,
+                       ``_conv2`` (bottleneck: ``_bn3``, ``_relu_preact3``, ``_conv3``),
+                       [``_projection``], ``_add``
+:func:`merge_and_run`  per branch ``b``: ``{name}_branch{b}_conv1``, ``_bn1``, ``_relu_branch{b}_inner``,
+                       ``_conv2``, ``_bn2``; [``{name}_line{b}_projection``, ``_projection_bn``];
+                       ``{name}_merge`` (``Average``); ``{name}_add{b}``, ``{name}_relu_branch{b}_out``
+                       (the last block: ``{name}_add``, ``{name}_relu_merged_out``)
+=====================  ==========================================================================
+
+A ReLU whose slot is off is simply absent. A shortcut convolution's name ends in ``projection``
+(:func:`is_projection`), which is how :func:`relu_ratio.describe` tells it from the main path.
+
+Example:
+    >>> import keras
+    >>> from relu_ratio.blocks import preact_block
+    >>> x = keras.Input((8, 8, 64))
+    >>> y = preact_block(x, 16, relu_mask=(False, True, True), name="b", bottleneck=True)  # Type 1
+    >>> [layer.name for layer in keras.Model(x, y).layers if "relu" in layer.name]
+    ['b_relu_preact2', 'b_relu_preact3']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import layers
+
+from relu_ratio import patterns
+from relu_ratio.patterns import BlockKind
+
+BN_MOMENTUM = 0.99  # fusenet's BatchNorm settings (see shared REFERENCE.md)
+BN_EPSILON = 2e-5
+BOTTLENECK_EXPANSION = 4
+
+
+def conv2d(filters: int, kernel: int, strides: int, name: str, weight_decay: float = 0.0) -> layers.Conv2D:
+    """A bias-free, He-normal initialised ``same``-padded convolution (the paper's only conv)."""
+    return layers.Conv2D(
+        filters,
+        kernel,
+        strides=strides,
+        padding="same",
+        use_bias=False,
+        kernel_initializer="he_normal",
+        kernel_regularizer=l2(weight_decay),
+        name=name,
+    )
+
+
+def batch_norm(name: str) -> layers.BatchNormalization:
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+
+
+def l2(weight_decay: float) -> keras.regularizers.Regularizer | None:
+    """Coupled weight decay ``wd`` as an L2 penalty ``wd/2 * ||w||^2`` (gradient ``wd * w``)."""
+    return keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+
+
+def is_projection(layer: layers.Layer) -> bool:
+    """Whether ``layer`` is a shortcut projection (a 1x1 convolution off the main path)."""
+    return isinstance(layer, layers.Conv2D) and layer.name.endswith("projection")
+
+
+def check_mask(kind: BlockKind, relu_mask: Sequence[bool] | None, strides: int) -> tuple[bool, ...]:
+    """``relu_mask`` as booleans (``None``: every slot keeps its ReLU); raises if it does not fit."""
+    slots = kind.slots
+    mask = tuple(bool(v) for v in relu_mask) if relu_mask is not None else (True,) * len(slots)
+    if len(mask) != len(slots):
+        raise ValueError(
+            f"relu_mask {relu_mask!r} has {len(mask)} entries, but a {kind.name} has "
+            f"{len(slots)} ReLU slots ({', '.join(slots)})."
+        )
+    if strides not in (1, 2):
+        raise ValueError(f"strides must be 1 or 2; received {strides!r}.")
+    return mask
+
+
+def relu(x, keep: bool, name: str):
+    """A ``ReLU`` layer called ``name`` on ``x`` if ``keep``, else ``x`` itself."""
+    return layers.ReLU(name=name)(x) if keep else x
+
+
+def plain_layer(
+    x, filters: int, strides: int = 1, relu_mask: Sequence[bool] | None = None, name: str = "block",
+    weight_decay: float = 0.0,
+):  # fmt: skip
+    """conv3x3-BN(-ReLU): the plain network's module (paper Fig. 1)."""
+    (keep,) = check_mask(patterns.PLAIN, relu_mask, strides)
+    x = conv2d(filters, 3, strides, f"{name}_conv", weight_decay)(x)
+    return relu(batch_norm(f"{name}_bn")(x), keep, f"{name}_relu")
+
+
+def postact_block(
+    x, filters: int, strides: int = 1, relu_mask: Sequence[bool] | None = None, name: str = "block",
+    weight_decay: float = 0.0,
+):  # fmt: skip
+    """Post-activation building block (paper Fig. 3): conv-BN-ReLU-conv-BN, add, ReLU.
+
+    The shortcut is the identity, or a 1x1 conv-BN projection where the shape changes.
+    """
+    inner, after_add = check_mask(patterns.BASIC_POSTACT, relu_mask, strides)
+    y = batch_norm(f"{name}_bn1")(conv2d(filters, 3, strides, f"{name}_conv1", weight_decay)(x))
+    y = relu(y, inner, f"{name}_relu_inner")
+    y = batch_norm(f"{name}_bn2")(conv2d(filters, 3, 1, f"{name}_conv2", weight_decay)(y))
+    shortcut = x
+    if strides != 1 or x.shape[-1] != filters:
+        shortcut = conv2d(filters, 1, strides, f"{name}_projection", weight_decay)(x)
+        shortcut = batch_norm(f"{name}_projection_bn")(shortcut)
+    return relu(layers.Add(name=f"{name}_add")([y, shortcut]), after_add, f"{name}_relu_after_add")
+
+
+def preact_block(
+    x, filters: int, strides: int = 1, relu_mask: Sequence[bool] | None = None, name: str = "block",
+    weight_decay: float = 0.0, bottleneck: bool = False,
+):  # fmt: skip
+    """Pre-activation residual block (He et al., Identity Mappings; paper Fig. 4).
+
+    Building block: BN-ReLU-conv3x3, BN-ReLU-conv3x3. Bottleneck: BN-ReLU-conv1x1(c), BN-ReLU-conv3x3(c),
+    BN-ReLU-conv1x1(4c); the stride sits on the 3x3 convolution. Where the shape changes, the shortcut
+    is a 1x1 projection of the pre-activated input.
+    """
+    kind = patterns.BOTTLENECK if bottleneck else patterns.BASIC_PREACT
+    mask = check_mask(kind, relu_mask, strides)
+    if bottleneck:
+        spec = [(1, filters, 1), (3, filters, strides), (1, BOTTLENECK_EXPANSION * filters, 1)]
+    else:
+        spec = [(3, filters, strides), (3, filters, 1)]
+    y = x
+    for i, (slot, keep, (kernel, width, stride)) in enumerate(zip(kind.slots, mask, spec), start=1):
+        y = relu(batch_norm(f"{name}_bn{i}")(y), keep, f"{name}_relu_{slot}")
+        if i == 1:
+            preactivated = y
+        y = conv2d(width, kernel, stride, f"{name}_conv{i}", weight_decay)(y)
+    out_filters = spec[-1][1]
+    shortcut = x
+    if strides != 1 or x.shape[-1] != out_filters:
+        shortcut = conv2d(out_filters, 1, strides, f"{name}_projection", weight_decay)(preactivated)
+    return layers.Add(name=f"{name}_add")([y, shortcut])
+
+
+def bottleneck_block(x, filters: int, **kwargs):
+    """:func:`preact_block` with ``bottleneck=True`` (the ``preact`` family's block)."""
+    return preact_block(x, filters, bottleneck=True, **kwargs)
+
+
+def merge_and_run(
+    inputs, filters: int, strides: int = 1, relu_mask: Sequence[bool] | None = None, name: str = "block",
+    weight_decay: float = 0.0, merge_output: bool = False,
+):  # fmt: skip
+    """Merge-and-run block of DFN-MR (paper Fig. 5), called on ``[x1, x2]``.
+
+    Branch i: conv-BN-ReLU-conv-BN = d_i; line i: x_i or a 1x1 conv-BN projection where the shape
+    changes; m = 0.5 * (line1 + line2) (just ``x`` where both inputs are the same tensor, as in the
+    first block); outputs ``[ReLU(m + d1), ReLU(m + d2)]``. With ``merge_output=True`` (the network's
+    last block) the output is the single ``ReLU(m + d1 + d2)``, whose ReLU is kept unless both
+    ``branch*_out`` slots are removed.
+    """
+    mask = dict(zip(patterns.MERGE_AND_RUN.slots, check_mask(patterns.MERGE_AND_RUN, relu_mask, strides)))
+    x1, x2 = inputs
+    project = strides != 1 or x1.shape[-1] != filters
+    residuals, lines = [], []
+    for b, x in enumerate(inputs, start=1):
+        prefix = f"{name}_branch{b}"
+        y = batch_norm(f"{prefix}_bn1")(conv2d(filters, 3, strides, f"{prefix}_conv1", weight_decay)(x))
+        y = relu(y, mask[f"branch{b}_inner"], f"{name}_relu_branch{b}_inner")
+        y = conv2d(filters, 3, 1, f"{prefix}_conv2", weight_decay)(y)
+        residuals.append(batch_norm(f"{prefix}_bn2")(y))
+        if project:
+            x = conv2d(filters, 1, strides, f"{name}_line{b}_projection", weight_decay)(x)
+            x = batch_norm(f"{name}_line{b}_projection_bn")(x)
+        lines.append(x)
+    same = not project and x1 is x2
+    merged = lines[0] if same else layers.Average(name=f"{name}_merge")(lines)
+    if merge_output:
+        keep = mask["branch1_out"] or mask["branch2_out"]
+        return relu(layers.Add(name=f"{name}_add")([merged, *residuals]), keep, f"{name}_relu_merged_out")
+    outputs = [layers.Add(name=f"{name}_add{b}")([merged, r]) for b, r in enumerate(residuals, start=1)]
+    return [relu(y, mask[f"branch{b}_out"], f"{name}_relu_branch{b}_out") for b, y in enumerate(outputs, 1)]
