@@ -6,9 +6,13 @@ Example:
     >>> print(relu_ratio.describe(model))                  # doctest: +SKIP
 """
 
-from relu_ratio import models, patterns
-from relu_ratio.describe import Description, describe
-from relu_ratio.patterns import ReLUPattern
+from relu_ratio.startup import start_keras
+
+start_keras()  # before anything imports keras: TensorFlow's C++ start-up lines stay off the terminal
+
+from relu_ratio import models, patterns  # noqa: E402
+from relu_ratio.describe import Description, describe  # noqa: E402
+from relu_ratio.patterns import ReLUPattern  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -28,7 +28,6 @@ import io
 import json
 import os
 import tarfile
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -37,7 +36,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from relu_ratio import paths
+from relu_ratio import files, paths
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -171,20 +170,6 @@ def cache_root(cache_dir=None) -> Path:
     return Path(cache_dir) if cache_dir is not None else paths.home() / "data"
 
 
-class CacheError(OSError):
-    """A cache under ``$RELU_RATIO_HOME`` could not be written (disk full, no permission, ...)."""
-
-
-def cache_write_error(directory: Path, error: OSError) -> CacheError:
-    """The error to raise when writing a cache file into ``directory`` failed with ``error``."""
-    reason = os.strerror(error.errno) if error.errno else str(error)
-    return CacheError(
-        error.errno,
-        f"cannot write the cache in {directory}: {reason} ({error}). Free space there, or point "
-        f"$RELU_RATIO_HOME at a writable folder with room (it is {paths.home()}).",
-    )
-
-
 def _load_local(path: Path, split: str, cache_dir) -> Split:
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{split}".encode()).hexdigest()
@@ -214,19 +199,14 @@ def _read_cache(cache: Path) -> Split:
 
 
 def _write_cache(cache: Path, result: Split) -> None:
-    """Write atomically (temporary file, then rename): a killed or failed write leaves no cache file,
+    """Write atomically (:func:`relu_ratio.files.atomic_file`): a killed or failed write leaves no cache file,
     and of two processes writing the same cache, one complete copy is kept."""
-    tmp = None
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache.parent, prefix=f".{cache.stem}.", suffix=".npz.tmp")
-        with os.fdopen(fd, "wb") as file:
+        with files.atomic_file(cache) as tmp, open(tmp, "wb") as file:
             np.savez(file, images=result.images, labels=result.labels, info=json.dumps(result.info.to_json()))
-        os.replace(tmp, cache)
     except OSError as error:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise cache_write_error(cache.parent, error) from error
+        raise files.cache_write_error(cache.parent, error) from error
 
 
 def _tuple(value):

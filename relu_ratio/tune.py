@@ -84,7 +84,7 @@ from pathlib import Path
 import keras
 import keras_tuner
 
-from relu_ratio import data, models, paths, patterns, train
+from relu_ratio import data, files, models, patterns, train
 from relu_ratio.describe import describe
 from relu_ratio.patterns import ReLUPattern
 
@@ -757,7 +757,7 @@ def _finish(result: SearchResult, tuner, hypermodel: ReLUHyperModel) -> SearchRe
     result.hyperparameters = dict(best.hyperparameters.values)
     path = Path(result.project_dir) / "best.json"
     result.path = os.fspath(path)
-    paths.write_json(path, {**result.to_json(), "trial_id": best.trial_id})
+    files.write_json(path, {**result.to_json(), "trial_id": best.trial_id})
     return result
 
 

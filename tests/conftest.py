@@ -69,6 +69,15 @@ def image_folder(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def folder(tmp_path, monkeypatch):
+    """Tiny train (8 per class) and test (4 per class) splits of 3 classes, 32x32; the data cache goes to a
+    temporary $RELU_RATIO_HOME."""
+    monkeypatch.setenv("RELU_RATIO_HOME", os.fspath(tmp_path / "home"))
+    write_image_folder(tmp_path / "ds", split="train", per_class=8)
+    return write_image_folder(tmp_path / "ds", split="test", per_class=4)
+
+
+@pytest.fixture
 def shared_data():
     if not os.path.exists(os.path.join(SHARED_DATA, "cifar10-jpeg-test.tar.gz")):
         pytest.skip("shared/data (CIFAR-10 JPEG) is not beside this checkout")

@@ -9,21 +9,13 @@ import signal
 import time
 
 import pytest
-from conftest import logged_epochs, start_module, write_image_folder
+from conftest import logged_epochs, start_module
 
 from relu_ratio import experiments, models
 from relu_ratio.experiments import __main__ as cli
 from relu_ratio.experiments import runner
 
 TINY = ["--epochs", "1", "--train-subset", "12", "--test-subset", "12", "--batch-size", "4"]
-
-
-@pytest.fixture
-def folder(tmp_path, monkeypatch):
-    """A synthetic train/test image folder; the data cache goes to a temporary $RELU_RATIO_HOME."""
-    monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path / "home"))
-    root = write_image_folder(tmp_path / "ds", split="train", per_class=8)
-    return write_image_folder(root, split="test", per_class=4)
 
 
 def _cli(args, tmp_path, **kwargs):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import logged_epochs, write_image_folder
 
-from relu_ratio import data, models, train, zoo
+from relu_ratio import data, files, models, train, zoo
 from relu_ratio.inputs import CheckedModel, ImageInputError, check_images
 from relu_ratio.zoo import saved_model
 
@@ -168,8 +168,6 @@ def test_builder_weights_of_another_architecture_are_named(tmp_path):
         (REAL, {"include_top": "yes"}, ValueError, r"include_top must be True or False"),
         (REAL, {"classes": 0}, ValueError, r"positive integer"),
         (REAL, {"classes": True}, ValueError, r"positive integer"),
-        (REAL, {"format": "onnx"}, ValueError, r"'keras' or 'saved_model'"),
-        (REAL, {"format": "saved_model", "input_shape": (64, 64, 3)}, ValueError, "registered input shape"),
         ("resnet8_99", {}, zoo.UnknownModelError, r"no zoo entry named 'resnet8_99'"),
         ("resnet9_21", {}, zoo.UnknownModelError, r"did you mean"),
         (None, {}, zoo.UnknownModelError, r"no zoo entry named None"),
@@ -204,7 +202,8 @@ def _full_disk(code=errno.ENOSPC):
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES])
 def test_a_full_data_cache_is_named_and_leaves_no_temp_file(image_folder, tmp_path, monkeypatch, code):
     monkeypatch.setattr(data.np, "savez", _full_disk(code))
-    with pytest.raises(data.CacheError, match=r"cannot write the cache in .*home/data.*RELU_RATIO_HOME") as e:
+    message = r"cannot write the cache in .*home/data.*RELU_RATIO_HOME"
+    with pytest.raises(files.CacheError, match=message) as e:
         data.load(image_folder, "test")
     err = e
     assert err.value.errno == code and os.strerror(code) in str(err.value)
@@ -243,7 +242,7 @@ def test_a_full_saved_model_cache_is_named_and_leaves_no_temp_folder(real_zoo, m
 
     monkeypatch.setattr(saved_model, "_write_saved_model", full)
     message = r"cannot write the cache in .*saved_models.*RELU_RATIO_HOME"
-    with pytest.raises(data.CacheError, match=message) as err:
+    with pytest.raises(files.CacheError, match=message) as err:
         saved_model.saved_model_dir(REAL)
     assert err.value.errno == errno.ENOSPC
     assert list((real_zoo / "saved_models").iterdir()) == []
@@ -258,7 +257,7 @@ def test_tensorflow_file_errors_become_cache_errors(real_zoo, monkeypatch):
 
     archive = type(keras.export.ExportArchive())  # the backend's subclass, whose write_out is called
     monkeypatch.setattr(archive, "write_out", full)
-    with pytest.raises(data.CacheError, match="No space left on device"):
+    with pytest.raises(files.CacheError, match="No space left on device"):
         saved_model.saved_model_dir(REAL)
     assert list((real_zoo / "saved_models").iterdir()) == []
 
@@ -308,7 +307,8 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_files(image_folder, tm
         def get_config(self):
             return {"steps_per_epoch": self.steps}
 
-    monkeypatch.setattr(train, "learning_rate", lambda config, steps: ExplodesAfterTheFirstEpoch(steps))
+    explodes = lambda config, steps: ExplodesAfterTheFirstEpoch(steps)  # noqa: E731
+    monkeypatch.setattr(train.recipes, "learning_rate", explodes)
     out = tmp_path / "run"
     code = train.main(["--model", "resnet8_11", "--dataset", str(image_folder), "--out", str(out),
                        "--epochs", "3", "--batch-size", "4", "--backup-every", "1",
@@ -331,7 +331,7 @@ def _compiled(name="resnet8_11"):
 
 def test_the_backup_refuses_non_finite_weights(tmp_path):
     model = _compiled()
-    backup = train._Backup(tmp_path / "backup", save_freq=1)
+    backup = train.callbacks.Backup(tmp_path / "backup", save_freq=1)
     backup.set_model(model)
     backup._save_model()
     kernel = model.get_layer("predictions").kernel
@@ -344,7 +344,7 @@ def test_the_backup_refuses_non_finite_weights(tmp_path):
 
 def test_a_damaged_backup_falls_back_to_the_previous_one(tmp_path):
     model = _compiled()
-    backup = train._Backup(tmp_path / "backup", save_freq=1)
+    backup = train.callbacks.Backup(tmp_path / "backup", save_freq=1)
     backup.set_model(model)
     backup._current_epoch = 1
     backup._save_model()
@@ -356,7 +356,7 @@ def test_a_damaged_backup_falls_back_to_the_previous_one(tmp_path):
     latest = tmp_path / "backup" / record["weights"]
     latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])  # half written
     fresh = _compiled()
-    restore = train._Backup(tmp_path / "backup", save_freq=1)
+    restore = train.callbacks.Backup(tmp_path / "backup", save_freq=1)
     restore.set_model(fresh)
     restore.on_train_begin()
     assert fresh._initial_epoch == 1
@@ -368,13 +368,13 @@ def test_a_damaged_backup_falls_back_to_the_previous_one(tmp_path):
 
 
 def _restore(tmp_path):
-    restore = train._Backup(tmp_path / "backup", save_freq=1)
+    restore = train.callbacks.Backup(tmp_path / "backup", save_freq=1)
     restore.set_model(_compiled())
     restore.on_train_begin()
 
 
 def test_keras_own_backup_cannot_resume_after_a_kill_in_its_metadata_write(tmp_path):
-    """Why train._Backup does not rely on keras' BackupAndRestore(double_checkpoint=True)."""
+    """Why train.callbacks.Backup does not rely on keras' BackupAndRestore(double_checkpoint=True)."""
     model = _compiled()
     keras_backup = keras.callbacks.BackupAndRestore(tmp_path / "b", double_checkpoint=True)
     keras_backup.set_model(model)
@@ -391,7 +391,7 @@ from pathlib import Path
 from relu_ratio import train
 kill_at, where = int(sys.argv[1]), sys.argv[2]
 saves = 0
-write_weights, commit = train._Backup._write_weights, train._Backup._commit
+write_weights, commit = train.callbacks.Backup._write_weights, train.callbacks.Backup._commit
 
 def partial_weights(self, path):
     global saves
@@ -408,7 +408,7 @@ def partial_commit(self, record):
         os.kill(os.getpid(), signal.SIGKILL)
     commit(self, record)
 
-train._Backup._write_weights, train._Backup._commit = partial_weights, partial_commit
+train.callbacks.Backup._write_weights, train.callbacks.Backup._commit = partial_weights, partial_commit
 sys.exit(train.main(sys.argv[3:]))
 """
 

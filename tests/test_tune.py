@@ -12,21 +12,13 @@ import time
 
 import keras_tuner
 import pytest
-from conftest import SMALL_NAMES, start_module, write_image_folder
+from conftest import SMALL_NAMES, start_module
 
 import relu_ratio
 from relu_ratio import models, tune
 
 SMALL = {family: int(name[len(family) :]) for family, name in SMALL_NAMES.items()}  # plain -> 8, ...
 SLOTS = {"postresnet": 2, "resnet": 2, "preact": 3, "dfnmr": 4}
-
-
-@pytest.fixture
-def folder(tmp_path, monkeypatch):
-    """Tiny train (8 per class) and test (4 per class) splits of 3 classes, 32x32."""
-    monkeypatch.setenv("RELU_RATIO_HOME", os.fspath(tmp_path / "home"))
-    write_image_folder(tmp_path / "ds", split="train", per_class=8)
-    return write_image_folder(tmp_path / "ds", split="test")
 
 
 TINY = {"max_trials": 2, "epochs": 1, "val_subset": 6, "batch_size": 8, "verbose": 0, "overwrite": True}

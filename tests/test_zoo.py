@@ -219,7 +219,7 @@ def test_saved_model_serves_uint8_and_matches_keras(run, store, tmp_path):
     np.testing.assert_allclose(output.numpy(), expected, atol=1e-5)
     sha = zoo.info(NAME).sha256
     assert (run["root"] / "home" / "saved_models" / f"{NAME}-{sha[:12]}" / "saved_model.pb").is_file()
-    loaded = zoo.load(NAME, format="saved_model")  # from the cache
+    loaded = zoo.load_saved_model(NAME)  # from the cache
     np.testing.assert_allclose(loaded.serve(run["images"]).numpy(), expected, atol=1e-5)
 
 

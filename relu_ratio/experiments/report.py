@@ -20,7 +20,7 @@ import os
 import statistics
 from pathlib import Path
 
-from relu_ratio import paths, train
+from relu_ratio import files, train
 from relu_ratio.experiments.runner import Run, plan, read_record
 from relu_ratio.experiments.specs import Budget, Experiment, experiment
 
@@ -54,9 +54,9 @@ def collect(out: str | os.PathLike, figure: bool = True) -> Report:
     spec = experiment(record["experiment"])
     chosen = Budget(**{**record["budget"], "seeds": tuple(record["budget"]["seeds"])})
     rows = [_row(spec, item) for item in plan(spec, chosen, dataset=record["dataset"], out=root)]
-    paths.write_atomic(root / "results.csv", _csv(rows))
+    files.write_atomic(root / "results.csv", _csv(rows))
     markdown = render_markdown(spec, rows, chosen.describe())
-    paths.write_atomic(root / "results.md", markdown)
+    files.write_atomic(root / "results.md", markdown)
     figure_path = plot(spec, rows, root / "accuracy.png") if figure else None
     return Report(rows, markdown, root / "results.csv", root / "results.md", figure_path)
 
@@ -164,7 +164,7 @@ def plot(spec: Experiment, rows: list[dict], path: Path) -> Path | None:
     fig.tight_layout()
     image = io.BytesIO()
     fig.savefig(image, format="png", dpi=110)
-    return paths.write_atomic(path, image.getvalue())
+    return files.write_atomic(path, image.getvalue())
 
 
 def _csv(rows: list[dict]) -> str:

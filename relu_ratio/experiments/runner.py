@@ -26,7 +26,7 @@ from pathlib import Path
 
 import keras
 
-from relu_ratio import paths, train
+from relu_ratio import files, train
 from relu_ratio.experiments.specs import Budget, Experiment, Variant, budget, experiment
 
 DEFAULT_DATA = "../shared/data"  # the CIFAR-10 JPEG archives, relative to the working directory
@@ -156,20 +156,30 @@ def run(
             log(f"[{number}/{len(mine)}] {item.run_id}: done, skipped")
             continue
         log(f"[{number}/{len(mine)}] {item.run_id}: training ({train.command_for(item.config.resolved())})")
-        keras.backend.clear_session()
-        try:
-            result = train.run(item.config)
-        except Exception as error:  # one bad run must not stop the table; it is reported, not hidden
-            message = f"{type(error).__name__}: {error}"
-            item.out.mkdir(parents=True, exist_ok=True)
-            details = {"error": message, "traceback": traceback.format_exc()}
-            paths.write_json(item.out / "failed.json", details)
+        result, message = train_or_record_failure(item.config)
+        if message is not None:
             failures.append((item, message))
             log(f"[{number}/{len(mine)}] {item.run_id}: FAILED: {message}")
             continue
-        (item.out / "failed.json").unlink(missing_ok=True)
         log(f"[{number}/{len(mine)}] {item.run_id}: top-1 {100 * result['test_top1']:.2f} %")
     return failures
+
+
+def train_or_record_failure(config: train.TrainConfig) -> tuple[dict | None, str | None]:
+    """``(result, None)`` after :func:`relu_ratio.train.run`, or ``(None, message)`` if it failed; a failure
+    is written to the run's ``failed.json`` (removed again once the run succeeds), so that one bad run of a
+    series is reported, not hidden, and does not stop the others."""
+    out = Path(config.out)
+    keras.backend.clear_session()
+    try:
+        result = train.run(config)
+    except Exception as error:
+        message = f"{type(error).__name__}: {error}"
+        out.mkdir(parents=True, exist_ok=True)
+        files.write_json(out / "failed.json", {"error": message, "traceback": traceback.format_exc()})
+        return None, message
+    (out / "failed.json").unlink(missing_ok=True)
+    return result, None
 
 
 def spawn_workers(argv: list[str], workers: int, gpus: list[str] | None = None) -> int:

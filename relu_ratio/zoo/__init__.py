@@ -9,7 +9,7 @@ params, FLOPs, training command/config/epochs/wall time/device/backend, versions
 The store is ``$RELU_RATIO_ZOO`` if set, else the ``relu_ratio.zoo_store`` package shipped in the wheel,
 else the repository's ``zoo/``. Every :func:`load` checks the weights file's size and sha256 before
 loading, and a file that does not fit the architecture raises: a wrong model is never returned.
-TensorFlow is needed only for the SavedModel functions (:func:`export`, ``load(format="saved_model")``).
+TensorFlow is needed only for the SavedModel functions (:func:`export`, :func:`load_saved_model`).
 
 Example:
     >>> from relu_ratio import zoo
@@ -36,7 +36,7 @@ from relu_ratio.zoo.registry import (
     store_dir,
     update_table,
 )
-from relu_ratio.zoo.saved_model import export
+from relu_ratio.zoo.saved_model import export, load_saved_model
 
 # `zoo.list`, the registry verb (like torch.hub.list); left out of __all__ so `import *` keeps the builtin.
 list = list_models
@@ -52,6 +52,7 @@ __all__ = [
     "info",
     "list_models",
     "load",
+    "load_saved_model",
     "markdown_table",
     "register",
     "store_dir",

@@ -12,6 +12,7 @@ import keras
 
 import relu_ratio
 from relu_ratio import data as data_lib
+from relu_ratio import files
 from relu_ratio.describe import describe
 from relu_ratio.zoo.entry import FORMAT_VERSION, METADATA_FILE, WEIGHTS_FILE, ZooEntry, ZooError, split_name
 from relu_ratio.zoo.registry import (
@@ -19,7 +20,6 @@ from relu_ratio.zoo.registry import (
     accuracy,
     build_with_weights,
     explicit_pattern,
-    sha256,
     store_dir,
 )
 
@@ -108,7 +108,7 @@ def _measure(name: str, config: dict, result: dict, weights: Path, run: Path, da
         architecture=architecture,
         relu_pattern=explicit_pattern(architecture["builder_name"]),
         weights_file=WEIGHTS_FILE,
-        sha256=sha256(weights),
+        sha256=files.sha256(weights),
         file_size=weights.stat().st_size,
         dataset=DATASET_NAMES.get(split.info.name, split.info.name),
         data_source=source,
@@ -149,18 +149,9 @@ def _read_json(path: Path, required: tuple[str, ...]) -> dict:
 
 def _publish(staging: Path, final: Path, overwrite: bool) -> None:
     """Rename the finished ``staging`` folder to ``final`` (replacing it if ``overwrite``)."""
-    old = None
-    if final.exists() and overwrite:
-        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
-        os.replace(final, old / final.name)
     try:
-        os.rename(staging, final)
+        files.publish_folder(staging, final, overwrite)
     except OSError as error:
-        if old is not None:
-            os.replace(old / final.name, final)
         raise ZooError(
             f"cannot publish zoo entry {final} (created meanwhile by another process?): {error}"
         ) from error
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)

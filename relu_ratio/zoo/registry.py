@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import hashlib
 import importlib.resources
 import json
 import os
@@ -15,7 +14,7 @@ import keras
 import numpy as np
 
 from relu_ratio import data as data_lib
-from relu_ratio import models
+from relu_ratio import files, models
 from relu_ratio.describe import describe
 from relu_ratio.inputs import CheckedModel, ImageInputError
 from relu_ratio.patterns import ReLUPattern
@@ -81,14 +80,6 @@ def info(name: str) -> ZooEntry:
     return entry
 
 
-def sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verified_weights(entry: ZooEntry) -> Path:
     """The entry's weights file, after checking that it exists and has the registered size and sha256."""
     path = entry_dir(entry.name) / entry.weights_file
@@ -99,7 +90,7 @@ def verified_weights(entry: ZooEntry) -> Path:
         raise IntegrityError(
             f"weights file {path} is {size:,} bytes, expected {entry.file_size:,} (truncated or replaced)."
         )
-    actual = sha256(path)
+    actual = files.sha256(path)
     if actual != entry.sha256:
         raise IntegrityError(
             f"weights file {path} does not match its registered hash (tampered or corrupt): "
@@ -155,10 +146,9 @@ def load(
     name: str,
     include_top: bool = True,
     classes: int | None = None,
-    format: str = "keras",
     pooling: str | None = "avg",
     input_shape: tuple[int, int, int] | None = None,
-) -> keras.Model | object:
+) -> keras.Model:
     """Load pretrained model ``name``, verifying its weights' size and sha256 first, on every call.
 
     The model takes raw images (uint8 or float 0-255; the normalisation is built in) and outputs class
@@ -173,8 +163,6 @@ def load(
         include_top: keep the classifier; ``False`` returns a feature extractor.
         classes: with ``include_top=True``, a number other than the entry's puts a new, randomly
             initialised classifier on top of the pretrained features (transfer learning: compile and fit).
-        format: ``"keras"`` (a ``keras.Model``) or ``"saved_model"`` (the ``tf.saved_model.load`` object
-            of the cached TensorFlow SavedModel; ``.serve(uint8 images)`` returns probabilities).
         pooling: with ``include_top=False``: ``"avg"`` (the model's own pooled features), ``"max"`` or
             ``None`` (the last feature map). The top always average-pools.
         input_shape: ``(height, width, channels)``; other sizes than the registered one (the networks are
@@ -186,8 +174,6 @@ def load(
             its weights are missing, tampered with or do not fit. A wrong model is never returned.
         ValueError: an argument, or a combination of them, that does not apply.
     """
-    if format not in ("keras", "saved_model"):
-        raise ValueError(f"format must be 'keras' or 'saved_model'; received {format!r}.")
     if not isinstance(include_top, bool):
         raise ValueError(f"include_top must be True or False; received {include_top!r}.")
     if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 1):
@@ -201,15 +187,6 @@ def load(
             f"pooling={pooling!r} only applies with include_top=False (the classifier sits on the "
             "average-pooled features). Pass include_top=False for other pooling."
         )
-    if format == "saved_model":
-        if not include_top or classes is not None or input_shape is not None:
-            raise ValueError(
-                "format='saved_model' serves the registered classifier at the registered input shape "
-                "only; leave include_top, classes and input_shape at their defaults."
-            )
-        from relu_ratio.zoo import saved_model
-
-        return saved_model.load_saved_model(name)
     entry = info(name)
     shape = _input_shape(entry, input_shape, include_top and classes in (None, entry.classes))
     model = _verified_model(entry, shape)

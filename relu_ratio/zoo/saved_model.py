@@ -10,13 +10,11 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import keras
 
-from relu_ratio import paths
-from relu_ratio.data import cache_write_error
+from relu_ratio import files, paths
 from relu_ratio.zoo import registry
 
 SIGNATURE = "serve"
@@ -29,10 +27,9 @@ def cache_dir() -> Path:
 def saved_model_dir(name: str) -> Path:
     """The cached SavedModel of ``name``, exporting it first if needed (the weights are verified either way).
 
-    Writes are atomic: the export goes to a temporary folder next to the cache entry and is renamed into
-    place; if another process got there first, its copy is kept. A write that fails (disk full, no
-    permission) leaves no temporary folder and raises :class:`relu_ratio.data.CacheError` naming the
-    cache directory.
+    Writes are atomic (:func:`relu_ratio.files.atomic_folder`): if another process got there first, its
+    copy is kept. A write that fails (disk full, no permission) leaves no temporary folder and raises
+    :class:`relu_ratio.files.CacheError` naming the cache directory.
     """
     entry = registry.info(name)
     final = cache_dir() / f"{name}-{entry.sha256[:12]}"
@@ -40,21 +37,11 @@ def saved_model_dir(name: str) -> Path:
         registry.verified_weights(entry)
         return final
     model = registry.load(name)
-    staging = None
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-        _write_saved_model(model, staging / "model")
-        try:
-            os.rename(staging / "model", final)
-        except OSError:
-            if not (final / "saved_model.pb").is_file():  # not a lost race: a real failure
-                raise
+        with files.atomic_folder(final) as staging:
+            _write_saved_model(model, staging)
     except OSError as error:
-        raise cache_write_error(final.parent, error) from error
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
+        raise files.cache_write_error(final.parent, error) from error
     return final
 
 
@@ -81,25 +68,26 @@ def export(name: str, path: str | os.PathLike) -> Path:
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise FileExistsError(f"{target} exists and is not an empty folder; choose a new path.")
     source = saved_model_dir(name)
-    staging = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        shutil.copytree(source, staging / "model")
         if target.exists():
             target.rmdir()
-        os.rename(staging / "model", target)
+        with files.atomic_folder(target) as staging:
+            shutil.copytree(source, staging)
     except OSError as error:
         reason = os.strerror(error.errno) if error.errno else str(error)
         raise OSError(error.errno, f"cannot export {name!r} to {target}: {reason} ({error}).") from error
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
 def load_saved_model(name: str):
-    """``tf.saved_model.load`` of the cached SavedModel of ``name``; call ``.serve(uint8_images)``."""
+    """``tf.saved_model.load`` of the cached SavedModel of ``name`` (exported from the verified weights on
+    first use); call ``.serve(uint8_images)`` for probabilities. :func:`relu_ratio.zoo.load` gives Keras
+    models; this is the TensorFlow-serving form of the same entry.
+
+    Example:
+        >>> served = zoo.load_saved_model("resnet8_21")          # doctest: +SKIP
+        >>> probabilities = served.serve(uint8_images)            # doctest: +SKIP
+    """
     path = saved_model_dir(name)
     import tensorflow as tf
 

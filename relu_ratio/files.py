@@ -1,0 +1,128 @@
+"""The package's one I/O module: how relu_ratio writes files. Atomically (readers see the old file or the
+new one, never half of one), durably where a kill must not lose the write, and with one clear error when a
+cache cannot be written.
+
+Every file and folder the package writes goes through here: :func:`write_atomic` / :func:`write_json` for
+small files, :func:`atomic_file` for files another library writes (weights, ``.npz`` caches),
+:func:`atomic_folder` for folders (SavedModels), :func:`publish_folder` to replace a folder (zoo entries);
+:func:`sha256` hashes them and :class:`CacheError` reports a cache that cannot be written.
+
+Example:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> write_json(Path(tempfile.mkdtemp()) / "a.json", {"top1": 0.9}).read_text()
+    '{\\n  "top1": 0.9\\n}\\n'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from relu_ratio import paths
+
+
+class CacheError(OSError):
+    """A cache under ``$RELU_RATIO_HOME`` could not be written (disk full, no permission, ...)."""
+
+
+def cache_write_error(directory: Path, error: OSError) -> CacheError:
+    """The error to raise when writing a cache file into ``directory`` failed with ``error``."""
+    reason = os.strerror(error.errno) if error.errno else str(error)
+    return CacheError(
+        error.errno,
+        f"cannot write the cache in {directory}: {reason} ({error}). Free space there, or point "
+        f"$RELU_RATIO_HOME at a writable folder with room (it is {paths.home()}).",
+    )
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """The hex sha256 of the file at ``path``, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sync(path: str | os.PathLike) -> None:
+    """Flush the file at ``path`` to the disk (``fsync``), so that it survives a power cut or a kill."""
+    with open(path, "rb+") as file:
+        os.fsync(file.fileno())
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, durable: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffix, e.g. ``.weights.h5``) to write; on success it
+    replaces ``path`` (``os.replace``), on any error it is removed. ``durable``: ``fsync`` before replacing.
+
+    Example:
+        >>> with atomic_file(Path(tempfile.mkdtemp()) / "model.weights.h5") as tmp:  # doctest: +SKIP
+        ...     model.save_weights(tmp)
+    """
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        yield tmp
+        if durable:
+            sync(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: str | os.PathLike, content: str | bytes, durable: bool = False) -> Path:
+    """Write ``content`` (text or bytes) to ``path`` through :func:`atomic_file`."""
+    with atomic_file(path, durable) as tmp:
+        if isinstance(content, bytes):
+            tmp.write_bytes(content)
+        else:
+            tmp.write_text(content)
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, payload: dict, durable: bool = False) -> Path:
+    """:func:`write_atomic` of ``payload`` as indented JSON (non-JSON values written with ``str``)."""
+    return write_atomic(path, json.dumps(payload, indent=2, default=str) + "\n", durable)
+
+
+@contextlib.contextmanager
+def atomic_folder(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder path beside ``final`` to fill; then rename it to ``final``. If another
+    process published ``final`` meanwhile, its copy is kept. Nothing temporary is left on any error."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        yield staging / final.name
+        try:
+            os.rename(staging / final.name, final)
+        except OSError:
+            if not final.exists():  # not a lost race: a real failure
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def publish_folder(staging: Path, final: Path, overwrite: bool) -> None:
+    """Rename the finished folder ``staging`` to ``final``, replacing an existing ``final`` if ``overwrite``
+    (the old one is moved aside first and restored if the rename fails). Raises ``OSError``."""
+    old = None
+    if final.exists() and overwrite:
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+        os.replace(final, old / final.name)
+    try:
+        os.rename(staging, final)
+    except OSError:
+        if old is not None:
+            os.replace(old / final.name, final)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,253 @@
+"""The zoo's training queue: runs in priority order, kept as data, trained by one command across sessions.
+
+A queue file (the repository's is ``training/queue.json``) lists runs: a model name, a seed, and any
+:class:`~relu_ratio.train.TrainConfig` setting (``recipe``, ``epochs``, ``weight_decay``...), with
+``defaults`` shared by all. ``run`` trains them one after the other in that order, each in
+``<runs>/<model>-seed<k>/``: a finished run (``result.json`` written) is skipped, a cut-off one resumes from
+its backup, a failed one is recorded in its ``failed.json`` and the queue goes on. So the same command,
+started again after a kill or in the next session on the same machine, carries on where it stopped.
+``status`` reads the run folders and writes the progress record (epochs reached, accuracy so far,
+wall-clock and CPU hours, what is left).
+
+Command line::
+
+    python -m relu_ratio.queue run training/queue.json --runs ~/relu_runs/zoo
+    python -m relu_ratio.queue status training/queue.json --runs ~/relu_runs/zoo --write training/PROGRESS.md
+
+Example:
+    >>> from relu_ratio import queue
+    >>> [r.run_id for r in queue.load("training/queue.json")][:2]  # doctest: +SKIP
+    ['resnet20_11-seed0', 'resnet20_21-seed0']
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import fnmatch
+import json
+import os
+import sys
+from pathlib import Path
+
+from relu_ratio import files, models, train
+
+RESERVED = {"model", "seed", "out", "dataset"}  # set per run or by the command, not in the queue's settings
+SETTINGS = {f.name for f in dataclasses.fields(train.TrainConfig)} - RESERVED
+ITEM_KEYS = {"model", "seed", "register", "why"}
+
+
+@dataclasses.dataclass(frozen=True)
+class QueuedRun:
+    """One run of the queue: ``model`` trained with ``seed`` and ``settings`` (TrainConfig fields)."""
+
+    model: str
+    seed: int
+    settings: dict
+    register: bool = False  # the run whose weights become the zoo entry (else a repeat for mean +- sd)
+    why: str = ""
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.model}-seed{self.seed}"
+
+    def config(self, runs: str | os.PathLike, dataset: str) -> train.TrainConfig:
+        return train.TrainConfig(
+            model=self.model, seed=self.seed, dataset=dataset, out=os.fspath(Path(runs) / self.run_id),
+            **self.settings,
+        )  # fmt: skip
+
+
+def load(path: str | os.PathLike) -> list[QueuedRun]:
+    """The runs of the queue file at ``path``, checked (names, settings, values) before anything trains."""
+    try:
+        spec = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read the queue {os.fspath(path)!r}: {error}") from None
+    if not isinstance(spec, dict) or not isinstance(spec.get("runs"), list) or not spec["runs"]:
+        raise ValueError(f"the queue {os.fspath(path)!r} must be a JSON object with a non-empty list 'runs'.")
+    defaults = spec.get("defaults", {})
+    _check_settings(defaults, "defaults")
+    queued, seen = [], set()
+    for number, item in enumerate(spec["runs"], start=1):
+        where = f"run {number} of {os.fspath(path)!r}"
+        if not isinstance(item, dict) or "model" not in item:
+            raise ValueError(f"{where} must be an object with at least 'model'; received {item!r}.")
+        settings = {k: v for k, v in item.items() if k not in ITEM_KEYS}
+        _check_settings(settings, where)
+        seed = item.get("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"{where}: seed must be an integer >= 0; received {seed!r}.")
+        run = QueuedRun(item["model"], seed, {**defaults, **settings}, bool(item.get("register", False)),
+                        str(item.get("why", "")))  # fmt: skip
+        if run.run_id in seen:
+            raise ValueError(f"{where}: {run.run_id} is queued twice.")
+        seen.add(run.run_id)
+        try:
+            run.config("runs", "dataset").resolved()
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{where} ({run.run_id}): {error}") from None
+        queued.append(run)
+    return queued
+
+
+def _check_settings(settings: dict, where: str) -> None:
+    if not isinstance(settings, dict):
+        raise ValueError(f"{where} must be an object of training settings; received {settings!r}.")
+    unknown = set(settings) - SETTINGS
+    if unknown:
+        raise ValueError(
+            f"{where} has unknown setting(s) {sorted(unknown)}{models.suggest(min(unknown), SETTINGS)}; "
+            f"valid: {', '.join(sorted(SETTINGS))} (and per run: {', '.join(sorted(ITEM_KEYS))})."
+        )
+
+
+def run(
+    queued: list[QueuedRun], runs: str | os.PathLike, dataset: str, only: str | None = None, log=print
+) -> list[tuple[QueuedRun, str]]:
+    """Train the queue in order (skip finished runs, resume cut-off ones); ``(run, message)`` per failure."""
+    from relu_ratio.experiments.runner import train_or_record_failure
+
+    chosen = [q for q in queued if only is None or fnmatch.fnmatchcase(q.run_id, only)]
+    if not chosen:
+        raise ValueError(f"--only {only!r} matches none of {', '.join(q.run_id for q in queued)}.")
+    failures = []
+    for number, item in enumerate(chosen, start=1):
+        config = item.config(runs, dataset)
+        if (Path(config.out) / "result.json").is_file():
+            log(f"[{number}/{len(chosen)}] {item.run_id}: finished, skipped")
+            continue
+        log(f"[{number}/{len(chosen)}] {item.run_id}: {train.command_for(config.resolved())}")
+        result, message = train_or_record_failure(config)
+        if message is not None:
+            failures.append((item, message))
+            log(f"[{number}/{len(chosen)}] {item.run_id}: FAILED: {message}")
+        else:
+            log(f"[{number}/{len(chosen)}] {item.run_id}: test top-1 {100 * result['test_top1']:.2f} %")
+    return failures
+
+
+@dataclasses.dataclass(frozen=True)
+class Progress:
+    """Where one queued run stands, read from its folder."""
+
+    run: QueuedRun
+    state: str  # "finished", "cut off", "failed" or "waiting"
+    epochs_done: int
+    epochs: int
+    top1: float | None  # final test top-1 (finished) or the last epoch's (so far), in %
+    wall_hours: float
+    cpu_hours: float
+
+    @property
+    def hours_left(self) -> float | None:
+        """Wall-clock hours the remaining epochs take at this run's own pace so far."""
+        if self.state == "finished":
+            return 0.0
+        if not self.epochs_done:
+            return None
+        return self.wall_hours / self.epochs_done * (self.epochs - self.epochs_done)
+
+
+def progress(queued: list[QueuedRun], runs: str | os.PathLike) -> list[Progress]:
+    """The :class:`Progress` of every queued run under ``runs``."""
+    rows = []
+    for item in queued:
+        out = Path(runs) / item.run_id
+        epochs = item.config(runs, "dataset").resolved().epochs
+        accuracies = train.metric_column(out, "val_accuracy")
+        clock = _read_json(out / "progress.json")
+        result = _read_json(out / "result.json")
+        if result:
+            state, top1 = "finished", result.get("test_top1")
+        else:
+            state = "failed" if (out / "failed.json").is_file() else "cut off" if accuracies else "waiting"
+            top1 = accuracies[-1] if accuracies else None
+        rows.append(Progress(
+            item, state, len(accuracies), epochs, None if top1 is None else 100 * top1,
+            clock.get("wall_time_s", 0.0) / 3600, clock.get("cpu_time_s", 0.0) / 3600,
+        ))  # fmt: skip
+    return rows
+
+
+def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
+    """The progress record: one table row per queued run, in queue order, and the totals."""
+    lines = [
+        "| # | run | state | epochs | test top-1 % | wall h | CPU h | wall h left (est.) | why |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for number, row in enumerate(rows, start=1):
+        top1 = "" if row.top1 is None else f"{row.top1:.2f}"
+        top1 += "" if row.state == "finished" or row.top1 is None else " (so far)"
+        left = "" if row.hours_left is None else f"{row.hours_left:.1f}"
+        lines.append(
+            f"| {number} | `{row.run.run_id}`{' (zoo entry)' if row.run.register else ''} | {row.state} | "
+            f"{row.epochs_done}/{row.epochs} | {top1} | {row.wall_hours:.2f} | {row.cpu_hours:.2f} | "
+            f"{left} | "
+            f"{row.run.why} |"
+        )
+    done = sum(r.state == "finished" for r in rows)
+    lines += [
+        "",
+        f"{done} of {len(rows)} runs finished; {sum(r.wall_hours for r in rows):.2f} wall-clock hours and "
+        f"{sum(r.cpu_hours for r in rows):.2f} CPU hours spent (CPU hours: the training processes' CPU "
+        "time, all threads). Test top-1 \"so far\" is the last finished epoch's accuracy on the CIFAR-10 "
+        "(JPEG) test split, logged for progress only; a zoo entry's number is its final weights' accuracy, "
+        "measured by "
+        "`zoo register`. Estimates of hours left use the run's own pace so far.",
+        "",
+        f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by "
+        f"`python -m relu_ratio.queue status {queue_path} --runs {runs} --write ...` on {train.device()}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m relu_ratio.queue", description=__doc__.split("\n")[0],
+                                allow_abbrev=False)  # fmt: skip
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, text in (("run", "train the queued runs in order: skip finished ones, resume cut-off ones"),
+                       ("status", "print (or --write) the progress record of every queued run")):  # fmt: skip
+        cmd = sub.add_parser(name, help=text, description=text, allow_abbrev=False)
+        cmd.add_argument("queue", help="the queue file, e.g. training/queue.json")
+        cmd.add_argument("--runs", required=True,
+                         help="folder of the run folders (outside the work tree, e.g. ~/relu_runs/zoo)")
+        if name == "run":
+            cmd.add_argument("--dataset", default="../shared/data",
+                             help="dataset for every run: a local folder/archive or a tfds name "
+                                  "(default: ../shared/data, the CIFAR-10 JPEG archives)")
+            cmd.add_argument("--only", help="train only runs whose id matches this fnmatch pattern, "
+                                            "e.g. 'resnet20_*-seed0'")
+        else:
+            cmd.add_argument("--write", help="also write the record (markdown) to this file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    runs = os.path.expanduser(args.runs)
+    try:
+        queued = load(args.queue)
+        if args.command == "run":
+            failures = run(queued, runs, args.dataset, args.only)
+            return 1 if failures else 0
+        text = markdown(progress(queued, runs), args.queue, args.runs)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(text, end="")
+    if args.write:
+        files.write_atomic(args.write, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Keep TensorFlow's native start-up lines off the terminal (they read like failures to a new user).
+
+Importing TensorFlow prints C++ log lines that no environment variable silences in TF 2.21 ("All log
+messages before absl::InitializeLog()", "oneDNN custom operations are on", "failed call to cuInit" on a
+machine without a GPU...). :func:`quiet_native_stderr` sends file descriptor 2 to a temporary file while
+Keras and TensorFlow start, then writes back every line that is not one of these known start-up lines, so a
+real error still shows. ``relu_ratio`` does this once, when it is imported before TensorFlow;
+``RELU_RATIO_TF_LOGS=1`` turns it off.
+
+Example:
+    >>> with quiet_native_stderr():
+    ...     import keras
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+
+START_UP_LINES = re.compile(
+    r"absl::InitializeLog|oneDNN custom operations are on|cudart_stub|cuda_platform|failed call to cuInit|"
+    r"cpu_feature_guard|To enable the following instructions|Unable to register cu(DNN|FFT|BLAS) factory|"
+    r"TF-TRT Warning|computation_placer"
+)
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Within the block, native and Python writes to stderr are held; on exit all but the known TensorFlow
+    start-up lines (:data:`START_UP_LINES`) are written to stderr."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            for line in sink.read().decode(errors="replace").splitlines(keepends=True):
+                if not START_UP_LINES.search(line):
+                    sys.stderr.write(line)
+
+
+def start_keras() -> None:
+    """Import Keras (and TensorFlow and its device list, where that is the backend) without the noise."""
+    if "tensorflow" in sys.modules or os.environ.get("RELU_RATIO_TF_LOGS") == "1":
+        return
+    with quiet_native_stderr():
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")  # the CUDA start-up lines come here, not at import

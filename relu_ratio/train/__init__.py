@@ -1,0 +1,47 @@
+"""Train any relu_ratio model with ``model.fit``: the paper's recipe, a fast recipe, and a CLI that resumes.
+
+Recipes (:data:`RECIPES`, :mod:`relu_ratio.train.recipes`):
+
+* ``paper`` (default; fusenet's ``train_model.py``, which the paper follows): SGD, Nesterov momentum 0.9,
+  lr 0.1, weight decay 1e-4, batch 64, 400 epochs, lr x0.1 at 1/2, 3/4 and 7/8 of training.
+* ``fast`` (a few-minute GPU budget): same optimizer, batch 128, one warm-up epoch into a cosine decay,
+  label smoothing 0.1. Epochs are yours to set.
+
+From Python::
+
+    from relu_ratio import train
+    result = train.run(train.TrainConfig(model="resnet20_21", dataset="../shared/data", epochs=2))
+
+or use the parts in your own script (:func:`compile_for`, :func:`relu_ratio.data.batches`). From the
+command line::
+
+    python -m relu_ratio.train --model preact164_32 --dataset ../shared/data --recipe fast \
+        --epochs 30 --out runs/p164
+
+The run directory gets ``config.json`` (the full config and the command), ``metrics.csv`` (one row per
+epoch), TensorBoard logs (with TensorFlow installed), ``best.weights.h5`` / ``model.weights.h5`` (best by
+test accuracy / final), a ``backup/`` for resuming, and ``result.json`` (final test accuracy, time,
+device). Killed at any point, the same command resumes from the last backup (every epoch and every
+``--backup-every`` steps; the interrupted epoch restarts from its beginning with the backed-up weights and
+optimizer state) and ends after the same number of epochs; a kill while a backup is being written falls back
+to the previous one. A NaN or infinite loss or weights stop the run with :class:`TrainingDiverged` (the CLI
+exits 1) before anything non-finite is saved.
+
+The package's modules, one seam each: :mod:`~relu_ratio.train.config` (:class:`TrainConfig`),
+:mod:`~relu_ratio.train.recipes` (recipes, schedule, optimizer), :mod:`~relu_ratio.train.callbacks`
+(backups, divergence guard, clock), :mod:`~relu_ratio.train.fit` (:func:`run`),
+:mod:`~relu_ratio.train.record` (:class:`RunRecord`, what a run folder holds) and
+:mod:`~relu_ratio.train.cli`.
+"""
+
+from relu_ratio.train.callbacks import TrainingDiverged
+from relu_ratio.train.cli import main, parser
+from relu_ratio.train.config import TrainConfig, command_for
+from relu_ratio.train.fit import device, run, save_model_weights
+from relu_ratio.train.recipes import HOLDOUT_SEED, RECIPES, compile_for, learning_rate
+from relu_ratio.train.record import RunRecord, metric_column
+
+__all__ = [
+    "HOLDOUT_SEED", "RECIPES", "RunRecord", "TrainConfig", "TrainingDiverged", "command_for", "compile_for",
+    "device", "learning_rate", "main", "metric_column", "parser", "run", "save_model_weights",
+]  # fmt: skip

@@ -1,0 +1,242 @@
+"""The callbacks of a training run: a divergence guard, kill-safe backups and a wall/CPU clock.
+
+:func:`make` puts them in the order a run needs (the guard first, so nothing non-finite is ever saved).
+
+Example:
+    >>> from relu_ratio.train import callbacks
+    >>> [type(c).__name__ for c in callbacks.make(Path("runs/x"), config)][:3]  # doctest: +SKIP
+    ['DivergenceGuard', 'Backup', 'WallClock']
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import keras
+import numpy as np
+
+from relu_ratio import files
+from relu_ratio.train.record import metric_column
+
+if TYPE_CHECKING:
+    from relu_ratio.train.config import TrainConfig
+
+
+def make(out: Path, config: TrainConfig) -> list[keras.callbacks.Callback]:
+    """The callbacks of a run in ``out``, in order: the guard first, then the savers and loggers."""
+    best = max(metric_column(out, "val_accuracy"), default=None)
+    callbacks = [
+        DivergenceGuard(out, config),  # first: it stops a diverged step before anything saves it
+        Backup(out / "backup", save_freq=config.backup_every),
+        WallClock(out / "progress.json"),
+        keras.callbacks.CSVLogger(out / "metrics.csv", append=True),
+        keras.callbacks.ModelCheckpoint(out / "best.weights.h5", monitor="val_accuracy", mode="max",
+                                        save_best_only=True, save_weights_only=True,
+                                        initial_value_threshold=best),
+    ]  # fmt: skip
+    try:
+        import tensorboard  # noqa: F401  (TensorBoard writes through tf.summary)
+        import tensorflow  # noqa: F401
+
+        callbacks.append(keras.callbacks.TensorBoard(out / "tensorboard"))
+    except ImportError:
+        print("relu_ratio.train: TensorFlow/TensorBoard not installed, so no TensorBoard logs are written.")
+    return callbacks
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the weights became NaN or infinite; the run stopped and kept its last good files."""
+
+
+def _all_finite(model: keras.Model) -> bool:
+    """Whether every model and optimizer variable is finite (BatchNorm statistics included)."""
+    variables = list(model.weights)
+    if model.optimizer is not None:
+        variables += list(model.optimizer.variables)
+    for variable in variables:
+        value = np.asarray(keras.ops.convert_to_numpy(variable))
+        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+            return False
+    return True
+
+
+class DivergenceGuard(keras.callbacks.Callback):
+    """Stops the run with :class:`TrainingDiverged` at the first non-finite loss (every step) or
+    non-finite weights or metrics (every epoch end), before the callbacks after it save anything."""
+
+    def __init__(self, out: Path, config: TrainConfig):
+        super().__init__()
+        self.out, self.config, self.epoch = out, config, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(np.asarray(loss))):
+            self.stop(f"the training loss is {float(np.asarray(loss))} at step {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        bad = {k: float(np.asarray(v)) for k, v in (logs or {}).items() if _is_number(v)}
+        bad = {k: v for k, v in bad.items() if not math.isfinite(v)}
+        if bad:
+            self.stop(f"{', '.join(f'{k} is {v}' for k, v in bad.items())} at the end of the epoch")
+        if not _all_finite(self.model):
+            self.stop("the weights hold NaN or infinite values at the end of the epoch")
+
+    def stop(self, what: str):
+        raise TrainingDiverged(
+            f"training diverged in epoch {self.epoch + 1}: {what}. Nothing non-finite was saved: "
+            f"{self.out / 'backup'} keeps the last finite backup and best.weights.h5 the best epoch; "
+            f"model.weights.h5 and result.json were not written. Lower the learning rate (--lr, now "
+            f"{self.config.lr}) or check the data, and start a new run (--out)."
+        )
+
+
+def _is_number(value) -> bool:
+    try:
+        float(np.asarray(value))
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+class Backup(keras.callbacks.BackupAndRestore):
+    """Backups every ``save_freq`` steps and at every epoch end that a kill at any instant cannot spoil.
+
+    Keras' own ``BackupAndRestore(double_checkpoint=True)`` (3.15) overwrites ``latest.weights.h5`` and then
+    ``training_metadata.json`` in place, one after the other, and falls back to its ``.bkp`` copies only on
+    an ``OSError``: a kill inside the JSON write leaves an empty file (``JSONDecodeError``, resume fails for
+    good), a kill between the two writes pairs new weights with the old epoch, and mid-epoch backups in the
+    first epoch after a resume record epoch 0. Here every backup goes to a new file
+    ``ckpt-<n>.weights.h5``; then ``training_metadata.json`` (epoch, batch, file, sha256, and the previous
+    record) is replaced atomically: that is the commit. A half-written file is never referenced. Restoring
+    takes the record's file if it exists, matches its sha256 and loads, else the previous record's. Weights
+    that are not finite are never backed up (:class:`TrainingDiverged`).
+    """
+
+    RECORD = "training_metadata.json"
+
+    def __init__(self, backup_dir: Path, save_freq: int):
+        super().__init__(backup_dir, save_freq=save_freq, double_checkpoint=False, delete_checkpoint=False)
+        self.dir = Path(backup_dir)
+        self.record = self._read_record()
+
+    def _read_record(self) -> dict | None:
+        path = self.dir / self.RECORD
+        if not path.exists():
+            return None
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"the backup record {path} is unreadable ({error}); delete {self.dir} to start the run over."
+            ) from error
+        return record if "weights" in record else None  # a record of keras' own layout: no "weights"
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch  # keras leaves it 0 until the first epoch end after a resume
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        self._save_model()
+
+    def on_train_begin(self, logs=None):
+        self.record = self._read_record()
+        if self.record is None:
+            super().on_train_begin(logs)  # nothing yet, or a backup in keras' own layout
+            return
+        problems = []
+        for record in (self.record, self.record.get("previous")):
+            if record is None:
+                continue
+            problem = self._restore(record)
+            if problem is None:
+                self.model._initial_epoch = record["epoch"]
+                self.record = record
+                return
+            problems.append(problem)
+        raise ValueError(
+            f"no backup in {self.dir} can be restored ({'; '.join(problems)}); delete {self.dir} to start "
+            "the run over."
+        )
+
+    def _restore(self, record: dict) -> str | None:
+        path = self.dir / record["weights"]
+        if not path.is_file():
+            return f"{path.name} is missing"
+        if files.sha256(path) != record.get("sha256"):
+            return f"{path.name} does not match its sha256 (partly written or damaged)"
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        try:
+            self.model.load_weights(path)
+        except (OSError, ValueError, KeyError) as error:
+            return f"{path.name} does not load: {str(error).splitlines()[0] if str(error) else error!r}"
+        return None
+
+    def _save_model(self):
+        if not _all_finite(self.model):
+            raise TrainingDiverged(
+                f"training diverged in epoch {self._current_epoch + 1}: the weights hold NaN or infinite "
+                f"values. They were not backed up: {self.dir} keeps the last finite backup. Lower the "
+                "learning rate or check the data, and start a new run (--out)."
+            )
+        self.dir.mkdir(parents=True, exist_ok=True)
+        previous = self.record
+        number = (previous or {}).get("number", 0) + 1
+        name = f"ckpt-{number:06d}.weights.h5"
+        self._write_weights(self.dir / name)
+        record = {
+            "epoch": self._current_epoch,
+            "batch": self._last_batch_seen,
+            "number": number,
+            "weights": name,
+            "sha256": files.sha256(self.dir / name),
+            "previous": {k: v for k, v in previous.items() if k != "previous"} if previous else None,
+        }
+        self._commit(record)
+        self.record = record
+        keep = {name, (previous or {}).get("weights")}
+        for stale in self.dir.glob("ckpt-*.weights.h5"):
+            if stale.name not in keep:
+                stale.unlink(missing_ok=True)
+
+    def _write_weights(self, path: Path) -> None:
+        self.model.save_weights(path, overwrite=True)
+        files.sync(path)
+
+    def _commit(self, record: dict) -> None:
+        files.write_atomic(self.dir / self.RECORD, json.dumps(record), durable=True)
+
+    def epochs_done(self) -> int:
+        path = Path(self.backup_dir) / self.RECORD
+        return json.loads(path.read_text())["epoch"] if path.exists() else 0
+
+
+class WallClock(keras.callbacks.Callback):
+    """Training time summed over resumed runs, kept in ``progress.json``: wall-clock seconds and the
+    process's CPU seconds (all its threads), so a run's CPU-hours are measured, not estimated."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+        previous = json.loads(path.read_text()) if path.exists() else {}
+        self.previous = previous.get("wall_time_s", 0.0)
+        self.previous_cpu = previous.get("cpu_time_s", 0.0)
+        self.start, self.start_cpu = time.time(), time.process_time()
+
+    @property
+    def total(self) -> float:
+        return round(self.previous + time.time() - self.start, 1)
+
+    @property
+    def total_cpu(self) -> float:
+        return round(self.previous_cpu + time.process_time() - self.start_cpu, 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        files.write_json(self.path, {"wall_time_s": self.total, "cpu_time_s": self.total_cpu})

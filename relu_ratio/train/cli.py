@@ -1,0 +1,48 @@
+"""``python -m relu_ratio.train``: flags generated from :class:`~relu_ratio.train.TrainConfig`.
+
+Example:
+    >>> from relu_ratio.train import cli
+    >>> cli.main(["--model", "resnet20_21", "--dataset", "../shared/data", "--epochs", "1"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+
+from relu_ratio.train import __doc__ as train_doc
+from relu_ratio.train.callbacks import TrainingDiverged
+from relu_ratio.train.config import TrainConfig
+from relu_ratio.train.fit import run
+
+
+def parser() -> argparse.ArgumentParser:
+    """CLI flags generated from :class:`TrainConfig`, so the two cannot drift apart."""
+    p = argparse.ArgumentParser(prog="python -m relu_ratio.train", description=train_doc.split("\n")[0])
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        if field.type in ("bool", bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default)
+        else:
+            kind = {"int | None": int, "int": int, "float | None": float, "float": float}.get(field.type, str)
+            p.add_argument(flag, type=kind, default=field.default, help=f"default: {field.default}")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    config = TrainConfig(**vars(args))
+    try:
+        result = run(config)
+    except TrainingDiverged as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as error:  # bad settings or data; a full or unwritable disk (CacheError too)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    top1 = f"{result['evaluated_on']}_top1"
+    print(json.dumps({k: result[k] for k in ("model", "epochs_completed", top1, "wall_time_s")}))
+    return 0 if math.isfinite(result[top1]) else 1

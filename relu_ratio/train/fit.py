@@ -1,0 +1,188 @@
+"""Run one training: data, model, recipe and callbacks, then ``model.fit``; resumes a cut-off run.
+
+Example:
+    >>> from relu_ratio.train import TrainConfig, run
+    >>> result = run(TrainConfig(model="resnet20_21", dataset="../shared/data", epochs=2))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from relu_ratio import data, files, models
+from relu_ratio.train import callbacks as callbacks_lib
+from relu_ratio.train.config import TrainConfig, command_for
+from relu_ratio.train.recipes import HOLDOUT_SEED, compile_for
+from relu_ratio.train.record import metric_column
+
+
+def run(config: TrainConfig) -> dict:
+    """Train (or resume) the run ``config.out``; returns the final result written to ``result.json``."""
+    config = config.resolved()
+    out = Path(config.out)
+    _prepare_out(out, config)
+    keras.utils.set_random_seed(config.seed)
+    _set_precision(config.mixed_precision)
+
+    train_split = data.load(config.dataset, "train", data_dir=config.data_dir)
+    if config.holdout:  # a fixed slice (the same for every seed), so runs are compared on the same images
+        train_split, val_split = train_split.hold_out(config.holdout, HOLDOUT_SEED)
+    else:
+        val_split = data.load(config.dataset, "test", data_dir=config.data_dir).take(
+            config.test_subset, config.seed
+        )
+    train_split = train_split.take(config.train_subset, config.seed)
+    info = train_split.info
+    evaluated_on = "holdout" if config.holdout else "test"
+    arch_kwargs = {"classes": info.num_classes, "normalization": [list(info.mean), list(info.std)]}
+
+    with _Distribution(config.distribute) as distribution:
+        model = models.build(config.model, weight_decay=config.weight_decay, **arch_kwargs)
+        train_batches = data.batches(
+            train_split, config.batch_size, augment=True, seed=config.seed, one_hot=True
+        )
+        val_batches = data.batches(val_split, 256, one_hot=True)
+        compile_for(model, config, len(train_batches))
+
+    files.write_json(out / "config.json", {
+        **dataclasses.asdict(config),
+        "command": command_for(config),
+        "architecture": {"builder_name": config.model, "kwargs": arch_kwargs},
+        "dataset_info": info.to_json(),
+        "train_images": len(train_split), f"{evaluated_on}_images": len(val_split),
+    })  # fmt: skip
+    callbacks = callbacks_lib.make(out, config)
+    try:
+        history = model.fit(
+            train_batches,
+            epochs=config.epochs,
+            validation_data=val_batches,
+            callbacks=callbacks,
+            verbose=config.verbose,
+        )
+    except BaseException:  # diverged, interrupted, failed: close the CSV and TensorBoard files, write nothing
+        for callback in callbacks:
+            if isinstance(callback, (keras.callbacks.CSVLogger, keras.callbacks.TensorBoard)):
+                with contextlib.suppress(Exception):  # never mask the error that stopped training
+                    callback.on_train_end()
+        raise
+    backup, clock = callbacks[1], callbacks[2]
+    save_model_weights(model, config.model, arch_kwargs, out / "model.weights.h5")
+    scores = model.evaluate(val_batches, verbose=0, return_dict=True)
+    result = {
+        "model": config.model,
+        "epochs_completed": backup.epochs_done(),
+        "evaluated_on": evaluated_on,
+        f"{evaluated_on}_top1": float(scores["accuracy"]),
+        f"{evaluated_on}_top5": float(scores["top5"]),
+        f"best_{evaluated_on}_top1": max(metric_column(out, "val_accuracy"), default=None),
+        "wall_time_s": clock.total,
+        "cpu_time_s": clock.total_cpu,
+        "device": device(),
+        "backend": keras.backend.backend(),
+        "replicas": distribution.replicas,
+        "versions": {"keras": keras.__version__, "numpy": np.__version__},
+        "last_epoch_metrics": {k: float(v[-1]) for k, v in history.history.items()}
+        if history.history
+        else {},
+    }
+    files.write_json(out / "result.json", result)
+    return result
+
+
+def save_model_weights(model: keras.Model, name: str, arch_kwargs: dict, path: Path) -> None:
+    """Save only the model's float32 weights (``model.save_weights`` would add the optimizer state).
+
+    They are copied into a freshly built, uncompiled float32 model, which is what the zoo loads.
+    """
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        clean = models.build(name, **arch_kwargs)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    clean.set_weights([np.asarray(w, dtype=np.float32) for w in model.get_weights()])
+    with files.atomic_file(path) as tmp:
+        clean.save_weights(tmp)
+
+
+def _prepare_out(out: Path, config: TrainConfig) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"cannot write to the output directory {out}: {error}") from error
+    previous = out / "config.json"
+    if previous.exists():
+        old = json.loads(previous.read_text())
+        changed = {
+            k: (old.get(k), v) for k, v in dataclasses.asdict(config).items()
+            if k not in ("verbose", "out") and old.get(k) != v
+        }  # fmt: skip
+        if changed:
+            raise ValueError(
+                f"{out} holds a run with a different config {changed} (old, new). Resume with the "
+                "same settings, or choose another --out."
+            )
+
+
+def _set_precision(mode: str) -> None:
+    if mode == "auto":
+        mode = "mixed_bfloat16" if device().startswith("gpu") else "float32"
+    keras.mixed_precision.set_global_policy("float32" if mode == "off" else mode)
+
+
+def device() -> str:
+    """The device training runs on, e.g. ``"cpu: 2 cores"`` or ``"gpu: NVIDIA H100 x1"``."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        dev = jax.devices()[0]
+        return f"{dev.platform}: {getattr(dev, 'device_kind', dev)} x{jax.device_count()}"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return f"gpu: {len(gpus)} x {gpus[0].name}" if gpus else f"cpu: {os.cpu_count()} cores"
+    return backend
+
+
+class _Distribution:
+    """Context: Keras' own data parallelism (JAX) or ``tf.distribute.MirroredStrategy`` (TensorFlow)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.scope, self.replicas = enabled, None, 1
+
+    def __enter__(self):
+        if not self.enabled:
+            return self
+        backend = keras.backend.backend()
+        if backend == "jax":
+            distribution = keras.distribution.DataParallel()
+            keras.distribution.set_distribution(distribution)
+            self.replicas = int(distribution.device_mesh.devices.size)
+        elif backend == "tensorflow":
+            import tensorflow as tf
+
+            devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+            strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
+            self.scope, self.replicas = strategy.scope(), strategy.num_replicas_in_sync
+            self.scope.__enter__()
+        else:
+            raise ValueError(f"--distribute supports the jax and tensorflow backends, not {backend!r}.")
+        return self
+
+    def __exit__(self, *exc):
+        if self.scope is not None:
+            self.scope.__exit__(*exc)
+        return False

@@ -1,0 +1,57 @@
+"""Training recipes: their settings (:data:`RECIPES`), the learning-rate schedule and the compiled optimizer.
+
+Example:
+    >>> from relu_ratio.train import recipes
+    >>> sorted(recipes.RECIPES)
+    ['fast', 'paper']
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import keras
+
+if TYPE_CHECKING:
+    from relu_ratio.train.config import TrainConfig
+
+HOLDOUT_SEED = 0  # --holdout takes the same training images out for every run and seed
+
+RECIPES: dict[str, dict] = {
+    "paper": {"epochs": 400, "batch_size": 64, "lr": 0.1, "weight_decay": 1e-4, "label_smoothing": 0.0,
+              "schedule": "step", "warmup_epochs": 0.0},
+    "fast": {"epochs": 30, "batch_size": 128, "lr": 0.1, "weight_decay": 1e-4, "label_smoothing": 0.1,
+             "schedule": "cosine", "warmup_epochs": 1.0},
+}  # fmt: skip
+
+
+def learning_rate(config: TrainConfig, steps_per_epoch: int):
+    """The recipe's schedule as a Keras ``LearningRateSchedule`` over optimizer steps."""
+    total = config.epochs * steps_per_epoch
+    if config.schedule == "step":
+        # PiecewiseConstantDecay switches after a boundary: the step with index total*f gets the new lr
+        bounds = sorted({max(0, int(total * f) - 1) for f in (1 / 2, 3 / 4, 7 / 8)})
+        return keras.optimizers.schedules.PiecewiseConstantDecay(
+            bounds, [config.lr * 0.1**i for i in range(len(bounds) + 1)]
+        )
+    warmup = min(int(config.warmup_epochs * steps_per_epoch), total - 1)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.lr / 10 if warmup else config.lr,
+        decay_steps=max(1, total - warmup),
+        warmup_target=config.lr if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def compile_for(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> keras.Model:
+    """Compile ``model`` with the recipe's optimizer, schedule, loss and metrics (one-hot labels)."""
+    optimizer = keras.optimizers.SGD(
+        learning_rate(config, steps_per_epoch), momentum=config.momentum, nesterov=config.nesterov
+    )
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    metrics = [
+        keras.metrics.CategoricalAccuracy("accuracy"),
+        keras.metrics.TopKCategoricalAccuracy(5, "top5"),
+    ]
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    return model

@@ -1,0 +1,87 @@
+"""The training queue: data in a file, checked up front, trained in order, skipped when finished, reported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from relu_ratio import queue
+
+REPO_QUEUE = Path(__file__).parent.parent / "training" / "queue.json"
+
+
+def write_queue(path: Path, runs, defaults=None) -> Path:
+    path.write_text(json.dumps({"defaults": defaults or {}, "runs": runs}))
+    return path
+
+
+def test_the_repository_queue_is_valid_and_ordered():
+    runs = queue.load(REPO_QUEUE)
+    ids = [r.run_id for r in runs]
+    assert ids[:2] == ["resnet20_11-seed0", "resnet20_21-seed0"]
+    assert ids.index("preact164_32-seed0") < ids.index("preact164_11-seed0") < ids.index("resnet20_11-seed1")
+    # a resumed run must not change precision because "auto" came to mean something else
+    assert all(r.settings.get("mixed_precision") not in (None, "auto") for r in runs)
+    registered = [r.model for r in runs if r.register]
+    assert len(registered) == len(set(registered))  # one zoo entry per model
+
+
+@pytest.mark.parametrize(
+    ("runs", "defaults", "message"),
+    [
+        ([{"model": "resnet20_21", "epoch": 3}], {}, r"setting\(s\) \['epoch'\] \(did you mean 'epochs'"),
+        ([{"model": "resnet21_21"}], {}, r"run 1 .*depth 21 is not valid"),
+        ([{"model": "resnet20_21", "seed": -1}], {}, "seed must be an integer >= 0"),
+        ([{"model": "resnet20_21"}, {"model": "resnet20_21"}], {}, "queued twice"),
+        ([{"model": "resnet20_21"}], {"recipe": "slow"}, "recipe must be one of"),
+        ([{"model": "resnet20_21"}], {"out": "x"}, r"unknown setting\(s\) \['out'\]"),
+        ([], {}, "non-empty list 'runs'"),
+    ],
+)
+def test_bad_queues_are_refused_before_anything_trains(tmp_path, runs, defaults, message):
+    with pytest.raises(ValueError, match=message):
+        queue.load(write_queue(tmp_path / "q.json", runs, defaults))
+
+
+def test_cli_error_is_one_line_without_traceback(tmp_path, capsys):
+    assert queue.main(["status", str(tmp_path / "missing.json"), "--runs", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot read the queue") and "Traceback" not in err
+
+
+def test_queue_trains_in_order_skips_finished_runs_and_reports(folder, tmp_path, capsys):
+    path = write_queue(
+        tmp_path / "q.json",
+        [{"model": "resnet8_21", "register": True, "why": "first"}, {"model": "resnet8_11", "seed": 1}],
+        {"recipe": "fast", "epochs": 1, "batch_size": 4, "mixed_precision": "off", "verbose": 0},
+    )
+    runs = tmp_path / "runs"
+    assert queue.main(["run", str(path), "--runs", str(runs), "--dataset", str(folder)]) == 0
+    assert (runs / "resnet8_21-seed0" / "result.json").is_file()
+    assert (runs / "resnet8_11-seed1" / "result.json").is_file()
+    capsys.readouterr()
+    assert queue.main(["run", str(path), "--runs", str(runs), "--dataset", str(folder)]) == 0
+    assert capsys.readouterr().out.count("finished, skipped") == 2
+    record = tmp_path / "PROGRESS.md"
+    assert queue.main(["status", str(path), "--runs", str(runs), "--write", str(record)]) == 0
+    text = record.read_text()
+    assert "| 1 | `resnet8_21-seed0` (zoo entry) | finished | 1/1 |" in text
+    assert "| 2 | `resnet8_11-seed1` | finished | 1/1 |" in text
+    assert "2 of 2 runs finished" in text
+    progress = queue.progress(queue.load(path), runs)
+    assert all(p.cpu_hours > 0 and p.wall_hours > 0 for p in progress)
+
+
+def test_status_of_runs_not_started_or_cut_off(tmp_path):
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet20_21", "epochs": 10}], {"recipe": "fast"})
+    out = tmp_path / "runs" / "resnet20_21-seed0"
+    out.mkdir(parents=True)
+    (out / "metrics.csv").write_text("epoch,val_accuracy\n0,0.5\n1,0.625\n")
+    (out / "progress.json").write_text(json.dumps({"wall_time_s": 720.0, "cpu_time_s": 1400.0}))
+    (row,) = queue.progress(queue.load(path), tmp_path / "runs")
+    assert (row.state, row.epochs_done, row.epochs, row.top1) == ("cut off", 2, 10, 62.5)
+    assert row.hours_left == pytest.approx(0.2 / 2 * 8)
+    text = queue.markdown([row], "q.json", "runs")
+    assert "| cut off | 2/10 | 62.50 (so far) | 0.20 | 0.39 | 0.8 |" in text
