@@ -40,7 +40,12 @@ def test_fast_schedule_warms_up_then_decays():
     ("kwargs", "message"),
     [({"recipe": "slow"}, "recipe must be one of"), ({"epochs": 0}, "epochs must be >= 1"),
      ({"model": "preact165_32"}, "Nearest valid depths: 164, 173"),
-     ({"schedule": "linear"}, "'step' or 'cosine'"), ({"mixed_precision": "fp8"}, "mixed_precision must be")],
+     ({"schedule": "linear"}, "'step' or 'cosine'"), ({"mixed_precision": "fp8"}, "mixed_precision must be"),
+     ({"lr": -1.0}, r"lr must be a finite number > 0; received -1"), ({"lr": float("nan")}, "lr must be"),
+     ({"momentum": float("nan")}, r"momentum must be a finite number in \[0, 1\)"),
+     ({"label_smoothing": 2.0}, "label_smoothing must be"), ({"weight_decay": float("inf")}, "weight_decay"),
+     ({"recipe": "fast", "warmup_epochs": 100.0, "epochs": 1}, r"warmup_epochs .* in \[0, epochs = 1\]"),
+     ({"holdout": 0}, "holdout must be >= 1"), ({"train_subset": -5}, "train_subset must be >= 1")],
 )  # fmt: skip
 def test_bad_settings_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):

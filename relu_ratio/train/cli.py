@@ -8,11 +8,11 @@ Example:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import sys
 
+from relu_ratio import flags
 from relu_ratio.train import __doc__ as train_doc
 from relu_ratio.train.callbacks import TrainingDiverged
 from relu_ratio.train.config import TrainConfig
@@ -20,15 +20,11 @@ from relu_ratio.train.fit import run
 
 
 def parser() -> argparse.ArgumentParser:
-    """CLI flags generated from :class:`TrainConfig`, so the two cannot drift apart."""
-    p = argparse.ArgumentParser(prog="python -m relu_ratio.train", description=train_doc.split("\n")[0])
-    for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        if field.type in ("bool", bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=field.default)
-        else:
-            kind = {"int | None": int, "int": int, "float | None": float, "float": float}.get(field.type, str)
-            p.add_argument(flag, type=kind, default=field.default, help=f"default: {field.default}")
+    """CLI flags generated from :class:`TrainConfig` (:func:`relu_ratio.flags.add_arguments`)."""
+    p = argparse.ArgumentParser(
+        prog="python -m relu_ratio.train", description=train_doc.split("\n")[0], allow_abbrev=False
+    )
+    flags.add_arguments(p, TrainConfig)
     return p
 
 

@@ -10,10 +10,17 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import shlex
+import math
 
-from relu_ratio import models
+from relu_ratio import flags, models
 from relu_ratio.train.recipes import RECIPES
+
+
+def _flag(default, help: str, recipe: bool = False, **metadata):
+    """A field with its command-line help (``recipe``: ``None`` means the recipe's value)."""
+    if recipe:
+        metadata.setdefault("default_text", "default: the recipe's")
+    return dataclasses.field(default=default, metadata={"help": help, **metadata})
 
 
 @dataclasses.dataclass
@@ -23,28 +30,41 @@ class TrainConfig:
     ``None`` fields take the recipe's value.
     """
 
-    model: str = "preact164_32"
-    dataset: str = "cifar10"
-    out: str = "runs/run"
-    recipe: str = "paper"
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float | None = None  # coupled L2 on conv and dense kernels (not on BatchNorm)
-    label_smoothing: float | None = None
-    schedule: str | None = None  # "step" or "cosine"
-    warmup_epochs: float | None = None
-    train_subset: int | None = None  # train on a random subset of this many training images
-    test_subset: int | None = None
-    holdout: int | None = None  # validate on this many held-out training images instead of the test split
-    data_dir: str | None = None  # tensorflow-datasets data_dir
-    seed: int = 0
-    mixed_precision: str = "auto"  # "auto" (bfloat16 on GPU), "off", "mixed_bfloat16", "mixed_float16"
-    distribute: bool = False
-    backup_every: int = 200  # steps between mid-epoch backups
-    verbose: int = 1
+    model: str = _flag("preact164_32", "network name {family}{depth}_{pattern}, e.g. resnet20_21")
+    dataset: str = _flag("cifar10", "cifar10 or cifar100 (tensorflow-datasets), or a folder/archive laid out "
+                         "split/label/image, e.g. ../shared/data (CIFAR-10 JPEG)")
+    out: str = _flag("runs/run", "run folder; the same command resumes a cut-off run there")
+    recipe: str = _flag("paper", "training recipe; the settings below left unset take its values",
+                        choices=tuple(sorted(RECIPES)))
+    epochs: int | None = _flag(None, "training epochs", recipe=True)
+    batch_size: int | None = _flag(None, "images per step", recipe=True)
+    lr: float | None = _flag(None, "peak learning rate (SGD)", recipe=True)
+    momentum: float = _flag(0.9, "SGD momentum, in [0, 1)")
+    nesterov: bool = _flag(True, "Nesterov momentum")
+    weight_decay: float | None = _flag(None, "coupled L2 weight decay on conv and dense kernels (not on "
+                                       "BatchNorm), >= 0", recipe=True)
+    label_smoothing: float | None = _flag(None, "label smoothing, in [0, 1)", recipe=True)
+    schedule: str | None = _flag(None, "learning-rate schedule: step (x0.1 at 1/2, 3/4, 7/8) or cosine to "
+                                 "zero", recipe=True, choices=("step", "cosine"))
+    warmup_epochs: float | None = _flag(None, "linear warm-up epochs before the schedule, < epochs",
+                                        recipe=True)
+    train_subset: int | None = _flag(None, "train on a seeded random subset of this many training images",
+                                     default_text="default: all")
+    test_subset: int | None = _flag(None, "validate on a seeded random subset of this many test images",
+                                    default_text="default: all")
+    holdout: int | None = _flag(None, "validate on this many held-out training images (the same for every "
+                                "seed) instead of the test split: for choosing recipes",
+                                default_text="default: off")
+    data_dir: str | None = _flag(None, "tensorflow-datasets data_dir", default_text="default: tfds' own")
+    seed: int = _flag(0, "seed of initialisation, augmentation and subsets")
+    mixed_precision: str = _flag("auto", "compute precision: auto (mixed_bfloat16 on a GPU, float32 on a "
+                                 "CPU), off (float32), mixed_bfloat16 or mixed_float16",
+                                 choices=("auto", "off", "mixed_bfloat16", "mixed_float16"))
+    distribute: bool = _flag(False, "data-parallel over all local devices (JAX DataParallel or TF "
+                             "MirroredStrategy)")
+    backup_every: int = _flag(200, "steps between mid-epoch backups (there is one at every epoch end too)")
+    verbose: int = _flag(1, "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch",
+                         choices=(0, 1, 2))
 
     def resolved(self) -> TrainConfig:
         """A copy with the recipe's defaults filled in, checked."""
@@ -56,9 +76,7 @@ class TrainConfig:
                 setattr(filled, key, value)
         if filled.schedule not in ("step", "cosine"):
             raise ValueError(f"schedule must be 'step' or 'cosine'; received {filled.schedule!r}.")
-        for key in ("epochs", "batch_size", "backup_every"):
-            if getattr(filled, key) < 1:
-                raise ValueError(f"{key} must be >= 1; received {getattr(filled, key)!r}.")
+        filled._check_ranges()
         if filled.mixed_precision not in ("auto", "off", "mixed_bfloat16", "mixed_float16"):
             raise ValueError(
                 "mixed_precision must be 'auto', 'off', 'mixed_bfloat16' or 'mixed_float16'; "
@@ -67,18 +85,28 @@ class TrainConfig:
         models.check_name(filled.model)
         return filled
 
+    def _check_ranges(self) -> None:
+        """Every number in its range, before anything runs (the message names the flag and the range)."""
+        counts = ("epochs", "batch_size", "backup_every", "train_subset", "test_subset", "holdout")
+        for key in counts:
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{key} must be >= 1 (an integer); received {value!r}.")
+        ranges = {  # name: (the range in words, the check)
+            "lr": ("> 0", lambda v: v > 0),
+            "momentum": ("in [0, 1)", lambda v: 0 <= v < 1),
+            "weight_decay": (">= 0", lambda v: v >= 0),
+            "label_smoothing": ("in [0, 1)", lambda v: 0 <= v < 1),
+            "warmup_epochs": (f"in [0, epochs = {self.epochs}]", lambda v: 0 <= v <= self.epochs),
+        }
+        for key, (bound, within) in ranges.items():
+            value = getattr(self, key)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not number or not within(value):
+                raise ValueError(f"{key} must be a finite number {bound}; received {value!r}.")
+
 
 
 def command_for(config: TrainConfig) -> str:
     """The CLI command that reproduces ``config`` (every setting spelled out)."""
-    args = ["python", "-m", "relu_ratio.train"]
-    for field in dataclasses.fields(TrainConfig):
-        value = getattr(config, field.name)
-        flag = "--" + field.name.replace("_", "-")
-        if field.name == "verbose" or value is None:
-            continue
-        if isinstance(value, bool):
-            args.append(flag if value else f"--no-{flag[2:]}")
-        else:
-            args += [flag, str(value)]
-    return shlex.join(args)
+    return flags.command("relu_ratio.train", config, skip=("verbose",))

@@ -1,0 +1,68 @@
+"""Command-line flags generated from a dataclass, so a config and its CLI cannot drift apart.
+
+Each field becomes ``--field-name``; its ``metadata`` gives the help line (``"help"``), the valid values
+(``"choices"``) and the ``--help`` section (``"group"``). Booleans get ``--x`` / ``--no-x``; a
+``tuple[str, ...]`` field takes a comma-separated list.
+
+Example:
+    >>> import argparse, dataclasses
+    >>> @dataclasses.dataclass
+    ... class Config:
+    ...     epochs: int = dataclasses.field(default=1, metadata={"help": "training epochs"})
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser, Config)
+    >>> parser.parse_args(["--epochs", "3"]).epochs
+    3
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shlex
+
+_TYPES = {
+    "int": int, "int | None": int, "float": float, "float | None": float, "str": str, "str | None": str,
+    "tuple[str, ...] | None": lambda text: tuple(part.strip() for part in text.split(",") if part.strip()),
+}  # fmt: skip
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Add one flag per field of the dataclass ``cls`` to ``parser`` (in groups where fields name one)."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for field in dataclasses.fields(cls):
+        meta = field.metadata
+        group = meta.get("group")
+        target = parser if group is None else groups.setdefault(group, parser.add_argument_group(group))
+        flag = "--" + field.name.replace("_", "-")
+        shown = "off" if field.default is False else "on" if field.default is True else field.default
+        default_text = meta.get("default_text", f"default: {shown}")
+        help_text = f"{meta['help']} ({default_text})"
+        if field.type in ("bool", bool):
+            target.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=field.default, help=help_text
+            )
+            continue
+        if field.type not in _TYPES:
+            raise TypeError(f"{cls.__name__}.{field.name}: no command-line type for {field.type!r}")
+        target.add_argument(
+            flag, type=_TYPES[field.type], default=field.default, choices=meta.get("choices"),
+            help=help_text, metavar=meta.get("metavar"),
+        )  # fmt: skip
+
+
+def command(prog: str, config: object, skip: tuple[str, ...] = ()) -> str:
+    """The command line that reproduces the dataclass instance ``config`` (every set field spelled out)."""
+    args = ["python", "-m", prog]
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.name in skip or value is None:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(flag if value else f"--no-{flag[2:]}")
+        elif isinstance(value, tuple):
+            args += [flag, ",".join(str(v) for v in value)]
+        else:
+            args += [flag, str(value)]
+    return shlex.join(args)
