@@ -1,7 +1,8 @@
 """Command-line flags generated from a dataclass, so a config and its CLI cannot drift apart.
 
-Each field becomes ``--field-name``; its ``metadata`` gives the help line (``"help"``), the valid values
-(``"choices"``) and the ``--help`` section (``"group"``). Booleans get ``--x`` / ``--no-x``; a
+Each field becomes ``--field-name`` (or ``metadata["flag"]``); its ``metadata`` gives the help line
+(``"help"``), the valid values (``"choices"``), the ``--help`` section (``"group"``) and the default's
+wording (``"default_text"``). Booleans get ``--x`` / ``--no-x``; a
 ``tuple[str, ...]`` field takes a comma-separated list.
 
 Example:
@@ -34,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         meta = field.metadata
         group = meta.get("group")
         target = parser if group is None else groups.setdefault(group, parser.add_argument_group(group))
-        flag = "--" + field.name.replace("_", "-")
+        flag = meta.get("flag", "--" + field.name.replace("_", "-"))
         shown = "off" if field.default is False else "on" if field.default is True else field.default
         default_text = meta.get("default_text", f"default: {shown}")
         help_text = f"{meta['help']} ({default_text})"
@@ -46,8 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if field.type not in _TYPES:
             raise TypeError(f"{cls.__name__}.{field.name}: no command-line type for {field.type!r}")
         target.add_argument(
-            flag, type=_TYPES[field.type], default=field.default, choices=meta.get("choices"),
-            help=help_text, metavar=meta.get("metavar"),
+            flag, dest=field.name, type=_TYPES[field.type], default=field.default,
+            choices=meta.get("choices"), help=help_text, metavar=meta.get("metavar"),
         )  # fmt: skip
 
 

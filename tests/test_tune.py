@@ -341,3 +341,16 @@ def test_distributed_chief_and_worker(folder, tmp_path):
     assert f"relu_pattern = {json.dumps(best['relu_pattern'])}" in chief_log
     model = models.build_family("resnet", 8, best["relu_pattern"], classes=3)
     assert relu_ratio.describe(model).relus == best["relus"]
+
+
+def test_search_config_mirrors_search_and_generates_every_flag():
+    """SearchConfig is the CLI: every search() setting is a field, and every field a flag with a help line."""
+    import dataclasses
+    import inspect
+
+    params = set(inspect.signature(tune.search).parameters) - {"builder_kwargs"}
+    fields = {f.name for f in dataclasses.fields(tune.SearchConfig)} - {"width_multiplier"}
+    assert params == fields
+    actions = [a for a in tune.parser()._actions if a.dest != "help"]
+    assert {a.dest for a in actions} == fields | {"width_multiplier"}
+    assert all(a.help and "default" in a.help for a in actions)

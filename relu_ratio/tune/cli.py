@@ -1,0 +1,66 @@
+"""``python -m relu_ratio.tune``: flags generated from :class:`~relu_ratio.tune.SearchConfig`.
+
+Example:
+    >>> from relu_ratio.tune import cli
+    >>> cli.main(["--family", "resnet", "--depth", "8", "--dataset", "../shared/data"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+
+from relu_ratio import flags
+from relu_ratio.tune import __doc__ as tune_doc
+from relu_ratio.tune.search import SearchConfig, search, trial_table
+
+
+def parser() -> argparse.ArgumentParser:
+    """CLI flags generated from :class:`SearchConfig` (:func:`relu_ratio.flags.add_arguments`)."""
+    doc = tune_doc.split("\n\n")
+    p = argparse.ArgumentParser(
+        prog="python -m relu_ratio.tune",
+        description=doc[0] + " Prints the trial table and the best relu_pattern; writes best.json into "
+        "OUT/PROJECT_NAME.",
+        epilog="Distributed: run the same command in every process with KERASTUNER_TUNER_ID=chief (one "
+        "process, serves the oracle) or tuner0, tuner1... (workers), and KERASTUNER_ORACLE_IP / "
+        "KERASTUNER_ORACLE_PORT set to where the chief listens. All processes must share --out.",
+        allow_abbrev=False,
+    )
+    flags.add_arguments(p, SearchConfig)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    start = time.time()
+    try:
+        result = search(**dataclasses.asdict(SearchConfig(**vars(args))))
+    except (ValueError, OSError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    wall = time.time() - start
+    if result.role == "worker":
+        print(
+            f"worker {result.tuner_id} ran trials {result.trials_run_here} in {wall:.1f} s; "
+            f"the chief writes {result.project_dir}/best.json"
+        )
+        return 0
+    print(trial_table(result))
+    space = result.space
+    print(
+        f"\nsearch space: {len(space['hyperparameters'])} choice(s) of {space['choices']}: "
+        f"{space['configurations']:,} configurations, {space['feasible']:,} within the constraints"
+    )
+    print(
+        f"best: val_accuracy {result.val_accuracy:.4f} | {result.family}{result.depth}: {result.convs} convs "
+        f": {result.relus} ReLUs = {result.ratio:.2f} | {result.params:,} params"
+    )
+    print(f"relu_pattern = {json.dumps(result.relu_pattern)}")
+    print(f"per-block masks = {json.dumps(result.masks)}")
+    print(f"wrote {result.path} ({wall:.1f} s)")
+    return 0
+

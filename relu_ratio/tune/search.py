@@ -1,0 +1,420 @@
+"""Run a ReLU-placement search end to end: its settings (:class:`SearchConfig`), the data, the keras-tuner
+tuner (single process or chief/worker), and the result (:class:`SearchResult`, ``best.json``).
+
+Example:
+    >>> from relu_ratio.tune import search
+    >>> result = search("resnet", 8, dataset="../shared/data", max_trials=2, epochs=1)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import keras_tuner
+
+from relu_ratio import data, files, models, train
+from relu_ratio.describe import describe
+from relu_ratio.tune.space import GRANULARITIES, ReLUHyperModel, format_pattern, relu_pattern_from
+
+TUNERS = ("random", "hyperband", "bayesian")
+VALIDATIONS = ("holdout", "test")
+OBJECTIVE = "val_accuracy"
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+
+def _setting(default, help: str, group: str, **metadata):
+    return dataclasses.field(default=default, metadata={"help": help, "group": group, **metadata})
+
+
+SPACE, SEARCH, DATA = "search space", "search", "data and training"
+
+
+@dataclasses.dataclass
+class SearchConfig:
+    """Every setting of :func:`search` (``search(**dataclasses.asdict(config))``); the CLI's flags are
+    generated from these fields (:func:`relu_ratio.flags.add_arguments`), so the two cannot drift apart."""
+
+    family: str = _setting("resnet", f"network family: {', '.join(models.FAMILIES)}", SPACE)
+    depth: int = _setting(8, "network depth (valid depths depend on the family)", SPACE)
+    granularity: str = _setting("stage", "one choice per stage or per block position", SPACE,
+                                choices=GRANULARITIES)  # fmt: skip
+    min_relus_per_block: int = _setting(1, "masks keep at least this many ReLUs per block (plain: M of each "
+                                        "ratio N:M)", SPACE)  # fmt: skip
+    min_ratio: str | None = _setting(None, "lowest whole-net conv:ReLU ratio, e.g. 1.2 or 6:5", SPACE,
+                                     default_text="default: none")  # fmt: skip
+    max_ratio: str | None = _setting(None, "highest whole-net conv:ReLU ratio, e.g. 2 or 2:1", SPACE,
+                                     default_text="default: none")  # fmt: skip
+    choices: tuple[str, ...] | None = _setting(None, "comma-separated candidates instead of the defaults, "
+                                               "e.g. 011,101,111 or 1:1,2:1", SPACE,
+                                               default_text="default: every mask allowed")  # fmt: skip
+    tuner: str = _setting("random", "keras-tuner algorithm", SEARCH, choices=TUNERS)
+    max_trials: int | None = _setting(10, "trials (Hyperband: an upper bound)", SEARCH)
+    epochs: int = _setting(1, "epochs per trial (Hyperband: the most)", SEARCH)
+    hyperband_factor: int = _setting(3, "Hyperband's reduction factor, >= 2", SEARCH)
+    seed: int = _setting(0, "seed for data subsets, sampling and initialisation", SEARCH)
+    directory: str = _setting("runs/tune", "tuner directory (shared by all distributed processes)", SEARCH,
+                              flag="--out", metavar="OUT")  # fmt: skip
+    project_name: str | None = _setting(
+        None, "project folder inside --out ({family}{depth}_{granularity}_{tuner} if unset)", SEARCH,
+        default_text="default: unset")  # fmt: skip
+    overwrite: bool = _setting(False, "start afresh instead of resuming the project", SEARCH)
+    max_consecutive_failed_trials: int | None = _setting(
+        None, "stop after this many failed trials in a row", SEARCH,
+        default_text="default: 3, or 25 with ratio bounds")  # fmt: skip
+    chief_timeout: float = _setting(3600.0, "distributed workers wait this long for the chief (s)", SEARCH)
+    verbose: int = _setting(1, "keras-tuner / model.fit verbosity", SEARCH, choices=(0, 1, 2))
+    dataset: str = _setting("cifar10", "cifar10, cifar100, or a folder/archive laid out split/label/image "
+                            "(e.g. ../shared/data)", DATA)  # fmt: skip
+    data_dir: str | None = _setting(None, "tensorflow-datasets data_dir", DATA, default_text="default: tfds'")
+    validation: str = _setting("holdout", "holdout: a fixed slice of the training split validates; test: the "
+                               "test split", DATA, choices=VALIDATIONS)  # fmt: skip
+    train_subset: int | None = _setting(None, "training images", DATA, default_text="default: all remaining")
+    val_subset: int | None = _setting(None, "validation images (holdout: 10%% of train if unset; test: all)",
+                                      DATA, default_text="default: unset")  # fmt: skip
+    batch_size: int | None = _setting(None, "images per step", DATA, default_text="default: the recipe's")
+    recipe: str = _setting("fast", "training recipe", DATA, choices=tuple(sorted(train.RECIPES)))
+    weight_decay: float | None = _setting(None, "coupled L2 on kernels", DATA,
+                                          default_text="default: the recipe's")  # fmt: skip
+    width_multiplier: float = _setting(1.0, "scales the widths 16/32/64 (a builder argument)", DATA)
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+def load_search_data(
+    dataset: str | os.PathLike,
+    validation: str = "holdout",
+    train_subset: int | None = None,
+    val_subset: int | None = None,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+) -> tuple[data.Split, data.Split]:
+    """Training and validation splits for a search.
+
+    ``validation="holdout"`` (default): a fixed, seeded slice of the training split (``val_subset`` images,
+    default 10 %) validates, and ``train_subset`` of the remaining images train; the two never overlap.
+    ``validation="test"``: ``train_subset`` training images and ``val_subset`` images of the test split
+    (the paper reports test accuracy and has no validation split, but choosing a pattern on test data
+    makes that test accuracy optimistic).
+    """
+    if validation not in VALIDATIONS:
+        raise ValueError(f"validation must be one of {', '.join(VALIDATIONS)}; received {validation!r}.")
+    for label, value in (("train_subset", train_subset), ("val_subset", val_subset)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{label} must be a positive integer or None; received {value!r}.")
+    full = data.load(dataset, "train", data_dir=data_dir)
+    if validation == "test":
+        val = data.load(dataset, "test", data_dir=data_dir).take(val_subset, seed)
+        return full.take(train_subset, seed), val
+    n_val = val_subset if val_subset is not None else max(1, len(full) // 10)
+    if n_val >= len(full):
+        raise ValueError(
+            f"val_subset {n_val} leaves no training images: the training split has {len(full)} images."
+        )
+    rest, val = full.hold_out(n_val, seed)
+    return rest.take(train_subset, seed), val
+
+
+# --- search -------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """What :func:`search` found. On a distributed worker only ``role``, ``tuner_id`` and
+    ``trials_run_here`` are filled in (the chief holds the results)."""
+
+    role: str  # "single", "chief" or "worker"
+    tuner_id: str
+    family: str
+    depth: int
+    granularity: str
+    project_dir: str
+    relu_pattern: list | None = None  # pass to the builders as relu_pattern=
+    masks: list[list[str]] | None = None  # explicit per-block masks [stage][block]
+    val_accuracy: float | None = None
+    convs: int | None = None
+    relus: int | None = None
+    ratio: float | None = None
+    params: int | None = None
+    flops: int | None = None
+    hyperparameters: dict | None = None
+    builder_kwargs: dict = dataclasses.field(default_factory=dict)
+    trials: list[dict] = dataclasses.field(default_factory=list)
+    trials_run_here: list[str] = dataclasses.field(default_factory=list)
+    space: dict = dataclasses.field(default_factory=dict)
+    path: str | None = None  # best.json
+
+    def build_model(self, **overrides) -> keras.Model:
+        """The best pattern's network (untrained, uncompiled), with the search's builder kwargs."""
+        if self.relu_pattern is None:
+            raise ValueError(f"this {self.role} result has no best pattern; the chief's best.json has it.")
+        return models.build_family(
+            self.family, self.depth, self.relu_pattern, **{**self.builder_kwargs, **overrides}
+        )
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def distributed_role() -> tuple[str, str]:
+    """``(role, tuner_id)`` from keras-tuner's environment: ``("single", "tuner0")`` when not distributed."""
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "tuner0")
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return "single", tuner_id
+    missing = [v for v in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID") if v not in os.environ]
+    if missing:
+        raise ValueError(
+            f"KERASTUNER_ORACLE_IP is set, so this is a distributed search, but {' and '.join(missing)} "
+            "is not. Set KERASTUNER_TUNER_ID ('chief' or 'tuner0', 'tuner1'...) and KERASTUNER_ORACLE_PORT."
+        )
+    return ("chief" if "chief" in tuner_id else "worker"), tuner_id
+
+
+def _wait_for_chief(timeout: float) -> None:
+    import grpc
+
+    address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+    channel = grpc.insecure_channel(address)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=timeout)
+    except grpc.FutureTimeoutError:
+        raise RuntimeError(
+            f"no keras-tuner chief answered at {address} within {timeout:g} s. Start the chief "
+            "(KERASTUNER_TUNER_ID=chief) with the same command, or raise --chief-timeout."
+        ) from None
+    finally:
+        channel.close()
+
+
+def _tuner_class(name: str):
+    bases = {
+        "random": keras_tuner.RandomSearch,
+        "hyperband": keras_tuner.Hyperband,
+        "bayesian": keras_tuner.BayesianOptimization,
+    }
+    if name not in bases:
+        raise ValueError(f"unknown tuner {name!r}{models.suggest(name, bases)}. Valid: {', '.join(TUNERS)}.")
+
+    class Recording(bases[name]):
+        """Remembers which trials this process ran (in distributed mode: this worker)."""
+
+        def on_trial_end(self, trial):
+            self.trials_run_here = [*getattr(self, "trials_run_here", []), trial.trial_id]
+            super().on_trial_end(trial)
+
+    Recording.__name__ = bases[name].__name__
+    return Recording
+
+
+def search(
+    family: str,
+    depth: int,
+    *,
+    dataset: str | os.PathLike = "cifar10",
+    tuner: str = "random",
+    granularity: str = "stage",
+    min_relus_per_block: int = 1,
+    min_ratio=None,
+    max_ratio=None,
+    choices: Sequence[str] | None = None,
+    max_trials: int | None = 10,
+    epochs: int = 1,
+    hyperband_factor: int = 3,
+    validation: str = "holdout",
+    train_subset: int | None = None,
+    val_subset: int | None = None,
+    batch_size: int | None = None,
+    recipe: str = "fast",
+    weight_decay: float | None = None,
+    directory: str | os.PathLike = "runs/tune",
+    project_name: str | None = None,
+    overwrite: bool = False,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    max_consecutive_failed_trials: int | None = None,
+    chief_timeout: float = 3600.0,
+    verbose: int = 1,
+    **builder_kwargs,
+) -> SearchResult:
+    """Search the ReLU placement of ``family``/``depth`` on ``dataset``; returns the best pattern.
+
+    Args:
+        family, depth, granularity, min_relus_per_block, min_ratio, max_ratio, choices: the search space,
+            see :class:`ReLUHyperModel`.
+        dataset: ``"cifar10"``, ``"cifar100"`` or a local folder/archive (:func:`relu_ratio.data.load`).
+        tuner: ``"random"`` (RandomSearch), ``"hyperband"`` (Hyperband, ``max_epochs=epochs``,
+            ``factor=hyperband_factor``; ``max_trials`` caps its trial count) or ``"bayesian"``
+            (BayesianOptimization; needs scikit-learn).
+        max_trials: number of trials (a trial that fails the ratio bounds counts as one).
+        epochs: training epochs per trial (Hyperband: the most a trial gets); the recipe's schedule spans it.
+        validation, train_subset, val_subset, seed: see :func:`load_search_data`.
+        batch_size, recipe: training recipe (:data:`relu_ratio.train.RECIPES`; default ``fast``).
+        weight_decay: coupled L2 on kernels, as in :mod:`relu_ratio.train` (default: the recipe's).
+        directory, project_name, overwrite: keras-tuner's; the project directory is
+            ``directory/project_name`` (default ``{family}{depth}_{granularity}_{tuner}``).
+        max_consecutive_failed_trials: stop after this many failed trials in a row (default 3, or 25 with
+            ratio bounds, whose violations are failed trials).
+        chief_timeout: distributed workers wait this long for the chief's server.
+        verbose: keras-tuner's and ``model.fit``'s verbosity.
+        **builder_kwargs: extra :func:`relu_ratio.models.build_family` arguments (``width_multiplier``...).
+
+    Returns:
+        A :class:`SearchResult`; the chief (or a non-distributed process) also writes it to
+        ``<project_dir>/best.json``.
+
+    Raises:
+        ValueError: bad settings (the message names the value and what is valid).
+        RuntimeError: no trial completed (the message carries the last failure).
+    """
+    role, tuner_id = distributed_role()
+    tuner_cls = _tuner_class(tuner)
+    for label, value, low in (("epochs", epochs, 1), ("hyperband_factor", hyperband_factor, 2)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{label} must be an integer >= {low}; received {value!r}.")
+    if max_trials is not None and (
+        isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1
+    ):
+        raise ValueError(f"max_trials must be a positive integer; received {max_trials!r}.")
+    config = train.TrainConfig(
+        recipe=recipe, epochs=epochs, batch_size=batch_size, seed=seed, weight_decay=weight_decay
+    ).resolved()
+    space = functools.partial(
+        ReLUHyperModel,
+        family,
+        depth,
+        granularity,
+        min_relus_per_block=min_relus_per_block,
+        min_ratio=min_ratio,
+        max_ratio=max_ratio,
+        choices=choices,
+    )
+    space()  # check the space before touching data, so bad settings fail fast
+
+    keras.utils.set_random_seed(seed)
+    train_split, val_split = load_search_data(dataset, validation, train_subset, val_subset, seed, data_dir)
+    info = train_split.info
+    kwargs = {
+        "classes": info.num_classes,
+        "normalization": [list(info.mean), list(info.std)],
+        "weight_decay": config.weight_decay,
+        **builder_kwargs,
+    }
+    train_batches = data.batches(train_split, config.batch_size, augment=True, seed=seed, one_hot=True)
+    val_batches = data.batches(val_split, 256, one_hot=True)
+    hypermodel = space(
+        train_config=config,
+        steps_per_epoch=len(train_batches),
+        seed=seed,
+        **kwargs,
+    )
+    constrained = hypermodel.min_ratio is not None or hypermodel.max_ratio is not None
+    if max_consecutive_failed_trials is None:
+        max_consecutive_failed_trials = 25 if constrained else 3
+    project_name = project_name or f"{family}{depth}_{granularity}_{tuner}"
+    common = {
+        "hypermodel": hypermodel,
+        "objective": keras_tuner.Objective(OBJECTIVE, direction="max"),
+        "seed": seed,
+        "directory": os.fspath(directory),
+        "project_name": project_name,
+        "overwrite": bool(overwrite) and role != "worker",
+        "max_consecutive_failed_trials": max_consecutive_failed_trials,
+    }
+    if tuner == "hyperband":
+        common.update(max_epochs=epochs, factor=hyperband_factor)
+    else:
+        common.update(max_trials=max_trials)
+    if role == "worker":
+        _wait_for_chief(chief_timeout)
+    try:
+        instance = tuner_cls(**common)
+    except ImportError as error:
+        raise ValueError(f"tuner {tuner!r} cannot run here: {error}") from error
+    if tuner == "hyperband" and max_trials is not None and role != "worker":
+        instance.oracle.max_trials = max_trials
+    instance.search(train_batches, validation_data=val_batches, epochs=epochs, verbose=verbose)
+
+    result = SearchResult(
+        role=role,
+        tuner_id=tuner_id,
+        family=family,
+        depth=depth,
+        granularity=granularity,
+        project_dir=os.fspath(instance.project_dir),
+        builder_kwargs=kwargs,
+        trials_run_here=list(getattr(instance, "trials_run_here", [])),
+    )
+    if role == "worker":  # the oracle (and so the results) live in the chief, which may be gone already
+        return result
+    return _finish(result, instance, hypermodel)
+
+
+def _finish(result: SearchResult, tuner, hypermodel: ReLUHyperModel) -> SearchResult:
+    oracle = tuner.oracle
+    trials = sorted(oracle.trials.values(), key=lambda t: t.trial_id)
+    result.trials = [_trial_row(t, hypermodel) for t in trials]
+    total, feasible = hypermodel.space_size()
+    result.space = {
+        "hyperparameters": [name for name, _, _ in hypermodel.positions],
+        "choices": list(hypermodel.choices),
+        "configurations": total,
+        "feasible": feasible,
+    }
+    completed = [t for t in trials if t.status == "COMPLETED" and t.score is not None]
+    if not completed:
+        last = next((t.message for t in reversed(trials) if t.message), "no trial ran")
+        raise RuntimeError(
+            f"no trial of the search in {result.project_dir} completed. Last failure:\n{last.strip()}"
+        )
+    best = oracle.get_best_trials(1)[0]
+    pattern = hypermodel.pattern(best.hyperparameters)
+    measured = describe(hypermodel.build_pattern(pattern))
+    result.relu_pattern = pattern
+    result.masks = hypermodel.masks(pattern)
+    result.val_accuracy = float(best.score)
+    result.convs, result.relus = measured.convs, measured.relus
+    result.ratio, result.params, result.flops = measured.ratio, measured.params, measured.flops
+    result.hyperparameters = dict(best.hyperparameters.values)
+    path = Path(result.project_dir) / "best.json"
+    result.path = os.fspath(path)
+    files.write_json(path, {**result.to_json(), "trial_id": best.trial_id})
+    return result
+
+
+def _trial_row(trial, hypermodel: ReLUHyperModel) -> dict:
+    values = trial.hyperparameters.values
+    row = {
+        "trial_id": trial.trial_id,
+        "status": trial.status,
+        "val_accuracy": None if trial.score is None else float(trial.score),
+        "epochs": values.get("tuner/epochs"),
+    }
+    try:
+        pattern = relu_pattern_from(values)
+        convs, relus = hypermodel.counts(values)
+        row.update(pattern=format_pattern(pattern), convs=convs, relus=relus)
+    except (KeyError, ValueError):
+        row.update(pattern=None, convs=None, relus=None)
+    if trial.message:
+        row["message"] = trial.message.strip().splitlines()[-1]
+    return row
+
+
+def trial_table(result: SearchResult) -> str:
+    """The trials as a small text table (best first among the completed ones)."""
+    rows = sorted(result.trials, key=lambda r: (r["val_accuracy"] is None, -(r["val_accuracy"] or 0)))
+    lines = [f"{'trial':<6}{'status':<11}{'val_acc':>8}  {'convs:ReLUs':<13}pattern"]
+    for r in rows:
+        acc = "-" if r["val_accuracy"] is None else f"{r['val_accuracy']:.4f}"
+        counts = f"{r['convs']}:{r['relus']}" if r.get("relus") else "-"
+        note = f"  ({r['message']})" if r.get("message") and r["status"] != "COMPLETED" else ""
+        epochs = f"  [{r['epochs']} ep]" if r.get("epochs") else ""
+        lines.append(f"{r['trial_id']:<6}{r['status']:<11}{acc:>8}  {counts:<13}{r['pattern']}{epochs}{note}")
+    return "\n".join(lines)
