@@ -154,19 +154,11 @@ def progress(queued: list[QueuedRun], runs: str | os.PathLike) -> list[Progress]
     """The :class:`Progress` of every queued run under ``runs``."""
     rows = []
     for item in queued:
-        out = Path(runs) / item.run_id
-        epochs = item.config(runs, "dataset").resolved().epochs
-        accuracies = train.metric_column(out, "val_accuracy")
-        clock = _read_json(out / "progress.json")
-        result = _read_json(out / "result.json")
-        if result:
-            state, top1 = "finished", result.get("test_top1")
-        else:
-            state = "failed" if (out / "failed.json").is_file() else "cut off" if accuracies else "waiting"
-            top1 = accuracies[-1] if accuracies else None
+        record = train.RunRecord.read(Path(runs) / item.run_id)
+        top1 = record.result.get("test_top1") if record.result else (record.curve or [None])[-1]
         rows.append(Progress(
-            item, state, len(accuracies), epochs, None if top1 is None else 100 * top1,
-            clock.get("wall_time_s", 0.0) / 3600, clock.get("cpu_time_s", 0.0) / 3600,
+            item, record.state, record.epochs_done, item.config(runs, "dataset").resolved().epochs,
+            None if top1 is None else 100 * top1, record.wall_time_s / 3600, record.cpu_time_s / 3600,
         ))  # fmt: skip
     return rows
 
@@ -201,13 +193,6 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
         f"`python -m relu_ratio.queue status {queue_path} --runs {runs} --write ...` on {train.device()}.",
     ]
     return "\n".join(lines) + "\n"
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def parser() -> argparse.ArgumentParser:

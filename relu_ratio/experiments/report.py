@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import math
 import os
 import statistics
@@ -61,25 +60,20 @@ def collect(out: str | os.PathLike, figure: bool = True) -> Report:
     return Report(rows, markdown, root / "results.csv", root / "results.md", figure_path)
 
 
+STATUS = {"finished": "done", "failed": "failed", "cut off": "partial", "waiting": "pending"}  # by run state
+
+
 def _row(spec: Experiment, item: Run) -> dict:
     out = item.out
-    config = _json(out / "config.json")
-    result = _json(out / "result.json")
-    curve = val_accuracy(out)
-    status = (
-        "done"
-        if result
-        else "failed"
-        if (out / "failed.json").is_file()
-        else "partial"
-        if curve
-        else "pending"
-    )
+    record = train.RunRecord.read(out)
+    config, result = record.config, record.result
+    curve = [100 * value for value in record.curve]
+    status = STATUS[record.state]
     dataset_name = config.get("dataset_info", {}).get("name")
     return {
         "experiment": spec.name, "group": item.variant.group, "variant": item.variant.label,
         "model": item.variant.model, "seed": item.seed, "status": status,
-        "epochs_done": result.get("epochs_completed", len(curve)),
+        "epochs_done": record.epochs_done,
         "epochs": config.get("epochs", item.config.epochs),
         "dataset": DATASET_LABELS.get(dataset_name, dataset_name or item.config.dataset),
         "train_images": config.get("train_images"), "test_images": config.get("test_images"),
@@ -88,11 +82,6 @@ def _row(spec: Experiment, item: Run) -> dict:
         "wall_time_s": result.get("wall_time_s"), "device": result.get("device"), "run_dir": os.fspath(out),
         "curve": curve,  # test accuracy (%) per epoch, for the figure; not a CSV column
     }  # fmt: skip
-
-
-def val_accuracy(run_dir: Path) -> list[float]:
-    """Test accuracy (%) after each epoch, from the run's ``metrics.csv``."""
-    return [100 * value for value in train.metric_column(run_dir, "val_accuracy")]
 
 
 def render_markdown(spec: Experiment, rows: list[dict], budget_text: str) -> str:
@@ -178,7 +167,4 @@ def _csv(rows: list[dict]) -> str:
 def _percent(value) -> float | None:
     return None if value is None or not math.isfinite(value) else round(100 * float(value), 2)
 
-
-def _json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
 

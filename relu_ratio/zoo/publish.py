@@ -14,6 +14,7 @@ import relu_ratio
 from relu_ratio import data as data_lib
 from relu_ratio import files
 from relu_ratio.describe import describe
+from relu_ratio.train.record import RunRecord
 from relu_ratio.zoo.entry import FORMAT_VERSION, METADATA_FILE, WEIGHTS_FILE, ZooEntry, ZooError, split_name
 from relu_ratio.zoo.registry import (
     CIFAR10_JPEG,
@@ -53,8 +54,9 @@ def register(
         overwrite: replace an existing entry of the same name.
     """
     run = Path(run_dir)
-    config = _read_json(run / "config.json", CONFIG_KEYS)
-    result = _read_json(run / "result.json", RESULT_KEYS)
+    record = RunRecord.read(run)
+    config = _required(record.config, run / "config.json", CONFIG_KEYS)
+    result = _required(record.result, run / "result.json", RESULT_KEYS)
     source_weights = run / WEIGHTS_FILE
     if not source_weights.is_file():
         raise ZooError(f"training run {run} has no {WEIGHTS_FILE}.")
@@ -136,12 +138,11 @@ def _measure(name: str, config: dict, result: dict, weights: Path, run: Path, da
     return ZooEntry.from_json(entry.to_json(), where=f"metadata of {name!r}")  # the schema checks it too
 
 
-def _read_json(path: Path, required: tuple[str, ...]) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ZooError(f"cannot read {path}: {error}") from error
-    missing = [key for key in required if not isinstance(value, dict) or key not in value]
+def _required(value: dict, path: Path, keys: tuple[str, ...]) -> dict:
+    """``value`` (a file of the run read by :class:`~relu_ratio.train.RunRecord`) if it holds ``keys``."""
+    if not value:
+        raise ZooError(f"cannot read {path}: missing, unreadable or not a JSON object (run unfinished?).")
+    missing = [key for key in keys if key not in value]
     if missing:
         raise ZooError(f"{path} lacks the keys {missing}.")
     return value
