@@ -103,6 +103,26 @@ class Split:
         return Split(self.images[index], self.labels[index], self.info)
 
 
+SAMPLE_FILE = Path(__file__).parent / "samples" / "cifar10_jpeg_test_sample.npz"
+
+
+def sample() -> Split:
+    """40 labelled CIFAR-10 (JPEG) test images shipped inside the package (the first 4 of each class in the
+    test split's order), for demos and first contact without any download. ``info`` carries the class
+    names and the 40 images' own mean/std.
+
+    Example:
+        >>> split = sample()
+        >>> split.images.shape, split.info.class_names[:2]
+        ((40, 32, 32, 3), ('airplane', 'automobile'))
+    """
+    with np.load(SAMPLE_FILE) as npz:
+        images, labels, names = npz["images"], npz["labels"], tuple(str(n) for n in npz["class_names"])
+    pixels = images.reshape(-1, images.shape[-1]).astype(np.float64)
+    info = DatasetInfo("cifar10_jpeg_sample", names, tuple(pixels.mean(0)), tuple(pixels.std(0)))
+    return Split(images, labels, info)
+
+
 # Reference statistics for the tensorflow-datasets versions (shared REFERENCE.md, fusenet).
 TFDS_STATS = {
     "cifar10": ((125.307, 122.950, 113.865), (62.993, 62.089, 66.705)),

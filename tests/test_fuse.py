@@ -141,6 +141,7 @@ def test_nothing_merges_in_type1_bottleneck():
     assert "stage1_block1_bn1" in report.folded  # the first BN folds into the stem conv
 
 
+@pytest.mark.backend
 def test_layers_it_cannot_fold_are_kept_as_they_are(images):
     inputs = keras.Input((32, 32, 3))
     nested = models.build("resnet8_21", include_top=False)  # a model used as a layer
@@ -216,6 +217,7 @@ def test_saved_model_of_fused_model_serves_the_same_outputs(tmp_path):
     assert np.max(np.abs(np.asarray(served(tf.constant(images))) - expected)) <= TOLERANCE
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("application", ["ResNet50V2", "MobileNetV2"])
 def test_fuse_any_functional_keras_cnn(application):
     """Not only our families: keras.applications nets (random weights) fuse exactly, with fewer layers."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import pytest
 from conftest import SMALL_NAMES
@@ -128,13 +127,3 @@ def test_weights_argument_loads_a_weights_file(tmp_path, images):
     source.save_weights(path)
     loaded = models.build("preact11_32", weights=path)
     np.testing.assert_allclose(loaded(images), source(images), atol=1e-6)
-
-
-def test_demo_prints_both_models(capsys):
-    from relu_ratio import demo
-
-    demo.main(("preact11_11", "preact11_32"))
-    out = capsys.readouterr().out
-    assert "preact11_11: 10 convs (+3 projections) : 10 ReLUs" in out
-    assert "preact11_32: 10 convs (+3 projections) : 7 ReLUs" in out
-    assert keras.backend.backend() in out

@@ -1,0 +1,63 @@
+"""The README's first command: the demo classifies the shipped images with the best zoo model, quietly."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import pytest
+from conftest import start_module
+
+from relu_ratio import data, demo, zoo
+from relu_ratio.startup import quiet_native_stderr
+
+
+def test_demo_classifies_the_shipped_images_with_the_best_entry(capsys):
+    demo.main(("preact11_11", "preact11_32"))
+    out = capsys.readouterr().out
+    best = demo.best_entry()
+    assert best.metrics["top1"] == max(zoo.info(n).metrics["top1"] for n in zoo.list_models())
+    sample = data.sample()
+    predicted = zoo.load(best.name).predict(sample.images, verbose=0).argmax(axis=1)
+    correct = int(np.sum(predicted == sample.labels))
+    assert f"{best.name}: {correct}/40 correct" in out
+    assert len(re.findall(r"image +\d+: ", out)) == 10
+    assert "preact11_11: 10 convs (+3 projections) : 10 ReLUs" in out
+    assert "preact11_32: 10 convs (+3 projections) : 7 ReLUs" in out
+
+
+def test_shipped_sample_is_small_and_labelled():
+    sample = data.sample()
+    assert sample.images.shape == (40, 32, 32, 3) and sample.images.dtype == np.uint8
+    assert np.bincount(sample.labels).tolist() == [4] * 10
+    assert os.path.getsize(data.SAMPLE_FILE) < 200_000
+
+
+@pytest.mark.slow
+def test_shipped_sample_is_the_first_four_test_images_of_each_class(shared_data):
+    test = data.load(shared_data, "test")
+    index = np.concatenate([np.flatnonzero(test.labels == c)[:4] for c in range(10)])
+    sample = data.sample()
+    np.testing.assert_array_equal(sample.images, test.images[index])
+    np.testing.assert_array_equal(sample.labels, test.labels[index])
+    assert sample.info.class_names == test.info.class_names
+
+
+@pytest.mark.slow
+def test_demo_command_prints_no_tensorflow_start_up_lines():
+    process = start_module("relu_ratio.demo", [])
+    out, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, out
+    assert out.startswith("relu_ratio demo (Keras")
+    for noise in ("absl::InitializeLog", "cuInit", "oneDNN custom operations", "cpu_feature_guard"):
+        assert noise not in out
+
+
+def test_quiet_native_stderr_drops_only_the_start_up_lines(capfd):
+    with quiet_native_stderr():
+        os.write(2, b"I0000 port.cc:153] oneDNN custom operations are on.\n")
+        os.write(2, b"E0000 cuda_platform.cc:52] failed call to cuInit: UNKNOWN ERROR (303)\n")
+        os.write(2, b"a real error the user must see\n")
+    err = capfd.readouterr().err
+    assert err == "a real error the user must see\n"
