@@ -11,22 +11,23 @@ from relu_ratio.zoo import registry
 from relu_ratio.zoo.entry import ZooError
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m relu_ratio.zoo", description=__doc__)
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m relu_ratio.zoo", description=__doc__, allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="names of the registered models")
     p.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'preact*'")
-    sub.add_parser("info", help="an entry's metadata as JSON").add_argument("name")
+    name_help = "a zoo entry's name, e.g. resnet8_21 (see `list`)"
+    sub.add_parser("info", help="an entry's metadata as JSON").add_argument("name", help=name_help)
     p = sub.add_parser("evaluate", help=f"re-measure accuracy; fails beyond {registry.TOLERANCE} points")
-    p.add_argument("name")
+    p.add_argument("name", help=name_help)
     p.add_argument(
         "--data", help="dataset source (default: $RELU_RATIO_DATA or ../shared/data for CIFAR-10 JPEG)"
     )
     p = sub.add_parser("export", help="write the TensorFlow SavedModel (signature 'serve', uint8 in)")
-    p.add_argument("name")
-    p.add_argument("dir")
+    p.add_argument("name", help=name_help)
+    p.add_argument("dir", help="where to write it: a new or empty folder")
     p = sub.add_parser("register", help="add a finished training run to the zoo")
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", help="a finished training run's folder (config.json, result.json, weights)")
     p.add_argument("--name", help="zoo name (default: the run's config 'model')")
     p.add_argument("--data", help="dataset source for the test split (default: the run's config 'dataset')")
     p.add_argument("--store", help="registry directory (default: $RELU_RATIO_ZOO or the repository's zoo/)")
@@ -37,7 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--update", metavar="FILE", help=f"rewrite it between {registry.TABLE_START} and {registry.TABLE_END}"
     )
     group.add_argument("--check", metavar="FILE", help="fail if FILE's table is out of date")
-    args = parser.parse_args(argv)
+    for command in sub.choices.values():
+        command.allow_abbrev = False  # `--forc` must not silently mean --force
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         return _run(args)
     except (ZooError, OSError) as error:  # OSError: a full or unwritable cache or export folder

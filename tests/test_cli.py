@@ -1,0 +1,42 @@
+"""Every command-line flag of every CLI says what it does (a help line), and abbreviations are refused."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from relu_ratio import queue, train, tune
+from relu_ratio.experiments import __main__ as experiments_cli
+from relu_ratio.zoo import __main__ as zoo_cli
+
+PARSERS = {
+    "train": train.parser, "tune": tune.parser, "queue": queue.parser, "zoo": zoo_cli.parser,
+    "experiments": experiments_cli.parser,
+}  # fmt: skip
+
+
+def _actions(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from ((f"{name} {flag}", a) for flag, a in _actions(sub))
+        elif not isinstance(action, argparse._HelpAction):
+            yield (action.option_strings or [action.dest])[0], action
+
+
+@pytest.mark.parametrize("cli", sorted(PARSERS))
+def test_every_flag_has_a_help_line(cli):
+    missing = [flag for flag, action in _actions(PARSERS[cli]()) if not (action.help or "").strip()]
+    assert not missing, f"{cli}: no help for {missing}"
+
+
+@pytest.mark.parametrize(
+    ("cli", "argv"),
+    [("train", ["--epoch", "3"]), ("tune", ["--epoch", "3"]),
+     ("queue", ["status", "q.json", "--runs", "r", "--wri", "x"]), ("zoo", ["register", "run", "--forc"])],
+)  # fmt: skip
+def test_abbreviated_flags_are_refused(cli, argv, capsys):
+    with pytest.raises(SystemExit):
+        PARSERS[cli]().parse_args(argv)
+    assert "unrecognized arguments" in capsys.readouterr().err
