@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -43,6 +44,11 @@ from relu_ratio.patterns import BlockKind, PatternSpec, ReLUPattern
 
 WIDTHS = (16, 32, 64)
 DEFAULT_INPUT_SHAPE = (32, 32, 3)
+# Sizes beyond these cannot be meant (ResNet-1202 is the deepest CIFAR network published) and would fill the
+# memory before failing; someone who truly means one raises the limit: relu_ratio.models.MAX_DEPTH = 5000.
+MAX_DEPTH = 2000
+MAX_CLASSES = 100_000
+MAX_WIDTH_MULTIPLIER = 64.0
 
 
 def fusenet_split(depth: int, block_depth: int) -> list[int]:
@@ -88,10 +94,17 @@ class Family:
     def blocks_per_stage(self, depth: int) -> list[int]:
         if isinstance(depth, bool) or not isinstance(depth, int):
             raise ValueError(f"depth must be an integer; received {depth!r}.")
+        if depth > MAX_DEPTH:
+            raise ValueError(
+                f"depth {depth} is beyond relu_ratio.models.MAX_DEPTH = {MAX_DEPTH} (ResNet-1202 is the "
+                "deepest CIFAR network published; larger ones fill the memory before they fail). If you mean "
+                f"it, raise the limit first: relu_ratio.models.MAX_DEPTH = {depth}."
+            )
         blocks = self.split(depth) if depth >= 1 else None
         if blocks is None:
-            below = next((d for d in range(depth - 1, 0, -1) if self.split(d)), None)
-            above = next(d for d in range(max(depth + 1, 1), depth + 1000) if self.split(d))
+            below = next((d for d in range(min(depth - 1, MAX_DEPTH), 0, -1) if self.split(d)), None)
+            start = max(depth + 1, 1)
+            above = next((d for d in range(start, start + 1000) if self.split(d)), None)
             nearest = ", ".join(str(d) for d in (below, above) if d is not None)
             raise ValueError(
                 f"depth {depth} is not valid for {self.title}. Nearest valid depths: {nearest}."
@@ -252,10 +265,13 @@ def build_family(
     input_shape = check_input_shape(input_shape)
     _check_head(include_top, pooling, classes, classifier_activation)
     classes = 10 if classes is None else classes
-    if not isinstance(width_multiplier, (int, float)) or width_multiplier <= 0:
-        raise ValueError(f"width_multiplier must be a positive number; received {width_multiplier!r}.")
-    if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0; received {weight_decay!r}.")
+    if not _number(width_multiplier) or not 0 < width_multiplier <= MAX_WIDTH_MULTIPLIER:
+        raise ValueError(
+            f"width_multiplier must be a finite number in (0, {MAX_WIDTH_MULTIPLIER:g}] (relu_ratio.models."
+            f"MAX_WIDTH_MULTIPLIER); received {width_multiplier!r}."
+        )
+    if not _number(weight_decay) or weight_decay < 0:
+        raise ValueError(f"weight_decay must be a finite number >= 0; received {weight_decay!r}.")
     widths = [max(1, round(w * width_multiplier)) for w in WIDTHS]
 
     inputs = keras.Input(input_shape, name="images")
@@ -359,6 +375,11 @@ def check_input_shape(input_shape) -> tuple[int, int, int]:
     return shape
 
 
+def _number(value) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _check_head(include_top, pooling, classes, classifier_activation) -> None:
     if not isinstance(include_top, bool):
         raise ValueError(f"include_top must be True or False; received {include_top!r}.")
@@ -368,8 +389,17 @@ def _check_head(include_top, pooling, classes, classifier_activation) -> None:
                 f"pooling={pooling!r} only applies with include_top=False (the top already "
                 "average-pools). Pass pooling=None, or include_top=False."
             )
-        if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 1):
-            raise ValueError(f"classes must be a positive integer; received {classes!r}.")
+        if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 2):
+            raise ValueError(
+                f"classes must be an integer >= 2 (a softmax over one class always says 1.0; for one "
+                f"score use classes=2 or include_top=False with your own head); received {classes!r}."
+            )
+        if classes is not None and classes > MAX_CLASSES:
+            raise ValueError(
+                f"classes={classes:,} is beyond relu_ratio.models.MAX_CLASSES = {MAX_CLASSES:,} (its "
+                "classifier would not fit in memory); if you mean it, raise the limit: "
+                f"relu_ratio.models.MAX_CLASSES = {classes}."
+            )
         if classifier_activation is not None and not callable(classifier_activation):
             keras.activations.get(classifier_activation)  # raises on unknown names
     elif pooling not in (None, "avg", "max"):
@@ -436,11 +466,11 @@ def check_name(name: str) -> tuple[str, int, str]:
     return family, depth, pattern
 
 
-def build(name: str, **kwargs) -> keras.Model:
+def build(name: str, /, **kwargs) -> keras.Model:
     """Build a network from its registry-style name, e.g. ``build("preact164_32", classes=100)``.
 
     Keyword arguments are those of :func:`build_family`.
     """
     family, depth, pattern = parse_name(name)
-    kwargs.setdefault("name", name)
+    kwargs.setdefault("name", name)  # the model's name; build("resnet8_21", name="x") renames it
     return build_family(family, depth, pattern, **kwargs)

@@ -11,7 +11,8 @@ Accepted specs:
 * preset names: ``"paired"``, ``"type1"``, ``"type2"``, ``"type3"``, ``"erase_last"``;
 * a list with one spec per stage, e.g. ``["2:1", "paired", "paired"]``, where a stage's spec may
   itself be a list of per-block masks (this is the fully explicit form the zoo stores);
-* a callable ``(stage, block) -> mask``.
+* a callable ``(stage, block) -> mask``;
+* ``None``, which means ``"paired"`` (every slot keeps its ReLU), like the builders' default.
 
 Example:
     >>> from relu_ratio.patterns import ReLUPattern, BOTTLENECK

@@ -133,11 +133,11 @@ def test_evaluate_names_a_dataset_of_the_wrong_image_size(real_zoo, tmp_path):
     [
         ({"include_top": False, "classes": 5}, r"classes=5 only applies with include_top=True"),
         ({"include_top": "no"}, r"include_top must be True or False"),
-        ({"classes": 2.5}, r"classes must be a positive integer"),
+        ({"classes": 2.5}, r"classes must be an integer >= 2"),
         ({"input_shape": (32, 32, 3, 1)}, r"\(height, width, channels\)"),
         ({"normalization": ([1, 2], [1, 1])}, r"normalization must be \(mean, std\) with 3 values"),
         ({"normalization": ([1, 2, 3], [1, 0, 1])}, r"std > 0"),
-        ({"weight_decay": -1}, r"weight_decay must be >= 0"),
+        ({"weight_decay": -1}, r"weight_decay must be a finite number >= 0"),
     ],
 )
 def test_bad_builder_combinations_raise_value_errors(kwargs, message):

@@ -108,10 +108,15 @@ def test_head_options(images):
     [
         ({"pooling": "avg"}, "only applies with include_top=False"),
         ({"include_top": False, "pooling": "mean"}, "'avg' or 'max'"),
-        ({"classes": 0}, "positive integer"),
+        ({"classes": 0}, "integer >= 2"),
+        ({"classes": 1}, r"integer >= 2 \(a softmax over one class always says 1.0"),
+        ({"classes": 10**9}, r"beyond relu_ratio.models.MAX_CLASSES = 100,000.*raise the limit"),
         ({"input_shape": (32, 32)}, "height, width, channels"),
         ({"input_shape": (2, 2, 3)}, "too small"),
-        ({"width_multiplier": 0}, "positive number"),
+        ({"width_multiplier": 0}, r"finite number in \(0, 64\]"),
+        ({"width_multiplier": float("inf")}, r"width_multiplier must be a finite number"),
+        ({"width_multiplier": float("nan")}, r"width_multiplier must be a finite number"),
+        ({"weight_decay": float("nan")}, r"weight_decay must be a finite number >= 0"),
         ({"weights": "model.h5"}, "'.weights.h5'"),
         ({"classifier_activation": "softmx"}, "softmx"),
     ],
@@ -127,3 +132,18 @@ def test_weights_argument_loads_a_weights_file(tmp_path, images):
     source.save_weights(path)
     loaded = models.build("preact11_32", weights=path)
     np.testing.assert_allclose(loaded(images), source(images), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("depth", "message"),
+    [(-1000, r"depth -1000 is not valid .* Nearest valid depths: 8\."),
+     (600002, r"depth 600002 is beyond relu_ratio.models.MAX_DEPTH = 2000.*MAX_DEPTH = 600002")],
+)  # fmt: skip
+def test_depths_that_cannot_be_meant_are_refused_clearly(depth, message):
+    with pytest.raises(ValueError, match=message):
+        models.resnet(depth)
+
+
+def test_build_takes_a_name_for_the_model():
+    assert models.build("resnet8_21", name="mine").name == "mine"
+    assert models.build("resnet8_21").name == "resnet8_21"
