@@ -30,6 +30,7 @@ import os
 import tarfile
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,6 +138,8 @@ def load(
     cache_dir: str | os.PathLike | None = None,
 ) -> Split:
     """Load ``split`` of a tfds dataset name (``"cifar10"``, ``"cifar100"``) or a local folder/archive."""
+    if not isinstance(split, str) or not split.strip() or "/" in split or split in (".", ".."):
+        raise ValueError(f"unknown split {split!r}: give a split name such as 'train' or 'test'.")
     if str(source) in TFDS_STATS:
         return _load_tfds(str(source), split, data_dir)
     path = Path(source)
@@ -190,9 +193,22 @@ def cache_root(cache_dir=None) -> Path:
     return Path(cache_dir) if cache_dir is not None else paths.home() / "data"
 
 
+def _fingerprint(path: Path, split: str) -> str:
+    """What the cache key depends on: the archive's size and time, or every file under a folder's
+    ``split/`` (path, size, modification time), so that replacing, adding or removing any image (or a
+    class folder) makes a new key instead of returning a stale cache."""
+    if path.is_file():
+        stat = path.stat()
+        return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{split}"
+    digest = hashlib.sha256(f"{path.resolve()}|{split}".encode())
+    for entry in sorted((path / split).rglob("*")):
+        stat = entry.stat()
+        digest.update(f"|{entry.relative_to(path).as_posix()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
 def _load_local(path: Path, split: str, cache_dir) -> Split:
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{split}".encode()).hexdigest()
+    key = hashlib.sha256(_fingerprint(path, split).encode()).hexdigest()
     cache = cache_root(cache_dir) / f"{_strip_archive_suffix(path.name)}-{split}-{key[:16]}.npz"
     if cache.exists():
         try:
@@ -285,9 +301,17 @@ def _walk(path: Path, split: str) -> Iterator[tuple[str, str, object]]:
                 if info.isdir() and len(parts) == 2:
                     yield info.name, parts[1], None
                 elif info.isfile():
-                    yield from _entry(info.name, split, lambda info=info: archive.extractfile(info).read())
-        except (tarfile.TarError, EOFError, OSError) as error:
+                    yield from _entry(info.name, split, lambda info=info: _read_member(archive, info, path))
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
             raise ValueError(f"archive {path} is truncated or corrupt: {error}") from error
+
+
+def _read_member(archive: tarfile.TarFile, info: tarfile.TarInfo, path: Path) -> bytes:
+    """The bytes of one archive member; a truncated or corrupt archive raises a ``ValueError`` naming it."""
+    try:
+        return archive.extractfile(info).read()
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
+        raise ValueError(f"archive {path} is truncated or corrupt (at {info.name}): {error}") from error
 
 
 def _entry(member: str, split: str, read) -> Iterator[tuple[str, str, object]]:

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import h5py
@@ -16,6 +17,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import logged_epochs, write_image_folder
+from PIL import Image
 
 from relu_ratio import data, files, models, train, zoo
 from relu_ratio.inputs import CheckedModel, ImageInputError, check_images
@@ -521,6 +523,7 @@ def test_two_processes_export_the_same_zoo_entry_into_one_cache(tmp_path):
 
 OTHER_BACKEND = """
 import sys
+import tarfile
 import numpy as np
 from relu_ratio import zoo
 images = np.load(sys.argv[1])
@@ -566,3 +569,68 @@ def test_half_precision_inference_stays_within_the_stated_drop(real_zoo, shared_
             assert rows[policy]["drop"] <= bound, (name, rows)
             assert rows[policy]["agreement"] >= 100 - 2 * bound, (name, rows)
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+# --- round two (what an adversarial new user still broke) ------------------------------------------------
+
+
+def test_divergence_in_the_first_steps_does_not_claim_files_that_do_not_exist(image_folder, tmp_path, capsys):
+    write_image_folder(image_folder, split="train", per_class=8)
+    out = tmp_path / "run"
+    code = train.main(["--model", "resnet8_11", "--dataset", str(image_folder), "--out", str(out),
+                       "--recipe", "fast", "--epochs", "2", "--batch-size", "4", "--lr", "1e30",
+                       "--momentum", "0.99", "--verbose", "0"])  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "training diverged in epoch 1" in err
+    assert "no backup or checkpoint had been written yet" in err and "keeps" not in err
+    assert "--momentum, now 0.99" in err and "--lr, now 1e+30" in err
+
+
+def test_the_same_command_on_a_finished_run_leaves_it_untouched(image_folder, tmp_path):
+    write_image_folder(image_folder, split="train", per_class=4)
+    argv = ["--model", "resnet8_11", "--dataset", str(image_folder), "--out", str(tmp_path / "run"),
+            "--recipe", "fast", "--epochs", "1", "--batch-size", "4", "--verbose", "0"]  # fmt: skip
+    assert train.main(argv) == 0
+    result = tmp_path / "run" / "result.json"
+    before, mtime = result.read_bytes(), result.stat().st_mtime_ns
+    assert train.main(argv) == 0
+    assert result.read_bytes() == before and result.stat().st_mtime_ns == mtime
+    assert json.loads(before)["last_epoch_metrics"]
+
+
+def test_a_run_that_fails_before_writing_leaves_no_empty_folder(tmp_path, capsys):
+    out = tmp_path / "never"
+    argv = ["--model", "resnet8_11", "--dataset", str(tmp_path / "no-such-data"), "--out", str(out)]
+    assert train.main(argv) == 2
+    assert "no-such-data" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_truncated_archive_is_named_not_a_raw_eof_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path / "home"))
+    root = write_image_folder(tmp_path / "ds", split="test", per_class=30)
+    archive = tmp_path / "mini-test.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(root / "test", arcname="test")
+    blob = archive.read_bytes()
+    archive.write_bytes(blob[: len(blob) * 2 // 3])
+    with pytest.raises(ValueError, match=r"mini-test.tar.gz is truncated or corrupt"):
+        data.load(archive, "test")
+
+
+def test_an_empty_split_name_is_an_unknown_split(image_folder):
+    with pytest.raises(ValueError, match=r"unknown split ''"):
+        data.load(image_folder, "")
+
+
+def test_a_folder_dataset_changed_after_its_first_load_is_decoded_again(image_folder):
+    first = data.load(image_folder, "test")
+    image = next((image_folder / "test" / "cat").iterdir())
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)  # replaced: same name, new pixels
+    os.utime(image, ns=(1, 1))  # even with an old modification time
+    replaced = data.load(image_folder, "test")
+    assert not np.array_equal(first.images, replaced.images)
+    write_image_folder(image_folder, split="test", classes=("emu",), per_class=2)  # a class added
+    added = data.load(image_folder, "test")
+    assert added.info.class_names == ("cat", "dog", "emu", "owl") and len(added) == len(first) + 2

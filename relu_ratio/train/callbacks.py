@@ -89,11 +89,18 @@ class DivergenceGuard(keras.callbacks.Callback):
             self.stop("the weights hold NaN or infinite values at the end of the epoch")
 
     def stop(self, what: str):
+        kept = [
+            f"{path} keeps {what_it_holds}"
+            for path, what_it_holds in ((self.out / "backup" / Backup.RECORD, "the last finite backup"),
+                                        (self.out / "best.weights.h5", "the best epoch's weights"))
+            if path.is_file()
+        ]  # fmt: skip
+        saved = "; ".join(kept) if kept else "no backup or checkpoint had been written yet"
         raise TrainingDiverged(
-            f"training diverged in epoch {self.epoch + 1}: {what}. Nothing non-finite was saved: "
-            f"{self.out / 'backup'} keeps the last finite backup and best.weights.h5 the best epoch; "
+            f"training diverged in epoch {self.epoch + 1}: {what}. Nothing non-finite was saved ({saved}); "
             f"model.weights.h5 and result.json were not written. Lower the learning rate (--lr, now "
-            f"{self.config.lr}) or check the data, and start a new run (--out)."
+            f"{self.config.lr}) or the momentum (--momentum, now {self.config.momentum}), or check the data, "
+            "and start a new run (--out)."
         )
 
 

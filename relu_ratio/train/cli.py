@@ -39,6 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:  # bad settings or data; a full or unwritable disk (CacheError too)
         print(f"error: {error}", file=sys.stderr)
         return 2
-    top1 = f"{result['evaluated_on']}_top1"
+    top1 = f"{result.get('evaluated_on', 'test')}_top1"
     print(json.dumps({k: result[k] for k in ("model", "epochs_completed", top1, "wall_time_s")}))
     return 0 if math.isfinite(result[top1]) else 1

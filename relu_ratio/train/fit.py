@@ -24,10 +24,27 @@ from relu_ratio.train.record import metric_column
 
 
 def run(config: TrainConfig) -> dict:
-    """Train (or resume) the run ``config.out``; returns the final result written to ``result.json``."""
+    """Train (or resume) the run ``config.out``; returns the final result written to ``result.json``.
+
+    The identical command on a finished run returns its result and rewrites nothing; a run that fails
+    before writing anything leaves no empty folder behind.
+    """
     config = config.resolved()
     out = Path(config.out)
+    created = not out.exists()
     _prepare_out(out, config)
+    finished = out / "result.json"
+    if finished.is_file():
+        return json.loads(finished.read_text())
+    try:
+        return _train(config, out)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+def _train(config: TrainConfig, out: Path) -> dict:
     keras.utils.set_random_seed(config.seed)
     _set_precision(config.mixed_precision)
 
