@@ -289,3 +289,27 @@ def test_readme_zoo_table_is_generated_from_the_registry(monkeypatch):
     if zoo.registry.TABLE_START not in readme.read_text(encoding="utf-8"):
         pytest.skip("README.md has no zoo table markers yet")
     assert zoo.update_table(readme, check=True), "run: python -m relu_ratio.zoo table --update README.md"
+
+
+def test_the_manifest_in_the_package_code_lists_every_shipped_entry(monkeypatch):
+    monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
+    assert {name: zoo.info(name).sha256 for name in zoo.list()} == zoo.manifest.SHA256
+
+
+def test_a_swapped_weights_file_with_rehashed_metadata_is_refused_in_the_shipped_store(monkeypatch, tmp_path):
+    monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
+    shipped = tmp_path / "shipped"
+    shutil.copytree(zoo.registry.shipped_store(), shipped, ignore=shutil.ignore_patterns("__*"))
+    entry_dir = shipped / NAME
+    source = models.build(NAME, **zoo.info(NAME).architecture["kwargs"])  # other (random) weights
+    source.save_weights(entry_dir / "model.weights.h5")
+    meta = json.loads((entry_dir / "metadata.json").read_text())
+    path = entry_dir / "model.weights.h5"
+    meta.update(sha256=hashlib.sha256(path.read_bytes()).hexdigest(), file_size=path.stat().st_size)
+    (entry_dir / "metadata.json").write_text(json.dumps(meta))
+    monkeypatch.setattr(zoo.registry, "shipped_store", lambda: shipped)
+    with pytest.raises(zoo.IntegrityError, match=r"not the one this package ships for 'resnet8_21'"):
+        zoo.load(NAME)
+    monkeypatch.setenv("RELU_RATIO_ZOO", str(shipped))  # the same files as a store of your own: allowed
+    monkeypatch.setattr(zoo.registry, "shipped_store", lambda: tmp_path / "elsewhere")
+    zoo.load(NAME)

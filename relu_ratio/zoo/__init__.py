@@ -19,6 +19,7 @@ Example:
     >>> probabilities = model.predict(uint8_images)               # doctest: +SKIP
 """
 
+from relu_ratio.zoo import manifest, registry
 from relu_ratio.zoo.entry import (
     IntegrityError,
     MetadataError,
@@ -53,8 +54,10 @@ __all__ = [
     "list_models",
     "load",
     "load_saved_model",
+    "manifest",
     "markdown_table",
     "register",
+    "registry",
     "store_dir",
     "update_table",
 ]

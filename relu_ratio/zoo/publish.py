@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -15,12 +16,14 @@ from relu_ratio import data as data_lib
 from relu_ratio import files
 from relu_ratio.describe import describe
 from relu_ratio.train.record import RunRecord
+from relu_ratio.zoo import manifest
 from relu_ratio.zoo.entry import FORMAT_VERSION, METADATA_FILE, WEIGHTS_FILE, ZooEntry, ZooError, split_name
 from relu_ratio.zoo.registry import (
     CIFAR10_JPEG,
     accuracy,
     build_with_weights,
     explicit_pattern,
+    shipped_store,
     store_dir,
 )
 
@@ -89,7 +92,19 @@ def register(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if store.resolve() == shipped_store().resolve():
+        write_manifest({**manifest.SHA256, name: entry.sha256})
     return entry
+
+
+def write_manifest(shas: dict[str, str]) -> None:
+    """Rewrite :mod:`relu_ratio.zoo.manifest` with ``shas`` (name -> sha256), sorted, and reload it."""
+    path = Path(manifest.__file__)
+    text = path.read_text()
+    head = text[: text.index("SHA256 = {")]
+    body = "".join(f'    "{name}": "{sha}",\n' for name, sha in sorted(shas.items()))
+    files.write_atomic(path, f"{head}SHA256 = {{\n{body}}}\n")
+    importlib.reload(manifest)
 
 
 def _measure(name: str, config: dict, result: dict, weights: Path, run: Path, data) -> ZooEntry:

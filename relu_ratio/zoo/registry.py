@@ -18,6 +18,7 @@ from relu_ratio import files, models
 from relu_ratio.describe import describe
 from relu_ratio.inputs import CheckedModel, ImageInputError
 from relu_ratio.patterns import ReLUPattern
+from relu_ratio.zoo import manifest
 from relu_ratio.zoo.entry import (
     METADATA_FILE,
     IntegrityError,
@@ -34,11 +35,14 @@ TOLERANCE = 0.3  # accuracy points: `evaluate` fails beyond this difference
 
 
 def store_dir() -> Path:
-    """The registry directory: ``$RELU_RATIO_ZOO``, else the installed ``relu_ratio.zoo_store``, else
-    the repository's ``zoo/`` (editable installs and checkouts)."""
+    """The registry directory: ``$RELU_RATIO_ZOO``, else the shipped store (:func:`shipped_store`)."""
     override = os.environ.get("RELU_RATIO_ZOO")
-    if override:
-        return Path(override).expanduser()
+    return Path(override).expanduser() if override else shipped_store()
+
+
+def shipped_store() -> Path:
+    """The store the package ships: the installed ``relu_ratio.zoo_store``, else the repository's ``zoo/``
+    (editable installs and checkouts). Its weights are also checked against :mod:`relu_ratio.zoo.manifest`."""
     try:
         store = Path(str(importlib.resources.files(STORE_PACKAGE)))
         if store.is_dir():
@@ -95,6 +99,13 @@ def verified_weights(entry: ZooEntry) -> Path:
         raise IntegrityError(
             f"weights file {path} does not match its registered hash (tampered or corrupt): "
             f"expected sha256 {entry.sha256}, actual {actual}."
+        )
+    if store_dir().resolve() == shipped_store().resolve() and manifest.SHA256.get(entry.name) != actual:
+        raise IntegrityError(
+            f"weights file {path} (sha256 {actual}) is not the one this package ships for {entry.name!r} "
+            f"(relu_ratio/zoo/manifest.py: {manifest.SHA256.get(entry.name, 'no such entry')}): the file and "
+            "its metadata were replaced together. Reinstall the package, or register models in your own "
+            "store ($RELU_RATIO_ZOO)."
         )
     return path
 
