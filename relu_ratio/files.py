@@ -51,6 +51,12 @@ def sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def folder_digest(folder: str | os.PathLike) -> dict[str, str]:
+    """``{relative path: sha256}`` of every file under ``folder``, to verify a cached folder before reuse."""
+    root = Path(folder)
+    return {p.relative_to(root).as_posix(): sha256(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
 def sync(path: str | os.PathLike) -> None:
     """Flush the file at ``path`` to the disk (``fsync``), so that it survives a power cut or a kill."""
     with open(path, "rb+") as file:

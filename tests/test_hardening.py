@@ -272,7 +272,7 @@ def test_a_full_export_target_is_named_and_leaves_nothing(real_zoo, tmp_path, mo
     monkeypatch.setattr(saved_model, "_write_saved_model", fake_export)
     saved_model.saved_model_dir(REAL)
 
-    def full_copy(source, target):
+    def full_copy(source, target, **kwargs):
         Path(target).mkdir()
         (Path(target) / "saved_model.pb").write_bytes(b"p")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -634,3 +634,18 @@ def test_a_folder_dataset_changed_after_its_first_load_is_decoded_again(image_fo
     write_image_folder(image_folder, split="test", classes=("emu",), per_class=2)  # a class added
     added = data.load(image_folder, "test")
     assert added.info.class_names == ("cat", "dog", "emu", "owl") and len(added) == len(first) + 2
+
+
+@pytest.mark.tensorflow
+def test_a_damaged_saved_model_cache_is_exported_again_not_copied(real_zoo, tmp_path):
+    import tensorflow as tf
+
+    cached = saved_model.saved_model_dir(REAL)
+    variables = next((cached / "variables").glob("*.data-*"))
+    variables.write_bytes(variables.read_bytes()[:100])  # damaged in the cache after it was written
+    with pytest.warns(UserWarning, match="is damaged; exporting it again"):
+        target = zoo.export(REAL, tmp_path / "exported")
+    served = tf.saved_model.load(os.fspath(target))
+    expected = zoo.load(REAL).predict(RAW, verbose=0)
+    np.testing.assert_allclose(served.serve(RAW.astype("float32")).numpy(), expected, atol=1e-5)
+    assert not (target / saved_model.DIGEST).exists()

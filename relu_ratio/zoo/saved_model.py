@@ -8,8 +8,10 @@ probabilities out. It is built from the verified stored weights and cached, per 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import keras
@@ -18,6 +20,7 @@ from relu_ratio import files, paths
 from relu_ratio.zoo import registry
 
 SIGNATURE = "serve"
+DIGEST = "relu_ratio-sha256.json"  # beside a cached SavedModel: the sha256 of each of its files
 
 
 def cache_dir() -> Path:
@@ -29,20 +32,34 @@ def saved_model_dir(name: str) -> Path:
 
     Writes are atomic (:func:`relu_ratio.files.atomic_folder`): if another process got there first, its
     copy is kept. A write that fails (disk full, no permission) leaves no temporary folder and raises
-    :class:`relu_ratio.files.CacheError` naming the cache directory.
+    :class:`relu_ratio.files.CacheError` naming the cache directory. A cached copy is reused only if every
+    file still has the sha256 recorded when it was written; a damaged one is exported again, with a warning.
     """
     entry = registry.info(name)
     final = cache_dir() / f"{name}-{entry.sha256[:12]}"
     if (final / "saved_model.pb").is_file():
         registry.verified_weights(entry)
-        return final
+        if _intact(final):
+            return final
+        warnings.warn(f"the cached SavedModel {final} is damaged; exporting it again.", stacklevel=2)
+        shutil.rmtree(final, ignore_errors=True)
     model = registry.load(name)
     try:
         with files.atomic_folder(final) as staging:
             _write_saved_model(model, staging)
+            files.write_json(staging / DIGEST, files.folder_digest(staging))
     except OSError as error:
         raise files.cache_write_error(final.parent, error) from error
     return final
+
+
+def _intact(folder: Path) -> bool:
+    """Whether every file of the cached SavedModel ``folder`` matches the digest written with it."""
+    try:
+        recorded = json.loads((folder / DIGEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return {**files.folder_digest(folder), DIGEST: None} == {**recorded, DIGEST: None}
 
 
 def _write_saved_model(model: keras.Model, path: Path) -> None:
@@ -72,7 +89,7 @@ def export(name: str, path: str | os.PathLike) -> Path:
         if target.exists():
             target.rmdir()
         with files.atomic_folder(target) as staging:
-            shutil.copytree(source, staging)
+            shutil.copytree(source, staging, ignore=shutil.ignore_patterns(DIGEST))
     except OSError as error:
         reason = os.strerror(error.errno) if error.errno else str(error)
         raise OSError(error.errno, f"cannot export {name!r} to {target}: {reason} ({error}).") from error
