@@ -37,6 +37,7 @@ import numpy as np
 from keras import layers
 
 from relu_ratio.describe import describe
+from relu_ratio.inputs import CheckedModel
 
 DTYPE = "float32"  # fused models compute in float32, also when the original was mixed precision
 
@@ -173,6 +174,8 @@ def fuse(model: keras.Model, return_report: bool = False) -> keras.Model | tuple
         outputs[0] if len(outputs) == 1 else outputs,
         name=f"{model.name}_fused",
     )
+    if isinstance(model, CheckedModel):  # a zoo model's fused form refuses bad images too
+        fused = CheckedModel.from_model(fused)
     if not return_report:
         return fused
     before, after = describe(model), describe(fused)

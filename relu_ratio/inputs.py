@@ -87,6 +87,16 @@ def _fits(shape: Sequence[int], expected: Sequence[int | None]) -> bool:
     return len(shape) == len(expected) and all(e is None or s == e for s, e in zip(shape, expected))
 
 
+def _concrete(x) -> np.ndarray | None:
+    """``x`` as numpy if it is a concrete (eager) tensor, ``None`` for symbolic tensors and anything else."""
+    if isinstance(x, keras.KerasTensor) or not hasattr(x, "__array__") or not hasattr(x, "shape"):
+        return None
+    try:
+        return np.asarray(x)
+    except Exception:  # a symbolic TensorFlow tensor or a JAX tracer inside a traced step
+        return None
+
+
 def _plain_numbers(x) -> bool:
     """A (nested) list of numbers or numpy arrays, as opposed to a list of (symbolic) tensors."""
     if isinstance(x, list):
@@ -110,23 +120,34 @@ class CheckedModel(keras.Model):
         return cls(model.input, model.output, name=name or model.name)
 
     def _check(self, x):
-        """Concrete arrays (numpy, lists, relu_ratio ``Batches``) are checked; tensors, datasets and
-        generators go through unchanged, so traced training and serving steps are untouched."""
+        """Concrete images are checked: numpy arrays, lists, eager TensorFlow/JAX tensors, relu_ratio
+        ``Batches``, and the images inside a tuple ``(x,)``/``(x, y)`` or a one-key dict. Symbolic tensors
+        (a traced training or serving step), datasets and generators go through unchanged."""
         from relu_ratio.data import Batches
 
         if not self.check_inputs or len(self.inputs) != 1:
             return x
         if isinstance(x, Batches):
             check_images(x.split.images, self.input_shape[1:])
+        elif isinstance(x, tuple) and x:
+            return (self._check(x[0]), *x[1:])
+        elif isinstance(x, dict) and len(x) == 1:
+            ((key, value),) = x.items()
+            return {key: self._check(value)}
         elif isinstance(x, np.ndarray) or (isinstance(x, list) and _plain_numbers(x)):
             return check_images(x, self.input_shape[1:])
+        elif (array := _concrete(x)) is not None:
+            return check_images(array, self.input_shape[1:])
         return x
 
     def __call__(self, inputs, *args, **kwargs):
         return super().__call__(self._check(inputs), *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        return super().predict(self._check(x), *args, **kwargs)
+        x = self._check(x)
+        if isinstance(x, np.ndarray) and len(x) == 0:  # Keras itself fails on an empty batch
+            return np.zeros((0, *self.output_shape[1:]), dtype=np.float32)
+        return super().predict(x, *args, **kwargs)
 
     def predict_on_batch(self, x):
         return super().predict_on_batch(self._check(x))

@@ -649,3 +649,34 @@ def test_a_damaged_saved_model_cache_is_exported_again_not_copied(real_zoo, tmp_
     expected = zoo.load(REAL).predict(RAW, verbose=0)
     np.testing.assert_allclose(served.serve(RAW.astype("float32")).numpy(), expected, atol=1e-5)
     assert not (target / saved_model.DIGEST).exists()
+
+
+@pytest.mark.backend
+def test_bad_images_are_refused_in_every_form_a_zoo_model_is_given_them(real_zoo):
+    model = zoo.load(REAL)
+    scaled = RAW.astype("float32") / 255.0
+    for form in (keras.ops.convert_to_tensor(scaled), (scaled,), (scaled, np.arange(4)), {"images": scaled}):
+        with pytest.raises(ImageInputError, match=r"scaled to \[0, 1\]"):
+            model.predict(form, verbose=0)
+    nan = np.full((2, 32, 32, 3), np.nan, np.float32)
+    with pytest.raises(ImageInputError, match="NaN"):
+        model(keras.ops.convert_to_tensor(nan))
+    np.testing.assert_allclose(
+        model.predict((RAW,), verbose=0), model.predict(RAW, verbose=0), atol=1e-6
+    )  # good images in a tuple still work
+
+
+@pytest.mark.backend
+def test_the_fused_form_of_a_zoo_model_keeps_the_image_check(real_zoo):
+    from relu_ratio.fuse import fuse
+
+    model = zoo.load(REAL)
+    fused = fuse(model)
+    with pytest.raises(ImageInputError, match=r"scaled to \[0, 1\]"):
+        fused.predict(RAW / 255.0, verbose=0)
+    np.testing.assert_allclose(fused.predict(RAW, verbose=0), model.predict(RAW, verbose=0), atol=1e-4)
+
+
+def test_an_empty_batch_gives_an_empty_result(real_zoo):
+    out = zoo.load(REAL).predict(np.zeros((0, 32, 32, 3), np.uint8), verbose=0)
+    assert out.shape == (0, 10)
