@@ -33,7 +33,7 @@ def test_fast_schedule_warms_up_then_decays():
     schedule = train.learning_rate(config, steps_per_epoch=10)
     assert float(schedule(0)) < float(schedule(10)) == pytest.approx(0.1)
     assert float(schedule(39)) < 0.01
-    assert config.label_smoothing == 0.1
+    assert (config.label_smoothing, config.weight_decay) == (0.0, 5e-4)
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ Recipes (:data:`RECIPES`, :mod:`relu_ratio.train.recipes`):
 
 * ``paper`` (default; fusenet's ``train_model.py``, which the paper follows): SGD, Nesterov momentum 0.9,
   lr 0.1, weight decay 1e-4, batch 64, 400 epochs, lr x0.1 at 1/2, 3/4 and 7/8 of training.
-* ``fast`` (a few-minute GPU budget): same optimizer, batch 128, one warm-up epoch into a cosine decay,
-  label smoothing 0.1. Epochs are yours to set.
+* ``fast`` (what the zoo is trained with on the CPU): same optimizer, batch 128, weight decay 5e-4, one
+  warm-up epoch into a cosine decay to zero, no label smoothing. Epochs are yours to set.
 
 From Python::
 
