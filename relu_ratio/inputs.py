@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import keras
@@ -87,6 +88,41 @@ def _fits(shape: Sequence[int], expected: Sequence[int | None]) -> bool:
     return len(shape) == len(expected) and all(e is None or s == e for s, e in zip(shape, expected))
 
 
+def _is_tf_dataset(x) -> bool:
+    return type(x).__module__.startswith("tensorflow") and hasattr(x, "element_spec") and hasattr(x, "map")
+
+
+def _checked_dataset(dataset, input_shape: tuple):
+    """``dataset`` with :func:`check_images` run on the images of every batch as it streams (elements
+    ``images`` or ``(images, labels[, weights])``; dict elements go through unchanged)."""
+    import tensorflow as tf
+
+    def check(images):
+        return check_images(images, input_shape)
+
+    def checked(images, *rest):
+        if isinstance(images, dict):
+            return (images, *rest) if rest else images
+        out = tf.ensure_shape(tf.numpy_function(check, [images], images.dtype, stateful=False), images.shape)
+        return (out, *rest) if rest else out
+
+    return dataset.map(checked)
+
+
+@contextlib.contextmanager
+def _dataset_errors():
+    """An :class:`ImageInputError` raised inside a ``tf.data`` pipeline reaches Keras as a TensorFlow error;
+    give it back its own type and message."""
+    try:
+        yield
+    except Exception as error:
+        text = str(error)
+        if isinstance(error, ImageInputError) or "ImageInputError: " not in text:
+            raise
+        message = text.split("ImageInputError: ", 1)[1].splitlines()[0]
+        raise ImageInputError(f"a batch of the dataset was refused: {message}") from None
+
+
 def _concrete(x) -> np.ndarray | None:
     """``x`` as numpy if it is a concrete (eager) tensor, ``None`` for symbolic tensors and anything else."""
     if isinstance(x, keras.KerasTensor) or not hasattr(x, "__array__") or not hasattr(x, "shape"):
@@ -121,12 +157,15 @@ class CheckedModel(keras.Model):
 
     def _check(self, x):
         """Concrete images are checked: numpy arrays, lists, eager TensorFlow/JAX tensors, relu_ratio
-        ``Batches``, and the images inside a tuple ``(x,)``/``(x, y)`` or a one-key dict. Symbolic tensors
-        (a traced training or serving step), datasets and generators go through unchanged."""
+        ``Batches``, and the images inside a tuple ``(x,)``/``(x, y)`` or a one-key dict; a ``tf.data``
+        dataset is checked batch by batch as it streams. Symbolic tensors (a traced training or serving
+        step) and Python generators go through unchanged."""
         from relu_ratio.data import Batches
 
         if not self.check_inputs or len(self.inputs) != 1:
             return x
+        if _is_tf_dataset(x):
+            return _checked_dataset(x, tuple(self.input_shape[1:]))
         if isinstance(x, Batches):
             check_images(x.split.images, self.input_shape[1:])
         elif isinstance(x, tuple) and x:
@@ -147,16 +186,21 @@ class CheckedModel(keras.Model):
         x = self._check(x)
         if isinstance(x, np.ndarray) and len(x) == 0:  # Keras itself fails on an empty batch
             return np.zeros((0, *self.output_shape[1:]), dtype=np.float32)
-        return super().predict(x, *args, **kwargs)
+        with _dataset_errors():
+            return super().predict(x, *args, **kwargs)
 
     def predict_on_batch(self, x):
         return super().predict_on_batch(self._check(x))
 
     def evaluate(self, x=None, *args, **kwargs):
-        return super().evaluate(self._check(x), *args, **kwargs)
+        x = self._check(x)
+        with _dataset_errors():
+            return super().evaluate(x, *args, **kwargs)
 
     def fit(self, x=None, *args, **kwargs):
-        return super().fit(self._check(x), *args, **kwargs)
+        x = self._check(x)
+        with _dataset_errors():
+            return super().fit(x, *args, **kwargs)
 
     def save(self, filepath, *args, **kwargs):
         """Save as a plain functional ``keras.Model`` (layers, weights, compile state and optimizer), so the

@@ -680,3 +680,20 @@ def test_the_fused_form_of_a_zoo_model_keeps_the_image_check(real_zoo):
 def test_an_empty_batch_gives_an_empty_result(real_zoo):
     out = zoo.load(REAL).predict(np.zeros((0, 32, 32, 3), np.uint8), verbose=0)
     assert out.shape == (0, 10)
+
+
+@pytest.mark.tensorflow
+def test_a_tf_data_pipeline_is_checked_batch_by_batch_as_it_streams(real_zoo):
+    import tensorflow as tf
+
+    model = zoo.load(REAL)
+    raw = RAW.astype("float32")
+    good = tf.data.Dataset.from_tensor_slices(raw).batch(2)
+    np.testing.assert_allclose(model.predict(good, verbose=0), model.predict(raw, verbose=0), atol=1e-6)
+    late = np.concatenate([raw[:2], raw[2:] / 255.0])  # only the second batch is bad
+    with pytest.raises(ImageInputError, match=r"a batch of the dataset was refused: images look scaled"):
+        model.predict(tf.data.Dataset.from_tensor_slices(late).batch(2), verbose=0)
+    model.compile(loss="sparse_categorical_crossentropy")
+    labelled = tf.data.Dataset.from_tensor_slices((late, np.arange(4))).batch(2)
+    with pytest.raises(ImageInputError, match="a batch of the dataset was refused"):
+        model.evaluate(labelled, verbose=0)

@@ -20,7 +20,7 @@ HOLDOUT_SEED = 0  # --holdout takes the same training images out for every run a
 RECIPES: dict[str, dict] = {
     "paper": {"epochs": 400, "batch_size": 64, "lr": 0.1, "weight_decay": 1e-4, "label_smoothing": 0.0,
               "schedule": "step", "warmup_epochs": 0.0},
-    # fast: chosen on 10-epoch resnet20_21 proxies scored on 5,000 held-out training images (training/README.md)
+    # fast: chosen on 10-epoch resnet20_21 proxies scored on 5,000 held-out training images (see training/)
     "fast": {"epochs": 30, "batch_size": 128, "lr": 0.1, "weight_decay": 5e-4, "label_smoothing": 0.0,
              "schedule": "cosine", "warmup_epochs": 1.0},
 }  # fmt: skip
