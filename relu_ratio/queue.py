@@ -133,7 +133,7 @@ class Progress:
     """Where one queued run stands, read from its folder."""
 
     run: QueuedRun
-    state: str  # "finished", "cut off", "failed" or "waiting"
+    state: str  # "finished", "partial" (running or cut off), "failed" or "waiting"
     epochs_done: int
     epochs: int
     top1: float | None  # final test top-1 (finished) or the last epoch's (so far), in %
@@ -166,6 +166,12 @@ def progress(queued: list[QueuedRun], runs: str | os.PathLike) -> list[Progress]
 def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
     """The progress record: one table row per queued run, in queue order, and the totals."""
     lines = [
+        "# Training queue: progress record",
+        "",
+        "Where the zoo's CPU training queue (`training/queue.json`; how it runs and the plan: "
+        "`training/README.md`) stands. State `partial`: epochs done, not finished (running, or cut off and "
+        "resumed by the next `run`).",
+        "",
         "| # | run | state | epochs | test top-1 % | wall h | CPU h | wall h left (est.) | why |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]

@@ -81,7 +81,7 @@ def test_status_of_runs_not_started_or_cut_off(tmp_path):
     (out / "metrics.csv").write_text("epoch,val_accuracy\n0,0.5\n1,0.625\n")
     (out / "progress.json").write_text(json.dumps({"wall_time_s": 720.0, "cpu_time_s": 1400.0}))
     (row,) = queue.progress(queue.load(path), tmp_path / "runs")
-    assert (row.state, row.epochs_done, row.epochs, row.top1) == ("cut off", 2, 10, 62.5)
+    assert (row.state, row.epochs_done, row.epochs, row.top1) == ("partial", 2, 10, 62.5)
     assert row.hours_left == pytest.approx(0.2 / 2 * 8)
     text = queue.markdown([row], "q.json", "runs")
-    assert "| cut off | 2/10 | 62.50 (so far) | 0.20 | 0.39 | 0.8 |" in text
+    assert "| partial | 2/10 | 62.50 (so far) | 0.20 | 0.39 | 0.8 |" in text

@@ -60,7 +60,7 @@ def collect(out: str | os.PathLike, figure: bool = True) -> Report:
     return Report(rows, markdown, root / "results.csv", root / "results.md", figure_path)
 
 
-STATUS = {"finished": "done", "failed": "failed", "cut off": "partial", "waiting": "pending"}  # by run state
+STATUS = {"finished": "done", "failed": "failed", "partial": "partial", "waiting": "pending"}  # by run state
 
 
 def _row(spec: Experiment, item: Run) -> dict:

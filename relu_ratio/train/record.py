@@ -54,12 +54,13 @@ class RunRecord:
 
     @property
     def state(self) -> str:
-        """``"finished"``, ``"failed"``, ``"cut off"`` (epochs logged, not finished) or ``"waiting"``."""
+        """``"finished"``, ``"failed"``, ``"partial"`` (epochs logged, not finished: running or cut off) or
+        ``"waiting"``."""
         if self.result:
             return "finished"
         if self.failure:
             return "failed"
-        return "cut off" if self.curve else "waiting"
+        return "partial" if self.curve else "waiting"
 
     @property
     def epochs_done(self) -> int:
