@@ -73,7 +73,10 @@ def atomic_file(path: str | os.PathLike, durable: bool = False) -> Iterator[Path
         ...     model.save_weights(tmp)
     """
     path = Path(path)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f"-{path.name}")  # unique per call
+    os.close(fd)
+    tmp = Path(name)
+    tmp.chmod(0o644)  # mkstemp's file is private; what we write is readable like any other file
     try:
         yield tmp
         if durable:

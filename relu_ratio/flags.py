@@ -59,7 +59,7 @@ def command(prog: str, config: object, skip: tuple[str, ...] = ()) -> str:
         value = getattr(config, field.name)
         if field.name in skip or value is None:
             continue
-        flag = "--" + field.name.replace("_", "-")
+        flag = field.metadata.get("flag", "--" + field.name.replace("_", "-"))
         if isinstance(value, bool):
             args.append(flag if value else f"--no-{flag[2:]}")
         elif isinstance(value, tuple):

@@ -151,21 +151,24 @@ def fuse(model: keras.Model, return_report: bool = False) -> keras.Model | tuple
     new_inputs = [keras.Input(t.shape[1:], dtype=t.dtype, name=_input_name(t)) for t in model.inputs]
     env = {id(t): _Linear.of(new) for t, new in zip(model.inputs, new_inputs)}
     consumers = _consumer_counts(model)
-    for layer in model.layers:
-        if isinstance(layer, layers.InputLayer):
+    for operation in model.operations:  # layers and keras.ops operations, in graph order
+        if isinstance(operation, layers.InputLayer):
             continue
-        if len(layer._inbound_nodes) != 1:
-            raise ValueError(f"fuse: layer {layer.name!r} is called {len(layer._inbound_nodes)} times; "
-                             "shared layers are not supported.")  # fmt: skip
-        node = layer._inbound_nodes[0]
+        if len(operation._inbound_nodes) != 1:
+            raise ValueError(f"fuse: layer {operation.name!r} is called {len(operation._inbound_nodes)} "
+                             "times; shared layers are not supported.")  # fmt: skip
+        node = operation._inbound_nodes[0]
         for tensor in node.input_tensors:
             if consumers[id(tensor)] > 1:  # several consumers: a pending convolution is emitted once
                 env[id(tensor)] = ctx.shared(env[id(tensor)])
-        inputs = keras.tree.map_structure(lambda t: env[id(t)], _call_inputs(node))
-        lower = _LOWERINGS.get(type(layer))
-        outputs = lower(ctx, layer, inputs) if lower is not None else None
-        if outputs is None:  # nothing to fold: the layer as it is
-            outputs = ctx.copy(layer, inputs)
+        lower = _LOWERINGS.get(type(operation))
+        plain_call = all(value is None for value in node.arguments.kwargs.values())  # no training=... etc.
+        outputs = None
+        if lower is not None and plain_call:
+            inputs = keras.tree.map_structure(lambda t: env[id(t)], _call_inputs(node))
+            outputs = lower(ctx, operation, inputs)
+        if outputs is None:  # nothing to fold: the operation as it is, called as it was
+            outputs = ctx.replay(operation, node, env)
         for tensor, value in zip(node.outputs, keras.tree.flatten(outputs)):
             env[id(tensor)] = value
     outputs = [ctx.emit(env[id(t)]) for t in model.outputs]
@@ -210,8 +213,8 @@ def _call_inputs(node):
 def _consumer_counts(model: keras.Model) -> dict[int, int]:
     """How many layer calls (and model outputs) read each tensor of ``model``'s graph, by ``id``."""
     counts: dict[int, int] = {}
-    for tensor in [t for layer in model.layers if not isinstance(layer, layers.InputLayer)
-                   for t in layer._inbound_nodes[0].input_tensors] + list(model.outputs):  # fmt: skip
+    for tensor in [t for op in model.operations if not isinstance(op, layers.InputLayer)
+                   for t in op._inbound_nodes[0].input_tensors] + list(model.outputs):  # fmt: skip
         counts[id(tensor)] = counts.get(id(tensor), 0) + 1
     return counts
 
@@ -332,14 +335,22 @@ class _Lowering:
         """``v`` for several consumers: a pending conv is emitted once; a per-channel affine stays pending."""
         return v if v.kernel is None else _Linear.of(self.emit(v))
 
-    def copy(self, layer: layers.Layer, inputs) -> Any:
-        """``layer`` as it is (weights copied; float32 where it has a dtype) on the emitted inputs."""
-        config = {**layer.get_config(), "name": self.unique(layer.name)}
-        if "dtype" in config:
+    def replay(self, operation, node, env: dict) -> Any:
+        """A copy of ``operation`` (a layer with its weights, float32 where it has a dtype; or a keras.ops
+        operation) called on the emitted inputs with the arguments of the original call."""
+
+        def value(x):
+            return self.emit(env[id(x)]) if isinstance(x, keras.KerasTensor) else x
+
+        args = keras.tree.map_structure(value, node.arguments.args)
+        kwargs = keras.tree.map_structure(value, node.arguments.kwargs)
+        config = {**operation.get_config(), "name": self.unique(operation.name)}
+        if "dtype" in config and isinstance(operation, layers.Layer):
             config["dtype"] = DTYPE
-        clone = type(layer).from_config(config)
-        out = clone(keras.tree.map_structure(self.emit, inputs))
-        clone.set_weights(layer.get_weights())
+        clone = type(operation).from_config(config)
+        out = clone(*args, **kwargs)
+        if isinstance(operation, layers.Layer):
+            clone.set_weights(operation.get_weights())
         return keras.tree.map_structure(_Linear.of, out)
 
     def emit(self, v: _Linear):

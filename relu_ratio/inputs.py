@@ -176,7 +176,7 @@ class CheckedModel(keras.Model):
         elif isinstance(x, np.ndarray) or (isinstance(x, list) and _plain_numbers(x)):
             return check_images(x, self.input_shape[1:])
         elif (array := _concrete(x)) is not None:
-            return check_images(array, self.input_shape[1:])
+            check_images(array, self.input_shape[1:])  # the tensor itself goes on (gradients still flow)
         return x
 
     def __call__(self, inputs, *args, **kwargs):
@@ -184,7 +184,7 @@ class CheckedModel(keras.Model):
 
     def predict(self, x, *args, **kwargs):
         x = self._check(x)
-        if isinstance(x, np.ndarray) and len(x) == 0:  # Keras itself fails on an empty batch
+        if isinstance(x, np.ndarray) and len(x) == 0 and len(self.outputs) == 1:  # Keras fails on it
             return np.zeros((0, *self.output_shape[1:]), dtype=np.float32)
         with _dataset_errors():
             return super().predict(x, *args, **kwargs)

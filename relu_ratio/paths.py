@@ -1,6 +1,6 @@
 """Where relu_ratio keeps what it writes: ``$RELU_RATIO_HOME``, default ``~/.cache/relu_ratio``.
 
-(How it writes is :mod:`relu_ratio.io`.)
+(How it writes is :mod:`relu_ratio.files`.)
 
 Example:
     >>> from relu_ratio.paths import home

@@ -124,7 +124,9 @@ def run(
             failures.append((item, message))
             log(f"[{number}/{len(chosen)}] {item.run_id}: FAILED: {message}")
         else:
-            log(f"[{number}/{len(chosen)}] {item.run_id}: test top-1 {100 * result['test_top1']:.2f} %")
+            split = result.get("evaluated_on", "test")
+            top1 = 100 * result[f"{split}_top1"]
+            log(f"[{number}/{len(chosen)}] {item.run_id}: {split} top-1 {top1:.2f} %")
     return failures
 
 
@@ -155,7 +157,8 @@ def progress(queued: list[QueuedRun], runs: str | os.PathLike) -> list[Progress]
     rows = []
     for item in queued:
         record = train.RunRecord.read(Path(runs) / item.run_id)
-        top1 = record.result.get("test_top1") if record.result else (record.curve or [None])[-1]
+        split = record.result.get("evaluated_on", "test")
+        top1 = record.result.get(f"{split}_top1") if record.result else (record.curve or [None])[-1]
         rows.append(Progress(
             item, record.state, record.epochs_done, item.config(runs, "dataset").resolved().epochs,
             None if top1 is None else 100 * top1, record.wall_time_s / 3600, record.cpu_time_s / 3600,

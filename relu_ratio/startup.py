@@ -4,8 +4,9 @@ Importing TensorFlow prints C++ log lines that no environment variable silences 
 messages before absl::InitializeLog()", "oneDNN custom operations are on", "failed call to cuInit" on a
 machine without a GPU...). :func:`quiet_native_stderr` sends file descriptor 2 to a temporary file while
 Keras and TensorFlow start, then writes back every line that is not one of these known start-up lines, so a
-real error still shows. ``relu_ratio`` does this once, when it is imported before TensorFlow;
-``RELU_RATIO_TF_LOGS=1`` turns it off.
+real error still shows (CUDA lines are dropped only on machines without an NVIDIA driver, where they can
+only mean "no GPU"). ``relu_ratio`` does this once, when it is imported before TensorFlow. A native crash
+during that import would lose what it printed: ``RELU_RATIO_TF_LOGS=1`` turns the filter off.
 
 Example:
     >>> with quiet_native_stderr():
@@ -21,20 +22,27 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
-START_UP_LINES = re.compile(
-    r"absl::InitializeLog|oneDNN custom operations are on|cudart_stub|cuda_platform|failed call to cuInit|"
-    r"cpu_feature_guard|To enable the following instructions|Unable to register cu(DNN|FFT|BLAS) factory|"
-    r"TF-TRT Warning|computation_placer"
+_ALWAYS = (
+    r"absl::InitializeLog|oneDNN custom operations are on|cpu_feature_guard|To enable the following "
+    r"instructions|Unable to register cu(DNN|FFT|BLAS) factory|TF-TRT Warning|computation_placer"
 )
+_NO_GPU = r"|cudart_stub|cuda_platform|failed call to cuInit"  # noise only where there is no NVIDIA driver
+START_UP_LINES = re.compile(_ALWAYS + ("" if os.path.exists("/dev/nvidiactl") else _NO_GPU))
 
 
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
     """Within the block, native and Python writes to stderr are held; on exit all but the known TensorFlow
-    start-up lines (:data:`START_UP_LINES`) are written to stderr."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
+    start-up lines (:data:`START_UP_LINES`) are written to stderr. Where stderr is not a real file
+    descriptor (``pythonw``, some notebook hosts) or no temporary file can be made, nothing is held."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        sink = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the `with sink` below)
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    with sink:
         os.dup2(sink.fileno(), 2)
         try:
             yield

@@ -234,3 +234,20 @@ def test_fuse_any_functional_keras_cnn(application):
         and isinstance(layer.input._keras_history[0], (layers.Conv2D, layers.DepthwiseConv2D))
     }  # fmt: skip
     assert len(after_conv) > 30 and after_conv <= set(report.folded)  # every BN after a conv is gone
+
+
+@pytest.mark.backend
+def test_keras_ops_and_call_arguments_are_replayed_as_they_were(images):
+    """Non-layer operations (``x * 0.5 + ops.relu(x)``) are copied, and so are a call's keyword arguments,
+    tensors included (``Softmax()(x, mask=...)``)."""
+    inputs = keras.Input((32, 32, 3))
+    x = layers.BatchNormalization(name="bn")(layers.Conv2D(4, 3, padding="same", name="conv")(inputs))
+    x = x * 0.5 + keras.ops.relu(x)
+    x = layers.Softmax(name="masked")(x, mask=keras.ops.greater(x, 0.1))
+    model = keras.Model(inputs, layers.Conv2D(2, 1, name="head")(x))
+    randomize_batch_norms(model)
+    fused, report = fuse(model, return_report=True)
+    x = (images - 128.0) / 64.0
+    assert max_diff(model, fused, x) <= TOLERANCE
+    assert report.folded == ("bn",) and "masked" in {layer.name for layer in fused.layers}
+    assert max_diff(model, fuse(model), x) <= TOLERANCE  # the original is untouched: it fuses again

@@ -194,3 +194,17 @@ def test_jax_training_path_needs_no_tensorflow(image_folder, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "trained jax 1" in proc.stdout
     assert "no TensorBoard logs" in proc.stdout
+
+
+def test_a_run_resumes_with_the_recipe_values_it_started_with(folder, tmp_path):
+    """A recipe's defaults may change between releases; a run started earlier keeps its own values."""
+    out = tmp_path / "run"
+    argv = ["--model", "resnet8_11", "--dataset", str(folder), "--out", str(out), "--recipe", "fast",
+            "--epochs", "1", "--batch-size", "4", "--verbose", "0"]  # fmt: skip
+    assert train.main(argv) == 0
+    config = json.loads((out / "config.json").read_text())
+    config["weight_decay"], config["label_smoothing"] = 1e-4, 0.1  # what `fast` was when it started
+    (out / "config.json").write_text(json.dumps(config))
+    (out / "result.json").unlink()  # cut off before the end
+    assert train.main(argv) == 0
+    assert json.loads((out / "config.json").read_text())["weight_decay"] == 1e-4

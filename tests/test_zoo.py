@@ -313,3 +313,30 @@ def test_a_swapped_weights_file_with_rehashed_metadata_is_refused_in_the_shipped
     monkeypatch.setenv("RELU_RATIO_ZOO", str(shipped))  # the same files as a store of your own: allowed
     monkeypatch.setattr(zoo.registry, "shipped_store", lambda: tmp_path / "elsewhere")
     zoo.load(NAME)
+
+
+def test_registering_into_the_shipped_store_writes_the_manifest_first(run, tmp_path, monkeypatch):
+    from relu_ratio.zoo import publish
+
+    shipped = tmp_path / "shipped"
+    manifest_file = tmp_path / "manifest.py"
+    manifest_file.write_text(Path(zoo.manifest.__file__).read_text())
+    monkeypatch.setattr(zoo.manifest, "__file__", str(manifest_file))
+    monkeypatch.setattr(zoo.manifest, "SHA256", {})
+    monkeypatch.setattr(zoo.registry, "shipped_store", lambda: shipped)
+    monkeypatch.setattr(publish, "shipped_store", lambda: shipped)
+    monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
+    monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path / "home"))
+
+    def fails(*args):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(publish, "_publish", fails)
+        with pytest.raises(OSError, match="disk full"):
+            zoo.register(run["dir"])
+    assert zoo.manifest.SHA256 == {} and f'"{NAME}"' not in manifest_file.read_text()  # rolled back
+    entry = zoo.register(run["dir"])
+    assert {NAME: entry.sha256} == zoo.manifest.SHA256
+    assert f'    "{NAME}": "{entry.sha256}",' in manifest_file.read_text()
+    zoo.load(NAME)  # the shipped store's check passes with the new manifest

@@ -19,7 +19,7 @@ import numpy as np
 from relu_ratio import data, files, models
 from relu_ratio.train import callbacks as callbacks_lib
 from relu_ratio.train.config import TrainConfig, command_for
-from relu_ratio.train.recipes import HOLDOUT_SEED, compile_for
+from relu_ratio.train.recipes import HOLDOUT_SEED, RECIPES, compile_for
 from relu_ratio.train.record import metric_column
 
 
@@ -29,8 +29,8 @@ def run(config: TrainConfig) -> dict:
     The identical command on a finished run returns its result and rewrites nothing; a run that fails
     before writing anything leaves no empty folder behind.
     """
-    config = config.resolved()
     out = Path(config.out)
+    config = _recorded_recipe_values(config, out).resolved()
     created = not out.exists()
     _prepare_out(out, config)
     finished = out / "result.json"
@@ -42,6 +42,20 @@ def run(config: TrainConfig) -> dict:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         raise
+
+
+def _recorded_recipe_values(config: TrainConfig, out: Path) -> TrainConfig:
+    """``config`` with the recipe values a run in ``out`` started with, for the settings left unset
+    (``None``): a run resumes with its own recipe even if the recipe's defaults changed since."""
+    try:
+        old = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        return config
+    if old.get("recipe") != config.recipe:
+        return config  # a different recipe: _prepare_out names the difference
+    keys = {key for values in RECIPES.values() for key in values}
+    recorded = {k: old[k] for k in keys if getattr(config, k, 0) is None and old.get(k) is not None}
+    return dataclasses.replace(config, **recorded)
 
 
 def _train(config: TrainConfig, out: Path) -> dict:

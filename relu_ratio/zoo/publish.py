@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -88,23 +87,32 @@ def register(
         shutil.copyfile(source_weights, weights)
         entry = _measure(name, config, result, weights, run, data)
         (staging / METADATA_FILE).write_text(json.dumps(entry.to_json(), indent=2) + "\n", encoding="utf-8")
-        _publish(staging, final, overwrite)
+        shipped = store.resolve() == shipped_store().resolve()
+        previous = dict(manifest.SHA256)
+        if shipped:  # first the manifest, so that a published entry is never one the package refuses
+            write_manifest({**previous, name: entry.sha256})
+        try:
+            _publish(staging, final, overwrite)
+        except BaseException:
+            if shipped:
+                write_manifest(previous)
+            raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if store.resolve() == shipped_store().resolve():
-        write_manifest({**manifest.SHA256, name: entry.sha256})
     return entry
 
 
 def write_manifest(shas: dict[str, str]) -> None:
-    """Rewrite :mod:`relu_ratio.zoo.manifest` with ``shas`` (name -> sha256), sorted, and reload it."""
+    """Rewrite :mod:`relu_ratio.zoo.manifest` with ``shas`` (name -> sha256), sorted; the loaded module's
+    ``SHA256`` is updated in place too."""
     path = Path(manifest.__file__)
     text = path.read_text()
     head = text[: text.index("SHA256 = {")]
     body = "".join(f'    "{name}": "{sha}",\n' for name, sha in sorted(shas.items()))
     files.write_atomic(path, f"{head}SHA256 = {{\n{body}}}\n")
-    importlib.reload(manifest)
+    manifest.SHA256.clear()
+    manifest.SHA256.update(shas)
 
 
 def _measure(name: str, config: dict, result: dict, weights: Path, run: Path, data) -> ZooEntry:
