@@ -177,8 +177,8 @@ def counts(family: str, depth: int, relu_pattern: PatternSpec = "paired") -> Cou
         Counts(convs=163, projections=3, relus=109)
     """
     spec = family_spec(family)
-    blocks = spec.blocks_per_stage(depth)
-    masks = ReLUPattern(relu_pattern).resolve(spec.kind, blocks)
+    per_stage = spec.blocks_per_stage(depth)
+    masks = ReLUPattern(relu_pattern).resolve(spec.kind, per_stage)
     last = (len(masks) - 1, len(masks[-1]) - 1)
     relus = int(spec.stem_bn_relu) + int(spec.final_bn_relu) + sum(
         patterns.block_relus(spec.kind, mask, merged_output=spec.two_paths and (s, b) == last)
@@ -188,9 +188,9 @@ def counts(family: str, depth: int, relu_pattern: PatternSpec = "paired") -> Cou
     if spec.kind is patterns.PLAIN:
         projections = 0
     else:  # the first block of a stage changes the shape: stages 2 and 3, and stage 1's bottleneck (16 -> 64)
-        changing = len(blocks) - 1 + (spec.kind is patterns.BOTTLENECK)
+        changing = len(per_stage) - 1 + (spec.kind is patterns.BOTTLENECK)
         projections = changing * (2 if spec.two_paths else 1)
-    return Counts(1 + sum(blocks) * spec.kind.convs, projections, relus)
+    return Counts(1 + sum(per_stage) * spec.kind.convs, projections, relus)
 
 
 def plain(depth: int = 38, relu_pattern: PatternSpec = "paired", **kwargs) -> keras.Model:
