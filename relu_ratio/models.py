@@ -265,12 +265,12 @@ def build_family(
     input_shape = check_input_shape(input_shape)
     _check_head(include_top, pooling, classes, classifier_activation)
     classes = 10 if classes is None else classes
-    if not _number(width_multiplier) or not 0 < width_multiplier <= MAX_WIDTH_MULTIPLIER:
+    if not is_finite_number(width_multiplier) or not 0 < width_multiplier <= MAX_WIDTH_MULTIPLIER:
         raise ValueError(
             f"width_multiplier must be a finite number in (0, {MAX_WIDTH_MULTIPLIER:g}] (relu_ratio.models."
             f"MAX_WIDTH_MULTIPLIER); received {width_multiplier!r}."
         )
-    if not _number(weight_decay) or weight_decay < 0:
+    if not is_finite_number(weight_decay) or weight_decay < 0:
         raise ValueError(f"weight_decay must be a finite number >= 0; received {weight_decay!r}.")
     widths = [max(1, round(w * width_multiplier)) for w in WIDTHS]
 
@@ -375,7 +375,7 @@ def check_input_shape(input_shape) -> tuple[int, int, int]:
     return shape
 
 
-def _number(value) -> bool:
+def is_finite_number(value) -> bool:
     """A finite int or float (not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 

@@ -10,7 +10,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from relu_ratio import flags, models
 from relu_ratio.train.recipes import RECIPES
@@ -101,8 +100,7 @@ class TrainConfig:
         }
         for key, (bound, within) in ranges.items():
             value = getattr(self, key)
-            number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            if not number or not within(value):
+            if not models.is_finite_number(value) or not within(value):
                 raise ValueError(f"{key} must be a finite number {bound}; received {value!r}.")
 
 
