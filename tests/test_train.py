@@ -15,6 +15,7 @@ import pytest
 from conftest import logged_epochs, start_module, write_image_folder
 
 from relu_ratio import train
+from relu_ratio.provenance import source_commit
 
 TINY = ["--model", "resnet8_21", "--train-subset", "256", "--test-subset", "128", "--batch-size", "32",
         "--verbose", "2"]  # fmt: skip
@@ -79,6 +80,9 @@ def test_a_finished_run_registers_in_the_zoo(image_folder, tmp_path, monkeypatch
     monkeypatch.setenv("RELU_RATIO_ZOO", str(tmp_path / "store"))
     entry = zoo.register(out)
     assert entry.training["epochs"] == 1 and entry.metrics["top1"] >= 0
+    assert entry.training["precision"] == train.precision_policy("auto") and entry.training["cpu_time_s"] > 0
+    assert entry.training["commit"] == source_commit()
+    assert keras.mixed_precision.global_policy().name == "float32"  # run() restores the policy
     model = zoo.load("resnet8_21")
     assert model.predict(np.zeros((2, 32, 32, 3), np.uint8), verbose=0).shape == (2, 3)
 
@@ -208,3 +212,29 @@ def test_a_run_resumes_with_the_recipe_values_it_started_with(folder, tmp_path):
     (out / "result.json").unlink()  # cut off before the end
     assert train.main(argv) == 0
     assert json.loads((out / "config.json").read_text())["weight_decay"] == 1e-4
+
+
+def test_auto_precision_is_bfloat16_where_the_cpu_has_bfloat16_instructions(tmp_path, monkeypatch):
+    from relu_ratio.train import fit
+
+    with_bf16, without = tmp_path / "bf16", tmp_path / "plain"
+    with_bf16.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 avx512_vnni\n")
+    without.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_vnni\nbugs\t\t: amx_bf16\n")
+    assert fit.cpu_has_bf16_instructions(str(with_bf16))
+    assert not fit.cpu_has_bf16_instructions(str(without))  # the flag must be on the flags line
+    assert not fit.cpu_has_bf16_instructions(str(tmp_path / "missing"))
+    monkeypatch.setattr(fit, "device", lambda: "cpu: 2 cores")
+    monkeypatch.setattr(fit, "cpu_has_bf16_instructions", lambda: True)
+    on_tf = keras.backend.backend() == "tensorflow"  # the fused BatchNorm that makes bfloat16 pay is TF's
+    assert fit.precision_policy("auto") == ("mixed_bfloat16" if on_tf else "float32")
+    monkeypatch.setattr(fit, "cpu_has_bf16_instructions", lambda: False)
+    assert fit.precision_policy("auto") == "float32"
+    assert fit.precision_policy("off") == "float32"
+    assert fit.precision_policy("mixed_float16") == "mixed_float16"
+
+
+def test_source_commit_names_this_checkout_or_nothing(tmp_path):
+    commit = source_commit()
+    if commit is not None:  # a git checkout (CI clones the repository)
+        assert len(commit.removesuffix("+dirty")) == 40
+    assert source_commit(tmp_path) is None

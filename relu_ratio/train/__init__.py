@@ -30,18 +30,21 @@ exits 1) before anything non-finite is saved.
 The package's modules, one seam each: :mod:`~relu_ratio.train.config` (:class:`TrainConfig`),
 :mod:`~relu_ratio.train.recipes` (recipes, schedule, optimizer), :mod:`~relu_ratio.train.callbacks`
 (backups, divergence guard, clock), :mod:`~relu_ratio.train.fit` (:func:`run`),
-:mod:`~relu_ratio.train.record` (:class:`RunRecord`, what a run folder holds) and
+:mod:`~relu_ratio.train.record` (:class:`RunRecord`, what a run folder holds),
+:mod:`~relu_ratio.train.fused_norm` (TensorFlow's fused BatchNorm for training) and
 :mod:`~relu_ratio.train.cli`.
 """
 
 from relu_ratio.train.callbacks import TrainingDiverged
 from relu_ratio.train.cli import main, parser
 from relu_ratio.train.config import TrainConfig, command_for
-from relu_ratio.train.fit import device, run, save_model_weights
+from relu_ratio.train.fit import device, precision_policy, run, save_model_weights
+from relu_ratio.train.fused_norm import with_fused_batch_norm
 from relu_ratio.train.recipes import HOLDOUT_SEED, RECIPES, compile_for, learning_rate
 from relu_ratio.train.record import RunRecord, metric_column
 
 __all__ = [
     "HOLDOUT_SEED", "RECIPES", "RunRecord", "TrainConfig", "TrainingDiverged", "command_for", "compile_for",
-    "device", "learning_rate", "main", "metric_column", "parser", "run", "save_model_weights",
+    "device", "learning_rate", "main", "metric_column", "parser", "precision_policy", "run",
+    "save_model_weights", "with_fused_batch_norm",
 ]  # fmt: skip

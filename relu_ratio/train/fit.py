@@ -11,14 +11,17 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from relu_ratio import data, files, models
+from relu_ratio.provenance import source_commit
 from relu_ratio.train import callbacks as callbacks_lib
 from relu_ratio.train.config import TrainConfig, command_for
+from relu_ratio.train.fused_norm import with_fused_batch_norm
 from relu_ratio.train.recipes import HOLDOUT_SEED, RECIPES, compile_for
 from relu_ratio.train.record import metric_column
 
@@ -27,7 +30,7 @@ def run(config: TrainConfig) -> dict:
     """Train (or resume) the run ``config.out``; returns the final result written to ``result.json``.
 
     The identical command on a finished run returns its result and rewrites nothing; a run that fails
-    before writing anything leaves no empty folder behind.
+    before writing anything leaves no empty folder behind. The global Keras dtype policy is restored after.
     """
     out = Path(config.out)
     config = _recorded_recipe_values(config, out).resolved()
@@ -36,12 +39,15 @@ def run(config: TrainConfig) -> dict:
     finished = out / "result.json"
     if finished.is_file():
         return json.loads(finished.read_text())
+    policy = keras.mixed_precision.global_policy()
     try:
         return _train(config, out)
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         raise
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
 
 
 def _recorded_recipe_values(config: TrainConfig, out: Path) -> TrainConfig:
@@ -60,7 +66,7 @@ def _recorded_recipe_values(config: TrainConfig, out: Path) -> TrainConfig:
 
 def _train(config: TrainConfig, out: Path) -> dict:
     keras.utils.set_random_seed(config.seed)
-    _set_precision(config.mixed_precision)
+    keras.mixed_precision.set_global_policy(precision_policy(config.mixed_precision))
 
     train_split = data.load(config.dataset, "train", data_dir=config.data_dir)
     if config.holdout:  # a fixed slice (the same for every seed), so runs are compared on the same images
@@ -75,7 +81,9 @@ def _train(config: TrainConfig, out: Path) -> dict:
     arch_kwargs = {"classes": info.num_classes, "normalization": [list(info.mean), list(info.std)]}
 
     with _Distribution(config.distribute) as distribution:
-        model = models.build(config.model, weight_decay=config.weight_decay, **arch_kwargs)
+        model = with_fused_batch_norm(
+            models.build(config.model, weight_decay=config.weight_decay, **arch_kwargs)
+        )
         train_batches = data.batches(
             train_split, config.batch_size, augment=True, seed=config.seed, one_hot=True
         )
@@ -88,6 +96,7 @@ def _train(config: TrainConfig, out: Path) -> dict:
         "architecture": {"builder_name": config.model, "kwargs": arch_kwargs},
         "dataset_info": info.to_json(),
         "train_images": len(train_split), f"{evaluated_on}_images": len(val_split),
+        "precision": keras.mixed_precision.global_policy().name, "commit": source_commit(),
     })  # fmt: skip
     callbacks = callbacks_lib.make(out, config)
     try:
@@ -118,6 +127,8 @@ def _train(config: TrainConfig, out: Path) -> dict:
         "cpu_time_s": clock.total_cpu,
         "device": device(),
         "backend": keras.backend.backend(),
+        "precision": keras.mixed_precision.global_policy().name,
+        "commit": source_commit(),
         "replicas": distribution.replicas,
         "versions": {"keras": keras.__version__, "numpy": np.__version__},
         "last_epoch_metrics": {k: float(v[-1]) for k, v in history.history.items()}
@@ -166,10 +177,27 @@ def _prepare_out(out: Path, config: TrainConfig) -> None:
             )
 
 
-def _set_precision(mode: str) -> None:
+def precision_policy(mode: str) -> str:
+    """The Keras dtype policy that ``--mixed-precision mode`` trains in.
+
+    ``auto`` is ``mixed_bfloat16`` on a GPU and, under TensorFlow, on a CPU with bfloat16 instructions
+    (AVX512-BF16 or AMX-BF16): on 2 such cores a bfloat16 step with the fused BatchNorm ran 3.4x faster than
+    float32 for ``preact164_32``, with the same proxy accuracy (training/README.md). Elsewhere ``float32``;
+    ``off`` is ``float32``.
+    """
     if mode == "auto":
-        mode = "mixed_bfloat16" if device().startswith("gpu") else "float32"
-    keras.mixed_precision.set_global_policy("float32" if mode == "off" else mode)
+        bf16_cpu = keras.backend.backend() == "tensorflow" and cpu_has_bf16_instructions()
+        return "mixed_bfloat16" if device().startswith("gpu") or bf16_cpu else "float32"
+    return "float32" if mode == "off" else mode
+
+
+def cpu_has_bf16_instructions(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether the CPU reports bfloat16 arithmetic (``avx512_bf16`` or ``amx_bf16``; Linux only)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    return re.search(r"^flags\s*:.*\b(avx512_bf16|amx_bf16)\b", text, re.MULTILINE) is not None
 
 
 def device() -> str:

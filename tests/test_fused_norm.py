@@ -1,0 +1,98 @@
+"""The training-time fused BatchNormalization computes what the stock layer does, with the same weights."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from relu_ratio import models
+from relu_ratio.train.fused_norm import BatchNormalization as FusedBatchNormalization
+from relu_ratio.train.fused_norm import with_fused_batch_norm
+
+NORMALIZATION = ((128.0,) * 3, (64.0,) * 3)
+
+
+def _step(model: keras.Model, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """Training-mode outputs, gradients of a fixed loss, and the moving statistics afterwards."""
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        y = tf.cast(model(x, training=True), "float32")
+        loss = tf.reduce_sum(y * tf.range(y.shape[-1], dtype="float32"))
+    grads = tape.gradient(loss, model.trainable_variables)
+    return (
+        y.numpy(),
+        [np.asarray(g, dtype="float32") for g in grads],
+        [np.asarray(w) for w in model.non_trainable_weights],
+    )
+
+
+def _flat(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate([a.ravel() for a in arrays])
+
+
+@pytest.mark.tensorflow
+def test_fused_training_step_equals_the_stock_layers(images):
+    stock = models.build("resnet8_21", normalization=NORMALIZATION)
+    fused = with_fused_batch_norm(stock)
+    assert isinstance(fused.get_layer("stage2_block1_bn1"), FusedBatchNormalization)
+    assert [w.path for w in fused.weights] == [w.path for w in stock.weights]
+    expected, got = _step(stock, images), _step(fused, images)
+    np.testing.assert_allclose(got[0], expected[0], atol=1e-5)
+    np.testing.assert_allclose(_flat(got[1]), _flat(expected[1]), rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(_flat(got[2]), _flat(expected[2]), rtol=1e-5, atol=1e-6)  # moving stats
+    np.testing.assert_allclose(fused.predict(images, verbose=0), stock.predict(images, verbose=0), atol=1e-5)
+
+
+@pytest.mark.tensorflow
+def test_fused_bfloat16_gradients_are_as_close_to_float32_as_the_stock_ones():
+    x = np.random.default_rng(0).uniform(0, 255, size=(32, 32, 32, 3)).astype("float32")
+    reference_model = models.build("resnet8_21", normalization=NORMALIZATION)
+    reference = _flat(_step(reference_model, x)[1])
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        stock = models.build("resnet8_21", normalization=NORMALIZATION)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    stock.set_weights(reference_model.get_weights())
+    errors = {}
+    for label, model in (("stock", stock), ("fused", with_fused_batch_norm(stock))):
+        grads = _flat(_step(model, x)[1])
+        errors[label] = np.linalg.norm(grads - reference) / np.linalg.norm(reference)
+    assert errors["fused"] < 0.05, errors
+    assert errors["fused"] < 2 * errors["stock"], errors
+
+
+@pytest.mark.tensorflow
+def test_weights_move_between_fused_and_stock_models(tmp_path, images):
+    """Backups and ``best.weights.h5`` are written from the fused training model; both ways must load."""
+    stock = models.build("preact11_32", normalization=NORMALIZATION)
+    fused = with_fused_batch_norm(models.build("preact11_32", normalization=NORMALIZATION))
+    fused.save_weights(tmp_path / "fused.weights.h5")
+    stock.load_weights(tmp_path / "fused.weights.h5")
+    for a, b in zip(stock.get_weights(), fused.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    fresh = with_fused_batch_norm(models.build("preact11_32", normalization=NORMALIZATION))
+    stock.save_weights(tmp_path / "stock.weights.h5")
+    fresh.load_weights(tmp_path / "stock.weights.h5")
+    np.testing.assert_allclose(fresh.predict(images, verbose=0), stock.predict(images, verbose=0), atol=1e-6)
+
+
+@pytest.mark.backend
+def test_other_backends_and_models_without_batch_norm_come_back_unchanged():
+    model = models.build("resnet8_21")
+    if keras.backend.backend() != "tensorflow":
+        assert with_fused_batch_norm(model) is model
+    no_bn = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3)])
+    assert with_fused_batch_norm(no_bn) is no_bn
+
+
+@pytest.mark.tensorflow
+def test_settings_the_kernel_does_not_cover_use_the_stock_computation():
+    x = np.random.default_rng(1).normal(size=(4, 6, 5)).astype("float32")  # 3-D: not fusable
+    stock = keras.layers.BatchNormalization()
+    fused = FusedBatchNormalization()
+    expected = np.asarray(stock(x, training=True))
+    np.testing.assert_allclose(np.asarray(fused(x, training=True)), expected, atol=1e-6)
