@@ -17,6 +17,8 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
 TRAINING_KEYS = ("command", "config", "epochs", "wall_time_s", "device", "backend", "result")
+# Optional: None where a run predates recording them (its config and result then say what is known).
+PROVENANCE_KEYS = ("cpu_time_s", "precision", "commit")
 _TAG = re.compile(r"[a-z0-9_]+")
 
 
@@ -96,7 +98,7 @@ def _metrics(value: object) -> bool:
 def _training(value: object) -> bool:
     return (
         isinstance(value, dict)
-        and set(value) == set(TRAINING_KEYS)
+        and set(TRAINING_KEYS) <= set(value) <= set(TRAINING_KEYS + PROVENANCE_KEYS)
         and isinstance(value["command"], str)
         and isinstance(value["config"], dict)
         and _is_int(value["epochs"])
@@ -104,6 +106,8 @@ def _training(value: object) -> bool:
         and isinstance(value["device"], str)
         and isinstance(value["backend"], str)
         and isinstance(value["result"], dict)
+        and (value.get("cpu_time_s") is None or _is_number(value["cpu_time_s"]))
+        and all(value.get(key) is None or isinstance(value[key], str) for key in ("precision", "commit"))
     )
 
 
@@ -132,7 +136,10 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "metrics": (_metrics, '{"top1": %, "top5": %}'),
     "params": (lambda v: _is_int(v) and v > 0, "a positive integer"),
     "flops": (lambda v: _is_int(v) and v > 0, "a positive integer"),
-    "training": (_training, f"a dict with exactly the keys {', '.join(TRAINING_KEYS)}"),
+    "training": (
+        _training,
+        f"a dict with the keys {', '.join(TRAINING_KEYS)} and optionally {', '.join(PROVENANCE_KEYS)}",
+    ),
     "package_version": (lambda v: isinstance(v, str), "a string"),
     "keras_version": (lambda v: isinstance(v, str), "a string"),
 }

@@ -154,11 +154,20 @@ def _measure(name: str, config: dict, result: dict, weights: Path, run: Path, da
             "device": str(result["device"]),
             "backend": str(result["backend"]),
             "result": result,
+            "cpu_time_s": float(result["cpu_time_s"]) if "cpu_time_s" in result else None,
+            "precision": result.get("precision") or _precision_of(config),
+            "commit": result.get("commit"),
         },
         package_version=relu_ratio.__version__,
         keras_version=keras.version(),
     )
     return ZooEntry.from_json(entry.to_json(), where=f"metadata of {name!r}")  # the schema checks it too
+
+
+def _precision_of(config: dict) -> str | None:
+    """The dtype policy a run that did not record one trained in, where its config fixes it."""
+    mode = config.get("mixed_precision")
+    return "float32" if mode == "off" else None if mode in (None, "auto") else str(mode)
 
 
 def _required(value: dict, path: Path, keys: tuple[str, ...]) -> dict:

@@ -315,19 +315,23 @@ def evaluate(name: str, data: str | os.PathLike | None = None) -> dict:
 
 def markdown_table() -> str:
     """The README "Model zoo" table, rendered from the registry (one row per entry)."""
-    header = "| name | pattern | params | FLOPs | top-1 | dataset | epochs |\n" + "| --- " * 7 + "|"
+    header = "| name | pattern | params | FLOPs | top-1 | dataset | epochs | trained on | CPU hours |\n"
+    header += "| --- " * 9 + "|"
     rows = []
     for name in list_models():
         entry = info(name)
         ratio = models.parse_name(entry.builder_name)[2]
         mask = f" (`{entry.relu_pattern}`)" if isinstance(entry.relu_pattern, str) else ""
+        precision = entry.training.get("precision") or "precision not recorded"
+        cpu = entry.training.get("cpu_time_s")
+        cpu_hours = f"{cpu / 3600:.2f}" if cpu is not None else "not recorded"
         rows.append(
             f"| `{name}` | {ratio}{mask} | {entry.params / 1e6:.2f} M | {entry.flops / 1e6:.1f} M | "
             f"{entry.top1:.2f} % | {entry.dataset} ({entry.split}, {entry.num_images:,} images) | "
-            f"{entry.training['epochs']} |"
+            f"{entry.training['epochs']} | {entry.training['device']}, {precision} | {cpu_hours} |"
         )
     if not rows:
-        rows.append("| (no entries yet) | | | | | | |")
+        rows.append("| (no entries yet) |" + " |" * 8)
     return "\n".join([header, *rows])
 
 
