@@ -2,15 +2,18 @@
 
 Usage (figures are appended to ``benchmarks/results.jsonl`` with device and versions)::
 
-    KERAS_BACKEND=tensorflow python benchmarks/throughput.py --models resnet20_21 preact164_32 --batch 128
+    KERAS_BACKEND=tensorflow python benchmarks/throughput.py --models resnet20_21 preact164_32 \
+        --mixed-precision float32 mixed_bfloat16 --torch
     KERAS_BACKEND=jax python benchmarks/throughput.py --mixed-precision mixed_bfloat16 --torch   # on a GPU
 
-``--torch`` also measures the PyTorch reference (``benchmarks/torch_reference.py``, the same network, for the
-``preact`` models) in the same run, so the two can be compared on one machine.
+``--torch`` also measures the PyTorch reference (``benchmarks/torch_reference.py``: the same network, for
+the pre-activation ``resnet`` and ``preact`` families, channels-last, bfloat16 autocast where Keras runs
+``mixed_bfloat16``) in the same run, so the two can be compared on one machine.
 
-Training runs the recipe's compiled ``train_step`` through ``model.fit`` on random uint8 images (no data
-loading in the measurement); inference times ``predict_on_batch``. Warm-up steps (compilation) are
-excluded. Not a test: it only prints and records what it measured.
+Training runs what the training CLI runs: the recipe's compiled ``train_step`` through ``model.fit``, with
+the fused BatchNormalization of ``relu_ratio.train.fused_norm`` (``--stock-batch-norm``: Keras' own), on
+random uint8 images (no data loading in the measurement); inference times ``predict_on_batch``. Warm-up
+steps (compilation) are excluded. Not a test: it only prints and records what it measured.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,9 +31,9 @@ import numpy as np
 
 from relu_ratio import describe, models, patterns, train
 from relu_ratio.patterns import ReLUPattern
+from relu_ratio.train.fused_norm import with_fused_batch_norm
 
 RESULTS = Path(__file__).with_name("results.jsonl")
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 class _StepTimer(keras.callbacks.Callback):
@@ -47,9 +51,10 @@ class _StepTimer(keras.callbacks.Callback):
         return (time.perf_counter() - self.start) / self.steps
 
 
-def measure(name: str, batch: int, steps: int, warmup: int) -> dict:
+def measure(name: str, batch: int, steps: int, warmup: int, fused: bool = True) -> dict:
     rng = np.random.default_rng(0)
     model = models.build(name, normalization=((128.0,) * 3, (64.0,) * 3))
+    model = with_fused_batch_norm(model) if fused else model
     images = rng.integers(0, 256, size=(batch * (steps + warmup), 32, 32, 3), dtype=np.uint8)
     labels = np.eye(10, dtype="float32")[rng.integers(0, 10, len(images))]
     train.compile_for(model, train.TrainConfig(recipe="fast", epochs=1).resolved(), steps + warmup)
@@ -65,7 +70,8 @@ def measure(name: str, batch: int, steps: int, warmup: int) -> dict:
         np.asarray(model.predict_on_batch(x))
     infer_ips = batch * steps / (time.perf_counter() - start)
     return {"framework": "keras", "model": name, "batch": batch, "train_images_per_s": round(train_ips, 1),
-            "inference_images_per_s": round(infer_ips, 1)}  # fmt: skip
+            "inference_images_per_s": round(infer_ips, 1),
+            "batch_norm": "fused" if fused else "stock"}  # fmt: skip
 
 
 def run_context(precision: str) -> dict:
@@ -93,39 +99,52 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--mixed-precision", default="float32")
-    p.add_argument("--torch", action="store_true", help="also measure the PyTorch reference (preact models)")
+    p.add_argument("--mixed-precision", nargs="+", default=["float32"],
+                   choices=["float32", "mixed_bfloat16", "mixed_float16"], help="one or more Keras policies")
+    p.add_argument("--stock-batch-norm", action="store_true", help="train with Keras' own BatchNormalization")
+    p.add_argument("--torch", action="store_true", help="also measure PyTorch (pre-activation nets)")
     p.add_argument("--torch-compile", action="store_true", help="with --torch: use torch.compile")
     p.add_argument("--no-record", action="store_true", help="print only; do not append to results.jsonl")
     args = p.parse_args(argv)
-    keras.mixed_precision.set_global_policy(args.mixed_precision)
-    context = run_context(args.mixed_precision)
-    header = f"{'framework:model':<22}{'batch':>6}{'train img/s':>14}{'infer img/s':>14}"
-    print(f"{header}   {context['backend']} {context['device']}")
-    for name in args.models:
-        row = {**measure(name, args.batch, args.steps, args.warmup), **context}
-        rows = [row]
-        family, depth, _ = models.parse_name(name)
-        if args.torch and family == "preact":
-            rows.append({**row, **torch_row(name, depth, args), "framework": "torch"})
-        for r in rows:
-            label = f"{r.get('framework', 'keras')}:{name}"
-            print(f"{label:<22}{args.batch:>6}{r['train_images_per_s']:>14}{r['inference_images_per_s']:>14}")
-            if not args.no_record:
-                record(r)
+    print(f"{'framework:model':<22}{'precision':>16}{'batch':>6}{'train img/s':>14}{'infer img/s':>14}")
+    for precision in args.mixed_precision:
+        keras.mixed_precision.set_global_policy(precision)
+        context = run_context(precision)
+        for name in args.models:
+            row = {**measure(name, args.batch, args.steps, args.warmup, not args.stock_batch_norm), **context}
+            rows = [row]
+            if args.torch and models.parse_name(name)[0] in ("resnet", "preact"):
+                rows.append({**row, **torch_row(name, args, precision), "framework": "torch"})
+            for r in rows:
+                label = f"{r['framework']}:{name}"
+                print(f"{label:<22}{precision:>16}{args.batch:>6}{r['train_images_per_s']:>14}"
+                      f"{r['inference_images_per_s']:>14}")  # fmt: skip
+                if not args.no_record:
+                    record(r)
+    print(f"backend {keras.backend.backend()}, {train.device()}")
 
 
-def torch_row(name: str, depth: int, args) -> dict:
-    import torch_reference  # beside this file; needs PyTorch
-
-    masks = ReLUPattern(models.parse_name(name)[2]).resolve(patterns.BOTTLENECK, [(depth - 2) // 9] * 3)
-    torch_params = sum(
-        p.numel() for p in torch_reference.PreActBottleneckResNet(depth, masks[0][0]).parameters()
-    )
+def torch_row(name: str, args, precision: str) -> dict:
+    """The PyTorch reference of ``name``, measured like the Keras model (bfloat16 autocast for
+    ``mixed_bfloat16``) in a subprocess; refuses a result whose parameter count differs from Keras'."""
+    family, depth, pattern = models.parse_name(name)
+    kind = patterns.BOTTLENECK if family == "preact" else patterns.BASIC_PREACT
+    mask = ReLUPattern(pattern).resolve(kind, [(depth - 2) // (3 * len(kind.slots))] * 3)[0][0]
+    command = [
+        sys.executable, str(Path(__file__).with_name("torch_reference.py")), "--family", family,
+        "--depth", str(depth), "--mask", "".join("1" if keep else "0" for keep in mask),
+        "--batch", str(args.batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
+        "--precision", "bfloat16" if precision == "mixed_bfloat16" else "float32",
+        *(["--compile"] if args.torch_compile else []),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the PyTorch reference failed ({' '.join(command)}):\n{done.stderr[-2000:]}")
+    row = json.loads(done.stdout.strip().splitlines()[-1])
     keras_params = describe(models.build(name)).params
-    if torch_params != keras_params:
-        raise RuntimeError(f"PyTorch reference has {torch_params} parameters, Keras {keras_params}.")
-    return torch_reference.measure(depth, args.batch, args.steps, args.warmup, compile=args.torch_compile)
+    if row["params"] != keras_params:
+        raise RuntimeError(f"PyTorch reference has {row['params']} parameters, Keras {keras_params}.")
+    return row
 
 
 if __name__ == "__main__":

@@ -1,30 +1,50 @@
-"""PyTorch reference for the throughput benchmark: the same pre-activation bottleneck ResNet in PyTorch.
+"""PyTorch reference for the throughput benchmark: the same pre-activation ResNets in PyTorch.
 
-Used by ``benchmarks/throughput.py --torch`` to measure both frameworks in the same run. Mirrors
-``relu_ratio.models.preact_bottleneck`` (depth 9n+2, widths 16/32/64 x4, stride on the 3x3 conv,
-projection on the pre-activated input, final BN-ReLU), with a per-block ReLU mask. Channels-last,
-autocast (bfloat16 on CUDA) and optionally ``torch.compile``. PyTorch is not a dependency of relu_ratio;
-install it yourself to use this file.
+Used by ``benchmarks/throughput.py --torch`` to measure both frameworks on one machine in one run.
+Mirrors ``relu_ratio.blocks.preact_block``: the ``resnet`` family (building block BN-ReLU-conv3x3 twice,
+depth 6n+2, widths 16/32/64) and the ``preact`` family (bottleneck BN-ReLU-conv1x1, -conv3x3, -conv1x1(4c),
+depth 9n+2), the stride on the (first) 3x3 conv, the projection on the pre-activated input, a final
+BN-ReLU, one ReLU mask for every block. Channels-last; ``precision="bfloat16"`` trains under
+``torch.autocast`` (bfloat16 on CPU and GPU); optionally ``torch.compile``. PyTorch is not a dependency of
+relu_ratio; install it yourself to use this file. As a script it prints one JSON line::
+
+    python benchmarks/torch_reference.py --family preact --depth 164 --mask 011 --precision bfloat16
+
+Example:
+    >>> net = PreActResNet("resnet", 20, mask=(False, True))  # doctest: +SKIP
+    >>> measure("resnet", 20, (False, True), batch=128, steps=10, warmup=3)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
 
 import torch
 from torch import nn
 
+WIDTHS = (16, 32, 64)
+EXPANSION = {"resnet": 1, "preact": 4}
 
-class Bottleneck(nn.Module):
-    def __init__(self, cin: int, width: int, stride: int, mask: tuple[bool, bool, bool]):
+
+def _convs(family: str, cin: int, width: int, stride: int) -> list[tuple[int, int, int, int]]:
+    """(in channels, out channels, kernel, stride) of each convolution of one block."""
+    if family == "preact":
+        return [(cin, width, 1, 1), (width, width, 3, stride), (width, 4 * width, 1, 1)]
+    return [(cin, width, 3, stride), (width, width, 3, 1)]
+
+
+class PreActBlock(nn.Module):
+    def __init__(self, family: str, cin: int, width: int, stride: int, mask: tuple[bool, ...]):
         super().__init__()
-        cout = 4 * width
-        specs = [(cin, width, 1, 1), (width, width, 3, stride), (width, cout, 1, 1)]
+        specs = _convs(family, cin, width, stride)
         self.bns = nn.ModuleList(nn.BatchNorm2d(c_in, eps=2e-5, momentum=0.01) for c_in, *_ in specs)
         self.convs = nn.ModuleList(
             nn.Conv2d(i, o, k, stride=s, padding=k // 2, bias=False) for i, o, k, s in specs
         )
         self.mask = mask
+        cout = specs[-1][1]
         self.projection = nn.Conv2d(cin, cout, 1, stride, bias=False) if stride != 1 or cin != cout else None
 
     def forward(self, x):
@@ -38,16 +58,16 @@ class Bottleneck(nn.Module):
         return y + (x if self.projection is None else self.projection(pre))
 
 
-class PreActBottleneckResNet(nn.Module):
-    def __init__(self, depth: int = 164, mask: tuple[bool, ...] = (False, True, True), classes: int = 10):
+class PreActResNet(nn.Module):
+    def __init__(self, family: str, depth: int, mask: tuple[bool, ...], classes: int = 10):
         super().__init__()
-        n = (depth - 2) // 9
+        n = (depth - 2) // (3 * len(mask))
         self.stem = nn.Conv2d(3, 16, 3, padding=1, bias=False)
         blocks, cin = [], 16
-        for s, width in enumerate((16, 32, 64)):
+        for s, width in enumerate(WIDTHS):
             for b in range(n):
-                blocks.append(Bottleneck(cin, width, 2 if s > 0 and b == 0 else 1, mask))
-                cin = 4 * width
+                blocks.append(PreActBlock(family, cin, width, 2 if s > 0 and b == 0 else 1, mask))
+                cin = EXPANSION[family] * width
         self.blocks = nn.Sequential(*blocks)
         self.final_bn = nn.BatchNorm2d(cin, eps=2e-5, momentum=0.01)
         self.fc = nn.Linear(cin, classes)
@@ -58,16 +78,19 @@ class PreActBottleneckResNet(nn.Module):
         return self.fc(x)
 
 
-def measure(depth: int, batch: int, steps: int, warmup: int, compile: bool = False) -> dict:
+def measure(
+    family: str, depth: int, mask: tuple[bool, ...], batch: int, steps: int, warmup: int,
+    precision: str = "float32", compile: bool = False,
+) -> dict:  # fmt: skip
     """Training and inference images/s of the PyTorch model on the best available device."""
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = PreActBottleneckResNet(depth).to(device, memory_format=torch.channels_last)
+    model = PreActResNet(family, depth, mask).to(device, memory_format=torch.channels_last)
     if compile:
         model = torch.compile(model)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
     x = torch.randn(batch, 3, 32, 32, device=device).to(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,), device=device)
-    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda")
+    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bfloat16")
 
     def sync():
         if device == "cuda":
@@ -79,6 +102,10 @@ def measure(depth: int, batch: int, steps: int, warmup: int, compile: bool = Fal
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+
+    def infer_step():
+        with torch.no_grad(), autocast:
+            model(x)
 
     def timed(step) -> float:
         for _ in range(warmup):
@@ -93,7 +120,32 @@ def measure(depth: int, batch: int, steps: int, warmup: int, compile: bool = Fal
     model.train()
     train_ips = timed(train_step)
     model.eval()
-    with torch.no_grad():
-        infer_ips = timed(lambda: model(x))
+    infer_ips = timed(infer_step)
     return {"train_images_per_s": round(train_ips, 1), "inference_images_per_s": round(infer_ips, 1),
-            "device": device, "torch": torch.__version__, "compiled": compile}  # fmt: skip
+            "device": device, "torch": torch.__version__, "torch_precision": precision,
+            "torch_threads": torch.get_num_threads(), "compiled": compile}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure one network and print the result as one JSON line (``throughput.py --torch`` runs this in a
+    subprocess: TensorFlow and a PyTorch build in one process can crash)."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--family", choices=tuple(EXPANSION), required=True)
+    p.add_argument("--depth", type=int, required=True)
+    p.add_argument("--mask", required=True, help="one 0/1 per ReLU slot of a block, e.g. 011")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
+    p.add_argument("--compile", action="store_true")
+    args = p.parse_args(argv)
+    mask = tuple(c == "1" for c in args.mask)
+    params = sum(p.numel() for p in PreActResNet(args.family, args.depth, mask).parameters())
+    row = measure(
+        args.family, args.depth, mask, args.batch, args.steps, args.warmup, args.precision, args.compile
+    )
+    print(json.dumps({**row, "params": params}))
+
+
+if __name__ == "__main__":
+    main()

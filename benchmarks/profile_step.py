@@ -1,0 +1,150 @@
+"""Where the time of a Keras training step goes: the TensorFlow profiler's op statistics, grouped.
+
+Usage (needs ``pip install xprof`` to read the trace; prints a Markdown table, records nothing)::
+
+    python benchmarks/profile_step.py --models resnet20_21 preact56_32 preact164_32 \
+        --precisions float32 mixed_bfloat16 [--stock-batch-norm]
+
+Each model is trained on random images with the training CLI's own step (``train.compile_for``, and the fused
+BatchNormalization of ``relu_ratio.train.fused_norm`` unless ``--stock-batch-norm``). Keras' ``TensorBoard``
+callback traces ``--steps`` steps after ``--warmup`` untraced ones; xprof's ``framework_op_stats`` gives every
+op's self-time, summed here into the groups of :data:`GROUPS` and divided by the traced steps. The step time
+is the traced steps' wall-clock time; the groups can add up to more than it where two ops overlapped (TF
+runs independent ops on its inter-op threads) and to less where the executor was between ops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from relu_ratio import models, train
+from relu_ratio.train.fused_norm import with_fused_batch_norm
+
+GROUPS = (  # (group, test on (op type, op name)); the first match wins
+    ("conv forward", lambda t, n: "Conv2D" in t and "Backprop" not in t),
+    ("conv backward (input)", lambda t, n: "Conv2DBackpropInput" in t),
+    ("conv backward (filter)", lambda t, n: "Conv2DBackpropFilter" in t),
+    ("BatchNorm", lambda t, n: "BatchNorm" in t or re.search(r"_bn\d*(_\d+)?/", n) is not None),
+    ("ReLU", lambda t, n: t in ("Relu", "ReluGrad", "_MklRelu", "_MklReluGrad")),
+    ("residual adds and gradient sums", lambda t, n: t in ("AddN", "AddV2", "Add", "_MklAdd", "_MklAddN")),
+    ("casts", lambda t, n: t == "Cast"),
+    ("optimizer", lambda t, n: "/sgd/" in n.lower() or t.startswith("ResourceApply")),
+    ("input pipeline", lambda t, n: t in ("Dataset", "IteratorGetNext")),
+    ("other (input scaling, pooling, classifier, loss, metrics)", lambda t, n: True),
+)
+
+
+def group_of(op_type: str, op_name: str) -> str:
+    return next(group for group, matches in GROUPS if matches(op_type, op_name))
+
+
+def op_self_times(logdir: Path) -> list[tuple[str, str, float]]:
+    """(op type, op name, total self-time in microseconds) of every host op in the trace under ``logdir``."""
+    from xprof.convert import raw_to_tool_data
+
+    paths = sorted(map(str, logdir.rglob("*.xplane.pb")))
+    if not paths:
+        raise RuntimeError(f"the profiler wrote no trace under {logdir}")
+    raw, _ = raw_to_tool_data.xspace_to_tool_data(paths, "framework_op_stats", {})
+    table = json.loads(raw)[0]
+    columns = [c["id"] for c in table["cols"]]
+    kind, name, self_time = (columns.index(c) for c in ("type", "operation", "total_self_time"))
+    rows = ([cell.get("v") for cell in row["c"]] for row in table["rows"])
+    return [(r[kind], r[name], float(r[self_time])) for r in rows if r[kind] != "IDLE"]
+
+
+class _Clock(keras.callbacks.Callback):
+    def __init__(self, first: int, last: int):
+        super().__init__()
+        self.first, self.last, self.seconds = first, last, 0.0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == self.first:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.last:
+            self.seconds = time.perf_counter() - self.start
+
+
+def profile(name: str, precision: str, steps: int, warmup: int, batch: int, fused: bool) -> dict:
+    """Step time (ms), images/s and milliseconds per step of each op group, for one model and precision."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        model = models.build(name, normalization=((128.0,) * 3, (64.0,) * 3))
+        model = with_fused_batch_norm(model) if fused else model
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, size=(batch * (warmup + steps), 32, 32, 3), dtype=np.uint8)
+        labels = np.eye(10, dtype="float32")[rng.integers(0, 10, len(images))]
+        train.compile_for(model, train.TrainConfig(recipe="fast", epochs=1).resolved(), warmup + steps)
+        with tempfile.TemporaryDirectory() as logdir:
+            traced = (warmup, warmup + steps - 1)
+            callbacks = [
+                keras.callbacks.TensorBoard(logdir, profile_batch=(traced[0] + 1, traced[1] + 1),
+                                            write_graph=False, update_freq=10**9),
+                clock := _Clock(*traced),
+            ]  # fmt: skip
+            model.fit(images, labels, batch_size=batch, verbose=0, shuffle=False, callbacks=callbacks)
+            ops = op_self_times(Path(logdir))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    groups = collections.Counter()
+    for op_type, op_name, micros in ops:
+        groups[group_of(op_type, op_name)] += micros / 1000 / steps
+    step_ms = 1000 * clock.seconds / steps
+    return {"model": name, "precision": precision, "batch_norm": "fused" if fused else "stock",
+            "step_ms": step_ms, "images_per_s": batch / step_ms * 1000, "groups": dict(groups)}  # fmt: skip
+
+
+def markdown(results: list[dict]) -> str:
+    """One column per profiled setting, one row per op group (ms per step, and its share of the ops' sum)."""
+    head = [f"{r['model']} {r['precision']} ({r['batch_norm']} BN)" for r in results]
+    lines = ["| ms per step | " + " | ".join(head) + " |", "| --- |" + " --- |" * len(results)]
+    for group, _ in GROUPS:
+        cells = []
+        for r in results:
+            ms, total = r["groups"].get(group, 0.0), sum(r["groups"].values())
+            cells.append(f"{ms:.1f} ({100 * ms / total:.0f} %)")
+        lines.append(f"| {group} | " + " | ".join(cells) + " |")
+    totals = {
+        "sum of op self-times": [f"{sum(r['groups'].values()):.1f}" for r in results],
+        "step (wall clock)": [f"{r['step_ms']:.1f}" for r in results],
+        "images/s": [f"{r['images_per_s']:.0f}" for r in results],
+    }
+    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in totals.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", nargs="+", default=["resnet20_21", "preact56_32", "preact164_32"])
+    p.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"],
+                   choices=["float32", "mixed_bfloat16", "mixed_float16"])  # fmt: skip
+    p.add_argument("--steps", type=int, default=5, help="traced steps")
+    p.add_argument("--warmup", type=int, default=3, help="untraced steps first (tracing, compilation)")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--stock-batch-norm", action="store_true", help="profile Keras' own BatchNormalization")
+    args = p.parse_args(argv)
+    if keras.backend.backend() != "tensorflow":
+        sys.exit("profile_step.py profiles the TensorFlow backend; run it with KERAS_BACKEND=tensorflow.")
+    results = [
+        profile(name, precision, args.steps, args.warmup, args.batch, not args.stock_batch_norm)
+        for name in args.models
+        for precision in args.precisions
+    ]
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
