@@ -39,6 +39,26 @@ def images():
     return np.random.default_rng(0).uniform(0, 255, size=(4, 32, 32, 3)).astype("float32")
 
 
+FIXTURE_ZOO = os.path.join(os.path.dirname(__file__), "fixtures", "zoo")  # two 3-epoch ResNet-8s (README)
+
+
+@pytest.fixture
+def toy_zoo(monkeypatch, tmp_path):
+    """The test fixtures' registry store (``resnet8_11``, ``resnet8_21``: small real entries), read only,
+    with a private cache home; returns the home."""
+    monkeypatch.setenv("RELU_RATIO_ZOO", FIXTURE_ZOO)
+    monkeypatch.setenv("RELU_RATIO_HOME", os.fspath(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def shipped_zoo(monkeypatch, tmp_path):
+    """The repository's zoo/ (what the package ships), read only, with a private home; returns the home."""
+    monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
+    monkeypatch.setenv("RELU_RATIO_HOME", os.fspath(tmp_path / "home"))
+    return tmp_path / "home"
+
+
 @pytest.fixture
 def tmp_home(tmp_path, monkeypatch):
     monkeypatch.setenv("RELU_RATIO_HOME", os.fspath(tmp_path / "home"))

@@ -87,7 +87,7 @@ print(type(model).__name__)
 
 
 @pytest.mark.slow
-def test_zoo_model_saved_as_keras_loads_where_relu_ratio_is_not_installed(tmp_path, images):
+def test_zoo_model_saved_as_keras_loads_where_relu_ratio_is_not_installed(toy_zoo, tmp_path, images):
     model = zoo.load("resnet8_21")
     model.save(tmp_path / "model.keras")
     np.save(tmp_path / "images.npy", images)

@@ -16,25 +16,17 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from conftest import logged_epochs, write_image_folder
+from conftest import FIXTURE_ZOO, logged_epochs, write_image_folder
 from PIL import Image
 
 from relu_ratio import data, files, models, train, zoo
 from relu_ratio.inputs import CheckedModel, ImageInputError, check_images
 from relu_ratio.zoo import saved_model
 
-REAL = "resnet8_21"  # a real zoo entry: small, loads in a second
+REAL = "resnet8_21"  # a real registered entry of the test fixtures' store (toy_zoo): loads in a second
 SHAPE = (32, 32, 3)
 RNG = np.random.default_rng(0)
 RAW = RNG.integers(0, 256, (4, *SHAPE), dtype=np.uint8)
-
-
-@pytest.fixture
-def real_zoo(monkeypatch, tmp_path):
-    """The repository's zoo/ (read only) with a private cache home."""
-    monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
-    monkeypatch.setenv("RELU_RATIO_HOME", os.fspath(tmp_path / "home"))
-    return tmp_path / "home"
 
 
 def _no_tmp_files(root: Path) -> list[Path]:
@@ -76,7 +68,7 @@ def test_check_images_accepts_raw_images():
 
 
 @pytest.mark.backend
-def test_zoo_models_refuse_bad_images_in_predict_evaluate_fit_and_call(real_zoo):
+def test_zoo_models_refuse_bad_images_in_predict_evaluate_fit_and_call(toy_zoo):
     model = zoo.load(REAL)
     assert isinstance(model, CheckedModel) and isinstance(model, keras.Model)
     scaled, labels = RAW / 255.0, np.arange(4)
@@ -95,7 +87,7 @@ def test_zoo_models_refuse_bad_images_in_predict_evaluate_fit_and_call(real_zoo)
 
 
 @pytest.mark.backend
-def test_a_checked_zoo_model_saves_loads_and_fine_tunes(real_zoo, tmp_path):
+def test_a_checked_zoo_model_saves_loads_and_fine_tunes(toy_zoo, tmp_path):
     model = zoo.load(REAL)
     expected = model.predict(RAW, verbose=0)
     model.save(tmp_path / "m.keras")
@@ -112,7 +104,7 @@ def test_a_checked_zoo_model_saves_loads_and_fine_tunes(real_zoo, tmp_path):
 
 
 @pytest.mark.tensorflow
-def test_a_checked_zoo_model_exports_a_saved_model(real_zoo, tmp_path):
+def test_a_checked_zoo_model_exports_a_saved_model(toy_zoo, tmp_path):
     import tensorflow as tf
 
     model = zoo.load(REAL)
@@ -121,7 +113,7 @@ def test_a_checked_zoo_model_exports_a_saved_model(real_zoo, tmp_path):
     np.testing.assert_allclose(served.serve(RAW.astype("float32")), model.predict(RAW, verbose=0), atol=1e-5)
 
 
-def test_evaluate_names_a_dataset_of_the_wrong_image_size(real_zoo, tmp_path):
+def test_evaluate_names_a_dataset_of_the_wrong_image_size(toy_zoo, tmp_path):
     folder = write_image_folder(tmp_path / "ds", classes=data.CIFAR10_CLASSES, per_class=1, size=(28, 28))
     with pytest.raises(zoo.ZooError, match=r"cannot be evaluated with 'resnet8_21'.*\(10, 28, 28, 3\)"):
         zoo.evaluate(REAL, data=folder)
@@ -176,13 +168,13 @@ def test_builder_weights_of_another_architecture_are_named(tmp_path):
         (42, {}, zoo.UnknownModelError, r"no zoo entry named 42"),
     ],
 )
-def test_bad_zoo_load_arguments_raise_clear_errors(real_zoo, name, kwargs, error, message):
+def test_bad_zoo_load_arguments_raise_clear_errors(toy_zoo, name, kwargs, error, message):
     with pytest.raises(error, match=message):
         zoo.load(name, **kwargs)
 
 
 @pytest.mark.backend
-def test_zoo_load_at_another_input_size_without_the_registered_classifier(real_zoo):
+def test_zoo_load_at_another_input_size_without_the_registered_classifier(toy_zoo):
     features = zoo.load(REAL, include_top=False, input_shape=(64, 48, 3))
     assert features.input_shape == (None, 64, 48, 3) and features.output_shape == (None, 64)
     transfer = zoo.load(REAL, classes=5, input_shape=(48, 48, 3))
@@ -236,7 +228,7 @@ def test_a_damaged_data_cache_is_decoded_again(image_folder, tmp_path, damage):
     np.testing.assert_array_equal(data.load(image_folder, "test").images, first.images)  # cache rewritten
 
 
-def test_a_full_saved_model_cache_is_named_and_leaves_no_temp_folder(real_zoo, monkeypatch):
+def test_a_full_saved_model_cache_is_named_and_leaves_no_temp_folder(toy_zoo, monkeypatch):
     def full(model, path):
         path.mkdir()
         (path / "saved_model.pb").write_bytes(b"\0" * 4096)
@@ -247,11 +239,11 @@ def test_a_full_saved_model_cache_is_named_and_leaves_no_temp_folder(real_zoo, m
     with pytest.raises(files.CacheError, match=message) as err:
         saved_model.saved_model_dir(REAL)
     assert err.value.errno == errno.ENOSPC
-    assert list((real_zoo / "saved_models").iterdir()) == []
+    assert list((toy_zoo / "saved_models").iterdir()) == []
 
 
 @pytest.mark.tensorflow
-def test_tensorflow_file_errors_become_cache_errors(real_zoo, monkeypatch):
+def test_tensorflow_file_errors_become_cache_errors(toy_zoo, monkeypatch):
     import tensorflow as tf
 
     def full(self, *args, **kwargs):
@@ -261,10 +253,10 @@ def test_tensorflow_file_errors_become_cache_errors(real_zoo, monkeypatch):
     monkeypatch.setattr(archive, "write_out", full)
     with pytest.raises(files.CacheError, match="No space left on device"):
         saved_model.saved_model_dir(REAL)
-    assert list((real_zoo / "saved_models").iterdir()) == []
+    assert list((toy_zoo / "saved_models").iterdir()) == []
 
 
-def test_a_full_export_target_is_named_and_leaves_nothing(real_zoo, tmp_path, monkeypatch):
+def test_a_full_export_target_is_named_and_leaves_nothing(toy_zoo, tmp_path, monkeypatch):
     def fake_export(model, path):  # a cached SavedModel, without TensorFlow
         path.mkdir()
         (path / "saved_model.pb").write_bytes(b"pb")
@@ -485,8 +477,8 @@ print("exported", saved_model.saved_model_dir(sys.argv[2]))
 def _two_processes(script, argument, tmp_path, backend):
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    env = {**os.environ, "RELU_RATIO_HOME": str(tmp_path / "home"), "KERAS_BACKEND": backend}
-    env.pop("RELU_RATIO_ZOO", None)
+    env = {**os.environ, "RELU_RATIO_HOME": str(tmp_path / "home"), "KERAS_BACKEND": backend,
+           "RELU_RATIO_ZOO": FIXTURE_ZOO}  # fmt: skip
     command = [sys.executable, "-c", script, str(barrier), str(argument)]
     procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]  # fmt: skip
@@ -514,7 +506,7 @@ def test_two_processes_export_the_same_zoo_entry_into_one_cache(tmp_path):
     (entry,) = (tmp_path / "home" / "saved_models").iterdir()  # one copy, no temporary folders
     served = tf.saved_model.load(os.fspath(entry))
     with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("RELU_RATIO_ZOO", raising=False)
+        patch.setenv("RELU_RATIO_ZOO", FIXTURE_ZOO)
         expected = zoo.load(REAL).predict(RAW, verbose=0)
     np.testing.assert_allclose(served.serve(RAW).numpy(), expected, atol=1e-5)
 
@@ -532,7 +524,7 @@ np.savez(sys.argv[2], **{name: zoo.load(name).predict(images, verbose=0) for nam
 
 
 @pytest.mark.slow
-def test_tensorflow_and_jax_give_the_same_probabilities_for_every_zoo_model(real_zoo, tmp_path):
+def test_tensorflow_and_jax_give_the_same_probabilities_for_every_zoo_model(shipped_zoo, tmp_path):
     images = np.random.default_rng(1).integers(0, 256, (64, *SHAPE), dtype=np.uint8)
     np.save(tmp_path / "images.npy", images)
     other = "jax" if keras.backend.backend() == "tensorflow" else "tensorflow"
@@ -557,7 +549,7 @@ def _precision_benchmark():
 
 @pytest.mark.backend
 @pytest.mark.slow
-def test_half_precision_inference_stays_within_the_stated_drop(real_zoo, shared_data):
+def test_half_precision_inference_stays_within_the_stated_drop(shipped_zoo, shared_data):
     """On 1,000 test images: float32 reproduces the registered accuracy (to sampling noise), and
     mixed_float16 / mixed_bfloat16 lose at most ``precision.BOUND`` points of top-1."""
     precision = _precision_benchmark()
@@ -637,7 +629,7 @@ def test_a_folder_dataset_changed_after_its_first_load_is_decoded_again(image_fo
 
 
 @pytest.mark.tensorflow
-def test_a_damaged_saved_model_cache_is_exported_again_not_copied(real_zoo, tmp_path):
+def test_a_damaged_saved_model_cache_is_exported_again_not_copied(toy_zoo, tmp_path):
     import tensorflow as tf
 
     cached = saved_model.saved_model_dir(REAL)
@@ -652,7 +644,7 @@ def test_a_damaged_saved_model_cache_is_exported_again_not_copied(real_zoo, tmp_
 
 
 @pytest.mark.backend
-def test_bad_images_are_refused_in_every_form_a_zoo_model_is_given_them(real_zoo):
+def test_bad_images_are_refused_in_every_form_a_zoo_model_is_given_them(toy_zoo):
     model = zoo.load(REAL)
     scaled = RAW.astype("float32") / 255.0
     for form in (keras.ops.convert_to_tensor(scaled), (scaled,), (scaled, np.arange(4)), {"images": scaled}):
@@ -667,7 +659,7 @@ def test_bad_images_are_refused_in_every_form_a_zoo_model_is_given_them(real_zoo
 
 
 @pytest.mark.backend
-def test_the_fused_form_of_a_zoo_model_keeps_the_image_check(real_zoo):
+def test_the_fused_form_of_a_zoo_model_keeps_the_image_check(toy_zoo):
     from relu_ratio.fuse import fuse
 
     model = zoo.load(REAL)
@@ -677,13 +669,13 @@ def test_the_fused_form_of_a_zoo_model_keeps_the_image_check(real_zoo):
     np.testing.assert_allclose(fused.predict(RAW, verbose=0), model.predict(RAW, verbose=0), atol=1e-4)
 
 
-def test_an_empty_batch_gives_an_empty_result(real_zoo):
+def test_an_empty_batch_gives_an_empty_result(toy_zoo):
     out = zoo.load(REAL).predict(np.zeros((0, 32, 32, 3), np.uint8), verbose=0)
     assert out.shape == (0, 10)
 
 
 @pytest.mark.tensorflow
-def test_a_tf_data_pipeline_is_checked_batch_by_batch_as_it_streams(real_zoo):
+def test_a_tf_data_pipeline_is_checked_batch_by_batch_as_it_streams(toy_zoo):
     import tensorflow as tf
 
     model = zoo.load(REAL)

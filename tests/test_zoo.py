@@ -300,19 +300,20 @@ def test_a_swapped_weights_file_with_rehashed_metadata_is_refused_in_the_shipped
     monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
     shipped = tmp_path / "shipped"
     shutil.copytree(zoo.registry.shipped_store(), shipped, ignore=shutil.ignore_patterns("__*"))
-    entry_dir = shipped / NAME
-    source = models.build(NAME, **zoo.info(NAME).architecture["kwargs"])  # other (random) weights
+    name = zoo.list()[0]  # a real shipped entry
+    entry_dir = shipped / name
+    source = models.build(name, **zoo.info(name).architecture["kwargs"])  # other (random) weights
     source.save_weights(entry_dir / "model.weights.h5")
     meta = json.loads((entry_dir / "metadata.json").read_text())
     path = entry_dir / "model.weights.h5"
     meta.update(sha256=hashlib.sha256(path.read_bytes()).hexdigest(), file_size=path.stat().st_size)
     (entry_dir / "metadata.json").write_text(json.dumps(meta))
     monkeypatch.setattr(zoo.registry, "shipped_store", lambda: shipped)
-    with pytest.raises(zoo.IntegrityError, match=r"not the one this package ships for 'resnet8_21'"):
-        zoo.load(NAME)
+    with pytest.raises(zoo.IntegrityError, match=rf"not the one this package ships for '{name}'"):
+        zoo.load(name)
     monkeypatch.setenv("RELU_RATIO_ZOO", str(shipped))  # the same files as a store of your own: allowed
     monkeypatch.setattr(zoo.registry, "shipped_store", lambda: tmp_path / "elsewhere")
-    zoo.load(NAME)
+    zoo.load(name)
 
 
 def test_registering_into_the_shipped_store_writes_the_manifest_first(run, tmp_path, monkeypatch):

@@ -8,6 +8,4 @@ store's weights against this manifest, so that a changed weights file must come 
 
 SHA256 = {
     "resnet20_11": "9edc227f7c5128e44dc712c3dd5df9268844dfe97426dc7fac044f39b149937b",
-    "resnet8_11": "2ffd107b072b64fe2dc4f128fd91a464ebecaae172bb46959fea45b48a04686a",
-    "resnet8_21": "18a2a1d03b64961a5b955a69e741d6cf0fc80a7d6979707b53e845b18196d0bf",
 }
