@@ -135,3 +135,20 @@ def publish_folder(staging: Path, final: Path, overwrite: bool) -> None:
     finally:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def replace_between(path: str | os.PathLike, start: str, end: str, body: str, check: bool = False) -> bool:
+    """Put ``body`` between the marker lines ``start`` and ``end`` of the text file ``path``.
+
+    Returns whether the file already held it; with ``check`` the file is never written. Raises
+    ``ValueError`` naming the markers if ``path`` lacks them.
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    first, last = text.find(start), text.find(end)
+    if first < 0 or last < first:
+        raise ValueError(f"{path} lacks the lines {start} ... {end} around the generated text.")
+    new = f"{text[: first + len(start)]}\n{body}\n{text[last:]}"
+    if new != text and not check:
+        write_atomic(path, new)
+    return new == text

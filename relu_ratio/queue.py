@@ -7,12 +7,14 @@ A queue file (the repository's is ``training/queue.json``) lists runs: a model n
 its backup, a failed one is recorded in its ``failed.json`` and the queue goes on. So the same command,
 started again after a kill or in the next session on the same machine, carries on where it stopped.
 ``status`` reads the run folders and writes the progress record (epochs reached, accuracy so far,
-wall-clock and CPU hours, what is left).
+wall-clock and CPU hours, what is left) and the comparison of the models queued with several seeds
+(mean ± sd of test top-1, the 2:1 - 1:1 difference ± its standard error), also into the README.
 
 Command line::
 
     python -m relu_ratio.queue run training/queue.json --runs ~/relu_runs/zoo
-    python -m relu_ratio.queue status training/queue.json --runs ~/relu_runs/zoo --write training/PROGRESS.md
+    python -m relu_ratio.queue status training/queue.json --runs ~/relu_runs/zoo \
+        --write training/PROGRESS.md --readme README.md
 
 Example:
     >>> from relu_ratio import queue
@@ -141,6 +143,7 @@ class Progress:
     top1: float | None  # final test top-1 (finished) or the last epoch's (so far), in %
     wall_hours: float
     cpu_hours: float
+    precision: str | None = None  # the dtype policy it trained in, where recorded or fixed by its config
 
     @property
     def hours_left(self) -> float | None:
@@ -159,11 +162,67 @@ def progress(queued: list[QueuedRun], runs: str | os.PathLike) -> list[Progress]
         record = train.RunRecord.read(Path(runs) / item.run_id)
         split = record.result.get("evaluated_on", "test")
         top1 = record.result.get(f"{split}_top1") if record.result else (record.curve or [None])[-1]
+        mode = record.config.get("mixed_precision", item.settings.get("mixed_precision"))
+        precision = record.result.get("precision") or {"off": "float32", "auto": None}.get(mode, mode)
         rows.append(Progress(
             item, record.state, record.epochs_done, item.config(runs, "dataset").resolved().epochs,
             None if top1 is None else 100 * top1, record.wall_time_s / 3600, record.cpu_time_s / 3600,
+            precision,
         ))  # fmt: skip
     return rows
+
+
+SEEDS_START, SEEDS_END = "<!-- seeds:table:start -->", "<!-- seeds:table:end -->"
+
+
+def seed_comparison(rows: list[Progress]) -> str:
+    """Markdown: every model queued with several seeds, its finished seeds' test top-1 as mean +- sd, and
+    each ``_11`` model against its twins (difference of means +- its standard error), beside the paper's."""
+    groups: dict[str, list[Progress]] = {}
+    for row in rows:
+        groups.setdefault(row.run.model, []).append(row)
+    repeated = {model: group for model, group in groups.items() if len(group) > 1}
+    lines = [
+        "| model | seeds finished | test top-1 % by seed | mean ± sd | precision |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    stats = {}
+    for model, group in repeated.items():
+        done = [row for row in group if row.state == "finished" and row.top1 is not None]
+        stats[model] = _mean_sd([row.top1 for row in done])
+        by_seed = ", ".join(f"{row.top1:.2f} (seed {row.run.seed})" for row in done)
+        precisions = ", ".join(sorted({row.precision or "not recorded" for row in done}))
+        lines.append(f"| `{model}` | {len(done)} of {len(group)} | {by_seed} | {_format(*stats[model])} | "
+                     f"{precisions} |")  # fmt: skip
+    notes = []
+    for model, (mean, sd, n) in stats.items():
+        family, depth, _ = models.parse_name(model)
+        paired = f"{family}{depth}_11"
+        if model == paired or paired not in stats:
+            continue
+        base_mean, base_sd, base_n = stats[paired]
+        if min(n, base_n) < 2:
+            notes.append(f"`{model}` minus `{paired}`: needs 2 finished seeds each ({n} and {base_n} now).")
+            continue
+        error = (sd**2 / n + base_sd**2 / base_n) ** 0.5
+        notes.append(f"`{model}` minus `{paired}`: {mean - base_mean:+.2f} ± {error:.2f} points (difference "
+                     "of the means ± its standard error).")  # fmt: skip
+    return "\n".join(lines + (["", *notes] if notes else []))
+
+
+def _mean_sd(values: list[float]) -> tuple[float | None, float | None, int]:
+    n = len(values)
+    if not n:
+        return None, None, 0
+    mean = sum(values) / n
+    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else None
+    return mean, sd, n
+
+
+def _format(mean: float | None, sd: float | None, n: int) -> str:
+    if mean is None:
+        return ""
+    return f"{mean:.2f} ± {sd:.2f}" if sd is not None else f"{mean:.2f} (one seed)"
 
 
 def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
@@ -198,6 +257,10 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
         "measured by "
         "`zoo register`. Estimates of hours left use the run's own pace so far.",
         "",
+        "## Models trained with several seeds",
+        "",
+        seed_comparison(rows),
+        "",
         f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by "
         f"`python -m relu_ratio.queue status {queue_path} --runs {runs} --write ...` on {train.device()}.",
     ]
@@ -222,6 +285,8 @@ def parser() -> argparse.ArgumentParser:
                                             "e.g. 'resnet20_*-seed0'")
         else:
             cmd.add_argument("--write", help="also write the record (markdown) to this file")
+            cmd.add_argument("--readme", help=f"also put the seed comparison between the lines {SEEDS_START} "
+                                              f"and {SEEDS_END} of this file, e.g. README.md")
     return p
 
 
@@ -233,13 +298,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             failures = run(queued, runs, args.dataset, args.only)
             return 1 if failures else 0
-        text = markdown(progress(queued, runs), args.queue, args.runs)
+        rows = progress(queued, runs)
+        text = markdown(rows, args.queue, args.runs)
+        print(text, end="")
+        if args.write:
+            files.write_atomic(args.write, text)
+        if args.readme:
+            files.replace_between(args.readme, SEEDS_START, SEEDS_END, seed_comparison(rows))
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(text, end="")
-    if args.write:
-        files.write_atomic(args.write, text)
     return 0
 
 

@@ -343,12 +343,7 @@ def update_table(path: str | Path, check: bool = False) -> bool:
 
     Returns whether the file was already up to date; with ``check`` the file is never written.
     """
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    start, end = text.find(TABLE_START), text.find(TABLE_END)
-    if start < 0 or end < start:
-        raise ZooError(f"{path} lacks the lines {TABLE_START} ... {TABLE_END} around the zoo table.")
-    new = f"{text[: start + len(TABLE_START)]}\n{markdown_table()}\n{text[end:]}"
-    if new != text and not check:
-        path.write_text(new, encoding="utf-8")
-    return new == text
+    try:
+        return files.replace_between(path, TABLE_START, TABLE_END, markdown_table(), check)
+    except ValueError as error:
+        raise ZooError(f"{error} (the zoo table)") from None
