@@ -3,7 +3,7 @@
 Usage (rows are appended to ``benchmarks/results.jsonl`` with device and versions; ``--no-record`` to skip)::
 
     python benchmarks/fusion.py                                            # every zoo entry
-    python benchmarks/fusion.py --models resnet8_21 preact164_32 --batch 256 --repeats 5
+    python benchmarks/fusion.py --models resnet20_11 preact164_32 --batch 256 --repeats 5
 
 A name registered in the zoo is loaded with its trained weights (``weights: zoo``); any other builder name
 (``preact164_32``) is built with random weights and the input normalisation (``weights: random``): fine for

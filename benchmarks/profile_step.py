@@ -36,9 +36,9 @@ GROUPS = (  # (group, test on (op type, op name)); the first match wins
     ("conv backward (filter)", lambda t, n: "Conv2DBackpropFilter" in t),
     ("BatchNorm", lambda t, n: "BatchNorm" in t or re.search(r"_bn\d*(_\d+)?/", n) is not None),
     ("ReLU", lambda t, n: t in ("Relu", "ReluGrad", "_MklRelu", "_MklReluGrad")),
+    ("optimizer", lambda t, n: "/sgd/" in n.lower() or t.startswith("ResourceApply")),
     ("residual adds and gradient sums", lambda t, n: t in ("AddN", "AddV2", "Add", "_MklAdd", "_MklAddN")),
     ("casts", lambda t, n: t == "Cast"),
-    ("optimizer", lambda t, n: "/sgd/" in n.lower() or t.startswith("ResourceApply")),
     ("input pipeline", lambda t, n: t in ("Dataset", "IteratorGetNext")),
     ("other (input scaling, pooling, classifier, loss, metrics)", lambda t, n: True),
 )
@@ -66,14 +66,14 @@ def op_self_times(logdir: Path) -> list[tuple[str, str, float]]:
 class _Clock(keras.callbacks.Callback):
     def __init__(self, first: int, last: int):
         super().__init__()
-        self.first, self.last, self.seconds = first, last, 0.0
+        self.first, self.last, self.start, self.seconds = first, last, None, 0.0
 
     def on_train_batch_begin(self, batch, logs=None):
         if batch == self.first:
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        if batch == self.last:
+        if batch == self.last and self.start is not None:
             self.seconds = time.perf_counter() - self.start
 
 

@@ -19,7 +19,9 @@ steps (compilation) are excluded. Not a test: it only prints and records what it
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -29,7 +31,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from relu_ratio import describe, models, patterns, train
+from relu_ratio import describe, models, train
 from relu_ratio.patterns import ReLUPattern
 from relu_ratio.train.fused_norm import with_fused_batch_norm
 
@@ -54,6 +56,7 @@ class _StepTimer(keras.callbacks.Callback):
 def measure(name: str, batch: int, steps: int, warmup: int, fused: bool = True) -> dict:
     rng = np.random.default_rng(0)
     model = models.build(name, normalization=((128.0,) * 3, (64.0,) * 3))
+    fused = fused and keras.backend.backend() == "tensorflow"  # the fused kernel is TensorFlow's
     model = with_fused_batch_norm(model) if fused else model
     images = rng.integers(0, 256, size=(batch * (steps + warmup), 32, 32, 3), dtype=np.uint8)
     labels = np.eye(10, dtype="float32")[rng.integers(0, 10, len(images))]
@@ -70,21 +73,35 @@ def measure(name: str, batch: int, steps: int, warmup: int, fused: bool = True) 
         np.asarray(model.predict_on_batch(x))
     infer_ips = batch * steps / (time.perf_counter() - start)
     return {"framework": "keras", "model": name, "batch": batch, "train_images_per_s": round(train_ips, 1),
-            "inference_images_per_s": round(infer_ips, 1),
+            "inference_images_per_s": round(infer_ips, 1), "steps": steps, "warmup": warmup,
             "batch_norm": "fused" if fused else "stock"}  # fmt: skip
 
 
 def run_context(precision: str) -> dict:
-    """What every record in results.jsonl carries besides its figures: backend, device, versions, date."""
+    """What every record in results.jsonl carries besides its figures: backend and its version, device and
+    CPU model, versions, date."""
+    backend = keras.backend.backend()
     return {
-        "backend": keras.backend.backend(),
+        "backend": backend,
+        "backend_version": importlib.import_module(backend).__version__ if backend != "numpy" else None,
         "device": train.device(),
+        "cpu": cpu_model(),
         "precision": precision,
         "keras": keras.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "date": time.strftime("%Y-%m-%d"),
     }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; else what ``platform`` knows)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    names = [line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")]
+    return names[0] if names else platform.machine()
 
 
 def record(row: dict) -> None:
@@ -113,8 +130,9 @@ def main(argv: list[str] | None = None) -> None:
         for name in args.models:
             row = {**measure(name, args.batch, args.steps, args.warmup, not args.stock_batch_norm), **context}
             rows = [row]
-            if args.torch and models.parse_name(name)[0] in ("resnet", "preact"):
-                keras_only = {k: v for k, v in row.items() if k != "batch_norm"}
+            torch_has_it = models.parse_name(name)[0] in ("resnet", "preact") and precision != "mixed_float16"
+            if args.torch and torch_has_it:
+                keras_only = {k: v for k, v in row.items() if k not in ("batch_norm", "backend_version")}
                 rows.append({**keras_only, **torch_row(name, args, precision), "framework": "torch"})
             for r in rows:
                 label = f"{r['framework']}:{name}"
@@ -129,8 +147,12 @@ def torch_row(name: str, args, precision: str) -> dict:
     """The PyTorch reference of ``name``, measured like the Keras model (bfloat16 autocast for
     ``mixed_bfloat16``) in a subprocess; refuses a result whose parameter count differs from Keras'."""
     family, depth, pattern = models.parse_name(name)
-    kind = patterns.BOTTLENECK if family == "preact" else patterns.BASIC_PREACT
-    mask = ReLUPattern(pattern).resolve(kind, [(depth - 2) // (3 * len(kind.slots))] * 3)[0][0]
+    spec = models.FAMILIES[family]
+    resolved = ReLUPattern(pattern).resolve(spec.kind, spec.blocks_per_stage(depth))
+    masks = {mask for stage in resolved for mask in stage}
+    if len(masks) != 1:
+        raise ValueError(f"the PyTorch reference takes one ReLU mask for all blocks; {name} has {len(masks)}")
+    (mask,) = masks
     command = [
         sys.executable, str(Path(__file__).with_name("torch_reference.py")), "--family", family,
         "--depth", str(depth), "--mask", "".join("1" if keep else "0" for keep in mask),
@@ -141,7 +163,9 @@ def torch_row(name: str, args, precision: str) -> dict:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"the PyTorch reference failed ({' '.join(command)}):\n{done.stderr[-2000:]}")
-    row = json.loads(done.stdout.strip().splitlines()[-1])
+    row = {**json.loads(done.stdout.strip().splitlines()[-1]), "device": f"cpu: {os.cpu_count()} cores"}
+    if row.pop("torch_device") != "cpu":
+        row["device"] = "gpu (PyTorch)"
     keras_params = describe(models.build(name)).params
     if row["params"] != keras_params:
         raise RuntimeError(f"PyTorch reference has {row['params']} parameters, Keras {keras_params}.")

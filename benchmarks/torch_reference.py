@@ -122,25 +122,25 @@ def measure(
     model.eval()
     infer_ips = timed(infer_step)
     return {"train_images_per_s": round(train_ips, 1), "inference_images_per_s": round(infer_ips, 1),
-            "device": device, "torch": torch.__version__, "torch_precision": precision,
+            "torch_device": device, "torch": torch.__version__, "torch_precision": precision,
             "torch_threads": torch.get_num_threads(), "compiled": compile}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
     """Measure one network and print the result as one JSON line (``throughput.py --torch`` runs this in a
     subprocess: TensorFlow and a PyTorch build in one process can crash)."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--family", choices=tuple(EXPANSION), required=True)
-    p.add_argument("--depth", type=int, required=True)
-    p.add_argument("--mask", required=True, help="one 0/1 per ReLU slot of a block, e.g. 011")
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
-    p.add_argument("--compile", action="store_true")
-    args = p.parse_args(argv)
+    cli = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    cli.add_argument("--family", choices=tuple(EXPANSION), required=True)
+    cli.add_argument("--depth", type=int, required=True)
+    cli.add_argument("--mask", required=True, help="one 0/1 per ReLU slot of a block, e.g. 011")
+    cli.add_argument("--batch", type=int, default=128)
+    cli.add_argument("--steps", type=int, default=20)
+    cli.add_argument("--warmup", type=int, default=5)
+    cli.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
+    cli.add_argument("--compile", action="store_true")
+    args = cli.parse_args(argv)
     mask = tuple(c == "1" for c in args.mask)
-    params = sum(p.numel() for p in PreActResNet(args.family, args.depth, mask).parameters())
+    params = sum(w.numel() for w in PreActResNet(args.family, args.depth, mask).parameters())
     row = measure(
         args.family, args.depth, mask, args.batch, args.steps, args.warmup, args.precision, args.compile
     )

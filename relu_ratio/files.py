@@ -87,12 +87,12 @@ def atomic_file(path: str | os.PathLike, durable: bool = False) -> Iterator[Path
 
 
 def write_atomic(path: str | os.PathLike, content: str | bytes, durable: bool = False) -> Path:
-    """Write ``content`` (text or bytes) to ``path`` through :func:`atomic_file`."""
+    """Write ``content`` (bytes, or text as UTF-8) to ``path`` through :func:`atomic_file`."""
     with atomic_file(path, durable) as tmp:
         if isinstance(content, bytes):
             tmp.write_bytes(content)
         else:
-            tmp.write_text(content)
+            tmp.write_text(content, encoding="utf-8")
     return Path(path)
 
 
@@ -145,8 +145,9 @@ def replace_between(path: str | os.PathLike, start: str, end: str, body: str, ch
     """
     path = Path(path)
     text = path.read_text(encoding="utf-8")
-    first, last = text.find(start), text.find(end)
-    if first < 0 or last < first:
+    first = text.find(start)
+    last = text.find(end, first + len(start)) if first >= 0 else -1
+    if last < 0:
         raise ValueError(f"{path} lacks the lines {start} ... {end} around the generated text.")
     new = f"{text[: first + len(start)]}\n{body}\n{text[last:]}"
     if new != text and not check:

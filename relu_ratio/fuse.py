@@ -139,7 +139,7 @@ def fuse(model: keras.Model, return_report: bool = False) -> keras.Model | tuple
 
     Example:
         >>> fused = fuse(models.build("preact164_32"))                    # doctest: +SKIP
-        >>> fused, report = fuse(zoo.load("resnet8_21"), return_report=True)  # doctest: +SKIP
+        >>> fused, report = fuse(zoo.load("resnet20_11"), return_report=True)  # doctest: +SKIP
         >>> print(report)                                                 # doctest: +SKIP
     """
     if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth"):

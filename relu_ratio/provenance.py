@@ -15,11 +15,15 @@ SOURCE = Path(__file__).resolve().parents[1]
 
 
 def source_commit(root: Path = SOURCE) -> str | None:
-    """The commit checked out at ``root`` (``"<sha>+dirty"`` with uncommitted changes to tracked files),
-    or ``None`` where ``root`` is not a git checkout (an installed wheel) or git is missing."""
+    """The commit checked out at ``root`` (``"<sha>+dirty"`` when the package source or ``pyproject.toml``
+    has uncommitted changes), or ``None`` where ``root`` is not the top of a git checkout (an installed
+    wheel, even inside another repository) or git is missing."""
     try:
+        if Path(_git(root, "rev-parse", "--show-toplevel")).resolve() != Path(root).resolve():
+            return None
         sha = _git(root, "rev-parse", "HEAD")
-        dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
+        source = ("--", "relu_ratio", "pyproject.toml")
+        dirty = _git(root, "status", "--porcelain", "--untracked-files=no", *source)
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{sha}+dirty" if dirty else sha

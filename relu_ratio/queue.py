@@ -8,7 +8,8 @@ its backup, a failed one is recorded in its ``failed.json`` and the queue goes o
 started again after a kill or in the next session on the same machine, carries on where it stopped.
 ``status`` reads the run folders and writes the progress record (epochs reached, accuracy so far,
 wall-clock and CPU hours, what is left) and the comparison of the models queued with several seeds
-(mean ± sd of test top-1, the 2:1 - 1:1 difference ± its standard error), also into the README.
+(mean ± sd of test top-1 per precision, the 2:1 - 1:1 difference ± its standard error), also into the
+README.
 
 Command line::
 
@@ -162,8 +163,8 @@ def progress(queued: list[QueuedRun], runs: str | os.PathLike) -> list[Progress]
         record = train.RunRecord.read(Path(runs) / item.run_id)
         split = record.result.get("evaluated_on", "test")
         top1 = record.result.get(f"{split}_top1") if record.result else (record.curve or [None])[-1]
-        mode = record.config.get("mixed_precision", item.settings.get("mixed_precision"))
-        precision = record.result.get("precision") or {"off": "float32", "auto": None}.get(mode, mode)
+        precision = record.precision or item.config(runs, "dataset").resolved().mixed_precision
+        precision = "float32" if precision == "off" else None if precision == "auto" else precision
         rows.append(Progress(
             item, record.state, record.epochs_done, item.config(runs, "dataset").resolved().epochs,
             None if top1 is None else 100 * top1, record.wall_time_s / 3600, record.cpu_time_s / 3600,
@@ -176,37 +177,42 @@ SEEDS_START, SEEDS_END = "<!-- seeds:table:start -->", "<!-- seeds:table:end -->
 
 
 def seed_comparison(rows: list[Progress]) -> str:
-    """Markdown: every model queued with several seeds, its finished seeds' test top-1 as mean +- sd, and
-    each ``_11`` model against its twins (difference of means +- its standard error), beside the paper's."""
-    groups: dict[str, list[Progress]] = {}
+    """Markdown: every model queued with several seeds, its finished seeds' test top-1 as mean +- sd (one row
+    per precision: runs trained in different precisions are not pooled), and each 2:1 (or other) model
+    against its ``_11`` twin in the same precision: the difference of the means +- its standard error."""
+    queued: dict[str, int] = {}
     for row in rows:
-        groups.setdefault(row.run.model, []).append(row)
-    repeated = {model: group for model, group in groups.items() if len(group) > 1}
+        queued[row.run.model] = queued.get(row.run.model, 0) + 1
+    groups: dict[tuple[str, str], list[Progress]] = {}
+    for row in rows:
+        if queued[row.run.model] > 1 and row.state == "finished" and row.top1 is not None:
+            groups.setdefault((row.run.model, row.precision or "precision not recorded"), []).append(row)
     lines = [
-        "| model | seeds finished | test top-1 % by seed | mean ± sd | precision |",
+        "| model | precision | seeds finished | test top-1 % by seed | mean ± sd |",
         "| --- | --- | --- | --- | --- |",
     ]
     stats = {}
-    for model, group in repeated.items():
-        done = [row for row in group if row.state == "finished" and row.top1 is not None]
-        stats[model] = _mean_sd([row.top1 for row in done])
+    for (model, precision), done in sorted(groups.items()):
+        stats[model, precision] = _mean_sd([row.top1 for row in done])
         by_seed = ", ".join(f"{row.top1:.2f} (seed {row.run.seed})" for row in done)
-        precisions = ", ".join(sorted({row.precision or "not recorded" for row in done}))
-        lines.append(f"| `{model}` | {len(done)} of {len(group)} | {by_seed} | {_format(*stats[model])} | "
-                     f"{precisions} |")  # fmt: skip
+        lines.append(f"| `{model}` | {precision} | {len(done)} of {queued[model]} | {by_seed} | "
+                     f"{_format(*stats[model, precision])} |")  # fmt: skip
+    lines += [f"| `{model}` | | 0 of {n} | | |" for model, n in queued.items()
+              if n > 1 and not any(key[0] == model for key in groups)]  # fmt: skip
     notes = []
-    for model, (mean, sd, n) in stats.items():
+    for (model, precision), (mean, sd, n) in sorted(stats.items()):
         family, depth, _ = models.parse_name(model)
         paired = f"{family}{depth}_11"
-        if model == paired or paired not in stats:
+        if model == paired or (paired, precision) not in stats:
             continue
-        base_mean, base_sd, base_n = stats[paired]
+        base_mean, base_sd, base_n = stats[paired, precision]
         if min(n, base_n) < 2:
-            notes.append(f"`{model}` minus `{paired}`: needs 2 finished seeds each ({n} and {base_n} now).")
+            notes.append(f"`{model}` minus `{paired}` ({precision}): needs 2 finished seeds each ({n} and "
+                         f"{base_n} now).")  # fmt: skip
             continue
         error = (sd**2 / n + base_sd**2 / base_n) ** 0.5
-        notes.append(f"`{model}` minus `{paired}`: {mean - base_mean:+.2f} ± {error:.2f} points (difference "
-                     "of the means ± its standard error).")  # fmt: skip
+        notes.append(f"`{model}` minus `{paired}` ({precision}): {mean - base_mean:+.2f} ± {error:.2f} "
+                     "points (difference of the means ± its standard error).")  # fmt: skip
     return "\n".join(lines + (["", *notes] if notes else []))
 
 

@@ -96,3 +96,24 @@ def test_settings_the_kernel_does_not_cover_use_the_stock_computation():
     fused = FusedBatchNormalization()
     expected = np.asarray(stock(x, training=True))
     np.testing.assert_allclose(np.asarray(fused(x, training=True)), expected, atol=1e-6)
+
+
+@pytest.mark.tensorflow
+def test_the_moving_variance_is_the_biased_batch_variance_as_in_the_stock_layer():
+    x = np.random.default_rng(2).normal(2.0, 3.0, size=(2, 2, 2, 3)).astype("float32")  # 8 values a channel
+    layer = FusedBatchNormalization(momentum=0.0)  # the moving statistics become the batch's
+    layer(x, training=True)
+    np.testing.assert_allclose(np.asarray(layer.moving_mean), x.mean(axis=(0, 1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(layer.moving_variance), x.var(axis=(0, 1, 2)), rtol=1e-5)  # not n-1
+
+
+@pytest.mark.tensorflow
+def test_batch_norm_inside_a_nested_model_is_fused_too(images):
+    layers = keras.layers
+    inner = keras.Sequential([keras.Input((32, 32, 3)), layers.Conv2D(4, 3), layers.BatchNormalization()])
+    inputs = keras.Input((32, 32, 3))
+    outer = keras.Model(inputs, keras.layers.BatchNormalization()(inner(inputs)))
+    fused = with_fused_batch_norm(outer)
+    kinds = {type(layer) for layer in fused._flatten_layers() if isinstance(layer, layers.BatchNormalization)}
+    assert kinds == {FusedBatchNormalization}
+    np.testing.assert_allclose(fused(images, training=True), outer(images, training=True), atol=1e-4)

@@ -94,25 +94,29 @@ def _finished(model: str, seed: int, top1: float, precision: str = "mixed_bfloat
 
 def test_seed_comparison_gives_mean_sd_and_the_difference_with_its_standard_error(tmp_path, capsys):
     rows = [_finished("resnet20_11", 0, 88.0, "float32"), _finished("resnet20_11", 1, 89.0),
-            _finished("resnet20_21", 0, 89.5), _finished("resnet20_21", 1, 90.5),
+            _finished("resnet20_11", 2, 89.5), _finished("resnet20_21", 0, 89.5),
+            _finished("resnet20_21", 1, 90.5),
             _finished("resnet56_11", 0, 91.0)]  # fmt: skip
     text = queue.seed_comparison(rows)
-    seeds = "88.00 (seed 0), 89.00 (seed 1)"
-    assert f"| `resnet20_11` | 2 of 2 | {seeds} | 88.50 ± 0.71 | float32, mixed_bfloat16 |" in text
-    assert "| `resnet20_21` | 2 of 2 | 89.50 (seed 0), 90.50 (seed 1) | 90.00 ± 0.71 |" in text
-    assert "`resnet20_21` minus `resnet20_11`: +1.50 ± 0.71 points" in text  # sqrt(0.71²/2 + 0.71²/2)
+    assert "| `resnet20_11` | float32 | 1 of 3 | 88.00 (seed 0) | 88.00 (one seed) |" in text  # not pooled
+    seeds = "89.00 (seed 1), 89.50 (seed 2)"
+    assert f"| `resnet20_11` | mixed_bfloat16 | 2 of 3 | {seeds} | 89.25 ± 0.35 |" in text
+    seeds = "89.50 (seed 0), 90.50 (seed 1)"
+    assert f"| `resnet20_21` | mixed_bfloat16 | 2 of 2 | {seeds} | 90.00 ± 0.71 |" in text
+    # 90.00 - 89.25, standard error sqrt(0.71²/2 + 0.35²/2)
+    assert "`resnet20_21` minus `resnet20_11` (mixed_bfloat16): +0.75 ± 0.56 points" in text
     assert "resnet56" not in text  # one seed queued: not a repeated model
-    cut = [*rows[:2], _finished("resnet20_21", 0, 89.5), queue.Progress(
+    cut = [*rows[:3], _finished("resnet20_21", 0, 89.5), queue.Progress(
         queue.QueuedRun("resnet20_21", 1, {}), "partial", 5, 100, 70.0, 0.1, 0.2)]  # fmt: skip
     text = queue.seed_comparison(cut)
-    assert "| `resnet20_21` | 1 of 2 | 89.50 (seed 0) | 89.50 (one seed) |" in text
-    assert "needs 2 finished seeds each (1 and 2 now)" in text
+    assert "| `resnet20_21` | mixed_bfloat16 | 1 of 2 | 89.50 (seed 0) | 89.50 (one seed) |" in text
+    assert "(mixed_bfloat16): needs 2 finished seeds each (1 and 2 now)" in text
 
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n{queue.SEEDS_START}\nold\n{queue.SEEDS_END}\nrest\n")
     path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}, {"model": "resnet8_21", "seed": 1}])
     assert queue.main(["status", str(path), "--runs", str(tmp_path / "runs"), "--readme", str(readme)]) == 0
-    assert "| `resnet8_21` | 0 of 2 |" in readme.read_text() and "old" not in readme.read_text()
+    assert "| `resnet8_21` | | 0 of 2 | | |" in readme.read_text() and "old" not in readme.read_text()
     readme.write_text("no markers\n")
     assert queue.main(["status", str(path), "--runs", str(tmp_path / "runs"), "--readme", str(readme)]) == 2
     assert "lacks the lines <!-- seeds:table:start -->" in capsys.readouterr().err

@@ -23,7 +23,7 @@ from relu_ratio.train import callbacks as callbacks_lib
 from relu_ratio.train.config import TrainConfig, command_for
 from relu_ratio.train.fused_norm import with_fused_batch_norm
 from relu_ratio.train.recipes import HOLDOUT_SEED, RECIPES, compile_for
-from relu_ratio.train.record import metric_column
+from relu_ratio.train.record import RunRecord, metric_column
 
 
 def run(config: TrainConfig) -> dict:
@@ -66,7 +66,9 @@ def _recorded_recipe_values(config: TrainConfig, out: Path) -> TrainConfig:
 
 def _train(config: TrainConfig, out: Path) -> dict:
     keras.utils.set_random_seed(config.seed)
-    keras.mixed_precision.set_global_policy(precision_policy(config.mixed_precision))
+    started = RunRecord.read(out).config  # a cut-off run's: it resumes in its precision, keeps its commit
+    policy = started.get("precision") or precision_policy(config.mixed_precision)
+    keras.mixed_precision.set_global_policy(policy)
 
     train_split = data.load(config.dataset, "train", data_dir=config.data_dir)
     if config.holdout:  # a fixed slice (the same for every seed), so runs are compared on the same images
@@ -96,7 +98,7 @@ def _train(config: TrainConfig, out: Path) -> dict:
         "architecture": {"builder_name": config.model, "kwargs": arch_kwargs},
         "dataset_info": info.to_json(),
         "train_images": len(train_split), f"{evaluated_on}_images": len(val_split),
-        "precision": keras.mixed_precision.global_policy().name, "commit": source_commit(),
+        "precision": policy, "commit": started.get("commit", source_commit()),
     })  # fmt: skip
     callbacks = callbacks_lib.make(out, config)
     try:
@@ -181,9 +183,10 @@ def precision_policy(mode: str) -> str:
     """The Keras dtype policy that ``--mixed-precision mode`` trains in.
 
     ``auto`` is ``mixed_bfloat16`` on a GPU and, under TensorFlow, on a CPU with bfloat16 instructions
-    (AVX512-BF16 or AMX-BF16): on 2 such cores a bfloat16 step with the fused BatchNorm ran 3.4x faster than
-    float32 for ``preact164_32``, with the same proxy accuracy (training/README.md). Elsewhere ``float32``;
-    ``off`` is ``float32``.
+    (AVX512-BF16 or AMX-BF16): on 2 such cores the fused-BatchNorm step ran 1.9x (``preact56_32``) to 3.0x
+    (``resnet20_21``) faster in bfloat16 than in float32, with the same proxy accuracy (README, Benchmarks;
+    training/README.md). Elsewhere ``float32``; ``off`` is ``float32``. A resumed run keeps the precision
+    it started in.
     """
     if mode == "auto":
         bf16_cpu = keras.backend.backend() == "tensorflow" and cpu_has_bf16_instructions()

@@ -1,9 +1,10 @@
 """Training-time BatchNormalization on TensorFlow's fused kernel: one op forward, one op backward.
 
 Keras 3's ``BatchNormalization`` computes its moments and the normalisation as a dozen separate
-TensorFlow ops, and under mixed precision it casts its input to float32 and back. On a CPU that costs
-more than the convolutions: profiled on 2 Sapphire Rapids cores (``benchmarks/profile_step.py``), the
-BatchNorm ops of a training step take most of its time, and a bfloat16 step is no faster than a float32 one.
+TensorFlow ops, and under mixed precision it casts its input to float32 and back. On a CPU that is the
+largest item of a training step: profiled on 2 cores (``benchmarks/profile_step.py``, README "Benchmarks"),
+its ops took 19 to 37 % of the ops' time in float32 and 39 to 51 % in bfloat16, where bfloat16 then gained
+only 1.7x (``resnet20_21``) and 2.4x (``preact164_32``) and lost on ``preact56_32``.
 ``tf.raw_ops.FusedBatchNormV3`` does the same maths in one oneDNN kernel and takes bfloat16 input as is.
 
 :func:`with_fused_batch_norm` gives a copy of a built model whose stock ``BatchNormalization`` layers are
@@ -15,11 +16,11 @@ holds stock layers only. On other backends, at inference, and for settings the f
 cover (a mask, renorm, synchronized statistics, an axis other than the last of a 4-D input) the layer is
 the stock one.
 
-Example:
+Example (TensorFlow backend):
     >>> from relu_ratio import models
     >>> from relu_ratio.train.fused_norm import with_fused_batch_norm
     >>> fast = with_fused_batch_norm(models.build("resnet8_21"))
-    >>> type(fast.get_layer("stage1_block1_bn1")).__module__
+    >>> type(fast.get_layer("stage1_block1_bn1")).__module__  # doctest: +SKIP
     'relu_ratio.train.fused_norm'
 """
 
@@ -67,8 +68,9 @@ class BatchNormalization(keras.layers.BatchNormalization):
 def with_fused_batch_norm(model: keras.Model) -> keras.Model:
     """A copy of functional ``model`` (same weights) whose ``BatchNormalization`` layers are fused ones.
 
-    Other layers are recreated from their configs; the copy is uncompiled. On backends other than
-    TensorFlow, or without stock ``BatchNormalization`` layers, ``model`` itself comes back.
+    Other layers are recreated from their configs, nested models included; the copy is uncompiled. On
+    backends other than TensorFlow, or without stock ``BatchNormalization`` layers, ``model`` itself comes
+    back.
     """
     stock = [layer for layer in model._flatten_layers() if type(layer) is keras.layers.BatchNormalization]
     if keras.backend.backend() != "tensorflow" or not stock:
@@ -78,6 +80,6 @@ def with_fused_batch_norm(model: keras.Model) -> keras.Model:
         kind = BatchNormalization if type(layer) is keras.layers.BatchNormalization else type(layer)
         return kind.from_config(layer.get_config())
 
-    fused = keras.models.clone_model(model, clone_function=clone)
+    fused = keras.models.clone_model(model, clone_function=clone, recursive=True)
     fused.set_weights(model.get_weights())
     return fused

@@ -74,6 +74,14 @@ class RunRecord:
     def cpu_time_s(self) -> float:
         return float(self.result.get("cpu_time_s", self.clock.get("cpu_time_s", 0.0)))
 
+    @property
+    def precision(self) -> str | None:
+        """The dtype policy the run trained in: recorded, or fixed by its ``mixed_precision`` setting
+        (runs from before it was recorded); ``None`` where ``auto`` left it to the machine."""
+        recorded = self.result.get("precision") or self.config.get("precision")
+        mode = self.config.get("mixed_precision")
+        return recorded or ("float32" if mode == "off" else None if mode in (None, "auto") else str(mode))
+
 
 def _read_json(path: Path) -> dict:
     try:

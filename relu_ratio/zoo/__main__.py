@@ -16,7 +16,7 @@ def parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="names of the registered models")
     p.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'preact*'")
-    name_help = "a zoo entry's name, e.g. resnet8_21 (see `list`)"
+    name_help = "a zoo entry's name, e.g. resnet20_11 (see `list`)"
     sub.add_parser("info", help="an entry's metadata as JSON").add_argument("name", help=name_help)
     p = sub.add_parser("evaluate", help=f"re-measure accuracy; fails beyond {registry.TOLERANCE} points")
     p.add_argument("name", help=name_help)

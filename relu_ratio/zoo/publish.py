@@ -85,7 +85,7 @@ def register(
     try:
         weights = staging / WEIGHTS_FILE
         shutil.copyfile(source_weights, weights)
-        entry = _measure(name, config, result, weights, run, data)
+        entry = _measure(name, config, result, record.precision, weights, run, data)
         (staging / METADATA_FILE).write_text(json.dumps(entry.to_json(), indent=2) + "\n", encoding="utf-8")
         shipped = store.resolve() == shipped_store().resolve()
         previous = dict(manifest.SHA256)
@@ -115,7 +115,9 @@ def write_manifest(shas: dict[str, str]) -> None:
     manifest.SHA256.update(shas)
 
 
-def _measure(name: str, config: dict, result: dict, weights: Path, run: Path, data) -> ZooEntry:
+def _measure(
+    name: str, config: dict, result: dict, precision: str | None, weights: Path, run: Path, data
+) -> ZooEntry:
     architecture = config["architecture"]
     model = build_with_weights(architecture, weights, f"training run {run}")
     source = os.fspath(data) if data is not None else str(config["dataset"])
@@ -155,19 +157,13 @@ def _measure(name: str, config: dict, result: dict, weights: Path, run: Path, da
             "backend": str(result["backend"]),
             "result": result,
             "cpu_time_s": float(result["cpu_time_s"]) if "cpu_time_s" in result else None,
-            "precision": result.get("precision") or _precision_of(config),
+            "precision": precision,
             "commit": result.get("commit"),
         },
         package_version=relu_ratio.__version__,
         keras_version=keras.version(),
     )
     return ZooEntry.from_json(entry.to_json(), where=f"metadata of {name!r}")  # the schema checks it too
-
-
-def _precision_of(config: dict) -> str | None:
-    """The dtype policy a run that did not record one trained in, where its config fixes it."""
-    mode = config.get("mixed_precision")
-    return "float32" if mode == "off" else None if mode in (None, "auto") else str(mode)
 
 
 def _required(value: dict, path: Path, keys: tuple[str, ...]) -> dict:

@@ -346,4 +346,4 @@ def update_table(path: str | Path, check: bool = False) -> bool:
     try:
         return files.replace_between(path, TABLE_START, TABLE_END, markdown_table(), check)
     except ValueError as error:
-        raise ZooError(f"{error} (the zoo table)") from None
+        raise ZooError(f"cannot update the zoo table: {error}") from None

@@ -102,7 +102,7 @@ def load_saved_model(name: str):
     models; this is the TensorFlow-serving form of the same entry.
 
     Example:
-        >>> served = zoo.load_saved_model("resnet8_21")          # doctest: +SKIP
+        >>> served = zoo.load_saved_model("resnet20_11")         # doctest: +SKIP
         >>> probabilities = served.serve(uint8_images)            # doctest: +SKIP
     """
     path = saved_model_dir(name)
