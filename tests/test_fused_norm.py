@@ -57,12 +57,14 @@ def test_fused_bfloat16_gradients_are_as_close_to_float32_as_the_stock_ones():
     finally:
         keras.mixed_precision.set_global_policy(previous)
     stock.set_weights(reference_model.get_weights())
-    errors = {}
+    errors, predictions = {}, {}
     for label, model in (("stock", stock), ("fused", with_fused_batch_norm(stock))):
         grads = _flat(_step(model, x)[1])
         errors[label] = np.linalg.norm(grads - reference) / np.linalg.norm(reference)
+        predictions[label] = np.asarray(model.predict(x, verbose=0), dtype="float32")
     assert errors["fused"] < 0.05, errors
     assert errors["fused"] < 2 * errors["stock"], errors
+    np.testing.assert_allclose(predictions["fused"], predictions["stock"], atol=0.02)  # bf16 inference
 
 
 @pytest.mark.tensorflow

@@ -11,10 +11,10 @@ only 1.7x (``resnet20_21``) and 2.4x (``preact164_32``) and lost on ``preact56_3
 this module's :class:`BatchNormalization`: the same layer names, variables and weight order. The class keeps
 the stock class's name on purpose: Keras addresses a layer's weights in a ``.weights.h5`` file by its class
 name, so files written from either model (backups, ``best.weights.h5``) load into the other. Training
-uses the copy; :func:`relu_ratio.train.save_model_weights` saves into a stock model, so what the zoo ships
-holds stock layers only. On other backends, at inference, and for settings the fused kernel does not
-cover (a mask, renorm, synchronized statistics, an axis other than the last of a 4-D input) the layer is
-the stock one.
+uses the copy (its validation passes too); :func:`relu_ratio.train.save_model_weights` saves into a stock
+model, so what the zoo ships holds stock layers only. On other backends and for settings the fused kernel
+does not cover (a mask, renorm, synchronized statistics, an axis other than the last of a 4-D input) the
+layer is the stock one.
 
 Example (TensorFlow backend):
     >>> from relu_ratio import models
@@ -30,21 +30,27 @@ import keras
 
 
 class BatchNormalization(keras.layers.BatchNormalization):
-    """``keras.layers.BatchNormalization`` whose training step is TensorFlow's ``FusedBatchNormV3``."""
+    """``keras.layers.BatchNormalization`` computed by TensorFlow's ``FusedBatchNormV3`` (training and
+    inference)."""
 
     def call(self, inputs, training=None, mask=None):
-        if not (training and self.trainable) or not self._fusable(inputs, mask):
+        if not self._fusable(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf
 
         channels = inputs.shape[-1]
         scale = self.gamma if self.scale else keras.ops.ones((channels,))
         offset = self.beta if self.center else keras.ops.zeros((channels,))
+        learning = bool(training and self.trainable)
         empty = tf.constant([], dtype="float32")
         outputs, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
             x=inputs, scale=tf.cast(scale, "float32"), offset=tf.cast(offset, "float32"),
-            mean=empty, variance=empty, epsilon=self.epsilon, data_format="NHWC", is_training=True,
+            mean=empty if learning else tf.cast(self.moving_mean, "float32"),
+            variance=empty if learning else tf.cast(self.moving_variance, "float32"),
+            epsilon=self.epsilon, data_format="NHWC", is_training=learning,
         )  # fmt: skip
+        if not learning:  # inference (the validation passes): the moving statistics, left as they are
+            return tf.cast(outputs, self.compute_dtype)
         # The kernel returns the unbiased batch variance; the stock moving average uses the biased one.
         count = tf.cast(tf.size(inputs) // channels, "float32")
         variance = variance * (count - 1.0) / tf.maximum(count, 1.0)
