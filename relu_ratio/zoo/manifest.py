@@ -8,4 +8,5 @@ store's weights against this manifest, so that a changed weights file must come 
 
 SHA256 = {
     "resnet20_11": "9edc227f7c5128e44dc712c3dd5df9268844dfe97426dc7fac044f39b149937b",
+    "resnet20_21": "8cecc124034083507eeb9cadc5a4d74ff2ffa018f8720cdfda624c01c86825eb",
 }
