@@ -25,10 +25,9 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 
-from relu_ratio import models, train
-from relu_ratio.train.fused_norm import with_fused_batch_norm
+sys.path.insert(0, str(Path(__file__).parent))
+import throughput  # beside this file: the training setup the throughput benchmark times
 
 GROUPS = (  # (group, test on (op type, op name)); the first match wins
     ("conv forward", lambda t, n: "Conv2D" in t and "Backprop" not in t),
@@ -82,12 +81,7 @@ def profile(name: str, precision: str, steps: int, warmup: int, batch: int, fuse
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)
     try:
-        model = models.build(name, normalization=((128.0,) * 3, (64.0,) * 3))
-        model = with_fused_batch_norm(model) if fused else model
-        rng = np.random.default_rng(0)
-        images = rng.integers(0, 256, size=(batch * (warmup + steps), 32, 32, 3), dtype=np.uint8)
-        labels = np.eye(10, dtype="float32")[rng.integers(0, 10, len(images))]
-        train.compile_for(model, train.TrainConfig(recipe="fast", epochs=1).resolved(), warmup + steps)
+        model, images, labels = throughput.training_setup(name, batch, warmup + steps, fused)
         with tempfile.TemporaryDirectory() as logdir:
             traced = (warmup, warmup + steps - 1)
             callbacks = [

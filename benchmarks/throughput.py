@@ -53,14 +53,23 @@ class _StepTimer(keras.callbacks.Callback):
         return (time.perf_counter() - self.start) / self.steps
 
 
-def measure(name: str, batch: int, steps: int, warmup: int, fused: bool = True) -> dict:
+def training_setup(
+    name: str, batch: int, steps: int, fused: bool
+) -> tuple[keras.Model, np.ndarray, np.ndarray]:
+    """What the training CLI trains, on random data: the model ``name`` (with the fused BatchNorm if
+    ``fused``), compiled with the ``fast`` recipe, and ``steps`` batches of random uint8 images and labels."""
     rng = np.random.default_rng(0)
     model = models.build(name, normalization=((128.0,) * 3, (64.0,) * 3))
-    fused = fused and keras.backend.backend() == "tensorflow"  # the fused kernel is TensorFlow's
     model = with_fused_batch_norm(model) if fused else model
-    images = rng.integers(0, 256, size=(batch * (steps + warmup), 32, 32, 3), dtype=np.uint8)
+    images = rng.integers(0, 256, size=(batch * steps, 32, 32, 3), dtype=np.uint8)
     labels = np.eye(10, dtype="float32")[rng.integers(0, 10, len(images))]
-    train.compile_for(model, train.TrainConfig(recipe="fast", epochs=1).resolved(), steps + warmup)
+    train.compile_for(model, train.TrainConfig(recipe="fast", epochs=1).resolved(), steps)
+    return model, images, labels
+
+
+def measure(name: str, batch: int, steps: int, warmup: int, fused: bool = True) -> dict:
+    fused = fused and keras.backend.backend() == "tensorflow"  # the fused kernel is TensorFlow's
+    model, images, labels = training_setup(name, batch, steps + warmup, fused)
     timer = _StepTimer(warmup)
     model.fit(images, labels, batch_size=batch, epochs=1, callbacks=[timer], verbose=0, shuffle=False)
     train_ips = batch / timer.seconds_per_step()
