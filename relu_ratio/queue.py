@@ -35,6 +35,7 @@ import sys
 from pathlib import Path
 
 from relu_ratio import files, models, train
+from relu_ratio.train.record import fixed_precision
 
 RESERVED = {"model", "seed", "out", "dataset"}  # set per run or by the command, not in the queue's settings
 SETTINGS = {f.name for f in dataclasses.fields(train.TrainConfig)} - RESERVED
@@ -163,12 +164,11 @@ def progress(queued: list[QueuedRun], runs: str | os.PathLike) -> list[Progress]
         record = train.RunRecord.read(Path(runs) / item.run_id)
         split = record.result.get("evaluated_on", "test")
         top1 = record.result.get(f"{split}_top1") if record.result else (record.curve or [None])[-1]
-        precision = record.precision or item.config(runs, "dataset").resolved().mixed_precision
-        precision = "float32" if precision == "off" else None if precision == "auto" else precision
+        config = item.config(runs, "dataset").resolved()
         rows.append(Progress(
-            item, record.state, record.epochs_done, item.config(runs, "dataset").resolved().epochs,
+            item, record.state, record.epochs_done, config.epochs,
             None if top1 is None else 100 * top1, record.wall_time_s / 3600, record.cpu_time_s / 3600,
-            precision,
+            record.precision or fixed_precision(config.mixed_precision),
         ))  # fmt: skip
     return rows
 

@@ -79,8 +79,13 @@ class RunRecord:
         """The dtype policy the run trained in: recorded, or fixed by its ``mixed_precision`` setting
         (runs from before it was recorded); ``None`` where ``auto`` left it to the machine."""
         recorded = self.result.get("precision") or self.config.get("precision")
-        mode = self.config.get("mixed_precision")
-        return recorded or ("float32" if mode == "off" else None if mode in (None, "auto") else str(mode))
+        return recorded or fixed_precision(self.config.get("mixed_precision"))
+
+
+def fixed_precision(mode: str | None) -> str | None:
+    """The dtype policy a ``mixed_precision`` setting fixes: ``off`` is float32, ``auto`` (or none) depends
+    on the machine (``None``), a policy name is itself."""
+    return "float32" if mode == "off" else None if mode in (None, "auto") else str(mode)
 
 
 def _read_json(path: Path) -> dict:
