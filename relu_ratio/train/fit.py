@@ -129,7 +129,7 @@ def _train(config: TrainConfig, out: Path) -> dict:
         "cpu_time_s": clock.total_cpu,
         "device": device(),
         "backend": keras.backend.backend(),
-        "precision": keras.mixed_precision.global_policy().name,
+        "precision": policy,
         "commit": source_commit(),
         "replicas": distribution.replicas,
         "versions": {"keras": keras.__version__, "numpy": np.__version__},
