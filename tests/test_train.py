@@ -233,8 +233,12 @@ def test_auto_precision_is_bfloat16_where_the_cpu_has_bfloat16_instructions(tmp_
     assert fit.precision_policy("mixed_float16") == "mixed_float16"
 
 
-def test_source_commit_names_this_checkout_or_nothing(tmp_path):
+def test_source_commit_names_this_checkout_or_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv("RELU_RATIO_SOURCE_COMMIT", raising=False)
     commit = source_commit()
     if commit is not None:  # a git checkout (CI clones the repository)
         assert len(commit.removesuffix("+dirty")) == 40
     assert source_commit(tmp_path) is None
+    monkeypatch.setenv("RELU_RATIO_SOURCE_COMMIT", "abc123")  # a copy without .git (the GPU machine)
+    assert source_commit(tmp_path) == "abc123"
+    assert source_commit() == commit  # a real checkout answers for itself
