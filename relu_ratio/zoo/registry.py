@@ -315,7 +315,7 @@ def evaluate(name: str, data: str | os.PathLike | None = None) -> dict:
 
 def markdown_table() -> str:
     """The README "Model zoo" table, rendered from the registry (one row per entry)."""
-    header = "| name | pattern | params | FLOPs | top-1 | dataset | epochs | trained on | CPU hours |\n"
+    header = "| name | pattern | params | FLOPs | top-1 | dataset | epochs | trained on | training time |\n"
     header += "| --- " * 9 + "|"
     rows = []
     for name in list_models():
@@ -323,16 +323,23 @@ def markdown_table() -> str:
         ratio = models.parse_name(entry.builder_name)[2]
         mask = f" (`{entry.relu_pattern}`)" if isinstance(entry.relu_pattern, str) else ""
         precision = entry.training.get("precision") or "precision not recorded"
-        cpu = entry.training.get("cpu_time_s")
-        cpu_hours = f"{cpu / 3600:.2f}" if cpu is not None else "not recorded"
+        trained_on = f"{entry.training['device']}, {precision}"
         rows.append(
             f"| `{name}` | {ratio}{mask} | {entry.params / 1e6:.2f} M | {entry.flops / 1e6:.1f} M | "
             f"{entry.top1:.2f} % | {entry.dataset} ({entry.split}, {entry.num_images:,} images) | "
-            f"{entry.training['epochs']} | {entry.training['device']}, {precision} | {cpu_hours} |"
+            f"{entry.training['epochs']} | {trained_on} | {_training_time(entry)} |"
         )
     if not rows:
         rows.append("| (no entries yet) |" + " |" * 8)
     return "\n".join([header, *rows])
+
+
+def _training_time(entry: ZooEntry) -> str:
+    """GPU-hours (wall clock) for a run on a GPU, else the training processes' CPU-hours."""
+    if entry.training["device"].startswith("gpu"):
+        return f"{entry.training['wall_time_s'] / 3600:.2f} GPU h"
+    cpu = entry.training.get("cpu_time_s")
+    return f"{cpu / 3600:.2f} CPU h" if cpu is not None else "CPU time not recorded"
 
 
 TABLE_START, TABLE_END = "<!-- zoo:table:start -->", "<!-- zoo:table:end -->"
