@@ -16,19 +16,22 @@ SOURCE = Path(__file__).resolve().parents[1]
 
 
 def source_commit(root: Path = SOURCE) -> str | None:
-    """The commit checked out at ``root`` (``"<sha>+dirty"`` when the package source or ``pyproject.toml``
-    has uncommitted changes). Where ``root`` is not the top of a git checkout (an installed wheel, even
-    inside another repository; a copy of a checkout without ``.git``, as on the lent GPU machine) or git is
-    missing: ``$RELU_RATIO_SOURCE_COMMIT`` if set (what the copy was made from), else ``None``."""
+    """``$RELU_RATIO_SOURCE_COMMIT`` if set: the commit a copy of the checkout was made from, for a copy
+    whose own git state may not tell (the lent GPU machine's copy carried a stale ``.git``). Else the
+    commit checked out at ``root`` (``"<sha>+dirty"`` when the package source or ``pyproject.toml`` has
+    uncommitted changes), or ``None`` where ``root`` is not the top of a git checkout (an installed wheel,
+    even inside another repository) or git is missing."""
+    if os.environ.get("RELU_RATIO_SOURCE_COMMIT"):
+        return os.environ["RELU_RATIO_SOURCE_COMMIT"]
     try:
-        if Path(_git(root, "rev-parse", "--show-toplevel")).resolve() == Path(root).resolve():
-            sha = _git(root, "rev-parse", "HEAD")
-            source = ("--", "relu_ratio", "pyproject.toml")
-            dirty = _git(root, "status", "--porcelain", "--untracked-files=no", *source)
-            return f"{sha}+dirty" if dirty else sha
+        if Path(_git(root, "rev-parse", "--show-toplevel")).resolve() != Path(root).resolve():
+            return None
+        sha = _git(root, "rev-parse", "HEAD")
+        source = ("--", "relu_ratio", "pyproject.toml")
+        dirty = _git(root, "status", "--porcelain", "--untracked-files=no", *source)
     except (OSError, subprocess.SubprocessError):
-        pass
-    return os.environ.get("RELU_RATIO_SOURCE_COMMIT") or None
+        return None
+    return f"{sha}+dirty" if dirty else sha
 
 
 def _git(root: Path, *args: str) -> str:

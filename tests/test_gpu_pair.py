@@ -1,0 +1,49 @@
+"""training/gpu_pair.py: the epoch plan and the packing of finished and cut-off runs (no GPU needed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import tarfile
+from pathlib import Path
+
+SCRIPT = Path(__file__).parents[1] / "training" / "gpu_pair.py"
+spec = importlib.util.spec_from_file_location("gpu_pair", SCRIPT)
+gpu_pair = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gpu_pair)
+
+PROBE = {"compile_s": 58.0, "step_s": 0.05, "eval_compile_s": 14.0, "eval_s": 0.8}
+
+
+def test_plan_fits_the_slowest_model_with_margins():
+    slow = {**PROBE, "step_s": 0.06}
+    epoch = 0.06 * 391 + 0.8  # the slower model sets the pace for both
+    fixed = 2 * (58 + 14) + 40
+    assert gpu_pair.plan_epochs([PROBE, slow], 391, fixed + 10 * 1.15 * epoch + 1, 200) == 10
+    assert gpu_pair.plan_epochs([PROBE, slow], 391, fixed + 10 * 1.15 * epoch + 1, 7) == 7
+    assert gpu_pair.plan_epochs([PROBE], 391, fixed - 1, 200) == 0
+
+
+def _members(packed: Path) -> list[str]:
+    with tarfile.open(packed) as tar:
+        return sorted(tar.getnames())
+
+
+def test_pack_keeps_a_finished_runs_record_and_a_cut_off_runs_last_backup(tmp_path):
+    done, cut = tmp_path / "runs" / "a-gpu-seed0", tmp_path / "runs" / "b-gpu-seed0"
+    for run in (done, cut):
+        (run / "backup").mkdir(parents=True)
+        for name in ("config.json", "metrics.csv", "best.weights.h5", "backup/training_metadata.json",
+                     "backup/ckpt-000001.weights.h5", "backup/ckpt-000002.weights.h5"):  # fmt: skip
+            (run / name).write_text("x")
+    (done / "result.json").write_text("{}")
+    (done / "model.weights.h5").write_text("x")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert _members(gpu_pair.pack(done, out)) == [
+        "a-gpu-seed0/config.json", "a-gpu-seed0/metrics.csv", "a-gpu-seed0/model.weights.h5",
+        "a-gpu-seed0/result.json",
+    ]  # fmt: skip
+    assert _members(gpu_pair.pack(cut, out)) == [
+        "b-gpu-seed0/backup/ckpt-000002.weights.h5", "b-gpu-seed0/backup/training_metadata.json",
+        "b-gpu-seed0/config.json", "b-gpu-seed0/metrics.csv",
+    ]  # fmt: skip
