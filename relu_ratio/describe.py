@@ -46,10 +46,13 @@ def describe(model: keras.Model) -> Description:
     """Count convolutions and ReLUs, and measure parameters and FLOPs of a built model.
 
     Reads the layers themselves (nested models included): every ``Conv2D`` / ``DepthwiseConv2D`` is a
-    convolution unless :func:`relu_ratio.blocks.is_projection`, every ``ReLU`` layer a ReLU.
+    convolution unless :func:`relu_ratio.blocks.is_projection`; a ReLU is every layer that applies one
+    (:func:`applies_relu`: ``ReLU`` layers, ``Activation("relu")``, a layer built with ``activation="relu"``
+    such as a conv or the fused ``Affine``).
     """
     convs = projections = relus = flops = 0
     for layer in model._flatten_layers(include_self=False):
+        relus += applies_relu(layer)
         if isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D)):
             out_h, out_w = layer.output.shape[1:3]
             flops += out_h * out_w * int(math.prod(layer.kernel.shape))
@@ -59,7 +62,16 @@ def describe(model: keras.Model) -> Description:
                 convs += 1
         elif isinstance(layer, layers.Dense):
             flops += int(math.prod(layer.kernel.shape))
-        elif isinstance(layer, layers.ReLU):
-            relus += 1
     params = sum(int(math.prod(w.shape)) for w in model.trainable_weights)
     return Description(model.name, convs, projections, relus, params, flops)
+
+
+def applies_relu(layer: keras.layers.Layer) -> bool:
+    """Whether ``layer`` applies a ReLU: a ``ReLU`` layer (any slope or cap), or a layer whose
+    ``activation`` is ``relu`` (``Activation("relu")``, ``Conv2D(..., activation="relu")``...).
+
+    Example:
+        >>> applies_relu(keras.layers.Activation("relu")), applies_relu(keras.layers.Dense(4))
+        (True, False)
+    """
+    return isinstance(layer, layers.ReLU) or getattr(layer, "activation", None) is keras.activations.relu

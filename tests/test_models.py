@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 from conftest import SMALL_NAMES
@@ -147,3 +148,24 @@ def test_depths_that_cannot_be_meant_are_refused_clearly(depth, message):
 def test_build_takes_a_name_for_the_model():
     assert models.build("resnet8_21", name="mine").name == "mine"
     assert models.build("resnet8_21").name == "resnet8_21"
+
+
+def test_describe_counts_every_layer_that_applies_a_relu():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)  # conv + ReLU in one layer
+    x = keras.layers.Activation("relu")(x)
+    x = keras.layers.ReLU(max_value=6.0)(x)
+    x = keras.layers.Activation("gelu")(x)  # not a ReLU
+    x = keras.layers.Conv2D(4, 1)(x)
+    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    info = relu_ratio.describe(keras.Model(inputs, outputs))
+    assert (info.convs, info.relus) == (2, 3)
+
+
+def test_describe_counts_the_relus_a_fused_model_builds_into_affine_layers():
+    from relu_ratio.fuse import fuse
+
+    model = models.build("resnet8_11")
+    fused = fuse(model)
+    assert any(type(layer).__name__ == "Affine" for layer in fused.layers)
+    assert relu_ratio.describe(fused).relus == relu_ratio.describe(model).relus
