@@ -154,3 +154,24 @@ def test_worker_commands_drop_the_spawning_flags_and_abbreviations_are_refused(c
     with pytest.raises(SystemExit):
         cli.parser().parse_args(["run", "table2", "--worker", "2"])  # would leak into the workers' commands
     assert "unrecognized arguments: --worker" in capsys.readouterr().err
+
+
+def test_a_retried_run_reads_as_running_not_failed_and_a_new_failure_is_recorded(tmp_path, monkeypatch):
+    from relu_ratio import train
+    from relu_ratio.train.record import RunRecord
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "failed.json").write_text('{"error": "stale"}')
+    (out / "metrics.csv").write_text("epoch,val_accuracy\n0,0.5\n")
+    seen = []
+
+    def resume(config):
+        seen.append(RunRecord.read(config.out).state)
+        raise ValueError("second failure")
+
+    monkeypatch.setattr(train, "run", resume)
+    result, message = runner.train_or_record_failure(train.TrainConfig(model="resnet8_21", out=str(out)))
+    assert seen == ["partial"] and result is None and message == "ValueError: second failure"
+    assert json.loads((out / "failed.json").read_text())["error"] == message
+    assert RunRecord.read(out).state == "failed"

@@ -167,10 +167,12 @@ def run(
 
 def train_or_record_failure(config: train.TrainConfig) -> tuple[dict | None, str | None]:
     """``(result, None)`` after :func:`relu_ratio.train.run`, or ``(None, message)`` if it failed; a failure
-    is written to the run's ``failed.json`` (removed again once the run succeeds), so that one bad run of a
-    series is reported, not hidden, and does not stop the others."""
+    is written to the run's ``failed.json``, so that one bad run of a series is reported, not hidden, and
+    does not stop the others. ``failed.json`` describes the last attempt only: a new attempt removes it
+    first, so a run resuming after a failure reads as running, not failed."""
     out = Path(config.out)
     keras.backend.clear_session()
+    (out / "failed.json").unlink(missing_ok=True)
     try:
         result = train.run(config)
     except Exception as error:
@@ -178,7 +180,6 @@ def train_or_record_failure(config: train.TrainConfig) -> tuple[dict | None, str
         out.mkdir(parents=True, exist_ok=True)
         files.write_json(out / "failed.json", {"error": message, "traceback": traceback.format_exc()})
         return None, message
-    (out / "failed.json").unlink(missing_ok=True)
     return result, None
 
 
