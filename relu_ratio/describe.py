@@ -46,9 +46,9 @@ def describe(model: keras.Model) -> Description:
     """Count convolutions and ReLUs, and measure parameters and FLOPs of a built model.
 
     Reads the layers themselves (nested models included): every ``Conv2D`` / ``DepthwiseConv2D`` is a
-    convolution unless :func:`relu_ratio.blocks.is_projection`; a ReLU is every layer that applies one
-    (:func:`applies_relu`: ``ReLU`` layers, ``Activation("relu")``, a layer built with ``activation="relu"``
-    such as a conv or the fused ``Affine``).
+    convolution unless :func:`relu_ratio.blocks.is_projection`; a ReLU is every layer that applies one of
+    the ReLU family (:func:`applies_relu`: ``ReLU`` and ``LeakyReLU`` layers, ``Activation("relu")``, a
+    layer built with ``activation="relu"`` such as a conv or the fused ``Affine``).
     """
     convs = projections = relus = flops = 0
     for layer in model._flatten_layers(include_self=False):
@@ -66,12 +66,18 @@ def describe(model: keras.Model) -> Description:
     return Description(model.name, convs, projections, relus, params, flops)
 
 
+RELU_FAMILY = (keras.activations.relu, keras.activations.relu6, keras.activations.leaky_relu)
+
+
 def applies_relu(layer: keras.layers.Layer) -> bool:
-    """Whether ``layer`` applies a ReLU: a ``ReLU`` layer (any slope or cap), or a layer whose
-    ``activation`` is ``relu`` (``Activation("relu")``, ``Conv2D(..., activation="relu")``...).
+    """Whether ``layer`` applies a rectifier of the ReLU family (ReLU, capped, leaky): a ``ReLU`` or
+    ``LeakyReLU`` layer, or a layer whose ``activation`` is in :data:`RELU_FAMILY` (``Activation("relu")``,
+    ``Conv2D(..., activation="relu6")``, the fused ``Affine``...).
 
     Example:
         >>> applies_relu(keras.layers.Activation("relu")), applies_relu(keras.layers.Dense(4))
         (True, False)
     """
-    return isinstance(layer, layers.ReLU) or getattr(layer, "activation", None) is keras.activations.relu
+    if isinstance(layer, (layers.ReLU, layers.LeakyReLU)):
+        return True
+    return any(getattr(layer, "activation", None) is relu for relu in RELU_FAMILY)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
+import json
 import tarfile
 from pathlib import Path
+
+import pytest
 
 SCRIPT = Path(__file__).parents[1] / "training" / "gpu_pair.py"
 spec = importlib.util.spec_from_file_location("gpu_pair", SCRIPT)
@@ -28,13 +32,16 @@ def _members(packed: Path) -> list[str]:
         return sorted(tar.getnames())
 
 
-def test_pack_keeps_a_finished_runs_record_and_a_cut_off_runs_last_backup(tmp_path):
+def test_pack_keeps_a_finished_runs_record_and_a_cut_off_runs_committed_backup(tmp_path):
     done, cut = tmp_path / "runs" / "a-gpu-seed0", tmp_path / "runs" / "b-gpu-seed0"
     for run in (done, cut):
         (run / "backup").mkdir(parents=True)
-        for name in ("config.json", "metrics.csv", "best.weights.h5", "backup/training_metadata.json",
-                     "backup/ckpt-000001.weights.h5", "backup/ckpt-000002.weights.h5"):  # fmt: skip
+        for name in ("config.json", "metrics.csv", "best.weights.h5", "backup/ckpt-000001.weights.h5",
+                     "backup/ckpt-000002.weights.h5"):  # fmt: skip
             (run / name).write_text("x")
+        # the record names ckpt 1: ckpt 2 is what a kill left half-written
+        record = {"weights": "ckpt-000001.weights.h5"}
+        (run / "backup" / "training_metadata.json").write_text(json.dumps(record))
     (done / "result.json").write_text("{}")
     (done / "model.weights.h5").write_text("x")
     out = tmp_path / "out"
@@ -44,6 +51,29 @@ def test_pack_keeps_a_finished_runs_record_and_a_cut_off_runs_last_backup(tmp_pa
         "a-gpu-seed0/result.json",
     ]  # fmt: skip
     assert _members(gpu_pair.pack(cut, out)) == [
-        "b-gpu-seed0/backup/ckpt-000002.weights.h5", "b-gpu-seed0/backup/training_metadata.json",
+        "b-gpu-seed0/backup/ckpt-000001.weights.h5", "b-gpu-seed0/backup/training_metadata.json",
         "b-gpu-seed0/config.json", "b-gpu-seed0/metrics.csv",
+    ]  # fmt: skip
+
+
+def test_resume_unpacks_the_runs_and_keeps_their_epochs(tmp_path):
+    packed, runs = tmp_path / "packed", tmp_path / "runs"
+    for name, epochs in (("a-gpu-seed0", 13), ("b-gpu-seed0", 13), ("c-gpu-seed0", 12)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(json.dumps({"epochs": epochs}))
+        packed.mkdir(exist_ok=True)
+        gpu_pair.pack(tmp_path / name, packed)
+    assert gpu_pair.unpack(packed, runs, ["a-gpu-seed0", "b-gpu-seed0"]) == 13
+    assert (runs / "b-gpu-seed0" / "config.json").is_file()
+    with pytest.raises(SystemExit, match=r"different epochs \[12, 13\]"):
+        gpu_pair.unpack(packed, runs, ["a-gpu-seed0", "c-gpu-seed0"])
+
+
+def test_resumed_runs_get_the_flags_they_started_with():
+    args = argparse.Namespace(dataset=".data", seed=0, train_subset=None, test_subset=256)
+    command = gpu_pair.train_command("preact164_32", Path("/tmp/r"), 13, args)
+    assert command[1:] == [
+        "-m", "relu_ratio.train", "--model", "preact164_32", "--dataset", ".data", "--out", "/tmp/r",
+        "--recipe", "fast", "--epochs", "13", "--seed", "0", "--mixed-precision", "mixed_bfloat16",
+        "--verbose", "2", "--backup-every", "1000000", "--test-subset", "256",
     ]  # fmt: skip

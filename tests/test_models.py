@@ -155,11 +155,13 @@ def test_describe_counts_every_layer_that_applies_a_relu():
     x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)  # conv + ReLU in one layer
     x = keras.layers.Activation("relu")(x)
     x = keras.layers.ReLU(max_value=6.0)(x)
+    x = keras.layers.LeakyReLU()(x)
+    x = keras.layers.Activation("relu6")(x)
     x = keras.layers.Activation("gelu")(x)  # not a ReLU
-    x = keras.layers.Conv2D(4, 1)(x)
+    x = keras.layers.Conv2D(4, 1, activation="leaky_relu")(x)
     outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
     info = relu_ratio.describe(keras.Model(inputs, outputs))
-    assert (info.convs, info.relus) == (2, 3)
+    assert (info.convs, info.relus) == (2, 6)
 
 
 def test_describe_counts_the_relus_a_fused_model_builds_into_affine_layers():

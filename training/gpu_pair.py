@@ -7,16 +7,19 @@ lent GPU"). This script does the whole job inside one such command:
    augmenting ``Batches`` the CLI feeds), while the dataset is decoded once into the cache the runs share;
 2. picks the largest epoch count that lets both runs finish before ``--deadline-s`` (the same for both, so
    the pair is compared at equal epochs);
-3. runs ``python -m relu_ratio.train`` for both at once (``--recipe fast``, ``mixed_bfloat16``);
-4. packs each run folder into ``OUT/<run>.tar.gz`` (a finished run without its backups; a run cut off at
-   the deadline with its last backup, so that the CLI can resume it).
+3. runs ``python -m relu_ratio.train`` for both at once (``--recipe fast``, ``mixed_bfloat16``), recording
+   ``--commit`` as the runs' source commit (the device's copy of the tree may carry a stale ``.git``);
+4. packs each run folder into ``OUT/<run>.tar.gz``: a finished run without its backups, a run cut off at the
+   deadline with its last committed backup. ``--resume DIR`` (the packed runs, carried back) unpacks them
+   and finishes them with their own epoch count, without probing.
 
-On this machine, ``tar xzf <run>.tar.gz -C ~/relu_runs/zoo`` unpacks a run where ``python -m relu_ratio.zoo
-register`` takes it.
+Exit status: 0 when every run finished, 3 when a run was cut off at the deadline (packed for ``--resume``),
+1 when a run failed. On this machine, ``tar xzf <run>.tar.gz -C ~/relu_runs/gpu`` unpacks a finished run
+where ``python -m relu_ratio.zoo register ~/relu_runs/gpu/<run> --data ../shared/data`` takes it.
 
 Example (on the device machine, after ``../shared/tools/gpu-prep``'s install prefix)::
 
-    python3 training/gpu_pair.py --out $OUT --dataset .data --deadline-s 560
+    python3 training/gpu_pair.py --out $OUT --dataset .data --deadline-s 550 --commit <sha>
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ import tarfile
 import time
 from pathlib import Path
 
+from relu_ratio.train.recipes import RECIPES
+
+BATCH_SIZE = RECIPES["fast"]["batch_size"]
 RUN_KEEP = ("config.json", "result.json", "metrics.csv", "progress.json", "model.weights.h5", "train.log")
 
 
@@ -84,19 +90,21 @@ def probe(name: str, steps: int, batch_size: int) -> dict:
 def plan_epochs(probes: list[dict], steps_per_epoch: int, seconds_left: float, max_epochs: int) -> int:
     """The most epochs (the same for every model) that finish in ``seconds_left``: a 15 % margin on each
     epoch (the epoch-end backup and checkpoint), twice the probe's compile times (on the H100 the runs'
-    first epoch took 157 s against 22 s for the next, where the probe had compiled in 72 s), and 40 s for
-    building, saving, the last evaluation and packing."""
+    first epoch took 157 s against 20 to 27 s for the others, where the probe had compiled in 72 s), and
+    40 s for building, saving, the last evaluation and packing."""
     slowest = max(p["step_s"] * steps_per_epoch + p["eval_s"] for p in probes)
     fixed = 2 * max(p["compile_s"] + p["eval_compile_s"] for p in probes) + 40
     return max(0, min(max_epochs, math.floor((seconds_left - fixed) / (1.15 * slowest))))
 
 
 def pack(run: Path, out: Path) -> Path:
-    """``out/<run>.tar.gz``: a finished run's record and weights, or a cut-off run's last backup too."""
+    """``out/<run>.tar.gz``: a finished run's record and weights; for a cut-off run also its backup record
+    and the checkpoint that record names (never a newer file a kill may have left half-written)."""
     names = [run / n for n in RUN_KEEP if (run / n).is_file()]
-    if not (run / "result.json").is_file() and (run / "backup").is_dir():
-        checkpoints = sorted((run / "backup").glob("ckpt-*.weights.h5"))
-        names += [run / "backup" / "training_metadata.json", *checkpoints[-1:]]
+    record_path = run / "backup" / "training_metadata.json"
+    if not (run / "result.json").is_file() and record_path.is_file():
+        record = json.loads(record_path.read_text())
+        names += [record_path, run / "backup" / record["weights"]]
     target = out / f"{run.name}.tar.gz"
     with tarfile.open(target, "w:gz") as tar:
         for path in names:
@@ -105,77 +113,117 @@ def pack(run: Path, out: Path) -> Path:
     return target
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--models", nargs="+", default=["preact164_32", "preact164_11"])
-    p.add_argument("--dataset", default=".data", help="the folder holding the CIFAR-10 JPEG archives")
-    p.add_argument("--out", required=True, help="where the packed runs and the plan go ($OUT)")
-    p.add_argument("--runs", default="/tmp/relu_runs", help="where the run folders are trained")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--deadline-s", type=float, default=560, help="everything is packed by then (from start)")
-    p.add_argument("--max-epochs", type=int, default=200)
-    p.add_argument("--probe-steps", type=int, default=80)
-    p.add_argument("--train-subset", type=int, help="(for trying the script out) images per epoch")
-    p.add_argument("--test-subset", type=int, help="(for trying the script out) test images per pass")
-    p.add_argument("--probe", help=argparse.SUPPRESS)  # internal: time one model, print JSON
-    args = p.parse_args(argv)
-    if args.probe:
-        print(json.dumps(probe(args.probe, args.probe_steps, 128)))
-        return 0
+def unpack(packed: Path, runs: Path, names: list[str]) -> int:
+    """Unpack ``packed/<name>.tar.gz`` into ``runs`` for every run name; returns their (common) epochs."""
+    epochs = set()
+    for name in names:
+        with tarfile.open(packed / f"{name}.tar.gz") as tar:
+            tar.extractall(runs, filter="data")
+        epochs.add(json.loads((runs / name / "config.json").read_text())["epochs"])
+    if len(epochs) != 1:
+        raise SystemExit(f"the packed runs were planned for different epochs {sorted(epochs)}")
+    return epochs.pop()
 
-    start = time.monotonic()
-    out, runs = Path(args.out), Path(args.runs)
-    out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 / len(args.models):.2f}"}
+
+def train_command(name: str, run: Path, epochs: int, args: argparse.Namespace) -> list[str]:
+    """The training CLI's command for one run of the pair (the same flags when it resumes)."""
+    command = [sys.executable, "-m", "relu_ratio.train", "--model", name, "--dataset", args.dataset,
+               "--out", str(run), "--recipe", "fast", "--epochs", str(epochs), "--seed", str(args.seed),
+               "--mixed-precision", "mixed_bfloat16", "--verbose", "2",
+               "--backup-every", "1000000"]  # backups at epoch ends only  # fmt: skip
+    for flag, value in (("--train-subset", args.train_subset), ("--test-subset", args.test_subset)):
+        command += [flag, str(value)] if value else []
+    return command
+
+
+def plan(args: argparse.Namespace, env: dict, start: float, out: Path) -> int:
+    """Probe both models at once while the data is decoded; write and return the epoch plan."""
     probes = [
-        subprocess.Popen([sys.executable, __file__, "--out", args.out, "--probe", name,
-                          "--probe-steps", str(args.probe_steps)], env=env, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, __file__, "--out", args.out, "--commit", args.commit,
+                          "--probe", name, "--probe-steps", str(args.probe_steps)],
+                         env=env, stdout=subprocess.PIPE, text=True)
         for name in args.models
     ]  # fmt: skip
     from relu_ratio import data  # decode once into the cache while the probes compile
 
     train_images = args.train_subset or len(data.load(args.dataset, "train"))
     data.load(args.dataset, "test")
-    timings = [json.loads(proc.communicate()[0].strip().splitlines()[-1]) for proc in probes]
-    if any(proc.returncode for proc in probes):
-        raise SystemExit(f"a probe failed: {[proc.returncode for proc in probes]}")
-    steps_per_epoch = -(-train_images // 128)
+    outputs = [proc.communicate()[0] for proc in probes]
+    failed = [name for name, proc in zip(args.models, probes) if proc.returncode]
+    if failed:
+        raise SystemExit(f"the probe of {failed} failed (its error is above)")
+    timings = [json.loads(output.strip().splitlines()[-1]) for output in outputs]
+    steps_per_epoch = -(-train_images // BATCH_SIZE)
     epochs = plan_epochs(
         timings, steps_per_epoch, args.deadline_s - (time.monotonic() - start), args.max_epochs
     )
-    plan = {"probes": timings, "steps_per_epoch": steps_per_epoch, "epochs": epochs,
-            "planned_after_s": round(time.monotonic() - start, 1)}  # fmt: skip
-    print(json.dumps(plan), flush=True)
-    (out / "plan.json").write_text(json.dumps(plan, indent=2))
+    record = {"probes": timings, "steps_per_epoch": steps_per_epoch, "epochs": epochs,
+              "deadline_s": args.deadline_s,
+              "planned_after_s": round(time.monotonic() - start, 1)}  # fmt: skip
+    print(json.dumps(record), flush=True)
+    (out / "plan.json").write_text(json.dumps(record, indent=2))
     if epochs < 1:
         raise SystemExit("not even one epoch fits before the deadline")
+    return epochs
 
-    folders, procs = [], []
-    for name in args.models:
-        run = runs / f"{name}-gpu-seed{args.seed}"
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", nargs="+", default=["preact164_32", "preact164_11"])
+    p.add_argument("--dataset", default=".data", help="the folder holding the CIFAR-10 JPEG archives")
+    p.add_argument("--out", required=True, help="where the packed runs and the plan go ($OUT)")
+    p.add_argument("--commit", required=True, help="the commit the device's copy of the tree was made from")
+    p.add_argument("--resume", help="a folder of packed runs cut off at a deadline: finish them")
+    p.add_argument("--runs", default="/tmp/relu_runs", help="where the run folders are trained")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--deadline-s", type=float, default=550, help="everything is packed by then (from start)")
+    p.add_argument("--max-epochs", type=int, default=200)
+    p.add_argument("--probe-steps", type=int, default=80, help="timed training steps per probe, >= 4")
+    p.add_argument("--train-subset", type=int, help="(for trying the script out) images per epoch")
+    p.add_argument("--test-subset", type=int, help="(for trying the script out) test images per pass")
+    p.add_argument("--probe", help=argparse.SUPPRESS)  # internal: time one model, print JSON
+    args = p.parse_args(argv)
+    if args.probe_steps < 4:
+        p.error(f"--probe-steps must be >= 4 (a quarter of them warm up); received {args.probe_steps}")
+    if args.probe:
+        print(json.dumps(probe(args.probe, args.probe_steps, BATCH_SIZE)))
+        return 0
+
+    start = time.monotonic()
+    out, runs = Path(args.out), Path(args.runs)
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 / len(args.models):.2f}",
+           "RELU_RATIO_SOURCE_COMMIT": args.commit}  # fmt: skip
+    names = [f"{name}-gpu-seed{args.seed}" for name in args.models]
+    epochs = unpack(Path(args.resume), runs, names) if args.resume else plan(args, env, start, out)
+
+    procs = {}
+    for name, run_name in zip(args.models, names):
+        run = runs / run_name
         run.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "relu_ratio.train", "--model", name, "--dataset", args.dataset,
-                   "--out", str(run), "--recipe", "fast", "--epochs", str(epochs), "--seed", str(args.seed),
-                   "--mixed-precision", "mixed_bfloat16", "--verbose", "2",
-                   "--backup-every", "1000000"]  # backups at epoch ends only  # fmt: skip
-        for flag, value in (("--train-subset", args.train_subset), ("--test-subset", args.test_subset)):
-            command += [flag, str(value)] if value else []
-        log = open(run / "train.log", "a")  # noqa: SIM115 (closed when the run ends)
-        folders.append((run, log))
-        procs.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
-    while any(proc.poll() is None for proc in procs) and time.monotonic() - start < args.deadline_s - 10:
+        with open(run / "train.log", "a") as log:  # the child keeps its own copy of the descriptor
+            command = train_command(name, run, epochs, args)
+            procs[run] = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    stop = start + args.deadline_s - 10
+    while any(proc.poll() is None for proc in procs.values()) and time.monotonic() < stop:
         time.sleep(2)
-    for proc in procs:
-        if proc.poll() is None:  # cut off at the deadline: the last backup is packed for resuming
+    cut_off = [run.name for run, proc in procs.items() if proc.poll() is None]
+    for run, proc in procs.items():
+        if proc.poll() is None:  # cut off at the deadline: packed with its last backup for --resume
             proc.terminate()
             proc.wait()
-    for (run, log), proc in zip(folders, procs):
-        log.close()
         packed = pack(run, out)
-        tail = (run / "train.log").read_text().splitlines()[-4:]
+        tail = (run / "train.log").read_text().splitlines()[-3:]
         print(f"{run.name}: exit {proc.returncode}, {packed.stat().st_size / 2**20:.1f} MiB packed", *tail,
               sep="\n  ")  # fmt: skip
-    return max(proc.returncode for proc in procs)
+    failed = [run.name for run, proc in procs.items() if run.name not in cut_off and proc.returncode]
+    if failed:
+        print(f"failed: {failed}")
+        return 1
+    if cut_off:
+        print(f"cut off at the deadline, packed for --resume: {cut_off}")
+        return 3
+    return 0
 
 
 if __name__ == "__main__":

@@ -335,9 +335,11 @@ def markdown_table() -> str:
 
 
 def _training_time(entry: ZooEntry) -> str:
-    """GPU-hours (wall clock) for a run on a GPU, else the training processes' CPU-hours."""
+    """Wall-clock hours on the GPU for a run on a GPU (which other runs may have shared), else the
+    training process's CPU-hours."""
     if entry.training["device"].startswith("gpu"):
-        return f"{entry.training['wall_time_s'] / 3600:.2f} GPU h"
+        wall = entry.training.get("wall_time_s")
+        return f"{wall / 3600:.2f} h on the GPU (wall clock)" if wall is not None else "not recorded"
     cpu = entry.training.get("cpu_time_s")
     return f"{cpu / 3600:.2f} CPU h" if cpu is not None else "CPU time not recorded"
 
