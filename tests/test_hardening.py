@@ -551,10 +551,14 @@ def _precision_benchmark():
 @pytest.mark.slow
 def test_half_precision_inference_stays_within_the_stated_drop(shipped_zoo, shared_data):
     """On 1,000 test images: float32 reproduces the registered accuracy (to sampling noise), and
-    mixed_float16 / mixed_bfloat16 lose at most ``precision.BOUND`` points of top-1."""
+    mixed_float16 / mixed_bfloat16 lose at most ``precision.BOUND`` points of top-1. Every entry on
+    TensorFlow; on JAX (slow on a CPU: the ResNet-164s alone took a minute) the smallest entry."""
     precision = _precision_benchmark()
     subset = data.load(shared_data, "test").take(1000)
-    for name in zoo.list():
+    names = zoo.list()
+    if keras.backend.backend() != "tensorflow":
+        names = [min(names, key=lambda name: zoo.info(name).flops)]
+    for name in names:
         rows = {row["precision"]: row for row in precision.measure(name, subset)}
         assert abs(rows["float32"]["top1"] - zoo.info(name).top1) < 5, rows  # a real model, not noise
         for policy, bound in precision.BOUND.items():
