@@ -46,19 +46,16 @@ def probe(name: str, steps: int, batch_size: int) -> dict:
     import keras
     import numpy as np
 
-    from relu_ratio import data, models, train
+    from relu_ratio import data
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import throughput  # the benchmarks' training setup: the model compiled with the recipe, random images
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    rng = np.random.default_rng(0)
+    model, images, labels = throughput.training_setup(name, batch_size, steps, fused=False)
     info = data.DatasetInfo(name="random", class_names=tuple(str(i) for i in range(10)),
                             mean=(128.0,) * 3, std=(64.0,) * 3)  # fmt: skip
-    split = data.Split(
-        rng.integers(0, 256, (batch_size * steps, 32, 32, 3), dtype=np.uint8),
-        rng.integers(0, 10, batch_size * steps).astype(np.int64),
-        info,
-    )
-    model = models.build(name, normalization=[list(info.mean), list(info.std)])
-    train.compile_for(model, train.TrainConfig(model=name, recipe="fast", epochs=1).resolved(), steps)
+    split = data.Split(images, labels.argmax(axis=1), info)
     times = []
 
     class Clock(keras.callbacks.Callback):  # the CLI's divergence guard reads the loss every step too
