@@ -125,6 +125,17 @@ def test_resume_with_other_settings_is_refused(image_folder, tmp_path):
         train.run(train.TrainConfig(**{**base.__dict__, "lr": 0.5}))
 
 
+@pytest.mark.parametrize("text, complaint", [("{not json", "cannot be read as a run's config"),
+                                               ("[1, 2]", "holds list, not a run's config")])
+def test_a_corrupt_run_config_is_named_and_left_alone(image_folder, tmp_path, text, complaint):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "config.json").write_text(text)
+    with pytest.raises(ValueError, match=f"config.json {complaint}.*another --out"):
+        train.run(train.TrainConfig(model="resnet8_11", dataset=str(image_folder), out=str(out)))
+    assert (out / "config.json").read_text() == text
+
+
 def test_unwritable_output_directory_is_named(image_folder, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")

@@ -23,7 +23,7 @@ from relu_ratio.train import callbacks as callbacks_lib
 from relu_ratio.train.config import TrainConfig, command_for
 from relu_ratio.train.fused_norm import with_fused_batch_norm
 from relu_ratio.train.recipes import HOLDOUT_SEED, RECIPES, compile_for
-from relu_ratio.train.record import RunRecord, metric_column
+from relu_ratio.train.record import metric_column
 
 
 def run(config: TrainConfig) -> dict:
@@ -33,15 +33,16 @@ def run(config: TrainConfig) -> dict:
     before writing anything leaves no empty folder behind. The global Keras dtype policy is restored after.
     """
     out = Path(config.out)
-    config = _recorded_recipe_values(config, out).resolved()
+    started = _started_config(out)
+    config = _recorded_recipe_values(config, started).resolved()
     created = not out.exists()
-    _prepare_out(out, config)
+    _prepare_out(out, config, started)
     finished = out / "result.json"
     if finished.is_file():
         return json.loads(finished.read_text())
     policy = keras.mixed_precision.global_policy()
     try:
-        return _train(config, out)
+        return _train(config, out, started)
     except BaseException:
         if created and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
@@ -50,23 +51,36 @@ def run(config: TrainConfig) -> dict:
         keras.mixed_precision.set_global_policy(policy)
 
 
-def _recorded_recipe_values(config: TrainConfig, out: Path) -> TrainConfig:
-    """``config`` with the recipe values a run in ``out`` started with, for the settings left unset
-    (``None``): a run resumes with its own recipe even if the recipe's defaults changed since."""
+def _started_config(out: Path) -> dict:
+    """The ``config.json`` of the run already in ``out`` (``{}`` if none), read once per start."""
+    path = out / "config.json"
+    if not path.exists():
+        return {}
     try:
-        old = json.loads((out / "config.json").read_text())
-    except (OSError, ValueError):
-        return config
-    if old.get("recipe") != config.recipe:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"{path} cannot be read as a run's config ({error}); delete that folder or choose another --out."
+        ) from error
+    if not isinstance(old, dict):
+        raise ValueError(f"{path} holds {type(old).__name__}, not a run's config; choose another --out.")
+    return old
+
+
+def _recorded_recipe_values(config: TrainConfig, old: dict) -> TrainConfig:
+    """``config`` with the recipe values the run in its folder started with (``old``, its ``config.json``),
+    for the settings left unset (``None``): a run resumes with its own recipe even if the recipe's defaults
+    changed since."""
+    if not old or old.get("recipe") != config.recipe:
         return config  # a different recipe: _prepare_out names the difference
     keys = {key for values in RECIPES.values() for key in values}
     recorded = {k: old[k] for k in keys if getattr(config, k, 0) is None and old.get(k) is not None}
     return dataclasses.replace(config, **recorded)
 
 
-def _train(config: TrainConfig, out: Path) -> dict:
+def _train(config: TrainConfig, out: Path, started: dict) -> dict:
+    """``started``: the config a cut-off run started with; it resumes in its precision, keeps its commit."""
     keras.utils.set_random_seed(config.seed)
-    started = RunRecord.read(out).config  # a cut-off run's: it resumes in its precision, keeps its commit
     policy = started.get("precision") or precision_policy(config.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
 
@@ -157,7 +171,7 @@ def save_model_weights(model: keras.Model, name: str, arch_kwargs: dict, path: P
         clean.save_weights(tmp)
 
 
-def _prepare_out(out: Path, config: TrainConfig) -> None:
+def _prepare_out(out: Path, config: TrainConfig, old: dict) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
@@ -165,9 +179,7 @@ def _prepare_out(out: Path, config: TrainConfig) -> None:
         probe.unlink()
     except OSError as error:
         raise ValueError(f"cannot write to the output directory {out}: {error}") from error
-    previous = out / "config.json"
-    if previous.exists():
-        old = json.loads(previous.read_text())
+    if old:
         changed = {
             k: (old.get(k), v) for k, v in dataclasses.asdict(config).items()
             if k not in ("verbose", "out") and old.get(k) != v
