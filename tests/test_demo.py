@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ from conftest import start_module
 
 from relu_ratio import data, demo, zoo
 from relu_ratio.startup import quiet_native_stderr
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_demo_classifies_the_shipped_images_with_the_flagship(shipped_zoo, capsys):
@@ -51,13 +54,17 @@ def test_shipped_sample_is_the_first_four_test_images_of_each_class(shared_data)
 
 
 @pytest.mark.slow
-def test_demo_command_prints_no_tensorflow_start_up_lines():
+def test_demo_command_prints_what_the_readme_shows_and_no_tensorflow_start_up_lines():
     process = start_module("relu_ratio.demo", [])
     out, _ = process.communicate(timeout=600)
     assert process.returncode == 0, out
     assert out.startswith("relu_ratio demo (Keras")
     for noise in ("absl::InitializeLog", "cuInit", "oneDNN custom operations", "cpu_feature_guard"):
         assert noise not in out
+    shown = README.read_text().split("<!-- demo:output:start -->")[1].split("<!-- demo:output:end -->")[0]
+    lines = [line for line in shown.splitlines() if line.strip() not in ("```", "...", "")]
+    stale = [line for line in lines if line not in out]
+    assert not stale, f"README's demo block is not what `python -m relu_ratio.demo` prints: {stale}"
 
 
 def test_quiet_native_stderr_drops_only_the_start_up_lines(capfd):
