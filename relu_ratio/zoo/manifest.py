@@ -7,8 +7,8 @@ store's weights against this manifest, so that a changed weights file must come 
 """
 
 SHA256 = {
-    "preact164_11": "21405ac6a02adfa2fdeb50b28052d27078fc6afd04ebb074f57493c0c43b0446",
-    "preact164_32": "84c9f399767afd3ebc3b4f63be914f4c441ed07e534ce9fd79bfadc031be1bdb",
+    "preact164_11": "2918751dd74ddd1ca8777bb3a8e8224cfea4bb8735ee78fb32c4e12a23f0379e",
+    "preact164_32": "0756aafbf63d058e04217f70f653dcc0957696da0bd458b392a993d856fe9ea8",
     "resnet20_11": "9edc227f7c5128e44dc712c3dd5df9268844dfe97426dc7fac044f39b149937b",
     "resnet20_21": "8cecc124034083507eeb9cadc5a4d74ff2ffa018f8720cdfda624c01c86825eb",
 }
