@@ -37,11 +37,43 @@ def test_fast_schedule_warms_up_then_decays():
     assert (config.label_smoothing, config.weight_decay) == (0.0, 5e-4)
 
 
+@pytest.mark.backend
+def test_linear_schedule_warms_up_then_falls_to_zero_in_a_straight_line():
+    config = train.TrainConfig(recipe="fast", epochs=4, schedule="linear").resolved()
+    schedule = train.learning_rate(config, steps_per_epoch=10)
+    lrs = [float(schedule(step)) for step in (0, 5, 10, 25, 40, 45)]
+    np.testing.assert_allclose(lrs, [0.01, 0.055, 0.1, 0.05, 0.0, 0.0], atol=1e-6)
+
+
+@pytest.mark.backend
+def test_ema_saves_the_averaged_weights_and_validates_with_them(tmp_path):
+    from relu_ratio import models
+    from relu_ratio.train import callbacks as callbacks_lib
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (32, 32, 32, 3)).astype("float32")
+    labels = keras.utils.to_categorical(rng.integers(0, 10, 32), 10)
+    finals = {}
+    for ema in (None, None, 0.5):  # twice without: training is repeatable, so a difference is the average
+        config = train.TrainConfig(model="resnet8_21", recipe="fast", epochs=1, ema=ema).resolved()
+        keras.utils.set_random_seed(0)
+        model = train.compile_for(models.build("resnet8_21"), config, steps_per_epoch=4)
+        model.fit(images, labels, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        if ema is None and None in finals:
+            np.testing.assert_allclose(model.get_weights()[0], finals[None], rtol=1e-5)
+        finals[ema] = model.get_weights()[0]
+        swaps = [c for c in callbacks_lib.make(tmp_path / str(ema), config)
+                 if isinstance(c, keras.callbacks.SwapEMAWeights)]  # fmt: skip
+        assert len(swaps) == (ema is not None)
+    assert not np.allclose(finals[None], finals[0.5])  # the EMA run ends on the average, not the last step
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"recipe": "slow"}, "recipe must be one of"), ({"epochs": 0}, "epochs must be >= 1"),
      ({"model": "preact165_32"}, "Nearest valid depths: 164, 173"),
-     ({"schedule": "linear"}, "'step' or 'cosine'"), ({"mixed_precision": "fp8"}, "mixed_precision must be"),
+     ({"schedule": "one-cycle"}, r"schedule must be one of \['step', 'cosine', 'linear'\]"),
+     ({"mixed_precision": "fp8"}, "mixed_precision must be"), ({"ema": 1.0}, r"ema must be .* in \(0, 1\)"),
      ({"lr": -1.0}, r"lr must be a finite number > 0; received -1"), ({"lr": float("nan")}, "lr must be"),
      ({"momentum": float("nan")}, r"momentum must be a finite number in \[0, 1\)"),
      ({"label_smoothing": 2.0}, "label_smoothing must be"), ({"weight_decay": float("inf")}, "weight_decay"),

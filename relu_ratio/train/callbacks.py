@@ -45,6 +45,8 @@ def make(out: Path, config: TrainConfig) -> list[keras.callbacks.Callback]:
         callbacks.append(keras.callbacks.TensorBoard(out / "tensorboard"))
     except ImportError:
         print("relu_ratio.train: TensorFlow/TensorBoard not installed, so no TensorBoard logs are written.")
+    if config.ema is not None:
+        callbacks.append(keras.callbacks.SwapEMAWeights())  # validation scores the averaged weights
     return callbacks
 
 

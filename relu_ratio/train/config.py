@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from relu_ratio import flags, models
-from relu_ratio.train.recipes import RECIPES
+from relu_ratio.train.recipes import RECIPES, SCHEDULES
 
 
 def _flag(default, help: str, recipe: bool = False, **metadata):
@@ -43,10 +43,13 @@ class TrainConfig:
     weight_decay: float | None = _flag(None, "coupled L2 weight decay on conv and dense kernels (not on "
                                        "BatchNorm), >= 0", recipe=True)
     label_smoothing: float | None = _flag(None, "label smoothing, in [0, 1)", recipe=True)
-    schedule: str | None = _flag(None, "learning-rate schedule: step (x0.1 at 1/2, 3/4, 7/8) or cosine to "
-                                 "zero", recipe=True, choices=("step", "cosine"))
+    schedule: str | None = _flag(None, "learning-rate schedule: step (x0.1 at 1/2, 3/4, 7/8), cosine or "
+                                 "linear to zero", recipe=True, choices=SCHEDULES)
     warmup_epochs: float | None = _flag(None, "linear warm-up epochs before the schedule, < epochs",
                                         recipe=True)
+    ema: float | None = _flag(None, "keep an exponential moving average of the weights with this momentum "
+                              "(e.g. 0.999), validate with it and save it as the final weights",
+                              default_text="default: off")
     train_subset: int | None = _flag(None, "train on a seeded random subset of this many training images",
                                      default_text="default: all")
     test_subset: int | None = _flag(None, "validate on a seeded random subset of this many test images",
@@ -74,8 +77,8 @@ class TrainConfig:
         for key, value in RECIPES[self.recipe].items():
             if getattr(filled, key) is None:
                 setattr(filled, key, value)
-        if filled.schedule not in ("step", "cosine"):
-            raise ValueError(f"schedule must be 'step' or 'cosine'; received {filled.schedule!r}.")
+        if filled.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {list(SCHEDULES)}; received {filled.schedule!r}.")
         filled._check_ranges()
         if filled.mixed_precision not in ("auto", "off", "mixed_bfloat16", "mixed_float16"):
             raise ValueError(
@@ -98,9 +101,12 @@ class TrainConfig:
             "weight_decay": (">= 0", lambda v: v >= 0),
             "label_smoothing": ("in [0, 1)", lambda v: 0 <= v < 1),
             "warmup_epochs": (f"in [0, epochs = {self.epochs}]", lambda v: 0 <= v <= self.epochs),
+            "ema": ("in (0, 1)", lambda v: 0 < v < 1),
         }
         for key, (bound, within) in ranges.items():
             value = getattr(self, key)
+            if key == "ema" and value is None:
+                continue  # off
             if not models.is_finite_number(value) or not within(value):
                 raise ValueError(f"{key} must be a finite number {bound}; received {value!r}.")
 

@@ -26,6 +26,34 @@ RECIPES: dict[str, dict] = {
 }  # fmt: skip
 
 
+SCHEDULES = ("step", "cosine", "linear")
+
+
+@keras.saving.register_keras_serializable(package="relu_ratio")
+class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """A linear warm-up from ``peak / 10`` to ``peak`` over ``warmup_steps``, then a straight line to zero at
+    ``total_steps`` (Keras' ``PolynomialDecay`` has no warm-up; the warm-up matches ``CosineDecay``'s).
+
+    Example:
+        >>> schedule = LinearDecay(0.1, total_steps=100, warmup_steps=10)
+        >>> [round(float(schedule(step)), 3) for step in (0, 10, 55, 100)]
+        [0.01, 0.1, 0.05, 0.0]
+    """
+
+    def __init__(self, peak: float, total_steps: int, warmup_steps: int = 0):
+        self.peak, self.total_steps, self.warmup_steps = peak, total_steps, warmup_steps
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        warmup, total = float(self.warmup_steps), float(self.total_steps)
+        rising = self.peak / 10 + (self.peak - self.peak / 10) * step / max(warmup, 1.0)
+        falling = self.peak * keras.ops.maximum(0.0, (total - step) / max(total - warmup, 1.0))
+        return keras.ops.where(step < warmup, rising, falling)
+
+    def get_config(self) -> dict:
+        return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps}
+
+
 def learning_rate(config: TrainConfig, steps_per_epoch: int):
     """The recipe's schedule as a Keras ``LearningRateSchedule`` over optimizer steps."""
     total = config.epochs * steps_per_epoch
@@ -36,6 +64,8 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
             bounds, [config.lr * 0.1**i for i in range(len(bounds) + 1)]
         )
     warmup = min(int(config.warmup_epochs * steps_per_epoch), total - 1)
+    if config.schedule == "linear":
+        return LinearDecay(config.lr, total_steps=total, warmup_steps=warmup)
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=config.lr / 10 if warmup else config.lr,
         decay_steps=max(1, total - warmup),
@@ -45,9 +75,14 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
 
 
 def compile_for(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> keras.Model:
-    """Compile ``model`` with the recipe's optimizer, schedule, loss and metrics (one-hot labels)."""
+    """Compile ``model`` with the recipe's optimizer, schedule, loss and metrics (one-hot labels).
+
+    With ``config.ema`` the optimizer keeps an exponential moving average of the weights (Keras'
+    ``use_ema``), which ``fit`` writes into the model when training ends.
+    """
     optimizer = keras.optimizers.SGD(
-        learning_rate(config, steps_per_epoch), momentum=config.momentum, nesterov=config.nesterov
+        learning_rate(config, steps_per_epoch), momentum=config.momentum, nesterov=config.nesterov,
+        use_ema=config.ema is not None, ema_momentum=config.ema or 0.99,
     )
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     metrics = [
