@@ -46,26 +46,34 @@ def test_linear_schedule_warms_up_then_falls_to_zero_in_a_straight_line():
 
 
 @pytest.mark.backend
-def test_ema_saves_the_averaged_weights_and_validates_with_them(tmp_path):
-    from relu_ratio import models
-    from relu_ratio.train import callbacks as callbacks_lib
+def test_ema_validates_and_saves_the_averaged_weights_and_backs_up_the_raw_ones(folder, tmp_path):
+    """One epoch with --ema: the final and the best-epoch weights are the average (the validated ones), the
+    backup keeps the raw weights beside their average (so a resume continues both)."""
+    import h5py
 
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0, 255, (32, 32, 32, 3)).astype("float32")
-    labels = keras.utils.to_categorical(rng.integers(0, 10, 32), 10)
-    finals = {}
-    for ema in (None, None, 0.5):  # twice without: training is repeatable, so a difference is the average
-        config = train.TrainConfig(model="resnet8_21", recipe="fast", epochs=1, ema=ema).resolved()
-        keras.utils.set_random_seed(0)
-        model = train.compile_for(models.build("resnet8_21"), config, steps_per_epoch=4)
-        model.fit(images, labels, batch_size=8, epochs=1, shuffle=False, verbose=0)
-        if ema is None and None in finals:
-            np.testing.assert_allclose(model.get_weights()[0], finals[None], rtol=1e-5)
-        finals[ema] = model.get_weights()[0]
-        swaps = [c for c in callbacks_lib.make(tmp_path / str(ema), config)
-                 if isinstance(c, keras.callbacks.SwapEMAWeights)]  # fmt: skip
-        assert len(swaps) == (ema is not None)
-    assert not np.allclose(finals[None], finals[0.5])  # the EMA run ends on the average, not the last step
+    from relu_ratio import models
+
+    def first_kernel(path):
+        with h5py.File(path) as f:
+            return f["layers/conv2d/vars/0"][()]
+
+    kernels = {}
+    for ema in (None, 0.5):
+        out = tmp_path / f"ema-{ema}"
+        train.run(train.TrainConfig(model="resnet8_21", dataset=str(folder), out=str(out), epochs=1,
+                                    batch_size=4, verbose=0, ema=ema, mixed_precision="off"))  # fmt: skip
+        record = json.loads((out / "backup" / "training_metadata.json").read_text())
+        kernels[ema] = {name: first_kernel(path) for name, path in [
+            ("final", out / "model.weights.h5"), ("best", out / "best.weights.h5"),
+            ("backup", out / "backup" / record["weights"])]}  # fmt: skip
+    config = train.TrainConfig(model="resnet8_21", recipe="fast", ema=0.5).resolved()
+    optimizer = train.compile_for(models.build("resnet8_21"), config, steps_per_epoch=4).optimizer
+    assert optimizer.use_ema and optimizer.ema_momentum == 0.5
+    plain, averaged = kernels[None], kernels[0.5]
+    np.testing.assert_allclose(plain["final"], plain["backup"], rtol=1e-6)  # no EMA: final = last step
+    np.testing.assert_allclose(averaged["backup"], plain["backup"], rtol=1e-5)  # the same raw training
+    assert not np.allclose(averaged["final"], averaged["backup"])  # the final weights are the average
+    np.testing.assert_allclose(averaged["best"], averaged["final"], rtol=1e-6)  # the one validation scored
 
 
 @pytest.mark.parametrize(
@@ -74,6 +82,7 @@ def test_ema_saves_the_averaged_weights_and_validates_with_them(tmp_path):
      ({"model": "preact165_32"}, "Nearest valid depths: 164, 173"),
      ({"schedule": "one-cycle"}, r"schedule must be one of \['step', 'cosine', 'linear'\]"),
      ({"mixed_precision": "fp8"}, "mixed_precision must be"), ({"ema": 1.0}, r"ema must be .* in \(0, 1\)"),
+     ({"ema": 0.0}, "ema must be"), ({"ema": float("nan")}, "ema must be"), ({"ema": True}, "ema must be"),
      ({"lr": -1.0}, r"lr must be a finite number > 0; received -1"), ({"lr": float("nan")}, "lr must be"),
      ({"momentum": float("nan")}, r"momentum must be a finite number in \[0, 1\)"),
      ({"label_smoothing": 2.0}, "label_smoothing must be"), ({"weight_decay": float("inf")}, "weight_decay"),

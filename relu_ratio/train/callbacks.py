@@ -1,6 +1,7 @@
 """The callbacks of a training run: a divergence guard, kill-safe backups and a wall/CPU clock.
 
-:func:`make` puts them in the order a run needs (the guard first, so nothing non-finite is ever saved).
+:func:`make` puts them in the order a run needs (the guard first, so nothing non-finite is ever saved; with
+``--ema``, Keras' ``SwapEMAWeights`` after the backup and before the best-epoch checkpoint).
 
 Example:
     >>> from relu_ratio.train import callbacks
@@ -27,17 +28,27 @@ if TYPE_CHECKING:
 
 
 def make(out: Path, config: TrainConfig) -> list[keras.callbacks.Callback]:
-    """The callbacks of a run in ``out``, in order: the guard first, then the savers and loggers."""
+    """The callbacks of a run in ``out``, in order: the guard first, then the savers and loggers.
+
+    With ``config.ema``, ``SwapEMAWeights`` puts the averaged weights in the model for validation and from
+    each epoch's end to the next epoch's start: after the backup (which keeps the raw weights and their
+    average, so a resume continues both) and before the best-epoch checkpoint (which keeps the weights
+    that were scored).
+    """
     best = max(metric_column(out, "val_accuracy"), default=None)
     callbacks = [
         DivergenceGuard(out, config),  # first: it stops a diverged step before anything saves it
         Backup(out / "backup", save_freq=config.backup_every),
         WallClock(out / "progress.json"),
         keras.callbacks.CSVLogger(out / "metrics.csv", append=True),
+    ]
+    if config.ema is not None:
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks.append(
         keras.callbacks.ModelCheckpoint(out / "best.weights.h5", monitor="val_accuracy", mode="max",
                                         save_best_only=True, save_weights_only=True,
-                                        initial_value_threshold=best),
-    ]  # fmt: skip
+                                        initial_value_threshold=best)
+    )  # fmt: skip
     try:
         import tensorboard  # noqa: F401  (TensorBoard writes through tf.summary)
         import tensorflow  # noqa: F401
@@ -45,8 +56,6 @@ def make(out: Path, config: TrainConfig) -> list[keras.callbacks.Callback]:
         callbacks.append(keras.callbacks.TensorBoard(out / "tensorboard"))
     except ImportError:
         print("relu_ratio.train: TensorFlow/TensorBoard not installed, so no TensorBoard logs are written.")
-    if config.ema is not None:
-        callbacks.append(keras.callbacks.SwapEMAWeights())  # validation scores the averaged weights
     return callbacks
 
 

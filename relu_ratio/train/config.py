@@ -47,9 +47,9 @@ class TrainConfig:
                                  "linear to zero", recipe=True, choices=SCHEDULES)
     warmup_epochs: float | None = _flag(None, "linear warm-up epochs before the schedule, < epochs",
                                         recipe=True)
-    ema: float | None = _flag(None, "keep an exponential moving average of the weights with this momentum "
-                              "(e.g. 0.999), validate with it and save it as the final weights",
-                              default_text="default: off")
+    ema: float | None = _flag(None, "keep an exponential moving average of the trainable weights with this "
+                              "momentum (e.g. 0.998; BatchNorm statistics are not averaged), validate with "
+                              "it and save it as the final weights", default_text="default: off")
     train_subset: int | None = _flag(None, "train on a seeded random subset of this many training images",
                                      default_text="default: all")
     test_subset: int | None = _flag(None, "validate on a seeded random subset of this many test images",
@@ -103,10 +103,11 @@ class TrainConfig:
             "warmup_epochs": (f"in [0, epochs = {self.epochs}]", lambda v: 0 <= v <= self.epochs),
             "ema": ("in (0, 1)", lambda v: 0 < v < 1),
         }
+        optional = {"ema"}  # None: off
         for key, (bound, within) in ranges.items():
             value = getattr(self, key)
-            if key == "ema" and value is None:
-                continue  # off
+            if key in optional and value is None:
+                continue
             if not models.is_finite_number(value) or not within(value):
                 raise ValueError(f"{key} must be a finite number {bound}; received {value!r}.")
 

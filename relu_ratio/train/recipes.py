@@ -77,12 +77,13 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
 def compile_for(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> keras.Model:
     """Compile ``model`` with the recipe's optimizer, schedule, loss and metrics (one-hot labels).
 
-    With ``config.ema`` the optimizer keeps an exponential moving average of the weights (Keras'
-    ``use_ema``), which ``fit`` writes into the model when training ends.
+    With ``config.ema`` the optimizer keeps an exponential moving average of the trainable weights (Keras'
+    ``use_ema``; BatchNorm's moving statistics are not averaged), which ``fit`` writes into the model when
+    training ends.
     """
+    ema = {} if config.ema is None else {"use_ema": True, "ema_momentum": config.ema}
     optimizer = keras.optimizers.SGD(
-        learning_rate(config, steps_per_epoch), momentum=config.momentum, nesterov=config.nesterov,
-        use_ema=config.ema is not None, ema_momentum=config.ema or 0.99,
+        learning_rate(config, steps_per_epoch), momentum=config.momentum, nesterov=config.nesterov, **ema
     )
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     metrics = [
