@@ -70,8 +70,8 @@ def test_resume_unpacks_the_runs_and_keeps_their_epochs(tmp_path):
 
 
 def test_resumed_runs_get_the_flags_they_started_with():
-    args = argparse.Namespace(dataset=".data", seed=0, train_subset=None, test_subset=256)
-    command = gpu_pair.train_command("preact164_32", Path("/tmp/r"), 13, args)
+    args = argparse.Namespace(dataset=".data", train_subset=None, test_subset=256)
+    command = gpu_pair.train_command("preact164_32", 0, Path("/tmp/r"), 13, args)
     assert command[1:] == [
         "-m", "relu_ratio.train", "--model", "preact164_32", "--dataset", ".data", "--out", "/tmp/r",
         "--recipe", "fast", "--epochs", "13", "--seed", "0", "--mixed-precision", "mixed_bfloat16",

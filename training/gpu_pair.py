@@ -122,15 +122,23 @@ def unpack(packed: Path, runs: Path, names: list[str]) -> int:
     return epochs.pop()
 
 
-def train_command(name: str, run: Path, epochs: int, args: argparse.Namespace) -> list[str]:
+def train_command(name: str, seed: int, run: Path, epochs: int, args: argparse.Namespace) -> list[str]:
     """The training CLI's command for one run of the pair (the same flags when it resumes)."""
     command = [sys.executable, "-m", "relu_ratio.train", "--model", name, "--dataset", args.dataset,
-               "--out", str(run), "--recipe", "fast", "--epochs", str(epochs), "--seed", str(args.seed),
+               "--out", str(run), "--recipe", "fast", "--epochs", str(epochs), "--seed", str(seed),
                "--mixed-precision", "mixed_bfloat16", "--verbose", "2",
                "--backup-every", "1000000"]  # backups at epoch ends only  # fmt: skip
     for flag, value in (("--train-subset", args.train_subset), ("--test-subset", args.test_subset)):
         command += [flag, str(value)] if value else []
     return command
+
+
+def decode(dataset: str) -> int:
+    """Decode both splits once into the cache the runs share; returns the training images."""
+    from relu_ratio import data
+
+    data.load(dataset, "test")
+    return len(data.load(dataset, "train"))
 
 
 def plan(args: argparse.Namespace, env: dict, start: float, out: Path) -> int:
@@ -141,10 +149,7 @@ def plan(args: argparse.Namespace, env: dict, start: float, out: Path) -> int:
                          env=env, stdout=subprocess.PIPE, text=True)
         for name in args.models
     ]  # fmt: skip
-    from relu_ratio import data  # decode once into the cache while the probes compile
-
-    train_images = args.train_subset or len(data.load(args.dataset, "train"))
-    data.load(args.dataset, "test")
+    train_images = args.train_subset or decode(args.dataset)  # while the probes compile
     outputs = [proc.communicate()[0] for proc in probes]
     failed = [name for name, proc in zip(args.models, probes) if proc.returncode]
     if failed:
@@ -172,7 +177,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--commit", required=True, help="the commit the device's copy of the tree was made from")
     p.add_argument("--resume", help="a folder of packed runs cut off at a deadline: finish them")
     p.add_argument("--runs", default="/tmp/relu_runs", help="where the run folders are trained")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--seed",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="one seed for every model, or one per model (in the order of --models)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        help="train exactly this many epochs (no probes; a run cut off at the deadline is packed "
+        "for --resume) instead of the most that fit",
+    )
     p.add_argument("--deadline-s", type=float, default=550, help="everything is packed by then (from start)")
     p.add_argument("--max-epochs", type=int, default=200)
     p.add_argument("--probe-steps", type=int, default=80, help="timed training steps per probe, >= 4")
@@ -182,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.probe_steps < 4:
         p.error(f"--probe-steps must be >= 4 (a quarter of them warm up); received {args.probe_steps}")
+    if len(args.seed) not in (1, len(args.models)):
+        p.error(f"--seed takes one seed or one per model ({len(args.models)}); received {args.seed}")
+    if args.epochs is not None and args.epochs < 1:
+        p.error(f"--epochs must be >= 1; received {args.epochs}")
     if args.probe:
         print(json.dumps(probe(args.probe, args.probe_steps, BATCH_SIZE)))
         return 0
@@ -191,15 +212,22 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 / len(args.models):.2f}",
            "RELU_RATIO_SOURCE_COMMIT": args.commit}  # fmt: skip
-    names = [f"{name}-gpu-seed{args.seed}" for name in args.models]
-    epochs = unpack(Path(args.resume), runs, names) if args.resume else plan(args, env, start, out)
+    seeds = args.seed * len(args.models) if len(args.seed) == 1 else args.seed
+    names = [f"{name}-gpu-seed{seed}" for name, seed in zip(args.models, seeds)]
+    if args.resume:
+        epochs = unpack(Path(args.resume), runs, names)
+    elif args.epochs:
+        epochs = args.epochs
+        decode(args.dataset)
+    else:
+        epochs = plan(args, env, start, out)
 
     procs = {}
-    for name, run_name in zip(args.models, names):
+    for name, seed, run_name in zip(args.models, seeds, names):
         run = runs / run_name
         run.mkdir(parents=True, exist_ok=True)
         with open(run / "train.log", "a") as log:  # the child keeps its own copy of the descriptor
-            command = train_command(name, run, epochs, args)
+            command = train_command(name, seed, run, epochs, args)
             procs[run] = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     stop = start + args.deadline_s - 10
     while any(proc.poll() is None for proc in procs.values()) and time.monotonic() < stop:
