@@ -3,8 +3,9 @@
 A queue file (the repository's is ``training/queue.json``) lists runs: a model name, a seed, and any
 :class:`~relu_ratio.train.TrainConfig` setting (``recipe``, ``epochs``, ``weight_decay``...), with
 ``defaults`` shared by all. ``run`` trains them one after the other in that order, each in
-``<runs>/<model>-seed<k>/``: a finished run (``result.json`` written) is skipped, a cut-off one resumes from
-its backup, a failed one is recorded in its ``failed.json`` and the queue goes on. So the same command,
+``<runs>/<model>-seed<k>/``: a finished run (``result.json`` written) is skipped if it trained with the
+queued settings (so a run trained elsewhere, e.g. on a lent GPU, joins by its folder), a cut-off one resumes
+from its backup, a failed one is recorded in its ``failed.json`` and the queue goes on. So the same command,
 started again after a kill or in the next session on the same machine, carries on where it stopped.
 ``status`` reads the run folders and writes the progress record (epochs reached, accuracy so far,
 wall-clock and CPU hours, what is left) and the comparison of the models queued with several seeds
@@ -40,6 +41,7 @@ from relu_ratio.train.record import fixed_precision
 RESERVED = {"model", "seed", "out", "dataset"}  # set per run or by the command, not in the queue's settings
 SETTINGS = {f.name for f in dataclasses.fields(train.TrainConfig)} - RESERVED
 ITEM_KEYS = {"model", "seed", "register", "why"}
+WHERE_NOT_WHAT = {"dataset", "out", "data_dir", "distribute", "backup_every", "verbose"}  # not compared
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +122,14 @@ def run(
     for number, item in enumerate(chosen, start=1):
         config = item.config(runs, dataset)
         if (Path(config.out) / "result.json").is_file():
-            log(f"[{number}/{len(chosen)}] {item.run_id}: finished, skipped")
+            differ = differences(config, train.RunRecord.read(config.out).config)
+            if differ:
+                message = (f"{config.out} holds a finished run trained with other settings: "
+                           f"{', '.join(differ)}; move it away or change the queue")  # fmt: skip
+                failures.append((item, message))
+                log(f"[{number}/{len(chosen)}] {item.run_id}: FAILED: {message}")
+            else:
+                log(f"[{number}/{len(chosen)}] {item.run_id}: finished, skipped")
             continue
         log(f"[{number}/{len(chosen)}] {item.run_id}: {train.command_for(config.resolved())}")
         result, message = train_or_record_failure(config)
@@ -132,6 +141,17 @@ def run(
             top1 = 100 * result[f"{split}_top1"]
             log(f"[{number}/{len(chosen)}] {item.run_id}: {split} top-1 {top1:.2f} %")
     return failures
+
+
+def differences(config: train.TrainConfig, recorded: dict) -> list[str]:
+    """The training settings in which a run folder's ``config.json`` (``recorded``) differs from the queued
+    ``config``, e.g. ``["lr 0.2 (queued: 0.1)"]``. Where and how it ran (dataset path, run folder, backups,
+    logging) is not compared, nor a setting the folder does not record (it predates the setting), so a run
+    trained elsewhere (a lent GPU) with the queued settings counts as the queued run."""
+    expected = dataclasses.asdict(config.resolved())
+    return [f"{key} {recorded[key]!r} (queued: {expected[key]!r})"
+            for key in sorted(set(expected) - WHERE_NOT_WHAT)
+            if key in recorded and recorded[key] != expected[key]]  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +166,12 @@ class Progress:
     wall_hours: float
     cpu_hours: float
     precision: str | None = None  # the dtype policy it trained in, where recorded or fixed by its config
+    device: str | None = None  # what it trained on (finished runs), e.g. "cpu: 2 cores"
+    differs: tuple[str, ...] = ()  # settings in which the folder differs from the queue (see differences)
+
+    @property
+    def on_gpu(self) -> bool:
+        return (self.device or "").startswith("gpu")
 
     @property
     def hours_left(self) -> float | None:
@@ -168,7 +194,8 @@ def progress(queued: list[QueuedRun], runs: str | os.PathLike) -> list[Progress]
         rows.append(Progress(
             item, record.state, record.epochs_done, config.epochs,
             None if top1 is None else 100 * top1, record.wall_time_s / 3600, record.cpu_time_s / 3600,
-            record.precision or fixed_precision(config.mixed_precision),
+            record.precision or fixed_precision(config.mixed_precision), record.result.get("device"),
+            tuple(differences(config, record.config)),
         ))  # fmt: skip
     return rows
 
@@ -185,7 +212,7 @@ def seed_comparison(rows: list[Progress]) -> str:
         queued[row.run.model] = queued.get(row.run.model, 0) + 1
     groups: dict[tuple[str, str], list[Progress]] = {}
     for row in rows:
-        if queued[row.run.model] > 1 and row.state == "finished" and row.top1 is not None:
+        if queued[row.run.model] > 1 and row.state == "finished" and row.top1 is not None and not row.differs:
             groups.setdefault((row.run.model, row.precision or "precision not recorded"), []).append(row)
     lines = [
         "| model | precision | seeds finished | test top-1 % by seed | mean ± sd |",
@@ -194,7 +221,8 @@ def seed_comparison(rows: list[Progress]) -> str:
     stats = {}
     for (model, precision), done in sorted(groups.items()):
         stats[model, precision] = _mean_sd([row.top1 for row in done])
-        by_seed = ", ".join(f"{row.top1:.2f} (seed {row.run.seed})" for row in done)
+        by_seed = ", ".join(f"{row.top1:.2f} (seed {row.run.seed}{', GPU' if row.on_gpu else ''})"
+                            for row in done)  # fmt: skip
         lines.append(f"| `{model}` | {precision} | {len(done)} of {queued[model]} | {by_seed} | "
                      f"{_format(*stats[model, precision])} |")  # fmt: skip
     lines += [f"| `{model}` | | 0 of {n} | | |" for model, n in queued.items()
@@ -240,25 +268,32 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
         "`training/README.md`) stands. State `partial`: epochs done, not finished (running, or cut off and "
         "resumed by the next `run`).",
         "",
-        "| # | run | state | epochs | test top-1 % | wall h | CPU h | wall h left (est.) | why |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| # | run | state | epochs | test top-1 % | wall h | CPU h | wall h left (est.) | trained on "
+        "| why |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for number, row in enumerate(rows, start=1):
         top1 = "" if row.top1 is None else f"{row.top1:.2f}"
         top1 += "" if row.state == "finished" or row.top1 is None else " (so far)"
         left = "" if row.hours_left is None else f"{row.hours_left:.1f}"
+        state = row.state + (f" (other settings: {', '.join(row.differs)})" if row.differs else "")
         lines.append(
-            f"| {number} | `{row.run.run_id}`{' (zoo entry)' if row.run.register else ''} | {row.state} | "
+            f"| {number} | `{row.run.run_id}`{' (zoo entry)' if row.run.register else ''} | {state} | "
             f"{row.epochs_done}/{row.epochs} | {top1} | {row.wall_hours:.2f} | {row.cpu_hours:.2f} | "
-            f"{left} | "
-            f"{row.run.why} |"
+            f"{left} | {row.device or ''} | {row.run.why} |"
         )
     done = sum(r.state == "finished" for r in rows)
+    cpu, gpu = [r for r in rows if not r.on_gpu], [r for r in rows if r.on_gpu]
+    spent = (f"{sum(r.wall_hours for r in cpu):.2f} wall-clock hours and "
+             f"{sum(r.cpu_hours for r in cpu):.2f} CPU hours spent on CPUs (CPU hours: the training "
+             "processes' CPU time, all threads)")  # fmt: skip
+    if gpu:
+        spent += (f", {sum(r.wall_hours for r in gpu):.2f} wall-clock hours by {len(gpu)} run(s) on a lent "
+                  f"GPU (their host CPU time: {sum(r.cpu_hours for r in gpu):.2f} hours)")  # fmt: skip
     lines += [
         "",
-        f"{done} of {len(rows)} runs finished; {sum(r.wall_hours for r in rows):.2f} wall-clock hours and "
-        f"{sum(r.cpu_hours for r in rows):.2f} CPU hours spent (CPU hours: the training processes' CPU "
-        "time, all threads). Test top-1 \"so far\" is the last finished epoch's accuracy on the CIFAR-10 "
+        f'{done} of {len(rows)} runs finished; {spent}. Test top-1 "so far" is the last finished epoch\'s '
+        "accuracy on the CIFAR-10 "
         "(JPEG) test split, logged for progress only; a zoo entry's number is its final weights' accuracy, "
         "measured by "
         "`zoo register`. Estimates of hours left use the run's own pace so far.",
@@ -281,18 +316,29 @@ def parser() -> argparse.ArgumentParser:
                        ("status", "print (or --write) the progress record of every queued run")):  # fmt: skip
         cmd = sub.add_parser(name, help=text, description=text, allow_abbrev=False)
         cmd.add_argument("queue", help="the queue file, e.g. training/queue.json")
-        cmd.add_argument("--runs", required=True,
-                         help="folder of the run folders (outside the work tree, e.g. ~/relu_runs/zoo)")
+        cmd.add_argument(
+            "--runs",
+            required=True,
+            help="folder of the run folders (outside the work tree, e.g. ~/relu_runs/zoo)",
+        )
         if name == "run":
-            cmd.add_argument("--dataset", default="../shared/data",
-                             help="dataset for every run: a local folder/archive or a tfds name "
-                                  "(default: ../shared/data, the CIFAR-10 JPEG archives)")
-            cmd.add_argument("--only", help="train only runs whose id matches this fnmatch pattern, "
-                                            "e.g. 'resnet20_*-seed0'")
+            cmd.add_argument(
+                "--dataset",
+                default="../shared/data",
+                help="dataset for every run: a local folder/archive or a tfds name "
+                "(default: ../shared/data, the CIFAR-10 JPEG archives)",
+            )
+            cmd.add_argument(
+                "--only",
+                help="train only runs whose id matches this fnmatch pattern, e.g. 'resnet20_*-seed0'",
+            )
         else:
             cmd.add_argument("--write", help="also write the record (markdown) to this file")
-            cmd.add_argument("--readme", help=f"also put the seed comparison between the lines {SEEDS_START} "
-                                              f"and {SEEDS_END} of this file, e.g. README.md")
+            cmd.add_argument(
+                "--readme",
+                help=f"also put the seed comparison between the lines {SEEDS_START} "
+                f"and {SEEDS_END} of this file, e.g. README.md",
+            )
     return p
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -120,3 +121,37 @@ def test_seed_comparison_gives_mean_sd_and_the_difference_with_its_standard_erro
     readme.write_text("no markers\n")
     assert queue.main(["status", str(path), "--runs", str(tmp_path / "runs"), "--readme", str(readme)]) == 2
     assert "lacks the lines <!-- seeds:table:start -->" in capsys.readouterr().err
+
+
+def _trained_elsewhere(runs: Path, item: queue.QueuedRun, device: str, **changed) -> None:
+    """A finished run folder as another machine leaves it: its own dataset path and run folder."""
+    config = dataclasses.asdict(item.config(runs, "dataset").resolved())
+    config.update(dataset=".data", out="/tmp/elsewhere", backup_every=1_000_000, **changed)
+    out = runs / item.run_id
+    out.mkdir(parents=True)
+    (out / "config.json").write_text(json.dumps(config))
+    result = {"epochs_completed": 10, "test_top1": 0.8, "wall_time_s": 360.0, "cpu_time_s": 720.0,
+              "device": device, "precision": "mixed_bfloat16"}  # fmt: skip
+    (out / "result.json").write_text(json.dumps(result))
+
+
+def test_a_run_trained_elsewhere_counts_only_with_the_queued_settings(tmp_path, capsys):
+    path = write_queue(
+        tmp_path / "q.json", [{"model": "resnet20_21"}, {"model": "resnet20_21", "seed": 1}],
+        {"recipe": "fast", "epochs": 10, "mixed_precision": "mixed_bfloat16"},
+    )  # fmt: skip
+    runs = tmp_path / "runs"
+    first, second = queue.load(path)
+    _trained_elsewhere(runs, first, "gpu: NVIDIA H100 80GB HBM3 x1")
+    _trained_elsewhere(runs, second, "cpu: 2 cores", lr=0.2)
+    assert queue.main(["run", str(path), "--runs", str(runs), "--dataset", "nowhere"]) == 1
+    out = capsys.readouterr().out
+    assert "resnet20_21-seed0: finished, skipped" in out
+    assert "resnet20_21-seed1: FAILED: " in out and "other settings: lr 0.2 (queued: 0.1)" in out
+    text = queue.markdown(queue.progress(queue.load(path), runs), "q.json", "runs")
+    assert "| finished | 10/10 | 80.00 | 0.10 | 0.20 | 0.0 | gpu: NVIDIA H100 80GB HBM3 x1 |" in text
+    assert "| finished (other settings: lr 0.2 (queued: 0.1)) | 10/10 |" in text
+    assert "0.10 wall-clock hours and 0.20 CPU hours spent on CPUs" in text
+    assert "0.10 wall-clock hours by 1 run(s) on a lent GPU (their host CPU time: 0.20 hours)" in text
+    # the seed with other settings is left out of the comparison; the GPU seed is marked
+    assert "| `resnet20_21` | mixed_bfloat16 | 1 of 2 | 80.00 (seed 0, GPU) | 80.00 (one seed) |" in text
