@@ -35,7 +35,7 @@ import os
 import sys
 from pathlib import Path
 
-from relu_ratio import files, models, train
+from relu_ratio import data, files, models, train
 from relu_ratio.train.record import fixed_precision
 
 RESERVED = {"model", "seed", "out", "dataset"}  # set per run or by the command, not in the queue's settings
@@ -118,11 +118,13 @@ def run(
     chosen = [q for q in queued if only is None or fnmatch.fnmatchcase(q.run_id, only)]
     if not chosen:
         raise ValueError(f"--only {only!r} matches none of {', '.join(q.run_id for q in queued)}.")
-    failures = []
+    failures, dataset_names = [], []
     for number, item in enumerate(chosen, start=1):
         config = item.config(runs, dataset)
         if (Path(config.out) / "result.json").is_file():
-            differ = differences(config, train.RunRecord.read(config.out).config)
+            if not dataset_names:  # read once, and only when a finished folder needs it
+                dataset_names.append(data.load(dataset, "test", data_dir=config.data_dir).info.name)
+            differ = differences(config, train.RunRecord.read(config.out).config, dataset_names[0])
             if differ:
                 message = (f"{config.out} holds a finished run trained with other settings: "
                            f"{', '.join(differ)}; move it away or change the queue")  # fmt: skip
@@ -143,15 +145,30 @@ def run(
     return failures
 
 
-def differences(config: train.TrainConfig, recorded: dict) -> list[str]:
+def differences(config: train.TrainConfig, recorded: dict, dataset_name: str | None = None) -> list[str]:
     """The training settings in which a run folder's ``config.json`` (``recorded``) differs from the queued
-    ``config``, e.g. ``["lr 0.2 (queued: 0.1)"]``. Where and how it ran (dataset path, run folder, backups,
-    logging) is not compared, nor a setting the folder does not record (it predates the setting), so a run
-    trained elsewhere (a lent GPU) with the queued settings counts as the queued run."""
-    expected = dataclasses.asdict(config.resolved())
-    return [f"{key} {recorded[key]!r} (queued: {expected[key]!r})"
-            for key in sorted(set(expected) - WHERE_NOT_WHAT)
-            if key in recorded and recorded[key] != expected[key]]  # fmt: skip
+    ``config``. A setting the queue leaves to the recipe takes the value the run started with (as a resumed
+    run keeps it), so only the queue's own settings and the recipe's name are held against the folder. Where
+    and how it ran (run folder, dataset path, backups, logging) is not compared, nor a setting the folder
+    does not record (it predates the setting), so a run trained elsewhere (a lent GPU) with the queued
+    settings counts as the queued run. ``dataset_name``: the queued dataset's name (e.g. ``cifar10_jpeg``),
+    compared with the one recorded.
+
+    Example:
+        >>> config = train.TrainConfig(model="resnet20_21", recipe="fast", weight_decay=5e-4)
+        >>> differences(config, {"recipe": "fast", "lr": 0.2, "weight_decay": 1e-4})
+        ['weight_decay 0.0001 (queued: 0.0005)']
+    """
+    if not recorded:
+        return ["config.json missing or unreadable"]
+    expected = dataclasses.asdict(train.with_recorded_recipe(config, recorded).resolved())
+    found = [f"{key} {recorded[key]!r} (queued: {expected[key]!r})"
+             for key in sorted(set(expected) - WHERE_NOT_WHAT)
+             if key in recorded and recorded[key] != expected[key]]  # fmt: skip
+    name = recorded.get("dataset_info", {}).get("name")
+    if dataset_name is not None and name != dataset_name:
+        found.append(f"dataset {name!r} (queued: {dataset_name!r})")
+    return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,6 +188,7 @@ class Progress:
 
     @property
     def on_gpu(self) -> bool:
+        """Whether it trained on a GPU, as its result records (unfinished runs: unknown, so no)."""
         return (self.device or "").startswith("gpu")
 
     @property
@@ -195,7 +213,7 @@ def progress(queued: list[QueuedRun], runs: str | os.PathLike) -> list[Progress]
             item, record.state, record.epochs_done, config.epochs,
             None if top1 is None else 100 * top1, record.wall_time_s / 3600, record.cpu_time_s / 3600,
             record.precision or fixed_precision(config.mixed_precision), record.result.get("device"),
-            tuple(differences(config, record.config)),
+            tuple(differences(config, record.config)) if record.state == "finished" else (),
         ))  # fmt: skip
     return rows
 
@@ -206,7 +224,8 @@ SEEDS_START, SEEDS_END = "<!-- seeds:table:start -->", "<!-- seeds:table:end -->
 def seed_comparison(rows: list[Progress]) -> str:
     """Markdown: every model queued with several seeds, its finished seeds' test top-1 as mean +- sd (one row
     per precision: runs trained in different precisions are not pooled), and each 2:1 (or other) model
-    against its ``_11`` twin in the same precision: the difference of the means +- its standard error."""
+    against its ``_11`` twin in the same precision: the difference of the means +- its standard error, also
+    over the seeds trained on CPUs alone where some trained on a GPU (another backend, BatchNorm kernel)."""
     queued: dict[str, int] = {}
     for row in rows:
         queued[row.run.model] = queued.get(row.run.model, 0) + 1
@@ -218,30 +237,36 @@ def seed_comparison(rows: list[Progress]) -> str:
         "| model | precision | seeds finished | test top-1 % by seed | mean ± sd |",
         "| --- | --- | --- | --- | --- |",
     ]
-    stats = {}
     for (model, precision), done in sorted(groups.items()):
-        stats[model, precision] = _mean_sd([row.top1 for row in done])
         by_seed = ", ".join(f"{row.top1:.2f} (seed {row.run.seed}{', GPU' if row.on_gpu else ''})"
                             for row in done)  # fmt: skip
         lines.append(f"| `{model}` | {precision} | {len(done)} of {queued[model]} | {by_seed} | "
-                     f"{_format(*stats[model, precision])} |")  # fmt: skip
+                     f"{_format(*_mean_sd([row.top1 for row in done]))} |")  # fmt: skip
     lines += [f"| `{model}` | | 0 of {n} | | |" for model, n in queued.items()
               if n > 1 and not any(key[0] == model for key in groups)]  # fmt: skip
     notes = []
-    for (model, precision), (mean, sd, n) in sorted(stats.items()):
+    for (model, precision), done in sorted(groups.items()):
         family, depth, _ = models.parse_name(model)
         paired = f"{family}{depth}_11"
-        if model == paired or (paired, precision) not in stats:
+        if model == paired or (paired, precision) not in groups:
             continue
-        base_mean, base_sd, base_n = stats[paired, precision]
-        if min(n, base_n) < 2:
-            notes.append(f"`{model}` minus `{paired}` ({precision}): needs 2 finished seeds each ({n} and "
-                         f"{base_n} now).")  # fmt: skip
-            continue
-        error = (sd**2 / n + base_sd**2 / base_n) ** 0.5
-        notes.append(f"`{model}` minus `{paired}` ({precision}): {mean - base_mean:+.2f} ± {error:.2f} "
-                     "points (difference of the means ± its standard error).")  # fmt: skip
-    return "\n".join(lines + (["", *notes] if notes else []))
+        base = groups[paired, precision]
+        notes.append(_difference(f"`{model}` minus `{paired}` ({precision})", done, base))
+        if any(row.on_gpu for row in done + base):
+            cpu_only = [[row for row in side if not row.on_gpu] for side in (done, base)]
+            notes.append(_difference("The same, seeds trained on CPUs only", *cpu_only))
+    return "\n".join(lines + (["", "\n\n".join(notes)] if notes else []))
+
+
+def _difference(label: str, rows: list[Progress], base: list[Progress]) -> str:
+    """``label``: the difference of the mean test top-1 of ``rows`` and ``base`` ± its standard error."""
+    mean, sd, n = _mean_sd([row.top1 for row in rows])
+    base_mean, base_sd, base_n = _mean_sd([row.top1 for row in base])
+    if min(n, base_n) < 2:
+        return f"{label}: needs 2 finished seeds each ({n} and {base_n} now)."
+    error = (sd**2 / n + base_sd**2 / base_n) ** 0.5
+    difference = f"{mean - base_mean:+.2f} ± {error:.2f}"
+    return f"{label}: {difference} points (difference of the means ± its standard error)."
 
 
 def _mean_sd(values: list[float]) -> tuple[float | None, float | None, int]:
@@ -282,7 +307,7 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
             f"{row.epochs_done}/{row.epochs} | {top1} | {row.wall_hours:.2f} | {row.cpu_hours:.2f} | "
             f"{left} | {row.device or ''} | {row.run.why} |"
         )
-    done = sum(r.state == "finished" for r in rows)
+    done = sum(r.state == "finished" and not r.differs for r in rows)
     cpu, gpu = [r for r in rows if not r.on_gpu], [r for r in rows if r.on_gpu]
     spent = (f"{sum(r.wall_hours for r in cpu):.2f} wall-clock hours and "
              f"{sum(r.cpu_hours for r in cpu):.2f} CPU hours spent on CPUs (CPU hours: the training "

@@ -77,3 +77,25 @@ def test_resumed_runs_get_the_flags_they_started_with():
         "--recipe", "fast", "--epochs", "13", "--seed", "0", "--mixed-precision", "mixed_bfloat16",
         "--verbose", "2", "--backup-every", "1000000", "--test-subset", "256",
     ]  # fmt: skip
+
+
+def test_a_seed_per_model_names_the_runs():
+    assert gpu_pair.run_names(["resnet20_21", "resnet20_11"], [2, 3]) == [
+        "resnet20_21-gpu-seed2", "resnet20_11-gpu-seed3"]  # fmt: skip
+    assert gpu_pair.run_names(["a", "b"], [1]) == ["a-gpu-seed1", "b-gpu-seed1"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--models", "a", "b", "c", "--seed", "1", "2"], "one seed or one per model (3); received [1, 2]"),
+        (["--models", "a", "a", "--seed", "2"], "name a run twice: ['a-gpu-seed2', 'a-gpu-seed2']"),
+        (["--epochs", "0"], "--epochs must be >= 1; received 0"),
+        (["--epochs", "100", "--resume", "packed"], "leave out --epochs"),
+    ],
+)
+def test_bad_flags_are_refused_before_anything_starts(tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_pair.main(["--out", str(tmp_path), "--commit", "abc", *flags])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())

@@ -123,10 +123,11 @@ def test_seed_comparison_gives_mean_sd_and_the_difference_with_its_standard_erro
     assert "lacks the lines <!-- seeds:table:start -->" in capsys.readouterr().err
 
 
-def _trained_elsewhere(runs: Path, item: queue.QueuedRun, device: str, **changed) -> None:
+def _trained_elsewhere(runs: Path, item: queue.QueuedRun, device: str, dataset: str, **changed) -> None:
     """A finished run folder as another machine leaves it: its own dataset path and run folder."""
     config = dataclasses.asdict(item.config(runs, "dataset").resolved())
     config.update(dataset=".data", out="/tmp/elsewhere", backup_every=1_000_000, **changed)
+    config["dataset_info"] = {"name": dataset}
     out = runs / item.run_id
     out.mkdir(parents=True)
     (out / "config.json").write_text(json.dumps(config))
@@ -135,23 +136,45 @@ def _trained_elsewhere(runs: Path, item: queue.QueuedRun, device: str, **changed
     (out / "result.json").write_text(json.dumps(result))
 
 
-def test_a_run_trained_elsewhere_counts_only_with_the_queued_settings(tmp_path, capsys):
+def test_a_run_trained_elsewhere_counts_only_with_the_queued_settings(folder, tmp_path, capsys):
     path = write_queue(
-        tmp_path / "q.json", [{"model": "resnet20_21"}, {"model": "resnet20_21", "seed": 1}],
-        {"recipe": "fast", "epochs": 10, "mixed_precision": "mixed_bfloat16"},
+        tmp_path / "q.json", [{"model": "resnet20_21", "seed": seed} for seed in range(4)],
+        {"recipe": "fast", "epochs": 10, "weight_decay": 5e-4, "mixed_precision": "mixed_bfloat16"},
     )  # fmt: skip
     runs = tmp_path / "runs"
-    first, second = queue.load(path)
-    _trained_elsewhere(runs, first, "gpu: NVIDIA H100 80GB HBM3 x1")
-    _trained_elsewhere(runs, second, "cpu: 2 cores", lr=0.2)
-    assert queue.main(["run", str(path), "--runs", str(runs), "--dataset", "nowhere"]) == 1
+    gpu, cpu = "gpu: NVIDIA H100 80GB HBM3 x1", "cpu: 2 cores"
+    same, other_decay, other_data, unrecorded = queue.load(path)
+    _trained_elsewhere(runs, same, gpu, folder.name)  # the fixture's dataset is named after its folder
+    _trained_elsewhere(runs, other_decay, cpu, folder.name, weight_decay=1e-4)
+    _trained_elsewhere(runs, other_data, cpu, "cifar10")
+    _trained_elsewhere(runs, unrecorded, cpu, folder.name)
+    (runs / unrecorded.run_id / "config.json").unlink()
+    assert queue.main(["run", str(path), "--runs", str(runs), "--dataset", str(folder)]) == 1
     out = capsys.readouterr().out
     assert "resnet20_21-seed0: finished, skipped" in out
-    assert "resnet20_21-seed1: FAILED: " in out and "other settings: lr 0.2 (queued: 0.1)" in out
+    assert "resnet20_21-seed1: FAILED: " in out and "settings: weight_decay 0.0001 (queued: 0.0005)" in out
+    assert f"other settings: dataset 'cifar10' (queued: '{folder.name}')" in out
+    assert "resnet20_21-seed3: FAILED: " in out and "config.json missing or unreadable" in out
     text = queue.markdown(queue.progress(queue.load(path), runs), "q.json", "runs")
-    assert "| finished | 10/10 | 80.00 | 0.10 | 0.20 | 0.0 | gpu: NVIDIA H100 80GB HBM3 x1 |" in text
-    assert "| finished (other settings: lr 0.2 (queued: 0.1)) | 10/10 |" in text
-    assert "0.10 wall-clock hours and 0.20 CPU hours spent on CPUs" in text
+    assert f"| finished | 10/10 | 80.00 | 0.10 | 0.20 | 0.0 | {gpu} |" in text
+    assert "| finished (other settings: weight_decay 0.0001 (queued: 0.0005)) | 10/10 |" in text
+    # status reads no dataset, so only `run` (which acts on it) compares the dataset's name
+    assert "2 of 4 runs finished; 0.30 wall-clock hours and 0.60 CPU hours spent on CPUs" in text
     assert "0.10 wall-clock hours by 1 run(s) on a lent GPU (their host CPU time: 0.20 hours)" in text
-    # the seed with other settings is left out of the comparison; the GPU seed is marked
-    assert "| `resnet20_21` | mixed_bfloat16 | 1 of 2 | 80.00 (seed 0, GPU) | 80.00 (one seed) |" in text
+    # the seeds with other settings are left out of the comparison; the GPU seed is marked
+    assert (
+        "| `resnet20_21` | mixed_bfloat16 | 2 of 4 | 80.00 (seed 0, GPU), 80.00 (seed 2) | 80.00 ± 0.00 |"
+        in text
+    )
+
+
+def test_seeds_trained_on_a_gpu_are_pooled_and_also_left_out():
+    rows = [_finished("resnet20_11", 0, 88.0), _finished("resnet20_11", 1, 89.0),
+            _finished("resnet20_21", 0, 89.5), _finished("resnet20_21", 1, 90.5),
+            dataclasses.replace(_finished("resnet20_21", 2, 91.5), device="gpu: H100")]  # fmt: skip
+    text = queue.seed_comparison(rows)
+    assert "| 3 of 3 | 89.50 (seed 0), 90.50 (seed 1), 91.50 (seed 2, GPU) | 90.50 ± 1.00 |" in text
+    # 90.50 - 88.50 ± sqrt(1.00²/3 + 0.71²/2); without the GPU seed: 90.00 - 88.50 ± sqrt(0.71²/2 * 2)
+    assert "`resnet20_21` minus `resnet20_11` (mixed_bfloat16): +2.00 ± 0.76 points" in text
+    assert "The same, seeds trained on CPUs only: +1.50 ± 0.71 points" in text
+    assert "CPUs only" not in queue.seed_comparison(rows[:4])

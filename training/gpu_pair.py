@@ -6,8 +6,10 @@ lent GPU"). This script does the whole job inside one such command:
 1. times each model's training step concurrently (compile, then steps on random images through the same
    augmenting ``Batches`` the CLI feeds), while the dataset is decoded once into the cache the runs share;
 2. picks the largest epoch count that lets both runs finish before ``--deadline-s`` (the same for both, so
-   the pair is compared at equal epochs);
-3. runs ``python -m relu_ratio.train`` for both at once (``--recipe fast``, ``mixed_bfloat16``), recording
+   the pair is compared at equal epochs); ``--epochs N`` skips both steps and trains exactly N epochs
+   (e.g. queued runs, whose epochs are fixed: a run cut off at the deadline is finished by ``--resume``);
+3. runs ``python -m relu_ratio.train`` for both at once, each with its seed (``--seed``: one for all or
+   one per model) (``--recipe fast``, ``mixed_bfloat16``), recording
    ``--commit`` as the runs' source commit (the device's copy of the tree may carry a stale ``.git``);
 4. packs each run folder into ``OUT/<run>.tar.gz``: a finished run without its backups, a run cut off at the
    deadline with its last committed backup. ``--resume DIR`` (the packed runs, carried back) unpacks them
@@ -122,6 +124,16 @@ def unpack(packed: Path, runs: Path, names: list[str]) -> int:
     return epochs.pop()
 
 
+def seeds(models: list[str], given: list[int]) -> list[int]:
+    """The seed of each model: ``given`` holds one for all or one per model."""
+    return given * len(models) if len(given) == 1 else given
+
+
+def run_names(models: list[str], given: list[int]) -> list[str]:
+    """The run folders' names, e.g. ``resnet20_21-gpu-seed2``."""
+    return [f"{name}-gpu-seed{seed}" for name, seed in zip(models, seeds(models, given))]
+
+
 def train_command(name: str, seed: int, run: Path, epochs: int, args: argparse.Namespace) -> list[str]:
     """The training CLI's command for one run of the pair (the same flags when it resumes)."""
     command = [sys.executable, "-m", "relu_ratio.train", "--model", name, "--dataset", args.dataset,
@@ -203,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--seed takes one seed or one per model ({len(args.models)}); received {args.seed}")
     if args.epochs is not None and args.epochs < 1:
         p.error(f"--epochs must be >= 1; received {args.epochs}")
+    if args.epochs is not None and args.resume:
+        p.error("--resume finishes the packed runs with their own epochs: leave out --epochs")
+    names = run_names(args.models, args.seed)
+    if len(set(names)) < len(names):
+        p.error(f"--models and --seed name a run twice: {names}")
     if args.probe:
         print(json.dumps(probe(args.probe, args.probe_steps, BATCH_SIZE)))
         return 0
@@ -212,18 +229,16 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 / len(args.models):.2f}",
            "RELU_RATIO_SOURCE_COMMIT": args.commit}  # fmt: skip
-    seeds = args.seed * len(args.models) if len(args.seed) == 1 else args.seed
-    names = [f"{name}-gpu-seed{seed}" for name, seed in zip(args.models, seeds)]
     if args.resume:
         epochs = unpack(Path(args.resume), runs, names)
-    elif args.epochs:
+    elif args.epochs is not None:
         epochs = args.epochs
         decode(args.dataset)
     else:
         epochs = plan(args, env, start, out)
 
     procs = {}
-    for name, seed, run_name in zip(args.models, seeds, names):
+    for name, seed, run_name in zip(args.models, seeds(args.models, args.seed), names):
         run = runs / run_name
         run.mkdir(parents=True, exist_ok=True)
         with open(run / "train.log", "a") as log:  # the child keeps its own copy of the descriptor

@@ -38,7 +38,7 @@ The package's modules, one seam each: :mod:`~relu_ratio.train.config` (:class:`T
 from relu_ratio.train.callbacks import TrainingDiverged
 from relu_ratio.train.cli import main, parser
 from relu_ratio.train.config import TrainConfig, command_for
-from relu_ratio.train.fit import device, precision_policy, run, save_model_weights
+from relu_ratio.train.fit import device, precision_policy, run, save_model_weights, with_recorded_recipe
 from relu_ratio.train.fused_norm import with_fused_batch_norm
 from relu_ratio.train.recipes import HOLDOUT_SEED, RECIPES, compile_for, learning_rate
 from relu_ratio.train.record import RunRecord, metric_column
@@ -46,5 +46,5 @@ from relu_ratio.train.record import RunRecord, metric_column
 __all__ = [
     "HOLDOUT_SEED", "RECIPES", "RunRecord", "TrainConfig", "TrainingDiverged", "command_for", "compile_for",
     "device", "learning_rate", "main", "metric_column", "parser", "precision_policy", "run",
-    "save_model_weights", "with_fused_batch_norm",
+    "save_model_weights", "with_fused_batch_norm", "with_recorded_recipe",
 ]  # fmt: skip

@@ -34,7 +34,7 @@ def run(config: TrainConfig) -> dict:
     """
     out = Path(config.out)
     started = _started_config(out)
-    config = _recorded_recipe_values(config, started).resolved()
+    config = with_recorded_recipe(config, started).resolved()
     created = not out.exists()
     _prepare_out(out, config, started)
     finished = out / "result.json"
@@ -67,7 +67,7 @@ def _started_config(out: Path) -> dict:
     return old
 
 
-def _recorded_recipe_values(config: TrainConfig, old: dict) -> TrainConfig:
+def with_recorded_recipe(config: TrainConfig, old: dict) -> TrainConfig:
     """``config`` with the recipe values the run in its folder started with (``old``, its ``config.json``),
     for the settings left unset (``None``): a run resumes with its own recipe even if the recipe's defaults
     changed since."""
