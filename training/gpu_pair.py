@@ -8,8 +8,8 @@ lent GPU"). This script does the whole job inside one such command:
 2. picks the largest epoch count that lets both runs finish before ``--deadline-s`` (the same for both, so
    the pair is compared at equal epochs); ``--epochs N`` skips both steps and trains exactly N epochs
    (e.g. queued runs, whose epochs are fixed: a run cut off at the deadline is finished by ``--resume``);
-3. runs ``python -m relu_ratio.train`` for both at once, each with its seed (``--seed``: one for all or
-   one per model) (``--recipe fast``, ``mixed_bfloat16``), recording
+3. runs ``python -m relu_ratio.train`` for both at once (``--recipe fast``, ``mixed_bfloat16``, each with
+   its seed: ``--seed`` gives one for all or one per model), recording
    ``--commit`` as the runs' source commit (the device's copy of the tree may carry a stale ``.git``);
 4. packs each run folder into ``OUT/<run>.tar.gz``: a finished run without its backups, a run cut off at the
    deadline with its last committed backup. ``--resume DIR`` (the packed runs, carried back) unpacks them
