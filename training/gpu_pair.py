@@ -1,4 +1,4 @@
-"""Train a pair of zoo networks side by side on one lent GPU, in one command, with as many epochs as fit.
+"""Train a pair of zoo networks side by side on one lent GPU, in one command (plus a --resume if cut off).
 
 The ``device`` tool lends a GPU for minutes: one command of at most 10 minutes (training/README.md, "On a
 lent GPU"). This script does the whole job inside one such command:

@@ -14,7 +14,7 @@ TensorFlow is needed only for the SavedModel functions (:func:`export`, :func:`l
 Example:
     >>> from relu_ratio import zoo
     >>> zoo.list("resnet*")                                       # doctest: +SKIP
-    ['resnet20_11']
+    ['resnet20_11', 'resnet20_21']
     >>> model = zoo.load("resnet20_11")                           # doctest: +SKIP
     >>> probabilities = model.predict(uint8_images)               # doctest: +SKIP
 """
