@@ -36,12 +36,12 @@ import sys
 from pathlib import Path
 
 from relu_ratio import data, files, models, train
+from relu_ratio.train.fit import MAY_CHANGE_ON_RESUME
 from relu_ratio.train.record import fixed_precision
 
 RESERVED = {"model", "seed", "out", "dataset"}  # set per run or by the command, not in the queue's settings
 SETTINGS = {f.name for f in dataclasses.fields(train.TrainConfig)} - RESERVED
 ITEM_KEYS = {"model", "seed", "register", "why"}
-WHERE_NOT_WHAT = {"dataset", "out", "data_dir", "distribute", "backup_every", "verbose"}  # not compared
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,10 +149,10 @@ def differences(config: train.TrainConfig, recorded: dict, dataset_name: str | N
     """The training settings in which a run folder's ``config.json`` (``recorded``) differs from the queued
     ``config``. A setting the queue leaves to the recipe takes the value the run started with (as a resumed
     run keeps it), so only the queue's own settings and the recipe's name are held against the folder. Where
-    and how it ran (run folder, dataset path, backups, logging) is not compared, nor a setting the folder
-    does not record (it predates the setting), so a run trained elsewhere (a lent GPU) with the queued
-    settings counts as the queued run. ``dataset_name``: the queued dataset's name (e.g. ``cifar10_jpeg``),
-    compared with the one recorded.
+    and how it ran (``MAY_CHANGE_ON_RESUME``: run folder, dataset path, backups, logging) is not compared,
+    nor a setting the folder does not record (it predates the setting), so a run trained elsewhere (a lent
+    GPU) with the queued settings counts as the queued run. ``dataset_name``: the queued dataset's name
+    (e.g. ``cifar10_jpeg``), compared with the one recorded.
 
     Example:
         >>> config = train.TrainConfig(model="resnet20_21", recipe="fast", weight_decay=5e-4)
@@ -163,7 +163,7 @@ def differences(config: train.TrainConfig, recorded: dict, dataset_name: str | N
         return ["config.json missing or unreadable"]
     expected = dataclasses.asdict(train.with_recorded_recipe(config, recorded).resolved())
     found = [f"{key} {recorded[key]!r} (queued: {expected[key]!r})"
-             for key in sorted(set(expected) - WHERE_NOT_WHAT)
+             for key in sorted(set(expected) - set(MAY_CHANGE_ON_RESUME))
              if key in recorded and recorded[key] != expected[key]]  # fmt: skip
     name = recorded.get("dataset_info", {}).get("name")
     if dataset_name is not None and name != dataset_name:
@@ -183,13 +183,21 @@ class Progress:
     wall_hours: float
     cpu_hours: float
     precision: str | None = None  # the dtype policy it trained in, where recorded or fixed by its config
-    device: str | None = None  # what it trained on (finished runs), e.g. "cpu: 2 cores"
+    device: str | None = None  # what it trained on (finished runs), e.g. "cpu: 2 cores" or "gpu: … + cpu: …"
     differs: tuple[str, ...] = ()  # settings in which the folder differs from the queue (see differences)
+    devices: dict | None = None  # wall and CPU seconds per device, where recorded (a run resumed elsewhere)
 
     @property
     def on_gpu(self) -> bool:
-        """Whether it trained on a GPU, as its result records (unfinished runs: unknown, so no)."""
-        return (self.device or "").startswith("gpu")
+        """Whether it trained on a GPU, all or part, as its result says (unfinished runs: unknown, so no)."""
+        return any(part.startswith("gpu") for part in (self.device or "").split(" + "))
+
+    def hours(self, on_gpu: bool) -> tuple[float, float]:
+        """Wall-clock and CPU hours spent on GPU machines (``on_gpu``) or on CPUs alone."""
+        if not self.devices:
+            return (self.wall_hours, self.cpu_hours) if self.on_gpu == on_gpu else (0.0, 0.0)
+        spent = [t for name, t in self.devices.items() if name.startswith("gpu") == on_gpu]
+        return sum(t["wall_time_s"] for t in spent) / 3600, sum(t["cpu_time_s"] for t in spent) / 3600
 
     @property
     def hours_left(self) -> float | None:
@@ -214,6 +222,7 @@ def progress(queued: list[QueuedRun], runs: str | os.PathLike) -> list[Progress]
             None if top1 is None else 100 * top1, record.wall_time_s / 3600, record.cpu_time_s / 3600,
             record.precision or fixed_precision(config.mixed_precision), record.result.get("device"),
             tuple(differences(config, record.config)) if record.state == "finished" else (),
+            record.result.get("devices") or record.clock.get("devices"),
         ))  # fmt: skip
     return rows
 
@@ -308,13 +317,13 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
             f"{left} | {row.device or ''} | {row.run.why} |"
         )
     done = sum(r.state == "finished" and not r.differs for r in rows)
-    cpu, gpu = [r for r in rows if not r.on_gpu], [r for r in rows if r.on_gpu]
-    spent = (f"{sum(r.wall_hours for r in cpu):.2f} wall-clock hours and "
-             f"{sum(r.cpu_hours for r in cpu):.2f} CPU hours spent on CPUs (CPU hours: the training "
-             "processes' CPU time, all threads)")  # fmt: skip
-    if gpu:
-        spent += (f", {sum(r.wall_hours for r in gpu):.2f} wall-clock hours by {len(gpu)} run(s) on a lent "
-                  f"GPU (their host CPU time: {sum(r.cpu_hours for r in gpu):.2f} hours)")  # fmt: skip
+    (cpu_wall, cpu_cpu), (gpu_wall, gpu_cpu) = ([sum(h) for h in zip(*(r.hours(side) for r in rows))]
+                                                for side in (False, True))  # fmt: skip
+    spent = (f"{cpu_wall:.2f} wall-clock hours and {cpu_cpu:.2f} CPU hours spent on CPUs (CPU hours: the "
+             "training processes' CPU time, all threads)")  # fmt: skip
+    if gpu_wall:
+        spent += (f", {gpu_wall:.2f} wall-clock hours by {sum(r.on_gpu for r in rows)} run(s) on a lent GPU "
+                  f"(their host CPU time: {gpu_cpu:.2f} hours)")  # fmt: skip
     lines += [
         "",
         f'{done} of {len(rows)} runs finished; {spent}. Test top-1 "so far" is the last finished epoch\'s '

@@ -178,3 +178,15 @@ def test_seeds_trained_on_a_gpu_are_pooled_and_also_left_out():
     assert "`resnet20_21` minus `resnet20_11` (mixed_bfloat16): +2.00 ± 0.76 points" in text
     assert "The same, seeds trained on CPUs only: +1.50 ± 0.71 points" in text
     assert "CPUs only" not in queue.seed_comparison(rows[:4])
+
+
+def test_a_run_resumed_elsewhere_splits_its_hours_by_device():
+    devices = {"gpu: H100 x1": {"wall_time_s": 3600.0, "cpu_time_s": 7200.0},
+               "cpu: 2 cores": {"wall_time_s": 1800.0, "cpu_time_s": 3600.0}}  # fmt: skip
+    row = dataclasses.replace(_finished("resnet56_21", 0, 90.0), device=" + ".join(devices), devices=devices,
+                              wall_hours=1.5, cpu_hours=3.0)  # fmt: skip
+    assert row.on_gpu and row.hours(on_gpu=True) == (1.0, 2.0) and row.hours(on_gpu=False) == (0.5, 1.0)
+    text = queue.markdown([row], "q.json", "runs")
+    assert "| gpu: H100 x1 + cpu: 2 cores |" in text
+    assert "0.50 wall-clock hours and 1.00 CPU hours spent on CPUs" in text
+    assert "1.00 wall-clock hours by 1 run(s) on a lent GPU (their host CPU time: 2.00 hours)" in text

@@ -129,6 +129,31 @@ def test_a_finished_run_registers_in_the_zoo(image_folder, tmp_path, monkeypatch
 
 
 @pytest.mark.slow
+def test_a_run_cut_off_under_one_backend_finishes_under_the_other(tmp_path):
+    folder = write_image_folder(tmp_path / "ds", split="train", per_class=16)
+    write_image_folder(folder, split="test", per_class=4)
+    out = tmp_path / "run"
+    other = "jax" if keras.backend.backend() == "tensorflow" else "tensorflow"
+    args = ["--model", "resnet8_21", "--dataset", str(folder), "--epochs", "3", "--batch-size", "8",
+            "--verbose", "2", "--out", str(out)]  # fmt: skip
+    env = {"RELU_RATIO_HOME": str(tmp_path / "home"), "KERAS_BACKEND": other}
+    proc = start_module("relu_ratio.train", args, env=env, start_new_session=True)
+    meta = out / "backup" / "training_metadata.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:  # kill once the first epoch's backup is committed
+        if meta.exists() and json.loads(meta.read_text() or "{}").get("epoch", 0) >= 1:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 1 <= len(logged_epochs(out)) < 3, "the run was not killed part-way"
+    result = train.run(train.TrainConfig(model="resnet8_21", dataset=str(folder), out=str(out), epochs=3,
+                                         batch_size=8, verbose=0))  # fmt: skip
+    assert result["epochs_completed"] == 3 and logged_epochs(out) == [0, 1, 2]
+    assert result["backend"] == keras.backend.backend() and np.isfinite(result["test_top1"])
+
+
+@pytest.mark.slow
 def test_killed_run_resumes_and_ends_after_the_same_epochs(tmp_path):
     folder = write_image_folder(tmp_path / "ds", split="train", per_class=40)
     write_image_folder(folder, split="test", per_class=4)
@@ -140,8 +165,10 @@ def test_killed_run_resumes_and_ends_after_the_same_epochs(tmp_path):
     meta = out / "backup" / "training_metadata.json"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:  # kill mid-epoch 2, after a step backup
-        if meta.exists() and json.loads(meta.read_text() or "{}").get("epoch", 0) >= 1 and (
-            json.loads(meta.read_text() or "{}").get("batch", 0) > 0
+        if (
+            meta.exists()
+            and json.loads(meta.read_text() or "{}").get("epoch", 0) >= 1
+            and (json.loads(meta.read_text() or "{}").get("batch", 0) > 0)
         ):
             break
         time.sleep(0.05)
@@ -166,8 +193,53 @@ def test_resume_with_other_settings_is_refused(image_folder, tmp_path):
         train.run(train.TrainConfig(**{**base.__dict__, "lr": 0.5}))
 
 
-@pytest.mark.parametrize("text, complaint", [("{not json", "cannot be read as a run's config"),
-                                               ("[1, 2]", "holds list, not a run's config")])
+class _CutOff(keras.callbacks.Callback):
+    """Stops a run as a kill right after an epoch's backup would."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise KeyboardInterrupt
+
+
+def test_a_run_cut_off_on_one_machine_finishes_on_another_with_the_same_data(folder, tmp_path, monkeypatch):
+    from relu_ratio.train import fit
+
+    make = fit.callbacks_lib.make
+
+    def make_then_cut(out, config, device):
+        return [*make(out, config, device), _CutOff()]
+
+    out = tmp_path / "r"
+    there = train.TrainConfig(model="resnet8_11", dataset=str(folder), out=str(out), recipe="fast", epochs=2,
+                              batch_size=8, verbose=0, backup_every=1_000_000)  # fmt: skip
+    monkeypatch.setattr(fit, "device", lambda: "gpu: lent x1")
+    monkeypatch.setattr(fit.callbacks_lib, "make", make_then_cut)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(there)
+    monkeypatch.setattr(fit.callbacks_lib, "make", make)
+    assert logged_epochs(out) == [0] and not (out / "result.json").exists()
+
+    other = write_image_folder(tmp_path / "other", split="train", per_class=5)
+    write_image_folder(other, split="test")
+    with pytest.raises(ValueError, match=r"started on other data: .*'train_images': 24.*'train_images': 15"):
+        train.run(train.TrainConfig(**{**there.__dict__, "dataset": str(other)}))
+
+    moved = tmp_path / "elsewhere" / folder.name  # the same images at another path; another backup interval
+    moved.parent.mkdir()
+    os.rename(folder, moved)
+    monkeypatch.setattr(fit, "device", lambda: "cpu: 2 cores")
+    result = train.run(train.TrainConfig(**{**there.__dict__, "dataset": str(moved), "backup_every": 200}))
+    assert result["epochs_completed"] == 2 and logged_epochs(out) == [0, 1]
+    assert result["device"] == "gpu: lent x1 + cpu: 2 cores"
+    assert set(result["devices"]) == {"gpu: lent x1", "cpu: 2 cores"}
+    spent = sum(d["wall_time_s"] for d in result["devices"].values())
+    assert spent == pytest.approx(result["wall_time_s"], abs=0.2)
+    assert json.loads((out / "config.json").read_text())["dataset"] == str(moved)
+
+
+@pytest.mark.parametrize(
+    "text, complaint",
+    [("{not json", "cannot be read as a run's config"), ("[1, 2]", "holds list, not a run's config")],
+)
 def test_a_corrupt_run_config_is_named_and_left_alone(image_folder, tmp_path, text, complaint):
     out = tmp_path / "r"
     out.mkdir()

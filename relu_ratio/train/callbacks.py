@@ -5,7 +5,8 @@
 
 Example:
     >>> from relu_ratio.train import callbacks
-    >>> [type(c).__name__ for c in callbacks.make(Path("runs/x"), config)][:3]  # doctest: +SKIP
+    >>> made = callbacks.make(Path("runs/x"), config, "cpu: 2 cores")  # doctest: +SKIP
+    >>> [type(c).__name__ for c in made][:3]  # doctest: +SKIP
     ['DivergenceGuard', 'Backup', 'WallClock']
 """
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from relu_ratio.train.config import TrainConfig
 
 
-def make(out: Path, config: TrainConfig) -> list[keras.callbacks.Callback]:
+def make(out: Path, config: TrainConfig, device: str) -> list[keras.callbacks.Callback]:
     """The callbacks of a run in ``out``, in order: the guard first, then the savers and loggers.
 
     With ``config.ema``, ``SwapEMAWeights`` puts the averaged weights in the model for validation and from
@@ -39,7 +40,7 @@ def make(out: Path, config: TrainConfig) -> list[keras.callbacks.Callback]:
     callbacks = [
         DivergenceGuard(out, config),  # first: it stops a diverged step before anything saves it
         Backup(out / "backup", save_freq=config.backup_every),
-        WallClock(out / "progress.json"),
+        WallClock(out / "progress.json", device),
         keras.callbacks.CSVLogger(out / "metrics.csv", append=True),
     ]
     if config.ema is not None:
@@ -238,15 +239,29 @@ class Backup(keras.callbacks.BackupAndRestore):
 
 class WallClock(keras.callbacks.Callback):
     """Training time summed over resumed runs, kept in ``progress.json``: wall-clock seconds and the
-    process's CPU seconds (all its threads), so a run's CPU-hours are measured, not estimated."""
+    process's CPU seconds (all its threads), so a run's CPU-hours are measured, not estimated; also per
+    ``device`` (``"devices"``), since a run cut off on one machine may finish on another. Time recorded
+    before devices were (an older ``progress.json``) counts as this device's."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, device: str):
         super().__init__()
-        self.path = path
+        self.path, self.device = path, device
         previous = json.loads(path.read_text()) if path.exists() else {}
         self.previous = previous.get("wall_time_s", 0.0)
         self.previous_cpu = previous.get("cpu_time_s", 0.0)
+        self.previous_devices = previous.get("devices") or (
+            {device: {"wall_time_s": self.previous, "cpu_time_s": self.previous_cpu}} if previous else {}
+        )
         self.start, self.start_cpu = time.time(), time.process_time()
+
+    @property
+    def devices(self) -> dict[str, dict[str, float]]:
+        """Wall-clock and CPU seconds per device, e.g. ``{"cpu: 2 cores": {"wall_time_s": 60.0, ...}}``."""
+        times = {name: dict(spent) for name, spent in self.previous_devices.items()}
+        here = times.setdefault(self.device, {"wall_time_s": 0.0, "cpu_time_s": 0.0})
+        here["wall_time_s"] = round(here["wall_time_s"] + time.time() - self.start, 1)
+        here["cpu_time_s"] = round(here["cpu_time_s"] + time.process_time() - self.start_cpu, 1)
+        return times
 
     @property
     def total(self) -> float:
@@ -257,4 +272,6 @@ class WallClock(keras.callbacks.Callback):
         return round(self.previous_cpu + time.process_time() - self.start_cpu, 1)
 
     def on_epoch_end(self, epoch, logs=None):
-        files.write_json(self.path, {"wall_time_s": self.total, "cpu_time_s": self.total_cpu})
+        files.write_json(
+            self.path, {"wall_time_s": self.total, "cpu_time_s": self.total_cpu, "devices": self.devices}
+        )

@@ -25,6 +25,10 @@ from relu_ratio.train.fused_norm import with_fused_batch_norm
 from relu_ratio.train.recipes import HOLDOUT_SEED, RECIPES, compile_for
 from relu_ratio.train.record import metric_column
 
+# A resumed run may be started with other values of these: where its folder and data are (the data itself is
+# checked: _check_same_data), how often it backs up and how much it prints. Every other setting must match.
+MAY_CHANGE_ON_RESUME = ("out", "dataset", "data_dir", "backup_every", "verbose")
+
 
 def run(config: TrainConfig) -> dict:
     """Train (or resume) the run ``config.out``; returns the final result written to ``result.json``.
@@ -78,6 +82,18 @@ def with_recorded_recipe(config: TrainConfig, old: dict) -> TrainConfig:
     return dataclasses.replace(config, **recorded)
 
 
+def _check_same_data(out: Path, started: dict, found: dict) -> None:
+    """A resumed run must see the data it started on (``found``: what this start loaded), wherever it is now
+    (a run cut off on a GPU machine may finish here, its dataset at another path)."""
+    keys = [k for k in found if k in started]
+    if any(started[k] != found[k] for k in keys):
+        before = {k: started[k] for k in keys}
+        raise ValueError(
+            f"{out} holds a run started on other data: {before}; --dataset {started.get('dataset')!r} now "
+            f"gives {found}. Resume with the dataset it started on, or choose another --out."
+        )
+
+
 def _train(config: TrainConfig, out: Path, started: dict) -> dict:
     """``started``: the config a cut-off run started with; it resumes in its precision, keeps its commit."""
     keras.utils.set_random_seed(config.seed)
@@ -95,6 +111,9 @@ def _train(config: TrainConfig, out: Path, started: dict) -> dict:
     info = train_split.info
     evaluated_on = "holdout" if config.holdout else "test"
     arch_kwargs = {"classes": info.num_classes, "normalization": [list(info.mean), list(info.std)]}
+    seen = json.loads(json.dumps({"dataset_info": info.to_json(), "train_images": len(train_split),
+                                  f"{evaluated_on}_images": len(val_split)}))  # fmt: skip
+    _check_same_data(out, started, seen)
 
     with _Distribution(config.distribute) as distribution:
         model = with_fused_batch_norm(
@@ -110,11 +129,10 @@ def _train(config: TrainConfig, out: Path, started: dict) -> dict:
         **dataclasses.asdict(config),
         "command": command_for(config),
         "architecture": {"builder_name": config.model, "kwargs": arch_kwargs},
-        "dataset_info": info.to_json(),
-        "train_images": len(train_split), f"{evaluated_on}_images": len(val_split),
+        **seen,
         "precision": policy, "commit": started.get("commit", source_commit()),
     })  # fmt: skip
-    callbacks = callbacks_lib.make(out, config)
+    callbacks = callbacks_lib.make(out, config, device())
     try:
         history = model.fit(
             train_batches,
@@ -141,7 +159,8 @@ def _train(config: TrainConfig, out: Path, started: dict) -> dict:
         f"best_{evaluated_on}_top1": max(metric_column(out, "val_accuracy"), default=None),
         "wall_time_s": clock.total,
         "cpu_time_s": clock.total_cpu,
-        "device": device(),
+        "device": " + ".join(clock.devices),  # where it trained: more than one if it resumed elsewhere
+        "devices": clock.devices,
         "backend": keras.backend.backend(),
         "precision": policy,
         "commit": source_commit(),
@@ -182,7 +201,7 @@ def _prepare_out(out: Path, config: TrainConfig, old: dict) -> None:
     if old:
         changed = {
             k: (old.get(k), v) for k, v in dataclasses.asdict(config).items()
-            if k not in ("verbose", "out") and old.get(k) != v
+            if k not in MAY_CHANGE_ON_RESUME and old.get(k) != v
         }  # fmt: skip
         if changed:
             raise ValueError(

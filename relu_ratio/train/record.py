@@ -1,9 +1,10 @@
 """What a training run leaves in its folder, read back in one place: :class:`RunRecord`.
 
 A run folder holds ``config.json`` (the resolved :class:`~relu_ratio.train.TrainConfig`, the command, the
-architecture, the dataset), ``metrics.csv`` (a row per epoch), ``progress.json`` (wall and CPU seconds),
-``result.json`` once finished, ``failed.json`` if it failed, and the weights. The zoo, the experiments report
-and the training queue read runs through :meth:`RunRecord.read` instead of spelling the keys themselves.
+architecture, the dataset), ``metrics.csv`` (a row per epoch), ``progress.json`` (wall and CPU seconds, in
+all and per device), ``result.json`` once finished, ``failed.json`` if it failed, and the weights. The zoo,
+the experiments report and the training queue read runs through :meth:`RunRecord.read` instead of spelling
+the keys themselves.
 
 Example:
     >>> from relu_ratio.train import RunRecord
@@ -37,7 +38,7 @@ class RunRecord:
     config: dict  # config.json: the resolved TrainConfig fields, "command", "architecture", "dataset_info"...
     result: dict  # result.json: "epochs_completed", "<split>_top1", "wall_time_s", "cpu_time_s", "device"...
     failure: dict  # failed.json: "error", "traceback"
-    clock: dict  # progress.json: "wall_time_s", "cpu_time_s" summed over resumed sessions
+    clock: dict  # progress.json: "wall_time_s", "cpu_time_s" summed over resumed sessions, "devices"
     curve: tuple[float, ...]  # validation accuracy (0-1) after each epoch, from metrics.csv
 
     @classmethod
