@@ -149,7 +149,8 @@ def differences(config: train.TrainConfig, recorded: dict, dataset_name: str | N
     """The training settings in which a run folder's ``config.json`` (``recorded``) differs from the queued
     ``config``. A setting the queue leaves to the recipe takes the value the run started with (as a resumed
     run keeps it), so only the queue's own settings and the recipe's name are held against the folder. Where
-    and how it ran (``MAY_CHANGE_ON_RESUME``: run folder, dataset path, backups, logging) is not compared,
+    and how it ran (``MAY_CHANGE_ON_RESUME``: run folder, dataset path, backups, logging; ``distribute``) is
+    not compared,
     nor a setting the folder does not record (it predates the setting), so a run trained elsewhere (a lent
     GPU) with the queued settings counts as the queued run. ``dataset_name``: the queued dataset's name
     (e.g. ``cifar10_jpeg``), compared with the one recorded.
@@ -163,7 +164,7 @@ def differences(config: train.TrainConfig, recorded: dict, dataset_name: str | N
         return ["config.json missing or unreadable"]
     expected = dataclasses.asdict(train.with_recorded_recipe(config, recorded).resolved())
     found = [f"{key} {recorded[key]!r} (queued: {expected[key]!r})"
-             for key in sorted(set(expected) - set(MAY_CHANGE_ON_RESUME))
+             for key in sorted(set(expected) - set(MAY_CHANGE_ON_RESUME) - {"distribute"})
              if key in recorded and recorded[key] != expected[key]]  # fmt: skip
     name = recorded.get("dataset_info", {}).get("name")
     if dataset_name is not None and name != dataset_name:
@@ -293,6 +294,12 @@ def _format(mean: float | None, sd: float | None, n: int) -> str:
     return f"{mean:.2f} ± {sd:.2f}" if sd is not None else f"{mean:.2f} (one seed)"
 
 
+def _total_hours(rows: list[Progress], on_gpu: bool) -> tuple[float, float]:
+    """Wall-clock and CPU hours of ``rows`` spent on GPU machines (``on_gpu``) or on CPUs alone."""
+    spent = [row.hours(on_gpu) for row in rows]
+    return sum(wall for wall, _ in spent), sum(cpu for _, cpu in spent)
+
+
 def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
     """The progress record: one table row per queued run, in queue order, and the totals."""
     lines = [
@@ -317,8 +324,10 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
             f"{left} | {row.device or ''} | {row.run.why} |"
         )
     done = sum(r.state == "finished" and not r.differs for r in rows)
-    (cpu_wall, cpu_cpu), (gpu_wall, gpu_cpu) = ([sum(h) for h in zip(*(r.hours(side) for r in rows))]
-                                                for side in (False, True))  # fmt: skip
+    (cpu_wall, cpu_cpu), (gpu_wall, gpu_cpu) = (
+        _total_hours(rows, on_gpu=False),
+        _total_hours(rows, on_gpu=True),
+    )
     spent = (f"{cpu_wall:.2f} wall-clock hours and {cpu_cpu:.2f} CPU hours spent on CPUs (CPU hours: the "
              "training processes' CPU time, all threads)")  # fmt: skip
     if gpu_wall:

@@ -129,13 +129,14 @@ def test_a_finished_run_registers_in_the_zoo(image_folder, tmp_path, monkeypatch
 
 
 @pytest.mark.slow
-def test_a_run_cut_off_under_one_backend_finishes_under_the_other(tmp_path):
+def test_a_run_cut_off_under_one_backend_finishes_under_the_other(tmp_path, monkeypatch):
     folder = write_image_folder(tmp_path / "ds", split="train", per_class=16)
     write_image_folder(folder, split="test", per_class=4)
     out = tmp_path / "run"
     other = "jax" if keras.backend.backend() == "tensorflow" else "tensorflow"
     args = ["--model", "resnet8_21", "--dataset", str(folder), "--epochs", "3", "--batch-size", "8",
             "--verbose", "2", "--out", str(out)]  # fmt: skip
+    monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path / "home"))  # for both processes
     env = {"RELU_RATIO_HOME": str(tmp_path / "home"), "KERAS_BACKEND": other}
     proc = start_module("relu_ratio.train", args, env=env, start_new_session=True)
     meta = out / "backup" / "training_metadata.json"
@@ -234,6 +235,21 @@ def test_a_run_cut_off_on_one_machine_finishes_on_another_with_the_same_data(fol
     spent = sum(d["wall_time_s"] for d in result["devices"].values())
     assert spent == pytest.approx(result["wall_time_s"], abs=0.2)
     assert json.loads((out / "config.json").read_text())["dataset"] == str(moved)
+
+
+def test_resumed_data_is_compared_to_the_last_bits_of_mean_and_std_and_exactly_otherwise(tmp_path):
+    from relu_ratio.train import fit
+
+    started = {"dataset": "a", "dataset_info": {"name": "x", "class_names": ["cat"], "mean": [125.0],
+               "std": [62.5]}, "train_images": 10, "test_images": 4}  # fmt: skip
+    near = {"dataset_info": {**started["dataset_info"], "std": [62.5 * (1 + 1e-12)]}, "train_images": 10}
+    fit._check_same_data(tmp_path, started, near, "b")
+    for changed in ({"std": [62.6]}, {"class_names": ["dog"]}, {"name": "y"}):
+        found = {"dataset_info": {**started["dataset_info"], **changed}, "train_images": 10}
+        with pytest.raises(ValueError, match=r"started on other data: 'a' gave .*--dataset 'b' gives"):
+            fit._check_same_data(tmp_path, started, found, "b")
+    with pytest.raises(ValueError, match="other data"):
+        fit._check_same_data(tmp_path, started, {"test_images": 5}, "b")
 
 
 @pytest.mark.parametrize(

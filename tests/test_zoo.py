@@ -216,6 +216,10 @@ def test_table_states_gpu_hours_for_gpu_runs_and_cpu_hours_for_cpu_runs():
     assert zoo.registry._training_time(gpu) == "0.15 h on the GPU (wall clock)"
     assert zoo.registry._training_time(cpu) == "1.50 CPU h"
     assert zoo.registry._training_time(old) == "CPU time not recorded"
+    devices = {"gpu: H100 x1": {"wall_time_s": 540.0, "cpu_time_s": 900.0},
+               "cpu: 2 cores": {"wall_time_s": 3600.0, "cpu_time_s": 5400.0}}  # fmt: skip
+    resumed = SimpleNamespace(training={**gpu.training, "result": {"devices": devices}})
+    assert zoo.registry._training_time(resumed) == "0.15 h on the GPU (wall clock) + 1.50 CPU h"
 
 
 @pytest.mark.tensorflow

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -82,16 +83,32 @@ def with_recorded_recipe(config: TrainConfig, old: dict) -> TrainConfig:
     return dataclasses.replace(config, **recorded)
 
 
-def _check_same_data(out: Path, started: dict, found: dict) -> None:
-    """A resumed run must see the data it started on (``found``: what this start loaded), wherever it is now
-    (a run cut off on a GPU machine may finish here, its dataset at another path)."""
+def _check_same_data(out: Path, started: dict, found: dict, dataset: str) -> None:
+    """A resumed run must see the data it started on (``found``: what ``dataset`` gave this start: the
+    training split's name, classes, mean and std, and both splits' image counts), wherever its files are now
+    (a run cut off on a GPU machine may finish here, its dataset at another path). Mean and std are compared
+    to 1e-9 relative (another machine's decoder or summation order may differ in the last bits)."""
     keys = [k for k in found if k in started]
-    if any(started[k] != found[k] for k in keys):
+    if not all(_same(started[k], found[k]) for k in keys):
         before = {k: started[k] for k in keys}
         raise ValueError(
-            f"{out} holds a run started on other data: {before}; --dataset {started.get('dataset')!r} now "
-            f"gives {found}. Resume with the dataset it started on, or choose another --out."
+            f"{out} holds a run started on other data: {started.get('dataset')!r} gave {before}; "
+            f"--dataset {dataset!r} gives {found}. Resume with the data it started on, or choose another "
+            "--out."
         )
+
+
+def _same(a, b) -> bool:
+    """Equal JSON values, floats to 1e-9 relative."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return (
+            isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-9)
+        )
+    return a == b
 
 
 def _train(config: TrainConfig, out: Path, started: dict) -> dict:
@@ -113,7 +130,7 @@ def _train(config: TrainConfig, out: Path, started: dict) -> dict:
     arch_kwargs = {"classes": info.num_classes, "normalization": [list(info.mean), list(info.std)]}
     seen = json.loads(json.dumps({"dataset_info": info.to_json(), "train_images": len(train_split),
                                   f"{evaluated_on}_images": len(val_split)}))  # fmt: skip
-    _check_same_data(out, started, seen)
+    _check_same_data(out, started, seen, config.dataset)
 
     with _Distribution(config.distribute) as distribution:
         model = with_fused_batch_norm(

@@ -336,11 +336,22 @@ def markdown_table() -> str:
 
 def _training_time(entry: ZooEntry) -> str:
     """Wall-clock hours on the GPU for a run on a GPU (which other runs may have shared), else the
-    training process's CPU-hours."""
-    if entry.training["device"].startswith("gpu"):
-        wall = entry.training.get("wall_time_s")
+    training process's CPU-hours; for a run resumed on another device, each device's part."""
+    training = entry.training
+    devices = (training.get("result") or {}).get("devices") or {
+        training["device"]: {
+            "wall_time_s": training.get("wall_time_s"),
+            "cpu_time_s": training.get("cpu_time_s"),
+        }
+    }
+    return " + ".join(_time_on(device, spent) for device, spent in devices.items())
+
+
+def _time_on(device: str, spent: dict) -> str:
+    if device.startswith("gpu"):
+        wall = spent.get("wall_time_s")
         return f"{wall / 3600:.2f} h on the GPU (wall clock)" if wall is not None else "not recorded"
-    cpu = entry.training.get("cpu_time_s")
+    cpu = spent.get("cpu_time_s")
     return f"{cpu / 3600:.2f} CPU h" if cpu is not None else "CPU time not recorded"
 
 
