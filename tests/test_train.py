@@ -141,8 +141,8 @@ def test_a_run_cut_off_under_one_backend_finishes_under_the_other(tmp_path, monk
     proc = start_module("relu_ratio.train", args, env=env, start_new_session=True)
     meta = out / "backup" / "training_metadata.json"
     deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:  # kill once the first epoch's backup is committed
-        if meta.exists() and json.loads(meta.read_text() or "{}").get("epoch", 0) >= 1:
+    while time.time() < deadline and proc.poll() is None:  # kill once the first epoch is backed up and logged
+        if meta.exists() and json.loads(meta.read_text() or "{}").get("epoch", 0) >= 1 and logged_epochs(out):
             break
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
