@@ -167,6 +167,7 @@ def _train(config: TrainConfig, out: Path, started: dict) -> dict:
     backup, clock = callbacks[1], callbacks[2]
     save_model_weights(model, config.model, arch_kwargs, out / "model.weights.h5")
     scores = model.evaluate(val_batches, verbose=0, return_dict=True)
+    devices = clock.devices
     result = {
         "model": config.model,
         "epochs_completed": backup.epochs_done(),
@@ -176,8 +177,8 @@ def _train(config: TrainConfig, out: Path, started: dict) -> dict:
         f"best_{evaluated_on}_top1": max(metric_column(out, "val_accuracy"), default=None),
         "wall_time_s": clock.total,
         "cpu_time_s": clock.total_cpu,
-        "device": " + ".join(clock.devices),  # where it trained: more than one if it resumed elsewhere
-        "devices": clock.devices,
+        "device": " + ".join(devices),  # where it trained: more than one if it resumed elsewhere
+        "devices": devices,
         "backend": keras.backend.backend(),
         "precision": policy,
         "commit": source_commit(),
