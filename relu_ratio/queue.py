@@ -36,7 +36,7 @@ import sys
 from pathlib import Path
 
 from relu_ratio import data, files, models, train
-from relu_ratio.train.fit import MAY_CHANGE_ON_RESUME
+from relu_ratio.train.fit import MAY_CHANGE_ON_RESUME, is_gpu
 from relu_ratio.train.record import fixed_precision
 
 RESERVED = {"model", "seed", "out", "dataset"}  # set per run or by the command, not in the queue's settings
@@ -191,13 +191,13 @@ class Progress:
     @property
     def on_gpu(self) -> bool:
         """Whether it trained on a GPU, all or part, as its result says (unfinished runs: unknown, so no)."""
-        return any(part.startswith("gpu") for part in (self.device or "").split(" + "))
+        return is_gpu(self.device or "")
 
     def hours(self, on_gpu: bool) -> tuple[float, float]:
         """Wall-clock and CPU hours spent on GPU machines (``on_gpu``) or on CPUs alone."""
         if not self.devices:
             return (self.wall_hours, self.cpu_hours) if self.on_gpu == on_gpu else (0.0, 0.0)
-        spent = [t for name, t in self.devices.items() if name.startswith("gpu") == on_gpu]
+        spent = [t for name, t in self.devices.items() if is_gpu(name) == on_gpu]
         return sum(t["wall_time_s"] for t in spent) / 3600, sum(t["cpu_time_s"] for t in spent) / 3600
 
     @property

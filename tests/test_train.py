@@ -371,6 +371,16 @@ def test_auto_precision_is_bfloat16_where_the_cpu_has_bfloat16_instructions(tmp_
     assert fit.precision_policy("auto") == "float32"
     assert fit.precision_policy("off") == "float32"
     assert fit.precision_policy("mixed_float16") == "mixed_float16"
+    monkeypatch.setattr(fit, "device", lambda: "gpu: NVIDIA H100 80GB HBM3 x1")
+    assert fit.precision_policy("auto") == "mixed_bfloat16"
+
+
+def test_is_gpu_reads_each_device_of_a_run_resumed_elsewhere():
+    from relu_ratio.train.fit import DEVICE_SEPARATOR, is_gpu
+
+    assert is_gpu("gpu: NVIDIA H100 80GB HBM3 x1") and not is_gpu("cpu: 2 cores") and not is_gpu("")
+    assert is_gpu(DEVICE_SEPARATOR.join(["cpu: 2 cores", "gpu: NVIDIA H100 80GB HBM3 x1"]))
+    assert not is_gpu("cpu: 2 cores (gpu: none)")  # a device name starts with its platform
 
 
 def test_source_commit_names_this_checkout_or_nothing(tmp_path, monkeypatch):

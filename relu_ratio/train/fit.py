@@ -177,7 +177,7 @@ def _train(config: TrainConfig, out: Path, started: dict) -> dict:
         f"best_{evaluated_on}_top1": max(metric_column(out, "val_accuracy"), default=None),
         "wall_time_s": clock.total,
         "cpu_time_s": clock.total_cpu,
-        "device": " + ".join(devices),  # where it trained: more than one if it resumed elsewhere
+        "device": DEVICE_SEPARATOR.join(devices),  # where it trained: more than one if it resumed elsewhere
         "devices": devices,
         "backend": keras.backend.backend(),
         "precision": policy,
@@ -239,7 +239,7 @@ def precision_policy(mode: str) -> str:
     """
     if mode == "auto":
         bf16_cpu = keras.backend.backend() == "tensorflow" and cpu_has_bf16_instructions()
-        return "mixed_bfloat16" if device().startswith("gpu") or bf16_cpu else "float32"
+        return "mixed_bfloat16" if is_gpu(device()) or bf16_cpu else "float32"
     return "float32" if mode == "off" else mode
 
 
@@ -250,6 +250,18 @@ def cpu_has_bf16_instructions(cpuinfo: str = "/proc/cpuinfo") -> bool:
     except OSError:
         return False
     return re.search(r"^flags\s*:.*\b(avx512_bf16|amx_bf16)\b", text, re.MULTILINE) is not None
+
+
+DEVICE_SEPARATOR = " + "  # joins the devices of a run resumed elsewhere, e.g. "gpu: … + cpu: 2 cores"
+
+
+def is_gpu(device_name: str) -> bool:
+    """Whether a :func:`device` name, or several joined by ``DEVICE_SEPARATOR``, includes a GPU.
+
+    >>> is_gpu("gpu: NVIDIA H100 80GB HBM3 x1 + cpu: 2 cores"), is_gpu("cpu: 2 cores")
+    (True, False)
+    """
+    return any(part.startswith("gpu") for part in device_name.split(DEVICE_SEPARATOR))
 
 
 def device() -> str:

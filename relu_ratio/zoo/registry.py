@@ -18,6 +18,7 @@ from relu_ratio import files, legacy, models
 from relu_ratio.describe import describe
 from relu_ratio.inputs import CheckedModel, ImageInputError
 from relu_ratio.patterns import ReLUPattern
+from relu_ratio.train.fit import DEVICE_SEPARATOR, is_gpu
 from relu_ratio.zoo import manifest
 from relu_ratio.zoo.entry import (
     METADATA_FILE,
@@ -344,11 +345,11 @@ def _training_time(entry: ZooEntry) -> str:
             "cpu_time_s": training.get("cpu_time_s"),
         }
     }
-    return " + ".join(_time_on(device, spent) for device, spent in devices.items())
+    return DEVICE_SEPARATOR.join(_time_on(device, spent) for device, spent in devices.items())
 
 
 def _time_on(device: str, spent: dict) -> str:
-    if device.startswith("gpu"):
+    if is_gpu(device):
         wall = spent.get("wall_time_s")
         return f"{wall / 3600:.2f} h on the GPU (wall clock)" if wall is not None else "not recorded"
     cpu = spent.get("cpu_time_s")
