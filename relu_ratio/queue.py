@@ -2,11 +2,13 @@
 
 A queue file (the repository's is ``training/queue.json``) lists runs: a model name, a seed, and any
 :class:`~relu_ratio.train.TrainConfig` setting (``recipe``, ``epochs``, ``weight_decay``...), with
-``defaults`` shared by all. ``run`` trains them one after the other in that order, each in
-``<runs>/<model>-seed<k>/``: a finished run (``result.json`` written) is skipped if it trained with the
-queued settings (so a run trained elsewhere, e.g. on a lent GPU, joins by its folder), a cut-off one resumes
-from its backup, a failed one is recorded in its ``failed.json`` and the queue goes on. So the same command,
-started again after a kill or in the next session on the same machine, carries on where it stopped.
+``defaults`` shared by all, and optionally a ``tag`` for a variant trained otherwise (``"long"``: its runs
+are ``<model>.<tag>-seed<k>``, its zoo entry ``<model>.<tag>``). ``run`` trains them one after the other
+in that order, each in ``<runs>/<run id>/``: a finished run (``result.json`` written) is skipped if it
+trained with the queued settings (so a run trained elsewhere, e.g. on a lent GPU, joins by its folder), a
+cut-off one resumes from its backup, a failed one is recorded in its ``failed.json`` and the queue goes
+on. So the same command, started again after a kill or in the next session on the same machine, carries
+on where it stopped.
 ``status`` reads the run folders and writes the progress record (epochs reached, accuracy so far,
 wall-clock and CPU hours, what is left) and the comparison of the models queued with several seeds
 (mean ± sd of test top-1 per precision, the 2:1 - 1:1 difference ± its standard error), also into the
@@ -38,25 +40,36 @@ from pathlib import Path
 from relu_ratio import data, files, models, train
 from relu_ratio.train.fit import MAY_CHANGE_ON_RESUME, is_gpu
 from relu_ratio.train.record import fixed_precision
+from relu_ratio.zoo.entry import TAG_PATTERN
 
 RESERVED = {"model", "seed", "out", "dataset"}  # set per run or by the command, not in the queue's settings
 SETTINGS = {f.name for f in dataclasses.fields(train.TrainConfig)} - RESERVED
-ITEM_KEYS = {"model", "seed", "register", "why"}
+ITEM_KEYS = {"model", "tag", "seed", "register", "why"}
 
 
 @dataclasses.dataclass(frozen=True)
 class QueuedRun:
-    """One run of the queue: ``model`` trained with ``seed`` and ``settings`` (TrainConfig fields)."""
+    """One run of the queue: ``model`` trained with ``seed`` and ``settings`` (TrainConfig fields).
+
+    A ``tag`` names a variant of a model trained otherwise (e.g. ``long``: more epochs): its runs, its seed
+    statistics and its zoo entry (``resnet20_21.long``) are apart from the plain model's.
+    """
 
     model: str
     seed: int
     settings: dict
     register: bool = False  # the run whose weights become the zoo entry (else a repeat for mean +- sd)
     why: str = ""
+    tag: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The zoo name of what it trains: ``resnet20_21`` or, tagged, ``resnet20_21.long``."""
+        return self.model if self.tag is None else f"{self.model}.{self.tag}"
 
     @property
     def run_id(self) -> str:
-        return f"{self.model}-seed{self.seed}"
+        return f"{self.name}-seed{self.seed}"
 
     def config(self, runs: str | os.PathLike, dataset: str) -> train.TrainConfig:
         return train.TrainConfig(
@@ -85,8 +98,12 @@ def load(path: str | os.PathLike) -> list[QueuedRun]:
         seed = item.get("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"{where}: seed must be an integer >= 0; received {seed!r}.")
+        tag = item.get("tag")
+        if tag is not None and not (isinstance(tag, str) and TAG_PATTERN.fullmatch(tag)):
+            raise ValueError(f"{where}: tag must be lower-case letters, digits and '_' (e.g. 'long'); "
+                             f"received {tag!r}.")  # fmt: skip
         run = QueuedRun(item["model"], seed, {**defaults, **settings}, bool(item.get("register", False)),
-                        str(item.get("why", "")))  # fmt: skip
+                        str(item.get("why", "")), tag)  # fmt: skip
         if run.run_id in seen:
             raise ValueError(f"{where}: {run.run_id} is queued twice.")
         seen.add(run.run_id)
@@ -232,17 +249,18 @@ SEEDS_START, SEEDS_END = "<!-- seeds:table:start -->", "<!-- seeds:table:end -->
 
 
 def seed_comparison(rows: list[Progress]) -> str:
-    """Markdown: every model queued with several seeds, its finished seeds' test top-1 as mean +- sd (one row
-    per precision: runs trained in different precisions are not pooled), and each 2:1 (or other) model
-    against its ``_11`` twin in the same precision: the difference of the means +- its standard error, also
-    over the seeds trained on CPUs alone where some trained on a GPU (another backend, BatchNorm kernel)."""
+    """Markdown: every model (a tagged variant apart) queued with several seeds, its finished seeds' test
+    top-1 as mean +- sd (one row per precision: runs trained in different precisions are not pooled), and
+    each 2:1 (or other) model against its ``_11`` twin (same tag) in the same precision: the difference of
+    the means +- its standard error, also over the seeds trained on CPUs alone where some trained on a GPU
+    (another backend, BatchNorm kernel)."""
     queued: dict[str, int] = {}
     for row in rows:
-        queued[row.run.model] = queued.get(row.run.model, 0) + 1
+        queued[row.run.name] = queued.get(row.run.name, 0) + 1
     groups: dict[tuple[str, str], list[Progress]] = {}
     for row in rows:
-        if queued[row.run.model] > 1 and row.state == "finished" and row.top1 is not None and not row.differs:
-            groups.setdefault((row.run.model, row.precision or "precision not recorded"), []).append(row)
+        if queued[row.run.name] > 1 and row.state == "finished" and row.top1 is not None and not row.differs:
+            groups.setdefault((row.run.name, row.precision or "precision not recorded"), []).append(row)
     lines = [
         "| model | precision | seeds finished | test top-1 % by seed | mean ± sd |",
         "| --- | --- | --- | --- | --- |",
@@ -256,8 +274,8 @@ def seed_comparison(rows: list[Progress]) -> str:
               if n > 1 and not any(key[0] == model for key in groups)]  # fmt: skip
     notes = []
     for (model, precision), done in sorted(groups.items()):
-        family, depth, _ = models.parse_name(model)
-        paired = f"{family}{depth}_11"
+        family, depth, _ = models.parse_name(done[0].run.model)
+        paired = f"{family}{depth}_11" + ("" if done[0].run.tag is None else f".{done[0].run.tag}")
         if model == paired or (paired, precision) not in groups:
             continue
         base = groups[paired, precision]

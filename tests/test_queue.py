@@ -25,8 +25,8 @@ def test_the_repository_queue_is_valid_and_ordered():
     assert ids.index("preact164_32-seed0") < ids.index("preact164_11-seed0") < ids.index("resnet20_11-seed1")
     # a resumed run must not change precision because "auto" came to mean something else
     assert all(r.settings.get("mixed_precision") not in (None, "auto") for r in runs)
-    registered = [r.model for r in runs if r.register]
-    assert len(registered) == len(set(registered))  # one zoo entry per model
+    registered = [r.name for r in runs if r.register]
+    assert len(registered) == len(set(registered))  # one zoo entry per name
 
 
 @pytest.mark.parametrize(
@@ -36,6 +36,8 @@ def test_the_repository_queue_is_valid_and_ordered():
         ([{"model": "resnet21_21"}], {}, r"run 1 .*depth 21 is not valid"),
         ([{"model": "resnet20_21", "seed": -1}], {}, "seed must be an integer >= 0"),
         ([{"model": "resnet20_21"}, {"model": "resnet20_21"}], {}, "queued twice"),
+        ([{"model": "resnet20_21", "tag": "Long"}], {}, "tag must be lower-case letters, digits and '_'"),
+        ([{"model": "resnet20_21", "tag": ""}], {}, r"received ''"),
         ([{"model": "resnet20_21"}], {"recipe": "slow"}, "recipe must be one of"),
         ([{"model": "resnet20_21"}], {"out": "x"}, r"unknown setting\(s\) \['out'\]"),
         ([], {}, "non-empty list 'runs'"),
@@ -88,8 +90,10 @@ def test_status_of_runs_not_started_or_cut_off(tmp_path):
     assert "| partial | 2/10 | 62.50 (so far) | 0.20 | 0.39 | 0.8 |" in text
 
 
-def _finished(model: str, seed: int, top1: float, precision: str = "mixed_bfloat16") -> queue.Progress:
-    run = queue.QueuedRun(model, seed, {"epochs": 100})
+def _finished(
+    model: str, seed: int, top1: float, precision: str = "mixed_bfloat16", tag: str | None = None
+) -> queue.Progress:
+    run = queue.QueuedRun(model, seed, {"epochs": 100}, tag=tag)
     return queue.Progress(run, "finished", 100, 100, top1, 1.0, 1.5, precision)
 
 
@@ -190,3 +194,21 @@ def test_a_run_resumed_elsewhere_splits_its_hours_by_device():
     assert "| gpu: H100 x1 + cpu: 2 cores |" in text
     assert "0.50 wall-clock hours and 1.00 CPU hours spent on CPUs" in text
     assert "1.00 wall-clock hours by 1 run(s) on a lent GPU (their host CPU time: 2.00 hours)" in text
+
+
+def test_a_tagged_variant_has_its_own_runs_seeds_and_twin(tmp_path):
+    tagged = {"model": "resnet20_21", "tag": "long", "epochs": 200, "register": True}
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet20_21"}, tagged])
+    plain, long = queue.load(path)
+    assert (long.name, long.run_id, long.register) == ("resnet20_21.long", "resnet20_21.long-seed0", True)
+    assert plain.run_id == "resnet20_21-seed0" and long.settings["epochs"] == 200
+    assert long.config(tmp_path, "data").out == str(tmp_path / "resnet20_21.long-seed0")
+    scores = {("resnet20_21", None): (88.0, 88.4), ("resnet20_21", "long"): (90.0, 90.4),
+              ("resnet20_11", None): (87.0, 87.2), ("resnet20_11", "long"): (89.6, 89.8)}  # fmt: skip
+    rows = [_finished(model, seed, top1, tag=tag) for (model, tag), both in scores.items()
+            for seed, top1 in enumerate(both)]  # fmt: skip
+    text = queue.seed_comparison(rows)
+    assert "| `resnet20_21` | mixed_bfloat16 | 2 of 2 | 88.00 (seed 0), 88.40 (seed 1) | 88.20 ± 0.28" in text
+    assert "| `resnet20_21.long` | mixed_bfloat16 | 2 of 2 | 90.00 (seed 0), 90.40 (seed 1) |" in text
+    assert "`resnet20_21` minus `resnet20_11` (mixed_bfloat16): +1.10 ±" in text
+    assert "`resnet20_21.long` minus `resnet20_11.long` (mixed_bfloat16): +0.50 ±" in text

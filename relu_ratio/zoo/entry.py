@@ -19,7 +19,7 @@ METADATA_FILE = "metadata.json"
 TRAINING_KEYS = ("command", "config", "epochs", "wall_time_s", "device", "backend", "result")
 # Optional: None where a run predates recording them (its config and result then say what is known).
 PROVENANCE_KEYS = ("cpu_time_s", "precision", "commit")
-_TAG = re.compile(r"[a-z0-9_]+")
+TAG_PATTERN = re.compile(r"[a-z0-9_]+")  # a zoo name's optional ".tag"
 
 
 class ZooError(ValueError):
@@ -52,7 +52,7 @@ def split_name(name: str) -> tuple[str, str | None]:
         models.parse_name(base)
     except ValueError as error:
         raise ZooError(f"invalid zoo name {name!r}: {error}") from None
-    if dot and not _TAG.fullmatch(tag):
+    if dot and not TAG_PATTERN.fullmatch(tag):
         raise ZooError(f"invalid tag {tag!r} in zoo name {name!r}: use lower-case letters, digits and '_'.")
     return base, (tag if dot else None)
 
