@@ -38,7 +38,7 @@ import sys
 from pathlib import Path
 
 from relu_ratio import data, files, models, train
-from relu_ratio.train.fit import MAY_CHANGE_ON_RESUME, is_gpu
+from relu_ratio.train.fit import DEVICE_SEPARATOR, MAY_CHANGE_ON_RESUME, is_gpu
 from relu_ratio.train.record import fixed_precision
 from relu_ratio.zoo.entry import TAG_PATTERN
 
@@ -104,13 +104,13 @@ def load(path: str | os.PathLike) -> list[QueuedRun]:
                              f"received {tag!r}.")  # fmt: skip
         run = QueuedRun(item["model"], seed, {**defaults, **settings}, bool(item.get("register", False)),
                         str(item.get("why", "")), tag)  # fmt: skip
-        if run.run_id in seen:
-            raise ValueError(f"{where}: {run.run_id} is queued twice.")
-        seen.add(run.run_id)
         try:
             run.config("runs", "dataset").resolved()
         except (TypeError, ValueError) as error:
             raise ValueError(f"{where} ({run.run_id}): {error}") from None
+        if run.run_id in seen:
+            raise ValueError(f"{where}: {run.run_id} is queued twice.")
+        seen.add(run.run_id)
         queued.append(run)
     return queued
 
@@ -140,7 +140,7 @@ def run(
         config = item.config(runs, dataset)
         if (Path(config.out) / "result.json").is_file():
             if not dataset_names:  # read once, and only when a finished folder needs it
-                dataset_names.append(data.load(dataset, "test", data_dir=config.data_dir).info.name)
+                dataset_names.append(data.load(dataset, "train", data_dir=config.data_dir).info.name)
             differ = differences(config, train.RunRecord.read(config.out).config, dataset_names[0])
             if differ:
                 message = (f"{config.out} holds a finished run trained with other settings: "
@@ -167,10 +167,9 @@ def differences(config: train.TrainConfig, recorded: dict, dataset_name: str | N
     ``config``. A setting the queue leaves to the recipe takes the value the run started with (as a resumed
     run keeps it), so only the queue's own settings and the recipe's name are held against the folder. Where
     and how it ran (``MAY_CHANGE_ON_RESUME``: run folder, dataset path, backups, logging; ``distribute``) is
-    not compared,
-    nor a setting the folder does not record (it predates the setting), so a run trained elsewhere (a lent
-    GPU) with the queued settings counts as the queued run. ``dataset_name``: the queued dataset's name
-    (e.g. ``cifar10_jpeg``), compared with the one recorded.
+    not compared, nor a setting the folder does not record (it predates the setting), so a run trained
+    elsewhere (a lent GPU) with the queued settings counts as the queued run. ``dataset_name``: the name of
+    the queued dataset's training split (e.g. ``cifar10_jpeg``), compared with the one the run recorded.
 
     Example:
         >>> config = train.TrainConfig(model="resnet20_21", recipe="fast", weight_decay=5e-4)
@@ -201,13 +200,13 @@ class Progress:
     wall_hours: float
     cpu_hours: float
     precision: str | None = None  # the dtype policy it trained in, where recorded or fixed by its config
-    device: str | None = None  # what it trained on (finished runs), e.g. "cpu: 2 cores" or "gpu: … + cpu: …"
+    device: str | None = None  # what it trained on so far, e.g. "cpu: 2 cores" or "gpu: … + cpu: …"
     differs: tuple[str, ...] = ()  # settings in which the folder differs from the queue (see differences)
     devices: dict | None = None  # wall and CPU seconds per device, where recorded (a run resumed elsewhere)
 
     @property
     def on_gpu(self) -> bool:
-        """Whether it trained on a GPU, all or part, as its result says (unfinished runs: unknown, so no)."""
+        """Whether it trained on a GPU, all or part (an unfinished run: where its clock recorded devices)."""
         return is_gpu(self.device or "")
 
     def hours(self, on_gpu: bool) -> tuple[float, float]:
@@ -235,12 +234,14 @@ def progress(queued: list[QueuedRun], runs: str | os.PathLike) -> list[Progress]
         split = record.result.get("evaluated_on", "test")
         top1 = record.result.get(f"{split}_top1") if record.result else (record.curve or [None])[-1]
         config = item.config(runs, "dataset").resolved()
+        devices = record.result.get("devices") or record.clock.get("devices")
         rows.append(Progress(
             item, record.state, record.epochs_done, config.epochs,
             None if top1 is None else 100 * top1, record.wall_time_s / 3600, record.cpu_time_s / 3600,
-            record.precision or fixed_precision(config.mixed_precision), record.result.get("device"),
+            record.precision or fixed_precision(config.mixed_precision),
+            record.result.get("device") or (DEVICE_SEPARATOR.join(devices) if devices else None),
             tuple(differences(config, record.config)) if record.state == "finished" else (),
-            record.result.get("devices") or record.clock.get("devices"),
+            devices,
         ))  # fmt: skip
     return rows
 
@@ -391,7 +392,8 @@ def parser() -> argparse.ArgumentParser:
             )
             cmd.add_argument(
                 "--only",
-                help="train only runs whose id matches this fnmatch pattern, e.g. 'resnet20_*-seed0'",
+                help="train only runs whose id matches this fnmatch pattern, e.g. 'resnet20_??-seed0' "
+                "('*' also spans a tag: 'resnet20_*-seed0' matches resnet20_21.long-seed0)",
             )
         else:
             cmd.add_argument("--write", help="also write the record (markdown) to this file")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,34 @@ def test_a_run_trained_elsewhere_counts_only_with_the_queued_settings(folder, tm
         "| `resnet20_21` | mixed_bfloat16 | 2 of 4 | 80.00 (seed 0, GPU), 80.00 (seed 2) | 80.00 ± 0.00 |"
         in text
     )
+
+
+def test_a_finished_run_on_split_archives_is_matched_by_its_training_split_name(folder, tmp_path, capsys):
+    archives = tmp_path / "archives"  # toy-train.tar.gz, toy-test.tar.gz: each split named by its archive
+    archives.mkdir()
+    for split in ("train", "test"):
+        with tarfile.open(archives / f"toy-{split}.tar.gz", "w:gz") as tar:
+            tar.add(folder / split, arcname=split)
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet20_21", "epochs": 10}], {"recipe": "fast"})
+    (item,) = queue.load(path)
+    _trained_elsewhere(tmp_path / "runs", item, "cpu: 2 cores", "toy-train")  # as fit records it
+    assert queue.main(["run", str(path), "--runs", str(tmp_path / "runs"), "--dataset", str(archives)]) == 0
+    assert "resnet20_21-seed0: finished, skipped" in capsys.readouterr().out
+
+
+def test_an_unfinished_run_resumed_from_a_gpu_counts_as_partly_on_the_gpu(tmp_path):
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet56_21", "epochs": 100}], {"recipe": "fast"})
+    out = tmp_path / "runs" / "resnet56_21-seed0"
+    out.mkdir(parents=True)
+    (out / "metrics.csv").write_text("epoch,val_accuracy\n0,0.5\n1,0.6\n")
+    devices = {"gpu: H100 x1": {"wall_time_s": 720.0, "cpu_time_s": 800.0},
+               "cpu: 2 cores": {"wall_time_s": 180.0, "cpu_time_s": 360.0}}  # fmt: skip
+    clock = {"wall_time_s": 900.0, "cpu_time_s": 1160.0, "devices": devices}
+    (out / "progress.json").write_text(json.dumps(clock))
+    (row,) = queue.progress(queue.load(path), tmp_path / "runs")
+    assert row.state == "partial" and row.on_gpu and row.device == "gpu: H100 x1 + cpu: 2 cores"
+    text = queue.markdown([row], "q.json", "runs")
+    assert "0.20 wall-clock hours by 1 run(s) on a lent GPU" in text
 
 
 def test_seeds_trained_on_a_gpu_are_pooled_and_also_left_out():

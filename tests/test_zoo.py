@@ -107,6 +107,16 @@ def test_register_refuses_a_taken_name_and_a_run_that_does_not_fit(run, store, t
     assert list((tmp_path / "other").iterdir()) == []  # nothing half-registered
 
 
+def test_a_queued_tagged_run_registers_under_its_tagged_name(run, tmp_path):
+    tagged = tmp_path / f"{NAME}.long-seed0"  # the training queue's folder of a "long" variant
+    shutil.copytree(run["dir"], tagged)
+    assert zoo.register(tagged, store=tmp_path / "store").name == f"{NAME}.long"
+    assert (tmp_path / "store" / f"{NAME}.long").is_dir() and not (tmp_path / "store" / NAME).exists()
+    other = tmp_path / "resnet14_21.long-seed0"  # named for another model: the run's own model
+    shutil.copytree(run["dir"], other)
+    assert zoo.register(other, store=tmp_path / "store").name == NAME
+
+
 @pytest.mark.backend
 def test_load_gives_the_saved_model(run, store):
     model = zoo.load(NAME)

@@ -28,7 +28,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="where to write it: a new or empty folder")
     p = sub.add_parser("register", help="add a finished training run to the zoo")
     p.add_argument("run_dir", help="a finished training run's folder (config.json, result.json, weights)")
-    p.add_argument("--name", help="zoo name (default: the run's config 'model')")
+    p.add_argument("--name", help="zoo name (default: the run's config 'model'; <model>.<tag> for the "
+                   "queue's folder <model>.<tag>-seed<k>)")
     p.add_argument("--data", help="dataset source for the test split (default: the run's config 'dataset')")
     p.add_argument("--store", help="registry directory (default: $RELU_RATIO_ZOO or the repository's zoo/)")
     p.add_argument("--force", action="store_true", help="replace an existing entry of the same name")

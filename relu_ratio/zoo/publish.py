@@ -16,7 +16,15 @@ from relu_ratio import files
 from relu_ratio.describe import describe
 from relu_ratio.train.record import RunRecord
 from relu_ratio.zoo import manifest
-from relu_ratio.zoo.entry import FORMAT_VERSION, METADATA_FILE, WEIGHTS_FILE, ZooEntry, ZooError, split_name
+from relu_ratio.zoo.entry import (
+    FORMAT_VERSION,
+    METADATA_FILE,
+    TAG_PATTERN,
+    WEIGHTS_FILE,
+    ZooEntry,
+    ZooError,
+    split_name,
+)
 from relu_ratio.zoo.registry import (
     CIFAR10_JPEG,
     accuracy,
@@ -50,7 +58,7 @@ def register(
 
     Args:
         run_dir: the training run's output directory.
-        name: zoo name (``resnet20_21`` or ``resnet20_21.tag``); default ``config["model"]``.
+        name: zoo name (``resnet20_21`` or ``resnet20_21.tag``); default :func:`default_name`.
         store: registry directory; default :func:`~relu_ratio.zoo.store_dir`.
         data: dataset source for the test split, instead of ``config["dataset"]``.
         overwrite: replace an existing entry of the same name.
@@ -62,7 +70,7 @@ def register(
     source_weights = run / WEIGHTS_FILE
     if not source_weights.is_file():
         raise ZooError(f"training run {run} has no {WEIGHTS_FILE}.")
-    name = name or config["model"]
+    name = name or default_name(run, config["model"])
     base, _ = split_name(name)
     architecture = config["architecture"]
     if not (isinstance(architecture, dict) and set(architecture) == {"builder_name", "kwargs"}):
@@ -101,6 +109,19 @@ def register(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return entry
+
+
+def default_name(run_dir: str | os.PathLike, model: str) -> str:
+    """The zoo name a run folder stands for: ``<model>.<tag>`` for the training queue's folder of a tagged
+    variant (``<model>.<tag>-seed<k>``), else the run's ``model``.
+
+    >>> default_name("runs/resnet20_21.long-seed0", "resnet20_21"), default_name("runs/x", "resnet20_21")
+    ('resnet20_21.long', 'resnet20_21')
+    """
+    base, dot, rest = Path(run_dir).name.partition(".")
+    tag, _, seed = rest.rpartition("-seed")
+    tagged = base == model and dot and TAG_PATTERN.fullmatch(tag) and seed.isdigit()
+    return f"{model}.{tag}" if tagged else model
 
 
 def write_manifest(shas: dict[str, str]) -> None:
