@@ -104,6 +104,14 @@ def shared_data():
     return os.path.abspath(SHARED_DATA)
 
 
+@pytest.fixture(scope="session")
+def decoded_data_home(tmp_path_factory) -> str:
+    """One ``$RELU_RATIO_HOME`` for the tests that read ``shared_data``: each split is decoded once a session
+    (the test split takes about 5 s, train 10 s) instead of once a test. Set it in the test's body, after
+    fixtures such as ``toy_zoo`` that give the test a private home."""
+    return os.fspath(tmp_path_factory.mktemp("decoded-data-home"))
+
+
 def start_module(module: str, args, env=None, **kwargs) -> subprocess.Popen:
     """``python -m module *args`` in a new process: this interpreter, ``env`` added to ours, text output."""
     return subprocess.Popen(

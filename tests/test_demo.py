@@ -44,7 +44,10 @@ def test_shipped_sample_is_small_and_labelled():
 
 
 @pytest.mark.slow
-def test_shipped_sample_is_the_first_four_test_images_of_each_class(shared_data):
+def test_shipped_sample_is_the_first_four_test_images_of_each_class(
+    shared_data, decoded_data_home, monkeypatch
+):
+    monkeypatch.setenv("RELU_RATIO_HOME", decoded_data_home)
     test = data.load(shared_data, "test")
     index = np.concatenate([np.flatnonzero(test.labels == c)[:4] for c in range(10)])
     sample = data.sample()

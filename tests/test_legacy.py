@@ -41,7 +41,10 @@ def test_old_weights_of_another_architecture_are_refused():
 
 @pytest.mark.parametrize("entry", ["resnet8_11", "resnet8_21"])
 @pytest.mark.slow
-def test_converted_zoo_entries_give_the_old_outputs(entry, shared_data, toy_zoo):
+def test_converted_zoo_entries_give_the_old_outputs(
+    entry, shared_data, toy_zoo, decoded_data_home, monkeypatch
+):
+    monkeypatch.setenv("RELU_RATIO_HOME", decoded_data_home)
     images = data.load(shared_data, "test").images[:500]
     probabilities = zoo.load(entry).predict(images, verbose=0)
     expected = np.load(FIXTURES / f"zoo_{entry}_test500.npy")

@@ -19,14 +19,12 @@ def test_the_four_notebooks_exist():
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 @pytest.mark.slow
-def test_notebook_runs_top_to_bottom(path, shared_data, tmp_path, monkeypatch, tmp_path_factory):
+def test_notebook_runs_top_to_bottom(path, shared_data, decoded_data_home, tmp_path, monkeypatch):
     notebook = nbformat.read(path, as_version=4)
     assert not any(cell.get("outputs") for cell in notebook.cells), f"{path.name} has stored outputs"
     monkeypatch.setenv("RELU_RATIO_NOTEBOOK_TINY", "1")
     monkeypatch.setenv("RELU_RATIO_DATA", shared_data)
-    monkeypatch.setenv(
-        "RELU_RATIO_HOME", str(tmp_path_factory.getbasetemp() / "notebook-home")
-    )  # shared cache
+    monkeypatch.setenv("RELU_RATIO_HOME", decoded_data_home)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
     NotebookClient(

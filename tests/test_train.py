@@ -95,10 +95,10 @@ def test_bad_settings_are_named(kwargs, message):
 
 
 @pytest.mark.slow
-def test_cli_trains_one_epoch_on_jpeg_cifar10(shared_data, tmp_path):
+def test_cli_trains_one_epoch_on_jpeg_cifar10(shared_data, decoded_data_home, tmp_path):
     out = tmp_path / "run"
     args = [*TINY, "--dataset", shared_data, "--epochs", "1", "--out", str(out)]
-    proc = start_module("relu_ratio.train", args, env={"RELU_RATIO_HOME": str(tmp_path / "home")})
+    proc = start_module("relu_ratio.train", args, env={"RELU_RATIO_HOME": decoded_data_home})
     log, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, log
     result = json.loads((out / "result.json").read_text())

@@ -301,9 +301,11 @@ def test_every_real_entry_loads_and_matches_its_metadata(name, monkeypatch):
 
 @pytest.mark.parametrize("name", _real_entries())
 @pytest.mark.slow
-def test_every_real_entry_reproduces_its_registered_accuracy(name, monkeypatch, shared_data, tmp_path):
+def test_every_real_entry_reproduces_its_registered_accuracy(
+    name, monkeypatch, shared_data, decoded_data_home
+):
     monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
-    monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path))
+    monkeypatch.setenv("RELU_RATIO_HOME", decoded_data_home)
     report = zoo.evaluate(name, data=shared_data)
     assert abs(report["diff_top1"]) <= 0.3, report
 
