@@ -15,6 +15,7 @@ from relu_ratio import models
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.weights.h5"
+METRICS_FILE = "metrics.csv"  # the run's per-epoch log (train and test accuracy, loss), kept with the entry
 METADATA_FILE = "metadata.json"
 TRAINING_KEYS = ("command", "config", "epochs", "wall_time_s", "device", "backend", "result")
 # Optional: None where a run predates recording them (its config and result then say what is known).

@@ -8,7 +8,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import h5py
 import keras
+import numpy as np
 
 import relu_ratio
 from relu_ratio import data as data_lib
@@ -19,8 +21,10 @@ from relu_ratio.zoo import manifest
 from relu_ratio.zoo.entry import (
     FORMAT_VERSION,
     METADATA_FILE,
+    METRICS_FILE,
     TAG_PATTERN,
     WEIGHTS_FILE,
+    MetadataError,
     ZooEntry,
     ZooError,
     split_name,
@@ -50,27 +54,33 @@ def register(
     """Add the training run in ``run_dir`` to the zoo as ``<store>/<name>/``; returns its entry.
 
     ``run_dir`` is what the training CLI wrote: ``config.json`` (``model``, ``dataset``, ``architecture``,
-    ``command``, ...), ``result.json`` (``epochs_completed``, ``wall_time_s``, ``device``, ``backend``, ...)
-    and ``model.weights.h5``. The weights are copied into a temporary folder of the store; that copy is
-    hashed, loaded into the rebuilt architecture and measured (top-1/top-5 on the test split of
-    ``config["dataset"]`` or ``data``, parameters, FLOPs), then the folder is renamed into place, so a
-    failed registration leaves nothing behind. No number comes from anywhere but a measurement or the run.
+    ``command``, ...), ``result.json`` (``epochs_completed``, ``wall_time_s``, ``device``, ``backend``, ...),
+    ``model.weights.h5`` and ``metrics.csv``; or an existing entry's folder (``zoo/resnet20_21``), whose
+    recorded run is then registered again from its stored weights (to re-measure it). The weights are
+    stored in float16 (:func:`write_float16`; loaded into float32 models) in a temporary folder of the
+    store; that copy is hashed, loaded into the rebuilt architecture and measured (top-1/top-5 on the test
+    split of ``config["dataset"]`` or ``data``, parameters, FLOPs), the run's per-epoch log is kept beside
+    it, then the folder is renamed into place, so a failed registration leaves nothing behind. No number
+    comes from anywhere but a measurement or the run.
 
     Args:
-        run_dir: the training run's output directory.
-        name: zoo name (``resnet20_21`` or ``resnet20_21.tag``); default :func:`default_name`.
+        run_dir: the training run's output directory, or a zoo entry's folder.
+        name: zoo name (``resnet20_21`` or ``resnet20_21.tag``); default :func:`default_name`, or the
+            entry's own name.
         store: registry directory; default :func:`~relu_ratio.zoo.store_dir`.
         data: dataset source for the test split, instead of ``config["dataset"]``.
         overwrite: replace an existing entry of the same name.
+
+    Example (re-measure an entry from its stored weights)::
+
+        python -m relu_ratio.zoo register zoo/resnet20_21 --force
     """
     run = Path(run_dir)
-    record = RunRecord.read(run)
-    config = _required(record.config, run / "config.json", CONFIG_KEYS)
-    result = _required(record.result, run / "result.json", RESULT_KEYS)
+    config, result, precision, registered_as = _recorded_run(run)
     source_weights = run / WEIGHTS_FILE
     if not source_weights.is_file():
         raise ZooError(f"training run {run} has no {WEIGHTS_FILE}.")
-    name = name or default_name(run, config["model"])
+    name = name or registered_as or default_name(run, config["model"])
     base, _ = split_name(name)
     architecture = config["architecture"]
     if not (isinstance(architecture, dict) and set(architecture) == {"builder_name", "kwargs"}):
@@ -92,8 +102,10 @@ def register(
     staging.chmod(0o755)  # mkdtemp makes it private; the published entry is readable by all
     try:
         weights = staging / WEIGHTS_FILE
-        shutil.copyfile(source_weights, weights)
-        entry = _measure(name, config, result, record.precision, weights, run, data)
+        write_float16(source_weights, weights)
+        if (run / METRICS_FILE).is_file():
+            shutil.copyfile(run / METRICS_FILE, staging / METRICS_FILE)
+        entry = _measure(name, config, result, precision, weights, run, data)
         (staging / METADATA_FILE).write_text(json.dumps(entry.to_json(), indent=2) + "\n", encoding="utf-8")
         shipped = store.resolve() == shipped_store().resolve()
         previous = dict(manifest.SHA256)
@@ -109,6 +121,59 @@ def register(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return entry
+
+
+def _recorded_run(run: Path) -> tuple[dict, dict, str | None, str | None]:
+    """``(config, result, precision, name)`` of the run in ``run``: a training run's folder (``name`` is
+    ``None``) or a zoo entry's, whose metadata keeps its run's config and result."""
+    if not (run / METADATA_FILE).is_file():
+        record = RunRecord.read(run)
+        config = _required(record.config, run / "config.json", CONFIG_KEYS)
+        return config, _required(record.result, run / "result.json", RESULT_KEYS), record.precision, None
+    path = run / METADATA_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MetadataError(f"cannot read {path}: {error}") from error
+    training = ZooEntry.from_json(raw, where=str(path)).training
+    config = _required(training["config"], path, CONFIG_KEYS)
+    return config, _required(training["result"], path, RESULT_KEYS), training.get("precision"), raw["name"]
+
+
+def write_float16(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Copy the Keras weights file ``source`` (``*.weights.h5``) to ``target`` with every floating-point
+    array stored as float16: the same groups, names and attributes, so ``model.load_weights(target)``
+    fills a float32 model (Keras casts on assignment), at half the bytes. Written in HDF5's newest file
+    format (smaller group metadata) without object timestamps, so the same weights give the same bytes
+    and the same sha256.
+
+    Example:
+        >>> write_float16("runs/resnet20_21/model.weights.h5", "/tmp/half.weights.h5")  # doctest: +SKIP
+    """
+    untimed_group = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+    untimed_group.set_obj_track_times(False)
+
+    def copy(source_group: h5py.Group, target_group: h5py.Group) -> None:
+        target_group.attrs.update(source_group.attrs)
+        for key, item in source_group.items():
+            if isinstance(item, h5py.Group):
+                copy(item, h5py.Group(h5py.h5g.create(target_group.id, key.encode(), gcpl=untimed_group)))
+                continue
+            array = item[()]
+            if isinstance(array, np.ndarray) and array.dtype.kind == "f":
+                array = array.astype(np.float16)
+            target_group.create_dataset(key, data=array, track_times=False).attrs.update(item.attrs)
+
+    untimed_root = h5py.h5p.create(h5py.h5p.FILE_CREATE)
+    untimed_root.set_obj_track_times(False)
+    newest = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    newest.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    try:
+        created = h5py.h5f.create(os.fsencode(target), h5py.h5f.ACC_TRUNC, fcpl=untimed_root, fapl=newest)
+        with h5py.File(source, "r") as read, h5py.File(created) as written:
+            copy(read, written)
+    except OSError as error:
+        raise ZooError(f"cannot store the weights {os.fspath(source)} as float16: {error}") from error
 
 
 def default_name(run_dir: str | os.PathLike, model: str) -> str:

@@ -129,11 +129,12 @@ def build_with_weights(architecture: dict, weights: str | os.PathLike, label: st
             stored = _arrays(file)
     except OSError as error:
         raise IntegrityError(f"{label}: cannot read weights file {weights}: {error}") from error
-    expected = sorted((tuple(w.shape), str(w.dtype)) for w in model.weights)
+    expected = sorted((tuple(w.shape), _kind(w.dtype)) for w in model.weights)
     if sorted(stored) != expected:
         raise IntegrityError(
             f"{label}: weights file {weights} does not fit {architecture['builder_name']} "
-            f"({len(stored)} arrays stored, {len(expected)} expected; float32 dtypes and shapes must match)."
+            f"({len(stored)} arrays stored, {len(expected)} expected; shapes and kinds (float, int) must "
+            "match)."
         )
     try:
         if legacy.is_legacy(weights):  # registered before the blocks became stock layers
@@ -147,11 +148,17 @@ def build_with_weights(architecture: dict, weights: str | os.PathLike, label: st
     return model
 
 
+def _kind(dtype) -> str:
+    """``"float"`` for any floating dtype (weights are stored in float16 and loaded into float32), else the
+    dtype's name."""
+    return "float" if np.dtype(dtype).kind == "f" else np.dtype(dtype).name
+
+
 def _arrays(group: h5py.Group) -> list[tuple[tuple[int, ...], str]]:
     arrays = []
     for item in group.values():
         if isinstance(item, h5py.Dataset):
-            arrays.append((tuple(item.shape), str(item.dtype)))
+            arrays.append((tuple(item.shape), _kind(item.dtype)))
         else:
             arrays.extend(_arrays(item))
     return arrays
