@@ -12,7 +12,9 @@ on where it stopped.
 ``status`` reads the run folders and writes the progress record (epochs reached, accuracy so far,
 wall-clock and CPU hours, what is left) and the comparison of the models queued with several seeds
 (mean ± sd of test top-1 per precision, the 2:1 - 1:1 difference ± its standard error), also into the
-README.
+README. With ``--write`` it also keeps every finished run's config and result in the queue's record of
+finished runs beside the queue file (``training/queue.finished.json``, committed), so that a clone on a
+machine without the run folders neither trains them again nor loses them from the record.
 
 Command line::
 
@@ -126,10 +128,64 @@ def _check_settings(settings: dict, where: str) -> None:
         )
 
 
+def finished_path(queue_path: str | os.PathLike) -> Path:
+    """The queue's record of finished runs, beside it: ``training/queue.json`` -> ``queue.finished.json``."""
+    path = Path(queue_path)
+    return path.with_name(f"{path.stem}.finished.json")
+
+
+def read_finished(path: str | os.PathLike) -> dict[str, train.RunRecord]:
+    """The finished runs recorded in ``path`` (see :func:`write_finished`), by run id; ``{}`` if no file."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    try:
+        recorded = json.loads(path.read_text())["runs"]
+        return {run_id: train.RunRecord(path, row["config"], row["result"], {}, {}, ())
+                for run_id, row in recorded.items()
+                if isinstance(row["config"], dict) and isinstance(row["result"], dict) and row["result"]}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+        raise ValueError(f"cannot read the record of finished runs {os.fspath(path)!r}: {error!r}; "
+                         "it is written by `queue status --write`") from None  # fmt: skip
+
+
+def write_finished(path: str | os.PathLike, queued: list[QueuedRun], runs: str | os.PathLike) -> None:
+    """Record in ``path`` the config and result of every finished run of ``queued`` under ``runs``, keeping
+    the runs recorded before (from run folders on other machines) whose folders are not here."""
+    rows = {}
+    if Path(path).exists():
+        rows = json.loads(Path(path).read_text())["runs"]
+    for item in queued:
+        record = train.RunRecord.read(Path(runs) / item.run_id)
+        if record.state == "finished":
+            rows[item.run_id] = {"config": record.config, "result": record.result}
+    order = {item.run_id: number for number, item in enumerate(queued)}
+    rows = dict(sorted(rows.items(), key=lambda row: (order.get(row[0], len(order)), row[0])))
+    about = ("Every finished run of the queue beside this file: its config.json and result.json, written by "
+             "`python -m relu_ratio.queue status <queue> --runs <folder> --write <record>`. `queue run` "
+             "skips these runs and `queue status` reports them where their folders are not on this "
+             "machine.")  # fmt: skip
+    files.write_json(path, {"about": about, "runs": rows})
+
+
+def record_of(
+    item: QueuedRun, runs: str | os.PathLike, finished: dict[str, train.RunRecord]
+) -> train.RunRecord:
+    """The run's folder under ``runs``, or its entry in ``finished`` where no finished run is there."""
+    record = train.RunRecord.read(Path(runs) / item.run_id)
+    return finished.get(item.run_id, record) if record.state != "finished" else record
+
+
 def run(
-    queued: list[QueuedRun], runs: str | os.PathLike, dataset: str, only: str | None = None, log=print
+    queued: list[QueuedRun],
+    runs: str | os.PathLike,
+    dataset: str,
+    only: str | None = None,
+    log=print,
+    finished: dict[str, train.RunRecord] | None = None,
 ) -> list[tuple[QueuedRun, str]]:
-    """Train the queue in order (skip finished runs, resume cut-off ones); ``(run, message)`` per failure."""
+    """Train the queue in order (skip finished runs, in ``runs`` or in ``finished``, and resume cut-off
+    ones); ``(run, message)`` per failure."""
     from relu_ratio.experiments.runner import train_or_record_failure
 
     chosen = [q for q in queued if only is None or fnmatch.fnmatchcase(q.run_id, only)]
@@ -138,17 +194,20 @@ def run(
     failures, dataset_names = [], []
     for number, item in enumerate(chosen, start=1):
         config = item.config(runs, dataset)
-        if (Path(config.out) / "result.json").is_file():
-            if not dataset_names:  # read once, and only when a finished folder needs it
+        record = record_of(item, runs, finished or {})
+        if record.state == "finished":
+            if not dataset_names:  # read once, and only when a finished run needs it
                 dataset_names.append(data.load(dataset, "train", data_dir=config.data_dir).info.name)
-            differ = differences(config, train.RunRecord.read(config.out).config, dataset_names[0])
+            differ = differences(config, record.config, dataset_names[0])
+            where = config.out if record.path == Path(config.out) else f"{record.path} ({item.run_id})"
             if differ:
-                message = (f"{config.out} holds a finished run trained with other settings: "
+                message = (f"{where} holds a finished run trained with other settings: "
                            f"{', '.join(differ)}; move it away or change the queue")  # fmt: skip
                 failures.append((item, message))
                 log(f"[{number}/{len(chosen)}] {item.run_id}: FAILED: {message}")
             else:
-                log(f"[{number}/{len(chosen)}] {item.run_id}: finished, skipped")
+                elsewhere = "" if record.path == Path(config.out) else f" (recorded in {record.path})"
+                log(f"[{number}/{len(chosen)}] {item.run_id}: finished{elsewhere}, skipped")
             continue
         log(f"[{number}/{len(chosen)}] {item.run_id}: {train.command_for(config.resolved())}")
         result, message = train_or_record_failure(config)
@@ -226,11 +285,13 @@ class Progress:
         return self.wall_hours / self.epochs_done * (self.epochs - self.epochs_done)
 
 
-def progress(queued: list[QueuedRun], runs: str | os.PathLike) -> list[Progress]:
-    """The :class:`Progress` of every queued run under ``runs``."""
+def progress(
+    queued: list[QueuedRun], runs: str | os.PathLike, finished: dict[str, train.RunRecord] | None = None
+) -> list[Progress]:
+    """The :class:`Progress` of every queued run under ``runs`` (or recorded in ``finished``)."""
     rows = []
     for item in queued:
-        record = train.RunRecord.read(Path(runs) / item.run_id)
+        record = record_of(item, runs, finished or {})
         split = record.result.get("evaluated_on", "test")
         top1 = record.result.get(f"{split}_top1") if record.result else (record.curve or [None])[-1]
         config = item.config(runs, "dataset").resolved()
@@ -377,7 +438,8 @@ def parser() -> argparse.ArgumentParser:
     for name, text in (("run", "train the queued runs in order: skip finished ones, resume cut-off ones"),
                        ("status", "print (or --write) the progress record of every queued run")):  # fmt: skip
         cmd = sub.add_parser(name, help=text, description=text, allow_abbrev=False)
-        cmd.add_argument("queue", help="the queue file, e.g. training/queue.json")
+        cmd.add_argument("queue", help="the queue file, e.g. training/queue.json (its finished runs are "
+                         "recorded beside it, in training/queue.finished.json)")
         cmd.add_argument(
             "--runs",
             required=True,
@@ -396,7 +458,8 @@ def parser() -> argparse.ArgumentParser:
                 "('*' also spans a tag: 'resnet20_*-seed0' matches resnet20_21.long-seed0)",
             )
         else:
-            cmd.add_argument("--write", help="also write the record (markdown) to this file")
+            cmd.add_argument("--write", help="also write the record (markdown) to this file, and the "
+                             "finished runs' configs and results to the queue's record of finished runs")
             cmd.add_argument(
                 "--readme",
                 help=f"also put the seed comparison between the lines {SEEDS_START} "
@@ -410,14 +473,16 @@ def main(argv: list[str] | None = None) -> int:
     runs = os.path.expanduser(args.runs)
     try:
         queued = load(args.queue)
+        finished = read_finished(finished_path(args.queue))
         if args.command == "run":
-            failures = run(queued, runs, args.dataset, args.only)
+            failures = run(queued, runs, args.dataset, args.only, finished=finished)
             return 1 if failures else 0
-        rows = progress(queued, runs)
+        rows = progress(queued, runs, finished)
         text = markdown(rows, args.queue, args.runs)
         print(text, end="")
         if args.write:
             files.write_atomic(args.write, text)
+            write_finished(finished_path(args.queue), queued, runs)
         if args.readme:
             files.replace_between(args.readme, SEEDS_START, SEEDS_END, seed_comparison(rows))
     except (ValueError, OSError) as error:

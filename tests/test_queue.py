@@ -24,8 +24,11 @@ def test_the_repository_queue_is_valid_and_ordered():
     ids = [r.run_id for r in runs]
     assert ids[:2] == ["resnet20_11-seed0", "resnet20_21-seed0"]
     assert ids.index("preact164_32-seed0") < ids.index("preact164_11-seed0") < ids.index("resnet20_11-seed1")
-    # a resumed run must not change precision because "auto" came to mean something else
-    assert all(r.settings.get("mixed_precision") not in (None, "auto") for r in runs)
+    # the paper's networks at 30 epochs, then the flagship at 100, then the ResNet-20 pair at 200
+    assert ids.index("preact164_type2-seed0") < ids.index("dfnmr110_type2-seed0")
+    assert ids.index("dfnmr110_type2-seed0") < ids.index("preact164_32.long-seed0")
+    assert ids.index("preact164_11.long-seed0") < ids.index("resnet20_21.long-seed0")
+    # "auto" precision is safe to queue: a cut-off run resumes in the precision it started in (test_train)
     registered = [r.name for r in runs if r.register]
     assert len(registered) == len(set(registered))  # one zoo entry per name
 
@@ -76,6 +79,24 @@ def test_queue_trains_in_order_skips_finished_runs_and_reports(folder, tmp_path,
     assert "2 of 2 runs finished" in text
     progress = queue.progress(queue.load(path), runs)
     assert all(p.cpu_hours > 0 and p.wall_hours > 0 for p in progress)
+    # another machine, a fresh clone: no run folders, only the committed record of finished runs
+    recorded = tmp_path / "q.finished.json"
+    assert set(json.loads(recorded.read_text())["runs"]) == {"resnet8_21-seed0", "resnet8_11-seed1"}
+    capsys.readouterr()
+    elsewhere = tmp_path / "other-machine"
+    assert queue.main(["run", str(path), "--runs", str(elsewhere), "--dataset", str(folder)]) == 0
+    assert capsys.readouterr().out.count(f"finished (recorded in {recorded}), skipped") == 2
+    assert not elsewhere.exists() or not any(elsewhere.iterdir())  # nothing trained again
+    assert queue.main(["status", str(path), "--runs", str(elsewhere), "--write", str(record)]) == 0
+    assert record.read_text().split("Generated")[0] == text.split("Generated")[0]
+    assert set(json.loads(recorded.read_text())["runs"]) == {"resnet8_21-seed0", "resnet8_11-seed1"}
+
+
+def test_a_damaged_record_of_finished_runs_is_named(tmp_path, capsys):
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}])
+    (tmp_path / "q.finished.json").write_text('{"runs": {"resnet8_21-seed0": [1]}}')
+    assert queue.main(["status", str(path), "--runs", str(tmp_path / "runs")]) == 2
+    assert "cannot read the record of finished runs" in capsys.readouterr().err
 
 
 def test_status_of_runs_not_started_or_cut_off(tmp_path):

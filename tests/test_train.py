@@ -228,8 +228,10 @@ def test_a_run_cut_off_on_one_machine_finishes_on_another_with_the_same_data(fol
     moved.parent.mkdir()
     os.rename(folder, moved)
     monkeypatch.setattr(fit, "device", lambda: "cpu: 2 cores")
+    monkeypatch.setattr(fit, "cpu_has_bf16_instructions", lambda: False)  # "auto" would now be float32
     result = train.run(train.TrainConfig(**{**there.__dict__, "dataset": str(moved), "backup_every": 200}))
     assert result["epochs_completed"] == 2 and logged_epochs(out) == [0, 1]
+    assert result["precision"] == "mixed_bfloat16"  # "auto" on the GPU it started on: kept on the CPU
     assert result["device"] == "gpu: lent x1 + cpu: 2 cores"
     assert set(result["devices"]) == {"gpu: lent x1", "cpu: 2 cores"}
     spent = sum(d["wall_time_s"] for d in result["devices"].values())
