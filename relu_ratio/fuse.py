@@ -5,8 +5,9 @@ every BatchNorm is one anyway. :func:`fuse` walks the functional graph of any Ke
 dispatch table keyed by layer class) and writes a new functional model that computes the same function with
 fewer layers: standard ``Conv2D`` / ``DepthwiseConv2D`` / ``Add`` / ``Average`` / ``ReLU`` layers plus one
 small registered layer, :class:`Affine` (``x * scale + offset`` with constants, optional ReLU). Any other
-layer (pooling, ``Dense``, ``ZeroPadding2D``, ``ReLU(max_value=6)``, a nested model...) is kept as it is,
-with its weights. All rules are exact:
+layer (pooling, ``Dense``, ``ZeroPadding2D``, ``ReLU(max_value=6)``, a nested model, a ``Lambda``...) is
+kept as it is: the same layer object, with its weights, called as it was (see :meth:`_Lowering.keep`). All
+rules are exact:
 
 - conv (or depthwise conv) -> BN: the BN scales the kernel's output channels and becomes the conv's bias.
 - BN / Normalization -> conv: the scale goes into the kernel's input channels; the shift becomes a bias,
@@ -36,10 +37,11 @@ import keras
 import numpy as np
 from keras import layers
 
-from relu_ratio.describe import describe
+from relu_ratio.describe import describe, graph_nodes
 from relu_ratio.inputs import CheckedModel
 
 DTYPE = "float32"  # fused models compute in float32, also when the original was mixed precision
+HALF = ("float16", "bfloat16")
 
 
 @keras.saving.register_keras_serializable(package="relu_ratio")
@@ -110,8 +112,8 @@ class FusionReport:
     name: str
     layers_before: int
     layers_after: int
-    macs_before: int
-    macs_after: int
+    macs_before: int | None  # None: unknown (a nested model leaves a spatial size open)
+    macs_after: int | None
     folded: tuple[str, ...]  # BatchNorm / Normalization layers folded into a convolution
     kept: tuple[str, ...]  # ... emitted as an Affine layer (their output also feeds something else)
     bias_maps: int  # Affine layers adding a position-dependent bias map
@@ -122,11 +124,14 @@ class FusionReport:
         return sum(c.merged for c in self.candidates)
 
     def __str__(self) -> str:
+        def millions(macs: int | None) -> str:
+            return "unknown" if macs is None else f"{macs / 1e6:,.2f} M"
+
         return (
             f"{self.name}: layers {self.layers_before} -> {self.layers_after} | {len(self.folded)} norms "
             f"folded, {len(self.kept)} kept as Affine, {self.bias_maps} bias maps | conv merges "
-            f"{self.convs_merged} of {len(self.candidates)} candidates | {self.macs_before / 1e6:,.2f} -> "
-            f"{self.macs_after / 1e6:,.2f} M multiply-adds per image"
+            f"{self.convs_merged} of {len(self.candidates)} candidates | {millions(self.macs_before)} -> "
+            f"{millions(self.macs_after)} multiply-adds per image"
         )
 
 
@@ -134,8 +139,10 @@ def fuse(model: keras.Model, return_report: bool = False) -> keras.Model | tuple
     """A new functional model computing ``model`` at inference with BatchNorms folded; ``model`` is untouched.
 
     Works on any functional ``keras.Model`` (every model of :mod:`relu_ratio.models`, the zoo's, and e.g.
-    ``keras.applications.ResNet50V2`` or ``MobileNetV2``): a layer it cannot fold is kept as it is, with
-    its weights. Spatial sizes must be static (the bias maps depend on them).
+    ``keras.applications.ResNet50V2`` or ``MobileNetV2``), call by call (a shared layer is lowered at each
+    call): a layer it cannot fold is kept as it is, the same object with its weights, so the fused model
+    shares it with ``model``. Integer inputs (``uint8`` images) are cast to float32 before the first layer
+    fuse writes. Spatial sizes must be static (the bias maps depend on them).
 
     Example:
         >>> fused = fuse(models.build("preact164_32"))                    # doctest: +SKIP
@@ -147,17 +154,13 @@ def fuse(model: keras.Model, return_report: bool = False) -> keras.Model | tuple
     if any(None in t.shape[1:] for t in model.inputs):
         shapes = [tuple(t.shape[1:]) for t in model.inputs]
         raise ValueError(f"fuse needs static input shapes (the bias maps depend on them); received {shapes}.")
-    ctx = _Lowering()
+    ctx = _Lowering({operation.name for operation in model.operations})
     new_inputs = [keras.Input(t.shape[1:], dtype=t.dtype, name=_input_name(t)) for t in model.inputs]
     env = {id(t): _Linear.of(new) for t, new in zip(model.inputs, new_inputs)}
-    consumers = _consumer_counts(model)
-    for operation in model.operations:  # layers and keras.ops operations, in graph order
-        if isinstance(operation, layers.InputLayer):
-            continue
-        if len(operation._inbound_nodes) != 1:
-            raise ValueError(f"fuse: layer {operation.name!r} is called {len(operation._inbound_nodes)} "
-                             "times; shared layers are not supported.")  # fmt: skip
-        node = operation._inbound_nodes[0]
+    nodes = graph_nodes(model)  # calls of layers and keras.ops operations of this model, in graph order
+    consumers = _consumer_counts(nodes, model.outputs)
+    for node in nodes:
+        operation = node.operation
         for tensor in node.input_tensors:
             if consumers[id(tensor)] > 1:  # several consumers: a pending convolution is emitted once
                 env[id(tensor)] = ctx.shared(env[id(tensor)])
@@ -166,9 +169,10 @@ def fuse(model: keras.Model, return_report: bool = False) -> keras.Model | tuple
         outputs = None
         if lower is not None and plain_call:
             inputs = keras.tree.map_structure(lambda t: env[id(t)], _call_inputs(node))
+            ctx.reserved.discard(operation.name)  # its name is free for the layers replacing it
             outputs = lower(ctx, operation, inputs)
         if outputs is None:  # nothing to fold: the operation as it is, called as it was
-            outputs = ctx.replay(operation, node, env)
+            outputs = ctx.keep(operation, node, env)
         for tensor, value in zip(node.outputs, keras.tree.flatten(outputs)):
             env[id(tensor)] = value
     outputs = [ctx.emit(env[id(t)]) for t in model.outputs]
@@ -210,11 +214,10 @@ def _call_inputs(node):
     return args[0] if len(args) == 1 else list(args)
 
 
-def _consumer_counts(model: keras.Model) -> dict[int, int]:
-    """How many layer calls (and model outputs) read each tensor of ``model``'s graph, by ``id``."""
+def _consumer_counts(nodes: Sequence, outputs: Sequence) -> dict[int, int]:
+    """How many layer calls (``nodes``) and model ``outputs`` read each tensor of a graph, by ``id``."""
     counts: dict[int, int] = {}
-    for tensor in [t for op in model.operations if not isinstance(op, layers.InputLayer)
-                   for t in op._inbound_nodes[0].input_tensors] + list(model.outputs):  # fmt: skip
+    for tensor in [t for node in nodes for t in node.input_tensors] + list(outputs):
         counts[id(tensor)] = counts.get(id(tensor), 0) + 1
     return counts
 
@@ -253,8 +256,10 @@ class _Linear:
 class _Lowering:
     """Builds the fused graph: each method takes and returns :class:`_Linear` values."""
 
-    def __init__(self):
+    def __init__(self, reserved: set[str]):
         self.used_names: set[str] = set()
+        self.reserved = reserved  # names of the original's operations that may still be kept (as themselves)
+        self.casts: dict[int, Any] = {}  # id of an integer tensor -> its float32 cast
         self.folded: dict[str, None] = {}  # ordered sets
         self.kept: dict[str, None] = {}
         self.candidates: list[MergeCandidate] = []
@@ -335,23 +340,39 @@ class _Lowering:
         """``v`` for several consumers: a pending conv is emitted once; a per-channel affine stays pending."""
         return v if v.kernel is None else _Linear.of(self.emit(v))
 
-    def replay(self, operation, node, env: dict) -> Any:
-        """A copy of ``operation`` (a layer with its weights, float32 where it has a dtype; or a keras.ops
-        operation) called on the emitted inputs with the arguments of the original call."""
+    def keep(self, operation, node, env: dict) -> Any:
+        """``operation`` (a layer or a keras.ops operation) called on the emitted inputs with the arguments of
+        the original call.
+
+        The operation itself is reused, never serialised: a ``Lambda`` (whose code Keras will not deserialise)
+        or a custom layer without a usable config is kept like any other, with its weights shared with the
+        original. Only a layer computing in half precision is replaced by a float32 copy from its config
+        (fused models compute in float32), and kept as it is where it cannot be rebuilt from one."""
 
         def value(x):
             return self.emit(env[id(x)]) if isinstance(x, keras.KerasTensor) else x
 
         args = keras.tree.map_structure(value, node.arguments.args)
         kwargs = keras.tree.map_structure(value, node.arguments.kwargs)
-        config = {**operation.get_config(), "name": self.unique(operation.name)}
-        if "dtype" in config and isinstance(operation, layers.Layer):
-            config["dtype"] = DTYPE
-        clone = type(operation).from_config(config)
-        out = clone(*args, **kwargs)
-        if isinstance(operation, layers.Layer):
-            clone.set_weights(operation.get_weights())
+        self.reserved.discard(operation.name)
+        copy = self._float32_copy(operation)
+        if copy is None:
+            self.used_names.add(operation.name)
+            return keras.tree.map_structure(_Linear.of, operation(*args, **kwargs))
+        out = copy(*args, **kwargs)
+        copy.set_weights(operation.get_weights())
         return keras.tree.map_structure(_Linear.of, out)
+
+    def _float32_copy(self, operation) -> layers.Layer | None:
+        """A float32 copy of a half-precision layer, from its config; ``None`` for anything else, or if the
+        layer cannot be rebuilt from a config (``get_config`` not implemented, ``from_config`` refused)."""
+        if not isinstance(operation, layers.Layer) or operation.dtype_policy.compute_dtype not in HALF:
+            return None
+        try:
+            config = {**operation.get_config(), "dtype": DTYPE, "name": self.unique(operation.name)}
+            return type(operation).from_config(config)
+        except (NotImplementedError, TypeError, ValueError):
+            return None
 
     def emit(self, v: _Linear):
         """The tensor of ``v``, emitting its layers once."""
@@ -361,9 +382,10 @@ class _Lowering:
 
     def _emit(self, v: _Linear, activation: str | None = None):
         per_channel = v.offset.ndim == 1
+        source = self.floating(v.source)  # a folded Normalization or BatchNorm was what cast it
         if v.kernel is None:  # a pending BatchNorm (or Normalization) that feeds no convolution
             self.kept.update(dict.fromkeys(v.pending))
-            return self._affine(v.source, v.offset, v.scale, activation, f"{v.name}_affine")
+            return self._affine(source, v.offset, v.scale, activation, f"{v.name}_affine")
         common = dict(
             strides=v.strides, padding=v.padding, use_bias=per_channel, dtype=DTYPE,
             activation=activation if per_channel else None, name=self.unique(v.name),
@@ -372,7 +394,7 @@ class _Lowering:
             conv = layers.DepthwiseConv2D(v.kernel.shape[:2], depth_multiplier=v.kernel.shape[3], **common)
         else:
             conv = layers.Conv2D(v.shape[-1], v.kernel.shape[:2], **common)
-        out = conv(v.source)
+        out = conv(source)
         conv.set_weights(
             [v.kernel.astype(DTYPE), v.offset.astype(DTYPE)] if per_channel else [v.kernel.astype(DTYPE)]
         )
@@ -387,9 +409,19 @@ class _Lowering:
         layer.set_weights([w.astype(DTYPE) for w in (scale, offset) if w is not None])
         return out
 
+    def floating(self, tensor):
+        """``tensor`` cast to float32 if it is not floating point (``uint8`` images), once per tensor."""
+        if keras.backend.is_float_dtype(tensor.dtype):
+            return tensor
+        if id(tensor) not in self.casts:  # Rescaling(1) is the stock layer that casts (and multiplies by 1)
+            name = self.unique(f"{tensor.name or 'input'}_to_{DTYPE}")
+            self.casts[id(tensor)] = layers.Rescaling(1.0, name=name, dtype=DTYPE)(tensor)
+        return self.casts[id(tensor)]
+
     def unique(self, name: str) -> str:
+        """``name``, else ``name_2``, ``name_3``...: one not used yet, nor an original name still reserved."""
         base, i = name, 1
-        while name in self.used_names:
+        while name in self.used_names or name in self.reserved:
             i += 1
             name = f"{base}_{i}"
         self.used_names.add(name)

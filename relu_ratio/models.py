@@ -33,6 +33,7 @@ import difflib
 import math
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 
 import keras
@@ -435,20 +436,30 @@ def _load_weights(model: keras.Model, family: str, weights) -> None:
 
 # --- registry-style names -------------------------------------------------------------------
 
-_NAME = re.compile(r"^(?P<family>[a-z]+?)(?P<depth>\d+)_(?P<pattern>[a-z0-9_]+)$")
+# One spelling per network: ASCII only, matched whole (re.match with "$" would accept a trailing newline, and
+# "\d" any Unicode digit); the depth's leading zeros are refused by parse_name.
+_NAME = re.compile(r"(?P<family>[a-z]+?)(?P<depth>[0-9]+)_(?P<pattern>[a-z0-9_]+)", re.ASCII)
 
 
 def parse_name(name: str) -> tuple[str, int, str]:
-    """``"preact164_32"`` -> ``("preact", 164, "3:2")``; raises ``ValueError`` with a suggestion."""
-    match = _NAME.match(name) if isinstance(name, str) else None
-    if match is None:
+    """``"preact164_32"`` -> ``("preact", 164, "3:2")``; raises ``ValueError`` with a suggestion.
+
+    Only the canonical spelling is accepted (lower-case ASCII, no leading zeros, no surrounding spaces), so
+    one network has one name: ``"resnet008_21"``, or the name written with a full-width digit, is refused
+    with a message naming ``"resnet8_21"``.
+    """
+    match = _NAME.fullmatch(name) if isinstance(name, str) else None
+    if match is None or match["depth"] != str(int(match["depth"])):
+        canonical = _canonical_name(name)
+        hint = f" Did you mean {canonical!r}?" if canonical is not None else ""
         raise ValueError(
-            f"model name {name!r} does not follow '{{family}}{{depth}}_{{pattern}}', e.g. "
-            f"'preact164_32' or 'resnet110_21'. Families: {', '.join(FAMILIES)}."
+            f"model name {name!r} does not follow '{{family}}{{depth}}_{{pattern}}' in lower-case ASCII, "
+            f"no leading zeros, e.g. 'preact164_32' or 'resnet110_21'.{hint} "
+            f"Families: {', '.join(FAMILIES)}."
         )
     family, depth, token = match["family"], int(match["depth"]), match["pattern"]
     family_spec(family)
-    if re.fullmatch(r"\d\d", token):
+    if re.fullmatch(r"[0-9]{2}", token):
         return family, depth, f"{token[0]}:{token[1]}"
     if token not in patterns.PRESETS:
         raise ValueError(
@@ -456,6 +467,22 @@ def parse_name(name: str) -> tuple[str, int, str]:
             f"nor a preset{suggest(token, patterns.PRESETS)}. Presets: {', '.join(patterns.PRESETS)}."
         )
     return family, depth, token
+
+
+def _canonical_name(name: object) -> str | None:
+    """The canonical spelling of a name written another way (full-width or upper-case characters, spaces or
+    a newline around it, leading zeros), if that spelling is a valid name; else ``None``."""
+    if not isinstance(name, str):
+        return None
+    match = _NAME.fullmatch(unicodedata.normalize("NFKC", name).strip().lower())
+    if match is None:
+        return None
+    canonical = f"{match['family']}{int(match['depth'])}_{match['pattern']}"
+    try:
+        parse_name(canonical)
+    except ValueError:
+        return None
+    return canonical if canonical != name else None
 
 
 def check_name(name: str) -> tuple[str, int, str]:

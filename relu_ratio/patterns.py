@@ -31,8 +31,10 @@ Mask = tuple[bool, ...]
 Masks = tuple[tuple[Mask, ...], ...]  # [stage][block] -> mask
 PatternSpec = Union[str, Sequence, Callable[[int, int], object], "ReLUPattern", None]
 
-_RATIO = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
-_MASK = re.compile(r"^[01]+$")
+# whole-string matches of ASCII characters only (re.match with "$" would accept a trailing newline, "\d" any
+# Unicode digit)
+_RATIO = re.compile(r"\s*([0-9]+)\s*:\s*([0-9]+)\s*", re.ASCII)
+_MASK = re.compile(r"[01]+", re.ASCII)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,7 +121,7 @@ def block_relus(kind: BlockKind, mask: Mask, merged_output: bool = False) -> int
 
 def parse_ratio(spec: str) -> tuple[int, int] | None:
     """``"3:2"`` -> ``(3, 2)``; ``None`` if ``spec`` is not shaped like a ratio."""
-    match = _RATIO.match(spec)
+    match = _RATIO.fullmatch(spec)
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
@@ -215,7 +217,7 @@ def _validate_shape(spec: object) -> str | tuple | Callable:
                     "A ratio N:M needs N >= M >= 1, e.g. '1:1', '2:1' or '3:2'."
                 )
             return f"{n}:{m}"
-        if _MASK.match(text) or text in PRESETS:
+        if _MASK.fullmatch(text) or text in PRESETS:
             return text
         raise ValueError(
             f"relu_pattern '{spec}' is not understood. Valid: a ratio 'N:M' with N >= M >= 1 "
@@ -241,7 +243,7 @@ def _validate_stage(item: object) -> str | tuple[str, ...]:
             raise ValueError("a per-stage relu_pattern entry is an empty list of block masks.")
         masks = tuple(str(m).strip() if isinstance(m, str) else m for m in item)
         for mask in masks:
-            if not isinstance(mask, str) or not _MASK.match(mask):
+            if not isinstance(mask, str) or not _MASK.fullmatch(mask):
                 raise ValueError(
                     f"per-block mask {mask!r} is not a string of 0/1 characters such as '011'."
                 )
@@ -279,7 +281,7 @@ def block_mask(spec: str, kind: BlockKind) -> Mask:
 
 
 def _parse_mask(text: str, kind: BlockKind) -> Mask:
-    if not _MASK.match(text) or len(text) != len(kind.slots):
+    if not _MASK.fullmatch(text) or len(text) != len(kind.slots):
         raise ValueError(
             f"mask '{text}' does not fit a {kind.name}: it needs exactly {len(kind.slots)} "
             f"characters of 0/1, one per ReLU slot ({', '.join(kind.slots)})."
@@ -287,26 +289,57 @@ def _parse_mask(text: str, kind: BlockKind) -> Mask:
     return tuple(c == "1" for c in text)
 
 
-def _periodic_masks(spec: str, count: int, offset: int) -> list[Mask]:
-    """Plain nets: a ratio N:M or mask is a period laid over the layers (ReLUs at its end)."""
+@dataclasses.dataclass(frozen=True)
+class Period:
+    """What a plain net's ratio or mask repeats over its layers, never spelt out (a ratio ``N:M`` is ``N - M``
+    layers without a ReLU, then ``M`` with one), so memory does not grow with ``N``.
+
+    Example:
+        >>> [period("3:2").keeps(i) for i in range(4)], period("10000000000:1").length
+        ([False, True, True, False], 10000000000)
+    """
+
+    length: int
+    relus: int  # ReLUs kept per period
+    mask: str | None = None  # the characters of a mask period; None for a ratio
+
+    def keeps(self, layer: int) -> bool:
+        """Whether ``layer`` (counted from the start of the period) keeps its ReLU."""
+        place = layer % self.length
+        return self.mask[place] == "1" if self.mask is not None else place >= self.length - self.relus
+
+
+def period(spec: str) -> Period:
+    """The :class:`Period` of a (validated) ratio, plain preset or mask string."""
     ratio = parse_ratio(spec)
     if ratio is not None:
-        n, m = ratio
-        period = "0" * (n - m) + "1" * m
-    elif spec in PRESETS:
+        return Period(*ratio)
+    if spec in PRESETS:
         if spec not in PLAIN.presets:
             raise ValueError(
                 f"preset '{spec}' is not defined for plain networks. "
                 f"Valid presets: {', '.join(PLAIN.presets)} (or a ratio such as '2:1')."
             )
-        period = PLAIN.presets[spec]
-    else:
-        period = spec
-    return [(period[(offset + i) % len(period)] == "1",) for i in range(count)]
+        spec = PLAIN.presets[spec]
+    return Period(len(spec), spec.count("1"), spec)
+
+
+def _periodic_masks(spec: str, count: int, offset: int) -> list[Mask]:
+    """Plain nets: a ratio N:M or mask is a period laid over the layers (ReLUs at its end)."""
+    repeat = period(spec)
+    return [(repeat.keeps(offset + i),) for i in range(count)]
 
 
 def _network_masks(spec: str, kind: BlockKind, blocks_per_stage: Sequence[int]) -> Masks:
     if kind.periodic:
+        layers, length = sum(blocks_per_stage), period(spec).length
+        if length > layers:  # a whole-network period must fit; a stage's may be cut (relu_ratio.tune's)
+            raise ValueError(
+                f"relu_pattern '{spec}' repeats every {length:,} layers, but this plain network "
+                f"has only {layers} layers after its stem: the network would never see the ratio. Valid: a "
+                f"ratio N:M with M <= N <= {layers} (e.g. '2:1', '3:2') or a mask of at most {layers} "
+                "characters, or one of these per stage."
+            )
         masks, offset = [], 0
         for n in blocks_per_stage:
             masks.append(tuple(_periodic_masks(spec, n, offset)))

@@ -251,3 +251,75 @@ def test_keras_ops_and_call_arguments_are_replayed_as_they_were(images):
     assert max_diff(model, fused, x) <= TOLERANCE
     assert report.folded == ("bn",) and "masked" in {layer.name for layer in fused.layers}
     assert max_diff(model, fuse(model), x) <= TOLERANCE  # the original is untouched: it fuses again
+
+
+class ScaleBy(layers.Layer):
+    """A custom layer whose constructor takes a function: it has no config, so it cannot be serialised."""
+
+    def __init__(self, fn, **kwargs):
+        super().__init__(**kwargs)
+        self.fn = fn
+        self.alpha = self.add_weight(shape=(), initializer="ones", name="alpha")
+
+    def call(self, x):
+        return self.fn(x) * self.alpha
+
+    def get_config(self):
+        raise NotImplementedError("ScaleBy takes a function")
+
+
+@pytest.mark.backend
+def test_lambda_and_unserialisable_layers_are_kept_as_the_same_objects(images):
+    """fuse used to rebuild every kept layer from its config: a Lambda raised Keras' "deserialization of a
+    Lambda ... disallowed", a layer without a config NotImplementedError. Now the layer object itself is
+    kept, and the model fuses again afterwards (the kept layers then have a call in the fused model too)."""
+    lam, custom = layers.Lambda(lambda t: t * 0.5 + 1.0, name="lam"), ScaleBy(keras.ops.tanh, name="custom")
+    inputs = keras.Input((32, 32, 3))
+    x = layers.BatchNormalization(name="bn1")(layers.Conv2D(4, 3, padding="same", name="conv1")(inputs))
+    x = layers.BatchNormalization(name="bn2")(custom(lam(x)))
+    x = layers.Conv2D(4, 3, padding="same", name="conv2")(x)
+    model = keras.Model(inputs, x)
+    randomize_batch_norms(model)
+    custom.alpha.assign(1.5)
+    x = (images - 128.0) / 64.0
+    for _ in range(2):
+        fused, report = fuse(model, return_report=True)
+        assert max_diff(model, fused, x) <= TOLERANCE
+        assert report.folded == ("bn1", "bn2")
+        kept = [layer for layer in fused.layers if layer.name in ("lam", "custom")]
+        assert len(kept) == 2 and kept[0] is lam and kept[1] is custom
+
+
+@pytest.mark.backend
+def test_a_shared_layer_is_fused_at_each_call(images):
+    """fuse reads the model's own calls (it used to refuse a layer called twice, and so also any layer it had
+    kept once): each call of a shared conv or BatchNorm is folded, a shared kept layer is called twice."""
+    conv, bn = layers.Conv2D(3, 3, padding="same", name="conv"), layers.BatchNormalization(name="bn")
+    lam = layers.Lambda(lambda t: t - 0.25, name="lam")
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, lam(bn(conv(lam(bn(conv(inputs)))))))
+    randomize_batch_norms(model)
+    fused, report = fuse(model, return_report=True)
+    assert max_diff(model, fused, (images - 128.0) / 64.0) <= TOLERANCE
+    assert report.folded == ("bn",)
+    names = [layer.name for layer in fused.layers if not isinstance(layer, layers.InputLayer)]
+    assert sorted(names) == ["conv", "conv_2", "lam"]  # the conv folded at each call; the Lambda called twice
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("after", ["conv", "relu"])
+def test_uint8_images_are_cast_before_a_folded_normalization(after):
+    """A Normalization (which casts) folded into the next layer used to hand it the uint8 images."""
+    inputs = keras.Input((32, 32, 3), dtype="uint8")
+    mean, std = NORMALIZATION
+    x = layers.Normalization(mean=mean, variance=[s * s for s in std], name="normalize")(inputs)
+    if after == "conv":
+        x = layers.Conv2D(4, 3, padding="same", name="conv")(x)
+    else:
+        x = layers.Conv2D(4, 1, name="head")(layers.ReLU(name="relu")(x))
+    model = keras.Model(inputs, x)
+    fused, report = fuse(model, return_report=True)
+    assert report.folded == ("normalize",) if after == "conv" else report.kept == ("normalize",)
+    uint8 = np.random.default_rng(0).integers(0, 256, size=(4, 32, 32, 3), dtype=np.uint8)
+    assert fused.inputs[0].dtype == "uint8"
+    assert max_diff(model, fused, uint8) <= TOLERANCE

@@ -171,3 +171,29 @@ def test_describe_counts_the_relus_a_fused_model_builds_into_affine_layers():
     fused = fuse(model)
     assert any(type(layer).__name__ == "Affine" for layer in fused.layers)
     assert relu_ratio.describe(fused).relus == relu_ratio.describe(model).relus
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["resnet8_21\n", "resnet008_21", "resnet\uff18_21", "resnet8_\uff12\uff11", "ResNet8_21", " resnet8_21"],
+)
+def test_a_network_has_one_name(name):
+    """A trailing newline, leading zeros, full-width digits or capitals used to give one network a second id
+    (and a newline reached folder names); now only the canonical spelling passes, and it is suggested."""
+    with pytest.raises(ValueError, match=r"lower-case ASCII, no leading zeros.*Did you mean 'resnet8_21'\?"):
+        models.check_name(name)
+    assert models.check_name("resnet8_21") == ("resnet", 8, "2:1")
+
+
+def test_a_name_with_no_canonical_spelling_gets_no_suggestion():
+    with pytest.raises(ValueError, match="does not follow") as error:
+        models.parse_name("resnt008_21\n")
+    assert "Did you mean" not in str(error.value)
+
+
+def test_a_plain_ratio_longer_than_the_network_is_refused_before_any_allocation():
+    """The period of a plain net's ratio used to be a string of N characters (1 GB for N = 10**9)."""
+    with pytest.raises(ValueError, match=r"'1000000000:1' repeats every 1,000,000,000 layers.*N <= 36"):
+        models.plain(38, relu_pattern="1000000000:1")
+    with pytest.raises(ValueError, match=r"'10000000000:1' repeats .* only 36 layers"):
+        models.counts("plain", 38, "10000000000:1")

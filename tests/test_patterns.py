@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
@@ -16,6 +17,7 @@ from relu_ratio.patterns import (
     MERGE_AND_RUN,
     PLAIN,
     ReLUPattern,
+    period,
 )
 
 T, F = True, False
@@ -102,6 +104,33 @@ def test_explicit_form_round_trips(kind, form):
 def test_invalid_patterns_name_the_value_and_what_is_valid(spec, kind, message):
     with pytest.raises(ValueError, match=message):
         ReLUPattern(spec).resolve(kind, [2, 2, 2])
+
+
+def test_a_plain_period_is_index_arithmetic_not_a_string_of_length_n():
+    """A stage's ratio N:M may be longer than the stage (relu_ratio.tune lays them so); it is never spelt
+    out: resolving it takes no memory proportional to N (the period used to be a string of N characters)."""
+    tracemalloc.start()
+    try:
+        masks = ReLUPattern(["10000000:1", "1:1", "1:1"]).resolve(PLAIN, [12, 12, 12])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000 and not any(m[0] for m in masks[0])
+    assert [period("3:2").keeps(i) for i in range(6)] == [F, T, T, F, T, T]
+    assert period("10000000000:1").keeps(9_999_999_999) and not period("10000000000:1").keeps(10**10)
+
+
+@pytest.mark.parametrize("spec", ["1000000000:1", "37:36", "1" * 37])
+def test_a_whole_network_period_longer_than_the_network_is_refused(spec):
+    with pytest.raises(ValueError, match=rf"'{spec}' repeats every [\d,]+ layers.*only 36 layers.*N <= 36"):
+        ReLUPattern(spec).resolve(PLAIN, [12, 12, 12])
+    assert ReLUPattern("36:1").resolve(PLAIN, [12, 12, 12])[2][-1] == (T,)  # the longest that fits
+
+
+@pytest.mark.parametrize("spec", ["\uff12:\uff11", "\u0663:\u0661"])  # full-width, Arabic-Indic "3:1"/"2:1"
+def test_ratio_digits_are_ascii(spec):
+    with pytest.raises(ValueError, match="not understood"):
+        ReLUPattern(spec)
 
 
 # --- property tests ------------------------------------------------------------------------

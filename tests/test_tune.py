@@ -9,6 +9,7 @@ import os
 import random
 import socket
 import time
+import tracemalloc
 
 import keras_tuner
 import pytest
@@ -354,3 +355,19 @@ def test_search_config_mirrors_search_and_generates_every_flag():
     actions = [a for a in tune.parser()._actions if a.dest != "help"]
     assert {a.dest for a in actions} == fields | {"width_multiplier"}
     assert all(a.help and "default" in a.help for a in actions)
+
+
+def test_a_huge_plain_ratio_choice_is_not_spelt_out_and_keys_have_one_spelling():
+    """A plain stage's ratio choice N:M is index arithmetic (its period used to be a string of N characters);
+    hyperparameter keys are matched whole, in ASCII without leading zeros."""
+    tracemalloc.start()
+    try:
+        hm = tune.ReLUHyperModel("plain", 8, choices=["1:1", "10000000:1"])
+        counts = hm.counts({"stage1": "1:1", "stage2": "10000000:1", "stage3": "10000000:1"})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000 and counts == (7, 3)  # stem ReLU + stage 1's two layers
+    for key in ("stage01", "stage\uff11", "stage1\n"):
+        with pytest.raises(ValueError, match="neither"):
+            tune.relu_pattern_from({key: "11"})

@@ -25,8 +25,8 @@ from relu_ratio.patterns import ReLUPattern
 GRANULARITIES = ("stage", "block")
 PLAIN_CHOICES = ("1:1", "2:1", "3:2")
 
-_STAGE_HP = re.compile(r"^stage(\d+)$")
-_BLOCK_HP = re.compile(r"^stage(\d+)_block(\d+)$")
+_STAGE_HP = re.compile(r"stage([1-9][0-9]*)", re.ASCII)  # fullmatch: one spelling per key
+_BLOCK_HP = re.compile(r"stage([1-9][0-9]*)_block([1-9][0-9]*)", re.ASCII)
 
 
 # --- hyperparameters <-> relu_pattern ---------------------------------------------------------
@@ -58,9 +58,9 @@ def relu_pattern_from(hyperparameters) -> list:
     stages: dict[int, str] = {}
     blocks: dict[int, dict[int, str]] = {}
     for key, value in values.items():
-        if match := _STAGE_HP.match(str(key)):
+        if match := _STAGE_HP.fullmatch(str(key)):
             stages[int(match[1])] = str(value)
-        elif match := _BLOCK_HP.match(str(key)):
+        elif match := _BLOCK_HP.fullmatch(str(key)):
             blocks.setdefault(int(match[1]), {})[int(match[2])] = str(value)
     if bool(stages) == bool(blocks):
         raise ValueError(
@@ -79,12 +79,6 @@ def relu_pattern_from(hyperparameters) -> list:
 def _check_consecutive(numbered: Mapping[int, object], what: str) -> None:
     if sorted(numbered) != list(range(1, len(numbered) + 1)):
         raise ValueError(f"hyperparameter keys {what}N must run 1, 2, ...; found {sorted(numbered)}.")
-
-
-def _period(choice: str) -> str:
-    """The mask a choice repeats: a ratio ``N:M`` is ``N - M`` zeros then ``M`` ones."""
-    ratio = patterns.parse_ratio(choice)
-    return "0" * (ratio[0] - ratio[1]) + "1" * ratio[1] if ratio else choice
 
 
 def format_pattern(pattern) -> str:
@@ -229,7 +223,7 @@ class ReLUHyperModel(keras_tuner.HyperModel):
         values: list[str] = []
         for choice in candidates:
             value = self._canonical_choice(choice)
-            if _period(value).count("1") < m:
+            if patterns.period(value).relus < m:
                 if choices is None:
                     continue
                 raise ValueError(
@@ -296,8 +290,8 @@ class ReLUHyperModel(keras_tuner.HyperModel):
             return [choice]
         n = self.blocks_per_stage[stage]
         if self.kind.periodic:
-            period = _period(choice)
-            return [period[i % len(period)] for i in range(n)]
+            period = patterns.period(choice)  # index arithmetic: a ratio's N can be huge
+            return ["1" if period.keeps(i) else "0" for i in range(n)]
         return [choice] * n
 
     def _contribution(self, choice: str, stage: int, block: int | None) -> int:
