@@ -7,10 +7,10 @@ store's weights against this manifest, so that a changed weights file must come 
 """
 
 SHA256 = {
-    "preact164_11": "2918751dd74ddd1ca8777bb3a8e8224cfea4bb8735ee78fb32c4e12a23f0379e",
-    "preact164_32": "0756aafbf63d058e04217f70f653dcc0957696da0bd458b392a993d856fe9ea8",
-    "resnet20_11": "9edc227f7c5128e44dc712c3dd5df9268844dfe97426dc7fac044f39b149937b",
-    "resnet20_21": "8cecc124034083507eeb9cadc5a4d74ff2ffa018f8720cdfda624c01c86825eb",
-    "resnet56_11": "e5bae086281bbb94858878ab557f8d6a6682e0c52f1b73a75f2b3e59d675a90c",
-    "resnet56_21": "8e55dd22c68497122a88b3e91bfcad2082488772ea5aa9733d2e66f61d49bad8",
+    "preact164_11": "48ae92880577343526efee0424960c776c3f7bfac5c613785e55ef4367c5e793",
+    "preact164_32": "836f29ff8d0f8bf95d400648b8f54d56cdb684c6429d5ca29ee41d9c0ac5713e",
+    "resnet20_11": "80bef03892db2a536969c1b1eb80882dfb2bcb8eff9e40a72b4737d9d7ec98d3",
+    "resnet20_21": "58e462acc665abd1fcc4caa998253e2f9f0ebe67588f10ba38288cf89bc8a829",
+    "resnet56_11": "332c43073bd813b6bb938d7cc4d6be0cbace32f61f9bd73bd8783f4c2f4f8daf",
+    "resnet56_21": "a689839d81a56be52032acba1ef44fc8b54f0d0c5d7a59253c29b3703c8b4f84",
 }
