@@ -1,4 +1,5 @@
-"""``python -m relu_ratio.experiments list | plan | run | collect``: see :mod:`relu_ratio.experiments`."""
+"""``python -m relu_ratio.experiments list | plan | run | collect | results``: see
+:mod:`relu_ratio.experiments` and :mod:`relu_ratio.experiments.results`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import sys
 
 from relu_ratio import train
-from relu_ratio.experiments import report, runner, specs
+from relu_ratio.experiments import report, results, runner, specs
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,6 +41,11 @@ def parser() -> argparse.ArgumentParser:
             q.add_argument("--gpus", help="comma-separated GPU ids, one worker each (sets --workers)")
     q = sub.add_parser("collect", help="merge the runs in a folder into results.csv/.md and accuracy.png")
     q.add_argument("out", help="the experiment's output folder")
+    q = sub.add_parser("results", help="the results page: the paper's tables answered by the zoo's entries "
+                       "(e.g. --update docs/RESULTS.md)")  # fmt: skip
+    group = q.add_mutually_exclusive_group()
+    group.add_argument("--update", metavar="FILE", help="write the page to FILE, its plots to results/")
+    group.add_argument("--check", metavar="FILE", help="exit 1 if FILE (or its plots) is out of date")
     return p
 
 
@@ -51,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             return _list()
         if args.command == "collect":
             return _print_report(report.collect(args.out))
+        if args.command == "results":
+            return _results(args.update, args.check)
         budget = runner.resolve_budget(
             args.budget, epochs=args.epochs, train_subset=args.train_subset, test_subset=args.test_subset,
             batch_size=args.batch_size, recipe=args.recipe, seeds=args.seeds,
@@ -92,6 +100,19 @@ def _list() -> int:
         print(f"{spec.name:11s} {spec.title} ({len(spec.variants)} models)")
     for budget in specs.BUDGETS.values():
         print(f"budget {budget.name:5s} {budget.describe()}")
+    return 0
+
+
+def _results(update: str | None, check: str | None) -> int:
+    if check:
+        if results.is_current(check):
+            return 0
+        print(f"{check} is out of date; run: python -m relu_ratio.experiments results --update {check}")
+        return 1
+    if update:
+        print("wrote: " + ", ".join(map(str, results.write(update))))
+    else:
+        print(results.page(), end="")
     return 0
 
 

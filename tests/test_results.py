@@ -1,0 +1,67 @@
+"""The results page: entries matched to the paper's tables, differences, verdicts; the page kept current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from relu_ratio.experiments import EXPERIMENTS, Published, results
+from relu_ratio.experiments.results import Difference
+
+PAGE = Path(__file__).parent.parent / "docs" / "RESULTS.md"
+
+
+def test_the_committed_results_page_and_its_plots_are_current():
+    assert results.is_current(PAGE), "run: python -m relu_ratio.experiments results --update docs/RESULTS.md"
+
+
+@pytest.mark.parametrize(
+    ("experiment", "builder_name", "label"),
+    [
+        ("table2", "resnet20_21", "2:1 (first ReLU removed)"),  # a depth the paper does not train
+        ("figs7_8", "preact164_32", "Type 1 (3:2, first ReLU removed)"),
+        ("figs7_8", "preact164_type1", "Type 1 (3:2, first ReLU removed)"),  # the same mask, another name
+        ("table3", "dfnmr110_type1", "Type 1 (4:3, ReLU after one sum removed)"),
+        ("table1", "plain84_11", "paired (1:1)"),
+        ("table2", "resnet20_erase_last", None),  # not a variant of Table II
+    ],
+)
+def test_an_entry_is_matched_to_its_variant_by_its_relu_mask(experiment, builder_name, label):
+    assert results.variant_label(EXPERIMENTS[experiment], builder_name) == label
+
+
+def _measured(label: str, paired: bool, top1: float, sd: float | None, seeds: int) -> results.Measured:
+    return results.Measured(f"x_{label}", 20, label, paired, 100, top1, sd, seeds, ())
+
+
+def test_differences_carry_a_standard_error_only_with_seeds_on_both_sides():
+    rows = [_measured("paired", True, 88.0, 0.3, 3), _measured("2:1", False, 88.5, 0.4, 3)]
+    (difference,) = results.differences(rows)
+    assert difference.ours == pytest.approx(0.5)
+    assert difference.error == pytest.approx(((0.3**2 + 0.4**2) / 3) ** 0.5)
+    (single,) = results.differences([rows[0], _measured("2:1", False, 88.5, None, 1)])
+    assert single.error is None and single.text() == "+0.50 (one seed)"
+
+
+def _paper(dataset: str, paired: float, other: float) -> list[tuple[Published, Published]]:
+    return [(Published("resnet62_11", dataset, paired, "Z"), Published("resnet62_21", dataset, other, "Z"))]
+
+
+TEN, HUNDRED = _paper("CIFAR-10", 93.59, 93.97), _paper("CIFAR-100", 71.43, 72.19)
+
+
+@pytest.mark.parametrize(
+    ("ours", "paper", "starts"),
+    [
+        (Difference("2:1", 20, "g", 0.36, 0.19), TEN, "reproduced (direction and size)"),
+        (Difference("2:1", 20, "g", 1.50, 0.19), TEN, "direction only"),
+        (Difference("2:1", 20, "g", 0.36, None), TEN, "direction only"),
+        (Difference("2:1", 20, "g", -0.2, 0.1), TEN, "not reproduced"),
+        (Difference("2:1", 20, "g", 0.5, 0.1), HUNDRED, "not testable here (CIFAR-100"),
+        (None, TEN, "pending"),
+        (Difference("2:1", 20, "g", 0.5, None), [], "not testable here: the paper gives no number"),
+    ],
+)
+def test_verdicts(ours, paper, starts):
+    assert results.verdict(ours, paper).startswith(starts)
