@@ -151,6 +151,32 @@ def load(
     return _load_local(_resolve_archive(path, split), split, cache_dir)
 
 
+def check_matching(first: Split, second: Split, source: str | os.PathLike,
+                   names: tuple[str, str] = ("train", "test")) -> None:  # fmt: skip
+    """Refuse two splits of ``source`` that a model cannot be trained on one and scored on the other:
+    labels are numbered per split in the order of the class names, so the class names must be the same
+    (``train/{airplane,cat}`` with ``test/{cat,plane}`` would score a correct "cat" as wrong), and so must
+    the image size. Check before anything is written (a training run checks before it makes its folder).
+
+    Raises:
+        ValueError: naming both splits' class names (or image sizes).
+    """
+    a, b = first.info.class_names, second.info.class_names
+    if a != b:
+        only = sorted(set(a) ^ set(b))
+        which = f"; only in one: {only}" if only else " (the same names in another order)"
+        raise ValueError(
+            f"the {names[0]} and {names[1]} splits of {os.fspath(source)!r} have different classes: "
+            f"{names[0]} {list(a)}, {names[1]} {list(b)}{which}. Labels are numbered by class name, so "
+            "both splits need the same class folders."
+        )
+    if first.images.shape[1:] != second.images.shape[1:]:
+        raise ValueError(
+            f"the {names[0]} and {names[1]} splits of {os.fspath(source)!r} have images of different sizes: "
+            f"{first.images.shape[1:]} and {second.images.shape[1:]} (height, width, channels)."
+        )
+
+
 def _load_tfds(name: str, split: str, data_dir) -> Split:
     import tensorflow_datasets as tfds  # only the tfds path needs TensorFlow
 
@@ -295,15 +321,22 @@ def _walk(path: Path, split: str) -> Iterator[tuple[str, str, object]]:
     with archive:
         try:
             for info in archive:
-                parts = info.name.strip("/").split("/")
+                name = _member_name(info.name)
+                parts = name.split("/")
                 if parts[0] != split or len(parts) < 2:
                     continue
                 if info.isdir() and len(parts) == 2:
-                    yield info.name, parts[1], None
+                    yield name, parts[1], None
                 elif info.isfile():
-                    yield from _entry(info.name, split, lambda info=info: _read_member(archive, info, path))
+                    yield from _entry(name, split, lambda info=info: _read_member(archive, info, path))
         except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
             raise ValueError(f"archive {path} is truncated or corrupt: {error}") from error
+
+
+def _member_name(name: str) -> str:
+    """An archive member's path without ``./`` parts or leading and trailing ``/``: ``tar -C dir .`` stores
+    ``./train/cat/0.png``, which is ``train/cat/0.png``."""
+    return "/".join(part for part in name.split("/") if part not in ("", "."))
 
 
 def _read_member(archive: tarfile.TarFile, info: tarfile.TarInfo, path: Path) -> bytes:

@@ -6,6 +6,9 @@ Every file and folder the package writes goes through here: :func:`write_atomic`
 small files, :func:`atomic_file` for files another library writes (weights, ``.npz`` caches),
 :func:`atomic_folder` for folders (SavedModels), :func:`publish_folder` to replace a folder (zoo entries);
 :func:`sha256` hashes them and :class:`CacheError` reports a cache that cannot be written.
+:func:`ensure_room` refuses a write the disk (or the process's file-size limit) cannot hold before it
+starts, and :func:`check_writable` a folder that cannot be written. (One process at a time in a folder:
+:mod:`relu_ratio.folder_lock`.)
 
 Example:
     >>> import tempfile
@@ -17,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -71,19 +75,36 @@ def atomic_file(path: str | os.PathLike, durable: bool = False) -> Iterator[Path
     Example:
         >>> with atomic_file(Path(tempfile.mkdtemp()) / "model.weights.h5") as tmp:  # doctest: +SKIP
         ...     model.save_weights(tmp)
+
+    An ``OSError`` (from creating, writing or renaming the temporary file) names ``path``, the file the
+    caller asked for, not the temporary one.
     """
     path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f"-{path.name}")  # unique per call
+    try:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=f"-{path.name}")  # unique
+    except OSError as error:
+        raise named(error, path) from error
     os.close(fd)
     tmp = Path(name)
-    tmp.chmod(0o644)  # mkstemp's file is private; what we write is readable like any other file
     try:
+        tmp.chmod(0o644)  # mkstemp's file is private; what we write is readable like any other file
         yield tmp
         if durable:
             sync(tmp)
         os.replace(tmp, path)
+    except OSError as error:
+        if type(error) is CacheError or error.filename not in (None, os.fspath(tmp), str(tmp)):
+            raise  # already named, or about another file
+        raise named(error, path) from error
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def named(error: OSError, path: str | os.PathLike) -> OSError:
+    """``error`` naming ``path`` (the same errno, so the same subclass, e.g. ``FileNotFoundError``)."""
+    if error.errno is None:
+        return OSError(f"{os.fspath(path)}: {error}")
+    return OSError(error.errno, os.strerror(error.errno), os.fspath(path))  # h5py's strerror: a page
 
 
 def write_atomic(path: str | os.PathLike, content: str | bytes, durable: bool = False) -> Path:
@@ -153,3 +174,35 @@ def replace_between(path: str | os.PathLike, start: str, end: str, body: str, ch
     if new != text and not check:
         write_atomic(path, new)
     return new == text
+
+
+def ensure_room(path: str | os.PathLike, size: int) -> None:
+    """Raise ``OSError`` (``ENOSPC`` or ``EFBIG``, naming ``path``) if a file of ``size`` bytes cannot be
+    written at ``path``: its disk has less free space, or the process's file-size limit (``RLIMIT_FSIZE``,
+    ``ulimit -f``) is lower. Checked before a library such as h5py starts writing, since h5py fails badly
+    part-way (a flood of "Exception ignored" messages, then a crash at exit)."""
+    path = Path(path)
+    free = shutil.disk_usage(path.parent).free
+    if free < size:
+        raise OSError(errno.ENOSPC, f"No space left on device: {size / 1e6:.1f} MB needed, "
+                      f"{free / 1e6:.1f} MB free", os.fspath(path))  # fmt: skip
+    try:
+        import resource
+    except ImportError:  # not on Unix
+        return
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and limit < size:
+        raise OSError(errno.EFBIG, f"File too large: {size / 1e6:.1f} MB needed, the file-size limit "
+                      f"(ulimit -f) is {limit / 1e6:.1f} MB", os.fspath(path))  # fmt: skip
+
+
+def check_writable(folder: str | os.PathLike, what: str = "folder") -> None:
+    """Raise ``ValueError`` naming ``folder`` (``what`` it is, e.g. ``"output directory"``) if it cannot be
+    made or written: a file on its path, or its nearest existing folder not writable. Cheap, so a command
+    checks before it loads data or starts a library that would fail there with its own error."""
+    folder = Path(folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise ValueError(f"cannot write to the {what} {folder}: {existing} is not a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write to the {what} {folder}: {existing} is not writable.")

@@ -3,7 +3,8 @@
 Each field becomes ``--field-name`` (or ``metadata["flag"]``); its ``metadata`` gives the help line
 (``"help"``), the valid values (``"choices"``), the ``--help`` section (``"group"``) and the default's
 wording (``"default_text"``). Booleans get ``--x`` / ``--no-x``; a
-``tuple[str, ...]`` field takes a comma-separated list.
+``tuple[str, ...]`` field takes a comma-separated list. :func:`check_values` checks an instance built
+without the CLI (from Python or a JSON file) against the same types and choices.
 
 Example:
     >>> import argparse, dataclasses
@@ -50,6 +51,40 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             flag, dest=field.name, type=_TYPES[field.type], default=field.default,
             choices=meta.get("choices"), help=help_text, metavar=meta.get("metavar"),
         )  # fmt: skip
+
+
+_KINDS = {  # a field's type, spelt as annotated: (the check, the words for it)
+    "bool": (lambda v: isinstance(v, bool), "true or false (a boolean)"),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "None": (lambda v: v is None, "None (null)"),
+    "tuple[str, ...]": (lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v),
+                        "a tuple of strings"),
+}  # fmt: skip
+
+
+def check_values(config: object) -> None:
+    """Check every field of the dataclass instance ``config`` against its annotated type (``bool``,
+    ``int``, ``float``, ``str``, ``... | None``) and its ``choices``: a JSON file or a Python caller can
+    pass ``"false"`` where a boolean belongs, which ``bool("false")`` would turn into ``True``. An ``int``
+    is a valid ``float``; a ``bool`` is never a number.
+
+    Raises:
+        ValueError: naming the field, the value received and what is valid.
+    """
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        kinds = [kind.strip() for kind in str(field.type).split("|")]
+        unknown = [kind for kind in kinds if kind not in _KINDS]
+        if unknown:
+            raise TypeError(f"{type(config).__name__}.{field.name}: no check for the type {unknown[0]!r}")
+        if not any(_KINDS[kind][0](value) for kind in kinds):
+            words = " or ".join(_KINDS[kind][1] for kind in kinds)
+            raise ValueError(f"{field.name} must be {words}; received {value!r}.")
+        choices = field.metadata.get("choices")
+        if choices is not None and value is not None and value not in choices:
+            raise ValueError(f"{field.name} must be one of {list(choices)}; received {value!r}.")
 
 
 def command(prog: str, config: object, skip: tuple[str, ...] = ()) -> str:

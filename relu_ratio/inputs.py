@@ -3,9 +3,10 @@
 Zoo models (and every model built with ``normalization=``) include their normalisation and take **raw**
 images: uint8, or floats on the 0-255 scale. Images already scaled to [0, 1] (``images / 255``) or
 standardised would still give an answer, just a wrong one, so :func:`check_images` refuses them with a
-message that says what was wrong and what is valid. :class:`CheckedModel` runs the check in ``predict``,
-``evaluate``, ``fit`` and ``__call__`` on concrete numpy arrays (never on the symbolic tensors of a traced
-step), and is what :func:`relu_ratio.zoo.load` returns.
+message that says what was wrong and what is valid. :class:`CheckedModel` runs the check wherever it is
+given images (``predict``, ``evaluate``, ``fit`` and its ``validation_data``, ``__call__`` and the
+``*_on_batch`` methods) on concrete arrays (never on the symbolic tensors of a traced step), and is what
+:func:`relu_ratio.zoo.load` returns.
 
 Example:
     >>> import numpy as np
@@ -21,12 +22,14 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Sequence
 
 import keras
 import numpy as np
 
 RAW = "raw images: uint8, or floats on the 0-255 scale (the model normalises them itself)"
+SCALED_SHARE = 0.01  # float images with fewer values above 1 than this share look scaled to [0, 1]
 
 
 class ImageInputError(ValueError):
@@ -38,7 +41,11 @@ def check_images(images, input_shape: Sequence[int | None]) -> np.ndarray:
 
     Checked: a batch axis and ``(height, width, channels) == input_shape`` (``None`` matches any size),
     a real numeric dtype (not bool, strings or objects), finite values in [0, 255], and, for floats, not
-    everything in [0, 1] (the ``images / 255`` pitfall; an all-zero batch is allowed).
+    scaled to [0, 1] (the ``images / 255`` pitfall): that is, fewer than 1 % of the values above 1
+    (:data:`SCALED_SHARE`) while some are above 0. A share rather than the maximum, so that a few outlier
+    pixels (a hot pixel, an annotation at 2.0) cannot make scaled images pass; raw 0-255 images have far
+    more values above 1 unless nearly black (an all-zero batch is allowed; set ``model.check_inputs =
+    False`` for really dark images).
 
     Raises:
         ImageInputError: naming what was wrong and what is valid.
@@ -75,11 +82,12 @@ def check_images(images, input_shape: Sequence[int | None]) -> np.ndarray:
     if low < 0 or high > 255:
         hint = " They look standardised (mean 0): pass the raw images." if low < 0 else ""
         raise ImageInputError(f"image values span [{low:g}, {high:g}]; expected {RAW}, in [0, 255].{hint}")
-    if np.issubdtype(array.dtype, np.floating) and 0 < high <= 1:
+    above = np.count_nonzero(array > 1) / array.size if np.issubdtype(array.dtype, np.floating) else 1.0
+    if high > 0 and above < SCALED_SHARE:
         raise ImageInputError(
-            f"images look scaled to [0, 1] (values span [{low:g}, {high:g}]); expected {RAW}. "
-            "Pass the raw 0-255 images (e.g. images * 255), or set model.check_inputs = False if they "
-            "really are that dark."
+            f"images look scaled to [0, 1] ({100 * above:.2g} % of the values are above 1; they span "
+            f"[{low:g}, {high:g}]); expected {RAW}. Pass the raw 0-255 images (e.g. images * 255), or set "
+            "model.check_inputs = False if they really are that dark."
         )
     return array
 
@@ -140,6 +148,12 @@ def _plain_numbers(x) -> bool:
     return isinstance(x, (np.ndarray, np.generic, int, float))
 
 
+IMAGE_ARGUMENTS = {  # the arguments of keras.Model's methods that carry images, which CheckedModel checks
+    "fit": ("x", "validation_data"), "evaluate": ("x",), "predict": ("x",), "predict_on_batch": ("x",),
+    "train_on_batch": ("x",), "test_on_batch": ("x",),
+}  # fmt: skip
+
+
 @keras.saving.register_keras_serializable(package="relu_ratio")
 class CheckedModel(keras.Model):
     """A functional ``keras.Model`` that checks concrete numpy images with :func:`check_images`.
@@ -179,28 +193,47 @@ class CheckedModel(keras.Model):
             check_images(array, self.input_shape[1:])  # the tensor itself goes on (gradients still flow)
         return x
 
+    def _checked(self, method: str, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        """``args``/``kwargs`` of ``keras.Model.<method>`` with the images among them checked
+        (:data:`IMAGE_ARGUMENTS`), however they were passed (by position or by name)."""
+        bound = inspect.signature(getattr(keras.Model, method)).bind(self, *args, **kwargs)
+        for name in IMAGE_ARGUMENTS[method]:
+            if bound.arguments.get(name) is not None:
+                bound.arguments[name] = self._check(bound.arguments[name])
+        return bound.args[1:], bound.kwargs
+
     def __call__(self, inputs, *args, **kwargs):
         return super().__call__(self._check(inputs), *args, **kwargs)
 
-    def predict(self, x, *args, **kwargs):
-        x = self._check(x)
+    def predict(self, *args, **kwargs):
+        args, kwargs = self._checked("predict", args, kwargs)
+        x = args[0] if args else kwargs.get("x")
         if isinstance(x, np.ndarray) and len(x) == 0 and len(self.outputs) == 1:  # Keras fails on it
             return np.zeros((0, *self.output_shape[1:]), dtype=np.float32)
         with _dataset_errors():
-            return super().predict(x, *args, **kwargs)
+            return super().predict(*args, **kwargs)
 
-    def predict_on_batch(self, x):
-        return super().predict_on_batch(self._check(x))
-
-    def evaluate(self, x=None, *args, **kwargs):
-        x = self._check(x)
+    def evaluate(self, *args, **kwargs):
+        args, kwargs = self._checked("evaluate", args, kwargs)
         with _dataset_errors():
-            return super().evaluate(x, *args, **kwargs)
+            return super().evaluate(*args, **kwargs)
 
-    def fit(self, x=None, *args, **kwargs):
-        x = self._check(x)
+    def fit(self, *args, **kwargs):
+        args, kwargs = self._checked("fit", args, kwargs)
         with _dataset_errors():
-            return super().fit(x, *args, **kwargs)
+            return super().fit(*args, **kwargs)
+
+    def predict_on_batch(self, *args, **kwargs):
+        args, kwargs = self._checked("predict_on_batch", args, kwargs)
+        return super().predict_on_batch(*args, **kwargs)
+
+    def train_on_batch(self, *args, **kwargs):
+        args, kwargs = self._checked("train_on_batch", args, kwargs)
+        return super().train_on_batch(*args, **kwargs)
+
+    def test_on_batch(self, *args, **kwargs):
+        args, kwargs = self._checked("test_on_batch", args, kwargs)
+        return super().test_on_batch(*args, **kwargs)
 
     def save(self, filepath, *args, **kwargs):
         """Save as a plain functional ``keras.Model`` (layers, weights, compile state and optimizer), so the

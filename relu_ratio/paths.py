@@ -16,4 +16,11 @@ from pathlib import Path
 
 def home() -> Path:
     """The cache root: decoded datasets (``data/``) and exported SavedModels (``saved_models/``)."""
-    return Path(os.environ.get("RELU_RATIO_HOME", os.path.join("~", ".cache", "relu_ratio"))).expanduser()
+    return Path(setting("RELU_RATIO_HOME") or os.path.join("~", ".cache", "relu_ratio")).expanduser()
+
+
+def setting(name: str) -> str | None:
+    """The environment variable ``name``, ``None`` where it is unset or empty (or blank): ``VAR=`` means
+    "not set", as in most tools, never "the current directory"."""
+    value = os.environ.get(name, "")
+    return value if value.strip() else None

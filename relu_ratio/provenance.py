@@ -12,6 +12,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from relu_ratio.paths import setting
+
 SOURCE = Path(__file__).resolve().parents[1]
 
 
@@ -21,7 +23,7 @@ def source_commit(root: Path = SOURCE) -> str | None:
     commit checked out at ``root`` (``"<sha>+dirty"`` when the package source or ``pyproject.toml`` has
     uncommitted changes), or ``None`` where ``root`` is not the top of a git checkout (an installed wheel,
     even inside another repository) or git is missing."""
-    if os.environ.get("RELU_RATIO_SOURCE_COMMIT"):
+    if setting("RELU_RATIO_SOURCE_COMMIT"):
         return os.environ["RELU_RATIO_SOURCE_COMMIT"]
     try:
         if Path(_git(root, "rev-parse", "--show-toplevel")).resolve() != Path(root).resolve():

@@ -39,7 +39,7 @@ import os
 import sys
 from pathlib import Path
 
-from relu_ratio import data, files, models, train
+from relu_ratio import data, files, folder_lock, models, train
 from relu_ratio.train.fit import DEVICE_SEPARATOR, MAY_CHANGE_ON_RESUME, is_gpu
 from relu_ratio.train.record import fixed_precision
 from relu_ratio.zoo.entry import TAG_PATTERN
@@ -104,8 +104,12 @@ def load(path: str | os.PathLike) -> list[QueuedRun]:
         if tag is not None and not (isinstance(tag, str) and TAG_PATTERN.fullmatch(tag)):
             raise ValueError(f"{where}: tag must be lower-case letters, digits and '_' (e.g. 'long'); "
                              f"received {tag!r}.")  # fmt: skip
-        run = QueuedRun(item["model"], seed, {**defaults, **settings}, bool(item.get("register", False)),
-                        str(item.get("why", "")), tag)  # fmt: skip
+        register, why = item.get("register", False), item.get("why", "")
+        if not isinstance(register, bool):
+            raise ValueError(f"{where}: register must be true or false (a boolean); received {register!r}.")
+        if not isinstance(why, str):
+            raise ValueError(f"{where}: why must be a string; received {why!r}.")
+        run = QueuedRun(item["model"], seed, {**defaults, **settings}, register, why, tag)
         try:
             run.config("runs", "dataset").resolved()
         except (TypeError, ValueError) as error:
@@ -136,25 +140,30 @@ def finished_path(queue_path: str | os.PathLike) -> Path:
 
 def read_finished(path: str | os.PathLike) -> dict[str, train.RunRecord]:
     """The finished runs recorded in ``path`` (see :func:`write_finished`), by run id; ``{}`` if no file."""
+    return {run_id: train.RunRecord(Path(path), row["config"], row["result"], {}, {}, ())
+            for run_id, row in _finished_rows(path).items() if row["result"]}  # fmt: skip
+
+
+def _finished_rows(path: str | os.PathLike) -> dict[str, dict]:
+    """The rows ``{run id: {"config": {...}, "result": {...}}}`` of the record of finished runs, checked."""
     path = Path(path)
     if not path.exists():
         return {}
     try:
         recorded = json.loads(path.read_text())["runs"]
-        return {run_id: train.RunRecord(path, row["config"], row["result"], {}, {}, ())
-                for run_id, row in recorded.items()
-                if isinstance(row["config"], dict) and isinstance(row["result"], dict) and row["result"]}
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
-        raise ValueError(f"cannot read the record of finished runs {os.fspath(path)!r}: {error!r}; "
-                         "it is written by `queue status --write`") from None  # fmt: skip
+        if all(isinstance(row[k], dict) for row in recorded.values() for k in ("config", "result")):
+            return recorded
+        error = "a run's config or result is not an object"
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as caught:
+        error = repr(caught)
+    raise ValueError(f"cannot read the record of finished runs {os.fspath(path)!r}: {error}; "
+                     "it is written by `queue status --write`")  # fmt: skip
 
 
 def write_finished(path: str | os.PathLike, queued: list[QueuedRun], runs: str | os.PathLike) -> None:
     """Record in ``path`` the config and result of every finished run of ``queued`` under ``runs``, keeping
     the runs recorded before (from run folders on other machines) whose folders are not here."""
-    rows = {}
-    if Path(path).exists():
-        rows = json.loads(Path(path).read_text())["runs"]
+    rows = _finished_rows(path)
     for item in queued:
         record = train.RunRecord.read(Path(runs) / item.run_id)
         if record.state == "finished":
@@ -185,16 +194,35 @@ def run(
     finished: dict[str, train.RunRecord] | None = None,
 ) -> list[tuple[QueuedRun, str]]:
     """Train the queue in order (skip finished runs, in ``runs`` or in ``finished``, and resume cut-off
-    ones); ``(run, message)`` per failure."""
-    from relu_ratio.experiments.runner import train_or_record_failure
+    ones); ``(run, message)`` per failure.
 
+    One queue at a time works in ``runs``: a second is refused at once
+    (:class:`relu_ratio.folder_lock.FolderInUse` naming the first). A run whose folder another process
+    trains in (a ``python -m relu_ratio.train`` on it), or whose files are damaged, is a failure logged
+    without touching the folder; the queue goes on.
+    """
     chosen = [q for q in queued if only is None or fnmatch.fnmatchcase(q.run_id, only)]
     if not chosen:
         raise ValueError(f"--only {only!r} matches none of {', '.join(q.run_id for q in queued)}.")
+    with folder_lock.locked_folder(runs, "queue's runs folder"):
+        return _run(chosen, runs, dataset, log, finished or {})
+
+
+def _run(
+    chosen: list[QueuedRun], runs: str | os.PathLike, dataset: str, log, finished: dict[str, train.RunRecord]
+) -> list[tuple[QueuedRun, str]]:
+    """:func:`run` once it holds ``runs``."""
+    from relu_ratio.experiments.runner import train_or_record_failure
+
     failures, dataset_names = [], []
     for number, item in enumerate(chosen, start=1):
         config = item.config(runs, dataset)
-        record = record_of(item, runs, finished or {})
+        record = record_of(item, runs, finished)
+        if record.damage:
+            message = f"{config.out} is damaged: {'; '.join(record.damage)}; repair or move it"
+            failures.append((item, message))
+            log(f"[{number}/{len(chosen)}] {item.run_id}: FAILED: {message}")
+            continue
         if record.state == "finished":
             if not dataset_names:  # read once, and only when a finished run needs it
                 dataset_names.append(data.load(dataset, "train", data_dir=config.data_dir).info.name)
@@ -210,7 +238,11 @@ def run(
                 log(f"[{number}/{len(chosen)}] {item.run_id}: finished{elsewhere}, skipped")
             continue
         log(f"[{number}/{len(chosen)}] {item.run_id}: {train.command_for(config.resolved())}")
-        result, message = train_or_record_failure(config)
+        try:  # held here too, so that a folder in use is reported without writing failed.json into it
+            with folder_lock.locked_folder(config.out, "run folder"):
+                result, message = train_or_record_failure(config)
+        except folder_lock.FolderInUse as error:
+            result, message = None, str(error)
         if message is not None:
             failures.append((item, message))
             log(f"[{number}/{len(chosen)}] {item.run_id}: FAILED: {message}")
@@ -252,7 +284,7 @@ class Progress:
     """Where one queued run stands, read from its folder."""
 
     run: QueuedRun
-    state: str  # "finished", "partial" (running or cut off), "failed" or "waiting"
+    state: str  # "finished", "partial" (running or cut off), "failed", "waiting" or "damaged: <file>: <what>"
     epochs_done: int
     epochs: int
     top1: float | None  # final test top-1 (finished) or the last epoch's (so far), in %
@@ -296,8 +328,9 @@ def progress(
         top1 = record.result.get(f"{split}_top1") if record.result else (record.curve or [None])[-1]
         config = item.config(runs, "dataset").resolved()
         devices = record.result.get("devices") or record.clock.get("devices")
+        state = f"damaged: {'; '.join(record.damage)}" if record.damage else record.state
         rows.append(Progress(
-            item, record.state, record.epochs_done, config.epochs,
+            item, state, record.epochs_done, config.epochs,
             None if top1 is None else 100 * top1, record.wall_time_s / 3600, record.cpu_time_s / 3600,
             record.precision or fixed_precision(config.mixed_precision),
             record.result.get("device") or (DEVICE_SEPARATOR.join(devices) if devices else None),
@@ -397,7 +430,8 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
         top1 = "" if row.top1 is None else f"{row.top1:.2f}"
         top1 += "" if row.state == "finished" or row.top1 is None else " (so far)"
         left = "" if row.hours_left is None else f"{row.hours_left:.1f}"
-        state = row.state + (f" (other settings: {', '.join(row.differs)})" if row.differs else "")
+        state = row.state.replace("|", "\\|")  # a damaged file's message may hold one
+        state += f" (other settings: {', '.join(row.differs)})" if row.differs else ""
         lines.append(
             f"| {number} | `{row.run.run_id}`{' (zoo entry)' if row.run.register else ''} | {state} | "
             f"{row.epochs_done}/{row.epochs} | {top1} | {row.wall_hours:.2f} | {row.cpu_hours:.2f} | "

@@ -14,6 +14,7 @@ PARSERS = {
     "train": train.parser, "tune": tune.parser, "queue": queue.parser, "zoo": zoo_cli.parser,
     "experiments": experiments_cli.parser,
 }  # fmt: skip
+MAINS = {"train": train.main, "tune": tune.main, "queue": queue.main}
 
 
 def _actions(parser: argparse.ArgumentParser):
@@ -40,3 +41,22 @@ def test_abbreviated_flags_are_refused(cli, argv, capsys):
     with pytest.raises(SystemExit):
         PARSERS[cli]().parse_args(argv)
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("cli", "argv", "named"),
+    [("tune", ["--out", "{file}/x", "--dataset", "{folder}"], "cannot write to the tuner's project folder"),
+     ("queue", ["run", "{queue}", "--runs", "{file}", "--dataset", "{folder}"],
+      "cannot write to the queue's runs folder"),
+     ("train", ["--model", "resnet8_11", "--dataset", "{folder}", "--out", "{file}"],
+      "cannot write to the output directory"),
+     ("train", ["--model", "resnet8_11", "--dataset", "{folder}", "--out", "{tmp}/r", "--holdout", "6",
+                "--test-subset", "4"], "holdout (6) and test_subset (4) exclude each other")],
+)  # fmt: skip
+def test_a_users_mistake_is_one_line_and_exit_2_in_every_cli(cli, argv, named, folder, tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    (tmp_path / "q.json").write_text('{"runs": [{"model": "resnet8_21"}]}')
+    places = {"file": tmp_path / "file", "folder": folder, "queue": tmp_path / "q.json", "tmp": tmp_path}
+    assert MAINS[cli]([arg.format(**places) for arg in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and named in err, err

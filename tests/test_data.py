@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +133,32 @@ def test_batches_shuffle_each_epoch_and_one_hot(image_folder):
     assert sorted(batches.order) == sorted(first) and not np.array_equal(batches.order, first)
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         data.batches(split, 0)
+
+
+def test_splits_with_other_class_names_or_image_sizes_do_not_match(tmp_path, monkeypatch):
+    monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path / "home"))
+    root = write_image_folder(tmp_path / "ds", split="train", classes=("airplane", "cat"))
+    write_image_folder(root, split="test", classes=("cat", "plane"))
+    write_image_folder(root, split="small", classes=("airplane", "cat"), size=(28, 28))
+    train, test, small = (data.load(root, split) for split in ("train", "test", "small"))
+    named = r"train \['airplane', 'cat'\], test \['cat', 'plane'\]; only in one: \['airplane', 'plane'\]"
+    with pytest.raises(ValueError, match=named):
+        data.check_matching(train, test, root)
+    with pytest.raises(ValueError, match=r"different sizes: \(32, 32, 3\) and \(28, 28, 3\)"):
+        data.check_matching(train, small, root, ("train", "small"))
+    data.check_matching(train, data.load(root, "train"), root)
+
+
+def test_an_archive_made_with_a_dot_prefix_loads(image_folder, tmp_path):
+    """``tar -czf a.tar.gz -C dir .`` stores ``./test/cat/0000.png``."""
+    archive = tmp_path / "dotted-test.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(image_folder, arcname=".")
+    np.testing.assert_array_equal(data.load(archive, "test").images, data.load(image_folder, "test").images)
+
+
+def test_an_empty_relu_ratio_home_means_unset(monkeypatch):
+    monkeypatch.setenv("RELU_RATIO_HOME", "")
+    assert data.cache_root() == Path.home() / ".cache" / "relu_ratio" / "data"
+    monkeypatch.setenv("RELU_RATIO_HOME", "  ")
+    assert data.cache_root() == Path.home() / ".cache" / "relu_ratio" / "data"

@@ -86,6 +86,31 @@ def test_zoo_models_refuse_bad_images_in_predict_evaluate_fit_and_call(toy_zoo):
     assert model.predict(scaled, verbose=0).shape == (4, 10)
 
 
+def test_check_images_is_not_fooled_by_a_few_outlier_pixels():
+    scaled = RAW / 255.0
+    scaled[0, 0, 0, 0] = 2.0  # one hot pixel above 1
+    with pytest.raises(ImageInputError, match=r"scaled to \[0, 1\] \(0.00\d+ % of the values are above 1"):
+        check_images(scaled, SHAPE)
+    scaled[:, :2] = 200.0  # 1/16 of the values above 1: a raw (dark) image, not a scaled one
+    assert check_images(scaled, SHAPE).shape == (4, *SHAPE)
+    assert check_images(np.where(RAW > 240, RAW, 0).astype("float32"), SHAPE).shape == (4, *SHAPE)
+
+
+@pytest.mark.backend
+def test_zoo_models_check_images_in_every_method_that_takes_them(toy_zoo):
+    model = zoo.load(REAL)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    scaled, labels = RAW / 255.0, np.arange(4)
+    for use in (lambda: model.train_on_batch(scaled, labels), lambda: model.test_on_batch(x=scaled, y=labels),
+                lambda: model.predict_on_batch(x=scaled),
+                lambda: model.fit(RAW, labels, verbose=0, validation_data=(scaled, labels)),
+                lambda: model.fit(RAW, labels, 4, 1, 0, None, 0.0, (scaled, labels))):  # fmt: skip
+        with pytest.raises(ImageInputError, match=r"scaled to \[0, 1\]"):
+            use()
+    assert np.isfinite(model.train_on_batch(RAW, labels)) and np.isfinite(model.test_on_batch(RAW, labels))
+    assert model.fit(RAW, labels, verbose=0, validation_data=(RAW, labels)).history["val_loss"]
+
+
 @pytest.mark.backend
 def test_a_checked_zoo_model_saves_loads_and_fine_tunes(toy_zoo, tmp_path):
     model = zoo.load(REAL)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import socket
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -45,6 +47,12 @@ def test_the_repository_queue_is_valid_and_ordered():
         ([{"model": "resnet20_21"}], {"recipe": "slow"}, "recipe must be one of"),
         ([{"model": "resnet20_21"}], {"out": "x"}, r"unknown setting\(s\) \['out'\]"),
         ([], {}, "non-empty list 'runs'"),
+        ([{"model": "resnet20_21"}], {"nesterov": "false"}, r"nesterov must be true or false .*'false'"),
+        ([{"model": "resnet20_21", "distribute": "no"}], {}, r"run 1 .*distribute must be true or false"),
+        ([{"model": "resnet20_21", "register": "false"}], {}, r"run 1 .*register must be true or false"),
+        ([{"model": "resnet20_21", "verbose": 9}], {}, r"verbose must be one of \[0, 1, 2\]; received 9"),
+        ([{"model": "resnet20_21", "data_dir": 7}], {}, "data_dir must be a string or None"),
+        ([{"model": "resnet20_21", "why": 3}], {}, "why must be a string; received 3"),
     ],
 )
 def test_bad_queues_are_refused_before_anything_trains(tmp_path, runs, defaults, message):
@@ -262,3 +270,82 @@ def test_a_tagged_variant_has_its_own_runs_seeds_and_twin(tmp_path):
     assert "| `resnet20_21.long` | mixed_bfloat16 | 2 of 2 | 90.00 (seed 0), 90.40 (seed 1) |" in text
     assert "`resnet20_21` minus `resnet20_11` (mixed_bfloat16): +1.10 ±" in text
     assert "`resnet20_21.long` minus `resnet20_11.long` (mixed_bfloat16): +0.50 ±" in text
+
+
+# --- one queue per runs folder, runs in use elsewhere, damaged run folders --------------------------------
+
+
+@pytest.fixture
+def live_holder():
+    """A lock file's content naming a live process on this host."""
+    process = subprocess.Popen(["sleep", "60"])
+    yield process.pid, json.dumps({"pid": process.pid, "host": socket.gethostname(), "since": "earlier",
+                                   "command": "python -m relu_ratio.queue run q.json"})  # fmt: skip
+    process.kill()
+    process.wait()
+
+
+def test_a_second_queue_on_the_same_runs_folder_is_refused_at_once(folder, tmp_path, capsys, live_holder):
+    pid, lock = live_holder
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}], {"recipe": "fast", "epochs": 1})
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / ".lock").write_text(lock)
+    assert queue.main(["run", str(path), "--runs", str(runs), "--dataset", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"the queue's runs folder {runs} is in use by process {pid} on {socket.gethostname()}" in err
+    assert err.count("\n") == 1 and sorted(p.name for p in runs.iterdir()) == [".lock"]
+
+
+def test_a_run_folder_in_use_elsewhere_is_a_failure_and_the_queue_goes_on(folder, tmp_path, live_holder):
+    pid, lock = live_holder
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}, {"model": "resnet8_11"}],
+                       {"recipe": "fast", "epochs": 1, "batch_size": 8, "verbose": 0})  # fmt: skip
+    runs = tmp_path / "runs"
+    busy = runs / "resnet8_21-seed0"
+    busy.mkdir(parents=True)
+    (busy / ".lock").write_text(lock)
+    logged = []
+    failures = queue.run(queue.load(path), runs, str(folder), log=logged.append)
+    assert [(item.run_id, f"the run folder {busy} is in use by process {pid}" in message)
+            for item, message in failures] == [("resnet8_21-seed0", True)]  # fmt: skip
+    assert any("resnet8_21-seed0: FAILED: the run folder" in line for line in logged)
+    assert sorted(p.name for p in busy.iterdir()) == [".lock"]  # no failed.json beside the other's run
+    assert (runs / "resnet8_11-seed0" / "result.json").is_file()  # the next run trained
+    assert not (runs / ".lock").exists() and not (runs / "resnet8_11-seed0" / ".lock").exists()
+
+
+def test_status_reports_each_damaged_run_and_goes_on_with_the_others(tmp_path, capsys):
+    models = ["resnet20_11", "resnet20_21", "resnet32_11", "resnet32_21", "resnet44_11"]
+    path = write_queue(tmp_path / "q.json", [{"model": m} for m in models], {"recipe": "fast", "epochs": 10})
+    runs = tmp_path / "runs"
+    damage = {"resnet20_11": ("progress.json", "[1, 2]"), "resnet20_21": ("progress.json", '{"wall_time_s"'),
+              "resnet32_11": ("result.json", '{"model": "resnet32_11"}'),
+              "resnet32_21": ("metrics.csv", "epoch,val_accuracy\n0,0.5\n1,x|y\n")}  # fmt: skip
+    for model in models:
+        out = runs / f"{model}-seed0"
+        out.mkdir(parents=True)
+        (out / "metrics.csv").write_text("epoch,val_accuracy\n0,0.5\n")
+        name, text = damage.get(model, ("progress.json", '{"wall_time_s": 36.0, "cpu_time_s": 72.0}'))
+        (out / name).write_text(text)
+    record = tmp_path / "PROGRESS.md"
+    assert queue.main(["status", str(path), "--runs", str(runs), "--write", str(record)]) == 0
+    rows = {row.run.model: row.state for row in queue.progress(queue.load(path), runs)}
+    assert rows == {
+        "resnet20_11": "damaged: progress.json: holds a JSON list, not an object",
+        "resnet20_21": rows["resnet20_21"], "resnet32_11": "damaged: result.json: lacks 'epochs_completed', "
+        "'test_top1'", "resnet32_21": "damaged: metrics.csv: line 3: val_accuracy 'x|y' is not a number",
+        "resnet44_11": "partial",
+    }  # fmt: skip
+    assert rows["resnet20_21"].startswith("damaged: progress.json: is not valid JSON (Expecting")
+    text = record.read_text()
+    assert "| damaged: metrics.csv: line 3: val_accuracy 'x\\|y' is not a number |" in text
+    assert "| 5 | `resnet44_11-seed0` | partial | 1/10 | 50.00 (so far) | 0.01 |" in text
+
+
+def test_status_written_into_a_missing_folder_names_the_file(tmp_path, capsys):
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet20_21"}])
+    target = tmp_path / "no-such-folder" / "PROGRESS.md"
+    assert queue.main(["status", str(path), "--runs", str(tmp_path / "runs"), "--write", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert f"No such file or directory: '{target}'" in err and ".tmp-" not in err

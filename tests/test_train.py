@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
+import shlex
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 from conftest import logged_epochs, start_module, write_image_folder
 
-from relu_ratio import train
+from relu_ratio import files, folder_lock, train
 from relu_ratio.provenance import source_commit
 
 TINY = ["--model", "resnet8_21", "--train-subset", "256", "--test-subset", "128", "--batch-size", "32",
@@ -393,3 +399,224 @@ def test_source_commit_names_this_checkout_or_nothing(tmp_path, monkeypatch):
     assert source_commit(tmp_path) is None
     monkeypatch.setenv("RELU_RATIO_SOURCE_COMMIT", "abc123")  # what a copy (the GPU machine's) was made from
     assert source_commit(tmp_path) == source_commit() == "abc123"
+
+
+# --- hardening: one process per run folder, checked data and settings, damaged files, disk full, Ctrl-C ---
+
+
+def _tiny(folder, out, **changes) -> train.TrainConfig:
+    settings = {"model": "resnet8_11", "dataset": str(folder), "out": str(out), "recipe": "fast", "epochs": 1,
+                "batch_size": 8, "verbose": 0, "mixed_precision": "off"}  # fmt: skip
+    return train.TrainConfig(**{**settings, **changes})
+
+
+def _argv(config: train.TrainConfig) -> list[str]:
+    return [*shlex.split(train.command_for(config))[3:], "--verbose", "0"]
+
+
+def _lock_of(pid: int, host: str | None = None) -> str:
+    return json.dumps({"pid": pid, "host": host or socket.gethostname(), "since": "earlier",
+                       "command": "python -m relu_ratio.train --out x"})  # fmt: skip
+
+
+def test_a_run_folder_in_use_by_another_process_is_refused_and_a_dead_ones_lock_taken_over(
+    folder, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    out.mkdir()
+    config = _tiny(folder, out)
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        (out / ".lock").write_text(_lock_of(holder.pid))
+        started = time.time()
+        assert train.main(_argv(config)) == 2
+        err = capsys.readouterr().err
+        assert f"the run folder {out} is in use by process {holder.pid} on {socket.gethostname()}" in err
+        assert err.count("\n") == 1 and time.time() - started < 5  # at once: before the data is loaded
+        with pytest.raises(folder_lock.FolderInUse, match=f"process {holder.pid}"):
+            train.run(config)
+        assert sorted(p.name for p in out.iterdir()) == [".lock"]  # nothing written
+        (out / ".lock").write_text(_lock_of(holder.pid, host="elsewhere"))
+        with pytest.raises(folder_lock.FolderInUse, match=r"on elsewhere .*If that process no longer runs on "
+                                                    r"elsewhere, delete .*\.lock"):  # fmt: skip
+            train.run(config)
+    finally:
+        holder.kill()
+        holder.wait()
+    (out / ".lock").write_text(_lock_of(holder.pid))  # its process is gone (killed): a stale lock
+    with pytest.warns(UserWarning, match=f"taking over the lock of process {holder.pid}"):
+        assert train.run(config)["epochs_completed"] == 1
+    assert not (out / ".lock").exists()  # released
+
+
+@pytest.mark.slow
+def test_two_training_processes_on_one_run_folder(folder, tmp_path):
+    """The second is refused at once (exit 2, naming the folder and the first); the first finishes."""
+    out = tmp_path / "run"
+    args = _argv(_tiny(folder, out, epochs=3, batch_size=4))
+    first = start_module("relu_ratio.train", args, env={"RELU_RATIO_HOME": str(tmp_path / "home")})
+    deadline = time.time() + 300
+    while not (out / ".lock").exists() and time.time() < deadline and first.poll() is None:
+        time.sleep(0.05)
+    second = start_module("relu_ratio.train", args, env={"RELU_RATIO_HOME": str(tmp_path / "home")})
+    log, _ = second.communicate(timeout=300)
+    assert second.returncode == 2 and f"{out} is in use by process {first.pid}" in log, log
+    assert "Traceback" not in log
+    log, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, log
+    assert logged_epochs(out) == [0, 1, 2] and not (out / "failed.json").exists()
+    assert not (out / ".lock").exists()
+
+
+def _split_folder(root, train_classes, test_classes, size=(32, 32), test_size=None):
+    write_image_folder(root, split="train", classes=train_classes, per_class=4, size=size)
+    return write_image_folder(root, split="test", classes=test_classes, per_class=2, size=test_size or size)
+
+
+@pytest.mark.parametrize(
+    ("train_classes", "test_classes", "complaint"),
+    [(("airplane", "cat"), ("cat", "plane"), r"train \['airplane', 'cat'\], test \['cat', 'plane'\]"),
+     (("airplane", "cat"), ("airplane", "cat", "dog"), r"only in one: \['dog'\]")],
+)  # fmt: skip
+def test_splits_with_other_class_names_are_refused_before_the_run_folder_is_made(
+    tmp_path, monkeypatch, train_classes, test_classes, complaint
+):
+    monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path / "home"))
+    folder = _split_folder(tmp_path / "ds", train_classes, test_classes)
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=f"different classes: .*{complaint}"):
+        train.run(_tiny(folder, out))
+    assert not out.exists()
+
+
+def test_the_network_is_built_for_the_datasets_image_size(tmp_path, monkeypatch):
+    monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path / "home"))
+    folder = _split_folder(tmp_path / "ds", ("cat", "dog"), ("cat", "dog"), size=(40, 24))
+    out = tmp_path / "run"
+    assert train.run(_tiny(folder, out))["epochs_completed"] == 1
+    config = json.loads((out / "config.json").read_text())
+    assert config["architecture"]["kwargs"]["input_shape"] == [40, 24, 3]
+    odd = _split_folder(tmp_path / "odd", ("cat", "dog"), ("cat", "dog"), test_size=(28, 28))
+    with pytest.raises(ValueError, match=r"different sizes: \(32, 32, 3\) and \(28, 28, 3\)"):
+        train.run(_tiny(odd, tmp_path / "odd-run"))
+    tiny = _split_folder(tmp_path / "tiny", ("cat", "dog"), ("cat", "dog"), size=(3, 3))
+    with pytest.raises(ValueError, match=r"cannot be trained on: input_shape \(3, 3, 3\) is too small"):
+        train.run(_tiny(tiny, tmp_path / "tiny-run"))
+    assert not (tmp_path / "odd-run").exists() and not (tmp_path / "tiny-run").exists()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [({"nesterov": "false"}, r"nesterov must be true or false \(a boolean\); received 'false'"),
+     ({"distribute": "no"}, "distribute must be true or false"),
+     ({"verbose": 9}, r"verbose must be one of \[0, 1, 2\]; received 9"),
+     ({"verbose": True}, "verbose must be an integer; received True"),
+     ({"data_dir": 7}, r"data_dir must be a string or None \(null\); received 7"),
+     ({"epochs": 3.0}, r"epochs must be an integer or None \(null\); received 3.0"),
+     ({"lr": "0.1"}, "lr must be a number or None"), ({"out": None}, "out must be a string"),
+     ({"holdout": 100, "test_subset": 50}, "holdout .* and test_subset .* exclude each other")],
+)  # fmt: skip
+def test_settings_of_the_wrong_type_are_named_with_what_is_valid(changes, message):
+    with pytest.raises(ValueError, match=message):
+        train.TrainConfig(**{"model": "resnet8_11", **changes}).resolved()
+    with pytest.raises(ValueError, match=message):  # train.run checks before it touches anything
+        train.run(train.TrainConfig(**{"model": "resnet8_11", "dataset": "no-such-data", **changes}))
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "complaint"),
+    [("progress.json", "[1, 2]", "progress.json: holds a JSON list, not an object"),
+     ("progress.json", '{"wall_time_s": ', r"progress.json: is not valid JSON \(Expecting value"),
+     ("backup/training_metadata.json", "{}", "training_metadata.json: lacks 'epoch'; delete .*backup"),
+     ("metrics.csv", "epoch,val_accuracy\n0,0.5\n1,oops\n", "metrics.csv: line 3: val_accuracy 'oops'")],
+)  # fmt: skip
+def test_a_damaged_run_file_is_named_with_what_is_wrong(folder, tmp_path, capsys, name, text, complaint):
+    out = tmp_path / "run"
+    config = _tiny(folder, out, epochs=2)
+    train.run(config)
+    (out / "result.json").unlink()  # as if cut off
+    (out / name).write_text(text)
+    assert train.main(_argv(config)) == 2
+    err = capsys.readouterr().err
+    assert re.search(complaint, err) and "Traceback" not in err and err.count("\n") == 1, err
+    assert not (out / ".lock").exists()
+
+
+def test_a_finished_run_whose_result_lacks_keys_is_named(folder, tmp_path, capsys):
+    out = tmp_path / "run"
+    config = _tiny(folder, out)
+    train.run(config)
+    (out / "result.json").write_text('{"model": "resnet8_11"}')
+    assert train.main(_argv(config)) == 2
+    assert "result.json: lacks 'epochs_completed', 'test_top1'" in capsys.readouterr().err
+
+
+def test_a_fallback_to_the_previous_backup_drops_the_epochs_trained_again_from_the_log(tmp_path):
+    from relu_ratio import models
+
+    model = models.build("resnet8_11", classes=3)
+    train.compile_for(model, train.TrainConfig(epochs=3, batch_size=4).resolved(), steps_per_epoch=1)
+    metrics = tmp_path / "metrics.csv"
+    backup = train.callbacks.Backup(tmp_path / "backup", save_freq=1, metrics=metrics)
+    backup.set_model(model)
+    for epoch in (1, 2):  # backups after epochs 1 and 2
+        backup._current_epoch = epoch
+        backup._save_model()
+    metrics.write_text("epoch,loss,val_accuracy\n0,1.5,0.25\n1,1.25,0.5\n")
+    record = json.loads((tmp_path / "backup" / "training_metadata.json").read_text())
+    (tmp_path / "backup" / record["weights"]).write_bytes(b"half")  # the newest backup is damaged
+    restore = train.callbacks.Backup(tmp_path / "backup", save_freq=1, metrics=metrics)
+    restore.set_model(model)
+    restore.on_train_begin()
+    assert model._initial_epoch == 1  # epoch 2 (index 1) is trained again, so its row goes
+    assert metrics.read_text().splitlines() == ["epoch,loss,val_accuracy", "0,1.5,0.25"]
+
+
+def _disk_full_at(call: int):
+    """``keras.Model.save_weights`` that fills the disk part-way through its ``call``-th call."""
+    save, calls = keras.Model.save_weights, []
+
+    def save_weights(model, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == call:
+            Path(path).write_bytes(b"\0" * 4096)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return save(model, path, *args, **kwargs)
+
+    return save_weights
+
+
+def test_a_full_disk_during_a_backup_is_one_error_and_keeps_the_previous_backup(folder, tmp_path, monkeypatch,
+                                                                                capsys):
+    out = tmp_path / "run"
+    config = _tiny(folder, out, epochs=2, batch_size=4, backup_every=2)  # 6 steps: backups at 2, 4, 6, end
+    monkeypatch.setattr(keras.Model, "save_weights", _disk_full_at(3))
+    assert train.main(_argv(config)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "Exception ignored" not in err, err
+    assert re.search(r"cannot write .*backup/ckpt-000003.weights.h5: No space left on device; the previous "
+                     r"backup .*ckpt-000002.weights.h5 is intact", err), err  # fmt: skip
+    record = json.loads((out / "backup" / "training_metadata.json").read_text())
+    assert record["weights"] == "ckpt-000002.weights.h5"
+    assert files.sha256(out / "backup" / record["weights"]) == record["sha256"]
+    assert sorted(p.name for p in (out / "backup").iterdir()) == [
+        "ckpt-000001.weights.h5", "ckpt-000002.weights.h5", "training_metadata.json"]  # fmt: skip
+    monkeypatch.undo()
+    monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path / "home"))
+    almost_full = shutil._ntuple_diskusage(10**9, 10**9, 10**5)  # 100 kB free
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda path: almost_full)
+    assert train.main(_argv(config)) == 2  # checked before h5py starts
+    assert re.search(r"cannot write .*ckpt-000003.weights.h5: No space left on device: .* MB needed, 0.1 MB "
+                     "free", capsys.readouterr().err)  # fmt: skip
+
+
+def test_ctrl_c_says_how_to_resume_and_releases_the_folder(folder, tmp_path, monkeypatch, capsys):
+    from relu_ratio.train import fit
+
+    make = fit.callbacks_lib.make
+    monkeypatch.setattr(fit.callbacks_lib, "make", lambda *args: [*make(*args), _CutOff()])
+    out = tmp_path / "run"
+    assert train.main(_argv(_tiny(folder, out, epochs=2))) == 130
+    err = capsys.readouterr().err
+    assert err == f"interrupted: the run in {out} resumes from its last backup with the same command.\n"
+    assert not (out / ".lock").exists() and logged_epochs(out) == [0]

@@ -371,3 +371,27 @@ def test_a_huge_plain_ratio_choice_is_not_spelt_out_and_keys_have_one_spelling()
     for key in ("stage01", "stage\uff11", "stage1\n"):
         with pytest.raises(ValueError, match="neither"):
             tune.relu_pattern_from({key: "11"})
+
+
+def test_an_old_project_with_other_settings_is_refused_naming_what_differs(folder, tmp_path, capsys):
+    """keras-tuner would train nothing and report the first search's trials as the new one's."""
+    from conftest import write_image_folder
+
+    out = tmp_path / "runs"
+    assert tune.main(_tiny_args(folder, out, "--max-trials", "1")) == 0
+    best = out / "resnet8_stage_random" / "best.json"
+    before = best.read_text()
+    other = write_image_folder(tmp_path / "other", split="train", classes=("ant", "bee"), per_class=8)
+    for extra, differs in (
+        (["--epochs", "2"], "epochs 1 (now 2)"), (["--recipe", "paper"], "recipe 'fast' (now 'paper')"),
+        (["--dataset", str(other)], "dataset_info {'name': 'ds'"),
+    ):  # fmt: skip
+        capsys.readouterr()
+        assert tune.main(_tiny_args(folder, out, "--max-trials", "1", *extra)) == 2
+        err = capsys.readouterr().err
+        assert f"{out / 'resnet8_stage_random'} holds a search with other settings: " in err, err
+        assert differs in err and "--overwrite" in err and err.count("\n") == 1, err
+    assert best.read_text() == before
+    assert tune.main(_tiny_args(folder, out, "--max-trials", "2")) == 0  # more trials: the search resumed
+    assert tune.main(_tiny_args(folder, out, "--max-trials", "1", "--epochs", "2", "--overwrite")) == 0
+    assert json.loads((out / "resnet8_stage_random" / "search.json").read_text())["epochs"] == 2

@@ -1,4 +1,6 @@
-"""The callbacks of a training run: a divergence guard, kill-safe backups and a wall/CPU clock.
+"""The callbacks of a training run: a divergence guard, kill-safe backups and a wall/CPU clock; and
+:func:`save_weights`, the one way a run writes a weights file (backups, ``best.weights.h5``,
+``model.weights.h5``): room checked first, written to a temporary file and renamed.
 
 :func:`make` puts them in the order a run needs (the guard first, so nothing non-finite is ever saved; with
 ``--ema``, Keras' ``SwapEMAWeights`` after the backup and before the best-epoch checkpoint).
@@ -12,8 +14,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import io
 import json
 import math
+import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +29,7 @@ import keras
 import numpy as np
 
 from relu_ratio import files
-from relu_ratio.train.record import metric_column
+from relu_ratio.train.record import check_keys, drop_epochs_from, metric_column, read_json, read_progress
 
 if TYPE_CHECKING:
     from relu_ratio.train.config import TrainConfig
@@ -39,16 +46,15 @@ def make(out: Path, config: TrainConfig, device: str) -> list[keras.callbacks.Ca
     best = max(metric_column(out, "val_accuracy"), default=None)
     callbacks = [
         DivergenceGuard(out, config),  # first: it stops a diverged step before anything saves it
-        Backup(out / "backup", save_freq=config.backup_every),
+        Backup(out / "backup", save_freq=config.backup_every, metrics=out / "metrics.csv"),
         WallClock(out / "progress.json", device),
         keras.callbacks.CSVLogger(out / "metrics.csv", append=True),
     ]
     if config.ema is not None:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callbacks.append(
-        keras.callbacks.ModelCheckpoint(out / "best.weights.h5", monitor="val_accuracy", mode="max",
-                                        save_best_only=True, save_weights_only=True,
-                                        initial_value_threshold=best)
+        BestWeights(out / "best.weights.h5", monitor="val_accuracy", mode="max", save_best_only=True,
+                    save_weights_only=True, initial_value_threshold=best)
     )  # fmt: skip
     try:
         import tensorboard  # noqa: F401  (TensorBoard writes through tf.summary)
@@ -139,23 +145,30 @@ class Backup(keras.callbacks.BackupAndRestore):
     """
 
     RECORD = "training_metadata.json"
+    FIELDS = {"epoch": (int,), "batch": (int,), "number": (int,), "weights": (str,), "sha256": (str,)}
 
-    def __init__(self, backup_dir: Path, save_freq: int):
+    def __init__(self, backup_dir: Path, save_freq: int, metrics: Path | None = None):
+        """``metrics``: the run's ``metrics.csv``, whose rows of the epochs a resume trains again are
+        dropped (a damaged newest backup falls back to an earlier epoch)."""
         super().__init__(backup_dir, save_freq=save_freq, double_checkpoint=False, delete_checkpoint=False)
-        self.dir = Path(backup_dir)
+        self.dir, self.metrics = Path(backup_dir), metrics
         self.record = self._read_record()
 
     def _read_record(self) -> dict | None:
+        """The committed record (``None`` if none, or one of keras' own layout), checked: a damaged record
+        raises :class:`~relu_ratio.train.record.RunFileError` naming it and what is wrong."""
         path = self.dir / self.RECORD
         if not path.exists():
             return None
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError) as error:
-            raise ValueError(
-                f"the backup record {path} is unreadable ({error}); delete {self.dir} to start the run over."
-            ) from error
-        return record if "weights" in record else None  # a record of keras' own layout: no "weights"
+        hint = f"delete {self.dir} to start the run over"
+        record = read_json(path, hint=hint)
+        if "weights" not in record:  # keras' own layout: {"epoch": ..., "batch": ...}
+            check_keys(path, record, {"epoch": (int,), "batch": (int,)}, ("epoch",), hint)
+            return None
+        check_keys(path, record, {**self.FIELDS, "previous": (dict, type(None))}, tuple(self.FIELDS), hint)
+        if record.get("previous") is not None:  # the backup before, to fall back to
+            check_keys(path, record["previous"], self.FIELDS, tuple(self.FIELDS), hint)
+        return record
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch  # keras leaves it 0 until the first epoch end after a resume
@@ -165,6 +178,11 @@ class Backup(keras.callbacks.BackupAndRestore):
         self._save_model()
 
     def on_train_begin(self, logs=None):
+        self._restore_latest(logs)
+        if self.metrics is not None:  # the epochs trained again are logged again: drop their old rows
+            drop_epochs_from(self.metrics.parent, self.model._initial_epoch or 0)
+
+    def _restore_latest(self, logs) -> None:
         self.record = self._read_record()
         if self.record is None:
             super().on_train_begin(logs)  # nothing yet, or a backup in keras' own layout
@@ -226,15 +244,27 @@ class Backup(keras.callbacks.BackupAndRestore):
                 stale.unlink(missing_ok=True)
 
     def _write_weights(self, path: Path) -> None:
-        self.model.save_weights(path, overwrite=True)
-        files.sync(path)
+        previous = (self.record or {}).get("weights")
+        kept = f"the previous backup {self.dir / previous} is intact" if previous else "no backup yet"
+        save_weights(self.model, path, durable=True, consequence=f"{kept}; free space and run the same "
+                     "command again")  # fmt: skip
 
     def _commit(self, record: dict) -> None:
         files.write_atomic(self.dir / self.RECORD, json.dumps(record), durable=True)
 
     def epochs_done(self) -> int:
-        path = Path(self.backup_dir) / self.RECORD
-        return json.loads(path.read_text())["epoch"] if path.exists() else 0
+        record = read_json(self.dir / self.RECORD, {"epoch": (int,)}, hint=f"delete {self.dir} to start over")
+        return record.get("epoch", 0)
+
+
+class BestWeights(keras.callbacks.ModelCheckpoint):
+    """Keras' ``ModelCheckpoint`` (weights only) writing through :func:`save_weights`: a kill or a full disk
+    while it writes leaves the previous best weights, not half a file (Keras writes in place)."""
+
+    def _save_model(self, epoch, batch, logs):
+        filepath = self._get_file_path(epoch, batch, logs)
+        if self._should_save_model(epoch, batch, logs, filepath):
+            save_weights(self.model, Path(filepath), consequence="the previous best weights are intact")
 
 
 class WallClock(keras.callbacks.Callback):
@@ -246,7 +276,7 @@ class WallClock(keras.callbacks.Callback):
     def __init__(self, path: Path, device: str):
         super().__init__()
         self.path, self.device = path, device
-        previous = json.loads(path.read_text()) if path.exists() else {}
+        previous = read_progress(path.parent)
         self.previous = previous.get("wall_time_s", 0.0)
         self.previous_cpu = previous.get("cpu_time_s", 0.0)
         self.previous_devices = previous.get("devices") or (
@@ -275,3 +305,44 @@ class WallClock(keras.callbacks.Callback):
         files.write_json(
             self.path, {"wall_time_s": self.total, "cpu_time_s": self.total_cpu, "devices": self.devices}
         )
+
+
+def save_weights(model: keras.Model, path: Path, durable: bool = False, consequence: str = "") -> None:
+    """``model.save_weights(path)``, whole or not at all: first the disk's free space and the file-size limit
+    are checked against the file's size (estimated from the variables), then it is written to a temporary
+    file and renamed (:func:`relu_ratio.files.atomic_file`; ``durable``: ``fsync`` first). h5py fails
+    badly when a disk fills part-way (a flood of "Exception ignored" tracebacks, then a crash at exit when
+    the failed file is freed), so what it prints meanwhile is dropped and the failed file is freed before
+    the one error is raised (a successful write prints what it printed).
+
+    Raises:
+        OSError: naming ``path``, the reason (no space, file too large...) and ``consequence`` (what was
+            kept, what to do); its ``errno`` is the cause's.
+    """
+    optimizer = getattr(model, "optimizer", None)  # an uncompiled model has none
+    variables = list(model.weights) + list(getattr(optimizer, "variables", None) or [])
+    size = sum(int(np.prod(v.shape)) * _itemsize(v.dtype) for v in variables)
+    printed = io.StringIO()
+    try:
+        files.ensure_room(path, size + 4096 * len(variables) + (1 << 16))  # h5py's overhead, generously
+        with contextlib.redirect_stderr(printed), files.atomic_file(path, durable) as tmp:
+            model.save_weights(tmp, overwrite=True)
+    except OSError as error:
+        what = error.strerror if error.filename else os.strerror(error.errno) if error.errno else str(error)
+        failure = OSError(f"cannot write {path}: {what}" + (f"; {consequence}" if consequence else ""))
+        failure.errno = error.errno
+    else:
+        sys.stderr.write(printed.getvalue())
+        return
+    with contextlib.redirect_stderr(io.StringIO()):  # the error (and its frames) are gone: free the file
+        gc.collect()
+    raise failure
+
+
+def _itemsize(dtype) -> int:
+    """Bytes per value of a variable's dtype (8 where numpy does not know it, e.g. ``bfloat16``: an upper
+    bound is what a room check needs)."""
+    try:
+        return np.dtype(str(dtype)).itemsize
+    except TypeError:
+        return 8

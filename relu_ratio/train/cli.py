@@ -11,10 +11,11 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 
 from relu_ratio import flags
 from relu_ratio.train import __doc__ as train_doc
-from relu_ratio.train.callbacks import TrainingDiverged
+from relu_ratio.train.callbacks import Backup, TrainingDiverged
 from relu_ratio.train.config import TrainConfig
 from relu_ratio.train.fit import run
 
@@ -29,6 +30,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 (trained), 1 (diverged, or a non-finite score), 2 (a mistake: settings, data, a folder in use,
+    a damaged run file, a full disk; one line, no traceback) or 130 (Ctrl-C: it says how to resume)."""
     args = parser().parse_args(argv)
     config = TrainConfig(**vars(args))
     try:
@@ -39,6 +42,18 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:  # bad settings or data; a full or unwritable disk (CacheError too)
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: {interrupted(Path(config.out))}", file=sys.stderr)
+        return 130
     top1 = f"{result.get('evaluated_on', 'test')}_top1"
-    print(json.dumps({k: result[k] for k in ("model", "epochs_completed", top1, "wall_time_s")}))
+    print(json.dumps({k: result.get(k) for k in ("model", "epochs_completed", top1, "wall_time_s")}))
     return 0 if math.isfinite(result[top1]) else 1
+
+
+def interrupted(out: Path) -> str:
+    """What a run stopped by Ctrl-C left, and how to go on."""
+    if (out / "backup" / Backup.RECORD).is_file():
+        return f"the run in {out} resumes from its last backup with the same command."
+    if out.is_dir():
+        return f"no backup was written yet; the same command starts the run in {out} again."
+    return "nothing was written."

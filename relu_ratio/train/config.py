@@ -70,20 +70,19 @@ class TrainConfig:
                          choices=(0, 1, 2))
 
     def resolved(self) -> TrainConfig:
-        """A copy with the recipe's defaults filled in, checked."""
-        if self.recipe not in RECIPES:
-            raise ValueError(f"recipe must be one of {sorted(RECIPES)}; received {self.recipe!r}.")
+        """A copy with the recipe's defaults filled in, checked: every field's type and choices
+        (:func:`relu_ratio.flags.check_values`: the CLI, the training queue's JSON and Python callers all
+        pass through here), the numbers' ranges, the model name, and settings that exclude each other."""
+        flags.check_values(self)
         filled = dataclasses.replace(self)
         for key, value in RECIPES[self.recipe].items():
             if getattr(filled, key) is None:
                 setattr(filled, key, value)
-        if filled.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {list(SCHEDULES)}; received {filled.schedule!r}.")
         filled._check_ranges()
-        if filled.mixed_precision not in ("auto", "off", "mixed_bfloat16", "mixed_float16"):
+        if filled.holdout is not None and filled.test_subset is not None:
             raise ValueError(
-                "mixed_precision must be 'auto', 'off', 'mixed_bfloat16' or 'mixed_float16'; "
-                f"received {filled.mixed_precision!r}."
+                f"holdout ({filled.holdout}) and test_subset ({filled.test_subset}) exclude each other: with "
+                "holdout the run validates on held-out training images, never on the test split. Drop one."
             )
         models.check_name(filled.model)
         return filled

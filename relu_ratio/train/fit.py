@@ -18,13 +18,13 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from relu_ratio import data, files, models
+from relu_ratio import data, files, folder_lock, models
 from relu_ratio.provenance import source_commit
 from relu_ratio.train import callbacks as callbacks_lib
 from relu_ratio.train.config import TrainConfig, command_for
 from relu_ratio.train.fused_norm import with_fused_batch_norm
 from relu_ratio.train.recipes import HOLDOUT_SEED, RECIPES, compile_for
-from relu_ratio.train.record import metric_column
+from relu_ratio.train.record import metric_column, read_result
 
 # A resumed run may be started with other values of these: where its folder and data are (the data itself is
 # checked: _check_same_data), how often it backs up and how much it prints. Every other setting must match.
@@ -34,26 +34,73 @@ MAY_CHANGE_ON_RESUME = ("out", "dataset", "data_dir", "backup_every", "verbose")
 def run(config: TrainConfig) -> dict:
     """Train (or resume) the run ``config.out``; returns the final result written to ``result.json``.
 
-    The identical command on a finished run returns its result and rewrites nothing; a run that fails
-    before writing anything leaves no empty folder behind. The global Keras dtype policy is restored after.
+    Before anything is written, the settings are checked, a folder another process is training in is
+    refused (:class:`relu_ratio.folder_lock.FolderInUse`, naming the process), and the data is loaded and
+    checked (the test split's class names and image size must match the training split's), so a mistake
+    leaves no folder behind. The network is built for the dataset's image size. One process at a time
+    trains in a folder: it holds the folder's lock (``.lock``, :func:`relu_ratio.folder_lock.locked_folder`)
+    until it returns or raises, Ctrl-C included. The identical command on a finished run returns its
+    result and rewrites nothing. The global Keras dtype policy is restored after.
     """
+    config.resolved()  # every setting checked before any file is touched
     out = Path(config.out)
-    started = _started_config(out)
-    config = with_recorded_recipe(config, started).resolved()
-    created = not out.exists()
-    _prepare_out(out, config, started)
-    finished = out / "result.json"
-    if finished.is_file():
-        return json.loads(finished.read_text())
+    folder_lock.check_folder_free(out, RUN_FOLDER)  # refused at once, before the data is loaded
+    resolved, started = _settings_for(out, config)
+    finished = read_result(out)
+    if finished:
+        return finished
+    files.check_writable(out, "output directory")  # before the data is loaded
+    train_split, val_split = _load_data(resolved)
     policy = keras.mixed_precision.global_policy()
     try:
-        return _train(config, out, started)
-    except BaseException:
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        raise
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(folder_lock.locked_folder(out, RUN_FOLDER))
+            except OSError as error:
+                raise ValueError(f"cannot write to the output directory {out}: {error}") from error
+            resolved, started = _settings_for(out, config)  # again, now that no one else can change it
+            return read_result(out) or _train(resolved, out, started, train_split, val_split)
     finally:
         keras.mixed_precision.set_global_policy(policy)
+
+
+RUN_FOLDER = "run folder"  # how a run's folder is named in messages (a queue's folder of runs is another)
+
+
+def _settings_for(out: Path, config: TrainConfig) -> tuple[TrainConfig, dict]:
+    """``(resolved config, started)``: ``config`` resolved with the recipe values of the run already in
+    ``out`` (``started``, its ``config.json``, ``{}`` if none), checked against that run's settings."""
+    started = _started_config(out)
+    resolved = with_recorded_recipe(config, started).resolved()
+    if started:
+        changed = {
+            k: (started.get(k), v) for k, v in dataclasses.asdict(resolved).items()
+            if k not in MAY_CHANGE_ON_RESUME and started.get(k) != v
+        }  # fmt: skip
+        if changed:
+            raise ValueError(
+                f"{out} holds a run with a different config {changed} (old, new). Resume with the "
+                "same settings, or choose another --out."
+            )
+    return resolved, started
+
+
+def _load_data(config: TrainConfig) -> tuple[data.Split, data.Split]:
+    """The training and validation splits of ``config``: a fixed held-out slice, or the test split, whose
+    class names and image size must match the training split's (:func:`relu_ratio.data.check_matching`);
+    images too small for the network are refused."""
+    train_split = data.load(config.dataset, "train", data_dir=config.data_dir)
+    if config.holdout:  # a fixed slice (the same for every seed), so runs are compared on the same images
+        train_split, val_split = train_split.hold_out(config.holdout, HOLDOUT_SEED)
+    else:
+        test_split = data.load(config.dataset, "test", data_dir=config.data_dir)
+        data.check_matching(train_split, test_split, config.dataset)
+        val_split = test_split.take(config.test_subset, config.seed)
+    try:
+        models.check_input_shape(train_split.images.shape[1:])
+    except ValueError as error:
+        raise ValueError(f"the images of {config.dataset!r} cannot be trained on: {error}") from None
+    return train_split.take(config.train_subset, config.seed), val_split
 
 
 def _started_config(out: Path) -> dict:
@@ -111,23 +158,21 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def _train(config: TrainConfig, out: Path, started: dict) -> dict:
-    """``started``: the config a cut-off run started with; it resumes in its precision, keeps its commit."""
+def _train(
+    config: TrainConfig, out: Path, started: dict, train_split: data.Split, val_split: data.Split
+) -> dict:
+    """``started``: the config a cut-off run started with; it resumes in its precision, keeps its commit.
+    The data was loaded and checked before the folder was locked (:func:`_load_data`)."""
     keras.utils.set_random_seed(config.seed)
     policy = started.get("precision") or precision_policy(config.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
 
-    train_split = data.load(config.dataset, "train", data_dir=config.data_dir)
-    if config.holdout:  # a fixed slice (the same for every seed), so runs are compared on the same images
-        train_split, val_split = train_split.hold_out(config.holdout, HOLDOUT_SEED)
-    else:
-        val_split = data.load(config.dataset, "test", data_dir=config.data_dir).take(
-            config.test_subset, config.seed
-        )
-    train_split = train_split.take(config.train_subset, config.seed)
     info = train_split.info
     evaluated_on = "holdout" if config.holdout else "test"
     arch_kwargs = {"classes": info.num_classes, "normalization": [list(info.mean), list(info.std)]}
+    shape = tuple(int(d) for d in train_split.images.shape[1:])
+    if shape != models.check_input_shape(None):  # CIFAR's 32x32x3 is the builders' default: left unsaid
+        arch_kwargs["input_shape"] = list(shape)
     seen = json.loads(json.dumps({"dataset_info": info.to_json(), "train_images": len(train_split),
                                   f"{evaluated_on}_images": len(val_split)}))  # fmt: skip
     _check_same_data(out, started, seen, config.dataset)
@@ -204,28 +249,8 @@ def save_model_weights(model: keras.Model, name: str, arch_kwargs: dict, path: P
     finally:
         keras.mixed_precision.set_global_policy(policy)
     clean.set_weights([np.asarray(w, dtype=np.float32) for w in model.get_weights()])
-    with files.atomic_file(path) as tmp:
-        clean.save_weights(tmp)
-
-
-def _prepare_out(out: Path, config: TrainConfig, old: dict) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise ValueError(f"cannot write to the output directory {out}: {error}") from error
-    if old:
-        changed = {
-            k: (old.get(k), v) for k, v in dataclasses.asdict(config).items()
-            if k not in MAY_CHANGE_ON_RESUME and old.get(k) != v
-        }  # fmt: skip
-        if changed:
-            raise ValueError(
-                f"{out} holds a run with a different config {changed} (old, new). Resume with the "
-                "same settings, or choose another --out."
-            )
+    callbacks_lib.save_weights(clean, path, consequence="nothing else was changed; free space and run the "
+                               "same command again to finish")  # fmt: skip
 
 
 def precision_policy(mode: str) -> str:

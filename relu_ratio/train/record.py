@@ -4,7 +4,10 @@ A run folder holds ``config.json`` (the resolved :class:`~relu_ratio.train.Train
 architecture, the dataset), ``metrics.csv`` (a row per epoch), ``progress.json`` (wall and CPU seconds, in
 all and per device), ``result.json`` once finished, ``failed.json`` if it failed, and the weights. The zoo,
 the experiments report and the training queue read runs through :meth:`RunRecord.read` instead of spelling
-the keys themselves.
+the keys themselves. A damaged file (not JSON, not an object, a key missing or of the wrong type, a value
+in ``metrics.csv`` that is not a number) raises :class:`RunFileError` naming the file and what is wrong;
+:meth:`RunRecord.read` collects those in :attr:`RunRecord.damage` instead, so that a report of many runs
+names the damaged one and goes on with the others.
 
 Example:
     >>> from relu_ratio.train import RunRecord
@@ -20,19 +23,143 @@ import json
 import os
 from pathlib import Path
 
+from relu_ratio import files
+
+NUMBER = (int, float)  # JSON numbers (never a bool)
+
+
+class RunFileError(ValueError):
+    """A file of a run folder that does not hold what it should; the message names the file and what is
+    wrong (``path``, ``problem``)."""
+
+    def __init__(self, path: str | os.PathLike, problem: str, hint: str = ""):
+        self.path, self.problem = Path(path), problem
+        super().__init__(f"{os.fspath(path)}: {problem}" + (f"; {hint}" if hint else ""))
+
+    @property
+    def short(self) -> str:
+        """``<file name>: <problem>``, for a report that already names the run."""
+        return f"{self.path.name}: {self.problem}"
+
+
+def _is(value, types: tuple[type, ...]) -> bool:
+    """Whether a JSON value is of ``types`` (a bool is not a number; a float is a number)."""
+    return isinstance(value, types) and (bool in types or not isinstance(value, bool))
+
+
+def read_json(path: str | os.PathLike, keys: dict[str, tuple[type, ...]] | None = None,
+              required: tuple[str, ...] = (), hint: str = "") -> dict:  # fmt: skip
+    """The JSON object in ``path`` (``{}`` if there is no file), checked: ``keys`` gives the types of the
+    keys it may hold, ``required`` those it must hold. Raises :class:`RunFileError` (``hint``: what to do)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, NotADirectoryError):  # no such file (no such folder)
+        return {}
+    except (OSError, UnicodeDecodeError) as error:
+        raise RunFileError(path, f"cannot be read ({error})", hint) from error
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        what = "is empty" if not text.strip() else f"is not valid JSON ({error})"
+        raise RunFileError(path, f"{what} (truncated?)", hint) from None
+    if not isinstance(value, dict):
+        raise RunFileError(path, f"holds a JSON {type(value).__name__}, not an object", hint)
+    return check_keys(path, value, keys or {}, required, hint)
+
+
+def check_keys(path: Path, value: dict, keys: dict[str, tuple[type, ...]], required: tuple[str, ...] = (),
+               hint: str = "") -> dict:  # fmt: skip
+    """``value`` (the JSON object read from ``path``) if it holds ``required`` and ``keys`` are of their
+    types; else :class:`RunFileError`."""
+    missing = [key for key in required if key not in value]
+    if missing:
+        raise RunFileError(path, f"lacks {', '.join(map(repr, missing))}", hint)
+    for key, types in keys.items():
+        if key in value and not _is(value[key], types):
+            kinds = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise RunFileError(path, f"{key!r} is {value[key]!r}, not {kinds}", hint)
+    return value
+
+
+def read_result(out: str | os.PathLike) -> dict:
+    """The run's ``result.json`` (``{}`` if not finished), with its epochs and its split's top-1."""
+    path = Path(out) / "result.json"
+    result = read_json(path, {"evaluated_on": (str,), "epochs_completed": (int,), "wall_time_s": NUMBER,
+                              "cpu_time_s": NUMBER, "devices": (dict,)})  # fmt: skip
+    if result or path.is_file():  # {} is a damaged result, not none
+        top1 = f"{result.get('evaluated_on', 'test')}_top1"
+        check_keys(path, result, {top1: NUMBER}, required=("epochs_completed", top1))
+        _check_devices(path, result)
+    return result
+
+
+def read_progress(out: str | os.PathLike) -> dict:
+    """The run's ``progress.json``: wall and CPU seconds so far, in all and per device (``{}`` if none)."""
+    path = Path(out) / "progress.json"
+    progress = read_json(path, {"wall_time_s": NUMBER, "cpu_time_s": NUMBER, "devices": (dict,)},
+                         hint="delete it to count the run's time from now on")  # fmt: skip
+    _check_devices(path, progress)
+    return progress
+
+
+DEVICE_TIMES = ("wall_time_s", "cpu_time_s")
+
+
+def _check_devices(path: Path, value: dict) -> None:
+    for name, spent in value.get("devices", {}).items():
+        if not (isinstance(spent, dict) and all(_is(spent.get(k), NUMBER) for k in DEVICE_TIMES)):
+            raise RunFileError(path, f"'devices' holds {name!r}: {spent!r}, not wall_time_s and cpu_time_s")
+
+
+def _number(text: str, path: Path, line: int, column: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise RunFileError(path, f"line {line}: {column} {text!r} is not a number") from None
+
+
+def _metric_rows(out: str | os.PathLike) -> tuple[Path, list[str], list[dict]]:
+    """``(path, header, rows)`` of the run's ``metrics.csv`` (rows as text); an empty file has no header."""
+    path = Path(out) / "metrics.csv"
+    try:
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            return path, list(reader.fieldnames or []), rows
+    except (FileNotFoundError, NotADirectoryError):
+        return path, [], []
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise RunFileError(path, f"cannot be read ({error})") from error
+
 
 def metric_column(out: str | os.PathLike, name: str) -> list[float]:
-    """One column of a run's ``metrics.csv`` (a value per epoch, e.g. ``"val_accuracy"``); ``[]`` if none."""
-    path = Path(out) / "metrics.csv"
-    if not path.exists():
-        return []
-    with path.open() as f:
-        return [float(row[name]) for row in csv.DictReader(f) if row.get(name)]
+    """One column of a run's ``metrics.csv`` (a value per epoch, e.g. ``"val_accuracy"``); ``[]`` if none.
+    A value that is not a number raises :class:`RunFileError` naming the file and the line."""
+    path, _, rows = _metric_rows(out)
+    return [_number(row[name], path, line, name) for line, row in enumerate(rows, start=2) if row.get(name)]
+
+
+def drop_epochs_from(out: str | os.PathLike, epoch: int) -> int:
+    """Remove the rows of epoch ``epoch`` (0-based) and later from the run's ``metrics.csv`` (atomically);
+    returns how many. A run resumed from an earlier backup than its last one (a damaged newest backup)
+    trains those epochs again, and logs them again."""
+    path, header, rows = _metric_rows(out)
+    epochs = [_number(row.get("epoch") or "", path, line, "epoch") for line, row in enumerate(rows, start=2)]
+    keep = [row for row, number in zip(rows, epochs) if number < epoch]
+    if len(keep) == len(rows):
+        return 0
+    with files.atomic_file(path) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header)
+        writer.writeheader()
+        writer.writerows(keep)
+    return len(rows) - len(keep)
 
 
 @dataclasses.dataclass(frozen=True)
 class RunRecord:
-    """The files of one run folder, parsed. Missing files read as empty (a run not started yet)."""
+    """The files of one run folder, parsed. Missing files read as empty (a run not started yet); damaged
+    ones too, and :attr:`damage` says which and why."""
 
     path: Path
     config: dict  # config.json: the resolved TrainConfig fields, "command", "architecture", "dataset_info"...
@@ -40,18 +167,26 @@ class RunRecord:
     failure: dict  # failed.json: "error", "traceback"
     clock: dict  # progress.json: "wall_time_s", "cpu_time_s" summed over resumed sessions, "devices"
     curve: tuple[float, ...]  # validation accuracy (0-1) after each epoch, from metrics.csv
+    damage: tuple[str, ...] = ()  # "<file>: <what is wrong>" for each damaged file (read as empty)
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> RunRecord:
         path = Path(path)
-        return cls(
-            path,
-            _read_json(path / "config.json"),
-            _read_json(path / "result.json"),
-            _read_json(path / "failed.json"),
-            _read_json(path / "progress.json"),
-            tuple(metric_column(path, "val_accuracy")),
-        )
+        damage: list[str] = []
+
+        def attempt(empty, read, *args):
+            try:
+                return read(*args)
+            except RunFileError as error:
+                damage.append(error.short)
+                return empty
+
+        config = attempt({}, read_json, path / "config.json")
+        result = attempt({}, read_result, path)
+        failure = attempt({}, read_json, path / "failed.json")
+        clock = attempt({}, read_progress, path)
+        curve = tuple(attempt([], metric_column, path, "val_accuracy"))
+        return cls(path, config, result, failure, clock, curve, tuple(damage))
 
     @property
     def state(self) -> str:
@@ -87,11 +222,3 @@ def fixed_precision(mode: str | None) -> str | None:
     """The dtype policy a ``mixed_precision`` setting fixes: ``off`` is float32, ``auto`` (or none) depends
     on the machine (``None``), a policy name is itself."""
     return "float32" if mode == "off" else None if mode in (None, "auto") else str(mode)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -111,8 +112,9 @@ def load_search_data(
             raise ValueError(f"{label} must be a positive integer or None; received {value!r}.")
     full = data.load(dataset, "train", data_dir=data_dir)
     if validation == "test":
-        val = data.load(dataset, "test", data_dir=data_dir).take(val_subset, seed)
-        return full.take(train_subset, seed), val
+        test = data.load(dataset, "test", data_dir=data_dir)
+        data.check_matching(full, test, dataset)
+        return full.take(train_subset, seed), test.take(val_subset, seed)
     n_val = val_subset if val_subset is not None else max(1, len(full) // 10)
     if n_val >= len(full):
         raise ValueError(
@@ -296,6 +298,8 @@ def search(
         choices=choices,
     )
     space()  # check the space before touching data, so bad settings fail fast
+    project_name = project_name or f"{family}{depth}_{granularity}_{tuner}"
+    files.check_writable(Path(directory) / project_name, "tuner's project folder")
 
     keras.utils.set_random_seed(seed)
     train_split, val_split = load_search_data(dataset, validation, train_subset, val_subset, seed, data_dir)
@@ -306,6 +310,8 @@ def search(
         "weight_decay": config.weight_decay,
         **builder_kwargs,
     }
+    if train_split.images.shape[1:] != models.check_input_shape(None):  # built for the data's image size
+        kwargs.setdefault("input_shape", list(train_split.images.shape[1:]))
     train_batches = data.batches(train_split, config.batch_size, augment=True, seed=seed, one_hot=True)
     val_batches = data.batches(val_split, 256, one_hot=True)
     hypermodel = space(
@@ -317,7 +323,6 @@ def search(
     constrained = hypermodel.min_ratio is not None or hypermodel.max_ratio is not None
     if max_consecutive_failed_trials is None:
         max_consecutive_failed_trials = 25 if constrained else 3
-    project_name = project_name or f"{family}{depth}_{granularity}_{tuner}"
     common = {
         "hypermodel": hypermodel,
         "objective": keras_tuner.Objective(OBJECTIVE, direction="max"),
@@ -333,10 +338,20 @@ def search(
         common.update(max_trials=max_trials)
     if role == "worker":
         _wait_for_chief(chief_timeout)
+    project_dir = Path(directory) / project_name
+    settings = _search_settings(
+        hypermodel, tuner, config, epochs, hyperband_factor, validation, train_subset, val_subset,
+        {"dataset_info": info.to_json(), "train_images": len(train_split), "val_images": len(val_split)},
+    )  # fmt: skip
+    if not common["overwrite"]:
+        _check_same_search(project_dir, settings)
     try:
         instance = tuner_cls(**common)
     except ImportError as error:
         raise ValueError(f"tuner {tuner!r} cannot run here: {error}") from error
+    if role != "worker" and (common["overwrite"] or not (project_dir / SEARCH_FILE).is_file()):
+        project_dir.mkdir(parents=True, exist_ok=True)
+        files.write_json(project_dir / SEARCH_FILE, settings)
     if tuner == "hyperband" and max_trials is not None and role != "worker":
         instance.oracle.max_trials = max_trials
     instance.search(train_batches, validation_data=val_batches, epochs=epochs, verbose=verbose)
@@ -356,6 +371,49 @@ def search(
     return _finish(result, instance, hypermodel)
 
 
+SEARCH_FILE = "search.json"  # in the project folder: the settings its trials were trained with
+
+
+def _search_settings(hypermodel: ReLUHyperModel, tuner: str, config: train.TrainConfig, epochs: int,
+                     hyperband_factor: int, validation: str, train_subset: int | None, val_subset: int | None,
+                     data_seen: dict) -> dict:  # fmt: skip
+    """What a project's trials depend on, as JSON: the search space, the tuner, the training and the data
+    (its name, classes, mean/std and image counts, not its path). ``max_trials`` may grow on resume."""
+    bound = lambda value: None if value is None else float(value)  # noqa: E731  ("3:2" and 1.5 are one bound)
+    settings = {
+        "family": hypermodel.family, "depth": hypermodel.depth, "granularity": hypermodel.granularity,
+        "min_relus_per_block": hypermodel.min_relus_per_block, "min_ratio": bound(hypermodel.min_ratio),
+        "max_ratio": bound(hypermodel.max_ratio), "choices": list(hypermodel.choices), "tuner": tuner,
+        "epochs": epochs, "hyperband_factor": hyperband_factor, "seed": config.seed, "recipe": config.recipe,
+        "batch_size": config.batch_size, "weight_decay": config.weight_decay, "validation": validation,
+        "train_subset": train_subset, "val_subset": val_subset,
+        "builder_kwargs": {k: v for k, v in hypermodel.builder_kwargs.items() if k != "normalization"},
+        **data_seen,
+    }  # fmt: skip
+    return json.loads(json.dumps(settings, default=str))
+
+
+def _check_same_search(project_dir: Path, settings: dict) -> None:
+    """Refuse to resume the project in ``project_dir`` with other settings than it was started with (its
+    ``search.json``): keras-tuner would train nothing new and report the old trials as this search's. A
+    project from before ``search.json`` was written is resumed as it is (it cannot be checked)."""
+    path = project_dir / SEARCH_FILE
+    if not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} cannot be read ({error}); pass --overwrite to start afresh.") from None
+    if not isinstance(old, dict):
+        raise ValueError(f"{path} holds {type(old).__name__}, not a search's settings; pass --overwrite.")
+    changed = [f"{k} {old.get(k)!r} (now {new!r})" for k, new in settings.items() if old.get(k) != new]
+    if changed:
+        raise ValueError(
+            f"{project_dir} holds a search with other settings: {'; '.join(changed)}. Resume it with the "
+            "same settings, pass --overwrite to start afresh, or choose another --out or --project-name."
+        )
+
+
 def _finish(result: SearchResult, tuner, hypermodel: ReLUHyperModel) -> SearchResult:
     oracle = tuner.oracle
     trials = sorted(oracle.trials.values(), key=lambda t: t.trial_id)
@@ -370,9 +428,8 @@ def _finish(result: SearchResult, tuner, hypermodel: ReLUHyperModel) -> SearchRe
     completed = [t for t in trials if t.status == "COMPLETED" and t.score is not None]
     if not completed:
         last = next((t.message for t in reversed(trials) if t.message), "no trial ran")
-        raise RuntimeError(
-            f"no trial of the search in {result.project_dir} completed. Last failure:\n{last.strip()}"
-        )
+        raise RuntimeError(f"no trial of the search in {result.project_dir} completed. Last failure: "
+                           f"{last.strip().splitlines()[-1]}")  # one line: its traceback is in the trial
     best = oracle.get_best_trials(1)[0]
     pattern = hypermodel.pattern(best.hyperparameters)
     measured = describe(hypermodel.build_pattern(pattern))
