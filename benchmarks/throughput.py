@@ -6,6 +6,15 @@ Usage (figures are appended to ``benchmarks/results.jsonl`` with device and vers
         --mixed-precision float32 mixed_bfloat16 --torch
     KERAS_BACKEND=jax python benchmarks/throughput.py --mixed-precision mixed_bfloat16 --torch   # on a GPU
 
+``--augment-on device`` measures the path a lent GPU trains with (:mod:`relu_ratio.train.pipeline`): uint8
+batches in, the CIFAR augmentation inside the compiled step, ``--steps-per-execution`` steps per call, and
+reports beside images/s the achieved training TFLOP/s (3 x 2 x multiply-adds per image: forward and
+backward) and the host's share: the share of the timed wall clock the Python main thread spent on the CPU
+(slicing batches, dispatching steps, callbacks). Near 100 % the step waits on the host; low, on the device::
+
+    KERAS_BACKEND=jax python benchmarks/throughput.py --models preact164_32 --batch 512 \
+        --augment-on device --steps-per-execution 16 --steps 64 --warmup 16 --mixed-precision mixed_bfloat16
+
 ``--torch`` also measures the PyTorch reference (``benchmarks/torch_reference.py``: the same network, for
 the pre-activation ``resnet`` and ``preact`` families, channels-last, bfloat16 autocast where Keras runs
 ``mixed_bfloat16``) in the same run, so the two can be compared on one machine.
@@ -31,26 +40,35 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from relu_ratio import describe, models, train
+from relu_ratio import data, describe, models, train
 from relu_ratio.patterns import ReLUPattern
 from relu_ratio.train.fused_norm import with_fused_batch_norm
+from relu_ratio.train.pipeline import training_input
 
 RESULTS = Path(__file__).with_name("results.jsonl")
 
 
 class _StepTimer(keras.callbacks.Callback):
+    """Times the steps after the first ``warmup`` (Keras calls back every ``steps_per_execution`` steps): wall
+    clock, and the CPU time of the thread that runs ``fit`` (the host's part of the step)."""
+
     def __init__(self, warmup: int):
         super().__init__()
         self.warmup, self.start, self.steps = warmup, None, 0
 
     def on_train_batch_end(self, batch, logs=None):
-        if batch + 1 == self.warmup:
-            self.start = time.perf_counter()
-        elif batch + 1 > self.warmup:
-            self.steps += 1
+        if logs:  # the step's values reach the host: the steps called so far have run
+            float(logs.get("loss", 0.0))
+        if self.start is None and batch + 1 >= self.warmup:
+            self.start, self.first, self.thread = time.perf_counter(), batch + 1, time.thread_time()
+        elif self.start is not None:
+            self.steps = batch + 1 - self.first
 
     def seconds_per_step(self) -> float:
         return (time.perf_counter() - self.start) / self.steps
+
+    def host_share(self) -> float:
+        return (time.thread_time() - self.thread) / (time.perf_counter() - self.start)
 
 
 def training_setup(
@@ -84,6 +102,29 @@ def measure(name: str, batch: int, steps: int, warmup: int, fused: bool = True) 
     return {"framework": "keras", "model": name, "batch": batch, "train_images_per_s": round(train_ips, 1),
             "inference_images_per_s": round(infer_ips, 1), "steps": steps, "warmup": warmup,
             "batch_norm": "fused" if fused else "stock"}  # fmt: skip
+
+
+def measure_device_path(name: str, batch: int, steps: int, warmup: int, steps_per_execution: int) -> dict:
+    """Training throughput of ``name`` the way a lent GPU trains it (``augment_on="device"``): images/s,
+    training TFLOP/s and the host's share of the timed wall clock (see the module's docstring)."""
+    rng = np.random.default_rng(0)
+    model = models.build(name, normalization=((128.0,) * 3, (64.0,) * 3))
+    count = batch * (steps + warmup)
+    info = data.DatasetInfo("random", tuple(map(str, range(10))), (128.0,) * 3, (64.0,) * 3)
+    split = data.Split(rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8),
+                       rng.integers(0, 10, count).astype("int32"), info)  # fmt: skip
+    trainable, batches = training_input(model, split, batch, seed=0, augment_on="device")
+    config = train.TrainConfig(recipe="fast", epochs=1, batch_size=batch,
+                               steps_per_execution=steps_per_execution).resolved()  # fmt: skip
+    train.compile_for(trainable, config, len(batches))
+    timer = _StepTimer(warmup)
+    trainable.fit(batches, epochs=1, callbacks=[timer], verbose=0)
+    images_per_s = batch / timer.seconds_per_step()
+    flops_per_image = 3 * 2 * describe(model).flops
+    return {"framework": "keras", "model": name, "batch": batch, "augment_on": "device",
+            "steps_per_execution": steps_per_execution, "train_images_per_s": round(images_per_s, 1),
+            "train_tflops": round(images_per_s * flops_per_image / 1e12, 3),
+            "host_share": round(timer.host_share(), 3), "steps": timer.steps, "warmup": warmup}  # fmt: skip
 
 
 def run_context(precision: str) -> dict:
@@ -131,7 +172,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--torch", action="store_true", help="also measure PyTorch (pre-activation nets)")
     p.add_argument("--torch-compile", action="store_true", help="with --torch: use torch.compile")
     p.add_argument("--no-record", action="store_true", help="print only; do not append to results.jsonl")
+    p.add_argument("--augment-on", choices=["host", "device"], default="host",
+                   help="device: the lent GPU's path (uint8 batches, augmentation in the step): training "
+                   "images/s, TFLOP/s and the host's share")  # fmt: skip
+    p.add_argument("--steps-per-execution", type=int, default=1, help="with --augment-on device")
     args = p.parse_args(argv)
+    if args.augment_on == "device":
+        return _device_path(args)
     print(f"{'framework:model':<22}{'precision':>16}{'batch':>6}{'train img/s':>14}{'infer img/s':>14}")
     for precision in args.mixed_precision:
         keras.mixed_precision.set_global_policy(precision)
@@ -149,6 +196,22 @@ def main(argv: list[str] | None = None) -> None:
                       f"{r['inference_images_per_s']:>14}")  # fmt: skip
                 if not args.no_record:
                     record(r)
+    print(f"backend {keras.backend.backend()}, {train.device()}")
+
+
+def _device_path(args) -> None:
+    print(f"{'model':<16}{'precision':>16}{'batch':>6}{'steps/call':>11}{'train img/s':>13}{'TFLOP/s':>9}"
+          f"{'host share':>12}")  # fmt: skip
+    for precision in args.mixed_precision:
+        keras.mixed_precision.set_global_policy(precision)
+        context = run_context(precision)
+        for name in args.models:
+            row = {**measure_device_path(name, args.batch, args.steps, args.warmup, args.steps_per_execution),
+                   **context}  # fmt: skip
+            print(f"{name:<16}{precision:>16}{args.batch:>6}{args.steps_per_execution:>11}"
+                  f"{row['train_images_per_s']:>13}{row['train_tflops']:>9}{row['host_share']:>12.0%}")
+            if not args.no_record:
+                record(row)
     print(f"backend {keras.backend.backend()}, {train.device()}")
 
 

@@ -1,30 +1,58 @@
-"""training/gpu_pair.py: the epoch plan and the packing of finished and cut-off runs (no GPU needed)."""
+"""training/gpu_pair.py: the queue's next runs, their commands, the packing of finished and cut-off runs."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import json
+import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
+
+from relu_ratio import queue, train
 
 SCRIPT = Path(__file__).parents[1] / "training" / "gpu_pair.py"
 spec = importlib.util.spec_from_file_location("gpu_pair", SCRIPT)
 gpu_pair = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(gpu_pair)
 
-PROBE = {"compile_s": 58.0, "step_s": 0.05, "eval_compile_s": 14.0, "eval_s": 0.8}
+
+def _queue(tmp_path: Path, finished: tuple[str, ...] = ()) -> Path:
+    runs = [{"model": "resnet20_21", "seed": s, "epochs": 30} for s in range(3)] + [
+        {"model": "preact164_type2", "epochs": 30, "register": True}]  # fmt: skip
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps({"defaults": {"recipe": "fast"}, "runs": runs}))
+    rows = {run_id: {"config": {"model": "x"}, "result": {"epochs_completed": 30}} for run_id in finished}
+    (tmp_path / "q.finished.json").write_text(json.dumps({"runs": rows}))
+    return path
 
 
-def test_plan_fits_the_slowest_model_with_margins():
-    slow = {**PROBE, "step_s": 0.06}
-    epoch = 0.06 * 391 + 0.8  # the slower model sets the pace for both
-    fixed = 2 * (58 + 14) + 40
-    assert gpu_pair.plan_epochs([PROBE, slow], 391, fixed + 10 * 1.15 * epoch + 1, 200) == 10
-    assert gpu_pair.plan_epochs([PROBE, slow], 391, fixed + 10 * 1.15 * epoch + 1, 7) == 7
-    assert gpu_pair.plan_epochs([PROBE], 391, fixed - 1, 200) == 0
+def test_the_next_unfinished_runs_are_taken_in_the_queues_order(tmp_path):
+    path = _queue(tmp_path, finished=("resnet20_21-seed0", "resnet20_21-seed2"))
+    chosen = gpu_pair.chosen_runs(path, None, 2)
+    assert [i.run_id for i in chosen] == ["resnet20_21-seed1", "preact164_type2-seed0"]
+    assert [i.run_id for i in gpu_pair.chosen_runs(path, ["resnet20_21-seed2"], 2)] == ["resnet20_21-seed2"]
+    with pytest.raises(ValueError, match=r"not in .*\['resnet56_21-seed0'\]"):
+        gpu_pair.chosen_runs(path, ["resnet56_21-seed0"], 2)
+
+
+def test_a_run_gets_its_queued_settings_and_leaves_the_device_path_to_auto(tmp_path):
+    (item,) = gpu_pair.chosen_runs(_queue(tmp_path), ["preact164_type2-seed0"], 1)
+    args = argparse.Namespace(dataset=".data", steps_per_execution=32, train_subset=None, test_subset=256,
+                              augment_on=None)
+    command = gpu_pair.train_command(item, Path("/tmp/runs"), args)
+    assert command[1:3] == ["-m", "relu_ratio.train"]
+    parsed = train.parser().parse_args(command[3:])  # the CLI reads it back
+    assert parsed.model == "preact164_type2" and parsed.out == "/tmp/runs/preact164_type2-seed0"
+    assert (parsed.recipe, parsed.epochs, parsed.seed) == ("fast", 30, 0)
+    assert (parsed.augment_on, parsed.mixed_precision) == ("auto", "auto")  # on a GPU: the device path, bf16
+    assert (parsed.steps_per_execution, parsed.test_subset, parsed.verbose) == (32, 256, 2)
+    # what the queue compares when the run comes back: the queued settings, nothing else
+    recorded = {**train.TrainConfig(**{**item.config("/tmp/runs", ".data").__dict__,
+                                       "steps_per_execution": 32}).resolved().__dict__}  # fmt: skip
+    assert queue.differences(item.config("~/relu_runs/zoo", "../shared/data"), recorded) == []
 
 
 def _members(packed: Path) -> list[str]:
@@ -33,7 +61,7 @@ def _members(packed: Path) -> list[str]:
 
 
 def test_pack_keeps_a_finished_runs_record_and_a_cut_off_runs_committed_backup(tmp_path):
-    done, cut = tmp_path / "runs" / "a-gpu-seed0", tmp_path / "runs" / "b-gpu-seed0"
+    done, cut = tmp_path / "runs" / "a-seed0", tmp_path / "runs" / "b-seed0"
     for run in (done, cut):
         (run / "backup").mkdir(parents=True)
         for name in ("config.json", "metrics.csv", "best.weights.h5", "backup/ckpt-000001.weights.h5",
@@ -47,55 +75,42 @@ def test_pack_keeps_a_finished_runs_record_and_a_cut_off_runs_committed_backup(t
     out = tmp_path / "out"
     out.mkdir()
     assert _members(gpu_pair.pack(done, out)) == [
-        "a-gpu-seed0/config.json", "a-gpu-seed0/metrics.csv", "a-gpu-seed0/model.weights.h5",
-        "a-gpu-seed0/result.json",
+        "a-seed0/config.json", "a-seed0/metrics.csv", "a-seed0/model.weights.h5", "a-seed0/result.json",
     ]  # fmt: skip
     assert _members(gpu_pair.pack(cut, out)) == [
-        "b-gpu-seed0/backup/ckpt-000001.weights.h5", "b-gpu-seed0/backup/training_metadata.json",
-        "b-gpu-seed0/config.json", "b-gpu-seed0/metrics.csv",
+        "b-seed0/backup/ckpt-000001.weights.h5", "b-seed0/backup/training_metadata.json",
+        "b-seed0/config.json", "b-seed0/metrics.csv",
     ]  # fmt: skip
-
-
-def test_resume_unpacks_the_runs_and_keeps_their_epochs(tmp_path):
-    packed, runs = tmp_path / "packed", tmp_path / "runs"
-    for name, epochs in (("a-gpu-seed0", 13), ("b-gpu-seed0", 13), ("c-gpu-seed0", 12)):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "config.json").write_text(json.dumps({"epochs": epochs}))
-        packed.mkdir(exist_ok=True)
-        gpu_pair.pack(tmp_path / name, packed)
-    assert gpu_pair.unpack(packed, runs, ["a-gpu-seed0", "b-gpu-seed0"]) == 13
-    assert (runs / "b-gpu-seed0" / "config.json").is_file()
-    with pytest.raises(SystemExit, match=r"different epochs \[12, 13\]"):
-        gpu_pair.unpack(packed, runs, ["a-gpu-seed0", "c-gpu-seed0"])
-
-
-def test_resumed_runs_get_the_flags_they_started_with():
-    args = argparse.Namespace(dataset=".data", train_subset=None, test_subset=256)
-    command = gpu_pair.train_command("preact164_32", 0, Path("/tmp/r"), 13, args)
-    assert command[1:] == [
-        "-m", "relu_ratio.train", "--model", "preact164_32", "--dataset", ".data", "--out", "/tmp/r",
-        "--recipe", "fast", "--epochs", "13", "--seed", "0", "--mixed-precision", "mixed_bfloat16",
-        "--verbose", "2", "--backup-every", "1000000", "--test-subset", "256",
-    ]  # fmt: skip
-
-
-def test_a_seed_per_model_names_the_runs():
-    assert gpu_pair.run_names(["resnet20_21", "resnet20_11"], [2, 3]) == [
-        "resnet20_21-gpu-seed2", "resnet20_11-gpu-seed3"]  # fmt: skip
-    assert gpu_pair.run_names(["a", "b"], [1]) == ["a-gpu-seed1", "b-gpu-seed1"]
+    runs = tmp_path / "unpacked"
+    gpu_pair.unpack(out, runs, ["b-seed0"])
+    assert (runs / "b-seed0" / "backup" / "training_metadata.json").is_file()
 
 
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--models", "a", "b", "c", "--seed", "1", "2"], "one seed or one per model (3); received [1, 2]"),
-        (["--models", "a", "a", "--seed", "2"], "name a run twice: ['a-gpu-seed2', 'a-gpu-seed2']"),
-        (["--epochs", "0"], "--epochs must be >= 1; received 0"),
-        (["--epochs", "100", "--resume", "packed"], "leave out --epochs"),
+        (["--count", "0"], "--count must be >= 1; received 0"),
+        (["--run-ids", "resnet20_21-seed1", "resnet20_21-seed1"], "a run is named twice"),
+        (["--run-ids", "nope-seed0"], "not in"),
     ],
 )
 def test_bad_flags_are_refused_before_anything_starts(tmp_path, capsys, flags, message):
+    out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_info:
-        gpu_pair.main(["--out", str(tmp_path), "--commit", "abc", *flags])
+        gpu_pair.main(["--queue", str(_queue(tmp_path)), "--out", str(out), "--commit", "abc", *flags])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
-    assert not any(tmp_path.iterdir())
+    assert not out.exists()
+
+
+WHEELS = 2_897_577  # keras 3.15.1, namex and optree as ../shared/tools/gpu-prep downloads them (2026-12-02)
+
+
+def test_what_a_lent_gpu_window_carries_fits(shared_data):
+    """The tracked tree stays under 45 MB, and with the data archives and the wheels under the 64 MiB a
+    device call carries."""
+    root = Path(__file__).parents[1]
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
+    tracked = sum((root / name).stat().st_size for name in listed.decode().split("\0") if name)
+    archives = sum(path.stat().st_size for path in Path(shared_data).glob("*.tar.gz"))
+    assert tracked < 45e6, f"the tracked tree is {tracked / 1e6:.1f} MB"
+    assert tracked + archives + WHEELS < 64 * 2**20, f"{(tracked + archives + WHEELS) / 2**20:.1f} MiB travel"

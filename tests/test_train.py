@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from conftest import logged_epochs, start_module, write_image_folder
 
-from relu_ratio import files, folder_lock, train
+from relu_ratio import files, folder_lock, models, train
 from relu_ratio.provenance import source_commit
 
 TINY = ["--model", "resnet8_21", "--train-subset", "256", "--test-subset", "128", "--batch-size", "32",
@@ -620,3 +620,39 @@ def test_ctrl_c_says_how_to_resume_and_releases_the_folder(folder, tmp_path, mon
     err = capsys.readouterr().err
     assert err == f"interrupted: the run in {out} resumes from its last backup with the same command.\n"
     assert not (out / ".lock").exists() and logged_epochs(out) == [0]
+
+
+@pytest.mark.backend
+def test_the_device_path_augments_in_the_step_and_a_run_keeps_it_when_it_resumes_on_a_cpu(
+    folder, tmp_path, monkeypatch
+):
+    from relu_ratio.train import fit
+
+    make = fit.callbacks_lib.make
+    out = tmp_path / "r"
+    there = train.TrainConfig(model="resnet8_21", dataset=str(folder), out=str(out), recipe="fast", epochs=2,
+                              batch_size=8, verbose=0, backup_every=1_000_000)  # fmt: skip
+    monkeypatch.setattr(fit, "device", lambda: "gpu: lent x1")  # augment_on "auto": the device path
+    monkeypatch.setattr(fit.callbacks_lib, "make", lambda *args: [*make(*args), _CutOff()])
+    with pytest.raises(KeyboardInterrupt):
+        train.run(there)
+    started = json.loads((out / "config.json").read_text())
+    assert (started["augment_on"], started["augmentation"]) == ("auto", "device")
+    monkeypatch.setattr(fit.callbacks_lib, "make", make)
+    monkeypatch.setattr(fit, "device", lambda: "cpu: 2 cores")  # "auto" would be the host path here
+    result = train.run(train.TrainConfig(**{**there.__dict__, "steps_per_execution": 2}))
+    assert result["epochs_completed"] == 2 and result["augmentation"] == "device"
+    assert logged_epochs(out) == [0, 1] and np.isfinite(result["test_top1"])
+    weights = out / "model.weights.h5"  # the network alone, as the zoo loads it: no augmentation layer
+    plain = models.build("resnet8_21", **started["architecture"]["kwargs"])
+    plain.load_weights(weights)
+
+
+def test_steps_per_execution_may_change_when_a_run_resumes_and_must_be_a_positive_integer():
+    from relu_ratio.train import fit
+
+    assert "steps_per_execution" in fit.MAY_CHANGE_ON_RESUME
+    with pytest.raises(ValueError, match=r"steps_per_execution must be >= 1 \(an integer\); received 0"):
+        train.TrainConfig(model="resnet8_21", recipe="fast", steps_per_execution=0).resolved()
+    with pytest.raises(ValueError, match=r"augment_on must be one of \['auto', 'host', 'device'\]"):
+        train.TrainConfig(model="resnet8_21", recipe="fast", augment_on="gpu").resolved()

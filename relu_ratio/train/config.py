@@ -65,6 +65,13 @@ class TrainConfig:
                                  choices=("auto", "off", "mixed_bfloat16", "mixed_float16"))
     distribute: bool = _flag(False, "data-parallel over all local devices (JAX DataParallel or TF "
                              "MirroredStrategy)")
+    augment_on: str = _flag("auto", "where the CIFAR augmentation runs: host (numpy, between steps), "
+                            "device (inside the compiled step: the host hands over uint8 batches) or auto "
+                            "(device on a GPU, host on a CPU); a resumed run keeps where it started",
+                            choices=("auto", "host", "device"))
+    steps_per_execution: int | None = _flag(None, "training steps per compiled call (Keras' "
+                                            "steps_per_execution): the host waits on the device less often",
+                                            default_text="default: 32 on a GPU, 1 on a CPU")
     backup_every: int = _flag(200, "steps between mid-epoch backups (there is one at every epoch end too)")
     verbose: int = _flag(1, "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch",
                          choices=(0, 1, 2))
@@ -89,7 +96,8 @@ class TrainConfig:
 
     def _check_ranges(self) -> None:
         """Every number in its range, before anything runs (the message names the flag and the range)."""
-        counts = ("epochs", "batch_size", "backup_every", "train_subset", "test_subset", "holdout")
+        counts = ("epochs", "batch_size", "backup_every", "train_subset", "test_subset", "holdout",
+                  "steps_per_execution")
         for key in counts:
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

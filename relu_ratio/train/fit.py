@@ -23,12 +23,13 @@ from relu_ratio.provenance import source_commit
 from relu_ratio.train import callbacks as callbacks_lib
 from relu_ratio.train.config import TrainConfig, command_for
 from relu_ratio.train.fused_norm import with_fused_batch_norm
+from relu_ratio.train.pipeline import training_input
 from relu_ratio.train.recipes import HOLDOUT_SEED, RECIPES, compile_for
 from relu_ratio.train.record import metric_column, read_result
 
 # A resumed run may be started with other values of these: where its folder and data are (the data itself is
 # checked: _check_same_data), how often it backs up and how much it prints. Every other setting must match.
-MAY_CHANGE_ON_RESUME = ("out", "dataset", "data_dir", "backup_every", "verbose")
+MAY_CHANGE_ON_RESUME = ("out", "dataset", "data_dir", "backup_every", "verbose", "steps_per_execution")
 
 
 def run(config: TrainConfig) -> dict:
@@ -75,7 +76,8 @@ def _settings_for(out: Path, config: TrainConfig) -> tuple[TrainConfig, dict]:
     if started:
         changed = {
             k: (started.get(k), v) for k, v in dataclasses.asdict(resolved).items()
-            if k not in MAY_CHANGE_ON_RESUME and started.get(k) != v
+            if k not in MAY_CHANGE_ON_RESUME and k in started and started[k] != v  # a run predating a
+            # setting ran as its default did then (augment_on: "host")
         }  # fmt: skip
         if changed:
             raise ValueError(
@@ -166,6 +168,8 @@ def _train(
     keras.utils.set_random_seed(config.seed)
     policy = started.get("precision") or precision_policy(config.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
+    where = started.get("augmentation", "host") if started else augmentation(config.augment_on)
+    steps_per_execution = config.steps_per_execution or (32 if is_gpu(device()) else 1)
 
     info = train_split.info
     evaluated_on = "holdout" if config.holdout else "test"
@@ -181,22 +185,20 @@ def _train(
         model = with_fused_batch_norm(
             models.build(config.model, weight_decay=config.weight_decay, **arch_kwargs)
         )
-        train_batches = data.batches(
-            train_split, config.batch_size, augment=True, seed=config.seed, one_hot=True
-        )
+        trainable, train_batches = training_input(model, train_split, config.batch_size, config.seed, where)
         val_batches = data.batches(val_split, 256, one_hot=True)
-        compile_for(model, config, len(train_batches))
+        compile_for(trainable, config, len(train_batches), steps_per_execution)
 
     files.write_json(out / "config.json", {
         **dataclasses.asdict(config),
         "command": command_for(config),
         "architecture": {"builder_name": config.model, "kwargs": arch_kwargs},
         **seen,
-        "precision": policy, "commit": started.get("commit", source_commit()),
+        "precision": policy, "augmentation": where, "commit": started.get("commit", source_commit()),
     })  # fmt: skip
     callbacks = callbacks_lib.make(out, config, device())
     try:
-        history = model.fit(
+        history = trainable.fit(
             train_batches,
             epochs=config.epochs,
             validation_data=val_batches,
@@ -209,9 +211,10 @@ def _train(
                 with contextlib.suppress(Exception):  # never mask the error that stopped training
                     callback.on_train_end()
         raise
-    backup, clock = callbacks[1], callbacks[2]
+    backup = next(c for c in callbacks if isinstance(c, callbacks_lib.Backup))
+    clock = next(c for c in callbacks if isinstance(c, callbacks_lib.WallClock))
     save_model_weights(model, config.model, arch_kwargs, out / "model.weights.h5")
-    scores = model.evaluate(val_batches, verbose=0, return_dict=True)
+    scores = trainable.evaluate(val_batches, verbose=0, return_dict=True)
     devices = clock.devices
     result = {
         "model": config.model,
@@ -226,6 +229,7 @@ def _train(
         "devices": devices,
         "backend": keras.backend.backend(),
         "precision": policy,
+        "augmentation": where,
         "commit": source_commit(),
         "replicas": distribution.replicas,
         "versions": {"keras": keras.__version__, "numpy": np.__version__},
@@ -251,6 +255,15 @@ def save_model_weights(model: keras.Model, name: str, arch_kwargs: dict, path: P
     clean.set_weights([np.asarray(w, dtype=np.float32) for w in model.get_weights()])
     callbacks_lib.save_weights(clean, path, consequence="nothing else was changed; free space and run the "
                                "same command again to finish")  # fmt: skip
+
+
+def augmentation(mode: str) -> str:
+    """Where ``--augment-on mode`` augments: ``auto`` is ``device`` on a GPU (the host would hold the GPU
+    back: :mod:`relu_ratio.train.pipeline`) and ``host`` on a CPU, where numpy's augmentation costs the step
+    little. A resumed run keeps where it started."""
+    if mode == "auto":
+        return "device" if is_gpu(device()) else "host"
+    return mode
 
 
 def precision_policy(mode: str) -> str:

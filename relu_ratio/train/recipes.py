@@ -74,8 +74,11 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
     )
 
 
-def compile_for(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -> keras.Model:
-    """Compile ``model`` with the recipe's optimizer, schedule, loss and metrics (one-hot labels).
+def compile_for(
+    model: keras.Model, config: TrainConfig, steps_per_epoch: int, steps_per_execution: int = 1
+) -> keras.Model:
+    """Compile ``model`` with the recipe's optimizer, schedule, loss and metrics (one-hot labels), running
+    ``steps_per_execution`` training steps per compiled call.
 
     With ``config.ema`` the optimizer keeps an exponential moving average of the trainable weights (Keras'
     ``use_ema``; BatchNorm's moving statistics are not averaged), which ``fit`` writes into the model when
@@ -90,5 +93,5 @@ def compile_for(model: keras.Model, config: TrainConfig, steps_per_epoch: int) -
         keras.metrics.CategoricalAccuracy("accuracy"),
         keras.metrics.TopKCategoricalAccuracy(5, "top5"),
     ]
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, steps_per_execution=steps_per_execution)
     return model
