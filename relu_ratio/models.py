@@ -264,7 +264,7 @@ def build_family(
     blocks = spec.blocks_per_stage(depth)
     masks = ReLUPattern(relu_pattern).resolve(spec.kind, blocks)
     input_shape = check_input_shape(input_shape)
-    _check_head(include_top, pooling, classes, classifier_activation)
+    check_head(include_top, pooling, classes, classifier_activation)
     classes = 10 if classes is None else classes
     if not is_finite_number(width_multiplier) or not 0 < width_multiplier <= MAX_WIDTH_MULTIPLIER:
         raise ValueError(
@@ -381,7 +381,12 @@ def is_finite_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _check_head(include_top, pooling, classes, classifier_activation) -> None:
+def check_head(include_top, pooling, classes, classifier_activation) -> None:
+    """The head arguments of every path that builds a network (the builders, :func:`relu_ratio.zoo.load`),
+    checked in one place: ``include_top`` a bool; with the top, ``pooling`` unset (the top average-pools),
+    ``classes`` an integer in [2, :data:`MAX_CLASSES`] and a known ``classifier_activation``; without it,
+    ``pooling`` ``None``, ``"avg"`` or ``"max"`` and no ``classes``. Raises ``ValueError`` naming the
+    value."""
     if not isinstance(include_top, bool):
         raise ValueError(f"include_top must be True or False; received {include_top!r}.")
     if include_top:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import tracemalloc
 
 import pytest
@@ -186,6 +185,17 @@ junk = st.one_of(
 
 @settings(max_examples=400, deadline=None)
 @given(spec=junk, kind=kinds, blocks=blocks)
-def test_anything_else_raises_value_error_only(spec, kind, blocks):
-    with contextlib.suppress(ValueError):  # the only allowed failure; any other fails the test
-        ReLUPattern(spec).resolve(kind, blocks)
+def test_anything_else_is_refused_with_a_value_error_or_gives_valid_masks(spec, kind, blocks):
+    try:
+        masks = ReLUPattern(spec).resolve(kind, blocks)
+    except ValueError:
+        return  # refused: the only allowed failure; any other exception fails the test
+    assert [len(stage) for stage in masks] == blocks  # accepted: one mask per block, one flag per slot
+    assert all(len(m) == len(kind.slots) for stage in masks for m in stage)
+    assert all(type(keep) is bool for stage in masks for m in stage for keep in m)
+
+
+@pytest.mark.parametrize("spec", ["abc", "2:", ":1", "0:0", "1:2", 3, 1.5, {"a": 1}, "2", "2 : 1 : 1"])
+def test_junk_is_refused(spec):
+    with pytest.raises(ValueError):
+        ReLUPattern(spec).resolve(BOTTLENECK, [2, 2, 2])

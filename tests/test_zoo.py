@@ -108,6 +108,18 @@ def test_register_refuses_a_taken_name_and_a_run_that_does_not_fit(run, store, t
     assert list((tmp_path / "other").iterdir()) == []  # nothing half-registered
 
 
+def test_register_refuses_test_data_with_other_class_names_than_the_run_trained_on(run, tmp_path):
+    recorded = tmp_path / "run"
+    shutil.copytree(run["dir"], recorded)
+    config = json.loads((recorded / "config.json").read_text())
+    config["dataset_info"] = {"class_names": ["cat", "dog", "owl"]}  # what the run trained on
+    (recorded / "config.json").write_text(json.dumps(config))
+    trained = r"classes \['cat', 'dog', 'frog'\], but the run .* trained on \['cat', 'dog', 'owl'\]"
+    with pytest.raises(zoo.ZooError, match=trained):
+        zoo.register(recorded, store=tmp_path / "store", data=run["root"] / "data")
+    assert not (tmp_path / "store" / NAME).exists()
+
+
 def test_a_queued_tagged_run_registers_under_its_tagged_name(run, tmp_path):
     tagged = tmp_path / f"{NAME}.long-seed0"  # the training queue's folder of a "long" variant
     shutil.copytree(run["dir"], tagged)
@@ -342,9 +354,7 @@ def test_every_real_entry_reproduces_its_registered_accuracy(
 
 def test_readme_zoo_table_is_generated_from_the_registry(monkeypatch):
     monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
-    readme = Path(__file__).resolve().parents[1] / "README.md"
-    if zoo.registry.TABLE_START not in readme.read_text(encoding="utf-8"):
-        pytest.skip("README.md has no zoo table markers yet")
+    readme = Path(__file__).resolve().parents[1] / "README.md"  # a deleted marker fails here, not skips
     assert zoo.update_table(readme, check=True), "run: python -m relu_ratio.zoo table --update README.md"
 
 

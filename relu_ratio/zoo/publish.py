@@ -208,6 +208,13 @@ def _measure(
     model = build_with_weights(architecture, weights, f"training run {run}")
     source = os.fspath(data) if data is not None else str(config["dataset"])
     split = data_lib.load(source, split="test")
+    trained_on = config.get("dataset_info", {}).get("class_names")
+    if trained_on is not None and list(split.info.class_names) != list(trained_on):
+        raise ZooError(
+            f"{source} (test) has the classes {list(split.info.class_names)}, but the run in {run} trained "
+            f"on {list(trained_on)}: its outputs would be read as the wrong classes. Register it with the "
+            "test split of the data it trained on (--data)."
+        )
     if split.info.num_classes != model.output_shape[-1]:
         raise ZooError(
             f"{source} (test) has {split.info.num_classes} classes; the model outputs "

@@ -186,7 +186,7 @@ def load(
         classes: with ``include_top=True``, a number other than the entry's puts a new, randomly
             initialised classifier on top of the pretrained features (transfer learning: compile and fit).
         pooling: with ``include_top=False``: ``"avg"`` (the model's own pooled features), ``"max"`` or
-            ``None`` (the last feature map). The top always average-pools.
+            ``None`` (the last feature map). The top always average-pools (``"avg"`` or ``None`` with it).
         input_shape: ``(height, width, channels)``; other sizes than the registered one (the networks are
             fully convolutional) need ``include_top=False`` or a new classifier (``classes=``), as in
             ``keras.applications``; the channels must match.
@@ -196,19 +196,8 @@ def load(
             its weights are missing, tampered with or do not fit. A wrong model is never returned.
         ValueError: an argument, or a combination of them, that does not apply.
     """
-    if not isinstance(include_top, bool):
-        raise ValueError(f"include_top must be True or False; received {include_top!r}.")
-    if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 1):
-        raise ValueError(f"classes must be None or a positive integer; received {classes!r}.")
-    if not include_top and classes is not None:
-        raise ValueError(f"classes={classes} only applies with include_top=True.")
-    if pooling not in ("avg", "max", None):
-        raise ValueError(f"pooling must be 'avg', 'max' or None; received {pooling!r}.")
-    if include_top and pooling != "avg":
-        raise ValueError(
-            f"pooling={pooling!r} only applies with include_top=False (the classifier sits on the "
-            "average-pooled features). Pass include_top=False for other pooling."
-        )
+    # the builders' one check of the head; "avg", the default here, is what the top does anyway
+    models.check_head(include_top, None if include_top and pooling == "avg" else pooling, classes, None)
     entry = info(name)
     shape = _input_shape(entry, input_shape, include_top and classes in (None, entry.classes))
     model = _verified_model(entry, shape)
