@@ -294,6 +294,7 @@ class Progress:
     device: str | None = None  # what it trained on so far, e.g. "cpu: 2 cores" or "gpu: … + cpu: …"
     differs: tuple[str, ...] = ()  # settings in which the folder differs from the queue (see differences)
     devices: dict | None = None  # wall and CPU seconds per device, where recorded (a run resumed elsewhere)
+    split: str = "test"  # what top1 was measured on: "test", or "holdout" (a slice of the training set)
 
     @property
     def on_gpu(self) -> bool:
@@ -335,7 +336,7 @@ def progress(
             record.precision or fixed_precision(config.mixed_precision),
             record.result.get("device") or (DEVICE_SEPARATOR.join(devices) if devices else None),
             tuple(differences(config, record.config)) if record.state == "finished" else (),
-            devices,
+            devices, "holdout" if config.holdout else "test",
         ))  # fmt: skip
     return rows
 
@@ -429,6 +430,7 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
     for number, row in enumerate(rows, start=1):
         top1 = "" if row.top1 is None else f"{row.top1:.2f}"
         top1 += "" if row.state == "finished" or row.top1 is None else " (so far)"
+        top1 += " (holdout)" if row.top1 is not None and row.split == "holdout" else ""
         left = "" if row.hours_left is None else f"{row.hours_left:.1f}"
         state = row.state.replace("|", "\\|")  # a damaged file's message may hold one
         state += f" (other settings: {', '.join(row.differs)})" if row.differs else ""
@@ -451,7 +453,8 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
         "",
         f'{done} of {len(rows)} runs finished; {spent}. Test top-1 "so far" is the last finished epoch\'s '
         "accuracy on the CIFAR-10 "
-        "(JPEG) test split, logged for progress only; a zoo entry's number is its final weights' accuracy, "
+        "(JPEG) test split (on held-out training images where marked holdout: a recipe proxy), logged for "
+        "progress only; a zoo entry's number is its final weights' accuracy, "
         "measured by "
         "`zoo register`. Estimates of hours left use the run's own pace so far.",
         "",
