@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from relu_ratio import data as data_lib
-from relu_ratio import files, legacy, models
+from relu_ratio import files, models
 from relu_ratio.describe import describe
 from relu_ratio.inputs import CheckedModel, ImageInputError
 from relu_ratio.patterns import ReLUPattern
@@ -137,10 +137,7 @@ def build_with_weights(architecture: dict, weights: str | os.PathLike, label: st
             "match)."
         )
     try:
-        if legacy.is_legacy(weights):  # registered before the blocks became stock layers
-            legacy.load_weights(model, models.parse_name(architecture["builder_name"])[0], weights)
-        else:
-            model.load_weights(weights)
+        model.load_weights(weights)
     except (ValueError, OSError, KeyError) as error:
         raise IntegrityError(
             f"{label}: weights file {weights} does not fit {architecture['builder_name']}: {error}"
