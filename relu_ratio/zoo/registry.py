@@ -30,7 +30,6 @@ from relu_ratio.zoo.entry import (
 )
 
 STORE_PACKAGE = "relu_ratio.zoo_store"  # the repository's zoo/ directory, shipped inside the wheel
-DEFAULT_DATA = "../shared/data"  # CIFAR-10 JPEG archives, relative to the current directory
 CIFAR10_JPEG = "CIFAR-10 (JPEG)"
 TOLERANCE = 0.3  # accuracy points: `evaluate` fails beyond this difference
 
@@ -277,7 +276,7 @@ def default_data(entry: ZooEntry) -> str:
     """Where :func:`evaluate` reads ``entry``'s test split: ``$RELU_RATIO_DATA`` or ``../shared/data`` for
     CIFAR-10 (JPEG), else the source it was registered with."""
     if entry.dataset == CIFAR10_JPEG:
-        return os.environ.get("RELU_RATIO_DATA", DEFAULT_DATA)
+        return os.environ.get("RELU_RATIO_DATA", data_lib.DEFAULT_DATA)
     return entry.data_source
 
 
