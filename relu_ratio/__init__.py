@@ -6,13 +6,14 @@ Example:
     >>> print(relu_ratio.describe(model))                  # doctest: +SKIP
 """
 
-from relu_ratio.startup import start_keras
+from relu_ratio import startup
 
-start_keras()  # before anything imports keras: TensorFlow's C++ start-up lines stay off the terminal
+if startup.cli_module():  # a `python -m relu_ratio.*` command, before anything imports keras: TensorFlow's
+    startup.start_keras()  # C++ start-up lines stay off its terminal (a library import leaves stderr alone)
 
-from relu_ratio import models, patterns  # noqa: E402
-from relu_ratio.describe import Description, describe  # noqa: E402
-from relu_ratio.patterns import ReLUPattern  # noqa: E402
+from relu_ratio import models, patterns
+from relu_ratio.describe import Description, describe
+from relu_ratio.patterns import ReLUPattern
 
 __version__ = "0.1.0"
 

@@ -104,6 +104,7 @@ class Split:
         return Split(self.images[index], self.labels[index], self.info)
 
 
+DEFAULT_DATA = "../shared/data"  # the CIFAR-10 JPEG archives, relative to the working directory
 SAMPLE_FILE = Path(__file__).parent / "samples" / "cifar10_jpeg_test_sample.npz"
 
 

@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 import keras
 from keras import layers
 
-from relu_ratio import blocks, legacy, patterns
+from relu_ratio import blocks, patterns
 from relu_ratio.blocks import batch_norm, conv2d, l2
 from relu_ratio.patterns import BlockKind, PatternSpec, ReLUPattern
 
@@ -289,7 +289,7 @@ def build_family(
         x = layers.GlobalMaxPooling2D(name="max_pool")(x)
     model = keras.Model(inputs, x, name=name or f"{family}{depth}")
     if weights is not None:
-        _load_weights(model, family, weights)
+        _load_weights(model, weights)
     return model
 
 
@@ -417,7 +417,7 @@ def check_head(include_top, pooling, classes, classifier_activation) -> None:
         )
 
 
-def _load_weights(model: keras.Model, family: str, weights) -> None:
+def _load_weights(model: keras.Model, weights) -> None:
     path = os.fspath(weights)
     if not path.endswith(".weights.h5"):
         raise ValueError(
@@ -427,10 +427,7 @@ def _load_weights(model: keras.Model, family: str, weights) -> None:
     if not os.path.exists(path):
         raise FileNotFoundError(f"weights file {path!r} does not exist.")
     try:
-        if legacy.is_legacy(path):  # saved before the blocks became stock layers
-            legacy.load_weights(model, family, path)
-        else:
-            model.load_weights(path)
+        model.load_weights(path)
     except (ValueError, OSError, KeyError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from relu_ratio import data, files, folder_lock, models, train
 from relu_ratio.train.fit import DEVICE_SEPARATOR, MAY_CHANGE_ON_RESUME, is_gpu
-from relu_ratio.train.record import fixed_precision
+from relu_ratio.train.record import fixed_precision, run_folder_name
 from relu_ratio.zoo.entry import TAG_PATTERN
 
 RESERVED = {"model", "seed", "out", "dataset"}  # set per run or by the command, not in the queue's settings
@@ -71,7 +71,7 @@ class QueuedRun:
 
     @property
     def run_id(self) -> str:
-        return f"{self.name}-seed{self.seed}"
+        return run_folder_name(self.name, self.seed)
 
     def config(self, runs: str | os.PathLike, dataset: str) -> train.TrainConfig:
         return train.TrainConfig(
@@ -485,7 +485,7 @@ def parser() -> argparse.ArgumentParser:
         if name == "run":
             cmd.add_argument(
                 "--dataset",
-                default="../shared/data",
+                default=data.DEFAULT_DATA,
                 help="dataset for every run: a local folder/archive or a tfds name "
                 "(default: ../shared/data, the CIFAR-10 JPEG archives)",
             )

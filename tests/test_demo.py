@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ import pytest
 from conftest import start_module
 
 from relu_ratio import data, demo, zoo
-from relu_ratio.startup import quiet_native_stderr
+from relu_ratio.startup import cli_module, quiet_native_stderr
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -87,3 +89,28 @@ def test_quiet_native_stderr_drops_only_the_start_up_lines(capfd):
         os.write(2, b"a real error the user must see\n")
     err = capfd.readouterr().err
     assert err == "a real error the user must see\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "module"),
+    [(["python", "-m", "relu_ratio.train", "--epochs", "1"], "relu_ratio.train"),
+     (["python", "-W", "ignore", "-X", "dev", "-m", "relu_ratio.zoo", "list"], "relu_ratio.zoo"),
+     (["python", "-u", "-mrelu_ratio.demo"], "relu_ratio.demo"),
+     (["python", "-m", "pytest", "-m", "relu_ratio.x"], None),
+     (["python", "app.py", "-m", "relu_ratio.train"], None),
+     (["python", "-c", "import relu_ratio", "-m", "relu_ratio.train"], None),
+     (["python", "-m", "relu_ratio_fork.train"], None),
+     (["python", "-m"], None)],
+)  # fmt: skip
+def test_cli_module_names_only_a_relu_ratio_entry_point(argv, module):
+    assert cli_module(argv) == module
+
+
+def test_a_library_import_leaves_stderr_and_tensorflow_alone():
+    """``import relu_ratio`` in an application does not touch file descriptor 2 (the CLIs do)."""
+    code = ("import os\ndef touched(*args): raise AssertionError('fd 2 redirected on import')\n"
+            "os.dup = os.dup2 = touched\nimport relu_ratio\n"
+            "print(relu_ratio.startup.cli_module())")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "None"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from relu_ratio import queue
+from relu_ratio import queue, train
 
 REPO_QUEUE = Path(__file__).parent.parent / "training" / "queue.json"
 
@@ -349,3 +349,15 @@ def test_status_written_into_a_missing_folder_names_the_file(tmp_path, capsys):
     assert queue.main(["status", str(path), "--runs", str(tmp_path / "runs"), "--write", str(target)]) == 2
     err = capsys.readouterr().err
     assert f"No such file or directory: '{target}'" in err and ".tmp-" not in err
+
+
+@pytest.mark.parametrize(
+    ("folder", "parsed"),
+    [("resnet20_21-seed0", ("resnet20_21", 0)), ("runs/resnet20_21.long-seed12", ("resnet20_21.long", 12)),
+     ("resnet20_21", None), ("resnet20_21-seed", None), ("-seed1", None), ("x-seed01", None),
+     ("x-seed-1", None), ("x-seed\u0661", None)],
+)  # fmt: skip
+def test_a_run_folder_name_is_made_and_read_in_one_place(folder, parsed):
+    assert train.parse_run_folder_name(folder) == parsed
+    if parsed is not None:
+        assert train.run_folder_name(*parsed) == Path(folder).name

@@ -344,17 +344,29 @@ def test_distributed_chief_and_worker(folder, tmp_path):
     assert relu_ratio.describe(model).relus == best["relus"]
 
 
-def test_search_config_mirrors_search_and_generates_every_flag():
-    """SearchConfig is the CLI: every search() setting is a field, and every field a flag with a help line."""
+def test_search_config_generates_every_flag():
+    """SearchConfig is the CLI and search()'s one argument: every field a flag with a help line."""
     import dataclasses
-    import inspect
 
-    params = set(inspect.signature(tune.search).parameters) - {"builder_kwargs"}
-    fields = {f.name for f in dataclasses.fields(tune.SearchConfig)} - {"width_multiplier"}
-    assert params == fields
+    fields = {f.name for f in dataclasses.fields(tune.SearchConfig)}
     actions = [a for a in tune.parser()._actions if a.dest != "help"]
-    assert {a.dest for a in actions} == fields | {"width_multiplier"}
+    assert {a.dest for a in actions} == fields
     assert all(a.help and "default" in a.help for a in actions)
+
+
+def test_search_takes_a_config_and_the_old_keyword_form_still_works_with_a_warning(tmp_path):
+    missing = str(tmp_path / "none")
+    config = tune.SearchConfig(family="resnet", depth=8, dataset=missing, directory=str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="none"):  # the data is looked for: the settings were taken
+        tune.search(config)
+    with pytest.warns(DeprecationWarning, match="a SearchConfig"), pytest.raises(FileNotFoundError):
+        tune.search("resnet", 8, dataset=missing, directory=str(tmp_path))
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match=r"depth 7 is not valid"):
+        tune.search("resnet", depth=7, directory=str(tmp_path))  # the keywords reach the SearchConfig
+    with pytest.raises(TypeError, match=r"not beside it \(epochs\)"):
+        tune.search(config, epochs=3)
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match=r"missing \['depth'\]"):
+        tune.search("resnet")
 
 
 def test_a_huge_plain_ratio_choice_is_not_spelt_out_and_keys_have_one_spelling():

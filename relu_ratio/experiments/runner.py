@@ -26,10 +26,9 @@ from pathlib import Path
 
 import keras
 
-from relu_ratio import files, train
+from relu_ratio import data, files, train
 from relu_ratio.experiments.specs import Budget, Experiment, Variant, budget, experiment
 
-DEFAULT_DATA = "../shared/data"  # the CIFAR-10 JPEG archives, relative to the working directory
 BUDGET_SETTINGS = {"recipe", "epochs", "train_subset", "test_subset", "seeds", "batch_size"}
 
 
@@ -57,7 +56,7 @@ class Run:
 
 def default_dataset() -> str:
     """``$RELU_RATIO_DATA``, else ``../shared/data`` (CIFAR-10 JPEG) if it exists."""
-    source = os.environ.get("RELU_RATIO_DATA", DEFAULT_DATA)
+    source = os.environ.get("RELU_RATIO_DATA", data.DEFAULT_DATA)
     if not os.path.exists(source):
         raise ValueError(
             f"no dataset given and the default {source!r} does not exist: pass --dataset, e.g. a local "
@@ -115,7 +114,7 @@ def plan(
 
 def run_dir(root: Path, model: str, seed: int) -> str:
     """Where the run of ``model`` with ``seed`` lives under an experiment's output folder ``root``."""
-    return os.fspath(root / "runs" / f"{model}-seed{seed}")
+    return os.fspath(root / "runs" / train.run_folder_name(model, seed))
 
 
 def default_out(name: str, budget_name: str) -> Path:

@@ -155,17 +155,13 @@ class Backup(keras.callbacks.BackupAndRestore):
         self.record = self._read_record()
 
     def _read_record(self) -> dict | None:
-        """The committed record (``None`` if none, or one of keras' own layout), checked: a damaged record
-        raises :class:`~relu_ratio.train.record.RunFileError` naming it and what is wrong."""
+        """The committed record (``None`` if none), checked: a damaged record raises
+        :class:`~relu_ratio.train.record.RunFileError` naming it and what is wrong."""
         path = self.dir / self.RECORD
         if not path.exists():
             return None
         hint = f"delete {self.dir} to start the run over"
-        record = read_json(path, hint=hint)
-        if "weights" not in record:  # keras' own layout: {"epoch": ..., "batch": ...}
-            check_keys(path, record, {"epoch": (int,), "batch": (int,)}, ("epoch",), hint)
-            return None
-        check_keys(path, record, {**self.FIELDS, "previous": (dict, type(None))}, tuple(self.FIELDS), hint)
+        record = read_json(path, {**self.FIELDS, "previous": (dict, type(None))}, tuple(self.FIELDS), hint)
         if record.get("previous") is not None:  # the backup before, to fall back to
             check_keys(path, record["previous"], self.FIELDS, tuple(self.FIELDS), hint)
         return record
@@ -178,14 +174,13 @@ class Backup(keras.callbacks.BackupAndRestore):
         self._save_model()
 
     def on_train_begin(self, logs=None):
-        self._restore_latest(logs)
+        self._restore_latest()
         if self.metrics is not None:  # the epochs trained again are logged again: drop their old rows
             drop_epochs_from(self.metrics.parent, self.model._initial_epoch or 0)
 
-    def _restore_latest(self, logs) -> None:
+    def _restore_latest(self) -> None:
         self.record = self._read_record()
-        if self.record is None:
-            super().on_train_begin(logs)  # nothing yet, or a backup in keras' own layout
+        if self.record is None:  # nothing backed up yet
             return
         problems = []
         for record in (self.record, self.record.get("previous")):
@@ -270,8 +265,7 @@ class BestWeights(keras.callbacks.ModelCheckpoint):
 class WallClock(keras.callbacks.Callback):
     """Training time summed over resumed runs, kept in ``progress.json``: wall-clock seconds and the
     process's CPU seconds (all its threads), so a run's CPU-hours are measured, not estimated; also per
-    ``device`` (``"devices"``), since a run cut off on one machine may finish on another. Time recorded
-    before devices were (an older ``progress.json``) counts as this device's."""
+    ``device`` (``"devices"``), since a run cut off on one machine may finish on another."""
 
     def __init__(self, path: Path, device: str):
         super().__init__()
@@ -279,9 +273,7 @@ class WallClock(keras.callbacks.Callback):
         previous = read_progress(path.parent)
         self.previous = previous.get("wall_time_s", 0.0)
         self.previous_cpu = previous.get("cpu_time_s", 0.0)
-        self.previous_devices = previous.get("devices") or (
-            {device: {"wall_time_s": self.previous, "cpu_time_s": self.previous_cpu}} if previous else {}
-        )
+        self.previous_devices = previous.get("devices", {})
         self.start, self.start_cpu = time.time(), time.process_time()
 
     @property

@@ -218,6 +218,28 @@ class RunRecord:
         return recorded or fixed_precision(self.config.get("mixed_precision"))
 
 
+SEED_SEPARATOR = "-seed"  # a seeded run's folder: <name>-seed<k>
+
+
+def run_folder_name(name: str, seed: int) -> str:
+    """The folder of the run of ``name`` (a model or zoo name) with ``seed``, in a queue's or an experiment's
+    runs: ``run_folder_name("resnet20_21.long", 0)`` is ``"resnet20_21.long-seed0"``."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"a run's seed is an integer >= 0; received {seed!r}.")
+    return f"{name}{SEED_SEPARATOR}{seed}"
+
+
+def parse_run_folder_name(folder: str | os.PathLike) -> tuple[str, int] | None:
+    """``(name, seed)`` of a folder named by :func:`run_folder_name` (its last path part), else ``None``.
+
+    >>> parse_run_folder_name("runs/resnet20_21.long-seed3"), parse_run_folder_name("runs/x")
+    (('resnet20_21.long', 3), None)
+    """
+    name, separator, seed = Path(folder).name.rpartition(SEED_SEPARATOR)
+    ok = separator and name and seed.isascii() and seed.isdigit() and seed == str(int(seed))
+    return (name, int(seed)) if ok else None
+
+
 def fixed_precision(mode: str | None) -> str | None:
     """The dtype policy a ``mixed_precision`` setting fixes: ``off`` is float32, ``auto`` (or none) depends
     on the machine (``None``), a policy name is itself."""

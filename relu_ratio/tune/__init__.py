@@ -34,8 +34,9 @@ the pattern on test data.
 Example::
 
     from relu_ratio import tune
-    result = tune.search("resnet", 8, dataset="../shared/data", tuner="random", max_trials=6, epochs=1,
-                         train_subset=4000, val_subset=1000, directory="runs/tune")
+    result = tune.search(tune.SearchConfig(family="resnet", depth=8, dataset="../shared/data", tuner="random",
+                                           max_trials=6, epochs=1, train_subset=4000, val_subset=1000,
+                                           directory="runs/tune"))
     model = result.build_model()                 # the best pattern, untrained, same builder kwargs
     models.build_family("resnet", 8, result.relu_pattern, classes=10)   # or by hand
 

@@ -8,7 +8,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -38,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     start = time.time()
     try:
-        result = search(**dataclasses.asdict(SearchConfig(**vars(args))))
+        result = search(SearchConfig(**vars(args)))
     except (ValueError, OSError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

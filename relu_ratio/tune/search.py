@@ -2,8 +2,9 @@
 tuner (single process or chief/worker), and the result (:class:`SearchResult`, ``best.json``).
 
 Example:
-    >>> from relu_ratio.tune import search
-    >>> result = search("resnet", 8, dataset="../shared/data", max_trials=2, epochs=1)  # doctest: +SKIP
+    >>> from relu_ratio.tune import SearchConfig, search
+    >>> config = SearchConfig(family="resnet", depth=8, dataset="../shared/data", max_trials=2)
+    >>> result = search(config)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import dataclasses
 import functools
 import json
 import os
-from collections.abc import Sequence
+import warnings
 from pathlib import Path
 
 import keras
@@ -39,8 +40,8 @@ SPACE, SEARCH, DATA = "search space", "search", "data and training"
 
 @dataclasses.dataclass
 class SearchConfig:
-    """Every setting of :func:`search` (``search(**dataclasses.asdict(config))``); the CLI's flags are
-    generated from these fields (:func:`relu_ratio.flags.add_arguments`), so the two cannot drift apart."""
+    """Every setting of :func:`search` (``search(config)``); the CLI's flags are generated from these
+    fields (:func:`relu_ratio.flags.add_arguments`), so the two cannot drift apart."""
 
     family: str = _setting("resnet", f"network family: {', '.join(models.FAMILIES)}", SPACE)
     depth: int = _setting(8, "network depth (valid depths depend on the family)", SPACE)
@@ -215,132 +216,111 @@ def _tuner_class(name: str):
     return Recording
 
 
-def search(
-    family: str,
-    depth: int,
-    *,
-    dataset: str | os.PathLike = "cifar10",
-    tuner: str = "random",
-    granularity: str = "stage",
-    min_relus_per_block: int = 1,
-    min_ratio=None,
-    max_ratio=None,
-    choices: Sequence[str] | None = None,
-    max_trials: int | None = 10,
-    epochs: int = 1,
-    hyperband_factor: int = 3,
-    validation: str = "holdout",
-    train_subset: int | None = None,
-    val_subset: int | None = None,
-    batch_size: int | None = None,
-    recipe: str = "fast",
-    weight_decay: float | None = None,
-    directory: str | os.PathLike = "runs/tune",
-    project_name: str | None = None,
-    overwrite: bool = False,
-    seed: int = 0,
-    data_dir: str | os.PathLike | None = None,
-    max_consecutive_failed_trials: int | None = None,
-    chief_timeout: float = 3600.0,
-    verbose: int = 1,
-    **builder_kwargs,
-) -> SearchResult:
-    """Search the ReLU placement of ``family``/``depth`` on ``dataset``; returns the best pattern.
+def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> SearchResult:
+    """Search the ReLU placement of ``config.family``/``config.depth`` on ``config.dataset``; returns the
+    best pattern.
 
     Args:
-        family, depth, granularity, min_relus_per_block, min_ratio, max_ratio, choices: the search space,
-            see :class:`ReLUHyperModel`.
-        dataset: ``"cifar10"``, ``"cifar100"`` or a local folder/archive (:func:`relu_ratio.data.load`).
-        tuner: ``"random"`` (RandomSearch), ``"hyperband"`` (Hyperband, ``max_epochs=epochs``,
-            ``factor=hyperband_factor``; ``max_trials`` caps its trial count) or ``"bayesian"``
-            (BayesianOptimization; needs scikit-learn).
-        max_trials: number of trials (a trial that fails the ratio bounds counts as one).
-        epochs: training epochs per trial (Hyperband: the most a trial gets); the recipe's schedule spans it.
-        validation, train_subset, val_subset, seed: see :func:`load_search_data`.
-        batch_size, recipe: training recipe (:data:`relu_ratio.train.RECIPES`; default ``fast``).
-        weight_decay: coupled L2 on kernels, as in :mod:`relu_ratio.train` (default: the recipe's).
-        directory, project_name, overwrite: keras-tuner's; the project directory is
-            ``directory/project_name`` (default ``{family}{depth}_{granularity}_{tuner}``).
-        max_consecutive_failed_trials: stop after this many failed trials in a row (default 3, or 25 with
-            ratio bounds, whose violations are failed trials).
-        chief_timeout: distributed workers wait this long for the chief's server.
-        verbose: keras-tuner's and ``model.fit``'s verbosity.
-        **builder_kwargs: extra :func:`relu_ratio.models.build_family` arguments (``width_multiplier``...).
+        config: every setting (:class:`SearchConfig`, whose fields are also the CLI's flags): the search
+            space (see :class:`ReLUHyperModel`), the tuner (``"random"``; ``"hyperband"`` with
+            ``max_epochs=epochs`` and ``factor=hyperband_factor``, ``max_trials`` capping its trial count;
+            ``"bayesian"``, which needs scikit-learn), the data (:func:`load_search_data`) and the training
+            recipe. The project directory is ``directory/project_name`` (default
+            ``{family}{depth}_{granularity}_{tuner}``); ``max_consecutive_failed_trials`` defaults to 3, or
+            25 with ratio bounds (whose violations are failed trials).
+        **builder_kwargs: further :func:`relu_ratio.models.build_family` arguments.
+
+    The keyword form of the last release, ``search(family, depth, dataset=..., ...)`` (``config`` then
+    stands for ``family``), still works until the next one, with a ``DeprecationWarning``.
 
     Returns:
         A :class:`SearchResult`; the chief (or a non-distributed process) also writes it to
         ``<project_dir>/best.json``.
 
     Raises:
+        TypeError: settings passed beside a :class:`SearchConfig` (they belong in it).
         ValueError: bad settings (the message names the value and what is valid).
         RuntimeError: no trial completed (the message carries the last failure).
+
+    Example:
+        >>> config = SearchConfig(family="resnet", depth=8, dataset="../shared/data", max_trials=2)
+        >>> search(config).relu_pattern  # doctest: +SKIP
+        ['11', '01', '11']
     """
+    if not isinstance(config, SearchConfig):
+        config, builder_kwargs = _config_from_keywords(config, args, builder_kwargs)
+    elif args or _FIELDS & set(builder_kwargs):
+        given = [repr(a) for a in args] + sorted(_FIELDS & set(builder_kwargs))
+        raise TypeError(f"search(config) takes its settings from the SearchConfig, not beside it "
+                        f"({', '.join(given)}): use dataclasses.replace(config, name=value).")  # fmt: skip
     role, tuner_id = distributed_role()
-    tuner_cls = _tuner_class(tuner)
-    for label, value, low in (("epochs", epochs, 1), ("hyperband_factor", hyperband_factor, 2)):
+    tuner_cls = _tuner_class(config.tuner)
+    for label, value, low in (("epochs", config.epochs, 1), ("hyperband_factor", config.hyperband_factor, 2)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{label} must be an integer >= {low}; received {value!r}.")
+    max_trials = config.max_trials
     if max_trials is not None and (
         isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1
     ):
         raise ValueError(f"max_trials must be a positive integer; received {max_trials!r}.")
-    config = train.TrainConfig(
-        recipe=recipe, epochs=epochs, batch_size=batch_size, seed=seed, weight_decay=weight_decay
-    ).resolved()
+    training = train.TrainConfig(recipe=config.recipe, epochs=config.epochs, batch_size=config.batch_size,
+                                 seed=config.seed, weight_decay=config.weight_decay).resolved()  # fmt: skip
     space = functools.partial(
         ReLUHyperModel,
-        family,
-        depth,
-        granularity,
-        min_relus_per_block=min_relus_per_block,
-        min_ratio=min_ratio,
-        max_ratio=max_ratio,
-        choices=choices,
+        config.family,
+        config.depth,
+        config.granularity,
+        min_relus_per_block=config.min_relus_per_block,
+        min_ratio=config.min_ratio,
+        max_ratio=config.max_ratio,
+        choices=config.choices,
     )
     space()  # check the space before touching data, so bad settings fail fast
-    project_name = project_name or f"{family}{depth}_{granularity}_{tuner}"
-    files.check_writable(Path(directory) / project_name, "tuner's project folder")
+    project_name = config.project_name or f"{config.family}{config.depth}_{config.granularity}_{config.tuner}"
+    files.check_writable(Path(config.directory) / project_name, "tuner's project folder")
 
-    keras.utils.set_random_seed(seed)
-    train_split, val_split = load_search_data(dataset, validation, train_subset, val_subset, seed, data_dir)
+    keras.utils.set_random_seed(config.seed)
+    train_split, val_split = load_search_data(config.dataset, config.validation, config.train_subset,
+                                              config.val_subset, config.seed, config.data_dir)  # fmt: skip
     info = train_split.info
     kwargs = {
         "classes": info.num_classes,
         "normalization": [list(info.mean), list(info.std)],
-        "weight_decay": config.weight_decay,
+        "weight_decay": training.weight_decay,
+        "width_multiplier": config.width_multiplier,
         **builder_kwargs,
     }
     if train_split.images.shape[1:] != models.check_input_shape(None):  # built for the data's image size
         kwargs.setdefault("input_shape", list(train_split.images.shape[1:]))
-    train_batches = data.batches(train_split, config.batch_size, augment=True, seed=seed, one_hot=True)
+    train_batches = data.batches(train_split, training.batch_size, augment=True, seed=config.seed,
+                                 one_hot=True)  # fmt: skip
     val_batches = data.batches(val_split, 256, one_hot=True)
     hypermodel = space(
-        train_config=config,
+        train_config=training,
         steps_per_epoch=len(train_batches),
-        seed=seed,
+        seed=config.seed,
         **kwargs,
     )
     constrained = hypermodel.min_ratio is not None or hypermodel.max_ratio is not None
-    if max_consecutive_failed_trials is None:
-        max_consecutive_failed_trials = 25 if constrained else 3
+    failures = config.max_consecutive_failed_trials
     common = {
         "hypermodel": hypermodel,
         "objective": keras_tuner.Objective(OBJECTIVE, direction="max"),
-        "seed": seed,
-        "directory": os.fspath(directory),
+        "seed": config.seed,
+        "directory": os.fspath(config.directory),
         "project_name": project_name,
-        "overwrite": bool(overwrite) and role != "worker",
-        "max_consecutive_failed_trials": max_consecutive_failed_trials,
+        "overwrite": bool(config.overwrite) and role != "worker",
+        "max_consecutive_failed_trials": (25 if constrained else 3) if failures is None else failures,
     }
-    if tuner == "hyperband":
-        common.update(max_epochs=epochs, factor=hyperband_factor)
+    if config.tuner == "hyperband":
+        common.update(max_epochs=config.epochs, factor=config.hyperband_factor)
     else:
         common.update(max_trials=max_trials)
     if role == "worker":
-        _wait_for_chief(chief_timeout)
-    project_dir = Path(directory) / project_name
+        _wait_for_chief(config.chief_timeout)
+    project_dir = Path(config.directory) / project_name
     settings = _search_settings(
-        hypermodel, tuner, config, epochs, hyperband_factor, validation, train_subset, val_subset,
+        hypermodel, config, training,
         {"dataset_info": info.to_json(), "train_images": len(train_split), "val_images": len(val_split)},
     )  # fmt: skip
     if not common["overwrite"]:
@@ -348,20 +328,20 @@ def search(
     try:
         instance = tuner_cls(**common)
     except ImportError as error:
-        raise ValueError(f"tuner {tuner!r} cannot run here: {error}") from error
+        raise ValueError(f"tuner {config.tuner!r} cannot run here: {error}") from error
     if role != "worker" and (common["overwrite"] or not (project_dir / SEARCH_FILE).is_file()):
         project_dir.mkdir(parents=True, exist_ok=True)
         files.write_json(project_dir / SEARCH_FILE, settings)
-    if tuner == "hyperband" and max_trials is not None and role != "worker":
+    if config.tuner == "hyperband" and max_trials is not None and role != "worker":
         instance.oracle.max_trials = max_trials
-    instance.search(train_batches, validation_data=val_batches, epochs=epochs, verbose=verbose)
+    instance.search(train_batches, validation_data=val_batches, epochs=config.epochs, verbose=config.verbose)
 
     result = SearchResult(
         role=role,
         tuner_id=tuner_id,
-        family=family,
-        depth=depth,
-        granularity=granularity,
+        family=config.family,
+        depth=config.depth,
+        granularity=config.granularity,
         project_dir=os.fspath(instance.project_dir),
         builder_kwargs=kwargs,
         trials_run_here=list(getattr(instance, "trials_run_here", [])),
@@ -371,11 +351,33 @@ def search(
     return _finish(result, instance, hypermodel)
 
 
+_FIELDS = frozenset(f.name for f in dataclasses.fields(SearchConfig))
+
+
+def _config_from_keywords(family, args: tuple, settings: dict) -> tuple[SearchConfig, dict]:
+    """``(config, builder_kwargs)`` from the last release's ``search(family, depth, **settings)``."""
+    warnings.warn(
+        "tune.search(family, depth, **settings) is deprecated and goes in the next release; pass a "
+        "SearchConfig: tune.search(tune.SearchConfig(family=..., depth=..., ...)).",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    positional = dict(zip(("family", "depth"), (family, *args))) if family is not None else {}
+    if len(args) > 1 or (family is None and args) or set(positional) & set(settings):
+        raise TypeError("search(family, depth, **settings) takes family and depth once each, then keywords.")
+    given = {**positional, **settings}
+    missing = [name for name in ("family", "depth") if name not in given]
+    if missing:
+        raise TypeError(f"search() needs a SearchConfig (or the deprecated family and depth); "
+                        f"missing {missing}.")
+    fields = {k: v for k, v in given.items() if k in _FIELDS}
+    return SearchConfig(**fields), {k: v for k, v in given.items() if k not in _FIELDS}
+
+
 SEARCH_FILE = "search.json"  # in the project folder: the settings its trials were trained with
 
 
-def _search_settings(hypermodel: ReLUHyperModel, tuner: str, config: train.TrainConfig, epochs: int,
-                     hyperband_factor: int, validation: str, train_subset: int | None, val_subset: int | None,
+def _search_settings(hypermodel: ReLUHyperModel, search: SearchConfig, config: train.TrainConfig,
                      data_seen: dict) -> dict:  # fmt: skip
     """What a project's trials depend on, as JSON: the search space, the tuner, the training and the data
     (its name, classes, mean/std and image counts, not its path). ``max_trials`` may grow on resume."""
@@ -383,10 +385,10 @@ def _search_settings(hypermodel: ReLUHyperModel, tuner: str, config: train.Train
     settings = {
         "family": hypermodel.family, "depth": hypermodel.depth, "granularity": hypermodel.granularity,
         "min_relus_per_block": hypermodel.min_relus_per_block, "min_ratio": bound(hypermodel.min_ratio),
-        "max_ratio": bound(hypermodel.max_ratio), "choices": list(hypermodel.choices), "tuner": tuner,
-        "epochs": epochs, "hyperband_factor": hyperband_factor, "seed": config.seed, "recipe": config.recipe,
-        "batch_size": config.batch_size, "weight_decay": config.weight_decay, "validation": validation,
-        "train_subset": train_subset, "val_subset": val_subset,
+        "max_ratio": bound(hypermodel.max_ratio), "choices": list(hypermodel.choices), "tuner": search.tuner,
+        "epochs": search.epochs, "hyperband_factor": search.hyperband_factor, "seed": config.seed,
+        "recipe": config.recipe, "batch_size": config.batch_size, "weight_decay": config.weight_decay,
+        "validation": search.validation, "train_subset": search.train_subset, "val_subset": search.val_subset,
         "builder_kwargs": {k: v for k, v in hypermodel.builder_kwargs.items() if k != "normalization"},
         **data_seen,
     }  # fmt: skip

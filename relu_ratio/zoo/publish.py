@@ -16,7 +16,7 @@ import relu_ratio
 from relu_ratio import data as data_lib
 from relu_ratio import files
 from relu_ratio.describe import describe
-from relu_ratio.train.record import RunRecord
+from relu_ratio.train.record import RunRecord, parse_run_folder_name
 from relu_ratio.zoo import manifest
 from relu_ratio.zoo.entry import (
     FORMAT_VERSION,
@@ -183,9 +183,9 @@ def default_name(run_dir: str | os.PathLike, model: str) -> str:
     >>> default_name("runs/resnet20_21.long-seed0", "resnet20_21"), default_name("runs/x", "resnet20_21")
     ('resnet20_21.long', 'resnet20_21')
     """
-    base, dot, rest = Path(run_dir).name.partition(".")
-    tag, _, seed = rest.rpartition("-seed")
-    tagged = base == model and dot and TAG_PATTERN.fullmatch(tag) and seed.isdigit()
+    name, _ = parse_run_folder_name(run_dir) or ("", 0)
+    base, dot, tag = name.partition(".")
+    tagged = base == model and dot and TAG_PATTERN.fullmatch(tag)
     return f"{model}.{tag}" if tagged else model
 
 

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from relu_ratio import data as data_lib
-from relu_ratio import files, legacy, models
+from relu_ratio import files, models
 from relu_ratio.describe import describe
 from relu_ratio.inputs import CheckedModel, ImageInputError
 from relu_ratio.patterns import ReLUPattern
@@ -30,7 +30,6 @@ from relu_ratio.zoo.entry import (
 )
 
 STORE_PACKAGE = "relu_ratio.zoo_store"  # the repository's zoo/ directory, shipped inside the wheel
-DEFAULT_DATA = "../shared/data"  # CIFAR-10 JPEG archives, relative to the current directory
 CIFAR10_JPEG = "CIFAR-10 (JPEG)"
 TOLERANCE = 0.3  # accuracy points: `evaluate` fails beyond this difference
 
@@ -137,10 +136,7 @@ def build_with_weights(architecture: dict, weights: str | os.PathLike, label: st
             "match)."
         )
     try:
-        if legacy.is_legacy(weights):  # registered before the blocks became stock layers
-            legacy.load_weights(model, models.parse_name(architecture["builder_name"])[0], weights)
-        else:
-            model.load_weights(weights)
+        model.load_weights(weights)
     except (ValueError, OSError, KeyError) as error:
         raise IntegrityError(
             f"{label}: weights file {weights} does not fit {architecture['builder_name']}: {error}"
@@ -280,7 +276,7 @@ def default_data(entry: ZooEntry) -> str:
     """Where :func:`evaluate` reads ``entry``'s test split: ``$RELU_RATIO_DATA`` or ``../shared/data`` for
     CIFAR-10 (JPEG), else the source it was registered with."""
     if entry.dataset == CIFAR10_JPEG:
-        return os.environ.get("RELU_RATIO_DATA", DEFAULT_DATA)
+        return os.environ.get("RELU_RATIO_DATA", data_lib.DEFAULT_DATA)
     return entry.data_source
 
 
