@@ -12,15 +12,16 @@ on where it stopped.
 ``status`` reads the run folders and writes the progress record (epochs reached, accuracy so far,
 wall-clock and CPU hours, what is left) and the comparison of the models queued with several seeds
 (mean ± sd of test top-1 per precision, the 2:1 - 1:1 difference ± its standard error), also into the
-README. With ``--write`` it also keeps every finished run's config and result in the queue's record of
-finished runs beside the queue file (``training/queue.finished.json``, committed), so that a clone on a
-machine without the run folders neither trains them again nor loses them from the record.
+training page (``docs/TRAINING.md``, ``--seeds-page``). With ``--write`` it also keeps every finished run's
+config and result in the queue's record of finished runs beside the queue file
+(``training/queue.finished.json``, committed), so that a clone on a machine without the run folders
+neither trains them again nor loses them from the record.
 
 Command line::
 
     python -m relu_ratio.queue run training/queue.json --runs ~/relu_runs/zoo
     python -m relu_ratio.queue status training/queue.json --runs ~/relu_runs/zoo \
-        --write training/PROGRESS.md --readme README.md
+        --write training/PROGRESS.md --seeds-page docs/TRAINING.md
 
 Example:
     >>> from relu_ratio import queue
@@ -498,9 +499,10 @@ def parser() -> argparse.ArgumentParser:
             cmd.add_argument("--write", help="also write the record (markdown) to this file, and the "
                              "finished runs' configs and results to the queue's record of finished runs")
             cmd.add_argument(
-                "--readme",
+                "--seeds-page",
+                metavar="FILE",
                 help=f"also put the seed comparison between the lines {SEEDS_START} "
-                f"and {SEEDS_END} of this file, e.g. README.md",
+                f"and {SEEDS_END} of this file, e.g. docs/TRAINING.md",
             )
     return p
 
@@ -520,8 +522,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.write:
             files.write_atomic(args.write, text)
             write_finished(finished_path(args.queue), queued, runs)
-        if args.readme:
-            files.replace_between(args.readme, SEEDS_START, SEEDS_END, seed_comparison(rows))
+        if args.seeds_page:
+            files.replace_between(args.seeds_page, SEEDS_START, SEEDS_END, seed_comparison(rows))
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -147,13 +147,13 @@ def test_seed_comparison_gives_mean_sd_and_the_difference_with_its_standard_erro
     assert "| `resnet20_21` | mixed_bfloat16 | 1 of 2 | 89.50 (seed 0) | 89.50 (one seed) |" in text
     assert "(mixed_bfloat16): needs 2 finished seeds each (1 and 2 now)" in text
 
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n{queue.SEEDS_START}\nold\n{queue.SEEDS_END}\nrest\n")
+    page = tmp_path / "TRAINING.md"
+    page.write_text(f"# x\n{queue.SEEDS_START}\nold\n{queue.SEEDS_END}\nrest\n")
     path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}, {"model": "resnet8_21", "seed": 1}])
-    assert queue.main(["status", str(path), "--runs", str(tmp_path / "runs"), "--readme", str(readme)]) == 0
-    assert "| `resnet8_21` | | 0 of 2 | | |" in readme.read_text() and "old" not in readme.read_text()
-    readme.write_text("no markers\n")
-    assert queue.main(["status", str(path), "--runs", str(tmp_path / "runs"), "--readme", str(readme)]) == 2
+    assert queue.main(["status", str(path), "--runs", str(tmp_path / "runs"), "--seeds-page", str(page)]) == 0
+    assert "| `resnet8_21` | | 0 of 2 | | |" in page.read_text() and "old" not in page.read_text()
+    page.write_text("no markers\n")
+    assert queue.main(["status", str(path), "--runs", str(tmp_path / "runs"), "--seeds-page", str(page)]) == 2
     assert "lacks the lines <!-- seeds:table:start -->" in capsys.readouterr().err
 
 

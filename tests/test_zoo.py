@@ -254,9 +254,17 @@ def test_cli_list_info_and_table(store, capsys, tmp_path, monkeypatch):
     assert main(["table", "--check", os.fspath(readme)]) == 1
     assert main(["table", "--update", os.fspath(readme)]) == 0
     assert main(["table", "--check", os.fspath(readme)]) == 0
-    assert f"| `{NAME}` | 2:1 (`01`) |" in readme.read_text()
+    assert f"| [`{NAME}`](zoo/{NAME}/README.md) | 2:1 (`01`) |" in readme.read_text()  # a link to its card
+    page = tmp_path / "TRAINING.md"  # the training table, where a page holds its markers
+    page.write_text(f"# x\n{zoo.registry.TRAINING_START}\nold\n{zoo.registry.TRAINING_END}\n")
+    assert main(["table", "--check", os.fspath(page)]) == 1
+    assert main(["table", "--update", os.fspath(page)]) == 0
+    assert main(["table", "--check", os.fspath(page)]) == 0
+    assert f"| `{NAME}` | " in page.read_text() and "python -m relu_ratio.train --model" in page.read_text()
+    page.write_text("no markers\n")
+    assert main(["table", "--update", os.fspath(page)]) == 2 and "lacks the lines" in capsys.readouterr().err
     monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(tmp_path / "empty"))
-    assert "(no entries yet)" in zoo.markdown_table()
+    assert "(no entries yet)" in zoo.markdown_table() and "(no entries yet)" in zoo.registry.training_table()
 
 
 def test_table_states_gpu_hours_for_gpu_runs_and_cpu_hours_for_cpu_runs():
@@ -356,6 +364,12 @@ def test_readme_zoo_table_is_generated_from_the_registry(monkeypatch):
     monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
     readme = Path(__file__).resolve().parents[1] / "README.md"  # a deleted marker fails here, not skips
     assert zoo.update_table(readme, check=True), "run: python -m relu_ratio.zoo table --update README.md"
+
+
+def test_the_training_page_table_is_generated_from_the_registry(monkeypatch):
+    monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
+    page = Path(__file__).resolve().parents[1] / "docs" / "TRAINING.md"
+    assert zoo.update_table(page, check=True), "run: python -m relu_ratio.zoo table --update docs/TRAINING.md"
 
 
 def test_the_manifest_in_the_package_code_lists_every_shipped_entry(monkeypatch):

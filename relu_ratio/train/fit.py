@@ -271,7 +271,7 @@ def precision_policy(mode: str) -> str:
 
     ``auto`` is ``mixed_bfloat16`` on a GPU and, under TensorFlow, on a CPU with bfloat16 instructions
     (AVX512-BF16 or AMX-BF16): on 2 such cores the fused-BatchNorm step ran 1.9x (``preact56_32``) to 3.0x
-    (``resnet20_21``) faster in bfloat16 than in float32, with the same proxy accuracy (README, Benchmarks;
+    (``resnet20_21``) faster in bfloat16 than in float32, with the same proxy accuracy (docs/BENCHMARKS.md;
     training/README.md). Elsewhere ``float32``; ``off`` is ``float32``. A resumed run keeps the precision
     it started in.
     """

@@ -2,7 +2,7 @@
 
 Keras 3's ``BatchNormalization`` computes its moments and the normalisation as a dozen separate
 TensorFlow ops, and under mixed precision it casts its input to float32 and back. On a CPU that is the
-largest item of a training step: profiled on 2 cores (``benchmarks/profile_step.py``, README "Benchmarks"),
+largest item of a training step: profiled on 2 cores (``benchmarks/profile_step.py``, docs/BENCHMARKS.md),
 its ops took 19 to 37 % of the ops' time in float32 and 39 to 51 % in bfloat16, where bfloat16 then gained
 only 1.7x (``resnet20_21``) and 2.4x (``preact164_32``) and lost on ``preact56_32``.
 ``tf.raw_ops.FusedBatchNormV3`` does the same maths in one oneDNN kernel and takes bfloat16 input as is.

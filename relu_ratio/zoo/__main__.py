@@ -33,7 +33,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset source for the test split (default: the run's config 'dataset')")
     p.add_argument("--store", help="registry directory (default: $RELU_RATIO_ZOO or the repository's zoo/)")
     p.add_argument("--force", action="store_true", help="replace an existing entry of the same name")
-    p = sub.add_parser("table", help="the README 'Model zoo' table, from the registry")
+    p = sub.add_parser("table", help="the zoo tables (README.md, docs/TRAINING.md), from the registry")
     group = p.add_mutually_exclusive_group()
     group.add_argument(
         "--update", metavar="FILE", help=f"rewrite it between {registry.TABLE_START} and {registry.TABLE_END}"

@@ -307,24 +307,57 @@ def evaluate(name: str, data: str | os.PathLike | None = None) -> dict:
 
 
 def markdown_table() -> str:
-    """The README "Model zoo" table, rendered from the registry (one row per entry)."""
-    header = "| name | pattern | params | FLOPs | top-1 | dataset | epochs | trained on | training time |\n"
-    header += "| --- " * 9 + "|"
+    """The README "Model zoo" table, rendered from the registry: one row per entry, its name linking to the
+    entry's model card (``zoo/<name>/README.md``). The dataset and split stand in the top-1 column's header
+    when every entry shares them, else beside each accuracy."""
+    entries = [info(name) for name in list_models()]
+    measured_on = {(entry.dataset, entry.split) for entry in entries}
+    shared = next(iter(measured_on)) if len(measured_on) == 1 else None
+    top1 = f"top-1, {shared[0]} {shared[1]}" if shared else "top-1"
+    header = f"| model | ReLU pattern | {top1} | params | FLOPs / image | epochs |\n" + "| --- " * 6 + "|"
     rows = []
-    for name in list_models():
-        entry = info(name)
-        ratio = models.parse_name(entry.builder_name)[2]
-        mask = f" (`{entry.relu_pattern}`)" if isinstance(entry.relu_pattern, str) else ""
-        precision = entry.training.get("precision") or "precision not recorded"
-        trained_on = f"{entry.training['device']}, {precision}"
+    for entry in entries:
+        where = "" if shared else f" ({entry.dataset}, {entry.split})"
         rows.append(
-            f"| `{name}` | {ratio}{mask} | {entry.params / 1e6:.2f} M | {entry.flops / 1e6:.1f} M | "
-            f"{entry.top1:.2f} % | {entry.dataset} ({entry.split}, {entry.num_images:,} images) | "
-            f"{entry.training['epochs']} | {trained_on} | {_training_time(entry)} |"
+            f"| [`{entry.name}`](zoo/{entry.name}/README.md) | {_pattern(entry)} | "
+            f"{entry.top1:.2f} %{where} | {entry.params / 1e6:.2f} M | {entry.flops / 1e6:.1f} M | "
+            f"{entry.training['epochs']} |"
         )
     if not rows:
-        rows.append("| (no entries yet) |" + " |" * 8)
+        rows.append("| (no entries yet) |" + " |" * 5)
     return "\n".join([header, *rows])
+
+
+def training_table() -> str:
+    """How each entry was trained (docs/TRAINING.md), rendered from the registry: recipe, epochs, seed,
+    precision, device and training time, then the recorded command of every entry."""
+    header = "| model | recipe | epochs | seed | precision | trained on | training time |\n"
+    header += "| --- " * 7 + "|"
+    rows, commands = [], []
+    for name in list_models():
+        entry = info(name)
+        training = entry.training
+        config = training.get("config") or {}
+        precision = training.get("precision") or "not recorded"
+        rows.append(
+            f"| `{name}` | {config.get('recipe', 'not recorded')} | {training['epochs']} | "
+            f"{config.get('seed', 'not recorded')} | {precision} | {training['device']} | "
+            f"{_training_time(entry)} |"
+        )
+        if training.get("command"):
+            commands.append(f"# {name}\n{training['command']}")
+    if not rows:
+        rows.append("| (no entries yet) |" + " |" * 6)
+    text = "\n".join([header, *rows])
+    if commands:
+        text += "\n\nThe command each entry was trained with, as recorded in its `metadata.json`:\n\n"
+        text += "```bash\n" + "\n".join(commands) + "\n```"
+    return text
+
+
+def _pattern(entry: ZooEntry) -> str:
+    ratio = models.parse_name(entry.builder_name)[2]
+    return ratio + (f" (`{entry.relu_pattern}`)" if isinstance(entry.relu_pattern, str) else "")
 
 
 def _training_time(entry: ZooEntry) -> str:
@@ -349,14 +382,24 @@ def _time_on(device: str, spent: dict) -> str:
 
 
 TABLE_START, TABLE_END = "<!-- zoo:table:start -->", "<!-- zoo:table:end -->"
+TRAINING_START, TRAINING_END = "<!-- zoo:training:start -->", "<!-- zoo:training:end -->"
+TABLES = {(TABLE_START, TABLE_END): markdown_table, (TRAINING_START, TRAINING_END): training_table}
 
 
 def update_table(path: str | Path, check: bool = False) -> bool:
-    """Replace the text between the zoo-table markers in ``path`` by :func:`markdown_table`.
+    """Replace the text between each pair of zoo markers in ``path`` by its table: :func:`markdown_table`
+    between ``TABLE_START``/``TABLE_END`` (the README), :func:`training_table` between
+    ``TRAINING_START``/``TRAINING_END`` (docs/TRAINING.md).
 
     Returns whether the file was already up to date; with ``check`` the file is never written.
     """
     try:
-        return files.replace_between(path, TABLE_START, TABLE_END, markdown_table(), check)
+        text = Path(path).read_text(encoding="utf-8")
+        present = [(start, end) for start, end in TABLES if start in text]
+        if not present:
+            raise ValueError(f"{path} lacks the lines {TABLE_START} ... {TABLE_END} (or {TRAINING_START} ... "
+                             f"{TRAINING_END}) around the generated text.")  # fmt: skip
+        current = [files.replace_between(path, *pair, TABLES[pair](), check) for pair in present]
+        return all(current)
     except ValueError as error:
         raise ZooError(f"cannot update the zoo table: {error}") from None
