@@ -249,7 +249,11 @@ def build_family(
         depth: network depth; invalid depths raise a ``ValueError`` naming the nearest valid ones.
         relu_pattern: where ReLUs go; see :mod:`relu_ratio.patterns`.
         include_top: end in a dense classifier (else the last feature map, or pooled features).
-        weights: ``None`` (random init) or the path of a ``.weights.h5`` file for this architecture.
+        weights: ``None`` (random init); a pretrained preset, ``"cifar10"``: the zoo's verified weights for
+            this network (family, depth, pattern, width), with a new classifier for other ``classes`` and
+            the normalization they were trained with built in (:func:`relu_ratio.zoo.registry.from_preset`;
+            a network without them raises, listing those with); or the path of a ``.weights.h5`` file
+            for this architecture.
         input_shape: ``(height, width, channels)``, default ``(32, 32, 3)``.
         pooling: with ``include_top=False``: ``None``, ``"avg"`` or ``"max"``.
         classes: classifier outputs (with ``include_top=True`` only); default 10.
@@ -258,14 +262,17 @@ def build_family(
         weight_decay: coupled L2 weight decay on convolution and dense kernels (the recipe's 1e-4).
         normalization: ``(mean, std)`` per channel on the 0-255 scale; if given, the model starts with
             a ``Normalization`` layer and takes raw images (uint8 or float 0-255).
-        name: model name; default ``{family}{depth}``.
+        name: model name; default ``{family}{depth}`` (with a preset: the zoo entry's builder name).
+
+    Example:
+        >>> model = build_family("resnet", 20, "2:1", weights="cifar10")   # doctest: +SKIP
     """
     spec = family_spec(family)
     blocks = spec.blocks_per_stage(depth)
     masks = ReLUPattern(relu_pattern).resolve(spec.kind, blocks)
-    input_shape = check_input_shape(input_shape)
+    preset = _is_preset(weights)
+    shape = check_input_shape(input_shape)
     check_head(include_top, pooling, classes, classifier_activation)
-    classes = 10 if classes is None else classes
     if not is_finite_number(width_multiplier) or not 0 < width_multiplier <= MAX_WIDTH_MULTIPLIER:
         raise ValueError(
             f"width_multiplier must be a finite number in (0, {MAX_WIDTH_MULTIPLIER:g}] (relu_ratio.models."
@@ -273,12 +280,30 @@ def build_family(
         )
     if not is_finite_number(weight_decay) or weight_decay < 0:
         raise ValueError(f"weight_decay must be a finite number >= 0; received {weight_decay!r}.")
+    if preset:
+        from relu_ratio.zoo import registry  # the zoo imports this module: the presets' one place, when used
+
+        overrides = {"classifier_activation": classifier_activation, "weight_decay": weight_decay}
+        return registry.from_preset(
+            family,
+            depth,
+            relu_pattern,
+            weights,
+            include_top=include_top,
+            classes=classes,
+            pooling=pooling,
+            input_shape=None if input_shape is None else shape,
+            width_multiplier=width_multiplier,
+            normalization=normalization,
+            overrides={**overrides, "name": name} if name else overrides,
+        )
+    classes = 10 if classes is None else classes
     widths = [max(1, round(w * width_multiplier)) for w in WIDTHS]
 
-    inputs = keras.Input(input_shape, name="images")
+    inputs = keras.Input(shape, name="images")
     x = inputs
     if normalization is not None:
-        x = _normalization_layer(normalization, input_shape[-1])(x)
+        x = _normalization_layer(normalization, shape[-1])(x)
     x = _assemble(spec, masks, widths, x, weight_decay)
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
@@ -417,13 +442,27 @@ def check_head(include_top, pooling, classes, classifier_activation) -> None:
         )
 
 
+# A pretrained preset's name (ZooEntry.weights_key): a dataset, with a zoo tag ("cifar10", "cifar10.long").
+_PRESET = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)?", re.ASCII)
+
+
+def _is_preset(weights) -> bool:
+    """Whether ``weights`` names a preset (``"cifar10"``) rather than a ``.weights.h5`` file or ``None``;
+    anything else raises a ``ValueError`` naming what is valid."""
+    if weights is None:
+        return False
+    if isinstance(weights, (str, os.PathLike)) and str(os.fspath(weights)).endswith(".weights.h5"):
+        return False
+    if isinstance(weights, str) and _PRESET.fullmatch(weights) and not weights.endswith((".h5", ".keras")):
+        return True
+    raise ValueError(
+        f"weights must be None, a pretrained preset such as 'cifar10' (the zoo's weights for this network) "
+        f"or the path of a '.weights.h5' file; received {weights!r}."
+    )
+
+
 def _load_weights(model: keras.Model, weights) -> None:
     path = os.fspath(weights)
-    if not path.endswith(".weights.h5"):
-        raise ValueError(
-            f"weights must be None or the path of a '.weights.h5' file; received {weights!r}. "
-            "For trained models by name use relu_ratio.zoo.load(name)."
-        )
     if not os.path.exists(path):
         raise FileNotFoundError(f"weights file {path!r} does not exist.")
     try:

@@ -119,6 +119,8 @@ def test_head_options(images):
         ({"width_multiplier": float("nan")}, r"width_multiplier must be a finite number"),
         ({"weight_decay": float("nan")}, r"weight_decay must be a finite number >= 0"),
         ({"weights": "model.h5"}, "'.weights.h5'"),
+        ({"weights": 42}, r"None, a pretrained preset such as 'cifar10' .*received 42"),
+        ({"weights": "../cifar10"}, r"a pretrained preset such as 'cifar10'"),
         ({"classifier_activation": "softmx"}, "softmx"),
     ],
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ from PIL import Image
 
 import relu_ratio
 from relu_ratio import models, zoo
+from relu_ratio.inputs import CheckedModel
 from relu_ratio.zoo import saved_model
 from relu_ratio.zoo.__main__ import main
 
@@ -372,9 +374,75 @@ def test_the_training_page_table_is_generated_from_the_registry(monkeypatch):
     assert zoo.update_table(page, check=True), "run: python -m relu_ratio.zoo table --update docs/TRAINING.md"
 
 
-def test_the_manifest_in_the_package_code_lists_every_shipped_entry(monkeypatch):
+def test_the_presets_in_the_package_data_record_every_shipped_entry(monkeypatch):
     monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
-    assert {name: zoo.info(name).sha256 for name in zoo.list()} == zoo.manifest.SHA256
+    assert zoo.presets.read() == {name: zoo.presets.of_entry(zoo.info(name)) for name in zoo.list()}
+    assert json.loads(zoo.presets.PRESETS_FILE.read_text())["format_version"] == zoo.presets.FORMAT_VERSION
+
+
+def test_the_deprecated_manifest_still_reads_the_shipped_hashes(monkeypatch):
+    from relu_ratio.zoo import manifest
+
+    with pytest.warns(DeprecationWarning, match=r"manifest.SHA256 is deprecated.*presets.read\(\)"):
+        shas = manifest.SHA256
+    assert shas == {name: preset.sha256 for name, preset in zoo.presets.read().items()}
+    assert zoo.manifest is manifest
+    with pytest.raises(AttributeError, match="SHA512"):
+        manifest.SHA512  # noqa: B018
+
+
+# resnet20_21, the smallest shipped entry: how the builders spell its network, each finding its weights
+SPELLINGS = [
+    lambda **kw: models.build("resnet20_21", **kw),
+    lambda **kw: models.resnet(20, "2:1", **kw),
+    lambda **kw: models.build_family("resnet", 20, "01", **kw),  # the explicit mask
+]
+
+
+@pytest.mark.backend
+def test_a_builder_with_weights_cifar10_is_zoo_load(shipped_zoo):
+    images = np.random.default_rng(1).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    expected = zoo.load("resnet20_21").predict(images, verbose=0)
+    for spelling in SPELLINGS:
+        model = spelling(weights="cifar10")
+        assert isinstance(model, CheckedModel) and model.name == "resnet20_21"
+        np.testing.assert_array_equal(model.predict(images, verbose=0), expected)
+    transfer = models.build("resnet20_21", weights="cifar10", classes=5, input_shape=(40, 40, 3))
+    assert transfer.input_shape == (None, 40, 40, 3) and transfer.output_shape == (None, 5)
+    features = models.build("resnet20_21", weights="cifar10", include_top=False, pooling="avg")
+    pooled = zoo.load("resnet20_21", include_top=False).predict(images, verbose=0)
+    np.testing.assert_array_equal(features.predict(images, verbose=0), pooled)
+    assert models.build("resnet20_21", weights="cifar10", include_top=False).output_shape == (None, 8, 8, 64)
+    logits = models.build("resnet20_21", weights="cifar10", classifier_activation=None, name="mine")
+    assert logits.name == "mine"
+    np.testing.assert_allclose(keras.ops.softmax(logits.predict(images, verbose=0)), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: models.resnet(32, "2:1", weights="cifar10"), r"no 'cifar10' weights for resnet32 with"),
+        (
+            lambda: models.build("resnet20_21", weights="cifar10", width_multiplier=2),
+            r"no 'cifar10' weights for resnet20 with relu_pattern '2:1' and width_multiplier 2",
+        ),
+        (lambda: models.build("preact164_type2", weights="cifar10"), r"relu_pattern 'type2'"),
+        (lambda: models.build("resnet20_21", weights="imagenet"), r"no 'imagenet' weights"),
+    ],
+)
+def test_a_builder_refuses_weights_the_zoo_does_not_have_naming_those_it_has(shipped_zoo, build, message):
+    have = r"'cifar10': preact164_11, preact164_32, resnet20_11, resnet20_21, resnet56_11, resnet56_21\."
+    with pytest.raises(zoo.ZooError, match=rf"{message}.*Trained networks by weights: {have}"):
+        build()
+
+
+def test_a_builder_with_weights_cifar10_checks_its_arguments_once(shipped_zoo):
+    with pytest.raises(ValueError, match=r"pooling='avg' only applies with include_top=False"):
+        models.build("resnet20_21", weights="cifar10", pooling="avg")
+    with pytest.raises(ValueError, match=r"weights='cifar10' come with the normalization .* drop normaliz"):
+        models.build("resnet20_21", weights="cifar10", normalization=([0, 0, 0], [1, 1, 1]))
+    with pytest.raises(ValueError, match=r"trained on \(32, 32, 3\) images"):
+        models.build("resnet20_21", weights="cifar10", input_shape=(40, 40, 3))
 
 
 def test_a_swapped_weights_file_with_rehashed_metadata_is_refused_in_the_shipped_store(monkeypatch, tmp_path):
@@ -397,18 +465,45 @@ def test_a_swapped_weights_file_with_rehashed_metadata_is_refused_in_the_shipped
     zoo.load(name)
 
 
-def test_registering_into_the_shipped_store_writes_the_manifest_first(run, tmp_path, monkeypatch):
+def _shipped_copy(tmp_path, monkeypatch) -> Path:
+    """A copy of the shipped store and of the package's presets that the package takes for its own."""
+    shipped = tmp_path / "shipped"
+    shutil.copytree(zoo.registry.shipped_store(), shipped, ignore=shutil.ignore_patterns("__*"))
+    presets_file = tmp_path / "presets.json"
+    shutil.copyfile(zoo.presets.PRESETS_FILE, presets_file)
+    monkeypatch.setattr(zoo.presets, "PRESETS_FILE", presets_file)
+    monkeypatch.setattr(zoo.registry, "shipped_store", lambda: shipped)
+    monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
+    return shipped
+
+
+def test_an_edited_presets_file_is_refused_in_the_shipped_store(tmp_path, monkeypatch):
+    _shipped_copy(tmp_path, monkeypatch)
+    raw = json.loads(zoo.presets.PRESETS_FILE.read_text())
+    raw["presets"]["resnet20_21"]["sha256"] = "0" * 64
+    zoo.presets.PRESETS_FILE.write_text(json.dumps(raw))
+    refused = r"not the one this package ships for 'resnet20_21' \(.*presets.json: resnet20_21/model.weig"
+    with pytest.raises(zoo.IntegrityError, match=rf"{refused}hts.h5, sha256 0{{64}}\)"):
+        zoo.load("resnet20_21")
+    with pytest.raises(zoo.IntegrityError, match=refused):
+        models.build("resnet20_21", weights="cifar10")
+    del raw["presets"]["resnet20_21"]
+    zoo.presets.PRESETS_FILE.write_text(json.dumps(raw))
+    with pytest.raises(zoo.IntegrityError, match=r"presets.json: no such entry"):
+        zoo.load("resnet20_21")
+    zoo.presets.PRESETS_FILE.write_text("{")
+    with pytest.raises(zoo.MetadataError, match=r"cannot read the package's presets .*Reinstall"):
+        zoo.load("resnet20_21")
+
+
+def test_registering_into_the_shipped_store_writes_the_presets_data_first(run, tmp_path, monkeypatch):
     from relu_ratio.zoo import publish
 
-    shipped = tmp_path / "shipped"
-    manifest_file = tmp_path / "manifest.py"
-    manifest_file.write_text(Path(zoo.manifest.__file__).read_text())
-    monkeypatch.setattr(zoo.manifest, "__file__", str(manifest_file))
-    monkeypatch.setattr(zoo.manifest, "SHA256", {})
-    monkeypatch.setattr(zoo.registry, "shipped_store", lambda: shipped)
+    shipped = _shipped_copy(tmp_path, monkeypatch)
     monkeypatch.setattr(publish, "shipped_store", lambda: shipped)
-    monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
     monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path / "home"))
+    before = zoo.presets.PRESETS_FILE.read_bytes()
+    sources = {p: p.read_bytes() for p in Path(zoo.__file__).parent.glob("*.py")}
 
     def fails(*args):
         raise OSError("disk full")
@@ -417,8 +512,13 @@ def test_registering_into_the_shipped_store_writes_the_manifest_first(run, tmp_p
         patch.setattr(publish, "_publish", fails)
         with pytest.raises(OSError, match="disk full"):
             zoo.register(run["dir"])
-    assert zoo.manifest.SHA256 == {} and f'"{NAME}"' not in manifest_file.read_text()  # rolled back
+    assert zoo.presets.PRESETS_FILE.read_bytes() == before  # rolled back
     entry = zoo.register(run["dir"])
-    assert {NAME: entry.sha256} == zoo.manifest.SHA256
-    assert f'    "{NAME}": "{entry.sha256}",' in manifest_file.read_text()
-    zoo.load(NAME)  # the shipped store's check passes with the new manifest
+    written = json.loads(zoo.presets.PRESETS_FILE.read_text())["presets"]  # data, not Python
+    assert written[NAME] == dataclasses.asdict(zoo.presets.of_entry(entry))
+    assert (written[NAME]["file"], written[NAME]["sha256"]) == (f"{NAME}/model.weights.h5", entry.sha256)
+    assert {name: json.loads(before)["presets"][name] for name in written if name != NAME} == {
+        name: preset for name, preset in written.items() if name != NAME
+    }
+    assert {p: p.read_bytes() for p in sources} == sources  # no package code rewritten
+    zoo.load(NAME)  # the shipped store's check passes with the new presets

@@ -8,7 +8,9 @@ params, FLOPs, training command/config/epochs/wall time/device/backend, versions
 
 The store is ``$RELU_RATIO_ZOO`` if set, else the ``relu_ratio.zoo_store`` package shipped in the wheel,
 else the repository's ``zoo/``. Every :func:`load` checks the weights file's size and sha256 before
-loading, and a file that does not fit the architecture raises: a wrong model is never returned.
+loading (for the shipped store also against the package's ``presets.json``, :mod:`presets`), and a file
+that does not fit the architecture raises: a wrong model is never returned. ``zoo.load(name)`` is the
+one-line spelling of the builders' ``weights=`` (``models.build("resnet20_21", weights="cifar10")``).
 TensorFlow is needed only for the SavedModel functions (:func:`export`, :func:`load_saved_model`).
 
 Example:
@@ -19,7 +21,9 @@ Example:
     >>> probabilities = model.predict(uint8_images)               # doctest: +SKIP
 """
 
-from relu_ratio.zoo import manifest, registry
+import importlib
+
+from relu_ratio.zoo import presets, registry
 from relu_ratio.zoo.entry import (
     IntegrityError,
     MetadataError,
@@ -54,10 +58,17 @@ __all__ = [
     "list_models",
     "load",
     "load_saved_model",
-    "manifest",
     "markdown_table",
+    "presets",
     "register",
     "registry",
     "store_dir",
     "update_table",
 ]
+
+
+def __getattr__(name: str):
+    """``zoo.manifest``, deprecated (its ``SHA256`` warns): kept importable for one release."""
+    if name == "manifest":
+        return importlib.import_module("relu_ratio.zoo.manifest")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,6 +21,8 @@ TRAINING_KEYS = ("command", "config", "epochs", "wall_time_s", "device", "backen
 # Optional: None where a run predates recording them (its config and result then say what is known).
 PROVENANCE_KEYS = ("cpu_time_s", "precision", "commit")
 TAG_PATTERN = re.compile(r"[a-z0-9_]+")  # a zoo name's optional ".tag"
+# The builders' weights= key for an entry's dataset (ZooEntry.weights_key); others: the name, slugged.
+WEIGHTS_KEYS = {"CIFAR-10 (JPEG)": "cifar10", "CIFAR-10": "cifar10", "CIFAR-100": "cifar100"}
 
 
 class ZooError(ValueError):
@@ -188,6 +190,14 @@ class ZooEntry:
     @property
     def top1(self) -> float:
         return float(self.metrics["top1"])
+
+    @property
+    def weights_key(self) -> str:
+        """What a builder's ``weights=`` names these weights by: the dataset's short name (``"cifar10"``),
+        with the entry's tag (``"cifar10.long"`` for ``resnet20_21.long``)."""
+        key = WEIGHTS_KEYS.get(self.dataset) or re.sub(r"[^a-z0-9]+", "_", self.dataset.lower()).strip("_")
+        tag = split_name(self.name)[1]
+        return f"{key}.{tag}" if tag else key
 
     def to_json(self) -> dict:
         return {

@@ -17,7 +17,7 @@ from relu_ratio import data as data_lib
 from relu_ratio import files
 from relu_ratio.describe import describe
 from relu_ratio.train.record import RunRecord, parse_run_folder_name
-from relu_ratio.zoo import manifest
+from relu_ratio.zoo import presets
 from relu_ratio.zoo.entry import (
     FORMAT_VERSION,
     METADATA_FILE,
@@ -61,7 +61,9 @@ def register(
     store; that copy is hashed, loaded into the rebuilt architecture and measured (top-1/top-5 on the test
     split of ``config["dataset"]`` or ``data``, parameters, FLOPs), the run's per-epoch log is kept beside
     it, then the folder is renamed into place, so a failed registration leaves nothing behind. No number
-    comes from anywhere but a measurement or the run.
+    comes from anywhere but a measurement or the run. Registering into the shipped store also records the
+    entry in the package's ``presets.json`` (:mod:`relu_ratio.zoo.presets`, data written atomically; put
+    back as it was if the entry cannot be published).
 
     Args:
         run_dir: the training run's output directory, or a zoo entry's folder.
@@ -108,14 +110,14 @@ def register(
         entry = _measure(name, config, result, precision, weights, run, data)
         (staging / METADATA_FILE).write_text(json.dumps(entry.to_json(), indent=2) + "\n", encoding="utf-8")
         shipped = store.resolve() == shipped_store().resolve()
-        previous = dict(manifest.SHA256)
-        if shipped:  # first the manifest, so that a published entry is never one the package refuses
-            write_manifest({**previous, name: entry.sha256})
+        previous = presets.read() if shipped else {}
+        if shipped:  # first the package's presets, so that a published entry is never one the package refuses
+            presets.write({**previous, name: presets.of_entry(entry)})
         try:
             _publish(staging, final, overwrite)
         except BaseException:
             if shipped:
-                write_manifest(previous)
+                presets.write(previous)
             raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -187,18 +189,6 @@ def default_name(run_dir: str | os.PathLike, model: str) -> str:
     base, dot, tag = name.partition(".")
     tagged = base == model and dot and TAG_PATTERN.fullmatch(tag)
     return f"{model}.{tag}" if tagged else model
-
-
-def write_manifest(shas: dict[str, str]) -> None:
-    """Rewrite :mod:`relu_ratio.zoo.manifest` with ``shas`` (name -> sha256), sorted; the loaded module's
-    ``SHA256`` is updated in place too."""
-    path = Path(manifest.__file__)
-    text = path.read_text()
-    head = text[: text.index("SHA256 = {")]
-    body = "".join(f'    "{name}": "{sha}",\n' for name, sha in sorted(shas.items()))
-    files.write_atomic(path, f"{head}SHA256 = {{\n{body}}}\n")
-    manifest.SHA256.clear()
-    manifest.SHA256.update(shas)
 
 
 def _measure(

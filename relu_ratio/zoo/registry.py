@@ -17,9 +17,9 @@ from relu_ratio import data as data_lib
 from relu_ratio import files, models
 from relu_ratio.describe import describe
 from relu_ratio.inputs import CheckedModel, ImageInputError
-from relu_ratio.patterns import ReLUPattern
+from relu_ratio.patterns import PatternSpec, ReLUPattern
 from relu_ratio.train.fit import DEVICE_SEPARATOR, is_gpu
-from relu_ratio.zoo import manifest
+from relu_ratio.zoo import presets
 from relu_ratio.zoo.entry import (
     METADATA_FILE,
     IntegrityError,
@@ -42,7 +42,8 @@ def store_dir() -> Path:
 
 def shipped_store() -> Path:
     """The store the package ships: the installed ``relu_ratio.zoo_store``, else the repository's ``zoo/``
-    (editable installs and checkouts). Its weights are also checked against :mod:`relu_ratio.zoo.manifest`."""
+    (editable installs and checkouts). Its weights are also checked against the package's
+    ``presets.json`` (:mod:`relu_ratio.zoo.presets`)."""
     try:
         store = Path(str(importlib.resources.files(STORE_PACKAGE)))
         if store.is_dir():
@@ -100,13 +101,17 @@ def verified_weights(entry: ZooEntry) -> Path:
             f"weights file {path} does not match its registered hash (tampered or corrupt): "
             f"expected sha256 {entry.sha256}, actual {actual}."
         )
-    if store_dir().resolve() == shipped_store().resolve() and manifest.SHA256.get(entry.name) != actual:
-        raise IntegrityError(
-            f"weights file {path} (sha256 {actual}) is not the one this package ships for {entry.name!r} "
-            f"(relu_ratio/zoo/manifest.py: {manifest.SHA256.get(entry.name, 'no such entry')}): the file and "
-            "its metadata were replaced together. Reinstall the package, or register models in your own "
-            "store ($RELU_RATIO_ZOO)."
-        )
+    if store_dir().resolve() == shipped_store().resolve():
+        shipped = presets.read().get(entry.name)
+        expected = (f"{entry.name}/{entry.weights_file}", actual)
+        if shipped is None or (shipped.file, shipped.sha256) != expected:
+            recorded = f"{shipped.file}, sha256 {shipped.sha256}" if shipped else "no such entry"
+            raise IntegrityError(
+                f"weights file {path} (sha256 {actual}) is not the one this package ships for {entry.name!r} "
+                f"({presets.PRESETS_FILE}: {recorded}): the file and its metadata were replaced together, "
+                "or the presets file was edited. Reinstall the package, or register models in your own "
+                "store ($RELU_RATIO_ZOO)."
+            )
     return path
 
 
@@ -169,6 +174,8 @@ def load(
 ) -> keras.Model:
     """Load pretrained model ``name``, verifying its weights' size and sha256 first, on every call.
 
+    The one-line spelling of ``models.build(entry.builder_name, weights=entry.weights_key, ...)``
+    (``zoo.load("resnet20_21")`` is ``models.build("resnet20_21", weights="cifar10")``), which it calls.
     The model takes raw images (uint8 or float 0-255; the normalisation is built in) and outputs class
     probabilities. It is a :class:`relu_ratio.inputs.CheckedModel`, a functional ``keras.Model`` whose
     ``predict``/``evaluate``/``fit``/``__call__`` refuse numpy images of the wrong shape or dtype, with
@@ -191,38 +198,120 @@ def load(
         UnknownModelError, MetadataError, IntegrityError: the entry is unknown, its metadata is broken, or
             its weights are missing, tampered with or do not fit. A wrong model is never returned.
         ValueError: an argument, or a combination of them, that does not apply.
+
+    Example:
+        >>> model = zoo.load("resnet20_21", classes=100)                 # doctest: +SKIP
     """
-    # the builders' one check of the head; "avg", the default here, is what the top does anyway
-    models.check_head(include_top, None if include_top and pooling == "avg" else pooling, classes, None)
     entry = info(name)
+    kwargs = entry.architecture["kwargs"]
+    return models.build(
+        entry.builder_name,
+        weights=entry.weights_key,
+        include_top=include_top,
+        classes=classes,
+        pooling=None if include_top and pooling == "avg" else pooling,  # the top average-pools anyway
+        input_shape=input_shape,
+        classifier_activation=kwargs.get("classifier_activation", "softmax"),
+        width_multiplier=kwargs.get("width_multiplier", 1.0),
+        weight_decay=kwargs.get("weight_decay", 0.0),
+    )
+
+
+def from_preset(
+    family: str,
+    depth: int,
+    relu_pattern: PatternSpec,
+    weights: str,
+    *,
+    include_top: bool,
+    classes: int | None,
+    pooling: str | None,
+    input_shape: tuple[int, int, int] | None,
+    width_multiplier: float,
+    normalization: object,
+    overrides: dict,
+) -> CheckedModel:
+    """What a builder returns for ``weights="cifar10"`` (a :attr:`ZooEntry.weights_key`): the store's entry
+    for that network (family, depth, ReLU masks, width) with those weights, verified and loaded, with the
+    head asked for. :func:`relu_ratio.models.build_family` has checked the arguments (one head check:
+    :func:`relu_ratio.models.check_head`); ``overrides`` are its arguments that no weight depends on
+    (``classifier_activation``, ``weight_decay``, ``name``).
+
+    Example:
+        >>> from relu_ratio import models
+        >>> model = models.resnet(20, "2:1", weights="cifar10")          # doctest: +SKIP
+    """
+    if normalization is not None:
+        raise ValueError(
+            f"weights={weights!r} come with the normalization they were trained with (built in: the model "
+            f"takes raw 0-255 images); drop normalization={normalization!r}."
+        )
+    entry = preset_entry(family, depth, relu_pattern, weights, width_multiplier)
     shape = _input_shape(entry, input_shape, include_top and classes in (None, entry.classes))
-    model = _verified_model(entry, shape)
+    kwargs = {**entry.architecture["kwargs"], **overrides}
+    if shape is not None:
+        kwargs["input_shape"] = shape
+    model = _verified_model(entry, kwargs)
     features = model.get_layer("avg_pool")
     if not include_top:
-        out = features.output
-        if pooling != "avg":
-            out = features.input
+        out = features.output if pooling == "avg" else features.input
         if pooling == "max":
             out = keras.layers.GlobalMaxPooling2D(name="max_pool")(out)
         return CheckedModel(model.input, out, name=f"{model.name}_features")
     if classes is None or classes == entry.classes:
         return CheckedModel.from_model(model)
-    kwargs = entry.architecture["kwargs"]
-    head = models.classifier(
-        classes, kwargs.get("classifier_activation", "softmax"), kwargs.get("weight_decay", 0.0)
-    )
+    activation = kwargs.get("classifier_activation", "softmax")
+    head = models.classifier(classes, activation, kwargs.get("weight_decay", 0.0))
     return CheckedModel(model.input, head(features.output), name=f"{model.name}_transfer{classes}")
 
 
-def _input_shape(entry: ZooEntry, input_shape, registered_head: bool) -> tuple[int, int, int] | None:
-    """``None`` for the registered shape, else the checked new one."""
-    if input_shape is None:
-        return None
-    try:
-        shape = models.check_input_shape(input_shape)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"zoo.load({entry.name!r}): {error}") from None
-    if shape == tuple(entry.input_shape):
+def preset_entry(
+    family: str, depth: int, relu_pattern: PatternSpec, weights: str, width_multiplier: float = 1.0
+) -> ZooEntry:
+    """The entry with ``weights`` (a :attr:`ZooEntry.weights_key`) for the network ``family``/``depth``/
+    ``relu_pattern``/``width_multiplier`` (matched by its explicit ReLU masks, so ``"3:2"``, ``"type1"``
+    and ``"011"`` find the same entry; where two entries have that network, the one spelled alike).
+
+    Raises:
+        ZooError: no such entry, naming the networks that have weights and their keys.
+    """
+    spec = models.family_spec(family)
+    masks = ReLUPattern(relu_pattern).explicit(spec.kind, spec.blocks_per_stage(depth))
+    wanted = (family, depth, masks, width_multiplier)
+    entries = [info(name) for name in list_models()]
+    found = [e for e in entries if e.weights_key == weights and _network(e) == wanted]
+    spelled = f"{family}{depth}_{relu_pattern.replace(':', '')}" if isinstance(relu_pattern, str) else None
+    found = [e for e in found if e.builder_name == spelled] or found
+    if len(found) == 1:
+        return found[0]
+    call = f"{family}{depth} with relu_pattern {relu_pattern!r}"
+    if width_multiplier != 1.0:
+        call += f" and width_multiplier {width_multiplier!r}"
+    if found:
+        names = ", ".join(e.name for e in found)
+        raise ZooError(f"weights={weights!r} for {call} is ambiguous: {names}; load one with zoo.load(name).")
+    keys = sorted({e.weights_key for e in entries})
+    have = "; ".join(
+        f"{key!r}: " + ", ".join(sorted(e.builder_name for e in entries if e.weights_key == key))
+        for key in keys
+    )
+    raise ZooError(
+        f"no {weights!r} weights for {call} in the zoo ({store_dir()}). Trained networks by weights: "
+        f"{have or 'none, the zoo is empty'}. Build one of those (e.g. models.build(name, weights=key)), or "
+        "pass weights=None (random) or the path of a '.weights.h5' file."
+    )
+
+
+def _network(entry: ZooEntry) -> tuple:
+    """``(family, depth, explicit ReLU masks, width_multiplier)`` of ``entry``, as :func:`preset_entry`
+    matches them."""
+    family, depth, _ = models.parse_name(entry.builder_name)
+    return family, depth, entry.relu_pattern, entry.architecture["kwargs"].get("width_multiplier", 1.0)
+
+
+def _input_shape(entry: ZooEntry, shape, registered_head: bool) -> tuple[int, int, int] | None:
+    """``None`` for the registered shape, else the (checked) ``shape``."""
+    if shape is None or tuple(shape) == tuple(entry.input_shape):
         return None
     if shape[-1] != entry.input_shape[-1]:
         raise ValueError(
@@ -235,10 +324,11 @@ def _input_shape(entry: ZooEntry, input_shape, registered_head: bool) -> tuple[i
             f"at input_shape {shape} is not what was measured. Resize the images, or pass "
             "include_top=False or a new classifier (classes=...) for other sizes."
         )
-    return shape
+    return tuple(shape)
 
 
-def _verified_model(entry: ZooEntry, input_shape: tuple[int, int, int] | None = None) -> keras.Model:
+def _verified_model(entry: ZooEntry, kwargs: dict) -> keras.Model:
+    """``entry``'s network built with ``kwargs`` (its own, some replaced) and its verified weights."""
     weights = verified_weights(entry)
     label = f"zoo entry {entry.name!r}"
     current = explicit_pattern(entry.builder_name)
@@ -247,10 +337,7 @@ def _verified_model(entry: ZooEntry, input_shape: tuple[int, int, int] | None = 
             f"{label}: relu_ratio.models now builds {entry.builder_name} with ReLU pattern {current!r}, "
             f"but the weights were trained with {entry.relu_pattern!r}."
         )
-    architecture = entry.architecture
-    if input_shape is not None:
-        architecture = {**architecture, "kwargs": {**architecture["kwargs"], "input_shape": input_shape}}
-    model = build_with_weights(architecture, weights, label)
+    model = build_with_weights({"builder_name": entry.builder_name, "kwargs": kwargs}, weights, label)
     params = describe(model).params
     if params != entry.params:
         raise IntegrityError(
