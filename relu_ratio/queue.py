@@ -504,11 +504,20 @@ def parser() -> argparse.ArgumentParser:
                 help=f"also put the seed comparison between the lines {SEEDS_START} "
                 f"and {SEEDS_END} of this file, e.g. docs/TRAINING.md",
             )
+            cmd.add_argument("--readme", metavar="FILE",
+                             help="deprecated spelling of --seeds-page (the seeds table left the README); "
+                             "goes in the next release")  # fmt: skip
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if getattr(args, "readme", None):
+        if args.seeds_page:
+            print("error: --readme is the deprecated spelling of --seeds-page; give one", file=sys.stderr)
+            return 2
+        print("warning: --readme is deprecated, use --seeds-page", file=sys.stderr)
+        args.seeds_page = args.readme
     runs = os.path.expanduser(args.runs)
     try:
         queued = load(args.queue)
