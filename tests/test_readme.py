@@ -32,7 +32,6 @@ FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 RUN_BY_CI = ("<!-- ci:install -->", "<!-- ci:test -->")
 NOT_RUN = "<!-- readme:not-run:"
 FAST = {'"preact164_32"': '"resnet8_21"', "epochs=10": "epochs=1"}
-CARD = re.compile(r"^zoo/[^/]+/README\.md$")  # model cards: generated later, linked already (TODO)
 
 
 def blocks(text: str) -> list[tuple[str, str, str]]:
@@ -56,16 +55,17 @@ def test_every_readme_code_block_is_python_run_here_or_marked():
             assert language == "", f"a ```{language} block is neither run nor marked: {code}"
 
 
-def test_readme_and_docs_links_lead_to_files_that_exist():
-    for page in [README, *DOCS.glob("*.md")]:
+def test_readme_docs_and_model_card_links_lead_to_files_that_exist():
+    cards = sorted(ROOT.glob("zoo/*/README.md"))  # the zoo table links to every entry's model card
+    assert cards, "no model cards in zoo/; run: python -m relu_ratio.zoo cards --update"
+    for page in [README, *DOCS.glob("*.md"), *cards]:
         for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
             path = target.split("#", 1)[0]
             if not path or re.match(r"[a-z]+://", path):
                 continue
             resolved = (page.parent / path).resolve()
-            if CARD.match(os.path.relpath(resolved, ROOT)):
-                continue  # TODO: the model cards (zoo/<name>/README.md) are generated in a later change
-            assert resolved.exists(), f"{page.name} links to {target}, which does not exist"
+            where = os.path.relpath(page, ROOT)
+            assert resolved.exists(), f"{where} links to {target}, which does not exist"
 
 
 def _figures():

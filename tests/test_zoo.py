@@ -125,7 +125,10 @@ def test_register_refuses_test_data_with_other_class_names_than_the_run_trained_
 def test_a_queued_tagged_run_registers_under_its_tagged_name(run, tmp_path):
     tagged = tmp_path / f"{NAME}.long-seed0"  # the training queue's folder of a "long" variant
     shutil.copytree(run["dir"], tagged)
-    assert zoo.register(tagged, store=tmp_path / "store").name == f"{NAME}.long"
+    entry = zoo.register(tagged, store=tmp_path / "store")
+    assert entry.name == f"{NAME}.long" and entry.weights_key.endswith(".long")
+    card = (tmp_path / "store" / f"{NAME}.long" / "README.md").read_text()
+    assert f'models.build("{NAME}", weights="{entry.weights_key}")' in card  # the tagged weights key
     assert (tmp_path / "store" / f"{NAME}.long").is_dir() and not (tmp_path / "store" / NAME).exists()
     other = tmp_path / "resnet14_21.long-seed0"  # named for another model: the run's own model
     shutil.copytree(run["dir"], other)
@@ -166,6 +169,7 @@ def test_an_entry_registers_again_from_its_own_folder_with_its_run_and_log(run, 
     assert again.name == NAME and again.training == first.training and again.metrics == first.metrics
     assert again.sha256 == first.sha256  # float16 stored again as float16: the same bytes
     assert (tmp_path / "store" / NAME / "metrics.csv").read_text() == (logged / "metrics.csv").read_text()
+    assert "[`metrics.csv`](metrics.csv)" in (tmp_path / "store" / NAME / "README.md").read_text()
 
 
 def test_tampered_weights_raise(scratch):
@@ -267,6 +271,39 @@ def test_cli_list_info_and_table(store, capsys, tmp_path, monkeypatch):
     assert main(["table", "--update", os.fspath(page)]) == 2 and "lacks the lines" in capsys.readouterr().err
     monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(tmp_path / "empty"))
     assert "(no entries yet)" in zoo.markdown_table() and "(no entries yet)" in zoo.registry.training_table()
+
+
+def test_register_writes_the_model_card_from_the_metadata(store, capsys):
+    entry = zoo.info(NAME)
+    card = (store / NAME / "README.md").read_text()
+    assert card == zoo.card.render(entry)  # no metrics.csv; a store outside the repository: no docs links
+    assert card.startswith(zoo.card.GENERATED) and f"\n# {NAME}\n" in card
+    assert f"{entry.metrics['top1']:.2f} % / {entry.metrics['top5']:.2f} %" in card
+    assert f"| parameters | {entry.params:,} |" in card and f"{entry.flops / 1e6:.1f} M multiply-adds" in card
+    assert "| convolutions : ReLUs | 7 (+2 projections) : 4 = 1.75 |" in card  # 3 blocks of mask 01 + final
+    assert f"python -m relu_ratio.zoo evaluate {NAME}" in card and entry.training["command"] in card
+    assert f'zoo.load("{NAME}")' in card and f"python -m relu_ratio.zoo export {NAME} " in card
+    assert "| commit | not recorded |" in card and "| wall clock | 0.00 h |" in card  # the run recorded none
+    assert "arXiv:1709.06247" in card and "](../../docs/" not in card
+    assert main(["cards", "--check"]) == 0
+    (store / NAME / "README.md").write_text(card.replace("top-1", "top-one"))
+    assert main(["cards", "--check"]) == 1 and "cards --update" in capsys.readouterr().out
+    assert main(["cards", "--update"]) == 0 and (store / NAME / "README.md").read_text() == card
+    assert main(["cards", NAME]) == 0 and capsys.readouterr().out.strip().endswith("```")
+
+
+def test_the_shipped_model_cards_are_generated_from_the_metadata(monkeypatch):
+    """zoo/<name>/README.md of this repository (pointed at explicitly: an installed package's store may be
+    another folder); the README's figures of what the JPEG data costs are the cards' too."""
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(root / "zoo"))
+    assert zoo.card.update(check=True) == [], "run: python -m relu_ratio.zoo cards --update"
+    readme = " ".join((root / "README.md").read_text().split())
+    reference = zoo.card.REFERENCE
+    runs = reference["original_runs"]
+    original = f"{reference['original']:.2f} % on the original test set, mean of {runs} runs"
+    assert original in readme
+    assert f"reaches {reference['jpeg']:.2f} % on these images (one seed" in readme
 
 
 def test_table_states_gpu_hours_for_gpu_runs_and_cpu_hours_for_cpu_runs():

@@ -3,7 +3,8 @@
 Each entry is a folder ``zoo/<name>/`` holding ``metadata.json`` (a :class:`ZooEntry`: architecture,
 explicit ReLU pattern, weights sha256 and size, dataset, class names, mean/std, measured top-1/top-5,
 params, FLOPs, training command/config/epochs/wall time/device/backend, versions) and
-``model.weights.h5`` (float32). Names are ``{family}{depth}_{pattern}`` with an optional ``.tag``
+``model.weights.h5`` (float16, loaded into float32 models), and its model card ``README.md`` (:mod:`card`,
+generated from the metadata). Names are ``{family}{depth}_{pattern}`` with an optional ``.tag``
 (``resnet20_21``, ``resnet20_21.fast``); the plain name is the default tag.
 
 The store is ``$RELU_RATIO_ZOO`` if set, else the ``relu_ratio.zoo_store`` package shipped in the wheel,
@@ -23,7 +24,7 @@ Example:
 
 import importlib
 
-from relu_ratio.zoo import presets, registry
+from relu_ratio.zoo import card, presets, registry
 from relu_ratio.zoo.entry import (
     IntegrityError,
     MetadataError,
@@ -52,6 +53,7 @@ __all__ = [
     "UnknownModelError",
     "ZooEntry",
     "ZooError",
+    "card",
     "evaluate",
     "export",
     "info",

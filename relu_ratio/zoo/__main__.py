@@ -1,4 +1,5 @@
-"""``python -m relu_ratio.zoo list|info|evaluate|export|register|table``: the zoo from the command line."""
+"""``python -m relu_ratio.zoo list|info|evaluate|export|register|table|cards``: the zoo from the command
+line."""
 
 from __future__ import annotations
 
@@ -39,6 +40,11 @@ def parser() -> argparse.ArgumentParser:
         "--update", metavar="FILE", help=f"rewrite it between {registry.TABLE_START} and {registry.TABLE_END}"
     )
     group.add_argument("--check", metavar="FILE", help="fail if FILE's table is out of date")
+    p = sub.add_parser("cards", help="the model cards (<store>/<name>/README.md), from each entry's metadata")
+    p.add_argument("names", nargs="*", help="entries (default: all); without a flag, print their cards")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--update", action="store_true", help="write each card that is missing or out of date")
+    group.add_argument("--check", action="store_true", help="fail if a card is missing or out of date")
     for command in sub.choices.values():
         command.allow_abbrev = False  # `--forc` must not silently mean --force
     return parser
@@ -83,6 +89,8 @@ def _run(args: argparse.Namespace) -> int:
             f"registered {entry.name}: top-1 {entry.metrics['top1']:.2f} %, "
             f"top-5 {entry.metrics['top5']:.2f} %"
         )
+    elif args.command == "cards":
+        return _cards(args)
     elif args.check:
         if not registry.update_table(args.check, check=True):
             print(
@@ -94,6 +102,25 @@ def _run(args: argparse.Namespace) -> int:
         registry.update_table(args.update)
     else:
         print(registry.markdown_table())
+    return 0
+
+
+def _cards(args: argparse.Namespace) -> int:
+    from relu_ratio.zoo import card
+
+    names = args.names or None
+    if args.check or args.update:
+        stale = card.update(names, check=args.check)
+        if args.check and stale:
+            listed = ", ".join(stale)
+            print(f"model cards out of date or missing: {listed}; run: python -m relu_ratio.zoo cards "
+                  "--update")  # fmt: skip
+            return 1
+        if args.update:
+            print(f"wrote {len(stale)} card(s): {', '.join(stale)}" if stale else "every card was current")
+        return 0
+    for name in names or registry.list_models():
+        print(card.card_of(registry.info(name), registry.entry_dir(name)))
     return 0
 
 

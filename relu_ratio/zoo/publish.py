@@ -17,7 +17,7 @@ from relu_ratio import data as data_lib
 from relu_ratio import files
 from relu_ratio.describe import describe
 from relu_ratio.train.record import RunRecord, parse_run_folder_name
-from relu_ratio.zoo import presets
+from relu_ratio.zoo import card, presets
 from relu_ratio.zoo.entry import (
     FORMAT_VERSION,
     METADATA_FILE,
@@ -60,7 +60,8 @@ def register(
     stored in float16 (:func:`write_float16`; loaded into float32 models) in a temporary folder of the
     store; that copy is hashed, loaded into the rebuilt architecture and measured (top-1/top-5 on the test
     split of ``config["dataset"]`` or ``data``, parameters, FLOPs), the run's per-epoch log is kept beside
-    it, then the folder is renamed into place, so a failed registration leaves nothing behind. No number
+    it, and its model card (``README.md``, :mod:`relu_ratio.zoo.card`) is written from the measured metadata;
+    then the folder is renamed into place, so a failed registration leaves nothing behind. No number
     comes from anywhere but a measurement or the run. Registering into the shipped store also records the
     entry in the package's ``presets.json`` (:mod:`relu_ratio.zoo.presets`, data written atomically; put
     back as it was if the entry cannot be published).
@@ -109,6 +110,7 @@ def register(
             shutil.copyfile(run / METRICS_FILE, staging / METRICS_FILE)
         entry = _measure(name, config, result, precision, weights, run, data)
         (staging / METADATA_FILE).write_text(json.dumps(entry.to_json(), indent=2) + "\n", encoding="utf-8")
+        card.write(entry, staging)  # the model card, README.md, as it belongs in the published folder
         shipped = store.resolve() == shipped_store().resolve()
         previous = presets.read() if shipped else {}
         if shipped:  # first the package's presets, so that a published entry is never one the package refuses
