@@ -39,7 +39,7 @@ import os
 import sys
 from pathlib import Path
 
-from relu_ratio import data, files, folder_lock, models, train
+from relu_ratio import data, files, folder_lock, models, stats, train
 from relu_ratio.train.fit import DEVICE_SEPARATOR, MAY_CHANGE_ON_RESUME, is_gpu
 from relu_ratio.train.record import fixed_precision, run_folder_name
 from relu_ratio.zoo.entry import TAG_PATTERN
@@ -365,7 +365,7 @@ def seed_comparison(rows: list[Progress]) -> str:
         by_seed = ", ".join(f"{row.top1:.2f} (seed {row.run.seed}{', GPU' if row.on_gpu else ''})"
                             for row in done)  # fmt: skip
         lines.append(f"| `{model}` | {precision} | {len(done)} of {queued[model]} | {by_seed} | "
-                     f"{_format(*_mean_sd([row.top1 for row in done]))} |")  # fmt: skip
+                     f"{stats.mean_sd([row.top1 for row in done]).text()} |")  # fmt: skip
     lines += [f"| `{model}` | | 0 of {n} | | |" for model, n in queued.items()
               if n > 1 and not any(key[0] == model for key in groups)]  # fmt: skip
     notes = []
@@ -384,28 +384,11 @@ def seed_comparison(rows: list[Progress]) -> str:
 
 def _difference(label: str, rows: list[Progress], base: list[Progress]) -> str:
     """``label``: the difference of the mean test top-1 of ``rows`` and ``base`` ± its standard error."""
-    mean, sd, n = _mean_sd([row.top1 for row in rows])
-    base_mean, base_sd, base_n = _mean_sd([row.top1 for row in base])
-    if min(n, base_n) < 2:
-        return f"{label}: needs 2 finished seeds each ({n} and {base_n} now)."
-    error = (sd**2 / n + base_sd**2 / base_n) ** 0.5
-    difference = f"{mean - base_mean:+.2f} ± {error:.2f}"
+    mine, theirs = stats.mean_sd([row.top1 for row in rows]), stats.mean_sd([row.top1 for row in base])
+    if min(mine.n, theirs.n) < 2:
+        return f"{label}: needs 2 finished seeds each ({mine.n} and {theirs.n} now)."
+    difference = f"{mine.mean - theirs.mean:+.2f} ± {stats.difference_error(mine, theirs):.2f}"
     return f"{label}: {difference} points (difference of the means ± its standard error)."
-
-
-def _mean_sd(values: list[float]) -> tuple[float | None, float | None, int]:
-    n = len(values)
-    if not n:
-        return None, None, 0
-    mean = sum(values) / n
-    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else None
-    return mean, sd, n
-
-
-def _format(mean: float | None, sd: float | None, n: int) -> str:
-    if mean is None:
-        return ""
-    return f"{mean:.2f} ± {sd:.2f}" if sd is not None else f"{mean:.2f} (one seed)"
 
 
 def _total_hours(rows: list[Progress], on_gpu: bool) -> tuple[float, float]:
