@@ -37,11 +37,14 @@ import fnmatch
 import json
 import os
 import sys
+from operator import attrgetter
 from pathlib import Path
 
 from relu_ratio import data, files, folder_lock, models, stats, train
-from relu_ratio.train.fit import DEVICE_SEPARATOR, MAY_CHANGE_ON_RESUME, is_gpu
+from relu_ratio.train.devices import DEVICE_SEPARATOR, is_gpu
+from relu_ratio.train.fit import MAY_CHANGE_ON_RESUME
 from relu_ratio.train.record import fixed_precision, run_folder_name
+from relu_ratio.train.series import NotTrained, train_in_order
 from relu_ratio.zoo.entry import TAG_PATTERN
 
 RESERVED = {"model", "seed", "out", "dataset"}  # set per run or by the command, not in the queue's settings
@@ -212,45 +215,28 @@ def _run(
     chosen: list[QueuedRun], runs: str | os.PathLike, dataset: str, log, finished: dict[str, train.RunRecord]
 ) -> list[tuple[QueuedRun, str]]:
     """:func:`run` once it holds ``runs``."""
-    from relu_ratio.experiments.runner import train_or_record_failure
+    dataset_names: list[str] = []
 
-    failures, dataset_names = [], []
-    for number, item in enumerate(chosen, start=1):
+    def check(item: QueuedRun) -> str | None:
+        """``None``: train it; a note: skip it; :class:`NotTrained`: a damaged folder, or other settings."""
         config = item.config(runs, dataset)
         record = record_of(item, runs, finished)
         if record.damage:
-            message = f"{config.out} is damaged: {'; '.join(record.damage)}; repair or move it"
-            failures.append((item, message))
-            log(f"[{number}/{len(chosen)}] {item.run_id}: FAILED: {message}")
-            continue
-        if record.state == "finished":
-            if not dataset_names:  # read once, and only when a finished run needs it
-                dataset_names.append(data.load(dataset, "train", data_dir=config.data_dir).info.name)
-            differ = differences(config, record.config, dataset_names[0])
+            raise NotTrained(f"{config.out} is damaged: {'; '.join(record.damage)}; repair or move it")
+        if record.state != "finished":
+            return None
+        if not dataset_names:  # read once, and only when a finished run needs it
+            dataset_names.append(data.load(dataset, "train", data_dir=config.data_dir).info.name)
+        differ = differences(config, record.config, dataset_names[0])
+        if differ:
             where = config.out if record.path == Path(config.out) else f"{record.path} ({item.run_id})"
-            if differ:
-                message = (f"{where} holds a finished run trained with other settings: "
-                           f"{', '.join(differ)}; move it away or change the queue")  # fmt: skip
-                failures.append((item, message))
-                log(f"[{number}/{len(chosen)}] {item.run_id}: FAILED: {message}")
-            else:
-                elsewhere = "" if record.path == Path(config.out) else f" (recorded in {record.path})"
-                log(f"[{number}/{len(chosen)}] {item.run_id}: finished{elsewhere}, skipped")
-            continue
-        log(f"[{number}/{len(chosen)}] {item.run_id}: {train.command_for(config.resolved())}")
-        try:  # held here too, so that a folder in use is reported without writing failed.json into it
-            with folder_lock.locked_folder(config.out, "run folder"):
-                result, message = train_or_record_failure(config)
-        except folder_lock.FolderInUse as error:
-            result, message = None, str(error)
-        if message is not None:
-            failures.append((item, message))
-            log(f"[{number}/{len(chosen)}] {item.run_id}: FAILED: {message}")
-        else:
-            split = result.get("evaluated_on", "test")
-            top1 = 100 * result[f"{split}_top1"]
-            log(f"[{number}/{len(chosen)}] {item.run_id}: {split} top-1 {top1:.2f} %")
-    return failures
+            raise NotTrained(f"{where} holds a finished run trained with other settings: "
+                             f"{', '.join(differ)}; move it away or change the queue")  # fmt: skip
+        elsewhere = "" if record.path == Path(config.out) else f" (recorded in {record.path})"
+        return f"finished{elsewhere}, skipped"
+
+    return train_in_order(chosen, lambda item: item.config(runs, dataset), check,
+                          name=attrgetter("run_id"), log=log)  # fmt: skip
 
 
 def differences(config: train.TrainConfig, recorded: dict, dataset_name: str | None = None) -> list[str]:
