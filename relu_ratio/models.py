@@ -112,6 +112,18 @@ class Family:
             )
         return blocks
 
+    @property
+    def fixed_relus(self) -> int:
+        """The ReLUs outside the blocks: the stem's (post-activation) and the final one (pre-activation)."""
+        return int(self.stem_bn_relu) + int(self.final_bn_relu)
+
+    def block_relus(self, mask: patterns.Mask, stage: int, block: int, per_stage: Sequence[int]) -> int:
+        """The ReLU layers of block ``block`` of ``stage`` (0-based) with ``mask``: the network's last
+        merge-and-run block merges its two outputs into one ReLU (:func:`relu_ratio.patterns.block_relus`).
+        ``per_stage``: the network's blocks per stage (:meth:`blocks_per_stage`)."""
+        last = stage == len(per_stage) - 1 and block == per_stage[-1] - 1
+        return patterns.block_relus(self.kind, mask, merged_output=self.two_paths and last)
+
 
 FAMILIES: dict[str, Family] = {
     f.name: f
@@ -180,18 +192,22 @@ def counts(family: str, depth: int, relu_pattern: PatternSpec = "paired") -> Cou
     spec = family_spec(family)
     per_stage = spec.blocks_per_stage(depth)
     masks = ReLUPattern(relu_pattern).resolve(spec.kind, per_stage)
-    last = (len(masks) - 1, len(masks[-1]) - 1)
-    relus = int(spec.stem_bn_relu) + int(spec.final_bn_relu) + sum(
-        patterns.block_relus(spec.kind, mask, merged_output=spec.two_paths and (s, b) == last)
+    relus = spec.fixed_relus + sum(
+        spec.block_relus(mask, s, b, per_stage)
         for s, stage in enumerate(masks)
         for b, mask in enumerate(stage)
     )
-    if spec.kind is patterns.PLAIN:
-        projections = 0
-    else:  # the first block of a stage changes the shape: stages 2 and 3, and stage 1's bottleneck (16 -> 64)
-        changing = len(per_stage) - 1 + (spec.kind is patterns.BOTTLENECK)
-        projections = changing * (2 if spec.two_paths else 1)
+    projections, channels = 0, WIDTHS[0]  # the stem's
+    for s, (width, n) in enumerate(zip(WIDTHS, per_stage)):
+        for b in range(n):
+            projections += blocks.projections(spec.kind, _strides(s, b), channels, width)
+            channels = blocks.output_channels(spec.kind, width)
     return Counts(1 + sum(per_stage) * spec.kind.convs, projections, relus)
+
+
+def _strides(stage: int, block: int) -> int:
+    """The first block of stages 2 and 3 halves the resolution."""
+    return 2 if (stage > 0 and block == 0) else 1
 
 
 def plain(depth: int = 38, relu_pattern: PatternSpec = "paired", **kwargs) -> keras.Model:
@@ -320,7 +336,7 @@ def _assemble(spec: Family, masks, widths: list[int], inputs, weight_decay: floa
             x = spec.block(
                 x,
                 width,
-                strides=2 if (s > 0 and b == 0) else 1,
+                strides=_strides(s, b),
                 relu_mask=mask,
                 weight_decay=weight_decay,
                 name=f"stage{s + 1}_block{b + 1}",
