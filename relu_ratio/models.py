@@ -29,8 +29,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import os
 import re
 import unicodedata
@@ -42,6 +40,7 @@ from keras import layers
 from relu_ratio import blocks, patterns
 from relu_ratio.blocks import batch_norm, conv2d, l2
 from relu_ratio.patterns import BlockKind, PatternSpec, ReLUPattern
+from relu_ratio.validators import is_finite_number, is_integer, suggest
 
 WIDTHS = (16, 32, 64)
 DEFAULT_INPUT_SHAPE = (32, 32, 3)
@@ -93,7 +92,7 @@ class Family:
     two_paths: bool = False  # merge-and-run: blocks carry two tensors
 
     def blocks_per_stage(self, depth: int) -> list[int]:
-        if isinstance(depth, bool) or not isinstance(depth, int):
+        if not is_integer(depth):
             raise ValueError(f"depth must be an integer; received {depth!r}.")
         if depth > MAX_DEPTH:
             raise ValueError(
@@ -369,12 +368,6 @@ def family_spec(family: str) -> Family:
     return FAMILIES[family]
 
 
-def suggest(word: str, choices) -> str:
-    """``" (did you mean 'x'?)"`` for the closest of ``choices``, or ``""``: for error messages."""
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def check_input_shape(input_shape) -> tuple[int, int, int]:
     """``input_shape`` as ``(height, width, channels)`` (default ``(32, 32, 3)``); raises if unusable."""
     if input_shape is None:
@@ -392,11 +385,6 @@ def check_input_shape(input_shape) -> tuple[int, int, int]:
     return shape
 
 
-def is_finite_number(value) -> bool:
-    """A finite int or float (not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def check_head(include_top, pooling, classes, classifier_activation) -> None:
     """The head arguments of every path that builds a network (the builders, :func:`relu_ratio.zoo.load`),
     checked in one place: ``include_top`` a bool; with the top, ``pooling`` unset (the top average-pools),
@@ -411,7 +399,7 @@ def check_head(include_top, pooling, classes, classifier_activation) -> None:
                 f"pooling={pooling!r} only applies with include_top=False (the top already "
                 "average-pools). Pass pooling=None, or include_top=False."
             )
-        if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 2):
+        if classes is not None and not is_integer(classes, 2):
             raise ValueError(
                 f"classes must be an integer >= 2 (a softmax over one class always says 1.0; for one "
                 f"score use classes=2 or include_top=False with your own head); received {classes!r}."

@@ -45,6 +45,7 @@ from relu_ratio.train.devices import DEVICE_SEPARATOR, is_gpu
 from relu_ratio.train.fit import MAY_CHANGE_ON_RESUME
 from relu_ratio.train.record import fixed_precision, run_folder_name
 from relu_ratio.train.series import NotTrained, train_in_order
+from relu_ratio.validators import is_integer, suggest
 from relu_ratio.zoo.entry import TAG_PATTERN
 
 RESERVED = {"model", "seed", "out", "dataset"}  # set per run or by the command, not in the queue's settings
@@ -101,7 +102,7 @@ def load(path: str | os.PathLike) -> list[QueuedRun]:
         settings = {k: v for k, v in item.items() if k not in ITEM_KEYS}
         _check_settings(settings, where)
         seed = item.get("seed", 0)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        if not is_integer(seed, 0):
             raise ValueError(f"{where}: seed must be an integer >= 0; received {seed!r}.")
         tag = item.get("tag")
         if tag is not None and not (isinstance(tag, str) and TAG_PATTERN.fullmatch(tag)):
@@ -130,7 +131,7 @@ def _check_settings(settings: dict, where: str) -> None:
     unknown = set(settings) - SETTINGS
     if unknown:
         raise ValueError(
-            f"{where} has unknown setting(s) {sorted(unknown)}{models.suggest(min(unknown), SETTINGS)}; "
+            f"{where} has unknown setting(s) {sorted(unknown)}{suggest(min(unknown), SETTINGS)}; "
             f"valid: {', '.join(sorted(SETTINGS))} (and per run: {', '.join(sorted(ITEM_KEYS))})."
         )
 

@@ -21,6 +21,7 @@ import keras_tuner
 from relu_ratio import models, patterns, train
 from relu_ratio.describe import describe
 from relu_ratio.patterns import ReLUPattern
+from relu_ratio.validators import is_integer
 
 GRANULARITIES = ("stage", "block")
 PLAIN_CHOICES = ("1:1", "2:1", "3:2")
@@ -180,7 +181,7 @@ class ReLUHyperModel(keras_tuner.HyperModel):
         self.choices = self._make_choices(choices)
         self.default = next((c for c in self.choices if set(c) == {"1"} or c == "1:1"), self.choices[0])
         self.train_config = (train_config or train.TrainConfig(recipe="fast", epochs=1)).resolved()
-        if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
+        if not is_integer(steps_per_epoch, 1):
             raise ValueError(f"steps_per_epoch must be a positive integer; received {steps_per_epoch!r}.")
         self.steps_per_epoch = steps_per_epoch
         self.seed = seed
