@@ -80,6 +80,33 @@ def is_projection(layer: layers.Layer) -> bool:
     return isinstance(layer, layers.Conv2D) and layer.name.endswith("projection")
 
 
+def needs_projection(strides: int, channels: int, out_channels: int) -> bool:
+    """Whether a block's shortcut is a 1x1 projection: where the block changes the resolution or the channels.
+
+    >>> needs_projection(2, 16, 32), needs_projection(1, 16, 64), needs_projection(1, 64, 64)
+    (True, True, False)
+    """
+    return strides != 1 or channels != out_channels
+
+
+def output_channels(kind: BlockKind, filters: int) -> int:
+    """The channels a block of ``kind`` called with ``filters`` puts out (a bottleneck expands them 4x)."""
+    return BOTTLENECK_EXPANSION * filters if kind is patterns.BOTTLENECK else filters
+
+
+def projections(kind: BlockKind, strides: int, channels: int, filters: int) -> int:
+    """The shortcut projections a block of ``kind`` makes on ``channels`` input channels: none in a plain
+    layer (no shortcut), one per shortcut line (merge-and-run has two) where :func:`needs_projection`.
+
+    >>> projections(patterns.BOTTLENECK, 1, 16, 16), projections(patterns.MERGE_AND_RUN, 2, 16, 32)
+    (1, 2)
+    """
+    if kind is patterns.PLAIN:
+        return 0
+    lines = 2 if kind is patterns.MERGE_AND_RUN else 1
+    return lines * needs_projection(strides, channels, output_channels(kind, filters))
+
+
 def check_mask(kind: BlockKind, relu_mask: Sequence[bool] | None, strides: int) -> tuple[bool, ...]:
     """``relu_mask`` as booleans (``None``: every slot keeps its ReLU); raises if it does not fit."""
     slots = kind.slots
@@ -122,7 +149,7 @@ def postact_block(
     y = relu(y, inner, f"{name}_relu_inner")
     y = batch_norm(f"{name}_bn2")(conv2d(filters, 3, 1, f"{name}_conv2", weight_decay)(y))
     shortcut = x
-    if strides != 1 or x.shape[-1] != filters:
+    if needs_projection(strides, x.shape[-1], filters):
         shortcut = conv2d(filters, 1, strides, f"{name}_projection", weight_decay)(x)
         shortcut = batch_norm(f"{name}_projection_bn")(shortcut)
     return relu(layers.Add(name=f"{name}_add")([y, shortcut]), after_add, f"{name}_relu_after_add")
@@ -141,7 +168,7 @@ def preact_block(
     kind = patterns.BOTTLENECK if bottleneck else patterns.BASIC_PREACT
     mask = check_mask(kind, relu_mask, strides)
     if bottleneck:
-        spec = [(1, filters, 1), (3, filters, strides), (1, BOTTLENECK_EXPANSION * filters, 1)]
+        spec = [(1, filters, 1), (3, filters, strides), (1, output_channels(kind, filters), 1)]
     else:
         spec = [(3, filters, strides), (3, filters, 1)]
     y = x
@@ -152,7 +179,7 @@ def preact_block(
         y = conv2d(width, kernel, stride, f"{name}_conv{i}", weight_decay)(y)
     out_filters = spec[-1][1]
     shortcut = x
-    if strides != 1 or x.shape[-1] != out_filters:
+    if needs_projection(strides, x.shape[-1], out_filters):
         shortcut = conv2d(out_filters, 1, strides, f"{name}_projection", weight_decay)(preactivated)
     return layers.Add(name=f"{name}_add")([y, shortcut])
 
@@ -176,7 +203,7 @@ def merge_and_run(
     """
     mask = dict(zip(patterns.MERGE_AND_RUN.slots, check_mask(patterns.MERGE_AND_RUN, relu_mask, strides)))
     x1, x2 = inputs
-    project = strides != 1 or x1.shape[-1] != filters
+    project = needs_projection(strides, x1.shape[-1], filters)
     residuals, lines = [], []
     for b, x in enumerate(inputs, start=1):
         prefix = f"{name}_branch{b}"

@@ -38,6 +38,7 @@ import keras
 import numpy as np
 
 from relu_ratio import files, paths
+from relu_ratio.validators import is_integer
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -92,7 +93,7 @@ class Split:
         Example:
             >>> train, val = data.load("../shared/data", "train").hold_out(5000)  # doctest: +SKIP
         """
-        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count < len(self):
+        if not is_integer(count, 1) or count >= len(self):
             raise ValueError(
                 f"the held-out slice must be 1 to {len(self) - 1} images (the split has {len(self)}); "
                 f"received {count!r}."

@@ -29,8 +29,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import os
 import re
 import unicodedata
@@ -42,6 +40,7 @@ from keras import layers
 from relu_ratio import blocks, patterns
 from relu_ratio.blocks import batch_norm, conv2d, l2
 from relu_ratio.patterns import BlockKind, PatternSpec, ReLUPattern
+from relu_ratio.validators import is_finite_number, is_integer, suggest
 
 WIDTHS = (16, 32, 64)
 DEFAULT_INPUT_SHAPE = (32, 32, 3)
@@ -93,7 +92,7 @@ class Family:
     two_paths: bool = False  # merge-and-run: blocks carry two tensors
 
     def blocks_per_stage(self, depth: int) -> list[int]:
-        if isinstance(depth, bool) or not isinstance(depth, int):
+        if not is_integer(depth):
             raise ValueError(f"depth must be an integer; received {depth!r}.")
         if depth > MAX_DEPTH:
             raise ValueError(
@@ -111,6 +110,18 @@ class Family:
                 f"depth {depth} is not valid for {self.title}. Nearest valid depths: {nearest}."
             )
         return blocks
+
+    @property
+    def fixed_relus(self) -> int:
+        """The ReLUs outside the blocks: the stem's (post-activation) and the final one (pre-activation)."""
+        return int(self.stem_bn_relu) + int(self.final_bn_relu)
+
+    def block_relus(self, mask: patterns.Mask, stage: int, block: int, per_stage: Sequence[int]) -> int:
+        """The ReLU layers of block ``block`` of ``stage`` (0-based) with ``mask``: the network's last
+        merge-and-run block merges its two outputs into one ReLU (:func:`relu_ratio.patterns.block_relus`).
+        ``per_stage``: the network's blocks per stage (:meth:`blocks_per_stage`)."""
+        last = stage == len(per_stage) - 1 and block == per_stage[-1] - 1
+        return patterns.block_relus(self.kind, mask, merged_output=self.two_paths and last)
 
 
 FAMILIES: dict[str, Family] = {
@@ -180,18 +191,22 @@ def counts(family: str, depth: int, relu_pattern: PatternSpec = "paired") -> Cou
     spec = family_spec(family)
     per_stage = spec.blocks_per_stage(depth)
     masks = ReLUPattern(relu_pattern).resolve(spec.kind, per_stage)
-    last = (len(masks) - 1, len(masks[-1]) - 1)
-    relus = int(spec.stem_bn_relu) + int(spec.final_bn_relu) + sum(
-        patterns.block_relus(spec.kind, mask, merged_output=spec.two_paths and (s, b) == last)
+    relus = spec.fixed_relus + sum(
+        spec.block_relus(mask, s, b, per_stage)
         for s, stage in enumerate(masks)
         for b, mask in enumerate(stage)
     )
-    if spec.kind is patterns.PLAIN:
-        projections = 0
-    else:  # the first block of a stage changes the shape: stages 2 and 3, and stage 1's bottleneck (16 -> 64)
-        changing = len(per_stage) - 1 + (spec.kind is patterns.BOTTLENECK)
-        projections = changing * (2 if spec.two_paths else 1)
+    projections, channels = 0, WIDTHS[0]  # the stem's
+    for s, (width, n) in enumerate(zip(WIDTHS, per_stage)):
+        for b in range(n):
+            projections += blocks.projections(spec.kind, _strides(s, b), channels, width)
+            channels = blocks.output_channels(spec.kind, width)
     return Counts(1 + sum(per_stage) * spec.kind.convs, projections, relus)
+
+
+def _strides(stage: int, block: int) -> int:
+    """The first block of stages 2 and 3 halves the resolution."""
+    return 2 if (stage > 0 and block == 0) else 1
 
 
 def plain(depth: int = 38, relu_pattern: PatternSpec = "paired", **kwargs) -> keras.Model:
@@ -345,7 +360,7 @@ def _assemble(spec: Family, masks, widths: list[int], inputs, weight_decay: floa
             x = spec.block(
                 x,
                 width,
-                strides=2 if (s > 0 and b == 0) else 1,
+                strides=_strides(s, b),
                 relu_mask=mask,
                 weight_decay=weight_decay,
                 name=f"stage{s + 1}_block{b + 1}",
@@ -378,12 +393,6 @@ def family_spec(family: str) -> Family:
     return FAMILIES[family]
 
 
-def suggest(word: str, choices) -> str:
-    """``" (did you mean 'x'?)"`` for the closest of ``choices``, or ``""``: for error messages."""
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def check_input_shape(input_shape) -> tuple[int, int, int]:
     """``input_shape`` as ``(height, width, channels)`` (default ``(32, 32, 3)``); raises if unusable."""
     if input_shape is None:
@@ -401,11 +410,6 @@ def check_input_shape(input_shape) -> tuple[int, int, int]:
     return shape
 
 
-def is_finite_number(value) -> bool:
-    """A finite int or float (not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def check_head(include_top, pooling, classes, classifier_activation) -> None:
     """The head arguments of every path that builds a network (the builders, :func:`relu_ratio.zoo.load`),
     checked in one place: ``include_top`` a bool; with the top, ``pooling`` unset (the top average-pools),
@@ -420,7 +424,7 @@ def check_head(include_top, pooling, classes, classifier_activation) -> None:
                 f"pooling={pooling!r} only applies with include_top=False (the top already "
                 "average-pools). Pass pooling=None, or include_top=False."
             )
-        if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int) or classes < 2):
+        if classes is not None and not is_integer(classes, 2):
             raise ValueError(
                 f"classes must be an integer >= 2 (a softmax over one class always says 1.0; for one "
                 f"score use classes=2 or include_top=False with your own head); received {classes!r}."

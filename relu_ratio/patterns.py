@@ -167,7 +167,7 @@ class ReLUPattern:
                     f"{len(blocks_per_stage)} stages. Give exactly one spec per stage."
                 )
             masks = tuple(
-                _stage_masks(stage_spec, kind, n) for stage_spec, n in zip(spec, blocks_per_stage)
+                stage_masks(stage_spec, kind, n) for stage_spec, n in zip(spec, blocks_per_stage)
             )
         else:
             masks = _network_masks(spec, kind, blocks_per_stage)
@@ -349,7 +349,15 @@ def _network_masks(spec: str, kind: BlockKind, blocks_per_stage: Sequence[int]) 
     return tuple((mask,) * n for n in blocks_per_stage)
 
 
-def _stage_masks(spec: str | tuple[str, ...], kind: BlockKind, blocks: int) -> tuple[Mask, ...]:
+def stage_masks(spec: str | tuple[str, ...], kind: BlockKind, blocks: int) -> tuple[Mask, ...]:
+    """The masks of a stage of ``blocks`` blocks from its entry of a per-stage ``relu_pattern``: one spec
+    for every block (a plain stage's ratio laid over its layers) or a tuple of one mask per block. A stage
+    may go without ReLUs (the whole network may not: :meth:`ReLUPattern.resolve`).
+
+    Example:
+        >>> stage_masks("2:1", PLAIN, 4)
+        ((False,), (True,), (False,), (True,))
+    """
     if isinstance(spec, tuple):
         if len(spec) != blocks:
             raise ValueError(

@@ -38,11 +38,15 @@ import fnmatch
 import json
 import os
 import sys
+from operator import attrgetter
 from pathlib import Path
 
-from relu_ratio import data, files, folder_lock, models, train
-from relu_ratio.train.fit import DEVICE_SEPARATOR, MAY_CHANGE_ON_RESUME, is_gpu
+from relu_ratio import data, files, folder_lock, models, stats, train
+from relu_ratio.train.devices import DEVICE_SEPARATOR, is_gpu
+from relu_ratio.train.fit import MAY_CHANGE_ON_RESUME
 from relu_ratio.train.record import fixed_precision, run_folder_name
+from relu_ratio.train.series import NotTrained, train_in_order
+from relu_ratio.validators import is_integer, suggest
 from relu_ratio.zoo.entry import TAG_PATTERN
 
 RESERVED = {"model", "seed", "out", "dataset"}  # set per run or by the command, not in the queue's settings
@@ -99,7 +103,7 @@ def load(path: str | os.PathLike) -> list[QueuedRun]:
         settings = {k: v for k, v in item.items() if k not in ITEM_KEYS}
         _check_settings(settings, where)
         seed = item.get("seed", 0)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        if not is_integer(seed, 0):
             raise ValueError(f"{where}: seed must be an integer >= 0; received {seed!r}.")
         tag = item.get("tag")
         if tag is not None and not (isinstance(tag, str) and TAG_PATTERN.fullmatch(tag)):
@@ -128,7 +132,7 @@ def _check_settings(settings: dict, where: str) -> None:
     unknown = set(settings) - SETTINGS
     if unknown:
         raise ValueError(
-            f"{where} has unknown setting(s) {sorted(unknown)}{models.suggest(min(unknown), SETTINGS)}; "
+            f"{where} has unknown setting(s) {sorted(unknown)}{suggest(min(unknown), SETTINGS)}; "
             f"valid: {', '.join(sorted(SETTINGS))} (and per run: {', '.join(sorted(ITEM_KEYS))})."
         )
 
@@ -213,45 +217,28 @@ def _run(
     chosen: list[QueuedRun], runs: str | os.PathLike, dataset: str, log, finished: dict[str, train.RunRecord]
 ) -> list[tuple[QueuedRun, str]]:
     """:func:`run` once it holds ``runs``."""
-    from relu_ratio.experiments.runner import train_or_record_failure
+    dataset_names: list[str] = []
 
-    failures, dataset_names = [], []
-    for number, item in enumerate(chosen, start=1):
+    def check(item: QueuedRun) -> str | None:
+        """``None``: train it; a note: skip it; :class:`NotTrained`: a damaged folder, or other settings."""
         config = item.config(runs, dataset)
         record = record_of(item, runs, finished)
         if record.damage:
-            message = f"{config.out} is damaged: {'; '.join(record.damage)}; repair or move it"
-            failures.append((item, message))
-            log(f"[{number}/{len(chosen)}] {item.run_id}: FAILED: {message}")
-            continue
-        if record.state == "finished":
-            if not dataset_names:  # read once, and only when a finished run needs it
-                dataset_names.append(data.load(dataset, "train", data_dir=config.data_dir).info.name)
-            differ = differences(config, record.config, dataset_names[0])
+            raise NotTrained(f"{config.out} is damaged: {'; '.join(record.damage)}; repair or move it")
+        if record.state != "finished":
+            return None
+        if not dataset_names:  # read once, and only when a finished run needs it
+            dataset_names.append(data.load(dataset, "train", data_dir=config.data_dir).info.name)
+        differ = differences(config, record.config, dataset_names[0])
+        if differ:
             where = config.out if record.path == Path(config.out) else f"{record.path} ({item.run_id})"
-            if differ:
-                message = (f"{where} holds a finished run trained with other settings: "
-                           f"{', '.join(differ)}; move it away or change the queue")  # fmt: skip
-                failures.append((item, message))
-                log(f"[{number}/{len(chosen)}] {item.run_id}: FAILED: {message}")
-            else:
-                elsewhere = "" if record.path == Path(config.out) else f" (recorded in {record.path})"
-                log(f"[{number}/{len(chosen)}] {item.run_id}: finished{elsewhere}, skipped")
-            continue
-        log(f"[{number}/{len(chosen)}] {item.run_id}: {train.command_for(config.resolved())}")
-        try:  # held here too, so that a folder in use is reported without writing failed.json into it
-            with folder_lock.locked_folder(config.out, "run folder"):
-                result, message = train_or_record_failure(config)
-        except folder_lock.FolderInUse as error:
-            result, message = None, str(error)
-        if message is not None:
-            failures.append((item, message))
-            log(f"[{number}/{len(chosen)}] {item.run_id}: FAILED: {message}")
-        else:
-            split = result.get("evaluated_on", "test")
-            top1 = 100 * result[f"{split}_top1"]
-            log(f"[{number}/{len(chosen)}] {item.run_id}: {split} top-1 {top1:.2f} %")
-    return failures
+            raise NotTrained(f"{where} holds a finished run trained with other settings: "
+                             f"{', '.join(differ)}; move it away or change the queue")  # fmt: skip
+        elsewhere = "" if record.path == Path(config.out) else f" (recorded in {record.path})"
+        return f"finished{elsewhere}, skipped"
+
+    return train_in_order(chosen, lambda item: item.config(runs, dataset), check,
+                          name=attrgetter("run_id"), log=log)  # fmt: skip
 
 
 def differences(config: train.TrainConfig, recorded: dict, dataset_name: str | None = None) -> list[str]:
@@ -366,7 +353,7 @@ def seed_comparison(rows: list[Progress]) -> str:
         by_seed = ", ".join(f"{row.top1:.2f} (seed {row.run.seed}{', GPU' if row.on_gpu else ''})"
                             for row in done)  # fmt: skip
         lines.append(f"| `{model}` | {precision} | {len(done)} of {queued[model]} | {by_seed} | "
-                     f"{_format(*_mean_sd([row.top1 for row in done]))} |")  # fmt: skip
+                     f"{stats.mean_sd([row.top1 for row in done]).text()} |")  # fmt: skip
     lines += [f"| `{model}` | | 0 of {n} | | |" for model, n in queued.items()
               if n > 1 and not any(key[0] == model for key in groups)]  # fmt: skip
     notes = []
@@ -385,28 +372,11 @@ def seed_comparison(rows: list[Progress]) -> str:
 
 def _difference(label: str, rows: list[Progress], base: list[Progress]) -> str:
     """``label``: the difference of the mean test top-1 of ``rows`` and ``base`` ± its standard error."""
-    mean, sd, n = _mean_sd([row.top1 for row in rows])
-    base_mean, base_sd, base_n = _mean_sd([row.top1 for row in base])
-    if min(n, base_n) < 2:
-        return f"{label}: needs 2 finished seeds each ({n} and {base_n} now)."
-    error = (sd**2 / n + base_sd**2 / base_n) ** 0.5
-    difference = f"{mean - base_mean:+.2f} ± {error:.2f}"
+    mine, theirs = stats.mean_sd([row.top1 for row in rows]), stats.mean_sd([row.top1 for row in base])
+    if min(mine.n, theirs.n) < 2:
+        return f"{label}: needs 2 finished seeds each ({mine.n} and {theirs.n} now)."
+    difference = f"{mine.mean - theirs.mean:+.2f} ± {stats.difference_error(mine, theirs):.2f}"
     return f"{label}: {difference} points (difference of the means ± its standard error)."
-
-
-def _mean_sd(values: list[float]) -> tuple[float | None, float | None, int]:
-    n = len(values)
-    if not n:
-        return None, None, 0
-    mean = sum(values) / n
-    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else None
-    return mean, sd, n
-
-
-def _format(mean: float | None, sd: float | None, n: int) -> str:
-    if mean is None:
-        return ""
-    return f"{mean:.2f} ± {sd:.2f}" if sd is not None else f"{mean:.2f} (one seed)"
 
 
 def _total_hours(rows: list[Progress], on_gpu: bool) -> tuple[float, float]:

@@ -159,6 +159,7 @@ def test_worker_commands_drop_the_spawning_flags_and_abbreviations_are_refused(c
 def test_a_retried_run_reads_as_running_not_failed_and_a_new_failure_is_recorded(tmp_path, monkeypatch):
     from relu_ratio import train
     from relu_ratio.train.record import RunRecord
+    from relu_ratio.train.series import train_or_record_failure
 
     out = tmp_path / "run"
     out.mkdir()
@@ -171,7 +172,26 @@ def test_a_retried_run_reads_as_running_not_failed_and_a_new_failure_is_recorded
         raise ValueError("second failure")
 
     monkeypatch.setattr(train, "run", resume)
-    result, message = runner.train_or_record_failure(train.TrainConfig(model="resnet8_21", out=str(out)))
+    result, message = train_or_record_failure(train.TrainConfig(model="resnet8_21", out=str(out)))
     assert seen == ["partial"] and result is None and message == "ValueError: second failure"
     assert json.loads((out / "failed.json").read_text())["error"] == message
     assert RunRecord.read(out).state == "failed"
+
+
+def test_the_failure_record_moved_to_train_and_the_old_name_warns():
+    from relu_ratio.train import series
+
+    with pytest.warns(DeprecationWarning, match="relu_ratio.train.series.train_or_record_failure"):
+        assert runner.train_or_record_failure is series.train_or_record_failure
+    with pytest.raises(AttributeError, match="no_such_name"):
+        runner.no_such_name  # noqa: B018
+
+
+def test_the_report_gives_mean_sd_over_seeds_one_seed_bare_and_a_dash_for_none():
+    spec = experiments.experiment("table1")
+    row = {"status": "done", "dataset": "CIFAR-10 (JPEG)", "epochs_done": 1}
+    rows = [{**row, "model": "plain38_11", "seed": s, "test_top1": v} for s, v in ((0, 89.0), (1, 89.5))]
+    rows.append({**row, "model": "plain38_21", "seed": 0, "test_top1": 88.0})
+    table = experiments.render_markdown(spec, rows, "tiny budget")
+    assert "| `plain38_11` | 89.25 ± 0.35 | 0, 1 |" in table and "| `plain38_21` | 88.00 | 0 |" in table
+    assert "| `plain62_11` | — | — |" in table

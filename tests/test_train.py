@@ -384,7 +384,7 @@ def test_auto_precision_is_bfloat16_where_the_cpu_has_bfloat16_instructions(tmp_
 
 
 def test_is_gpu_reads_each_device_of_a_run_resumed_elsewhere():
-    from relu_ratio.train.fit import DEVICE_SEPARATOR, is_gpu
+    from relu_ratio.train.devices import DEVICE_SEPARATOR, is_gpu
 
     assert is_gpu("gpu: NVIDIA H100 80GB HBM3 x1") and not is_gpu("cpu: 2 cores") and not is_gpu("")
     assert is_gpu(DEVICE_SEPARATOR.join(["cpu: 2 cores", "gpu: NVIDIA H100 80GB HBM3 x1"]))

@@ -143,12 +143,26 @@ def test_ratio_bounds_fail_trials_before_training():
     assert hm.violation(*hm.counts(hp)) is None
 
 
+SAMPLED_SPACES = [  # (family, depth, granularity)
+    ("plain", 8, "stage"), ("plain", 8, "block"), ("postresnet", 8, "stage"), ("resnet", 14, "block"),
+    ("preact", 11, "stage"), ("dfnmr", 18, "block"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("family", "depth", "granularity"), SAMPLED_SPACES)
+def test_the_space_counts_what_models_counts_counts(family, depth, granularity):
+    hm = tune.ReLUHyperModel(family, depth, granularity, min_relus_per_block=0 if family == "plain" else 1)
+    for values in _sampled_values(hm, 6, seed=depth):
+        try:
+            counted = models.counts(family, depth, hm.pattern(values))
+        except ValueError:  # every ReLU of the blocks removed: counted, and a failed trial
+            assert hm.counts(values) == (models.counts(family, depth).convs, hm.spec.fixed_relus)
+            continue
+        assert hm.counts(values) == (counted.convs, counted.relus), values
+
+
 @pytest.mark.backend
-@pytest.mark.parametrize(
-    ("family", "depth", "granularity"),
-    [("plain", 8, "stage"), ("plain", 8, "block"), ("postresnet", 8, "stage"), ("resnet", 14, "block"),
-     ("preact", 11, "stage"), ("dfnmr", 18, "block")],
-)  # fmt: skip
+@pytest.mark.parametrize(("family", "depth", "granularity"), SAMPLED_SPACES)
 def test_every_sampled_pattern_builds_with_the_counted_relus(family, depth, granularity):
     hm = tune.ReLUHyperModel(family, depth, granularity, min_relus_per_block=0 if family == "plain" else 1)
     for values in _sampled_values(hm, 2, seed=len(family)):

@@ -19,7 +19,7 @@ import os
 import statistics
 from pathlib import Path
 
-from relu_ratio import files, train
+from relu_ratio import files, stats, train
 from relu_ratio.experiments.runner import Run, plan, read_record
 from relu_ratio.experiments.specs import Budget, Experiment, experiment
 
@@ -103,9 +103,7 @@ def render_markdown(spec: Experiment, rows: list[dict], budget_text: str) -> str
     for variant in spec.variants:
         mine = [r for r in done if r["model"] == variant.model]
         scores = [r["test_top1"] for r in mine]
-        ours = "—" if not scores else f"{scores[0]:.2f}" if len(scores) == 1 else (
-            f"{statistics.mean(scores):.2f} ± {statistics.stdev(scores):.2f}"
-        )  # fmt: skip
+        ours = stats.mean_sd(scores).text(one="") or "—"
         seeds = ", ".join(str(r["seed"]) for r in mine) or "—"
         paper = "; ".join(
             f"{p.top1:.2f} ({p.dataset}, {p.source})" for p in spec.published_for(variant.model)

@@ -24,12 +24,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import math
 import os
-import statistics
 from pathlib import Path
 
-from relu_ratio import files, models, queue, zoo
+from relu_ratio import files, models, queue, stats, zoo
 from relu_ratio.experiments.specs import EXPERIMENTS, Experiment, Published
 from relu_ratio.patterns import ReLUPattern
 from relu_ratio.zoo.entry import METRICS_FILE
@@ -56,6 +54,11 @@ class Measured:
     @property
     def group(self) -> str:
         return f"depth {self.depth}, {self.epochs} epochs"
+
+    @property
+    def summary(self) -> stats.MeanSD:
+        """Top-1 over the seeds, for :func:`relu_ratio.stats.difference_error`."""
+        return stats.MeanSD(self.top1, self.sd, self.seeds)
 
 
 def variant_label(spec: Experiment, builder_name: str) -> str | None:
@@ -98,12 +101,11 @@ def measured(spec: Experiment, seeds: dict[str, list[float]]) -> list[Measured]:
         label = variant_label(spec, entry.builder_name) if family in families else None
         if label is None:
             continue
-        scores = seeds.get(name, [])
-        several = len(scores) > 1
+        scores = stats.mean_sd(seeds.get(name, []))
+        several = scores.sd is not None
         found.append(Measured(
             name, depth, label, label == spec.variants[0].label, int(entry.training["epochs"]),
-            statistics.mean(scores) if several else entry.top1, statistics.stdev(scores) if several else None,
-            max(len(scores), 1), _curve(name),
+            scores.mean if several else entry.top1, scores.sd, max(scores.n, 1), _curve(name),
         ))  # fmt: skip
     order = [v.label for v in spec.variants]
     return sorted(found, key=lambda m: (m.depth, m.epochs, order.index(m.label)))
@@ -139,9 +141,7 @@ def differences(rows: list[Measured]) -> list[Difference]:
         base = next((b for b in rows if b.paired and b.group == row.group), None)
         if row.paired or base is None:
             continue
-        error = None
-        if row.sd is not None and base.sd is not None:
-            error = math.sqrt(row.sd**2 / row.seeds + base.sd**2 / base.seeds)
+        error = stats.difference_error(row.summary, base.summary)
         found.append(Difference(row.label, row.depth, row.group, row.top1 - base.top1, error))
     return found
 

@@ -21,13 +21,13 @@ import os
 import subprocess
 import sys
 import time
-import traceback
+import warnings
+from operator import attrgetter
 from pathlib import Path
 
-import keras
-
-from relu_ratio import data, files, train
+from relu_ratio import data, train
 from relu_ratio.experiments.specs import Budget, Experiment, Variant, budget, experiment
+from relu_ratio.train import series
 
 BUDGET_SETTINGS = {"recipe", "epochs", "train_subset", "test_subset", "seeds", "batch_size"}
 
@@ -149,37 +149,25 @@ def run(
     mine = [r for i, r in enumerate(runs) if i % count == index]
     if runs:
         _record_experiment(runs[0].out.parent.parent, experiment_name, budget, runs[0].config.dataset)
-    failures = []
-    for number, item in enumerate(mine, start=1):
-        if item.done:
-            log(f"[{number}/{len(mine)}] {item.run_id}: done, skipped")
-            continue
-        log(f"[{number}/{len(mine)}] {item.run_id}: training ({train.command_for(item.config.resolved())})")
-        result, message = train_or_record_failure(item.config)
-        if message is not None:
-            failures.append((item, message))
-            log(f"[{number}/{len(mine)}] {item.run_id}: FAILED: {message}")
-            continue
-        log(f"[{number}/{len(mine)}] {item.run_id}: top-1 {100 * result['test_top1']:.2f} %")
-    return failures
+    return series.train_in_order(mine, attrgetter("config"), _skip_done, name=attrgetter("run_id"), log=log)
 
 
-def train_or_record_failure(config: train.TrainConfig) -> tuple[dict | None, str | None]:
-    """``(result, None)`` after :func:`relu_ratio.train.run`, or ``(None, message)`` if it failed; a failure
-    is written to the run's ``failed.json``, so that one bad run of a series is reported, not hidden, and
-    does not stop the others. ``failed.json`` describes the last attempt only: a new attempt removes it
-    first, so a run resuming after a failure reads as running, not failed."""
-    out = Path(config.out)
-    keras.backend.clear_session()
-    (out / "failed.json").unlink(missing_ok=True)
-    try:
-        result = train.run(config)
-    except Exception as error:
-        message = f"{type(error).__name__}: {error}"
-        out.mkdir(parents=True, exist_ok=True)
-        files.write_json(out / "failed.json", {"error": message, "traceback": traceback.format_exc()})
-        return None, message
-    return result, None
+def _skip_done(item: Run) -> str | None:
+    """A finished run (its ``result.json`` written) is skipped; any other is trained or resumed."""
+    return "done, skipped" if item.done else None
+
+
+def __getattr__(name: str):
+    """``train_or_record_failure``, moved to :mod:`relu_ratio.train.series`: here for one release."""
+    if name == "train_or_record_failure":
+        warnings.warn(
+            "relu_ratio.experiments.runner.train_or_record_failure is deprecated; use "
+            "relu_ratio.train.series.train_or_record_failure",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return series.train_or_record_failure
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def spawn_workers(argv: list[str], workers: int, gpus: list[str] | None = None) -> int:

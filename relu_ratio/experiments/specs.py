@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from relu_ratio.models import suggest
+from relu_ratio.validators import suggest
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,6 +31,8 @@ The package's modules, one seam each: :mod:`~relu_ratio.train.config` (:class:`T
 :mod:`~relu_ratio.train.recipes` (recipes, schedule, optimizer), :mod:`~relu_ratio.train.callbacks`
 (backups, divergence guard, clock), :mod:`~relu_ratio.train.fit` (:func:`run`),
 :mod:`~relu_ratio.train.record` (:class:`RunRecord`, what a run folder holds),
+:mod:`~relu_ratio.train.devices` (what a run trains on), :mod:`~relu_ratio.train.series` (a series of runs
+in order: skip finished ones, resume, record failures),
 :mod:`~relu_ratio.train.fused_norm` (TensorFlow's fused BatchNorm for training) and
 :mod:`~relu_ratio.train.cli`.
 """

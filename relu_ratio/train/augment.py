@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
+from relu_ratio.validators import is_integer
+
 
 @keras.saving.register_keras_serializable(package="relu_ratio")
 class PadCropFlip(keras.layers.Layer):
@@ -35,7 +37,7 @@ class PadCropFlip(keras.layers.Layer):
     def __init__(self, fill: Sequence[float], pad: int = 4, seed: int | None = None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+        if not is_integer(pad, 0):
             raise ValueError(f"pad must be an integer >= 0; received {pad!r}.")
         self.fill = tuple(float(round(float(v))) for v in fill)
         self.pad, self.seed = pad, seed

@@ -13,6 +13,7 @@ import dataclasses
 
 from relu_ratio import flags, models
 from relu_ratio.train.recipes import RECIPES, SCHEDULES
+from relu_ratio.validators import is_finite_number, is_integer
 
 
 def _flag(default, help: str, recipe: bool = False, **metadata):
@@ -100,7 +101,7 @@ class TrainConfig:
                   "steps_per_execution")
         for key in counts:
             value = getattr(self, key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if value is not None and not is_integer(value, 1):
                 raise ValueError(f"{key} must be >= 1 (an integer); received {value!r}.")
         ranges = {  # name: (the range in words, the check)
             "lr": ("> 0", lambda v: v > 0),
@@ -115,7 +116,7 @@ class TrainConfig:
             value = getattr(self, key)
             if key in optional and value is None:
                 continue
-            if not models.is_finite_number(value) or not within(value):
+            if not is_finite_number(value) or not within(value):
                 raise ValueError(f"{key} must be a finite number {bound}; received {value!r}.")
 
 

@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import os
 import re
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from relu_ratio import data, files, folder_lock, models
 from relu_ratio.provenance import source_commit
 from relu_ratio.train import callbacks as callbacks_lib
 from relu_ratio.train.config import TrainConfig, command_for
+from relu_ratio.train.devices import DEVICE_SEPARATOR, device, is_gpu
 from relu_ratio.train.fused_norm import with_fused_batch_norm
 from relu_ratio.train.pipeline import training_input
 from relu_ratio.train.recipes import HOLDOUT_SEED, RECIPES, compile_for
@@ -288,34 +288,6 @@ def cpu_has_bf16_instructions(cpuinfo: str = "/proc/cpuinfo") -> bool:
     except OSError:
         return False
     return re.search(r"^flags\s*:.*\b(avx512_bf16|amx_bf16)\b", text, re.MULTILINE) is not None
-
-
-DEVICE_SEPARATOR = " + "  # joins the devices of a run resumed elsewhere, e.g. "gpu: … + cpu: 2 cores"
-
-
-def is_gpu(device_name: str) -> bool:
-    """Whether a :func:`device` name, or several joined by ``DEVICE_SEPARATOR``, includes a GPU.
-
-    >>> is_gpu("gpu: NVIDIA H100 80GB HBM3 x1 + cpu: 2 cores"), is_gpu("cpu: 2 cores")
-    (True, False)
-    """
-    return any(part.startswith("gpu") for part in device_name.split(DEVICE_SEPARATOR))
-
-
-def device() -> str:
-    """The device training runs on, e.g. ``"cpu: 2 cores"`` or ``"gpu: NVIDIA H100 x1"``."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        dev = jax.devices()[0]
-        return f"{dev.platform}: {getattr(dev, 'device_kind', dev)} x{jax.device_count()}"
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        gpus = tf.config.list_physical_devices("GPU")
-        return f"gpu: {len(gpus)} x {gpus[0].name}" if gpus else f"cpu: {os.cpu_count()} cores"
-    return backend
 
 
 class _Distribution:

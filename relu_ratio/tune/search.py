@@ -22,6 +22,7 @@ import keras_tuner
 from relu_ratio import data, files, models, train
 from relu_ratio.describe import describe
 from relu_ratio.tune.space import GRANULARITIES, ReLUHyperModel, format_pattern, relu_pattern_from
+from relu_ratio.validators import is_integer, suggest
 
 TUNERS = ("random", "hyperband", "bayesian")
 VALIDATIONS = ("holdout", "test")
@@ -109,7 +110,7 @@ def load_search_data(
     if validation not in VALIDATIONS:
         raise ValueError(f"validation must be one of {', '.join(VALIDATIONS)}; received {validation!r}.")
     for label, value in (("train_subset", train_subset), ("val_subset", val_subset)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        if value is not None and not is_integer(value, 1):
             raise ValueError(f"{label} must be a positive integer or None; received {value!r}.")
     full = data.load(dataset, "train", data_dir=data_dir)
     if validation == "test":
@@ -203,7 +204,7 @@ def _tuner_class(name: str):
         "bayesian": keras_tuner.BayesianOptimization,
     }
     if name not in bases:
-        raise ValueError(f"unknown tuner {name!r}{models.suggest(name, bases)}. Valid: {', '.join(TUNERS)}.")
+        raise ValueError(f"unknown tuner {name!r}{suggest(name, bases)}. Valid: {', '.join(TUNERS)}.")
 
     class Recording(bases[name]):
         """Remembers which trials this process ran (in distributed mode: this worker)."""
@@ -256,12 +257,10 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
     role, tuner_id = distributed_role()
     tuner_cls = _tuner_class(config.tuner)
     for label, value, low in (("epochs", config.epochs, 1), ("hyperband_factor", config.hyperband_factor, 2)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        if not is_integer(value, low):
             raise ValueError(f"{label} must be an integer >= {low}; received {value!r}.")
     max_trials = config.max_trials
-    if max_trials is not None and (
-        isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1
-    ):
+    if max_trials is not None and not is_integer(max_trials, 1):
         raise ValueError(f"max_trials must be a positive integer; received {max_trials!r}.")
     training = train.TrainConfig(recipe=config.recipe, epochs=config.epochs, batch_size=config.batch_size,
                                  seed=config.seed, weight_decay=config.weight_decay).resolved()  # fmt: skip

@@ -21,6 +21,7 @@ import keras_tuner
 from relu_ratio import models, patterns, train
 from relu_ratio.describe import describe
 from relu_ratio.patterns import ReLUPattern
+from relu_ratio.validators import is_integer
 
 GRANULARITIES = ("stage", "block")
 PLAIN_CHOICES = ("1:1", "2:1", "3:2")
@@ -180,11 +181,12 @@ class ReLUHyperModel(keras_tuner.HyperModel):
         self.choices = self._make_choices(choices)
         self.default = next((c for c in self.choices if set(c) == {"1"} or c == "1:1"), self.choices[0])
         self.train_config = (train_config or train.TrainConfig(recipe="fast", epochs=1)).resolved()
-        if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
+        if not is_integer(steps_per_epoch, 1):
             raise ValueError(f"steps_per_epoch must be a positive integer; received {steps_per_epoch!r}.")
         self.steps_per_epoch = steps_per_epoch
         self.seed = seed
         self.builder_kwargs = dict(builder_kwargs)
+        self._convs = models.counts(family, depth).convs  # the same for every pattern
         for forbidden in ("relu_pattern", "family", "depth"):
             if forbidden in self.builder_kwargs:
                 raise ValueError(f"{forbidden!r} is set by the search; do not pass it as a builder kwarg.")
@@ -281,45 +283,31 @@ class ReLUHyperModel(keras_tuner.HyperModel):
 
     # -- counting ReLUs without building (the same numbers describe() measures)
 
-    def _block_relus(self, mask: str, last: bool) -> int:
-        parsed = tuple(c == "1" for c in mask)
-        return patterns.block_relus(self.kind, parsed, merged_output=last and self.spec.two_paths)
-
-    def _position_masks(self, choice: str, stage: int, block: int | None) -> list[str]:
-        if block is not None:
-            return [choice]
-        n = self.blocks_per_stage[stage]
-        if self.kind.periodic:
-            period = patterns.period(choice)  # index arithmetic: a ratio's N can be huge
-            return ["1" if period.keeps(i) else "0" for i in range(n)]
-        return [choice] * n
+    def _position_masks(self, choice: str, stage: int, block: int | None) -> tuple[patterns.Mask, ...]:
+        """The masks of the blocks one choice decides: its stage's, or its one block's."""
+        if block is None:
+            return patterns.stage_masks(choice, self.kind, self.blocks_per_stage[stage])
+        return patterns.stage_masks((choice,), self.kind, 1)
 
     def _contribution(self, choice: str, stage: int, block: int | None) -> int:
+        """The ReLUs ``choice`` puts in the blocks of its position (as :func:`relu_ratio.models.counts`)."""
+        first = 0 if block is None else block
         masks = self._position_masks(choice, stage, block)
-        last_stage = stage == len(self.blocks_per_stage) - 1
-        first = block if block is not None else 0
-        last_block = self.blocks_per_stage[stage] - 1
-        return sum(
-            self._block_relus(mask, last_stage and first + i == last_block) for i, mask in enumerate(masks)
-        )
+        per_stage = self.blocks_per_stage
+        return sum(self.spec.block_relus(m, stage, first + i, per_stage) for i, m in enumerate(masks))
 
     def counts(self, hyperparameters) -> tuple[int, int]:
-        """``(convs, relus)`` of the network these hyperparameters build, as :func:`describe` counts."""
+        """``(convs, relus)`` of the network these hyperparameters build, as :func:`describe` counts (and
+        :func:`relu_ratio.models.counts`, which refuses a pattern without ReLUs: this counts it)."""
         values = _values(hyperparameters)
-        relus = self._fixed_relus() + sum(
+        relus = self.spec.fixed_relus + sum(
             self._contribution(str(values[name]), s, b) for name, s, b in self.positions
         )
-        return self._convs(), relus
-
-    def _convs(self) -> int:
-        return 1 + sum(self.blocks_per_stage) * self.kind.convs
-
-    def _fixed_relus(self) -> int:
-        return int(self.spec.stem_bn_relu) + int(self.spec.final_bn_relu)
+        return self._convs, relus
 
     def violation(self, convs: int, relus: int) -> str | None:
         """Why ``convs : relus`` breaks the ratio bounds (or the blocks have no ReLU), else ``None``."""
-        if relus <= self._fixed_relus():
+        if relus <= self.spec.fixed_relus:
             return "its blocks have no ReLU at all (M = 0)"
         ratio = Fraction(convs, relus)
         shown = f"conv:ReLU ratio {convs}:{relus} = {float(ratio):.3f}"
@@ -331,7 +319,7 @@ class ReLUHyperModel(keras_tuner.HyperModel):
 
     def _relu_distribution(self) -> dict[int, int]:
         """How many configurations have each total ReLU count (dynamic programming over positions)."""
-        totals = {self._fixed_relus(): 1}
+        totals = {self.spec.fixed_relus: 1}
         for _, s, b in self.positions:
             step: dict[int, int] = {}
             for choice in self.choices:
@@ -343,14 +331,14 @@ class ReLUHyperModel(keras_tuner.HyperModel):
 
     def space_size(self) -> tuple[int, int]:
         """``(configurations, those within the ratio bounds and with a ReLU in the blocks)``."""
-        convs = self._convs()
+        convs = self._convs
         totals = self._relu_distribution()
         feasible = sum(n for relus, n in totals.items() if self.violation(convs, relus) is None)
         return sum(totals.values()), feasible
 
     def _ratio_range(self) -> tuple[Fraction, Fraction]:
         relus = [r for r in self._relu_distribution() if r > 0] or [1]
-        return Fraction(self._convs(), max(relus)), Fraction(self._convs(), min(relus))
+        return Fraction(self._convs, max(relus)), Fraction(self._convs, min(relus))
 
     # -- keras-tuner hooks
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from relu_ratio import models
+from relu_ratio.validators import is_integer
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.weights.h5"
@@ -60,10 +61,6 @@ def split_name(name: str) -> tuple[str, str | None]:
     return base, (tag if dot else None)
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -104,7 +101,7 @@ def _training(value: object) -> bool:
         and set(TRAINING_KEYS) <= set(value) <= set(TRAINING_KEYS + PROVENANCE_KEYS)
         and isinstance(value["command"], str)
         and isinstance(value["config"], dict)
-        and _is_int(value["epochs"])
+        and is_integer(value["epochs"])
         and _is_number(value["wall_time_s"])
         and isinstance(value["device"], str)
         and isinstance(value["backend"], str)
@@ -124,21 +121,21 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None,
         "64 hex digits",
     ),
-    "file_size": (lambda v: _is_int(v) and v > 0, "a positive integer (bytes)"),
+    "file_size": (lambda v: is_integer(v, 1), "a positive integer (bytes)"),
     "dataset": (lambda v: isinstance(v, str), "a string"),
     "data_source": (lambda v: isinstance(v, str), "a string"),
     "split": (lambda v: isinstance(v, str), "a string"),
-    "num_images": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "num_images": (lambda v: is_integer(v, 1), "a positive integer"),
     "class_names": (
         lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(isinstance(c, str) for c in v),
         "a non-empty list of strings",
     ),
     "mean": (_numbers, "a list of numbers"),
     "std": (_numbers, "a list of numbers"),
-    "input_shape": (lambda v: _numbers(v, 3) and all(_is_int(d) for d in v), "[height, width, channels]"),
+    "input_shape": (lambda v: _numbers(v, 3) and all(is_integer(d) for d in v), "[height, width, channels]"),
     "metrics": (_metrics, '{"top1": %, "top5": %}'),
-    "params": (lambda v: _is_int(v) and v > 0, "a positive integer"),
-    "flops": (lambda v: _is_int(v) and v > 0, "a positive integer"),
+    "params": (lambda v: is_integer(v, 1), "a positive integer"),
+    "flops": (lambda v: is_integer(v, 1), "a positive integer"),
     "training": (
         _training,
         f"a dict with the keys {', '.join(TRAINING_KEYS)} and optionally {', '.join(PROVENANCE_KEYS)}",

@@ -18,7 +18,7 @@ from relu_ratio import files, models
 from relu_ratio.describe import describe
 from relu_ratio.inputs import CheckedModel, ImageInputError
 from relu_ratio.patterns import PatternSpec, ReLUPattern
-from relu_ratio.train.fit import DEVICE_SEPARATOR, is_gpu
+from relu_ratio.train.devices import DEVICE_SEPARATOR, is_gpu
 from relu_ratio.zoo import presets
 from relu_ratio.zoo.entry import (
     METADATA_FILE,

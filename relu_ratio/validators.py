@@ -1,0 +1,34 @@
+"""Small checks that error messages across the package share: a suggestion for a misspelt name, a finite
+number, an integer in range (a bool is neither a number nor an integer here).
+
+Example:
+    >>> from relu_ratio.validators import is_finite_number, is_integer, suggest
+    >>> suggest("resent", ["resnet", "preact"]), is_finite_number(float("nan")), is_integer(True)
+    (" (did you mean 'resnet'?)", False, False)
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``choices``, or ``""``: for error messages."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def is_finite_number(value: object) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def is_integer(value: object, minimum: int | None = None) -> bool:
+    """An int (not a bool), and at least ``minimum`` if given: ``is_integer(n, 1)`` for a positive count.
+
+    >>> is_integer(3, 1), is_integer(0, 1), is_integer(2.0), is_integer(False, 0)
+    (True, False, False, False)
+    """
+    return isinstance(value, int) and not isinstance(value, bool) and (minimum is None or value >= minimum)

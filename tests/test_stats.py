@@ -1,0 +1,26 @@
+"""The one statistics of seeded runs (relu_ratio.stats), shared by the queue, the report and the results."""
+
+import pytest
+
+from relu_ratio import stats
+
+
+def test_mean_sd_is_the_sample_mean_and_standard_deviation():
+    summary = stats.mean_sd([89.0, 89.5, 91.0])
+    assert summary.n == 3 and summary.mean == pytest.approx(89.8333333)
+    assert summary.sd == pytest.approx(1.0408330)  # n - 1 in the denominator, not n (0.8498)
+    assert summary.text() == "89.83 ± 1.04"
+
+
+def test_one_value_has_no_sd_and_none_has_no_mean():
+    assert stats.mean_sd([88.0]) == stats.MeanSD(88.0, None, 1)
+    one = stats.mean_sd([88.0])
+    assert one.text() == "88.00 (one seed)" and one.text(one="") == "88.00"
+    assert stats.mean_sd([]) == stats.MeanSD(None, None, 0) and stats.mean_sd([]).text() == ""
+
+
+def test_the_standard_error_of_a_difference_needs_an_sd_on_both_sides():
+    two, three = stats.mean_sd([88.0, 89.0]), stats.mean_sd([89.5, 90.5, 91.5])
+    # sd 1.0 over 3 seeds, sqrt(0.5) over 2
+    assert stats.difference_error(three, two) == pytest.approx((1.0 / 3 + 0.5 / 2) ** 0.5)
+    assert stats.difference_error(three, stats.mean_sd([88.0])) is None
