@@ -40,7 +40,8 @@ import os
 import sys
 from pathlib import Path
 
-from relu_ratio import data, files, folder_lock, models, train
+from relu_ratio import data, files, flags, folder_lock, models, train
+from relu_ratio.progress import TimeLeft
 from relu_ratio.train.fit import DEVICE_SEPARATOR, MAY_CHANGE_ON_RESUME, is_gpu
 from relu_ratio.train.record import fixed_precision, run_folder_name
 from relu_ratio.zoo.entry import TAG_PATTERN
@@ -216,6 +217,7 @@ def _run(
     from relu_ratio.experiments.runner import train_or_record_failure
 
     failures, dataset_names = [], []
+    pace = TimeLeft(len(chosen))
     for number, item in enumerate(chosen, start=1):
         config = item.config(runs, dataset)
         record = record_of(item, runs, finished)
@@ -239,6 +241,7 @@ def _run(
                 log(f"[{number}/{len(chosen)}] {item.run_id}: finished{elsewhere}, skipped")
             continue
         log(f"[{number}/{len(chosen)}] {item.run_id}: {train.command_for(config.resolved())}")
+        pace.start()
         try:  # held here too, so that a folder in use is reported without writing failed.json into it
             with folder_lock.locked_folder(config.out, "run folder"):
                 result, message = train_or_record_failure(config)
@@ -246,11 +249,12 @@ def _run(
             result, message = None, str(error)
         if message is not None:
             failures.append((item, message))
-            log(f"[{number}/{len(chosen)}] {item.run_id}: FAILED: {message}")
+            log(f"[{number}/{len(chosen)}] {item.run_id}: FAILED: {message} ({pace.finished(number)})")
         else:
             split = result.get("evaluated_on", "test")
             top1 = 100 * result[f"{split}_top1"]
-            log(f"[{number}/{len(chosen)}] {item.run_id}: {split} top-1 {top1:.2f} %")
+            log(f"[{number}/{len(chosen)}] {item.run_id}: {split} top-1 {top1:.2f} % "
+                f"({pace.finished(number)})")
     return failures
 
 
@@ -469,13 +473,21 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+QUEUE_EXAMPLES = {
+    "run": "python -m relu_ratio.queue run training/queue.json --runs ~/relu_runs/zoo --only 'resnet20_*'",
+    "status": "python -m relu_ratio.queue status training/queue.json --runs ~/relu_runs/zoo "
+    "--write training/PROGRESS.md",
+}
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m relu_ratio.queue", description=__doc__.split("\n")[0],
-                                allow_abbrev=False)  # fmt: skip
+                                allow_abbrev=False, **flags.examples(*QUEUE_EXAMPLES.values()))  # fmt: skip
     sub = p.add_subparsers(dest="command", required=True)
     for name, text in (("run", "train the queued runs in order: skip finished ones, resume cut-off ones"),
                        ("status", "print (or --write) the progress record of every queued run")):  # fmt: skip
-        cmd = sub.add_parser(name, help=text, description=text, allow_abbrev=False)
+        cmd = sub.add_parser(name, help=text, description=text, allow_abbrev=False,
+                             **flags.examples(QUEUE_EXAMPLES[name]))
         cmd.add_argument("queue", help="the queue file, e.g. training/queue.json (its finished runs are "
                          "recorded beside it, in training/queue.finished.json)")
         cmd.add_argument(

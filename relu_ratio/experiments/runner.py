@@ -26,7 +26,7 @@ from pathlib import Path
 
 import keras
 
-from relu_ratio import data, files, train
+from relu_ratio import data, files, progress, train
 from relu_ratio.experiments.specs import Budget, Experiment, Variant, budget, experiment
 
 BUDGET_SETTINGS = {"recipe", "epochs", "train_subset", "test_subset", "seeds", "batch_size"}
@@ -149,18 +149,20 @@ def run(
     mine = [r for i, r in enumerate(runs) if i % count == index]
     if runs:
         _record_experiment(runs[0].out.parent.parent, experiment_name, budget, runs[0].config.dataset)
-    failures = []
+    failures, pace = [], progress.TimeLeft(len(mine))
     for number, item in enumerate(mine, start=1):
         if item.done:
             log(f"[{number}/{len(mine)}] {item.run_id}: done, skipped")
             continue
         log(f"[{number}/{len(mine)}] {item.run_id}: training ({train.command_for(item.config.resolved())})")
+        pace.start()
         result, message = train_or_record_failure(item.config)
         if message is not None:
             failures.append((item, message))
-            log(f"[{number}/{len(mine)}] {item.run_id}: FAILED: {message}")
+            log(f"[{number}/{len(mine)}] {item.run_id}: FAILED: {message} ({pace.finished(number)})")
             continue
-        log(f"[{number}/{len(mine)}] {item.run_id}: top-1 {100 * result['test_top1']:.2f} %")
+        top1 = 100 * result["test_top1"]
+        log(f"[{number}/{len(mine)}] {item.run_id}: top-1 {top1:.2f} % ({pace.finished(number)})")
     return failures
 
 
