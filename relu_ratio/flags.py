@@ -102,3 +102,29 @@ def command(prog: str, config: object, skip: tuple[str, ...] = ()) -> str:
         else:
             args += [flag, str(value)]
     return shlex.join(args)
+
+
+class ExampleFormatter(argparse.HelpFormatter):
+    """Wraps text as usual, but keeps an indented line (an example command) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        paragraphs = text.split("\n\n")
+        return "\n\n".join(
+            "\n".join(indent + line for line in part.splitlines())
+            if any(line.startswith("  ") for line in part.splitlines())
+            else super(ExampleFormatter, self)._fill_text(part, width, indent)
+            for part in paragraphs
+        )
+
+
+def examples(*commands: str, after: str = "") -> dict:
+    """Keyword arguments for :class:`argparse.ArgumentParser` (or ``add_parser``): an epilog of example
+    commands, then ``after`` (a paragraph, wrapped).
+
+    Example:
+        >>> parser = argparse.ArgumentParser(prog="x", **examples("python -m x --go"))
+        >>> parser.format_help().splitlines()[-2:]
+        ['example:', '  python -m x --go']
+    """
+    epilog = ("example:" if len(commands) == 1 else "examples:") + "".join(f"\n  {c}" for c in commands)
+    return {"epilog": epilog + (f"\n\n{after}" if after else ""), "formatter_class": ExampleFormatter}

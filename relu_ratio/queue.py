@@ -41,7 +41,7 @@ import sys
 from operator import attrgetter
 from pathlib import Path
 
-from relu_ratio import data, files, folder_lock, models, stats, train
+from relu_ratio import data, files, flags, folder_lock, models, stats, train
 from relu_ratio.train.devices import DEVICE_SEPARATOR, is_gpu
 from relu_ratio.train.fit import MAY_CHANGE_ON_RESUME
 from relu_ratio.train.record import fixed_precision, run_folder_name
@@ -439,13 +439,21 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+QUEUE_EXAMPLES = {
+    "run": "python -m relu_ratio.queue run training/queue.json --runs ~/relu_runs/zoo --only 'resnet20_*'",
+    "status": "python -m relu_ratio.queue status training/queue.json --runs ~/relu_runs/zoo "
+    "--write training/PROGRESS.md",
+}
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m relu_ratio.queue", description=__doc__.split("\n")[0],
-                                allow_abbrev=False)  # fmt: skip
+                                allow_abbrev=False, **flags.examples(*QUEUE_EXAMPLES.values()))  # fmt: skip
     sub = p.add_subparsers(dest="command", required=True)
     for name, text in (("run", "train the queued runs in order: skip finished ones, resume cut-off ones"),
                        ("status", "print (or --write) the progress record of every queued run")):  # fmt: skip
-        cmd = sub.add_parser(name, help=text, description=text, allow_abbrev=False)
+        cmd = sub.add_parser(name, help=text, description=text, allow_abbrev=False,
+                             **flags.examples(QUEUE_EXAMPLES[name]))
         cmd.add_argument("queue", help="the queue file, e.g. training/queue.json (its finished runs are "
                          "recorded beside it, in training/queue.finished.json)")
         cmd.add_argument(

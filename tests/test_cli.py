@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 
@@ -60,3 +61,18 @@ def test_a_users_mistake_is_one_line_and_exit_2_in_every_cli(cli, argv, named, f
     assert MAINS[cli]([arg.format(**places) for arg in argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and named in err, err
+
+
+def _parsers(parser: argparse.ArgumentParser, name: str):
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _parsers(sub, f"{name} {sub_name}")
+
+
+@pytest.mark.parametrize("cli", sorted(PARSERS))
+def test_every_help_shows_an_example_command(cli):
+    missing = [name for name, parser in _parsers(PARSERS[cli](), cli)
+               if not re.search(r"^examples?:\n  python ", parser.format_help(), re.MULTILINE)]  # fmt: skip
+    assert not missing, f"--help without an example: {missing}"

@@ -1,14 +1,24 @@
-"""Every notebook runs top to bottom (tiny settings: RELU_RATIO_NOTEBOOK_TINY=1) and has no stored outputs."""
+"""The notebooks: committed with the outputs of their current sources (``python notebooks/execute.py``), and
+each runs top to bottom at tiny settings (RELU_RATIO_NOTEBOOK_TINY=1) on a scratch copy, never overwriting
+the committed file."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
-NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
+FOLDER = Path(__file__).parents[1] / "notebooks"
+NOTEBOOKS = sorted(FOLDER.glob("*.ipynb"))
+
+
+def _execute_module():
+    spec = importlib.util.spec_from_file_location("notebooks_execute", FOLDER / "execute.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_the_four_notebooks_exist():
@@ -18,15 +28,41 @@ def test_the_four_notebooks_exist():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_holds_the_outputs_of_its_current_source(path):
+    notebook = nbformat.read(path, as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1)), (
+        f"{path.name} was not executed top to bottom in one kernel: python notebooks/execute.py {path.stem}"
+    )
+    recorded = notebook.metadata.get("relu_ratio", {})
+    assert recorded.get("tiny") is False, f"{path.name} holds tiny-settings outputs"
+    assert recorded.get("source_sha256") == _execute_module().source_digest(notebook), (
+        f"{path.name}'s code changed since it was executed: python notebooks/execute.py {path.stem}"
+    )
+    outputs = [output for cell in code for output in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"], f"{path.name} stored an error"
+    assert any("text" in o or "data" in o for o in outputs)
+    assert not any("execution" in cell.metadata for cell in notebook.cells), "timing metadata not stripped"
+
+
+def test_committed_notebooks_stay_small():
+    sizes = {p.name: p.stat().st_size for p in NOTEBOOKS}
+    assert sum(sizes.values()) < 2_000_000, sizes
+
+
+def test_tiny_run_refuses_to_overwrite_the_committed_notebooks(capsys):
+    assert _execute_module().main(["--tiny"]) == 2
+    assert "--tiny needs --out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 @pytest.mark.slow
 def test_notebook_runs_top_to_bottom(path, shared_data, decoded_data_home, tmp_path, monkeypatch):
-    notebook = nbformat.read(path, as_version=4)
-    assert not any(cell.get("outputs") for cell in notebook.cells), f"{path.name} has stored outputs"
-    monkeypatch.setenv("RELU_RATIO_NOTEBOOK_TINY", "1")
+    before = path.read_bytes()
     monkeypatch.setenv("RELU_RATIO_DATA", shared_data)
     monkeypatch.setenv("RELU_RATIO_HOME", decoded_data_home)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
-    NotebookClient(
-        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-    ).execute()
+    scratch = _execute_module().execute(path, tmp_path / path.name, tiny=True, timeout=600, workdir=tmp_path)
+    assert path.read_bytes() == before, "the tiny run wrote to the committed notebook"
+    executed = nbformat.read(scratch, as_version=4)
+    assert executed.metadata["relu_ratio"]["tiny"] is True
+    assert all(cell.execution_count for cell in executed.cells if cell.cell_type == "code")

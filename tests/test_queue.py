@@ -315,6 +315,7 @@ def test_a_run_folder_in_use_elsewhere_is_a_failure_and_the_queue_goes_on(folder
     assert [(item.run_id, f"the run folder {busy} is in use by process {pid}" in message)
             for item, message in failures] == [("resnet8_21-seed0", True)]  # fmt: skip
     assert any("resnet8_21-seed0: FAILED: the run folder" in line for line in logged)
+    assert "left for 1 more at this pace" in logged[1] and logged[-1].endswith(" so far)")  # the pace
     assert sorted(p.name for p in busy.iterdir()) == [".lock"]  # no failed.json beside the other's run
     assert (runs / "resnet8_11-seed0" / "result.json").is_file()  # the next run trained
     assert not (runs / ".lock").exists() and not (runs / "resnet8_11-seed0" / ".lock").exists()

@@ -6,8 +6,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from relu_ratio import train
+from relu_ratio import flags, train
 from relu_ratio.experiments import report, results, runner, specs
+
+EXAMPLES = {
+    "list": "python -m relu_ratio.experiments list",
+    "plan": "python -m relu_ratio.experiments plan table2 --budget fast",
+    "run": "python -m relu_ratio.experiments run table2 --budget tiny --only 'resnet62_*'",
+    "collect": "python -m relu_ratio.experiments collect runs/experiments/table2-tiny",
+    "results": "python -m relu_ratio.experiments results --update docs/RESULTS.md",
+}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -16,14 +24,15 @@ def parser() -> argparse.ArgumentParser:
         allow_abbrev=False,  # worker commands are rebuilt by removing exact flags
         description="Reproduce the paper's experiments: train every run, then write results.csv, "
         "results.md (ours beside the paper's numbers) and accuracy.png into the output folder.",
+        **flags.examples(*EXAMPLES.values()),
     )
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="the experiments and budgets")
+    sub.add_parser("list", help="the experiments and budgets", **flags.examples(EXAMPLES["list"]))
     for name, text in (
         ("plan", "print the runs and their training commands"),
         ("run", "train, then collect"),
     ):
-        q = sub.add_parser(name, help=text, allow_abbrev=False)
+        q = sub.add_parser(name, help=text, allow_abbrev=False, **flags.examples(EXAMPLES[name]))
         q.add_argument("experiment", help=", ".join(specs.EXPERIMENTS))
         q.add_argument("--budget", default="tiny", help=f"{', '.join(specs.BUDGETS)} (default: tiny)")
         q.add_argument("--dataset", help="dataset source (default: $RELU_RATIO_DATA or ../shared/data)")
@@ -39,10 +48,11 @@ def parser() -> argparse.ArgumentParser:
             q.add_argument("--shard", default="0/1", help="this worker's share 'I/N' (0-based; default 0/1)")
             q.add_argument("--workers", type=int, default=1, help="start this many local worker processes")
             q.add_argument("--gpus", help="comma-separated GPU ids, one worker each (sets --workers)")
-    q = sub.add_parser("collect", help="merge the runs in a folder into results.csv/.md and accuracy.png")
+    q = sub.add_parser("collect", help="merge the runs in a folder into results.csv/.md and accuracy.png",
+                       **flags.examples(EXAMPLES["collect"]))
     q.add_argument("out", help="the experiment's output folder")
     q = sub.add_parser("results", help="the results page: the paper's tables answered by the zoo's entries "
-                       "(e.g. --update docs/RESULTS.md)")  # fmt: skip
+                       "(e.g. --update docs/RESULTS.md)", **flags.examples(EXAMPLES["results"]))  # fmt: skip
     group = q.add_mutually_exclusive_group()
     group.add_argument("--update", metavar="FILE", help="write the page to FILE, its plots to results/")
     group.add_argument("--check", metavar="FILE", help="exit 1 if FILE (or its plots) is out of date")

@@ -23,7 +23,11 @@ from relu_ratio.train.fit import run
 def parser() -> argparse.ArgumentParser:
     """CLI flags generated from :class:`TrainConfig` (:func:`relu_ratio.flags.add_arguments`)."""
     p = argparse.ArgumentParser(
-        prog="python -m relu_ratio.train", description=train_doc.split("\n")[0], allow_abbrev=False
+        prog="python -m relu_ratio.train", description=train_doc.split("\n")[0], allow_abbrev=False,
+        **flags.examples(
+            "python -m relu_ratio.train --model resnet20_21 --dataset ../shared/data --out runs/resnet20_21",
+            "python -m relu_ratio.train --model preact164_32 --recipe fast --epochs 30 --out runs/p164",
+        ),
     )
     flags.add_arguments(p, TrainConfig)
     return p

@@ -22,6 +22,7 @@ import keras
 
 from relu_ratio import files, folder_lock
 from relu_ratio import train as train_package  # its run: what a caller (a test) may replace is what runs
+from relu_ratio.progress import TimeLeft
 from relu_ratio.train.config import TrainConfig, command_for
 
 Item = TypeVar("Item")
@@ -46,9 +47,10 @@ def train_in_order(
     failure. Each run is trained holding its folder's lock, so a folder another process trains in is a
     failure that leaves that folder alone; any other failure is recorded in the run's ``failed.json``
     (:func:`train_or_record_failure`) and the series goes on. ``log`` gets one line per run and outcome,
-    ``[k/n] <name>: ...``.
+    ``[k/n] <name>: ...``, after each run trained with the time so far and the time left at this pace
+    (:class:`relu_ratio.progress.TimeLeft`).
     """
-    failures = []
+    failures, pace = [], TimeLeft(len(items))
     for number, item in enumerate(items, start=1):
         prefix = f"[{number}/{len(items)}] {name(item)}"
         try:
@@ -59,13 +61,14 @@ def train_in_order(
             if skipped is not None:
                 log(f"{prefix}: {skipped}")
                 continue
+            pace.start()
             result, message = _train_locked(config(item), prefix, log)
         if message is not None:
             failures.append((item, message))
-            log(f"{prefix}: FAILED: {message}")
+            log(f"{prefix}: FAILED: {message}" + (f" ({pace.finished(number)})" if pace.running else ""))
         else:
             split = result.get("evaluated_on", "test")
-            log(f"{prefix}: {split} top-1 {100 * result[f'{split}_top1']:.2f} %")
+            log(f"{prefix}: {split} top-1 {100 * result[f'{split}_top1']:.2f} % ({pace.finished(number)})")
     return failures
 
 

@@ -24,9 +24,12 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m relu_ratio.tune",
         description=doc[0] + " Prints the trial table and the best relu_pattern; writes best.json into "
         "OUT/PROJECT_NAME.",
-        epilog="Distributed: run the same command in every process with KERASTUNER_TUNER_ID=chief (one "
-        "process, serves the oracle) or tuner0, tuner1... (workers), and KERASTUNER_ORACLE_IP / "
-        "KERASTUNER_ORACLE_PORT set to where the chief listens. All processes must share --out.",
+        **flags.examples(
+            "python -m relu_ratio.tune --family resnet --depth 20 --max-trials 12 --out runs/tune",
+            after="Distributed: run the same command in every process with KERASTUNER_TUNER_ID=chief (one "
+            "process, serves the oracle) or tuner0, tuner1... (workers), and KERASTUNER_ORACLE_IP / "
+            "KERASTUNER_ORACLE_PORT set to where the chief listens. All processes must share --out.",
+        ),
         allow_abbrev=False,
     )
     flags.add_arguments(p, SearchConfig)

@@ -19,7 +19,7 @@ from pathlib import Path
 import keras
 import keras_tuner
 
-from relu_ratio import data, files, models, train
+from relu_ratio import data, files, models, progress, train
 from relu_ratio.describe import describe
 from relu_ratio.tune.space import GRANULARITIES, ReLUHyperModel, format_pattern, relu_pattern_from
 from relu_ratio.validators import is_integer, suggest
@@ -333,6 +333,8 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
         files.write_json(project_dir / SEARCH_FILE, settings)
     if config.tuner == "hyperband" and max_trials is not None and role != "worker":
         instance.oracle.max_trials = max_trials
+    if config.verbose and role == "single":
+        progress.report_trials(instance, max_trials)
     instance.search(train_batches, validation_data=val_batches, epochs=config.epochs, verbose=config.verbose)
 
     result = SearchResult(

@@ -6,14 +6,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 
+from relu_ratio import flags
 from relu_ratio.zoo import registry
 from relu_ratio.zoo.entry import ZooError
 
+EXAMPLES = {
+    "list": "python -m relu_ratio.zoo list 'preact*'",
+    "info": "python -m relu_ratio.zoo info resnet20_21",
+    "evaluate": "python -m relu_ratio.zoo evaluate preact164_32 --data ../shared/data",
+    "export": "python -m relu_ratio.zoo export resnet20_21 exported/resnet20_21",
+    "register": "python -m relu_ratio.zoo register ~/relu_runs/zoo/resnet20_21-seed0",
+    "table": "python -m relu_ratio.zoo table --update README.md",
+    "cards": "python -m relu_ratio.zoo cards --check",
+}
+
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m relu_ratio.zoo", description=__doc__, allow_abbrev=False)
+    parser = argparse.ArgumentParser(prog="python -m relu_ratio.zoo", description=__doc__, allow_abbrev=False,
+                                     **flags.examples(*EXAMPLES.values()))  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="names of the registered models")
     p.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'preact*'")
@@ -45,8 +58,9 @@ def parser() -> argparse.ArgumentParser:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--update", action="store_true", help="write each card that is missing or out of date")
     group.add_argument("--check", action="store_true", help="fail if a card is missing or out of date")
-    for command in sub.choices.values():
+    for name, command in sub.choices.items():
         command.allow_abbrev = False  # `--forc` must not silently mean --force
+        command.epilog, command.formatter_class = flags.examples(EXAMPLES[name]).values()
     return parser
 
 
@@ -65,7 +79,8 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "info":
         print(json.dumps(registry.info(args.name).to_json(), indent=2))
     elif args.command == "evaluate":
-        result = registry.evaluate(args.name, args.data)
+        # a progress bar with time left on a terminal; one line when done in a log (Keras verbose=2)
+        result = registry.evaluate(args.name, args.data, verbose=1 if sys.stdout.isatty() else 2)
         for key in ("top1", "top5"):
             print(
                 f"{key}: measured {result[key]:.2f} %, registered {result[f'registered_{key}']:.2f} %, "
@@ -80,7 +95,11 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "export":
         from relu_ratio.zoo.saved_model import export
 
+        start = time.monotonic()
+        print(f"exporting {args.name}: the SavedModel is built from the verified weights on first use "
+              "(a minute or so), then copied from the cache ...", file=sys.stderr, flush=True)  # fmt: skip
         print(export(args.name, args.dir))
+        print(f"exported {args.name} in {time.monotonic() - start:.0f} s", file=sys.stderr)
     elif args.command == "register":
         from relu_ratio.zoo.publish import register
 

@@ -346,9 +346,12 @@ def _verified_model(entry: ZooEntry, kwargs: dict) -> keras.Model:
     return model
 
 
-def accuracy(model: keras.Model, split: data_lib.Split, batch_size: int = 256) -> dict[str, float]:
-    """Top-1 and top-5 accuracy in percent of a probability-outputting ``model`` on ``split``."""
-    scores = np.asarray(model.predict(data_lib.batches(split, batch_size), verbose=0))
+def accuracy(
+    model: keras.Model, split: data_lib.Split, batch_size: int = 256, verbose: int | str = 0
+) -> dict[str, float]:
+    """Top-1 and top-5 accuracy in percent of a probability-outputting ``model`` on ``split`` (``verbose``:
+    :meth:`keras.Model.predict`'s progress display)."""
+    scores = np.asarray(model.predict(data_lib.batches(split, batch_size), verbose=verbose))
     labels = np.asarray(split.labels)
     if scores.ndim != 2 or len(scores) != len(labels):
         raise ValueError(f"predictions have shape {scores.shape}; expected ({len(labels)}, classes).")
@@ -367,8 +370,9 @@ def default_data(entry: ZooEntry) -> str:
     return entry.data_source
 
 
-def evaluate(name: str, data: str | os.PathLike | None = None) -> dict:
-    """Measure ``name`` again on its split and compare with the registered metrics.
+def evaluate(name: str, data: str | os.PathLike | None = None, verbose: int | str = 0) -> dict:
+    """Measure ``name`` again on its split and compare with the registered metrics (``verbose``: the
+    progress display of :meth:`keras.Model.predict`, 0 for none).
 
     Returns a dict: ``name``, ``data``, ``split``, ``num_images``, ``top1``/``top5`` (measured, %),
     ``registered_top1``/``registered_top5`` and ``diff_top1``/``diff_top5`` (measured - registered).
@@ -382,7 +386,7 @@ def evaluate(name: str, data: str | os.PathLike | None = None) -> dict:
             f"{entry.class_names}."
         )
     try:  # the loaded model checks the images itself (CheckedModel); say which dataset did not fit
-        measured = accuracy(load(name), split)
+        measured = accuracy(load(name), split, verbose=verbose)
     except ImageInputError as error:
         raise ZooError(f"{source} ({entry.split}) cannot be evaluated with {name!r}: {error}") from None
     result = {"name": name, "data": source, "split": entry.split, "num_images": len(split)}
