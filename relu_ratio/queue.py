@@ -400,8 +400,9 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
     ]
     for number, row in enumerate(rows, start=1):
         top1 = "" if row.top1 is None else f"{row.top1:.2f}"
-        top1 += "" if row.state == "finished" or row.top1 is None else " (so far)"
-        top1 += " (holdout)" if row.top1 is not None and row.split == "holdout" else ""
+        marks = (("so far", row.state != "finished"), ("holdout", row.split == "holdout"))
+        notes = [note for note, applies in marks if applies and row.top1 is not None]
+        top1 += f" ({', '.join(notes)})" if notes else ""
         left = "" if row.hours_left is None else f"{row.hours_left:.1f}"
         state = row.state.replace("|", "\\|")  # a damaged file's message may hold one
         state += f" (other settings: {', '.join(row.differs)})" if row.differs else ""

@@ -120,6 +120,18 @@ def test_status_of_runs_not_started_or_cut_off(tmp_path):
     assert "| partial | 2/10 | 62.50 (so far) | 0.20 | 0.39 | 0.8 |" in text
 
 
+def test_a_run_scored_on_held_out_training_images_is_marked_holdout(tmp_path):
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet20_21", "epochs": 10, "holdout": 5000}],
+                       {"recipe": "fast"})  # fmt: skip
+    out = tmp_path / "runs" / "resnet20_21-seed0"
+    out.mkdir(parents=True)
+    (out / "metrics.csv").write_text("epoch,val_accuracy\n0,0.5\n")
+    (out / "progress.json").write_text(json.dumps({"wall_time_s": 360.0, "cpu_time_s": 700.0}))
+    (row,) = queue.progress(queue.load(path), tmp_path / "runs")
+    assert row.split == "holdout"
+    assert "| partial | 1/10 | 50.00 (so far, holdout) |" in queue.markdown([row], "q.json", "runs")
+
+
 def _finished(
     model: str, seed: int, top1: float, precision: str = "mixed_bfloat16", tag: str | None = None
 ) -> queue.Progress:
