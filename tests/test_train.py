@@ -458,8 +458,12 @@ def test_two_training_processes_on_one_run_folder(folder, tmp_path):
     deadline = time.time() + 300
     while not (out / ".lock").exists() and time.time() < deadline and first.poll() is None:
         time.sleep(0.05)
-    second = start_module("relu_ratio.train", args, env={"RELU_RATIO_HOME": str(tmp_path / "home")})
-    log, _ = second.communicate(timeout=300)
+    os.kill(first.pid, signal.SIGSTOP)  # holding the lock, alive, while the second starts (a slow machine's
+    try:  # imports take longer than the first's three tiny epochs)
+        second = start_module("relu_ratio.train", args, env={"RELU_RATIO_HOME": str(tmp_path / "home")})
+        log, _ = second.communicate(timeout=300)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     assert second.returncode == 2 and f"{out} is in use by process {first.pid}" in log, log
     assert "Traceback" not in log
     log, _ = first.communicate(timeout=600)
