@@ -591,12 +591,16 @@ def test_half_precision_inference_stays_within_the_stated_drop(
     shipped_zoo, shared_data, decoded_data_home, monkeypatch
 ):
     """On 1,000 test images: float32 reproduces the registered accuracy (to sampling noise), and
-    mixed_float16 / mixed_bfloat16 lose at most ``precision.BOUND`` points of top-1. One entry per network
-    on TensorFlow; on JAX (slow on a CPU: the ResNet-164s alone took a minute) the smallest entry."""
+    mixed_float16 / mixed_bfloat16 lose at most ``precision.BOUND`` points of top-1. The smallest entry of
+    each family on TensorFlow (half precision is emulated, slowly, on CPUs without AVX-512: all six entries
+    took ten minutes; ``benchmarks/precision.py`` measures every entry); on JAX the smallest entry."""
     monkeypatch.setenv("RELU_RATIO_HOME", decoded_data_home)
     precision = _precision_benchmark()
     subset = data.load(shared_data, "test").take(1000)
-    names = one_entry_per_network()
+    smallest: dict[str, str] = {}
+    for name in sorted(one_entry_per_network(), key=lambda name: zoo.info(name).flops):
+        smallest.setdefault(models.parse_name(zoo.info(name).builder_name)[0], name)
+    names = sorted(smallest.values())
     if keras.backend.backend() != "tensorflow":
         names = [min(names, key=lambda name: zoo.info(name).flops)]
     for name in names:
