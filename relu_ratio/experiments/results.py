@@ -95,8 +95,8 @@ def measured(spec: Experiment, seeds: dict[str, list[float]]) -> list[Measured]:
     """The zoo's entries that answer ``spec`` (same family, a pattern among its variants)."""
     families = {models.parse_name(v.model)[0] for v in spec.variants}
     found = []
-    for name in zoo.list():
-        entry = zoo.info(name)
+    for entry in zoo.registry.entries():
+        name = entry.name
         family, depth, _ = models.parse_name(entry.builder_name)
         label = variant_label(spec, entry.builder_name) if family in families else None
         if label is None:

@@ -21,6 +21,7 @@ from relu_ratio.patterns import PatternSpec, ReLUPattern
 from relu_ratio.train.devices import DEVICE_SEPARATOR, is_gpu
 from relu_ratio.zoo import presets
 from relu_ratio.zoo.entry import (
+    CIFAR10_JPEG,
     METADATA_FILE,
     IntegrityError,
     MetadataError,
@@ -30,7 +31,6 @@ from relu_ratio.zoo.entry import (
 )
 
 STORE_PACKAGE = "relu_ratio.zoo_store"  # the repository's zoo/ directory, shipped inside the wheel
-CIFAR10_JPEG = "CIFAR-10 (JPEG)"
 TOLERANCE = 0.3  # accuracy points: `evaluate` fails beyond this difference
 
 
@@ -74,7 +74,17 @@ def entry_dir(name: str) -> Path:
 
 def info(name: str) -> ZooEntry:
     """The schema-checked metadata of entry ``name``."""
-    path = entry_dir(name) / METADATA_FILE
+    return _read_entry(entry_dir(name), name)
+
+
+def entries() -> list[ZooEntry]:
+    """The schema-checked metadata of every entry, in name order (the store listed once, not per entry)."""
+    store = store_dir()
+    return [_read_entry(store / name, name) for name in list_models()]
+
+
+def _read_entry(folder: Path, name: str) -> ZooEntry:
+    path = folder / METADATA_FILE
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -278,8 +288,8 @@ def preset_entry(
     spec = models.family_spec(family)
     masks = ReLUPattern(relu_pattern).explicit(spec.kind, spec.blocks_per_stage(depth))
     wanted = (family, depth, masks, width_multiplier)
-    entries = [info(name) for name in list_models()]
-    found = [e for e in entries if e.weights_key == weights and _network(e) == wanted]
+    listed = entries()
+    found = [e for e in listed if e.weights_key == weights and _network(e) == wanted]
     spelled = f"{family}{depth}_{relu_pattern.replace(':', '')}" if isinstance(relu_pattern, str) else None
     found = [e for e in found if e.builder_name == spelled] or found
     if len(found) == 1:
@@ -290,9 +300,9 @@ def preset_entry(
     if found:
         names = ", ".join(e.name for e in found)
         raise ZooError(f"weights={weights!r} for {call} is ambiguous: {names}; load one with zoo.load(name).")
-    keys = sorted({e.weights_key for e in entries})
+    keys = sorted({e.weights_key for e in listed})
     have = "; ".join(
-        f"{key!r}: " + ", ".join(sorted(e.builder_name for e in entries if e.weights_key == key))
+        f"{key!r}: " + ", ".join(sorted(e.builder_name for e in listed if e.weights_key == key))
         for key in keys
     )
     raise ZooError(
@@ -366,7 +376,7 @@ def default_data(entry: ZooEntry) -> str:
     """Where :func:`evaluate` reads ``entry``'s test split: ``$RELU_RATIO_DATA`` or ``../shared/data`` for
     CIFAR-10 (JPEG), else the source it was registered with."""
     if entry.dataset == CIFAR10_JPEG:
-        return os.environ.get("RELU_RATIO_DATA", data_lib.DEFAULT_DATA)
+        return data_lib.default_source()
     return entry.data_source
 
 
@@ -401,13 +411,13 @@ def markdown_table() -> str:
     """The README "Model zoo" table, rendered from the registry: one row per entry, its name linking to the
     entry's model card (``zoo/<name>/README.md``). The dataset and split stand in the top-1 column's header
     when every entry shares them, else beside each accuracy."""
-    entries = [info(name) for name in list_models()]
-    measured_on = {(entry.dataset, entry.split) for entry in entries}
+    listed = entries()
+    measured_on = {(entry.dataset, entry.split) for entry in listed}
     shared = next(iter(measured_on)) if len(measured_on) == 1 else None
     top1 = f"top-1, {shared[0]} {shared[1]}" if shared else "top-1"
     header = f"| model | ReLU pattern | {top1} | params | FLOPs / image | epochs |\n" + "| --- " * 6 + "|"
     rows = []
-    for entry in entries:
+    for entry in listed:
         where = "" if shared else f" ({entry.dataset}, {entry.split})"
         rows.append(
             f"| [`{entry.name}`](zoo/{entry.name}/README.md) | {_pattern(entry)} | "
@@ -425,8 +435,8 @@ def training_table() -> str:
     header = "| model | recipe | epochs | seed | precision | trained on | training time |\n"
     header += "| --- " * 7 + "|"
     rows, commands = [], []
-    for name in list_models():
-        entry = info(name)
+    for entry in entries():
+        name = entry.name
         training = entry.training
         config = training.get("config") or {}
         precision = training.get("precision") or "not recorded"
