@@ -60,7 +60,8 @@ def parser() -> argparse.ArgumentParser:
     group.add_argument("--check", action="store_true", help="fail if a card is missing or out of date")
     for name, command in sub.choices.items():
         command.allow_abbrev = False  # `--forc` must not silently mean --force
-        command.epilog, command.formatter_class = flags.examples(EXAMPLES[name]).values()
+        for key, value in flags.examples(EXAMPLES[name]).items():  # epilog and formatter_class
+            setattr(command, key, value)
     return parser
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from relu_ratio import files, models
 from relu_ratio.zoo import presets, registry
-from relu_ratio.zoo.entry import METRICS_FILE, ZooEntry
+from relu_ratio.zoo.entry import CIFAR10_JPEG, METRICS_FILE, ZooEntry
 
 CARD_FILE = "README.md"
 GENERATED = (
@@ -30,7 +30,6 @@ GENERATED = (
 )
 TIMES = "\N{MULTIPLICATION SIGN}"  # as in "32 times 32 images"
 PAPER = "https://arxiv.org/abs/1709.06247"
-CIFAR10_JPEG = "CIFAR-10 (JPEG)"
 JPEG_QUALITY = 75  # the data's JPEG quality (about; chroma subsampled), as the README states
 # What the JPEG images cost, measured outside this package (reported in the project's issue tracker): an
 # external reference recipe run unmodified, on the original CIFAR-10 test set and on these JPEG images.

@@ -23,7 +23,10 @@ TRAINING_KEYS = ("command", "config", "epochs", "wall_time_s", "device", "backen
 PROVENANCE_KEYS = ("cpu_time_s", "precision", "commit")
 TAG_PATTERN = re.compile(r"[a-z0-9_]+")  # a zoo name's optional ".tag"
 # The builders' weights= key for an entry's dataset (ZooEntry.weights_key); others: the name, slugged.
-WEIGHTS_KEYS = {"CIFAR-10 (JPEG)": "cifar10", "CIFAR-10": "cifar10", "CIFAR-100": "cifar100"}
+CIFAR10_JPEG = "CIFAR-10 (JPEG)"
+# tfds/folder dataset name -> the name an entry records; its weights key is the short name without "_jpeg"
+DATASET_NAMES = {"cifar10_jpeg": CIFAR10_JPEG, "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+WEIGHTS_KEYS = {shown: name.removesuffix("_jpeg") for name, shown in DATASET_NAMES.items()}
 
 
 class ZooError(ValueError):

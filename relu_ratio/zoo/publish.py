@@ -19,6 +19,7 @@ from relu_ratio.describe import describe
 from relu_ratio.train.record import RunRecord, parse_run_folder_name
 from relu_ratio.zoo import card, presets
 from relu_ratio.zoo.entry import (
+    DATASET_NAMES,
     FORMAT_VERSION,
     METADATA_FILE,
     METRICS_FILE,
@@ -30,7 +31,6 @@ from relu_ratio.zoo.entry import (
     split_name,
 )
 from relu_ratio.zoo.registry import (
-    CIFAR10_JPEG,
     accuracy,
     build_with_weights,
     explicit_pattern,
@@ -38,7 +38,6 @@ from relu_ratio.zoo.registry import (
     store_dir,
 )
 
-DATASET_NAMES = {"cifar10_jpeg": CIFAR10_JPEG, "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 CONFIG_KEYS = ("model", "dataset", "architecture", "command")
 RESULT_KEYS = ("epochs_completed", "wall_time_s", "device", "backend")
 
