@@ -18,17 +18,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import re
 import shutil
 import sys
 import time
 from pathlib import Path
 
+from relu_ratio.startup import START_UP_LINES
+
 HERE = Path(__file__).resolve().parent
 NOTEBOOKS = sorted(HERE.glob("[0-9][0-9]_*.ipynb"))
 KEY = "relu_ratio"  # the notebook metadata this script writes: {"source_sha256": ..., "tiny": ...}
-# TensorFlow's start-up chatter on stderr (absl, CUDA probing, CPU features): a machine's, not the notebook's
-NOISE = re.compile(r"^(WARNING: All log messages before absl|[IWE]\d{4} |To enable the following instr)")
 
 
 def source_digest(notebook) -> str:
@@ -75,7 +74,7 @@ def clean(notebook) -> None:
         for output in cell.get("outputs", []):
             if output.output_type == "stream" and output.name == "stderr":
                 output.text = "".join(
-                    line for line in output.text.splitlines(keepends=True) if not NOISE.match(line)
+                    line for line in output.text.splitlines(keepends=True) if not START_UP_LINES.search(line)
                 )
                 if not output.text.strip():
                     continue

@@ -106,6 +106,12 @@ class Split:
 
 
 DEFAULT_DATA = "../shared/data"  # the CIFAR-10 JPEG archives, relative to the working directory
+
+
+def default_source() -> str:
+    """Where the CIFAR-10 JPEG data is read when no dataset is given: ``$RELU_RATIO_DATA``, else
+    :data:`DEFAULT_DATA`."""
+    return os.environ.get("RELU_RATIO_DATA", DEFAULT_DATA)
 SAMPLE_FILE = Path(__file__).parent / "samples" / "cifar10_jpeg_test_sample.npz"
 
 

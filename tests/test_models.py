@@ -137,13 +137,6 @@ def test_weights_argument_loads_a_weights_file(tmp_path, images):
     np.testing.assert_allclose(loaded(images), source(images), atol=1e-6)
 
 
-def test_weights_of_another_architecture_are_refused(tmp_path):
-    path = tmp_path / "m.weights.h5"
-    models.build("preact11_32").save_weights(path)
-    with pytest.raises(ValueError, match=r"cannot be loaded into resnet8_21 .*same architecture"):
-        models.build("resnet8_21", weights=path)
-
-
 @pytest.mark.parametrize(
     ("depth", "message"),
     [(-1000, r"depth -1000 is not valid .* Nearest valid depths: 8\."),

@@ -56,7 +56,7 @@ class Run:
 
 def default_dataset() -> str:
     """``$RELU_RATIO_DATA``, else ``../shared/data`` (CIFAR-10 JPEG) if it exists."""
-    source = os.environ.get("RELU_RATIO_DATA", data.DEFAULT_DATA)
+    source = data.default_source()
     if not os.path.exists(source):
         raise ValueError(
             f"no dataset given and the default {source!r} does not exist: pass --dataset, e.g. a local "

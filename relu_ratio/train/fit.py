@@ -126,7 +126,7 @@ def with_recorded_recipe(config: TrainConfig, old: dict) -> TrainConfig:
     for the settings left unset (``None``): a run resumes with its own recipe even if the recipe's defaults
     changed since."""
     if not old or old.get("recipe") != config.recipe:
-        return config  # a different recipe: _prepare_out names the difference
+        return config  # a different recipe: _settings_for names the difference
     keys = {key for values in RECIPES.values() for key in values}
     recorded = {k: old[k] for k in keys if getattr(config, k, 0) is None and old.get(k) is not None}
     return dataclasses.replace(config, **recorded)
