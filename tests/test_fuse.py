@@ -198,6 +198,13 @@ def test_zoo_entries_fuse_within_tolerance(name):
     fused, report = fuse(model, return_report=True)
     assert max_diff(model, fused, images) <= TOLERANCE
     assert report.layers_after < report.layers_before
+
+
+@pytest.mark.backend
+def test_a_zoo_feature_extractor_fuses_within_tolerance():
+    """The headless, max-pooled form of the smallest entry (every entry's full model is fused above)."""
+    images = np.random.default_rng(1).integers(0, 256, size=(16, 32, 32, 3)).astype("float32")
+    name = min(zoo.list(), key=lambda name: (zoo.info(name).flops, name))
     features = zoo.load(name, include_top=False, pooling="max")
     assert max_diff(features, fuse(features), images) <= TOLERANCE
 

@@ -211,6 +211,51 @@ def test_metadata_is_schema_checked(scratch):
         zoo.info(NAME)
 
 
+@pytest.mark.backend
+def test_verify_compares_the_outputs_recorded_at_registration(run, store, capsys):
+    recorded = zoo.info(NAME).reference_outputs
+    probabilities = run["model"].predict(zoo.reference.images((32, 32, 3))[1], verbose=0)
+    assert recorded["images"] == zoo.reference.SAMPLE_IMAGES  # the shipped CIFAR-10 sample: 32x32x3
+    assert recorded["classes"] == probabilities.argmax(axis=1).tolist()
+    np.testing.assert_allclose(recorded["probabilities"], probabilities.max(axis=1), atol=2e-3)  # float16
+    report = zoo.verify(NAME)
+    assert report["max_difference"] <= zoo.reference.TOLERANCE and report["same_class"] == 40
+    assert main(["verify"]) == 0
+    assert f"{NAME}: ok on {keras.backend.backend()}: 40 images" in capsys.readouterr().out
+
+
+def test_verify_refuses_changed_outputs_and_says_how_to_record_missing_ones(scratch, capsys):
+    path = scratch / NAME / "metadata.json"
+    meta = json.loads(path.read_text())
+    probabilities = meta["reference_outputs"]["probabilities"]
+    probabilities[7] = round(probabilities[7] - 0.01, 7)
+    path.write_text(json.dumps(meta))
+    changed = rf"'{NAME}'.* changed by 1.00e-02 \(allowed 1e-04\) on 40 images"
+    with pytest.raises(zoo.IntegrityError, match=changed):
+        zoo.verify(NAME)
+    assert main(["verify", NAME]) == 1 and f"{NAME}: FAIL:" in capsys.readouterr().out
+    del meta["reference_outputs"]
+    path.write_text(json.dumps(meta))
+    assert zoo.info(NAME).reference_outputs is None  # an entry registered before they were recorded
+    with pytest.raises(zoo.ZooError, match=rf"records no reference outputs.*zoo register .*{NAME} --force"):
+        zoo.verify(NAME)
+    assert main(["verify", "nope"]) == 2 and "no zoo entry named 'nope'" in capsys.readouterr().err
+    meta["reference_outputs"] = {"images": "x", "classes": [1, 2], "probabilities": [0.5]}
+    path.write_text(json.dumps(meta))
+    with pytest.raises(zoo.MetadataError, match="ill-typed: reference_outputs"):
+        zoo.info(NAME)
+
+
+def test_reference_images_are_seeded_noise_for_other_image_sizes():
+    name, pixels = zoo.reference.images((16, 16, 3))
+    assert name == zoo.reference.NOISE_IMAGES and pixels.shape == (40, 16, 16, 3) and pixels.dtype == np.uint8
+    np.testing.assert_array_equal(pixels, zoo.reference.images((16, 16, 3))[1])
+    model = models.build("resnet8_21", classes=3, input_shape=(16, 16, 3))
+    recorded = zoo.reference.record(model)
+    assert recorded["images"] == zoo.reference.NOISE_IMAGES
+    assert zoo.reference.compare(model, recorded)["max_difference"] <= 1e-6
+
+
 def test_unknown_name_suggests_the_closest(store):
     suggestion = rf"\(did you mean '{NAME}'\?\)\. Registered in .*: {NAME}\."
     with pytest.raises(zoo.UnknownModelError, match=suggestion):
@@ -378,25 +423,31 @@ def _real_entries() -> list[str]:
         return zoo.list()
 
 
+@pytest.mark.backend
 @pytest.mark.parametrize("name", _real_entries())
-def test_every_real_entry_loads_and_matches_its_metadata(name, monkeypatch):
-    """Read-only walk of the repository's zoo/: hash, pattern, params (checked by load) and FLOPs."""
+def test_every_real_entry_gives_the_outputs_it_was_registered_with(name, monkeypatch):
+    """Read-only walk of the repository's zoo/: hash, pattern, params (checked by load), FLOPs, and on this
+    backend the outputs on the 40 reference images recorded when the entry's accuracy was measured."""
     monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
     entry = zoo.info(name)
     model = zoo.load(name)
     assert relu_ratio.describe(model).flops == entry.flops
     assert model.output_shape == (None, entry.classes) and model.input_shape[1:] == entry.input_shape
+    report = zoo.reference.compare(model, entry.reference_outputs)
+    assert report["max_difference"] <= zoo.reference.TOLERANCE, report
 
 
-@pytest.mark.parametrize("name", _real_entries())
 @pytest.mark.slow
-def test_every_real_entry_reproduces_its_registered_accuracy(
-    name, monkeypatch, shared_data, decoded_data_home
+def test_the_smallest_real_entry_reproduces_its_registered_accuracy_on_the_whole_test_split(
+    monkeypatch, shared_data, decoded_data_home
 ):
+    """The registered accuracy again from the data, end to end, for the cheapest entry (``zoo evaluate``
+    does it for any; the test above holds every entry to the outputs its accuracy was measured with)."""
     monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
     monkeypatch.setenv("RELU_RATIO_HOME", decoded_data_home)
+    name = min(zoo.list(), key=lambda name: (zoo.info(name).flops, name))
     report = zoo.evaluate(name, data=shared_data)
-    assert abs(report["diff_top1"]) <= 0.3, report
+    assert abs(report["diff_top1"]) <= zoo.registry.TOLERANCE, report
 
 
 def test_readme_zoo_table_is_generated_from_the_registry(monkeypatch):

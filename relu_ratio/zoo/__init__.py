@@ -1,11 +1,13 @@
-"""The registry of pretrained models: ``list``, ``info``, ``load``, ``evaluate``, ``export``, ``register``.
+"""The registry of pretrained models: ``list``, ``info``, ``load``, ``verify``, ``evaluate``, ``export``,
+``register``.
 
 Each entry is a folder ``zoo/<name>/`` holding ``metadata.json`` (a :class:`ZooEntry`: architecture,
 explicit ReLU pattern, weights sha256 and size, dataset, class names, mean/std, measured top-1/top-5,
-params, FLOPs, training command/config/epochs/wall time/device/backend, versions) and
-``model.weights.h5`` (float16, loaded into float32 models), and its model card ``README.md`` (:mod:`card`,
-generated from the metadata). Names are ``{family}{depth}_{pattern}`` with an optional ``.tag``
-(``resnet20_21``, ``resnet20_21.fast``); the plain name is the default tag.
+params, FLOPs, training command/config/epochs/wall time/device/backend, versions, and the outputs on 40
+fixed images that :func:`verify` compares with) and ``model.weights.h5`` (float16, loaded into float32
+models), and its model card ``README.md`` (:mod:`card`, generated from the metadata). Names are
+``{family}{depth}_{pattern}`` with an optional ``.tag`` (``resnet20_21``, ``resnet20_21.fast``); the plain
+name is the default tag.
 
 The store is ``$RELU_RATIO_ZOO`` if set, else the ``relu_ratio.zoo_store`` package shipped in the wheel,
 else the repository's ``zoo/``. Every :func:`load` checks the weights file's size and sha256 before
@@ -24,7 +26,7 @@ Example:
 
 import importlib
 
-from relu_ratio.zoo import card, presets, registry
+from relu_ratio.zoo import card, presets, reference, registry
 from relu_ratio.zoo.entry import (
     IntegrityError,
     MetadataError,
@@ -33,6 +35,7 @@ from relu_ratio.zoo.entry import (
     ZooError,
 )
 from relu_ratio.zoo.publish import register
+from relu_ratio.zoo.reference import verify
 from relu_ratio.zoo.registry import (
     evaluate,
     info,
@@ -62,10 +65,12 @@ __all__ = [
     "load_saved_model",
     "markdown_table",
     "presets",
+    "reference",
     "register",
     "registry",
     "store_dir",
     "update_table",
+    "verify",
 ]
 
 

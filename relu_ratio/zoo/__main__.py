@@ -1,5 +1,5 @@
-"""``python -m relu_ratio.zoo list|info|evaluate|export|register|table|cards``: the zoo from the command
-line."""
+"""``python -m relu_ratio.zoo list|info|verify|evaluate|export|register|table|cards``: the zoo from the
+command line."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import time
 from collections.abc import Sequence
 
 from relu_ratio import flags
-from relu_ratio.zoo import registry
-from relu_ratio.zoo.entry import ZooError
+from relu_ratio.zoo import reference, registry
+from relu_ratio.zoo.entry import UnknownModelError, ZooError
 
 EXAMPLES = {
     "list": "python -m relu_ratio.zoo list 'preact*'",
     "info": "python -m relu_ratio.zoo info resnet20_21",
+    "verify": "python -m relu_ratio.zoo verify resnet20_21 preact164_32",
     "evaluate": "python -m relu_ratio.zoo evaluate preact164_32 --data ../shared/data",
     "export": "python -m relu_ratio.zoo export resnet20_21 exported/resnet20_21",
     "register": "python -m relu_ratio.zoo register ~/relu_runs/zoo/resnet20_21-seed0",
@@ -32,6 +33,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'preact*'")
     name_help = "a zoo entry's name, e.g. resnet20_11 (see `list`)"
     sub.add_parser("info", help="an entry's metadata as JSON").add_argument("name", help=name_help)
+    p = sub.add_parser("verify", help="compare the outputs on 40 fixed images with the registered ones")
+    p.add_argument("names", nargs="*", help="entries (default: all)")
     p = sub.add_parser("evaluate", help=f"re-measure accuracy; fails beyond {registry.TOLERANCE} points")
     p.add_argument("name", help=name_help)
     p.add_argument(
@@ -79,6 +82,8 @@ def _run(args: argparse.Namespace) -> int:
         print("\n".join(registry.list_models(args.pattern)))
     elif args.command == "info":
         print(json.dumps(registry.info(args.name).to_json(), indent=2))
+    elif args.command == "verify":
+        return _verify(args.names or registry.list_models())
     elif args.command == "evaluate":
         # a progress bar with time left on a terminal; one line when done in a log (Keras verbose=2)
         result = registry.evaluate(args.name, args.data, verbose=1 if sys.stdout.isatty() else 2)
@@ -123,6 +128,22 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(registry.markdown_table())
     return 0
+
+
+def _verify(names: Sequence[str]) -> int:
+    failed = []
+    for name in names:
+        try:
+            report = reference.verify(name)
+        except ZooError as error:  # an unknown name stops here; a changed output is listed and the rest run
+            if isinstance(error, UnknownModelError):
+                raise
+            print(f"{name}: FAIL: {error}")
+            failed.append(name)
+            continue
+        print(f"{name}: ok on {report['backend']}: {report['images']}, largest change of a recorded "
+              f"probability {report['max_difference']:.1e} (allowed {report['tolerance']:.0e})")  # fmt: skip
+    return 1 if failed else 0
 
 
 def _cards(args: argparse.Namespace) -> int:

@@ -114,6 +114,20 @@ def _training(value: object) -> bool:
     )
 
 
+def _reference_outputs(value: object) -> bool:
+    if not (isinstance(value, dict) and set(value) == {"images", "classes", "probabilities"}):
+        return False
+    classes, probabilities = value["classes"], value["probabilities"]
+    return (
+        isinstance(value["images"], str)
+        and isinstance(classes, list)
+        and all(is_integer(c, 0) for c in classes)
+        and _numbers(probabilities, len(classes))
+        and len(classes) > 0
+        and all(0 <= p <= 1 for p in probabilities)
+    )
+
+
 _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "format_version": (lambda v: v == FORMAT_VERSION, f"the integer {FORMAT_VERSION}"),
     "name": (lambda v: isinstance(v, str), "a zoo name"),
@@ -145,6 +159,13 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "package_version": (lambda v: isinstance(v, str), "a string"),
     "keras_version": (lambda v: isinstance(v, str), "a string"),
+}
+# Keys an entry may lack (registered before they were recorded): absent means None.
+_OPTIONAL_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "reference_outputs": (
+        _reference_outputs,
+        '{"images": str, "classes": [ints], "probabilities": [numbers 0-1], as many} (zoo.reference)',
+    ),
 }
 
 
@@ -178,6 +199,7 @@ class ZooEntry:
     training: dict  # command, config, epochs, wall_time_s, device, backend, result (result.json)
     package_version: str
     keras_version: str
+    reference_outputs: dict | None = None  # relu_ratio.zoo.reference.record; None: registered before it
 
     @property
     def builder_name(self) -> str:
@@ -203,6 +225,7 @@ class ZooEntry:
         return {
             f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
             for f in dataclasses.fields(self)
+            if not (f.name in _OPTIONAL_CHECKS and getattr(self, f.name) is None)
         }
 
     @classmethod
@@ -215,10 +238,10 @@ class ZooEntry:
         if not isinstance(data, dict):
             raise MetadataError(f"{where}: expected a JSON object; found {type(data).__name__}.")
         missing = sorted(set(_CHECKS) - set(data))
-        unknown = sorted(set(data) - set(_CHECKS))
+        unknown = sorted(set(data) - set(_CHECKS) - set(_OPTIONAL_CHECKS))
         bad = [
             f"{key} (expected {what})"
-            for key, (ok, what) in _CHECKS.items()
+            for key, (ok, what) in {**_CHECKS, **_OPTIONAL_CHECKS}.items()
             if key in data and not ok(data[key])
         ]
         problems = [f"missing keys {missing}"] * bool(missing) + [f"unknown keys {unknown}"] * bool(unknown)

@@ -17,7 +17,7 @@ from relu_ratio import data as data_lib
 from relu_ratio import files
 from relu_ratio.describe import describe
 from relu_ratio.train.record import RunRecord, parse_run_folder_name
-from relu_ratio.zoo import card, presets
+from relu_ratio.zoo import card, presets, reference
 from relu_ratio.zoo.entry import (
     DATASET_NAMES,
     FORMAT_VERSION,
@@ -58,7 +58,8 @@ def register(
     recorded run is then registered again from its stored weights (to re-measure it). The weights are
     stored in float16 (:func:`write_float16`; loaded into float32 models) in a temporary folder of the
     store; that copy is hashed, loaded into the rebuilt architecture and measured (top-1/top-5 on the test
-    split of ``config["dataset"]`` or ``data``, parameters, FLOPs), the run's per-epoch log is kept beside
+    split of ``config["dataset"]`` or ``data``, parameters, FLOPs, and its outputs on 40 fixed images for
+    :func:`~relu_ratio.zoo.reference.verify`), the run's per-epoch log is kept beside
     it, and its model card (``README.md``, :mod:`relu_ratio.zoo.card`) is written from the measured metadata;
     then the folder is renamed into place, so a failed registration leaves nothing behind. No number
     comes from anywhere but a measurement or the run. Registering into the shipped store also records the
@@ -246,6 +247,7 @@ def _measure(
         },
         package_version=relu_ratio.__version__,
         keras_version=keras.version(),
+        reference_outputs=reference.record(model),
     )
     return ZooEntry.from_json(entry.to_json(), where=f"metadata of {name!r}")  # the schema checks it too
 
