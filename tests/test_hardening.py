@@ -4,7 +4,6 @@ processes racing for a cache, and numerics across backends and precisions."""
 from __future__ import annotations
 
 import errno
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,21 +16,12 @@ import keras
 import numpy as np
 import pytest
 from conftest import FIXTURE_ZOO, logged_epochs, write_image_folder
+from helpers import BARRIER, RAW, REAL, SHAPE, full_disk, two_processes
 from PIL import Image
 
 from relu_ratio import data, files, models, train, zoo
 from relu_ratio.inputs import CheckedModel, ImageInputError, check_images
 from relu_ratio.zoo import saved_model
-
-REAL = "resnet8_21"  # a real registered entry of the test fixtures' store (toy_zoo): loads in a second
-SHAPE = (32, 32, 3)
-RNG = np.random.default_rng(0)
-RAW = RNG.integers(0, 256, (4, *SHAPE), dtype=np.uint8)
-
-
-def _no_tmp_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if ".tmp" in p.name] if root.exists() else []
-
 
 # --- 1. bad images ------------------------------------------------------------------------------------
 
@@ -211,17 +201,9 @@ def test_zoo_load_at_another_input_size_without_the_registered_classifier(toy_zo
 # --- 3. full or unwritable caches, damaged cache files ---------------------------------------------------
 
 
-def _full_disk(code=errno.ENOSPC):
-    def write(file, *args, **kwargs):  # writes part of the file, then the disk is full
-        file.write(b"\0" * 4096)
-        raise OSError(code, os.strerror(code))
-
-    return write
-
-
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES])
 def test_a_full_data_cache_is_named_and_leaves_no_temp_file(image_folder, tmp_path, monkeypatch, code):
-    monkeypatch.setattr(data.np, "savez", _full_disk(code))
+    monkeypatch.setattr(data.np, "savez", full_disk(code))
     message = r"cannot write the cache in .*home/data.*RELU_RATIO_HOME"
     with pytest.raises(files.CacheError, match=message) as e:
         data.load(image_folder, "test")
@@ -232,7 +214,7 @@ def test_a_full_data_cache_is_named_and_leaves_no_temp_file(image_folder, tmp_pa
 
 def test_the_training_cli_reports_a_full_cache(image_folder, tmp_path, monkeypatch, capsys):
     write_image_folder(image_folder, split="train")
-    monkeypatch.setattr(data.np, "savez", _full_disk())
+    monkeypatch.setattr(data.np, "savez", full_disk())
     code = train.main(["--model", "resnet8_11", "--dataset", str(image_folder), "--out", str(tmp_path / "r")])
     assert code == 2 and "No space left on device" in capsys.readouterr().err
 
@@ -465,18 +447,6 @@ def test_killed_while_writing_backups_the_same_command_resumes(tmp_path):
 
 # --- 5. two processes, one cache ------------------------------------------------------------------------
 
-BARRIER = """
-import os, sys, time
-from pathlib import Path
-barrier = Path(sys.argv[1])
-
-def wait_for_the_other():
-    (barrier / str(os.getpid())).touch()
-    deadline = time.time() + 120
-    while len(list(barrier.iterdir())) < 2 and time.time() < deadline:
-        time.sleep(0.01)
-"""
-
 DECODE = BARRIER + """
 from relu_ratio import data
 decode = data._decode
@@ -500,23 +470,8 @@ print("exported", saved_model.saved_model_dir(sys.argv[2]))
 """
 
 
-def _two_processes(script, argument, tmp_path, backend):
-    barrier = tmp_path / "barrier"
-    barrier.mkdir()
-    env = {**os.environ, "RELU_RATIO_HOME": str(tmp_path / "home"), "KERAS_BACKEND": backend,
-           "RELU_RATIO_ZOO": FIXTURE_ZOO}  # fmt: skip
-    command = [sys.executable, "-c", script, str(barrier), str(argument)]
-    procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]  # fmt: skip
-    outputs = [p.communicate(timeout=600) for p in procs]
-    for proc, (_, err) in zip(procs, outputs):
-        assert proc.returncode == 0, err[-3000:]
-    assert len(list(barrier.iterdir())) == 2  # both really got to the write
-    return [out for out, _ in outputs]
-
-
 def test_two_processes_decode_the_same_dataset_into_one_cache(image_folder, tmp_path):
-    outputs = _two_processes(DECODE, image_folder, tmp_path, backend="jax")
+    outputs = two_processes(DECODE, image_folder, tmp_path, backend="jax")
     assert outputs[0] == outputs[1] and outputs[0].startswith("loaded (12, 32, 32, 3)")
     files = list((tmp_path / "home" / "data").iterdir())
     assert len(files) == 1 and files[0].suffix == ".npz"
@@ -527,7 +482,7 @@ def test_two_processes_decode_the_same_dataset_into_one_cache(image_folder, tmp_
 def test_two_processes_export_the_same_zoo_entry_into_one_cache(tmp_path):
     import tensorflow as tf
 
-    outputs = _two_processes(EXPORT, REAL, tmp_path, backend="tensorflow")
+    outputs = two_processes(EXPORT, REAL, tmp_path, backend="tensorflow")
     assert outputs[0] == outputs[1]
     (entry,) = (tmp_path / "home" / "saved_models").iterdir()  # one copy, no temporary folders
     served = tf.saved_model.load(os.fspath(entry))
@@ -535,81 +490,6 @@ def test_two_processes_export_the_same_zoo_entry_into_one_cache(tmp_path):
         patch.setenv("RELU_RATIO_ZOO", FIXTURE_ZOO)
         expected = zoo.load(REAL).predict(RAW, verbose=0)
     np.testing.assert_allclose(served.serve(RAW).numpy(), expected, atol=1e-5)
-
-
-# --- 6. numerics: backends and precisions ----------------------------------------------------------------
-
-OTHER_BACKEND = """
-import sys
-import tarfile
-import numpy as np
-from relu_ratio import zoo
-images = np.load(sys.argv[1])
-np.savez(sys.argv[2], **{name: zoo.load(name).predict(images, verbose=0) for name in sys.argv[3:]})
-"""
-
-
-def one_entry_per_network() -> list[str]:
-    """The zoo's entries, one per network built (its builder name): a tagged variant such as
-    ``resnet20_21.long`` has its twin's layers, so backend and precision numerics are checked once per
-    network, on the untagged entry (``zoo.list()`` sorts it first)."""
-    first: dict[str, str] = {}
-    for name in zoo.list():
-        first.setdefault(zoo.info(name).builder_name, name)
-    return sorted(first.values())
-
-
-@pytest.mark.slow
-def test_tensorflow_and_jax_give_the_same_probabilities_for_every_zoo_network(shipped_zoo, tmp_path):
-    names = one_entry_per_network()
-    images = np.random.default_rng(1).integers(0, 256, (64, *SHAPE), dtype=np.uint8)
-    np.save(tmp_path / "images.npy", images)
-    other = "jax" if keras.backend.backend() == "tensorflow" else "tensorflow"
-    env = {**os.environ, "KERAS_BACKEND": other}
-    command = [sys.executable, "-c", OTHER_BACKEND, str(tmp_path / "images.npy"), str(tmp_path / "other.npz"),
-               *names]  # fmt: skip
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    theirs = np.load(tmp_path / "other.npz")
-    assert sorted(theirs.files) == names and names
-    for name in names:
-        ours = zoo.load(name).predict(images, verbose=0)
-        assert np.abs(ours - theirs[name]).max() <= 1e-4, name
-
-
-def _precision_benchmark():
-    path = Path(__file__).parents[1] / "benchmarks" / "precision.py"
-    spec = importlib.util.spec_from_file_location("precision", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.mark.backend
-@pytest.mark.slow
-def test_half_precision_inference_stays_within_the_stated_drop(
-    shipped_zoo, shared_data, decoded_data_home, monkeypatch
-):
-    """On 1,000 test images: float32 reproduces the registered accuracy (to sampling noise), and
-    mixed_float16 / mixed_bfloat16 lose at most ``precision.BOUND`` points of top-1. The smallest entry of
-    each family on TensorFlow (half precision is emulated, slowly, on CPUs without AVX-512: all six entries
-    took ten minutes; ``benchmarks/precision.py`` measures every entry); on JAX the smallest entry."""
-    monkeypatch.setenv("RELU_RATIO_HOME", decoded_data_home)
-    precision = _precision_benchmark()
-    subset = data.load(shared_data, "test").take(1000)
-    smallest: dict[str, str] = {}
-    for name in sorted(one_entry_per_network(), key=lambda name: zoo.info(name).flops):
-        smallest.setdefault(models.parse_name(zoo.info(name).builder_name)[0], name)
-    names = sorted(smallest.values())
-    if keras.backend.backend() != "tensorflow":
-        names = [min(names, key=lambda name: zoo.info(name).flops)]
-    for name in names:
-        rows = {row["precision"]: row for row in precision.measure(name, subset)}
-        assert abs(rows["float32"]["top1"] - zoo.info(name).top1) < 5, rows  # a real model, not noise
-        for policy, bound in precision.BOUND.items():
-            assert rows[policy]["drop"] <= bound, (name, rows)
-            assert rows[policy]["agreement"] >= 100 - 2 * bound, (name, rows)
-    assert keras.mixed_precision.global_policy().name == "float32"
 
 
 # --- round two (what an adversarial new user still broke) ------------------------------------------------
