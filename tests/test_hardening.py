@@ -3,22 +3,19 @@ processes racing for a cache, and numerics across backends and precisions."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import subprocess
 import sys
-import tarfile
 
 import h5py
 import keras
 import numpy as np
 import pytest
 from conftest import logged_epochs, write_image_folder
-from helpers import BARRIER, RAW, REAL, full_disk, two_processes
-from PIL import Image
+from helpers import RAW, REAL, full_disk
 
-from relu_ratio import data, files, models, train, zoo
+from relu_ratio import data, models, train, zoo
 from relu_ratio.inputs import ImageInputError
 
 # --- 1. bad images ------------------------------------------------------------------------------------
@@ -57,39 +54,11 @@ def test_builder_weights_of_another_architecture_are_named(tmp_path):
 # --- 3. full or unwritable caches, damaged cache files ---------------------------------------------------
 
 
-@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES])
-def test_a_full_data_cache_is_named_and_leaves_no_temp_file(image_folder, tmp_path, monkeypatch, code):
-    monkeypatch.setattr(data.np, "savez", full_disk(code))
-    message = r"cannot write the cache in .*home/data.*RELU_RATIO_HOME"
-    with pytest.raises(files.CacheError, match=message) as e:
-        data.load(image_folder, "test")
-    err = e
-    assert err.value.errno == code and os.strerror(code) in str(err.value)
-    assert list((tmp_path / "home" / "data").iterdir()) == []  # neither a temp file nor a cache
-
-
 def test_the_training_cli_reports_a_full_cache(image_folder, tmp_path, monkeypatch, capsys):
     write_image_folder(image_folder, split="train")
     monkeypatch.setattr(data.np, "savez", full_disk())
     code = train.main(["--model", "resnet8_11", "--dataset", str(image_folder), "--out", str(tmp_path / "r")])
     assert code == 2 and "No space left on device" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("damage", ["truncate", "garbage", "wrong-arrays"])
-def test_a_damaged_data_cache_is_decoded_again(image_folder, tmp_path, damage):
-    first = data.load(image_folder, "test")
-    (cache,) = (tmp_path / "home" / "data").glob("*.npz")
-    if damage == "truncate":
-        cache.write_bytes(cache.read_bytes()[:500])
-    elif damage == "garbage":
-        cache.write_bytes(b"junk")
-    else:
-        info = json.dumps(first.info.to_json())
-        np.savez(cache.open("wb"), images=np.zeros(3), labels=np.zeros(2), info=info)
-    with pytest.warns(UserWarning, match="is unreadable"):
-        again = data.load(image_folder, "test")
-    np.testing.assert_array_equal(again.images, first.images)
-    np.testing.assert_array_equal(data.load(image_folder, "test").images, first.images)  # cache rewritten
 
 
 # --- 4. training that diverges, training killed while it writes a backup ----------------------------------
@@ -255,26 +224,6 @@ def test_killed_while_writing_backups_the_same_command_resumes(tmp_path):
 
 # --- 5. two processes, one cache ------------------------------------------------------------------------
 
-DECODE = BARRIER + """
-from relu_ratio import data
-decode = data._decode
-def decode_then_wait(*args):
-    result = decode(*args)
-    wait_for_the_other()  # both have decoded; both now write the same cache file
-    return result
-data._decode = decode_then_wait
-split = data.load(sys.argv[2], "test")
-print("loaded", split.images.shape, int(split.images.sum()))
-"""
-
-
-def test_two_processes_decode_the_same_dataset_into_one_cache(image_folder, tmp_path):
-    outputs = two_processes(DECODE, image_folder, tmp_path, backend="jax")
-    assert outputs[0] == outputs[1] and outputs[0].startswith("loaded (12, 32, 32, 3)")
-    files = list((tmp_path / "home" / "data").iterdir())
-    assert len(files) == 1 and files[0].suffix == ".npz"
-    np.testing.assert_array_equal(data._read_cache(files[0]).images, data.load(image_folder, "test").images)
-
 
 # --- round two (what an adversarial new user still broke) ------------------------------------------------
 
@@ -310,35 +259,6 @@ def test_a_run_that_fails_before_writing_leaves_no_empty_folder(tmp_path, capsys
     assert train.main(argv) == 2
     assert "no-such-data" in capsys.readouterr().err
     assert not out.exists()
-
-
-def test_a_truncated_archive_is_named_not_a_raw_eof_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path / "home"))
-    root = write_image_folder(tmp_path / "ds", split="test", per_class=30)
-    archive = tmp_path / "mini-test.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(root / "test", arcname="test")
-    blob = archive.read_bytes()
-    archive.write_bytes(blob[: len(blob) * 2 // 3])
-    with pytest.raises(ValueError, match=r"mini-test.tar.gz is truncated or corrupt"):
-        data.load(archive, "test")
-
-
-def test_an_empty_split_name_is_an_unknown_split(image_folder):
-    with pytest.raises(ValueError, match=r"unknown split ''"):
-        data.load(image_folder, "")
-
-
-def test_a_folder_dataset_changed_after_its_first_load_is_decoded_again(image_folder):
-    first = data.load(image_folder, "test")
-    image = next((image_folder / "test" / "cat").iterdir())
-    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)  # replaced: same name, new pixels
-    os.utime(image, ns=(1, 1))  # even with an old modification time
-    replaced = data.load(image_folder, "test")
-    assert not np.array_equal(first.images, replaced.images)
-    write_image_folder(image_folder, split="test", classes=("emu",), per_class=2)  # a class added
-    added = data.load(image_folder, "test")
-    assert added.info.class_names == ("cat", "dog", "emu", "owl") and len(added) == len(first) + 2
 
 
 @pytest.mark.backend
