@@ -13,42 +13,14 @@ import keras
 import numpy as np
 import pytest
 from conftest import logged_epochs, write_image_folder
-from helpers import RAW, REAL, full_disk
+from helpers import full_disk
 
-from relu_ratio import data, models, train, zoo
-from relu_ratio.inputs import ImageInputError
+from relu_ratio import data, models, train
 
 # --- 1. bad images ------------------------------------------------------------------------------------
 
 
 # --- 2. bad arguments ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"include_top": False, "classes": 5}, r"classes=5 only applies with include_top=True"),
-        ({"include_top": "no"}, r"include_top must be True or False"),
-        ({"classes": 2.5}, r"classes must be an integer >= 2"),
-        ({"input_shape": (32, 32, 3, 1)}, r"\(height, width, channels\)"),
-        ({"normalization": ([1, 2], [1, 1])}, r"normalization must be \(mean, std\) with 3 values"),
-        ({"normalization": ([1, 2, 3], [1, 0, 1])}, r"std > 0"),
-        ({"weight_decay": -1}, r"weight_decay must be a finite number >= 0"),
-    ],
-)
-def test_bad_builder_combinations_raise_value_errors(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        models.build("resnet8_11", **kwargs)
-
-
-def test_builder_weights_of_another_architecture_are_named(tmp_path):
-    path = tmp_path / "other.weights.h5"
-    models.build("resnet14_21").save_weights(path)
-    with pytest.raises(ValueError, match=r"cannot be loaded into resnet8_21.*same architecture"):
-        models.build("resnet8_21", weights=path)
-    path.write_bytes(b"not hdf5")
-    with pytest.raises(ValueError, match="cannot be loaded into"):
-        models.build("resnet8_21", weights=path)
 
 
 # --- 3. full or unwritable caches, damaged cache files ---------------------------------------------------
@@ -259,16 +231,5 @@ def test_a_run_that_fails_before_writing_leaves_no_empty_folder(tmp_path, capsys
     assert train.main(argv) == 2
     assert "no-such-data" in capsys.readouterr().err
     assert not out.exists()
-
-
-@pytest.mark.backend
-def test_the_fused_form_of_a_zoo_model_keeps_the_image_check(toy_zoo):
-    from relu_ratio.fuse import fuse
-
-    model = zoo.load(REAL)
-    fused = fuse(model)
-    with pytest.raises(ImageInputError, match=r"scaled to \[0, 1\]"):
-        fused.predict(RAW / 255.0, verbose=0)
-    np.testing.assert_allclose(fused.predict(RAW, verbose=0), model.predict(RAW, verbose=0), atol=1e-4)
 
 
