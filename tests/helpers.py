@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import importlib.util
 import os
 import subprocess
 import sys
@@ -14,6 +15,14 @@ REAL = "resnet8_21"  # a real registered entry of the test fixtures' store (toy_
 SHAPE = (32, 32, 3)
 RNG = np.random.default_rng(0)
 RAW = RNG.integers(0, 256, (4, *SHAPE), dtype=np.uint8)
+
+
+def load_module(path, name):
+    """The Python file ``path`` (a script of the repository, not importable by name) as module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def full_disk(code=errno.ENOSPC):

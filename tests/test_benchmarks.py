@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from helpers import load_module
 
 
 def test_throughput_script_prints_a_row(capsys):
@@ -16,11 +16,7 @@ def test_throughput_script_prints_a_row(capsys):
 
 
 def _benchmark(name: str):
-    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(Path(__file__).parents[1] / "benchmarks" / f"{name}.py", name)
 
 
 def test_profile_groups_ops_by_what_they_do():
