@@ -41,7 +41,8 @@ def test_profile_groups_ops_by_what_they_do():
 @pytest.mark.tensorflow
 @pytest.mark.slow
 def test_profile_script_traces_a_training_step(capsys):
-    pytest.importorskip("xprof", reason="the profile's reader: pip install xprof")
+    pytest.importorskip("xprof", reason="xprof (the profile's reader) is the optional 'profile' extra, large "
+                        "and not a test dependency: pip install -e '.[profile]'")
     _benchmark("profile_step").main(["--models", "resnet8_21", "--precisions", "float32", "--steps", "2",
                                      "--warmup", "1", "--batch", "8"])  # fmt: skip
     out = capsys.readouterr().out
