@@ -21,8 +21,12 @@ SMALL_NAMES = {  # one small network per family, for tests that build many model
 
 
 def pytest_collection_modifyitems(config, items):
-    if keras.backend.backend() != "tensorflow":
-        skip = pytest.mark.skip(reason=f"needs TensorFlow; backend is {keras.backend.backend()}")
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        skip = pytest.mark.skip(
+            reason=f"tests TensorFlow itself (SavedModel export, tf.data), which the {backend} backend does "
+            "not use; the suite's default run, on the TensorFlow backend, covers it"
+        )
         for item in items:
             if "tensorflow" in item.keywords:
                 item.add_marker(skip)
@@ -100,7 +104,10 @@ def folder(tmp_path, monkeypatch):
 @pytest.fixture
 def shared_data():
     if not os.path.exists(os.path.join(SHARED_DATA, "cifar10-jpeg-test.tar.gz")):
-        pytest.skip("shared/data (CIFAR-10 JPEG) is not beside this checkout")
+        pytest.skip(
+            "the CIFAR-10 JPEG archives, which the repository does not ship, are not beside this checkout "
+            f"(looked for {os.path.abspath(SHARED_DATA)}/cifar10-jpeg-test.tar.gz)"
+        )
     return os.path.abspath(SHARED_DATA)
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+from helpers import load_module
 
 
 def test_throughput_script_prints_a_row(capsys):
@@ -16,11 +16,7 @@ def test_throughput_script_prints_a_row(capsys):
 
 
 def _benchmark(name: str):
-    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(Path(__file__).parents[1] / "benchmarks" / f"{name}.py", name)
 
 
 def test_profile_groups_ops_by_what_they_do():
@@ -45,7 +41,8 @@ def test_profile_groups_ops_by_what_they_do():
 @pytest.mark.tensorflow
 @pytest.mark.slow
 def test_profile_script_traces_a_training_step(capsys):
-    pytest.importorskip("xprof", reason="the profile's reader: pip install xprof")
+    pytest.importorskip("xprof", reason="xprof (the profile's reader) is the optional 'profile' extra, large "
+                        "and not a test dependency: pip install -e '.[profile]'")
     _benchmark("profile_step").main(["--models", "resnet8_21", "--precisions", "float32", "--steps", "2",
                                      "--warmup", "1", "--batch", "8"])  # fmt: skip
     out = capsys.readouterr().out

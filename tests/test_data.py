@@ -1,15 +1,21 @@
-"""Datasets: local folders and archives, the CIFAR-10 JPEG archives, tfds (mocked), augmentation."""
+"""Datasets: local folders and archives, the CIFAR-10 JPEG archives, tfds (mocked), augmentation; the decoded
+cache under a full disk, damage and two processes at once."""
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import write_image_folder
+from helpers import BARRIER, full_disk, two_processes
+from PIL import Image
 
-from relu_ratio import data
+from relu_ratio import data, files
 
 
 def test_folder_gives_images_labels_and_info(image_folder):
@@ -162,3 +168,84 @@ def test_an_empty_relu_ratio_home_means_unset(monkeypatch):
     assert data.cache_root() == Path.home() / ".cache" / "relu_ratio" / "data"
     monkeypatch.setenv("RELU_RATIO_HOME", "  ")
     assert data.cache_root() == Path.home() / ".cache" / "relu_ratio" / "data"
+
+
+# --- the cache: a full disk, damage, two processes decoding at once; changed folders; truncated archives ---
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES])
+def test_a_full_data_cache_is_named_and_leaves_no_temp_file(image_folder, tmp_path, monkeypatch, code):
+    monkeypatch.setattr(data.np, "savez", full_disk(code))
+    message = r"cannot write the cache in .*home/data.*RELU_RATIO_HOME"
+    with pytest.raises(files.CacheError, match=message) as e:
+        data.load(image_folder, "test")
+    err = e
+    assert err.value.errno == code and os.strerror(code) in str(err.value)
+    assert list((tmp_path / "home" / "data").iterdir()) == []  # neither a temp file nor a cache
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "wrong-arrays"])
+def test_a_damaged_data_cache_is_decoded_again(image_folder, tmp_path, damage):
+    first = data.load(image_folder, "test")
+    (cache,) = (tmp_path / "home" / "data").glob("*.npz")
+    if damage == "truncate":
+        cache.write_bytes(cache.read_bytes()[:500])
+    elif damage == "garbage":
+        cache.write_bytes(b"junk")
+    else:
+        info = json.dumps(first.info.to_json())
+        np.savez(cache.open("wb"), images=np.zeros(3), labels=np.zeros(2), info=info)
+    with pytest.warns(UserWarning, match="is unreadable"):
+        again = data.load(image_folder, "test")
+    np.testing.assert_array_equal(again.images, first.images)
+    np.testing.assert_array_equal(data.load(image_folder, "test").images, first.images)  # cache rewritten
+
+
+def test_a_folder_dataset_changed_after_its_first_load_is_decoded_again(image_folder):
+    first = data.load(image_folder, "test")
+    image = next((image_folder / "test" / "cat").iterdir())
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)  # replaced: same name, new pixels
+    os.utime(image, ns=(1, 1))  # even with an old modification time
+    replaced = data.load(image_folder, "test")
+    assert not np.array_equal(first.images, replaced.images)
+    write_image_folder(image_folder, split="test", classes=("emu",), per_class=2)  # a class added
+    added = data.load(image_folder, "test")
+    assert added.info.class_names == ("cat", "dog", "emu", "owl") and len(added) == len(first) + 2
+
+
+DECODE = BARRIER + """
+from relu_ratio import data
+decode = data._decode
+def decode_then_wait(*args):
+    result = decode(*args)
+    wait_for_the_other()  # both have decoded; both now write the same cache file
+    return result
+data._decode = decode_then_wait
+split = data.load(sys.argv[2], "test")
+print("loaded", split.images.shape, int(split.images.sum()))
+"""
+
+
+def test_two_processes_decode_the_same_dataset_into_one_cache(image_folder, tmp_path):
+    outputs = two_processes(DECODE, image_folder, tmp_path, backend="jax")
+    assert outputs[0] == outputs[1] and outputs[0].startswith("loaded (12, 32, 32, 3)")
+    files = list((tmp_path / "home" / "data").iterdir())
+    assert len(files) == 1 and files[0].suffix == ".npz"
+    np.testing.assert_array_equal(data._read_cache(files[0]).images, data.load(image_folder, "test").images)
+
+
+def test_a_truncated_archive_is_named_not_a_raw_eof_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path / "home"))
+    root = write_image_folder(tmp_path / "ds", split="test", per_class=30)
+    archive = tmp_path / "mini-test.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(root / "test", arcname="test")
+    blob = archive.read_bytes()
+    archive.write_bytes(blob[: len(blob) * 2 // 3])
+    with pytest.raises(ValueError, match=r"mini-test.tar.gz is truncated or corrupt"):
+        data.load(archive, "test")
+
+
+def test_an_empty_split_name_is_an_unknown_split(image_folder):
+    with pytest.raises(ValueError, match=r"unknown split ''"):
+        data.load(image_folder, "")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from helpers import RAW, REAL
 from keras import layers
 
 from relu_ratio import models, zoo
 from relu_ratio.fuse import Affine, fuse
+from relu_ratio.inputs import ImageInputError
 
 TOLERANCE = 1e-4
 NORMALIZATION = ((125.3, 123.0, 113.9), (63.0, 62.1, 66.7))
@@ -207,6 +209,15 @@ def test_a_zoo_feature_extractor_fuses_within_tolerance():
     name = min(zoo.list(), key=lambda name: (zoo.info(name).flops, name))
     features = zoo.load(name, include_top=False, pooling="max")
     assert max_diff(features, fuse(features), images) <= TOLERANCE
+
+
+@pytest.mark.backend
+def test_the_fused_form_of_a_zoo_model_keeps_the_image_check(toy_zoo):
+    model = zoo.load(REAL)
+    fused = fuse(model)
+    with pytest.raises(ImageInputError, match=r"scaled to \[0, 1\]"):
+        fused.predict(RAW / 255.0, verbose=0)
+    np.testing.assert_allclose(fused.predict(RAW, verbose=0), model.predict(RAW, verbose=0), atol=1e-4)
 
 
 @pytest.mark.tensorflow

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
+from helpers import load_module
 
 from relu_ratio import queue, train
 
 SCRIPT = Path(__file__).parents[1] / "training" / "gpu_pair.py"
-spec = importlib.util.spec_from_file_location("gpu_pair", SCRIPT)
-gpu_pair = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(gpu_pair)
+gpu_pair = load_module(SCRIPT, "gpu_pair")
 
 
 def _queue(tmp_path: Path, finished: tuple[str, ...] = ()) -> Path:

@@ -138,6 +138,33 @@ def test_weights_argument_loads_a_weights_file(tmp_path, images):
 
 
 @pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"include_top": False, "classes": 5}, r"classes=5 only applies with include_top=True"),
+        ({"include_top": "no"}, r"include_top must be True or False"),
+        ({"classes": 2.5}, r"classes must be an integer >= 2"),
+        ({"input_shape": (32, 32, 3, 1)}, r"\(height, width, channels\)"),
+        ({"normalization": ([1, 2], [1, 1])}, r"normalization must be \(mean, std\) with 3 values"),
+        ({"normalization": ([1, 2, 3], [1, 0, 1])}, r"std > 0"),
+        ({"weight_decay": -1}, r"weight_decay must be a finite number >= 0"),
+    ],
+)
+def test_bad_builder_combinations_raise_value_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        models.build("resnet8_11", **kwargs)
+
+
+def test_builder_weights_of_another_architecture_are_named(tmp_path):
+    path = tmp_path / "other.weights.h5"
+    models.build("resnet14_21").save_weights(path)
+    with pytest.raises(ValueError, match=r"cannot be loaded into resnet8_21.*same architecture"):
+        models.build("resnet8_21", weights=path)
+    path.write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match="cannot be loaded into"):
+        models.build("resnet8_21", weights=path)
+
+
+@pytest.mark.parametrize(
     ("depth", "message"),
     [(-1000, r"depth -1000 is not valid .* Nearest valid depths: 8\."),
      (600002, r"depth 600002 is beyond relu_ratio.models.MAX_DEPTH = 2000.*MAX_DEPTH = 600002")],

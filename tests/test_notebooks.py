@@ -4,21 +4,18 @@ the committed file."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import load_module
 
 FOLDER = Path(__file__).parents[1] / "notebooks"
 NOTEBOOKS = sorted(FOLDER.glob("*.ipynb"))
 
 
 def _execute_module():
-    spec = importlib.util.spec_from_file_location("notebooks_execute", FOLDER / "execute.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(FOLDER / "execute.py", "notebooks_execute")
 
 
 def test_the_four_notebooks_exist():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tracemalloc
 
 import pytest
@@ -183,6 +184,20 @@ junk = st.one_of(
 )
 
 
+def _documented_form(spec, kind, stages: int) -> bool:
+    """Whether ``spec`` has a form the patterns module documents for ``kind``: ``None``, a ratio ``N:M`` of
+    ASCII digits, a 0/1 mask, one of the kind's presets, or a list of such strings, one per stage."""
+    if spec is None:
+        return True
+    if isinstance(spec, list):
+        return len(spec) == stages and all(isinstance(item, str) and _documented_form(item, kind, 1)
+                                           for item in spec)  # fmt: skip
+    if not isinstance(spec, str):
+        return False
+    text = spec.strip().lower().replace("-", "_")
+    return bool(re.fullmatch(r"\s*[0-9]+\s*:\s*[0-9]+\s*|[01]+", text, re.ASCII)) or text in kind.presets
+
+
 @settings(max_examples=400, deadline=None)
 @given(spec=junk, kind=kinds, blocks=blocks)
 def test_anything_else_is_refused_with_a_value_error_or_gives_valid_masks(spec, kind, blocks):
@@ -190,9 +205,11 @@ def test_anything_else_is_refused_with_a_value_error_or_gives_valid_masks(spec, 
         masks = ReLUPattern(spec).resolve(kind, blocks)
     except ValueError:
         return  # refused: the only allowed failure; any other exception fails the test
+    assert _documented_form(spec, kind, len(blocks)), f"junk accepted: {spec!r}"
     assert [len(stage) for stage in masks] == blocks  # accepted: one mask per block, one flag per slot
     assert all(len(m) == len(kind.slots) for stage in masks for m in stage)
     assert all(type(keep) is bool for stage in masks for m in stage for keep in m)
+    assert any(any(m) for stage in masks for m in stage)  # never a network without a ReLU
 
 
 @pytest.mark.parametrize("spec", ["abc", "2:", ":1", "0:0", "1:2", 3, 1.5, {"a": 1}, "2", "2 : 1 : 1"])

@@ -12,7 +12,6 @@ fixtures' zoo with ``preact164_32`` replaced by the 3-epoch ``resnet8_21`` and `
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURE_ZOO
+from helpers import load_module
 from PIL import Image
 
 from relu_ratio import data
@@ -69,10 +69,7 @@ def test_readme_docs_and_model_card_links_lead_to_files_that_exist():
 
 
 def _figures():
-    spec = importlib.util.spec_from_file_location("make_figures", DOCS / "make_figures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(DOCS / "make_figures.py", "make_figures")
 
 
 def test_the_readme_picture_is_drawn_from_the_patterns(tmp_path):

@@ -230,8 +230,6 @@ def test_random_search_returns_a_buildable_best_pattern(folder, tmp_path):
 @pytest.mark.backend
 @pytest.mark.parametrize("tuner", ["hyperband", "bayesian"])
 def test_hyperband_and_bayesian_run_one_trial(folder, tmp_path, tuner):
-    if tuner == "bayesian":
-        pytest.importorskip("sklearn", reason="BayesianOptimization needs scikit-learn")
     result = tune.search(
         "preact",
         11,

@@ -1,8 +1,10 @@
-"""The model zoo: register a tiny fake training run into a temporary store, then load, verify, evaluate it."""
+"""The model zoo: register a tiny fake training run into a temporary store, then load, verify, evaluate it;
+bad load arguments, and the SavedModel cache and exports under a full disk, damage and two processes."""
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -15,10 +17,12 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from conftest import FIXTURE_ZOO, write_image_folder
+from helpers import BARRIER, RAW, REAL, SHAPE, two_processes
 from PIL import Image
 
 import relu_ratio
-from relu_ratio import models, zoo
+from relu_ratio import data, files, models, zoo
 from relu_ratio.inputs import CheckedModel
 from relu_ratio.zoo import saved_model
 from relu_ratio.zoo.__main__ import main
@@ -610,3 +614,137 @@ def test_registering_into_the_shipped_store_writes_the_presets_data_first(run, t
     }
     assert {p: p.read_bytes() for p in sources} == sources  # no package code rewritten
     zoo.load(NAME)  # the shipped store's check passes with the new presets
+
+
+# --- zoo.load and evaluate: bad arguments, another input size, data of the wrong image size --------------
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "error", "message"),
+    [
+        (REAL, {"input_shape": (28, 28, 3)}, ValueError, r"trained on \(32, 32, 3\).*Resize the images"),
+        (REAL, {"input_shape": (32, 32, 1)}, ValueError, r"takes 3 channel\(s\)"),
+        (REAL, {"input_shape": (32, 32)}, ValueError, r"\(height, width, channels\)"),
+        (REAL, {"input_shape": (2, 2, 3), "include_top": False}, ValueError, "too small"),
+        (REAL, {"pooling": "max"}, ValueError, r"pooling='max' only applies with include_top=False"),
+        (REAL, {"classes": 1}, ValueError, r"classes must be an integer >= 2 \(a softmax over one class"),
+        (REAL, {"classes": 10**9}, ValueError, r"beyond relu_ratio.models.MAX_CLASSES"),
+        (REAL, {"include_top": False, "pooling": "mean"}, ValueError, r"None, 'avg' or 'max'"),
+        (REAL, {"include_top": "yes"}, ValueError, r"include_top must be True or False"),
+        (REAL, {"classes": 0}, ValueError, r"classes must be an integer >= 2"),
+        (REAL, {"classes": True}, ValueError, r"classes must be an integer >= 2"),
+        ("resnet8_99", {}, zoo.UnknownModelError, r"no zoo entry named 'resnet8_99'"),
+        ("resnet9_21", {}, zoo.UnknownModelError, r"did you mean"),
+        (None, {}, zoo.UnknownModelError, r"no zoo entry named None"),
+        (42, {}, zoo.UnknownModelError, r"no zoo entry named 42"),
+    ],
+)
+def test_bad_zoo_load_arguments_raise_clear_errors(toy_zoo, name, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        zoo.load(name, **kwargs)
+
+
+@pytest.mark.backend
+def test_zoo_load_at_another_input_size_without_the_registered_classifier(toy_zoo):
+    features = zoo.load(REAL, include_top=False, input_shape=(64, 48, 3))
+    assert features.input_shape == (None, 64, 48, 3) and features.output_shape == (None, 64)
+    transfer = zoo.load(REAL, classes=5, input_shape=(48, 48, 3))
+    assert transfer.output_shape == (None, 5)
+    assert zoo.load(REAL, input_shape=SHAPE).output_shape == (None, 10)  # the registered shape is fine
+
+
+def test_evaluate_names_a_dataset_of_the_wrong_image_size(toy_zoo, tmp_path):
+    folder = write_image_folder(tmp_path / "ds", classes=data.CIFAR10_CLASSES, per_class=1, size=(28, 28))
+    with pytest.raises(zoo.ZooError, match=r"cannot be evaluated with 'resnet8_21'.*\(10, 28, 28, 3\)"):
+        zoo.evaluate(REAL, data=folder)
+
+
+# --- the SavedModel cache and exports: a full disk, a damaged cache, two processes at once --------------
+
+
+def test_a_full_saved_model_cache_is_named_and_leaves_no_temp_folder(toy_zoo, monkeypatch):
+    def full(model, path):
+        path.mkdir()
+        (path / "saved_model.pb").write_bytes(b"\0" * 4096)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(saved_model, "_write_saved_model", full)
+    message = r"cannot write the cache in .*saved_models.*RELU_RATIO_HOME"
+    with pytest.raises(files.CacheError, match=message) as err:
+        saved_model.saved_model_dir(REAL)
+    assert err.value.errno == errno.ENOSPC
+    assert list((toy_zoo / "saved_models").iterdir()) == []
+
+
+@pytest.mark.tensorflow
+def test_tensorflow_file_errors_become_cache_errors(toy_zoo, monkeypatch):
+    import tensorflow as tf
+
+    def full(self, *args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device")
+
+    archive = type(keras.export.ExportArchive())  # the backend's subclass, whose write_out is called
+    monkeypatch.setattr(archive, "write_out", full)
+    with pytest.raises(files.CacheError, match="No space left on device"):
+        saved_model.saved_model_dir(REAL)
+    assert list((toy_zoo / "saved_models").iterdir()) == []
+
+
+def test_a_full_export_target_is_named_and_leaves_nothing(toy_zoo, tmp_path, monkeypatch):
+    def fake_export(model, path):  # a cached SavedModel, without TensorFlow
+        path.mkdir()
+        (path / "saved_model.pb").write_bytes(b"pb")
+
+    monkeypatch.setattr(saved_model, "_write_saved_model", fake_export)
+    saved_model.saved_model_dir(REAL)
+
+    def full_copy(source, target, **kwargs):
+        Path(target).mkdir()
+        (Path(target) / "saved_model.pb").write_bytes(b"p")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(saved_model.shutil, "copytree", full_copy)
+    out = tmp_path / "exports"
+    with pytest.raises(OSError, match=r"cannot export 'resnet8_21' to .*exports/m: No space left"):
+        zoo.export(REAL, out / "m")
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.tensorflow
+def test_a_damaged_saved_model_cache_is_exported_again_not_copied(toy_zoo, tmp_path):
+    import tensorflow as tf
+
+    cached = saved_model.saved_model_dir(REAL)
+    variables = next((cached / "variables").glob("*.data-*"))
+    variables.write_bytes(variables.read_bytes()[:100])  # damaged in the cache after it was written
+    with pytest.warns(UserWarning, match="is damaged; exporting it again"):
+        target = zoo.export(REAL, tmp_path / "exported")
+    served = tf.saved_model.load(os.fspath(target))
+    expected = zoo.load(REAL).predict(RAW, verbose=0)
+    np.testing.assert_allclose(served.serve(RAW.astype("float32")).numpy(), expected, atol=1e-5)
+    assert not (target / saved_model.DIGEST).exists()
+
+
+EXPORT = BARRIER + """
+from relu_ratio.zoo import saved_model
+write = saved_model._write_saved_model
+def write_then_wait(model, path):
+    write(model, path)
+    wait_for_the_other()  # both have exported; both now rename into the same cache entry
+saved_model._write_saved_model = write_then_wait
+print("exported", saved_model.saved_model_dir(sys.argv[2]))
+"""
+
+
+@pytest.mark.tensorflow
+def test_two_processes_export_the_same_zoo_entry_into_one_cache(tmp_path):
+    import tensorflow as tf
+
+    outputs = two_processes(EXPORT, REAL, tmp_path, backend="tensorflow")
+    assert outputs[0] == outputs[1]
+    (entry,) = (tmp_path / "home" / "saved_models").iterdir()  # one copy, no temporary folders
+    served = tf.saved_model.load(os.fspath(entry))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RELU_RATIO_ZOO", FIXTURE_ZOO)
+        expected = zoo.load(REAL).predict(RAW, verbose=0)
+    np.testing.assert_allclose(served.serve(RAW).numpy(), expected, atol=1e-5)

@@ -1,0 +1,63 @@
+"""Constants and plain functions that several test files share (fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import os
+import subprocess
+import sys
+
+import numpy as np
+from conftest import FIXTURE_ZOO
+
+REAL = "resnet8_21"  # a real registered entry of the test fixtures' store (toy_zoo): loads in a second
+SHAPE = (32, 32, 3)
+RNG = np.random.default_rng(0)
+RAW = RNG.integers(0, 256, (4, *SHAPE), dtype=np.uint8)
+
+
+def load_module(path, name):
+    """The Python file ``path`` (a script of the repository, not importable by name) as module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def full_disk(code=errno.ENOSPC):
+    def write(file, *args, **kwargs):  # writes part of the file, then the disk is full
+        file.write(b"\0" * 4096)
+        raise OSError(code, os.strerror(code))
+
+    return write
+
+
+# --- two processes, one cache -----------------------------------------------------------------------------
+
+BARRIER = """
+import os, sys, time
+from pathlib import Path
+barrier = Path(sys.argv[1])
+
+def wait_for_the_other():
+    (barrier / str(os.getpid())).touch()
+    deadline = time.time() + 120
+    while len(list(barrier.iterdir())) < 2 and time.time() < deadline:
+        time.sleep(0.01)
+"""
+
+
+def two_processes(script, argument, tmp_path, backend):
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    env = {**os.environ, "RELU_RATIO_HOME": str(tmp_path / "home"), "KERAS_BACKEND": backend,
+           "RELU_RATIO_ZOO": FIXTURE_ZOO}  # fmt: skip
+    command = [sys.executable, "-c", script, str(barrier), str(argument)]
+    procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]  # fmt: skip
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for proc, (_, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-3000:]
+    assert len(list(barrier.iterdir())) == 2  # both really got to the write
+    return [out for out, _ in outputs]

@@ -1,0 +1,153 @@
+"""Image checks (relu_ratio.inputs): check_images names what is wrong and what is valid; a CheckedModel (what
+zoo.load returns) runs it wherever it is given images, in every form, and keeps it when saved or exported."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import pytest
+from helpers import RAW, REAL, SHAPE
+
+from relu_ratio import zoo
+from relu_ratio.inputs import CheckedModel, ImageInputError, check_images
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (RAW[:, :28, :28], r"shape \(4, 28, 28, 3\); expected \(batch, 32, 32, 3\)\. Resize"),
+        (RAW[..., 0], r"shape \(4, 32, 32\).*Grayscale\? Stack it to RGB"),
+        (RAW[..., :1], r"shape \(4, 32, 32, 1\).*takes 3 channel"),
+        (RAW[0], r"single image without a batch axis.*images\[None\]"),
+        (np.full((2, *SHAPE), "a"), r"dtype <U1; expected raw images"),
+        (RAW > 128, r"dtype bool; expected raw images"),
+        (RAW.astype(object), r"dtype object"),
+        (RAW / 255.0, r"images look scaled to \[0, 1\].*images \* 255"),
+        ((RAW - 128.0) / 64.0, r"span \[-2, 1\.98438\].*in \[0, 255\]\. They look standardised"),
+        (RAW * 2.0, r"span \[.*, 510\].*in \[0, 255\]"),
+        (np.where(RAW == 7, np.nan, RAW.astype("float32")), r"contain \d+ NaN or infinite value"),
+        (np.full((1, *SHAPE), np.inf, "float32"), r"contain 3,072 NaN or infinite"),
+    ],
+    ids=["28x28", "grayscale", "one-channel", "no-batch", "strings", "bool", "object", "scaled-0-1",
+         "standardised", "above-255", "nan", "inf"],
+)  # fmt: skip
+def test_check_images_names_what_is_wrong_and_what_is_valid(images, message):
+    with pytest.raises(ImageInputError, match=message):
+        check_images(images, SHAPE)
+
+
+def test_check_images_accepts_raw_images():
+    for ok in (RAW, RAW.astype("float32"), RAW.astype("int64"), np.zeros((2, *SHAPE), "float32"),
+               np.zeros((0, *SHAPE), np.uint8), RAW.tolist()):  # fmt: skip
+        assert check_images(ok, SHAPE).shape[1:] == SHAPE
+    assert check_images(RAW[:, :20], (None, None, 3)).shape == (4, 20, 32, 3)
+
+
+def test_check_images_is_not_fooled_by_a_few_outlier_pixels():
+    scaled = RAW / 255.0
+    scaled[0, 0, 0, 0] = 2.0  # one hot pixel above 1
+    with pytest.raises(ImageInputError, match=r"scaled to \[0, 1\] \(0.00\d+ % of the values are above 1"):
+        check_images(scaled, SHAPE)
+    scaled[:, :2] = 200.0  # 1/16 of the values above 1: a raw (dark) image, not a scaled one
+    assert check_images(scaled, SHAPE).shape == (4, *SHAPE)
+    assert check_images(np.where(RAW > 240, RAW, 0).astype("float32"), SHAPE).shape == (4, *SHAPE)
+
+
+@pytest.mark.backend
+def test_zoo_models_refuse_bad_images_in_predict_evaluate_fit_and_call(toy_zoo):
+    model = zoo.load(REAL)
+    assert isinstance(model, CheckedModel) and isinstance(model, keras.Model)
+    scaled, labels = RAW / 255.0, np.arange(4)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    for use in (model.predict, model, model.predict_on_batch, model.evaluate, model.fit):
+        with pytest.raises(ImageInputError, match=r"scaled to \[0, 1\]"):
+            use(scaled, labels, verbose=0) if use in (model.evaluate, model.fit) else use(scaled)
+    with pytest.raises(ImageInputError, match=r"\(4, 28, 28, 3\)"):
+        model.predict(RAW[:, :28, :28], verbose=0)
+    for extractor in (zoo.load(REAL, include_top=False), zoo.load(REAL, classes=5)):
+        with pytest.raises(ImageInputError, match="NaN"):
+            extractor.predict(np.full((1, *SHAPE), np.nan), verbose=0)
+    np.testing.assert_allclose(model.predict(RAW, verbose=0), model.predict(RAW.astype("float32"), verbose=0))
+    model.check_inputs = False  # the documented way out, for images that really are that dark
+    assert model.predict(scaled, verbose=0).shape == (4, 10)
+
+
+@pytest.mark.backend
+def test_zoo_models_check_images_in_every_method_that_takes_them(toy_zoo):
+    model = zoo.load(REAL)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    scaled, labels = RAW / 255.0, np.arange(4)
+    for use in (lambda: model.train_on_batch(scaled, labels), lambda: model.test_on_batch(x=scaled, y=labels),
+                lambda: model.predict_on_batch(x=scaled),
+                lambda: model.fit(RAW, labels, verbose=0, validation_data=(scaled, labels)),
+                lambda: model.fit(RAW, labels, 4, 1, 0, None, 0.0, (scaled, labels))):  # fmt: skip
+        with pytest.raises(ImageInputError, match=r"scaled to \[0, 1\]"):
+            use()
+    assert np.isfinite(model.train_on_batch(RAW, labels)) and np.isfinite(model.test_on_batch(RAW, labels))
+    assert model.fit(RAW, labels, verbose=0, validation_data=(RAW, labels)).history["val_loss"]
+
+
+@pytest.mark.backend
+def test_bad_images_are_refused_in_every_form_a_zoo_model_is_given_them(toy_zoo):
+    model = zoo.load(REAL)
+    scaled = RAW.astype("float32") / 255.0
+    for form in (keras.ops.convert_to_tensor(scaled), (scaled,), (scaled, np.arange(4)), {"images": scaled}):
+        with pytest.raises(ImageInputError, match=r"scaled to \[0, 1\]"):
+            model.predict(form, verbose=0)
+    nan = np.full((2, 32, 32, 3), np.nan, np.float32)
+    with pytest.raises(ImageInputError, match="NaN"):
+        model(keras.ops.convert_to_tensor(nan))
+    np.testing.assert_allclose(
+        model.predict((RAW,), verbose=0), model.predict(RAW, verbose=0), atol=1e-6
+    )  # good images in a tuple still work
+
+
+@pytest.mark.tensorflow
+def test_a_tf_data_pipeline_is_checked_batch_by_batch_as_it_streams(toy_zoo):
+    import tensorflow as tf
+
+    model = zoo.load(REAL)
+    raw = RAW.astype("float32")
+    good = tf.data.Dataset.from_tensor_slices(raw).batch(2)
+    np.testing.assert_allclose(model.predict(good, verbose=0), model.predict(raw, verbose=0), atol=1e-6)
+    late = np.concatenate([raw[:2], raw[2:] / 255.0])  # only the second batch is bad
+    with pytest.raises(ImageInputError, match=r"a batch of the dataset was refused: images look scaled"):
+        model.predict(tf.data.Dataset.from_tensor_slices(late).batch(2), verbose=0)
+    model.compile(loss="sparse_categorical_crossentropy")
+    labelled = tf.data.Dataset.from_tensor_slices((late, np.arange(4))).batch(2)
+    with pytest.raises(ImageInputError, match="a batch of the dataset was refused"):
+        model.evaluate(labelled, verbose=0)
+
+
+def test_an_empty_batch_gives_an_empty_result(toy_zoo):
+    out = zoo.load(REAL).predict(np.zeros((0, 32, 32, 3), np.uint8), verbose=0)
+    assert out.shape == (0, 10)
+
+
+@pytest.mark.backend
+def test_a_checked_zoo_model_saves_loads_and_fine_tunes(toy_zoo, tmp_path):
+    model = zoo.load(REAL)
+    expected = model.predict(RAW, verbose=0)
+    model.save(tmp_path / "m.keras")
+    plain = keras.models.load_model(tmp_path / "m.keras")  # a stock functional model: no custom objects
+    assert type(plain) is keras.Model or type(plain).__name__ == "Functional"
+    loaded = CheckedModel.from_model(plain)  # the input check back
+    np.testing.assert_allclose(loaded.predict(RAW, verbose=0), expected, atol=1e-6)
+    with pytest.raises(ImageInputError):
+        loaded.predict(RAW / 255.0, verbose=0)
+    loaded.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    history = loaded.fit(RAW, np.arange(4), batch_size=4, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert not np.allclose(loaded.predict(RAW, verbose=0), expected)
+
+
+@pytest.mark.tensorflow
+def test_a_checked_zoo_model_exports_a_saved_model(toy_zoo, tmp_path):
+    import tensorflow as tf
+
+    model = zoo.load(REAL)
+    model.export(tmp_path / "sm", format="tf_saved_model", verbose=False)
+    served = tf.saved_model.load(os.fspath(tmp_path / "sm"))
+    np.testing.assert_allclose(served.serve(RAW.astype("float32")), model.predict(RAW, verbose=0), atol=1e-5)
