@@ -8,7 +8,8 @@ Usage (rows are appended to ``benchmarks/results.jsonl`` in the format of ``thro
 Each model is built under each Keras dtype policy and loaded with the same verified float32 zoo weights
 (the normalisation and the classifier stay float32, as the builders make them). For every policy it
 reports top-1, the drop in points from float32 and how many predictions agree with float32. ``BOUND`` is
-the drop we state and test (``tests/test_numerics.py``): derived from the measurement, with margin.
+the drop we state (docs/RELIABILITY.md), derived from the measurement, with margin; ``tests/test_numerics.py``
+holds half precision to the float32 classes of the 40 shipped test images.
 """
 
 from __future__ import annotations

@@ -140,8 +140,8 @@ def render(entry: ZooEntry, *, log: bool = False, docs: str | None = None) -> st
         f"python -m relu_ratio.zoo evaluate {entry.name}  # data: $RELU_RATIO_DATA, ../shared/data or --data",
         "```",
         "",
-        "Or check in seconds, offline, that the weights compute on your machine and backend what they computed"
-        " when the accuracy was measured (the probabilities on 40 images shipped with the package):",
+        "Or check in seconds, offline, that the weights compute on your machine and backend what they"
+        " computed when the accuracy was measured (the probabilities on 40 images shipped with the package):",
         "",
         "```bash",
         f"python -m relu_ratio.zoo verify {entry.name}",
