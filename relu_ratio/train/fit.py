@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import re
 from pathlib import Path
 
 import keras
@@ -21,7 +20,7 @@ from relu_ratio import data, files, folder_lock, models
 from relu_ratio.provenance import source_commit
 from relu_ratio.train import callbacks as callbacks_lib
 from relu_ratio.train.config import TrainConfig, command_for
-from relu_ratio.train.devices import DEVICE_SEPARATOR, device, is_gpu
+from relu_ratio.train.devices import BF16_CPU_CLASSES, DEVICE_SEPARATOR, cpu_class, device, is_gpu
 from relu_ratio.train.fused_norm import with_fused_batch_norm
 from relu_ratio.train.pipeline import training_input
 from relu_ratio.train.recipes import HOLDOUT_SEED, RECIPES, compile_for
@@ -283,11 +282,7 @@ def precision_policy(mode: str) -> str:
 
 def cpu_has_bf16_instructions(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether the CPU reports bfloat16 arithmetic (``avx512_bf16`` or ``amx_bf16``; Linux only)."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return False
-    return re.search(r"^flags\s*:.*\b(avx512_bf16|amx_bf16)\b", text, re.MULTILINE) is not None
+    return cpu_class(cpuinfo) in BF16_CPU_CLASSES
 
 
 class _Distribution:
