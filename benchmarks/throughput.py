@@ -42,6 +42,7 @@ import numpy as np
 
 from relu_ratio import data, describe, models, train
 from relu_ratio.patterns import ReLUPattern
+from relu_ratio.train.devices import cpu_class
 from relu_ratio.train.fused_norm import with_fused_batch_norm
 from relu_ratio.train.pipeline import training_input
 
@@ -127,20 +128,23 @@ def measure_device_path(name: str, batch: int, steps: int, warmup: int, steps_pe
             "host_share": round(timer.host_share(), 3), "steps": timer.steps, "warmup": warmup}  # fmt: skip
 
 
-def run_context(precision: str) -> dict:
-    """What every record in results.jsonl carries besides its figures: backend and its version, device and
-    CPU model, versions, date."""
+def run_context(precision: str, note: str | None = None) -> dict:
+    """What every record in results.jsonl carries besides its figures: backend and its version, device,
+    CPU model and class (:func:`relu_ratio.train.devices.cpu_class`), versions, date, and ``note`` if given
+    (the conditions, e.g. another job sharing the cores)."""
     backend = keras.backend.backend()
     return {
         "backend": backend,
         "backend_version": importlib.import_module(backend).__version__ if backend != "numpy" else None,
         "device": train.device(),
         "cpu": cpu_model(),
+        "cpu_class": cpu_class(),
         "precision": precision,
         "keras": keras.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "date": time.strftime("%Y-%m-%d"),
+        **({"note": note} if note else {}),
     }
 
 
@@ -172,6 +176,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--torch", action="store_true", help="also measure PyTorch (pre-activation nets)")
     p.add_argument("--torch-compile", action="store_true", help="with --torch: use torch.compile")
     p.add_argument("--no-record", action="store_true", help="print only; do not append to results.jsonl")
+    p.add_argument("--note", help="recorded with every row: the conditions, e.g. 'a training job shared the "
+                   "cores: approximate'")  # fmt: skip
     p.add_argument("--augment-on", choices=["host", "device"], default="host",
                    help="device: the lent GPU's path (uint8 batches, augmentation in the step): training "
                    "images/s, TFLOP/s and the host's share")  # fmt: skip
@@ -182,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'framework:model':<22}{'precision':>16}{'batch':>6}{'train img/s':>14}{'infer img/s':>14}")
     for precision in args.mixed_precision:
         keras.mixed_precision.set_global_policy(precision)
-        context = run_context(precision)
+        context = run_context(precision, args.note)
         for name in args.models:
             row = {**measure(name, args.batch, args.steps, args.warmup, not args.stock_batch_norm), **context}
             rows = [row]
@@ -204,7 +210,7 @@ def _device_path(args) -> None:
           f"{'host share':>12}")  # fmt: skip
     for precision in args.mixed_precision:
         keras.mixed_precision.set_global_policy(precision)
-        context = run_context(precision)
+        context = run_context(precision, args.note)
         for name in args.models:
             row = {**measure_device_path(name, args.batch, args.steps, args.warmup, args.steps_per_execution),
                    **context}  # fmt: skip
