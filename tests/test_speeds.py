@@ -1,10 +1,10 @@
-"""The measured speeds per CPU class (relu_ratio.train.speeds) and the hint built from them."""
+"""The measured speeds per CPU class (relu_ratio.train.speeds) and the lines a run prints at its start."""
 
 from __future__ import annotations
 
 import pytest
 
-from relu_ratio.train import speeds
+from relu_ratio.train import TrainConfig, fit, speeds
 
 FLOAT32 = {"tensorflow": "float32", "jax": "float32", "torch": "float32"}
 
@@ -86,6 +86,26 @@ def test_the_models_own_ratio_is_used_if_measured_else_the_least_favourable_one(
     assert speeds.faster_backend(table, "AVX2", "preact56_32", "tensorflow", FLOAT32) == (
         "torch", "resnet20_21", 1.5
     )
+
+
+def test_a_run_prints_its_device_class_and_precision_and_the_hint_only_when_new(monkeypatch):
+    backend = fit.keras.backend.backend()
+    other = "torch" if backend != "torch" else "tensorflow"
+    monkeypatch.setattr(fit, "device", lambda: "cpu: 2 cores")
+    monkeypatch.setattr(fit, "cpu_class", lambda: "AVX2")
+    monkeypatch.setattr(fit, "cpu_has_bf16_instructions", lambda: False)
+    config = TrainConfig(model="resnet20_21", recipe="fast", epochs=1).resolved()
+    table = [entry(backend, 76.0), entry(other, 229.0)]
+    first, hint = fit.start_lines(config, "float32", resumed=False, table=table)
+    assert first == f"relu_ratio.train: cpu: 2 cores (AVX2, no bfloat16), Keras on {backend}: float32"
+    assert hint.startswith(f"relu_ratio.train: hint: Keras on {other} trained resnet20_21 3.01x as fast")
+    assert hint.endswith(f"KERAS_BACKEND={other} {fit.command_for(config)}")
+    assert fit.start_lines(config, "float32", resumed=True, table=table) == [first]
+    assert fit.start_lines(config, "float32", resumed=False, table=table[:1]) == [first]
+    monkeypatch.setattr(fit, "device", lambda: "gpu: NVIDIA H100 x1")
+    assert fit.start_lines(config, "mixed_bfloat16", resumed=False, table=table) == [
+        f"relu_ratio.train: gpu: NVIDIA H100 x1, Keras on {backend}: mixed_bfloat16"
+    ]
 
 
 def test_the_packaged_speeds_are_read_and_a_damaged_file_gives_no_hint(tmp_path):
