@@ -40,12 +40,18 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from relu_ratio import data, describe, models, train
+from relu_ratio import data, describe, files, models, train
 from relu_ratio.patterns import ReLUPattern
+from relu_ratio.train import speeds
+from relu_ratio.train.devices import CPU_CLASSES, cpu_class
 from relu_ratio.train.fused_norm import with_fused_batch_norm
 from relu_ratio.train.pipeline import training_input
 
 RESULTS = Path(__file__).with_name("results.jsonl")
+PAGE = Path(__file__).parents[1] / "docs" / "BENCHMARKS.md"
+SPEEDS_START, SPEEDS_END = "<!-- speeds:start -->", "<!-- speeds:end -->"
+BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+HEADER = "| model | batch | precision | backend | train img/s | vs TensorFlow | runs | date | note |"
 
 
 class _StepTimer(keras.callbacks.Callback):
@@ -127,20 +133,23 @@ def measure_device_path(name: str, batch: int, steps: int, warmup: int, steps_pe
             "host_share": round(timer.host_share(), 3), "steps": timer.steps, "warmup": warmup}  # fmt: skip
 
 
-def run_context(precision: str) -> dict:
-    """What every record in results.jsonl carries besides its figures: backend and its version, device and
-    CPU model, versions, date."""
+def run_context(precision: str, note: str | None = None) -> dict:
+    """What every record in results.jsonl carries besides its figures: backend and its version, device,
+    CPU model and class (:func:`relu_ratio.train.devices.cpu_class`), versions, date, and ``note`` if given
+    (the conditions, e.g. another job sharing the cores)."""
     backend = keras.backend.backend()
     return {
         "backend": backend,
         "backend_version": importlib.import_module(backend).__version__ if backend != "numpy" else None,
         "device": train.device(),
         "cpu": cpu_model(),
+        "cpu_class": cpu_class(),
         "precision": precision,
         "keras": keras.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "date": time.strftime("%Y-%m-%d"),
+        **({"note": note} if note else {}),
     }
 
 
@@ -160,6 +169,48 @@ def record(row: dict) -> None:
         f.write(json.dumps(row) + "\n")
 
 
+def update_tables(check: bool = False, results: Path = RESULTS, page: Path = PAGE,
+                  table: Path = speeds.SPEEDS_FILE) -> bool:  # fmt: skip
+    """Write, from the rows of ``results``, the package's measured speeds ``table``
+    (:mod:`relu_ratio.train.speeds`: the entries whose CPU class was recorded) and the tables per CPU class
+    between the speeds markers of ``page``. Returns whether both were current; ``check`` writes nothing."""
+    rows = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines() if line.strip()]
+    entries = speeds.fastest_runs(rows)
+    text = "[\n" + ",\n".join(json.dumps(e) for e in entries if e["cpu_class"]) + "\n]\n"
+    table_current = table.is_file() and table.read_text(encoding="utf-8") == text
+    if not table_current and not check:
+        files.write_atomic(table, text)
+    return files.replace_between(page, SPEEDS_START, SPEEDS_END, markdown(entries), check) and table_current
+
+
+def markdown(entries: list[dict]) -> str:
+    """A table per CPU class (the class not recorded last) of :func:`relu_ratio.train.speeds.fastest_runs`'
+    entries, each figure also as a multiple of TensorFlow's for the same model, batch and precision.
+
+    >>> entry = {"cpu_class": None, "model": "m", "batch": 8, "precision": "float32", "backend": "jax",
+    ...          "train_images_per_s": 5.0, "runs": 1, "date": "2026-12-02"}
+    >>> print(markdown([entry]).splitlines()[-1])
+    | m | 8 | float32 | JAX | 5.0 | — | 1 | 2026-12-02 |  |
+    """
+    tf = {(e["cpu_class"], e["model"], e["batch"], e["precision"]): e["train_images_per_s"]
+          for e in entries if e["backend"] == "tensorflow"}  # fmt: skip
+    parts = []
+    for cls in (*CPU_CLASSES, None):
+        mine = [e for e in entries if e["cpu_class"] == cls]
+        if not mine:
+            continue
+        parts += [f"#### {cls or 'Class not recorded'}", "", HEADER, "|" + " --- |" * HEADER.count(" |")]
+        for e in mine:
+            base = tf.get((cls, e["model"], e["batch"], e["precision"]))
+            times = f"{e['train_images_per_s'] / base:.2f}x" if base else "—"
+            backend = BACKEND_NAMES[e["backend"]]
+            parts.append(f"| {e['model']} | {e['batch']} | {e['precision']} | {backend} | "
+                         f"{e['train_images_per_s']} | {times} | {e['runs']} | {e['date']} | "
+                         f"{e.get('note', '')} |")  # fmt: skip
+        parts.append("")
+    return "\n".join(parts).rstrip("\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=["resnet20_21", "preact164_32"])
@@ -172,17 +223,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--torch", action="store_true", help="also measure PyTorch (pre-activation nets)")
     p.add_argument("--torch-compile", action="store_true", help="with --torch: use torch.compile")
     p.add_argument("--no-record", action="store_true", help="print only; do not append to results.jsonl")
+    p.add_argument("--note", help="recorded with every row: the conditions, e.g. 'a training job shared the "
+                   "cores: approximate'")  # fmt: skip
     p.add_argument("--augment-on", choices=["host", "device"], default="host",
                    help="device: the lent GPU's path (uint8 batches, augmentation in the step): training "
                    "images/s, TFLOP/s and the host's share")  # fmt: skip
     p.add_argument("--steps-per-execution", type=int, default=1, help="with --augment-on device")
+    p.add_argument("--update-tables", action="store_true", help="measure nothing: write the package's speeds "
+                   "per CPU class (relu_ratio/train/speeds.json) and docs/BENCHMARKS.md's tables from "
+                   "results.jsonl")  # fmt: skip
     args = p.parse_args(argv)
+    if args.update_tables:
+        print("already current" if update_tables() else f"wrote {speeds.SPEEDS_FILE} and {PAGE}")
+        return None
     if args.augment_on == "device":
         return _device_path(args)
     print(f"{'framework:model':<22}{'precision':>16}{'batch':>6}{'train img/s':>14}{'infer img/s':>14}")
     for precision in args.mixed_precision:
         keras.mixed_precision.set_global_policy(precision)
-        context = run_context(precision)
+        context = run_context(precision, args.note)
         for name in args.models:
             row = {**measure(name, args.batch, args.steps, args.warmup, not args.stock_batch_norm), **context}
             rows = [row]
@@ -204,7 +263,7 @@ def _device_path(args) -> None:
           f"{'host share':>12}")  # fmt: skip
     for precision in args.mixed_precision:
         keras.mixed_precision.set_global_policy(precision)
-        context = run_context(precision)
+        context = run_context(precision, args.note)
         for name in args.models:
             row = {**measure_device_path(name, args.batch, args.steps, args.warmup, args.steps_per_execution),
                    **context}  # fmt: skip

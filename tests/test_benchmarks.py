@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,32 @@ def test_throughput_script_prints_a_row(capsys):
     _benchmark("throughput").main(args)
     out = capsys.readouterr().out
     assert "train img/s" in out and "resnet8_21" in out
+
+
+def test_speed_tables_per_cpu_class_are_current():
+    throughput = _benchmark("throughput")
+    assert throughput.update_tables(check=True), "run: python benchmarks/throughput.py --update-tables"
+    assert throughput.run_context("float32", note="quiet")["cpu_class"] in throughput.CPU_CLASSES
+
+
+def test_speed_tables_are_written_per_class_from_the_rows(tmp_path):
+    throughput = _benchmark("throughput")
+    row = {"framework": "keras", "model": "m", "batch": 8, "precision": "float32", "backend": "tensorflow",
+           "batch_norm": "fused", "device": "cpu: 2 cores", "train_images_per_s": 50.0, "date": "2026-12-02"}
+    torch = {**row, "cpu_class": "AVX2", "backend": "torch", "batch_norm": "stock",
+             "train_images_per_s": 150.0, "note": "shared"}  # fmt: skip
+    rows = [{**row, "cpu_class": "AVX2"}, torch, row]  # the last recorded before the class was
+    results, page, table = tmp_path / "results.jsonl", tmp_path / "page.md", tmp_path / "speeds.json"
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    page.write_text(f"intro\n{throughput.SPEEDS_START}\nold\n{throughput.SPEEDS_END}\nrest\n")
+    assert not throughput.update_tables(check=True, results=results, page=page, table=table)
+    assert not table.exists() and "old" in page.read_text()
+    assert not throughput.update_tables(results=results, page=page, table=table)
+    assert throughput.update_tables(check=True, results=results, page=page, table=table)
+    text = page.read_text()
+    assert text.index("#### AVX2") < text.index("#### Class not recorded") < text.index("rest")
+    assert "| m | 8 | float32 | PyTorch | 150.0 | 3.00x | 1 | 2026-12-02 | shared |" in text
+    assert [e["backend"] for e in json.loads(table.read_text())] == ["tensorflow", "torch"]  # classed only
 
 
 def _benchmark(name: str):

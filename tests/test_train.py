@@ -386,6 +386,28 @@ def test_auto_precision_is_bfloat16_where_the_cpu_has_bfloat16_instructions(tmp_
     assert fit.precision_policy("auto") == "mixed_bfloat16"
 
 
+def test_cpu_class_is_the_best_instruction_set_on_the_flags_line(tmp_path, monkeypatch):
+    from relu_ratio.train import devices
+
+    def cpu(flags: str, machine: str = "x86_64") -> str:
+        path = tmp_path / "cpuinfo"
+        path.write_text(f"model name\t: AMD EPYC avx512f\nflags\t\t: {flags}\nbugs\t\t: amx_bf16\n")
+        monkeypatch.setattr(devices.platform, "machine", lambda: machine)
+        return devices.cpu_class(path)
+
+    assert cpu("fpu sse avx avx2 fma avx512f avx512_bf16 amx_tile amx_bf16") == "AMX"
+    assert cpu("fpu avx2 avx512f avx512_vnni avx512_bf16") == "AVX512-BF16"
+    assert cpu("fpu avx2 avx512f avx512_vnni") == "AVX-512"
+    assert cpu("fpu sse avx avx2 fma") == "AVX2"  # the model name and the bugs line are not read
+    assert cpu("fpu sse avx") == "other"
+    assert cpu("", machine="aarch64") == "arm"
+    monkeypatch.setattr(devices.platform, "machine", lambda: "arm64")  # macOS: no /proc/cpuinfo
+    assert devices.cpu_class(tmp_path / "missing") == "arm"
+    monkeypatch.setattr(devices.platform, "machine", lambda: "x86_64")
+    assert devices.cpu_class(tmp_path / "missing") == "other"
+    assert set(devices.CPU_CLASSES) == {"AMX", "AVX512-BF16", "AVX-512", "AVX2", "arm", "other"}
+
+
 def test_is_gpu_reads_each_device_of_a_run_resumed_elsewhere():
     from relu_ratio.train.devices import DEVICE_SEPARATOR, is_gpu
 

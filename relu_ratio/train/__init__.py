@@ -18,6 +18,11 @@ command line::
     python -m relu_ratio.train --model preact164_32 --dataset ../shared/data --recipe fast \
         --epochs 30 --out runs/p164
 
+At its start a run prints its device (a CPU with its class: AMX, AVX512-BF16, AVX-512, AVX2...), backend
+and precision, and, where another Keras backend trained faster on a CPU of that class
+(:mod:`~relu_ratio.train.speeds`, docs/BENCHMARKS.md), one line with that backend, the measured ratio and
+the command.
+
 The run directory gets ``config.json`` (the full config and the command), ``metrics.csv`` (one row per
 epoch), TensorBoard logs (with TensorFlow installed), ``best.weights.h5`` / ``model.weights.h5`` (best by
 test accuracy / final), a ``backup/`` for resuming, and ``result.json`` (final test accuracy, time,
@@ -31,7 +36,8 @@ The package's modules, one seam each: :mod:`~relu_ratio.train.config` (:class:`T
 :mod:`~relu_ratio.train.recipes` (recipes, schedule, optimizer), :mod:`~relu_ratio.train.callbacks`
 (backups, divergence guard, clock), :mod:`~relu_ratio.train.fit` (:func:`run`),
 :mod:`~relu_ratio.train.record` (:class:`RunRecord`, what a run folder holds),
-:mod:`~relu_ratio.train.devices` (what a run trains on), :mod:`~relu_ratio.train.series` (a series of runs
+:mod:`~relu_ratio.train.devices` (what a run trains on, the CPU's class), :mod:`~relu_ratio.train.speeds`
+(measured speed per CPU class and backend), :mod:`~relu_ratio.train.series` (a series of runs
 in order: skip finished ones, resume, record failures),
 :mod:`~relu_ratio.train.fused_norm` (TensorFlow's fused BatchNorm for training) and
 :mod:`~relu_ratio.train.cli`.

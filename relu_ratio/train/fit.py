@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import re
 from pathlib import Path
 
 import keras
@@ -20,8 +19,9 @@ import numpy as np
 from relu_ratio import data, files, folder_lock, models
 from relu_ratio.provenance import source_commit
 from relu_ratio.train import callbacks as callbacks_lib
+from relu_ratio.train import speeds
 from relu_ratio.train.config import TrainConfig, command_for
-from relu_ratio.train.devices import DEVICE_SEPARATOR, device, is_gpu
+from relu_ratio.train.devices import BF16_CPU_CLASSES, DEVICE_SEPARATOR, cpu_class, device, is_gpu
 from relu_ratio.train.fused_norm import with_fused_batch_norm
 from relu_ratio.train.pipeline import training_input
 from relu_ratio.train.recipes import HOLDOUT_SEED, RECIPES, compile_for
@@ -30,6 +30,7 @@ from relu_ratio.train.record import metric_column, read_result
 # A resumed run may be started with other values of these: where its folder and data are (the data itself is
 # checked: _check_same_data), how often it backs up and how much it prints. Every other setting must match.
 MAY_CHANGE_ON_RESUME = ("out", "dataset", "data_dir", "backup_every", "verbose", "steps_per_execution")
+KERAS_BACKENDS = ("tensorflow", "jax", "torch")  # those the training CLI runs on
 
 
 def run(config: TrainConfig) -> dict:
@@ -168,6 +169,8 @@ def _train(
     keras.utils.set_random_seed(config.seed)
     policy = started.get("precision") or precision_policy(config.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
+    if config.verbose:
+        print("\n".join(start_lines(config, policy, resumed=bool(started))))
     where = started.get("augmentation", "host") if started else augmentation(config.augment_on)
     steps_per_execution = config.steps_per_execution or (32 if is_gpu(device()) else 1)
 
@@ -266,8 +269,33 @@ def augmentation(mode: str) -> str:
     return mode
 
 
-def precision_policy(mode: str) -> str:
-    """The Keras dtype policy that ``--mixed-precision mode`` trains in.
+def start_lines(
+    config: TrainConfig, policy: str, resumed: bool, table: list[dict] | None = None
+) -> list[str]:
+    """What a run prints at its start: the device (a CPU with its class, :func:`cpu_class`), the backend and
+    the precision ``policy``; then, for a new run on a CPU, :func:`relu_ratio.train.speeds.hint` from
+    ``table`` (default: the package's measured speeds) if another backend trained faster on this class.
+
+    >>> start_lines(TrainConfig(model="resnet20_21"), "float32", resumed=False)  # doctest: +SKIP
+    ['relu_ratio.train: cpu: 2 cores (AVX2, no bfloat16), Keras on tensorflow: float32']
+    """
+    backend, where = keras.backend.backend(), device()
+    if is_gpu(where):
+        return [f"relu_ratio.train: {where}, Keras on {backend}: {policy}"]
+    cls = cpu_class()
+    bf16 = "" if cls in BF16_CPU_CLASSES else ", no bfloat16"
+    lines = [f"relu_ratio.train: {where} ({cls}{bf16}), Keras on {backend}: {policy}"]
+    if not resumed:
+        precisions = {b: precision_policy(config.mixed_precision, b) for b in KERAS_BACKENDS}
+        table = speeds.read() if table is None else table
+        advice = speeds.hint(table, cls, config.model, backend, precisions, command_for(config))
+        lines += [f"relu_ratio.train: {advice}"] if advice else []
+    return lines
+
+
+def precision_policy(mode: str, backend: str | None = None) -> str:
+    """The Keras dtype policy that ``--mixed-precision mode`` trains in under ``backend`` (default: the
+    current one).
 
     ``auto`` is ``mixed_bfloat16`` on a GPU and, under TensorFlow, on a CPU with bfloat16 instructions
     (AVX512-BF16 or AMX-BF16): on 2 such cores the fused-BatchNorm step ran 1.9x (``preact56_32``) to 3.0x
@@ -276,18 +304,14 @@ def precision_policy(mode: str) -> str:
     it started in.
     """
     if mode == "auto":
-        bf16_cpu = keras.backend.backend() == "tensorflow" and cpu_has_bf16_instructions()
+        bf16_cpu = (backend or keras.backend.backend()) == "tensorflow" and cpu_has_bf16_instructions()
         return "mixed_bfloat16" if is_gpu(device()) or bf16_cpu else "float32"
     return "float32" if mode == "off" else mode
 
 
 def cpu_has_bf16_instructions(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether the CPU reports bfloat16 arithmetic (``avx512_bf16`` or ``amx_bf16``; Linux only)."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
-        return False
-    return re.search(r"^flags\s*:.*\b(avx512_bf16|amx_bf16)\b", text, re.MULTILINE) is not None
+    return cpu_class(cpuinfo) in BF16_CPU_CLASSES
 
 
 class _Distribution:
