@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import signal
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import logged_epochs, start_module
@@ -16,11 +19,50 @@ from relu_ratio.experiments import __main__ as cli
 from relu_ratio.experiments import runner
 
 TINY = ["--epochs", "1", "--train-subset", "12", "--test-subset", "12", "--batch-size", "4"]
+SHALLOW_DEPTHS = {38: 5, 62: 6, 84: 7}  # table1's plain networks, shallower
+EPOCHS = 6  # the killed worker's: it is killed after its first, with time to spare
+
+
+def _shallow(model: str) -> str:
+    """``plain38_21`` -> ``plain5_21``: the network of table1 with its depth from :data:`SHALLOW_DEPTHS`."""
+    family, depth, _ = models.parse_name(model)
+    return f"{family}{SHALLOW_DEPTHS[depth]}_{model.rpartition('_')[2]}"
+
+
+def shallow_table1() -> experiments.Experiment:
+    """Table I with 5- to 7-layer plain networks (names and published numbers renamed alike): the runner and
+    the reports do not depend on depth, and a 5-layer network compiles several times faster than a 38-layer
+    one, so the tests that train take seconds."""
+    table1 = experiments.experiment("table1")
+    return dataclasses.replace(
+        table1,
+        name="shallow_table1",
+        variants=tuple(dataclasses.replace(v, model=_shallow(v.model)) for v in table1.variants),
+        published=tuple(dataclasses.replace(p, model=_shallow(p.model)) for p in table1.published),
+    )
+
+
+def main_with_shallow_table1(argv: list[str]) -> int:
+    """The experiments CLI on ``argv`` with :func:`shallow_table1` registered: the workers' entry."""
+    spec = shallow_table1()
+    experiments.EXPERIMENTS[spec.name] = spec
+    return cli.main(argv)
+
+
+@pytest.fixture
+def shallow(monkeypatch) -> experiments.Experiment:
+    """:func:`shallow_table1`, registered under its name for this test."""
+    spec = shallow_table1()
+    monkeypatch.setitem(experiments.EXPERIMENTS, spec.name, spec)
+    return spec
 
 
 def _cli(args, tmp_path, **kwargs):
-    env = {"RELU_RATIO_HOME": str(tmp_path / "home"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return start_module("relu_ratio.experiments", args, env, **kwargs)
+    """A worker process: the experiments CLI with :func:`shallow_table1` registered (``python -m
+    test_experiments``, this file on the path)."""
+    path = os.pathsep.join([str(Path(__file__).parent), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {"RELU_RATIO_HOME": str(tmp_path / "home"), "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": path}
+    return start_module("test_experiments", args, env, **kwargs)
 
 
 def test_every_spec_names_valid_models_and_published_numbers_belong_to_them():
@@ -64,76 +106,71 @@ def test_default_dataset_is_named_when_missing(monkeypatch, tmp_path):
 
 
 @pytest.mark.backend
-def test_run_collect_writes_csv_markdown_and_figure(folder, tmp_path, capsys):
+def test_run_collect_writes_csv_markdown_and_figure(folder, tmp_path, capsys, shallow):
     out = tmp_path / "exp"
-    status = cli.main(
-        ["run", "table1", "--only", "plain38_*", "--dataset", str(folder), "--out", str(out), *TINY]
-    )
-    assert status == 0
+    args = ["run", shallow.name, "--only", "plain5_2*", "--dataset", str(folder), "--out", str(out), *TINY]
+    assert cli.main(args) == 0
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
     # --only trains a subset; the report still lists the whole table, the rest as pending
     assert [(r["model"], r["status"], r["epochs_done"]) for r in rows[:3]] == [
-        ("plain38_11", "done", "1"), ("plain38_21", "done", "1"), ("plain62_11", "pending", "0")
+        ("plain5_11", "pending", "0"), ("plain5_21", "done", "1"), ("plain6_11", "pending", "0")
     ]  # fmt: skip
-    rows = rows[:2]
-    assert all(0 <= float(r["test_top1"]) <= 100 and r["test_images"] == "12" for r in rows)
+    assert 0 <= float(rows[1]["test_top1"]) <= 100 and rows[1]["test_images"] == "12"
     table = (out / "results.md").read_text()
     assert "64.04 (CIFAR-100, Zhao et al. 2017 Table I)" in table and "ds" in table
-    assert "2 of 6 runs finished" in table and "1 epoch on 12 training images" in table
+    assert "1 of 6 runs finished" in table and "1 epoch on 12 training images" in table
     assert (out / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
     assert "wrote:" in capsys.readouterr().out
     # run again: everything is done, nothing retrains; another budget in the same folder is refused
-    assert (
-        cli.main(["run", "table1", "--only", "plain38_*", "--dataset", str(folder), "--out", str(out), *TINY])
-        == 0
-    )
+    assert cli.main(args) == 0
     assert "done, skipped" in capsys.readouterr().out
-    assert cli.main(["run", "table1", "--dataset", str(folder), "--out", str(out), "--epochs", "2"]) == 2
+    assert cli.main(["run", shallow.name, "--dataset", str(folder), "--out", str(out), "--epochs", "2"]) == 2
     assert "resume with the same settings" in capsys.readouterr().err
 
 
-def test_a_failed_run_is_recorded_and_the_others_still_run(folder, tmp_path, monkeypatch):
+def test_a_failed_run_is_recorded_and_the_others_still_run(folder, tmp_path, monkeypatch, shallow):
     real = experiments.runner.train.run
 
     def flaky(config):
-        if config.model == "plain38_11":
+        if config.model == "plain5_11":
             raise FloatingPointError("loss became NaN")
         return real(config)
 
     monkeypatch.setattr(runner.train, "run", flaky)
     budget = experiments.resolve_budget("tiny", epochs=1, train_subset=12, test_subset=12, batch_size=4)
-    runs = experiments.plan("table1", budget, dataset=str(folder), out=tmp_path / "exp", only="plain38_*")
-    failures = experiments.run(runs, experiment_name="table1", budget=budget, log=lambda *_: None)
+    runs = experiments.plan(shallow, budget, dataset=str(folder), out=tmp_path / "exp", only="plain5_*")
+    failures = experiments.run(runs, experiment_name=shallow.name, budget=budget, log=lambda *_: None)
     assert [(r.run_id, m) for r, m in failures] == [
-        ("plain38_11-seed0", "FloatingPointError: loss became NaN")
+        ("plain5_11-seed0", "FloatingPointError: loss became NaN")
     ]
     assert "NaN" in json.loads((runs[0].out / "failed.json").read_text())["error"]
     report = experiments.collect(tmp_path / "exp", figure=False)
     assert [r["status"] for r in report.rows[:3]] == ["failed", "done", "pending"]
-    assert "Not finished: plain38_11 seed 0 (failed)" in report.markdown
+    assert "Not finished: plain5_11 seed 0 (failed)" in report.markdown
 
 
 @pytest.mark.slow
-def test_two_worker_processes_split_the_runs_and_the_results_merge(folder, tmp_path):
+def test_two_worker_processes_split_the_runs_and_the_results_merge(folder, tmp_path, shallow):
     out = tmp_path / "exp"
-    args = ["run", "table1", "--only", "plain38_*", "--dataset", str(folder), "--out", str(out), *TINY]
+    args = ["run", shallow.name, "--only", "plain5_*", "--dataset", str(folder), "--out", str(out), *TINY]
     workers = [_cli([*args, "--shard", f"{i}/2"], tmp_path) for i in range(2)]
     logs = [w.communicate(timeout=600)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], logs
-    assert "plain38_11-seed0: training" in logs[0] and "plain38_21" not in logs[0].split("| group")[0]
-    assert "plain38_21-seed0: training" in logs[1] and "plain38_11-seed0: training" not in logs[1]
+    assert "plain5_11-seed0: training" in logs[0] and "plain5_21" not in logs[0].split("| group")[0]
+    assert "plain5_21-seed0: training" in logs[1] and "plain5_11-seed0: training" not in logs[1]
     report = experiments.collect(out, figure=False)
     assert report.counts() == {"done": 2, "pending": 4}
 
 
 @pytest.mark.slow
-def test_a_killed_worker_resumes_its_run_instead_of_restarting_it(folder, tmp_path):
+def test_a_killed_worker_resumes_its_run_instead_of_restarting_it(folder, tmp_path, capsys, shallow):
     out = tmp_path / "exp"
-    args = ["run", "table1", "--only", "plain38_11", "--dataset", str(folder), "--out", str(out),
-            "--epochs", "3", "--train-subset", "24", "--test-subset", "12", "--batch-size", "4"]  # fmt: skip
+    args = ["run", shallow.name, "--only", "plain5_11", "--dataset", str(folder), "--out", str(out),
+            "--epochs", str(EPOCHS), "--train-subset", "24", "--test-subset", "12",
+            "--batch-size", "4"]  # fmt: skip
     worker = _cli(args, tmp_path, start_new_session=True)
-    meta = out / "runs" / "plain38_11-seed0" / "backup" / "training_metadata.json"
+    meta = out / "runs" / "plain5_11-seed0" / "backup" / "training_metadata.json"
     deadline = time.time() + 300
     while time.time() < deadline and worker.poll() is None:  # kill once the first epoch is backed up
         if meta.exists() and json.loads(meta.read_text() or "{}").get("epoch", 0) >= 1:
@@ -141,11 +178,13 @@ def test_a_killed_worker_resumes_its_run_instead_of_restarting_it(folder, tmp_pa
         time.sleep(0.05)
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()
-    before = logged_epochs(out / "runs" / "plain38_11-seed0")
-    assert 1 <= len(before) < 3, "the worker was not killed part-way"
-    log = _cli(args, tmp_path).communicate(timeout=600)[0]
-    assert f"Epoch {len(before) + 1}/3" in log and "Epoch 1/3" not in log, log
-    assert logged_epochs(out / "runs" / "plain38_11-seed0") == [0, 1, 2]
+    before = logged_epochs(out / "runs" / "plain5_11-seed0")
+    assert 1 <= len(before) < EPOCHS, "the worker was not killed part-way"
+    with pytest.warns(UserWarning, match=f"taking over the lock of process {worker.pid}"):
+        assert cli.main(args) == 0  # the same command again, in this process
+    log = capsys.readouterr().out
+    assert f"Epoch {len(before) + 1}/{EPOCHS}" in log and f"Epoch 1/{EPOCHS}" not in log, log
+    assert logged_epochs(out / "runs" / "plain5_11-seed0") == list(range(EPOCHS))
 
 
 def test_worker_commands_drop_the_spawning_flags_and_abbreviations_are_refused(capsys):
@@ -195,3 +234,7 @@ def test_the_report_gives_mean_sd_over_seeds_one_seed_bare_and_a_dash_for_none()
     table = experiments.render_markdown(spec, rows, "tiny budget")
     assert "| `plain38_11` | 89.25 ± 0.35 | 0, 1 |" in table and "| `plain38_21` | 88.00 | 0 |" in table
     assert "| `plain62_11` | — | — |" in table
+
+
+if __name__ == "__main__":
+    sys.exit(main_with_shallow_table1(sys.argv[1:]))

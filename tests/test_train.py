@@ -3,6 +3,7 @@ divergence, backups that are damaged or killed while written."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -104,12 +105,12 @@ def test_bad_settings_are_named(kwargs, message):
 
 
 @pytest.mark.slow
-def test_cli_trains_one_epoch_on_jpeg_cifar10(shared_data, decoded_data_home, tmp_path):
+def test_cli_trains_one_epoch_on_jpeg_cifar10(shared_data, decoded_data_home, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RELU_RATIO_HOME", decoded_data_home)
     out = tmp_path / "run"
-    args = [*TINY, "--dataset", shared_data, "--epochs", "1", "--out", str(out)]
-    proc = start_module("relu_ratio.train", args, env={"RELU_RATIO_HOME": decoded_data_home})
-    log, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, log
+    assert train.main([*TINY, "--dataset", shared_data, "--epochs", "1", "--out", str(out)]) == 0, (
+        capsys.readouterr().err
+    )
     result = json.loads((out / "result.json").read_text())
     assert result["epochs_completed"] == 1 and 0 <= result["test_top1"] <= 1
     config = json.loads((out / "config.json").read_text())
@@ -164,7 +165,7 @@ def test_a_run_cut_off_under_one_backend_finishes_under_the_other(tmp_path, monk
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_and_ends_after_the_same_epochs(tmp_path):
+def test_killed_run_resumes_and_ends_after_the_same_epochs(tmp_path, monkeypatch, capsys):
     folder = write_image_folder(tmp_path / "ds", split="train", per_class=40)
     write_image_folder(folder, split="test", per_class=4)
     out = tmp_path / "run"
@@ -186,19 +187,17 @@ def test_killed_run_resumes_and_ends_after_the_same_epochs(tmp_path):
     proc.wait()
     before = logged_epochs(out)
     assert 1 <= len(before) < 4, "the run was not killed part-way"
-    resumed = start_module("relu_ratio.train", args, env=env)
-    log, _ = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, log
+    monkeypatch.setenv("RELU_RATIO_HOME", env["RELU_RATIO_HOME"])
+    with pytest.warns(UserWarning, match=f"taking over the lock of process {proc.pid}"):
+        assert train.main(args) == 0  # the same command again, in this process
+    log = capsys.readouterr().out
     assert f"Epoch {len(before) + 1}/4" in log and "Epoch 1/4" not in log, log
     assert logged_epochs(out) == [0, 1, 2, 3]
     assert json.loads((out / "result.json").read_text())["epochs_completed"] == 4
 
 
-def test_resume_with_other_settings_is_refused(image_folder, tmp_path):
-    write_image_folder(image_folder, split="train")
-    base = train.TrainConfig(model="resnet8_11", dataset=str(image_folder), out=str(tmp_path / "r"), epochs=1,
-                             batch_size=4, verbose=0)  # fmt: skip
-    train.run(base)
+def test_resume_with_other_settings_is_refused(finished_run, tmp_path):
+    base = _copy_of(finished_run, tmp_path / "r")
     with pytest.raises(ValueError, match=r"different config .*'lr'"):
         train.run(train.TrainConfig(**{**base.__dict__, "lr": 0.5}))
 
@@ -351,12 +350,11 @@ def test_jax_training_path_needs_no_tensorflow(image_folder, tmp_path):
     assert "no TensorBoard logs" in proc.stdout
 
 
-def test_a_run_resumes_with_the_recipe_values_it_started_with(folder, tmp_path):
+def test_a_run_resumes_with_the_recipe_values_it_started_with(finished_run, tmp_path, tmp_home):
     """A recipe's defaults may change between releases; a run started earlier keeps its own values."""
-    out = tmp_path / "run"
-    argv = ["--model", "resnet8_11", "--dataset", str(folder), "--out", str(out), "--recipe", "fast",
-            "--epochs", "1", "--batch-size", "4", "--verbose", "0"]  # fmt: skip
-    assert train.main(argv) == 0
+    started = _copy_of(finished_run, tmp_path / "run")  # its command leaves the recipe's values unset
+    out, argv = Path(started.out), _argv(started)
+    assert "--weight-decay" not in argv and "--label-smoothing" not in argv
     config = json.loads((out / "config.json").read_text())
     config["weight_decay"], config["label_smoothing"] = 1e-4, 0.1  # what `fast` was when it started
     (out / "config.json").write_text(json.dumps(config))
@@ -439,6 +437,26 @@ def _argv(config: train.TrainConfig) -> list[str]:
     return [*shlex.split(train.command_for(config))[3:], "--verbose", "0"]
 
 
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> train.TrainConfig:
+    """A finished 2-epoch :func:`_tiny` run, trained once for the tests that read, change or damage a
+    finished run's files; each works on its own copy (:func:`_copy_of`)."""
+    root = tmp_path_factory.mktemp("finished-run")
+    folder = write_image_folder(root / "ds", split="train", per_class=8)
+    write_image_folder(folder, split="test", per_class=4)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("RELU_RATIO_HOME", str(root / "home"))
+        config = _tiny(folder, root / "run", epochs=2)
+        train.run(config)
+    return config
+
+
+def _copy_of(run: train.TrainConfig, out: Path) -> train.TrainConfig:
+    """The config of ``run`` for a copy of its folder at ``out``."""
+    shutil.copytree(run.out, out)
+    return dataclasses.replace(run, out=str(out))
+
+
 def _lock_of(pid: int, host: str | None = None) -> str:
     return json.dumps({"pid": pid, "host": host or socket.gethostname(), "since": "earlier",
                        "command": "python -m relu_ratio.train --out x"})  # fmt: skip
@@ -475,21 +493,22 @@ def test_a_run_folder_in_use_by_another_process_is_refused_and_a_dead_ones_lock_
 
 
 @pytest.mark.slow
-def test_two_training_processes_on_one_run_folder(folder, tmp_path):
-    """The second is refused at once (exit 2, naming the folder and the first); the first finishes."""
+def test_two_training_processes_on_one_run_folder(folder, tmp_path, capsys):
+    """The second (this process) is refused at once (exit 2, naming the folder and the first); the first
+    finishes."""
     out = tmp_path / "run"
     args = _argv(_tiny(folder, out, epochs=3, batch_size=4))
     first = start_module("relu_ratio.train", args, env={"RELU_RATIO_HOME": str(tmp_path / "home")})
     deadline = time.time() + 300
     while not (out / ".lock").exists() and time.time() < deadline and first.poll() is None:
         time.sleep(0.05)
-    os.kill(first.pid, signal.SIGSTOP)  # holding the lock, alive, while the second starts (a slow machine's
-    try:  # imports take longer than the first's three tiny epochs)
-        second = start_module("relu_ratio.train", args, env={"RELU_RATIO_HOME": str(tmp_path / "home")})
-        log, _ = second.communicate(timeout=300)
+    os.kill(first.pid, signal.SIGSTOP)  # holding the lock, alive, while the second starts
+    try:
+        status = train.main(args)
     finally:
         os.kill(first.pid, signal.SIGCONT)
-    assert second.returncode == 2 and f"{out} is in use by process {first.pid}" in log, log
+    log = capsys.readouterr().err
+    assert status == 2 and f"{out} is in use by process {first.pid}" in log, log
     assert "Traceback" not in log
     log, _ = first.communicate(timeout=600)
     assert first.returncode == 0, log
@@ -559,10 +578,11 @@ def test_settings_of_the_wrong_type_are_named_with_what_is_valid(changes, messag
      ("backup/training_metadata.json", "{}", "training_metadata.json: lacks 'epoch', 'batch'.*backup"),
      ("metrics.csv", "epoch,val_accuracy\n0,0.5\n1,oops\n", "metrics.csv: line 3: val_accuracy 'oops'")],
 )  # fmt: skip
-def test_a_damaged_run_file_is_named_with_what_is_wrong(folder, tmp_path, capsys, name, text, complaint):
-    out = tmp_path / "run"
-    config = _tiny(folder, out, epochs=2)
-    train.run(config)
+def test_a_damaged_run_file_is_named_with_what_is_wrong(
+    finished_run, tmp_path, tmp_home, capsys, name, text, complaint
+):
+    config = _copy_of(finished_run, tmp_path / "run")
+    out = Path(config.out)
     (out / "result.json").unlink()  # as if cut off
     (out / name).write_text(text)
     assert train.main(_argv(config)) == 2
@@ -571,10 +591,9 @@ def test_a_damaged_run_file_is_named_with_what_is_wrong(folder, tmp_path, capsys
     assert not (out / ".lock").exists()
 
 
-def test_a_finished_run_whose_result_lacks_keys_is_named(folder, tmp_path, capsys):
-    out = tmp_path / "run"
-    config = _tiny(folder, out)
-    train.run(config)
+def test_a_finished_run_whose_result_lacks_keys_is_named(finished_run, tmp_path, tmp_home, capsys):
+    config = _copy_of(finished_run, tmp_path / "run")
+    out = Path(config.out)
     (out / "result.json").write_text('{"model": "resnet8_11"}')
     assert train.main(_argv(config)) == 2
     assert "result.json: lacks 'epochs_completed', 'test_top1'" in capsys.readouterr().err
