@@ -89,9 +89,10 @@ def compile_for(
         learning_rate(config, steps_per_epoch), momentum=config.momentum, nesterov=config.nesterov, **ema
     )
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    classes = model.output_shape[-1]  # under 5 classes top-5 counts them all (torch refuses k > classes)
     metrics = [
         keras.metrics.CategoricalAccuracy("accuracy"),
-        keras.metrics.TopKCategoricalAccuracy(5, "top5"),
+        keras.metrics.TopKCategoricalAccuracy(min(5, classes), "top5"),
     ]
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, steps_per_execution=steps_per_execution)
     return model
