@@ -319,7 +319,6 @@ def test_user_script_path(image_folder):
     train.compile_for(model, config, steps_per_epoch=len(batches))
     history = model.fit(batches, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
-    assert keras.backend.backend() in ("tensorflow", "jax")
 
 
 NO_TF = """
