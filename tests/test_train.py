@@ -687,7 +687,8 @@ def test_the_device_path_augments_in_the_step_and_a_run_keeps_it_when_it_resumes
     assert (started["augment_on"], started["augmentation"]) == ("auto", "device")
     monkeypatch.setattr(fit.callbacks_lib, "make", make)
     monkeypatch.setattr(fit, "device", lambda: "cpu: 2 cores")  # "auto" would be the host path here
-    result = train.run(train.TrainConfig(**{**there.__dict__, "steps_per_execution": 2}))
+    other = 1 if keras.backend.backend() == "torch" else 2  # torch runs one step per call
+    result = train.run(train.TrainConfig(**{**there.__dict__, "steps_per_execution": other}))
     assert result["epochs_completed"] == 2 and result["augmentation"] == "device"
     assert logged_epochs(out) == [0, 1] and np.isfinite(result["test_top1"])
     weights = out / "model.weights.h5"  # the network alone, as the zoo loads it: no augmentation layer
@@ -695,10 +696,21 @@ def test_the_device_path_augments_in_the_step_and_a_run_keeps_it_when_it_resumes
     plain.load_weights(weights)
 
 
-def test_steps_per_execution_may_change_when_a_run_resumes_and_must_be_a_positive_integer():
+def test_steps_per_execution_may_change_when_a_run_resumes_and_must_be_a_positive_integer(
+    tmp_path, monkeypatch, capsys
+):
     from relu_ratio.train import fit
 
     assert "steps_per_execution" in fit.MAY_CHANGE_ON_RESUME
+    on_torch = train.TrainConfig(model="resnet8_21", steps_per_execution=4)
+    monkeypatch.setattr(fit.keras.backend, "backend", lambda: "torch")  # Keras runs one step per call there
+    assert fit.steps_per_execution(dataclasses.replace(on_torch, steps_per_execution=None)) == 1
+    with pytest.raises(ValueError, match=r"must be 1 on the torch backend .*received 4\. Leave it out"):
+        fit.steps_per_execution(on_torch)
+    out = tmp_path / "never"
+    assert train.main(["--model", "resnet8_21", "--steps-per-execution", "4", "--out", str(out)]) == 2
+    assert "must be 1 on the torch backend" in capsys.readouterr().err and not out.exists()
+    monkeypatch.undo()
     with pytest.raises(ValueError, match=r"steps_per_execution must be >= 1 \(an integer\); received 0"):
         train.TrainConfig(model="resnet8_21", recipe="fast", steps_per_execution=0).resolved()
     with pytest.raises(ValueError, match=r"augment_on must be one of \['auto', 'host', 'device'\]"):

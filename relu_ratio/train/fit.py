@@ -45,6 +45,7 @@ def run(config: TrainConfig) -> dict:
     result and rewrites nothing. The global Keras dtype policy is restored after.
     """
     config.resolved()  # every setting checked before any file is touched
+    steps_per_execution(config)  # and those the backend limits
     out = Path(config.out)
     folder_lock.check_folder_free(out, RUN_FOLDER)  # refused at once, before the data is loaded
     resolved, started = _settings_for(out, config)
@@ -67,6 +68,21 @@ def run(config: TrainConfig) -> dict:
 
 
 RUN_FOLDER = "run folder"  # how a run's folder is named in messages (a queue's folder of runs is another)
+
+
+def steps_per_execution(config: TrainConfig) -> int:
+    """Training steps per compiled call: ``config.steps_per_execution``, else 32 on a GPU and 1 elsewhere;
+    always 1 on the torch backend, which runs one step per call (Keras refuses more there).
+
+    Raises ``ValueError`` for ``steps_per_execution`` > 1 on the torch backend.
+    """
+    if keras.backend.backend() == "torch":
+        if (config.steps_per_execution or 1) != 1:
+            raise ValueError(f"steps_per_execution must be 1 on the torch backend (Keras runs one step per "
+                             f"call there); received {config.steps_per_execution}. Leave it out, or train "
+                             "under KERAS_BACKEND=jax or tensorflow.")  # fmt: skip
+        return 1
+    return config.steps_per_execution or (32 if is_gpu(device()) else 1)
 
 
 def _settings_for(out: Path, config: TrainConfig) -> tuple[TrainConfig, dict]:
@@ -172,7 +188,6 @@ def _train(
     if config.verbose:
         print("\n".join(start_lines(config, policy, resumed=bool(started))))
     where = started.get("augmentation", "host") if started else augmentation(config.augment_on)
-    steps_per_execution = config.steps_per_execution or (32 if is_gpu(device()) else 1)
 
     info = train_split.info
     evaluated_on = "holdout" if config.holdout else "test"
@@ -190,7 +205,7 @@ def _train(
         )
         trainable, train_batches = training_input(model, train_split, config.batch_size, config.seed, where)
         val_batches = data.batches(val_split, 256, one_hot=True)
-        compile_for(trainable, config, len(train_batches), steps_per_execution)
+        compile_for(trainable, config, len(train_batches), steps_per_execution(config))
 
     files.write_json(out / "config.json", {
         **dataclasses.asdict(config),
