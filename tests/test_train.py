@@ -882,12 +882,10 @@ def test_killed_while_writing_backups_the_same_command_resumes(tmp_path):
 # --- the same command on a finished run; a run that fails before it writes; a full data cache ---------------
 
 
-def test_the_same_command_on_a_finished_run_leaves_it_untouched(image_folder, tmp_path):
-    write_image_folder(image_folder, split="train", per_class=4)
-    argv = ["--model", "resnet8_11", "--dataset", str(image_folder), "--out", str(tmp_path / "run"),
-            "--recipe", "fast", "--epochs", "1", "--batch-size", "4", "--verbose", "0"]  # fmt: skip
-    assert train.main(argv) == 0
-    result = tmp_path / "run" / "result.json"
+def test_the_same_command_on_a_finished_run_leaves_it_untouched(finished_run, tmp_path, tmp_home):
+    config = _copy_of(finished_run, tmp_path / "run")  # the module's finished run: no run of its own trained
+    argv = _argv(config)  # the command that trained it
+    result = Path(config.out) / "result.json"
     before, mtime = result.read_bytes(), result.stat().st_mtime_ns
     assert train.main(argv) == 0
     assert result.read_bytes() == before and result.stat().st_mtime_ns == mtime
