@@ -296,10 +296,12 @@ print("replicas", result["replicas"])
 """
 
 
-@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
 @pytest.mark.slow
-def test_distributed_training_on_two_virtual_cpus(backend, image_folder, tmp_path):
+def test_distributed_training_on_two_virtual_cpus(image_folder, tmp_path):
+    """TensorFlow's MirroredStrategy; JAX's DataParallel is trained in the process of
+    :func:`test_jax_training_path_needs_no_tensorflow_and_distributes_on_two_virtual_cpus`."""
     write_image_folder(image_folder, split="train")
+    backend = "tensorflow"
     env = {**os.environ, "KERAS_BACKEND": backend, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(image_folder), str(tmp_path / "r")], env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
@@ -334,18 +336,27 @@ from relu_ratio import train
 result = train.run(train.TrainConfig(model="resnet8_21", dataset=sys.argv[1], out=sys.argv[2], epochs=1,
                                      batch_size=4, verbose=0))
 assert "tensorflow" not in sys.modules
-print("trained", result["backend"], result["epochs_completed"])
+print("trained", result["backend"], result["epochs_completed"], "replicas", result["replicas"])
+# Then data-parallel over the two virtual CPUs of XLA_FLAGS (second: keras' distribution stays set), still
+# without TensorFlow, as on the GPU machine.
+result = train.run(train.TrainConfig(model="resnet8_11", dataset=sys.argv[1], out=sys.argv[3], epochs=1,
+                                     batch_size=4, distribute=True, verbose=0))
+assert "tensorflow" not in sys.modules
+print("distributed", result["backend"], result["epochs_completed"], "replicas", result["replicas"])
 """
 
 
 @pytest.mark.slow
-def test_jax_training_path_needs_no_tensorflow(image_folder, tmp_path):
+def test_jax_training_path_needs_no_tensorflow_and_distributes_on_two_virtual_cpus(image_folder, tmp_path):
+    """One JAX process checks both (each process start costs 10-20 s): a run without TensorFlow, and the
+    distributed run that was this file's distributed test under JAX."""
     write_image_folder(image_folder, split="train")
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
-    proc = subprocess.run([sys.executable, "-c", NO_TF, str(image_folder), str(tmp_path / "r")], env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    command = [sys.executable, "-c", NO_TF, str(image_folder), str(tmp_path / "r"), str(tmp_path / "d")]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "trained jax 1" in proc.stdout
+    assert "trained jax 1 replicas 1" in proc.stdout, proc.stdout
+    assert "distributed jax 1 replicas 2" in proc.stdout, proc.stdout
     assert "no TensorBoard logs" in proc.stdout
 
 
