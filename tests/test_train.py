@@ -139,39 +139,21 @@ def test_a_finished_run_registers_in_the_zoo(image_folder, tmp_path, monkeypatch
 
 
 @pytest.mark.slow
-def test_a_run_cut_off_under_one_backend_finishes_under_the_other(tmp_path, monkeypatch):
-    folder = write_image_folder(tmp_path / "ds", split="train", per_class=16)
-    write_image_folder(folder, split="test", per_class=4)
-    out = tmp_path / "run"
-    other = "jax" if keras.backend.backend() == "tensorflow" else "tensorflow"
-    args = ["--model", "resnet8_21", "--dataset", str(folder), "--epochs", "3", "--batch-size", "8",
-            "--verbose", "2", "--out", str(out)]  # fmt: skip
-    monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path / "home"))  # for both processes
-    env = {"RELU_RATIO_HOME": str(tmp_path / "home"), "KERAS_BACKEND": other}
-    proc = start_module("relu_ratio.train", args, env=env, start_new_session=True)
-    meta = out / "backup" / "training_metadata.json"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:  # kill once the first epoch is backed up and logged
-        if meta.exists() and json.loads(meta.read_text() or "{}").get("epoch", 0) >= 1 and logged_epochs(out):
-            break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert 1 <= len(logged_epochs(out)) < 3, "the run was not killed part-way"
-    result = train.run(train.TrainConfig(model="resnet8_21", dataset=str(folder), out=str(out), epochs=3,
-                                         batch_size=8, verbose=0))  # fmt: skip
-    assert result["epochs_completed"] == 3 and logged_epochs(out) == [0, 1, 2]
-    assert result["backend"] == keras.backend.backend() and np.isfinite(result["test_top1"])
-
-
-@pytest.mark.slow
-def test_killed_run_resumes_and_ends_after_the_same_epochs(tmp_path, monkeypatch, capsys):
+def test_a_run_killed_mid_epoch_under_one_backend_resumes_under_the_other_after_the_same_epochs(
+    tmp_path, monkeypatch, capsys
+):
+    """Two checks on one killed training process (each process start costs 10-20 s; these were two tests):
+    a run killed mid-epoch, after a step backup, resumes with the same command (taking over the dead
+    process's lock) and ends after the epochs it was given; and it does so under the other backend than the
+    one it started under. A kill under this backend is resumed in
+    :func:`test_killed_while_writing_backups_the_same_command_resumes`."""
     folder = write_image_folder(tmp_path / "ds", split="train", per_class=40)
     write_image_folder(folder, split="test", per_class=4)
     out = tmp_path / "run"
+    other = "jax" if keras.backend.backend() == "tensorflow" else "tensorflow"
     args = ["--model", "resnet8_21", "--dataset", str(folder), "--epochs", "4", "--batch-size", "8",
             "--backup-every", "3", "--verbose", "2", "--out", str(out)]  # fmt: skip
-    env = {"RELU_RATIO_HOME": str(tmp_path / "home")}
+    env = {"RELU_RATIO_HOME": str(tmp_path / "home"), "KERAS_BACKEND": other}
     proc = start_module("relu_ratio.train", args, env=env, start_new_session=True)
     meta = out / "backup" / "training_metadata.json"
     deadline = time.time() + 300
@@ -189,11 +171,13 @@ def test_killed_run_resumes_and_ends_after_the_same_epochs(tmp_path, monkeypatch
     assert 1 <= len(before) < 4, "the run was not killed part-way"
     monkeypatch.setenv("RELU_RATIO_HOME", env["RELU_RATIO_HOME"])
     with pytest.warns(UserWarning, match=f"taking over the lock of process {proc.pid}"):
-        assert train.main(args) == 0  # the same command again, in this process
+        assert train.main(args) == 0  # the same command again, in this process, under this backend
     log = capsys.readouterr().out
     assert f"Epoch {len(before) + 1}/4" in log and "Epoch 1/4" not in log, log
     assert logged_epochs(out) == [0, 1, 2, 3]
-    assert json.loads((out / "result.json").read_text())["epochs_completed"] == 4
+    result = json.loads((out / "result.json").read_text())
+    assert result["epochs_completed"] == 4 and result["backend"] == keras.backend.backend()
+    assert np.isfinite(result["test_top1"])
 
 
 def test_resume_with_other_settings_is_refused(finished_run, tmp_path):
