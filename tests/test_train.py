@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import logged_epochs, start_module, write_image_folder
-from helpers import full_disk
+from helpers import REAL, full_disk
 
 from relu_ratio import data, files, folder_lock, models, train
 from relu_ratio.provenance import source_commit
@@ -283,7 +283,7 @@ print("replicas", result["replicas"])
 @pytest.mark.slow
 def test_distributed_training_on_two_virtual_cpus(image_folder, tmp_path):
     """TensorFlow's MirroredStrategy; JAX's DataParallel is trained in the process of
-    :func:`test_jax_training_path_needs_no_tensorflow_and_distributes_on_two_virtual_cpus`."""
+    :func:`test_jax_without_tensorflow_loads_the_zoo_trains_and_distributes_on_two_virtual_cpus`."""
     write_image_folder(image_folder, split="train")
     backend = "tensorflow"
     env = {**os.environ, "KERAS_BACKEND": backend, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
@@ -316,6 +316,9 @@ class NoTensorFlow(importlib.abc.MetaPathFinder):  # as on the GPU machine: Tens
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
 sys.meta_path.insert(0, NoTensorFlow())
+from relu_ratio import zoo  # first: the zoo loads an entry without TensorFlow (was test_zoo's own process)
+model = zoo.load(sys.argv[4])
+print("zoo", zoo.list(), model.output_shape)
 from relu_ratio import train
 result = train.run(train.TrainConfig(model="resnet8_21", dataset=sys.argv[1], out=sys.argv[2], epochs=1,
                                      batch_size=4, verbose=0))
@@ -331,14 +334,20 @@ print("distributed", result["backend"], result["epochs_completed"], "replicas", 
 
 
 @pytest.mark.slow
-def test_jax_training_path_needs_no_tensorflow_and_distributes_on_two_virtual_cpus(image_folder, tmp_path):
-    """One JAX process checks both (each process start costs 10-20 s): a run without TensorFlow, and the
-    distributed run that was this file's distributed test under JAX."""
+def test_jax_without_tensorflow_loads_the_zoo_trains_and_distributes_on_two_virtual_cpus(
+    toy_zoo, image_folder, tmp_path
+):
+    """One JAX process checks three things (each process start costs 10-20 s): a zoo entry loads, and a run
+    trains, without TensorFlow (as on the GPU machine), and JAX's data-parallel run uses both virtual CPUs
+    (this file's distributed test under JAX; the zoo one was test_zoo's test_zoo_works_without_tensorflow)."""
+    from relu_ratio import zoo
+
     write_image_folder(image_folder, split="train")
     env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    command = [sys.executable, "-c", NO_TF, str(image_folder), str(tmp_path / "r"), str(tmp_path / "d")]
+    command = [sys.executable, "-c", NO_TF, str(image_folder), str(tmp_path / "r"), str(tmp_path / "d"), REAL]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"zoo {zoo.list()} (None, {zoo.info(REAL).classes})" in proc.stdout, proc.stdout
     assert "trained jax 1 replicas 1" in proc.stdout, proc.stdout
     assert "distributed jax 1 replicas 2" in proc.stdout, proc.stdout
     assert "no TensorBoard logs" in proc.stdout
