@@ -105,7 +105,8 @@ def test_default_dataset_is_named_when_missing(monkeypatch, tmp_path):
         experiments.default_dataset()
 
 
-@pytest.mark.backend
+# Not marked backend: relu_ratio.experiments never touches Keras (its runner calls train.run and reads the
+# files a run writes); train.run under JAX is run by test_train's backend-marked tests (21 s of the JAX pass).
 def test_run_collect_writes_csv_markdown_and_figure(folder, tmp_path, capsys, shallow):
     out = tmp_path / "exp"
     args = ["run", shallow.name, "--only", "plain5_2*", "--dataset", str(folder), "--out", str(out), *TINY]

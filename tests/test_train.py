@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import logged_epochs, start_module, write_image_folder
-from helpers import full_disk
+from helpers import REAL, full_disk
 
 from relu_ratio import data, files, folder_lock, models, train
 from relu_ratio.provenance import source_commit
@@ -139,39 +139,21 @@ def test_a_finished_run_registers_in_the_zoo(image_folder, tmp_path, monkeypatch
 
 
 @pytest.mark.slow
-def test_a_run_cut_off_under_one_backend_finishes_under_the_other(tmp_path, monkeypatch):
-    folder = write_image_folder(tmp_path / "ds", split="train", per_class=16)
-    write_image_folder(folder, split="test", per_class=4)
-    out = tmp_path / "run"
-    other = "jax" if keras.backend.backend() == "tensorflow" else "tensorflow"
-    args = ["--model", "resnet8_21", "--dataset", str(folder), "--epochs", "3", "--batch-size", "8",
-            "--verbose", "2", "--out", str(out)]  # fmt: skip
-    monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path / "home"))  # for both processes
-    env = {"RELU_RATIO_HOME": str(tmp_path / "home"), "KERAS_BACKEND": other}
-    proc = start_module("relu_ratio.train", args, env=env, start_new_session=True)
-    meta = out / "backup" / "training_metadata.json"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:  # kill once the first epoch is backed up and logged
-        if meta.exists() and json.loads(meta.read_text() or "{}").get("epoch", 0) >= 1 and logged_epochs(out):
-            break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert 1 <= len(logged_epochs(out)) < 3, "the run was not killed part-way"
-    result = train.run(train.TrainConfig(model="resnet8_21", dataset=str(folder), out=str(out), epochs=3,
-                                         batch_size=8, verbose=0))  # fmt: skip
-    assert result["epochs_completed"] == 3 and logged_epochs(out) == [0, 1, 2]
-    assert result["backend"] == keras.backend.backend() and np.isfinite(result["test_top1"])
-
-
-@pytest.mark.slow
-def test_killed_run_resumes_and_ends_after_the_same_epochs(tmp_path, monkeypatch, capsys):
+def test_a_run_killed_mid_epoch_under_one_backend_resumes_under_the_other_after_the_same_epochs(
+    tmp_path, monkeypatch, capsys
+):
+    """Two checks on one killed training process (each process start costs 10-20 s; these were two tests):
+    a run killed mid-epoch, after a step backup, resumes with the same command (taking over the dead
+    process's lock) and ends after the epochs it was given; and it does so under the other backend than the
+    one it started under. A kill under this backend is resumed in
+    :func:`test_killed_while_writing_backups_the_same_command_resumes`."""
     folder = write_image_folder(tmp_path / "ds", split="train", per_class=40)
     write_image_folder(folder, split="test", per_class=4)
     out = tmp_path / "run"
+    other = "jax" if keras.backend.backend() == "tensorflow" else "tensorflow"
     args = ["--model", "resnet8_21", "--dataset", str(folder), "--epochs", "4", "--batch-size", "8",
             "--backup-every", "3", "--verbose", "2", "--out", str(out)]  # fmt: skip
-    env = {"RELU_RATIO_HOME": str(tmp_path / "home")}
+    env = {"RELU_RATIO_HOME": str(tmp_path / "home"), "KERAS_BACKEND": other}
     proc = start_module("relu_ratio.train", args, env=env, start_new_session=True)
     meta = out / "backup" / "training_metadata.json"
     deadline = time.time() + 300
@@ -189,11 +171,13 @@ def test_killed_run_resumes_and_ends_after_the_same_epochs(tmp_path, monkeypatch
     assert 1 <= len(before) < 4, "the run was not killed part-way"
     monkeypatch.setenv("RELU_RATIO_HOME", env["RELU_RATIO_HOME"])
     with pytest.warns(UserWarning, match=f"taking over the lock of process {proc.pid}"):
-        assert train.main(args) == 0  # the same command again, in this process
+        assert train.main(args) == 0  # the same command again, in this process, under this backend
     log = capsys.readouterr().out
     assert f"Epoch {len(before) + 1}/4" in log and "Epoch 1/4" not in log, log
     assert logged_epochs(out) == [0, 1, 2, 3]
-    assert json.loads((out / "result.json").read_text())["epochs_completed"] == 4
+    result = json.loads((out / "result.json").read_text())
+    assert result["epochs_completed"] == 4 and result["backend"] == keras.backend.backend()
+    assert np.isfinite(result["test_top1"])
 
 
 def test_resume_with_other_settings_is_refused(finished_run, tmp_path):
@@ -296,10 +280,12 @@ print("replicas", result["replicas"])
 """
 
 
-@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
 @pytest.mark.slow
-def test_distributed_training_on_two_virtual_cpus(backend, image_folder, tmp_path):
+def test_distributed_training_on_two_virtual_cpus(image_folder, tmp_path):
+    """TensorFlow's MirroredStrategy; JAX's DataParallel is trained in the process of
+    :func:`test_jax_without_tensorflow_loads_the_zoo_trains_and_distributes_on_two_virtual_cpus`."""
     write_image_folder(image_folder, split="train")
+    backend = "tensorflow"
     env = {**os.environ, "KERAS_BACKEND": backend, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(image_folder), str(tmp_path / "r")], env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
@@ -330,22 +316,40 @@ class NoTensorFlow(importlib.abc.MetaPathFinder):  # as on the GPU machine: Tens
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
 sys.meta_path.insert(0, NoTensorFlow())
+from relu_ratio import zoo  # first: the zoo loads an entry without TensorFlow (was test_zoo's own process)
+model = zoo.load(sys.argv[4])
+print("zoo", zoo.list(), model.output_shape)
 from relu_ratio import train
 result = train.run(train.TrainConfig(model="resnet8_21", dataset=sys.argv[1], out=sys.argv[2], epochs=1,
                                      batch_size=4, verbose=0))
 assert "tensorflow" not in sys.modules
-print("trained", result["backend"], result["epochs_completed"])
+print("trained", result["backend"], result["epochs_completed"], "replicas", result["replicas"])
+# Then data-parallel over the two virtual CPUs of XLA_FLAGS (second: keras' distribution stays set), still
+# without TensorFlow, as on the GPU machine.
+result = train.run(train.TrainConfig(model="resnet8_11", dataset=sys.argv[1], out=sys.argv[3], epochs=1,
+                                     batch_size=4, distribute=True, verbose=0))
+assert "tensorflow" not in sys.modules
+print("distributed", result["backend"], result["epochs_completed"], "replicas", result["replicas"])
 """
 
 
 @pytest.mark.slow
-def test_jax_training_path_needs_no_tensorflow(image_folder, tmp_path):
+def test_jax_without_tensorflow_loads_the_zoo_trains_and_distributes_on_two_virtual_cpus(
+    toy_zoo, image_folder, tmp_path
+):
+    """One JAX process checks three things (each process start costs 10-20 s): a zoo entry loads, and a run
+    trains, without TensorFlow (as on the GPU machine), and JAX's data-parallel run uses both virtual CPUs
+    (this file's distributed test under JAX; the zoo one was test_zoo's test_zoo_works_without_tensorflow)."""
+    from relu_ratio import zoo
+
     write_image_folder(image_folder, split="train")
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
-    proc = subprocess.run([sys.executable, "-c", NO_TF, str(image_folder), str(tmp_path / "r")], env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    command = [sys.executable, "-c", NO_TF, str(image_folder), str(tmp_path / "r"), str(tmp_path / "d"), REAL]
+    proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "trained jax 1" in proc.stdout
+    assert f"zoo {zoo.list()} (None, {zoo.info(REAL).classes})" in proc.stdout, proc.stdout
+    assert "trained jax 1 replicas 1" in proc.stdout, proc.stdout
+    assert "distributed jax 1 replicas 2" in proc.stdout, proc.stdout
     assert "no TensorBoard logs" in proc.stdout
 
 
@@ -862,7 +866,7 @@ sys.exit(train.main(sys.argv[3:]))
 
 
 @pytest.mark.slow
-def test_killed_while_writing_backups_the_same_command_resumes(tmp_path):
+def test_killed_while_writing_backups_the_same_command_resumes(tmp_path, monkeypatch, capsys):
     folder = write_image_folder(tmp_path / "ds", split="train", per_class=16)  # 48 images: 6 steps of 8
     write_image_folder(folder, split="test", per_class=2)
     out = tmp_path / "run"
@@ -882,9 +886,14 @@ def test_killed_while_writing_backups_the_same_command_resumes(tmp_path):
     # second (the end of epoch 2) is killed after the weights, in the middle of the record.
     second = run("-c", KILLER, "2", "record", *args)
     assert second.returncode == -9 and "Epoch 2/4" in second.stdout and "Epoch 1/4" not in second.stdout
-    third = run("-m", "relu_ratio.train", *args)
-    assert third.returncode == 0, third.stdout + third.stderr
-    assert "Epoch 2/4" in third.stdout and "Epoch 1/4" not in third.stdout, third.stdout
+    # The same command again, in this process (the kills above need processes of their own; this run does
+    # not, and spares a third TensorFlow start). The second process died holding the folder's lock.
+    monkeypatch.setenv("RELU_RATIO_HOME", env["RELU_RATIO_HOME"])
+    capsys.readouterr()
+    with pytest.warns(UserWarning, match="taking over the lock of process"):
+        assert train.main(args) == 0
+    third = capsys.readouterr()
+    assert "Epoch 2/4" in third.out and "Epoch 1/4" not in third.out, third.out + third.err
     assert logged_epochs(out) == [0, 1, 2, 3]
     assert json.loads((out / "result.json").read_text())["epochs_completed"] == 4
     assert _finite_h5(out / "model.weights.h5")
@@ -894,12 +903,10 @@ def test_killed_while_writing_backups_the_same_command_resumes(tmp_path):
 # --- the same command on a finished run; a run that fails before it writes; a full data cache ---------------
 
 
-def test_the_same_command_on_a_finished_run_leaves_it_untouched(image_folder, tmp_path):
-    write_image_folder(image_folder, split="train", per_class=4)
-    argv = ["--model", "resnet8_11", "--dataset", str(image_folder), "--out", str(tmp_path / "run"),
-            "--recipe", "fast", "--epochs", "1", "--batch-size", "4", "--verbose", "0"]  # fmt: skip
-    assert train.main(argv) == 0
-    result = tmp_path / "run" / "result.json"
+def test_the_same_command_on_a_finished_run_leaves_it_untouched(finished_run, tmp_path, tmp_home):
+    config = _copy_of(finished_run, tmp_path / "run")  # the module's finished run: no run of its own trained
+    argv = _argv(config)  # the command that trained it
+    result = Path(config.out) / "result.json"
     before, mtime = result.read_bytes(), result.stat().st_mtime_ns
     assert train.main(argv) == 0
     assert result.read_bytes() == before and result.stat().st_mtime_ns == mtime

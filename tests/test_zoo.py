@@ -9,8 +9,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -402,18 +400,8 @@ def test_saved_model_cache_keeps_the_winner_of_a_race(store, tmp_path, monkeypat
     assert list(final.parent.iterdir()) == [final]  # our staging folder is gone
 
 
-@pytest.mark.slow
-def test_zoo_works_without_tensorflow(store):
-    script = (
-        "import sys; sys.modules['tensorflow'] = None\n"  # any `import tensorflow` now fails
-        "from relu_ratio import zoo\n"
-        f"model = zoo.load({NAME!r}); print(zoo.list(), model.output_shape)\n"
-    )
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
-    command = [sys.executable, "-c", script]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert f"['{NAME}'] (None, 3)" in done.stdout
+# That the zoo loads an entry without TensorFlow is checked in the JAX process that also trains without it:
+# test_train.py's test_jax_without_tensorflow_loads_the_zoo_trains_and_distributes_on_two_virtual_cpus.
 
 
 def test_store_falls_back_to_the_repository_zoo(monkeypatch):
@@ -491,7 +479,9 @@ SPELLINGS = [
 ]
 
 
-@pytest.mark.backend
+# Not marked backend: every comparison here is of two models built and loaded by the same Keras-level code on
+# one backend (the builder's spellings against zoo.load); each real entry's outputs under JAX are held to the
+# registered ones by test_every_real_entry_gives_the_outputs_it_was_registered_with (17 s of the JAX pass).
 def test_a_builder_with_weights_cifar10_is_zoo_load(shipped_zoo):
     images = np.random.default_rng(1).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
     expected = zoo.load("resnet20_21").predict(images, verbose=0)
@@ -541,7 +531,9 @@ def test_a_swapped_weights_file_with_rehashed_metadata_is_refused_in_the_shipped
     monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
     shipped = tmp_path / "shipped"
     shutil.copytree(zoo.registry.shipped_store(), shipped, ignore=shutil.ignore_patterns("__*"))
-    name = zoo.list()[0]  # a real shipped entry
+    # a real shipped entry: the cheapest to build and load (the check is the same for each; the first listed,
+    # preact164_11, took most of this test's 15 s)
+    name = min(zoo.list(), key=lambda name: (zoo.info(name).flops, name))
     entry_dir = shipped / name
     source = models.build(name, **zoo.info(name).architecture["kwargs"])  # other (random) weights
     source.save_weights(entry_dir / "model.weights.h5")
