@@ -8,13 +8,34 @@ import os
 import subprocess
 import sys
 
+import keras
 import numpy as np
+import pytest
 from conftest import FIXTURE_ZOO
+
+from relu_ratio import models, zoo
 
 REAL = "resnet8_21"  # a real registered entry of the test fixtures' store (toy_zoo): loads in a second
 SHAPE = (32, 32, 3)
 RNG = np.random.default_rng(0)
 RAW = RNG.integers(0, 256, (4, *SHAPE), dtype=np.uint8)
+
+
+def real_entries_for_this_backend() -> list[str]:
+    """The repository's zoo entries (not the fixtures') that a per-entry check runs on: every one under
+    TensorFlow, the full pass that holds each entry's weights and metadata; under another backend the entry
+    with the fewest multiply-adds of each family (parse_name's first part), since there every entry of a
+    family runs the same layers and only the backend differs. Keeps the other backends' passes from growing
+    with every entry registered."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("RELU_RATIO_ZOO", raising=False)
+        names = zoo.list()
+        if keras.backend.backend() == "tensorflow":
+            return names
+        cheapest: dict[str, str] = {}
+        for name in sorted(names, key=lambda name: (zoo.info(name).flops, name)):
+            cheapest.setdefault(models.parse_name(name)[0], name)
+        return sorted(cheapest.values())
 
 
 def load_module(path, name):

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import FIXTURE_ZOO, write_image_folder
-from helpers import BARRIER, RAW, REAL, SHAPE, two_processes
+from helpers import BARRIER, RAW, REAL, SHAPE, real_entries_for_this_backend, two_processes
 from PIL import Image
 
 import relu_ratio
@@ -409,14 +409,8 @@ def test_store_falls_back_to_the_repository_zoo(monkeypatch):
     assert zoo.store_dir() == Path(relu_ratio.__file__).resolve().parents[1] / "zoo"
 
 
-def _real_entries() -> list[str]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("RELU_RATIO_ZOO", raising=False)
-        return zoo.list()
-
-
 @pytest.mark.backend
-@pytest.mark.parametrize("name", _real_entries())
+@pytest.mark.parametrize("name", real_entries_for_this_backend())
 def test_every_real_entry_gives_the_outputs_it_was_registered_with(name, monkeypatch):
     """Read-only walk of the repository's zoo/: hash, pattern, params (checked by load), FLOPs, and on this
     backend the outputs on the 40 reference images recorded when the entry's accuracy was measured."""
@@ -717,7 +711,9 @@ def test_a_damaged_saved_model_cache_is_exported_again_not_copied(toy_zoo, tmp_p
     assert not (target / saved_model.DIGEST).exists()
 
 
-EXPORT = BARRIER + """
+EXPORT = (
+    BARRIER
+    + """
 from relu_ratio.zoo import saved_model
 write = saved_model._write_saved_model
 def write_then_wait(model, path):
@@ -726,6 +722,7 @@ def write_then_wait(model, path):
 saved_model._write_saved_model = write_then_wait
 print("exported", saved_model.saved_model_dir(sys.argv[2]))
 """
+)
 
 
 @pytest.mark.tensorflow
