@@ -16,6 +16,13 @@ def test_throughput_script_prints_a_row(capsys):
     assert "train img/s" in out and "resnet8_21" in out
 
 
+def test_pipeline_cost_script_prints_a_row_per_feed(capsys):
+    _benchmark("pipeline_cost").main(["--models", "resnet8_21", "--batch", "4", "--steps", "2"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| resnet8_21 |")]
+    assert [row.split(" | ")[1] for row in rows] == ["arrays", "batches", "augmented", "cli"], rows
+    assert rows[0].split(" | ")[3] == "1.00"  # the bare step is the unit
+
+
 def test_speed_tables_per_cpu_class_are_current():
     throughput = _benchmark("throughput")
     assert throughput.update_tables(check=True), "run: python benchmarks/throughput.py --update-tables"
