@@ -52,13 +52,13 @@ def measure(name: str, batch: int, steps: int) -> list[dict]:
             kwargs = {"batch_size": batch, "shuffle": False}
         else:
             feeding = (data.batches(split, batch, augment=feed != "batches", one_hot=True),)
-        if feed == "cli":
-            out = Path(tempfile.mkdtemp(prefix="pipeline_cost-"))
-            config = train.TrainConfig(model=name, recipe="fast", epochs=1, out=str(out)).resolved()
-            kwargs["callbacks"] = callbacks_lib.make(out, config, device())
-        wall, cpu = time.perf_counter(), time.process_time()
-        model.fit(*feeding, epochs=1, verbose=0, **kwargs)
-        wall = time.perf_counter() - wall
+        with tempfile.TemporaryDirectory(prefix="pipeline_cost-") as folder:  # the callbacks' run folder
+            if feed == "cli":
+                config = train.TrainConfig(model=name, recipe="fast", epochs=1, out=folder).resolved()
+                kwargs["callbacks"] = callbacks_lib.make(Path(folder), config, device())
+            wall, cpu = time.perf_counter(), time.process_time()
+            model.fit(*feeding, epochs=1, verbose=0, **kwargs)
+            wall = time.perf_counter() - wall
         rows.append({"model": name, "feed": feed, "images_per_s": len(images) / wall,
                      "cpu_per_wall": (time.process_time() - cpu) / wall})  # fmt: skip
     return rows
