@@ -51,6 +51,8 @@ RESULTS = Path(__file__).with_name("results.jsonl")
 PAGE = Path(__file__).parents[1] / "docs" / "BENCHMARKS.md"
 SPEEDS_START, SPEEDS_END = "<!-- speeds:start -->", "<!-- speeds:end -->"
 BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+# What the random images stand in for: ten classes, and the mean and std the benchmarked models normalise with
+RANDOM = data.DatasetInfo("random", tuple(map(str, range(10))), (128.0,) * 3, (64.0,) * 3)
 HEADER = "| model | batch | precision | backend | train img/s | vs TensorFlow | runs | date | note |"
 
 
@@ -83,7 +85,7 @@ def training_setup(
     """What the training CLI trains, on random data: the model ``name`` (with the fused BatchNorm if
     ``fused``), compiled with the ``fast`` recipe, and ``steps`` batches of random uint8 images and labels."""
     rng = np.random.default_rng(0)
-    model = models.build(name, normalization=((128.0,) * 3, (64.0,) * 3))
+    model = models.build(name, normalization=(RANDOM.mean, RANDOM.std))
     model = with_fused_batch_norm(model) if fused else model
     images = rng.integers(0, 256, size=(batch * steps, 32, 32, 3), dtype=np.uint8)
     labels = np.eye(10, dtype="float32")[rng.integers(0, 10, len(images))]
@@ -114,11 +116,10 @@ def measure_device_path(name: str, batch: int, steps: int, warmup: int, steps_pe
     """Training throughput of ``name`` the way a lent GPU trains it (``augment_on="device"``): images/s,
     training TFLOP/s and the host's share of the timed wall clock (see the module's docstring)."""
     rng = np.random.default_rng(0)
-    model = models.build(name, normalization=((128.0,) * 3, (64.0,) * 3))
+    model = models.build(name, normalization=(RANDOM.mean, RANDOM.std))
     count = batch * (steps + warmup)
-    info = data.DatasetInfo("random", tuple(map(str, range(10))), (128.0,) * 3, (64.0,) * 3)
     split = data.Split(rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8),
-                       rng.integers(0, 10, count).astype("int32"), info)  # fmt: skip
+                       rng.integers(0, 10, count).astype("int32"), RANDOM)  # fmt: skip
     trainable, batches = training_input(model, split, batch, seed=0, augment_on="device")
     config = train.TrainConfig(recipe="fast", epochs=1, batch_size=batch,
                                steps_per_execution=steps_per_execution).resolved()  # fmt: skip

@@ -21,21 +21,29 @@ RNG = np.random.default_rng(0)
 RAW = RNG.integers(0, 256, (4, *SHAPE), dtype=np.uint8)
 
 
+def cheapest_entry(names: list[str]) -> str:
+    """Of the zoo entries ``names``, the one with the fewest multiply-adds (ties: the first by name)."""
+    return min(names, key=lambda name: (zoo.info(name).flops, name))
+
+
+def cheapest_per_family(names: list[str]) -> list[str]:
+    """Of the zoo entries ``names``, the :func:`cheapest_entry` of each family (its builder's
+    ``parse_name`` first part), sorted by name."""
+    cheapest: dict[str, str] = {}
+    for name in sorted(names, key=lambda name: (zoo.info(name).flops, name)):
+        cheapest.setdefault(models.parse_name(zoo.info(name).builder_name)[0], name)
+    return sorted(cheapest.values())
+
+
 def real_entries_for_this_backend() -> list[str]:
     """The repository's zoo entries (not the fixtures') that a per-entry check runs on: every one under
-    TensorFlow, the full pass that holds each entry's weights and metadata; under another backend the entry
-    with the fewest multiply-adds of each family (parse_name's first part), since there every entry of a
-    family runs the same layers and only the backend differs. Keeps the other backends' passes from growing
-    with every entry registered."""
+    TensorFlow, the full pass that holds each entry's weights and metadata; under another backend
+    :func:`cheapest_per_family`, since there every entry of a family runs the same layers and only the
+    backend differs. Keeps the other backends' passes from growing with every entry registered."""
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("RELU_RATIO_ZOO", raising=False)
         names = zoo.list()
-        if keras.backend.backend() == "tensorflow":
-            return names
-        cheapest: dict[str, str] = {}
-        for name in sorted(names, key=lambda name: (zoo.info(name).flops, name)):
-            cheapest.setdefault(models.parse_name(name)[0], name)
-        return sorted(cheapest.values())
+        return names if keras.backend.backend() == "tensorflow" else cheapest_per_family(names)
 
 
 def load_module(path, name):

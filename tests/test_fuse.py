@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from helpers import RAW, REAL, real_entries_for_this_backend
+from helpers import RAW, REAL, cheapest_entry, real_entries_for_this_backend
 from keras import layers
 
 from relu_ratio import models, zoo
@@ -207,7 +207,7 @@ def test_zoo_entries_fuse_within_tolerance(name, monkeypatch):
 def test_a_zoo_feature_extractor_fuses_within_tolerance():
     """The headless, max-pooled form of the smallest entry (the entries' full models are fused above)."""
     images = np.random.default_rng(1).integers(0, 256, size=(16, 32, 32, 3)).astype("float32")
-    name = min(zoo.list(), key=lambda name: (zoo.info(name).flops, name))
+    name = cheapest_entry(zoo.list())
     features = zoo.load(name, include_top=False, pooling="max")
     assert max_diff(features, fuse(features), images) <= TOLERANCE
 

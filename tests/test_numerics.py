@@ -9,9 +9,9 @@ from pathlib import Path
 
 import keras
 import pytest
-from helpers import load_module
+from helpers import cheapest_entry, cheapest_per_family, load_module
 
-from relu_ratio import data, models, zoo
+from relu_ratio import data, zoo
 
 CHANGED_AT_MOST = 2  # of the 40 shipped images (benchmarks/precision.py: 0.01-0.36 % of the test split)
 
@@ -23,12 +23,9 @@ def test_half_precision_inference_gives_the_float32_classes(shipped_zoo):
     precision is emulated, slowly, on CPUs without AVX-512), the smallest entry on other backends. The drop
     in top-1 on the whole test split is the benchmark's (``benchmarks/precision.py``, ``BOUND``)."""
     precision = load_module(Path(__file__).parents[1] / "benchmarks" / "precision.py", "precision")
-    smallest: dict[str, str] = {}
-    for name in sorted(zoo.list(), key=lambda name: (zoo.info(name).flops, name)):
-        smallest.setdefault(models.parse_name(zoo.info(name).builder_name)[0], name)
-    names = sorted(smallest.values())
+    names = cheapest_per_family(zoo.list())
     if keras.backend.backend() != "tensorflow":
-        names = [min(names, key=lambda name: zoo.info(name).flops)]
+        names = [cheapest_entry(names)]
     sample = data.sample()
     for name in names:
         rows = {row["precision"]: row for row in precision.measure(name, sample)}

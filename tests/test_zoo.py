@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import FIXTURE_ZOO, write_image_folder
-from helpers import BARRIER, RAW, REAL, SHAPE, real_entries_for_this_backend, two_processes
+from helpers import BARRIER, RAW, REAL, SHAPE, cheapest_entry, real_entries_for_this_backend, two_processes
 from PIL import Image
 
 import relu_ratio
@@ -431,7 +431,7 @@ def test_the_smallest_real_entry_reproduces_its_registered_accuracy_on_the_whole
     does it for any; the test above holds every entry to the outputs its accuracy was measured with)."""
     monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
     monkeypatch.setenv("RELU_RATIO_HOME", decoded_data_home)
-    name = min(zoo.list(), key=lambda name: (zoo.info(name).flops, name))
+    name = cheapest_entry(zoo.list())
     report = zoo.evaluate(name, data=shared_data)
     assert abs(report["diff_top1"]) <= zoo.registry.TOLERANCE, report
 
@@ -527,7 +527,7 @@ def test_a_swapped_weights_file_with_rehashed_metadata_is_refused_in_the_shipped
     shutil.copytree(zoo.registry.shipped_store(), shipped, ignore=shutil.ignore_patterns("__*"))
     # a real shipped entry: the cheapest to build and load (the check is the same for each; the first listed,
     # preact164_11, took most of this test's 15 s)
-    name = min(zoo.list(), key=lambda name: (zoo.info(name).flops, name))
+    name = cheapest_entry(zoo.list())
     entry_dir = shipped / name
     source = models.build(name, **zoo.info(name).architecture["kwargs"])  # other (random) weights
     source.save_weights(entry_dir / "model.weights.h5")
