@@ -114,9 +114,15 @@ def shared_data():
 @pytest.fixture(scope="session")
 def decoded_data_home(tmp_path_factory) -> str:
     """One ``$RELU_RATIO_HOME`` for the tests that read ``shared_data``: each split is decoded once a session
-    (the test split takes about 5 s, train 10 s) instead of once a test. Set it in the test's body, after
-    fixtures such as ``toy_zoo`` that give the test a private home."""
-    return os.fspath(tmp_path_factory.mktemp("decoded-data-home"))
+    (the test split takes about 5 s, train 10 s) instead of once a test; the workers of one ``pytest -n``
+    run share it (the data cache is written atomically). Set it in the test's body, after fixtures such as
+    ``toy_zoo`` that give the test a private home."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's base is a folder of the run's
+        root = root.parent
+    home = root / "decoded-data-home"
+    home.mkdir(exist_ok=True)
+    return os.fspath(home)
 
 
 def start_module(module: str, args, env=None, **kwargs) -> subprocess.Popen:
@@ -132,6 +138,8 @@ def start_module(module: str, args, env=None, **kwargs) -> subprocess.Popen:
 
 
 def logged_epochs(run_dir) -> list[int]:
-    """The epochs a training run logged in its ``metrics.csv``, in order."""
+    """The epochs a training run logged in its ``metrics.csv``, in order (none before the file exists)."""
+    if not (run_dir / "metrics.csv").exists():
+        return []
     with open(run_dir / "metrics.csv") as f:
         return [int(row["epoch"]) for row in csv.DictReader(f)]

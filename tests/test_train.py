@@ -623,6 +623,21 @@ def test_a_fallback_to_the_previous_backup_drops_the_epochs_trained_again_from_t
     assert metrics.read_text().splitlines() == ["epoch,loss,val_accuracy", "0,1.5,0.25"]
 
 
+def test_every_committed_backup_has_the_metrics_rows_of_the_epochs_before_it(folder, tmp_path, monkeypatch):
+    """A kill between an epoch's metrics row and its backup must never leave a committed epoch without its
+    row: each backup (mid-epoch ones included) is committed only after the rows of the epochs it skips."""
+    commits, commit = [], train.callbacks.Backup._commit
+
+    def checked_commit(backup, record):
+        commits.append((record["epoch"], logged_epochs(backup.dir.parent)))
+        commit(backup, record)
+
+    monkeypatch.setattr(train.callbacks.Backup, "_commit", checked_commit)
+    train.run(_tiny(folder, tmp_path / "run", epochs=2, backup_every=2))
+    assert {epoch for epoch, _ in commits} == {0, 1, 2}, commits  # mid-epoch backups and each epoch's end
+    assert all(logged == list(range(epoch)) for epoch, logged in commits), commits
+
+
 def _disk_full_at(call: int):
     """``keras.Model.save_weights`` that fills the disk part-way through its ``call``-th call."""
     save, calls = keras.Model.save_weights, []

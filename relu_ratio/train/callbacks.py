@@ -2,14 +2,15 @@
 :func:`save_weights`, the one way a run writes a weights file (backups, ``best.weights.h5``,
 ``model.weights.h5``): room checked first, written to a temporary file and renamed.
 
-:func:`make` puts them in the order a run needs (the guard first, so nothing non-finite is ever saved; with
-``--ema``, Keras' ``SwapEMAWeights`` after the backup and before the best-epoch checkpoint).
+:func:`make` puts them in the order a run needs (the guard first, so nothing non-finite is ever saved; an
+epoch's clock and metrics row before the backup that commits the epoch; with ``--ema``, Keras'
+``SwapEMAWeights`` after the backup and before the best-epoch checkpoint).
 
 Example:
     >>> from relu_ratio.train import callbacks
     >>> made = callbacks.make(Path("runs/x"), config, "cpu: 2 cores")  # doctest: +SKIP
-    >>> [type(c).__name__ for c in made][:3]  # doctest: +SKIP
-    ['DivergenceGuard', 'Backup', 'WallClock']
+    >>> [type(c).__name__ for c in made][:4]  # doctest: +SKIP
+    ['DivergenceGuard', 'WallClock', 'MetricsLog', 'Backup']
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
 def make(out: Path, config: TrainConfig, device: str) -> list[keras.callbacks.Callback]:
     """The callbacks of a run in ``out``, in order: the guard first, then the savers and loggers.
 
+    Keras calls them in this order. An epoch's time and metrics row are written before :class:`Backup`
+    commits the epoch: a kill between the two makes the resume train that epoch again (its row is dropped
+    and written again), never leaves a committed epoch without its row.
+
     With ``config.ema``, ``SwapEMAWeights`` puts the averaged weights in the model for validation and from
     each epoch's end to the next epoch's start: after the backup (which keeps the raw weights and their
     average, so a resume continues both) and before the best-epoch checkpoint (which keeps the weights
@@ -46,9 +51,9 @@ def make(out: Path, config: TrainConfig, device: str) -> list[keras.callbacks.Ca
     best = max(metric_column(out, "val_accuracy"), default=None)
     callbacks = [
         DivergenceGuard(out, config),  # first: it stops a diverged step before anything saves it
-        Backup(out / "backup", save_freq=config.backup_every, metrics=out / "metrics.csv"),
         WallClock(out / "progress.json", device),
-        keras.callbacks.CSVLogger(out / "metrics.csv", append=True),
+        MetricsLog(out / "metrics.csv", append=True),
+        Backup(out / "backup", save_freq=config.backup_every, metrics=out / "metrics.csv"),
     ]
     if config.ema is not None:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
@@ -250,6 +255,24 @@ class Backup(keras.callbacks.BackupAndRestore):
     def epochs_done(self) -> int:
         record = read_json(self.dir / self.RECORD, {"epoch": (int,)}, hint=f"delete {self.dir} to start over")
         return record.get("epoch", 0)
+
+
+class MetricsLog(keras.callbacks.CSVLogger):
+    """Keras' ``CSVLogger`` that opens its file when it writes the first row, not when training starts.
+
+    :func:`make` puts it before :class:`Backup`, so each epoch's row is written before the backup commits
+    the epoch, while Backup's start, which drops the rows of the epochs a resume trains again
+    (:func:`~relu_ratio.train.record.drop_epochs_from` replaces the file), still comes before the file is
+    opened.
+    """
+
+    def on_train_begin(self, logs=None):
+        self.on_train_end()  # closes a file left open by an earlier fit; the first row opens it again
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.csv_file is None or self.csv_file.closed:
+            super().on_train_begin()
+        super().on_epoch_end(epoch, logs)
 
 
 class BestWeights(keras.callbacks.ModelCheckpoint):
