@@ -380,10 +380,10 @@ def _decode_image(blob: bytes, where: str) -> np.ndarray:
 class Batches(keras.utils.PyDataset):
     """Batches of ``(images, labels)`` from a :class:`Split` for ``model.fit``/``evaluate``.
 
-    With ``augment=True``: every epoch a new shuffle, then pad 4 pixels with the mean colour, a random
-    crop back to the original size and a random horizontal flip, all vectorised in numpy.
-    Images stay uint8 0-255: the model's ``normalization`` does the rest. ``one_hot=True`` gives one-hot
-    labels (what label smoothing needs).
+    With ``shuffle=True`` (the default when augmenting): every epoch a new order, from ``seed``. With
+    ``augment=True``: each image padded by 4 pixels with the mean colour, cropped randomly back to its size
+    and flipped horizontally at random, vectorised in numpy. Images stay uint8 0-255: the model's
+    ``normalization`` does the rest. ``one_hot=True`` gives one-hot labels (what label smoothing needs).
     """
 
     def __init__(
@@ -393,23 +393,26 @@ class Batches(keras.utils.PyDataset):
         augment: bool = False,
         seed: int = 0,
         one_hot: bool = False,
+        shuffle: bool | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; received {batch_size}.")
         self.split, self.batch_size, self.augment, self.one_hot = split, batch_size, augment, one_hot
+        self.shuffle = augment if shuffle is None else shuffle
         self.rng = np.random.default_rng(seed)
         self.order = np.arange(len(split))
         self.fill = np.round(np.asarray(split.info.mean)).astype(np.uint8)
-        if augment:
-            self.on_epoch_end()
+        self.on_epoch_end()
 
     def __len__(self) -> int:
         return -(-len(self.split) // self.batch_size)
 
     def __getitem__(self, index: int):
         keep = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        if self.shuffle:
+            keep = np.sort(keep)  # the same images, read in memory order
         images, labels = self.split.images[keep], self.split.labels[keep]
         if self.augment:
             images = pad_crop_flip(images, self.rng, self.fill)
@@ -418,7 +421,7 @@ class Batches(keras.utils.PyDataset):
         return images, labels
 
     def on_epoch_end(self) -> None:
-        if self.augment:
+        if self.shuffle:
             self.rng.shuffle(self.order)
 
 
@@ -438,7 +441,12 @@ def pad_crop_flip(images: np.ndarray, rng: np.random.Generator, fill, pad: int =
 
 
 def batches(
-    split: Split, batch_size: int, augment: bool = False, seed: int = 0, one_hot: bool = False
+    split: Split,
+    batch_size: int,
+    augment: bool = False,
+    seed: int = 0,
+    one_hot: bool = False,
+    shuffle: bool | None = None,
 ) -> Batches:
     """Shorthand for :class:`Batches`."""
-    return Batches(split, batch_size, augment=augment, seed=seed, one_hot=one_hot)
+    return Batches(split, batch_size, augment=augment, seed=seed, one_hot=one_hot, shuffle=shuffle)

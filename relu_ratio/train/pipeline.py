@@ -18,34 +18,11 @@ Example:
 from __future__ import annotations
 
 import keras
-import numpy as np
 
 from relu_ratio import data
 from relu_ratio.train.augment import PadCropFlip
 
 AUGMENT_ON = ("host", "device")
-
-
-class UnaugmentedBatches(keras.utils.PyDataset):
-    """Shuffled uint8 batches of a :class:`~relu_ratio.data.Split` with one-hot labels, not augmented (the
-    model augments them). A new shuffle every epoch, from ``seed``."""
-
-    def __init__(self, split: data.Split, batch_size: int, seed: int = 0, **kwargs):
-        super().__init__(**kwargs)
-        self.split, self.batch_size = split, batch_size
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(split))
-        self.eye = np.eye(split.info.num_classes, dtype="float32")
-
-    def __len__(self) -> int:
-        return -(-len(self.split) // self.batch_size)
-
-    def __getitem__(self, index: int):
-        keep = np.sort(self.order[index * self.batch_size : (index + 1) * self.batch_size])
-        return self.split.images[keep], self.eye[self.split.labels[keep]]
-
-    def on_epoch_end(self) -> None:
-        self.rng.shuffle(self.order)
 
 
 def training_input(
@@ -63,4 +40,4 @@ def training_input(
     inputs = keras.Input(split.images.shape[1:], dtype="uint8", name="images")
     augmented = PadCropFlip(split.info.mean, seed=seed, name="pad_crop_flip")(inputs)
     trainable = keras.Model(inputs, model(augmented), name=f"{model.name}_augmented")
-    return trainable, UnaugmentedBatches(split, batch_size, seed)
+    return trainable, data.batches(split, batch_size, seed=seed, one_hot=True, shuffle=True)
