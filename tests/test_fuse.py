@@ -27,6 +27,11 @@ CASES = [
     "preact11_paired", "preact11_32", "preact11_type2", "preact11_31",
     "dfnmr14_paired", "dfnmr14_43", "dfnmr14_type2",
 ]  # fmt: skip
+# Under another backend than TensorFlow's (whose pass runs every case): a ratio network of each family and
+# the two that merge convolutions. Folding is the same Python there; only the backend's arithmetic differs.
+CASES_HERE = CASES if keras.backend.backend() == "tensorflow" else [
+    "plain8_21", "postresnet8_21", "resnet8_21", "preact11_type2", "preact11_31", "dfnmr14_43",
+]  # fmt: skip
 
 
 def randomize_batch_norms(model: keras.Model, seed: int = 0) -> None:
@@ -72,7 +77,7 @@ def batch_norm_names(model: keras.Model) -> set[str]:
 
 @pytest.mark.backend
 @pytest.mark.parametrize("normalization", [NORMALIZATION, None], ids=["normalize", "raw"])
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", CASES_HERE)
 def test_fused_logits_match_with_fewer_layers(name, normalization, images):
     model = build(name, normalization, classifier_activation=None)
     fused, report = fuse(model, return_report=True)
