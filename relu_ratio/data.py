@@ -380,10 +380,20 @@ def _decode_image(blob: bytes, where: str) -> np.ndarray:
 class Batches(keras.utils.PyDataset):
     """Batches of ``(images, labels)`` from a :class:`Split` for ``model.fit``/``evaluate``.
 
-    With ``shuffle=True`` (the default when augmenting): every epoch a new order, from ``seed``. With
-    ``augment=True``: each image padded by 4 pixels with the mean colour, cropped randomly back to its size
-    and flipped horizontally at random, vectorised in numpy. Images stay uint8 0-255: the model's
-    ``normalization`` does the rest. ``one_hot=True`` gives one-hot labels (what label smoothing needs).
+    With ``shuffle=True`` (the default when augmenting): every epoch a new order. With ``augment=True``:
+    each image padded by 4 pixels with the mean colour, cropped randomly back to its size and flipped
+    horizontally at random, vectorised in numpy. Images stay uint8 0-255: the model's ``normalization``
+    does the rest. ``one_hot=True`` gives one-hot labels (what label smoothing needs).
+
+    Every draw is a function of ``(seed, epoch, batch index)``, so batch ``i`` of epoch ``e`` is the same
+    however it is reached: :meth:`starting_at` gives the batches a run resumed at epoch ``e`` sees, and
+    the rest of an epoch a kill cut off (a resume trains the batches it had not seen, not the whole epoch
+    again). The epoch moves on at each epoch's start after the first (``PyDataset.on_epoch_begin``).
+
+    >>> batches = Batches(sample(), batch_size=8, augment=True, seed=0)
+    >>> rest = batches.starting_at(epoch=0, skip=3)  # batches 3, 4 of epoch 0
+    >>> len(batches), len(rest), bool((rest[0][0] == batches[3][0]).all())
+    (5, 2, True)
     """
 
     def __init__(
@@ -394,6 +404,8 @@ class Batches(keras.utils.PyDataset):
         seed: int = 0,
         one_hot: bool = False,
         shuffle: bool | None = None,
+        epoch: int = 0,
+        skip: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -401,28 +413,48 @@ class Batches(keras.utils.PyDataset):
             raise ValueError(f"batch_size must be >= 1; received {batch_size}.")
         self.split, self.batch_size, self.augment, self.one_hot = split, batch_size, augment, one_hot
         self.shuffle = augment if shuffle is None else shuffle
-        self.rng = np.random.default_rng(seed)
-        self.order = np.arange(len(split))
+        self.seed, self.epoch, self.skip, self.begun = seed, epoch, skip, False
+        full = -(-len(split) // batch_size)
+        if not (isinstance(skip, int) and 0 <= skip < max(full, 1)):
+            raise ValueError(f"skip must be an integer from 0 to {full - 1} (the batches of an epoch); "
+                             f"received {skip!r}.")  # fmt: skip
+        self.order = self._order()
         self.fill = np.round(np.asarray(split.info.mean)).astype(np.uint8)
-        self.on_epoch_end()
+
+    def starting_at(self, epoch: int, skip: int = 0) -> Batches:
+        """These batches from epoch ``epoch`` on; with ``skip``, only the rest of that epoch: its first
+        ``skip`` batches left out, for one epoch (Keras reads an epoch's length once a ``fit``)."""
+        return Batches(self.split, self.batch_size, self.augment, self.seed, self.one_hot, self.shuffle,
+                       epoch=epoch, skip=skip)  # fmt: skip
+
+    def _order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.split))
+        return np.random.default_rng((self.seed, self.epoch)).permutation(len(self.split))
 
     def __len__(self) -> int:
-        return -(-len(self.split) // self.batch_size)
+        return -(-len(self.split) // self.batch_size) - self.skip
 
     def __getitem__(self, index: int):
+        index += self.skip
         keep = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         if self.shuffle:
             keep = np.sort(keep)  # the same images, read in memory order
         images, labels = self.split.images[keep], self.split.labels[keep]
         if self.augment:
-            images = pad_crop_flip(images, self.rng, self.fill)
+            images = pad_crop_flip(images, np.random.default_rng((self.seed, self.epoch, index)), self.fill)
         if self.one_hot:
             labels = np.eye(self.split.info.num_classes, dtype="float32")[labels]
         return images, labels
 
-    def on_epoch_end(self) -> None:
-        if self.shuffle:
-            self.rng.shuffle(self.order)
+    def on_epoch_begin(self) -> None:
+        if self.begun:
+            if self.skip:
+                raise ValueError(f"these batches are the rest of epoch {self.epoch} (skip={self.skip}) and "
+                                 "train one epoch; fit them with epochs=initial_epoch + 1.")  # fmt: skip
+            self.epoch += 1
+            self.order = self._order()
+        self.begun = True
 
 
 def pad_crop_flip(images: np.ndarray, rng: np.random.Generator, fill, pad: int = 4) -> np.ndarray:

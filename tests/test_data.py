@@ -135,10 +135,34 @@ def test_batches_shuffle_each_epoch_and_one_hot(image_folder):
     images, labels = batches[2]
     assert images.shape == (2, 32, 32, 3) and labels.shape == (2, 3)
     first = batches.order.copy()
-    batches.on_epoch_end()
+    batches.on_epoch_begin()  # epoch 0 begins
+    assert np.array_equal(batches.order, first)
+    batches.on_epoch_begin()  # epoch 1
     assert sorted(batches.order) == sorted(first) and not np.array_equal(batches.order, first)
     with pytest.raises(ValueError, match="batch_size must be >= 1"):
         data.batches(split, 0)
+
+
+def test_a_batch_is_a_function_of_seed_epoch_and_index_so_a_resume_can_skip_what_was_trained():
+    batches = data.Batches(data.sample(), 8, augment=True, seed=3, one_hot=True)  # 40 images: 5 batches
+    for _ in range(3):
+        batches.on_epoch_begin()  # epochs 0, 1, 2 begin
+    epoch2 = [batches[i] for i in range(5)]
+    again = batches.starting_at(2)
+    rest = batches.starting_at(2, skip=3)
+    assert len(again) == 5 and len(rest) == 2
+    for got, want in zip([again[i] for i in range(5)] + [rest[0], rest[1]], epoch2 + epoch2[3:]):
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+    assert not np.array_equal(batches.starting_at(1)[0][0], epoch2[0][0])  # another epoch, other draws
+    assert not np.array_equal(data.Batches(data.sample(), 8, augment=True, seed=4)[0][0],
+                              data.Batches(data.sample(), 8, augment=True, seed=3)[0][0])  # fmt: skip
+    rest.on_epoch_begin()
+    with pytest.raises(ValueError, match=r"the rest of epoch 2 \(skip=3\) and train one epoch"):
+        rest.on_epoch_begin()
+    for skip in (5, -1, 1.5):
+        with pytest.raises(ValueError, match=f"skip must be an integer from 0 to 4 .*received {skip}"):
+            batches.starting_at(0, skip=skip)
 
 
 def test_splits_with_other_class_names_or_image_sizes_do_not_match(tmp_path, monkeypatch):

@@ -193,6 +193,40 @@ class _CutOff(keras.callbacks.Callback):
         raise KeyboardInterrupt
 
 
+class _Steps(keras.callbacks.Callback):
+    """Counts the training steps of a run."""
+
+    count = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.count += 1
+
+
+def test_a_run_cut_off_mid_epoch_trains_only_the_rest_of_that_epoch(folder, tmp_path, monkeypatch, capsys):
+    from relu_ratio.train import fit
+
+    make, commit, steps = fit.callbacks_lib.make, train.callbacks.Backup._commit, _Steps()
+
+    def commit_then_cut(backup, record):  # cut off right after the backup 4 batches into epoch 2
+        commit(backup, record)
+        if (record["epoch"], record["batches_done"]) == (1, 4):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(fit.callbacks_lib, "make", lambda *args: [steps, *make(*args)])  # counts first
+    monkeypatch.setattr(train.callbacks.Backup, "_commit", commit_then_cut)
+    config = _tiny(folder, tmp_path / "run", epochs=3, batch_size=4, backup_every=2, verbose=2)  # 6 steps
+    with pytest.raises(KeyboardInterrupt):
+        train.run(config)
+    assert steps.count == 6 + 4 and logged_epochs(tmp_path / "run") == [0]
+    capsys.readouterr()
+    monkeypatch.setattr(train.callbacks.Backup, "_commit", commit)
+    result = train.run(config)
+    assert steps.count == 3 * 6  # the 2 batches left of epoch 2, then epoch 3: no batch trained twice
+    log = capsys.readouterr().out
+    assert "epoch 2 resumes after 4 of its 6 batches" in log and "Epoch 2/3" in log and "Epoch 1/3" not in log
+    assert logged_epochs(tmp_path / "run") == [0, 1, 2] and result["epochs_completed"] == 3
+
+
 def test_a_run_cut_off_on_one_machine_finishes_on_another_with_the_same_data(folder, tmp_path, monkeypatch):
     from relu_ratio.train import fit
 
@@ -621,6 +655,36 @@ def test_a_fallback_to_the_previous_backup_drops_the_epochs_trained_again_from_t
     restore.on_train_begin()
     assert model._initial_epoch == 1  # epoch 2 (index 1) is trained again, so its row goes
     assert metrics.read_text().splitlines() == ["epoch,loss,val_accuracy", "0,1.5,0.25"]
+
+
+@pytest.mark.parametrize(
+    ("written", "per_epoch", "skip"),
+    [
+        ({"batches_done": 4}, 6, 4),
+        ({"batches_done": 6}, 6, 5),
+        ({"batches_done": 4}, None, 0),
+        ({"batch": 199}, 391, 200),
+        ({"batch": 0}, 391, 0),
+    ],
+    ids=["mid-epoch", "after-the-last-batch", "not-skipping", "before-batches_done", "epoch-end-before"],
+)
+def test_a_backup_says_how_many_batches_of_its_epoch_to_skip(tmp_path, written, per_epoch, skip):
+    from relu_ratio import models
+
+    model = models.build("resnet8_11", classes=3)
+    train.compile_for(model, train.TrainConfig(epochs=3, batch_size=4).resolved(), steps_per_epoch=1)
+    backup = train.callbacks.Backup(tmp_path / "backup", save_freq=1)
+    backup.set_model(model)
+    backup._current_epoch = 1
+    backup._save_model(batches_done=0)
+    path = tmp_path / "backup" / "training_metadata.json"
+    record = json.loads(path.read_text())
+    if "batch" in written:  # a record written before batches_done
+        del record["batches_done"]
+    path.write_text(json.dumps({**record, **written}))
+    restore = train.callbacks.Backup(tmp_path / "backup", save_freq=1)
+    restore.set_model(model)
+    assert restore.restore(per_epoch) == (1, skip) and model._initial_epoch == 1
 
 
 def test_every_committed_backup_has_the_metrics_rows_of_the_epochs_before_it(folder, tmp_path, monkeypatch):

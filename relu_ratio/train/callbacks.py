@@ -68,7 +68,7 @@ def make(out: Path, config: TrainConfig, device: str) -> list[keras.callbacks.Ca
         callbacks.append(keras.callbacks.TensorBoard(out / "tensorboard"))
     except ImportError:
         print("relu_ratio.train: TensorFlow/TensorBoard not installed, so no TensorBoard logs are written.")
-    return callbacks
+    return [*callbacks, Progress(config.epochs)]
 
 
 class TrainingDiverged(RuntimeError):
@@ -143,14 +143,19 @@ class Backup(keras.callbacks.BackupAndRestore):
     an ``OSError``: a kill inside the JSON write leaves an empty file (``JSONDecodeError``, resume fails for
     good), a kill between the two writes pairs new weights with the old epoch, and mid-epoch backups in the
     first epoch after a resume record epoch 0. Here every backup goes to a new file
-    ``ckpt-<n>.weights.h5``; then ``training_metadata.json`` (epoch, batch, file, sha256, and the previous
-    record) is replaced atomically: that is the commit. A half-written file is never referenced. Restoring
-    takes the record's file if it exists, matches its sha256 and loads, else the previous record's. Weights
-    that are not finite are never backed up (:class:`TrainingDiverged`).
+    ``ckpt-<n>.weights.h5``; then ``training_metadata.json`` (epoch, batches of it done, file, sha256, and
+    the previous record) is replaced atomically: that is the commit. A half-written file is never
+    referenced. Restoring takes the record's file if it exists, matches its sha256 and loads, else the
+    previous record's. Weights that are not finite are never backed up (:class:`TrainingDiverged`).
+
+    Keras' ``BackupAndRestore`` restarts a cut-off epoch from its first batch with the mid-epoch weights;
+    here :meth:`restore` says how many batches of the epoch were done, and the run trains only the rest
+    (:func:`relu_ratio.train.fit.run`, with :meth:`relu_ratio.data.Batches.starting_at`).
     """
 
     RECORD = "training_metadata.json"
     FIELDS = {"epoch": (int,), "batch": (int,), "number": (int,), "weights": (str,), "sha256": (str,)}
+    OPTIONAL = {"batches_done": (int,)}  # records written before it have "batch" only: _batches_done
 
     def __init__(self, backup_dir: Path, save_freq: int, metrics: Path | None = None):
         """``metrics``: the run's ``metrics.csv``, whose rows of the epochs a resume trains again are
@@ -158,6 +163,7 @@ class Backup(keras.callbacks.BackupAndRestore):
         super().__init__(backup_dir, save_freq=save_freq, double_checkpoint=False, delete_checkpoint=False)
         self.dir, self.metrics = Path(backup_dir), metrics
         self.record = self._read_record()
+        self.resumed_at: tuple[int, int] | None = None  # (epoch, batches of it done), once restored
 
     def _read_record(self) -> dict | None:
         """The committed record (``None`` if none), checked: a damaged record raises
@@ -166,9 +172,10 @@ class Backup(keras.callbacks.BackupAndRestore):
         if not path.exists():
             return None
         hint = f"delete {self.dir} to start the run over"
-        record = read_json(path, {**self.FIELDS, "previous": (dict, type(None))}, tuple(self.FIELDS), hint)
+        types = {**self.FIELDS, **self.OPTIONAL}
+        record = read_json(path, {**types, "previous": (dict, type(None))}, tuple(self.FIELDS), hint)
         if record.get("previous") is not None:  # the backup before, to fall back to
-            check_keys(path, record["previous"], self.FIELDS, tuple(self.FIELDS), hint)
+            check_keys(path, record["previous"], types, tuple(self.FIELDS), hint)
         return record
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -176,12 +183,30 @@ class Backup(keras.callbacks.BackupAndRestore):
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
-        self._save_model()
+        self._save_model(batches_done=0)
+
+    def restore(self, batches_per_epoch: int | None = None) -> tuple[int, int]:
+        """Load the newest backup that loads into the model (set and compiled first) and drop the rows of
+        the epochs trained again from the metrics; returns ``(epoch, batches of it to skip)``, ``(0, 0)``
+        with no backup. Done once: later calls return the same.
+
+        With ``batches_per_epoch`` the caller trains only the rest of the cut-off epoch (the batches the
+        backup had not seen; its last batch again if the backup came after it, since a fit needs one), and
+        the later backups count that epoch's batches from its first. Without, it is trained whole again
+        (as Keras' ``BackupAndRestore`` does).
+        """
+        if self.resumed_at is None:
+            self._restore_latest()
+            epoch = self.record["epoch"] if self.record else 0
+            if self.metrics is not None:  # the epochs trained again are logged again: drop their old rows
+                drop_epochs_from(self.metrics.parent, epoch)
+            done = _batches_done(self.record) if self.record and batches_per_epoch else 0
+            self.resumed_at = (epoch, min(done, (batches_per_epoch or 1) - 1))
+        return self.resumed_at
 
     def on_train_begin(self, logs=None):
-        self._restore_latest()
-        if self.metrics is not None:  # the epochs trained again are logged again: drop their old rows
-            drop_epochs_from(self.metrics.parent, self.model._initial_epoch or 0)
+        self.restore()  # at the first fit, unless the caller did; a later fit starts at the latest backup
+        self.model._initial_epoch = self.record["epoch"] if self.record else None
 
     def _restore_latest(self) -> None:
         self.record = self._read_record()
@@ -216,7 +241,12 @@ class Backup(keras.callbacks.BackupAndRestore):
             return f"{path.name} does not load: {str(error).splitlines()[0] if str(error) else error!r}"
         return None
 
-    def _save_model(self):
+    def _save_model(self, batches_done: int | None = None):
+        """Back up the model; ``batches_done``: of the current epoch (``None``: a mid-epoch backup, counted
+        from Keras' last batch index, plus the batches a resumed epoch skipped)."""
+        if batches_done is None:
+            epoch, skipped = self.resumed_at or (0, 0)
+            batches_done = self._last_batch_seen + 1 + (skipped if self._current_epoch == epoch else 0)
         if not _all_finite(self.model):
             raise TrainingDiverged(
                 f"training diverged in epoch {self._current_epoch + 1}: the weights hold NaN or infinite "
@@ -231,6 +261,7 @@ class Backup(keras.callbacks.BackupAndRestore):
         record = {
             "epoch": self._current_epoch,
             "batch": self._last_batch_seen,
+            "batches_done": batches_done,
             "number": number,
             "weights": name,
             "sha256": files.sha256(self.dir / name),
@@ -273,6 +304,28 @@ class MetricsLog(keras.callbacks.CSVLogger):
         if self.csv_file is None or self.csv_file.closed:
             super().on_train_begin()
         super().on_epoch_end(epoch, logs)
+
+
+def _batches_done(record: dict) -> int:
+    """The batches of ``record["epoch"]`` a backup record says were trained. A record written before
+    ``batches_done`` holds Keras' last batch index, ``batch``: 0 at an epoch's end (a mid-epoch backup after
+    the first batch reads as none done: one batch trained again)."""
+    if "batches_done" in record:
+        return record["batches_done"]
+    return record["batch"] + 1 if record["batch"] > 0 else 0
+
+
+class Progress(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar (as ``fit(verbose=...)`` sets it), numbering epochs out of the run's ``epochs``,
+    also in the ``fit`` that trains the rest of a cut-off epoch (whose own ``epochs`` ends with it)."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.run_epochs = epochs
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.epochs = self.run_epochs
 
 
 class BestWeights(keras.callbacks.ModelCheckpoint):

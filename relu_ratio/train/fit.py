@@ -215,22 +215,31 @@ def _train(
         "precision": policy, "augmentation": where, "commit": started.get("commit", source_commit()),
     })  # fmt: skip
     callbacks = callbacks_lib.make(out, config, device())
+    backup = next(c for c in callbacks if isinstance(c, callbacks_lib.Backup))
+    clock = next(c for c in callbacks if isinstance(c, callbacks_lib.WallClock))
+    last_logs = {}
     try:
-        history = trainable.fit(
-            train_batches,
-            epochs=config.epochs,
-            validation_data=val_batches,
-            callbacks=callbacks,
-            verbose=config.verbose,
-        )
+        backup.set_model(trainable)  # fit sets it too; the restore comes first, to choose the batches
+        epoch, done = backup.restore(len(train_batches))
+        if done and config.verbose:
+            print(f"relu_ratio.train: epoch {epoch + 1} resumes after {done} of its {len(train_batches)} "
+                  "batches")  # fmt: skip
+        for batches, initial_epoch, epochs in _stages(train_batches, (epoch, done), config.epochs):
+            history = trainable.fit(
+                batches,
+                initial_epoch=initial_epoch,
+                epochs=epochs,
+                validation_data=val_batches,
+                callbacks=callbacks,
+                verbose=config.verbose,
+            )
+            last_logs.update({k: float(v[-1]) for k, v in history.history.items()})
     except BaseException:  # diverged, interrupted, failed: close the CSV and TensorBoard files, write nothing
         for callback in callbacks:
             if isinstance(callback, (keras.callbacks.CSVLogger, keras.callbacks.TensorBoard)):
                 with contextlib.suppress(Exception):  # never mask the error that stopped training
                     callback.on_train_end()
         raise
-    backup = next(c for c in callbacks if isinstance(c, callbacks_lib.Backup))
-    clock = next(c for c in callbacks if isinstance(c, callbacks_lib.WallClock))
     save_model_weights(model, config.model, arch_kwargs, out / "model.weights.h5")
     scores = trainable.evaluate(val_batches, verbose=0, return_dict=True)
     devices = clock.devices
@@ -251,12 +260,21 @@ def _train(
         "commit": source_commit(),
         "replicas": distribution.replicas,
         "versions": {"keras": keras.__version__, "numpy": np.__version__},
-        "last_epoch_metrics": {k: float(v[-1]) for k, v in history.history.items()}
-        if history.history
-        else {},
+        "last_epoch_metrics": last_logs,
     }
     files.write_json(out / "result.json", result)
     return result
+
+
+def _stages(
+    batches: data.Batches, resumed_at: tuple[int, int], epochs: int
+) -> list[tuple[data.Batches, int, int]]:
+    """``(batches, initial_epoch, epochs)`` of each ``fit`` that trains a run resumed at ``resumed_at``
+    (epoch, batches of it done; ``(0, 0)`` for a new run) to ``epochs``: first the rest of a cut-off
+    epoch (Keras reads an epoch's length once a fit), then the epochs after it."""
+    epoch, done = resumed_at
+    rest = [(batches.starting_at(epoch, skip=done), epoch, epoch + 1)] if done else []
+    return [*rest, (batches.starting_at(epoch + bool(done)), epoch + bool(done), epochs)]
 
 
 def save_model_weights(model: keras.Model, name: str, arch_kwargs: dict, path: Path) -> None:
