@@ -388,7 +388,9 @@ class Batches(keras.utils.PyDataset):
     Every draw is a function of ``(seed, epoch, batch index)``, so batch ``i`` of epoch ``e`` is the same
     however it is reached: :meth:`starting_at` gives the batches a run resumed at epoch ``e`` sees, and
     the rest of an epoch a kill cut off (a resume trains the batches it had not seen, not the whole epoch
-    again). The epoch moves on at each epoch's start after the first (``PyDataset.on_epoch_begin``).
+    again). The epoch moves on at the end of an epoch that served every batch; :meth:`set_epoch` sets it
+    (from a callback's ``on_epoch_begin``, exact however Keras peeks at batches). Keras' own ``fit``
+    shuffles the order batches are served in unless ``shuffle=False``: the same batches either way.
 
     >>> batches = Batches(sample(), batch_size=8, augment=True, seed=0)
     >>> rest = batches.starting_at(epoch=0, skip=3)  # batches 3, 4 of epoch 0
@@ -413,7 +415,7 @@ class Batches(keras.utils.PyDataset):
             raise ValueError(f"batch_size must be >= 1; received {batch_size}.")
         self.split, self.batch_size, self.augment, self.one_hot = split, batch_size, augment, one_hot
         self.shuffle = augment if shuffle is None else shuffle
-        self.seed, self.epoch, self.skip, self.begun = seed, epoch, skip, False
+        self.seed, self.epoch, self.skip, self.served = seed, epoch, skip, 0
         full = -(-len(split) // batch_size)
         if not (isinstance(skip, int) and 0 <= skip < max(full, 1)):
             raise ValueError(f"skip must be an integer from 0 to {full - 1} (the batches of an epoch); "
@@ -422,8 +424,8 @@ class Batches(keras.utils.PyDataset):
         self.fill = np.round(np.asarray(split.info.mean)).astype(np.uint8)
 
     def starting_at(self, epoch: int, skip: int = 0) -> Batches:
-        """These batches from epoch ``epoch`` on; with ``skip``, only the rest of that epoch: its first
-        ``skip`` batches left out, for one epoch (Keras reads an epoch's length once a ``fit``)."""
+        """These batches from epoch ``epoch`` on; with ``skip``, the rest of that epoch: its first ``skip``
+        batches left out (fit them for that one epoch: Keras reads an epoch's length once a ``fit``)."""
         return Batches(self.split, self.batch_size, self.augment, self.seed, self.one_hot, self.shuffle,
                        epoch=epoch, skip=skip)  # fmt: skip
 
@@ -436,6 +438,7 @@ class Batches(keras.utils.PyDataset):
         return -(-len(self.split) // self.batch_size) - self.skip
 
     def __getitem__(self, index: int):
+        self.served += 1
         index += self.skip
         keep = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         if self.shuffle:
@@ -447,14 +450,19 @@ class Batches(keras.utils.PyDataset):
             labels = np.eye(self.split.info.num_classes, dtype="float32")[labels]
         return images, labels
 
-    def on_epoch_begin(self) -> None:
-        if self.begun:
-            if self.skip:
-                raise ValueError(f"these batches are the rest of epoch {self.epoch} (skip={self.skip}) and "
-                                 "train one epoch; fit them with epochs=initial_epoch + 1.")  # fmt: skip
-            self.epoch += 1
+    def set_epoch(self, epoch: int) -> None:
+        """Serve the batches of epoch ``epoch`` from now on."""
+        if epoch != self.epoch:
+            self.epoch = epoch
             self.order = self._order()
-        self.begun = True
+        self.served = 0
+
+    def on_epoch_begin(self) -> None:
+        self.served = 0
+
+    def on_epoch_end(self) -> None:
+        if self.served >= len(self):  # a whole epoch, not Keras peeking at a batch or two
+            self.set_epoch(self.epoch + 1)
 
 
 def pad_crop_flip(images: np.ndarray, rng: np.random.Generator, fill, pad: int = 4) -> np.ndarray:

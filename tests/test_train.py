@@ -202,6 +202,7 @@ class _Steps(keras.callbacks.Callback):
         self.count += 1
 
 
+@pytest.mark.backend
 def test_a_run_cut_off_mid_epoch_trains_only_the_rest_of_that_epoch(folder, tmp_path, monkeypatch, capsys):
     from relu_ratio.train import fit
 

@@ -230,8 +230,9 @@ def _train(
                 initial_epoch=initial_epoch,
                 epochs=epochs,
                 validation_data=val_batches,
-                callbacks=callbacks,
+                callbacks=[*callbacks, _epoch_of(batches)],
                 verbose=config.verbose,
+                shuffle=False,  # the batches are shuffled; served in order, a resume skips the ones trained
             )
             last_logs.update({k: float(v[-1]) for k, v in history.history.items()})
     except BaseException:  # diverged, interrupted, failed: close the CSV and TensorBoard files, write nothing
@@ -275,6 +276,11 @@ def _stages(
     epoch, done = resumed_at
     rest = [(batches.starting_at(epoch, skip=done), epoch, epoch + 1)] if done else []
     return [*rest, (batches.starting_at(epoch + bool(done)), epoch + bool(done), epochs)]
+
+
+def _epoch_of(batches: data.Batches) -> keras.callbacks.Callback:
+    """A callback that gives ``batches`` the epoch Keras starts, before its batches are read."""
+    return keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs=None: batches.set_epoch(epoch))
 
 
 def save_model_weights(model: keras.Model, name: str, arch_kwargs: dict, path: Path) -> None:
