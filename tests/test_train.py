@@ -203,7 +203,12 @@ class _Steps(keras.callbacks.Callback):
 
 
 @pytest.mark.backend
-def test_a_run_cut_off_mid_epoch_trains_only_the_rest_of_that_epoch(folder, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("ema", [None, 0.9], ids=["rest-of-the-epoch", "ema-whole-epoch"])
+def test_a_run_cut_off_mid_epoch_trains_only_the_rest_of_that_epoch(
+    folder, tmp_path, monkeypatch, capsys, ema
+):
+    """With --ema the cut-off epoch is trained whole again (a fit ending with the rest of the epoch would
+    fold the averaged weights into the model)."""
     from relu_ratio.train import fit
 
     make, commit, steps = fit.callbacks_lib.make, train.callbacks.Backup._commit, _Steps()
@@ -215,16 +220,19 @@ def test_a_run_cut_off_mid_epoch_trains_only_the_rest_of_that_epoch(folder, tmp_
 
     monkeypatch.setattr(fit.callbacks_lib, "make", lambda *args: [steps, *make(*args)])  # counts first
     monkeypatch.setattr(train.callbacks.Backup, "_commit", commit_then_cut)
-    config = _tiny(folder, tmp_path / "run", epochs=3, batch_size=4, backup_every=2, verbose=2)  # 6 steps
+    config = _tiny(folder, tmp_path / "run", epochs=3, batch_size=4, backup_every=2, verbose=2, ema=ema)
     with pytest.raises(KeyboardInterrupt):
         train.run(config)
     assert steps.count == 6 + 4 and logged_epochs(tmp_path / "run") == [0]
     capsys.readouterr()
     monkeypatch.setattr(train.callbacks.Backup, "_commit", commit)
-    result = train.run(config)
-    assert steps.count == 3 * 6  # the 2 batches left of epoch 2, then epoch 3: no batch trained twice
+    result = train.run(config)  # 6 steps an epoch
     log = capsys.readouterr().out
-    assert "epoch 2 resumes after 4 of its 6 batches" in log and "Epoch 2/3" in log and "Epoch 1/3" not in log
+    assert "Epoch 2/3" in log and "Epoch 1/3" not in log, log
+    if ema is None:  # the 2 batches left of epoch 2, then epoch 3: no batch trained twice
+        assert steps.count == 3 * 6 and "epoch 2 resumes after 4 of its 6 batches" in log
+    else:
+        assert steps.count == 3 * 6 + 4 and "resumes after" not in log
     assert logged_epochs(tmp_path / "run") == [0, 1, 2] and result["epochs_completed"] == 3
 
 

@@ -27,10 +27,10 @@ The run directory gets ``config.json`` (the full config and the command), ``metr
 epoch), TensorBoard logs (with TensorFlow installed), ``best.weights.h5`` / ``model.weights.h5`` (best by
 test accuracy / final), a ``backup/`` for resuming, and ``result.json`` (final test accuracy, time,
 device). Killed at any point, the same command resumes from the last backup (every epoch and every
-``--backup-every`` steps; the interrupted epoch restarts from its beginning with the backed-up weights and
-optimizer state) and ends after the same number of epochs; a kill while a backup is being written falls back
-to the previous one. A NaN or infinite loss or weights stop the run with :class:`TrainingDiverged` (the CLI
-exits 1) before anything non-finite is saved.
+``--backup-every`` steps; the interrupted epoch goes on from the backup, training only its batches the
+backup had not seen, or restarts from its beginning with ``--ema``) and ends after the same number of
+epochs; a kill while a backup is being written falls back to the previous one. A NaN or infinite loss or
+weights stop the run with :class:`TrainingDiverged` (the CLI exits 1) before anything non-finite is saved.
 
 The package's modules, one seam each: :mod:`~relu_ratio.train.config` (:class:`TrainConfig`),
 :mod:`~relu_ratio.train.recipes` (recipes, schedule, optimizer), :mod:`~relu_ratio.train.callbacks`

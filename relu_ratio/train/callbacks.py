@@ -37,11 +37,12 @@ if TYPE_CHECKING:
 
 
 def make(out: Path, config: TrainConfig, device: str) -> list[keras.callbacks.Callback]:
-    """The callbacks of a run in ``out``, in order: the guard first, then the savers and loggers.
+    """The callbacks of a run in ``out``, in the order Keras calls them: the guard first, then the clock and
+    the metrics log, the backup, the best-epoch checkpoint, TensorBoard and the progress bar.
 
-    Keras calls them in this order. An epoch's time and metrics row are written before :class:`Backup`
-    commits the epoch: a kill between the two makes the resume train that epoch again (its row is dropped
-    and written again), never leaves a committed epoch without its row.
+    An epoch's time and metrics row are written before :class:`Backup` commits the epoch: a kill between
+    the two makes the resume train the rest of that epoch from its last backup (its row is dropped and
+    written again), never leaves a committed epoch without its row.
 
     With ``config.ema``, ``SwapEMAWeights`` puts the averaged weights in the model for validation and from
     each epoch's end to the next epoch's start: after the backup (which keeps the raw weights and their

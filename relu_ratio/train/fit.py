@@ -206,6 +206,8 @@ def _train(
         trainable, train_batches = training_input(model, train_split, config.batch_size, config.seed, where)
         val_batches = data.batches(val_split, 256, one_hot=True)
         compile_for(trainable, config, len(train_batches), steps_per_execution(config))
+        trainable.optimizer.build(trainable.trainable_variables)  # here, in a strategy's scope: a backup
+        # is restored into it before fit (_train), and TensorFlow builds distributed variables in the scope
 
     files.write_json(out / "config.json", {
         **dataclasses.asdict(config),
@@ -220,7 +222,9 @@ def _train(
     last_logs = {}
     try:
         backup.set_model(trainable)  # fit sets it too; the restore comes first, to choose the batches
-        epoch, done = backup.restore(len(train_batches))
+        # With --ema the cut-off epoch is trained whole again: a fit that ends with it would fold the
+        # averaged weights into the model (SwapEMAWeights and Keras finalise the average at a fit's end).
+        epoch, done = backup.restore(len(train_batches) if config.ema is None else None)
         if done and config.verbose:
             print(f"relu_ratio.train: epoch {epoch + 1} resumes after {done} of its {len(train_batches)} "
                   "batches")  # fmt: skip
