@@ -416,10 +416,10 @@ class Batches(keras.utils.PyDataset):
         self.split, self.batch_size, self.augment, self.one_hot = split, batch_size, augment, one_hot
         self.shuffle = augment if shuffle is None else shuffle
         self.seed, self.epoch, self.skip, self.served = seed, epoch, skip, 0
-        full = -(-len(split) // batch_size)
-        if not (isinstance(skip, int) and 0 <= skip < max(full, 1)):
-            raise ValueError(f"skip must be an integer from 0 to {full - 1} (the batches of an epoch); "
-                             f"received {skip!r}.")  # fmt: skip
+        self.per_epoch = -(-len(split) // batch_size)  # batches in a whole epoch
+        if not (isinstance(skip, int) and 0 <= skip < max(self.per_epoch, 1)):
+            raise ValueError(f"skip must be an integer from 0 to {self.per_epoch - 1} (the batches of an "
+                             f"epoch); received {skip!r}.")  # fmt: skip
         self.order = self._order()
         self.fill = np.round(np.asarray(split.info.mean)).astype(np.uint8)
 
@@ -435,7 +435,7 @@ class Batches(keras.utils.PyDataset):
         return np.random.default_rng((self.seed, self.epoch)).permutation(len(self.split))
 
     def __len__(self) -> int:
-        return -(-len(self.split) // self.batch_size) - self.skip
+        return self.per_epoch - self.skip
 
     def __getitem__(self, index: int):
         self.served += 1
@@ -480,13 +480,4 @@ def pad_crop_flip(images: np.ndarray, rng: np.random.Generator, fill, pad: int =
     return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
-def batches(
-    split: Split,
-    batch_size: int,
-    augment: bool = False,
-    seed: int = 0,
-    one_hot: bool = False,
-    shuffle: bool | None = None,
-) -> Batches:
-    """Shorthand for :class:`Batches`."""
-    return Batches(split, batch_size, augment=augment, seed=seed, one_hot=one_hot, shuffle=shuffle)
+batches = Batches  # the shorthand: data.batches(split, 128, augment=True)

@@ -201,8 +201,10 @@ class Backup(keras.callbacks.BackupAndRestore):
             epoch = self.record["epoch"] if self.record else 0
             if self.metrics is not None:  # the epochs trained again are logged again: drop their old rows
                 drop_epochs_from(self.metrics.parent, epoch)
-            done = _batches_done(self.record) if self.record and batches_per_epoch else 0
-            self.resumed_at = (epoch, min(done, (batches_per_epoch or 1) - 1))
+            done = 0
+            if self.record and batches_per_epoch:  # a fit needs a batch: one after the last is trained again
+                done = min(_batches_done(self.record), batches_per_epoch - 1)
+            self.resumed_at = (epoch, done)
         return self.resumed_at
 
     def on_train_begin(self, logs=None):
