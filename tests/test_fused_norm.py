@@ -79,7 +79,8 @@ def test_weights_move_between_fused_and_stock_models(tmp_path, images):
     fresh = with_fused_batch_norm(models.build("preact11_32", normalization=NORMALIZATION))
     stock.save_weights(tmp_path / "stock.weights.h5")
     fresh.load_weights(tmp_path / "stock.weights.h5")
-    np.testing.assert_allclose(fresh.predict(images, verbose=0), stock.predict(images, verbose=0), atol=1e-6)
+    # two kernels summing in different orders, as above (1.7e-6 apart on an AMX CPU)
+    np.testing.assert_allclose(fresh.predict(images, verbose=0), stock.predict(images, verbose=0), atol=1e-5)
 
 
 @pytest.mark.backend
