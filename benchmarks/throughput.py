@@ -44,7 +44,7 @@ from relu_ratio import data, describe, files, models, train
 from relu_ratio.patterns import ReLUPattern
 from relu_ratio.train import speeds
 from relu_ratio.train.devices import CPU_CLASSES, cpu_class
-from relu_ratio.train.fused_norm import with_fused_batch_norm
+from relu_ratio.train.fused_norm import FUSED_BACKENDS, with_fused_batch_norm
 from relu_ratio.train.pipeline import training_input
 
 RESULTS = Path(__file__).with_name("results.jsonl")
@@ -94,7 +94,7 @@ def training_setup(
 
 
 def measure(name: str, batch: int, steps: int, warmup: int, fused: bool = True) -> dict:
-    fused = fused and keras.backend.backend() == "tensorflow"  # the fused kernel is TensorFlow's
+    fused = fused and keras.backend.backend() in FUSED_BACKENDS  # JAX keeps the stock layer
     model, images, labels = training_setup(name, batch, steps + warmup, fused)
     timer = _StepTimer(warmup)
     model.fit(images, labels, batch_size=batch, epochs=1, callbacks=[timer], verbose=0, shuffle=False)

@@ -1,4 +1,5 @@
-"""The training-time fused BatchNormalization computes what the stock layer does, with the same weights."""
+"""The training-time fused BatchNormalization computes what the stock layer does, with the same weights, on
+each backend that has a fused kernel (TensorFlow, PyTorch; under JAX the stock layer is kept)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,44 @@ import numpy as np
 import pytest
 
 from relu_ratio import models
+from relu_ratio.train.fused_norm import FUSED_BACKENDS, with_fused_batch_norm
 from relu_ratio.train.fused_norm import BatchNormalization as FusedBatchNormalization
-from relu_ratio.train.fused_norm import with_fused_batch_norm
 
 NORMALIZATION = ((128.0,) * 3, (64.0,) * 3)
 
 
-def _step(model: keras.Model, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
-    """Training-mode outputs, gradients of a fixed loss, and the moving statistics afterwards."""
+def fused_backend(test):
+    """Runs in the TensorFlow and PyTorch passes of the README's test command, the backends with a fused
+    kernel; skipped under JAX, where the stock layer is kept (checked below)."""
+    no_kernel = keras.backend.backend() not in FUSED_BACKENDS
+    skip = pytest.mark.skipif(no_kernel, reason="no fused kernel on this backend: the stock layer is kept")
+    return pytest.mark.backend(skip(test))
+
+
+def _gradients(model: keras.Model, x: np.ndarray) -> tuple[np.ndarray, list]:
+    """Training-mode outputs (float32) and the gradients of a fixed loss of them, on this backend."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        y = model(x, training=True).float()
+        loss = (y * torch.arange(y.shape[-1])).sum()
+        return y.detach().numpy(), torch.autograd.grad(loss, [v.value for v in model.trainable_variables])
     import tensorflow as tf
 
     with tf.GradientTape() as tape:
         y = tf.cast(model(x, training=True), "float32")
         loss = tf.reduce_sum(y * tf.range(y.shape[-1], dtype="float32"))
-    grads = tape.gradient(loss, model.trainable_variables)
+    return y.numpy(), tape.gradient(loss, model.trainable_variables)
+
+
+def _step(model: keras.Model, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """Training-mode outputs, gradients of a fixed loss, and the moving statistics afterwards."""
+    y, grads = _gradients(model, x)
+    as_float32 = keras.ops.convert_to_numpy
     return (
-        y.numpy(),
-        [np.asarray(g, dtype="float32") for g in grads],
-        [np.asarray(w) for w in model.non_trainable_weights],
+        y,
+        [as_float32(keras.ops.cast(g, "float32")) for g in grads],
+        [as_float32(w) for w in model.non_trainable_weights],
     )
 
 
@@ -32,7 +53,7 @@ def _flat(arrays: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([a.ravel() for a in arrays])
 
 
-@pytest.mark.tensorflow
+@fused_backend
 def test_fused_training_step_equals_the_stock_layers(images):
     stock = models.build("resnet8_21", normalization=NORMALIZATION)
     fused = with_fused_batch_norm(stock)
@@ -45,7 +66,7 @@ def test_fused_training_step_equals_the_stock_layers(images):
     np.testing.assert_allclose(fused.predict(images, verbose=0), stock.predict(images, verbose=0), atol=1e-5)
 
 
-@pytest.mark.tensorflow
+@fused_backend
 def test_fused_bfloat16_gradients_are_as_close_to_float32_as_the_stock_ones():
     x = np.random.default_rng(0).uniform(0, 255, size=(32, 32, 32, 3)).astype("float32")
     reference_model = models.build("resnet8_21", normalization=NORMALIZATION)
@@ -67,7 +88,7 @@ def test_fused_bfloat16_gradients_are_as_close_to_float32_as_the_stock_ones():
     np.testing.assert_allclose(predictions["fused"], predictions["stock"], atol=0.02)  # bf16 inference
 
 
-@pytest.mark.tensorflow
+@fused_backend
 def test_weights_move_between_fused_and_stock_models(tmp_path, images):
     """Backups and ``best.weights.h5`` are written from the fused training model; both ways must load."""
     stock = models.build("preact11_32", normalization=NORMALIZATION)
@@ -84,33 +105,34 @@ def test_weights_move_between_fused_and_stock_models(tmp_path, images):
 
 
 @pytest.mark.backend
-def test_other_backends_and_models_without_batch_norm_come_back_unchanged():
+def test_jax_and_models_without_batch_norm_come_back_unchanged():
     model = models.build("resnet8_21")
-    if keras.backend.backend() != "tensorflow":
+    if keras.backend.backend() not in FUSED_BACKENDS:
         assert with_fused_batch_norm(model) is model
     no_bn = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3)])
     assert with_fused_batch_norm(no_bn) is no_bn
 
 
-@pytest.mark.tensorflow
+@fused_backend
 def test_settings_the_kernel_does_not_cover_use_the_stock_computation():
     x = np.random.default_rng(1).normal(size=(4, 6, 5)).astype("float32")  # 3-D: not fusable
     stock = keras.layers.BatchNormalization()
     fused = FusedBatchNormalization()
-    expected = np.asarray(stock(x, training=True))
-    np.testing.assert_allclose(np.asarray(fused(x, training=True)), expected, atol=1e-6)
+    expected = keras.ops.convert_to_numpy(stock(x, training=True))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(fused(x, training=True)), expected, atol=1e-6)
 
 
-@pytest.mark.tensorflow
+@fused_backend
 def test_the_moving_variance_is_the_biased_batch_variance_as_in_the_stock_layer():
     x = np.random.default_rng(2).normal(2.0, 3.0, size=(2, 2, 2, 3)).astype("float32")  # 8 values a channel
     layer = FusedBatchNormalization(momentum=0.0)  # the moving statistics become the batch's
     layer(x, training=True)
-    np.testing.assert_allclose(np.asarray(layer.moving_mean), x.mean(axis=(0, 1, 2)), rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(layer.moving_variance), x.var(axis=(0, 1, 2)), rtol=1e-5)  # not n-1
+    moving_mean, moving_variance = (keras.ops.convert_to_numpy(v) for v in layer.non_trainable_weights)
+    np.testing.assert_allclose(moving_mean, x.mean(axis=(0, 1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(moving_variance, x.var(axis=(0, 1, 2)), rtol=1e-5)  # not n-1
 
 
-@pytest.mark.tensorflow
+@fused_backend
 def test_batch_norm_inside_a_nested_model_is_fused_too(images):
     layers = keras.layers
     inner = keras.Sequential([keras.Input((32, 32, 3)), layers.Conv2D(4, 3), layers.BatchNormalization()])
@@ -119,4 +141,5 @@ def test_batch_norm_inside_a_nested_model_is_fused_too(images):
     fused = with_fused_batch_norm(outer)
     kinds = {type(layer) for layer in fused._flatten_layers() if isinstance(layer, layers.BatchNormalization)}
     assert kinds == {FusedBatchNormalization}
-    np.testing.assert_allclose(fused(images, training=True), outer(images, training=True), atol=1e-4)
+    got, expected = (keras.ops.convert_to_numpy(m(images, training=True)) for m in (fused, outer))
+    np.testing.assert_allclose(got, expected, atol=1e-4)

@@ -39,7 +39,7 @@ The package's modules, one seam each: :mod:`~relu_ratio.train.config` (:class:`T
 :mod:`~relu_ratio.train.devices` (what a run trains on, the CPU's class), :mod:`~relu_ratio.train.speeds`
 (measured speed per CPU class and backend), :mod:`~relu_ratio.train.series` (a series of runs
 in order: skip finished ones, resume, record failures),
-:mod:`~relu_ratio.train.fused_norm` (TensorFlow's fused BatchNorm for training) and
+:mod:`~relu_ratio.train.fused_norm` (a fused BatchNorm for training, TensorFlow's or PyTorch's) and
 :mod:`~relu_ratio.train.cli`.
 """
 

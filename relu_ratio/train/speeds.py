@@ -33,7 +33,9 @@ MIN_RATIO = 1.3  # a hint only above this: repeated runs on a shared machine mov
 
 def cli_rows(rows: Iterable[dict]) -> list[dict]:
     """The rows of results.jsonl that measured what the training CLI trains on a CPU: Keras' training step
-    on the host path (not ``--augment-on device``), under TensorFlow with the fused BatchNorm.
+    on the host path (not ``--augment-on device``), under TensorFlow with the fused BatchNorm. PyTorch rows
+    from before its fused BatchNorm (2026-12-03) measured the stock layer, then the CLI's; the fastest row
+    of a key is what counts, so they give way to newer ones.
 
     >>> cli_rows([{"framework": "keras", "backend": "tensorflow", "batch_norm": "stock",
     ...            "train_images_per_s": 1.0}])
