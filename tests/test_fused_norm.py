@@ -22,30 +22,30 @@ def fused_backend(test):
     return pytest.mark.backend(skip(test))
 
 
-def _gradients(model: keras.Model, x: np.ndarray) -> tuple[np.ndarray, list]:
+def _gradients(model: keras.Model, x: np.ndarray) -> tuple:
     """Training-mode outputs (float32) and the gradients of a fixed loss of them, on this backend."""
     if keras.backend.backend() == "torch":
         import torch
 
         y = model(x, training=True).float()
-        loss = (y * torch.arange(y.shape[-1])).sum()
-        return y.detach().numpy(), torch.autograd.grad(loss, [v.value for v in model.trainable_variables])
+        loss = (y * torch.arange(y.shape[-1], device=y.device)).sum()
+        return y.detach(), torch.autograd.grad(loss, [v.value for v in model.trainable_variables])
     import tensorflow as tf
 
     with tf.GradientTape() as tape:
         y = tf.cast(model(x, training=True), "float32")
         loss = tf.reduce_sum(y * tf.range(y.shape[-1], dtype="float32"))
-    return y.numpy(), tape.gradient(loss, model.trainable_variables)
+    return y, tape.gradient(loss, model.trainable_variables)
 
 
 def _step(model: keras.Model, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
-    """Training-mode outputs, gradients of a fixed loss, and the moving statistics afterwards."""
+    """Training-mode outputs, gradients of a fixed loss, and the moving statistics afterwards (numpy)."""
     y, grads = _gradients(model, x)
-    as_float32 = keras.ops.convert_to_numpy
+    to_numpy = keras.ops.convert_to_numpy
     return (
-        y,
-        [as_float32(keras.ops.cast(g, "float32")) for g in grads],
-        [as_float32(w) for w in model.non_trainable_weights],
+        to_numpy(y),
+        [to_numpy(keras.ops.cast(g, "float32")) for g in grads],
+        [to_numpy(w) for w in model.non_trainable_weights],
     )
 
 
@@ -106,8 +106,8 @@ def test_weights_move_between_fused_and_stock_models(tmp_path, images):
 
 @pytest.mark.backend
 def test_jax_and_models_without_batch_norm_come_back_unchanged():
-    model = models.build("resnet8_21")
     if keras.backend.backend() not in FUSED_BACKENDS:
+        model = models.build("resnet8_21")
         assert with_fused_batch_norm(model) is model
     no_bn = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3)])
     assert with_fused_batch_norm(no_bn) is no_bn
@@ -120,6 +120,33 @@ def test_settings_the_kernel_does_not_cover_use_the_stock_computation():
     fused = FusedBatchNormalization()
     expected = keras.ops.convert_to_numpy(stock(x, training=True))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(fused(x, training=True)), expected, atol=1e-6)
+
+
+@fused_backend
+@pytest.mark.parametrize(
+    "settings",
+    [{"center": False, "scale": False}, {"center": False}, {"trainable": False}, {"dtype": "bfloat16"}],
+    ids=["no-affine", "no-offset", "frozen", "bfloat16-variables"],
+)
+def test_other_layer_settings_compute_what_the_stock_layer_does(settings):
+    """Without gamma or beta, frozen (``training=True`` then normalises with the moving statistics, as
+    Keras does), and with bfloat16 variables: the training and inference outputs of the stock layer."""
+    x = np.random.default_rng(3).normal(1.0, 2.0, size=(4, 5, 5, 6)).astype("float32")
+    stock, fused = keras.layers.BatchNormalization(**settings), FusedBatchNormalization(**settings)
+    for layer in (stock, fused):
+        layer.build(x.shape)
+        layer.moving_mean.assign(np.full(6, 0.5))
+        layer.moving_variance.assign(np.full(6, 3.0))
+    tolerance = 0.05 if settings.get("dtype") == "bfloat16" else 1e-5
+    for training in (True, False):
+        got, expected = (_float32(layer(x, training=training)) for layer in (fused, stock))
+        np.testing.assert_allclose(got, expected, atol=tolerance, err_msg=f"training={training}")
+    moving, expected = ([_float32(v) for v in layer.non_trainable_weights] for layer in (fused, stock))
+    np.testing.assert_allclose(np.concatenate(moving), np.concatenate(expected), rtol=max(tolerance, 1e-5))
+
+
+def _float32(tensor) -> np.ndarray:
+    return keras.ops.convert_to_numpy(keras.ops.cast(tensor, "float32"))
 
 
 @fused_backend

@@ -45,8 +45,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
         outputs, mean, variance = kernel(self, inputs, learning)
         if learning:  # the stock moving averages, of the batch mean and the biased batch variance
             momentum = self.momentum
-            self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
-            self.moving_variance.assign(self.moving_variance * momentum + variance * (1.0 - momentum))
+            for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+                moving.assign(moving * momentum + keras.ops.cast(batch, moving.dtype) * (1.0 - momentum))
         return keras.ops.cast(outputs, self.compute_dtype)
 
     def _fusable(self, inputs, mask) -> bool:
@@ -94,14 +94,15 @@ def _torch_kernel(layer: BatchNormalization, inputs, learning: bool) -> tuple:
     nchw = inputs.permute(0, 3, 1, 2)
     scale, offset = layer._affine(inputs.shape[-1])
     if not learning:
-        moving = (layer.moving_mean.value, layer.moving_variance.value)
+        moving = [keras.ops.cast(v, "float32") for v in (layer.moving_mean, layer.moving_variance)]
         outputs = torch.nn.functional.batch_norm(nchw, *moving, scale, offset, False, 0.0, layer.epsilon)
         return outputs.permute(0, 2, 3, 1), None, None
-    outputs, mean, inverse_std = torch.ops.aten.native_batch_norm(
-        nchw, scale, offset, None, None, True, 0.0, layer.epsilon
-    )
-    variance = inverse_std.detach().float().pow(-2) - layer.epsilon  # the biased batch variance
-    return outputs.permute(0, 2, 3, 1), mean.detach().float(), variance
+    # Statistics buffers that momentum 1 overwrites with the batch's: its mean and unbiased variance.
+    mean, variance = (torch.zeros_like(scale, requires_grad=False) for _ in range(2))
+    kernel = torch.ops.aten.native_batch_norm
+    outputs, *_ = kernel(nchw, scale, offset, mean, variance, True, 1.0, layer.epsilon)
+    count = inputs.numel() // inputs.shape[-1]
+    return outputs.permute(0, 2, 3, 1), mean, variance * (count - 1) / max(count, 1)
 
 
 def with_fused_batch_norm(model: keras.Model) -> keras.Model:

@@ -51,7 +51,8 @@ def cli_rows(rows: Iterable[dict]) -> list[dict]:
 
 def fastest_runs(rows: Iterable[dict]) -> list[dict]:
     """One entry per :data:`KEY` (``cpu_class`` ``None`` for rows recorded before the class was): the
-    fastest of :func:`cli_rows`, with the count of runs behind it, its date and note, sorted by key.
+    fastest of :func:`cli_rows`, with the count of runs behind it (of its BatchNorm layer, fused or stock),
+    its date and note, sorted by key.
 
     >>> row = {"framework": "keras", "backend": "torch", "model": "m", "batch": 8, "precision": "float32",
     ...        "cpu_class": "AVX2", "date": "2026-12-02"}
@@ -64,9 +65,10 @@ def fastest_runs(rows: Iterable[dict]) -> list[dict]:
     entries = []
     for key, runs in groups.items():
         best = max(runs, key=lambda row: row["train_images_per_s"])
+        alike = [row for row in runs if row.get("batch_norm") == best.get("batch_norm")]  # its layer's runs
         extra = {"note": best["note"]} if best.get("note") else {}
         entries.append({**dict(zip(KEY, key)), "train_images_per_s": best["train_images_per_s"],
-                        "runs": len(runs), "date": best.get("date"), **extra})  # fmt: skip
+                        "runs": len(alike), "date": best.get("date"), **extra})  # fmt: skip
     return sorted(entries, key=lambda e: tuple(str(e[k]) for k in KEY))
 
 
