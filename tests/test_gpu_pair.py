@@ -84,6 +84,54 @@ def test_pack_keeps_a_finished_runs_record_and_a_cut_off_runs_committed_backup(t
     assert (runs / "b-seed0" / "backup" / "training_metadata.json").is_file()
 
 
+def _run_folder(run: Path, epochs: int, finished: bool = False) -> Path:
+    """A run folder as the training CLI leaves it after ``epochs`` epochs (cut off, or ``finished``)."""
+    (run / "backup").mkdir(parents=True)
+    rows = "".join(f"{e},0.5\n" for e in range(epochs))
+    (run / "metrics.csv").write_text("epoch,val_accuracy\n" + rows)
+    (run / "config.json").write_text(json.dumps({"epochs": 30, "where": str(run)}))
+    checkpoint = f"ckpt-{epochs:06d}.weights.h5"
+    (run / "backup" / checkpoint).write_text("x")
+    (run / "backup" / "training_metadata.json").write_text(json.dumps({"weights": checkpoint}))
+    if finished:
+        (run / "result.json").write_text(json.dumps({"epochs_completed": epochs, "test_top1": 0.5}))
+        (run / "model.weights.h5").write_text("x")
+    return run
+
+
+def test_take_back_unpacks_a_packed_run_over_an_earlier_state_of_it_only(tmp_path):
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    gpu_pair.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
+    runs = tmp_path / "runs"
+    _run_folder(runs / "a-seed0", epochs=2)  # the CPU queue's earlier state of the same run
+    assert gpu_pair.take_back(packed / "a-seed0.tar.gz", runs) == "a-seed0"
+    assert train.RunRecord.read(runs / "a-seed0").epochs_done == 5
+    record = json.loads((runs / "a-seed0" / "backup" / "training_metadata.json").read_text())
+    assert record["weights"] == "ckpt-000005.weights.h5" and not (runs / "a-seed0" / ".lock").exists()
+    assert sorted(p.name for p in runs.iterdir()) == ["a-seed0"]  # no scratch folder left
+
+
+@pytest.mark.parametrize("here", ["further", "finished", "in use"])
+def test_take_back_refuses_a_run_the_queues_machine_has_further_or_is_training(tmp_path, capsys, here):
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    gpu_pair.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
+    runs = tmp_path / "runs"
+    local = _run_folder(runs / "a-seed0", epochs={"further": 7, "finished": 5, "in use": 2}[here],
+                        finished=here == "finished")  # fmt: skip
+    if here == "in use":  # the queue on this machine trains it (a holder that cannot be taken over)
+        holder = {"pid": 1, "host": "elsewhere", "since": "now", "token": "t"}
+        (local / ".lock").write_text(json.dumps(holder))
+    before = {p: p.read_bytes() for p in local.rglob("*") if p.is_file()}
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_pair.main(["--take-back", str(packed), "--runs", str(runs)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and str(local) in err and "Traceback" not in err
+    assert "is in use" in err if here == "in use" else "not unpacked" in err
+    assert {p: p.read_bytes() for p in local.rglob("*") if p.is_file()} == before
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [

@@ -15,9 +15,11 @@ lent GPU"). This script does the whole job inside one such command:
    backups, a run cut off at the deadline with its last committed backup. ``--resume DIR`` (the packed
    runs, carried back) unpacks them and finishes them with the same command.
 
-The folders are named as the queue names them (``preact164_type2-seed0``), so on this machine ``tar xzf
-<run id>.tar.gz -C ~/relu_runs/zoo`` puts a run where ``python -m relu_ratio.queue run`` skips it when
-finished and finishes it when cut off (a run keeps the way it started: precision, augmentation).
+The folders are named as the queue names them (``preact164_type2-seed0``), so on the queue's machine
+``python3 training/gpu_pair.py --take-back <folder of packed runs> --runs ~/relu_runs/zoo`` puts each run
+where ``python -m relu_ratio.queue run`` skips it when finished and finishes it when cut off (a run keeps
+the way it started: precision, augmentation). It holds each run folder's lock while it unpacks, so a run
+the queue is training there is refused, as is one with more epochs there than packed.
 
 Exit status: 0 when every run finished, 3 when a run was cut off at the deadline (packed for ``--resume``),
 1 when a run failed.
@@ -36,10 +38,12 @@ import shlex
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
 from relu_ratio import queue, train
+from relu_ratio.folder_lock import FolderInUse, locked_folder
 
 QUEUE = Path(__file__).with_name("queue.json")
 RUN_KEEP = ("config.json", "result.json", "metrics.csv", "progress.json", "model.weights.h5", "train.log")
@@ -97,6 +101,34 @@ def unpack(packed: Path, runs: Path, names: list[str]) -> None:
             tar.extractall(runs, filter="data")
 
 
+def take_back(archive: Path, runs: Path) -> str:
+    """On the machine of the CPU queue: unpack ``archive`` (``<run id>.tar.gz``, packed by this script and
+    carried back) into ``runs``, holding the run folder's lock while it does; returns the run id. Refused
+    (``ValueError``, naming the run, its folder left as it is): a folder another live process holds (the
+    queue training that run), one with a damaged run file, and one where the run is finished or has more
+    epochs than the packed one."""
+    run_id = archive.name.removesuffix(".tar.gz")
+    target = runs / run_id
+    with locked_folder(target, "run folder"), tempfile.TemporaryDirectory(dir=runs) as scratch:
+        with tarfile.open(archive) as tar:
+            tar.extractall(scratch, filter="data")
+        unpacked = Path(scratch) / run_id
+        incoming, here = train.RunRecord.read(unpacked), train.RunRecord.read(target)
+        if here.damage:
+            raise ValueError(f"{target}: {'; '.join(here.damage)}; {archive.name} not unpacked.")
+        if here.state == "finished" or here.epochs_done > incoming.epochs_done:
+            raise ValueError(
+                f"{target} holds {here.epochs_done} epochs ({here.state}) and {archive.name} "
+                f"{incoming.epochs_done}: not unpacked, the folder is left as it is."
+            )
+        for path in sorted(unpacked.rglob("*")):
+            if path.is_file():
+                destination = target / path.relative_to(unpacked)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, destination)
+    return run_id
+
+
 def decode(dataset: str) -> None:
     """Decode both splits once into the cache the runs share."""
     from relu_ratio import data
@@ -111,9 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-ids", nargs="+", help="train these queued runs (default: the next --count ones)")
     p.add_argument("--count", type=int, default=2, help="how many of the queue's next runs at once")
     p.add_argument("--dataset", default=".data", help="the folder holding the CIFAR-10 JPEG archives")
-    p.add_argument("--out", required=True, help="where the packed runs go ($OUT)")
-    p.add_argument("--commit", required=True, help="the commit the device's copy of the tree was made from")
+    p.add_argument("--out", help="where the packed runs go ($OUT); required unless --take-back")
+    p.add_argument("--commit", help="the commit the device's copy of the tree was made from; as --out")
     p.add_argument("--resume", help="a folder of packed runs cut off at a deadline: finish them")
+    p.add_argument("--take-back", help="here, after the window: unpack this folder's packed runs into --runs")
     p.add_argument("--runs", default="/tmp/relu_runs", help="where the run folders are trained")
     p.add_argument("--steps-per-execution", type=int, default=32, help="training steps per compiled call")
     p.add_argument("--deadline-s", type=float, default=560, help="everything is packed by then (from start)")
@@ -122,6 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--augment-on", choices=["host", "device"],
                    help="(for trying the script out on a CPU, where the queued 'auto' is the host) force it")
     args = p.parse_args(argv)
+    if args.take_back:
+        archives = sorted(Path(args.take_back).glob("*.tar.gz"))
+        if not archives:
+            p.error(f"--take-back {args.take_back}: no <run id>.tar.gz there")
+        for archive in archives:
+            try:
+                print(f"unpacked {take_back(archive, Path(args.runs))} into {args.runs}", flush=True)
+            except (FolderInUse, ValueError) as error:
+                p.exit(2, f"{p.prog}: {error}\n")
+        return 0
+    if not (args.out and args.commit):
+        p.error("--out and --commit are required (or --take-back)")
     if args.count < 1:
         p.error(f"--count must be >= 1; received {args.count}")
     try:
