@@ -2,7 +2,8 @@
 
 Usage (prints a Markdown table; records nothing)::
 
-    KERAS_BACKEND=torch python benchmarks/pipeline_cost.py --models resnet20_21 preact56_32
+    KERAS_BACKEND=torch python benchmarks/pipeline_cost.py --models resnet20_21 preact56_32 \
+        [--mixed-precision mixed_bfloat16]
 
 One model, one process, the same random uint8 images, and ``model.fit`` for one epoch fed four ways, each
 on a freshly built and warmed-up model (what ``benchmarks/throughput.py`` trains: the recipe's step, the
@@ -68,8 +69,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models", nargs="+", default=["resnet20_21"])
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--steps", type=int, default=30, help="training steps per feed (one epoch)")
+    p.add_argument("--mixed-precision", default="float32", choices=["float32", "mixed_bfloat16"],
+                   help="the Keras dtype policy the models train in (the CLI's 'auto' on a bfloat16 CPU)")
     args = p.parse_args(argv)
-    print(f"Keras on {keras.backend.backend()}, {device()}, batch {args.batch}, {args.steps} steps\n")
+    keras.mixed_precision.set_global_policy(args.mixed_precision)
+    print(f"Keras on {keras.backend.backend()}, {device()}, {args.mixed_precision}, batch {args.batch}, "
+          f"{args.steps} steps\n")  # fmt: skip
     print("| model | feed | images/s | of the bare step | cpu/wall |\n| --- | --- | --- | --- | --- |")
     for name in args.models:
         rows = measure(name, args.batch, args.steps)
