@@ -423,6 +423,13 @@ def test_an_old_project_with_other_settings_is_refused_naming_what_differs(folde
         err = capsys.readouterr().err
         assert f"{out / 'resnet8_stage_random'} holds a search with other settings: " in err, err
         assert differs in err and "--overwrite" in err and err.count("\n") == 1, err
+    search_file = out / "resnet8_stage_random" / "search.json"
+    settings = search_file.read_text()
+    search_file.write_text(settings[: len(settings) // 2])  # cut off while it was written
+    assert tune.main(_tiny_args(folder, out, "--max-trials", "1")) == 2
+    err = capsys.readouterr().err
+    assert f"{search_file}: is not valid JSON" in err and "--overwrite" in err and err.count("\n") == 1, err
+    search_file.write_text(settings)
     assert best.read_text() == before
     assert tune.main(_tiny_args(folder, out, "--max-trials", "2")) == 0  # more trials: the search resumed
     assert tune.main(_tiny_args(folder, out, "--max-trials", "1", "--epochs", "2", "--overwrite")) == 0

@@ -403,12 +403,7 @@ def _check_same_search(project_dir: Path, settings: dict) -> None:
     path = project_dir / SEARCH_FILE
     if not path.is_file():
         return
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path} cannot be read ({error}); pass --overwrite to start afresh.") from None
-    if not isinstance(old, dict):
-        raise ValueError(f"{path} holds {type(old).__name__}, not a search's settings; pass --overwrite.")
+    old = train.record.read_json(path, hint="pass --overwrite to start afresh")  # a RunFileError (ValueError)
     changed = [f"{k} {old.get(k)!r} (now {new!r})" for k, new in settings.items() if old.get(k) != new]
     if changed:
         raise ValueError(
