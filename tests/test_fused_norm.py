@@ -41,12 +41,7 @@ def _gradients(model: keras.Model, x: np.ndarray) -> tuple:
 def _step(model: keras.Model, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
     """Training-mode outputs, gradients of a fixed loss, and the moving statistics afterwards (numpy)."""
     y, grads = _gradients(model, x)
-    to_numpy = keras.ops.convert_to_numpy
-    return (
-        to_numpy(y),
-        [to_numpy(keras.ops.cast(g, "float32")) for g in grads],
-        [to_numpy(w) for w in model.non_trainable_weights],
-    )
+    return _float32(y), [_float32(g) for g in grads], [_float32(w) for w in model.non_trainable_weights]
 
 
 def _flat(arrays: list[np.ndarray]) -> np.ndarray:
