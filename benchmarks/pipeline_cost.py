@@ -7,7 +7,7 @@ Usage (prints a Markdown table; records nothing)::
 
 One model, one process, the same random uint8 images, and ``model.fit`` for one epoch fed four ways, each
 on a freshly built and warmed-up model (what ``benchmarks/throughput.py`` trains: the recipe's step, the
-fused BatchNorm under TensorFlow):
+backend's fast training layers of ``relu_ratio.train.kernels``):
 
 1. ``arrays``: the images as one numpy array (Keras' own slicing: the bare step);
 2. ``batches``: :class:`relu_ratio.data.Batches` without augmentation (the CLI's ``PyDataset``);
@@ -43,7 +43,7 @@ def measure(name: str, batch: int, steps: int) -> list[dict]:
     """One row per feed of :data:`FEEDS`: images/s and CPU time per wall-clock second."""
     rows = []
     for feed in FEEDS:
-        model, images, labels = throughput.training_setup(name, batch, steps, fused=True)
+        model, images, labels = throughput.training_setup(name, batch, steps)
         split = data.Split(images, labels.argmax(-1).astype("int32"), throughput.RANDOM)
         model.fit(images[:batch], labels[:batch], batch_size=batch, epochs=1, verbose=0)  # warm-up
         kwargs = {}

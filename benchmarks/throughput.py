@@ -20,7 +20,8 @@ the pre-activation ``resnet`` and ``preact`` families, channels-last, bfloat16 a
 ``mixed_bfloat16``) in the same run, so the two can be compared on one machine.
 
 Training runs what the training CLI runs: the recipe's compiled ``train_step`` through ``model.fit``, with
-the fused BatchNormalization of ``relu_ratio.train.fused_norm`` (``--stock-batch-norm``: Keras' own), on
+the backend's fast training layers of ``relu_ratio.train.kernels`` (the fused BatchNorm under TensorFlow and
+PyTorch, the copy-free convolution under PyTorch; ``--stock-layers``: Keras' own; a row says which), on
 random uint8 images (no data loading in the measurement); inference times ``predict_on_batch``. Warm-up
 steps (compilation) are excluded. Not a test: it only prints and records what it measured.
 """
@@ -42,9 +43,9 @@ import numpy as np
 
 from relu_ratio import data, describe, files, models, train
 from relu_ratio.patterns import ReLUPattern
-from relu_ratio.train import speeds
+from relu_ratio.train import fused_norm, speeds, torch_conv
 from relu_ratio.train.devices import CPU_CLASSES, cpu_class
-from relu_ratio.train.fused_norm import FUSED_BACKENDS, with_fused_batch_norm
+from relu_ratio.train.kernels import with_fast_kernels
 from relu_ratio.train.pipeline import training_input
 
 RESULTS = Path(__file__).with_name("results.jsonl")
@@ -80,22 +81,22 @@ class _StepTimer(keras.callbacks.Callback):
 
 
 def training_setup(
-    name: str, batch: int, steps: int, fused: bool
+    name: str, batch: int, steps: int, fast_kernels: bool = True
 ) -> tuple[keras.Model, np.ndarray, np.ndarray]:
-    """What the training CLI trains, on random data: the model ``name`` (with the fused BatchNorm if
-    ``fused``), compiled with the ``fast`` recipe, and ``steps`` batches of random uint8 images and labels."""
+    """What the training CLI trains, on random data: the model ``name`` (on the backend's fast training
+    layers if ``fast_kernels``), compiled with the ``fast`` recipe, and ``steps`` batches of random uint8
+    images and labels."""
     rng = np.random.default_rng(0)
     model = models.build(name, normalization=(RANDOM.mean, RANDOM.std))
-    model = with_fused_batch_norm(model) if fused else model
+    model = with_fast_kernels(model) if fast_kernels else model
     images = rng.integers(0, 256, size=(batch * steps, 32, 32, 3), dtype=np.uint8)
     labels = np.eye(10, dtype="float32")[rng.integers(0, 10, len(images))]
     train.compile_for(model, train.TrainConfig(recipe="fast", epochs=1).resolved(), steps)
     return model, images, labels
 
 
-def measure(name: str, batch: int, steps: int, warmup: int, fused: bool = True) -> dict:
-    fused = fused and keras.backend.backend() in FUSED_BACKENDS  # JAX keeps the stock layer
-    model, images, labels = training_setup(name, batch, steps + warmup, fused)
+def measure(name: str, batch: int, steps: int, warmup: int, fast_kernels: bool = True) -> dict:
+    model, images, labels = training_setup(name, batch, steps + warmup, fast_kernels)
     timer = _StepTimer(warmup)
     model.fit(images, labels, batch_size=batch, epochs=1, callbacks=[timer], verbose=0, shuffle=False)
     train_ips = batch / timer.seconds_per_step()
@@ -109,7 +110,17 @@ def measure(name: str, batch: int, steps: int, warmup: int, fused: bool = True) 
     infer_ips = batch * steps / (time.perf_counter() - start)
     return {"framework": "keras", "model": name, "batch": batch, "train_images_per_s": round(train_ips, 1),
             "inference_images_per_s": round(infer_ips, 1), "steps": steps, "warmup": warmup,
-            "batch_norm": "fused" if fused else "stock"}  # fmt: skip
+            **layers_of(model)}  # fmt: skip
+
+
+def layers_of(model: keras.Model) -> dict:
+    """What a row says of the layers it trained: ``batch_norm`` fused or stock, and under PyTorch ``conv``
+    copy-free (:mod:`relu_ratio.train.torch_conv`) or stock."""
+    kinds = {type(layer) for layer in model._flatten_layers()}
+    row = {"batch_norm": "fused" if fused_norm.BatchNormalization in kinds else "stock"}
+    if keras.backend.backend() == "torch":
+        row["conv"] = "copy-free" if torch_conv.Conv2D in kinds else "stock"
+    return row
 
 
 def measure_device_path(name: str, batch: int, steps: int, warmup: int, steps_per_execution: int) -> dict:
@@ -220,7 +231,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first (tracing, oneDNN set-up)")
     p.add_argument("--mixed-precision", nargs="+", default=["float32"],
                    choices=["float32", "mixed_bfloat16", "mixed_float16"], help="one or more Keras policies")
-    p.add_argument("--stock-batch-norm", action="store_true", help="train with Keras' own BatchNormalization")
+    p.add_argument("--stock-layers", action="store_true",
+                   help="train Keras' own BatchNormalization and Conv2D (not relu_ratio.train.kernels')")
     p.add_argument("--torch", action="store_true", help="also measure PyTorch (pre-activation nets)")
     p.add_argument("--torch-compile", action="store_true", help="with --torch: use torch.compile")
     p.add_argument("--no-record", action="store_true", help="print only; do not append to results.jsonl")
@@ -244,11 +256,12 @@ def main(argv: list[str] | None = None) -> None:
         keras.mixed_precision.set_global_policy(precision)
         context = run_context(precision, args.note)
         for name in args.models:
-            row = {**measure(name, args.batch, args.steps, args.warmup, not args.stock_batch_norm), **context}
+            row = {**measure(name, args.batch, args.steps, args.warmup, not args.stock_layers), **context}
             rows = [row]
             torch_has_it = models.parse_name(name)[0] in ("resnet", "preact") and precision != "mixed_float16"
             if args.torch and torch_has_it:
-                keras_only = {k: v for k, v in row.items() if k not in ("batch_norm", "backend_version")}
+                layers = ("batch_norm", "conv", "backend_version")
+                keras_only = {k: v for k, v in row.items() if k not in layers}
                 rows.append({**keras_only, **torch_row(name, args, precision), "framework": "torch"})
             for r in rows:
                 label = f"{r['framework']}:{name}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import keras
 import pytest
 from helpers import load_module
 
@@ -66,6 +67,11 @@ def test_profile_groups_ops_by_what_they_do():
     assert profile.group_of("Mul", "StatefulPartitionedCall/sgd/Mul_64") == "optimizer"
     assert profile.group_of("AddN", "StatefulPartitionedCall/AddN_15") == "residual adds and gradient sums"
     assert profile.group_of("Cast", "m/Cast").startswith("casts")
+    for op, group in (("aten::mkldnn_convolution", "conv forward"), ("aten::native_batch_norm", "BatchNorm"),
+                      ("aten::convolution_backward", "conv backward (input and filter)"),
+                      ("aten::threshold_backward", "ReLU"), ("aten::_foreach_add_", "optimizer"),
+                      ("aten::copy_", "layout copies")):  # fmt: skip
+        assert profile.group_of(op, op) == group, op
     result = {"model": "m", "precision": "float32", "batch_norm": "fused", "step_ms": 10.0,
               "images_per_s": 12800.0, "groups": {"BatchNorm": 2.0, "casts": 6.0}}  # fmt: skip
     table = profile.markdown([result])
@@ -81,3 +87,12 @@ def test_profile_script_traces_a_training_step(capsys):
                                      "--warmup", "1", "--batch", "8"])  # fmt: skip
     out = capsys.readouterr().out
     assert "| conv forward |" in out and "| step (wall clock) |" in out
+
+
+@pytest.mark.backend
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="torch.profiler: the PyTorch pass runs it")
+def test_profile_script_traces_a_training_step_under_pytorch(capsys):
+    _benchmark("profile_step").main(["--models", "resnet8_21", "--precisions", "float32", "--steps", "2",
+                                     "--warmup", "1", "--batch", "8"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "(fused BN, copy-free conv)" in out and "| conv forward |" in out and "| BatchNorm |" in out

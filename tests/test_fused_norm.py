@@ -1,5 +1,6 @@
 """The training-time fused BatchNormalization computes what the stock layer does, with the same weights, on
-each backend that has a fused kernel (TensorFlow, PyTorch; under JAX the stock layer is kept)."""
+each backend that has a fused kernel (TensorFlow, PyTorch; under JAX the stock layer is kept); so do whole
+models on ``relu_ratio.train.kernels``' layers (under PyTorch its copy-free ``Conv2D`` too)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import numpy as np
 import pytest
 
 from relu_ratio import models
-from relu_ratio.train.fused_norm import FUSED_BACKENDS, with_fused_batch_norm
+from relu_ratio.train.fused_norm import FUSED_BACKENDS
 from relu_ratio.train.fused_norm import BatchNormalization as FusedBatchNormalization
+from relu_ratio.train.kernels import with_fast_kernels
 
 NORMALIZATION = ((128.0,) * 3, (64.0,) * 3)
 
@@ -51,8 +53,10 @@ def _flat(arrays: list[np.ndarray]) -> np.ndarray:
 @fused_backend
 def test_fused_training_step_equals_the_stock_layers(images):
     stock = models.build("resnet8_21", normalization=NORMALIZATION)
-    fused = with_fused_batch_norm(stock)
+    fused = with_fast_kernels(stock)
     assert isinstance(fused.get_layer("stage2_block1_bn1"), FusedBatchNormalization)
+    conv = type(fused.get_layer("stage2_block1_conv1")).__module__
+    assert (conv == "relu_ratio.train.torch_conv") == (keras.backend.backend() == "torch"), conv
     assert [w.path for w in fused.weights] == [w.path for w in stock.weights]
     expected, got = _step(stock, images), _step(fused, images)
     np.testing.assert_allclose(got[0], expected[0], atol=1e-5)
@@ -74,7 +78,7 @@ def test_fused_bfloat16_gradients_are_as_close_to_float32_as_the_stock_ones():
         keras.mixed_precision.set_global_policy(previous)
     stock.set_weights(reference_model.get_weights())
     errors, predictions = {}, {}
-    for label, model in (("stock", stock), ("fused", with_fused_batch_norm(stock))):
+    for label, model in (("stock", stock), ("fused", with_fast_kernels(stock))):
         grads = _flat(_step(model, x)[1])
         errors[label] = np.linalg.norm(grads - reference) / np.linalg.norm(reference)
         predictions[label] = np.asarray(model.predict(x, verbose=0), dtype="float32")
@@ -87,12 +91,12 @@ def test_fused_bfloat16_gradients_are_as_close_to_float32_as_the_stock_ones():
 def test_weights_move_between_fused_and_stock_models(tmp_path, images):
     """Backups and ``best.weights.h5`` are written from the fused training model; both ways must load."""
     stock = models.build("preact11_32", normalization=NORMALIZATION)
-    fused = with_fused_batch_norm(models.build("preact11_32", normalization=NORMALIZATION))
+    fused = with_fast_kernels(models.build("preact11_32", normalization=NORMALIZATION))
     fused.save_weights(tmp_path / "fused.weights.h5")
     stock.load_weights(tmp_path / "fused.weights.h5")
     for a, b in zip(stock.get_weights(), fused.get_weights()):
         np.testing.assert_array_equal(a, b)
-    fresh = with_fused_batch_norm(models.build("preact11_32", normalization=NORMALIZATION))
+    fresh = with_fast_kernels(models.build("preact11_32", normalization=NORMALIZATION))
     stock.save_weights(tmp_path / "stock.weights.h5")
     fresh.load_weights(tmp_path / "stock.weights.h5")
     # two kernels summing in different orders, as above (1.7e-6 apart on an AMX CPU)
@@ -100,12 +104,12 @@ def test_weights_move_between_fused_and_stock_models(tmp_path, images):
 
 
 @pytest.mark.backend
-def test_jax_and_models_without_batch_norm_come_back_unchanged():
-    if keras.backend.backend() not in FUSED_BACKENDS:
+def test_models_with_nothing_to_substitute_come_back_unchanged():
+    if keras.backend.backend() == "jax":  # XLA fuses and lays out the stock layers' ops itself
         model = models.build("resnet8_21")
-        assert with_fused_batch_norm(model) is model
-    no_bn = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3)])
-    assert with_fused_batch_norm(no_bn) is no_bn
+        assert with_fast_kernels(model) is model
+    dense = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+    assert with_fast_kernels(dense) is dense
 
 
 @fused_backend
@@ -160,7 +164,7 @@ def test_batch_norm_inside_a_nested_model_is_fused_too(images):
     inner = keras.Sequential([keras.Input((32, 32, 3)), layers.Conv2D(4, 3), layers.BatchNormalization()])
     inputs = keras.Input((32, 32, 3))
     outer = keras.Model(inputs, keras.layers.BatchNormalization()(inner(inputs)))
-    fused = with_fused_batch_norm(outer)
+    fused = with_fast_kernels(outer)
     kinds = {type(layer) for layer in fused._flatten_layers() if isinstance(layer, layers.BatchNormalization)}
     assert kinds == {FusedBatchNormalization}
     got, expected = (keras.ops.convert_to_numpy(m(images, training=True)) for m in (fused, outer))

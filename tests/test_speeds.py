@@ -28,11 +28,13 @@ def test_each_entry_is_the_fastest_run_of_what_the_cli_trains_on_a_cpu():
         {**row, "train_images_per_s": 999.0, "framework": "torch"},  # the PyTorch reference, not a backend
         {**row, "inference_images_per_s": 999.0, "benchmark": "fusion"},  # no training figure
         {**row, "train_images_per_s": 229.0, "backend": "torch", "batch_norm": "stock"},
+        {**row, "train_images_per_s": 250.0, "backend": "torch", "conv": "copy-free"},
+        {**row, "train_images_per_s": 240.0, "backend": "torch", "conv": "copy-free"},  # its layers' runs: 2
         {**row, "train_images_per_s": 600.0, "cpu_class": None},  # recorded before the class was
     ]
     entries = speeds.fastest_runs(rows)
     assert [(e["cpu_class"], e["backend"], e["train_images_per_s"], e["runs"]) for e in entries] == [
-        ("AVX2", "tensorflow", 79.0, 2), ("AVX2", "torch", 229.0, 1), (None, "tensorflow", 600.0, 1),
+        ("AVX2", "tensorflow", 79.0, 2), ("AVX2", "torch", 250.0, 2), (None, "tensorflow", 600.0, 1),
     ]  # fmt: skip
     assert (entries[0]["date"], entries[0]["note"]) == ("2026-12-03", "quiet")  # the fastest row's
 

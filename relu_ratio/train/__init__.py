@@ -39,7 +39,9 @@ The package's modules, one seam each: :mod:`~relu_ratio.train.config` (:class:`T
 :mod:`~relu_ratio.train.devices` (what a run trains on, the CPU's class), :mod:`~relu_ratio.train.speeds`
 (measured speed per CPU class and backend), :mod:`~relu_ratio.train.series` (a series of runs
 in order: skip finished ones, resume, record failures),
-:mod:`~relu_ratio.train.fused_norm` (a fused BatchNorm for training, TensorFlow's or PyTorch's) and
+:mod:`~relu_ratio.train.kernels` (training-time layers on faster kernels: the fused BatchNorm of
+:mod:`~relu_ratio.train.fused_norm`, PyTorch's copy-free convolution of
+:mod:`~relu_ratio.train.torch_conv`) and
 :mod:`~relu_ratio.train.cli`.
 """
 
@@ -47,12 +49,12 @@ from relu_ratio.train.callbacks import TrainingDiverged
 from relu_ratio.train.cli import main, parser
 from relu_ratio.train.config import TrainConfig, command_for
 from relu_ratio.train.fit import device, precision_policy, run, save_model_weights, with_recorded_recipe
-from relu_ratio.train.fused_norm import with_fused_batch_norm
+from relu_ratio.train.kernels import with_fast_kernels
 from relu_ratio.train.recipes import HOLDOUT_SEED, RECIPES, compile_for, learning_rate
 from relu_ratio.train.record import RunRecord, metric_column, parse_run_folder_name, run_folder_name
 
 __all__ = [
     "HOLDOUT_SEED", "RECIPES", "RunRecord", "TrainConfig", "TrainingDiverged", "command_for", "compile_for",
     "device", "learning_rate", "main", "metric_column", "parse_run_folder_name", "parser", "precision_policy",
-    "run", "run_folder_name", "save_model_weights", "with_fused_batch_norm", "with_recorded_recipe",
+    "run", "run_folder_name", "save_model_weights", "with_fast_kernels", "with_recorded_recipe",
 ]  # fmt: skip

@@ -22,7 +22,7 @@ from relu_ratio.train import callbacks as callbacks_lib
 from relu_ratio.train import speeds
 from relu_ratio.train.config import TrainConfig, command_for
 from relu_ratio.train.devices import BF16_CPU_CLASSES, DEVICE_SEPARATOR, cpu_class, device, is_gpu
-from relu_ratio.train.fused_norm import with_fused_batch_norm
+from relu_ratio.train.kernels import with_fast_kernels
 from relu_ratio.train.pipeline import training_input
 from relu_ratio.train.recipes import HOLDOUT_SEED, RECIPES, compile_for
 from relu_ratio.train.record import metric_column, read_result
@@ -200,7 +200,7 @@ def _train(
     _check_same_data(out, started, seen, config.dataset)
 
     with _Distribution(config.distribute) as distribution:
-        model = with_fused_batch_norm(
+        model = with_fast_kernels(
             models.build(config.model, weight_decay=config.weight_decay, **arch_kwargs)
         )
         trainable, train_batches = training_input(model, train_split, config.batch_size, config.seed, where)

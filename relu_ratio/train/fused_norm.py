@@ -9,19 +9,15 @@ only 1.7x (``resnet20_21``) and 2.4x (``preact164_32``) and lost on ``preact56_3
 under PyTorch, ``native_batch_norm`` does, on a channels-last view of Keras' NHWC tensors (no copy).
 Under JAX, XLA fuses the stock layer's ops itself and the stock layer is kept.
 
-:func:`with_fused_batch_norm` gives a copy of a built model whose stock ``BatchNormalization`` layers are
-this module's :class:`BatchNormalization`: the same layer names, variables and weight order. The class keeps
-the stock class's name on purpose: Keras addresses a layer's weights in a ``.weights.h5`` file by its class
-name, so files written from either model (backups, ``best.weights.h5``) load into the other. Training
-uses the copy (its validation passes too); :func:`relu_ratio.train.save_model_weights` saves into a stock
-model, so what the zoo ships holds stock layers only. Under JAX and for settings the fused kernels do not
-cover (a mask, renorm, synchronized statistics, an axis other than the last of a 4-D input) the layer is
-the stock one.
+:func:`relu_ratio.train.kernels.with_fast_kernels` puts this module's :class:`BatchNormalization` in place
+of the stock layer under TensorFlow and PyTorch (same name, variables and weight order). For settings the
+fused kernels do not cover (a mask, renorm, synchronized statistics, an axis other than the last of a 4-D
+input) it computes what the stock layer does, the stock way.
 
 Example (TensorFlow or PyTorch backend):
     >>> from relu_ratio import models
-    >>> from relu_ratio.train.fused_norm import with_fused_batch_norm
-    >>> fast = with_fused_batch_norm(models.build("resnet8_21"))
+    >>> from relu_ratio.train.kernels import with_fast_kernels
+    >>> fast = with_fast_kernels(models.build("resnet8_21"))
     >>> type(fast.get_layer("stage1_block1_bn1")).__module__  # doctest: +SKIP
     'relu_ratio.train.fused_norm'
 """
@@ -104,22 +100,3 @@ def _torch_kernel(layer: BatchNormalization, inputs, learning: bool) -> tuple:
     count = inputs.numel() // inputs.shape[-1]
     return outputs.permute(0, 2, 3, 1), mean, variance * (count - 1) / max(count, 1)
 
-
-def with_fused_batch_norm(model: keras.Model) -> keras.Model:
-    """A copy of functional ``model`` (same weights) whose ``BatchNormalization`` layers are fused ones.
-
-    Other layers are recreated from their configs, nested models included; the copy is uncompiled. On
-    JAX (whose compiler fuses the stock layer's ops itself), or without stock ``BatchNormalization`` layers,
-    ``model`` itself comes back.
-    """
-    stock = [layer for layer in model._flatten_layers() if type(layer) is keras.layers.BatchNormalization]
-    if keras.backend.backend() not in FUSED_BACKENDS or not stock:
-        return model
-
-    def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
-        kind = BatchNormalization if type(layer) is keras.layers.BatchNormalization else type(layer)
-        return kind.from_config(layer.get_config())
-
-    fused = keras.models.clone_model(model, clone_function=clone, recursive=True)
-    fused.set_weights(model.get_weights())
-    return fused

@@ -51,8 +51,8 @@ def cli_rows(rows: Iterable[dict]) -> list[dict]:
 
 def fastest_runs(rows: Iterable[dict]) -> list[dict]:
     """One entry per :data:`KEY` (``cpu_class`` ``None`` for rows recorded before the class was): the
-    fastest of :func:`cli_rows`, with the count of runs behind it (of its BatchNorm layer, fused or stock),
-    its date and note, sorted by key.
+    fastest of :func:`cli_rows`, with the count of runs behind it (of its layers: BatchNorm fused or stock,
+    PyTorch's convolution copy-free or stock), its date and note, sorted by key.
 
     >>> row = {"framework": "keras", "backend": "torch", "model": "m", "batch": 8, "precision": "float32",
     ...        "cpu_class": "AVX2", "date": "2026-12-02"}
@@ -65,11 +65,16 @@ def fastest_runs(rows: Iterable[dict]) -> list[dict]:
     entries = []
     for key, runs in groups.items():
         best = max(runs, key=lambda row: row["train_images_per_s"])
-        alike = [row for row in runs if row.get("batch_norm") == best.get("batch_norm")]  # its layer's runs
+        alike = [row for row in runs if _layers(row) == _layers(best)]
         extra = {"note": best["note"]} if best.get("note") else {}
         entries.append({**dict(zip(KEY, key)), "train_images_per_s": best["train_images_per_s"],
                         "runs": len(alike), "date": best.get("date"), **extra})  # fmt: skip
     return sorted(entries, key=lambda e: tuple(str(e[k]) for k in KEY))
+
+
+def _layers(row: dict) -> tuple:
+    """What a row's training step ran: its BatchNorm and (PyTorch) convolution layers."""
+    return row.get("batch_norm"), row.get("conv")
 
 
 def read(path: str | Path = SPEEDS_FILE) -> list[dict]:
