@@ -80,7 +80,7 @@ def test_pack_keeps_a_finished_runs_record_and_a_cut_off_runs_committed_backup(t
         "b-seed0/config.json", "b-seed0/metrics.csv",
     ]  # fmt: skip
     runs = tmp_path / "unpacked"
-    gpu_pair.unpack(out, runs, ["b-seed0"])
+    assert gpu_pair.take_back(out / "b-seed0.tar.gz", runs) == "b-seed0"  # --resume's way, into a new place
     assert (runs / "b-seed0" / "backup" / "training_metadata.json").is_file()
 
 
@@ -130,6 +130,17 @@ def test_take_back_refuses_a_run_the_queues_machine_has_further_or_is_training(t
     assert exit_info.value.code == 2 and str(local) in err and "Traceback" not in err
     assert "is in use" in err if here == "in use" else "not unpacked" in err
     assert {p: p.read_bytes() for p in local.rglob("*") if p.is_file()} == before
+
+
+def test_resume_without_a_packed_run_is_refused_before_anything_starts(tmp_path, capsys):
+    out, packed = tmp_path / "out", tmp_path / "packed"
+    packed.mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_pair.main(["--queue", str(_queue(tmp_path)), "--out", str(out), "--commit", "abc", "--resume",
+                       str(packed), "--runs", str(tmp_path / "runs")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "no such packed run" in err and "Traceback" not in err
+    assert not out.exists() and not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,8 @@ lent GPU"). This script does the whole job inside one such command:
    stale ``.git``);
 3. packs each run folder into ``OUT/<run id>.tar.gz`` before ``--deadline-s``: a finished run without its
    backups, a run cut off at the deadline with its last committed backup. ``--resume DIR`` (the packed
-   runs, carried back) unpacks them and finishes them with the same command.
+   runs, carried back) takes them back as ``--take-back`` does (below) and finishes them with the same
+   command.
 
 The folders are named as the queue names them (``preact164_type2-seed0``), so on the queue's machine
 ``python3 training/gpu_pair.py --take-back <folder of packed runs> --runs ~/relu_runs/zoo`` puts each run
@@ -94,20 +95,15 @@ def pack(run: Path, out: Path) -> Path:
     return target
 
 
-def unpack(packed: Path, runs: Path, names: list[str]) -> None:
-    """Unpack ``packed/<name>.tar.gz`` into ``runs`` for every run name."""
-    for name in names:
-        with tarfile.open(packed / f"{name}.tar.gz") as tar:
-            tar.extractall(runs, filter="data")
-
-
 def take_back(archive: Path, runs: Path) -> str:
     """On the machine of the CPU queue: unpack ``archive`` (``<run id>.tar.gz``, packed by this script and
     carried back) into ``runs``, holding the run folder's lock while it does; returns the run id. Refused
-    (``ValueError``, naming the run, its folder left as it is): a folder another live process holds (the
-    queue training that run), one with a damaged run file, and one where the run is finished or has more
-    epochs than the packed one."""
+    (``ValueError``, naming the run, its folder left as it is): a missing archive, a folder another live
+    process holds (the queue training that run), one with a damaged run file, and one where the run is
+    finished or has more epochs than the packed one."""
     run_id = archive.name.removesuffix(".tar.gz")
+    if not archive.is_file():
+        raise ValueError(f"{archive}: no such packed run")
     target = runs / run_id
     with locked_folder(target, "run folder"), tempfile.TemporaryDirectory(dir=runs) as scratch:
         with tarfile.open(archive) as tar:
@@ -127,6 +123,15 @@ def take_back(archive: Path, runs: Path) -> str:
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(path, destination)
     return run_id
+
+
+def take_back_all(archives: list[Path], runs: Path, p: argparse.ArgumentParser) -> None:
+    """:func:`take_back` of each archive in turn; the first refused (or missing) ends the command, exit 2."""
+    for archive in archives:
+        try:
+            print(f"unpacked {take_back(archive, runs)} into {runs}", flush=True)
+        except (FolderInUse, ValueError) as error:
+            p.exit(2, f"{p.prog}: {error}\n")
 
 
 def decode(dataset: str) -> None:
@@ -159,11 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         archives = sorted(Path(args.take_back).glob("*.tar.gz"))
         if not archives:
             p.error(f"--take-back {args.take_back}: no <run id>.tar.gz there")
-        for archive in archives:
-            try:
-                print(f"unpacked {take_back(archive, Path(args.runs))} into {args.runs}", flush=True)
-            except (FolderInUse, ValueError) as error:
-                p.exit(2, f"{p.prog}: {error}\n")
+        take_back_all(archives, Path(args.runs), p)
         return 0
     if not (args.out and args.commit):
         p.error("--out and --commit are required (or --take-back)")
@@ -181,11 +182,11 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.monotonic()
     out, runs = Path(args.out), Path(args.runs)
+    if args.resume:
+        take_back_all([Path(args.resume) / f"{name}.tar.gz" for name in names], runs, p)
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 / len(items):.2f}",
            "RELU_RATIO_SOURCE_COMMIT": args.commit}  # fmt: skip
-    if args.resume:
-        unpack(Path(args.resume), runs, names)
     decode(args.dataset)
     procs = {}
     for item in items:
