@@ -36,6 +36,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -252,40 +253,44 @@ def main(argv: list[str] | None = None) -> None:
     if args.augment_on == "device":
         return _device_path(args)
     print(f"{'framework:model':<22}{'precision':>16}{'batch':>6}{'train img/s':>14}{'infer img/s':>14}")
-    for precision in args.mixed_precision:
-        keras.mixed_precision.set_global_policy(precision)
-        context = run_context(precision, args.note)
-        for name in args.models:
-            row = {**measure(name, args.batch, args.steps, args.warmup, not args.stock_layers), **context}
-            rows = [row]
-            torch_has_it = models.parse_name(name)[0] in ("resnet", "preact") and precision != "mixed_float16"
-            if args.torch and torch_has_it:
-                layers = ("batch_norm", "conv", "backend_version")
-                keras_only = {k: v for k, v in row.items() if k not in layers}
-                rows.append({**keras_only, **torch_row(name, args, precision), "framework": "torch"})
-            for r in rows:
-                label = f"{r['framework']}:{name}"
-                print(f"{label:<22}{precision:>16}{args.batch:>6}{r['train_images_per_s']:>14}"
-                      f"{r['inference_images_per_s']:>14}")  # fmt: skip
-                if not args.no_record:
-                    record(r)
+    for precision, name, context in _settings(args):
+        row = {**measure(name, args.batch, args.steps, args.warmup, not args.stock_layers), **context}
+        rows = [row]
+        torch_has_it = models.parse_name(name)[0] in ("resnet", "preact") and precision != "mixed_float16"
+        if args.torch and torch_has_it:
+            layers = ("batch_norm", "conv", "backend_version")
+            keras_only = {k: v for k, v in row.items() if k not in layers}
+            rows.append({**keras_only, **torch_row(name, args, precision), "framework": "torch"})
+        for r in rows:
+            label = f"{r['framework']}:{name}"
+            print(f"{label:<22}{precision:>16}{args.batch:>6}{r['train_images_per_s']:>14}"
+                  f"{r['inference_images_per_s']:>14}")  # fmt: skip
+            if not args.no_record:
+                record(r)
     print(f"backend {keras.backend.backend()}, {train.device()}")
 
 
 def _device_path(args) -> None:
     print(f"{'model':<16}{'precision':>16}{'batch':>6}{'steps/call':>11}{'train img/s':>13}{'TFLOP/s':>9}"
           f"{'host share':>12}")  # fmt: skip
+    for precision, name, context in _settings(args):
+        row = {**measure_device_path(name, args.batch, args.steps, args.warmup, args.steps_per_execution),
+               **context}  # fmt: skip
+        print(f"{name:<16}{precision:>16}{args.batch:>6}{args.steps_per_execution:>11}"
+              f"{row['train_images_per_s']:>13}{row['train_tflops']:>9}{row['host_share']:>12.0%}")
+        if not args.no_record:
+            record(row)
+    print(f"backend {keras.backend.backend()}, {train.device()}")
+
+
+def _settings(args: argparse.Namespace) -> Iterator[tuple[str, str, dict]]:
+    """(precision, model name, the record's context) for each precision and model asked for, the precision's
+    policy set while its models are measured."""
     for precision in args.mixed_precision:
         keras.mixed_precision.set_global_policy(precision)
         context = run_context(precision, args.note)
         for name in args.models:
-            row = {**measure_device_path(name, args.batch, args.steps, args.warmup, args.steps_per_execution),
-                   **context}  # fmt: skip
-            print(f"{name:<16}{precision:>16}{args.batch:>6}{args.steps_per_execution:>11}"
-                  f"{row['train_images_per_s']:>13}{row['train_tflops']:>9}{row['host_share']:>12.0%}")
-            if not args.no_record:
-                record(row)
-    print(f"backend {keras.backend.backend()}, {train.device()}")
+            yield precision, name, context
 
 
 def torch_row(name: str, args, precision: str) -> dict:

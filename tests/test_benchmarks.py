@@ -10,11 +10,13 @@ import pytest
 from helpers import load_module
 
 
-def test_throughput_script_prints_a_row(capsys):
-    args = ["--models", "resnet8_21", "--batch", "4", "--steps", "1", "--warmup", "1", "--no-record"]
+@pytest.mark.parametrize("path", [[], ["--augment-on", "device", "--steps-per-execution", "2"]],
+                         ids=["host", "device"])  # fmt: skip
+def test_throughput_script_prints_a_row(capsys, path):
+    args = ["--models", "resnet8_21", "--batch", "4", "--steps", "2", "--warmup", "2", "--no-record", *path]
     _benchmark("throughput").main(args)
     out = capsys.readouterr().out
-    assert "train img/s" in out and "resnet8_21" in out
+    assert "train img/s" in out and "resnet8_21" in out and ("TFLOP/s" in out) == bool(path)
 
 
 def test_pipeline_cost_script_prints_a_row_per_feed(capsys):
