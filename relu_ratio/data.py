@@ -38,6 +38,7 @@ import keras
 import numpy as np
 
 from relu_ratio import files, paths
+from relu_ratio.models import DEFAULT_INPUT_SHAPE
 from relu_ratio.validators import is_integer
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -77,6 +78,20 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def builder_kwargs(self) -> dict:
+        """The builders' arguments for a network that takes this split's raw images: ``classes``, the
+        ``normalization`` (the split's mean and std) and, where the images are not the builders' default
+        32x32x3, their ``input_shape`` (JSON-ready: a run's ``config.json`` records them).
+
+        >>> info = DatasetInfo("d", ("a", "b"), (1.0,) * 3, (2.0,) * 3)
+        >>> Split(np.zeros((1, 40, 24, 3), "uint8"), np.zeros(1, "int32"), info).builder_kwargs()
+        {'classes': 2, 'normalization': [[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]], 'input_shape': [40, 24, 3]}
+        """
+        info = self.info
+        kwargs = {"classes": info.num_classes, "normalization": [list(info.mean), list(info.std)]}
+        shape = tuple(int(d) for d in self.images.shape[1:])
+        return kwargs if shape == DEFAULT_INPUT_SHAPE else {**kwargs, "input_shape": list(shape)}
 
     def take(self, count: int | None, seed: int = 0) -> Split:
         """A uniformly random subset of ``count`` images, in their original order (all if ``None``)."""

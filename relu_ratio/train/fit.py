@@ -191,10 +191,7 @@ def _train(
 
     info = train_split.info
     evaluated_on = "holdout" if config.holdout else "test"
-    arch_kwargs = {"classes": info.num_classes, "normalization": [list(info.mean), list(info.std)]}
-    shape = tuple(int(d) for d in train_split.images.shape[1:])
-    if shape != models.check_input_shape(None):  # CIFAR's 32x32x3 is the builders' default: left unsaid
-        arch_kwargs["input_shape"] = list(shape)
+    arch_kwargs = train_split.builder_kwargs()
     seen = json.loads(json.dumps({"dataset_info": info.to_json(), "train_images": len(train_split),
                                   f"{evaluated_on}_images": len(val_split)}))  # fmt: skip
     _check_same_data(out, started, seen, config.dataset)

@@ -283,14 +283,11 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
                                               config.val_subset, config.seed, config.data_dir)  # fmt: skip
     info = train_split.info
     kwargs = {
-        "classes": info.num_classes,
-        "normalization": [list(info.mean), list(info.std)],
+        **train_split.builder_kwargs(),
         "weight_decay": training.weight_decay,
         "width_multiplier": config.width_multiplier,
         **builder_kwargs,
     }
-    if train_split.images.shape[1:] != models.check_input_shape(None):  # built for the data's image size
-        kwargs.setdefault("input_shape", list(train_split.images.shape[1:]))
     train_batches = data.batches(train_split, training.batch_size, augment=True, seed=config.seed,
                                  one_hot=True)  # fmt: skip
     val_batches = data.batches(val_split, 256, one_hot=True)
