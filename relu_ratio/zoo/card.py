@@ -164,7 +164,7 @@ def render(entry: ZooEntry, *, log: bool = False, docs: str | None = None) -> st
         f"| device | {training['device']}, Keras backend {training['backend']} |",
         f"| wall clock | {_hours(wall)} |",
         f"| training cost | {registry._training_time(entry)} |",
-        f"| commit | {_code(training.get('commit'))} |",
+        f"| commit | {_commits(config.get('commit'), training.get('commit'))} |",
         f"| versions at registration | relu_ratio {entry.package_version}, Keras {entry.keras_version} |",
         "",
         "The command it was trained with, as recorded "
@@ -265,6 +265,19 @@ def _value(value: object) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value)
+
+
+
+def _commits(started: str | None, finished: str | None) -> str:
+    """The source commit a run trained with: the one it started with (its ``config.json``, kept on resume)
+    and, where another one finished it, that one too.
+
+    >>> _commits("abc", "abc"), _commits("abc", "def"), _commits(None, "def")
+    ('`abc`', '`abc` (started), `def` (finished)', '`def`')
+    """
+    if started is None or started == finished:
+        return _code(finished)
+    return f"{_code(started)} (started), {_code(finished)} (finished)"
 
 
 def _hours(seconds: float | None) -> str:
