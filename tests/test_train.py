@@ -420,8 +420,11 @@ def test_auto_precision_is_bfloat16_where_the_cpu_has_bfloat16_instructions(tmp_
     assert not fit.cpu_has_bf16_instructions(str(tmp_path / "missing"))
     monkeypatch.setattr(fit, "device", lambda: "cpu: 2 cores")
     monkeypatch.setattr(fit, "cpu_has_bf16_instructions", lambda: True)
-    on_tf = keras.backend.backend() == "tensorflow"  # the fused BatchNorm that makes bfloat16 pay is TF's
-    assert fit.precision_policy("auto") == ("mixed_bfloat16" if on_tf else "float32")
+    measured = keras.backend.backend() in ("tensorflow", "torch")  # bfloat16 measured to pay (not JAX)
+    assert fit.precision_policy("auto") == ("mixed_bfloat16" if measured else "float32")
+    assert [fit.precision_policy("auto", b) for b in ("tensorflow", "jax", "torch")] == [
+        "mixed_bfloat16", "float32", "mixed_bfloat16"
+    ]
     monkeypatch.setattr(fit, "cpu_has_bf16_instructions", lambda: False)
     assert fit.precision_policy("auto") == "float32"
     assert fit.precision_policy("off") == "float32"

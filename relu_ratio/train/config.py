@@ -61,7 +61,8 @@ class TrainConfig:
     data_dir: str | None = _flag(None, "tensorflow-datasets data_dir", default_text="default: tfds' own")
     seed: int = _flag(0, "seed of initialisation, augmentation and subsets")
     mixed_precision: str = _flag("auto", "compute precision: auto (mixed_bfloat16 on a GPU, and under "
-                                 "TensorFlow on a CPU with bfloat16 instructions; else float32), off "
+                                 "TensorFlow or PyTorch on a CPU with bfloat16 instructions; else "
+                                 "float32), off "
                                  "(float32), mixed_bfloat16 or mixed_float16",
                                  choices=("auto", "off", "mixed_bfloat16", "mixed_float16"))
     distribute: bool = _flag(False, "data-parallel over all local devices (JAX DataParallel or TF "

@@ -333,18 +333,23 @@ def start_lines(
     return lines
 
 
+BF16_CPU_BACKENDS = ("tensorflow", "torch")  # where `auto` trains a bfloat16 CPU in mixed_bfloat16
+
+
 def precision_policy(mode: str, backend: str | None = None) -> str:
     """The Keras dtype policy that ``--mixed-precision mode`` trains in under ``backend`` (default: the
     current one).
 
-    ``auto`` is ``mixed_bfloat16`` on a GPU and, under TensorFlow, on a CPU with bfloat16 instructions
-    (AVX512-BF16 or AMX-BF16): on 2 such cores the fused-BatchNorm step ran 1.9x (``preact56_32``) to 3.0x
-    (``resnet20_21``) faster in bfloat16 than in float32, with the same proxy accuracy (docs/BENCHMARKS.md;
-    training/README.md). Elsewhere ``float32``; ``off`` is ``float32``. A resumed run keeps the precision
-    it started in.
+    ``auto`` is ``mixed_bfloat16`` on a GPU and, under TensorFlow and PyTorch (:data:`BF16_CPU_BACKENDS`),
+    on a CPU with bfloat16 instructions (AVX512-BF16 or AMX-BF16): on 2 such cores the training step with
+    the fast layers (:mod:`relu_ratio.train.kernels`) ran 1.9x (``preact56_32``) to 3.0x (``resnet20_21``)
+    faster in bfloat16 than in float32 on TensorFlow and 1.6x (``resnet20_21``) to 1.9x
+    (``preact164_type2``) on PyTorch, with the same proxy accuracy (docs/BENCHMARKS.md;
+    training/README.md). Elsewhere ``float32`` (JAX on a CPU: unmeasured); ``off`` is ``float32``. A
+    resumed run keeps the precision it started in.
     """
     if mode == "auto":
-        bf16_cpu = (backend or keras.backend.backend()) == "tensorflow" and cpu_has_bf16_instructions()
+        bf16_cpu = (backend or keras.backend.backend()) in BF16_CPU_BACKENDS and cpu_has_bf16_instructions()
         return "mixed_bfloat16" if is_gpu(device()) or bf16_cpu else "float32"
     return "float32" if mode == "off" else mode
 
