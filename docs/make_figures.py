@@ -11,10 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
 from matplotlib.patches import FancyBboxPatch
 
 from relu_ratio.patterns import BOTTLENECK, ReLUPattern
@@ -55,7 +52,8 @@ def _box(ax, x: float, y: float, kind: str, label: str) -> None:
 
 
 def draw(path: str | Path = OUT) -> Path:
-    fig, axes = plt.subplots(1, 2, figsize=(7.2, 6.6))
+    fig = Figure(figsize=(7.2, 6.6))
+    axes = fig.subplots(1, 2)
     for ax, (spec, title) in zip(axes, PANELS):
         layers = block_layers(spec)
         step = 0.9
@@ -78,7 +76,6 @@ def draw(path: str | Path = OUT) -> Path:
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
