@@ -16,6 +16,17 @@ def test_the_committed_results_page_and_its_plots_are_current():
     assert results.is_current(PAGE), "run: python -m relu_ratio.experiments results --update docs/RESULTS.md"
 
 
+def test_the_readmes_claims_are_one_verdict_per_trained_variant_of_the_page():
+    lines = results.claims().splitlines()
+    page = results.page()
+    assert lines and all(line.startswith("- ") for line in lines)
+    for line in lines:  # each bullet is the page's verdict for that variant
+        where, verdict = line[2:].split(": ", 1)
+        assert f": {verdict}" in page, line
+        assert where.split(", ")[0] in page
+    assert any(line.startswith("- Table II, 2:1") for line in lines)  # the ResNet-20 pairs are registered
+
+
 @pytest.mark.parametrize(
     ("experiment", "builder_name", "label"),
     [

@@ -213,7 +213,7 @@ def _section(spec: Experiment, rows: list[Measured]) -> list[str]:
             lines.append(f"| depth {depth} | {variant.label} | | | | | {theirs} |")
     diffs = differences(rows)
     lines += ["", "| N:M minus paired | ours (CIFAR-10 (JPEG)) | paper |", "| --- | --- | --- |"]
-    labels = list(dict.fromkeys(v.label for v in spec.variants[1:] if v.label != spec.variants[0].label))
+    labels = _labels(spec)
     for label in labels:
         theirs = _published_text(published_differences(spec, label)) or "no published number"
         ours = "; ".join(f"{d.text()} ({d.group})" for d in diffs if d.label == label) or "not trained yet"
@@ -221,6 +221,27 @@ def _section(spec: Experiment, rows: list[Measured]) -> list[str]:
     lines += [""] + [f"- **{label}**: {verdict(_best(diffs, label), published_differences(spec, label))}"
                      for label in labels]  # fmt: skip
     return [*lines, ""]
+
+
+def _labels(spec: Experiment) -> list[str]:
+    """The N:M variants of ``spec`` (its first variant is the paired one), in order."""
+    return list(dict.fromkeys(v.label for v in spec.variants[1:] if v.label != spec.variants[0].label))
+
+
+def claims(queue_path: str | os.PathLike = QUEUE) -> str:
+    """Markdown bullets, one per paper claim the zoo has a trained pair for: the table or figure, the
+    variant and :func:`verdict` (the README's summary of the results page)."""
+    seeds = seed_scores(queue_path)
+    lines = []
+    for name in PAPER_EXPERIMENTS:
+        spec = EXPERIMENTS[name]
+        diffs = differences(measured(spec, seeds))
+        for label in _labels(spec):
+            ours = _best(diffs, label)
+            if ours is not None:
+                where = spec.title.split(":")[0]
+                lines.append(f"- {where}, {label}: {verdict(ours, published_differences(spec, label))}")
+    return "\n".join(lines)
 
 
 def _best(diffs: list[Difference], label: str) -> Difference | None:

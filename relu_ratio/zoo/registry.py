@@ -484,13 +484,27 @@ def _time_on(device: str, spent: dict) -> str:
 
 TABLE_START, TABLE_END = "<!-- zoo:table:start -->", "<!-- zoo:table:end -->"
 TRAINING_START, TRAINING_END = "<!-- zoo:training:start -->", "<!-- zoo:training:end -->"
-TABLES = {(TABLE_START, TABLE_END): markdown_table, (TRAINING_START, TRAINING_END): training_table}
+CLAIMS_START, CLAIMS_END = "<!-- results:claims:start -->", "<!-- results:claims:end -->"
+
+
+def claims() -> str:
+    """The README's verdicts on the paper's claims: :func:`relu_ratio.experiments.results.claims`."""
+    from relu_ratio.experiments import results  # imports this module: imported when asked for
+
+    return results.claims()
+
+
+TABLES = {
+    (TABLE_START, TABLE_END): markdown_table,
+    (TRAINING_START, TRAINING_END): training_table,
+    (CLAIMS_START, CLAIMS_END): claims,
+}
 
 
 def update_table(path: str | Path, check: bool = False) -> bool:
     """Replace the text between each pair of zoo markers in ``path`` by its table: :func:`markdown_table`
-    between ``TABLE_START``/``TABLE_END`` (the README), :func:`training_table` between
-    ``TRAINING_START``/``TRAINING_END`` (docs/TRAINING.md).
+    between ``TABLE_START``/``TABLE_END`` and :func:`claims` between ``CLAIMS_START``/``CLAIMS_END`` (the
+    README), :func:`training_table` between ``TRAINING_START``/``TRAINING_END`` (docs/TRAINING.md).
 
     Returns whether the file was already up to date; with ``check`` the file is never written.
     """
