@@ -27,11 +27,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 
 sys.path.insert(0, str(Path(__file__).parent))
 import throughput  # beside this file: the training setup the throughput benchmark times
+
+if TYPE_CHECKING:
+    import torch
 
 # (group, test on (op type, op name): TensorFlow's, or PyTorch's aten op name twice); the first match wins
 GROUPS = (
@@ -45,8 +49,9 @@ GROUPS = (
     ("optimizer", lambda t, n: "/sgd/" in n.lower() or t.startswith(("ResourceApply", "aten::_foreach_"))),
     ("residual adds and gradient sums", lambda t, n: t in ("AddN", "AddV2", "Add", "_MklAdd", "_MklAddN",
                                                            "aten::add", "aten::add_")),
-    ("casts", lambda t, n: t in ("Cast", "aten::_to_copy")),
-    ("layout copies", lambda t, n: t in ("Transpose", "aten::copy_", "aten::contiguous")),
+    ("casts", lambda t, n: t == "Cast"),
+    # PyTorch does a cast's work in aten::copy_ too: under mixed precision its casts are counted here
+    ("copies (layouts; PyTorch's casts)", lambda t, n: t in ("Transpose", "aten::copy_", "aten::contiguous")),
     ("input pipeline", lambda t, n: t in ("Dataset", "IteratorGetNext")),
     ("other (input scaling, pooling, classifier, loss, metrics)", lambda t, n: True),
 )
@@ -56,7 +61,7 @@ def group_of(op_type: str, op_name: str) -> str:
     return next(group for group, matches in GROUPS if matches(op_type, op_name))
 
 
-def torch_op_self_times(profiler) -> list[tuple[str, str, float]]:
+def torch_op_self_times(profiler: torch.profiler.profile) -> list[tuple[str, str, float]]:
     """(op name, op name, total self-time in microseconds) of every op ``torch.profiler`` recorded."""
     return [(e.key, e.key, float(e.self_cpu_time_total)) for e in profiler.key_averages()]
 
@@ -93,7 +98,9 @@ class _Clock(keras.callbacks.Callback):
 class _TorchTrace(_Clock):
     """The clock, and ``torch.profiler`` over the same steps (``profiler`` once they have run)."""
 
-    def on_train_batch_begin(self, batch, logs=None):
+    profiler: torch.profiler.profile | None = None
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         if batch == self.first:
             import torch
 
@@ -101,7 +108,7 @@ class _TorchTrace(_Clock):
             self.profiler.start()
         super().on_train_batch_begin(batch, logs)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         super().on_train_batch_end(batch, logs)
         if batch == self.last:
             self.profiler.stop()
@@ -124,8 +131,9 @@ def profile(name: str, precision: str, steps: int, warmup: int, batch: int, fast
                     clock := _Clock(*traced),
                 ]  # fmt: skip
             model.fit(images, labels, batch_size=batch, verbose=0, shuffle=False, callbacks=callbacks)
-            traced_ops = getattr(clock, "profiler", None)
-            ops = torch_op_self_times(traced_ops) if traced_ops else op_self_times(Path(logdir))
+            ops = torch_op_self_times(clock.profiler) if isinstance(clock, _TorchTrace) else (
+                op_self_times(Path(logdir))
+            )  # fmt: skip
     finally:
         keras.mixed_precision.set_global_policy(previous)
     groups = collections.Counter()
@@ -170,7 +178,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=5, help="traced steps")
     p.add_argument("--warmup", type=int, default=3, help="untraced steps first (tracing, compilation)")
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--stock-layers", action="store_true", help="profile Keras' own BatchNormalization")
+    p.add_argument("--stock-layers", action="store_true",
+                   help="profile Keras' own BatchNormalization and Conv2D (not relu_ratio.train.kernels')")
     args = p.parse_args(argv)
     if keras.backend.backend() not in ("tensorflow", "torch"):
         sys.exit(f"profile_step.py profiles the TensorFlow and PyTorch backends, not "

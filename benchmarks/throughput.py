@@ -124,11 +124,15 @@ def layers_of(model: keras.Model) -> dict:
     return row
 
 
-def measure_device_path(name: str, batch: int, steps: int, warmup: int, steps_per_execution: int) -> dict:
-    """Training throughput of ``name`` the way a lent GPU trains it (``augment_on="device"``): images/s,
-    training TFLOP/s and the host's share of the timed wall clock (see the module's docstring)."""
+def measure_device_path(
+    name: str, batch: int, steps: int, warmup: int, steps_per_execution: int, fast_kernels: bool = True
+) -> dict:
+    """Training throughput of ``name`` the way a lent GPU trains it (``augment_on="device"``, on the
+    backend's fast layers if ``fast_kernels``, as the CLI trains): images/s, training TFLOP/s and the
+    host's share of the timed wall clock (see the module's docstring)."""
     rng = np.random.default_rng(0)
-    model = models.build(name, normalization=(RANDOM.mean, RANDOM.std))
+    stock = models.build(name, normalization=(RANDOM.mean, RANDOM.std))
+    model = with_fast_kernels(stock) if fast_kernels else stock
     count = batch * (steps + warmup)
     split = data.Split(rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8),
                        rng.integers(0, 10, count).astype("int32"), RANDOM)  # fmt: skip
@@ -139,11 +143,12 @@ def measure_device_path(name: str, batch: int, steps: int, warmup: int, steps_pe
     timer = _StepTimer(warmup)
     trainable.fit(batches, epochs=1, callbacks=[timer], verbose=0)
     images_per_s = batch / timer.seconds_per_step()
-    flops_per_image = 3 * 2 * describe(model).flops
+    flops_per_image = 3 * 2 * describe(stock).flops
     return {"framework": "keras", "model": name, "batch": batch, "augment_on": "device",
             "steps_per_execution": steps_per_execution, "train_images_per_s": round(images_per_s, 1),
             "train_tflops": round(images_per_s * flops_per_image / 1e12, 3),
-            "host_share": round(timer.host_share(), 3), "steps": timer.steps, "warmup": warmup}  # fmt: skip
+            "host_share": round(timer.host_share(), 3), "steps": timer.steps, "warmup": warmup,
+            **layers_of(model)}  # fmt: skip
 
 
 def run_context(precision: str, note: str | None = None) -> dict:
@@ -251,6 +256,8 @@ def main(argv: list[str] | None = None) -> None:
         print("already current" if update_tables() else f"wrote {speeds.SPEEDS_FILE} and {PAGE}")
         return None
     if args.augment_on == "device":
+        if args.torch:
+            p.error("--torch measures PyTorch on the host path only; drop it with --augment-on device")
         return _device_path(args)
     print(f"{'framework:model':<22}{'precision':>16}{'batch':>6}{'train img/s':>14}{'infer img/s':>14}")
     for precision, name, context in _settings(args):
@@ -270,12 +277,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"backend {keras.backend.backend()}, {train.device()}")
 
 
-def _device_path(args) -> None:
+def _device_path(args: argparse.Namespace) -> None:
     print(f"{'model':<16}{'precision':>16}{'batch':>6}{'steps/call':>11}{'train img/s':>13}{'TFLOP/s':>9}"
           f"{'host share':>12}")  # fmt: skip
     for precision, name, context in _settings(args):
-        row = {**measure_device_path(name, args.batch, args.steps, args.warmup, args.steps_per_execution),
-               **context}  # fmt: skip
+        measured = measure_device_path(name, args.batch, args.steps, args.warmup, args.steps_per_execution,
+                                       not args.stock_layers)  # fmt: skip
+        row = {**measured, **context}
         print(f"{name:<16}{precision:>16}{args.batch:>6}{args.steps_per_execution:>11}"
               f"{row['train_images_per_s']:>13}{row['train_tflops']:>9}{row['host_share']:>12.0%}")
         if not args.no_record:

@@ -72,7 +72,7 @@ def test_profile_groups_ops_by_what_they_do():
     for op, group in (("aten::mkldnn_convolution", "conv forward"), ("aten::native_batch_norm", "BatchNorm"),
                       ("aten::convolution_backward", "conv backward (input and filter)"),
                       ("aten::threshold_backward", "ReLU"), ("aten::_foreach_add_", "optimizer"),
-                      ("aten::copy_", "layout copies")):  # fmt: skip
+                      ("aten::copy_", "copies (layouts; PyTorch's casts)")):  # fmt: skip
         assert profile.group_of(op, op) == group, op
     result = {"model": "m", "precision": "float32", "batch_norm": "fused", "step_ms": 10.0,
               "images_per_s": 12800.0, "groups": {"BatchNorm": 2.0, "casts": 6.0}}  # fmt: skip

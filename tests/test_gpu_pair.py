@@ -135,6 +135,8 @@ def test_take_back_refuses_a_run_the_queues_machine_has_further_or_is_training(t
 def test_resume_without_a_packed_run_is_refused_before_anything_starts(tmp_path, capsys):
     out, packed = tmp_path / "out", tmp_path / "packed"
     packed.mkdir()
+    first = gpu_pair.chosen_runs(_queue(tmp_path), None, 2)[0].run_id  # packed; the second is not
+    gpu_pair.pack(_run_folder(tmp_path / "gpu" / first, epochs=1), packed)
     with pytest.raises(SystemExit) as exit_info:
         gpu_pair.main(["--queue", str(_queue(tmp_path)), "--out", str(out), "--commit", "abc", "--resume",
                        str(packed), "--runs", str(tmp_path / "runs")])  # fmt: skip

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import doctest
 import types
 
 from relu_ratio import progress
-
-
-def test_doctests():
-    assert doctest.testmod(progress).failed == 0
 
 
 def test_no_estimate_before_an_item_worked_and_none_after_the_last():

@@ -30,6 +30,7 @@ def test_each_entry_is_the_fastest_run_of_what_the_cli_trains_on_a_cpu():
         {**row, "train_images_per_s": 229.0, "backend": "torch", "batch_norm": "stock"},
         {**row, "train_images_per_s": 250.0, "backend": "torch", "conv": "copy-free"},
         {**row, "train_images_per_s": 240.0, "backend": "torch", "conv": "copy-free"},  # its layers' runs: 2
+        {**row, "train_images_per_s": 999.0, "backend": "torch", "conv": "stock"},  # --stock-layers
         {**row, "train_images_per_s": 600.0, "cpu_class": None},  # recorded before the class was
     ]
     entries = speeds.fastest_runs(rows)
@@ -70,13 +71,13 @@ def test_each_backend_is_compared_in_the_precision_it_would_train_in():
     bf16 = [entry("tensorflow", 100.0, cpu_class="AMX", precision=p) for p in ("mixed_bfloat16", "float32")]
     table = [*bf16, entry("torch", 90.0, cpu_class="AMX"), entry("torch", 300.0, cpu_class="AMX",
                                                                  precision="mixed_bfloat16")]  # fmt: skip
-    auto = {"tensorflow": "mixed_bfloat16", "jax": "float32", "torch": "float32"}  # "auto" on such a CPU
-    assert speeds.hint(table, "AMX", "resnet20_21", "tensorflow", auto, "c") is None  # 90 in float32 vs 100
-    both = {**auto, "torch": "mixed_bfloat16"}  # --mixed-precision mixed_bfloat16
+    mixed = {"tensorflow": "mixed_bfloat16", "jax": "float32", "torch": "float32"}  # per backend
+    assert speeds.hint(table, "AMX", "resnet20_21", "tensorflow", mixed, "c") is None  # 90 in float32 vs 100
+    both = {**mixed, "torch": "mixed_bfloat16"}  # --mixed-precision mixed_bfloat16
     assert "(mixed_bfloat16;" in speeds.hint(table, "AMX", "resnet20_21", "tensorflow", both, "c")
     table.append(entry("torch", 200.0, cpu_class="AMX"))
     assert "(float32 against mixed_bfloat16;" in speeds.hint(table, "AMX", "resnet20_21", "tensorflow",
-                                                             auto, "c")  # fmt: skip
+                                                             mixed, "c")  # fmt: skip
 
 
 def test_the_models_own_ratio_is_used_if_measured_else_the_least_favourable_one():

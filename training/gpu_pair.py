@@ -96,11 +96,11 @@ def pack(run: Path, out: Path) -> Path:
 
 
 def take_back(archive: Path, runs: Path) -> str:
-    """On the machine of the CPU queue: unpack ``archive`` (``<run id>.tar.gz``, packed by this script and
-    carried back) into ``runs``, holding the run folder's lock while it does; returns the run id. Refused
-    (``ValueError``, naming the run, its folder left as it is): a missing archive, a folder another live
-    process holds (the queue training that run), one with a damaged run file, and one where the run is
-    finished or has more epochs than the packed one."""
+    """Unpack ``archive`` (``<run id>.tar.gz``, packed by this script and carried back) into ``runs`` (on
+    the CPU queue's machine, or on the device for ``--resume``), holding the run folder's lock while it
+    does; returns the run id. Refused (``ValueError``, naming the run, its folder left as it is): a missing
+    archive, a folder another live process holds (the queue training that run), one with a damaged run
+    file, and one where the run is finished or has more epochs than the packed one."""
     run_id = archive.name.removesuffix(".tar.gz")
     if not archive.is_file():
         raise ValueError(f"{archive}: no such packed run")
@@ -126,7 +126,11 @@ def take_back(archive: Path, runs: Path) -> str:
 
 
 def take_back_all(archives: list[Path], runs: Path, p: argparse.ArgumentParser) -> None:
-    """:func:`take_back` of each archive in turn; the first refused (or missing) ends the command, exit 2."""
+    """:func:`take_back` of each archive in turn, once all are there; the first refused ends the command
+    (exit 2), a missing one before any is unpacked."""
+    missing = [str(archive) for archive in archives if not archive.is_file()]
+    if missing:
+        p.exit(2, f"{p.prog}: no such packed run: {', '.join(missing)}\n")
     for archive in archives:
         try:
             print(f"unpacked {take_back(archive, runs)} into {runs}", flush=True)

@@ -27,12 +27,12 @@ import keras
 
 from relu_ratio.train import fused_norm, torch_conv
 
-SUBSTITUTES: dict[str, dict[type, type]] = {
-    "tensorflow": {keras.layers.BatchNormalization: fused_norm.BatchNormalization},
-    "torch": {
+SUBSTITUTES: dict[str, dict[type, type]] = {  # backend -> {stock layer class: its substitute}
+    backend: {
         keras.layers.BatchNormalization: fused_norm.BatchNormalization,
-        keras.layers.Conv2D: torch_conv.Conv2D,
-    },
+        **({keras.layers.Conv2D: torch_conv.Conv2D} if backend == "torch" else {}),
+    }
+    for backend in fused_norm.FUSED_BACKENDS
 }
 
 

@@ -33,9 +33,10 @@ MIN_RATIO = 1.3  # a hint only above this: repeated runs on a shared machine mov
 
 def cli_rows(rows: Iterable[dict]) -> list[dict]:
     """The rows of results.jsonl that measured what the training CLI trains on a CPU: Keras' training step
-    on the host path (not ``--augment-on device``), under TensorFlow with the fused BatchNorm. PyTorch rows
-    from before its fused BatchNorm (2026-12-03) measured the stock layer, then the CLI's; the fastest row
-    of a key is what counts, so they give way to newer ones.
+    on the host path (not ``--augment-on device``), on the backend's fast layers where it has them: under
+    TensorFlow the fused BatchNorm; under PyTorch not a row of its stock layers (``conv`` ``"stock"``).
+    PyTorch rows from before its substitutes (2026-12-03) measured the stock layers, then the CLI's; the
+    fastest row of a key is what counts, so they give way to newer ones.
 
     >>> cli_rows([{"framework": "keras", "backend": "tensorflow", "batch_norm": "stock",
     ...            "train_images_per_s": 1.0}])
@@ -46,6 +47,7 @@ def cli_rows(rows: Iterable[dict]) -> list[dict]:
         if row.get("framework") == "keras" and "train_images_per_s" in row
         and row.get("augment_on", "host") == "host" and not is_gpu(row.get("device", ""))
         and (row.get("backend") != "tensorflow" or row.get("batch_norm") == "fused")
+        and row.get("conv") != "stock"  # PyTorch's stock layers measured on purpose (--stock-layers)
     ]  # fmt: skip
 
 
@@ -73,8 +75,9 @@ def fastest_runs(rows: Iterable[dict]) -> list[dict]:
 
 
 def _layers(row: dict) -> tuple:
-    """What a row's training step ran: its BatchNorm and (PyTorch) convolution layers."""
-    return row.get("batch_norm"), row.get("conv")
+    """What a row's training step ran: its BatchNorm and convolution layers (rows from before the copy-free
+    convolution name no ``conv``: they ran Keras' own)."""
+    return row.get("batch_norm"), row.get("conv") or "stock"
 
 
 def read(path: str | Path = SPEEDS_FILE) -> list[dict]:

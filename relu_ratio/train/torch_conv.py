@@ -3,7 +3,8 @@
 Keras 3.15's PyTorch convolution turns each NHWC input into a contiguous NCHW tensor and then back into
 PyTorch's channels-last layout: two copies of every input forward and two more in the backward pass. A
 ``torch.profiler`` profile of ``preact56_32``'s training step on 2 cores with the instruction set capped at
-AVX2 put 31 % of the ops' time in ``aten::copy_`` (docs/BENCHMARKS.md). An NHWC tensor *is* an NCHW tensor in
+AVX2 put 27 % of the ops' time in ``aten::copy_`` with Keras' stock layers, 1 % with this one and the fused
+BatchNorm (``benchmarks/profile_step.py``, docs/BENCHMARKS.md). An NHWC tensor *is* an NCHW tensor in
 PyTorch's channels-last memory format, so a permuted view is all ``conv2d`` needs; its output comes back in
 the same layout and is permuted back, again as a view. Keras fixed half of it upstream
 (keras-team/keras#23199) after 3.15.1.
@@ -48,7 +49,7 @@ class Conv2D(keras.layers.Conv2D):
             nchw, padding = torch.nn.functional.pad(nchw, [p for pair in reversed(pads) for p in pair]), 0
         outputs = torch.nn.functional.conv2d(
             nchw, weights, stride=self.strides, padding=padding, dilation=self.dilation_rate,
-            groups=nchw.shape[1] // weights.shape[1],
+            groups=self.groups,
         )  # fmt: skip
         return outputs.permute(0, 2, 3, 1)
 

@@ -267,16 +267,17 @@ def _value(value: object) -> str:
     return str(value)
 
 
-
 def _commits(started: str | None, finished: str | None) -> str:
     """The source commit a run trained with: the one it started with (its ``config.json``, kept on resume)
     and, where another one finished it, that one too.
 
-    >>> _commits("abc", "abc"), _commits("abc", "def"), _commits(None, "def")
-    ('`abc`', '`abc` (started), `def` (finished)', '`def`')
+    >>> _commits("abc", "abc"), _commits("abc", "def"), _commits(None, "def"), _commits("abc", None)
+    ('`abc`', '`abc` (started), `def` (finished)', '`def`', '`abc` (started)')
     """
     if started is None or started == finished:
         return _code(finished)
+    if finished is None:
+        return f"{_code(started)} (started)"
     return f"{_code(started)} (started), {_code(finished)} (finished)"
 
 

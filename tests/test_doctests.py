@@ -1,0 +1,20 @@
+"""The examples in the docstrings of modules whose examples run offline in seconds are run as written."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+
+from relu_ratio import data, progress
+from relu_ratio.experiments import results
+from relu_ratio.train import kernels, speeds, torch_conv
+from relu_ratio.zoo import card
+
+MODULES = [data, progress, results, kernels, speeds, torch_conv, card]
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda module: module.__name__)
+def test_the_examples_run_as_written(module):
+    outcome = doctest.testmod(module)
+    assert outcome.failed == 0 and outcome.attempted > 0
