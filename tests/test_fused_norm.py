@@ -103,6 +103,16 @@ def test_weights_move_between_fused_and_stock_models(tmp_path, images):
     np.testing.assert_allclose(fresh.predict(images, verbose=0), stock.predict(images, verbose=0), atol=1e-5)
 
 
+def test_the_last_releases_name_still_works_with_a_deprecation_warning():
+    from relu_ratio import train
+
+    model = models.build("resnet8_21")
+    with pytest.warns(DeprecationWarning, match="with_fast_kernels"):
+        fast = train.with_fused_batch_norm(model)
+    kinds = [type(layer) for layer in with_fast_kernels(model).layers]
+    assert [type(layer) for layer in fast.layers] == kinds
+
+
 @pytest.mark.backend
 def test_models_with_nothing_to_substitute_come_back_unchanged():
     if keras.backend.backend() == "jax":  # XLA fuses and lays out the stock layers' ops itself

@@ -203,17 +203,10 @@ def test_random_search_returns_a_buildable_best_pattern(folder, tmp_path):
     # resnet8 has 7 convs; the bounds allow only patterns with 5 ReLUs (ratio 1.4): the others are
     # failed trials (no training), and the search goes on. Seed 10 samples two patterns outside the bounds,
     # then one inside: one trial trains.
-    result = tune.search(
-        "resnet",
-        8,
-        dataset=folder,
-        tuner="random",
-        directory=tmp_path / "runs",
-        min_ratio=1.4,
-        max_ratio="7:5",
-        seed=10,
-        **{**TINY, "max_trials": 3},
-    )
+    config = tune.SearchConfig(family="resnet", depth=8, dataset=str(folder), tuner="random",
+                               directory=str(tmp_path / "runs"), min_ratio=1.4, max_ratio="7:5", seed=10,
+                               **{**TINY, "max_trials": 3})  # fmt: skip
+    result = tune.search(config)
     _check_result(result, tmp_path)
     statuses = [row["status"] for row in result.trials]
     assert set(statuses) == {"COMPLETED", "FAILED"} and result.trials_run_here == ["0", "1", "2"], statuses
@@ -234,15 +227,10 @@ def test_random_search_returns_a_buildable_best_pattern(folder, tmp_path):
 # pass saved).
 @pytest.mark.parametrize("tuner", ["hyperband", "bayesian"])
 def test_hyperband_and_bayesian_run_one_trial(folder, tmp_path, tuner):
-    result = tune.search(
-        "preact",
-        11,
-        dataset=folder,
-        tuner=tuner,
-        granularity="block",
-        directory=tmp_path,
-        **{**TINY, "max_trials": 1},
-    )
+    settings = {**TINY, "max_trials": 1, "granularity": "block"}
+    config = tune.SearchConfig(family="preact", depth=11, dataset=str(folder), tuner=tuner,
+                               directory=str(tmp_path), **settings)  # fmt: skip
+    result = tune.search(config)
     _check_result(result, tmp_path)
     assert len(result.trials) == 1 and result.trials[0]["status"] == "COMPLETED"
     if tuner == "hyperband":

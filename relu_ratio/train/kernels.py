@@ -23,6 +23,8 @@ Example:
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 
 from relu_ratio.train import fused_norm, torch_conv
@@ -54,3 +56,15 @@ def with_fast_kernels(model: keras.Model) -> keras.Model:
     fast = keras.models.clone_model(model, clone_function=clone, recursive=True)
     fast.set_weights(model.get_weights())
     return fast
+
+
+def with_fused_batch_norm(model: keras.Model) -> keras.Model:
+    """The last release's name of :func:`with_fast_kernels` (which substitutes more than BatchNorm now);
+    works until the next release, with a ``DeprecationWarning``."""
+    warnings.warn(
+        "train.with_fused_batch_norm is deprecated and goes in the next release; use train.with_fast_kernels "
+        "(the fused BatchNorm and, on PyTorch, the copy-free convolution).",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return with_fast_kernels(model)
