@@ -114,6 +114,17 @@ def test_the_last_releases_name_still_works_with_a_deprecation_warning():
 
 
 @pytest.mark.backend
+def test_a_saved_model_on_fast_kernels_loads_back(tmp_path, images):
+    """``model.save`` after training the fast copy (the GUIDE's example) gives a loadable ``.keras`` file."""
+    fast = with_fast_kernels(models.build("resnet8_21", normalization=NORMALIZATION))
+    fast.save(tmp_path / "fast.keras")
+    loaded = keras.saving.load_model(tmp_path / "fast.keras")
+    kinds = [type(layer) for layer in fast._flatten_layers()]
+    assert [type(layer) for layer in loaded._flatten_layers()] == kinds
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), fast.predict(images, verbose=0), atol=1e-6)
+
+
+@pytest.mark.backend
 def test_models_with_nothing_to_substitute_come_back_unchanged():
     if keras.backend.backend() == "jax":  # XLA fuses and lays out the stock layers' ops itself
         model = models.build("resnet8_21")

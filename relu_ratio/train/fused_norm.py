@@ -29,6 +29,7 @@ import keras
 FUSED_BACKENDS = ("tensorflow", "torch")
 
 
+@keras.saving.register_keras_serializable(package="relu_ratio")  # a saved .keras model loads back
 class BatchNormalization(keras.layers.BatchNormalization):
     """``keras.layers.BatchNormalization`` computed by one fused kernel (training and inference):
     TensorFlow's ``FusedBatchNormV3``, PyTorch's ``native_batch_norm``."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import keras
 
 
+@keras.saving.register_keras_serializable(package="relu_ratio")  # a saved .keras model loads back
 class Conv2D(keras.layers.Conv2D):
     """``keras.layers.Conv2D`` on PyTorch's kernel without the layout copies (see the module's docstring)."""
 
