@@ -167,6 +167,12 @@ def test_a_batch_is_a_function_of_seed_epoch_and_index_so_a_resume_can_skip_what
             batches.starting_at(0, skip=skip)
 
 
+def test_a_resumed_feed_keeps_its_workers_and_queue():
+    batches = data.Batches(data.sample(), 8, workers=2, use_multiprocessing=True, max_queue_size=3)
+    rest = batches.starting_at(1, skip=2)
+    assert (rest.workers, rest.use_multiprocessing, rest.max_queue_size) == (2, True, 3)
+
+
 def test_splits_with_other_class_names_or_image_sizes_do_not_match(tmp_path, monkeypatch):
     monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path / "home"))
     root = write_image_folder(tmp_path / "ds", split="train", classes=("airplane", "cat"))
