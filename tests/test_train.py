@@ -3,6 +3,7 @@ divergence, backups that are damaged or killed while written."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import errno
 import json
@@ -231,9 +232,22 @@ def test_a_run_cut_off_mid_epoch_trains_only_the_rest_of_that_epoch(
     assert "Epoch 2/3" in log and "Epoch 1/3" not in log, log
     if ema is None:  # the 2 batches left of epoch 2, then epoch 3: no batch trained twice
         assert steps.count == 3 * 6 and "epoch 2 resumes after 4 of its 6 batches" in log
+        # and the cut-off epoch's row averages all 6 batches (the 4 before the cut kept by the backup)
+        train.run(dataclasses.replace(config, out=str(tmp_path / "uncut"), verbose=0))
+        cut, uncut = _rows(tmp_path / "run"), _rows(tmp_path / "uncut")
+        assert cut.keys() == uncut.keys() and "accuracy" in cut
+        for column in cut:
+            np.testing.assert_allclose(cut[column], uncut[column], rtol=1e-4, err_msg=column)
     else:
         assert steps.count == 3 * 6 + 4 and "resumes after" not in log
     assert logged_epochs(tmp_path / "run") == [0, 1, 2] and result["epochs_completed"] == 3
+
+
+def _rows(run_dir: Path) -> dict[str, list[float]]:
+    """A run's ``metrics.csv`` by column."""
+    with open(run_dir / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    return {k: [float(row[k]) for row in rows] for k in rows[0] if k != "epoch"}
 
 
 def test_a_run_cut_off_on_one_machine_finishes_on_another_with_the_same_data(folder, tmp_path, monkeypatch):
@@ -316,24 +330,47 @@ if backend == "tensorflow":
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import csv, dataclasses, json
 from relu_ratio import train
-result = train.run(train.TrainConfig(model="resnet8_11", dataset=sys.argv[1], out=sys.argv[2], epochs=1,
-                                     batch_size=4, distribute=True, verbose=0))
-print("replicas", result["replicas"])
+config = train.TrainConfig(model="resnet8_11", dataset=sys.argv[1], out=sys.argv[2], epochs=2, batch_size=4,
+                           backup_every=2, distribute=True, verbose=0)  # fmt: skip
+commit = train.callbacks.Backup._commit
+def commit_then_cut(backup, record):  # a kill right after the backup 4 batches into epoch 2 (of 6)
+    commit(backup, record)
+    if (record["epoch"], record["batches_done"]) == (1, 4):
+        raise KeyboardInterrupt
+train.callbacks.Backup._commit = commit_then_cut
+try:
+    train.run(config)
+except KeyboardInterrupt:
+    train.callbacks.Backup._commit = commit
+else:
+    raise AssertionError("the run was not cut off")
+result = train.run(config)
+print("replicas", result["replicas"], "epochs", result["epochs_completed"])
+train.run(dataclasses.replace(config, out=sys.argv[2] + "-uncut"))
+for out in (sys.argv[2], sys.argv[2] + "-uncut"):
+    with open(out + "/metrics.csv") as f:
+        print("rows", json.dumps([{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]))
 """
 
 
 @pytest.mark.slow
 def test_distributed_training_on_two_virtual_cpus(image_folder, tmp_path):
-    """TensorFlow's MirroredStrategy; JAX's DataParallel is trained in the process of
+    """TensorFlow's MirroredStrategy, cut off mid-epoch and resumed, against the same run uncut; JAX's
+    DataParallel is trained in the process of
     :func:`test_jax_without_tensorflow_loads_the_zoo_trains_and_distributes_on_two_virtual_cpus`."""
-    write_image_folder(image_folder, split="train")
+    write_image_folder(image_folder, split="train", per_class=8)  # 6 steps of 4 images an epoch
     backend = "tensorflow"
     env = {**os.environ, "KERAS_BACKEND": backend, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(image_folder), str(tmp_path / "r")], env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "replicas 2" in proc.stdout, proc.stdout
+    assert "replicas 2 epochs 2" in proc.stdout, proc.stdout
+    cut, uncut = [json.loads(line[5:]) for line in proc.stdout.splitlines() if line.startswith("rows ")]
+    assert [row.keys() for row in cut] == [row.keys() for row in uncut] and len(cut) == 2
+    for got, want in zip(cut, uncut):  # cut off mid-epoch and resumed, the row averages all the epoch
+        np.testing.assert_allclose(list(got.values()), list(want.values()), rtol=1e-3, err_msg=str(got))
 
 
 def test_user_script_path(image_folder):

@@ -151,12 +151,15 @@ class Backup(keras.callbacks.BackupAndRestore):
 
     Keras' ``BackupAndRestore`` restarts a cut-off epoch from its first batch with the mid-epoch weights;
     here :meth:`restore` says how many batches of the epoch were done, and the run trains only the rest
-    (:func:`relu_ratio.train.fit.run`, with :meth:`relu_ratio.data.Batches.starting_at`).
+    (:func:`relu_ratio.train.fit.run`, with :meth:`relu_ratio.data.Batches.starting_at`). A mid-epoch
+    backup also keeps the training metrics' running sums (``metrics_state``), added back at the first step
+    of the rest of the epoch, so that epoch's metrics row averages all its batches, as an uncut run's does.
     """
 
     RECORD = "training_metadata.json"
     FIELDS = {"epoch": (int,), "batch": (int,), "number": (int,), "weights": (str,), "sha256": (str,)}
-    OPTIONAL = {"batches_done": (int,)}  # records written before it have "batch" only: _batches_done
+    # Records written before these have "batch" only (_batches_done) and no metrics_state.
+    OPTIONAL = {"batches_done": (int,), "metrics_state": (list,)}
 
     def __init__(self, backup_dir: Path, save_freq: int, metrics: Path | None = None):
         """``metrics``: the run's ``metrics.csv``, whose rows of the epochs a resume trains again are
@@ -165,6 +168,7 @@ class Backup(keras.callbacks.BackupAndRestore):
         self.dir, self.metrics = Path(backup_dir), metrics
         self.record = self._read_record()
         self.resumed_at: tuple[int, int] | None = None  # (epoch, batches of it done), once restored
+        self.metrics_state: list | None = None  # the metrics' sums of the batches a resume skips, to add
 
     def _read_record(self) -> dict | None:
         """The committed record (``None`` if none), checked: a damaged record raises
@@ -181,6 +185,27 @@ class Backup(keras.callbacks.BackupAndRestore):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch  # keras leaves it 0 until the first epoch end after a resume
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.metrics_state is not None:  # the first step of the rest of a cut-off epoch: metrics built
+            self._add_skipped_metrics()
+        super().on_train_batch_end(batch, logs)
+
+    def _add_skipped_metrics(self) -> None:
+        """Add the metrics' sums of the batches the resume skipped (Keras builds a model's metrics in its
+        first step, so not before); a backup without them (written before they were kept, or after the
+        epoch's last batch, which is trained again) leaves the epoch's row averaging the batches trained
+        after the resume, and the console says so."""
+        state, self.metrics_state = self.metrics_state, None
+        variables = self.model.metrics_variables
+        additive = all(v.aggregation == "sum" for v in variables)
+        if not state or not additive or [np.shape(v) for v in state] != [tuple(v.shape) for v in variables]:
+            print(f"relu_ratio.train: the backup holds no training metrics for the batches it skips, so "
+                  f"epoch {self._current_epoch + 1}'s training metrics average only the batches trained "
+                  "after the resume.")  # fmt: skip
+            return
+        for variable, value in zip(variables, state):
+            variable.assign(keras.ops.convert_to_numpy(variable) + np.asarray(value, dtype=variable.dtype))
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
@@ -204,6 +229,9 @@ class Backup(keras.callbacks.BackupAndRestore):
             done = 0
             if self.record and batches_per_epoch:  # a fit needs a batch: one after the last is trained again
                 done = min(_batches_done(self.record), batches_per_epoch - 1)
+            if done:  # the metrics' sums of the skipped batches, added at the first step ([]: none kept)
+                kept = done == _batches_done(self.record)  # not if the epoch's last batch is trained again
+                self.metrics_state = self.record.get("metrics_state", []) if kept else []
             self.resumed_at = (epoch, done)
         return self.resumed_at
 
@@ -247,9 +275,11 @@ class Backup(keras.callbacks.BackupAndRestore):
     def _save_model(self, batches_done: int | None = None):
         """Back up the model; ``batches_done``: of the current epoch (``None``: a mid-epoch backup, counted
         from Keras' last batch index, plus the batches a resumed epoch skipped)."""
+        metrics_state = None
         if batches_done is None:
             epoch, skipped = self.resumed_at or (0, 0)
             batches_done = self._last_batch_seen + 1 + (skipped if self._current_epoch == epoch else 0)
+            metrics_state = [keras.ops.convert_to_numpy(v).tolist() for v in self.model.metrics_variables]
         if not _all_finite(self.model):
             raise TrainingDiverged(
                 f"training diverged in epoch {self._current_epoch + 1}: the weights hold NaN or infinite "
@@ -265,6 +295,7 @@ class Backup(keras.callbacks.BackupAndRestore):
             "epoch": self._current_epoch,
             "batch": self._last_batch_seen,
             "batches_done": batches_done,
+            **({"metrics_state": metrics_state} if metrics_state is not None else {}),
             "number": number,
             "weights": name,
             "sha256": files.sha256(self.dir / name),
