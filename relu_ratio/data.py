@@ -426,7 +426,6 @@ class Batches(keras.utils.PyDataset):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self._feed_kwargs = kwargs  # workers, use_multiprocessing, max_queue_size: kept by starting_at
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; received {batch_size}.")
         self.split, self.batch_size, self.augment, self.one_hot = split, batch_size, augment, one_hot
@@ -443,7 +442,8 @@ class Batches(keras.utils.PyDataset):
         """These batches from epoch ``epoch`` on; with ``skip``, the rest of that epoch: its first ``skip``
         batches left out (fit them for that one epoch: Keras reads an epoch's length once a ``fit``)."""
         return Batches(self.split, self.batch_size, self.augment, self.seed, self.one_hot, self.shuffle,
-                       epoch=epoch, skip=skip, **self._feed_kwargs)  # fmt: skip
+                       epoch=epoch, skip=skip, workers=self.workers, max_queue_size=self.max_queue_size,
+                       use_multiprocessing=self.use_multiprocessing)  # fmt: skip
 
     def _order(self) -> np.ndarray:
         if not self.shuffle:

@@ -171,6 +171,8 @@ def test_a_resumed_feed_keeps_its_workers_and_queue():
     batches = data.Batches(data.sample(), 8, workers=2, use_multiprocessing=True, max_queue_size=3)
     rest = batches.starting_at(1, skip=2)
     assert (rest.workers, rest.use_multiprocessing, rest.max_queue_size) == (2, True, 3)
+    batches.workers = 4  # set after it was made
+    assert batches.starting_at(1).workers == 4
 
 
 def test_splits_with_other_class_names_or_image_sizes_do_not_match(tmp_path, monkeypatch):

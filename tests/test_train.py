@@ -335,7 +335,7 @@ from relu_ratio import train
 config = train.TrainConfig(model="resnet8_11", dataset=sys.argv[1], out=sys.argv[2], epochs=2, batch_size=4,
                            backup_every=2, distribute=True, verbose=0)  # fmt: skip
 commit = train.callbacks.Backup._commit
-def commit_then_cut(backup, record):  # a kill right after the backup 4 batches into epoch 2 (of 6)
+def commit_then_cut(backup, record):  # cut off right after the backup 4 batches into epoch 2 (of 6)
     commit(backup, record)
     if (record["epoch"], record["batches_done"]) == (1, 4):
         raise KeyboardInterrupt
@@ -706,18 +706,27 @@ def test_a_fallback_to_the_previous_backup_drops_the_epochs_trained_again_from_t
     assert metrics.read_text().splitlines() == ["epoch,loss,val_accuracy", "0,1.5,0.25"]
 
 
+SUMS = {"metrics_state": [7.5, 3.0]}  # the loss tracker's total and count, 3 images into the epoch
+
+
 @pytest.mark.parametrize(
-    ("written", "per_epoch", "skip"),
+    ("written", "per_epoch", "skip", "sums"),
     [
-        ({"batches_done": 4}, 6, 4),
-        ({"batches_done": 6}, 6, 5),
-        ({"batches_done": 4}, None, 0),
-        ({"batch": 199}, 391, 200),
-        ({"batch": 0}, 391, 0),
+        ({"batches_done": 4, **SUMS}, 6, 4, [7.5, 3.0]),
+        ({"batches_done": 4}, 6, 4, []),
+        ({"batches_done": 6, **SUMS}, 6, 5, []),
+        ({"batches_done": 4, **SUMS}, None, 0, None),
+        ({"batch": 199}, 391, 200, []),
+        ({"batch": 0}, 391, 0, None),
     ],
-    ids=["mid-epoch", "after-the-last-batch", "not-skipping", "before-batches_done", "epoch-end-before"],
-)
-def test_a_backup_says_how_many_batches_of_its_epoch_to_skip(tmp_path, written, per_epoch, skip):
+    ids=["mid-epoch", "before-metrics_state", "after-the-last-batch", "not-skipping", "before-batches_done",
+         "epoch-end-before"],
+)  # fmt: skip
+def test_a_backup_says_how_many_batches_of_its_epoch_to_skip_and_what_they_added_to_the_metrics(
+    tmp_path, capsys, written, per_epoch, skip, sums
+):
+    """``sums``: the metrics' running sums the resume adds at its first step (``[]``: none it can add, and
+    the console says so; ``None``: the epoch is trained from its first batch)."""
     from relu_ratio import models
 
     model = models.build("resnet8_11", classes=3)
@@ -734,6 +743,12 @@ def test_a_backup_says_how_many_batches_of_its_epoch_to_skip(tmp_path, written, 
     restore = train.callbacks.Backup(tmp_path / "backup", save_freq=1)
     restore.set_model(model)
     assert restore.restore(per_epoch) == (1, skip) and model._initial_epoch == 1
+    assert restore.metrics_state == sums
+    if sums is not None:  # at the first step (before it, this model's only metric is the loss tracker)
+        restore._add_skipped_metrics()
+        total_and_count = [float(keras.ops.convert_to_numpy(v)) for v in model.metrics_variables]
+        assert total_and_count == (sums or [0.0, 0.0]) and restore.metrics_state is None
+        assert ("average only the batches trained after the resume" in capsys.readouterr().out) == (not sums)
 
 
 def test_every_committed_backup_has_the_metrics_rows_of_the_epochs_before_it(folder, tmp_path, monkeypatch):

@@ -158,7 +158,7 @@ class Backup(keras.callbacks.BackupAndRestore):
 
     RECORD = "training_metadata.json"
     FIELDS = {"epoch": (int,), "batch": (int,), "number": (int,), "weights": (str,), "sha256": (str,)}
-    # Records written before these have "batch" only (_batches_done) and no metrics_state.
+    # Records written before batches_done have "batch" only (_batches_done); metrics_state: mid-epoch ones.
     OPTIONAL = {"batches_done": (int,), "metrics_state": (list,)}
 
     def __init__(self, backup_dir: Path, save_freq: int, metrics: Path | None = None):
@@ -192,19 +192,19 @@ class Backup(keras.callbacks.BackupAndRestore):
         super().on_train_batch_end(batch, logs)
 
     def _add_skipped_metrics(self) -> None:
-        """Add the metrics' sums of the batches the resume skipped (Keras builds a model's metrics in its
-        first step, so not before); a backup without them (written before they were kept, or after the
-        epoch's last batch, which is trained again) leaves the epoch's row averaging the batches trained
-        after the resume, and the console says so."""
+        """Add the metrics' running sums of the batches the resume skipped to those of its first step
+        (Keras resets the metrics as an epoch begins, and builds a TensorFlow model's compiled metrics only
+        in its first step). Without sums that fit (a backup written before they were kept, or after the
+        epoch's last batch, which is trained again) the epoch's row averages the batches trained after the
+        resume, and the console says so."""
         state, self.metrics_state = self.metrics_state, None
         variables = self.model.metrics_variables
-        additive = all(v.aggregation == "sum" for v in variables)
-        if not state or not additive or [np.shape(v) for v in state] != [tuple(v.shape) for v in variables]:
-            print(f"relu_ratio.train: the backup holds no training metrics for the batches it skips, so "
-                  f"epoch {self._current_epoch + 1}'s training metrics average only the batches trained "
+        if not state or [np.shape(v) for v in state] != [tuple(v.shape) for v in variables]:
+            print(f"relu_ratio.train: the backup has no training metrics to add for the batches it skips, "
+                  f"so epoch {self._current_epoch + 1}'s training metrics average only the batches trained "
                   "after the resume.")  # fmt: skip
             return
-        for variable, value in zip(variables, state):
+        for variable, value in zip(variables, state):  # sums: a distributed one is split over its replicas
             variable.assign(keras.ops.convert_to_numpy(variable) + np.asarray(value, dtype=variable.dtype))
 
     def on_epoch_end(self, epoch, logs=None):
@@ -217,8 +217,9 @@ class Backup(keras.callbacks.BackupAndRestore):
         with no backup. Done once: later calls return the same.
 
         With ``batches_per_epoch`` the caller trains only the rest of the cut-off epoch (the batches the
-        backup had not seen; its last batch again if the backup came after it, since a fit needs one), and
-        the later backups count that epoch's batches from its first. Without, it is trained whole again
+        backup had not seen; its last batch again if the backup came after it, since a fit needs one), the
+        later backups count that epoch's batches from its first, and the metrics' sums of the skipped
+        batches (``metrics_state``) are added at the first step. Without, it is trained whole again
         (as Keras' ``BackupAndRestore`` does).
         """
         if self.resumed_at is None:
