@@ -353,12 +353,11 @@ train.run(dataclasses.replace(config, out=sys.argv[3]))
 
 
 @pytest.mark.slow
-def test_distributed_training_on_two_virtual_cpus(image_folder, tmp_path):
-    """TensorFlow's MirroredStrategy, cut off mid-epoch and resumed, against the same run uncut; JAX's
-    DataParallel is trained in the process of
-    :func:`test_jax_without_tensorflow_loads_the_zoo_trains_and_distributes_on_two_virtual_cpus`."""
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_distributed_training_on_two_virtual_cpus(image_folder, tmp_path, backend):
+    """Data-parallel over two virtual CPUs (TensorFlow's MirroredStrategy, JAX's DataParallel), cut off
+    mid-epoch and resumed, against the same run uncut."""
     write_image_folder(image_folder, split="train", per_class=8)  # 6 steps of 4 images an epoch
-    backend = "tensorflow"
     env = {**os.environ, "KERAS_BACKEND": backend, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     runs = [str(tmp_path / "r"), str(tmp_path / "uncut")]
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(image_folder), *runs], env=env,
@@ -414,7 +413,8 @@ def test_jax_without_tensorflow_loads_the_zoo_trains_and_distributes_on_two_virt
 ):
     """One JAX process checks three things (each process start costs 10-20 s): a zoo entry loads, and a run
     trains, without TensorFlow (as on the GPU machine), and JAX's data-parallel run uses both virtual CPUs
-    (this file's distributed test under JAX; the zoo one was test_zoo's test_zoo_works_without_tensorflow)."""
+    without it (:func:`test_distributed_training_on_two_virtual_cpus` cuts one off and resumes it; the zoo
+    check was test_zoo's test_zoo_works_without_tensorflow)."""
     from relu_ratio import zoo
 
     write_image_folder(image_folder, split="train")
@@ -704,24 +704,30 @@ def test_a_fallback_to_the_previous_backup_drops_the_epochs_trained_again_from_t
 SUMS = {"metrics_state": [7.5, 3.0]}  # the loss tracker's total and count, 3 images into the epoch
 
 
+DAMAGED = ["x", 3.0]  # edited by hand: the total is not a number
+
+
 @pytest.mark.parametrize(
-    ("written", "per_epoch", "skip", "sums"),
+    ("written", "per_epoch", "skip", "sums", "added"),
     [
-        ({"batches_done": 4, **SUMS}, 6, 4, [7.5, 3.0]),
-        ({"batches_done": 4}, 6, 4, []),
-        ({"batches_done": 6, **SUMS}, 6, 5, []),
-        ({"batches_done": 4, **SUMS}, None, 0, None),
-        ({"batch": 199}, 391, 200, []),
-        ({"batch": 0}, 391, 0, None),
+        ({"batches_done": 4, **SUMS}, 6, 4, [7.5, 3.0], [7.5, 3.0]),
+        ({"batches_done": 4}, 6, 4, [], []),
+        ({"batches_done": 6, **SUMS}, 6, 5, [], []),
+        ({"batches_done": 4, **SUMS}, None, 0, None, None),
+        ({"batch": 199}, 391, 200, [], []),
+        ({"batch": 0}, 391, 0, None, None),
+        ({"batches_done": 4, "metrics_state": DAMAGED}, 6, 4, DAMAGED, []),
+        ({"batches_done": 4, "metrics_state": [7.5]}, 6, 4, [7.5], []),
     ],
     ids=["mid-epoch", "before-metrics_state", "after-the-last-batch", "not-skipping", "before-batches_done",
-         "epoch-end-before"],
+         "epoch-end-before", "damaged", "other-metrics"],
 )  # fmt: skip
 def test_a_backup_says_how_many_batches_of_its_epoch_to_skip_and_what_they_added_to_the_metrics(
-    tmp_path, capsys, written, per_epoch, skip, sums
+    tmp_path, capsys, written, per_epoch, skip, sums, added
 ):
-    """``sums``: the metrics' running sums the resume adds at its first step (``[]``: none it can add, and
-    the console says so; ``None``: the epoch is trained from its first batch)."""
+    """``sums``: the metrics' running sums the backup gives for the batches it skips, ``added``: what the
+    resume adds at its first step (``[]``: none it can add, and the console says so; ``None``: the epoch is
+    trained from its first batch)."""
     from relu_ratio import models
 
     model = models.build("resnet8_11", classes=3)
@@ -742,8 +748,8 @@ def test_a_backup_says_how_many_batches_of_its_epoch_to_skip_and_what_they_added
     if sums is not None:  # at the first step (before it, this model's only metric is the loss tracker)
         restore._add_skipped_metrics()
         total_and_count = [float(keras.ops.convert_to_numpy(v)) for v in model.metrics_variables]
-        assert total_and_count == (sums or [0.0, 0.0]) and restore.metrics_state is None
-        assert ("average only the batches trained after the resume" in capsys.readouterr().out) == (not sums)
+        assert total_and_count == (added or [0.0, 0.0]) and restore.metrics_state is None
+        assert ("average only the batches trained after the resume" in capsys.readouterr().out) == (not added)
 
 
 def test_every_committed_backup_has_the_metrics_rows_of_the_epochs_before_it(folder, tmp_path, monkeypatch):

@@ -76,6 +76,24 @@ class TrainingDiverged(RuntimeError):
     """The loss or the weights became NaN or infinite; the run stopped and kept its last good files."""
 
 
+def _sums_fitting(state: list, variables: list) -> list[np.ndarray] | None:
+    """A backup's ``metrics_state`` as arrays of the shapes and dtypes of the model's ``metrics_variables``;
+    ``None`` if there is none or it does not fit (another set of metrics, or a record edited by hand).
+
+    >>> _sums_fitting([[7.5], 3], [np.zeros(1, "float32"), np.zeros((), "float32")])
+    [array([7.5], dtype=float32), array(3., dtype=float32)]
+    >>> _sums_fitting([["x"], 3], [np.zeros(1, "float32"), np.zeros((), "float32")]) is None
+    True
+    """
+    if not state or len(state) != len(variables):
+        return None
+    try:
+        sums = [np.asarray(value, dtype=variable.dtype) for value, variable in zip(state, variables)]
+    except (TypeError, ValueError):
+        return None
+    return sums if all(s.shape == tuple(v.shape) for s, v in zip(sums, variables)) else None
+
+
 def _all_finite(model: keras.Model) -> bool:
     """Whether every model and optimizer variable is finite (BatchNorm statistics included)."""
     variables = list(model.weights)
@@ -199,13 +217,14 @@ class Backup(keras.callbacks.BackupAndRestore):
         resume, and the console says so."""
         state, self.metrics_state = self.metrics_state, None
         variables = self.model.metrics_variables
-        if not state or [np.shape(v) for v in state] != [tuple(v.shape) for v in variables]:
+        sums = _sums_fitting(state, variables)
+        if sums is None:
             print(f"relu_ratio.train: the backup has no training metrics to add for the batches it skips, "
                   f"so epoch {self._current_epoch + 1}'s training metrics average only the batches trained "
                   "after the resume.")  # fmt: skip
             return
-        for variable, value in zip(variables, state):  # sums: a distributed one is split over its replicas
-            variable.assign(keras.ops.convert_to_numpy(variable) + np.asarray(value, dtype=variable.dtype))
+        for variable, value in zip(variables, sums):
+            variable.assign(keras.ops.convert_to_numpy(variable) + value)
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
