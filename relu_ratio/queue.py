@@ -283,6 +283,7 @@ class Progress:
     differs: tuple[str, ...] = ()  # settings in which the folder differs from the queue (see differences)
     devices: dict | None = None  # wall and CPU seconds per device, where recorded (a run resumed elsewhere)
     split: str = "test"  # what top1 was measured on: "test", or "holdout" (a slice of the training set)
+    epochs_trained: float | None = None  # in wall_hours, a fraction after a mid-epoch backup (None: unknown)
 
     @property
     def on_gpu(self) -> bool:
@@ -301,9 +302,10 @@ class Progress:
         """Wall-clock hours the remaining epochs take at this run's own pace so far."""
         if self.state == "finished":
             return 0.0
-        if not self.epochs_done:
+        trained = self.epochs_done if self.epochs_trained is None else self.epochs_trained
+        if not trained:
             return None
-        return self.wall_hours / self.epochs_done * (self.epochs - self.epochs_done)
+        return self.wall_hours / trained * (self.epochs - trained)
 
 
 def progress(
@@ -324,7 +326,7 @@ def progress(
             record.precision or fixed_precision(config.mixed_precision),
             record.result.get("device") or (DEVICE_SEPARATOR.join(devices) if devices else None),
             tuple(differences(config, record.config)) if record.state == "finished" else (),
-            devices, "holdout" if config.holdout else "test",
+            devices, "holdout" if config.holdout else "test", record.epochs_trained,
         ))  # fmt: skip
     return rows
 

@@ -118,6 +118,11 @@ def test_status_of_runs_not_started_or_cut_off(tmp_path):
     assert row.hours_left == pytest.approx(0.2 / 2 * 8)
     text = queue.markdown([row], "q.json", "runs")
     assert "| partial | 2/10 | 62.50 (so far) | 0.20 | 0.39 | 0.8 |" in text
+    # its time recorded at a backup 3 tenths into epoch 3: the pace counts those batches too
+    (out / "progress.json").write_text(json.dumps({"wall_time_s": 828.0, "cpu_time_s": 1610.0,
+                                                   "epochs_trained": 2.3}))  # fmt: skip
+    (row,) = queue.progress(queue.load(path), tmp_path / "runs")
+    assert row.epochs_done == 2 and row.hours_left == pytest.approx(0.23 / 2.3 * 7.7)
 
 
 def test_a_run_scored_on_held_out_training_images_is_marked_holdout(tmp_path):

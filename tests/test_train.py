@@ -26,7 +26,7 @@ from helpers import REAL, full_disk
 
 from relu_ratio import data, files, folder_lock, models, train
 from relu_ratio.provenance import source_commit
-from relu_ratio.train.record import metric_column
+from relu_ratio.train.record import metric_column, read_progress
 
 TINY = ["--model", "resnet8_21", "--train-subset", "256", "--test-subset", "128", "--batch-size", "32",
         "--verbose", "2"]  # fmt: skip
@@ -225,6 +225,9 @@ def test_a_run_cut_off_mid_epoch_trains_only_the_rest_of_that_epoch(
     with pytest.raises(KeyboardInterrupt):
         train.run(config)
     assert steps.count == 6 + 4 and logged_epochs(tmp_path / "run") == [0]
+    clock = read_progress(tmp_path / "run")  # written with the backup: the time of the 4 batches it kept
+    assert clock["epochs_trained"] == pytest.approx(1 + 4 / 6, abs=1e-4)
+    assert clock["wall_time_s"] > 0 and clock["devices"]
     capsys.readouterr()
     monkeypatch.setattr(train.callbacks.Backup, "_commit", commit)
     result = train.run(config)  # 6 steps an epoch

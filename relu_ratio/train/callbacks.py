@@ -40,9 +40,10 @@ def make(out: Path, config: TrainConfig, device: str) -> list[keras.callbacks.Ca
     """The callbacks of a run in ``out``, in the order Keras calls them: the guard first, then the clock and
     the metrics log, the backup, the best-epoch checkpoint, TensorBoard and the progress bar.
 
-    An epoch's time and metrics row are written before :class:`Backup` commits the epoch: a kill between
-    the two makes the resume train the rest of that epoch from its last backup (its row is dropped and
-    written again), never leaves a committed epoch without its row.
+    An epoch's time and metrics row are written before :class:`Backup` commits the epoch (and the time
+    before each mid-epoch backup): a kill between the two makes the resume train the rest of that epoch
+    from its last backup (its row is dropped and written again), never leaves a committed epoch without
+    its row.
 
     With ``config.ema``, ``SwapEMAWeights`` puts the averaged weights in the model for validation and from
     each epoch's end to the next epoch's start: after the backup (which keeps the raw weights and their
@@ -50,11 +51,12 @@ def make(out: Path, config: TrainConfig, device: str) -> list[keras.callbacks.Ca
     that were scored).
     """
     best = max(metric_column(out, "val_accuracy"), default=None)
+    clock = WallClock(out / "progress.json", device)
     callbacks = [
         DivergenceGuard(out, config),  # first: it stops a diverged step before anything saves it
-        WallClock(out / "progress.json", device),
+        clock,
         MetricsLog(out / "metrics.csv", append=True),
-        Backup(out / "backup", save_freq=config.backup_every, metrics=out / "metrics.csv"),
+        Backup(out / "backup", save_freq=config.backup_every, metrics=out / "metrics.csv", clock=clock),
     ]
     if config.ema is not None:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
@@ -179,11 +181,14 @@ class Backup(keras.callbacks.BackupAndRestore):
     # Records written before batches_done have "batch" only (_batches_done); metrics_state: mid-epoch ones.
     OPTIONAL = {"batches_done": (int,), "metrics_state": (list,)}
 
-    def __init__(self, backup_dir: Path, save_freq: int, metrics: Path | None = None):
+    def __init__(
+        self, backup_dir: Path, save_freq: int, metrics: Path | None = None, clock: WallClock | None = None
+    ):
         """``metrics``: the run's ``metrics.csv``, whose rows of the epochs a resume trains again are
-        dropped (a damaged newest backup falls back to an earlier epoch)."""
+        dropped (a damaged newest backup falls back to an earlier epoch); ``clock``: the run's
+        :class:`WallClock`, written before each mid-epoch backup (it writes itself at each epoch's end)."""
         super().__init__(backup_dir, save_freq=save_freq, double_checkpoint=False, delete_checkpoint=False)
-        self.dir, self.metrics = Path(backup_dir), metrics
+        self.dir, self.metrics, self.clock = Path(backup_dir), metrics, clock
         self.record = self._read_record()
         self.resumed_at: tuple[int, int] | None = None  # (epoch, batches of it done), once restored
         self.metrics_state: list | None = None  # the metrics' sums of the batches a resume skips, to add
@@ -295,11 +300,14 @@ class Backup(keras.callbacks.BackupAndRestore):
     def _save_model(self, batches_done: int | None = None):
         """Back up the model; ``batches_done``: of the current epoch (``None``: a mid-epoch backup, counted
         from Keras' last batch index, plus the batches a resumed epoch skipped)."""
-        metrics_state = None
-        if batches_done is None:
+        mid_epoch, metrics_state, per_epoch = batches_done is None, None, None
+        if mid_epoch:
             epoch, skipped = self.resumed_at or (0, 0)
-            batches_done = self._last_batch_seen + 1 + (skipped if self._current_epoch == epoch else 0)
+            skipped = skipped if self._current_epoch == epoch else 0  # the fit of a cut-off epoch's rest
+            batches_done = self._last_batch_seen + 1 + skipped
             metrics_state = [keras.ops.convert_to_numpy(v).tolist() for v in self.model.metrics_variables]
+            steps = (self.params or {}).get("steps")
+            per_epoch = steps + skipped if steps else None
         if not _all_finite(self.model):
             raise TrainingDiverged(
                 f"training diverged in epoch {self._current_epoch + 1}: the weights hold NaN or infinite "
@@ -321,6 +329,8 @@ class Backup(keras.callbacks.BackupAndRestore):
             "sha256": files.sha256(self.dir / name),
             "previous": {k: v for k, v in previous.items() if k != "previous"} if previous else None,
         }
+        if self.clock is not None and mid_epoch:  # the time of the batches this backup keeps
+            self.clock.write(self._current_epoch + (batches_done / per_epoch if per_epoch else 0))
         self._commit(record)
         self.record = record
         keep = {name, (previous or {}).get("weights")}
@@ -395,7 +405,12 @@ class BestWeights(keras.callbacks.ModelCheckpoint):
 class WallClock(keras.callbacks.Callback):
     """Training time summed over resumed runs, kept in ``progress.json``: wall-clock seconds and the
     process's CPU seconds (all its threads), so a run's CPU-hours are measured, not estimated; also per
-    ``device`` (``"devices"``), since a run cut off on one machine may finish on another."""
+    ``device`` (``"devices"``), since a run cut off on one machine may finish on another; and the epochs
+    trained in that time (``"epochs_trained"``, a fraction after a mid-epoch backup), for the pace.
+
+    Written at each epoch's end and by :class:`Backup` before each mid-epoch backup, so a run cut off and
+    resumed counts the time of the batches its backup kept (not the time after its last backup, whose
+    batches are trained again)."""
 
     def __init__(self, path: Path, device: str):
         super().__init__()
@@ -423,10 +438,13 @@ class WallClock(keras.callbacks.Callback):
     def total_cpu(self) -> float:
         return round(self.previous_cpu + time.process_time() - self.start_cpu, 1)
 
+    def write(self, epochs_trained: float) -> None:
+        """Record the time so far and the ``epochs_trained`` in it (e.g. 2.5: half of epoch 3 done)."""
+        times = {"wall_time_s": self.total, "cpu_time_s": self.total_cpu, "devices": self.devices}
+        files.write_json(self.path, {**times, "epochs_trained": round(epochs_trained, 4)})
+
     def on_epoch_end(self, epoch, logs=None):
-        files.write_json(
-            self.path, {"wall_time_s": self.total, "cpu_time_s": self.total_cpu, "devices": self.devices}
-        )
+        self.write(epoch + 1)
 
 
 def save_weights(model: keras.Model, path: Path, durable: bool = False, consequence: str = "") -> None:

@@ -96,10 +96,11 @@ def read_result(out: str | os.PathLike) -> dict:
 
 
 def read_progress(out: str | os.PathLike) -> dict:
-    """The run's ``progress.json``: wall and CPU seconds so far, in all and per device (``{}`` if none)."""
+    """The run's ``progress.json``: wall and CPU seconds so far, in all and per device, and the epochs
+    trained in them (``{}`` if none)."""
     path = Path(out) / "progress.json"
-    progress = read_json(path, {"wall_time_s": NUMBER, "cpu_time_s": NUMBER, "devices": (dict,)},
-                         hint="delete it to count the run's time from now on")  # fmt: skip
+    types = {"wall_time_s": NUMBER, "cpu_time_s": NUMBER, "devices": (dict,), "epochs_trained": NUMBER}
+    progress = read_json(path, types, hint="delete it to count the run's time from now on")
     _check_devices(path, progress)
     return progress
 
@@ -166,7 +167,8 @@ class RunRecord:
     config: dict  # config.json: the resolved TrainConfig fields, "command", "architecture", "dataset_info"...
     result: dict  # result.json: "epochs_completed", "<split>_top1", "wall_time_s", "cpu_time_s", "device"...
     failure: dict  # failed.json: "error", "traceback"
-    clock: dict  # progress.json: "wall_time_s", "cpu_time_s" summed over resumed sessions, "devices"
+    clock: dict  # progress.json: "wall_time_s", "cpu_time_s" summed over resumed sessions, "devices",
+    # "epochs_trained" (in that time; older records lack it)
     curve: tuple[float, ...]  # validation accuracy (0-1) after each epoch, from metrics.csv
     damage: tuple[str, ...] = ()  # "<file>: <what is wrong>" for each damaged file (read as empty)
 
@@ -202,6 +204,14 @@ class RunRecord:
     @property
     def epochs_done(self) -> int:
         return int(self.result.get("epochs_completed", len(self.curve)))
+
+    @property
+    def epochs_trained(self) -> float:
+        """Epochs trained in :attr:`wall_time_s`: a fraction where the time was recorded at a mid-epoch
+        backup; :attr:`epochs_done` where it was not recorded (older runs) or the run finished."""
+        if self.result or "epochs_trained" not in self.clock:
+            return float(self.epochs_done)
+        return float(self.clock["epochs_trained"])
 
     @property
     def wall_time_s(self) -> float:
