@@ -640,6 +640,11 @@ def test_zoo_load_at_another_input_size_without_the_registered_classifier(toy_zo
     transfer = zoo.load(REAL, classes=5, input_shape=(48, 48, 3))
     assert transfer.output_shape == (None, 5)
     assert zoo.load(REAL, input_shape=SHAPE).output_shape == (None, 10)  # the registered shape is fine
+    # ten classes of one's own at another size: a new classifier (the trained one at the registered size)
+    ten = zoo.load(REAL, classes=10, input_shape=(48, 48, 3))
+    trained = zoo.load(REAL, classes=10)
+    assert ten.output_shape == trained.output_shape == (None, 10)
+    assert not np.allclose(*[keras.ops.convert_to_numpy(m.layers[-1].kernel) for m in (ten, trained)])
 
 
 def test_evaluate_names_a_dataset_of_the_wrong_image_size(toy_zoo, tmp_path):

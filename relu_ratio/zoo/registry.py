@@ -196,13 +196,14 @@ def load(
     Args:
         name: a name from :func:`list_models`.
         include_top: keep the classifier; ``False`` returns a feature extractor.
-        classes: with ``include_top=True``, a number other than the entry's puts a new, randomly
-            initialised classifier on top of the pretrained features (transfer learning: compile and fit).
+        classes: with ``include_top=True``, a new, randomly initialised classifier on top of the
+            pretrained features (transfer learning: compile and fit), unless it is the entry's number of
+            classes at its registered ``input_shape``: that keeps the trained classifier.
         pooling: with ``include_top=False``: ``"avg"`` (the model's own pooled features), ``"max"`` or
             ``None`` (the last feature map). The top always average-pools (``"avg"`` or ``None`` with it).
         input_shape: ``(height, width, channels)``; other sizes than the registered one (the networks are
-            fully convolutional) need ``include_top=False`` or a new classifier (``classes=``), as in
-            ``keras.applications``; the channels must match.
+            fully convolutional) need ``include_top=False`` or ``classes=`` (a new classifier, for any
+            number of classes), as in ``keras.applications``; the channels must match.
 
     Raises:
         UnknownModelError, MetadataError, IntegrityError: the entry is unknown, its metadata is broken, or
@@ -257,7 +258,7 @@ def from_preset(
             f"takes raw 0-255 images); drop normalization={normalization!r}."
         )
     entry = preset_entry(family, depth, relu_pattern, weights, width_multiplier)
-    shape = _input_shape(entry, input_shape, include_top and classes in (None, entry.classes))
+    shape = _input_shape(entry, input_shape, include_top and classes is None)
     kwargs = {**entry.architecture["kwargs"], **overrides}
     if shape is not None:
         kwargs["input_shape"] = shape
@@ -268,7 +269,7 @@ def from_preset(
         if pooling == "max":
             out = keras.layers.GlobalMaxPooling2D(name="max_pool")(out)
         return CheckedModel(model.input, out, name=f"{model.name}_features")
-    if classes is None or classes == entry.classes:
+    if classes is None or (classes == entry.classes and shape is None):  # the classifier that was measured
         return CheckedModel.from_model(model)
     activation = kwargs.get("classifier_activation", "softmax")
     head = models.classifier(classes, activation, kwargs.get("weight_decay", 0.0))
