@@ -161,17 +161,34 @@ def load(
     cache_dir: str | os.PathLike | None = None,
 ) -> Split:
     """Load ``split`` of a tfds dataset name (``"cifar10"``, ``"cifar100"``) or a local folder/archive."""
+    found = find(source, split)
+    if isinstance(found, str):
+        return _load_tfds(found, split, data_dir)
+    return _load_local(found, split, cache_dir)
+
+
+def find(source: str | os.PathLike, split: str) -> str | Path:
+    """Where :func:`load` reads ``split`` of ``source``, found without reading any image: the
+    tensorflow-datasets name, or the local folder or archive (a check before work that needs the data).
+
+    >>> find("cifar10", "test")
+    'cifar10'
+
+    Raises:
+        FileNotFoundError: ``source`` is neither a tfds name nor a folder or archive, or holds no ``split``.
+        ValueError: ``split`` is not a split name.
+    """
     if not isinstance(split, str) or not split.strip() or "/" in split or split in (".", ".."):
         raise ValueError(f"unknown split {split!r}: give a split name such as 'train' or 'test'.")
     if str(source) in TFDS_STATS:
-        return _load_tfds(str(source), split, data_dir)
+        return str(source)
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(
             f"dataset {str(source)!r} is neither a known tensorflow-datasets name "
             f"({', '.join(TFDS_STATS)}) nor an existing folder or archive."
         )
-    return _load_local(_resolve_archive(path, split), split, cache_dir)
+    return _resolve_archive(path, split)
 
 
 def check_matching(first: Split, second: Split, source: str | os.PathLike,

@@ -52,6 +52,7 @@ from relu_ratio.zoo.entry import TAG_PATTERN
 RESERVED = {"model", "seed", "out", "dataset"}  # set per run or by the command, not in the queue's settings
 SETTINGS = {f.name for f in dataclasses.fields(train.TrainConfig)} - RESERVED
 ITEM_KEYS = {"model", "tag", "seed", "register", "why"}
+QUEUE_KEYS = {"about", "defaults", "runs"}  # a queue file's keys: what it is for, settings for all, the runs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +94,10 @@ def load(path: str | os.PathLike) -> list[QueuedRun]:
         raise ValueError(f"cannot read the queue {os.fspath(path)!r}: {error}") from None
     if not isinstance(spec, dict) or not isinstance(spec.get("runs"), list) or not spec["runs"]:
         raise ValueError(f"the queue {os.fspath(path)!r} must be a JSON object with a non-empty list 'runs'.")
+    unknown = set(spec) - QUEUE_KEYS
+    if unknown:
+        raise ValueError(f"the queue {os.fspath(path)!r} has unknown key(s) {sorted(unknown)}"
+                         f"{suggest(min(unknown), QUEUE_KEYS)}; valid: {', '.join(sorted(QUEUE_KEYS))}.")
     defaults = spec.get("defaults", {})
     _check_settings(defaults, "defaults")
     queued, seen = [], set()
@@ -130,6 +135,10 @@ def _check_settings(settings: dict, where: str) -> None:
     if not isinstance(settings, dict):
         raise ValueError(f"{where} must be an object of training settings; received {settings!r}.")
     unknown = set(settings) - SETTINGS
+    set_elsewhere = unknown & {"out", "dataset"}
+    if set_elsewhere:
+        raise ValueError(f"{where} sets {sorted(set_elsewhere)}: a queued run's folder is <--runs>/<run id> "
+                         "and its data queue run's --dataset, for every run.")  # fmt: skip
     if unknown:
         raise ValueError(
             f"{where} has unknown setting(s) {sorted(unknown)}{suggest(min(unknown), SETTINGS)}; "
@@ -209,6 +218,8 @@ def run(
     chosen = [q for q in queued if only is None or fnmatch.fnmatchcase(q.run_id, only)]
     if not chosen:
         raise ValueError(f"--only {only!r} matches none of {', '.join(q.run_id for q in queued)}.")
+    for split in ("train", *(["test"] if any(not q.settings.get("holdout") for q in chosen) else [])):
+        data.find(dataset, split)  # once, before any run's folder: not a failure per run
     with folder_lock.locked_folder(runs, "queue's runs folder"):
         return _run(chosen, runs, dataset, log, finished or {})
 
@@ -491,6 +502,16 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_not_an_input(write: str, queue_path: str) -> None:
+    """Refuse a ``--write`` path that is the queue file or its record of finished runs (both inputs)."""
+    target = Path(write).expanduser().resolve()
+    inputs = {"the queue": Path(queue_path), "its record of finished runs": finished_path(queue_path)}
+    for what, path in inputs.items():
+        if target == path.resolve():
+            raise ValueError(f"--write {write!r} is {what}; write the progress record to another file "
+                             "(e.g. training/PROGRESS.md).")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if getattr(args, "readme", None):
@@ -501,8 +522,15 @@ def main(argv: list[str] | None = None) -> int:
         args.seeds_page = args.readme
     runs = os.path.expanduser(args.runs)
     try:
+        if os.path.exists(runs) and not os.path.isdir(runs):
+            raise ValueError(f"--runs {args.runs!r} is a file, not the folder of the run folders.")
         queued = load(args.queue)
         finished = read_finished(finished_path(args.queue))
+        if args.command == "status" and args.write:
+            _check_not_an_input(args.write, args.queue)
+        if args.command == "status" and not os.path.isdir(runs):
+            print(f"note: --runs {args.runs!r} does not exist: no queued run has started there.",
+                  file=sys.stderr)  # fmt: skip
         if args.command == "run":
             failures = run(queued, runs, args.dataset, args.only, finished=finished)
             return 1 if failures else 0

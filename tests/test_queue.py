@@ -45,7 +45,8 @@ def test_the_repository_queue_is_valid_and_ordered():
         ([{"model": "resnet20_21", "tag": "Long"}], {}, "tag must be lower-case letters, digits and '_'"),
         ([{"model": "resnet20_21", "tag": ""}], {}, r"received ''"),
         ([{"model": "resnet20_21"}], {"recipe": "slow"}, "recipe must be one of"),
-        ([{"model": "resnet20_21"}], {"out": "x"}, r"unknown setting\(s\) \['out'\]"),
+        ([{"model": "resnet20_21"}], {"out": "x"}, r"defaults sets \['out'\]: a queued run's folder is <--"),
+        ([{"model": "resnet20_21", "dataset": "x"}], {}, r"run 1 .* sets \['dataset'\]: .*queue run's"),
         ([], {}, "non-empty list 'runs'"),
         ([{"model": "resnet20_21"}], {"nesterov": "false"}, r"nesterov must be true or false .*'false'"),
         ([{"model": "resnet20_21", "distribute": "no"}], {}, r"run 1 .*distribute must be true or false"),
@@ -58,6 +59,43 @@ def test_the_repository_queue_is_valid_and_ordered():
 def test_bad_queues_are_refused_before_anything_trains(tmp_path, runs, defaults, message):
     with pytest.raises(ValueError, match=message):
         queue.load(write_queue(tmp_path / "q.json", runs, defaults))
+
+
+def test_a_misspelt_key_of_the_queue_file_is_refused(tmp_path):
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps({"default": {"epochs": 1}, "runs": [{"model": "resnet20_21"}]}))
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['default'\] \(did you mean 'def"):
+        queue.load(path)
+
+
+@pytest.mark.parametrize("target", ["q.json", "q.finished.json"])
+def test_status_never_writes_its_record_over_the_queue_or_its_finished_runs(tmp_path, capsys, target):
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}])
+    (tmp_path / "q.finished.json").write_text('{"runs": {}}')
+    before = (tmp_path / target).read_text()
+    argv = ["status", str(path), "--runs", str(tmp_path / "runs"), "--write", str(tmp_path / target)]
+    assert queue.main(argv) == 2
+    assert f"--write '{tmp_path / target}' is " in capsys.readouterr().err
+    assert (tmp_path / target).read_text() == before
+
+
+def test_a_runs_folder_that_is_a_file_is_refused_and_a_missing_one_is_named(tmp_path, capsys):
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}])
+    (tmp_path / "afile").write_text("")
+    for command in ("status", "run"):
+        assert queue.main([command, str(path), "--runs", str(tmp_path / "afile")]) == 2
+        assert "is a file, not the folder of the run folders" in capsys.readouterr().err
+    assert queue.main(["status", str(path), "--runs", str(tmp_path / "typo")]) == 0
+    assert "does not exist: no queued run has started there" in capsys.readouterr().err
+
+
+def test_a_missing_dataset_is_refused_once_before_any_run_folder(tmp_path, capsys):
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}, {"model": "resnet8_11"}])
+    runs = tmp_path / "runs"
+    assert queue.main(["run", str(path), "--runs", str(runs), "--dataset", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "is neither a known tensorflow-datasets name" in err
+    assert not runs.exists()
 
 
 def test_cli_error_is_one_line_without_traceback(tmp_path, capsys):
