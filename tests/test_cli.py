@@ -47,7 +47,7 @@ def test_abbreviated_flags_are_refused(cli, argv, capsys):
 @pytest.mark.parametrize(
     ("cli", "argv", "named"),
     [("tune", ["--out", "{file}/x", "--dataset", "{folder}"], "cannot write to the tuner's project folder"),
-     ("queue", ["run", "{queue}", "--runs", "{file}", "--dataset", "{folder}"],
+     ("queue", ["run", "{queue}", "--runs", "{file}/x", "--dataset", "{folder}"],
       "cannot write to the queue's runs folder"),
      ("train", ["--model", "resnet8_11", "--dataset", "{folder}", "--out", "{file}"],
       "cannot write to the output directory"),

@@ -98,7 +98,11 @@ def test_ema_validates_and_saves_the_averaged_weights_and_backs_up_the_raw_ones(
      ({"momentum": float("nan")}, r"momentum must be a finite number in \[0, 1\)"),
      ({"label_smoothing": 2.0}, "label_smoothing must be"), ({"weight_decay": float("inf")}, "weight_decay"),
      ({"recipe": "fast", "warmup_epochs": 100.0, "epochs": 1}, r"warmup_epochs .* in \[0, epochs = 1\]"),
-     ({"holdout": 0}, "holdout must be >= 1"), ({"train_subset": -5}, "train_subset must be >= 1")],
+     ({"holdout": 0}, "holdout must be >= 1"), ({"train_subset": -5}, "train_subset must be >= 1"),
+     ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*32 - 1\]; received -1"),
+     ({"seed": 2**32}, "seed must"),
+     ({"out": " "}, "out must name the run's folder; received an empty string"),
+     ({"dataset": "my_images", "data_dir": "/t"}, r"data_dir \('/t'\) is where tensorflow-datasets .*Drop")],
 )  # fmt: skip
 def test_bad_settings_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -317,6 +321,17 @@ def test_a_corrupt_run_config_is_named_and_left_alone(image_folder, tmp_path, te
     with pytest.raises(ValueError, match=f"config.json {complaint}.*another --out"):
         train.run(train.TrainConfig(model="resnet8_11", dataset=str(image_folder), out=str(out)))
     assert (out / "config.json").read_text() == text
+
+
+@pytest.mark.parametrize(
+    ("subset", "message"),
+    [({"train_subset": 25}, "train_subset 25 is more than the 24 images of the training split; give at most"),
+     ({"test_subset": 13}, "test_subset 13 is more than the 12 images of the test split")],
+)  # fmt: skip
+def test_a_subset_larger_than_its_split_is_refused_before_the_folder(folder, tmp_path, subset, message):
+    with pytest.raises(ValueError, match=message):
+        train.run(_tiny(folder, tmp_path / "r", **subset))
+    assert not (tmp_path / "r").exists()
 
 
 def test_unwritable_output_directory_is_named(image_folder, tmp_path):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from relu_ratio import flags, models
+from relu_ratio import data, flags, models
 from relu_ratio.train.recipes import RECIPES, SCHEDULES
 from relu_ratio.validators import is_finite_number, is_integer
 
@@ -93,6 +93,14 @@ class TrainConfig:
                 f"holdout ({filled.holdout}) and test_subset ({filled.test_subset}) exclude each other: with "
                 "holdout the run validates on held-out training images, never on the test split. Drop one."
             )
+        if not filled.out.strip():
+            raise ValueError("out must name the run's folder; received an empty string.")
+        if filled.data_dir is not None and filled.dataset not in data.TFDS_STATS:
+            raise ValueError(
+                f"data_dir ({filled.data_dir!r}) is where tensorflow-datasets keeps "
+                f"{' and '.join(data.TFDS_STATS)}; dataset {filled.dataset!r} is read from its own folder or "
+                "archive. Drop data_dir."
+            )
         models.check_name(filled.model)
         return filled
 
@@ -104,6 +112,8 @@ class TrainConfig:
             value = getattr(self, key)
             if value is not None and not is_integer(value, 1):
                 raise ValueError(f"{key} must be >= 1 (an integer); received {value!r}.")
+        if not is_integer(self.seed, 0) or self.seed >= 2**32:  # numpy's seeds
+            raise ValueError(f"seed must be an integer in [0, 2**32 - 1]; received {self.seed!r}.")
         ranges = {  # name: (the range in words, the check)
             "lr": ("> 0", lambda v: v > 0),
             "momentum": ("in [0, 1)", lambda v: 0 <= v < 1),
