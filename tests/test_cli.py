@@ -15,7 +15,7 @@ PARSERS = {
     "train": train.parser, "tune": tune.parser, "queue": queue.parser, "zoo": zoo_cli.parser,
     "experiments": experiments_cli.parser,
 }  # fmt: skip
-MAINS = {"train": train.main, "tune": tune.main, "queue": queue.main}
+MAINS = {"train": train.main, "tune": tune.main, "queue": queue.main, "zoo": zoo_cli.main}
 
 
 def _actions(parser: argparse.ArgumentParser):
@@ -52,12 +52,17 @@ def test_abbreviated_flags_are_refused(cli, argv, capsys):
      ("train", ["--model", "resnet8_11", "--dataset", "{folder}", "--out", "{file}"],
       "cannot write to the output directory"),
      ("train", ["--model", "resnet8_11", "--dataset", "{folder}", "--out", "{tmp}/r", "--holdout", "6",
-                "--test-subset", "4"], "holdout (6) and test_subset (4) exclude each other")],
+                "--test-subset", "4"], "holdout (6) and test_subset (4) exclude each other"),
+     ("zoo", ["evaluate", "resnet20_21", "--data", "{broken}"], "cannot decode image")],
 )  # fmt: skip
 def test_a_users_mistake_is_one_line_and_exit_2_in_every_cli(cli, argv, named, folder, tmp_path, capsys):
     (tmp_path / "file").write_text("")
     (tmp_path / "q.json").write_text('{"runs": [{"model": "resnet8_21"}]}')
-    places = {"file": tmp_path / "file", "folder": folder, "queue": tmp_path / "q.json", "tmp": tmp_path}
+    broken = tmp_path / "broken" / "test" / "cat"
+    broken.mkdir(parents=True)
+    (broken / "bad.png").write_bytes(b"not a png")
+    places = {"file": tmp_path / "file", "folder": folder, "queue": tmp_path / "q.json", "tmp": tmp_path,
+              "broken": broken.parent.parent}  # fmt: skip
     assert MAINS[cli]([arg.format(**places) for arg in argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and named in err, err

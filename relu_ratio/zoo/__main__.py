@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return _run(args)
-    except (ZooError, OSError) as error:  # OSError: a full or unwritable cache or export folder
+    except (ValueError, OSError) as error:  # ZooError, bad data (a corrupt image); a full or unwritable dir
         print(f"error: {error}", file=sys.stderr)
         return 2
 
