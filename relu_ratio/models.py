@@ -288,11 +288,7 @@ def build_family(
     preset = _is_preset(weights)
     shape = check_input_shape(input_shape)
     check_head(include_top, pooling, classes, classifier_activation)
-    if not is_finite_number(width_multiplier) or not 0 < width_multiplier <= MAX_WIDTH_MULTIPLIER:
-        raise ValueError(
-            f"width_multiplier must be a finite number in (0, {MAX_WIDTH_MULTIPLIER:g}] (relu_ratio.models."
-            f"MAX_WIDTH_MULTIPLIER); received {width_multiplier!r}."
-        )
+    check_width_multiplier(width_multiplier)
     if not is_finite_number(weight_decay) or weight_decay < 0:
         raise ValueError(f"weight_decay must be a finite number >= 0; received {weight_decay!r}.")
     if preset:
@@ -408,6 +404,15 @@ def check_input_shape(input_shape) -> tuple[int, int, int]:
             "stages) and channels at least 1, e.g. (32, 32, 3)."
         )
     return shape
+
+
+def check_width_multiplier(width_multiplier) -> None:
+    """Raise ``ValueError`` unless ``width_multiplier`` is a finite number in (0, MAX_WIDTH_MULTIPLIER]."""
+    if not is_finite_number(width_multiplier) or not 0 < width_multiplier <= MAX_WIDTH_MULTIPLIER:
+        raise ValueError(
+            f"width_multiplier must be a finite number in (0, {MAX_WIDTH_MULTIPLIER:g}] (relu_ratio.models."
+            f"MAX_WIDTH_MULTIPLIER); received {width_multiplier!r}."
+        )
 
 
 def check_head(include_top, pooling, classes, classifier_activation) -> None:

@@ -362,6 +362,21 @@ def test_search_config_generates_every_flag():
     assert all(a.help and "default" in a.help for a in actions)
 
 
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [({"width_multiplier": 0}, r"width_multiplier must be a finite number in \(0, 64\] .*; received 0"),
+     ({"project_name": "../escaped"}, r"project_name must name a folder inside --out \(no '/'\); received"),
+     ({"project_name": ".."}, "project_name must name a folder")],
+)  # fmt: skip
+def test_settings_a_trial_would_fail_on_are_refused_before_the_data_and_the_project(tmp_path, changes,
+                                                                                    message):
+    config = tune.SearchConfig(family="resnet", depth=8, dataset=str(tmp_path / "none"),
+                               directory=str(tmp_path / "out"), **changes)  # fmt: skip
+    with pytest.raises(ValueError, match=message):
+        tune.search(config)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_search_takes_a_config_and_the_old_keyword_form_still_works_with_a_warning(tmp_path):
     missing = str(tmp_path / "none")
     config = tune.SearchConfig(family="resnet", depth=8, dataset=missing, directory=str(tmp_path))

@@ -275,7 +275,10 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
         choices=config.choices,
     )
     space()  # check the space before touching data, so bad settings fail fast
+    models.check_width_multiplier(config.width_multiplier)
     project_name = config.project_name or f"{config.family}{config.depth}_{config.granularity}_{config.tuner}"
+    if project_name in (".", "..") or Path(project_name).name != project_name:
+        raise ValueError(f"project_name must name a folder inside --out (no '/'); received {project_name!r}.")
     files.check_writable(Path(config.directory) / project_name, "tuner's project folder")
 
     keras.utils.set_random_seed(config.seed)
