@@ -83,6 +83,9 @@ def test_unknown_names_and_bad_settings_are_named():
         experiments.resolve_budget("tinny")
     with pytest.raises(ValueError, match="unknown budget setting"):
         experiments.resolve_budget("tiny", steps=3)
+    for seeds in ([0, 0], [], [1.5], [-1]):  # each seed is one run folder: two workers must never share one
+        with pytest.raises(ValueError, match=r"seeds must be one or more different integers >= 0"):
+            experiments.resolve_budget("tiny", seeds=seeds)
     with pytest.raises(ValueError, match="'I/N' with 0 <= I < N"):
         experiments.parse_shard("2/2")
     with pytest.raises(ValueError, match="matches none of table2's models: resnet62_11"):

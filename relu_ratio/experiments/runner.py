@@ -28,6 +28,7 @@ from pathlib import Path
 from relu_ratio import data, train
 from relu_ratio.experiments.specs import Budget, Experiment, Variant, budget, experiment
 from relu_ratio.train import series
+from relu_ratio.validators import is_integer
 
 BUDGET_SETTINGS = {"recipe", "epochs", "train_subset", "test_subset", "seeds", "batch_size"}
 
@@ -75,9 +76,11 @@ def resolve_budget(name: str = "tiny", **overrides) -> Budget:
             f"unknown budget setting(s) {sorted(unknown)}; valid: {', '.join(sorted(BUDGET_SETTINGS))}."
         )
     if "seeds" in changes:
-        changes["seeds"] = tuple(int(s) for s in changes["seeds"])
-        if not changes["seeds"]:
-            raise ValueError("seeds must name at least one seed.")
+        seeds = tuple(changes["seeds"])
+        if not seeds or not all(is_integer(s, 0) for s in seeds) or len(set(seeds)) < len(seeds):
+            raise ValueError(f"seeds must be one or more different integers >= 0 (each seed is one run "
+                             f"folder); received {list(seeds)}.")  # fmt: skip
+        changes["seeds"] = seeds
     return dataclasses.replace(base, **changes)
 
 
