@@ -132,14 +132,33 @@ def test_take_back_refuses_a_run_the_queues_machine_has_further_or_is_training(t
     assert {p: p.read_bytes() for p in local.rglob("*") if p.is_file()} == before
 
 
-def test_resume_without_a_packed_run_is_refused_before_anything_starts(tmp_path, capsys):
+@pytest.mark.parametrize("damage", ["renamed", "not a tar.gz"])
+def test_take_back_refuses_an_archive_it_cannot_unpack_as_its_run(tmp_path, capsys, damage):
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    archive = gpu_pair.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
+    if damage == "renamed":
+        archive.rename(packed / "a-seed1.tar.gz")
+    else:
+        archive.write_bytes(b"not gzip")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_pair.main(["--take-back", str(packed), "--runs", str(runs)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "not unpacked" in err and "Traceback" not in err
+    assert ("not the run folder a-seed1/" if damage == "renamed" else "cannot be read as a packed run") in err
+    assert [p.name for p in runs.iterdir()] == []  # nothing unpacked, no lock or scratch folder left
+
+
+def test_resume_without_a_packed_run_is_refused_before_anything_starts(tmp_path, capsys, folder):
     out, packed = tmp_path / "out", tmp_path / "packed"
     packed.mkdir()
     first = gpu_pair.chosen_runs(_queue(tmp_path), None, 2)[0].run_id  # packed; the second is not
     gpu_pair.pack(_run_folder(tmp_path / "gpu" / first, epochs=1), packed)
     with pytest.raises(SystemExit) as exit_info:
         gpu_pair.main(["--queue", str(_queue(tmp_path)), "--out", str(out), "--commit", "abc", "--resume",
-                       str(packed), "--runs", str(tmp_path / "runs")])  # fmt: skip
+                       str(packed), "--runs", str(tmp_path / "runs"), "--dataset", str(folder)])  # fmt: skip
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "no such packed run" in err and "Traceback" not in err
     assert not out.exists() and not (tmp_path / "runs").exists()
@@ -151,14 +170,20 @@ def test_resume_without_a_packed_run_is_refused_before_anything_starts(tmp_path,
         (["--count", "0"], "--count must be >= 1; received 0"),
         (["--run-ids", "resnet20_21-seed1", "resnet20_21-seed1"], "a run is named twice"),
         (["--run-ids", "nope-seed0"], "not in"),
+        (["--deadline-s", "0"], "--deadline-s must be > 0"),
+        (["--steps-per-execution", "0"], "steps_per_execution must be >= 1"),
+        (["--dataset", "{tmp}/none"], "is neither a known tensorflow-datasets name"),
     ],
 )
-def test_bad_flags_are_refused_before_anything_starts(tmp_path, capsys, flags, message):
-    out = tmp_path / "out"
+def test_bad_flags_are_refused_before_anything_starts(tmp_path, capsys, folder, flags, message):
+    out, runs = tmp_path / "out", tmp_path / "runs"
     with pytest.raises(SystemExit) as exit_info:
-        gpu_pair.main(["--queue", str(_queue(tmp_path)), "--out", str(out), "--commit", "abc", *flags])
-    assert exit_info.value.code == 2 and message in capsys.readouterr().err
-    assert not out.exists()
+        gpu_pair.main(["--queue", str(_queue(tmp_path)), "--out", str(out), "--commit", "abc",
+                       "--runs", str(runs), "--dataset", str(folder),
+                       *[flag.format(tmp=tmp_path) for flag in flags]])  # fmt: skip
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and "Traceback" not in err
+    assert not out.exists() and not runs.exists()
 
 
 WHEELS = 2_897_577  # keras 3.15.1, namex and optree as ../shared/tools/gpu-prep downloads them (2026-12-02)

@@ -43,7 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from relu_ratio import queue, train
+from relu_ratio import data, queue, train
 from relu_ratio.folder_lock import FolderInUse, locked_folder
 
 QUEUE = Path(__file__).with_name("queue.json")
@@ -99,16 +99,24 @@ def take_back(archive: Path, runs: Path) -> str:
     """Unpack ``archive`` (``<run id>.tar.gz``, packed by this script and carried back) into ``runs`` (on
     the CPU queue's machine, or on the device for ``--resume``), holding the run folder's lock while it
     does; returns the run id. Refused (``ValueError``, naming the run, its folder left as it is): a missing
-    archive, a folder another live process holds (the queue training that run), one with a damaged run
-    file, and one where the run is finished or has more epochs than the packed one."""
+    or damaged archive, one that does not hold the folder ``<run id>/`` (renamed after packing), a folder
+    another live process holds (the queue training that run), one with a damaged run file, and one where
+    the run is finished or has more epochs than the packed one."""
     run_id = archive.name.removesuffix(".tar.gz")
     if not archive.is_file():
         raise ValueError(f"{archive}: no such packed run")
     target = runs / run_id
     with locked_folder(target, "run folder"), tempfile.TemporaryDirectory(dir=runs) as scratch:
-        with tarfile.open(archive) as tar:
-            tar.extractall(scratch, filter="data")
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(scratch, filter="data")
+        except (tarfile.TarError, EOFError, OSError) as error:
+            raise ValueError(f"{archive} cannot be read as a packed run ({error}); not unpacked.") from None
         unpacked = Path(scratch) / run_id
+        if not unpacked.is_dir():
+            held = sorted(path.name for path in Path(scratch).iterdir())
+            raise ValueError(f"{archive} holds {held}, not the run folder {run_id}/ its name says (was it "
+                             "renamed?); not unpacked.")  # fmt: skip
         incoming, here = train.RunRecord.read(unpacked), train.RunRecord.read(target)
         if here.damage:
             raise ValueError(f"{target}: {'; '.join(here.damage)}; {archive.name} not unpacked.")
@@ -140,8 +148,6 @@ def take_back_all(archives: list[Path], runs: Path, p: argparse.ArgumentParser) 
 
 def decode(dataset: str) -> None:
     """Decode both splits once into the cache the runs share."""
-    from relu_ratio import data
-
     data.load(dataset, "test")
     data.load(dataset, "train")
 
@@ -174,18 +180,23 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--out and --commit are required (or --take-back)")
     if args.count < 1:
         p.error(f"--count must be >= 1; received {args.count}")
+    if not args.deadline_s > 0:
+        p.error(f"--deadline-s must be > 0 (seconds from the start); received {args.deadline_s}")
+    out, runs = Path(args.out), Path(args.runs)
     try:
         items = chosen_runs(Path(args.queue), args.run_ids, args.count)
-    except ValueError as error:
+        if not items:
+            p.error(f"every run of {args.queue} is finished")
+        names = [item.run_id for item in items]
+        if len(set(names)) < len(names):
+            p.error(f"a run is named twice: {names}")
+        commands = {item.run_id: train_command(item, runs, args) for item in items}  # settings checked
+        for split in ("train", "test"):
+            data.find(args.dataset, split)
+    except (ValueError, OSError) as error:  # before any folder is made
         p.error(str(error))
-    if not items:
-        p.error(f"every run of {args.queue} is finished")
-    names = [item.run_id for item in items]
-    if len(set(names)) < len(names):
-        p.error(f"a run is named twice: {names}")
 
     start = time.monotonic()
-    out, runs = Path(args.out), Path(args.runs)
     if args.resume:
         take_back_all([Path(args.resume) / f"{name}.tar.gz" for name in names], runs, p)
     out.mkdir(parents=True, exist_ok=True)
@@ -197,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         run = runs / item.run_id
         run.mkdir(parents=True, exist_ok=True)
         with open(run / "train.log", "a") as log:  # the child keeps its own copy of the descriptor
-            command = train_command(item, runs, args)
+            command = commands[item.run_id]
             print(" ".join(command[1:]), flush=True)
             procs[run] = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     stop = start + args.deadline_s - 10
