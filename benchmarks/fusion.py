@@ -97,14 +97,16 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=None, help="zoo entries or builder names; default: the zoo")
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--batch", type=throughput.count, default=256)
+    p.add_argument("--repeats", type=throughput.count, default=5)
+    p.add_argument("--warmup", type=throughput.count, default=2)
     p.add_argument("--no-record", action="store_true", help="print only; do not append to results.jsonl")
     args = p.parse_args(argv)
+    names = args.models or zoo.list()
+    throughput.check_models(p, names)
     context = throughput.run_context(keras.mixed_precision.global_policy().name)
     rows = []
-    for name in args.models or zoo.list():
+    for name in names:
         row = {**measure(name, args.batch, args.repeats, args.warmup), **context}
         rows.append(row)
         if not args.no_record:

@@ -67,11 +67,12 @@ def measure(name: str, batch: int, steps: int) -> list[dict]:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=["resnet20_21"])
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--steps", type=int, default=30, help="training steps per feed (one epoch)")
+    p.add_argument("--batch", type=throughput.count, default=128)
+    p.add_argument("--steps", type=throughput.count, default=30, help="training steps per feed (one epoch)")
     p.add_argument("--mixed-precision", default="float32", choices=["float32", "mixed_bfloat16"],
                    help="the Keras dtype policy the models train in (the CLI's 'auto' on a bfloat16 CPU)")
     args = p.parse_args(argv)
+    throughput.check_models(p, args.models)
     keras.mixed_precision.set_global_policy(args.mixed_precision)
     print(f"Keras on {keras.backend.backend()}, {device()}, {args.mixed_precision}, batch {args.batch}, "
           f"{args.steps} steps\n")  # fmt: skip

@@ -175,12 +175,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models", nargs="+", default=["resnet20_21", "preact56_32", "preact164_32"])
     p.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"],
                    choices=["float32", "mixed_bfloat16", "mixed_float16"])  # fmt: skip
-    p.add_argument("--steps", type=int, default=5, help="traced steps")
-    p.add_argument("--warmup", type=int, default=3, help="untraced steps first (tracing, compilation)")
-    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=throughput.count, default=5, help="traced steps")
+    p.add_argument("--warmup", type=throughput.count, default=3, help="untraced steps first (tracing, "
+                   "compilation)")  # fmt: skip
+    p.add_argument("--batch", type=throughput.count, default=128)
     p.add_argument("--stock-layers", action="store_true",
                    help="profile Keras' own BatchNormalization and Conv2D (not relu_ratio.train.kernels')")
     args = p.parse_args(argv)
+    throughput.check_models(p, args.models)
     if keras.backend.backend() not in ("tensorflow", "torch"):
         sys.exit(f"profile_step.py profiles the TensorFlow and PyTorch backends, not "
                  f"{keras.backend.backend()}: run it with KERAS_BACKEND=tensorflow or torch.")  # fmt: skip

@@ -50,6 +50,28 @@ from relu_ratio.train.kernels import with_fast_kernels
 from relu_ratio.train.pipeline import training_input
 
 RESULTS = Path(__file__).with_name("results.jsonl")
+
+
+def count(text: str) -> int:
+    """An argparse ``type`` for numbers of steps, images or calls: an integer >= 1 (else argparse's one-line
+    error, naming the flag)."""
+    value = int(text)  # a ValueError: argparse says "invalid count value"
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1; received {value}")
+    return value
+
+
+def check_models(p: argparse.ArgumentParser, names: list[str], zoo_only: bool = False) -> None:
+    """Stop with one line (exit 2) before anything is measured or recorded if a name in ``names`` is neither
+    a zoo entry nor (unless ``zoo_only``) a builder name: a misspelt second model must not leave the first
+    one's rows recorded alone."""
+    from relu_ratio import zoo
+
+    for name in names:
+        try:
+            zoo.info(name) if zoo_only or name in zoo.list() else models.check_name(name)
+        except ValueError as error:
+            p.error(f"--models: {error}")
 PAGE = Path(__file__).parents[1] / "docs" / "BENCHMARKS.md"
 SPEEDS_START, SPEEDS_END = "<!-- speeds:start -->", "<!-- speeds:end -->"
 BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
@@ -232,9 +254,9 @@ def markdown(entries: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=["resnet20_21", "preact164_32"])
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps first (tracing, oneDNN set-up)")
+    p.add_argument("--batch", type=count, default=128)
+    p.add_argument("--steps", type=count, default=20)
+    p.add_argument("--warmup", type=count, default=5, help="untimed steps first (tracing, oneDNN set-up)")
     p.add_argument("--mixed-precision", nargs="+", default=["float32"],
                    choices=["float32", "mixed_bfloat16", "mixed_float16"], help="one or more Keras policies")
     p.add_argument("--stock-layers", action="store_true",
@@ -247,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--augment-on", choices=["host", "device"], default="host",
                    help="device: the lent GPU's path (uint8 batches, augmentation in the step): training "
                    "images/s, TFLOP/s and the host's share")  # fmt: skip
-    p.add_argument("--steps-per-execution", type=int, default=1, help="with --augment-on device")
+    p.add_argument("--steps-per-execution", type=count, default=1, help="with --augment-on device")
     p.add_argument("--update-tables", action="store_true", help="measure nothing: write the package's speeds "
                    "per CPU class (relu_ratio/train/speeds.json) and docs/BENCHMARKS.md's tables from "
                    "results.jsonl")  # fmt: skip
@@ -255,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.update_tables:
         print("already current" if update_tables() else f"wrote {speeds.SPEEDS_FILE} and {PAGE}")
         return None
+    check_models(p, args.models)
     if args.augment_on == "device":
         if args.torch:
             p.error("--torch measures PyTorch on the host path only; drop it with --augment-on device")

@@ -19,6 +19,25 @@ def test_throughput_script_prints_a_row(capsys, path):
     assert "train img/s" in out and "resnet8_21" in out and ("TFLOP/s" in out) == bool(path)
 
 
+@pytest.mark.parametrize(
+    ("script", "valid", "count"),
+    [("throughput", "resnet8_21", "--batch"), ("fusion", "resnet8_21", "--repeats"),
+     ("precision", "resnet20_21", "--subset"), ("pipeline_cost", "resnet8_21", "--steps"),
+     ("profile_step", "resnet8_21", "--warmup")],
+)  # fmt: skip
+def test_a_misspelt_model_or_a_zero_count_stops_a_benchmark_before_it_measures(capsys, script, valid, count):
+    """Before the first model is measured (or its row recorded): one line, exit 2."""
+    record = ["--no-record"] if script in ("throughput", "fusion", "precision") else []
+    for argv, said in (
+        (["--models", valid, valid.replace("_21", "_2x"), *record], "--models: "),
+        (["--models", valid, count, "0", *record], f"argument {count}: must be >= 1; received 0"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            _benchmark(script).main(argv)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and said in err and "Traceback" not in err, err
+
+
 def test_pipeline_cost_script_prints_a_row_per_feed(capsys):
     _benchmark("pipeline_cost").main(["--models", "resnet8_21", "--batch", "4", "--steps", "2"])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| resnet8_21 |")]
