@@ -474,6 +474,7 @@ def _load_weights(model: keras.Model, weights) -> None:
     path = os.fspath(weights)
     if not os.path.exists(path):
         raise FileNotFoundError(f"weights file {path!r} does not exist.")
+    _refuse_a_shipped_zoo_file(path)
     try:
         model.load_weights(path)
     except (ValueError, OSError, KeyError) as error:
@@ -482,6 +483,23 @@ def _load_weights(model: keras.Model, weights) -> None:
             f"weights file {path!r} cannot be loaded into {model.name} (built with these arguments): "
             f"{first} Check that it was saved from the same architecture, classes and input_shape."
         ) from error
+
+
+def _refuse_a_shipped_zoo_file(path: str) -> None:
+    """A zoo entry's weights file given by path would load without the normalization it was trained with
+    (that comes from the entry's metadata) and into any network of the same shapes, whatever its ReLU
+    pattern: a wrong model, silently. Its sha256 names the entry, and the error says how to load it."""
+    from relu_ratio import files
+    from relu_ratio.zoo import presets  # the zoo imports this module: its presets only when a file is given
+
+    digest = files.sha256(path)
+    for name, preset in presets.read().items():
+        if preset.sha256 == digest:
+            raise ValueError(
+                f"weights file {path!r} holds zoo entry {name!r}'s weights, which need the normalization "
+                f"and network they were trained with: load them with zoo.load({name!r}) or "
+                f"models.build({preset.builder_name!r}, weights={preset.weights!r})."
+            )
 
 
 # --- registry-style names -------------------------------------------------------------------

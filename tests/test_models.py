@@ -119,6 +119,17 @@ def test_bad_builder_combinations_raise_value_errors(kwargs, message):
         models.build("resnet8_11", **kwargs)
 
 
+@pytest.mark.parametrize("builder", ["resnet20_21", "resnet20_11"])
+def test_a_shipped_zoo_weights_file_given_by_path_is_refused_with_the_way_to_load_it(builder):
+    """Loaded by path it would lack its normalization, and fit any ReLU pattern of the same shapes."""
+    from relu_ratio.zoo import registry
+
+    path = registry.shipped_store() / "resnet20_21" / "model.weights.h5"
+    with pytest.raises(ValueError, match=r"holds zoo entry 'resnet20_21'.*zoo.load\('resnet20_21'\) or "
+                       r"models.build\('resnet20_21', weights='cifar10'\)"):  # fmt: skip
+        models.build(builder, weights=path)
+
+
 def test_builder_weights_of_another_architecture_are_named(tmp_path):
     path = tmp_path / "other.weights.h5"
     models.build("resnet14_21").save_weights(path)
