@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--models", nargs="+", default=None, help="zoo entries or builder names; default: the zoo")
     p.add_argument("--batch", type=throughput.count, default=256)
     p.add_argument("--repeats", type=throughput.count, default=5)
-    p.add_argument("--warmup", type=throughput.count, default=2)
+    p.add_argument("--warmup", type=throughput.at_least(0), default=2)
     p.add_argument("--no-record", action="store_true", help="print only; do not append to results.jsonl")
     args = p.parse_args(argv)
     names = args.models or zoo.list()

@@ -67,14 +67,19 @@ def measure(name: str, split: data.Split) -> list[dict]:
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=None, help="zoo names (default: every entry)")
-    p.add_argument("--data", default="../shared/data", help="dataset source (CIFAR-10 JPEG archives)")
+    p.add_argument("--data", default=data.default_source(),
+                   help="dataset source (default: $RELU_RATIO_DATA, else ../shared/data: CIFAR-10 JPEG)")
     p.add_argument("--subset", type=throughput.count, default=None,
                    help="a uniform random subset of this many images")
     p.add_argument("--no-record", action="store_true", help="print only; do not append to results.jsonl")
     args = p.parse_args(argv)
     names = args.models or zoo.list()
     throughput.check_models(p, names, zoo_only=True)
-    split = data.load(args.data, "test").take(args.subset)
+    try:
+        test = data.load(args.data, "test")
+        split = data.subset(test, args.subset, 0, "--subset", f"{args.data}'s test split")
+    except (ValueError, OSError) as error:
+        p.error(str(error))
     print(f"{'model':<14}{'policy':<16}{'top-1 %':>9}{'drop':>7}{'agree %':>9}   "
           f"{keras.backend.backend()}, {len(split):,} images of {args.data}")  # fmt: skip
     rows = []

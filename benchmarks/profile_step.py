@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--precisions", nargs="+", default=["float32", "mixed_bfloat16"],
                    choices=["float32", "mixed_bfloat16", "mixed_float16"])  # fmt: skip
     p.add_argument("--steps", type=throughput.count, default=5, help="traced steps")
-    p.add_argument("--warmup", type=throughput.count, default=3, help="untraced steps first (tracing, "
+    p.add_argument("--warmup", type=throughput.at_least(0), default=3, help="untraced steps first (tracing, "
                    "compilation)")  # fmt: skip
     p.add_argument("--batch", type=throughput.count, default=128)
     p.add_argument("--stock-layers", action="store_true",

@@ -36,7 +36,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import keras
@@ -52,13 +52,20 @@ from relu_ratio.train.pipeline import training_input
 RESULTS = Path(__file__).with_name("results.jsonl")
 
 
-def count(text: str) -> int:
-    """An argparse ``type`` for numbers of steps, images or calls: an integer >= 1 (else argparse's one-line
-    error, naming the flag)."""
-    value = int(text)  # a ValueError: argparse says "invalid count value"
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1; received {value}")
-    return value
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type`` for numbers of steps, images or calls: an integer >= ``minimum`` (else argparse's
+    one-line error, naming the flag)."""
+
+    def count(text: str) -> int:
+        value = int(text)  # a ValueError: argparse says "invalid count value"
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}; received {value}")
+        return value
+
+    return count
+
+
+count = at_least(1)
 
 
 def check_models(p: argparse.ArgumentParser, names: list[str], zoo_only: bool = False) -> None:
@@ -256,7 +263,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--models", nargs="+", default=["resnet20_21", "preact164_32"])
     p.add_argument("--batch", type=count, default=128)
     p.add_argument("--steps", type=count, default=20)
-    p.add_argument("--warmup", type=count, default=5, help="untimed steps first (tracing, oneDNN set-up)")
+    p.add_argument("--warmup", type=at_least(0), default=5,
+                   help="untimed steps first (tracing, oneDNN set-up)")
     p.add_argument("--mixed-precision", nargs="+", default=["float32"],
                    choices=["float32", "mixed_bfloat16", "mixed_float16"], help="one or more Keras policies")
     p.add_argument("--stock-layers", action="store_true",

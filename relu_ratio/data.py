@@ -94,7 +94,9 @@ class Split:
         return kwargs if shape == DEFAULT_INPUT_SHAPE else {**kwargs, "input_shape": list(shape)}
 
     def take(self, count: int | None, seed: int = 0) -> Split:
-        """A uniformly random subset of ``count`` images, in their original order (all if ``None``)."""
+        """A uniformly random subset of ``count`` images, in their original order (all if ``None`` or if
+        ``count`` is the split's size or more, as ``tf.data``'s ``take``; a setting that records the subset
+        it asked for uses :func:`subset`, which refuses that)."""
         if count is None or count >= len(self):
             return self
         if count < 1:
@@ -118,6 +120,20 @@ class Split:
 
     def _pick(self, index: np.ndarray) -> Split:
         return Split(self.images[index], self.labels[index], self.info)
+
+
+def subset(split: Split, count: int | None, seed: int, setting: str, of: str = "the split") -> Split:
+    """``split.take(count, seed)`` for a setting that a run or search records (``train_subset``...): a
+    ``count`` larger than ``split`` (described by ``of`` in the message) is refused, where ``take`` would
+    quietly give all of it.
+
+    >>> len(subset(sample(), 10, seed=0, setting="test_subset")), len(subset(sample(), None, 0, "x"))
+    (10, 40)
+    """
+    if count is not None and count > len(split):
+        raise ValueError(f"{setting} {count} is more than the {len(split)} images of {of}; give at most "
+                         f"{len(split)}, or leave {setting} unset for all of them.")  # fmt: skip
+    return split.take(count, seed)
 
 
 DEFAULT_DATA = "../shared/data"  # the CIFAR-10 JPEG archives, relative to the working directory

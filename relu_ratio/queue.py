@@ -46,7 +46,7 @@ from relu_ratio.train.devices import DEVICE_SEPARATOR, is_gpu
 from relu_ratio.train.fit import MAY_CHANGE_ON_RESUME
 from relu_ratio.train.record import fixed_precision, run_folder_name
 from relu_ratio.train.series import NotTrained, train_in_order
-from relu_ratio.validators import is_integer, suggest
+from relu_ratio.validators import check_seed, suggest
 from relu_ratio.zoo.entry import TAG_PATTERN
 
 RESERVED = {"model", "seed", "out", "dataset"}  # set per run or by the command, not in the queue's settings
@@ -108,8 +108,7 @@ def load(path: str | os.PathLike) -> list[QueuedRun]:
         settings = {k: v for k, v in item.items() if k not in ITEM_KEYS}
         _check_settings(settings, where)
         seed = item.get("seed", 0)
-        if not is_integer(seed, 0):
-            raise ValueError(f"{where}: seed must be an integer >= 0; received {seed!r}.")
+        check_seed(seed, f"{where}: seed")
         tag = item.get("tag")
         if tag is not None and not (isinstance(tag, str) and TAG_PATTERN.fullmatch(tag)):
             raise ValueError(f"{where}: tag must be lower-case letters, digits and '_' (e.g. 'long'); "
@@ -294,7 +293,7 @@ class Progress:
     differs: tuple[str, ...] = ()  # settings in which the folder differs from the queue (see differences)
     devices: dict | None = None  # wall and CPU seconds per device, where recorded (a run resumed elsewhere)
     split: str = "test"  # what top1 was measured on: "test", or "holdout" (a slice of the training set)
-    epochs_trained: float | None = None  # in wall_hours, a fraction after a mid-epoch backup (None: unknown)
+    epochs_trained: float = 0.0  # in wall_hours, a fraction after a mid-epoch backup (see RunRecord)
 
     @property
     def on_gpu(self) -> bool:
@@ -313,10 +312,9 @@ class Progress:
         """Wall-clock hours the remaining epochs take at this run's own pace so far."""
         if self.state == "finished":
             return 0.0
-        trained = self.epochs_done if self.epochs_trained is None else self.epochs_trained
-        if not trained:
+        if not self.epochs_trained:
             return None
-        return self.wall_hours / trained * (self.epochs - trained)
+        return self.wall_hours / self.epochs_trained * (self.epochs - self.epochs_trained)
 
 
 def progress(
@@ -478,9 +476,9 @@ def parser() -> argparse.ArgumentParser:
         if name == "run":
             cmd.add_argument(
                 "--dataset",
-                default=data.DEFAULT_DATA,
+                default=data.default_source(),
                 help="dataset for every run: a local folder/archive or a tfds name "
-                "(default: ../shared/data, the CIFAR-10 JPEG archives)",
+                "(default: $RELU_RATIO_DATA, else ../shared/data: the CIFAR-10 JPEG archives)",
             )
             cmd.add_argument(
                 "--only",

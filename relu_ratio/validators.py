@@ -25,6 +25,18 @@ def is_finite_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def check_seed(seed: object, where: str = "seed") -> None:
+    """Raise ``ValueError`` unless ``seed`` is one of numpy's seeds, an int in [0, 2**32 - 1]; ``where``
+    names it in the message.
+
+    >>> check_seed(-1, "run 2: seed")
+    Traceback (most recent call last):
+    ValueError: run 2: seed must be an integer in [0, 2**32 - 1]; received -1.
+    """
+    if not is_integer(seed, 0) or seed >= 2**32:
+        raise ValueError(f"{where} must be an integer in [0, 2**32 - 1]; received {seed!r}.")
+
+
 def is_integer(value: object, minimum: int | None = None) -> bool:
     """An int (not a bool), and at least ``minimum`` if given: ``is_integer(n, 1)`` for a positive count.
 

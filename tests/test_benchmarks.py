@@ -23,7 +23,7 @@ def test_throughput_script_prints_a_row(capsys, path):
     ("script", "valid", "count"),
     [("throughput", "resnet8_21", "--batch"), ("fusion", "resnet8_21", "--repeats"),
      ("precision", "resnet20_21", "--subset"), ("pipeline_cost", "resnet8_21", "--steps"),
-     ("profile_step", "resnet8_21", "--warmup")],
+     ("profile_step", "resnet8_21", "--steps")],
 )  # fmt: skip
 def test_a_misspelt_model_or_a_zero_count_stops_a_benchmark_before_it_measures(capsys, script, valid, count):
     """Before the first model is measured (or its row recorded): one line, exit 2."""

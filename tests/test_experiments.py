@@ -83,8 +83,10 @@ def test_unknown_names_and_bad_settings_are_named():
         experiments.resolve_budget("tinny")
     with pytest.raises(ValueError, match="unknown budget setting"):
         experiments.resolve_budget("tiny", steps=3)
-    for seeds in ([0, 0], [], [1.5], [-1]):  # each seed is one run folder: two workers must never share one
-        with pytest.raises(ValueError, match=r"seeds must be one or more different integers >= 0"):
+    for seeds, message in (([0, 0], "seeds must be one or more different seeds"), ([], "one or more"),
+                           ([1.5], r"seed 1.5 of seeds \[1.5\]: a seed must be an integer in \[0, 2\*\*32"),
+                           ([-1], "received -1"), ([2**32], "a seed must be")):  # fmt: skip
+        with pytest.raises(ValueError, match=message):  # each seed is one run folder: workers never share one
             experiments.resolve_budget("tiny", seeds=seeds)
     with pytest.raises(ValueError, match="'I/N' with 0 <= I < N"):
         experiments.parse_shard("2/2")

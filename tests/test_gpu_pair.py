@@ -172,6 +172,7 @@ def test_resume_without_a_packed_run_is_refused_before_anything_starts(tmp_path,
         (["--run-ids", "nope-seed0"], "not in"),
         (["--deadline-s", "0"], "--deadline-s must be > 0"),
         (["--steps-per-execution", "0"], "steps_per_execution must be >= 1"),
+        (["--train-subset", "0"], "train_subset must be >= 1"),
         (["--dataset", "{tmp}/none"], "is neither a known tensorflow-datasets name"),
     ],
 )

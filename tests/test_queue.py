@@ -40,7 +40,7 @@ def test_the_repository_queue_is_valid_and_ordered():
     [
         ([{"model": "resnet20_21", "epoch": 3}], {}, r"setting\(s\) \['epoch'\] \(did you mean 'epochs'"),
         ([{"model": "resnet21_21"}], {}, r"run 1 .*depth 21 is not valid"),
-        ([{"model": "resnet20_21", "seed": -1}], {}, "seed must be an integer >= 0"),
+        ([{"model": "resnet20_21", "seed": -1}], {}, r"run 1 .*: seed must be an integer in \[0, 2\*\*32"),
         ([{"model": "resnet20_21"}, {"model": "resnet20_21"}], {}, "queued twice"),
         ([{"model": "resnet20_21", "tag": "Long"}], {}, "tag must be lower-case letters, digits and '_'"),
         ([{"model": "resnet20_21", "tag": ""}], {}, r"received ''"),

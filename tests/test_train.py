@@ -736,9 +736,10 @@ DAMAGED = ["x", 3.0]  # edited by hand: the total is not a number
         ({"batch": 0}, 391, 0, None, None),
         ({"batches_done": 4, "metrics_state": DAMAGED}, 6, 4, DAMAGED, []),
         ({"batches_done": 4, "metrics_state": [7.5]}, 6, 4, [7.5], []),
+        ({"batches_done": 4, "metrics_state": [None, 3.0]}, 6, 4, [None, 3.0], []),
     ],
     ids=["mid-epoch", "before-metrics_state", "after-the-last-batch", "not-skipping", "before-batches_done",
-         "epoch-end-before", "damaged", "other-metrics"],
+         "epoch-end-before", "damaged", "other-metrics", "null"],
 )  # fmt: skip
 def test_a_backup_says_how_many_batches_of_its_epoch_to_skip_and_what_they_added_to_the_metrics(
     tmp_path, capsys, written, per_epoch, skip, sums, added

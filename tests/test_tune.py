@@ -247,6 +247,8 @@ def test_holdout_validation_never_overlaps_training(folder):
     assert len(tune.load_search_data(folder, "test", val_subset=5)[1]) == 5
     with pytest.raises(ValueError, match="leaves no training images"):
         tune.load_search_data(folder, "holdout", val_subset=24)
+    with pytest.raises(ValueError, match="train_subset 30 is more than the 18 images of the training split"):
+        tune.load_search_data(folder, "holdout", train_subset=30, val_subset=6)  # 24 - 6 left to train on
 
 
 # --- CLI -----------------------------------------------------------------------------------------

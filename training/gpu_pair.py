@@ -33,6 +33,7 @@ Example (on the device machine, after ``../shared/tools/gpu-prep``'s install pre
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import shlex
@@ -41,6 +42,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 from relu_ratio import data, queue, train
@@ -73,7 +75,7 @@ def train_command(item: queue.QueuedRun, runs: Path, args: argparse.Namespace) -
     trying_out = (("train_subset", args.train_subset), ("test_subset", args.test_subset),
                   ("augment_on", args.augment_on))
     for setting, value in trying_out:
-        if value:
+        if value is not None:  # a 0 is refused by the training config, never dropped
             device[setting] = value
     command = train.command_for(train.TrainConfig(**{**config.__dict__, **device}).resolved())
     return [sys.executable, *shlex.split(command)[1:], "--verbose", "2"]  # command_for leaves verbose out
@@ -107,10 +109,10 @@ def take_back(archive: Path, runs: Path) -> str:
         raise ValueError(f"{archive}: no such packed run")
     target = runs / run_id
     with locked_folder(target, "run folder"), tempfile.TemporaryDirectory(dir=runs) as scratch:
-        try:
+        try:  # a damaged archive; an OSError of the disk here (full, say) is not the archive's fault
             with tarfile.open(archive) as tar:
                 tar.extractall(scratch, filter="data")
-        except (tarfile.TarError, EOFError, OSError) as error:
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
             raise ValueError(f"{archive} cannot be read as a packed run ({error}); not unpacked.") from None
         unpacked = Path(scratch) / run_id
         if not unpacked.is_dir():
@@ -142,7 +144,7 @@ def take_back_all(archives: list[Path], runs: Path, p: argparse.ArgumentParser) 
     for archive in archives:
         try:
             print(f"unpacked {take_back(archive, runs)} into {runs}", flush=True)
-        except (FolderInUse, ValueError) as error:
+        except (FolderInUse, ValueError, OSError) as error:  # OSError: the disk (full, unwritable)
             p.exit(2, f"{p.prog}: {error}\n")
 
 

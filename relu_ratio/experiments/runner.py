@@ -28,7 +28,7 @@ from pathlib import Path
 from relu_ratio import data, train
 from relu_ratio.experiments.specs import Budget, Experiment, Variant, budget, experiment
 from relu_ratio.train import series
-from relu_ratio.validators import is_integer
+from relu_ratio.validators import check_seed
 
 BUDGET_SETTINGS = {"recipe", "epochs", "train_subset", "test_subset", "seeds", "batch_size"}
 
@@ -77,9 +77,11 @@ def resolve_budget(name: str = "tiny", **overrides) -> Budget:
         )
     if "seeds" in changes:
         seeds = tuple(changes["seeds"])
-        if not seeds or not all(is_integer(s, 0) for s in seeds) or len(set(seeds)) < len(seeds):
-            raise ValueError(f"seeds must be one or more different integers >= 0 (each seed is one run "
-                             f"folder); received {list(seeds)}.")  # fmt: skip
+        for seed in seeds:
+            check_seed(seed, f"seed {seed!r} of seeds {list(seeds)}: a seed")
+        if not seeds or len(set(seeds)) < len(seeds):
+            raise ValueError(f"seeds must be one or more different seeds (each seed is one run folder); "
+                             f"received {list(seeds)}.")  # fmt: skip
         changes["seeds"] = seeds
     return dataclasses.replace(base, **changes)
 

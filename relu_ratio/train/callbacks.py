@@ -56,7 +56,8 @@ def make(out: Path, config: TrainConfig, device: str) -> list[keras.callbacks.Ca
         DivergenceGuard(out, config),  # first: it stops a diverged step before anything saves it
         clock,
         MetricsLog(out / "metrics.csv", append=True),
-        Backup(out / "backup", save_freq=config.backup_every, metrics=out / "metrics.csv", clock=clock),
+        Backup(out / "backup", save_freq=config.backup_every, metrics=out / "metrics.csv",
+               clock=clock if config.ema is None else None),  # --ema trains a cut-off epoch whole again
     ]
     if config.ema is not None:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
@@ -80,7 +81,8 @@ class TrainingDiverged(RuntimeError):
 
 def _sums_fitting(state: list, variables: list) -> list[np.ndarray] | None:
     """A backup's ``metrics_state`` as arrays of the shapes and dtypes of the model's ``metrics_variables``;
-    ``None`` if there is none or it does not fit (another set of metrics, or a record edited by hand).
+    ``None`` if there is none or it does not fit (another set of metrics, or a record edited by hand: not
+    numbers, or ``null``, which numpy would read as NaN).
 
     >>> _sums_fitting([[7.5], 3], [np.zeros(1, "float32"), np.zeros((), "float32")])
     [array([7.5], dtype=float32), array(3., dtype=float32)]
@@ -93,7 +95,8 @@ def _sums_fitting(state: list, variables: list) -> list[np.ndarray] | None:
         sums = [np.asarray(value, dtype=variable.dtype) for value, variable in zip(state, variables)]
     except (TypeError, ValueError):
         return None
-    return sums if all(s.shape == tuple(v.shape) for s, v in zip(sums, variables)) else None
+    fits = all(s.shape == tuple(v.shape) and np.isfinite(s).all() for s, v in zip(sums, variables))
+    return sums if fits else None
 
 
 def _all_finite(model: keras.Model) -> bool:
@@ -186,7 +189,8 @@ class Backup(keras.callbacks.BackupAndRestore):
     ):
         """``metrics``: the run's ``metrics.csv``, whose rows of the epochs a resume trains again are
         dropped (a damaged newest backup falls back to an earlier epoch); ``clock``: the run's
-        :class:`WallClock`, written before each mid-epoch backup (it writes itself at each epoch's end)."""
+        :class:`WallClock`, written before each mid-epoch backup (it writes itself at each epoch's end); none
+        where a resume trains the cut-off epoch whole again (``--ema``), so its time is not counted twice."""
         super().__init__(backup_dir, save_freq=save_freq, double_checkpoint=False, delete_checkpoint=False)
         self.dir, self.metrics, self.clock = Path(backup_dir), metrics, clock
         self.record = self._read_record()
@@ -224,7 +228,8 @@ class Backup(keras.callbacks.BackupAndRestore):
         variables = self.model.metrics_variables
         sums = _sums_fitting(state, variables)
         if sums is None:
-            print(f"relu_ratio.train: the backup has no training metrics to add for the batches it skips, "
+            print(f"relu_ratio.train: the backup has no training metrics that fit this model for the batches "
+                  f"it skips ({'none kept' if not state else 'metrics_state: ' + repr(state)[:80]}), "
                   f"so epoch {self._current_epoch + 1}'s training metrics average only the batches trained "
                   "after the resume.")  # fmt: skip
             return
@@ -300,8 +305,8 @@ class Backup(keras.callbacks.BackupAndRestore):
     def _save_model(self, batches_done: int | None = None):
         """Back up the model; ``batches_done``: of the current epoch (``None``: a mid-epoch backup, counted
         from Keras' last batch index, plus the batches a resumed epoch skipped)."""
-        mid_epoch, metrics_state, per_epoch = batches_done is None, None, None
-        if mid_epoch:
+        metrics_state, per_epoch = None, None  # per_epoch: known mid-epoch (a fit of known length)
+        if batches_done is None:
             epoch, skipped = self.resumed_at or (0, 0)
             skipped = skipped if self._current_epoch == epoch else 0  # the fit of a cut-off epoch's rest
             batches_done = self._last_batch_seen + 1 + skipped
@@ -329,8 +334,8 @@ class Backup(keras.callbacks.BackupAndRestore):
             "sha256": files.sha256(self.dir / name),
             "previous": {k: v for k, v in previous.items() if k != "previous"} if previous else None,
         }
-        if self.clock is not None and mid_epoch:  # the time of the batches this backup keeps
-            self.clock.write(self._current_epoch + (batches_done / per_epoch if per_epoch else 0))
+        if self.clock is not None and per_epoch:  # mid-epoch: the time of the batches this backup keeps
+            self.clock.write(self._current_epoch + batches_done / per_epoch)
         self._commit(record)
         self.record = record
         keep = {name, (previous or {}).get("weights")}

@@ -13,7 +13,7 @@ import dataclasses
 
 from relu_ratio import data, flags, models
 from relu_ratio.train.recipes import RECIPES, SCHEDULES
-from relu_ratio.validators import is_finite_number, is_integer
+from relu_ratio.validators import check_seed, is_finite_number, is_integer
 
 
 def _flag(default, help: str, recipe: bool = False, **metadata):
@@ -112,8 +112,7 @@ class TrainConfig:
             value = getattr(self, key)
             if value is not None and not is_integer(value, 1):
                 raise ValueError(f"{key} must be >= 1 (an integer); received {value!r}.")
-        if not is_integer(self.seed, 0) or self.seed >= 2**32:  # numpy's seeds
-            raise ValueError(f"seed must be an integer in [0, 2**32 - 1]; received {self.seed!r}.")
+        check_seed(self.seed)
         ranges = {  # name: (the range in words, the check)
             "lr": ("> 0", lambda v: v > 0),
             "momentum": ("in [0, 1)", lambda v: 0 <= v < 1),

@@ -114,21 +114,13 @@ def _load_data(config: TrainConfig) -> tuple[data.Split, data.Split]:
     else:
         test_split = data.load(config.dataset, "test", data_dir=config.data_dir)
         data.check_matching(train_split, test_split, config.dataset)
-        val_split = _subset(test_split, config.test_subset, config.seed, "test_subset", "test split")
+        val_split = data.subset(test_split, config.test_subset, config.seed, "test_subset", "the test split")
     try:
         models.check_input_shape(train_split.images.shape[1:])
     except ValueError as error:
         raise ValueError(f"the images of {config.dataset!r} cannot be trained on: {error}") from None
-    train_split = _subset(train_split, config.train_subset, config.seed, "train_subset", "training split")
-    return train_split, val_split
-
-
-def _subset(split: data.Split, count: int | None, seed: int, flag: str, what: str) -> data.Split:
-    """``split.take(count, seed)``, refusing a ``count`` larger than the split (it would train on all)."""
-    if count is not None and count > len(split):
-        raise ValueError(f"{flag} {count} is more than the {len(split)} images of the {what}; give at most "
-                         f"{len(split)}, or leave {flag} unset for all of them.")  # fmt: skip
-    return split.take(count, seed)
+    of = "the training split" + (" left after the held-out slice" if config.holdout else "")
+    return data.subset(train_split, config.train_subset, config.seed, "train_subset", of), val_split
 
 
 def _started_config(out: Path) -> dict:

@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 
 from relu_ratio import files
-from relu_ratio.validators import is_integer
+from relu_ratio.validators import check_seed
 
 NUMBER = (int, float)  # JSON numbers (never a bool)
 
@@ -235,8 +235,7 @@ SEED_SEPARATOR = "-seed"  # a seeded run's folder: <name>-seed<k>
 def run_folder_name(name: str, seed: int) -> str:
     """The folder of the run of ``name`` (a model or zoo name) with ``seed``, in a queue's or an experiment's
     runs: ``run_folder_name("resnet20_21.long", 0)`` is ``"resnet20_21.long-seed0"``."""
-    if not is_integer(seed, 0):
-        raise ValueError(f"a run's seed is an integer >= 0; received {seed!r}.")
+    check_seed(seed, "a run's seed")
     return f"{name}{SEED_SEPARATOR}{seed}"
 
 

@@ -116,14 +116,15 @@ def load_search_data(
     if validation == "test":
         test = data.load(dataset, "test", data_dir=data_dir)
         data.check_matching(full, test, dataset)
-        return full.take(train_subset, seed), test.take(val_subset, seed)
+        return (data.subset(full, train_subset, seed, "train_subset", "the training split"),
+                data.subset(test, val_subset, seed, "val_subset", "the test split"))
     n_val = val_subset if val_subset is not None else max(1, len(full) // 10)
     if n_val >= len(full):
         raise ValueError(
             f"val_subset {n_val} leaves no training images: the training split has {len(full)} images."
         )
     rest, val = full.hold_out(n_val, seed)
-    return rest.take(train_subset, seed), val
+    return data.subset(rest, train_subset, seed, "train_subset", "the training split after val_subset"), val
 
 
 # --- search -------------------------------------------------------------------------------------
