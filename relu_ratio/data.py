@@ -39,7 +39,7 @@ import numpy as np
 
 from relu_ratio import files, paths
 from relu_ratio.models import DEFAULT_INPUT_SHAPE
-from relu_ratio.validators import is_integer
+from relu_ratio.validators import is_integer, plain_number
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -110,6 +110,7 @@ class Split:
         Example:
             >>> train, val = data.load("../shared/data", "train").hold_out(5000)  # doctest: +SKIP
         """
+        count = plain_number(count)
         if not is_integer(count, 1) or count >= len(self):
             raise ValueError(
                 f"the held-out slice must be 1 to {len(self) - 1} images (the split has {len(self)}); "

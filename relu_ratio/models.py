@@ -35,12 +35,13 @@ import unicodedata
 from collections.abc import Callable, Sequence
 
 import keras
+import numpy as np
 from keras import layers
 
 from relu_ratio import blocks, patterns
 from relu_ratio.blocks import batch_norm, conv2d, l2
 from relu_ratio.patterns import BlockKind, PatternSpec, ReLUPattern
-from relu_ratio.validators import is_finite_number, is_integer, suggest
+from relu_ratio.validators import is_finite_number, is_integer, plain_number, suggest
 
 WIDTHS = (16, 32, 64)
 DEFAULT_INPUT_SHAPE = (32, 32, 3)
@@ -282,6 +283,10 @@ def build_family(
     Example:
         >>> model = build_family("resnet", 20, "2:1", weights="cifar10")   # doctest: +SKIP
     """
+    depth, classes, width_multiplier, weight_decay = map(plain_number, (depth, classes, width_multiplier,
+                                                                       weight_decay))  # fmt: skip
+    if isinstance(input_shape, (list, tuple, np.ndarray)):  # e.g. images.shape[1:] or np.array([32, 32, 3])
+        input_shape = tuple(map(plain_number, input_shape))
     spec = family_spec(family)
     blocks = spec.blocks_per_stage(depth)
     masks = ReLUPattern(relu_pattern).resolve(spec.kind, blocks)

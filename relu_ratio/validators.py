@@ -13,11 +13,23 @@ import difflib
 import math
 from collections.abc import Iterable
 
+import numpy as np
+
 
 def suggest(word: str, choices: Iterable[str]) -> str:
     """``" (did you mean 'x'?)"`` for the closest of ``choices``, or ``""``: for error messages."""
     close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.5)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def plain_number(value: object) -> object:
+    """A numpy number as the Python number it holds (``classes=labels.max() + 1`` gives ``np.int64``);
+    anything else, numpy booleans included, as it is, for the checks to judge.
+
+    >>> plain_number(np.int64(10)), plain_number(np.float32(0.5)), isinstance(plain_number(np.bool_(1)), bool)
+    (10, 0.5, False)
+    """
+    return value.item() if isinstance(value, np.number) else value
 
 
 def is_finite_number(value: object) -> bool:

@@ -283,3 +283,13 @@ def test_a_truncated_archive_is_named_not_a_raw_eof_error(tmp_path, monkeypatch)
 def test_an_empty_split_name_is_an_unknown_split(image_folder):
     with pytest.raises(ValueError, match=r"unknown split ''"):
         data.load(image_folder, "")
+
+
+def test_a_held_out_slice_is_fixed_by_its_seed_and_takes_a_numpy_count():
+    split = data.sample()
+    rest, held = split.hold_out(np.int64(4), seed=3)  # e.g. a count computed with numpy
+    assert (len(rest), len(held)) == (36, 4)
+    assert (split.hold_out(4, seed=3)[1].images == held.images).all()
+    assert not {i.tobytes() for i in rest.images} & {i.tobytes() for i in held.images}
+    with pytest.raises(ValueError, match=r"the held-out slice must be 1 to 39 images \(the split has 40\)"):
+        split.hold_out(40)

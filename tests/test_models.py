@@ -119,6 +119,16 @@ def test_bad_builder_combinations_raise_value_errors(kwargs, message):
         models.build("resnet8_11", **kwargs)
 
 
+def test_numpy_numbers_are_taken_as_the_python_numbers_they_hold():
+    """``classes=labels.max() + 1`` or ``input_shape=images.shape[1:]`` give numpy numbers."""
+    model = models.resnet(np.int64(8), "2:1", classes=np.int64(5), input_shape=np.array([32, 24, 3]),
+                          width_multiplier=np.float32(0.5), weight_decay=np.float32(1e-4))  # fmt: skip
+    assert model.output_shape == (None, 5) and model.input_shape == (None, 32, 24, 3)
+    assert model.get_config()["layers"][-1]["config"]["units"] == 5 and type(model.layers[-1].units) is int
+    with pytest.raises(ValueError, match="classes must be an integer >= 2"):  # a numpy bool is no number
+        models.build("resnet8_21", classes=np.bool_(True))
+
+
 @pytest.mark.parametrize("builder", ["resnet20_21", "resnet20_11"])
 def test_a_shipped_zoo_weights_file_given_by_path_is_refused_with_the_way_to_load_it(builder):
     """Loaded by path it would lack its normalization, and fit any ReLU pattern of the same shapes."""
