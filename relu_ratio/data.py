@@ -41,7 +41,8 @@ from relu_ratio import files, paths
 from relu_ratio.models import DEFAULT_INPUT_SHAPE
 from relu_ratio.validators import is_integer, plain_number
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm")
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # Pillow's 16/32-bit and float modes
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -405,8 +406,15 @@ def _read_member(archive: tarfile.TarFile, info: tarfile.TarInfo, path: Path) ->
 
 
 def _entry(member: str, split: str, read) -> Iterator[tuple[str, str, object]]:
+    """The image ``member``; a hidden file (``.DS_Store``) is passed over, and so is a file that is not an
+    image outside the class folders (a split's ``labels.csv``)."""
     parts = member.strip("/").split("/")
+    if parts[-1].startswith("."):
+        return
     if not member.lower().endswith(IMAGE_SUFFIXES):
+        if len(parts) == 3:
+            raise ValueError(f"{member} is in a class folder but is not an image this loader reads "
+                             f"({', '.join(IMAGE_SUFFIXES)}); convert it or move it out of the dataset.")
         return
     if len(parts) != 3:
         raise ValueError(f"{member} is not laid out as {split}/<label>/<image>.")
@@ -418,6 +426,9 @@ def _decode_image(blob: bytes, where: str) -> np.ndarray:
 
     try:
         with Image.open(io.BytesIO(blob)) as image:
+            if image.mode in WIDE_MODES:  # convert("RGB") would clip them to 0-255, silently
+                raise ValueError(f"its pixels are {image.mode!r} (16-bit, 32-bit or float), which 8-bit "
+                                 "RGB would clip; convert the images to 8 bits per channel first")
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise ValueError(f"cannot decode image {where}: {error}") from error

@@ -65,6 +65,24 @@ def test_corrupt_image_is_named(image_folder):
         data.load(image_folder, "test")
 
 
+def test_images_that_would_be_read_wrong_or_not_at_all_are_named(image_folder):
+    """A 16-bit image would be clipped to 8 bits (a grey gradient to black and white); a file in a class
+    folder in a format this loader does not read would be left out; hidden files are passed over."""
+    from PIL import Image
+
+    (image_folder / "test" / "dog" / ".DS_Store").write_bytes(b"\0")
+    assert len(data.load(image_folder, "test")) == 12
+    Image.fromarray(np.full((32, 32), 40000, np.uint16)).save(image_folder / "test" / "cat" / "wide.png")
+    with pytest.raises(ValueError, match=r"cannot decode image .*wide\.png: its pixels are 'I;16'.* 8 bits"):
+        data.load(image_folder, "test")
+    (image_folder / "test" / "cat" / "wide.png").unlink()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image_folder / "test" / "cat" / "x.tiff")
+    assert len(data.load(image_folder, "test")) == 13  # TIFF is read
+    (image_folder / "test" / "cat" / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match=r"test/cat/notes\.txt is in a class folder but is not an image"):
+        data.load(image_folder, "test")
+
+
 def test_empty_class_is_named(image_folder):
     (image_folder / "test" / "emu").mkdir()
     with pytest.raises(ValueError, match=r"\['emu'\].*contain no images"):
