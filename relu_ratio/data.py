@@ -98,10 +98,11 @@ class Split:
         """A uniformly random subset of ``count`` images, in their original order (all if ``None`` or if
         ``count`` is the split's size or more, as ``tf.data``'s ``take``; a setting that records the subset
         it asked for uses :func:`subset`, which refuses that)."""
+        count = plain_number(count)
+        if count is not None and not is_integer(count, 1):
+            raise ValueError(f"a subset's size must be an integer >= 1 or None (all); received {count!r}.")
         if count is None or count >= len(self):
             return self
-        if count < 1:
-            raise ValueError(f"subset size must be >= 1; received {count}.")
         order = np.random.default_rng(seed).permutation(len(self))
         return self._pick(np.sort(order[:count]))
 
@@ -471,8 +472,12 @@ class Batches(keras.utils.PyDataset):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1; received {batch_size}.")
+        if not isinstance(split, Split):
+            raise TypeError(f"batches take a relu_ratio.data.Split (data.load(...) or Split(images, labels, "
+                            f"info)); received {type(split).__name__}.")  # fmt: skip
+        batch_size = plain_number(batch_size)
+        if not is_integer(batch_size, 1):
+            raise ValueError(f"batch_size must be an integer >= 1; received {batch_size!r}.")
         self.split, self.batch_size, self.augment, self.one_hot = split, batch_size, augment, one_hot
         self.shuffle = augment if shuffle is None else shuffle
         self.seed, self.epoch, self.skip, self.served = seed, epoch, skip, 0
@@ -499,6 +504,8 @@ class Batches(keras.utils.PyDataset):
         return self.per_epoch - self.skip
 
     def __getitem__(self, index: int):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch index {index} is out of range: these batches are 0 to {len(self) - 1}.")
         self.served += 1
         index += self.skip
         keep = self.order[index * self.batch_size : (index + 1) * self.batch_size]

@@ -163,8 +163,17 @@ def test_batches_shuffle_each_epoch_and_one_hot(image_folder):
     batches.on_epoch_end()  # a whole epoch served: epoch 1
     assert batches.epoch == 1
     assert sorted(batches.order) == sorted(first) and not np.array_equal(batches.order, first)
-    with pytest.raises(ValueError, match="batch_size must be >= 1"):
-        data.batches(split, 0)
+    for bad in (0, 2.5, "4", True, None):
+        with pytest.raises(ValueError, match=f"batch_size must be an integer >= 1; received {bad!r}"):
+            data.batches(split, bad)
+    assert len(data.batches(split, np.int64(8))) == len(data.batches(split, 8))
+    with pytest.raises(TypeError, match=r"batches take a relu_ratio.data.Split .*received tuple"):
+        data.batches((split.images, split.labels), 8)
+    with pytest.raises(IndexError, match=r"batch index 3 is out of range: these batches are 0 to 2"):
+        batches[3]
+    for bad in (0, 2.5, "3", True):
+        with pytest.raises(ValueError, match=f"a subset's size must be an integer >= 1 or None.*{bad!r}"):
+            split.take(bad)
 
 
 def test_a_batch_is_a_function_of_seed_epoch_and_index_so_a_resume_can_skip_what_was_trained():

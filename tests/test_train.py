@@ -400,6 +400,19 @@ def test_user_script_path(image_folder):
     assert np.isfinite(history.history["loss"][0])
 
 
+def test_compile_for_resolves_the_config_and_names_what_it_cannot_use():
+    from relu_ratio import models
+
+    model = models.build("resnet8_21")
+    unresolved = train.TrainConfig(recipe="fast", epochs=3)  # lr, momentum... from the recipe
+    assert train.compile_for(model, unresolved, steps_per_epoch=np.int64(4)).optimizer.momentum == 0.9
+    with pytest.raises(TypeError, match=r"compile_for takes a relu_ratio.train.TrainConfig .*received dict"):
+        train.compile_for(model, {"recipe": "fast"}, steps_per_epoch=4)
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match=f"steps_per_epoch must be an integer >= 1 .*received {bad}"):
+            train.compile_for(model, unresolved, steps_per_epoch=bad)
+
+
 NO_TF = """
 import importlib.abc, sys
 

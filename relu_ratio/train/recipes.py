@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import keras
 
+from relu_ratio.validators import is_integer, plain_number
+
 if TYPE_CHECKING:
     from relu_ratio.train.config import TrainConfig
 
@@ -82,8 +84,19 @@ def compile_for(
 
     With ``config.ema`` the optimizer keeps an exponential moving average of the trainable weights (Keras'
     ``use_ema``; BatchNorm's moving statistics are not averaged), which ``fit`` writes into the model when
-    training ends.
+    training ends. A config not yet :meth:`~relu_ratio.train.TrainConfig.resolved` is resolved here (the
+    recipe's defaults filled in, every value checked).
     """
+    from relu_ratio.train import config as config_module  # it imports this module's recipes
+
+    if not isinstance(config, config_module.TrainConfig):
+        raise TypeError(f"compile_for takes a relu_ratio.train.TrainConfig (e.g. TrainConfig(recipe='fast', "
+                        f"epochs=10)); received {type(config).__name__}.")  # fmt: skip
+    config = config.resolved()
+    for name, value in (("steps_per_epoch", steps_per_epoch), ("steps_per_execution", steps_per_execution)):
+        if not is_integer(plain_number(value), 1):
+            raise ValueError(f"{name} must be an integer >= 1 (e.g. len(batches)); received {value!r}.")
+    steps_per_epoch, steps_per_execution = int(steps_per_epoch), int(steps_per_execution)
     ema = {} if config.ema is None else {"use_ema": True, "ema_momentum": config.ema}
     optimizer = keras.optimizers.SGD(
         learning_rate(config, steps_per_epoch), momentum=config.momentum, nesterov=config.nesterov, **ema
