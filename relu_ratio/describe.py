@@ -134,6 +134,8 @@ def _calls(model: keras.Model) -> Iterator[tuple[keras.layers.Layer, object]]:
                     f"its call(), where they cannot be counted call by call. {SUPPORTED}"
                 )
             yield operation, node
+        else:  # a keras.ops call on the graph's tensors (keras.ops.relu, keras.ops.add...): no weights
+            yield operation, node
 
 
 def _macs(layer: keras.layers.Layer, node) -> int | None:
@@ -155,17 +157,25 @@ def _macs(layer: keras.layers.Layer, node) -> int | None:
 
 
 RELU_FAMILY = (keras.activations.relu, keras.activations.relu6, keras.activations.leaky_relu)
+RELU_NAMES = ("relu", "relu6", "leaky_relu")  # the functions' names, the same in keras.ops, tf.nn and torch
+RELU_OPERATIONS = ("Relu", "Relu6", "LeakyRelu", "ReLU")  # what keras.ops / keras.activations put in a graph
 
 
-def applies_relu(layer: keras.layers.Layer) -> bool:
-    """Whether ``layer`` applies a rectifier of the ReLU family (ReLU, capped, leaky): a ``ReLU`` or
-    ``LeakyReLU`` layer, or a layer whose ``activation`` is in :data:`RELU_FAMILY` (``Activation("relu")``,
-    ``Conv2D(..., activation="relu6")``, the fused ``Affine``...).
+def applies_relu(layer: keras.layers.Layer | keras.Operation) -> bool:
+    """Whether ``layer`` (or a graph's operation) applies a rectifier of the ReLU family (ReLU, capped,
+    leaky): a ``ReLU`` or ``LeakyReLU`` layer, a layer whose ``activation`` (or a ``Lambda`` whose function)
+    is one (``Activation("relu")``, ``Activation(tf.nn.relu)``, ``Conv2D(..., activation="relu6")``, the
+    fused ``Affine``...), or ``keras.ops.relu`` / ``keras.activations.relu`` called on a graph's tensor.
 
     Example:
         >>> applies_relu(keras.layers.Activation("relu")), applies_relu(keras.layers.Dense(4))
         (True, False)
+        >>> applies_relu(keras.layers.Lambda(keras.ops.relu)), applies_relu(keras.layers.Activation("gelu"))
+        (True, False)
     """
     if isinstance(layer, (layers.ReLU, layers.LeakyReLU)):
         return True
-    return any(getattr(layer, "activation", None) is relu for relu in RELU_FAMILY)
+    if not isinstance(layer, layers.Layer):
+        return type(layer).__name__ in RELU_OPERATIONS and type(layer).__module__.startswith("keras")
+    function = getattr(layer, "activation", None) or getattr(layer, "function", None)
+    return function in RELU_FAMILY or getattr(function, "__name__", None) in RELU_NAMES

@@ -87,3 +87,15 @@ def test_models_whose_calls_cannot_be_read_are_refused_naming_what_is_supported(
         relu_ratio.describe(keras.Model(inputs, Block(name="block")(inputs)))
     sequential = keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(4, 3), layers.ReLU()])
     assert (relu_ratio.describe(sequential).convs, relu_ratio.describe(sequential).relus) == (1, 1)
+
+
+def test_relus_applied_through_keras_ops_activations_and_lambdas_are_counted():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.ops.relu(keras.layers.Conv2D(4, 3)(inputs))  # a graph operation, not a layer
+    x = keras.activations.relu(keras.layers.Conv2D(4, 3)(x))
+    x = keras.layers.Lambda(keras.ops.relu)(x)
+    x = keras.layers.Activation(keras.ops.relu)(x)
+    x = keras.ops.add(keras.ops.leaky_relu(x), x)  # one more ReLU; the add is no ReLU
+    x = keras.layers.Activation("gelu")(x)
+    d = relu_ratio.describe(keras.Model(inputs, x))
+    assert (d.convs, d.relus) == (2, 5)
