@@ -141,6 +141,10 @@ def _concrete(x) -> np.ndarray | None:
         return None
 
 
+def _is_pil_image(x) -> bool:
+    return type(x).__module__.startswith("PIL.")
+
+
 def _plain_numbers(x) -> bool:
     """A (nested) list of numbers or numpy arrays, as opposed to a list of (symbolic) tensors."""
     if isinstance(x, list):
@@ -189,6 +193,11 @@ class CheckedModel(keras.Model):
             return {key: self._check(value)}
         elif isinstance(x, np.ndarray) or (isinstance(x, list) and _plain_numbers(x)):
             return check_images(x, self.input_shape[1:])
+        elif _is_pil_image(x) or (isinstance(x, (list, tuple)) and x and _is_pil_image(x[0])):
+            raise ImageInputError(
+                "the model takes arrays of images, not PIL images: stack them into one uint8 array first, "
+                "e.g. np.stack([np.asarray(image.convert('RGB')) for image in images])."
+            )
         elif (array := _concrete(x)) is not None:
             check_images(array, self.input_shape[1:])  # the tensor itself goes on (gradients still flow)
         return x

@@ -66,6 +66,12 @@ def test_zoo_models_refuse_bad_images_in_predict_evaluate_fit_and_call(toy_zoo):
             use(scaled, labels, verbose=0) if use in (model.evaluate, model.fit) else use(scaled)
     with pytest.raises(ImageInputError, match=r"\(4, 28, 28, 3\)"):
         model.predict(RAW[:, :28, :28], verbose=0)
+    from PIL import Image
+
+    pictures = [Image.fromarray(image) for image in RAW]
+    for given in (pictures, pictures[0]):
+        with pytest.raises(ImageInputError, match=r"not PIL images: stack them .*np.stack\("):
+            model.predict(given, verbose=0)
     for extractor in (zoo.load(REAL, include_top=False), zoo.load(REAL, classes=5)):
         with pytest.raises(ImageInputError, match="NaN"):
             extractor.predict(np.full((1, *SHAPE), np.nan), verbose=0)
