@@ -150,7 +150,9 @@ def fuse(model: keras.Model, return_report: bool = False) -> keras.Model | tuple
         >>> print(report)                                                 # doctest: +SKIP
     """
     if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth"):
-        raise ValueError(f"fuse needs a built functional keras.Model; received {type(model).__name__}.")
+        hint = (" (a Sequential model with an Input: fuse(keras.Model(model.inputs, model.outputs)))"
+                if isinstance(model, keras.Sequential) else "")  # fmt: skip
+        raise ValueError(f"fuse needs a built functional keras.Model; received {type(model).__name__}{hint}.")
     if any(None in t.shape[1:] for t in model.inputs):
         shapes = [tuple(t.shape[1:]) for t in model.inputs]
         raise ValueError(f"fuse needs static input shapes (the bias maps depend on them); received {shapes}.")

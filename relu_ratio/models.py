@@ -398,6 +398,8 @@ def check_input_shape(input_shape) -> tuple[int, int, int]:
     """``input_shape`` as ``(height, width, channels)`` (default ``(32, 32, 3)``); raises if unusable."""
     if input_shape is None:
         return DEFAULT_INPUT_SHAPE
+    if isinstance(input_shape, str) or not hasattr(input_shape, "__iter__"):
+        raise ValueError(f"input_shape must be (height, width, channels); received {input_shape!r}.")
     shape = tuple(input_shape)
     if len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
         raise ValueError(
@@ -429,6 +431,8 @@ def check_head(include_top, pooling, classes, classifier_activation) -> None:
     if not isinstance(include_top, bool):
         raise ValueError(f"include_top must be True or False; received {include_top!r}.")
     if include_top:
+        if pooling not in (None, "avg", "max"):
+            raise ValueError(f"pooling must be None, 'avg' or 'max'; received {pooling!r}.")
         if pooling is not None:
             raise ValueError(
                 f"pooling={pooling!r} only applies with include_top=False (the top already "
@@ -446,7 +450,15 @@ def check_head(include_top, pooling, classes, classifier_activation) -> None:
                 f"relu_ratio.models.MAX_CLASSES = {classes}."
             )
         if classifier_activation is not None and not callable(classifier_activation):
-            keras.activations.get(classifier_activation)  # raises on unknown names
+            try:
+                keras.activations.get(classifier_activation)
+            except ValueError:
+                known = ("softmax", "sigmoid", "linear")
+                raise ValueError(
+                    f"classifier_activation {classifier_activation!r} is not a Keras activation"
+                    f"{suggest(str(classifier_activation), known)}; e.g. {', '.join(map(repr, known))} "
+                    "or None (logits)."
+                ) from None
     elif pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling must be None, 'avg' or 'max'; received {pooling!r}.")
     elif classes is not None:

@@ -23,9 +23,12 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 from collections.abc import Callable, Sequence
 from typing import Union
+
+from relu_ratio.validators import suggest
 
 Mask = tuple[bool, ...]
 Masks = tuple[tuple[Mask, ...], ...]  # [stage][block] -> mask
@@ -220,7 +223,8 @@ def _validate_shape(spec: object) -> str | tuple | Callable:
         if _MASK.fullmatch(text) or text in PRESETS:
             return text
         raise ValueError(
-            f"relu_pattern '{spec}' is not understood. Valid: a ratio 'N:M' with N >= M >= 1 "
+            f"relu_pattern '{spec}' is not understood{suggest(text, PRESETS)}. Valid: a ratio 'N:M' with "
+            "N >= M >= 1 "
             f"(e.g. '2:1', '3:2'), a mask of 0/1 characters (e.g. '011'), a preset "
             f"({', '.join(PRESETS)}), a list with one of these per stage, or a callable "
             "(stage, block) -> mask."
@@ -370,6 +374,13 @@ def stage_masks(spec: str | tuple[str, ...], kind: BlockKind, blocks: int) -> tu
 
 
 def _call_mask(fn: Callable[[int, int], object], kind: BlockKind, stage: int, block: int) -> Mask:
+    try:
+        inspect.signature(fn).bind(stage, block)
+    except TypeError as error:
+        raise ValueError(f"a relu_pattern callable is called as fn(stage, block) and returns a mask; {fn!r} "
+                         f"cannot be: {error}.") from None  # fmt: skip
+    except ValueError:  # no signature to read (some builtins): just call it
+        pass
     result = fn(stage, block)
     if isinstance(result, str):
         text = result.strip()

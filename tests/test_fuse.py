@@ -171,6 +171,10 @@ def test_bad_models_are_refused_clearly():
         fuse(keras.Model(inputs, layers.Conv2D(4, 3, padding="same")(inputs)))
     with pytest.raises(ValueError, match=r"functional keras\.Model"):
         fuse(layers.Dense(3))
+    sequential = keras.Sequential([keras.Input((8, 8, 3)), layers.Conv2D(4, 3), layers.BatchNormalization()])
+    with pytest.raises(ValueError, match=r"received Sequential \(a Sequential model with an Input: fuse"):
+        fuse(sequential)
+    assert fuse(keras.Model(sequential.inputs, sequential.outputs)).output_shape == (None, 6, 6, 4)
 
 
 @pytest.mark.backend

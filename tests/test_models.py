@@ -112,11 +112,24 @@ def test_weights_argument_loads_a_weights_file(tmp_path, images):
         ({"normalization": ([1, 2], [1, 1])}, r"normalization must be \(mean, std\) with 3 values"),
         ({"normalization": ([1, 2, 3], [1, 0, 1])}, r"std > 0"),
         ({"weight_decay": -1}, r"weight_decay must be a finite number >= 0"),
+        ({"classifier_activation": "sofmax"}, r"'sofmax' is not a Keras activation \(did you mean 'softmax'"),
+        ({"input_shape": 5}, r"input_shape must be \(height, width, channels\); received 5"),
+        ({"pooling": "sum"}, r"pooling must be None, 'avg' or 'max'; received 'sum'"),
     ],
 )
 def test_bad_builder_combinations_raise_value_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         models.build("resnet8_11", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [("type-1", r"relu_pattern 'type-1' is not understood \(did you mean 'type1'"),
+     (lambda stage: "11", r"called as fn\(stage, block\) .* cannot be: too many")],
+)  # fmt: skip
+def test_a_misspelt_preset_or_a_callable_of_the_wrong_arity_is_named(pattern, message):
+    with pytest.raises(ValueError, match=message):
+        models.resnet(8, pattern)
 
 
 def test_numpy_numbers_are_taken_as_the_python_numbers_they_hold():

@@ -86,6 +86,8 @@ def test_register_measures_every_number(run, store):
     entry = zoo.info(NAME)
     weights = store / NAME / "model.weights.h5"
     assert zoo.list() == [NAME] and zoo.list("resnet*") == [NAME] and zoo.list("preact*") == []
+    with pytest.raises(TypeError, match="pattern must be an fnmatch string such as 'preact\\*'; received 5"):
+        zoo.list(5)
     assert entry.sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
     assert entry.file_size == weights.stat().st_size
     predicted = np.argsort(-run["model"].predict(run["images"], verbose=0), axis=1)

@@ -55,6 +55,8 @@ def shipped_store() -> Path:
 
 def list_models(pattern: str | None = None) -> list[str]:
     """Sorted names of the registered models; with ``pattern`` (fnmatch, ``"preact*"``) those matching it."""
+    if pattern is not None and not isinstance(pattern, str):
+        raise TypeError(f"pattern must be an fnmatch string such as 'preact*'; received {pattern!r}.")
     store = store_dir()
     found = store.iterdir() if store.is_dir() else ()
     names = sorted(p.name for p in found if not p.name.startswith(".") and (p / METADATA_FILE).is_file())
