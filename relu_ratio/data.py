@@ -43,6 +43,8 @@ from relu_ratio.validators import is_integer, plain_number
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm")
 WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # Pillow's 16/32-bit and float modes
+OS_FILES = ("thumbs.db", "desktop.ini")  # what Windows leaves in folders (hidden .names: macOS, Jupyter)
+LOADER_VERSION = 2  # in the cache key: 2 reads TIFF/PPM, refuses 16-bit images and files it cannot read
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -133,6 +135,9 @@ def subset(split: Split, count: int | None, seed: int, setting: str, of: str = "
     >>> len(subset(sample(), 10, seed=0, setting="test_subset")), len(subset(sample(), None, 0, "x"))
     (10, 40)
     """
+    count = plain_number(count)
+    if count is not None and not is_integer(count, 1):
+        raise ValueError(f"{setting} must be an integer >= 1 or None (all); received {count!r}.")
     if count is not None and count > len(split):
         raise ValueError(f"{setting} {count} is more than the {len(split)} images of {of}; give at most "
                          f"{len(split)}, or leave {setting} unset for all of them.")  # fmt: skip
@@ -281,12 +286,15 @@ def cache_root(cache_dir=None) -> Path:
 def _fingerprint(path: Path, split: str) -> str:
     """What the cache key depends on: the archive's size and time, or every file under a folder's
     ``split/`` (path, size, modification time), so that replacing, adding or removing any image (or a
-    class folder) makes a new key instead of returning a stale cache."""
+    class folder) makes a new key instead of returning a stale cache; and :data:`LOADER_VERSION`, so that
+    a change to what the loader reads decodes every dataset again. Hidden and OS files do not count."""
     if path.is_file():
         stat = path.stat()
-        return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{split}"
-    digest = hashlib.sha256(f"{path.resolve()}|{split}".encode())
+        return f"{LOADER_VERSION}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{split}"
+    digest = hashlib.sha256(f"{LOADER_VERSION}|{path.resolve()}|{split}".encode())
     for entry in sorted((path / split).rglob("*")):
+        if _passed_over(entry.relative_to(path).as_posix()):
+            continue
         stat = entry.stat()
         digest.update(f"|{entry.relative_to(path).as_posix()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     return digest.hexdigest()
@@ -368,6 +376,8 @@ def _walk(path: Path, split: str) -> Iterator[tuple[str, str, object]]:
     if path.is_dir():
         for entry in sorted((path / split).rglob("*")):
             member = entry.relative_to(path).as_posix()
+            if _passed_over(member):
+                continue
             if entry.is_dir() and len(entry.relative_to(path / split).parts) == 1:
                 yield member, entry.name, None
             elif entry.is_file():
@@ -382,7 +392,7 @@ def _walk(path: Path, split: str) -> Iterator[tuple[str, str, object]]:
             for info in archive:
                 name = _member_name(info.name)
                 parts = name.split("/")
-                if parts[0] != split or len(parts) < 2:
+                if parts[0] != split or len(parts) < 2 or _passed_over(name):
                     continue
                 if info.isdir() and len(parts) == 2:
                     yield name, parts[1], None
@@ -406,12 +416,17 @@ def _read_member(archive: tarfile.TarFile, info: tarfile.TarInfo, path: Path) ->
         raise ValueError(f"archive {path} is truncated or corrupt (at {info.name}): {error}") from error
 
 
-def _entry(member: str, split: str, read) -> Iterator[tuple[str, str, object]]:
-    """The image ``member``; a hidden file (``.DS_Store``) is passed over, and so is a file that is not an
-    image outside the class folders (a split's ``labels.csv``)."""
+def _passed_over(member: str) -> bool:
+    """Whether a dataset leaves ``member`` out: a hidden name in its path (``.DS_Store``, ``._x.jpg``,
+    ``.ipynb_checkpoints/``) or a file an OS leaves in folders (``Thumbs.db``)."""
     parts = member.strip("/").split("/")
-    if parts[-1].startswith("."):
-        return
+    return any(part.startswith(".") for part in parts) or parts[-1].lower() in OS_FILES
+
+
+def _entry(member: str, split: str, read) -> Iterator[tuple[str, str, object]]:
+    """The image ``member`` (not one :func:`_passed_over`); a file that is not an image outside the class
+    folders (a split's ``labels.csv``) is passed over too."""
+    parts = member.strip("/").split("/")
     if not member.lower().endswith(IMAGE_SUFFIXES):
         if len(parts) == 3:
             raise ValueError(f"{member} is in a class folder but is not an image this loader reads "

@@ -62,9 +62,11 @@ def describe(model: keras.Model) -> Description:
     Reads the layer graph of a functional or ``Sequential`` model call by call (nested functional models
     included): a layer called twice (shared) counts twice, its FLOPs too. Every convolution layer
     (:data:`CONVOLUTIONS`: ``Conv1D``-``3D``, transposed, depthwise, separable, each one convolution) counts
-    unless :func:`relu_ratio.blocks.is_projection`; a ReLU is every call of a layer that applies one of the
-    ReLU family (:func:`applies_relu`: ``ReLU`` and ``LeakyReLU`` layers, ``Activation("relu")``, a layer
-    built with ``activation="relu"`` such as a conv or the fused ``Affine``).
+    unless :func:`relu_ratio.blocks.is_projection`; a ReLU is every call that applies one of the ReLU
+    family (:func:`applies_relu`: ``ReLU`` and ``LeakyReLU`` layers, ``Activation("relu")``, a layer built
+    with ``activation="relu"`` such as a conv or the fused ``Affine``, an ``Activation`` or ``Lambda`` of a
+    function named ``relu``, ``relu6`` or ``leaky_relu``, and ``keras.ops.relu`` called on the graph's
+    tensors).
 
     Where a spatial size is left open (``input_shape=(None, None, 3)``) the counts and parameters are
     still exact, and ``flops`` is ``None`` (unknown) rather than a guess or an error.

@@ -81,7 +81,7 @@ def check_values(config: object) -> None:
             raise TypeError(f"{type(config).__name__}.{field.name}: no check for the type {unknown[0]!r}")
         if not any(_KINDS[kind][0](value) for kind in kinds):
             words = " or ".join(_KINDS[kind][1] for kind in kinds)
-            numpy = " (a numpy value: the config is recorded as JSON, so pass int(...) or float(...))"
+            numpy = " (a numpy value: the config is recorded as JSON, so pass a Python int, float or bool)"
             raise ValueError(f"{field.name} must be {words}; received {value!r}"
                              f"{numpy if type(value).__module__ == 'numpy' else ''}.")  # fmt: skip
         choices = field.metadata.get("choices")

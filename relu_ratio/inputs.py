@@ -193,10 +193,12 @@ class CheckedModel(keras.Model):
             return {key: self._check(value)}
         elif isinstance(x, np.ndarray) or (isinstance(x, list) and _plain_numbers(x)):
             return check_images(x, self.input_shape[1:])
-        elif _is_pil_image(x) or (isinstance(x, (list, tuple)) and x and _is_pil_image(x[0])):
+        elif _is_pil_image(x) or (isinstance(x, list) and x and _is_pil_image(x[0])):
+            given = f"a list of {len(x)} PIL images" if isinstance(x, list) else "a PIL image"
             raise ImageInputError(
-                "the model takes arrays of images, not PIL images: stack them into one uint8 array first, "
-                "e.g. np.stack([np.asarray(image.convert('RGB')) for image in images])."
+                f"the model takes an array of images, not {given}: resize them to {self.input_shape[1:3]} "
+                "and stack them into one uint8 array first, e.g. np.stack([np.asarray(image.convert('RGB')) "
+                "for image in images])."
             )
         elif (array := _concrete(x)) is not None:
             check_images(array, self.input_shape[1:])  # the tensor itself goes on (gradients still flow)

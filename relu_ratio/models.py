@@ -93,6 +93,7 @@ class Family:
     two_paths: bool = False  # merge-and-run: blocks carry two tensors
 
     def blocks_per_stage(self, depth: int) -> list[int]:
+        depth = plain_number(depth)  # e.g. from a numpy array of depths
         if not is_integer(depth):
             raise ValueError(f"depth must be an integer; received {depth!r}.")
         if depth > MAX_DEPTH:
@@ -430,9 +431,9 @@ def check_head(include_top, pooling, classes, classifier_activation) -> None:
     value."""
     if not isinstance(include_top, bool):
         raise ValueError(f"include_top must be True or False; received {include_top!r}.")
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"pooling must be None, 'avg' or 'max'; received {pooling!r}.")
     if include_top:
-        if pooling not in (None, "avg", "max"):
-            raise ValueError(f"pooling must be None, 'avg' or 'max'; received {pooling!r}.")
         if pooling is not None:
             raise ValueError(
                 f"pooling={pooling!r} only applies with include_top=False (the top already "
@@ -459,8 +460,6 @@ def check_head(include_top, pooling, classes, classifier_activation) -> None:
                     f"{suggest(str(classifier_activation), known)}; e.g. {', '.join(map(repr, known))} "
                     "or None (logits)."
                 ) from None
-    elif pooling not in (None, "avg", "max"):
-        raise ValueError(f"pooling must be None, 'avg' or 'max'; received {pooling!r}.")
     elif classes is not None:
         raise ValueError(
             f"classes={classes!r} only applies with include_top=True (include_top=False has no "

@@ -159,6 +159,7 @@ class ReLUPattern:
         """
         spec = self.spec
         if callable(spec):
+            _check_callable(spec)
             masks = tuple(
                 tuple(_call_mask(spec, kind, s, b) for b in range(n))
                 for s, n in enumerate(blocks_per_stage)
@@ -373,14 +374,18 @@ def stage_masks(spec: str | tuple[str, ...], kind: BlockKind, blocks: int) -> tu
     return (block_mask(spec, kind),) * blocks
 
 
-def _call_mask(fn: Callable[[int, int], object], kind: BlockKind, stage: int, block: int) -> Mask:
+def _check_callable(fn: Callable) -> None:
+    """Refuse a relu_pattern callable that cannot be called as ``fn(stage, block)``."""
     try:
-        inspect.signature(fn).bind(stage, block)
+        inspect.signature(fn).bind(0, 0)
     except TypeError as error:
         raise ValueError(f"a relu_pattern callable is called as fn(stage, block) and returns a mask; {fn!r} "
                          f"cannot be: {error}.") from None  # fmt: skip
-    except ValueError:  # no signature to read (some builtins): just call it
+    except ValueError:  # no signature to read (some builtins): it is called as it is
         pass
+
+
+def _call_mask(fn: Callable[[int, int], object], kind: BlockKind, stage: int, block: int) -> Mask:
     result = fn(stage, block)
     if isinstance(result, str):
         text = result.strip()

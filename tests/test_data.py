@@ -65,13 +65,21 @@ def test_corrupt_image_is_named(image_folder):
         data.load(image_folder, "test")
 
 
-def test_images_that_would_be_read_wrong_or_not_at_all_are_named(image_folder):
+def test_images_that_would_be_read_wrong_or_not_at_all_are_named(image_folder, tmp_path):
     """A 16-bit image would be clipped to 8 bits (a grey gradient to black and white); a file in a class
     folder in a format this loader does not read would be left out; hidden files are passed over."""
     from PIL import Image
 
-    (image_folder / "test" / "dog" / ".DS_Store").write_bytes(b"\0")
-    assert len(data.load(image_folder, "test")) == 12
+    (image_folder / "test" / "dog" / ".DS_Store").write_bytes(b"\0")  # what macOS, Windows and Jupyter
+    (image_folder / "test" / "dog" / "._0000.png").write_bytes(b"\0")  # leave in folders: passed over
+    (image_folder / "test" / "dog" / "Thumbs.db").write_bytes(b"\0")
+    (image_folder / "test" / ".ipynb_checkpoints").mkdir()
+    loaded = data.load(image_folder, "test")
+    assert len(loaded) == 12 and loaded.info.num_classes == 3
+    archive = tmp_path / "a-test.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(image_folder / "test", arcname="test")
+    assert len(data.load(archive, "test")) == 12
     Image.fromarray(np.full((32, 32), 40000, np.uint16)).save(image_folder / "test" / "cat" / "wide.png")
     with pytest.raises(ValueError, match=r"cannot decode image .*wide\.png: its pixels are 'I;16'.* 8 bits"):
         data.load(image_folder, "test")
@@ -174,6 +182,8 @@ def test_batches_shuffle_each_epoch_and_one_hot(image_folder):
     for bad in (0, 2.5, "3", True):
         with pytest.raises(ValueError, match=f"a subset's size must be an integer >= 1 or None.*{bad!r}"):
             split.take(bad)
+        with pytest.raises(ValueError, match=f"test_subset must be an integer >= 1 or None .*{bad!r}"):
+            data.subset(split, bad, 0, "test_subset")
 
 
 def test_a_batch_is_a_function_of_seed_epoch_and_index_so_a_resume_can_skip_what_was_trained():

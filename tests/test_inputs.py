@@ -69,8 +69,8 @@ def test_zoo_models_refuse_bad_images_in_predict_evaluate_fit_and_call(toy_zoo):
     from PIL import Image
 
     pictures = [Image.fromarray(image) for image in RAW]
-    for given in (pictures, pictures[0]):
-        with pytest.raises(ImageInputError, match=r"not PIL images: stack them .*np.stack\("):
+    for given, said in ((pictures, "a list of 4 PIL images"), (pictures[0], "a PIL image")):
+        with pytest.raises(ImageInputError, match=rf"not {said}: resize them to \(32, 32\) and stack"):
             model.predict(given, verbose=0)
     for extractor in (zoo.load(REAL, include_top=False), zoo.load(REAL, classes=5)):
         with pytest.raises(ImageInputError, match="NaN"):

@@ -138,6 +138,7 @@ def test_numpy_numbers_are_taken_as_the_python_numbers_they_hold():
                           width_multiplier=np.float32(0.5), weight_decay=np.float32(1e-4))  # fmt: skip
     assert model.output_shape == (None, 5) and model.input_shape == (None, 32, 24, 3)
     assert model.get_config()["layers"][-1]["config"]["units"] == 5 and type(model.layers[-1].units) is int
+    assert models.counts("preact", np.int64(164), "3:2") == models.counts("preact", 164, "3:2")
     with pytest.raises(ValueError, match="classes must be an integer >= 2"):  # a numpy bool is no number
         models.build("resnet8_21", classes=np.bool_(True))
 

@@ -82,12 +82,7 @@ class TrainConfig:
         """A copy with the recipe's defaults filled in, checked: every field's type and choices
         (:func:`relu_ratio.flags.check_values`: the CLI, the training queue's JSON and Python callers all
         pass through here), the numbers' ranges, the model name, and settings that exclude each other."""
-        flags.check_values(self)
-        filled = dataclasses.replace(self)
-        for key, value in RECIPES[self.recipe].items():
-            if getattr(filled, key) is None:
-                setattr(filled, key, value)
-        filled._check_ranges()
+        filled = self.with_recipe()
         if filled.holdout is not None and filled.test_subset is not None:
             raise ValueError(
                 f"holdout ({filled.holdout}) and test_subset ({filled.test_subset}) exclude each other: with "
@@ -102,6 +97,18 @@ class TrainConfig:
                 "archive. Drop data_dir."
             )
         models.check_name(filled.model)
+        return filled
+
+    def with_recipe(self) -> TrainConfig:
+        """A copy with the recipe's defaults filled in and every value checked (types, choices, ranges):
+        what compiling a model needs (:func:`relu_ratio.train.compile_for`); :meth:`resolved` also checks
+        what a run needs (the model name, the folder, the data settings)."""
+        flags.check_values(self)
+        filled = dataclasses.replace(self)
+        for key, value in RECIPES[self.recipe].items():
+            if getattr(filled, key) is None:
+                setattr(filled, key, value)
+        filled._check_ranges()
         return filled
 
     def _check_ranges(self) -> None:

@@ -84,15 +84,16 @@ def compile_for(
 
     With ``config.ema`` the optimizer keeps an exponential moving average of the trainable weights (Keras'
     ``use_ema``; BatchNorm's moving statistics are not averaged), which ``fit`` writes into the model when
-    training ends. A config not yet :meth:`~relu_ratio.train.TrainConfig.resolved` is resolved here (the
-    recipe's defaults filled in, every value checked).
+    training ends. The config's recipe fills in what it leaves unset, and its values are checked
+    (:meth:`~relu_ratio.train.TrainConfig.with_recipe`); its model name, folder and data settings are not
+    used here (your own network needs none).
     """
     from relu_ratio.train import config as config_module  # it imports this module's recipes
 
     if not isinstance(config, config_module.TrainConfig):
         raise TypeError(f"compile_for takes a relu_ratio.train.TrainConfig (e.g. TrainConfig(recipe='fast', "
                         f"epochs=10)); received {type(config).__name__}.")  # fmt: skip
-    config = config.resolved()
+    config = config.with_recipe()
     for name, value in (("steps_per_epoch", steps_per_epoch), ("steps_per_execution", steps_per_execution)):
         if not is_integer(plain_number(value), 1):
             raise ValueError(f"{name} must be an integer >= 1 (e.g. len(batches)); received {value!r}.")
