@@ -210,8 +210,23 @@ class CheckedModel(keras.Model):
         bound = inspect.signature(getattr(keras.Model, method)).bind(self, *args, **kwargs)
         for name in IMAGE_ARGUMENTS[method]:
             if bound.arguments.get(name) is not None:
+                if method in ("fit", "evaluate"):  # what takes labels
+                    self._check_labels(bound.arguments[name], name)
                 bound.arguments[name] = self._check(bound.arguments[name])
         return bound.args[1:], bound.kwargs
+
+    def _check_labels(self, x, name: str) -> None:
+        """relu_ratio ``Batches`` of class indices given to a model compiled for one-hot labels (what
+        :func:`relu_ratio.train.compile_for` compiles) would fail deep inside Keras: say what to pass."""
+        from relu_ratio.data import Batches
+
+        one_hot_loss = isinstance(getattr(self, "loss", None), keras.losses.CategoricalCrossentropy)
+        if isinstance(x, Batches) and not x.one_hot and one_hot_loss and self.check_inputs:
+            raise ValueError(
+                f"the model was compiled for one-hot labels (CategoricalCrossentropy, as compile_for does), "
+                f"but the batches given as {name} hold class indices: make them with data.batches(..., "
+                "one_hot=True)."
+            )
 
     def __call__(self, inputs, *args, **kwargs):
         return super().__call__(self._check(inputs), *args, **kwargs)

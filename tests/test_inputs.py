@@ -66,6 +66,15 @@ def test_zoo_models_refuse_bad_images_in_predict_evaluate_fit_and_call(toy_zoo):
             use(scaled, labels, verbose=0) if use in (model.evaluate, model.fit) else use(scaled)
     with pytest.raises(ImageInputError, match=r"\(4, 28, 28, 3\)"):
         model.predict(RAW[:, :28, :28], verbose=0)
+    from relu_ratio import data, train
+
+    train.compile_for(model, train.TrainConfig(recipe="fast", epochs=1), steps_per_epoch=1)
+    indices = data.Split(RAW, np.arange(4, dtype="int32"), data.sample().info)
+    for use, batches in ((model.fit, data.batches(indices, 4)), (model.evaluate, data.batches(indices, 4))):
+        with pytest.raises(ValueError, match=r"compiled for one-hot labels .* one_hot=True\)"):
+            use(batches, verbose=0)
+    assert model.predict(data.batches(indices, 4), verbose=0).shape == (4, 10)  # no labels needed
+    assert np.isfinite(model.evaluate(data.batches(indices, 4, one_hot=True), verbose=0)[0])
     from PIL import Image
 
     pictures = [Image.fromarray(image) for image in RAW]
