@@ -325,6 +325,22 @@ def test_a_corrupt_run_config_is_named_and_left_alone(image_folder, tmp_path, te
 
 
 @pytest.mark.parametrize(
+    ("files", "complaint"),
+    [(["metadata.json", "model.weights.h5", "metrics.csv"], r"is a zoo entry \(it holds metadata.json\)"),
+     (["metrics.csv", "backup"], "holds metrics.csv, backup but no run's config.json")],
+)  # fmt: skip
+def test_a_folder_of_other_files_a_run_would_overwrite_is_refused(image_folder, tmp_path, files, complaint):
+    out = tmp_path / "entry"
+    out.mkdir()
+    for name in files:
+        (out / name).mkdir() if "." not in name else (out / name).write_text(name)
+    with pytest.raises(ValueError, match=f"{complaint}.*another --out"):
+        train.run(train.TrainConfig(model="resnet8_11", dataset=str(image_folder), out=str(out)))
+    assert sorted(p.name for p in out.iterdir()) == sorted(files)
+    assert all((out / name).read_text() == name for name in files if "." in name)
+
+
+@pytest.mark.parametrize(
     ("subset", "message"),
     [({"train_subset": 25}, "train_subset 25 is more than the 24 images of the training split; give at most"),
      ({"test_subset": 13}, "test_subset 13 is more than the 12 images of the test split")],

@@ -89,6 +89,8 @@ def _settings_for(out: Path, config: TrainConfig) -> tuple[TrainConfig, dict]:
     """``(resolved config, started)``: ``config`` resolved with the recipe values of the run already in
     ``out`` (``started``, its ``config.json``, ``{}`` if none), checked against that run's settings."""
     started = _started_config(out)
+    if not started:
+        _check_no_foreign_files(out)
     resolved = with_recorded_recipe(config, started).resolved()
     if started:
         changed = {
@@ -121,6 +123,28 @@ def _load_data(config: TrainConfig) -> tuple[data.Split, data.Split]:
         raise ValueError(f"the images of {config.dataset!r} cannot be trained on: {error}") from None
     of = "the training split" + (" left after the held-out slice" if config.holdout else "")
     return data.subset(train_split, config.train_subset, config.seed, "train_subset", of), val_split
+
+
+# What a run writes into its folder (beside config.json, the first file it writes): found in a folder
+# without a run's config.json, they belong to something else (a zoo entry, a copied run) and would be
+# overwritten.
+RUN_FILES = ("model.weights.h5", "metrics.csv", "result.json", "progress.json", "best.weights.h5", "backup",
+             "tensorboard")
+
+
+def _check_no_foreign_files(out: Path) -> None:
+    """Refuse to start a run in ``out`` when it holds files a run would overwrite but no run's config."""
+    if (out / "metadata.json").exists():
+        raise ValueError(
+            f"{out} is a zoo entry (it holds metadata.json), not a run folder: training there would "
+            "overwrite its weights. Choose another --out."
+        )
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if found:
+        raise ValueError(
+            f"{out} holds {', '.join(found)} but no run's config.json, so it is not a run to resume: "
+            "training there would overwrite them. Choose another --out: a new folder, or a run to resume."
+        )
 
 
 def _started_config(out: Path) -> dict:
