@@ -159,18 +159,30 @@ def publish_folder(staging: Path, final: Path, overwrite: bool) -> None:
 
 
 def replace_between(path: str | os.PathLike, start: str, end: str, body: str, check: bool = False) -> bool:
-    """Put ``body`` between the marker lines ``start`` and ``end`` of the text file ``path``.
+    """Put ``body`` between the marker lines ``start`` and ``end`` of the text file ``path``:
+    :func:`replace_blocks` with one pair."""
+    return replace_blocks(path, {(start, end): body}, check)
 
-    Returns whether the file already held it; with ``check`` the file is never written. Raises
-    ``ValueError`` naming the markers if ``path`` lacks them.
+
+def replace_blocks(path: str | os.PathLike, bodies: dict[tuple[str, str], str], check: bool = False) -> bool:
+    """Put each body of ``bodies`` between its marker lines ``(start, end)`` in the text file ``path``, all
+    in one write: a file that lacks any pair (or cannot be read) raises ``ValueError`` naming it and is left
+    as it was.
+
+    Returns whether the file already held them; with ``check`` the file is never written.
     """
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    first = text.find(start)
-    last = text.find(end, first + len(start)) if first >= 0 else -1
-    if last < 0:
-        raise ValueError(f"{path} lacks the lines {start} ... {end} around the generated text.")
-    new = f"{text[: first + len(start)]}\n{body}\n{text[last:]}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
+    new = text
+    for (start, end), body in bodies.items():
+        first = new.find(start)
+        last = new.find(end, first + len(start)) if first >= 0 else -1
+        if last < 0:
+            raise ValueError(f"{path} lacks the lines {start} ... {end} around the generated text.")
+        new = f"{new[: first + len(start)]}\n{body}\n{new[last:]}"
     if new != text and not check:
         write_atomic(path, new)
     return new == text

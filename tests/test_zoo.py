@@ -138,6 +138,11 @@ def test_a_queued_tagged_run_registers_under_its_tagged_name(run, tmp_path):
     other = tmp_path / "resnet14_21.long-seed0"  # named for another model: the run's own model
     shutil.copytree(run["dir"], other)
     assert zoo.register(other, store=tmp_path / "store").name == NAME
+    capital = tmp_path / f"{NAME}.Long-seed0"  # a tag no zoo name can carry: refused, not dropped
+    shutil.copytree(run["dir"], capital)
+    with pytest.raises(zoo.ZooError, match=f"names the tag 'Long'.*--name {NAME}.long"):
+        zoo.register(capital, store=tmp_path / "other")
+    assert not (tmp_path / "other").exists()
 
 
 @pytest.mark.backend
@@ -319,6 +324,14 @@ def test_cli_list_info_and_table(store, capsys, tmp_path, monkeypatch):
     assert f"| `{NAME}` | " in page.read_text() and "python -m relu_ratio.train --model" in page.read_text()
     page.write_text("no markers\n")
     assert main(["table", "--update", os.fspath(page)]) == 2 and "lacks the lines" in capsys.readouterr().err
+    registry = zoo.registry
+    broken = f"{registry.TABLE_START}\nold\n{registry.TABLE_END}\n{registry.CLAIMS_START}\nno end\n"
+    page.write_text(broken)  # the second pair broken: nothing is written, not the first table alone
+    assert main(["table", "--update", os.fspath(page)]) == 2
+    assert "lacks the lines <!-- results:claims:start -->" in capsys.readouterr().err
+    assert page.read_text() == broken
+    assert main(["table", "--update", os.fspath(tmp_path / "missing.md")]) == 2
+    assert "cannot read " in capsys.readouterr().err
     monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(tmp_path / "empty"))
     assert "(no entries yet)" in zoo.markdown_table() and "(no entries yet)" in zoo.registry.training_table()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -189,8 +190,15 @@ def default_name(run_dir: str | os.PathLike, model: str) -> str:
     """
     name, _ = parse_run_folder_name(run_dir) or ("", 0)
     base, dot, tag = name.partition(".")
-    tagged = base == model and dot and TAG_PATTERN.fullmatch(tag)
-    return f"{model}.{tag}" if tagged else model
+    if base != model or not dot:
+        return model
+    if not TAG_PATTERN.fullmatch(tag):
+        raise ZooError(
+            f"the run folder {os.fspath(run_dir)} names the tag {tag!r}, which no zoo name can carry (use "
+            "lower-case letters, digits and '_'); give the entry's name with --name, e.g. "
+            f"--name {model}.{re.sub('[^a-z0-9_]', '_', tag.lower())}."
+        )
+    return f"{model}.{tag}"
 
 
 def _measure(

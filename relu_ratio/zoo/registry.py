@@ -517,7 +517,8 @@ def update_table(path: str | Path, check: bool = False) -> bool:
         if not present:
             raise ValueError(f"{path} lacks the lines {TABLE_START} ... {TABLE_END} (or {TRAINING_START} ... "
                              f"{TRAINING_END}) around the generated text.")  # fmt: skip
-        current = [files.replace_between(path, *pair, TABLES[pair](), check) for pair in present]
-        return all(current)
+        return files.replace_blocks(path, {pair: TABLES[pair]() for pair in present}, check)
+    except OSError as error:
+        raise ZooError(f"cannot update the zoo table: cannot read {path}: {error.strerror}") from None
     except ValueError as error:
         raise ZooError(f"cannot update the zoo table: {error}") from None
