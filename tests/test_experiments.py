@@ -131,8 +131,16 @@ def test_run_collect_writes_csv_markdown_and_figure(folder, tmp_path, capsys, sh
     # run again: everything is done, nothing retrains; another budget in the same folder is refused
     assert cli.main(args) == 0
     assert "done, skipped" in capsys.readouterr().out
-    assert cli.main(["run", shallow.name, "--dataset", str(folder), "--out", str(out), "--epochs", "2"]) == 2
-    assert "resume with the same settings" in capsys.readouterr().err
+    assert cli.main([*args, "--epochs", "2"]) == 2
+    assert "another experiment: budget.epochs: 1, 2 (recorded, given). Resume" in capsys.readouterr().err
+    again = [a if a != str(folder) else f"{folder}/" for a in args]  # the same folder, spelled otherwise
+    assert cli.main(again) == 0 and "done, skipped" in capsys.readouterr().out
+    record = (out / "experiment.json").read_text()
+    for damaged in ('{"experiment": "table2"}', record.replace('"seeds"', '"seed"'), "[]"):
+        (out / "experiment.json").write_text(damaged)
+        for command in (args, ["collect", str(out)]):
+            assert cli.main(command) == 2
+            assert "experiment.json is damaged: " in capsys.readouterr().err
 
 
 def test_a_failed_run_is_recorded_and_the_others_still_run(folder, tmp_path, monkeypatch, shallow):

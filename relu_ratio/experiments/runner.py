@@ -190,16 +190,17 @@ def spawn_workers(argv: list[str], workers: int, gpus: list[str] | None = None) 
 
 
 def _record_experiment(root: Path, name: str, chosen: Budget, dataset: str) -> None:
-    """Write ``experiment.json`` once; refuse to mix another experiment, budget or dataset into ``root``."""
+    """Write ``experiment.json`` once; refuse to mix another experiment, budget or dataset into ``root``,
+    naming each setting that differs."""
     record = {"experiment": name, "budget": dataclasses.asdict(chosen), "dataset": dataset}
     record["budget"]["seeds"] = list(chosen.seeds)
     path = root / "experiment.json"
     if path.is_file():
-        old = read_record(root)
-        if old != record:
+        changed = _differences(read_record(root), record)
+        if changed:
             raise ValueError(
-                f"{root} holds {old['experiment']} with budget {old['budget']} on {old['dataset']!r}; "
-                "resume with the same settings or choose another --out."
+                f"{root} holds another experiment: {'; '.join(changed)} (recorded, given). Resume with the "
+                "recorded settings or choose another --out."
             )
         return
     root.mkdir(parents=True, exist_ok=True)
@@ -212,15 +213,57 @@ def _record_experiment(root: Path, name: str, chosen: Budget, dataset: str) -> N
         f.write(json.dumps(record, indent=2) + "\n")
 
 
+def _differences(old: dict, new: dict) -> list[str]:
+    """``"budget.epochs: 30, 1"`` for each setting of two experiment records that differs; a dataset given
+    as the same path spelled differently (``data`` and ``data/``) is the same."""
+    flat = [("experiment", old["experiment"], new["experiment"])]
+    flat += [(f"budget.{key}", old["budget"].get(key), value) for key, value in new["budget"].items()]
+    same_data = os.path.normpath(old["dataset"]) == os.path.normpath(new["dataset"])
+    flat += [] if same_data else [("dataset", old["dataset"], new["dataset"])]
+    return [f"{key}: {before!r}, {after!r}" for key, before, after in flat if before != after]
+
+
 def read_record(root: Path) -> dict:
+    """The experiment recorded in ``root/experiment.json``, checked: a missing, unreadable or damaged record
+    raises ``ValueError`` naming the file and what is wrong."""
     path = Path(root) / "experiment.json"
     if not path.is_file():
         raise ValueError(f"{root} holds no experiment (no experiment.json); run one there first.")
     for _ in range(50):  # another worker may be writing it this instant
         try:
-            return json.loads(path.read_text())
+            record = json.loads(path.read_text())
+            break
         except json.JSONDecodeError:
             time.sleep(0.1)
-    raise ValueError(f"{path} is not valid JSON; delete it (and the runs it describes) to start over.")
+        except (OSError, UnicodeDecodeError) as error:
+            raise ValueError(f"cannot read {path}: {error}") from None
+    else:
+        raise ValueError(f"{path} is not valid JSON; delete it (and the runs it describes) to start over.")
+    problem = _record_problem(record)
+    if problem:
+        raise ValueError(f"{path} is damaged: {problem}; delete it (and its runs) to start over.")
+    return record
+
+
+def _record_problem(record: object) -> str | None:
+    """What is wrong with an ``experiment.json`` record (``None`` if nothing)."""
+    fields = {field.name for field in dataclasses.fields(Budget)}
+    if not isinstance(record, dict) or set(record) != {"experiment", "budget", "dataset"}:
+        keys = sorted(record) if isinstance(record, dict) else type(record).__name__
+        return f"it holds {keys}, not the keys 'experiment', 'budget' and 'dataset'"
+    if not isinstance(record["experiment"], str) or not isinstance(record["dataset"], str):
+        return "'experiment' and 'dataset' must be strings"
+    budget_record = record["budget"]
+    if not isinstance(budget_record, dict) or set(budget_record) != fields:
+        return f"'budget' must hold the keys {', '.join(sorted(fields))}"
+    if not isinstance(budget_record["seeds"], list) or not budget_record["seeds"]:
+        return "'budget.seeds' must be a list of seeds"
+    try:
+        experiment(record["experiment"])
+        Budget(**{**budget_record, "seeds": tuple(budget_record["seeds"])}).describe()
+    except (TypeError, ValueError) as error:
+        return str(error)
+    return None
+
 
 
