@@ -6,6 +6,9 @@ Run ``python -m relu_ratio.demo``; every figure it prints is measured there and 
 
 from __future__ import annotations
 
+import os
+import sys
+
 import keras
 import numpy as np
 
@@ -21,6 +24,12 @@ def demo_entry() -> zoo.ZooEntry:
     'resnet56_21'
     """
     entries = [zoo.info(name) for name in zoo.list_models()]
+    if not entries:
+        where = " (chosen by $RELU_RATIO_ZOO)" if os.environ.get("RELU_RATIO_ZOO") else ""
+        raise zoo.ZooError(
+            f"the zoo store {zoo.store_dir()}{where} holds no entries; unset RELU_RATIO_ZOO to use the "
+            "shipped zoo, or register a run there (python -m relu_ratio.zoo register RUN)."
+        )
     return max(entries, key=lambda entry: entry.top1)  # max keeps the first of equals
 
 
@@ -49,5 +58,15 @@ def main(names: tuple[str, ...] = ("preact164_11", "preact164_32")) -> None:
         print(describe(models.build(name)))
 
 
+def command() -> int:
+    """``python -m relu_ratio.demo``: :func:`main`; a zoo that gives no model is said in one line (exit 2)."""
+    try:
+        main()
+    except zoo.ZooError as error:  # an empty store, a damaged entry
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(command())

@@ -52,6 +52,14 @@ def test_demo_takes_the_most_accurate_entry_and_the_first_name_of_equals(toy_zoo
     assert demo_name({first: 61.0, second: 61.0}) == first
 
 
+def test_demo_on_an_empty_store_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(tmp_path / "empty"))
+    assert demo.command() == 2
+    assert f"error: the zoo store {tmp_path / 'empty'} (chosen by $RELU_RATIO_ZOO) holds no entries" in (
+        capsys.readouterr().err
+    )
+
+
 def test_shipped_sample_is_small_and_labelled():
     sample = data.sample()
     assert sample.images.shape == (40, 32, 32, 3) and sample.images.dtype == np.uint8
