@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import errno
 import importlib.util
+import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -90,3 +92,9 @@ def two_processes(script, argument, tmp_path, backend):
         assert proc.returncode == 0, err[-3000:]
     assert len(list(barrier.iterdir())) == 2  # both really got to the write
     return [out for out, _ in outputs]
+
+
+def lock_of(pid: int, host: str | None = None) -> str:
+    """The text of a folder lock (``.lock``, :mod:`relu_ratio.folder_lock`) held by process ``pid``."""
+    return json.dumps({"pid": pid, "host": host or socket.gethostname(), "since": "earlier",
+                       "command": "python -m relu_ratio.train --out x"})  # fmt: skip

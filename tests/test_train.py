@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import logged_epochs, start_module, write_image_folder
-from helpers import REAL, full_disk
+from helpers import REAL, full_disk, lock_of
 
 from relu_ratio import data, files, folder_lock, models, train
 from relu_ratio.provenance import source_commit
@@ -587,11 +587,6 @@ def _copy_of(run: train.TrainConfig, out: Path) -> train.TrainConfig:
     return dataclasses.replace(run, out=str(out))
 
 
-def _lock_of(pid: int, host: str | None = None) -> str:
-    return json.dumps({"pid": pid, "host": host or socket.gethostname(), "since": "earlier",
-                       "command": "python -m relu_ratio.train --out x"})  # fmt: skip
-
-
 def test_a_run_folder_in_use_by_another_process_is_refused_and_a_dead_ones_lock_taken_over(
     folder, tmp_path, capsys
 ):
@@ -600,7 +595,7 @@ def test_a_run_folder_in_use_by_another_process_is_refused_and_a_dead_ones_lock_
     config = _tiny(folder, out)
     holder = subprocess.Popen(["sleep", "60"])
     try:
-        (out / ".lock").write_text(_lock_of(holder.pid))
+        (out / ".lock").write_text(lock_of(holder.pid))
         started = time.time()
         assert train.main(_argv(config)) == 2
         err = capsys.readouterr().err
@@ -609,14 +604,14 @@ def test_a_run_folder_in_use_by_another_process_is_refused_and_a_dead_ones_lock_
         with pytest.raises(folder_lock.FolderInUse, match=f"process {holder.pid}"):
             train.run(config)
         assert sorted(p.name for p in out.iterdir()) == [".lock"]  # nothing written
-        (out / ".lock").write_text(_lock_of(holder.pid, host="elsewhere"))
+        (out / ".lock").write_text(lock_of(holder.pid, host="elsewhere"))
         with pytest.raises(folder_lock.FolderInUse, match=r"on elsewhere .*If that process no longer runs on "
                                                     r"elsewhere, delete .*\.lock"):  # fmt: skip
             train.run(config)
     finally:
         holder.kill()
         holder.wait()
-    (out / ".lock").write_text(_lock_of(holder.pid))  # its process is gone (killed): a stale lock
+    (out / ".lock").write_text(lock_of(holder.pid))  # its process is gone (killed): a stale lock
     with pytest.warns(UserWarning, match=f"taking over the lock of process {holder.pid}"):
         assert train.run(config)["epochs_completed"] == 1
     assert not (out / ".lock").exists()  # released

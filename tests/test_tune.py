@@ -8,12 +8,14 @@ import json
 import os
 import random
 import socket
+import subprocess
 import time
 import tracemalloc
 
 import keras_tuner
 import pytest
 from conftest import SMALL_NAMES, start_module
+from helpers import lock_of
 
 import relu_ratio
 from relu_ratio import models, tune
@@ -352,6 +354,41 @@ def test_distributed_chief_and_worker(folder, tmp_path, monkeypatch, capsys):
     assert f"relu_pattern = {json.dumps(best['relu_pattern'])}" in chief_log
     model = models.build_family("resnet", 8, best["relu_pattern"], classes=3)
     assert relu_ratio.describe(model).relus == best["relus"]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [({"KERASTUNER_ORACLE_PORT": "80a"}, r"ORACLE_PORT must be a port number \(1 to 65535\); received '80a'"),
+     ({"KERASTUNER_ORACLE_PORT": "70000"}, "received '70000'"),
+     ({"KERASTUNER_TUNER_ID": " "}, "KERASTUNER_TUNER_ID is set but empty"),
+     ({"KERASTUNER_ORACLE_IP": ""}, "KERASTUNER_ORACLE_IP is set but empty")],
+)  # fmt: skip
+def test_a_distributed_setting_keras_tuner_would_fail_on_later_is_refused_first(monkeypatch, env, message):
+    good = {"ORACLE_IP": "127.0.0.1", "ORACLE_PORT": "8000", "TUNER_ID": "chief"}
+    for key, value in {**{f"KERASTUNER_{k}": v for k, v in good.items()}, **env}.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValueError, match=message):
+        tune.distributed_role()
+    monkeypatch.delenv("KERASTUNER_ORACLE_IP")  # a tuner id alone: the search runs alone, and says so
+    with pytest.warns(UserWarning, match="KERASTUNER_ORACLE_IP is not: this search runs alone"):
+        assert tune.distributed_role()[0] == "single"
+
+
+def test_a_project_another_search_holds_is_refused_before_the_data_overwrite_or_not(tmp_path, capsys):
+    project = tmp_path / "runs" / "resnet8_stage_random"
+    project.mkdir(parents=True)
+    (project / "search.json").write_text("{}")
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        (project / ".lock").write_text(lock_of(holder.pid))
+        for extra in ([], ["--overwrite"]):
+            assert tune.main(_tiny_args(tmp_path / "no-data", tmp_path / "runs", *extra)) == 2
+            err = capsys.readouterr().err
+            assert f"the tuner's project folder {project} is in use by process {holder.pid}" in err, err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(p.name for p in project.iterdir()) == [".lock", "search.json"]  # nothing deleted
 
 
 def test_search_config_generates_every_flag():

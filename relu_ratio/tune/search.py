@@ -9,17 +9,19 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import os
+import shutil
 import warnings
 from pathlib import Path
 
 import keras
 import keras_tuner
 
-from relu_ratio import data, files, models, progress, train
+from relu_ratio import data, files, folder_lock, models, progress, train
 from relu_ratio.describe import describe
 from relu_ratio.tune.space import GRANULARITIES, ReLUHyperModel, format_pattern, relu_pattern_from
 from relu_ratio.validators import is_integer, suggest
@@ -169,9 +171,17 @@ class SearchResult:
 
 
 def distributed_role() -> tuple[str, str]:
-    """``(role, tuner_id)`` from keras-tuner's environment: ``("single", "tuner0")`` when not distributed."""
+    """``(role, tuner_id)`` from keras-tuner's environment: ``("single", "tuner0")`` when not distributed.
+
+    The variables are checked here, before any work: a distributed search needs all three (a non-empty
+    ``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_PORT`` a port number); ``KERASTUNER_TUNER_ID`` without
+    ``KERASTUNER_ORACLE_IP`` runs alone, with a warning.
+    """
     tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "tuner0")
     if "KERASTUNER_ORACLE_IP" not in os.environ:
+        if "KERASTUNER_TUNER_ID" in os.environ:
+            warnings.warn(f"KERASTUNER_TUNER_ID={tuner_id!r} is set but KERASTUNER_ORACLE_IP is not: this "
+                          "search runs alone, not as part of a distributed one.", stacklevel=2)  # fmt: skip
         return "single", tuner_id
     missing = [v for v in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID") if v not in os.environ]
     if missing:
@@ -179,6 +189,13 @@ def distributed_role() -> tuple[str, str]:
             f"KERASTUNER_ORACLE_IP is set, so this is a distributed search, but {' and '.join(missing)} "
             "is not. Set KERASTUNER_TUNER_ID ('chief' or 'tuner0', 'tuner1'...) and KERASTUNER_ORACLE_PORT."
         )
+    port = os.environ["KERASTUNER_ORACLE_PORT"]
+    if not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"KERASTUNER_ORACLE_PORT must be a port number (1 to 65535); received {port!r}.")
+    for name in ("KERASTUNER_ORACLE_IP", "KERASTUNER_TUNER_ID"):
+        if not os.environ[name].strip():
+            raise ValueError(f"{name} is set but empty; give the chief's address (KERASTUNER_ORACLE_IP) and "
+                             "this process's id ('chief', or 'tuner0', 'tuner1'...).")  # fmt: skip
     return ("chief" if "chief" in tuner_id else "worker"), tuner_id
 
 
@@ -280,7 +297,10 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
     project_name = config.project_name or f"{config.family}{config.depth}_{config.granularity}_{config.tuner}"
     if project_name in (".", "..") or Path(project_name).name != project_name:
         raise ValueError(f"project_name must name a folder inside --out (no '/'); received {project_name!r}.")
-    files.check_writable(Path(config.directory) / project_name, "tuner's project folder")
+    project_dir = Path(config.directory) / project_name
+    files.check_writable(project_dir, PROJECT_FOLDER)
+    if role != "worker":  # refused at once, before the data is loaded
+        folder_lock.check_folder_free(project_dir, PROJECT_FOLDER)
 
     keras.utils.set_random_seed(config.seed)
     train_split, val_split = load_search_data(config.dataset, config.validation, config.train_subset,
@@ -309,7 +329,7 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
         "seed": config.seed,
         "directory": os.fspath(config.directory),
         "project_name": project_name,
-        "overwrite": bool(config.overwrite) and role != "worker",
+        "overwrite": False,  # --overwrite empties the project below, under its lock (keras-tuner deletes it)
         "max_consecutive_failed_trials": (25 if constrained else 3) if failures is None else failures,
     }
     if config.tuner == "hyperband":
@@ -318,39 +338,58 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
         common.update(max_trials=max_trials)
     if role == "worker":
         _wait_for_chief(config.chief_timeout)
-    project_dir = Path(config.directory) / project_name
     settings = _search_settings(
         hypermodel, config, training,
         {"dataset_info": info.to_json(), "train_images": len(train_split), "val_images": len(val_split)},
     )  # fmt: skip
-    if not common["overwrite"]:
-        _check_same_search(project_dir, settings)
-    try:
-        instance = tuner_cls(**common)
-    except ImportError as error:
-        raise ValueError(f"tuner {config.tuner!r} cannot run here: {error}") from error
-    if role != "worker" and (common["overwrite"] or not (project_dir / SEARCH_FILE).is_file()):
-        project_dir.mkdir(parents=True, exist_ok=True)
-        files.write_json(project_dir / SEARCH_FILE, settings)
-    if config.tuner == "hyperband" and max_trials is not None and role != "worker":
-        instance.oracle.max_trials = max_trials
-    if config.verbose and role == "single":
-        progress.report_trials(instance, max_trials)
-    instance.search(train_batches, validation_data=val_batches, epochs=config.epochs, verbose=config.verbose)
+    holds_project = role != "worker"  # one search per project, the chief's or a lone one's; workers join it
+    overwrite = bool(config.overwrite) and holds_project
+    project_lock = (folder_lock.locked_folder(project_dir, PROJECT_FOLDER) if holds_project
+                    else contextlib.nullcontext())  # fmt: skip
+    with project_lock:
+        if overwrite:
+            _empty_project(project_dir)
+        else:
+            _check_same_search(project_dir, settings)
+        try:
+            instance = tuner_cls(**common)
+        except ImportError as error:
+            raise ValueError(f"tuner {config.tuner!r} cannot run here: {error}") from error
+        if holds_project and (overwrite or not (project_dir / SEARCH_FILE).is_file()):
+            files.write_json(project_dir / SEARCH_FILE, settings)
+        if config.tuner == "hyperband" and max_trials is not None and holds_project:
+            instance.oracle.max_trials = max_trials
+        if config.verbose and role == "single":
+            progress.report_trials(instance, max_trials)
+        instance.search(train_batches, validation_data=val_batches, epochs=config.epochs,
+                        verbose=config.verbose)  # fmt: skip
+        result = SearchResult(
+            role=role,
+            tuner_id=tuner_id,
+            family=config.family,
+            depth=config.depth,
+            granularity=config.granularity,
+            project_dir=os.fspath(instance.project_dir),
+            builder_kwargs=kwargs,
+            trials_run_here=list(getattr(instance, "trials_run_here", [])),
+        )
+        if role == "worker":  # the oracle (and so the results) live in the chief, which may be gone already
+            return result
+        return _finish(result, instance, hypermodel)
 
-    result = SearchResult(
-        role=role,
-        tuner_id=tuner_id,
-        family=config.family,
-        depth=config.depth,
-        granularity=config.granularity,
-        project_dir=os.fspath(instance.project_dir),
-        builder_kwargs=kwargs,
-        trials_run_here=list(getattr(instance, "trials_run_here", [])),
-    )
-    if role == "worker":  # the oracle (and so the results) live in the chief, which may be gone already
-        return result
-    return _finish(result, instance, hypermodel)
+
+PROJECT_FOLDER = "tuner's project folder"  # how the project is named in messages (FolderInUse)
+
+
+def _empty_project(project_dir: Path) -> None:
+    """What ``--overwrite`` does: delete everything in ``project_dir`` but the lock this process holds."""
+    for child in project_dir.iterdir():
+        if child.name == folder_lock.LOCK_FILE:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(SearchConfig))
