@@ -125,6 +125,14 @@ def test_register_refuses_test_data_with_other_class_names_than_the_run_trained_
     with pytest.raises(zoo.ZooError, match=trained):
         zoo.register(recorded, store=tmp_path / "store", data=run["root"] / "data")
     assert not (tmp_path / "store" / NAME).exists()
+    larger = write_image_folder(tmp_path / "larger", classes=CLASSES, size=(40, 40))  # another size
+    shapes = r"images of shape \(40, 40, 3\), but the run .* trained on \(32, 32, 3\)"
+    with pytest.raises(zoo.ZooError, match=shapes):
+        zoo.register(run["dir"], store=tmp_path / "store", data=larger)
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ValueError, match=r"cannot write to the zoo store .*a-file.* is not a folder"):
+        zoo.register(run["dir"], store=tmp_path / "a-file" / "store")
+    assert not (tmp_path / "store" / NAME).exists()
 
 
 def test_a_queued_tagged_run_registers_under_its_tagged_name(run, tmp_path):
@@ -250,6 +258,9 @@ def test_verify_refuses_changed_outputs_and_says_how_to_record_missing_ones(scra
     with pytest.raises(zoo.ZooError, match=rf"records no reference outputs.*zoo register .*{NAME} --force"):
         zoo.verify(NAME)
     assert main(["verify", "nope"]) == 2 and "no zoo entry named 'nope'" in capsys.readouterr().err
+    assert main(["verify", NAME, "nope"]) == 2  # every name is checked before the first is verified
+    assert capsys.readouterr().out == ""
+    assert main(["cards", NAME, "nope", "--update"]) == 2 and capsys.readouterr().out == ""
     meta["reference_outputs"] = {"images": "x", "classes": [1, 2], "probabilities": [0.5]}
     path.write_text(json.dumps(meta))
     with pytest.raises(zoo.MetadataError, match="ill-typed: reference_outputs"):
@@ -717,6 +728,16 @@ def test_a_full_export_target_is_named_and_leaves_nothing(toy_zoo, tmp_path, mon
     with pytest.raises(OSError, match=r"cannot export 'resnet8_21' to .*exports/m: No space left"):
         zoo.export(REAL, out / "m")
     assert list(out.iterdir()) == []
+
+
+def test_export_names_a_bad_name_or_target_before_building_anything(toy_zoo, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(saved_model, "_write_saved_model", lambda *args: pytest.fail("built the SavedModel"))
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ValueError, match=r"cannot write to the export folder .*a-file.* is not a folder"):
+        zoo.export(REAL, tmp_path / "a-file" / "m")
+    assert main(["export", "nope", os.fspath(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "no zoo entry named 'nope'" in err and "exporting" not in err and not (tmp_path / "m").exists()
 
 
 @pytest.mark.tensorflow

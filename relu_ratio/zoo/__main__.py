@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from relu_ratio import flags
 from relu_ratio.zoo import reference, registry
-from relu_ratio.zoo.entry import UnknownModelError, ZooError
+from relu_ratio.zoo.entry import ZooError
 
 EXAMPLES = {
     "list": "python -m relu_ratio.zoo list 'preact*'",
@@ -83,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "info":
         print(json.dumps(registry.info(args.name).to_json(), indent=2))
     elif args.command == "verify":
-        return _verify(args.names or registry.list_models())
+        return _verify([registry.entry_dir(name).name for name in args.names] or registry.list_models())
     elif args.command == "evaluate":
         # a progress bar with time left on a terminal; one line when done in a log (Keras verbose=2)
         result = registry.evaluate(args.name, args.data, verbose=1 if sys.stdout.isatty() else 2)
@@ -101,6 +101,7 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "export":
         from relu_ratio.zoo.saved_model import export
 
+        registry.entry_dir(args.name)  # an unknown name is said first, not after "exporting"
         start = time.monotonic()
         print(f"exporting {args.name}: the SavedModel is built from the verified weights on first use "
               "(a minute or so), then copied from the cache ...", file=sys.stderr, flush=True)  # fmt: skip
@@ -135,9 +136,7 @@ def _verify(names: Sequence[str]) -> int:
     for name in names:
         try:
             report = reference.verify(name)
-        except ZooError as error:  # an unknown name stops here; a changed output is listed and the rest run
-            if isinstance(error, UnknownModelError):
-                raise
+        except ZooError as error:  # a changed output is listed and the rest run (the names are known)
             print(f"{name}: FAIL: {error}")
             failed.append(name)
             continue
@@ -149,7 +148,7 @@ def _verify(names: Sequence[str]) -> int:
 def _cards(args: argparse.Namespace) -> int:
     from relu_ratio.zoo import card
 
-    names = args.names or None
+    names = [registry.entry_dir(name).name for name in args.names] or None  # every name known, first
     if args.check or args.update:
         stale = card.update(names, check=args.check)
         if args.check and stale:

@@ -101,6 +101,7 @@ def register(
     final = store / name
     if final.exists() and not overwrite:
         raise ZooError(f"zoo entry {final} already exists; pass overwrite=True (CLI: --force) to replace it.")
+    files.check_writable(store, "zoo store")
     store.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=store))
     staging.chmod(0o755)  # mkdtemp makes it private; the published entry is readable by all
@@ -219,6 +220,12 @@ def _measure(
         raise ZooError(
             f"{source} (test) has {split.info.num_classes} classes; the model outputs "
             f"{model.output_shape[-1]}."
+        )
+    images, trained = tuple(split.images.shape[1:]), tuple(model.input_shape[1:])
+    if images != trained:
+        raise ZooError(
+            f"{source} (test) has images of shape {images}, but the run in {run} trained on {trained}. "
+            "Register it with the test split of the data it trained on (--data)."
         )
     description = describe(model)
     mean, std = architecture["kwargs"]["normalization"]

@@ -84,6 +84,7 @@ def export(name: str, path: str | os.PathLike) -> Path:
     target = Path(path)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise FileExistsError(f"{target} exists and is not an empty folder; choose a new path.")
+    files.check_writable(target, "export folder")  # before the SavedModel is built
     source = saved_model_dir(name)
     try:
         if target.exists():
