@@ -209,6 +209,18 @@ def test_worker_commands_drop_the_spawning_flags_and_abbreviations_are_refused(c
     assert "unrecognized arguments: --worker" in capsys.readouterr().err
 
 
+def test_empty_gpu_ids_are_refused_and_a_shard_without_runs_says_so(folder, tmp_path, capsys, shallow):
+    base = ["run", shallow.name, "--only", "plain5_11", "--dataset", str(folder), "--out", str(tmp_path),
+            *TINY]
+    for gpus in ("", "0,,1"):
+        assert cli.main([*base, "--gpus", gpus]) == 2
+        assert f"--gpus takes comma-separated GPU ids, e.g. '0,1'; received {gpus!r}" in (
+            capsys.readouterr().err
+        )
+    assert cli.main([*base, "--shard", "1/3"]) == 0
+    assert "shard 1/3: none of the 1 run(s) falls to this shard" in capsys.readouterr().out
+
+
 def test_a_retried_run_reads_as_running_not_failed_and_a_new_failure_is_recorded(tmp_path, monkeypatch):
     from relu_ratio import train
     from relu_ratio.train.record import RunRecord

@@ -1100,6 +1100,13 @@ def test_the_same_command_on_a_finished_run_leaves_it_untouched(finished_run, tm
     assert train.main(argv) == 0
     assert result.read_bytes() == before and result.stat().st_mtime_ns == mtime
     assert json.loads(before)["last_epoch_metrics"]
+    moved = shutil.copytree(config.dataset, tmp_path / "moved" / "ds")  # the same data elsewhere: its result
+    assert train.main(_argv(dataclasses.replace(config, dataset=str(moved)))) == 0
+    other = write_image_folder(tmp_path / "other", split="train", classes=("ant", "bee"), per_class=8)
+    write_image_folder(other, split="test", classes=("ant", "bee"))
+    with pytest.raises(ValueError, match="holds a run started on other data"):  # not its result as another's
+        train.run(dataclasses.replace(config, dataset=str(other)))
+    assert result.read_bytes() == before
 
 
 def test_a_run_that_fails_before_writing_leaves_no_empty_folder(tmp_path, capsys):

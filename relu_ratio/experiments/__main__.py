@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
             for item in runs:
                 print(train.command_for(item.config.resolved()))
             return 0
-        gpus = args.gpus.split(",") if args.gpus else None
+        gpus = args.gpus.split(",") if args.gpus is not None else None
+        if gpus is not None and not all(gpu.strip() for gpu in gpus):
+            raise ValueError(f"--gpus takes comma-separated GPU ids, e.g. '0,1'; received {args.gpus!r}.")
         workers = len(gpus) if gpus else args.workers
         if workers < 1:
             raise ValueError(f"--workers must be >= 1; received {workers}.")

@@ -152,6 +152,9 @@ def run(
     """
     index, count = shard
     mine = [r for i, r in enumerate(runs) if i % count == index]
+    if runs and not mine:
+        log(f"shard {index}/{count}: none of the {len(runs)} run(s) falls to this shard (more shards than "
+            "runs)")
     if runs:
         _record_experiment(runs[0].out.parent.parent, experiment_name, budget, runs[0].config.dataset)
     return series.train_in_order(mine, attrgetter("config"), _skip_done, name=attrgetter("run_id"), log=log)

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 from pathlib import Path
 
 import keras
@@ -51,6 +52,10 @@ def run(config: TrainConfig) -> dict:
     resolved, started = _settings_for(out, config)
     finished = read_result(out)
     if finished:
+        if _same_source(started, resolved):
+            return finished  # nothing to load: the command that trained it, given again
+        train_split, val_split = _load_data(resolved)  # another --dataset: it must be the data it trained on
+        _check_same_data(out, started, _data_seen(resolved, train_split, val_split), resolved.dataset)
         return finished
     files.check_writable(out, "output directory")  # before the data is loaded
     train_split, val_split = _load_data(resolved)
@@ -174,6 +179,23 @@ def with_recorded_recipe(config: TrainConfig, old: dict) -> TrainConfig:
     return dataclasses.replace(config, **recorded)
 
 
+def _same_source(started: dict, config: TrainConfig) -> bool:
+    """Whether ``config`` names the data the run ``started`` with as it did (``data`` and ``data/`` alike)."""
+    def spelled(value) -> str | None:
+        return os.path.normpath(value) if isinstance(value, str) else value
+
+    return all(spelled(started.get(key)) == spelled(getattr(config, key)) for key in ("dataset", "data_dir"))
+
+
+def _data_seen(config: TrainConfig, train_split: data.Split, val_split: data.Split) -> dict:
+    """What a run records of its data (and a resume must find again): the training split's name, classes,
+    mean and std, and both splits' image counts, as JSON gives them back."""
+    evaluated_on = "holdout" if config.holdout else "test"
+    seen = {"dataset_info": train_split.info.to_json(), "train_images": len(train_split),
+            f"{evaluated_on}_images": len(val_split)}  # fmt: skip
+    return json.loads(json.dumps(seen))
+
+
 def _check_same_data(out: Path, started: dict, found: dict, dataset: str) -> None:
     """A resumed run must see the data it started on (``found``: what ``dataset`` gave this start: the
     training split's name, classes, mean and std, and both splits' image counts), wherever its files are now
@@ -214,11 +236,9 @@ def _train(
         print("\n".join(start_lines(config, policy, resumed=bool(started))))
     where = started.get("augmentation", "host") if started else augmentation(config.augment_on)
 
-    info = train_split.info
     evaluated_on = "holdout" if config.holdout else "test"
     arch_kwargs = train_split.builder_kwargs()
-    seen = json.loads(json.dumps({"dataset_info": info.to_json(), "train_images": len(train_split),
-                                  f"{evaluated_on}_images": len(val_split)}))  # fmt: skip
+    seen = _data_seen(config, train_split, val_split)
     _check_same_data(out, started, seen, config.dataset)
 
     with _Distribution(config.distribute) as distribution:
