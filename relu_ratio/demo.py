@@ -25,11 +25,10 @@ def demo_entry() -> zoo.ZooEntry:
     """
     entries = [zoo.info(name) for name in zoo.list_models()]
     if not entries:
-        where = " (chosen by $RELU_RATIO_ZOO)" if os.environ.get("RELU_RATIO_ZOO") else ""
-        raise zoo.ZooError(
-            f"the zoo store {zoo.store_dir()}{where} holds no entries; unset RELU_RATIO_ZOO to use the "
-            "shipped zoo, or register a run there (python -m relu_ratio.zoo register RUN)."
-        )
+        chosen = os.environ.get("RELU_RATIO_ZOO")
+        where = " (chosen by $RELU_RATIO_ZOO; unset it to use the shipped zoo)" if chosen else ""
+        raise zoo.ZooError(f"the zoo store {zoo.store_dir()}{where} holds no entries; register a run there "
+                           "(python -m relu_ratio.zoo register RUN).")  # fmt: skip
     return max(entries, key=lambda entry: entry.top1)  # max keeps the first of equals
 
 

@@ -141,6 +141,10 @@ def test_run_collect_writes_csv_markdown_and_figure(folder, tmp_path, capsys, sh
         for command in (args, ["collect", str(out)]):
             assert cli.main(command) == 2
             assert "experiment.json is damaged: " in capsys.readouterr().err
+    older = json.loads(record)
+    del older["budget"]["batch_size"]  # a record from before a budget setting existed: its default
+    (out / "experiment.json").write_text(json.dumps(older))
+    assert experiments.runner.read_record(out)["budget"]["batch_size"] is None
 
 
 def test_a_failed_run_is_recorded_and_the_others_still_run(folder, tmp_path, monkeypatch, shallow):

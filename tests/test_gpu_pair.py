@@ -99,13 +99,17 @@ def _run_folder(run: Path, epochs: int, finished: bool = False) -> Path:
     return run
 
 
-def test_take_back_unpacks_a_packed_run_over_an_earlier_state_of_it_only(tmp_path):
+def test_take_back_unpacks_a_packed_run_over_an_earlier_state_of_it_only(tmp_path, monkeypatch):
     packed = tmp_path / "packed"
     packed.mkdir()
     gpu_pair.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
     runs = tmp_path / "runs"
     _run_folder(runs / "a-seed0", epochs=2)  # the CPU queue's earlier state of the same run
+    moved = []
+    replace = gpu_pair.os.replace
+    monkeypatch.setattr(gpu_pair.os, "replace", lambda a, b: (moved.append(Path(b).name), replace(a, b)))
     assert gpu_pair.take_back(packed / "a-seed0.tar.gz", runs) == "a-seed0"
+    assert moved[0] == "config.json"  # first: a take-back cut off part-way leaves a run train resumes
     assert train.RunRecord.read(runs / "a-seed0").epochs_done == 5
     record = json.loads((runs / "a-seed0" / "backup" / "training_metadata.json").read_text())
     assert record["weights"] == "ckpt-000005.weights.h5" and not (runs / "a-seed0" / ".lock").exists()

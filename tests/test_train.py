@@ -278,7 +278,7 @@ def test_a_run_cut_off_on_one_machine_finishes_on_another_with_the_same_data(fol
 
     other = write_image_folder(tmp_path / "other", split="train", per_class=5)
     write_image_folder(other, split="test")
-    with pytest.raises(ValueError, match=r"started on other data: .*'train_images': 24.*'train_images': 15"):
+    with pytest.raises(ValueError, match=r"on other data than --dataset .*; train_images: 24, 15 \(as"):
         train.run(train.TrainConfig(**{**there.__dict__, "dataset": str(other)}))
 
     moved = tmp_path / "elsewhere" / folder.name  # the same images at another path; another backup interval
@@ -305,7 +305,10 @@ def test_resumed_data_is_compared_to_the_last_bits_of_mean_and_std_and_exactly_o
     fit._check_same_data(tmp_path, started, near, "b")
     for changed in ({"std": [62.6]}, {"class_names": ["dog"]}, {"name": "y"}):
         found = {"dataset_info": {**started["dataset_info"], **changed}, "train_images": 10}
-        with pytest.raises(ValueError, match=r"started on other data: 'a' gave .*--dataset 'b' gives"):
+        key, value = next(iter(changed.items()))
+        old, new = (re.escape(repr(v)) for v in (started["dataset_info"][key], value))
+        named = rf"--dataset 'b': dataset_info.{key}: {old}, {new} \(as 'a' gave"
+        with pytest.raises(ValueError, match=rf"started on other data than {named}"):
             fit._check_same_data(tmp_path, started, found, "b")
     with pytest.raises(ValueError, match="other data"):
         fit._check_same_data(tmp_path, started, {"test_images": 5}, "b")
@@ -1104,8 +1107,13 @@ def test_the_same_command_on_a_finished_run_leaves_it_untouched(finished_run, tm
     assert train.main(_argv(dataclasses.replace(config, dataset=str(moved)))) == 0
     other = write_image_folder(tmp_path / "other", split="train", classes=("ant", "bee"), per_class=8)
     write_image_folder(other, split="test", classes=("ant", "bee"))
-    with pytest.raises(ValueError, match="holds a run started on other data"):  # not its result as another's
-        train.run(dataclasses.replace(config, dataset=str(other)))
+    with pytest.raises(ValueError, match=r"holds a run trained on other data .*Give the data it trained on"):
+        train.run(dataclasses.replace(config, dataset=str(other)))  # not its result as another's
+    renamed = shutil.copytree(config.dataset, tmp_path / "renamed")
+    with pytest.raises(ValueError, match=r"dataset_info.name: 'ds', 'renamed' .*an image folder's name is"):
+        train.run(dataclasses.replace(config, dataset=str(renamed)))
+    with pytest.raises(ValueError, match=r"dataset_info.name: 'ds', 'cifar100'"):  # by name: no download
+        train.run(dataclasses.replace(config, dataset="cifar100"))
     assert result.read_bytes() == before
 
 

@@ -360,6 +360,7 @@ def test_distributed_chief_and_worker(folder, tmp_path, monkeypatch, capsys):
     ("env", "message"),
     [({"KERASTUNER_ORACLE_PORT": "80a"}, r"ORACLE_PORT must be a port number \(1 to 65535\); received '80a'"),
      ({"KERASTUNER_ORACLE_PORT": "70000"}, "received '70000'"),
+     ({"KERASTUNER_ORACLE_PORT": "²"}, "received '²'"),
      ({"KERASTUNER_TUNER_ID": " "}, "KERASTUNER_TUNER_ID is set but empty"),
      ({"KERASTUNER_ORACLE_IP": ""}, "KERASTUNER_ORACLE_IP is set but empty")],
 )  # fmt: skip

@@ -151,6 +151,8 @@ def test_a_queued_tagged_run_registers_under_its_tagged_name(run, tmp_path):
     with pytest.raises(zoo.ZooError, match=f"names the tag 'Long'.*--name {NAME}.long"):
         zoo.register(capital, store=tmp_path / "other")
     assert not (tmp_path / "other").exists()
+    with pytest.raises(zoo.ZooError, match=rf"names the tag ''.*--name {NAME}\.$"):  # nothing to keep of it
+        zoo.publish.default_name(tmp_path / f"{NAME}.-seed0", NAME)
 
 
 @pytest.mark.backend

@@ -127,7 +127,9 @@ def take_back(archive: Path, runs: Path) -> str:
                 f"{target} holds {here.epochs_done} epochs ({here.state}) and {archive.name} "
                 f"{incoming.epochs_done}: not unpacked, the folder is left as it is."
             )
-        for path in sorted(unpacked.rglob("*")):
+        # config.json first: a folder cut off part-way holds a run's config (train resumes it), never a
+        # run's files without it (which train refuses as another's)
+        for path in sorted(unpacked.rglob("*"), key=lambda path: (path.name != "config.json", path)):
             if path.is_file():
                 destination = target / path.relative_to(unpacked)
                 destination.parent.mkdir(parents=True, exist_ok=True)

@@ -226,6 +226,9 @@ def _differences(old: dict, new: dict) -> list[str]:
     return [f"{key}: {before!r}, {after!r}" for key, before, after in flat if before != after]
 
 
+RECORD_REMEDY = "Delete it and run the experiment again with its settings (finished runs are kept, skipped)."
+
+
 def read_record(root: Path) -> dict:
     """The experiment recorded in ``root/experiment.json``, checked: a missing, unreadable or damaged record
     raises ``ValueError`` naming the file and what is wrong."""
@@ -241,24 +244,29 @@ def read_record(root: Path) -> dict:
         except (OSError, UnicodeDecodeError) as error:
             raise ValueError(f"cannot read {path}: {error}") from None
     else:
-        raise ValueError(f"{path} is not valid JSON; delete it (and the runs it describes) to start over.")
+        raise ValueError(f"{path} is not valid JSON. {RECORD_REMEDY}")
     problem = _record_problem(record)
     if problem:
-        raise ValueError(f"{path} is damaged: {problem}; delete it (and its runs) to start over.")
-    return record
+        raise ValueError(f"{path} is damaged: {problem}. {RECORD_REMEDY}")
+    defaults = {field.name: field.default for field in dataclasses.fields(Budget)
+                if field.default is not dataclasses.MISSING}  # fmt: skip
+    return {**record, "budget": {**defaults, **record["budget"]}}  # a field added since: its default
 
 
 def _record_problem(record: object) -> str | None:
     """What is wrong with an ``experiment.json`` record (``None`` if nothing)."""
-    fields = {field.name for field in dataclasses.fields(Budget)}
+    fields = dataclasses.fields(Budget)
+    required = {field.name for field in fields if field.default is dataclasses.MISSING}
+    optional = {field.name for field in fields} - required
     if not isinstance(record, dict) or set(record) != {"experiment", "budget", "dataset"}:
         keys = sorted(record) if isinstance(record, dict) else type(record).__name__
         return f"it holds {keys}, not the keys 'experiment', 'budget' and 'dataset'"
     if not isinstance(record["experiment"], str) or not isinstance(record["dataset"], str):
         return "'experiment' and 'dataset' must be strings"
     budget_record = record["budget"]
-    if not isinstance(budget_record, dict) or set(budget_record) != fields:
-        return f"'budget' must hold the keys {', '.join(sorted(fields))}"
+    if not isinstance(budget_record, dict) or not required <= set(budget_record) <= required | optional:
+        allowed = f"{', '.join(sorted(required))} (and may hold {', '.join(sorted(optional))})"
+        return f"'budget' must hold the keys {allowed}"
     if not isinstance(budget_record["seeds"], list) or not budget_record["seeds"]:
         return "'budget.seeds' must be a list of seeds"
     try:

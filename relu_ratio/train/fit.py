@@ -52,10 +52,7 @@ def run(config: TrainConfig) -> dict:
     resolved, started = _settings_for(out, config)
     finished = read_result(out)
     if finished:
-        if _same_source(started, resolved):
-            return finished  # nothing to load: the command that trained it, given again
-        train_split, val_split = _load_data(resolved)  # another --dataset: it must be the data it trained on
-        _check_same_data(out, started, _data_seen(resolved, train_split, val_split), resolved.dataset)
+        _check_finished_on(out, started, resolved)
         return finished
     files.check_writable(out, "output directory")  # before the data is loaded
     train_split, val_split = _load_data(resolved)
@@ -179,12 +176,19 @@ def with_recorded_recipe(config: TrainConfig, old: dict) -> TrainConfig:
     return dataclasses.replace(config, **recorded)
 
 
-def _same_source(started: dict, config: TrainConfig) -> bool:
-    """Whether ``config`` names the data the run ``started`` with as it did (``data`` and ``data/`` alike)."""
-    def spelled(value) -> str | None:
-        return os.path.normpath(value) if isinstance(value, str) else value
-
-    return all(spelled(started.get(key)) == spelled(getattr(config, key)) for key in ("dataset", "data_dir"))
+def _check_finished_on(out: Path, started: dict, config: TrainConfig) -> None:
+    """The command of a finished run given another ``--dataset`` must name the data it trained on (moved
+    elsewhere); its result is not another dataset's. The same source (``data`` and ``data/`` alike) loads
+    nothing; a tensorflow-datasets name is its data (compared by name, nothing downloaded); a folder or
+    archive is loaded and compared."""
+    if os.path.normpath(str(started.get("dataset"))) == os.path.normpath(config.dataset):
+        return
+    source = data.find(config.dataset, "train")
+    if isinstance(source, str):
+        found = {"dataset_info": {"name": source}}
+    else:
+        found = _data_seen(config, *_load_data(config))
+    _check_same_data(out, started, found, config.dataset, finished=True)
 
 
 def _data_seen(config: TrainConfig, train_split: data.Split, val_split: data.Split) -> dict:
@@ -196,19 +200,32 @@ def _data_seen(config: TrainConfig, train_split: data.Split, val_split: data.Spl
     return json.loads(json.dumps(seen))
 
 
-def _check_same_data(out: Path, started: dict, found: dict, dataset: str) -> None:
+def _check_same_data(out: Path, started: dict, found: dict, dataset: str, finished: bool = False) -> None:
     """A resumed run must see the data it started on (``found``: what ``dataset`` gave this start: the
     training split's name, classes, mean and std, and both splits' image counts), wherever its files are now
     (a run cut off on a GPU machine may finish here, its dataset at another path). Mean and std are compared
-    to 1e-9 relative (another machine's decoder or summation order may differ in the last bits)."""
-    keys = [k for k in found if k in started]
-    if not all(_same(started[k], found[k]) for k in keys):
-        before = {k: started[k] for k in keys}
-        raise ValueError(
-            f"{out} holds a run started on other data: {started.get('dataset')!r} gave {before}; "
-            f"--dataset {dataset!r} gives {found}. Resume with the data it started on, or choose another "
-            "--out."
-        )
+    to 1e-9 relative (another machine's decoder or summation order may differ in the last bits). The
+    message names each difference."""
+    differences = []
+    for key, value in found.items():
+        old = started.get(key)
+        if key not in started:
+            continue
+        if isinstance(value, dict) and isinstance(old, dict):  # dataset_info: the keys found, one by one
+            differences += [f"{key}.{k}: {old.get(k)!r}, {v!r}" for k, v in value.items()
+                            if not _same(old.get(k), v)]  # fmt: skip
+        elif not _same(old, value):
+            differences.append(f"{key}: {old!r}, {value!r}")
+    if not differences:
+        return
+    renamed = all(d.startswith("dataset_info.name") for d in differences)
+    hint = " (an image folder's name is its dataset's name: keep it when the folder moves)" if renamed else ""
+    advice = "Give the data it trained on" if finished else "Resume with the data it started on"
+    raise ValueError(
+        f"{out} holds a run {'trained' if finished else 'started'} on other data than --dataset {dataset!r}: "
+        f"{'; '.join(differences)} (as {started.get('dataset')!r} gave it, as given now){hint}. {advice}, or "
+        "choose another --out."
+    )
 
 
 def _same(a, b) -> bool:

@@ -190,7 +190,7 @@ def distributed_role() -> tuple[str, str]:
             "is not. Set KERASTUNER_TUNER_ID ('chief' or 'tuner0', 'tuner1'...) and KERASTUNER_ORACLE_PORT."
         )
     port = os.environ["KERASTUNER_ORACLE_PORT"]
-    if not (port.isdigit() and 0 < int(port) < 65536):
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
         raise ValueError(f"KERASTUNER_ORACLE_PORT must be a port number (1 to 65535); received {port!r}.")
     for name in ("KERASTUNER_ORACLE_IP", "KERASTUNER_TUNER_ID"):
         if not os.environ[name].strip():

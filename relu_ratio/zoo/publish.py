@@ -194,10 +194,11 @@ def default_name(run_dir: str | os.PathLike, model: str) -> str:
     if base != model or not dot:
         return model
     if not TAG_PATTERN.fullmatch(tag):
+        cleaned = re.sub("[^a-z0-9_]", "_", tag.lower())
+        example = f"{model}.{cleaned}" if cleaned.strip("_") else model
         raise ZooError(
             f"the run folder {os.fspath(run_dir)} names the tag {tag!r}, which no zoo name can carry (use "
-            "lower-case letters, digits and '_'); give the entry's name with --name, e.g. "
-            f"--name {model}.{re.sub('[^a-z0-9_]', '_', tag.lower())}."
+            f"lower-case letters, digits and '_'); give the entry's name with --name, e.g. --name {example}."
         )
     return f"{model}.{tag}"
 

@@ -519,6 +519,6 @@ def update_table(path: str | Path, check: bool = False) -> bool:
                              f"{TRAINING_END}) around the generated text.")  # fmt: skip
         return files.replace_blocks(path, {pair: TABLES[pair]() for pair in present}, check)
     except OSError as error:
-        raise ZooError(f"cannot update the zoo table: cannot read {path}: {error.strerror}") from None
+        raise ZooError(f"cannot update the zoo table in {path}: {error.strerror or error}") from None
     except ValueError as error:
         raise ZooError(f"cannot update the zoo table: {error}") from None
