@@ -344,7 +344,7 @@ def test_cli_list_info_and_table(store, capsys, tmp_path, monkeypatch):
     assert "lacks the lines <!-- results:claims:start -->" in capsys.readouterr().err
     assert page.read_text() == broken
     assert main(["table", "--update", os.fspath(tmp_path / "missing.md")]) == 2
-    assert "cannot read " in capsys.readouterr().err
+    assert "missing.md: No such file or directory" in capsys.readouterr().err
     monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(tmp_path / "empty"))
     assert "(no entries yet)" in zoo.markdown_table() and "(no entries yet)" in zoo.registry.training_table()
 
