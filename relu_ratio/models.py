@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import unicodedata
@@ -378,9 +379,10 @@ def _normalization_layer(normalization, channels: int) -> layers.Normalization:
         mean, std = (tuple(float(v) for v in part) for part in normalization)
     except (TypeError, ValueError):
         mean = std = ()
-    if len(mean) != channels or len(std) != channels or min(std, default=0) <= 0:
+    finite = all(math.isfinite(v) for v in (*mean, *std))
+    if len(mean) != channels or len(std) != channels or not finite or min(std, default=0) <= 0:
         raise ValueError(
-            f"normalization must be (mean, std) with {channels} values each and std > 0; "
+            f"normalization must be (mean, std) with {channels} finite values each and std > 0; "
             f"received {normalization!r}."
         )
     return layers.Normalization(mean=mean, variance=[s * s for s in std], name="normalize", dtype="float32")

@@ -500,14 +500,19 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_not_an_input(write: str, queue_path: str) -> None:
-    """Refuse a ``--write`` path that is the queue file or its record of finished runs (both inputs)."""
+def _check_not_an_input(write: str, queue_path: str, runs: str) -> None:
+    """Refuse a ``--write`` path that is the queue file, its record of finished runs (both inputs), a
+    folder, or anything in the runs folder (a run's own files)."""
     target = Path(write).expanduser().resolve()
     inputs = {"the queue": Path(queue_path), "its record of finished runs": finished_path(queue_path)}
-    for what, path in inputs.items():
-        if target == path.resolve():
-            raise ValueError(f"--write {write!r} is {what}; write the progress record to another file "
-                             "(e.g. training/PROGRESS.md).")  # fmt: skip
+    what = next((what for what, path in inputs.items() if target == path.resolve()), None)
+    if what is None and target.is_relative_to(Path(runs).expanduser().resolve()):
+        what = f"inside --runs {runs!r}, among the runs' own files"
+    if what is None and target.is_dir():
+        what = "a folder"
+    if what is not None:
+        raise ValueError(f"--write {write!r} is {what}; write the progress record to another file "
+                         "(e.g. training/PROGRESS.md).")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -525,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         queued = load(args.queue)
         finished = read_finished(finished_path(args.queue))
         if args.command == "status" and args.write:
-            _check_not_an_input(args.write, args.queue)
+            _check_not_an_input(args.write, args.queue, runs)
         if args.command == "status" and not os.path.isdir(runs):
             print(f"note: --runs {args.runs!r} does not exist: no queued run has started there.",
                   file=sys.stderr)  # fmt: skip
@@ -535,11 +540,14 @@ def main(argv: list[str] | None = None) -> int:
         rows = progress(queued, runs, finished)
         text = markdown(rows, args.queue, args.runs)
         print(text, end="")
+        seeds = seed_comparison(rows) if args.seeds_page else None
+        if args.seeds_page:  # its markers checked before anything is written
+            files.replace_between(args.seeds_page, SEEDS_START, SEEDS_END, seeds, check=True)
         if args.write:
             files.write_atomic(args.write, text)
             write_finished(finished_path(args.queue), queued, runs)
         if args.seeds_page:
-            files.replace_between(args.seeds_page, SEEDS_START, SEEDS_END, seed_comparison(rows))
+            files.replace_between(args.seeds_page, SEEDS_START, SEEDS_END, seeds)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

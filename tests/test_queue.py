@@ -208,8 +208,16 @@ def test_seed_comparison_gives_mean_sd_and_the_difference_with_its_standard_erro
     assert queue.main(["status", str(path), "--runs", str(tmp_path / "runs"), "--seeds-page", str(page)]) == 0
     assert "| `resnet8_21` | | 0 of 2 | | |" in page.read_text() and "old" not in page.read_text()
     page.write_text("no markers\n")
-    assert queue.main(["status", str(path), "--runs", str(tmp_path / "runs"), "--seeds-page", str(page)]) == 2
-    assert "lacks the lines <!-- seeds:table:start -->" in capsys.readouterr().err
+    record = tmp_path / "PROGRESS.md"
+    status = ["status", str(path), "--runs", str(tmp_path / "runs"), "--seeds-page", str(page)]
+    assert queue.main([*status, "--write", str(record)]) == 2  # checked before the record is written
+    assert "lacks the lines <!-- seeds:table:start -->" in capsys.readouterr().err and not record.exists()
+    (tmp_path / "runs" / "resnet8_21-seed0").mkdir(parents=True)
+    for inside in (tmp_path / "runs" / "resnet8_21-seed0" / "result.json", tmp_path / "runs"):
+        assert queue.main([*status[:4], "--write", str(inside)]) == 2
+        err = capsys.readouterr().err
+        assert "among the runs' own files" in err or "is a folder" in err, err
+    assert not (tmp_path / "runs" / "resnet8_21-seed0" / "result.json").exists()
     page.write_text(f"{queue.SEEDS_START}\nold\n{queue.SEEDS_END}\n")  # the last release's spelling
     assert queue.main(["status", str(path), "--runs", str(tmp_path / "runs"), "--readme", str(page)]) == 0
     assert "old" not in page.read_text() and "--readme is deprecated" in capsys.readouterr().err
