@@ -208,9 +208,9 @@ def _check_same_data(out: Path, started: dict, found: dict, dataset: str, finish
     message names each difference."""
     differences = []
     for key, value in found.items():
-        old = started.get(key)
         if key not in started:
             continue
+        old = started[key]
         if isinstance(value, dict) and isinstance(old, dict):  # dataset_info: the keys found, one by one
             differences += [f"{key}.{k}: {old.get(k)!r}, {v!r}" for k, v in value.items()
                             if not _same(old.get(k), v)]  # fmt: skip

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from relu_ratio import files, flags
+from relu_ratio import flags
 from relu_ratio.zoo import reference, registry
 from relu_ratio.zoo.entry import ZooError
 
@@ -99,10 +99,10 @@ def _run(args: argparse.Namespace) -> int:
             )
             return 1
     elif args.command == "export":
-        from relu_ratio.zoo.saved_model import export
+        from relu_ratio.zoo.saved_model import check_export_target, export
 
         registry.entry_dir(args.name)  # an unknown name or a bad target is said first, not after "exporting"
-        files.check_writable(args.dir, "export folder")
+        check_export_target(args.dir)
         start = time.monotonic()
         print(f"exporting {args.name}: the SavedModel is built from the verified weights on first use "
               "(a minute or so), then copied from the cache ...", file=sys.stderr, flush=True)  # fmt: skip

@@ -79,12 +79,19 @@ def _write_saved_model(model: keras.Model, path: Path) -> None:
         raise OSError(errno.EIO, f"TensorFlow could not write {path}: {error.message}") from error
 
 
-def export(name: str, path: str | os.PathLike) -> Path:
-    """Write the SavedModel of ``name`` to ``path`` (which must not exist, or be an empty folder)."""
+def check_export_target(path: str | os.PathLike) -> Path:
+    """``path`` as a :class:`Path` if :func:`export` can write there (a new or empty folder, writable);
+    checked before the SavedModel is built."""
     target = Path(path)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise FileExistsError(f"{target} exists and is not an empty folder; choose a new path.")
-    files.check_writable(target, "export folder")  # before the SavedModel is built
+    files.check_writable(target, "export folder")
+    return target
+
+
+def export(name: str, path: str | os.PathLike) -> Path:
+    """Write the SavedModel of ``name`` to ``path`` (which must not exist, or be an empty folder)."""
+    target = check_export_target(path)
     source = saved_model_dir(name)
     try:
         if target.exists():
