@@ -68,7 +68,7 @@ class BlockKind:
 
 
 PLAIN = BlockKind(
-    name="plain layer (conv-BN-ReLU)",
+    name="plain conv-BN-ReLU layer",
     slots=("relu",),
     convs=1,
     removal_order=(0,),
@@ -289,7 +289,8 @@ def _parse_mask(text: str, kind: BlockKind) -> Mask:
     if not _MASK.fullmatch(text) or len(text) != len(kind.slots):
         raise ValueError(
             f"mask '{text}' does not fit a {kind.name}: it needs exactly {len(kind.slots)} "
-            f"characters of 0/1, one per ReLU slot ({', '.join(kind.slots)})."
+            f"character{'s' if len(kind.slots) > 1 else ''} of 0/1, one per ReLU slot "
+            f"({', '.join(kind.slots)})."
         )
     return tuple(c == "1" for c in text)
 
@@ -388,9 +389,16 @@ def _check_callable(fn: Callable) -> None:
 def _call_mask(fn: Callable[[int, int], object], kind: BlockKind, stage: int, block: int) -> Mask:
     result = fn(stage, block)
     if isinstance(result, str):
-        text = result.strip()
+        text = result.strip().lower().replace("-", "_")
+        if kind.periodic and parse_ratio(text) is not None:  # one layer keeps its ReLU or not: no ratio
+            raise ValueError(
+                f"relu_pattern callable returned the ratio {result!r} for layer {block} of stage {stage}; "
+                "a plain network asks its callable about one layer at a time, which keeps its ReLU ('1') or "
+                f"not ('0'). A ratio is laid over the layers: pass relu_pattern='{text}' itself, or one "
+                "ratio per stage."
+            )
         if text in PRESETS or parse_ratio(text) is not None:
-            return block_mask(text, kind) if not kind.periodic else _periodic_masks(text, 1, 0)[0]
+            return block_mask(text, kind)
         return _parse_mask(text, kind)
     if isinstance(result, (list, tuple)) and all(v in (0, 1) for v in result):
         return _parse_mask("".join("1" if v else "0" for v in result), kind)

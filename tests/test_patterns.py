@@ -71,6 +71,12 @@ def test_callable_pattern():
     assert masks[2] == ((T, T, T),)
 
 
+def test_a_callable_on_a_plain_network_decides_each_layer():
+    masks = ReLUPattern(lambda s, b: "1" if b % 2 else "0").resolve(PLAIN, [3, 2])
+    assert masks == (((F,), (T,), (F,)), ((F,), (T,)))
+    assert ReLUPattern(lambda s, b: " Paired").resolve(PLAIN, [2]) == (((T,), (T,)),)
+
+
 @pytest.mark.parametrize("kind", BLOCK_KINDS, ids=lambda k: k.name)
 @pytest.mark.parametrize("form", ["preset", "ratio", "per_stage"])
 def test_explicit_form_round_trips(kind, form):
@@ -97,6 +103,8 @@ def test_explicit_form_round_trips(kind, form):
         ([["111"], "paired", "paired"], BOTTLENECK, "lists 1 masks"),
         (lambda s, b: 3, BOTTLENECK, "callable returned 3"),
         (lambda s, b: "0110", BOTTLENECK, "exactly 3 characters"),
+        (lambda s, b: "2:1", PLAIN, "returned the ratio '2:1' for layer 0 of stage 0.*relu_pattern='2:1'"),
+        (lambda s, b: "01", PLAIN, "exactly 1 character of 0/1"),
         (42, BOTTLENECK, "of type int"),
         ([], BOTTLENECK, "empty list"),
     ],
