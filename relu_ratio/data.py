@@ -244,14 +244,22 @@ def check_matching(first: Split, second: Split, source: str | os.PathLike,
 def _load_tfds(name: str, split: str, data_dir) -> Split:
     import tensorflow_datasets as tfds  # only the tfds path needs TensorFlow
 
-    dataset, info = tfds.load(
-        name,
-        split=split,
-        as_supervised=True,
-        with_info=True,
-        data_dir=None if data_dir is None else os.fspath(data_dir),
-    )
-    chunks = list(tfds.as_numpy(dataset.batch(4096)))
+    where = "tensorflow-datasets' default folder" if data_dir is None else repr(os.fspath(data_dir))
+    try:
+        dataset, info = tfds.load(
+            name,
+            split=split,
+            as_supervised=True,
+            with_info=True,
+            data_dir=None if data_dir is None else os.fspath(data_dir),
+        )
+        chunks = list(tfds.as_numpy(dataset.batch(4096)))
+    except Exception as error:  # a download without network, a missing split, a damaged prepared copy, ...
+        raise OSError(
+            f"tensorflow-datasets could not load split {split!r} of {name!r} from {where} (it downloads and "
+            f"prepares the dataset there the first time): {type(error).__name__}: {error}. Run it once where "
+            "there is a network, or give a local folder or archive instead (e.g. --dataset ../shared/data)."
+        ) from error
     images = np.concatenate([c[0] for c in chunks])
     labels = np.concatenate([c[1] for c in chunks])
     mean, std = TFDS_STATS[name]

@@ -136,6 +136,24 @@ def test_tfds_path_with_mock_data(tmp_path):
     assert split.info.num_classes == 10 and split.info.mean == data.TFDS_STATS["cifar10"][0]
 
 
+@pytest.mark.tensorflow
+def test_a_tfds_failure_is_an_os_error_naming_the_dataset_and_the_way_out(tmp_path, monkeypatch, capsys):
+    import tensorflow_datasets as tfds
+
+    from relu_ratio.zoo import __main__ as zoo_cli
+
+    def offline(*args, **kwargs):  # what a first download without network raises
+        raise ConnectionError("Failed to resolve 'www.cs.toronto.edu'")
+
+    monkeypatch.setattr(tfds, "load", offline)
+    with pytest.raises(OSError, match=f"split 'test' of 'cifar10' from '{tmp_path}'.*ConnectionError"):
+        data.load("cifar10", "test", data_dir=tmp_path)
+    assert zoo_cli.main(["evaluate", "resnet20_21", "--data", "cifar10"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "default folder" in err and "www.cs.toronto.edu" in err and "--dataset ../shared/data" in err
+
+
 def test_pad_crop_flip_takes_windows_of_the_padded_image():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, size=(64, 8, 8, 3), dtype=np.uint8)
