@@ -268,16 +268,42 @@ def _load_tfds(name: str, split: str, data_dir) -> Split:
 
 
 def _resolve_archive(path: Path, split: str) -> Path:
-    """A directory holding ``split/`` is used as is; else find its ``*{split}.tar.gz`` archive."""
+    """A directory holding ``split/`` is used as is; else find its one archive named ``{split}.tar.gz`` or
+    ``*-{split}.tar.gz`` (also ``_``/``.`` before the split, ``.tgz`` or ``.tar``)."""
     if path.is_file() or (path / split).is_dir():
         return path
-    matches = sorted(p for p in path.iterdir() if _strip_archive_suffix(p.name).endswith(split))
+    matches = sorted(p for p in path.iterdir() if p.is_file() and _is_archive_of(p.name, split))
     if len(matches) != 1:
         raise FileNotFoundError(
             f"{path} holds neither a '{split}/' folder nor exactly one '*{split}.tar.gz' archive "
             f"(found {[p.name for p in matches]}). Expected layout: {split}/<label>/<image>."
         )
     return matches[0]
+
+
+def _is_archive_of(name: str, split: str) -> bool:
+    """``cifar10-jpeg-test.tar.gz`` is an archive of ``test``; ``contest.tar.gz`` and ``test.zip`` are not."""
+    stem = _strip_archive_suffix(name)
+    return stem != name and (stem == split or stem.endswith(tuple(sep + split for sep in "-_.")))
+
+
+def _dataset_name(path: Path) -> str:
+    """The name a local dataset goes by: its folder's or archive's name (``.`` is the current folder's)."""
+    return _strip_archive_suffix(path.resolve().name) or "dataset"
+
+
+def _tree(root: Path) -> list[Path]:
+    """Every file and folder under ``root``, sorted, following symbolic links to folders (a class folder may
+    be a link to images kept elsewhere), each real folder once (a link back up is not a loop)."""
+    found, seen = [], set()
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        real = os.stat(folder)
+        if (real.st_dev, real.st_ino) in seen:
+            dirs.clear()
+            continue
+        seen.add((real.st_dev, real.st_ino))
+        found += [Path(folder, name) for name in (*dirs, *names)]
+    return sorted(found)
 
 
 def _strip_archive_suffix(name: str) -> str:
@@ -300,7 +326,7 @@ def _fingerprint(path: Path, split: str) -> str:
         stat = path.stat()
         return f"{LOADER_VERSION}|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{split}"
     digest = hashlib.sha256(f"{LOADER_VERSION}|{path.resolve()}|{split}".encode())
-    for entry in sorted((path / split).rglob("*")):
+    for entry in _tree(path / split):
         if _passed_over(entry.relative_to(path).as_posix()):
             continue
         stat = entry.stat()
@@ -310,7 +336,7 @@ def _fingerprint(path: Path, split: str) -> str:
 
 def _load_local(path: Path, split: str, cache_dir) -> Split:
     key = hashlib.sha256(_fingerprint(path, split).encode()).hexdigest()
-    cache = cache_root(cache_dir) / f"{_strip_archive_suffix(path.name)}-{split}-{key[:16]}.npz"
+    cache = cache_root(cache_dir) / f"{_dataset_name(path)}-{split}-{key[:16]}.npz"
     if cache.exists():
         try:
             return _read_cache(cache)
@@ -375,14 +401,14 @@ def _decode(path: Path, split: str) -> Split:
     stack = np.stack(images)
     mean = tuple(float(v) for v in stack.mean(axis=(0, 1, 2), dtype=np.float64))
     std = tuple(float(v) for v in stack.std(axis=(0, 1, 2), dtype=np.float64))
-    name = "cifar10_jpeg" if class_names == CIFAR10_CLASSES else _strip_archive_suffix(path.name)
+    name = "cifar10_jpeg" if class_names == CIFAR10_CLASSES else _dataset_name(path)
     return Split(stack, np.asarray(labels, np.int32), DatasetInfo(name, class_names, mean, std))
 
 
 def _walk(path: Path, split: str) -> Iterator[tuple[str, str, object]]:
     """``(member, label, read)`` for every entry under ``split/``; ``read`` is None for folders."""
     if path.is_dir():
-        for entry in sorted((path / split).rglob("*")):
+        for entry in _tree(path / split):
             member = entry.relative_to(path).as_posix()
             if _passed_over(member):
                 continue

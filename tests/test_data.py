@@ -39,6 +39,32 @@ def test_archive_and_directory_of_archives_give_the_same_split(image_folder, tmp
         np.testing.assert_array_equal(from_archive.labels, from_folder.labels)
 
 
+def test_an_archive_is_found_by_its_split_name_and_nothing_else(image_folder, tmp_path):
+    archives = tmp_path / "archives"
+    (archives / "contest").mkdir(parents=True)  # neither a folder nor a name that merely ends in "test"
+    (archives / "contest.tar.gz").write_bytes(b"")
+    (archives / "notes-test.txt").write_text("")
+    with tarfile.open(archives / "tiny_test.tgz", "w:gz") as tar:
+        tar.add(image_folder / "test", arcname="test")
+    assert data.find(archives, "test") == archives / "tiny_test.tgz"
+    assert data.load(archives, "test").info.name == "tiny_test"
+
+
+def test_the_current_folder_is_named_and_a_linked_class_folder_is_read(image_folder, tmp_path, monkeypatch):
+    linked = tmp_path / "linked"
+    (linked / "test").mkdir(parents=True)
+    for name in ("cat", "dog", "owl"):
+        (linked / "test" / name).symlink_to(image_folder / "test" / name, target_is_directory=True)
+    (linked / "test" / "self").symlink_to(linked / "test", target_is_directory=True)  # a loop, entered once
+    monkeypatch.chdir(linked)
+    with pytest.raises(ValueError, match=r"\['self'\].*contain no images"):
+        data.load(".", "test")
+    (linked / "test" / "self").unlink()
+    split = data.load(".", "test")
+    assert split.info.name == "linked" and split.info.class_names == ("cat", "dog", "owl")
+    np.testing.assert_array_equal(split.images, data.load(image_folder, "test").images)
+
+
 def test_decoded_once_then_read_from_the_cache(image_folder, tmp_path):
     first = data.load(image_folder, "test")
     caches = list((tmp_path / "home" / "data").glob("*.npz"))
