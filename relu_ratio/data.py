@@ -39,7 +39,7 @@ import numpy as np
 
 from relu_ratio import files, paths
 from relu_ratio.models import DEFAULT_INPUT_SHAPE
-from relu_ratio.validators import is_integer, plain_number
+from relu_ratio.validators import check_seed, is_integer, plain_number
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm")
 WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # Pillow's 16/32-bit and float modes
@@ -78,6 +78,9 @@ class Split:
     images: np.ndarray
     labels: np.ndarray
     info: DatasetInfo
+
+    def __post_init__(self):
+        _check_split(self.images, self.labels, self.info)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -125,6 +128,27 @@ class Split:
 
     def _pick(self, index: np.ndarray) -> Split:
         return Split(self.images[index], self.labels[index], self.info)
+
+
+def _check_split(images: object, labels: object, info: object) -> None:
+    """Refuse what :class:`Split` cannot hold: not uint8 NHWC images, not one integer label per image, a label
+    that is no class index of ``info``."""
+    def shown(array: object) -> str:
+        return f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else type(array).__name__
+
+    if not isinstance(info, DatasetInfo):
+        raise TypeError(f"a Split's info must be a relu_ratio.data.DatasetInfo; received {shown(info)}.")
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
+        raise ValueError(f"a Split's images must be a uint8 numpy array (images, height, width, channels) of "
+                         f"0-255 pixels; received {shown(images)}.")  # fmt: skip
+    integers = isinstance(labels, np.ndarray) and labels.dtype.kind in "iu"
+    if not integers or labels.shape != images.shape[:1]:
+        raise ValueError(f"a Split's labels must be an integer numpy array with one class index for each of "
+                         f"its {len(images)} images; received {shown(labels)}.")  # fmt: skip
+    wrong = labels[(labels < 0) | (labels >= info.num_classes)]
+    if len(wrong):
+        raise ValueError(f"label {wrong[0]} is not a class index of {info.name!r}: its {info.num_classes} "
+                         f"classes are 0 to {info.num_classes - 1}.")  # fmt: skip
 
 
 def subset(split: Split, count: int | None, seed: int, setting: str, of: str = "the split") -> Split:
@@ -184,11 +208,30 @@ def load(
     data_dir: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> Split:
-    """Load ``split`` of a tfds dataset name (``"cifar10"``, ``"cifar100"``) or a local folder/archive."""
+    """Load ``split`` of a tfds dataset name (``"cifar10"``, ``"cifar100"``) or a local folder/archive.
+
+    ``data_dir``: where tensorflow-datasets keeps its datasets (a tfds name only); ``cache_dir``: where a
+    local dataset's decoded copy goes (default ``$RELU_RATIO_HOME/data``)."""
+    check_data_dir(source, data_dir)
     found = find(source, split)
     if isinstance(found, str):
         return _load_tfds(found, split, data_dir)
     return _load_local(found, split, cache_dir)
+
+
+def check_data_dir(source: str | os.PathLike, data_dir: str | os.PathLike | None) -> None:
+    """Refuse a ``data_dir`` beside a local dataset, which would be ignored: it is tensorflow-datasets'.
+
+    >>> check_data_dir("../shared/data", "~/tfds")
+    Traceback (most recent call last):
+    ValueError: data_dir ('~/tfds') is where tensorflow-datasets keeps cifar10 and cifar100; dataset '../shared/data' is read from its own folder or archive. Drop data_dir.
+    """  # noqa: E501
+    if data_dir is not None and os.fspath(source) not in TFDS_STATS:
+        raise ValueError(
+            f"data_dir ({os.fspath(data_dir)!r}) is where tensorflow-datasets keeps "
+            f"{' and '.join(TFDS_STATS)}; dataset {os.fspath(source)!r} is read from its own folder or "
+            "archive. Drop data_dir."
+        )
 
 
 def find(source: str | os.PathLike, split: str) -> str | Path:
@@ -524,14 +567,21 @@ class Batches(keras.utils.PyDataset):
         if not isinstance(split, Split):
             raise TypeError(f"batches take a relu_ratio.data.Split (data.load(...) or Split(images, labels, "
                             f"info)); received {type(split).__name__}.")  # fmt: skip
-        batch_size = plain_number(batch_size)
+        batch_size, seed, epoch, skip = (plain_number(v) for v in (batch_size, seed, epoch, skip))
         if not is_integer(batch_size, 1):
             raise ValueError(f"batch_size must be an integer >= 1; received {batch_size!r}.")
-        self.split, self.batch_size, self.augment, self.one_hot = split, batch_size, augment, one_hot
-        self.shuffle = augment if shuffle is None else shuffle
+        for setting, value in (("augment", augment), ("one_hot", one_hot), ("shuffle", shuffle)):
+            if not isinstance(value, (bool, np.bool_)) and not (setting == "shuffle" and value is None):
+                raise ValueError(f"{setting} must be True or False; received {value!r}.")
+        check_seed(seed)
+        if not is_integer(epoch, 0):
+            raise ValueError(f"epoch must be an integer >= 0; received {epoch!r}.")
+        self.split, self.batch_size = split, batch_size
+        self.augment, self.one_hot = bool(augment), bool(one_hot)
+        self.shuffle = self.augment if shuffle is None else bool(shuffle)
         self.seed, self.epoch, self.skip, self.served = seed, epoch, skip, 0
         self.per_epoch = -(-len(split) // batch_size)  # batches in a whole epoch
-        if not (isinstance(skip, int) and 0 <= skip < max(self.per_epoch, 1)):
+        if not (is_integer(skip, 0) and skip < max(self.per_epoch, 1)):
             raise ValueError(f"skip must be an integer from 0 to {self.per_epoch - 1} (the batches of an "
                              f"epoch); received {skip!r}.")  # fmt: skip
         self.order = self._order()

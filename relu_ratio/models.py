@@ -573,10 +573,20 @@ def _canonical_name(name: object) -> str | None:
 
 def check_name(name: str) -> tuple[str, int, str]:
     """Like :func:`parse_name`, and also check that the depth and pattern are valid, without building."""
+    network_of(name)
+    return parse_name(name)
+
+
+def network_of(name: str) -> tuple[str, int, patterns.Masks]:
+    """What ``name`` builds, without building it: family, depth and ReLU masks (two names of one network, a
+    ratio and the preset it equals, give the same).
+
+    >>> network_of("resnet8_11") == network_of("resnet8_paired") != network_of("resnet8_21")
+    True
+    """
     family, depth, pattern = parse_name(name)
     spec = FAMILIES[family]
-    ReLUPattern(pattern).resolve(spec.kind, spec.blocks_per_stage(depth))
-    return family, depth, pattern
+    return family, depth, ReLUPattern(pattern).resolve(spec.kind, spec.blocks_per_stage(depth))
 
 
 def build(name: str, /, **kwargs) -> keras.Model:

@@ -49,6 +49,9 @@ from relu_ratio.train.series import NotTrained, train_in_order
 from relu_ratio.validators import check_seed, suggest
 from relu_ratio.zoo.entry import TAG_PATTERN
 
+# stands for `queue run --dataset` where a queue is read without it: a tensorflow-datasets name, so that a
+# queue may set data_dir (checked against the real --dataset when it runs)
+ANY_DATASET = next(iter(data.TFDS_STATS))
 RESERVED = {"model", "seed", "out", "dataset"}  # set per run or by the command, not in the queue's settings
 SETTINGS = {f.name for f in dataclasses.fields(train.TrainConfig)} - RESERVED
 ITEM_KEYS = {"model", "tag", "seed", "register", "why"}
@@ -100,7 +103,7 @@ def load(path: str | os.PathLike) -> list[QueuedRun]:
                          f"{suggest(min(unknown), QUEUE_KEYS)}; valid: {', '.join(sorted(QUEUE_KEYS))}.")
     defaults = spec.get("defaults", {})
     _check_settings(defaults, "defaults")
-    queued, seen = [], set()
+    queued, seen, networks = [], set(), {}
     for number, item in enumerate(spec["runs"], start=1):
         where = f"run {number} of {os.fspath(path)!r}"
         if not isinstance(item, dict) or "model" not in item:
@@ -120,11 +123,16 @@ def load(path: str | os.PathLike) -> list[QueuedRun]:
             raise ValueError(f"{where}: why must be a string; received {why!r}.")
         run = QueuedRun(item["model"], seed, {**defaults, **settings}, register, why, tag)
         try:
-            run.config("runs", "dataset").resolved()
+            run.config("runs", ANY_DATASET).resolved()
         except (TypeError, ValueError) as error:
             raise ValueError(f"{where} ({run.run_id}): {error}") from None
         if run.run_id in seen:
             raise ValueError(f"{where}: {run.run_id} is queued twice.")
+        same = networks.setdefault((models.network_of(run.model), run.tag, seed), run.run_id)
+        if same != run.run_id:
+            raise ValueError(f"{where}: {run.run_id} trains the network of {same} (another name for it) "
+                             "with the same seed: it is queued twice. Drop one, or tag a variant "
+                             "('tag').")  # fmt: skip
         seen.add(run.run_id)
         queued.append(run)
     return queued
@@ -219,6 +227,11 @@ def run(
         raise ValueError(f"--only {only!r} matches none of {', '.join(q.run_id for q in queued)}.")
     for split in ("train", *(["test"] if any(not q.settings.get("holdout") for q in chosen) else [])):
         data.find(dataset, split)  # once, before any run's folder: not a failure per run
+    for item in chosen:  # settings that need the real --dataset (data_dir: a tfds name)
+        try:
+            item.config(runs, dataset).resolved()
+        except ValueError as error:
+            raise ValueError(f"{item.run_id}: {error}") from None
     with folder_lock.locked_folder(runs, "queue's runs folder"):
         return _run(chosen, runs, dataset, log, finished or {})
 
@@ -326,7 +339,7 @@ def progress(
         record = record_of(item, runs, finished or {})
         split = record.result.get("evaluated_on", "test")
         top1 = record.result.get(f"{split}_top1") if record.result else (record.curve or [None])[-1]
-        config = item.config(runs, "dataset").resolved()
+        config = item.config(runs, ANY_DATASET).resolved()
         devices = record.result.get("devices") or record.clock.get("devices")
         state = f"damaged: {'; '.join(record.damage)}" if record.damage else record.state
         rows.append(Progress(

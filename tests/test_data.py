@@ -39,6 +39,11 @@ def test_archive_and_directory_of_archives_give_the_same_split(image_folder, tmp
         np.testing.assert_array_equal(from_archive.labels, from_folder.labels)
 
 
+def test_a_tfds_data_dir_beside_a_local_dataset_is_refused_not_ignored(image_folder, tmp_path):
+    with pytest.raises(ValueError, match=r"data_dir \('.*tfds'\) is where tensorflow-datasets keeps"):
+        data.load(image_folder, "test", data_dir=tmp_path / "tfds")
+
+
 def test_an_archive_is_found_by_its_split_name_and_nothing_else(image_folder, tmp_path):
     archives = tmp_path / "archives"
     (archives / "contest").mkdir(parents=True)  # neither a folder nor a name that merely ends in "test"
@@ -228,6 +233,35 @@ def test_batches_shuffle_each_epoch_and_one_hot(image_folder):
             split.take(bad)
         with pytest.raises(ValueError, match=f"test_subset must be an integer >= 1 or None .*{bad!r}"):
             data.subset(split, bad, 0, "test_subset")
+
+
+@pytest.mark.parametrize(
+    ("images", "labels", "message"),
+    [(np.zeros((2, 4, 4, 3), "float32"), [0, 1], r"uint8 numpy array .* received float32 \(2, 4, 4, 3\)"),
+     (np.zeros((2, 4, 4), "uint8"), [0, 1], r"received uint8 \(2, 4, 4\)"),
+     (np.zeros((2, 4, 4, 3), "uint8"), [0], r"each of its 2 images; received int64 \(1,\)"),
+     (np.zeros((2, 4, 4, 3), "uint8"), [0.0, 1.0], "integer numpy array"),
+     (np.zeros((2, 4, 4, 3), "uint8"), [0, 10], r"label 10 is not a class index of 'cifar10_jpeg_.*0 to 9"),
+     (np.zeros((2, 4, 4, 3), "uint8"), [-1, 0], "label -1 is not a class index")],
+)  # fmt: skip
+def test_a_split_refuses_arrays_it_cannot_hold(images, labels, message):
+    with pytest.raises(ValueError, match=message):
+        data.Split(images, np.asarray(labels), data.sample().info)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [("augment", "no", "augment must be True or False; received 'no'"),
+     ("shuffle", 1, "shuffle must be True or False"),
+     ("seed", -1, r"seed must be an integer in \[0, 2\*\*32 - 1\]; received -1"),
+     ("seed", None, "seed must be an integer"),
+     ("epoch", -1, "epoch must be an integer >= 0; received -1"),
+     ("skip", 5, "skip must be an integer from 0 to 4")],
+)  # fmt: skip
+def test_batches_refuse_settings_that_would_feed_the_wrong_batches(setting, value, message):
+    with pytest.raises(ValueError, match=message):
+        data.Batches(data.sample(), 8, **{setting: value})
+    assert data.Batches(data.sample(), 8, seed=np.int64(1), epoch=np.int64(2), skip=np.int64(3)).skip == 3
 
 
 def test_a_batch_is_a_function_of_seed_epoch_and_index_so_a_resume_can_skip_what_was_trained():

@@ -42,6 +42,8 @@ def test_the_repository_queue_is_valid_and_ordered():
         ([{"model": "resnet21_21"}], {}, r"run 1 .*depth 21 is not valid"),
         ([{"model": "resnet20_21", "seed": -1}], {}, r"run 1 .*: seed must be an integer in \[0, 2\*\*32"),
         ([{"model": "resnet20_21"}, {"model": "resnet20_21"}], {}, "queued twice"),
+        ([{"model": "resnet8_11"}, {"model": "resnet8_paired"}], {},
+         r"run 2 .*resnet8_paired-seed0 trains the network of resnet8_11-seed0 .* queued twice"),
         ([{"model": "resnet20_21", "tag": "Long"}], {}, "tag must be lower-case letters, digits and '_'"),
         ([{"model": "resnet20_21", "tag": ""}], {}, r"received ''"),
         ([{"model": "resnet20_21"}], {"recipe": "slow"}, "recipe must be one of"),
@@ -95,6 +97,17 @@ def test_a_missing_dataset_is_refused_once_before_any_run_folder(tmp_path, capsy
     assert queue.main(["run", str(path), "--runs", str(runs), "--dataset", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and "is neither a known tensorflow-datasets name" in err
+    assert not runs.exists()
+
+
+def test_a_data_dir_is_queued_for_a_tfds_dataset_and_refused_for_a_folder(folder, tmp_path, capsys):
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}, {"model": "resnet8_paired", "seed": 1}],
+                       {"data_dir": str(tmp_path / "tfds")})  # fmt: skip
+    assert [run.settings["data_dir"] for run in queue.load(path)] == [str(tmp_path / "tfds")] * 2
+    runs = tmp_path / "runs"
+    assert queue.main(["run", str(path), "--runs", str(runs), "--dataset", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: resnet8_21-seed0: data_dir (") and "Drop data_dir" in err
     assert not runs.exists()
 
 

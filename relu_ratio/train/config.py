@@ -90,12 +90,7 @@ class TrainConfig:
             )
         if not filled.out.strip():
             raise ValueError("out must name the run's folder; received an empty string.")
-        if filled.data_dir is not None and filled.dataset not in data.TFDS_STATS:
-            raise ValueError(
-                f"data_dir ({filled.data_dir!r}) is where tensorflow-datasets keeps "
-                f"{' and '.join(data.TFDS_STATS)}; dataset {filled.dataset!r} is read from its own folder or "
-                "archive. Drop data_dir."
-            )
+        data.check_data_dir(filled.dataset, filled.data_dir)
         models.check_name(filled.model)
         return filled
 
