@@ -259,10 +259,12 @@ def markdown(entries: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--models", nargs="+", default=["resnet20_21", "preact164_32"])
-    p.add_argument("--batch", type=count, default=128)
-    p.add_argument("--steps", type=count, default=20)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    p.add_argument("--models", nargs="+", default=["resnet20_21", "preact164_32"],
+                   help="zoo entries or builder names")  # fmt: skip
+    p.add_argument("--batch", type=count, default=128, help="images per step")
+    p.add_argument("--steps", type=count, default=20, help="timed steps")
     p.add_argument("--warmup", type=at_least(0), default=5,
                    help="untimed steps first (tracing, oneDNN set-up)")
     p.add_argument("--mixed-precision", nargs="+", default=["float32"],
@@ -282,13 +284,12 @@ def main(argv: list[str] | None = None) -> None:
                    "per CPU class (relu_ratio/train/speeds.json) and docs/BENCHMARKS.md's tables from "
                    "results.jsonl")  # fmt: skip
     args = p.parse_args(argv)
+    _refuse_ignored_flags(p, args)
     if args.update_tables:
         print("already current" if update_tables() else f"wrote {speeds.SPEEDS_FILE} and {PAGE}")
         return None
     check_models(p, args.models)
     if args.augment_on == "device":
-        if args.torch:
-            p.error("--torch measures PyTorch on the host path only; drop it with --augment-on device")
         return _device_path(args)
     print(f"{'framework:model':<22}{'precision':>16}{'batch':>6}{'train img/s':>14}{'infer img/s':>14}")
     for precision, name, context in _settings(args):
@@ -306,6 +307,23 @@ def main(argv: list[str] | None = None) -> None:
             if not args.no_record:
                 record(r)
     print(f"backend {keras.backend.backend()}, {train.device()}")
+
+
+def _refuse_ignored_flags(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Stop (one line, exit 2) on a flag the other flags would ignore, before anything is measured."""
+    given = sorted(f"--{name.replace('_', '-')}" for name, value in vars(args).items()
+                   if value != p.get_default(name) and name != "update_tables")  # fmt: skip
+    if args.update_tables and given:
+        p.error(f"--update-tables measures nothing: drop {', '.join(given)}")
+    device = args.augment_on == "device"
+    needs = (("torch_compile", args.torch, "--torch-compile needs --torch"),
+             ("steps_per_execution", device, "--steps-per-execution needs --augment-on device"),
+             ("note", not args.no_record, "--note is recorded with the rows: drop it with --no-record"),
+             ("torch", not device, "--torch measures PyTorch on the host path only: drop it with "
+              "--augment-on device"))  # fmt: skip
+    for name, allowed, message in needs:
+        if getattr(args, name) != p.get_default(name) and not allowed:
+            p.error(message)
 
 
 def _device_path(args: argparse.Namespace) -> None:

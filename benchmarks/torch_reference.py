@@ -129,16 +129,32 @@ def measure(
 def main(argv: list[str] | None = None) -> None:
     """Measure one network and print the result as one JSON line (``throughput.py --torch`` runs this in a
     subprocess: TensorFlow and a PyTorch build in one process can crash)."""
-    cli = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    cli.add_argument("--family", choices=tuple(EXPANSION), required=True)
-    cli.add_argument("--depth", type=int, required=True)
+    cli = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    cli.add_argument("--family", choices=tuple(EXPANSION), required=True,
+                     help="resnet: pre-activation building blocks; preact: bottlenecks")  # fmt: skip
+    cli.add_argument("--depth", type=int, required=True, help="6n+2 (resnet) or 9n+2 (preact), e.g. 164")
     cli.add_argument("--mask", required=True, help="one 0/1 per ReLU slot of a block, e.g. 011")
-    cli.add_argument("--batch", type=int, default=128)
-    cli.add_argument("--steps", type=int, default=20)
-    cli.add_argument("--warmup", type=int, default=5)
-    cli.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
-    cli.add_argument("--compile", action="store_true")
+    cli.add_argument("--batch", type=int, default=128, help="images per step")
+    cli.add_argument("--steps", type=int, default=20, help="timed steps")
+    cli.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    cli.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                     help="bfloat16: under torch.autocast")  # fmt: skip
+    cli.add_argument("--compile", action="store_true", help="train the torch.compile'd model")
     args = cli.parse_args(argv)
+    slots = len(_convs(args.family, 16, 16, 1))
+    if len(args.mask) != slots or set(args.mask) - {"0", "1"}:
+        cli.error(f"--mask: a {args.family} block has {slots} ReLU slots: give {slots} characters of 0/1 "
+                  f"(e.g. {'0' + '1' * (slots - 1)}); received {args.mask!r}")  # fmt: skip
+    per_stage, rest = divmod(args.depth - 2, 3 * slots)
+    if per_stage < 1 or rest:
+        depths = ", ".join(str(3 * slots * n + 2) for n in (1, 2, 3))
+        cli.error(f"--depth: a {args.family} network is {3 * slots}n+2 layers deep, n >= 1 ({depths}, ...); "
+                  f"received {args.depth}")  # fmt: skip
+    counts = (("--batch", args.batch, 1), ("--steps", args.steps, 1), ("--warmup", args.warmup, 0))
+    for flag, value, least in counts:
+        if value < least:
+            cli.error(f"{flag}: must be >= {least}; received {value}")
     mask = tuple(c == "1" for c in args.mask)
     params = sum(w.numel() for w in PreActResNet(args.family, args.depth, mask).parameters())
     row = measure(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import keras
@@ -36,6 +37,39 @@ def test_a_misspelt_model_or_a_zero_count_stops_a_benchmark_before_it_measures(c
             _benchmark(script).main(argv)
         err = capsys.readouterr().err
         assert stop.value.code == 2 and said in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [(["--torch-compile"], "--torch-compile needs --torch"),
+     (["--steps-per-execution", "4"], "--steps-per-execution needs --augment-on device"),
+     (["--no-record", "--note", "quiet"], "--note is recorded with the rows"),
+     (["--augment-on", "device", "--torch"], "--torch measures PyTorch on the host path only"),
+     (["--update-tables", "--batch", "4"], "--update-tables measures nothing: drop --batch, --models"),
+     (["--help"], "(default: 128)")],
+)  # fmt: skip
+def test_a_throughput_flag_the_others_would_ignore_stops_it_before_it_measures(capsys, argv, said):
+    with pytest.raises(SystemExit) as stop:
+        _benchmark("throughput").main(["--models", "resnet8_21", *argv])
+    out, err = capsys.readouterr()
+    helping = argv == ["--help"]
+    assert said in (out if helping else err) and stop.value.code == (0 if helping else 2)
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [(["--family", "preact", "--depth", "164", "--mask", "01"], "a preact block has 3 ReLU slots: give 3"),
+     (["--family", "resnet", "--depth", "20", "--mask", "1x"], "received '1x'"),
+     (["--family", "preact", "--depth", "21", "--mask", "011"], r"9n\+2 layers deep, n >= 1 \(11, 20, 29"),
+     (["--family", "resnet", "--depth", "2", "--mask", "11"], "received 2"),
+     (["--family", "resnet", "--depth", "20", "--mask", "11", "--steps", "0"], "--steps: must be >= 1")],
+)  # fmt: skip
+def test_the_torch_reference_refuses_a_network_it_would_build_wrong(capsys, argv, said):
+    pytest.importorskip("torch")
+    with pytest.raises(SystemExit) as stop:
+        _benchmark("torch_reference").main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and re.search(said, err), err
 
 
 def test_pipeline_cost_script_prints_a_row_per_feed(capsys):
