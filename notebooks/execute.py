@@ -5,7 +5,8 @@
     python notebooks/execute.py --tiny --out /tmp/nb  # CI's smoke run: tiny settings, a scratch copy
 
 Each runs in a fresh kernel with ``notebooks/`` as its working folder (its ``runs/`` there is ignored by
-git; the ``runs/notebook-*`` folders of a previous execution are removed first, so that it trains again).
+git; the ``runs/notebook-*`` folders of a previous execution are removed first, so that it trains again;
+one execution at a time holds ``runs/``, a second is refused naming the first).
 The stored notebook keeps its outputs and execution counts, not the timing metadata (so that a diff shows
 what changed), and records in its metadata the sha256 of its code cells' sources, which the tests compare
 with the current sources: a notebook edited after it was executed fails them until executed again.
@@ -23,8 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-from relu_ratio.startup import START_UP_LINES
-
 HERE = Path(__file__).resolve().parent
 NOTEBOOKS = sorted(HERE.glob("[0-9][0-9]_*.ipynb"))
 KEY = "relu_ratio"  # the notebook metadata this script writes: {"source_sha256": ..., "tiny": ...}
@@ -41,18 +40,21 @@ def execute(path: Path, out: Path, tiny: bool = False, timeout: int = 3600, work
     import nbformat
     from nbclient import NotebookClient
 
+    from relu_ratio.folder_lock import locked_folder
+
     notebook = nbformat.read(path, as_version=4)
-    for folder in Path(workdir).glob("runs/notebook-*"):  # a previous execution's runs: train them again
-        shutil.rmtree(folder)
     env = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "TF_CPP_MIN_LOG_LEVEL": "3"}
     env["RELU_RATIO_NOTEBOOK_TINY"] = "1" if tiny else "0"
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits this process's environment
     try:
-        NotebookClient(
-            notebook, timeout=timeout, kernel_name="python3", record_timing=False,
-            resources={"metadata": {"path": os.fspath(workdir)}},
-        ).execute()  # fmt: skip
+        with locked_folder(Path(workdir) / "runs", "notebooks' runs folder") as runs:
+            for folder in runs.glob("notebook-*"):  # a previous execution's runs: train them again
+                shutil.rmtree(folder)
+            NotebookClient(
+                notebook, timeout=timeout, kernel_name="python3", record_timing=False,
+                resources={"metadata": {"path": os.fspath(workdir)}},
+            ).execute()  # fmt: skip
     finally:
         for key, value in saved.items():
             if value is None:
@@ -68,6 +70,8 @@ def execute(path: Path, out: Path, tiny: bool = False, timeout: int = 3600, work
 
 def clean(notebook) -> None:
     """Drop the timing metadata and TensorFlow's start-up lines on stderr: a diff shows what changed."""
+    from relu_ratio.startup import START_UP_LINES  # here: importing relu_ratio starts Keras (not for --help)
+
     for cell in notebook.cells:
         cell.metadata.pop("execution", None)
         kept = []
@@ -97,12 +101,34 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tiny", action="store_true",
                    help="tiny settings (RELU_RATIO_NOTEBOOK_TINY=1); needs --out")
     p.add_argument("--out", help="write the executed notebooks to this folder instead of in place")
-    p.add_argument("--timeout", type=int, default=3600, help="seconds one cell may run (default: 3600)")
+    p.add_argument("--timeout", type=_seconds, default=3600, help="seconds one cell may run (default: 3600)")
     return p
+
+
+def _seconds(text: str) -> int:
+    value = int(text)  # a ValueError: argparse's "invalid _seconds value"
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1; received {value}")
+    return value
+
+
+def _out_problem(out: str, tiny: bool) -> str | None:
+    """Why ``--out`` cannot take the executed notebooks, or ``None``."""
+    from relu_ratio.files import check_writable
+
+    folder = Path(out)
+    if tiny and folder.resolve() == HERE:
+        return "--tiny writes a scratch copy: --out must not be notebooks/ (the committed notebooks)"
+    try:
+        check_writable(folder, "--out folder")
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from relu_ratio.folder_lock import FolderInUse
     chosen = [p for p in NOTEBOOKS if not args.names or p.stem in args.names or p.name in args.names]
     unknown = set(args.names) - {p.stem for p in chosen} - {p.name for p in chosen}
     if unknown:
@@ -113,12 +139,20 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --tiny needs --out: the committed notebooks keep the outputs of the real settings",
               file=sys.stderr)  # fmt: skip
         return 2
+    problem = args.out and _out_problem(args.out, args.tiny)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     start = time.monotonic()
     for number, path in enumerate(chosen, start=1):
         target = Path(args.out) / path.name if args.out else path
         began = time.monotonic()
         print(f"[{number}/{len(chosen)}] {path.name} ...", flush=True)
-        execute(path, target, tiny=args.tiny, timeout=args.timeout)
+        try:
+            execute(path, target, tiny=args.tiny, timeout=args.timeout)
+        except FolderInUse as error:  # another execution trains in notebooks/runs
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         took = time.monotonic() - began
         print(f"[{number}/{len(chosen)}] {path.name}: {took / 60:.1f} min -> {target}", flush=True)
     print(f"done in {(time.monotonic() - start) / 60:.1f} min")

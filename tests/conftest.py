@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -143,3 +145,13 @@ def logged_epochs(run_dir) -> list[int]:
         return []
     with open(run_dir / "metrics.csv") as f:
         return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+@pytest.fixture
+def live_holder():
+    """A lock file's content (:mod:`relu_ratio.folder_lock`) naming a live process on this host."""
+    process = subprocess.Popen(["sleep", "60"])
+    yield process.pid, json.dumps({"pid": process.pid, "host": socket.gethostname(), "since": "earlier",
+                                   "command": "python -m relu_ratio.queue run q.json"})  # fmt: skip
+    process.kill()
+    process.wait()

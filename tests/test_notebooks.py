@@ -52,6 +52,26 @@ def test_tiny_run_refuses_to_overwrite_the_committed_notebooks(capsys):
     assert "--tiny needs --out" in capsys.readouterr().err
 
 
+def test_an_out_folder_that_cannot_take_the_notebooks_is_refused_before_any_runs(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    cases = ((tmp_path / "file" / "nb", "is not a folder"), (FOLDER, "--out must not be notebooks/"))
+    for out, said in cases:
+        assert _execute_module().main(["--tiny", "--out", str(out), "01_quickstart"]) == 2
+        err = capsys.readouterr().err
+        assert said in err.splitlines()[-1] and "[1/1]" not in err, err
+
+
+def test_a_second_execution_leaves_the_first_ones_runs_alone(tmp_path, live_holder):
+    from relu_ratio.folder_lock import FolderInUse
+
+    pid, lock = live_holder
+    (tmp_path / "runs" / "notebook-table2").mkdir(parents=True)
+    (tmp_path / "runs" / ".lock").write_text(lock)
+    with pytest.raises(FolderInUse, match=f"notebooks' runs folder .* is in use by process {pid}"):
+        _execute_module().execute(NOTEBOOKS[0], tmp_path / "out.ipynb", tiny=True, workdir=tmp_path)
+    assert (tmp_path / "runs" / "notebook-table2").is_dir() and not (tmp_path / "out.ipynb").exists()
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 @pytest.mark.slow
 def test_notebook_runs_top_to_bottom(path, shared_data, decoded_data_home, tmp_path, monkeypatch):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
-import subprocess
 import tarfile
 from pathlib import Path
 
@@ -354,16 +353,6 @@ def test_a_tagged_variant_has_its_own_runs_seeds_and_twin(tmp_path):
 
 
 # --- one queue per runs folder, runs in use elsewhere, damaged run folders --------------------------------
-
-
-@pytest.fixture
-def live_holder():
-    """A lock file's content naming a live process on this host."""
-    process = subprocess.Popen(["sleep", "60"])
-    yield process.pid, json.dumps({"pid": process.pid, "host": socket.gethostname(), "since": "earlier",
-                                   "command": "python -m relu_ratio.queue run q.json"})  # fmt: skip
-    process.kill()
-    process.wait()
 
 
 def test_a_second_queue_on_the_same_runs_folder_is_refused_at_once(folder, tmp_path, capsys, live_holder):
