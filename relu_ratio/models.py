@@ -295,6 +295,8 @@ def build_family(
     preset = _is_preset(weights)
     shape = check_input_shape(input_shape)
     check_head(include_top, pooling, classes, classifier_activation)
+    if name is not None and not (isinstance(name, str) and name.strip()):
+        raise ValueError(f"name must be a non-empty string (the model's name) or None; received {name!r}.")
     check_width_multiplier(width_multiplier)
     if not is_finite_number(weight_decay) or weight_decay < 0:
         raise ValueError(f"weight_decay must be a finite number >= 0; received {weight_decay!r}.")
@@ -397,18 +399,25 @@ def family_spec(family: str) -> Family:
     return FAMILIES[family]
 
 
-def check_input_shape(input_shape) -> tuple[int, int, int]:
-    """``input_shape`` as ``(height, width, channels)`` (default ``(32, 32, 3)``); raises if unusable."""
+def check_input_shape(input_shape) -> tuple[int | None, int | None, int]:
+    """``input_shape`` as ``(height, width, channels)`` (default ``(32, 32, 3)``); raises if unusable. Height
+    and width may be ``None``: a network for images of any size (the layers are convolutions and a global
+    pooling), as in ``keras.applications``.
+
+    >>> check_input_shape([None, None, 3])
+    (None, None, 3)
+    """
     if input_shape is None:
         return DEFAULT_INPUT_SHAPE
     if isinstance(input_shape, str) or not hasattr(input_shape, "__iter__"):
         raise ValueError(f"input_shape must be (height, width, channels); received {input_shape!r}.")
     shape = tuple(input_shape)
-    if len(shape) != 3 or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+    if len(shape) != 3 or not all(is_integer(d) or (d is None and i < 2) for i, d in enumerate(shape)):
         raise ValueError(
-            f"input_shape must be (height, width, channels) of integers; received {input_shape!r}."
+            f"input_shape must be (height, width, channels) of integers, height and width may be None (any "
+            f"size); received {input_shape!r}."
         )
-    if min(shape[:2]) < 4 or shape[2] < 1:
+    if min(d for d in (*shape[:2], 4) if d is not None) < 4 or shape[2] < 1:
         raise ValueError(
             f"input_shape {shape} is too small: height and width must be at least 4 (two stride-2 "
             "stages) and channels at least 1, e.g. (32, 32, 3)."
@@ -427,14 +436,24 @@ def check_width_multiplier(width_multiplier) -> None:
 
 def check_head(include_top, pooling, classes, classifier_activation) -> None:
     """The head arguments of every path that builds a network (the builders, :func:`relu_ratio.zoo.load`),
-    checked in one place: ``include_top`` a bool; with the top, ``pooling`` unset (the top average-pools),
-    ``classes`` an integer in [2, :data:`MAX_CLASSES`] and a known ``classifier_activation``; without it,
-    ``pooling`` ``None``, ``"avg"`` or ``"max"`` and no ``classes``. Raises ``ValueError`` naming the
-    value."""
+    checked in one place: ``include_top`` a bool, ``classifier_activation`` a known activation (a misspelt
+    one is refused without a top too); with the top, ``pooling`` unset (the top average-pools) and
+    ``classes`` an integer in [2, :data:`MAX_CLASSES`]; without it, ``pooling`` ``None``, ``"avg"`` or
+    ``"max"`` and no ``classes``. Raises ``ValueError`` naming the value."""
     if not isinstance(include_top, bool):
         raise ValueError(f"include_top must be True or False; received {include_top!r}.")
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling must be None, 'avg' or 'max'; received {pooling!r}.")
+    if classifier_activation is not None and not callable(classifier_activation):  # with or without a top
+        try:
+            keras.activations.get(classifier_activation)
+        except ValueError:
+            known = ("softmax", "sigmoid", "linear")
+            raise ValueError(
+                f"classifier_activation {classifier_activation!r} is not a Keras activation"
+                f"{suggest(str(classifier_activation), known)}; e.g. {', '.join(map(repr, known))} "
+                "or None (logits)."
+            ) from None
     if include_top:
         if pooling is not None:
             raise ValueError(
@@ -452,16 +471,6 @@ def check_head(include_top, pooling, classes, classifier_activation) -> None:
                 "classifier would not fit in memory); if you mean it, raise the limit: "
                 f"relu_ratio.models.MAX_CLASSES = {classes}."
             )
-        if classifier_activation is not None and not callable(classifier_activation):
-            try:
-                keras.activations.get(classifier_activation)
-            except ValueError:
-                known = ("softmax", "sigmoid", "linear")
-                raise ValueError(
-                    f"classifier_activation {classifier_activation!r} is not a Keras activation"
-                    f"{suggest(str(classifier_activation), known)}; e.g. {', '.join(map(repr, known))} "
-                    "or None (logits)."
-                ) from None
     elif classes is not None:
         raise ValueError(
             f"classes={classes!r} only applies with include_top=True (include_top=False has no "

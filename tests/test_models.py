@@ -64,6 +64,11 @@ def test_head_options(images):
     assert out.shape == (4, 100) and not np.allclose(out.sum(axis=1), 1)
     probs = keras.ops.convert_to_numpy(models.build("resnet8_21")(images))
     np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+    any_size = models.build("resnet8_21", input_shape=(None, None, 3), include_top=False, pooling="avg")
+    for size in ((32, 32), (40, 24)):
+        features = any_size(keras.ops.convert_to_tensor(np.zeros((2, *size, 3), "float32")))
+        assert tuple(features.shape) == (2, 64)
+    assert relu_ratio.describe(any_size).flops is None
     wide = models.build("resnet8_21", width_multiplier=2, input_shape=(64, 48, 1))
     assert wide.input.shape == (None, 64, 48, 1)
     assert relu_ratio.describe(wide).params > relu_ratio.describe(models.build("resnet8_21")).params
@@ -117,6 +122,10 @@ def test_weights_argument_loads_a_weights_file(tmp_path, images):
         ({"classifier_activation": "sofmax"}, r"'sofmax' is not a Keras activation \(did you mean 'softmax'"),
         ({"input_shape": 5}, r"input_shape must be \(height, width, channels\); received 5"),
         ({"pooling": "sum"}, r"pooling must be None, 'avg' or 'max'; received 'sum'"),
+        ({"include_top": False, "classifier_activation": "sofmax"}, r"'sofmax' is not a Keras activation"),
+        ({"name": ""}, r"name must be a non-empty string \(the model's name\) or None; received ''"),
+        ({"input_shape": (None, 32, None)}, r"height and width may be None \(any size\)"),
+        ({"input_shape": (None, 2, 3)}, "too small"),
     ],
 )
 def test_bad_builder_combinations_raise_value_errors(kwargs, message):
