@@ -46,7 +46,7 @@ class TrainConfig:
     label_smoothing: float | None = _flag(None, "label smoothing, in [0, 1)", recipe=True)
     schedule: str | None = _flag(None, "learning-rate schedule: step (x0.1 at 1/2, 3/4, 7/8), cosine or "
                                  "linear to zero", recipe=True, choices=SCHEDULES)
-    warmup_epochs: float | None = _flag(None, "linear warm-up epochs before the schedule, < epochs",
+    warmup_epochs: float | None = _flag(None, "linear warm-up epochs before the schedule, 0 to epochs",
                                         recipe=True)
     ema: float | None = _flag(None, "keep an exponential moving average of the trainable weights with this "
                               "momentum (e.g. 0.998; BatchNorm statistics are not averaged), validate with "

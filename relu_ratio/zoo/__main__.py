@@ -79,7 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "list":
-        print("\n".join(registry.list_models(args.pattern)))
+        names = registry.list_models(args.pattern)
+        if not names:  # like grep: nothing printed, exit 1, and here a line on stderr saying what there is
+            print(f"no zoo entry matches {args.pattern!r}; registered: {', '.join(registry.list_models())}",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        print("\n".join(names))
     elif args.command == "info":
         print(json.dumps(registry.info(args.name).to_json(), indent=2))
     elif args.command == "verify":
