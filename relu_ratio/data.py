@@ -195,6 +195,10 @@ def sample() -> Split:
     return Split(images, labels, info)
 
 
+# How a dataset is named beside its accuracies (DatasetInfo.name -> label); other names stand as they are.
+DATASET_LABELS = {"cifar10_jpeg": "CIFAR-10 (JPEG)", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+
+
 # Reference statistics for the tensorflow-datasets versions (shared REFERENCE.md, fusenet).
 TFDS_STATS = {
     "cifar10": ((125.307, 122.950, 113.865), (62.993, 62.089, 66.705)),

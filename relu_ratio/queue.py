@@ -307,6 +307,7 @@ class Progress:
     devices: dict | None = None  # wall and CPU seconds per device, where recorded (a run resumed elsewhere)
     split: str = "test"  # what top1 was measured on: "test", or "holdout" (a slice of the training set)
     epochs_trained: float = 0.0  # in wall_hours, a fraction after a mid-epoch backup (see RunRecord)
+    dataset: str | None = None  # the name of the data it trains on (DatasetInfo.name), where recorded
 
     @property
     def on_gpu(self) -> bool:
@@ -349,6 +350,7 @@ def progress(
             record.result.get("device") or (DEVICE_SEPARATOR.join(devices) if devices else None),
             tuple(differences(config, record.config)) if record.state == "finished" else (),
             devices, "holdout" if config.holdout else "test", record.epochs_trained,
+            record.config.get("dataset_info", {}).get("name"),
         ))  # fmt: skip
     return rows
 
@@ -414,9 +416,8 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
     lines = [
         "# Training queue: progress record",
         "",
-        "Where the zoo's CPU training queue (`training/queue.json`; how it runs and the plan: "
-        "`training/README.md`) stands. State `partial`: epochs done, not finished (running, or cut off and "
-        "resumed by the next `run`).",
+        f"Where the training queue `{queue_path}` stands. State `partial`: epochs done, not finished "
+        "(running, or cut off and resumed by the next `run`).",
         "",
         "| # | run | state | epochs | test top-1 % | wall h | CPU h | wall h left (est.) | trained on "
         "| why |",
@@ -445,14 +446,15 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
     if gpu_wall:
         spent += (f", {gpu_wall:.2f} wall-clock hours by {sum(r.on_gpu for r in rows)} run(s) on a lent GPU "
                   f"(their host CPU time: {gpu_cpu:.2f} hours)")  # fmt: skip
+    measured = {r.dataset for r in rows if r.dataset and r.top1 is not None}
+    names = sorted(data.DATASET_LABELS.get(name, name) for name in measured)
+    tested = " / ".join(names) or "runs'"
     lines += [
         "",
-        f'{done} of {len(rows)} runs finished; {spent}. Test top-1 "so far" is the last finished epoch\'s '
-        "accuracy on the CIFAR-10 "
-        "(JPEG) test split (on held-out training images where marked holdout: a recipe proxy), logged for "
-        "progress only; a zoo entry's number is its final weights' accuracy, "
-        "measured by "
-        "`zoo register`. Estimates of hours left use the run's own pace so far.",
+        f"{done} of {len(rows)} runs finished; {spent}. Test top-1 is on the {tested} "
+        "test split (on held-out training images where marked holdout: a recipe proxy); \"so far\" is the "
+        "last finished epoch's, logged for progress only; a zoo entry's number is its final weights' "
+        "accuracy, measured by `zoo register`. Estimates of hours left use the run's own pace so far.",
         "",
         "## Models trained with several seeds",
         "",

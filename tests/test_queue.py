@@ -135,6 +135,8 @@ def test_queue_trains_in_order_skips_finished_runs_and_reports(folder, tmp_path,
     assert "| 1 | `resnet8_21-seed0` (zoo entry) | finished | 1/1 |" in text
     assert "| 2 | `resnet8_11-seed1` | finished | 1/1 |" in text
     assert "2 of 2 runs finished" in text
+    assert f"Where the training queue `{path}` stands" in text
+    assert "Test top-1 is on the ds test split" in text
     progress = queue.progress(queue.load(path), runs)
     assert all(p.cpu_hours > 0 and p.wall_hours > 0 for p in progress)
     # another machine, a fresh clone: no run folders, only the committed record of finished runs

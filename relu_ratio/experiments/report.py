@@ -19,11 +19,10 @@ import os
 import statistics
 from pathlib import Path
 
-from relu_ratio import files, stats, train
+from relu_ratio import data, files, stats, train
 from relu_ratio.experiments.runner import Run, plan, read_record
 from relu_ratio.experiments.specs import Budget, Experiment, experiment
 
-DATASET_LABELS = {"cifar10_jpeg": "CIFAR-10 (JPEG)", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 COLUMNS = (
     "experiment", "group", "variant", "model", "seed", "status", "epochs_done", "epochs", "dataset",
     "train_images", "test_images", "test_top1", "test_top5", "best_test_top1", "wall_time_s", "device",
@@ -75,7 +74,7 @@ def _row(spec: Experiment, item: Run) -> dict:
         "model": item.variant.model, "seed": item.seed, "status": status,
         "epochs_done": record.epochs_done,
         "epochs": config.get("epochs", item.config.epochs),
-        "dataset": DATASET_LABELS.get(dataset_name, dataset_name or item.config.dataset),
+        "dataset": data.DATASET_LABELS.get(dataset_name, dataset_name or item.config.dataset),
         "train_images": config.get("train_images"), "test_images": config.get("test_images"),
         "test_top1": _percent(result.get("test_top1")), "test_top5": _percent(result.get("test_top5")),
         "best_test_top1": _percent(result.get("best_test_top1")),
