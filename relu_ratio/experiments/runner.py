@@ -248,16 +248,18 @@ def read_record(root: Path) -> dict:
     problem = _record_problem(record)
     if problem:
         raise ValueError(f"{path} is damaged: {problem}. {RECORD_REMEDY}")
-    defaults = {field.name: field.default for field in dataclasses.fields(Budget)
-                if field.default is not dataclasses.MISSING}  # fmt: skip
-    return {**record, "budget": {**defaults, **record["budget"]}}  # a field added since: its default
+    return {**record, "budget": {**_BUDGET_DEFAULTS, **record["budget"]}}  # a field added since: its default
+
+
+# the Budget fields a record may leave out (written before the field was added): they read with their default
+_BUDGET_DEFAULTS = {field.name: field.default for field in dataclasses.fields(Budget)
+                    if field.default is not dataclasses.MISSING}  # fmt: skip
 
 
 def _record_problem(record: object) -> str | None:
     """What is wrong with an ``experiment.json`` record (``None`` if nothing)."""
-    fields = dataclasses.fields(Budget)
-    required = {field.name for field in fields if field.default is dataclasses.MISSING}
-    optional = {field.name for field in fields} - required
+    optional = set(_BUDGET_DEFAULTS)
+    required = {field.name for field in dataclasses.fields(Budget)} - optional
     if not isinstance(record, dict) or set(record) != {"experiment", "budget", "dataset"}:
         keys = sorted(record) if isinstance(record, dict) else type(record).__name__
         return f"it holds {keys}, not the keys 'experiment', 'budget' and 'dataset'"
