@@ -26,6 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 NOTEBOOKS = sorted(HERE.glob("[0-9][0-9]_*.ipynb"))
+RUNS = "notebooks' runs folder"  # what the lock on runs/ is called in a message
 KEY = "relu_ratio"  # the notebook metadata this script writes: {"source_sha256": ..., "tiny": ...}
 
 
@@ -48,7 +49,7 @@ def execute(path: Path, out: Path, tiny: bool = False, timeout: int = 3600, work
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits this process's environment
     try:
-        with locked_folder(Path(workdir) / "runs", "notebooks' runs folder") as runs:
+        with locked_folder(Path(workdir) / "runs", RUNS) as runs:
             for folder in runs.glob("notebook-*"):  # a previous execution's runs: train them again
                 shutil.rmtree(folder)
             NotebookClient(
@@ -101,15 +102,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tiny", action="store_true",
                    help="tiny settings (RELU_RATIO_NOTEBOOK_TINY=1); needs --out")
     p.add_argument("--out", help="write the executed notebooks to this folder instead of in place")
-    p.add_argument("--timeout", type=_seconds, default=3600, help="seconds one cell may run (default: 3600)")
+    p.add_argument("--timeout", type=int, default=3600, help="seconds one cell may run (default: 3600)")
     return p
-
-
-def _seconds(text: str) -> int:
-    value = int(text)  # a ValueError: argparse's "invalid _seconds value"
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1; received {value}")
-    return value
 
 
 def _out_problem(out: str, tiny: bool) -> str | None:
@@ -128,7 +122,6 @@ def _out_problem(out: str, tiny: bool) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from relu_ratio.folder_lock import FolderInUse
     chosen = [p for p in NOTEBOOKS if not args.names or p.stem in args.names or p.name in args.names]
     unknown = set(args.names) - {p.stem for p in chosen} - {p.name for p in chosen}
     if unknown:
@@ -139,22 +132,26 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --tiny needs --out: the committed notebooks keep the outputs of the real settings",
               file=sys.stderr)  # fmt: skip
         return 2
-    problem = args.out and _out_problem(args.out, args.tiny)
+    problem = (args.out and _out_problem(args.out, args.tiny)) or (
+        args.timeout < 1 and f"--timeout must be >= 1 (seconds); received {args.timeout}")
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    from relu_ratio.folder_lock import FolderInUse, locked_folder
+
     start = time.monotonic()
-    for number, path in enumerate(chosen, start=1):
-        target = Path(args.out) / path.name if args.out else path
-        began = time.monotonic()
-        print(f"[{number}/{len(chosen)}] {path.name} ...", flush=True)
-        try:
-            execute(path, target, tiny=args.tiny, timeout=args.timeout)
-        except FolderInUse as error:  # another execution trains in notebooks/runs
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        took = time.monotonic() - began
-        print(f"[{number}/{len(chosen)}] {path.name}: {took / 60:.1f} min -> {target}", flush=True)
+    try:
+        with locked_folder(HERE / "runs", RUNS):  # for the whole execution, not only each notebook
+            for number, path in enumerate(chosen, start=1):
+                target = Path(args.out) / path.name if args.out else path
+                began = time.monotonic()
+                print(f"[{number}/{len(chosen)}] {path.name} ...", flush=True)
+                execute(path, target, tiny=args.tiny, timeout=args.timeout)
+                took = time.monotonic() - began
+                print(f"[{number}/{len(chosen)}] {path.name}: {took / 60:.1f} min -> {target}", flush=True)
+    except FolderInUse as error:  # another execution trains in notebooks/runs
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"done in {(time.monotonic() - start) / 60:.1f} min")
     return 0
 

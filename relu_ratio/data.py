@@ -73,7 +73,8 @@ class DatasetInfo:
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-    """One split as numpy arrays: ``images`` uint8 (N, H, W, C), ``labels`` int32 (N,)."""
+    """One split as numpy arrays: ``images`` uint8 (N, H, W, C), ``labels`` integers (N,), each a class index
+    of ``info`` (checked when made)."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -301,11 +302,15 @@ def _load_tfds(name: str, split: str, data_dir) -> Split:
             data_dir=None if data_dir is None else os.fspath(data_dir),
         )
         chunks = list(tfds.as_numpy(dataset.batch(4096)))
-    except Exception as error:  # a download without network, a missing split, a damaged prepared copy, ...
+    except MemoryError:
+        raise
+    except ValueError as error:  # what tfds refuses: a split it does not have, ...
+        raise ValueError(f"tensorflow-datasets cannot load split {split!r} of {name!r}: {error}") from error
+    except Exception as error:  # a first download without network, a damaged prepared copy, ...
         raise OSError(
-            f"tensorflow-datasets could not load split {split!r} of {name!r} from {where} (it downloads and "
-            f"prepares the dataset there the first time): {type(error).__name__}: {error}. Run it once where "
-            "there is a network, or give a local folder or archive instead (e.g. --dataset ../shared/data)."
+            f"tensorflow-datasets could not load split {split!r} of {name!r} from {where}: "
+            f"{type(error).__name__}: {error}. The first load downloads and prepares it there, which needs a "
+            "network; or read a local folder or archive instead (e.g. ../shared/data)."
         ) from error
     images = np.concatenate([c[0] for c in chunks])
     labels = np.concatenate([c[1] for c in chunks])
@@ -322,8 +327,9 @@ def _resolve_archive(path: Path, split: str) -> Path:
     matches = sorted(p for p in path.iterdir() if p.is_file() and _is_archive_of(p.name, split))
     if len(matches) != 1:
         raise FileNotFoundError(
-            f"{path} holds neither a '{split}/' folder nor exactly one '*{split}.tar.gz' archive "
-            f"(found {[p.name for p in matches]}). Expected layout: {split}/<label>/<image>."
+            f"{path} holds neither a '{split}/' folder nor exactly one archive named '{split}' or "
+            f"'*-{split}' ('_' or '.' for '-'; .tar.gz, .tgz or .tar) (found {[p.name for p in matches]}). "
+            f"Expected layout: {split}/<label>/<image>."
         )
     return matches[0]
 
@@ -336,7 +342,7 @@ def _is_archive_of(name: str, split: str) -> bool:
 
 def _dataset_name(path: Path) -> str:
     """The name a local dataset goes by: its folder's or archive's name (``.`` is the current folder's)."""
-    return _strip_archive_suffix(path.resolve().name) or "dataset"
+    return _strip_archive_suffix(Path(os.path.abspath(path)).name) or "dataset"  # a link keeps its own name
 
 
 def _tree(root: Path) -> list[Path]:

@@ -251,7 +251,7 @@ def build_family(
     *,
     include_top: bool = True,
     weights: str | os.PathLike | None = None,
-    input_shape: Sequence[int] | None = None,
+    input_shape: Sequence[int | None] | None = None,
     pooling: str | None = None,
     classes: int | None = None,
     classifier_activation: str | Callable | None = "softmax",
@@ -272,7 +272,8 @@ def build_family(
             the normalization they were trained with built in (:func:`relu_ratio.zoo.registry.from_preset`;
             a network without them raises, listing those with); or the path of a ``.weights.h5`` file
             for this architecture.
-        input_shape: ``(height, width, channels)``, default ``(32, 32, 3)``.
+        input_shape: ``(height, width, channels)``, default ``(32, 32, 3)``; height and width may be ``None``
+            (images of any size).
         pooling: with ``include_top=False``: ``None``, ``"avg"`` or ``"max"``.
         classes: classifier outputs (with ``include_top=True`` only); default 10.
         classifier_activation: activation of the classifier; ``None`` returns logits.

@@ -390,14 +390,17 @@ def _call_mask(fn: Callable[[int, int], object], kind: BlockKind, stage: int, bl
     result = fn(stage, block)
     if isinstance(result, str):
         text = result.strip().lower().replace("-", "_")
-        if kind.periodic and parse_ratio(text) is not None:  # one layer keeps its ReLU or not: no ratio
+        ratio = parse_ratio(text)
+        if kind.periodic and ratio is not None and ratio[0] == ratio[1]:  # N:N keeps every ReLU: this one too
+            return (True,)
+        if kind.periodic and ratio is not None:  # one layer keeps its ReLU or not: no ratio
             raise ValueError(
                 f"relu_pattern callable returned the ratio {result!r} for layer {block} of stage {stage}; "
                 "a plain network asks its callable about one layer at a time, which keeps its ReLU ('1') or "
                 f"not ('0'). A ratio is laid over the layers: pass relu_pattern='{text}' itself, or one "
                 "ratio per stage."
             )
-        if text in PRESETS or parse_ratio(text) is not None:
+        if text in PRESETS or ratio is not None:
             return block_mask(text, kind)
         return _parse_mask(text, kind)
     if isinstance(result, (list, tuple)) and all(v in (0, 1) for v in result):

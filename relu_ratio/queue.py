@@ -448,11 +448,11 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
                   f"(their host CPU time: {gpu_cpu:.2f} hours)")  # fmt: skip
     measured = {r.dataset for r in rows if r.dataset and r.top1 is not None}
     names = sorted(data.DATASET_LABELS.get(name, name) for name in measured)
-    tested = " / ".join(names) or "runs'"
+    tested = f"{' / '.join(names)} test split" if names else "test split"
     lines += [
         "",
         f"{done} of {len(rows)} runs finished; {spent}. Test top-1 is on the {tested} "
-        "test split (on held-out training images where marked holdout: a recipe proxy); \"so far\" is the "
+        "(on held-out training images where marked holdout: a recipe proxy); \"so far\" is the "
         "last finished epoch's, logged for progress only; a zoo entry's number is its final weights' "
         "accuracy, measured by `zoo register`. Estimates of hours left use the run's own pace so far.",
         "",

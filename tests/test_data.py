@@ -68,6 +68,8 @@ def test_the_current_folder_is_named_and_a_linked_class_folder_is_read(image_fol
     split = data.load(".", "test")
     assert split.info.name == "linked" and split.info.class_names == ("cat", "dog", "owl")
     np.testing.assert_array_equal(split.images, data.load(image_folder, "test").images)
+    (tmp_path / "alias").symlink_to(linked, target_is_directory=True)  # a link keeps its own name (a resume
+    assert data.load(tmp_path / "alias", "test").info.name == "alias"  # compares names)
 
 
 def test_decoded_once_then_read_from_the_cache(image_folder, tmp_path):
@@ -182,7 +184,13 @@ def test_a_tfds_failure_is_an_os_error_naming_the_dataset_and_the_way_out(tmp_pa
     assert zoo_cli.main(["evaluate", "resnet20_21", "--data", "cifar10"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert "default folder" in err and "www.cs.toronto.edu" in err and "--dataset ../shared/data" in err
+    assert "default folder" in err and "www.cs.toronto.edu" in err and "(e.g. ../shared/data)" in err
+    def unknown_split(*args, **kwargs):
+        raise ValueError("Unknown split")
+
+    monkeypatch.setattr(tfds, "load", unknown_split)
+    with pytest.raises(ValueError, match="cannot load split 'test' of 'cifar10': Unknown split"):
+        data.load("cifar10", "test")
 
 
 def test_pad_crop_flip_takes_windows_of_the_padded_image():

@@ -61,7 +61,7 @@ def test_an_out_folder_that_cannot_take_the_notebooks_is_refused_before_any_runs
         assert said in err.splitlines()[-1] and "[1/1]" not in err, err
 
 
-def test_a_second_execution_leaves_the_first_ones_runs_alone(tmp_path, live_holder):
+def test_a_second_execution_leaves_the_first_ones_runs_alone(tmp_path, live_holder, capsys):
     from relu_ratio.folder_lock import FolderInUse
 
     pid, lock = live_holder
@@ -70,6 +70,11 @@ def test_a_second_execution_leaves_the_first_ones_runs_alone(tmp_path, live_hold
     with pytest.raises(FolderInUse, match=f"notebooks' runs folder .* is in use by process {pid}"):
         _execute_module().execute(NOTEBOOKS[0], tmp_path / "out.ipynb", tiny=True, workdir=tmp_path)
     assert (tmp_path / "runs" / "notebook-table2").is_dir() and not (tmp_path / "out.ipynb").exists()
+    script = _execute_module()
+    script.HERE = tmp_path  # main() holds notebooks/runs for the whole execution, before the first notebook
+    assert script.main(["--tiny", "--out", str(tmp_path / "out")]) == 2
+    out, err = capsys.readouterr()
+    assert "[1/" not in out and err.startswith("error: the notebooks' runs folder") and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

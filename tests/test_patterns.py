@@ -75,6 +75,7 @@ def test_a_callable_on_a_plain_network_decides_each_layer():
     masks = ReLUPattern(lambda s, b: "1" if b % 2 else "0").resolve(PLAIN, [3, 2])
     assert masks == (((F,), (T,), (F,)), ((F,), (T,)))
     assert ReLUPattern(lambda s, b: " Paired").resolve(PLAIN, [2]) == (((T,), (T,)),)
+    assert ReLUPattern(lambda s, b: "2:2").resolve(PLAIN, [2]) == (((T,), (T,)),)  # N:N: every ReLU kept
 
 
 @pytest.mark.parametrize("kind", BLOCK_KINDS, ids=lambda k: k.name)

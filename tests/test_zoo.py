@@ -323,6 +323,9 @@ def test_cli_list_info_and_table(store, capsys, tmp_path, monkeypatch):
     assert main(["list"]) == 0 and capsys.readouterr().out.split() == [NAME]
     assert main(["list", "nomatch*"]) == 1
     assert capsys.readouterr() == ("", f"no zoo entry matches 'nomatch*'; registered: {NAME}\n")
+    monkeypatch.setenv("RELU_RATIO_ZOO", str(tmp_path / "empty"))
+    assert main(["list"]) == 0 and capsys.readouterr() == ("\n", "")  # an empty store: nothing to list
+    monkeypatch.undo()
     assert main(["info", NAME]) == 0 and json.loads(capsys.readouterr().out)["name"] == NAME
     assert main(["info", "nope"]) == 2 and "no zoo entry named 'nope'" in capsys.readouterr().err
     readme = tmp_path / "README.md"

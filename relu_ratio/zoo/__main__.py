@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "list":
         names = registry.list_models(args.pattern)
-        if not names:  # like grep: nothing printed, exit 1, and here a line on stderr saying what there is
+        if args.pattern is not None and not names:  # like grep: nothing printed, exit 1; and a line saying so
             print(f"no zoo entry matches {args.pattern!r}; registered: {', '.join(registry.list_models())}",
                   file=sys.stderr)  # fmt: skip
             return 1

@@ -182,7 +182,7 @@ def load(
     include_top: bool = True,
     classes: int | None = None,
     pooling: str | None = "avg",
-    input_shape: tuple[int, int, int] | None = None,
+    input_shape: tuple[int | None, int | None, int] | None = None,
 ) -> keras.Model:
     """Load pretrained model ``name``, verifying its weights' size and sha256 first, on every call.
 
@@ -239,7 +239,7 @@ def from_preset(
     include_top: bool,
     classes: int | None,
     pooling: str | None,
-    input_shape: tuple[int, int, int] | None,
+    input_shape: tuple[int | None, int | None, int] | None,
     width_multiplier: float,
     normalization: object,
     overrides: dict,
@@ -322,7 +322,7 @@ def _network(entry: ZooEntry) -> tuple:
     return family, depth, entry.relu_pattern, entry.architecture["kwargs"].get("width_multiplier", 1.0)
 
 
-def _input_shape(entry: ZooEntry, shape, registered_head: bool) -> tuple[int, int, int] | None:
+def _input_shape(entry: ZooEntry, shape, registered_head: bool) -> tuple[int | None, int | None, int] | None:
     """``None`` for the registered shape, else the (checked) ``shape``."""
     if shape is None or tuple(shape) == tuple(entry.input_shape):
         return None
