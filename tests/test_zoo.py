@@ -168,16 +168,36 @@ def test_load_gives_the_saved_model_with_its_weights_rounded_to_float16(run, sto
 
 def test_weights_are_stored_in_float16_at_about_half_the_bytes(run, store):
     stored, trained = store / NAME / "model.weights.h5", run["dir"] / "model.weights.h5"
-    dtypes = set()
+    assert set(_stored_dtypes(stored)) == {"float16"}
+    assert stored.stat().st_size < 0.6 * trained.stat().st_size
+
+
+def _stored_dtypes(path: Path) -> list[str]:
+    """The dtype of every array in the weights file ``path``."""
+    dtypes = []
 
     def collect(_, item) -> None:  # h5py's walk stops at the first callback that returns something
         if isinstance(item, h5py.Dataset):
-            dtypes.add(str(item.dtype))
+            dtypes.append(str(item.dtype))
 
-    with h5py.File(stored, "r") as file:
+    with h5py.File(path, "r") as file:
         file.visititems(collect)
-    assert dtypes == {"float16"}
-    assert stored.stat().st_size < 0.6 * trained.stat().st_size
+    return dtypes
+
+
+def test_an_array_beyond_float16s_range_is_stored_as_it_is_not_as_inf(tmp_path):
+    """A run whose activations grew large (plain84_11 blew up in its first epoch) has BatchNorm moving
+    variances of up to 7e8: in float16 they became inf and the stored model predicted one class."""
+    model = models.build("resnet8_21")
+    norm = next(layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
+    norm.moving_variance.assign(np.full(norm.moving_variance.shape, 7e8, "float32"))
+    model.save_weights(tmp_path / "run.weights.h5")
+    zoo.publish.write_float16(tmp_path / "run.weights.h5", tmp_path / "half.weights.h5")
+    loaded = models.build("resnet8_21", weights=tmp_path / "half.weights.h5")
+    variance = next(w for w in loaded.weights if w.path == norm.moving_variance.path)
+    np.testing.assert_array_equal(np.asarray(variance), 7e8)
+    dtypes = _stored_dtypes(tmp_path / "half.weights.h5")
+    assert dtypes.count("float32") == 1 and set(dtypes) == {"float16", "float32"}  # that variance alone
 
 
 def test_an_entry_registers_again_from_its_own_folder_with_its_run_and_log(run, store, tmp_path):

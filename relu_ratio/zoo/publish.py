@@ -149,9 +149,10 @@ def _recorded_run(run: Path) -> tuple[dict, dict, str | None, str | None]:
 def write_float16(source: str | os.PathLike, target: str | os.PathLike) -> None:
     """Copy the Keras weights file ``source`` (``*.weights.h5``) to ``target`` with every floating-point
     array stored as float16: the same groups, names and attributes, so ``model.load_weights(target)``
-    fills a float32 model (Keras casts on assignment), at half the bytes. Written in HDF5's newest file
-    format (smaller group metadata) without object timestamps, so the same weights give the same bytes
-    and the same sha256.
+    fills a float32 model (Keras casts on assignment), at half the bytes. An array holding a value beyond
+    float16's range (65504; e.g. the BatchNorm moving variance of a network whose activations grew large)
+    keeps its own dtype instead of turning into inf. Written in HDF5's newest file format (smaller group
+    metadata) without object timestamps, so the same weights give the same bytes and the same sha256.
 
     Example:
         >>> write_float16("runs/resnet20_21/model.weights.h5", "/tmp/half.weights.h5")  # doctest: +SKIP
@@ -166,7 +167,7 @@ def write_float16(source: str | os.PathLike, target: str | os.PathLike) -> None:
                 copy(item, h5py.Group(h5py.h5g.create(target_group.id, key.encode(), gcpl=untimed_group)))
                 continue
             array = item[()]
-            if isinstance(array, np.ndarray) and array.dtype.kind == "f":
+            if isinstance(array, np.ndarray) and array.dtype.kind == "f" and _fits_float16(array):
                 array = array.astype(np.float16)
             target_group.create_dataset(key, data=array, track_times=False).attrs.update(item.attrs)
 
@@ -180,6 +181,16 @@ def write_float16(source: str | os.PathLike, target: str | os.PathLike) -> None:
             copy(read, written)
     except OSError as error:
         raise ZooError(f"cannot store the weights {os.fspath(source)} as float16: {error}") from error
+
+
+def _fits_float16(array: np.ndarray) -> bool:
+    """Whether every finite value of ``array`` is within float16's range.
+
+    >>> _fits_float16(np.array([1.0, -65504.0, np.inf])), _fits_float16(np.array([7e5]))
+    (True, False)
+    """
+    finite = np.abs(array[np.isfinite(array)])
+    return not finite.size or float(finite.max()) <= float(np.finfo(np.float16).max)
 
 
 def default_name(run_dir: str | os.PathLike, model: str) -> str:
