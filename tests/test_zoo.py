@@ -12,7 +12,6 @@ import re
 import shutil
 from pathlib import Path
 
-import h5py
 import keras
 import numpy as np
 import pytest
@@ -168,21 +167,9 @@ def test_load_gives_the_saved_model_with_its_weights_rounded_to_float16(run, sto
 
 def test_weights_are_stored_in_float16_at_about_half_the_bytes(run, store):
     stored, trained = store / NAME / "model.weights.h5", run["dir"] / "model.weights.h5"
-    assert set(_stored_dtypes(stored)) == {"float16"}
+    assert set(zoo.card.stored_dtypes(stored)) == {"float16"}
+    assert zoo.card.stored_precision(stored) == "float16"
     assert stored.stat().st_size < 0.6 * trained.stat().st_size
-
-
-def _stored_dtypes(path: Path) -> list[str]:
-    """The dtype of every array in the weights file ``path``."""
-    dtypes = []
-
-    def collect(_, item) -> None:  # h5py's walk stops at the first callback that returns something
-        if isinstance(item, h5py.Dataset):
-            dtypes.append(str(item.dtype))
-
-    with h5py.File(path, "r") as file:
-        file.visititems(collect)
-    return dtypes
 
 
 def test_an_array_beyond_float16s_range_is_stored_as_it_is_not_as_inf(tmp_path):
@@ -196,8 +183,10 @@ def test_an_array_beyond_float16s_range_is_stored_as_it_is_not_as_inf(tmp_path):
     loaded = models.build("resnet8_21", weights=tmp_path / "half.weights.h5")
     variance = next(w for w in loaded.weights if w.path == norm.moving_variance.path)
     np.testing.assert_array_equal(np.asarray(variance), 7e8)
-    dtypes = _stored_dtypes(tmp_path / "half.weights.h5")
-    assert dtypes.count("float32") == 1 and set(dtypes) == {"float16", "float32"}  # that variance alone
+    dtypes = zoo.card.stored_dtypes(tmp_path / "half.weights.h5")
+    assert dtypes["float32"] == 1 and set(dtypes) == {"float16", "float32"}  # that variance alone
+    assert zoo.card.stored_precision(tmp_path / "half.weights.h5") == (
+        f"float16; 1 of {dtypes.total()} arrays float32: values beyond float16's range")
 
 
 def test_an_entry_registers_again_from_its_own_folder_with_its_run_and_log(run, store, tmp_path):

@@ -16,8 +16,11 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import os
 from pathlib import Path
+
+import h5py
 
 from relu_ratio import files, models
 from relu_ratio.zoo import presets, registry
@@ -57,7 +60,7 @@ RECIPE_KEYS = (
 )
 
 
-def render(entry: ZooEntry, *, log: bool = False, docs: str | None = None) -> str:
+def render(entry: ZooEntry, *, log: bool = False, docs: str | None = None, stored: str = "float16") -> str:
     """The model card of ``entry`` (Markdown): a function of its metadata alone.
 
     Args:
@@ -65,6 +68,7 @@ def render(entry: ZooEntry, *, log: bool = False, docs: str | None = None) -> st
         log: the entry's folder holds its per-epoch log (``metrics.csv``): the card links to it.
         docs: the relative path from the entry's folder to the repository's ``docs/`` (``"../../docs"``),
             for links to the training and results pages; ``None`` (a store outside the repository): no links.
+        stored: how its weights file stores the arrays (:func:`stored_precision`).
     """
     family, depth, ratio = models.parse_name(entry.builder_name)
     spec = models.FAMILIES[family]
@@ -92,7 +96,7 @@ def render(entry: ZooEntry, *, log: bool = False, docs: str | None = None) -> st
         f"| FLOPs | {entry.flops / 1e6:.1f} M multiply-adds per {pixels} image |",
         f"| convolutions : ReLUs | {counts.convs}{projections} : {counts.relus} = "
         f"{counts.convs / counts.relus:.2f} |",
-        f"| weights | [`{entry.weights_file}`]({entry.weights_file}) (float16), {entry.file_size:,} bytes, "
+        f"| weights | [`{entry.weights_file}`]({entry.weights_file}) ({stored}), {entry.file_size:,} bytes, "
         f"sha256 `{entry.sha256}` |",
         f'| load | `zoo.load("{entry.name}")` or `models.build("{entry.builder_name}", '
         f'weights="{entry.weights_key}")` |',
@@ -133,7 +137,7 @@ def render(entry: ZooEntry, *, log: bool = False, docs: str | None = None) -> st
         "## Evaluation",
         "",
         f"Top-1 {top1:.2f} %, top-5 {top5:.2f} % on the {measured_on}, measured by `zoo register` on the "
-        "stored (float16) weights. Measure it again (fails when either figure is more than "
+        f"stored ({stored}) weights. Measure it again (fails when either figure is more than "
         f"{tolerance} points away):",
         "",
         "```bash",
@@ -302,7 +306,33 @@ def docs_link(folder: Path) -> str | None:
 def card_of(entry: ZooEntry, folder: str | os.PathLike) -> str:
     """The card of ``entry`` as it belongs in ``folder`` (which holds, or will hold, the entry)."""
     folder = Path(folder)
-    return render(entry, log=(folder / METRICS_FILE).is_file(), docs=docs_link(folder))
+    weights = folder / entry.weights_file
+    stored = stored_precision(weights) if weights.is_file() else "float16"
+    return render(entry, log=(folder / METRICS_FILE).is_file(), docs=docs_link(folder), stored=stored)
+
+
+def stored_dtypes(path: str | os.PathLike) -> collections.Counter:
+    """How many arrays of each dtype the weights file ``path`` holds, e.g. ``Counter({'float16': 64})``."""
+    dtypes = collections.Counter()
+
+    def count(_, item) -> None:  # h5py's walk stops at the first callback that returns something
+        if isinstance(item, h5py.Dataset):
+            dtypes[str(item.dtype)] += 1
+
+    with h5py.File(path, "r") as file:
+        file.visititems(count)
+    return dtypes
+
+
+def stored_precision(path: str | os.PathLike) -> str:
+    """``"float16"``, or what else the weights file holds (``zoo register`` keeps an array float16 cannot
+    hold in float32: :func:`relu_ratio.zoo.publish.write_float16`)."""
+    dtypes = stored_dtypes(path)
+    others = sum(n for dtype, n in dtypes.items() if dtype != "float16")
+    if not others:
+        return "float16"
+    return (f"float16; {others} of {dtypes.total()} arrays {', '.join(sorted(set(dtypes) - {'float16'}))}: "
+            "values beyond float16's range")  # fmt: skip
 
 
 def write(entry: ZooEntry, folder: str | os.PathLike) -> Path:
