@@ -433,6 +433,24 @@ def test_compile_for_resolves_the_config_and_names_what_it_cannot_use():
             train.compile_for(model, unresolved, steps_per_epoch=bad)
 
 
+@pytest.mark.backend
+def test_compile_for_trains_a_logits_head_on_logits_and_refuses_a_head_it_cannot():
+    from relu_ratio import models
+
+    config = train.TrainConfig(recipe="fast", epochs=1)
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("uint8")
+    labels = np.eye(10, dtype="float32")[[0, 1, 2, 3]]
+    logits = train.compile_for(models.build("resnet8_21", classifier_activation=None), config, 1)
+    expected = keras.ops.convert_to_numpy(keras.losses.categorical_crossentropy(
+        labels, logits.predict(images, verbose=0), from_logits=True)).mean()  # fmt: skip
+    assert logits.evaluate(images, labels, verbose=0)[0] == pytest.approx(expected, rel=1e-3)
+    heads = (({"classifier_activation": "sigmoid"}, "ends in Dense with activation 'sigmoid'"),
+             ({"include_top": False, "pooling": "avg"}, "ends in GlobalAveragePooling2D"))  # fmt: skip
+    for kwargs, said in heads:
+        with pytest.raises(ValueError, match=f"softmax classifier .*{said}"):
+            train.compile_for(models.build("resnet8_21", **kwargs), config, 1)
+
+
 NO_TF = """
 import importlib.abc, sys
 

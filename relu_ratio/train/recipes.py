@@ -76,6 +76,29 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
     )
 
 
+def outputs_logits(model: keras.Model) -> bool:
+    """Whether ``model``'s classifier outputs logits (its last layer has no activation) rather than softmax
+    probabilities; anything else (a sigmoid head, features without a classifier) is refused, since the
+    recipe's loss is the softmax cross-entropy.
+
+    >>> from relu_ratio import models
+    >>> outputs_logits(models.build("resnet8_21")), outputs_logits(models.build("resnet8_21", classifier_activation=None))
+    (False, True)
+    """  # noqa: E501
+    last = model.layers[-1] if model.layers else None
+    name = getattr(getattr(last, "activation", None), "__name__", None)
+    name = "softmax" if isinstance(last, keras.layers.Softmax) else name
+    if len(model.outputs or ()) == 1 and len(model.outputs[0].shape) == 2 and name in ("softmax", "linear"):
+        return name == "linear"
+    raise ValueError(
+        f"the recipe trains a softmax classifier (categorical cross-entropy), but {model.name!r} ends in "
+        f"{type(last).__name__}{f' with activation {name!r}' if name else ''} and outputs "
+        f"{[tuple(o.shape) for o in model.outputs or ()]}: give it a head of (batch, classes) whose last "
+        "layer applies softmax or no activation (logits), e.g. keras.layers.Dense(classes, "
+        "activation='softmax'), or build it with include_top=True."
+    )
+
+
 def compile_for(
     model: keras.Model, config: TrainConfig, steps_per_epoch: int, steps_per_execution: int = 1
 ) -> keras.Model:
@@ -102,7 +125,8 @@ def compile_for(
     optimizer = keras.optimizers.SGD(
         learning_rate(config, steps_per_epoch), momentum=config.momentum, nesterov=config.nesterov, **ema
     )
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing,
+                                                from_logits=outputs_logits(model))  # fmt: skip
     classes = model.output_shape[-1]  # under 5 classes top-5 counts them all (torch refuses k > classes)
     metrics = [
         keras.metrics.CategoricalAccuracy("accuracy"),
