@@ -98,6 +98,7 @@ def test_ema_validates_and_saves_the_averaged_weights_and_backs_up_the_raw_ones(
      ({"momentum": float("nan")}, r"momentum must be a finite number in \[0, 1\)"),
      ({"label_smoothing": 2.0}, "label_smoothing must be"), ({"weight_decay": float("inf")}, "weight_decay"),
      ({"recipe": "fast", "warmup_epochs": 100.0, "epochs": 1}, r"warmup_epochs .* in \[0, epochs = 1\]"),
+     ({"schedule": "step", "warmup_epochs": 2.0}, r"warmup_epochs \(2.0\) needs a schedule that warms up"),
      ({"holdout": 0}, "holdout must be >= 1"), ({"train_subset": -5}, "train_subset must be >= 1"),
      ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*32 - 1\]; received -1"),
      ({"seed": 2**32}, "seed must"),
@@ -108,6 +109,15 @@ def test_ema_validates_and_saves_the_averaged_weights_and_backs_up_the_raw_ones(
 def test_bad_settings_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         train.TrainConfig(**kwargs).resolved()
+
+
+def test_the_step_schedule_runs_without_the_recipes_warm_up_and_records_so():
+    """``--recipe fast --schedule step``: fast's 1-epoch warm-up belongs to its cosine schedule; the step
+    schedule has none, so the run records 0 rather than a warm-up it never had."""
+    config = train.TrainConfig(recipe="fast", schedule="step", epochs=4).with_recipe()
+    assert config.warmup_epochs == 0.0
+    schedule = train.learning_rate(config, steps_per_epoch=10)
+    assert float(schedule(0)) == pytest.approx(0.1) and float(schedule(39)) == pytest.approx(1e-4)
 
 
 @pytest.mark.slow

@@ -46,8 +46,8 @@ class TrainConfig:
     label_smoothing: float | None = _flag(None, "label smoothing, in [0, 1)", recipe=True)
     schedule: str | None = _flag(None, "learning-rate schedule: step (x0.1 at 1/2, 3/4, 7/8), cosine or "
                                  "linear to zero", recipe=True, choices=SCHEDULES)
-    warmup_epochs: float | None = _flag(None, "linear warm-up epochs before the schedule, 0 to epochs",
-                                        recipe=True)
+    warmup_epochs: float | None = _flag(None, "linear warm-up epochs before a cosine or linear schedule "
+                                        "(step has none), 0 to epochs", recipe=True)
     ema: float | None = _flag(None, "keep an exponential moving average of the trainable weights with this "
                               "momentum (e.g. 0.998; BatchNorm statistics are not averaged), validate with "
                               "it and save it as the final weights", default_text="default: off")
@@ -103,6 +103,12 @@ class TrainConfig:
         for key, value in RECIPES[self.recipe].items():
             if getattr(filled, key) is None:
                 setattr(filled, key, value)
+        if filled.schedule == "step" and filled.warmup_epochs:  # the step schedule has no warm-up
+            if self.warmup_epochs is not None:
+                raise ValueError(f"warmup_epochs ({self.warmup_epochs}) needs a schedule that warms up "
+                                 "(cosine or linear); the step schedule has none. Drop it, or choose "
+                                 "cosine.")  # fmt: skip
+            filled.warmup_epochs = 0.0  # the recipe's warm-up belongs to its own schedule
         filled._check_ranges()
         return filled
 
