@@ -16,6 +16,20 @@ def test_the_committed_results_page_and_its_plots_are_current():
     assert results.is_current(PAGE), "run: python -m relu_ratio.experiments results --update docs/RESULTS.md"
 
 
+def test_results_update_never_overwrites_a_file_that_is_not_a_results_page(tmp_path, capsys):
+    from relu_ratio.experiments import __main__ as cli
+
+    notes = tmp_path / "notes.md"
+    notes.write_text("# notes\nimportant\n")
+    assert cli.main(["results", "--update", str(notes)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "is a file that is not a results page" in err
+    assert err.count("\n") == 1
+    assert notes.read_text() == "# notes\nimportant\n" and not (tmp_path / "results").exists()
+    with pytest.raises(ValueError, match="is a folder"):
+        results.write(tmp_path)
+
+
 def test_the_readmes_claims_are_one_verdict_per_trained_variant_of_the_page():
     lines = results.claims().splitlines()
     page = results.page()
