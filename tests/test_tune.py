@@ -406,7 +406,10 @@ def test_search_config_generates_every_flag():
     ("changes", "message"),
     [({"width_multiplier": 0}, r"width_multiplier must be a finite number in \(0, 64\] .*; received 0"),
      ({"project_name": "../escaped"}, r"project_name must name a folder inside --out \(no '/'\); received"),
-     ({"project_name": ".."}, "project_name must name a folder")],
+     ({"project_name": ".."}, "project_name must name a folder"),
+     ({"project_name": ""}, "project_name must name a folder inside --out .*received ''"),
+     ({"chief_timeout": float("nan")}, r"chief_timeout must be a finite number of seconds > 0; received nan"),
+     ({"chief_timeout": -1}, "chief_timeout must be"), ({"chief_timeout": float("inf")}, "chief_timeout")],
 )  # fmt: skip
 def test_settings_a_trial_would_fail_on_are_refused_before_the_data_and_the_project(tmp_path, changes,
                                                                                     message):

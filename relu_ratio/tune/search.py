@@ -24,7 +24,7 @@ import keras_tuner
 from relu_ratio import data, files, folder_lock, models, progress, train
 from relu_ratio.describe import describe
 from relu_ratio.tune.space import GRANULARITIES, ReLUHyperModel, format_pattern, relu_pattern_from
-from relu_ratio.validators import is_integer, suggest
+from relu_ratio.validators import is_finite_number, is_integer, suggest
 
 TUNERS = ("random", "hyperband", "bayesian")
 VALIDATIONS = ("holdout", "test")
@@ -280,6 +280,9 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
     max_trials = config.max_trials
     if max_trials is not None and not is_integer(max_trials, 1):
         raise ValueError(f"max_trials must be a positive integer; received {max_trials!r}.")
+    if not is_finite_number(config.chief_timeout) or config.chief_timeout <= 0:
+        raise ValueError(f"chief_timeout must be a finite number of seconds > 0; received "
+                         f"{config.chief_timeout!r}.")  # fmt: skip
     training = train.TrainConfig(recipe=config.recipe, epochs=config.epochs, batch_size=config.batch_size,
                                  seed=config.seed, weight_decay=config.weight_decay).resolved()  # fmt: skip
     space = functools.partial(
@@ -294,8 +297,10 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
     )
     space()  # check the space before touching data, so bad settings fail fast
     models.check_width_multiplier(config.width_multiplier)
-    project_name = config.project_name or f"{config.family}{config.depth}_{config.granularity}_{config.tuner}"
-    if project_name in (".", "..") or Path(project_name).name != project_name:
+    project_name = config.project_name
+    if project_name is None:
+        project_name = f"{config.family}{config.depth}_{config.granularity}_{config.tuner}"
+    if project_name in ("", ".", "..") or Path(project_name).name != project_name:
         raise ValueError(f"project_name must name a folder inside --out (no '/'); received {project_name!r}.")
     project_dir = Path(config.directory) / project_name
     files.check_writable(project_dir, PROJECT_FOLDER)
