@@ -371,6 +371,15 @@ def test_unwritable_output_directory_is_named(image_folder, tmp_path):
         train.run(train.TrainConfig(model="resnet8_11", dataset=str(image_folder), out=str(blocker / "x")))
 
 
+def test_a_batch_larger_than_the_training_images_is_refused_before_the_run_folder(folder, tmp_path, capsys):
+    argv = ["--model", "resnet8_21", "--dataset", str(folder), "--out", str(tmp_path / "run"),
+            "--epochs", "1", "--batch-size", "100", "--train-subset", "20"]  # fmt: skip
+    assert train.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "batch_size 100 is more than the 20 training images (the training split); give at most 20" in err
+    assert not (tmp_path / "run").exists()
+
+
 SCRIPT = """
 import os, sys
 backend = os.environ["KERAS_BACKEND"]

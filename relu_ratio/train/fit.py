@@ -124,7 +124,11 @@ def _load_data(config: TrainConfig) -> tuple[data.Split, data.Split]:
     except ValueError as error:
         raise ValueError(f"the images of {config.dataset!r} cannot be trained on: {error}") from None
     of = "the training split" + (" left after the held-out slice" if config.holdout else "")
-    return data.subset(train_split, config.train_subset, config.seed, "train_subset", of), val_split
+    train_split = data.subset(train_split, config.train_subset, config.seed, "train_subset", of)
+    if config.batch_size > len(train_split):  # an epoch would be one smaller batch, recorded as this size
+        raise ValueError(f"batch_size {config.batch_size} is more than the {len(train_split)} training "
+                         f"images ({of}); give at most {len(train_split)}.")  # fmt: skip
+    return train_split, val_split
 
 
 # What a run writes into its folder (beside config.json, the first file it writes): found in a folder

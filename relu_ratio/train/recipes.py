@@ -86,6 +86,8 @@ def outputs_logits(model: keras.Model) -> bool:
     (False, True)
     """  # noqa: E501
     last = model.layers[-1] if model.layers else None
+    while isinstance(last, keras.Model) and last.layers:  # a model around the network (the device path's)
+        last = last.layers[-1]
     name = getattr(getattr(last, "activation", None), "__name__", None)
     name = "softmax" if isinstance(last, keras.layers.Softmax) else name
     if len(model.outputs or ()) == 1 and len(model.outputs[0].shape) == 2 and name in ("softmax", "linear"):
