@@ -39,6 +39,7 @@ from keras import layers
 
 from relu_ratio.describe import describe, graph_nodes
 from relu_ratio.inputs import CheckedModel
+from relu_ratio.train.kernels import SUBSTITUTES
 
 DTYPE = "float32"  # fused models compute in float32, also when the original was mixed precision
 HALF = ("float16", "bfloat16")
@@ -166,7 +167,8 @@ def fuse(model: keras.Model, return_report: bool = False) -> keras.Model | tuple
         for tensor in node.input_tensors:
             if consumers[id(tensor)] > 1:  # several consumers: a pending convolution is emitted once
                 env[id(tensor)] = ctx.shared(env[id(tensor)])
-        lower = _LOWERINGS.get(type(operation))
+        kind = type(operation)
+        lower = _LOWERINGS.get(_STOCK_CLASS.get(kind, kind))
         plain_call = all(value is None for value in node.arguments.kwargs.values())  # no training=... etc.
         outputs = None
         if lower is not None and plain_call:
@@ -516,6 +518,8 @@ def _lower_merge(merge: type[layers.Layer]) -> Callable[..., _Linear]:
     return lambda ctx, layer, values: ctx.combine(merge, values, layer.name)
 
 
+# the training-time layers of relu_ratio.train.kernels compute what their stock class computes: folded alike
+_STOCK_CLASS = {substitute: stock for table in SUBSTITUTES.values() for stock, substitute in table.items()}
 _LOWERINGS: dict[type, Callable[..., Any]] = {
     layers.Normalization: lambda ctx, layer, v: ctx.normalization(v, layer, layer.name),
     layers.Conv2D: lambda ctx, layer, v: ctx.conv(v, layer, layer.name),

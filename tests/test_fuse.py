@@ -92,6 +92,19 @@ def test_fused_logits_match_with_fewer_layers(name, normalization, images):
 
 
 @pytest.mark.backend
+def test_a_model_on_the_training_kernels_folds_like_its_stock_form(images):
+    """``train.with_fast_kernels`` (TensorFlow and PyTorch) puts relu_ratio's own BatchNormalization (and,
+    on PyTorch, Conv2D) in place of Keras': they compute the same, so they fold the same."""
+    from relu_ratio import train
+
+    model = models.build("resnet8_21", classifier_activation=None)
+    stock, fast = fuse(model, return_report=True)[1], fuse(train.with_fast_kernels(model), return_report=True)
+    assert fast[1].folded == stock.folded and fast[1].layers_after == stock.layers_after
+    x = inputs_for(model, images)
+    assert max_diff(model, fast[0], x) <= TOLERANCE
+
+
+@pytest.mark.backend
 @pytest.mark.parametrize("name", ["postresnet8_21", "preact11_32", "dfnmr14_43"])
 def test_fused_probabilities_match(name, images):
     model = build(name)
