@@ -147,6 +147,16 @@ def test_run_collect_writes_csv_markdown_and_figure(folder, tmp_path, capsys, sh
     assert experiments.runner.read_record(out)["budget"]["batch_size"] is None
 
 
+def test_a_budget_the_data_cannot_give_stops_the_experiment_before_any_run(folder, tmp_path, capsys, shallow):
+    out = tmp_path / "exp"
+    args = ["run", shallow.name, "--dataset", str(folder), "--out", str(out), *TINY[:-4], "--test-subset",
+            "100", "--batch-size", "4"]  # fmt: skip
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: test_subset 100 is more than the 12 images of the test split")
+    assert not out.exists()
+
+
 def test_a_failed_run_is_recorded_and_the_others_still_run(folder, tmp_path, monkeypatch, shallow):
     real = experiments.runner.train.run
 

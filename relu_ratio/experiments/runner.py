@@ -27,7 +27,7 @@ from pathlib import Path
 
 from relu_ratio import data, train
 from relu_ratio.experiments.specs import Budget, Experiment, Variant, budget, experiment
-from relu_ratio.train import series
+from relu_ratio.train import fit, series
 from relu_ratio.validators import check_seed
 
 BUDGET_SETTINGS = {"recipe", "epochs", "train_subset", "test_subset", "seeds", "batch_size"}
@@ -155,6 +155,9 @@ def run(
     if runs and not mine:
         log(f"shard {index}/{count}: none of the {len(runs)} run(s) falls to this shard (more shards than "
             "runs)")
+    pending = [r for r in mine if not r.done]
+    if pending:  # the data against the budget, once, before any run: a subset it cannot give fails them all
+        fit.load_data(pending[0].config.resolved())
     if runs:
         _record_experiment(runs[0].out.parent.parent, experiment_name, budget, runs[0].config.dataset)
     return series.train_in_order(mine, attrgetter("config"), _skip_done, name=attrgetter("run_id"), log=log)

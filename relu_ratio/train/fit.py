@@ -55,7 +55,7 @@ def run(config: TrainConfig) -> dict:
         _check_finished_on(out, started, resolved)
         return finished
     files.check_writable(out, "output directory")  # before the data is loaded
-    train_split, val_split = _load_data(resolved)
+    train_split, val_split = load_data(resolved)
     policy = keras.mixed_precision.global_policy()
     try:
         with contextlib.ExitStack() as stack:
@@ -108,10 +108,11 @@ def _settings_for(out: Path, config: TrainConfig) -> tuple[TrainConfig, dict]:
     return resolved, started
 
 
-def _load_data(config: TrainConfig) -> tuple[data.Split, data.Split]:
-    """The training and validation splits of ``config``: a fixed held-out slice, or the test split, whose
-    class names and image size must match the training split's (:func:`relu_ratio.data.check_matching`);
-    images too small for the network are refused."""
+def load_data(config: TrainConfig) -> tuple[data.Split, data.Split]:
+    """The training and validation splits of ``config`` (resolved): a fixed held-out slice, or the test split,
+    whose class names and image size must match the training split's (:func:`relu_ratio.data.check_matching`);
+    images too small for the network, subsets larger than their split and a batch larger than the training
+    images are refused (a ``ValueError`` naming them)."""
     train_split = data.load(config.dataset, "train", data_dir=config.data_dir)
     if config.holdout:  # a fixed slice (the same for every seed), so runs are compared on the same images
         train_split, val_split = train_split.hold_out(config.holdout, HOLDOUT_SEED)
@@ -191,7 +192,7 @@ def _check_finished_on(out: Path, started: dict, config: TrainConfig) -> None:
     if isinstance(source, str):
         found = {"dataset_info": {"name": source}}
     else:
-        found = _data_seen(config, *_load_data(config))
+        found = _data_seen(config, *load_data(config))
     _check_same_data(out, started, found, config.dataset, finished=True)
 
 
@@ -249,7 +250,7 @@ def _train(
     config: TrainConfig, out: Path, started: dict, train_split: data.Split, val_split: data.Split
 ) -> dict:
     """``started``: the config a cut-off run started with; it resumes in its precision, keeps its commit.
-    The data was loaded and checked before the folder was locked (:func:`_load_data`)."""
+    The data was loaded and checked before the folder was locked (:func:`load_data`)."""
     keras.utils.set_random_seed(config.seed)
     policy = started.get("precision") or precision_policy(config.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
