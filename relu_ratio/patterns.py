@@ -391,9 +391,9 @@ def _call_mask(fn: Callable[[int, int], object], kind: BlockKind, stage: int, bl
     if isinstance(result, str):
         text = result.strip().lower().replace("-", "_")
         ratio = parse_ratio(text)
-        if kind.periodic and ratio is not None and ratio[0] == ratio[1]:  # N:N keeps every ReLU: this one too
-            return (True,)
-        if kind.periodic and ratio is not None:  # one layer keeps its ReLU or not: no ratio
+        if kind.periodic and ratio is not None:  # one layer keeps its ReLU or not: no ratio but N:N (all)
+            if ratio[0] == ratio[1]:
+                return (True,)
             raise ValueError(
                 f"relu_pattern callable returned the ratio {result!r} for layer {block} of stage {stage}; "
                 "a plain network asks its callable about one layer at a time, which keeps its ReLU ('1') or "
