@@ -350,7 +350,7 @@ def progress(
             record.result.get("device") or (DEVICE_SEPARATOR.join(devices) if devices else None),
             tuple(differences(config, record.config)) if record.state == "finished" else (),
             devices, "holdout" if config.holdout else "test", record.epochs_trained,
-            record.config.get("dataset_info", {}).get("name"),
+            record.dataset_name,
         ))  # fmt: skip
     return rows
 

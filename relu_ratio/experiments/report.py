@@ -68,7 +68,7 @@ def _row(spec: Experiment, item: Run) -> dict:
     config, result = record.config, record.result
     curve = [100 * value for value in record.curve]
     status = STATUS[record.state]
-    dataset_name = config.get("dataset_info", {}).get("name")
+    dataset_name = record.dataset_name
     return {
         "experiment": spec.name, "group": item.variant.group, "variant": item.variant.label,
         "model": item.variant.model, "seed": item.seed, "status": status,

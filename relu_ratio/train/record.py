@@ -202,6 +202,11 @@ class RunRecord:
         return "partial" if self.curve else "waiting"
 
     @property
+    def dataset_name(self) -> str | None:
+        """The name of the data the run trains on (its ``DatasetInfo.name``), where its config records it."""
+        return self.config.get("dataset_info", {}).get("name")
+
+    @property
     def epochs_done(self) -> int:
         return int(self.result.get("epochs_completed", len(self.curve)))
 
