@@ -26,7 +26,8 @@ from helpers import REAL, full_disk, lock_of
 
 from relu_ratio import data, files, folder_lock, models, train
 from relu_ratio.provenance import source_commit
-from relu_ratio.train.record import metric_column, read_progress
+from relu_ratio.train.record import RunFileError, metric_column, read_progress
+from relu_ratio.zoo.entry import METADATA_FILE
 
 TINY = ["--model", "resnet8_21", "--train-subset", "256", "--test-subset", "128", "--batch-size", "32",
         "--verbose", "2"]  # fmt: skip
@@ -46,6 +47,13 @@ def test_fast_schedule_warms_up_then_decays():
     assert float(schedule(0)) < float(schedule(10)) == pytest.approx(0.1)
     assert float(schedule(39)) < 0.01
     assert (config.label_smoothing, config.weight_decay) == (0.0, 5e-4)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "linear"])
+def test_a_warm_up_shorter_than_one_step_still_warms_up_one_step(schedule):
+    config = train.TrainConfig(recipe="fast", epochs=4, schedule=schedule, warmup_epochs=0.01).resolved()
+    lr = train.learning_rate(config, steps_per_epoch=10)
+    assert float(lr(0)) == pytest.approx(0.01) and float(lr(1)) == pytest.approx(0.1, rel=0.01)
 
 
 @pytest.mark.backend
@@ -339,7 +347,7 @@ def test_a_corrupt_run_config_is_named_and_left_alone(image_folder, tmp_path, te
 
 @pytest.mark.parametrize(
     ("files", "complaint"),
-    [(["metadata.json", "model.weights.h5", "metrics.csv"], r"is a zoo entry \(it holds metadata.json\)"),
+    [([METADATA_FILE, "model.weights.h5", "metrics.csv"], rf"is a zoo entry \(it holds {METADATA_FILE}\)"),
      (["metrics.csv", "backup"], "holds metrics.csv, backup but no run's config.json")],
 )  # fmt: skip
 def test_a_folder_of_other_files_a_run_would_overwrite_is_refused(image_folder, tmp_path, files, complaint):
@@ -741,7 +749,8 @@ def test_settings_of_the_wrong_type_are_named_with_what_is_valid(changes, messag
     [("progress.json", "[1, 2]", "progress.json: holds a JSON list, not an object"),
      ("progress.json", '{"wall_time_s": ', r"progress.json: is not valid JSON \(Expecting value"),
      ("backup/training_metadata.json", "{}", "training_metadata.json: lacks 'epoch', 'batch'.*backup"),
-     ("metrics.csv", "epoch,val_accuracy\n0,0.5\n1,oops\n", "metrics.csv: line 3: val_accuracy 'oops'")],
+     ("metrics.csv", "epoch,val_accuracy\n0,0.5\n1,oops\n", "metrics.csv: line 3: val_accuracy 'oops'"),
+     ("metrics.csv", "epoch,accuracy\n0,0.5\n", "metrics.csv: has no column 'val_accuracy' .it has epoch")],
 )  # fmt: skip
 def test_a_damaged_run_file_is_named_with_what_is_wrong(
     finished_run, tmp_path, tmp_home, capsys, name, text, complaint
@@ -762,6 +771,17 @@ def test_a_finished_run_whose_result_lacks_keys_is_named(finished_run, tmp_path,
     (out / "result.json").write_text('{"model": "resnet8_11"}')
     assert train.main(_argv(config)) == 2
     assert "result.json: lacks 'epochs_completed', 'test_top1'" in capsys.readouterr().err
+
+
+def test_a_file_is_not_read_as_a_waiting_run_nor_a_misspelt_column_as_an_empty_one(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(RunFileError, match=r"notes.txt: is a file, not a run folder"):
+        train.RunRecord.read(tmp_path / "notes.txt")
+    assert train.RunRecord.read(tmp_path / "not-started").state == "waiting"
+    (tmp_path / "metrics.csv").write_text("epoch,accuracy,val_accuracy\n0,0.4,0.5\n")
+    assert metric_column(tmp_path, "val_accuracy") == [0.5]
+    with pytest.raises(RunFileError, match=r"no column 'val_acuracy' \(it has epoch, accuracy, val_acc"):
+        metric_column(tmp_path, "val_acuracy")
 
 
 def test_a_fallback_to_the_previous_backup_drops_the_epochs_trained_again_from_the_log(tmp_path):

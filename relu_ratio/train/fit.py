@@ -137,13 +137,14 @@ def load_data(config: TrainConfig) -> tuple[data.Split, data.Split]:
 # overwritten.
 RUN_FILES = ("model.weights.h5", "metrics.csv", "result.json", "progress.json", "best.weights.h5", "backup",
              "tensorboard")
+ZOO_ENTRY_FILE = "metadata.json"  # relu_ratio.zoo.entry.METADATA_FILE (the zoo imports train, not vice versa)
 
 
 def _check_no_foreign_files(out: Path) -> None:
     """Refuse to start a run in ``out`` when it holds files a run would overwrite but no run's config."""
-    if (out / "metadata.json").exists():
+    if (out / ZOO_ENTRY_FILE).exists():
         raise ValueError(
-            f"{out} is a zoo entry (it holds metadata.json), not a run folder: training there would "
+            f"{out} is a zoo entry (it holds {ZOO_ENTRY_FILE}), not a run folder: training there would "
             "overwrite its weights. Choose another --out."
         )
     found = [name for name in RUN_FILES if (out / name).exists()]

@@ -65,7 +65,9 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
         return keras.optimizers.schedules.PiecewiseConstantDecay(
             bounds, [config.lr * 0.1**i for i in range(len(bounds) + 1)]
         )
-    warmup = min(int(config.warmup_epochs * steps_per_epoch), total - 1)
+    # a warm-up asked for lasts at least one step (not none: 0.001 epochs of 391 steps is 0.391 of a step)
+    warmup_steps = int(config.warmup_epochs * steps_per_epoch) or int(config.warmup_epochs > 0)
+    warmup = min(warmup_steps, total - 1)
     if config.schedule == "linear":
         return LinearDecay(config.lr, total_steps=total, warmup_steps=warmup)
     return keras.optimizers.schedules.CosineDecay(

@@ -136,9 +136,12 @@ def _metric_rows(out: str | os.PathLike) -> tuple[Path, list[str], list[dict]]:
 
 
 def metric_column(out: str | os.PathLike, name: str) -> list[float]:
-    """One column of a run's ``metrics.csv`` (a value per epoch, e.g. ``"val_accuracy"``); ``[]`` if none.
-    A value that is not a number raises :class:`RunFileError` naming the file and the line."""
-    path, _, rows = _metric_rows(out)
+    """One column of a run's ``metrics.csv`` (a value per epoch, e.g. ``"val_accuracy"``); ``[]`` if no epoch
+    is logged yet. A column the file does not have, or a value that is not a number, raises
+    :class:`RunFileError` naming the file (and the columns it has, or the line)."""
+    path, header, rows = _metric_rows(out)
+    if header and name not in header:
+        raise RunFileError(path, f"has no column {name!r} (it has {', '.join(header)})")
     return [_number(row[name], path, line, name) for line, row in enumerate(rows, start=2) if row.get(name)]
 
 
@@ -161,7 +164,8 @@ def drop_epochs_from(out: str | os.PathLike, epoch: int) -> int:
 @dataclasses.dataclass(frozen=True)
 class RunRecord:
     """The files of one run folder, parsed. Missing files read as empty (a run not started yet); damaged
-    ones too, and :attr:`damage` says which and why."""
+    ones too, and :attr:`damage` says which and why. A path that is a file, not a folder, raises
+    :class:`RunFileError`."""
 
     path: Path
     config: dict  # config.json: the resolved TrainConfig fields, "command", "architecture", "dataset_info"...
@@ -175,6 +179,8 @@ class RunRecord:
     @classmethod
     def read(cls, path: str | os.PathLike) -> RunRecord:
         path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise RunFileError(path, "is a file, not a run folder (the folder a training run writes into)")
         damage: list[str] = []
 
         def attempt(empty, read, *args):
