@@ -23,9 +23,18 @@ import argparse
 import dataclasses
 import shlex
 
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    """``"a, b"`` -> ``("a", "b")``; an empty item (``"a,,b"``, ``"a,"``) is refused, not dropped."""
+    parts = tuple(part.strip() for part in text.split(","))
+    if not all(parts):
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty item; give comma-separated values, e.g. a,b")
+    return parts
+
+
 _TYPES = {
     "int": int, "int | None": int, "float": float, "float | None": float, "str": str, "str | None": str,
-    "tuple[str, ...] | None": lambda text: tuple(part.strip() for part in text.split(",") if part.strip()),
+    "str | float | None": str, "tuple[str, ...] | None": _comma_list,
 }  # fmt: skip
 
 

@@ -88,6 +88,8 @@ def test_plain_stages_choose_ratios_and_blocks_choose_layers():
     assert layers.choices == ("1", "0") and len(layers.positions) == 6
     with pytest.raises(ValueError, match="granularity='stage'"):
         tune.ReLUHyperModel("plain", 8, "block")
+    with pytest.raises(ValueError, match=r"\['2:1'\] .*two or more different choices \(e.g. 1:1,2:1\)"):
+        tune.ReLUHyperModel("plain", 8, choices=["2:1", "2:1"])
 
 
 def test_block_granularity_has_one_choice_per_block():
@@ -315,6 +317,9 @@ def test_cli_help_and_bad_values(capsys):
     with pytest.raises(SystemExit):
         tune.main(["--tuner", "grid"])
     assert "invalid choice: 'grid'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # an empty item is refused, not dropped
+        tune.main(["--choices", "01,,11"])
+    assert "argument --choices: '01,,11' has an empty item" in capsys.readouterr().err
 
 
 # --- distributed ---------------------------------------------------------------------------------
@@ -408,6 +413,8 @@ def test_search_config_generates_every_flag():
      ({"project_name": "../escaped"}, r"project_name must name a folder inside --out \(no '/'\); received"),
      ({"project_name": ".."}, "project_name must name a folder"),
      ({"project_name": ""}, "project_name must name a folder inside --out .*received ''"),
+     ({"overwrite": "false"}, r"overwrite must be true or false \(a boolean\); received 'false'"),
+     ({"verbose": 5}, r"verbose must be one of \[0, 1, 2\]; received 5"),
      ({"chief_timeout": float("nan")}, r"chief_timeout must be a finite number of seconds > 0; received nan"),
      ({"chief_timeout": -1}, "chief_timeout must be"), ({"chief_timeout": float("inf")}, "chief_timeout")],
 )  # fmt: skip

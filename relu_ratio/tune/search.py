@@ -21,7 +21,7 @@ from pathlib import Path
 import keras
 import keras_tuner
 
-from relu_ratio import data, files, folder_lock, models, progress, train
+from relu_ratio import data, files, flags, folder_lock, models, progress, train
 from relu_ratio.describe import describe
 from relu_ratio.tune.space import GRANULARITIES, ReLUHyperModel, format_pattern, relu_pattern_from
 from relu_ratio.validators import is_finite_number, is_integer, suggest
@@ -52,9 +52,9 @@ class SearchConfig:
                                 choices=GRANULARITIES)  # fmt: skip
     min_relus_per_block: int = _setting(1, "masks keep at least this many ReLUs per block (plain: M of each "
                                         "ratio N:M)", SPACE)  # fmt: skip
-    min_ratio: str | None = _setting(None, "lowest whole-net conv:ReLU ratio, e.g. 1.2 or 6:5", SPACE,
+    min_ratio: str | float | None = _setting(None, "lowest whole-net conv:ReLU ratio, e.g. 1.2 or 6:5", SPACE,
                                      default_text="default: none")  # fmt: skip
-    max_ratio: str | None = _setting(None, "highest whole-net conv:ReLU ratio, e.g. 2 or 2:1", SPACE,
+    max_ratio: str | float | None = _setting(None, "highest whole-net conv:ReLU ratio, e.g. 2 or 2:1", SPACE,
                                      default_text="default: none")  # fmt: skip
     choices: tuple[str, ...] | None = _setting(None, "comma-separated candidates instead of the defaults, "
                                                "e.g. 011,101,111 or 1:1,2:1", SPACE,
@@ -272,6 +272,7 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
         given = [repr(a) for a in args] + sorted(_FIELDS & set(builder_kwargs))
         raise TypeError(f"search(config) takes its settings from the SearchConfig, not beside it "
                         f"({', '.join(given)}): use dataclasses.replace(config, name=value).")  # fmt: skip
+    config = _checked(config)
     role, tuner_id = distributed_role()
     tuner_cls = _tuner_class(config.tuner)
     for label, value, low in (("epochs", config.epochs, 1), ("hyperband_factor", config.hyperband_factor, 2)):
@@ -398,6 +399,24 @@ def _empty_project(project_dir: Path) -> None:
 
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(SearchConfig))
+_PATHS = ("dataset", "directory", "data_dir")
+
+
+def _checked(config: SearchConfig) -> SearchConfig:
+    """``config`` with its paths as strings and a list of choices as a tuple, every field checked against
+    its type and choices (:func:`relu_ratio.flags.check_values`): ``overwrite="false"`` would otherwise
+    start the search afresh.
+
+    Raises:
+        ValueError: naming the field, the value and what is valid.
+    """
+    given = {name: getattr(config, name) for name in _PATHS}
+    plain = {name: os.fspath(value) for name, value in given.items() if isinstance(value, os.PathLike)}
+    if isinstance(config.choices, list):
+        plain["choices"] = tuple(config.choices)
+    config = dataclasses.replace(config, **plain)
+    flags.check_values(config)
+    return config
 
 
 def _config_from_keywords(family, args: tuple, settings: dict) -> tuple[SearchConfig, dict]:

@@ -235,12 +235,16 @@ class ReLUHyperModel(keras_tuner.HyperModel):
             if value not in values:
                 values.append(value)
         if len(values) < 2:
-            hint = (
-                "For plain networks use granularity='stage' (a ratio per stage), or min_relus_per_block=0 "
-                "for per-layer on/off choices."
-                if kind.periodic
-                else "Lower min_relus_per_block or pass more choices."
-            )
+            if choices is not None:
+                ones = "1" * len(kind.slots)
+                ratios = kind.periodic and self.granularity == "stage"
+                example = "1:1,2:1" if ratios else f"{ones},0{ones[1:]}"
+                hint = f"Pass two or more different choices (e.g. {example})."
+            elif kind.periodic:
+                hint = ("For plain networks use granularity='stage' (a ratio per stage), or "
+                        "min_relus_per_block=0 for per-layer on/off choices.")  # fmt: skip
+            else:
+                hint = "Lower min_relus_per_block or pass more choices."
             raise ValueError(
                 f"the search space for {self.family} ({self.granularity} granularity, min_relus_per_block="
                 f"{m}) leaves only {values} to choose from: nothing to search. {hint}"
