@@ -54,9 +54,31 @@ def test_demo_takes_the_most_accurate_entry_and_the_first_name_of_equals(toy_zoo
 
 def test_demo_on_an_empty_store_says_so_in_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(tmp_path / "empty"))
-    assert demo.command() == 2
+    assert demo.command([]) == 2
     err = capsys.readouterr().err
     assert f"error: the zoo store {tmp_path / 'empty'} (chosen by $RELU_RATIO_ZOO; unset it" in err
+
+
+def test_demo_skips_entries_of_other_classes_and_says_when_none_is_left(toy_zoo, monkeypatch, capsys):
+    first, second = zoo.list_models()
+    base = zoo.info(first)
+    classes = {first: ("cat", "dog", "owl"), second: base.class_names}
+
+    def info(name):
+        top1 = 99.0 - len(classes[name])
+        return dataclasses.replace(base, name=name, class_names=classes[name], metrics={"top1": top1})
+
+    monkeypatch.setattr(zoo, "info", info)
+    assert demo.demo_entry().name == second  # the 3-class entry scores higher, but cannot name these images
+    classes[second] = ("a", "b")
+    assert demo.command([]) == 2
+    assert "holds no entry of CIFAR-10's classes (2 of other classes)" in capsys.readouterr().err
+
+
+def test_demo_takes_no_arguments():
+    with pytest.raises(SystemExit) as exit_info:
+        demo.command(["--bogus"])
+    assert exit_info.value.code == 2
 
 
 def test_shipped_sample_is_small_and_labelled():
