@@ -89,10 +89,19 @@ class QueuedRun:
         )  # fmt: skip
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object's pairs as a dict, refusing a key given twice (``json`` would keep the last one)."""
+    keys = [key for key, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise ValueError(f"{', '.join(map(repr, twice))} given twice in one object (only one would count)")
+    return dict(pairs)
+
+
 def load(path: str | os.PathLike) -> list[QueuedRun]:
     """The runs of the queue file at ``path``, checked (names, settings, values) before anything trains."""
     try:
-        spec = json.loads(Path(path).read_text())
+        spec = json.loads(Path(path).read_text(), object_pairs_hook=_unique_keys)
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot read the queue {os.fspath(path)!r}: {error}") from None
     if not isinstance(spec, dict) or not isinstance(spec.get("runs"), list) or not spec["runs"]:

@@ -69,6 +69,18 @@ def test_a_misspelt_key_of_the_queue_file_is_refused(tmp_path):
         queue.load(path)
 
 
+@pytest.mark.parametrize(
+    "text",
+    ['{"runs": [{"model": "resnet8_21"}], "runs": [{"model": "resnet8_11"}]}',
+     '{"runs": [{"model": "resnet8_21", "epochs": 3, "epochs": 30}]}'],
+)  # fmt: skip
+def test_a_key_given_twice_in_the_queue_file_is_refused(tmp_path, text):
+    path = tmp_path / "q.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=r"cannot read the queue .*: '(runs|epochs)' given twice in one"):
+        queue.load(path)
+
+
 @pytest.mark.parametrize("target", ["q.json", "q.finished.json"])
 def test_status_never_writes_its_record_over_the_queue_or_its_finished_runs(tmp_path, capsys, target):
     path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}])
