@@ -228,6 +228,9 @@ def resnet(
 
     ``"2:1"`` removes the first ReLU of each block. Other arguments: see :func:`build_family`.
     """
+    if not isinstance(preact, bool):
+        raise ValueError(f"preact must be True (pre-activation) or False (post-activation); received "
+                         f"{preact!r}.")  # fmt: skip
     return build_family("resnet" if preact else "postresnet", depth, relu_pattern, **kwargs)
 
 
@@ -605,5 +608,11 @@ def build(name: str, /, **kwargs) -> keras.Model:
     Keyword arguments are those of :func:`build_family`.
     """
     family, depth, pattern = parse_name(name)
+    fixed = sorted({"depth", "relu_pattern"} & set(kwargs))
+    if fixed:
+        given = ", ".join(f"{key}={kwargs[key]!r}" for key in fixed)
+        raise ValueError(f"build({name!r}, {given}): the name fixes the depth and the ReLU pattern; name the "
+                         f"network you want, or call build_family({family!r}, depth=..., "
+                         "relu_pattern=...).")  # fmt: skip
     kwargs.setdefault("name", name)  # the model's name; build("resnet8_21", name="x") renames it
     return build_family(family, depth, pattern, **kwargs)

@@ -126,11 +126,19 @@ def test_weights_argument_loads_a_weights_file(tmp_path, images):
         ({"name": ""}, r"name must be a non-empty string \(the model's name\) or None; received ''"),
         ({"input_shape": (None, 32, None)}, r"height and width may be None \(any size\)"),
         ({"input_shape": (None, 2, 3)}, "too small"),
+        ({"relu_pattern": "1:1"}, r"build\('resnet8_11', relu_pattern='1:1'\): the name fixes the depth and"),
+        ({"depth": 20}, r"depth=20\): the name fixes .* call build_family\('resnet', depth=..."),
     ],
 )
 def test_bad_builder_combinations_raise_value_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         models.build("resnet8_11", **kwargs)
+
+
+@pytest.mark.parametrize("preact", ["no", None, 0])
+def test_resnet_preact_takes_true_or_false_only(preact):
+    with pytest.raises(ValueError, match=rf"preact must be True \(pre-activation\) or False .* {preact!r}\."):
+        models.resnet(8, preact=preact)
 
 
 @pytest.mark.parametrize(
