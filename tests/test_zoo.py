@@ -528,7 +528,9 @@ def test_a_builder_with_weights_cifar10_is_zoo_load(shipped_zoo):
         np.testing.assert_array_equal(model.predict(images, verbose=0), expected)
     transfer = models.build("resnet20_21", weights="cifar10", classes=5, input_shape=(40, 40, 3))
     assert transfer.input_shape == (None, 40, 40, 3) and transfer.output_shape == (None, 5)
-    features = models.build("resnet20_21", weights="cifar10", include_top=False, pooling="avg")
+    assert transfer.name == "resnet20_21"  # named as without weights, whatever the head
+    features = models.build("resnet20_21", weights="cifar10", include_top=False, pooling="avg", name="feat")
+    assert features.name == "feat"
     pooled = zoo.load("resnet20_21", include_top=False).predict(images, verbose=0)
     np.testing.assert_array_equal(features.predict(images, verbose=0), pooled)
     assert models.build("resnet20_21", weights="cifar10", include_top=False).output_shape == (None, 8, 8, 64)

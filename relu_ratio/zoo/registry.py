@@ -270,12 +270,12 @@ def from_preset(
         out = features.output if pooling == "avg" else features.input
         if pooling == "max":
             out = keras.layers.GlobalMaxPooling2D(name="max_pool")(out)
-        return CheckedModel(model.input, out, name=f"{model.name}_features")
+        return CheckedModel(model.input, out, name=model.name)  # named as without weights, whatever the head
     if classes is None or (classes == entry.classes and shape is None):  # the classifier that was measured
         return CheckedModel.from_model(model)
     activation = kwargs.get("classifier_activation", "softmax")
     head = models.classifier(classes, activation, kwargs.get("weight_decay", 0.0))
-    return CheckedModel(model.input, head(features.output), name=f"{model.name}_transfer{classes}")
+    return CheckedModel(model.input, head(features.output), name=model.name)
 
 
 def preset_entry(
