@@ -201,16 +201,15 @@ def _section(spec: Experiment, rows: list[Measured]) -> list[str]:
         lines += [spec.note, ""]
     lines += ["| network | variant | zoo entry | epochs | seeds | ours: top-1 % | paper: top-1 % |",
               "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-    for row in rows:
-        ours = f"{row.top1:.2f}" + (f" ± {row.sd:.2f}" if row.sd is not None else "")
-        lines.append(f"| depth {row.depth} | {row.label} | [`{row.name}`](../zoo/{row.name}/metadata.json) | "
-                     f"{row.epochs} | {row.seeds} | {ours} | |")  # fmt: skip
-    for variant in spec.variants:
-        papers = spec.published_for(variant.model)
-        if papers:
-            depth = models.parse_name(variant.model)[1]
-            theirs = "; ".join(f"{p.top1:.2f} ({p.dataset}, {p.source})" for p in papers)
-            lines.append(f"| depth {depth} | {variant.label} | | | | | {theirs} |")
+    order = [v.label for v in spec.variants]
+    theirs = _published_cells(spec)
+    table = [((row.depth, order.index(row.label), row.epochs), row.depth, row.label, _ours_cells(row))
+             for row in rows]  # fmt: skip
+    answered = {(row.depth, row.label) for row in rows}
+    table += [((depth, order.index(label), 0), depth, label, " | | | ") for depth, label in theirs
+              if (depth, label) not in answered]  # fmt: skip
+    for _, depth, label, ours in sorted(table, key=lambda line: line[0]):
+        lines.append(f"| depth {depth} | {label} | {ours} | {theirs.get((depth, label), '')} |")
     diffs = differences(rows)
     lines += ["", "| N:M minus paired | ours (CIFAR-10 (JPEG)) | paper |", "| --- | --- | --- |"]
     labels = _labels(spec)
@@ -221,6 +220,23 @@ def _section(spec: Experiment, rows: list[Measured]) -> list[str]:
     lines += [""] + [f"- **{label}**: {verdict(_best(diffs, label), published_differences(spec, label))}"
                      for label in labels]  # fmt: skip
     return [*lines, ""]
+
+
+def _published_cells(spec: Experiment) -> dict[tuple[int, str], str]:
+    """``{(depth, variant label): the published top-1s}`` of ``spec``, for the row of that network."""
+    cells = {}
+    for variant in spec.variants:
+        papers = spec.published_for(variant.model)
+        if papers:
+            depth = models.parse_name(variant.model)[1]
+            cells[depth, variant.label] = "; ".join(f"{p.top1:.2f} ({p.dataset}, {p.source})" for p in papers)
+    return cells
+
+
+def _ours_cells(row: Measured) -> str:
+    """The zoo entry, epochs, seeds and top-1 columns of ``row``."""
+    top1 = f"{row.top1:.2f}" + (f" ± {row.sd:.2f}" if row.sd is not None else "")
+    return f"[`{row.name}`](../zoo/{row.name}/metadata.json) | {row.epochs} | {row.seeds} | {top1}"
 
 
 def _labels(spec: Experiment) -> list[str]:
