@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     if len(args.mask) != slots or set(args.mask) - {"0", "1"}:
         cli.error(f"--mask: a {args.family} block has {slots} ReLU slots: give {slots} characters of 0/1 "
                   f"(e.g. {'0' + '1' * (slots - 1)}); received {args.mask!r}")  # fmt: skip
+    if "1" not in args.mask:
+        cli.error(f"--mask {args.mask} removes every ReLU (relu_ratio refuses that network); keep at least "
+                  f"one (e.g. {'0' + '1' * (slots - 1)})")  # fmt: skip
     per_stage, rest = divmod(args.depth - 2, 3 * slots)
     if per_stage < 1 or rest:
         depths = ", ".join(str(3 * slots * n + 2) for n in (1, 2, 3))

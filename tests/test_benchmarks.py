@@ -60,6 +60,7 @@ def test_a_throughput_flag_the_others_would_ignore_stops_it_before_it_measures(c
     ("argv", "said"),
     [(["--family", "preact", "--depth", "164", "--mask", "01"], "a preact block has 3 ReLU slots: give 3"),
      (["--family", "resnet", "--depth", "20", "--mask", "1x"], "received '1x'"),
+     (["--family", "resnet", "--depth", "20", "--mask", "00"], "--mask 00 removes every ReLU"),
      (["--family", "preact", "--depth", "21", "--mask", "011"], r"9n\+2 layers deep, n >= 1 \(11, 20, 29"),
      (["--family", "resnet", "--depth", "2", "--mask", "11"], "received 2"),
      (["--family", "resnet", "--depth", "20", "--mask", "11", "--steps", "0"], "--steps: must be >= 1")],

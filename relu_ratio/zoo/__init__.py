@@ -18,8 +18,8 @@ TensorFlow is needed only for the SavedModel functions (:func:`export`, :func:`l
 
 Example:
     >>> from relu_ratio import zoo
-    >>> zoo.list("resnet*")                                       # doctest: +SKIP
-    ['resnet20_11', 'resnet20_21']
+    >>> zoo.list("resnet56*")                                     # doctest: +SKIP
+    ['resnet56_11', 'resnet56_21']
     >>> model = zoo.load("resnet20_11")                           # doctest: +SKIP
     >>> probabilities = model.predict(uint8_images)               # doctest: +SKIP
 """
