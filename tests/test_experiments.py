@@ -226,11 +226,14 @@ def test_worker_commands_drop_the_spawning_flags_and_abbreviations_are_refused(c
 def test_empty_gpu_ids_are_refused_and_a_shard_without_runs_says_so(folder, tmp_path, capsys, shallow):
     base = ["run", shallow.name, "--only", "plain5_11", "--dataset", str(folder), "--out", str(tmp_path),
             *TINY]
-    for gpus in ("", "0,,1"):
+    for gpus, problem in (("", "'' is not"), ("0,,1", "'' is not"), ("a,b", "'a' is not a GPU id"),
+                          ("0,0", "0 twice (two workers on one GPU)")):  # fmt: skip
         assert cli.main([*base, "--gpus", gpus]) == 2
-        assert f"--gpus takes comma-separated GPU ids, e.g. '0,1'; received {gpus!r}" in (
-            capsys.readouterr().err
-        )
+        err = capsys.readouterr().err
+        assert f"GPU ids, each once, e.g. '0,1'; received {gpus!r}: {problem}" in err
+    assert cli.main([*base, "--workers", "2", "--test-subset", "100000"]) == 2  # checked before the workers
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "test_subset 100000 is more than the" in err, err
     assert cli.main([*base, "--shard", "1/3"]) == 0
     assert "shard 1/3: none of the 1 run(s) falls to this shard" in capsys.readouterr().out
 

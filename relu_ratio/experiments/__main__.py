@@ -80,9 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             for item in runs:
                 print(train.command_for(item.config.resolved()))
             return 0
-        gpus = args.gpus.split(",") if args.gpus is not None else None
-        if gpus is not None and not all(gpu.strip() for gpu in gpus):
-            raise ValueError(f"--gpus takes comma-separated GPU ids, e.g. '0,1'; received {args.gpus!r}.")
+        gpus = _gpu_ids(args.gpus) if args.gpus is not None else None
         workers = len(gpus) if gpus else args.workers
         if workers < 1:
             raise ValueError(f"--workers must be >= 1; received {workers}.")
@@ -91,8 +89,10 @@ def main(argv: list[str] | None = None) -> int:
         if workers > 1 or gpus:
             if shard != (0, 1):
                 raise ValueError("--workers/--gpus start their own shards; do not combine them with --shard.")
+            runner.check_data(runs)  # once here, not a failure in every worker
             status = runner.spawn_workers(_without(argv, "--workers", "--gpus"), workers, gpus)
-            _print_report(report.collect(root))
+            if status == 0 or (root / runner.RECORD_FILE).is_file():  # else no worker started a run
+                _print_report(report.collect(root))
             return status
         failures = runner.run(runs, experiment_name=args.experiment, budget=budget, shard=shard)
         for item, message in failures:
@@ -105,6 +105,19 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:  # bad settings, or a folder that cannot be written
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def _gpu_ids(text: str) -> list[str]:
+    """``--gpus 0,1``: one worker per id (an index, or a ``GPU-``/``MIG-`` UUID as ``CUDA_VISIBLE_DEVICES``
+    takes them), each id once."""
+    ids = [gpu.strip() for gpu in text.split(",")]
+    bad = [gpu for gpu in ids if not (gpu.isdigit() or gpu.startswith(("GPU-", "MIG-")))]
+    twice = sorted({gpu for gpu in ids if ids.count(gpu) > 1})
+    if bad or twice:
+        problem = f"{bad[0]!r} is not a GPU id" if bad else f"{twice[0]} twice (two workers on one GPU)"
+        raise ValueError(f"--gpus takes comma-separated GPU ids, each once, e.g. '0,1'; received {text!r}: "
+                         f"{problem}.")  # fmt: skip
+    return ids
 
 
 def _list() -> int:

@@ -31,6 +31,7 @@ from relu_ratio.train import fit, series
 from relu_ratio.validators import check_seed
 
 BUDGET_SETTINGS = {"recipe", "epochs", "train_subset", "test_subset", "seeds", "batch_size"}
+RECORD_FILE = "experiment.json"  # in an experiment's folder: its name, budget and dataset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,9 +156,7 @@ def run(
     if runs and not mine:
         log(f"shard {index}/{count}: none of the {len(runs)} run(s) falls to this shard (more shards than "
             "runs)")
-    pending = [r for r in mine if not r.done]
-    if pending:  # the data against the budget, once, before any run: a subset it cannot give fails them all
-        fit.load_data(pending[0].config.resolved())
+    check_data(mine)
     if runs:
         _record_experiment(runs[0].out.parent.parent, experiment_name, budget, runs[0].config.dataset)
     return series.train_in_order(mine, attrgetter("config"), _skip_done, name=attrgetter("run_id"), log=log)
@@ -181,6 +180,14 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def check_data(runs: list[Run]) -> None:
+    """Load the data the runs not yet done train on and check it against their budget, once, before any
+    run or worker starts: a subset it cannot give would fail every run."""
+    pending = [r for r in runs if not r.done]
+    if pending:
+        fit.load_data(pending[0].config.resolved())
+
+
 def spawn_workers(argv: list[str], workers: int, gpus: list[str] | None = None) -> int:
     """Start ``workers`` processes of ``python -m relu_ratio.experiments <argv> --shard i/workers`` (one per
     GPU in ``gpus``, through ``CUDA_VISIBLE_DEVICES``) and wait for all; returns 0 if all succeeded."""
@@ -200,7 +207,7 @@ def _record_experiment(root: Path, name: str, chosen: Budget, dataset: str) -> N
     naming each setting that differs."""
     record = {"experiment": name, "budget": dataclasses.asdict(chosen), "dataset": dataset}
     record["budget"]["seeds"] = list(chosen.seeds)
-    path = root / "experiment.json"
+    path = root / RECORD_FILE
     if path.is_file():
         changed = _differences(read_record(root), record)
         if changed:
@@ -235,7 +242,7 @@ RECORD_REMEDY = "Delete it and run the experiment again with its settings (finis
 def read_record(root: Path) -> dict:
     """The experiment recorded in ``root/experiment.json``, checked: a missing, unreadable or damaged record
     raises ``ValueError`` naming the file and what is wrong."""
-    path = Path(root) / "experiment.json"
+    path = Path(root) / RECORD_FILE
     if not path.is_file():
         raise ValueError(f"{root} holds no experiment (no experiment.json); run one there first.")
     for _ in range(50):  # another worker may be writing it this instant
