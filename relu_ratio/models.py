@@ -608,11 +608,11 @@ def build(name: str, /, **kwargs) -> keras.Model:
     Keyword arguments are those of :func:`build_family`.
     """
     family, depth, pattern = parse_name(name)
-    fixed = sorted({"depth", "relu_pattern"} & set(kwargs))
+    fixed = sorted({"family", "depth", "relu_pattern"} & set(kwargs))
     if fixed:
         given = ", ".join(f"{key}={kwargs[key]!r}" for key in fixed)
-        raise ValueError(f"build({name!r}, {given}): the name fixes the depth and the ReLU pattern; name the "
-                         f"network you want, or call build_family({family!r}, depth=..., "
+        raise ValueError(f"build({name!r}, {given}): the name fixes the family, depth and ReLU pattern; name "
+                         f"the network you want, or call build_family({family!r}, depth=..., "
                          "relu_pattern=...).")  # fmt: skip
     kwargs.setdefault("name", name)  # the model's name; build("resnet8_21", name="x") renames it
     return build_family(family, depth, pattern, **kwargs)

@@ -46,7 +46,7 @@ from relu_ratio.train.devices import DEVICE_SEPARATOR, is_gpu
 from relu_ratio.train.fit import MAY_CHANGE_ON_RESUME
 from relu_ratio.train.record import fixed_precision, run_folder_name
 from relu_ratio.train.series import NotTrained, train_in_order
-from relu_ratio.validators import check_seed, suggest
+from relu_ratio.validators import check_seed, repeated, suggest
 from relu_ratio.zoo.entry import TAG_PATTERN
 
 # stands for `queue run --dataset` where a queue is read without it: a tensorflow-datasets name, so that a
@@ -91,10 +91,10 @@ class QueuedRun:
 
 def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     """A JSON object's pairs as a dict, refusing a key given twice (``json`` would keep the last one)."""
-    keys = [key for key, _ in pairs]
-    twice = sorted({key for key in keys if keys.count(key) > 1})
+    twice = repeated(key for key, _ in pairs)
     if twice:
-        raise ValueError(f"{', '.join(map(repr, twice))} given twice in one object (only one would count)")
+        raise ValueError(f"{', '.join(map(repr, twice))} given twice in one object (only one would count); "
+                         "give each key once")  # fmt: skip
     return dict(pairs)
 
 

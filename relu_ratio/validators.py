@@ -9,11 +9,17 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import difflib
 import math
 from collections.abc import Iterable
 
 import numpy as np
+
+
+def repeated(items: Iterable) -> list:
+    """The items given more than once, sorted: ``repeated(["0", "1", "0"]) == ["0"]``."""
+    return sorted(item for item, count in collections.Counter(items).items() if count > 1)
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:

@@ -224,10 +224,11 @@ def test_worker_commands_drop_the_spawning_flags_and_abbreviations_are_refused(c
 
 
 def test_empty_gpu_ids_are_refused_and_a_shard_without_runs_says_so(folder, tmp_path, capsys, shallow):
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
     base = ["run", shallow.name, "--only", "plain5_11", "--dataset", str(folder), "--out", str(tmp_path),
             *TINY]
     for gpus, problem in (("", "'' is not"), ("0,,1", "'' is not"), ("a,b", "'a' is not a GPU id"),
-                          ("0,0", "0 twice (two workers on one GPU)")):  # fmt: skip
+                          ("0,00", "0 twice (two workers on one GPU)")):  # fmt: skip
         assert cli.main([*base, "--gpus", gpus]) == 2
         err = capsys.readouterr().err
         assert f"GPU ids, each once, e.g. '0,1'; received {gpus!r}: {problem}" in err
@@ -236,6 +237,10 @@ def test_empty_gpu_ids_are_refused_and_a_shard_without_runs_says_so(folder, tmp_
     assert err.count("error:") == 1 and "test_subset 100000 is more than the" in err, err
     assert cli.main([*base, "--shard", "1/3"]) == 0
     assert "shard 1/3: none of the 1 run(s) falls to this shard" in capsys.readouterr().out
+    assert cli.main([*base, "--workers", "2", "--epochs", "2"]) == 2  # another experiment, refused once
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "holds another experiment: budget.epochs: 1, 2" in err, err
+    assert os.environ.get("CUDA_VISIBLE_DEVICES") == before  # hidden from the parent while it checked
 
 
 def test_a_retried_run_reads_as_running_not_failed_and_a_new_failure_is_recorded(tmp_path, monkeypatch):

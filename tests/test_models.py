@@ -126,7 +126,8 @@ def test_weights_argument_loads_a_weights_file(tmp_path, images):
         ({"name": ""}, r"name must be a non-empty string \(the model's name\) or None; received ''"),
         ({"input_shape": (None, 32, None)}, r"height and width may be None \(any size\)"),
         ({"input_shape": (None, 2, 3)}, "too small"),
-        ({"relu_pattern": "1:1"}, r"build\('resnet8_11', relu_pattern='1:1'\): the name fixes the depth and"),
+        ({"relu_pattern": "1:1"}, r"build\('resnet8_11', relu_pattern='1:1'\): the name fixes the family, "),
+        ({"family": "preact"}, r"build\('resnet8_11', family='preact'\): the name fixes"),
         ({"depth": 20}, r"depth=20\): the name fixes .* call build_family\('resnet', depth=..."),
     ],
 )

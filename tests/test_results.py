@@ -60,6 +60,21 @@ def _measured(label: str, paired: bool, top1: float, sd: float | None, seeds: in
     return results.Measured(f"x_{label}", 20, label, paired, 100, top1, sd, seeds, ())
 
 
+def test_a_papers_number_is_given_once_on_the_row_of_its_network_and_pairs_stay_together():
+    """Two trainings of the flagship pair (30 and 100 epochs): each pair together, He et al.'s ResNet-164
+    beside our first paired row only, a network we did not train on a row of its own after ours."""
+    spec = EXPERIMENTS["figs7_8"]
+    paired, type1 = spec.variants[0].label, "Type 1 (3:2, first ReLU removed)"
+    rows = [results.Measured(f"preact164_{token}{tag}", 164, label, token == "11", epochs, 90.0, None, 1, ())
+            for epochs, tag in ((30, ".e30"), (100, "")) for token, label in (("11", paired), ("32", type1))]
+    table = [line for line in results._section(spec, rows) if line.startswith("| depth 164")]
+    assert [line.split(" | ")[2].split("`")[1] for line in table] == [
+        "preact164_11.e30", "preact164_32.e30", "preact164_11", "preact164_32", ]
+    assert [line.count("94.54 (CIFAR-10") for line in table] == [1, 0, 0, 0]
+    spec_110 = [line for line in results._section(spec, rows) if line.startswith("| depth 110")]
+    assert spec_110 == []  # no published number at depth 110, none trained
+
+
 def test_differences_carry_a_standard_error_only_with_seeds_on_both_sides():
     rows = [_measured("paired", True, 88.0, 0.3, 3), _measured("2:1", False, 88.5, 0.4, 3)]
     (difference,) = results.differences(rows)

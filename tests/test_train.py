@@ -775,8 +775,8 @@ def test_a_finished_run_whose_result_lacks_keys_is_named(finished_run, tmp_path,
 
 def test_a_file_is_not_read_as_a_waiting_run_nor_a_misspelt_column_as_an_empty_one(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(RunFileError, match=r"notes.txt: is a file, not a run folder"):
-        train.RunRecord.read(tmp_path / "notes.txt")
+    record = train.RunRecord.read(tmp_path / "notes.txt")  # damaged: a report names it and goes on
+    assert record.damage == ("notes.txt: is a file, not a run folder (the folder a training run fills)",)
     assert train.RunRecord.read(tmp_path / "not-started").state == "waiting"
     (tmp_path / "metrics.csv").write_text("epoch,accuracy,val_accuracy\n0,0.4,0.5\n")
     assert metric_column(tmp_path, "val_accuracy") == [0.5]

@@ -427,6 +427,18 @@ def test_settings_a_trial_would_fail_on_are_refused_before_the_data_and_the_proj
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_search_config_takes_paths_a_list_of_choices_and_any_real_ratio_bound(tmp_path):
+    from fractions import Fraction
+
+    import numpy as np
+
+    bounds = {"min_ratio": Fraction(1), "max_ratio": np.float32(2)}
+    config = tune.SearchConfig(family="resnet", depth=8, dataset=tmp_path / "none", directory=tmp_path,
+                               choices=["11", "01"], **bounds)  # fmt: skip
+    with pytest.raises(FileNotFoundError, match="none"):  # the settings were taken: the data is looked for
+        tune.search(config)
+
+
 def test_search_takes_a_config_and_the_old_keyword_form_still_works_with_a_warning(tmp_path):
     missing = str(tmp_path / "none")
     config = tune.SearchConfig(family="resnet", depth=8, dataset=missing, directory=str(tmp_path))

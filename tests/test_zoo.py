@@ -112,6 +112,9 @@ def test_register_refuses_a_taken_name_and_a_run_that_does_not_fit(run, store, t
     with pytest.raises(zoo.IntegrityError, match="does not fit resnet14_21"):
         zoo.register(bad, store=tmp_path / "other")
     assert list((tmp_path / "other").iterdir()) == []  # nothing half-registered
+    (tmp_path / "notes.txt").write_text("")
+    with pytest.raises(zoo.ZooError, match=r"notes.txt is not a run .*: notes.txt: is a file, not a run"):
+        zoo.register(tmp_path / "notes.txt", store=tmp_path / "other")
 
 
 def test_register_refuses_test_data_with_other_class_names_than_the_run_trained_on(run, tmp_path):

@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 
 from relu_ratio import flags, train
 from relu_ratio.experiments import report, results, runner, specs
+from relu_ratio.validators import repeated
 
 EXAMPLES = {
     "list": "python -m relu_ratio.experiments list",
@@ -89,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         if workers > 1 or gpus:
             if shard != (0, 1):
                 raise ValueError("--workers/--gpus start their own shards; do not combine them with --shard.")
-            runner.check_data(runs)  # once here, not a failure in every worker
+            with _no_gpu():  # once here, not a failure in every worker
+                runner.prepare(runs, args.experiment, budget)
             status = runner.spawn_workers(_without(argv, "--workers", "--gpus"), workers, gpus)
-            if status == 0 or (root / runner.RECORD_FILE).is_file():  # else no worker started a run
-                _print_report(report.collect(root))
+            _print_report(report.collect(root))
             return status
         failures = runner.run(runs, experiment_name=args.experiment, budget=budget, shard=shard)
         for item, message in failures:
@@ -107,12 +110,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+@contextlib.contextmanager
+def _no_gpu():
+    """No GPU for this process while inside: TensorFlow, started here to read a tensorflow-datasets source,
+    would otherwise take the memory of every GPU the workers need (it keeps that choice once started)."""
+    saved = os.environ.get("CUDA_VISIBLE_DEVICES")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    try:
+        yield
+    finally:  # the workers inherit what was set before
+        if saved is None:
+            del os.environ["CUDA_VISIBLE_DEVICES"]
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = saved
+
+
 def _gpu_ids(text: str) -> list[str]:
     """``--gpus 0,1``: one worker per id (an index, or a ``GPU-``/``MIG-`` UUID as ``CUDA_VISIBLE_DEVICES``
-    takes them), each id once."""
+    takes them), each GPU once."""
     ids = [gpu.strip() for gpu in text.split(",")]
-    bad = [gpu for gpu in ids if not (gpu.isdigit() or gpu.startswith(("GPU-", "MIG-")))]
-    twice = sorted({gpu for gpu in ids if ids.count(gpu) > 1})
+    index = {gpu: str(int(gpu)) for gpu in ids if gpu.isascii() and gpu.isdigit()}  # "00" is GPU 0
+    bad = [gpu for gpu in ids if gpu not in index and not gpu.startswith(("GPU-", "MIG-"))]
+    twice = repeated(index.get(gpu, gpu) for gpu in ids)
     if bad or twice:
         problem = f"{bad[0]!r} is not a GPU id" if bad else f"{twice[0]} twice (two workers on one GPU)"
         raise ValueError(f"--gpus takes comma-separated GPU ids, each once, e.g. '0,1'; received {text!r}: "

@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import math
 import os
 from pathlib import Path
 
@@ -202,14 +203,13 @@ def _section(spec: Experiment, rows: list[Measured]) -> list[str]:
     lines += ["| network | variant | zoo entry | epochs | seeds | ours: top-1 % | paper: top-1 % |",
               "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     order = [v.label for v in spec.variants]
-    theirs = _published_cells(spec)
-    table = [((row.depth, order.index(row.label), row.epochs), row.depth, row.label, _ours_cells(row))
-             for row in rows]  # fmt: skip
-    answered = {(row.depth, row.label) for row in rows}
-    table += [((depth, order.index(label), 0), depth, label, " | | | ") for depth, label in theirs
-              if (depth, label) not in answered]  # fmt: skip
-    for _, depth, label, ours in sorted(table, key=lambda line: line[0]):
-        lines.append(f"| depth {depth} | {label} | {ours} | {theirs.get((depth, label), '')} |")
+    theirs = _published_cells(spec)  # each on the first of our rows of its network (rows are in order)
+    table = [((row.depth, row.epochs, order.index(row.label)), row.depth, row.label, _ours_cells(row),
+              theirs.pop((row.depth, row.label), "")) for row in rows]  # fmt: skip
+    table += [((depth, math.inf, order.index(label)), depth, label, "| | |", cell)
+              for (depth, label), cell in theirs.items()]  # fmt: skip
+    for _, depth, label, ours, cell in sorted(table, key=lambda line: line[0]):
+        lines.append(f"| depth {depth} | {label} | {ours} | {cell} |")
     diffs = differences(rows)
     lines += ["", "| N:M minus paired | ours (CIFAR-10 (JPEG)) | paper |", "| --- | --- | --- |"]
     labels = _labels(spec)

@@ -156,9 +156,7 @@ def run(
     if runs and not mine:
         log(f"shard {index}/{count}: none of the {len(runs)} run(s) falls to this shard (more shards than "
             "runs)")
-    check_data(mine)
-    if runs:
-        _record_experiment(runs[0].out.parent.parent, experiment_name, budget, runs[0].config.dataset)
+    prepare(runs, experiment_name, budget)
     return series.train_in_order(mine, attrgetter("config"), _skip_done, name=attrgetter("run_id"), log=log)
 
 
@@ -180,12 +178,15 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def check_data(runs: list[Run]) -> None:
-    """Load the data the runs not yet done train on and check it against their budget, once, before any
-    run or worker starts: a subset it cannot give would fail every run."""
+def prepare(runs: list[Run], experiment_name: str, budget: Budget) -> None:
+    """Before any run or worker starts: check the data the runs not yet done train on against their budget
+    (a subset it cannot give would fail every run), then record the experiment in its folder, or refuse
+    another experiment there."""
     pending = [r for r in runs if not r.done]
     if pending:
         fit.load_data(pending[0].config.resolved())
+    if runs:
+        _record_experiment(runs[0].out.parent.parent, experiment_name, budget, runs[0].config.dataset)
 
 
 def spawn_workers(argv: list[str], workers: int, gpus: list[str] | None = None) -> int:
@@ -244,7 +245,7 @@ def read_record(root: Path) -> dict:
     raises ``ValueError`` naming the file and what is wrong."""
     path = Path(root) / RECORD_FILE
     if not path.is_file():
-        raise ValueError(f"{root} holds no experiment (no experiment.json); run one there first.")
+        raise ValueError(f"{root} holds no experiment (no {RECORD_FILE}); run one there first.")
     for _ in range(50):  # another worker may be writing it this instant
         try:
             record = json.loads(path.read_text())

@@ -164,8 +164,7 @@ def drop_epochs_from(out: str | os.PathLike, epoch: int) -> int:
 @dataclasses.dataclass(frozen=True)
 class RunRecord:
     """The files of one run folder, parsed. Missing files read as empty (a run not started yet); damaged
-    ones too, and :attr:`damage` says which and why. A path that is a file, not a folder, raises
-    :class:`RunFileError`."""
+    ones too, and :attr:`damage` says which and why (a path that is a file, not a folder, too)."""
 
     path: Path
     config: dict  # config.json: the resolved TrainConfig fields, "command", "architecture", "dataset_info"...
@@ -180,7 +179,8 @@ class RunRecord:
     def read(cls, path: str | os.PathLike) -> RunRecord:
         path = Path(path)
         if path.exists() and not path.is_dir():
-            raise RunFileError(path, "is a file, not a run folder (the folder a training run writes into)")
+            problem = RunFileError(path, "is a file, not a run folder (the folder a training run fills)")
+            return cls(path, {}, {}, {}, {}, (), (problem.short,))
         damage: list[str] = []
 
         def attempt(empty, read, *args):

@@ -13,9 +13,11 @@ import contextlib
 import dataclasses
 import functools
 import json
+import numbers
 import os
 import shutil
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -412,7 +414,11 @@ def _checked(config: SearchConfig) -> SearchConfig:
     """
     given = {name: getattr(config, name) for name in _PATHS}
     plain = {name: os.fspath(value) for name, value in given.items() if isinstance(value, os.PathLike)}
-    if isinstance(config.choices, list):
+    for name in ("min_ratio", "max_ratio"):  # a Fraction, a numpy number: as a float
+        value = getattr(config, name)
+        if isinstance(value, numbers.Real) and not isinstance(value, (bool, int, float)):
+            plain[name] = float(value)
+    if isinstance(config.choices, Sequence) and not isinstance(config.choices, (str, tuple)):
         plain["choices"] = tuple(config.choices)
     config = dataclasses.replace(config, **plain)
     flags.check_values(config)

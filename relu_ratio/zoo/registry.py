@@ -270,7 +270,7 @@ def from_preset(
         out = features.output if pooling == "avg" else features.input
         if pooling == "max":
             out = keras.layers.GlobalMaxPooling2D(name="max_pool")(out)
-        return CheckedModel(model.input, out, name=model.name)  # named as without weights, whatever the head
+        return CheckedModel(model.input, out, name=model.name)  # the entry's name or name=, whatever the head
     if classes is None or (classes == entry.classes and shape is None):  # the classifier that was measured
         return CheckedModel.from_model(model)
     activation = kwargs.get("classifier_activation", "softmax")
