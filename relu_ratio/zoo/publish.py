@@ -134,7 +134,7 @@ def _recorded_run(run: Path) -> tuple[dict, dict, str | None, str | None]:
     ``None``) or a zoo entry's, whose metadata keeps its run's config and result."""
     if not (run / METADATA_FILE).is_file():
         record = RunRecord.read(run)
-        if record.damage:
+        if record.damage and not (record.config and record.result):  # a damaged progress.json alone does not
             raise ZooError(f"{run} is not a run that can be registered: {'; '.join(record.damage)}.")
         config = _required(record.config, run / "config.json", CONFIG_KEYS)
         return config, _required(record.result, run / "result.json", RESULT_KEYS), record.precision, None
