@@ -110,6 +110,8 @@ def _out_problem(out: str, tiny: bool) -> str | None:
     """Why ``--out`` cannot take the executed notebooks, or ``None``."""
     from relu_ratio.files import check_writable
 
+    if out == "":  # Path("") is the current folder; "not given" is None, never the empty string
+        return "--out must name a folder; received '' (leave --out out to execute the notebooks in place)"
     folder = Path(out)
     if tiny and folder.resolve() == HERE:
         return "--tiny writes a scratch copy: --out must not be notebooks/ (the committed notebooks)"
@@ -128,11 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         known = ", ".join(p.stem for p in NOTEBOOKS)
         print(f"error: no notebook {', '.join(sorted(unknown))}; choose from {known}", file=sys.stderr)
         return 2
-    if args.tiny and not args.out:
+    if args.tiny and args.out is None:
         print("error: --tiny needs --out: the committed notebooks keep the outputs of the real settings",
               file=sys.stderr)  # fmt: skip
         return 2
-    problem = (args.out and _out_problem(args.out, args.tiny)) or (
+    problem = (args.out is not None and _out_problem(args.out, args.tiny)) or (
         args.timeout < 1 and f"--timeout must be >= 1 (seconds); received {args.timeout}")
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with locked_folder(HERE / "runs", RUNS):  # for the whole execution, not only each notebook
             for number, path in enumerate(chosen, start=1):
-                target = Path(args.out) / path.name if args.out else path
+                target = path if args.out is None else Path(args.out) / path.name
                 began = time.monotonic()
                 print(f"[{number}/{len(chosen)}] {path.name} ...", flush=True)
                 execute(path, target, tiny=args.tiny, timeout=args.timeout)

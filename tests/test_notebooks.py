@@ -61,6 +61,17 @@ def test_an_out_folder_that_cannot_take_the_notebooks_is_refused_before_any_runs
         assert said in err.splitlines()[-1] and "[1/1]" not in err, err
 
 
+def test_an_empty_out_is_refused_not_taken_as_in_place(monkeypatch, capsys):
+    script = _execute_module()
+    ran = []
+    monkeypatch.setattr(script, "execute", lambda path, out, **kwargs: ran.append(out))  # never in place
+    for argv in (["--out", "", "01_quickstart"], ["--tiny", "--out", "", "01_quickstart"]):
+        assert script.main(argv) == 2
+        out, err = capsys.readouterr()
+        assert err == "error: --out must name a folder; received '' (leave --out out to execute the " \
+            "notebooks in place)\n" and not out and not ran, (out, err, ran)
+
+
 def test_a_second_execution_leaves_the_first_ones_runs_alone(tmp_path, live_holder, capsys):
     from relu_ratio.folder_lock import FolderInUse
 
