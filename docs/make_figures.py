@@ -3,18 +3,19 @@
 The ReLUs each block keeps or erases are read from :mod:`relu_ratio.patterns` (the masks the builders use),
 not drawn by hand. Run from the repository root::
 
-    python docs/make_figures.py          # writes docs/blocks.png
+    python docs/make_figures.py              # writes docs/blocks.png
+    python docs/make_figures.py /tmp/blocks  # writes /tmp/blocks.png (a name without a suffix gets .png)
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 from pathlib import Path
 
 from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
 from matplotlib.patches import FancyBboxPatch
-
-from relu_ratio.patterns import BOTTLENECK, ReLUPattern
 
 OUT = Path(__file__).parent / "blocks.png"
 CONVS = ("conv 1x1", "conv 3x3", "conv 1x1")  # the bottleneck's main path, one per ReLU slot
@@ -28,6 +29,8 @@ COLOURS = {"bn": "#dbe9f6", "relu": "#f4a259", "conv": "#8cc5a0", "add": "#fffff
 def block_layers(spec: str) -> list[tuple[str, str]]:
     """(kind, label) from input to output for one bottleneck under ``spec``; kind ``erased`` for a removed
     ReLU slot."""
+    from relu_ratio.patterns import BOTTLENECK, ReLUPattern  # here: importing relu_ratio starts Keras
+
     mask = ReLUPattern(spec).resolve(BOTTLENECK, [1, 1, 1])[0][0]
     layers = []
     for keep, conv in zip(mask, CONVS):
@@ -51,7 +54,35 @@ def _box(ax, x: float, y: float, kind: str, label: str) -> None:
         ax.plot([x - 0.8, x + 0.8], [y - 0.18, y + 0.18], color="#c0392b", linewidth=1.5)
 
 
-def draw(path: str | Path = OUT) -> Path:
+def target(path: str | os.PathLike) -> tuple[Path, str]:
+    """The file :func:`draw` writes for ``path`` and its format: the suffix's (``.png`` added where there is
+    none, as matplotlib would add it). Raises ``ValueError`` for an empty path, a folder, or a format
+    matplotlib cannot write (naming the formats it can)."""
+    if os.fspath(path) == "":
+        raise ValueError("the figure's path is empty; give a file name such as docs/blocks.png")
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give a file name such as {path / OUT.name}")
+    if not path.suffix:
+        path = path.with_name(path.name + ".png")
+    formats = sorted(Figure().canvas.get_supported_filetypes())
+    fmt = path.suffix[1:].lower()
+    if fmt not in formats:
+        raise ValueError(f"cannot write a figure as {path.suffix!r} ({path}); use one of "
+                         f"{', '.join('.' + f for f in formats)}")  # fmt: skip
+    return path, fmt
+
+
+def draw(path: str | os.PathLike = OUT) -> Path:
+    """Draw the picture into ``path`` (see :func:`target`; written atomically) and return the file written.
+
+    Raises:
+        ValueError: for a path :func:`target` refuses.
+        OSError: naming the file, where it cannot be written (a missing folder, a folder of that name ...).
+    """
+    from relu_ratio.files import atomic_file
+
+    path, fmt = target(path)
     fig = Figure(figsize=(7.2, 6.6))
     axes = fig.subplots(1, 2)
     for ax, (spec, title) in zip(axes, PANELS):
@@ -74,10 +105,35 @@ def draw(path: str | Path = OUT) -> Path:
         ax.axis("off")
     fig.suptitle("One pre-activation bottleneck block, paired and proportional", fontsize=12)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=110, format=fmt)
     return path
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python docs/make_figures.py", allow_abbrev=False,
+        description="Draw the README's picture of the paired and the Type 1 (3:2) bottleneck block.",
+    )  # fmt: skip
+    p.add_argument("path", nargs="?", default=OUT,
+                   help="the file to write (default: docs/blocks.png); no suffix: .png is added")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Draw the picture and print the path of the file written; a bad path is one ``error:`` line (exit 2)."""
+    p = parser()
+    args = p.parse_args(argv)
+    try:
+        target(args.path)  # before relu_ratio (and Keras) is imported
+        written = draw(args.path)
+    except ValueError as error:
+        p.error(str(error))
+    except OSError as error:
+        p.error(f"cannot write the figure to {error.filename or args.path}: {error.strerror or error}")
+    print(written)
+    return 0
+
+
 if __name__ == "__main__":
-    print(draw(sys.argv[1] if len(sys.argv) > 1 else OUT))
+    sys.exit(main())

@@ -80,6 +80,26 @@ def test_the_readme_picture_is_drawn_from_the_patterns(tmp_path):
     assert "](docs/blocks.png)" in README.read_text() and (DOCS / "blocks.png").is_file()
 
 
+def test_make_figures_takes_help_prints_the_file_it_wrote_and_names_a_bad_path(tmp_path, monkeypatch, capsys):
+    figures = _figures()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        figures.main(["--help"])  # was drawn into ./--help.png
+    assert exit_.value.code == 0 and "usage: python docs/make_figures.py" in capsys.readouterr().out
+    assert figures.main(["x"]) == 0 and capsys.readouterr().out == "x.png\n"  # matplotlib adds .png
+    assert (tmp_path / "x.png").stat().st_size > 10_000 and list(tmp_path.iterdir()) == [tmp_path / "x.png"]
+    cases = {"": "path is empty", str(tmp_path): f"{tmp_path} is a folder; give a file name such as ",
+             "x.v1": "cannot write a figure as '.v1' (x.v1); use one of .avif", "missing/a.png":
+             "cannot write the figure to missing/a.png: No such file or directory"}  # fmt: skip
+    for path, said in cases.items():
+        with pytest.raises(SystemExit) as exit_:
+            figures.main([path])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and said in err and err.count("error:") == 1, err
+        assert err.splitlines()[-1].startswith("python docs/make_figures.py: error:"), err
+    assert list(tmp_path.iterdir()) == [tmp_path / "x.png"]
+
+
 def _my_images(folder: Path) -> None:
     """A small 'folder of your images': three classes of the shipped sample, as PNG files."""
     sample = data.sample()
