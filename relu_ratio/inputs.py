@@ -200,8 +200,10 @@ class CheckedModel(keras.Model):
                 "and stack them into one uint8 array first, e.g. np.stack([np.asarray(image.convert('RGB')) "
                 "for image in images])."
             )
-        elif (array := _concrete(x)) is not None:
-            check_images(array, self.input_shape[1:])  # the tensor itself goes on (gradients still flow)
+        else:  # no `:=` here: TensorFlow's AutoGraph, tracing this method in an export, cannot convert it
+            array = _concrete(x)
+            if array is not None:
+                check_images(array, self.input_shape[1:])  # the tensor itself goes on (gradients still flow)
         return x
 
     def _checked(self, method: str, args: tuple, kwargs: dict) -> tuple[tuple, dict]:

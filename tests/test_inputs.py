@@ -166,3 +166,16 @@ def test_a_checked_zoo_model_exports_a_saved_model(toy_zoo, tmp_path):
     model.export(tmp_path / "sm", format="tf_saved_model", verbose=False)
     served = tf.saved_model.load(os.fspath(tmp_path / "sm"))
     np.testing.assert_allclose(served.serve(RAW.astype("float32")), model.predict(RAW, verbose=0), atol=1e-5)
+
+
+@pytest.mark.tensorflow
+def test_autograph_converts_the_input_check_so_an_export_prints_no_warning(capfd):
+    import tensorflow as tf
+
+    tf.autograph.to_graph(CheckedModel._check)  # a `:=` in it raised ConversionError (AutoGraph cannot)
+    inputs = keras.Input(SHAPE)
+    model = CheckedModel(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(inputs)))
+    tf.function(model).get_concrete_function(tf.TensorSpec((None, *SHAPE)))  # what an export traces
+    out, err = capfd.readouterr()
+    assert "AutoGraph could not transform" not in out + err and "report this to the TensorFlow" not in err
+
