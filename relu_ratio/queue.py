@@ -332,12 +332,21 @@ class Progress:
 
     @property
     def hours_left(self) -> float | None:
-        """Wall-clock hours the remaining epochs take at this run's own pace so far."""
+        """Wall-clock hours the remaining epochs take at this run's own pace on the CPU that trained it last
+        (where the epochs of each device are recorded), else at its pace so far if it never ran on a GPU;
+        ``None`` before an epoch, and for a run a lent GPU trained last (the CPU queue finishes it) or whose
+        CPU pace cannot be told from the GPU's."""
         if self.state == "finished":
             return 0.0
-        if not self.epochs_trained:
+        wall_s, epochs = self.wall_hours * 3600, self.epochs_trained
+        last, spent = list((self.devices or {"": {}}).items())[-1]
+        if spent.get("epochs_trained") and not is_gpu(last):
+            wall_s, epochs = spent["wall_time_s"], spent["epochs_trained"]
+        elif self.on_gpu:
             return None
-        return self.wall_hours / self.epochs_trained * (self.epochs - self.epochs_trained)
+        if not epochs:
+            return None
+        return wall_s / 3600 / epochs * (self.epochs - self.epochs_trained)
 
 
 def progress(
@@ -463,7 +472,8 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
         f"{done} of {len(rows)} runs finished; {spent}. Test top-1 is on the {tested} "
         "(on held-out training images where marked holdout: a recipe proxy); \"so far\" is the "
         "last finished epoch's, logged for progress only; a zoo entry's number is its final weights' "
-        "accuracy, measured by `zoo register`. Estimates of hours left use the run's own pace so far.",
+        "accuracy, measured by `zoo register`. Estimates of hours left use the run's own pace on the CPU "
+        "(none for a run partly trained on a lent GPU until its CPU epochs are recorded apart).",
         "",
         "## Models trained with several seeds",
         "",

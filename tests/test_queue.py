@@ -324,6 +324,26 @@ def test_an_unfinished_run_resumed_from_a_gpu_counts_as_partly_on_the_gpu(tmp_pa
     assert "0.20 wall-clock hours by 1 run(s) on a lent GPU" in text
 
 
+@pytest.mark.parametrize("devices, hours_left", [
+    ({"gpu: H200 x1": {"wall_time_s": 600.0, "cpu_time_s": 700.0, "epochs_trained": 15}}, None),  # GPU last
+    ({"gpu: H200 x1": {"wall_time_s": 600.0, "cpu_time_s": 700.0},
+      "cpu: 2 cores": {"wall_time_s": 900.0, "cpu_time_s": 1700.0}}, None),  # the CPU's epochs unknown
+    ({"gpu: H200 x1": {"wall_time_s": 600.0, "cpu_time_s": 700.0},
+      "cpu: 2 cores": {"wall_time_s": 900.0, "cpu_time_s": 1700.0, "epochs_trained": 2}}, 450 * 83 / 3600),
+])  # fmt: skip
+def test_hours_left_are_estimated_at_the_cpus_pace_not_a_lent_gpus(tmp_path, devices, hours_left):
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet20_21", "epochs": 100}], {"recipe": "fast"})
+    out = tmp_path / "runs" / "resnet20_21-seed0"
+    out.mkdir(parents=True)
+    (out / "metrics.csv").write_text("epoch,val_accuracy\n" + "".join(f"{e},0.5\n" for e in range(17)))
+    clock = {"wall_time_s": 1500.0, "cpu_time_s": 2400.0, "devices": devices, "epochs_trained": 17}
+    (out / "progress.json").write_text(json.dumps(clock))
+    (row,) = queue.progress(queue.load(path), tmp_path / "runs")
+    assert row.hours_left == (None if hours_left is None else pytest.approx(hours_left))
+    if hours_left is None:  # at the whole run's pace it would read 1500 / 17 * 83 s: 2.0 h
+        assert "| 0.42 | 0.67 |  | gpu: H200 x1" in queue.markdown([row], "q.json", "runs")
+
+
 def test_seeds_trained_on_a_gpu_are_pooled_and_also_left_out():
     rows = [_finished("resnet20_11", 0, 88.0), _finished("resnet20_11", 1, 89.0),
             _finished("resnet20_21", 0, 89.5), _finished("resnet20_21", 1, 90.5),

@@ -309,6 +309,7 @@ def test_a_run_cut_off_on_one_machine_finishes_on_another_with_the_same_data(fol
     assert result["precision"] == "mixed_bfloat16"  # "auto" on the GPU it started on: kept on the CPU
     assert result["device"] == "gpu: lent x1 + cpu: 2 cores"
     assert set(result["devices"]) == {"gpu: lent x1", "cpu: 2 cores"}
+    assert [d["epochs_trained"] for d in result["devices"].values()] == [1, 1]  # each device's own pace
     spent = sum(d["wall_time_s"] for d in result["devices"].values())
     assert spent == pytest.approx(result["wall_time_s"], abs=0.2)
     assert json.loads((out / "config.json").read_text())["dataset"] == str(moved)
@@ -782,6 +783,16 @@ def test_a_file_is_not_read_as_a_waiting_run_nor_a_misspelt_column_as_an_empty_o
     assert metric_column(tmp_path, "val_accuracy") == [0.5]
     with pytest.raises(RunFileError, match=r"no column 'val_acuracy' \(it has epoch, accuracy, val_acc"):
         metric_column(tmp_path, "val_acuracy")
+
+
+def test_a_devices_record_with_epochs_that_are_not_a_number_is_named(tmp_path):
+    spent = {"wall_time_s": 60.0, "cpu_time_s": 90.0}
+    (tmp_path / "progress.json").write_text(json.dumps({"devices": {"cpu: 2 cores": spent}}))
+    assert read_progress(tmp_path)["devices"]["cpu: 2 cores"] == spent  # recorded before epochs per device
+    damaged = {"devices": {"cpu: 2 cores": {**spent, "epochs_trained": "2"}}}
+    (tmp_path / "progress.json").write_text(json.dumps(damaged))
+    with pytest.raises(RunFileError, match=r"'devices' holds 'cpu: 2 cores'.*epochs_trained, a number"):
+        read_progress(tmp_path)
 
 
 def test_a_fallback_to_the_previous_backup_drops_the_epochs_trained_again_from_the_log(tmp_path):

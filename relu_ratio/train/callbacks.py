@@ -411,7 +411,8 @@ class WallClock(keras.callbacks.Callback):
     """Training time summed over resumed runs, kept in ``progress.json``: wall-clock seconds and the
     process's CPU seconds (all its threads), so a run's CPU-hours are measured, not estimated; also per
     ``device`` (``"devices"``), since a run cut off on one machine may finish on another; and the epochs
-    trained in that time (``"epochs_trained"``, a fraction after a mid-epoch backup), for the pace.
+    trained in that time (``"epochs_trained"``, a fraction after a mid-epoch backup; also per device), for
+    the pace.
 
     Written at each epoch's end and by :class:`Backup` before each mid-epoch backup, so a run cut off and
     resumed counts the time of the batches its backup kept (not the time after its last backup, whose
@@ -424,15 +425,19 @@ class WallClock(keras.callbacks.Callback):
         self.previous = previous.get("wall_time_s", 0.0)
         self.previous_cpu = previous.get("cpu_time_s", 0.0)
         self.previous_devices = previous.get("devices", {})
+        self.previous_epochs = previous.get("epochs_trained", 0.0)
         self.start, self.start_cpu = time.time(), time.process_time()
 
-    @property
-    def devices(self) -> dict[str, dict[str, float]]:
-        """Wall-clock and CPU seconds per device, e.g. ``{"cpu: 2 cores": {"wall_time_s": 60.0, ...}}``."""
+    def devices(self, epochs_trained: float) -> dict[str, dict[str, float]]:
+        """Wall-clock and CPU seconds and the epochs trained per device, the run's ``epochs_trained`` so far
+        given, e.g. ``{"cpu: 2 cores": {"wall_time_s": 60.0, "cpu_time_s": 110.0, "epochs_trained": 2}}``
+        (a device recorded by code before the epochs were kept per device has none)."""
         times = {name: dict(spent) for name, spent in self.previous_devices.items()}
-        here = times.setdefault(self.device, {"wall_time_s": 0.0, "cpu_time_s": 0.0})
+        here = times.setdefault(self.device, {"wall_time_s": 0.0, "cpu_time_s": 0.0, "epochs_trained": 0.0})
         here["wall_time_s"] = round(here["wall_time_s"] + time.time() - self.start, 1)
         here["cpu_time_s"] = round(here["cpu_time_s"] + time.process_time() - self.start_cpu, 1)
+        if "epochs_trained" in here:
+            here["epochs_trained"] = round(here["epochs_trained"] + epochs_trained - self.previous_epochs, 4)
         return times
 
     @property
@@ -445,7 +450,8 @@ class WallClock(keras.callbacks.Callback):
 
     def write(self, epochs_trained: float) -> None:
         """Record the time so far and the ``epochs_trained`` in it (e.g. 2.5: half of epoch 3 done)."""
-        times = {"wall_time_s": self.total, "cpu_time_s": self.total_cpu, "devices": self.devices}
+        devices = self.devices(epochs_trained)
+        times = {"wall_time_s": self.total, "cpu_time_s": self.total_cpu, "devices": devices}
         files.write_json(self.path, {**times, "epochs_trained": round(epochs_trained, 4)})
 
     def on_epoch_end(self, epoch, logs=None):

@@ -312,7 +312,7 @@ def _train(
         raise
     save_model_weights(model, config.model, arch_kwargs, out / "model.weights.h5")
     scores = trainable.evaluate(val_batches, verbose=0, return_dict=True)
-    devices = clock.devices
+    devices = clock.devices(backup.epochs_done())
     result = {
         "model": config.model,
         "epochs_completed": backup.epochs_done(),
