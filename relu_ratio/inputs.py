@@ -5,7 +5,8 @@ images: uint8, or floats on the 0-255 scale. Images already scaled to [0, 1] (``
 standardised would still give an answer, just a wrong one, so :func:`check_images` refuses them with a
 message that says what was wrong and what is valid. :class:`CheckedModel` runs the check wherever it is
 given images (``predict``, ``evaluate``, ``fit`` and its ``validation_data``, ``__call__`` and the
-``*_on_batch`` methods) on concrete arrays (never on the symbolic tensors of a traced step), and is what
+``*_on_batch`` methods) on concrete arrays (never on the symbolic tensors of a traced step), and on each
+batch of a ``tf.data`` dataset, a ``keras.utils.PyDataset`` or a Python generator as it streams; it is what
 :func:`relu_ratio.zoo.load` returns.
 
 Example:
@@ -23,7 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Sequence
+import types
+from collections.abc import Iterator, Sequence
 
 import keras
 import numpy as np
@@ -117,18 +119,87 @@ def _checked_dataset(dataset, input_shape: tuple):
     return dataset.map(checked)
 
 
+REFUSED = " of the dataset was refused: "  # how a streamed batch's ImageInputError begins
+
+
+def _refused(message: object, index: int | None = None) -> ImageInputError:
+    """The error for a batch of a dataset refused with ``message`` (``index``: which batch, where known)."""
+    return ImageInputError(f"{'a batch' if index is None else f'batch {index}'}{REFUSED}{message}")
+
+
+class _CheckedPyDataset(keras.utils.PyDataset):
+    """``dataset`` (a ``keras.utils.PyDataset``) with its batches' images checked as Keras draws them; its
+    workers, ``num_batches`` and epoch hooks are the dataset's own (picklable for multiprocessing workers
+    where the dataset is: it holds no model)."""
+
+    def __init__(self, dataset: keras.utils.PyDataset, input_shape: tuple):
+        super().__init__(dataset.workers, dataset.use_multiprocessing, dataset.max_queue_size)
+        self.dataset, self.input_shape = dataset, input_shape
+
+    @property
+    def num_batches(self) -> int | None:
+        return self.dataset.num_batches
+
+    def __getitem__(self, index: int):
+        return _checked_batch(self.dataset[index], self.input_shape, index)
+
+    def on_epoch_begin(self) -> None:
+        self.dataset.on_epoch_begin()
+
+    def on_epoch_end(self) -> None:
+        self.dataset.on_epoch_end()
+
+
+def _checked_generator(batches: Iterator, input_shape: tuple) -> Iterator:
+    """The batches of the generator ``batches``, each one's images checked as Keras draws it."""
+    for index, batch in enumerate(batches):
+        yield _checked_batch(batch, input_shape, index)
+
+
+def _checked_batch(batch, input_shape: tuple, index: int):
+    """``batch`` (``images`` or ``(images, labels[, weights])``) with its images checked; an
+    :class:`ImageInputError` names the batch."""
+    try:
+        return _checked_input(batch, input_shape)
+    except ImageInputError as error:
+        raise _refused(error, index) from None
+
+
 @contextlib.contextmanager
-def _dataset_errors():
-    """An :class:`ImageInputError` raised inside a ``tf.data`` pipeline reaches Keras as a TensorFlow error;
-    give it back its own type and message."""
+def _dataset_errors(model: keras.Model) -> Iterator[None]:
+    """Around ``model``'s ``predict``/``evaluate``/``fit`` loop: an :class:`ImageInputError` raised inside a
+    ``tf.data`` pipeline reaches Keras as a TensorFlow error, so give it back its own type and message; and
+    on JAX, where Keras detaches the variables' values for the loop and attaches them at its end, a batch
+    refused mid-loop would leave them detached (read as their initial values): attach them again."""
+    saved = {id(v): v.value for v in _loop_variables(model)} if keras.backend.backend() == "jax" else None
     try:
         yield
     except Exception as error:
+        if saved is not None:
+            _attach(model, saved)
         text = str(error)
         if isinstance(error, ImageInputError) or "ImageInputError: " not in text:
             raise
         message = text.split("ImageInputError: ", 1)[1].splitlines()[0]
-        raise ImageInputError(f"a batch of the dataset was refused: {message}") from None
+        raise (ImageInputError(message) if REFUSED in message else _refused(message)) from None
+
+
+def _loop_variables(model: keras.Model) -> list:
+    """The variables Keras' JAX trainer detaches during a loop: the model's, its optimizer's, its metrics'."""
+    optimizer = getattr(model, "optimizer", None)
+    return [*model.variables, *(optimizer.variables if optimizer else ()), *model.metrics_variables]
+
+
+def _attach(model: keras.Model, saved: dict) -> None:
+    """After a JAX loop stopped by an error: the state of the last batch it ran (Keras' own sync), then, for
+    a variable still detached (no batch ran), its value before the loop (``saved``, by ``id``). (Variables
+    the loop made, an optimizer's or metrics' built for it, are built from a first batch Keras draws before
+    the loop, so a refused first batch stops it before they exist.)"""
+    model.jax_state_sync()
+    model._jax_state = None  # as at the end of Keras' own loop: never synced again
+    for variable in _loop_variables(model):
+        if variable._value is None and id(variable) in saved:  # Keras' attribute: detached
+            variable.assign(saved[id(variable)])
 
 
 def _concrete(x) -> np.ndarray | None:
@@ -150,6 +221,44 @@ def _plain_numbers(x) -> bool:
     if isinstance(x, list):
         return all(_plain_numbers(v) for v in x[:2])
     return isinstance(x, (np.ndarray, np.generic, int, float))
+
+
+def _checked_input(x, input_shape: tuple):
+    """``x`` with its images checked against ``input_shape`` (a model's, without the batch axis).
+
+    Concrete images are checked: numpy arrays, lists, eager TensorFlow/JAX tensors, relu_ratio ``Batches``,
+    and the images inside a tuple ``(x,)``/``(x, y)`` or a one-key dict; a ``tf.data`` dataset, a
+    ``keras.utils.PyDataset`` and a Python generator are checked batch by batch as they stream. Symbolic
+    tensors (a traced training or serving step) go through unchanged."""
+    from relu_ratio.data import Batches
+
+    if _is_tf_dataset(x):
+        return _checked_dataset(x, input_shape)
+    if isinstance(x, Batches):
+        check_images(x.split.images, input_shape)
+    elif isinstance(x, keras.utils.PyDataset):
+        return _CheckedPyDataset(x, input_shape)
+    elif isinstance(x, types.GeneratorType):
+        return _checked_generator(x, input_shape)
+    elif isinstance(x, tuple) and x:
+        return (_checked_input(x[0], input_shape), *x[1:])
+    elif isinstance(x, dict) and len(x) == 1:
+        ((key, value),) = x.items()
+        return {key: _checked_input(value, input_shape)}
+    elif isinstance(x, np.ndarray) or (isinstance(x, list) and _plain_numbers(x)):
+        return check_images(x, input_shape)
+    elif _is_pil_image(x) or (isinstance(x, list) and x and _is_pil_image(x[0])):
+        given = f"a list of {len(x)} PIL images" if isinstance(x, list) else "a PIL image"
+        raise ImageInputError(
+            f"the model takes an array of images, not {given}: resize them to {tuple(input_shape[:2])} "
+            "and stack them into one uint8 array first, e.g. np.stack([np.asarray(image.convert('RGB')) "
+            "for image in images])."
+        )
+    else:  # no `:=` here: TensorFlow's AutoGraph, tracing this function in an export, cannot convert it
+        array = _concrete(x)
+        if array is not None:
+            check_images(array, input_shape)  # the tensor itself goes on (gradients still flow)
+    return x
 
 
 IMAGE_ARGUMENTS = {  # the arguments of keras.Model's methods that carry images, which CheckedModel checks
@@ -174,37 +283,11 @@ class CheckedModel(keras.Model):
         return cls(model.input, model.output, name=name or model.name)
 
     def _check(self, x):
-        """Concrete images are checked: numpy arrays, lists, eager TensorFlow/JAX tensors, relu_ratio
-        ``Batches``, and the images inside a tuple ``(x,)``/``(x, y)`` or a one-key dict; a ``tf.data``
-        dataset is checked batch by batch as it streams. Symbolic tensors (a traced training or serving
-        step) and Python generators go through unchanged."""
-        from relu_ratio.data import Batches
-
+        """``x`` with its images checked by :func:`_checked_input` (unless ``check_inputs`` is off or the
+        model has more than one input)."""
         if not self.check_inputs or len(self.inputs) != 1:
             return x
-        if _is_tf_dataset(x):
-            return _checked_dataset(x, tuple(self.input_shape[1:]))
-        if isinstance(x, Batches):
-            check_images(x.split.images, self.input_shape[1:])
-        elif isinstance(x, tuple) and x:
-            return (self._check(x[0]), *x[1:])
-        elif isinstance(x, dict) and len(x) == 1:
-            ((key, value),) = x.items()
-            return {key: self._check(value)}
-        elif isinstance(x, np.ndarray) or (isinstance(x, list) and _plain_numbers(x)):
-            return check_images(x, self.input_shape[1:])
-        elif _is_pil_image(x) or (isinstance(x, list) and x and _is_pil_image(x[0])):
-            given = f"a list of {len(x)} PIL images" if isinstance(x, list) else "a PIL image"
-            raise ImageInputError(
-                f"the model takes an array of images, not {given}: resize them to {self.input_shape[1:3]} "
-                "and stack them into one uint8 array first, e.g. np.stack([np.asarray(image.convert('RGB')) "
-                "for image in images])."
-            )
-        else:  # no `:=` here: TensorFlow's AutoGraph, tracing this method in an export, cannot convert it
-            array = _concrete(x)
-            if array is not None:
-                check_images(array, self.input_shape[1:])  # the tensor itself goes on (gradients still flow)
-        return x
+        return _checked_input(x, tuple(self.input_shape[1:]))
 
     def _checked(self, method: str, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         """``args``/``kwargs`` of ``keras.Model.<method>`` with the images among them checked
@@ -238,17 +321,17 @@ class CheckedModel(keras.Model):
         x = args[0] if args else kwargs.get("x")
         if isinstance(x, np.ndarray) and len(x) == 0 and len(self.outputs) == 1:  # Keras fails on it
             return np.zeros((0, *self.output_shape[1:]), dtype=np.float32)
-        with _dataset_errors():
+        with _dataset_errors(self):
             return super().predict(*args, **kwargs)
 
     def evaluate(self, *args, **kwargs):
         args, kwargs = self._checked("evaluate", args, kwargs)
-        with _dataset_errors():
+        with _dataset_errors(self):
             return super().evaluate(*args, **kwargs)
 
     def fit(self, *args, **kwargs):
         args, kwargs = self._checked("fit", args, kwargs)
-        with _dataset_errors():
+        with _dataset_errors(self):
             return super().fit(*args, **kwargs)
 
     def predict_on_batch(self, *args, **kwargs):

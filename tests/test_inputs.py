@@ -136,6 +136,52 @@ def test_a_tf_data_pipeline_is_checked_batch_by_batch_as_it_streams(toy_zoo):
         model.evaluate(labelled, verbose=0)
 
 
+class _Batches(keras.utils.PyDataset):
+    """Two batches of 2: the first of ``images`` and ``labels``, then the second (labels if given)."""
+
+    def __init__(self, images, labels=None, **kwargs):
+        super().__init__(**kwargs)
+        self.images, self.labels = images, labels
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, index):
+        part = slice(2 * index, 2 * index + 2)
+        return self.images[part] if self.labels is None else (self.images[part], self.labels[part])
+
+
+@pytest.mark.backend
+def test_a_py_dataset_or_a_generator_is_checked_batch_by_batch_as_it_streams(toy_zoo):
+    model = zoo.load(REAL)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    raw, labels = RAW.astype("float32"), np.arange(4)
+    late = np.concatenate([raw[:2], raw[2:] / 255.0])  # only the second batch is scaled (gave class 4)
+    expected = model.predict(raw, verbose=0)
+    for good in (_Batches(raw), _Batches(raw, workers=2), ((raw[i : i + 2],) for i in (0, 2))):
+        np.testing.assert_allclose(model.predict(good, verbose=0), expected, atol=1e-6)
+    refused = r"batch [01] of the dataset was refused: images look scaled to \[0, 1\]"
+    uses = (  # predict, evaluate, fit and fit's validation_data, each given a PyDataset and a generator
+        lambda: model.predict(_Batches(late), verbose=0),
+        lambda: model.predict(_Batches(raw / 255.0), verbose=0),  # the first batch
+        lambda: model.predict(((late[i : i + 2],) for i in (0, 2)), verbose=0),
+        lambda: model.evaluate(_Batches(late, labels), verbose=0),
+        lambda: model.evaluate(((late[i : i + 2], labels[:2]) for i in (0, 2)), verbose=0),
+        lambda: model.fit(_Batches(raw / 255.0, labels), verbose=0),
+        lambda: model.fit(_Batches(late, labels), verbose=0),
+        lambda: model.fit(((late[i : i + 2], labels[:2]) for i in (0, 2)), verbose=0),
+        lambda: model.fit(raw, labels, verbose=0, validation_data=_Batches(late, labels)),
+    )
+    for number, use in enumerate(uses):
+        with pytest.raises(ImageInputError, match=refused):
+            use()
+        if number == 4:  # the weights are the model's (on JAX, a loop stopped mid-way left them detached)
+            np.testing.assert_allclose(model.predict(raw, verbose=0), expected, atol=1e-6)
+    assert np.isfinite(model.evaluate(_Batches(raw, labels), verbose=0))
+    history = model.fit(_Batches(raw, labels), verbose=0, validation_data=_Batches(raw, labels)).history
+    assert np.isfinite(history["val_loss"]).all()
+
+
 def test_an_empty_batch_gives_an_empty_result(toy_zoo):
     out = zoo.load(REAL).predict(np.zeros((0, 32, 32, 3), np.uint8), verbose=0)
     assert out.shape == (0, 10)
@@ -172,7 +218,10 @@ def test_a_checked_zoo_model_exports_a_saved_model(toy_zoo, tmp_path):
 def test_autograph_converts_the_input_check_so_an_export_prints_no_warning(capfd):
     import tensorflow as tf
 
-    tf.autograph.to_graph(CheckedModel._check)  # a `:=` in it raised ConversionError (AutoGraph cannot)
+    from relu_ratio import inputs
+
+    for check in (CheckedModel._check, inputs._checked_input):
+        tf.autograph.to_graph(check)  # a `:=` in it raised ConversionError (AutoGraph cannot convert it)
     inputs = keras.Input(SHAPE)
     model = CheckedModel(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(inputs)))
     tf.function(model).get_concrete_function(tf.TensorSpec((None, *SHAPE)))  # what an export traces
