@@ -239,6 +239,20 @@ def check_data_dir(source: str | os.PathLike, data_dir: str | os.PathLike | None
         )
 
 
+def check_source(source: str | os.PathLike) -> None:
+    """Refuse an empty dataset name, which as a path (``Path("")``) would be the current folder.
+
+    >>> check_source("")
+    Traceback (most recent call last):
+    ValueError: dataset must be a tensorflow-datasets name (cifar10, cifar100) or a folder or archive; received '' (for the current folder, give '.').
+    """  # noqa: E501
+    if not os.fspath(source).strip():
+        raise ValueError(
+            f"dataset must be a tensorflow-datasets name ({', '.join(TFDS_STATS)}) or a folder or archive; "
+            f"received {os.fspath(source)!r} (for the current folder, give '.')."
+        )
+
+
 def find(source: str | os.PathLike, split: str) -> str | Path:
     """Where :func:`load` reads ``split`` of ``source``, found without reading any image: the
     tensorflow-datasets name, or the local folder or archive (a check before work that needs the data).
@@ -248,8 +262,9 @@ def find(source: str | os.PathLike, split: str) -> str | Path:
 
     Raises:
         FileNotFoundError: ``source`` is neither a tfds name nor a folder or archive, or holds no ``split``.
-        ValueError: ``split`` is not a split name.
+        ValueError: ``source`` is empty, or ``split`` is not a split name.
     """
+    check_source(source)
     if not isinstance(split, str) or not split.strip() or "/" in split or split in (".", ".."):
         raise ValueError(f"unknown split {split!r}: give a split name such as 'train' or 'test'.")
     if str(source) in TFDS_STATS:

@@ -408,6 +408,14 @@ def test_an_empty_split_name_is_an_unknown_split(image_folder):
         data.load(image_folder, "")
 
 
+def test_an_empty_dataset_name_is_refused_not_read_as_the_current_folder(image_folder, monkeypatch):
+    monkeypatch.chdir(image_folder)  # a dataset here: "" read it
+    for source in ("", " "):
+        with pytest.raises(ValueError, match=rf"dataset must be .* received '{source}' \(for the current fo"):
+            data.load(source, "test")
+    assert len(data.load(".", "test")) == 12  # the current folder, said so
+
+
 def test_a_held_out_slice_is_fixed_by_its_seed_and_takes_a_numpy_count():
     split = data.sample()
     rest, held = split.hold_out(np.int64(4), seed=3)  # e.g. a count computed with numpy

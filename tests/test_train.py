@@ -111,6 +111,7 @@ def test_ema_validates_and_saves_the_averaged_weights_and_backs_up_the_raw_ones(
      ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*32 - 1\]; received -1"),
      ({"seed": 2**32}, "seed must"),
      ({"out": " "}, "out must name the run's folder; received an empty string"),
+     ({"dataset": ""}, r"dataset must be a tensorflow-datasets name .* received '' \(for the current folder"),
      ({"batch_size": np.int64(128)}, r"batch_size must be an integer .*\(a numpy value: .* a Python int"),
      ({"dataset": "my_images", "data_dir": "/t"}, r"data_dir \('/t'\) is where tensorflow-datasets .*Drop")],
 )  # fmt: skip

@@ -90,6 +90,7 @@ class TrainConfig:
             )
         if not filled.out.strip():
             raise ValueError("out must name the run's folder; received an empty string.")
+        data.check_source(filled.dataset)
         data.check_data_dir(filled.dataset, filled.data_dir)
         models.check_name(filled.model)
         return filled
