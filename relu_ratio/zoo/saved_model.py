@@ -80,9 +80,20 @@ def _write_saved_model(model: keras.Model, path: Path) -> None:
 
 
 def check_export_target(path: str | os.PathLike) -> Path:
-    """``path`` as a :class:`Path` if :func:`export` can write there (a new or empty folder, writable);
-    checked before the SavedModel is built."""
+    """``path`` as a :class:`Path` if :func:`export` can write there (a new or empty folder, writable, not
+    the current folder, which the export would replace); checked before the SavedModel is built.
+
+    Raises:
+        ValueError: ``path`` is empty or the current folder, or under a file or an unwritable folder.
+        FileExistsError: ``path`` exists and is not an empty folder.
+    """
+    new = "give a new folder, e.g. ./saved_model"
+    if not os.fspath(path).strip():  # Path("") is the current folder
+        raise ValueError(f"the export path is empty ({os.fspath(path)!r}); {new}.")
     target = Path(path)
+    if target.resolve() == Path.cwd().resolve():
+        raise ValueError(f"{target} is the current folder ({Path.cwd()}), which an export cannot replace; "
+                         f"{new}.")  # fmt: skip
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise FileExistsError(f"{target} exists and is not an empty folder; choose a new path.")
     files.check_writable(target, "export folder")
