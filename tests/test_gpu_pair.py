@@ -155,6 +155,24 @@ def test_take_back_refuses_an_archive_it_cannot_unpack_as_its_run(tmp_path, caps
     assert [p.name for p in runs.iterdir()] == []  # nothing unpacked, no lock or scratch folder left
 
 
+@pytest.mark.parametrize("damage", ["random bytes", "truncated"])
+def test_a_damaged_archive_is_one_error_line_and_no_run_folder_is_made(tmp_path, capsys, damage):
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    archive = gpu_pair.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
+    whole = archive.read_bytes()
+    archive.write_bytes(bytes(range(256)) * 4 if damage == "random bytes" else whole[: len(whole) // 2])
+    runs = tmp_path / "runs"  # not there yet: made only for an archive that was read
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_pair.main(["--take-back", str(packed), "--runs", str(runs)])
+    lines = capsys.readouterr().err.splitlines()
+    assert exit_info.value.code == 2 and lines[0].startswith("usage: "), lines
+    assert [line for line in lines if "error" in line] == lines[-1:], lines  # one line, after the usage
+    assert f": error: {archive} cannot be read as a packed run (" in lines[-1], lines
+    assert lines[-1].endswith("); not unpacked.")
+    assert not runs.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["gpu", "packed"]
+
+
 def test_resume_without_a_packed_run_is_refused_before_anything_starts(tmp_path, capsys, folder):
     out, packed = tmp_path / "out", tmp_path / "packed"
     packed.mkdir()

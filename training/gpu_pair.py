@@ -108,33 +108,48 @@ def take_back(archive: Path, runs: Path) -> str:
     if not archive.is_file():
         raise ValueError(f"{archive}: no such packed run")
     target = runs / run_id
-    with locked_folder(target, "run folder"), tempfile.TemporaryDirectory(dir=runs) as scratch:
-        try:  # a damaged archive; an OSError of the disk here (full, say) is not the archive's fault
-            with tarfile.open(archive) as tar:
-                tar.extractall(scratch, filter="data")
-        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
-            raise ValueError(f"{archive} cannot be read as a packed run ({error}); not unpacked.") from None
-        unpacked = Path(scratch) / run_id
-        if not unpacked.is_dir():
-            held = sorted(path.name for path in Path(scratch).iterdir())
-            raise ValueError(f"{archive} holds {held}, not the run folder {run_id}/ its name says (was it "
-                             "renamed?); not unpacked.")  # fmt: skip
-        incoming, here = train.RunRecord.read(unpacked), train.RunRecord.read(target)
-        if here.damage:
-            raise ValueError(f"{target}: {'; '.join(here.damage)}; {archive.name} not unpacked.")
-        if here.state == "finished" or here.epochs_done > incoming.epochs_done:
-            raise ValueError(
-                f"{target} holds {here.epochs_done} epochs ({here.state}) and {archive.name} "
-                f"{incoming.epochs_done}: not unpacked, the folder is left as it is."
-            )
-        # config.json first: a folder cut off part-way holds a run's config (train resumes it), never a
-        # run's files without it (which train refuses as another's)
-        for path in sorted(unpacked.rglob("*"), key=lambda path: (path.name != "config.json", path)):
-            if path.is_file():
-                destination = target / path.relative_to(unpacked)
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, destination)
+    near = next(folder for folder in (runs, *runs.parents) if folder.is_dir())  # --runs may not exist yet
+    with tempfile.TemporaryDirectory(dir=near, prefix=".take-back-") as scratch:
+        unpacked = _unpack(archive, Path(scratch), run_id)  # read whole before the run folder is made
+        with locked_folder(target, "run folder"):
+            _move_in(archive, unpacked, target)
     return run_id
+
+
+def _unpack(archive: Path, scratch: Path, run_id: str) -> Path:
+    """Extract ``archive`` into ``scratch``: the run folder ``<run id>/`` it holds. ``ValueError`` (one line,
+    naming the archive) for one that is not a readable tar.gz or holds another folder."""
+    try:  # a damaged archive; an OSError of the disk here (full, say) is not the archive's fault
+        with tarfile.open(archive, "r:gz") as tar:  # packed as such: one reason, not one per format tried
+            tar.extractall(scratch, filter="data")
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise ValueError(f"{archive} cannot be read as a packed run ({error}); not unpacked.") from None
+    unpacked = scratch / run_id
+    if not unpacked.is_dir():
+        held = sorted(path.name for path in scratch.iterdir())
+        raise ValueError(f"{archive} holds {held}, not the run folder {run_id}/ its name says (was it "
+                         "renamed?); not unpacked.")  # fmt: skip
+    return unpacked
+
+
+def _move_in(archive: Path, unpacked: Path, target: Path) -> None:
+    """Move the files of ``unpacked`` into the run folder ``target`` (whose lock the caller holds), unless
+    ``target`` holds a damaged run, a finished one or one further than ``unpacked`` (``ValueError``)."""
+    incoming, here = train.RunRecord.read(unpacked), train.RunRecord.read(target)
+    if here.damage:
+        raise ValueError(f"{target}: {'; '.join(here.damage)}; {archive.name} not unpacked.")
+    if here.state == "finished" or here.epochs_done > incoming.epochs_done:
+        raise ValueError(
+            f"{target} holds {here.epochs_done} epochs ({here.state}) and {archive.name} "
+            f"{incoming.epochs_done}: not unpacked, the folder is left as it is."
+        )
+    # config.json first: a folder cut off part-way holds a run's config (train resumes it), never a
+    # run's files without it (which train refuses as another's)
+    for path in sorted(unpacked.rglob("*"), key=lambda path: (path.name != "config.json", path)):
+        if path.is_file():
+            destination = target / path.relative_to(unpacked)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, destination)
 
 
 def take_back_all(archives: list[Path], runs: Path, p: argparse.ArgumentParser) -> None:
@@ -142,12 +157,12 @@ def take_back_all(archives: list[Path], runs: Path, p: argparse.ArgumentParser) 
     (exit 2), a missing one before any is unpacked."""
     missing = [str(archive) for archive in archives if not archive.is_file()]
     if missing:
-        p.exit(2, f"{p.prog}: no such packed run: {', '.join(missing)}\n")
+        p.error(f"no such packed run: {', '.join(missing)}")
     for archive in archives:
         try:
             print(f"unpacked {take_back(archive, runs)} into {runs}", flush=True)
         except (FolderInUse, ValueError, OSError) as error:  # OSError: the disk (full, unwritable)
-            p.exit(2, f"{p.prog}: {error}\n")
+            p.error(str(error))
 
 
 def decode(dataset: str) -> None:
