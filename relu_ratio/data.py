@@ -382,7 +382,15 @@ def _strip_archive_suffix(name: str) -> str:
 
 
 def cache_root(cache_dir=None) -> Path:
-    return Path(cache_dir) if cache_dir is not None else paths.home() / "data"
+    """The folder of the decoded datasets: ``cache_dir``, or ``$RELU_RATIO_HOME/data``. ``ValueError`` where
+    a file stands on its path (checked before any image is decoded)."""
+    root = Path(cache_dir) if cache_dir is not None else paths.home() / "data"
+    existing = files.nearest_existing(root)
+    if existing.is_file():
+        where = f"cache_dir {os.fspath(cache_dir)!r}" if cache_dir is not None else "$RELU_RATIO_HOME"
+        raise ValueError(f"{existing} is a file, not a folder: the decoded dataset cannot be kept in {root}. "
+                         f"Give a folder as {where} (it is made if missing).")  # fmt: skip
+    return root
 
 
 def _fingerprint(path: Path, split: str) -> str:

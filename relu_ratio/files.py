@@ -208,12 +208,18 @@ def ensure_room(path: str | os.PathLike, size: int) -> None:
                       f"(ulimit -f) is {limit / 1e6:.1f} MB", os.fspath(path))  # fmt: skip
 
 
+def nearest_existing(path: str | os.PathLike) -> Path:
+    """``path`` itself or its nearest parent that exists (a file, where one stands on the path)."""
+    path = Path(path)
+    return next((p for p in (path, *path.parents) if p.exists()), Path("."))
+
+
 def check_writable(folder: str | os.PathLike, what: str = "folder") -> None:
     """Raise ``ValueError`` naming ``folder`` (``what`` it is, e.g. ``"output directory"``) if it cannot be
     made or written: a file on its path, or its nearest existing folder not writable. Cheap, so a command
     checks before it loads data or starts a library that would fail there with its own error."""
     folder = Path(folder)
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    existing = nearest_existing(folder)
     if not existing.is_dir():
         raise ValueError(f"cannot write to the {what} {folder}: {existing} is not a folder.")
     if not os.access(existing, os.W_OK | os.X_OK):

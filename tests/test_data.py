@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import tarfile
 from pathlib import Path
 
@@ -414,6 +415,18 @@ def test_an_empty_dataset_name_is_refused_not_read_as_the_current_folder(image_f
         with pytest.raises(ValueError, match=rf"dataset must be .* received '{source}' \(for the current fo"):
             data.load(source, "test")
     assert len(data.load(".", "test")) == 12  # the current folder, said so
+
+
+def test_a_cache_dir_that_is_a_file_is_named_as_one(image_folder, tmp_path, monkeypatch):
+    file = tmp_path / "a-file"
+    file.write_text("")
+    said = rf"^{re.escape(str(file))} is a file, not a folder: .* Give a folder as cache_dir"
+    for cache_dir in (file, file / "sub", os.fspath(file)):  # was about disk space and $RELU_RATIO_HOME
+        with pytest.raises(ValueError, match=said):
+            data.load(image_folder, "test", cache_dir=cache_dir)
+    monkeypatch.setenv("RELU_RATIO_HOME", os.fspath(file))
+    with pytest.raises(ValueError, match=r"is a file, not a folder: .* Give a folder as \$RELU_RATIO_HOME"):
+        data.load(image_folder, "test")
 
 
 def test_a_held_out_slice_is_fixed_by_its_seed_and_takes_a_numpy_count():
