@@ -19,6 +19,8 @@ import math
 import statistics
 from collections.abc import Sequence
 
+from relu_ratio.validators import is_finite_number, plain_number
+
 
 @dataclasses.dataclass(frozen=True)
 class MeanSD:
@@ -37,8 +39,12 @@ class MeanSD:
 
 def mean_sd(values: Sequence[float]) -> MeanSD:
     """Mean and sample standard deviation (``n - 1``) of ``values``: ``MeanSD(None, None, 0)`` for none,
-    no sd for one."""
-    values = list(values)
+    no sd for one. ``ValueError`` naming a value that is not a finite number (NaN, inf, a string)."""
+    values = [plain_number(value) for value in values]  # numpy numbers as the Python numbers they hold
+    bad = next(((i, value) for i, value in enumerate(values) if not is_finite_number(value)), None)
+    if bad is not None:
+        raise ValueError(f"mean_sd needs finite numbers (e.g. each seed's top-1 %); value {bad[0]} of "
+                         f"{values} is {bad[1]!r}.")  # fmt: skip
     if not values:
         return MeanSD(None, None, 0)
     sd = statistics.stdev(values) if len(values) > 1 else None

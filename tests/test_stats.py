@@ -1,5 +1,8 @@
 """The one statistics of seeded runs (relu_ratio.stats), shared by the queue, the report and the results."""
 
+import re
+
+import numpy as np
 import pytest
 
 from relu_ratio import stats
@@ -24,3 +27,13 @@ def test_the_standard_error_of_a_difference_needs_an_sd_on_both_sides():
     # sd 1.0 over 3 seeds, sqrt(0.5) over 2
     assert stats.difference_error(three, two) == pytest.approx((1.0 / 3 + 0.5 / 2) ** 0.5)
     assert stats.difference_error(three, stats.mean_sd([88.0])) is None
+
+
+def test_values_that_are_not_finite_numbers_are_named():
+    for values, bad in (([89.0, float("nan")], "value 1 of [89.0, nan] is nan"),
+                        ([float("inf"), 1.0, 2.0], "value 0 of [inf, 1.0, 2.0] is inf"),
+                        ([89.0, "90.5"], "value 1 of [89.0, '90.5'] is '90.5'")):  # fmt: skip
+        with pytest.raises(ValueError, match=rf"mean_sd needs finite numbers .*; {re.escape(bad)}\.$"):
+            stats.mean_sd(values)  # NaN was an AttributeError deep in statistics.stdev
+    assert stats.mean_sd(np.array([88.0, 89.0], np.float32)).text() == "88.50 ± 0.71"  # numpy numbers
+
