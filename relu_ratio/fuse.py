@@ -40,6 +40,7 @@ from keras import layers
 from relu_ratio.describe import describe, graph_nodes
 from relu_ratio.inputs import CheckedModel
 from relu_ratio.train.kernels import SUBSTITUTES
+from relu_ratio.validators import check_bool
 
 DTYPE = "float32"  # fused models compute in float32, also when the original was mixed precision
 HALF = ("float16", "bfloat16")
@@ -154,6 +155,7 @@ def fuse(model: keras.Model, return_report: bool = False) -> keras.Model | tuple
         hint = (" (a Sequential model with an Input: fuse(keras.Model(model.inputs, model.outputs)))"
                 if isinstance(model, keras.Sequential) else "")  # fmt: skip
         raise ValueError(f"fuse needs a built functional keras.Model; received {type(model).__name__}{hint}.")
+    check_bool(return_report, "return_report")  # "no" would return a (model, report) pair
     if any(None in t.shape[1:] for t in model.inputs):
         shapes = [tuple(t.shape[1:]) for t in model.inputs]
         raise ValueError(f"fuse needs static input shapes (the bias maps depend on them); received {shapes}.")

@@ -42,7 +42,7 @@ from keras import layers
 from relu_ratio import blocks, patterns
 from relu_ratio.blocks import batch_norm, conv2d, l2
 from relu_ratio.patterns import BlockKind, PatternSpec, ReLUPattern
-from relu_ratio.validators import is_finite_number, is_integer, plain_number, suggest
+from relu_ratio.validators import check_bool, is_finite_number, is_integer, plain_number, suggest
 
 WIDTHS = (16, 32, 64)
 DEFAULT_INPUT_SHAPE = (32, 32, 3)
@@ -444,8 +444,7 @@ def check_head(include_top, pooling, classes, classifier_activation) -> None:
     one is refused without a top too); with the top, ``pooling`` unset (the top average-pools) and
     ``classes`` an integer in [2, :data:`MAX_CLASSES`]; without it, ``pooling`` ``None``, ``"avg"`` or
     ``"max"`` and no ``classes``. Raises ``ValueError`` naming the value."""
-    if not isinstance(include_top, bool):
-        raise ValueError(f"include_top must be True or False; received {include_top!r}.")
+    check_bool(include_top, "include_top")
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling must be None, 'avg' or 'max'; received {pooling!r}.")
     if classifier_activation is not None and not callable(classifier_activation):  # with or without a top

@@ -43,6 +43,18 @@ def is_finite_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def check_bool(value: object, where: str) -> None:
+    """Raise ``ValueError`` unless ``value`` is ``True`` or ``False`` (a string ``"no"`` would read as true);
+    ``where`` names it in the message.
+
+    >>> check_bool("no", "return_report")
+    Traceback (most recent call last):
+    ValueError: return_report must be True or False; received 'no'.
+    """
+    if not isinstance(value, bool):
+        raise ValueError(f"{where} must be True or False; received {value!r}.")
+
+
 def check_seed(seed: object, where: str = "seed") -> None:
     """Raise ``ValueError`` unless ``seed`` is one of numpy's seeds, an int in [0, 2**32 - 1]; ``where``
     names it in the message.

@@ -190,6 +190,15 @@ def test_bad_models_are_refused_clearly():
     assert fuse(keras.Model(sequential.inputs, sequential.outputs)).output_shape == (None, 6, 6, 4)
 
 
+def test_return_report_must_be_a_bool():
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, layers.BatchNormalization()(layers.Conv2D(4, 3)(inputs)))
+    for value in ("no", "false", 0, None):  # "no" returned a (model, report) pair
+        with pytest.raises(ValueError, match=rf"return_report must be True or False; received {value!r}\."):
+            fuse(model, return_report=value)
+    assert isinstance(fuse(model, return_report=False), keras.Model)
+
+
 @pytest.mark.backend
 def test_mixed_precision_model_fuses_in_float32(images):
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
