@@ -190,3 +190,9 @@ def test_batch_norm_inside_a_nested_model_is_fused_too(images):
     assert kinds == {FusedBatchNormalization}
     got, expected = (keras.ops.convert_to_numpy(m(images, training=True)) for m in (fused, outer))
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_with_fast_kernels_takes_a_keras_model():
+    for given, kind in (("resnet8_11", "str"), (None, "NoneType")):
+        with pytest.raises(TypeError, match=rf"with_fast_kernels takes a keras.Model .*received {kind}\.$"):
+            with_fast_kernels(given)  # was AttributeError: 'str' object has no attribute '_flatten_layers'

@@ -448,6 +448,15 @@ def test_user_script_path(image_folder):
     assert np.isfinite(history.history["loss"][0])
 
 
+def test_run_takes_a_train_config_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cases = (({"model": "resnet8_11"}, r"dict: TrainConfig\(\*\*settings\)"), ("resnet8_11", "str"))
+    for given, said in cases:
+        with pytest.raises(TypeError, match=rf"run takes a relu_ratio.train.TrainConfig .*received {said}"):
+            train.run(given)  # was AttributeError: 'dict' object has no attribute 'resolved'
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_compile_for_resolves_the_config_and_names_what_it_cannot_use():
     from relu_ratio import models
 

@@ -23,6 +23,15 @@ def _flag(default, help: str, recipe: bool = False, **metadata):
     return dataclasses.field(default=default, metadata={"help": help, **metadata})
 
 
+def check_config(config: object, where: str) -> None:
+    """Raise ``TypeError`` unless ``config`` is a :class:`TrainConfig`; ``where`` names the function that
+    takes it (a dict of settings would otherwise fail later as a bare ``AttributeError``)."""
+    if not isinstance(config, TrainConfig):
+        hint = ": TrainConfig(**settings)" if isinstance(config, dict) else ""
+        raise TypeError(f"{where} takes a relu_ratio.train.TrainConfig (e.g. TrainConfig(recipe='fast', "
+                        f"epochs=10)); received {type(config).__name__}{hint}.")  # fmt: skip
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Everything a training run depends on; every field is also a CLI flag (``--batch-size``...).

@@ -21,7 +21,7 @@ from relu_ratio import data, files, folder_lock, models
 from relu_ratio.provenance import source_commit
 from relu_ratio.train import callbacks as callbacks_lib
 from relu_ratio.train import speeds
-from relu_ratio.train.config import TrainConfig, command_for
+from relu_ratio.train.config import TrainConfig, check_config, command_for
 from relu_ratio.train.devices import BF16_CPU_CLASSES, DEVICE_SEPARATOR, cpu_class, device, is_gpu
 from relu_ratio.train.kernels import with_fast_kernels
 from relu_ratio.train.pipeline import training_input
@@ -45,6 +45,7 @@ def run(config: TrainConfig) -> dict:
     until it returns or raises, Ctrl-C included. The identical command on a finished run returns its
     result and rewrites nothing. The global Keras dtype policy is restored after.
     """
+    check_config(config, "run")
     config.resolved()  # every setting checked before any file is touched
     steps_per_execution(config)  # and those the backend limits
     out = Path(config.out)

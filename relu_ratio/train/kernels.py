@@ -44,8 +44,11 @@ def with_fast_kernels(model: keras.Model) -> keras.Model:
 
     Other layers are recreated from their configs, nested models included; the copy is uncompiled. Where
     the backend has no substitute for any of the model's layers (always under JAX), ``model`` itself comes
-    back.
+    back. ``TypeError`` for anything but a ``keras.Model``.
     """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"with_fast_kernels takes a keras.Model (e.g. models.build('resnet20_21')); received "
+                        f"{type(model).__name__}.")  # fmt: skip
     substitutes = SUBSTITUTES.get(keras.backend.backend(), {})
     if not any(type(layer) in substitutes for layer in model._flatten_layers()):
         return model

@@ -117,9 +117,7 @@ def compile_for(
     """
     from relu_ratio.train import config as config_module  # it imports this module's recipes
 
-    if not isinstance(config, config_module.TrainConfig):
-        raise TypeError(f"compile_for takes a relu_ratio.train.TrainConfig (e.g. TrainConfig(recipe='fast', "
-                        f"epochs=10)); received {type(config).__name__}.")  # fmt: skip
+    config_module.check_config(config, "compile_for")
     config = config.with_recipe()
     for name, value in (("steps_per_epoch", steps_per_epoch), ("steps_per_execution", steps_per_execution)):
         if not is_integer(plain_number(value), 1):
