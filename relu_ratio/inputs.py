@@ -157,26 +157,30 @@ def _checked_generator(batches: Iterator, input_shape: tuple) -> Iterator:
 
 
 def _checked_batch(batch, input_shape: tuple, index: int):
-    """``batch`` (``images`` or ``(images, labels[, weights])``) with its images checked; an
-    :class:`ImageInputError` names the batch."""
+    """``batch`` (``images`` or ``(images, labels[, weights])``, a list as a tuple, as Keras takes it) with
+    its images checked; an :class:`ImageInputError` names the batch."""
     try:
-        return _checked_input(batch, input_shape)
+        return _checked_input(tuple(batch) if isinstance(batch, list) else batch, input_shape)
     except ImageInputError as error:
         raise _refused(error, index) from None
 
 
 @contextlib.contextmanager
-def _dataset_errors(model: keras.Model) -> Iterator[None]:
+def _dataset_errors(model: keras.Model, streamed: bool) -> Iterator[None]:
     """Around ``model``'s ``predict``/``evaluate``/``fit`` loop: an :class:`ImageInputError` raised inside a
     ``tf.data`` pipeline reaches Keras as a TensorFlow error, so give it back its own type and message; and
-    on JAX, where Keras detaches the variables' values for the loop and attaches them at its end, a batch
-    refused mid-loop would leave them detached (read as their initial values): attach them again."""
-    saved = {id(v): v.value for v in _loop_variables(model)} if keras.backend.backend() == "jax" else None
+    on JAX, where Keras detaches the variables' values for the loop and attaches them at its end (``fit``
+    in a ``finally``, ``predict`` and ``evaluate`` not), a ``streamed`` batch refused mid-loop would leave
+    them detached (read as their initial values): attach them again."""
+    saved = None
+    if streamed and keras.backend.backend() == "jax":
+        saved = {id(v): v.value for v in _loop_variables(model)}
+        before = getattr(model, "_jax_state", None)  # e.g. left by train_on_batch: not this loop's state
     try:
         yield
     except Exception as error:
         if saved is not None:
-            _attach(model, saved)
+            _attach(model, saved, synced=model._jax_state is not before)
         text = str(error)
         if isinstance(error, ImageInputError) or "ImageInputError: " not in text:
             raise
@@ -190,16 +194,25 @@ def _loop_variables(model: keras.Model) -> list:
     return [*model.variables, *(optimizer.variables if optimizer else ()), *model.metrics_variables]
 
 
-def _attach(model: keras.Model, saved: dict) -> None:
-    """After a JAX loop stopped by an error: the state of the last batch it ran (Keras' own sync), then, for
-    a variable still detached (no batch ran), its value before the loop (``saved``, by ``id``). (Variables
-    the loop made, an optimizer's or metrics' built for it, are built from a first batch Keras draws before
-    the loop, so a refused first batch stops it before they exist.)"""
-    model.jax_state_sync()
+def _attach(model: keras.Model, saved: dict, synced: bool) -> None:
+    """After a JAX loop stopped by an error: the state of the last batch it ran (Keras' own sync, where the
+    loop ``synced`` one), then, for a variable still detached (no batch ran), its value before the loop
+    (``saved``, by ``id``). (Variables the loop made, an optimizer's or metrics' built for it, are built from
+    a first batch Keras draws before the loop, so a refused first batch stops it before they exist.)
+    Keras has no public way to do this: it reads ``Model._jax_state`` and ``Variable._value`` (Keras
+    3.15), and ``test_inputs`` pins the behaviour."""
+    if synced:
+        model.jax_state_sync()
     model._jax_state = None  # as at the end of Keras' own loop: never synced again
     for variable in _loop_variables(model):
         if variable._value is None and id(variable) in saved:  # Keras' attribute: detached
             variable.assign(saved[id(variable)])
+
+
+def _streamed(args: tuple, kwargs: dict) -> bool:
+    """Whether ``predict``/``evaluate``/``fit``'s checked ``x`` streams its batches through a check."""
+    x = args[0] if args else kwargs.get("x")
+    return isinstance(x, (_CheckedPyDataset, types.GeneratorType)) or _is_tf_dataset(x)
 
 
 def _concrete(x) -> np.ndarray | None:
@@ -321,17 +334,17 @@ class CheckedModel(keras.Model):
         x = args[0] if args else kwargs.get("x")
         if isinstance(x, np.ndarray) and len(x) == 0 and len(self.outputs) == 1:  # Keras fails on it
             return np.zeros((0, *self.output_shape[1:]), dtype=np.float32)
-        with _dataset_errors(self):
+        with _dataset_errors(self, _streamed(args, kwargs)):
             return super().predict(*args, **kwargs)
 
     def evaluate(self, *args, **kwargs):
         args, kwargs = self._checked("evaluate", args, kwargs)
-        with _dataset_errors(self):
+        with _dataset_errors(self, _streamed(args, kwargs)):
             return super().evaluate(*args, **kwargs)
 
     def fit(self, *args, **kwargs):
         args, kwargs = self._checked("fit", args, kwargs)
-        with _dataset_errors(self):
+        with _dataset_errors(self, _streamed(args, kwargs)):
             return super().fit(*args, **kwargs)
 
     def predict_on_batch(self, *args, **kwargs):

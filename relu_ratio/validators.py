@@ -44,14 +44,15 @@ def is_finite_number(value: object) -> bool:
 
 
 def check_bool(value: object, where: str) -> None:
-    """Raise ``ValueError`` unless ``value`` is ``True`` or ``False`` (a string ``"no"`` would read as true);
-    ``where`` names it in the message.
+    """Raise ``ValueError`` unless ``value`` is ``True`` or ``False`` (a string ``"no"`` would read as true;
+    numpy's booleans are taken); ``where`` names it in the message.
 
+    >>> check_bool(np.bool_(True), "return_report")
     >>> check_bool("no", "return_report")
     Traceback (most recent call last):
     ValueError: return_report must be True or False; received 'no'.
     """
-    if not isinstance(value, bool):
+    if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{where} must be True or False; received {value!r}.")
 
 

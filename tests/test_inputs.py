@@ -180,6 +180,16 @@ def test_a_py_dataset_or_a_generator_is_checked_batch_by_batch_as_it_streams(toy
     assert np.isfinite(model.evaluate(_Batches(raw, labels), verbose=0))
     history = model.fit(_Batches(raw, labels), verbose=0, validation_data=_Batches(raw, labels)).history
     assert np.isfinite(history["val_loss"]).all()
+    lists = ([raw[i : i + 2], labels[i : i + 2]] for i in (0, 2))  # a list batch: Keras takes it as a tuple
+    assert np.isfinite(model.evaluate(lists, verbose=0))
+    with pytest.raises(ImageInputError, match=refused):
+        model.evaluate(([late[i : i + 2], labels[:2]] for i in (0, 2)), verbose=0)
+    model.train_on_batch(raw, labels)  # on JAX it leaves a state of its own behind, not this loop's
+    model.set_weights(weights := [w * 0.5 for w in model.get_weights()])
+    with pytest.raises(ImageInputError, match=refused):
+        model.predict(_Batches(raw / 255.0), verbose=0)  # refused at its first batch: that state stays unused
+    for got, want in zip(model.get_weights(), weights, strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_an_empty_batch_gives_an_empty_result(toy_zoo):

@@ -89,13 +89,14 @@ def test_make_figures_takes_help_prints_the_file_it_wrote_and_names_a_bad_path(t
     assert figures.main(["x"]) == 0 and capsys.readouterr().out == "x.png\n"  # matplotlib adds .png
     assert (tmp_path / "x.png").stat().st_size > 10_000 and list(tmp_path.iterdir()) == [tmp_path / "x.png"]
     cases = {"": "path is empty", str(tmp_path): f"{tmp_path} is a folder; give a file name such as ",
-             "x.v1": "cannot write a figure as '.v1' (x.v1); use one of .avif", "missing/a.png":
+             "x.v1": "cannot write a figure as '.v1' (x.v1); use one of .", "missing/a.png":
              "cannot write the figure to missing/a.png: No such file or directory"}  # fmt: skip
     for path, said in cases.items():
         with pytest.raises(SystemExit) as exit_:
             figures.main([path])
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and said in err and err.count("error:") == 1, err
+        assert path != "x.v1" or ".png" in err  # the formats matplotlib writes, whatever its version
         assert err.splitlines()[-1].startswith("python docs/make_figures.py: error:"), err
     assert list(tmp_path.iterdir()) == [tmp_path / "x.png"]
 
