@@ -333,14 +333,14 @@ class Progress:
     @property
     def hours_left(self) -> float | None:
         """Wall-clock hours the remaining epochs take at this run's own pace on the CPU that trained it last
-        (where the epochs of each device are recorded), else at its pace so far if it never ran on a GPU;
-        ``None`` before an epoch, and for a run a lent GPU trained last (the CPU queue finishes it) or whose
-        CPU pace cannot be told from the GPU's."""
+        (where the epochs of each device are recorded, one at least), else at its pace so far if it never ran
+        on a GPU; ``None`` before an epoch, and for a run a lent GPU trained last (the CPU queue finishes it)
+        or whose CPU pace cannot be told from the GPU's."""
         if self.state == "finished":
             return 0.0
         wall_s, epochs = self.wall_hours * 3600, self.epochs_trained
-        last, spent = list((self.devices or {"": {}}).items())[-1]
-        if spent.get("epochs_trained") and not is_gpu(last):
+        last, spent = list((self.devices or {"": {}}).items())[-1]  # the device that trained it last
+        if spent.get("epochs_trained", 0) >= 1 and not is_gpu(last):  # an epoch at least: start-up amortised
             wall_s, epochs = spent["wall_time_s"], spent["epochs_trained"]
         elif self.on_gpu:
             return None

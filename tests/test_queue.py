@@ -330,6 +330,8 @@ def test_an_unfinished_run_resumed_from_a_gpu_counts_as_partly_on_the_gpu(tmp_pa
       "cpu: 2 cores": {"wall_time_s": 900.0, "cpu_time_s": 1700.0}}, None),  # the CPU's epochs unknown
     ({"gpu: H200 x1": {"wall_time_s": 600.0, "cpu_time_s": 700.0},
       "cpu: 2 cores": {"wall_time_s": 900.0, "cpu_time_s": 1700.0, "epochs_trained": 2}}, 450 * 83 / 3600),
+    ({"gpu: H200 x1": {"wall_time_s": 600.0, "cpu_time_s": 700.0},
+      "cpu: 2 cores": {"wall_time_s": 90.0, "cpu_time_s": 170.0, "epochs_trained": 0.05}}, None),  # start-up
 ])  # fmt: skip
 def test_hours_left_are_estimated_at_the_cpus_pace_not_a_lent_gpus(tmp_path, devices, hours_left):
     path = write_queue(tmp_path / "q.json", [{"model": "resnet20_21", "epochs": 100}], {"recipe": "fast"})

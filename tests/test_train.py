@@ -795,6 +795,19 @@ def test_a_file_is_not_read_as_a_waiting_run_nor_a_misspelt_column_as_an_empty_o
         metric_column(tmp_path, "val_acuracy")
 
 
+def test_the_clock_counts_each_devices_epochs_from_where_the_backup_resumes(tmp_path):
+    record = {"wall_time_s": 1000.0, "cpu_time_s": 1500.0, "epochs_trained": 12.5, "devices": {
+        "cpu: 2 cores": {"wall_time_s": 400.0, "cpu_time_s": 800.0, "epochs_trained": 2.5},
+        "gpu: lent x1": {"wall_time_s": 600.0, "cpu_time_s": 700.0, "epochs_trained": 10}}}  # fmt: skip
+    (tmp_path / "progress.json").write_text(json.dumps(record))
+    clock = train.callbacks.WallClock(tmp_path / "progress.json", "cpu: 2 cores")
+    clock.resumes_at(12.0)  # a fallback to the backup before the one the record counted to
+    clock.write(14)
+    devices = read_progress(tmp_path)["devices"]
+    assert list(devices) == ["gpu: lent x1", "cpu: 2 cores"]  # the device that trained it last comes last
+    assert [spent["epochs_trained"] for spent in devices.values()] == [10, 4.5]
+
+
 def test_a_devices_record_with_epochs_that_are_not_a_number_is_named(tmp_path):
     spent = {"wall_time_s": 60.0, "cpu_time_s": 90.0}
     (tmp_path / "progress.json").write_text(json.dumps({"devices": {"cpu: 2 cores": spent}}))

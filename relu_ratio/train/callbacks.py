@@ -433,7 +433,8 @@ class WallClock(keras.callbacks.Callback):
         given, e.g. ``{"cpu: 2 cores": {"wall_time_s": 60.0, "cpu_time_s": 110.0, "epochs_trained": 2}}``
         (a device recorded by code before the epochs were kept per device has none)."""
         times = {name: dict(spent) for name, spent in self.previous_devices.items()}
-        here = times.setdefault(self.device, {"wall_time_s": 0.0, "cpu_time_s": 0.0, "epochs_trained": 0.0})
+        here = times.pop(self.device, {"wall_time_s": 0.0, "cpu_time_s": 0.0, "epochs_trained": 0.0})
+        times[self.device] = here  # last: the device that trained the run most recently
         here["wall_time_s"] = round(here["wall_time_s"] + time.time() - self.start, 1)
         here["cpu_time_s"] = round(here["cpu_time_s"] + time.process_time() - self.start_cpu, 1)
         if "epochs_trained" in here:
@@ -447,6 +448,11 @@ class WallClock(keras.callbacks.Callback):
     @property
     def total_cpu(self) -> float:
         return round(self.previous_cpu + time.process_time() - self.start_cpu, 1)
+
+    def resumes_at(self, epochs_trained: float) -> None:
+        """Where the restored backup resumes (e.g. 2.3), which may lie before the one ``progress.json``
+        recorded (a fallback to the previous backup): this device's epochs count from there."""
+        self.previous_epochs = epochs_trained
 
     def write(self, epochs_trained: float) -> None:
         """Record the time so far and the ``epochs_trained`` in it (e.g. 2.5: half of epoch 3 done)."""

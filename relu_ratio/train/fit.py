@@ -291,6 +291,7 @@ def _train(
         # With --ema the cut-off epoch is trained whole again: a fit that ends with it would fold the
         # averaged weights into the model (SwapEMAWeights and Keras finalise the average at a fit's end).
         epoch, done = backup.restore(len(train_batches) if config.ema is None else None)
+        clock.resumes_at(epoch + done / len(train_batches))
         if done and config.verbose:
             print(f"relu_ratio.train: epoch {epoch + 1} resumes after {done} of its {len(train_batches)} "
                   "batches")  # fmt: skip
