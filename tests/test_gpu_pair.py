@@ -173,6 +173,19 @@ def test_a_damaged_archive_is_one_error_line_and_no_run_folder_is_made(tmp_path,
     assert not runs.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["gpu", "packed"]
 
 
+def test_take_back_into_runs_under_a_file_is_one_error_line(tmp_path, capsys):
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    gpu_pair.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
+    (tmp_path / "notes").write_text("a file where --runs would be made")
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_pair.main(["--take-back", str(packed), "--runs", str(tmp_path / "notes" / "runs")])
+    lines = capsys.readouterr().err.splitlines()
+    assert exit_info.value.code == 2 and [line for line in lines if "error" in line] == lines[-1:], lines
+    notes = tmp_path / "notes"
+    assert f"cannot write to the folder of runs {notes / 'runs'}: {notes} is not a folder" in lines[-1], lines
+
+
 def test_resume_without_a_packed_run_is_refused_before_anything_starts(tmp_path, capsys, folder):
     out, packed = tmp_path / "out", tmp_path / "packed"
     packed.mkdir()

@@ -45,7 +45,7 @@ import time
 import zlib
 from pathlib import Path
 
-from relu_ratio import data, queue, train
+from relu_ratio import data, files, queue, train
 from relu_ratio.folder_lock import FolderInUse, locked_folder
 
 QUEUE = Path(__file__).with_name("queue.json")
@@ -108,8 +108,8 @@ def take_back(archive: Path, runs: Path) -> str:
     if not archive.is_file():
         raise ValueError(f"{archive}: no such packed run")
     target = runs / run_id
-    near = next(folder for folder in (runs, *runs.parents) if folder.is_dir())  # --runs may not exist yet
-    with tempfile.TemporaryDirectory(dir=near, prefix=".take-back-") as scratch:
+    files.check_writable(runs, "folder of runs")  # --runs may not exist yet: unpacked beside where it will be
+    with tempfile.TemporaryDirectory(dir=files.nearest_existing(runs), prefix=".take-back-") as scratch:
         unpacked = _unpack(archive, Path(scratch), run_id)  # read whole before the run folder is made
         with locked_folder(target, "run folder"):
             _move_in(archive, unpacked, target)
