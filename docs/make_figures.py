@@ -58,8 +58,11 @@ def target(path: str | os.PathLike) -> tuple[Path, str]:
     """The file :func:`draw` writes for ``path`` and its format: the suffix's (``.png`` added where there is
     none, as matplotlib would add it). Raises ``ValueError`` for an empty path, a folder, or a format
     matplotlib cannot write (naming the formats it can)."""
-    if os.fspath(path) == "":
-        raise ValueError("the figure's path is empty; give a file name such as docs/blocks.png")
+    from relu_ratio.files import names_nothing
+
+    if names_nothing(path):
+        raise ValueError(f"the figure's path is empty ({os.fspath(path)!r}); give a file name such as "
+                         "docs/blocks.png")
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder; give a file name such as {path / OUT.name}")

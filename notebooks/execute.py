@@ -108,10 +108,10 @@ def parser() -> argparse.ArgumentParser:
 
 def _out_problem(out: str, tiny: bool) -> str | None:
     """Why ``--out`` cannot take the executed notebooks, or ``None``."""
-    from relu_ratio.files import check_writable
+    from relu_ratio.files import check_writable, names_nothing
 
-    if out == "":  # Path("") is the current folder; "not given" is None, never the empty string
-        return "--out must name a folder; received '' (leave --out out to execute the notebooks in place)"
+    if names_nothing(out):  # "not given" is None, never the empty string
+        return f"--out must name a folder; received {out!r} (leave --out out to execute them in place)"
     folder = Path(out)
     if tiny and folder.resolve() == HERE:
         return "--tiny writes a scratch copy: --out must not be notebooks/ (the committed notebooks)"

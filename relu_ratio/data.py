@@ -246,7 +246,7 @@ def check_source(source: str | os.PathLike) -> None:
     Traceback (most recent call last):
     ValueError: dataset must be a tensorflow-datasets name (cifar10, cifar100) or a folder or archive; received '' (for the current folder, give '.').
     """  # noqa: E501
-    if not os.fspath(source).strip():
+    if files.names_nothing(source):
         raise ValueError(
             f"dataset must be a tensorflow-datasets name ({', '.join(TFDS_STATS)}) or a folder or archive; "
             f"received {os.fspath(source)!r} (for the current folder, give '.')."

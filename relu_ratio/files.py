@@ -208,6 +208,16 @@ def ensure_room(path: str | os.PathLike, size: int) -> None:
                       f"(ulimit -f) is {limit / 1e6:.1f} MB", os.fspath(path))  # fmt: skip
 
 
+def names_nothing(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is empty or only blanks: as a path (``Path("")``) it would be the current folder,
+    which a user who gave it did not mean (the current folder is ``"."``).
+
+    >>> names_nothing(""), names_nothing("  "), names_nothing(".")
+    (True, True, False)
+    """
+    return not os.fspath(path).strip()
+
+
 def nearest_existing(path: str | os.PathLike) -> Path:
     """``path`` itself or its nearest parent that exists (a file, where one stands on the path)."""
     path = Path(path)

@@ -228,9 +228,7 @@ def resnet(
 
     ``"2:1"`` removes the first ReLU of each block. Other arguments: see :func:`build_family`.
     """
-    if not isinstance(preact, bool):
-        raise ValueError(f"preact must be True (pre-activation) or False (post-activation); received "
-                         f"{preact!r}.")  # fmt: skip
+    check_bool(preact, "preact (True: pre-activation, False: post-activation)")
     return build_family("resnet" if preact else "postresnet", depth, relu_pattern, **kwargs)
 
 

@@ -138,8 +138,10 @@ def test_bad_builder_combinations_raise_value_errors(kwargs, message):
 
 @pytest.mark.parametrize("preact", ["no", None, 0])
 def test_resnet_preact_takes_true_or_false_only(preact):
-    with pytest.raises(ValueError, match=rf"preact must be True \(pre-activation\) or False .* {preact!r}\."):
+    with pytest.raises(ValueError, match=rf"preact \(True: pre-activation, False: post-activation\) must be "
+                                         rf"True or False; received {preact!r}\."):  # fmt: skip
         models.resnet(8, preact=preact)
+    assert models.resnet(8, preact=np.bool_(False)).name == models.resnet(8, preact=False).name  # numpy's too
 
 
 @pytest.mark.parametrize(

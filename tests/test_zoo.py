@@ -762,6 +762,7 @@ def test_export_names_a_bad_name_or_target_before_building_anything(toy_zoo, tmp
     (tmp_path / "here").mkdir()
     monkeypatch.chdir(tmp_path / "here")  # an empty current folder: "" and "." failed late with Errno 22
     cases = (("", r"the export path is empty \(''\); give a new folder"),
+             ("  ", r"the export path is empty \('  '\); give a new folder"),
              (".", r"\. is the current folder \("),
              ("x/..", r"x/\.\. is the current folder \(.*here\), which an export cannot"))  # fmt: skip
     for path, said in cases:

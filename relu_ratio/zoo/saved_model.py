@@ -88,7 +88,7 @@ def check_export_target(path: str | os.PathLike) -> Path:
         FileExistsError: ``path`` exists and is not an empty folder.
     """
     new = "give a new folder, e.g. ./saved_model"
-    if not os.fspath(path).strip():  # Path("") is the current folder
+    if files.names_nothing(path):
         raise ValueError(f"the export path is empty ({os.fspath(path)!r}); {new}.")
     target = Path(path)
     if target.resolve() == Path.cwd().resolve():
