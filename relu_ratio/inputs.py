@@ -209,9 +209,8 @@ def _attach(model: keras.Model, saved: dict, synced: bool) -> None:
             variable.assign(saved[id(variable)])
 
 
-def _streamed(args: tuple, kwargs: dict) -> bool:
+def _streamed(x) -> bool:
     """Whether ``predict``/``evaluate``/``fit``'s checked ``x`` streams its batches through a check."""
-    x = args[0] if args else kwargs.get("x")
     return isinstance(x, (_CheckedPyDataset, types.GeneratorType)) or _is_tf_dataset(x)
 
 
@@ -302,16 +301,16 @@ class CheckedModel(keras.Model):
             return x
         return _checked_input(x, tuple(self.input_shape[1:]))
 
-    def _checked(self, method: str, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    def _checked(self, method: str, args: tuple, kwargs: dict) -> tuple[tuple, dict, object]:
         """``args``/``kwargs`` of ``keras.Model.<method>`` with the images among them checked
-        (:data:`IMAGE_ARGUMENTS`), however they were passed (by position or by name)."""
+        (:data:`IMAGE_ARGUMENTS`), however they were passed (by position or by name); and ``x`` as checked."""
         bound = inspect.signature(getattr(keras.Model, method)).bind(self, *args, **kwargs)
         for name in IMAGE_ARGUMENTS[method]:
             if bound.arguments.get(name) is not None:
                 if method in ("fit", "evaluate"):  # what takes labels
                     self._check_labels(bound.arguments[name], name)
                 bound.arguments[name] = self._check(bound.arguments[name])
-        return bound.args[1:], bound.kwargs
+        return bound.args[1:], bound.kwargs, bound.arguments.get("x")
 
     def _check_labels(self, x, name: str) -> None:
         """relu_ratio ``Batches`` of class indices given to a model compiled for one-hot labels (what
@@ -330,33 +329,32 @@ class CheckedModel(keras.Model):
         return super().__call__(self._check(inputs), *args, **kwargs)
 
     def predict(self, *args, **kwargs):
-        args, kwargs = self._checked("predict", args, kwargs)
-        x = args[0] if args else kwargs.get("x")
+        args, kwargs, x = self._checked("predict", args, kwargs)
         if isinstance(x, np.ndarray) and len(x) == 0 and len(self.outputs) == 1:  # Keras fails on it
             return np.zeros((0, *self.output_shape[1:]), dtype=np.float32)
-        with _dataset_errors(self, _streamed(args, kwargs)):
+        with _dataset_errors(self, _streamed(x)):
             return super().predict(*args, **kwargs)
 
     def evaluate(self, *args, **kwargs):
-        args, kwargs = self._checked("evaluate", args, kwargs)
-        with _dataset_errors(self, _streamed(args, kwargs)):
+        args, kwargs, x = self._checked("evaluate", args, kwargs)
+        with _dataset_errors(self, _streamed(x)):
             return super().evaluate(*args, **kwargs)
 
     def fit(self, *args, **kwargs):
-        args, kwargs = self._checked("fit", args, kwargs)
-        with _dataset_errors(self, _streamed(args, kwargs)):
+        args, kwargs, x = self._checked("fit", args, kwargs)
+        with _dataset_errors(self, _streamed(x)):
             return super().fit(*args, **kwargs)
 
     def predict_on_batch(self, *args, **kwargs):
-        args, kwargs = self._checked("predict_on_batch", args, kwargs)
+        args, kwargs, _ = self._checked("predict_on_batch", args, kwargs)
         return super().predict_on_batch(*args, **kwargs)
 
     def train_on_batch(self, *args, **kwargs):
-        args, kwargs = self._checked("train_on_batch", args, kwargs)
+        args, kwargs, _ = self._checked("train_on_batch", args, kwargs)
         return super().train_on_batch(*args, **kwargs)
 
     def test_on_batch(self, *args, **kwargs):
-        args, kwargs = self._checked("test_on_batch", args, kwargs)
+        args, kwargs, _ = self._checked("test_on_batch", args, kwargs)
         return super().test_on_batch(*args, **kwargs)
 
     def save(self, filepath, *args, **kwargs):
