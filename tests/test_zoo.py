@@ -12,6 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -173,6 +174,24 @@ def test_weights_are_stored_in_float16_at_about_half_the_bytes(run, store):
     assert set(zoo.card.stored_dtypes(stored)) == {"float16"}
     assert zoo.card.stored_precision(stored) == "float16"
     assert stored.stat().st_size < 0.6 * trained.stat().st_size
+
+
+def test_the_larger_arrays_are_stored_compressed_and_the_smaller_as_they_are(store):
+    """Compression is lossless (the load test above compares the values bit for bit) and is kept to the
+    arrays where it saves more than its chunk index costs."""
+    packed = {}
+
+    def collect(key: str, item) -> None:
+        if isinstance(item, h5py.Dataset):
+            packed[key] = item
+
+    with h5py.File(store / NAME / "model.weights.h5", "r") as stored:
+        stored.visititems(collect)
+        large = {key: (item.compression, item.shuffle) for key, item in packed.items()
+                 if item.nbytes >= zoo.publish.COMPRESS_FROM_BYTES}  # fmt: skip
+        small = {key: item.compression for key, item in packed.items() if key not in large}
+    assert large and set(large.values()) == {("gzip", True)}
+    assert small and set(small.values()) == {None}
 
 
 def test_an_array_beyond_float16s_range_is_stored_as_it_is_not_as_inf(tmp_path):
