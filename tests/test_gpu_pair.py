@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -134,6 +135,38 @@ def test_take_back_refuses_a_run_the_queues_machine_has_further_or_is_training(t
     assert exit_info.value.code == 2 and str(local) in err and "Traceback" not in err
     assert "is in use" in err if here == "in use" else "not unpacked" in err
     assert {p: p.read_bytes() for p in local.rglob("*") if p.is_file()} == before
+
+
+def test_pack_carries_cut_off_runs_and_says_what_a_device_call_would_carry(tmp_path, capsys, monkeypatch):
+    queued, runs, carry = _queue(tmp_path), tmp_path / "runs", tmp_path / "carry"
+    _run_folder(runs / "resnet20_21-seed0", epochs=3)
+    _run_folder(runs / "resnet20_21-seed1", epochs=30, finished=True)
+    in_use = _run_folder(runs / "resnet20_21-seed2", epochs=3)
+    (in_use / ".lock").write_text(json.dumps({"pid": 1, "host": "elsewhere", "since": "now", "token": "t"}))
+
+    def pack(*run_ids: str) -> int:
+        return gpu_pair.main(["--pack", str(carry), "--runs", str(runs), "--queue", str(queued), "--run-ids",
+                              *run_ids])  # fmt: skip
+
+    assert pack("resnet20_21-seed0") == 0
+    out = capsys.readouterr().out
+    assert _members(carry / "resnet20_21-seed0.tar.gz") == [
+        "resnet20_21-seed0/backup/ckpt-000003.weights.h5", "resnet20_21-seed0/backup/training_metadata.json",
+        "resnet20_21-seed0/config.json", "resnet20_21-seed0/metrics.csv"]  # fmt: skip
+    assert "a device call would carry" in out and "tracked tree" in out and f"--resume {carry}" in out
+    refused = {("resnet20_21-seed1",): "finished: register it",
+               ("resnet20_21-seed0", "preact164_type2-seed0"): "preact164_type2-seed0: no backup to resume",
+               ("resnet20_21-seed0", "resnet20_21-seed2"): "is in use",
+               ("resnet20_21-seed0",): "more than the 0 MiB one carries: not packed"}  # fmt: skip
+    for run_ids, said in refused.items():
+        shutil.rmtree(carry)
+        if "carries" in said:  # a call that would be refused: a tree too large to take the packed runs too
+            monkeypatch.setattr(gpu_pair, "CARRY_LIMIT", 1)
+        with pytest.raises(SystemExit) as exit_info:
+            pack(*run_ids)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and said in err and "Traceback" not in err, err
+        assert list(carry.iterdir()) == []  # nothing left packed, the first run's neither
 
 
 @pytest.mark.parametrize("damage", ["renamed", "not a tar.gz"])

@@ -88,9 +88,10 @@ def test_make_figures_takes_help_prints_the_file_it_wrote_and_names_a_bad_path(t
     assert exit_.value.code == 0 and "usage: python docs/make_figures.py" in capsys.readouterr().out
     assert figures.main(["x"]) == 0 and capsys.readouterr().out == "x.png\n"  # matplotlib adds .png
     assert (tmp_path / "x.png").stat().st_size > 10_000 and list(tmp_path.iterdir()) == [tmp_path / "x.png"]
-    cases = {"": "path is empty ('')", " ": "path is empty (' ')", str(tmp_path): f"{tmp_path} is a folder; give a file name such as ",
-             "x.v1": "cannot write a figure as '.v1' (x.v1); use one of .", "missing/a.png":
-             "cannot write the figure to missing/a.png: No such file or directory"}  # fmt: skip
+    cases = {"": "path is empty ('')", " ": "path is empty (' ')",
+             str(tmp_path): f"{tmp_path} is a folder; give a file name such as ",
+             "x.v1": "cannot write a figure as '.v1' (x.v1); use one of .",
+             "missing/a.png": "cannot write the figure to missing/a.png: No such file or"}  # fmt: skip
     for path, said in cases.items():
         with pytest.raises(SystemExit) as exit_:
             figures.main([path])

@@ -20,7 +20,9 @@ The folders are named as the queue names them (``preact164_type2-seed0``), so on
 ``python3 training/gpu_pair.py --take-back <folder of packed runs> --runs ~/relu_runs/zoo`` puts each run
 where ``python -m relu_ratio.queue run`` skips it when finished and finishes it when cut off (a run keeps
 the way it started: precision, augmentation). It holds each run folder's lock while it unpacks, so a run
-the queue is training there is refused, as is one with more epochs there than packed.
+the queue is training there is refused, as is one with more epochs there than packed. The other way, a run
+the CPU queue has cut off goes to the device packed by ``--pack <folder>`` (the queue stopped first), which
+also says what the device call would then carry against the 64 MiB one carries.
 
 Exit status: 0 when every run finished, 3 when a run was cut off at the deadline (packed for ``--resume``),
 1 when a run failed.
@@ -49,6 +51,9 @@ from relu_ratio import data, files, queue, train
 from relu_ratio.folder_lock import FolderInUse, locked_folder
 
 QUEUE = Path(__file__).with_name("queue.json")
+ROOT = Path(__file__).resolve().parents[1]  # the checkout a device call sends
+CARRY_LIMIT = 64 * 2**20  # what one device call carries: the tracked tree, the untracked and carried files
+PREPARED = (".whl", ".data")  # ../shared/tools/gpu-prep's git-ignored folders, carried by every call
 RUN_KEEP = ("config.json", "result.json", "metrics.csv", "progress.json", "model.weights.h5", "train.log")
 
 
@@ -95,6 +100,41 @@ def pack(run: Path, out: Path) -> Path:
             if path.is_file():
                 tar.add(path, arcname=str(path.relative_to(run.parent)))
     return target
+
+
+def pack_to_carry(items: list[queue.QueuedRun], runs: Path, folder: Path) -> list[Path]:
+    """Here, before a window: pack each of ``items``' cut-off run folders in ``runs`` into ``folder`` (to
+    name in the device call's ``carry``, git-ignored) for ``--resume``, holding each run folder's lock while
+    it does. Refused (``ValueError`` naming the run; :class:`FolderInUse` for a run the queue is training,
+    stop it first), with nothing left packed: a run that is not there, finished, damaged or without a
+    backup."""
+    folder.mkdir(parents=True, exist_ok=True)
+    packed = []
+    try:
+        for item in items:
+            run = runs / item.run_id
+            record = train.RunRecord.read(run)
+            backup = (run / "backup" / "training_metadata.json").is_file()
+            if record.damage or record.state == "finished" or not backup:
+                why = "finished: register it" if record.state == "finished" else "no backup to resume from"
+                raise ValueError(f"{run}: {'; '.join(record.damage) or why}; not packed.")
+            with locked_folder(run, "run folder"):
+                packed.append(pack(run, folder))
+    except BaseException:
+        for path in packed:
+            path.unlink()
+        raise
+    return packed
+
+
+def carried_bytes(folder: Path) -> dict[str, int]:
+    """What a device call would carry, by part: the tracked tree, gpu-prep's folders and ``folder``."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    tracked = (ROOT / name for name in listed.decode().split("\0") if name)
+    parts = {"tracked tree": sum(path.stat().st_size for path in tracked if path.is_file())}
+    for part in (*(ROOT / name for name in PREPARED), folder):
+        parts[part.name] = sum(path.stat().st_size for path in part.rglob("*") if path.is_file())
+    return parts
 
 
 def take_back(archive: Path, runs: Path) -> str:
@@ -171,6 +211,30 @@ def decode(dataset: str) -> None:
     data.load(dataset, "train")
 
 
+def pack_command(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
+    """``--pack``: the chosen runs packed to carry, and what a device call would then carry; over
+    :data:`CARRY_LIMIT` (the call would be refused), nothing is left packed and the error says so."""
+    folder, packed = Path(args.pack), []
+    try:
+        items = chosen_runs(Path(args.queue), args.run_ids, args.count)
+        packed = pack_to_carry(items, Path(args.runs), folder)
+        parts = carried_bytes(folder)
+        total, said = sum(parts.values()), ", ".join(f"{k} {v / 2**20:.1f}" for k, v in parts.items())
+        if total >= CARRY_LIMIT:
+            raise ValueError(f"a device call would carry {total / 2**20:.1f} MiB ({said}), more than the "
+                             f"{CARRY_LIMIT / 2**20:.0f} MiB one carries: not packed (training/README.md, "
+                             '"Room for the weights")')  # fmt: skip
+    except (FolderInUse, ValueError, OSError, subprocess.CalledProcessError) as error:
+        for path in packed:
+            path.unlink()
+        p.error(str(error))
+    for path in packed:
+        print(f"packed {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    print(f"a device call would carry {total / 2**20:.1f} of {CARRY_LIMIT / 2**20:.0f} MiB ({said}): name "
+          f"{folder} in its carry and add --resume {folder} to its gpu_pair.py command")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--queue", default=str(QUEUE), help="the training queue (default: training/queue.json)")
@@ -181,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--commit", help="the commit the device's copy of the tree was made from; as --out")
     p.add_argument("--resume", help="a folder of packed runs cut off at a deadline: finish them")
     p.add_argument("--take-back", help="here, after the window: unpack this folder's packed runs into --runs")
+    p.add_argument("--pack", help="here, before a window: pack the chosen cut-off runs of --runs into this "
+                   "folder, to carry for --resume")  # fmt: skip
     p.add_argument("--runs", default="/tmp/relu_runs", help="where the run folders are trained")
     p.add_argument("--steps-per-execution", type=int, default=32, help="training steps per compiled call")
     p.add_argument("--deadline-s", type=float, default=560, help="everything is packed by then (from start)")
@@ -195,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--take-back {args.take_back}: no <run id>.tar.gz there")
         take_back_all(archives, Path(args.runs), p)
         return 0
+    if args.pack:
+        return pack_command(args, p)
     if not (args.out and args.commit):
         p.error("--out and --commit are required (or --take-back)")
     if args.count < 1:
