@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import tarfile
 from pathlib import Path
 
@@ -258,12 +257,10 @@ def test_bad_flags_are_refused_before_anything_starts(tmp_path, capsys, folder, 
 WHEELS = 2_897_577  # keras 3.15.1, namex and optree as ../shared/tools/gpu-prep downloads them (2026-12-02)
 
 
-def test_what_a_lent_gpu_window_carries_fits(shared_data):
+def test_what_a_lent_gpu_window_carries_fits(shared_data, tmp_path):
     """The tracked tree stays under 45 MB, and with the data archives and the wheels under the 64 MiB a
     device call carries."""
-    root = Path(__file__).parents[1]
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
-    tracked = sum((root / name).stat().st_size for name in listed.decode().split("\0") if name)
+    tracked = gpu_pair.carried_bytes(tmp_path)["tracked tree"]  # what --pack reports too
     archives = sum(path.stat().st_size for path in Path(shared_data).glob("*.tar.gz"))
     assert tracked < 45e6, f"the tracked tree is {tracked / 1e6:.1f} MB"
     assert tracked + archives + WHEELS < 64 * 2**20, f"{(tracked + archives + WHEELS) / 2**20:.1f} MiB travel"
