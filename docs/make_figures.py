@@ -56,13 +56,11 @@ def _box(ax, x: float, y: float, kind: str, label: str) -> None:
 
 def target(path: str | os.PathLike) -> tuple[Path, str]:
     """The file :func:`draw` writes for ``path`` and its format: the suffix's (``.png`` added where there is
-    none, as matplotlib would add it). Raises ``ValueError`` for an empty path, a folder, or a format
+    none, as matplotlib would add it). Raises ``ValueError`` for an empty or blank path, a folder, or a format
     matplotlib cannot write (naming the formats it can)."""
-    from relu_ratio.files import names_nothing
-
-    if names_nothing(path):
-        raise ValueError(f"the figure's path is empty ({os.fspath(path)!r}); give a file name such as "
-                         "docs/blocks.png")
+    if not os.fspath(path).strip():  # as relu_ratio.files.names_nothing, which would start Keras here
+        raise ValueError(f"the figure's path is empty or blank ({os.fspath(path)!r}); give a file name such "
+                         "as docs/blocks.png")
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder; give a file name such as {path / OUT.name}")

@@ -111,7 +111,8 @@ def _out_problem(out: str, tiny: bool) -> str | None:
     from relu_ratio.files import check_writable, names_nothing
 
     if names_nothing(out):  # "not given" is None, never the empty string
-        return f"--out must name a folder; received {out!r} (leave --out out to execute them in place)"
+        return (f"--out must name a folder; received {out!r} (leave --out out to execute the notebooks in "
+                "place)")
     folder = Path(out)
     if tiny and folder.resolve() == HERE:
         return "--tiny writes a scratch copy: --out must not be notebooks/ (the committed notebooks)"

@@ -209,8 +209,8 @@ def ensure_room(path: str | os.PathLike, size: int) -> None:
 
 
 def names_nothing(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is empty or only blanks: as a path (``Path("")``) it would be the current folder,
-    which a user who gave it did not mean (the current folder is ``"."``).
+    """Whether ``path`` is empty (as a path, ``Path("")``, the current folder, which a user who gave it did
+    not mean: that is ``"."``) or only blanks (a name nobody means).
 
     >>> names_nothing(""), names_nothing("  "), names_nothing(".")
     (True, True, False)

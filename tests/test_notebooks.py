@@ -65,11 +65,13 @@ def test_an_empty_out_is_refused_not_taken_as_in_place(monkeypatch, capsys):
     script = _execute_module()
     ran = []
     monkeypatch.setattr(script, "execute", lambda path, out, **kwargs: ran.append(out))  # never in place
-    for argv in (["--out", "", "01_quickstart"], ["--tiny", "--out", " ", "01_quickstart"]):
-        assert script.main(argv) == 2
-        out, err = capsys.readouterr()
-        assert err == f"error: --out must name a folder; received {argv[-2]!r} (leave --out out to execute " \
-            "them in place)\n" and not out and not ran, (out, err, ran)
+    for argv in (["--out", out, "01_quickstart"] for out in ("", " ")):
+        for given in (argv, ["--tiny", *argv]):
+            assert script.main(given) == 2
+            out, err = capsys.readouterr()
+            said = f"error: --out must name a folder; received {argv[1]!r} (leave --out out to execute the " \
+                "notebooks in place)\n"
+            assert err == said and not out and not ran, (out, err, ran)
 
 
 def test_a_second_execution_leaves_the_first_ones_runs_alone(tmp_path, live_holder, capsys):

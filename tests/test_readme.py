@@ -88,7 +88,7 @@ def test_make_figures_takes_help_prints_the_file_it_wrote_and_names_a_bad_path(t
     assert exit_.value.code == 0 and "usage: python docs/make_figures.py" in capsys.readouterr().out
     assert figures.main(["x"]) == 0 and capsys.readouterr().out == "x.png\n"  # matplotlib adds .png
     assert (tmp_path / "x.png").stat().st_size > 10_000 and list(tmp_path.iterdir()) == [tmp_path / "x.png"]
-    cases = {"": "path is empty ('')", " ": "path is empty (' ')",
+    cases = {"": "path is empty or blank ('')", " ": "path is empty or blank (' ')",
              str(tmp_path): f"{tmp_path} is a folder; give a file name such as ",
              "x.v1": "cannot write a figure as '.v1' (x.v1); use one of .",
              "missing/a.png": "cannot write the figure to missing/a.png: No such file or"}  # fmt: skip
@@ -100,6 +100,11 @@ def test_make_figures_takes_help_prints_the_file_it_wrote_and_names_a_bad_path(t
         assert path != "x.v1" or ".png" in err  # the formats matplotlib writes, whatever its version
         assert err.splitlines()[-1].startswith("python docs/make_figures.py: error:"), err
     assert list(tmp_path.iterdir()) == [tmp_path / "x.png"]
+    started = subprocess.run(  # a bad path is named before Keras starts (this process has it started already)
+        [sys.executable, "-c", "import sys; sys.path.insert(0, 'docs'); import make_figures as f\n"
+         "try: f.target(' ')\nexcept ValueError: print(sorted({'keras', 'tensorflow'} & set(sys.modules)))"],
+        cwd=DOCS.parent, capture_output=True, text=True, check=True)  # fmt: skip
+    assert started.stdout == "[]\n", started
 
 
 def _my_images(folder: Path) -> None:

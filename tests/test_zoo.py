@@ -780,8 +780,8 @@ def test_export_names_a_bad_name_or_target_before_building_anything(toy_zoo, tmp
     assert "no zoo entry named 'nope'" in err and "exporting" not in err and not (tmp_path / "m").exists()
     (tmp_path / "here").mkdir()
     monkeypatch.chdir(tmp_path / "here")  # an empty current folder: "" and "." failed late with Errno 22
-    cases = (("", r"the export path is empty \(''\); give a new folder"),
-             ("  ", r"the export path is empty \('  '\); give a new folder"),
+    cases = (("", r"the export path is empty or blank \(''\); give a new folder"),
+             ("  ", r"the export path is empty or blank \('  '\); give a new folder"),
              (".", r"\. is the current folder \("),
              ("x/..", r"x/\.\. is the current folder \(.*here\), which an export cannot"))  # fmt: skip
     for path, said in cases:

@@ -84,12 +84,12 @@ def check_export_target(path: str | os.PathLike) -> Path:
     the current folder, which the export would replace); checked before the SavedModel is built.
 
     Raises:
-        ValueError: ``path`` is empty or the current folder, or under a file or an unwritable folder.
+        ValueError: ``path`` is empty or blank, the current folder, under a file or in an unwritable folder.
         FileExistsError: ``path`` exists and is not an empty folder.
     """
     new = "give a new folder, e.g. ./saved_model"
     if files.names_nothing(path):
-        raise ValueError(f"the export path is empty ({os.fspath(path)!r}); {new}.")
+        raise ValueError(f"the export path is empty or blank ({os.fspath(path)!r}); {new}.")
     target = Path(path)
     if target.resolve() == Path.cwd().resolve():
         raise ValueError(f"{target} is the current folder ({Path.cwd()}), which an export cannot replace; "
