@@ -231,6 +231,9 @@ def check_data_dir(source: str | os.PathLike, data_dir: str | os.PathLike | None
     Traceback (most recent call last):
     ValueError: data_dir ('~/tfds') is where tensorflow-datasets keeps cifar10 and cifar100; dataset '../shared/data' is read from its own folder or archive. Drop data_dir.
     """  # noqa: E501
+    if data_dir is not None and files.names_nothing(data_dir):
+        raise ValueError(f"data_dir must name a folder for tensorflow-datasets; received "
+                         f"{os.fspath(data_dir)!r} (leave it out for tfds' own).")  # fmt: skip
     if data_dir is not None and os.fspath(source) not in TFDS_STATS:
         raise ValueError(
             f"data_dir ({os.fspath(data_dir)!r}) is where tensorflow-datasets keeps "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from relu_ratio import data, flags, models
+from relu_ratio import data, files, flags, models
 from relu_ratio.train.recipes import RECIPES, SCHEDULES
 from relu_ratio.validators import check_seed, is_finite_number, is_integer
 
@@ -97,8 +97,8 @@ class TrainConfig:
                 f"holdout ({filled.holdout}) and test_subset ({filled.test_subset}) exclude each other: with "
                 "holdout the run validates on held-out training images, never on the test split. Drop one."
             )
-        if not filled.out.strip():
-            raise ValueError("out must name the run's folder; received an empty string.")
+        if files.names_nothing(filled.out):
+            raise ValueError(f"out must name the run's folder; received {filled.out!r}.")
         data.check_source(filled.dataset)
         data.check_data_dir(filled.dataset, filled.data_dir)
         models.check_name(filled.model)
