@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -137,14 +137,18 @@ def test_take_back_refuses_a_run_the_queues_machine_has_further_or_is_training(t
 
 
 def test_pack_carries_cut_off_runs_and_says_what_a_device_call_would_carry(tmp_path, capsys, monkeypatch):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)  # the checkout a device call sends
+    monkeypatch.setattr(gpu_pair, "ROOT", tmp_path.resolve())
     queued, runs, carry = _queue(tmp_path), tmp_path / "runs", tmp_path / "carry"
     _run_folder(runs / "resnet20_21-seed0", epochs=3)
     _run_folder(runs / "resnet20_21-seed1", epochs=30, finished=True)
     in_use = _run_folder(runs / "resnet20_21-seed2", epochs=3)
     (in_use / ".lock").write_text(json.dumps({"pid": 1, "host": "elsewhere", "since": "now", "token": "t"}))
+    lost = _run_folder(runs / "preact164_type2-seed0", epochs=3)
+    (lost / "backup" / "ckpt-000003.weights.h5").unlink()  # the record names a checkpoint that is not there
 
-    def pack(*run_ids: str) -> int:
-        return gpu_pair.main(["--pack", str(carry), "--runs", str(runs), "--queue", str(queued), "--run-ids",
+    def pack(*run_ids: str, folder: Path = carry) -> int:
+        return gpu_pair.main(["--pack", str(folder), "--runs", str(runs), "--queue", str(queued), "--run-ids",
                               *run_ids])  # fmt: skip
 
     assert pack("resnet20_21-seed0") == 0
@@ -152,20 +156,33 @@ def test_pack_carries_cut_off_runs_and_says_what_a_device_call_would_carry(tmp_p
     assert _members(carry / "resnet20_21-seed0.tar.gz") == [
         "resnet20_21-seed0/backup/ckpt-000003.weights.h5", "resnet20_21-seed0/backup/training_metadata.json",
         "resnet20_21-seed0/config.json", "resnet20_21-seed0/metrics.csv"]  # fmt: skip
-    assert "a device call would carry" in out and "tracked tree" in out and f"--resume {carry}" in out
+    assert "a device call would carry" in out and "working tree" in out and "--resume carry" in out
+    packed = (carry / "resnet20_21-seed0.tar.gz").read_bytes()
     refused = {("resnet20_21-seed1",): "finished: register it",
-               ("resnet20_21-seed0", "preact164_type2-seed0"): "preact164_type2-seed0: no backup to resume",
-               ("resnet20_21-seed0", "resnet20_21-seed2"): "is in use",
-               ("resnet20_21-seed0",): "more than the 0 MiB one carries: not packed"}  # fmt: skip
+               ("resnet20_21-seed2",): "is in use",
+               ("resnet20_21-seed0",): "already packed",
+               ("resnet20_21-seed2", "resnet20_21-seed2"): "a run is named twice",
+               # the first packed, the second refused: neither is left in the folder
+               ("resnet20_21-seed2", "preact164_type2-seed0"): "names the checkpoint ckpt-000003.weights.h5"}
     for run_ids, said in refused.items():
-        shutil.rmtree(carry)
-        if "carries" in said:  # a call that would be refused: a tree too large to take the packed runs too
-            monkeypatch.setattr(gpu_pair, "CARRY_LIMIT", 1)
+        if "checkpoint" in said:
+            (in_use / ".lock").unlink()
         with pytest.raises(SystemExit) as exit_info:
             pack(*run_ids)
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and said in err and "Traceback" not in err, err
-        assert list(carry.iterdir()) == []  # nothing left packed, the first run's neither
+        assert [path.name for path in carry.iterdir()] == ["resnet20_21-seed0.tar.gz"]  # the folder as it was
+        assert (carry / "resnet20_21-seed0.tar.gz").read_bytes() == packed
+    monkeypatch.setattr(gpu_pair, "CARRY_LIMIT", 1)  # a call the device tool would refuse
+    for folder, said in ((carry, "more than the 0 MiB one carries: not packed"),
+                         (tmp_path / "new", "more than the 0 MiB one carries"),
+                         (tmp_path.parent, "the folder must be inside the checkout")):  # fmt: skip
+        with pytest.raises(SystemExit) as exit_info:
+            pack("resnet20_21-seed2", folder=folder)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and said in err, err
+    assert [path.name for path in carry.iterdir()] == ["resnet20_21-seed0.tar.gz"]
+    assert not (tmp_path / "new").exists()  # made for the refused pack, removed with it
 
 
 @pytest.mark.parametrize("damage", ["renamed", "not a tar.gz"])
@@ -241,6 +258,10 @@ def test_resume_without_a_packed_run_is_refused_before_anything_starts(tmp_path,
         (["--steps-per-execution", "0"], "steps_per_execution must be >= 1"),
         (["--train-subset", "0"], "train_subset must be >= 1"),
         (["--dataset", "{tmp}/none"], "is neither a known tensorflow-datasets name"),
+        (["--pack", "{tmp}/carry"], "--pack and --out and --commit do not go together"),
+        (["--take-back", "{tmp}/x"], "--take-back and --out and --commit do not go together"),
+        (["--resume", " "], "--resume must name a folder; received an empty or blank path"),
+        (["--runs", ""], "--runs must name a folder"),
     ],
 )
 def test_bad_flags_are_refused_before_anything_starts(tmp_path, capsys, folder, flags, message):
@@ -260,7 +281,7 @@ WHEELS = 2_897_577  # keras 3.15.1, namex and optree as ../shared/tools/gpu-prep
 def test_what_a_lent_gpu_window_carries_fits(shared_data, tmp_path):
     """The tracked tree stays under 45 MB, and with the data archives and the wheels under the 64 MiB a
     device call carries."""
-    tracked = gpu_pair.carried_bytes(tmp_path)["tracked tree"]  # what --pack reports too
+    tracked = gpu_pair.carried_bytes(tmp_path)["working tree"]  # what --pack reports; untracked files too
     archives = sum(path.stat().st_size for path in Path(shared_data).glob("*.tar.gz"))
     assert tracked < 45e6, f"the tracked tree is {tracked / 1e6:.1f} MB"
     assert tracked + archives + WHEELS < 64 * 2**20, f"{(tracked + archives + WHEELS) / 2**20:.1f} MiB travel"

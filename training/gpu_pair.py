@@ -66,6 +66,8 @@ def chosen_runs(queue_path: Path, run_ids: list[str] | None, count: int) -> list
         unknown = [run_id for run_id in run_ids if run_id not in by_id]
         if unknown:
             raise ValueError(f"not in {queue_path}: {unknown}; queued: {', '.join(by_id)}")
+        if len(set(run_ids)) < len(run_ids):
+            raise ValueError(f"a run is named twice: {run_ids}")
         return [by_id[run_id] for run_id in run_ids]
     finished = queue.read_finished(queue.finished_path(queue_path))
     return [item for item in queued if item.run_id not in finished][:count]
@@ -92,46 +94,64 @@ def pack(run: Path, out: Path) -> Path:
     names = [run / n for n in RUN_KEEP if (run / n).is_file()]
     record_path = run / "backup" / "training_metadata.json"
     if not (run / "result.json").is_file() and record_path.is_file():
-        record = json.loads(record_path.read_text())
-        names += [record_path, run / "backup" / record["weights"]]
+        names += [record_path, backup_checkpoint(run)]
     target = out / f"{run.name}.tar.gz"
-    with tarfile.open(target, "w:gz") as tar:
+    with files.atomic_file(target) as written, tarfile.open(written, "w:gz") as tar:
         for path in names:
             if path.is_file():
                 tar.add(path, arcname=str(path.relative_to(run.parent)))
     return target
 
 
+def backup_checkpoint(run: Path) -> Path:
+    """The checkpoint the run's committed backup record (``backup/training_metadata.json``) names; a
+    ``ValueError`` naming the record where it is unreadable, names no file, or names one that is missing."""
+    record_path = run / "backup" / "training_metadata.json"
+    try:
+        name = json.loads(record_path.read_text())["weights"]
+        if not isinstance(name, str) or Path(name).name != name:
+            raise ValueError(f"'weights' is {name!r}, not a file name")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{record_path} cannot be read as a backup record ({error!r})") from None
+    if not (run / "backup" / name).is_file():
+        raise ValueError(f"{record_path} names the checkpoint {name}, which is not in {run / 'backup'}")
+    return run / "backup" / name
+
+
 def pack_to_carry(items: list[queue.QueuedRun], runs: Path, folder: Path) -> list[Path]:
     """Here, before a window: pack each of ``items``' cut-off run folders in ``runs`` into ``folder`` (to
     name in the device call's ``carry``, git-ignored) for ``--resume``, holding each run folder's lock while
-    it does. Refused (``ValueError`` naming the run; :class:`FolderInUse` for a run the queue is training,
-    stop it first), with nothing left packed: a run that is not there, finished, damaged or without a
-    backup."""
-    folder.mkdir(parents=True, exist_ok=True)
-    packed = []
-    try:
+    it does. All or nothing: the runs are packed into a scratch folder inside ``folder`` and moved in only
+    when every one is, so a refusal leaves ``folder`` as it was. Refused (``ValueError`` naming the run;
+    :class:`FolderInUse` for a run the queue is training, stop it first): a run that is not there,
+    finished, damaged, or whose backup cannot be read."""
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".pack-") as scratch:
+        packed = []
         for item in items:
             run = runs / item.run_id
             record = train.RunRecord.read(run)
-            backup = (run / "backup" / "training_metadata.json").is_file()
-            if record.damage or record.state == "finished" or not backup:
-                why = "finished: register it" if record.state == "finished" else "no backup to resume from"
-                raise ValueError(f"{run}: {'; '.join(record.damage) or why}; not packed.")
+            if record.damage or record.state == "finished":
+                why = "; ".join(record.damage) or "finished: register it"
+                raise ValueError(f"{run}: {why}; not packed.")
+            if not (run / "backup" / "training_metadata.json").is_file():
+                raise ValueError(f"{run}: no backup to resume from; not packed.")
+            backup_checkpoint(run)  # readable, and the checkpoint it names is there
             with locked_folder(run, "run folder"):
-                packed.append(pack(run, folder))
-    except BaseException:
+                packed.append(pack(run, Path(scratch)))
         for path in packed:
-            path.unlink()
-        raise
-    return packed
+            os.replace(path, folder / path.name)
+    return [folder / path.name for path in packed]
 
 
 def carried_bytes(folder: Path) -> dict[str, int]:
-    """What a device call would carry, by part: the tracked tree, gpu-prep's folders and ``folder``."""
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
-    tracked = (ROOT / name for name in listed.decode().split("\0") if name)
-    parts = {"tracked tree": sum(path.stat().st_size for path in tracked if path.is_file())}
+    """What a device call would carry, by part: the working tree (tracked files, and untracked ones git does
+    not ignore), gpu-prep's folders and ``folder``."""
+    command = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+    listed = subprocess.run(command, cwd=ROOT, capture_output=True, check=True).stdout
+    folder = folder.resolve()
+    tree = [ROOT / name for name in listed.decode().split("\0") if name]  # not counting folder twice
+    parts = {"working tree": sum(path.stat().st_size for path in tree
+                                 if path.is_file() and not path.is_relative_to(folder))}  # fmt: skip
     for part in (*(ROOT / name for name in PREPARED), folder):
         parts[part.name] = sum(path.stat().st_size for path in part.rglob("*") if path.is_file())
     return parts
@@ -212,11 +232,22 @@ def decode(dataset: str) -> None:
 
 
 def pack_command(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
-    """``--pack``: the chosen runs packed to carry, and what a device call would then carry; over
-    :data:`CARRY_LIMIT` (the call would be refused), nothing is left packed and the error says so."""
-    folder, packed = Path(args.pack), []
+    """``--pack``: the chosen runs packed to carry, and what a device call would then carry. Refused, the
+    folder left as it was: a folder outside the checkout (a call carries only the checkout), a run already
+    packed there, and a total over :data:`CARRY_LIMIT` (the call would be refused)."""
+    folder = Path(args.pack).resolve()
+    if not folder.is_relative_to(ROOT) or folder == ROOT:
+        p.error(f"--pack {args.pack}: the folder must be inside the checkout ({ROOT}), which is all a device "
+                "call carries, e.g. --pack .carry")  # fmt: skip
+    made, packed = not folder.exists(), []
     try:
+        files.check_writable(folder, "--pack folder")
         items = chosen_runs(Path(args.queue), args.run_ids, args.count)
+        there = [str(folder / f"{item.run_id}.tar.gz") for item in items
+                 if (folder / f"{item.run_id}.tar.gz").exists()]  # fmt: skip
+        if there:
+            raise ValueError(f"already packed: {', '.join(there)}; remove it first to pack the run again")
+        folder.mkdir(parents=True, exist_ok=True)
         packed = pack_to_carry(items, Path(args.runs), folder)
         parts = carried_bytes(folder)
         total, said = sum(parts.values()), ", ".join(f"{k} {v / 2**20:.1f}" for k, v in parts.items())
@@ -227,11 +258,14 @@ def pack_command(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     except (FolderInUse, ValueError, OSError, subprocess.CalledProcessError) as error:
         for path in packed:
             path.unlink()
+        if made and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
         p.error(str(error))
     for path in packed:
-        print(f"packed {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+        print(f"packed {path.relative_to(ROOT)} ({path.stat().st_size / 2**20:.1f} MiB)")
+    where = folder.relative_to(ROOT)
     print(f"a device call would carry {total / 2**20:.1f} of {CARRY_LIMIT / 2**20:.0f} MiB ({said}): name "
-          f"{folder} in its carry and add --resume {folder} to its gpu_pair.py command")
+          f"{where} in its carry and add --resume {where} to its gpu_pair.py command")
     return 0
 
 
@@ -255,18 +289,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--augment-on", choices=["host", "device"],
                    help="(for trying the script out on a CPU, where the queued 'auto' is the host) force it")
     args = p.parse_args(argv)
+
+    def given(*names: str) -> list[str]:
+        return [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) is not None]
+
+    modes, training = given("take_back", "pack"), given("out", "commit", "resume")
+    if len(modes) > 1 or (modes and training):
+        p.error(f"{' and '.join(modes + training)} do not go together: --take-back or --pack (here, with "
+                "--runs) or a training command on the device (--out, --commit, --resume)")
+    paths = ("take_back", "pack", "runs", "out", "resume")
+    blank = [name for name in given(*paths) if files.names_nothing(getattr(args, name[2:].replace("-", "_")))]
+    if blank:
+        p.error(f"{', '.join(blank)} must name a folder; received an empty or blank path")
+    if args.count < 1:
+        p.error(f"--count must be >= 1; received {args.count}")
     if args.take_back:
         archives = sorted(Path(args.take_back).glob("*.tar.gz"))
         if not archives:
             p.error(f"--take-back {args.take_back}: no <run id>.tar.gz there")
         take_back_all(archives, Path(args.runs), p)
         return 0
-    if args.pack:
+    if args.pack is not None:
         return pack_command(args, p)
     if not (args.out and args.commit):
-        p.error("--out and --commit are required (or --take-back)")
-    if args.count < 1:
-        p.error(f"--count must be >= 1; received {args.count}")
+        p.error("--out and --commit are required (or --take-back, or --pack)")
     if not args.deadline_s > 0:
         p.error(f"--deadline-s must be > 0 (seconds from the start); received {args.deadline_s}")
     out, runs = Path(args.out), Path(args.runs)
@@ -275,8 +321,6 @@ def main(argv: list[str] | None = None) -> int:
         if not items:
             p.error(f"every run of {args.queue} is finished")
         names = [item.run_id for item in items]
-        if len(set(names)) < len(names):
-            p.error(f"a run is named twice: {names}")
         commands = {item.run_id: train_command(item, runs, args) for item in items}  # settings checked
         for split in ("train", "test"):
             data.find(args.dataset, split)
