@@ -53,6 +53,12 @@ def test_a_run_gets_its_queued_settings_and_leaves_the_device_path_to_auto(tmp_p
     assert queue.differences(item.config("~/relu_runs/zoo", "../shared/data"), recorded) == []
 
 
+def _backup_record(epochs: int) -> dict:
+    """A committed backup record as the training CLI writes it, after ``epochs`` epochs."""
+    return {"epoch": epochs, "batch": 0, "number": epochs, "weights": f"ckpt-{epochs:06d}.weights.h5",
+            "sha256": "0" * 64}
+
+
 def _members(packed: Path) -> list[str]:
     with tarfile.open(packed) as tar:
         return sorted(tar.getnames())
@@ -66,7 +72,7 @@ def test_pack_keeps_a_finished_runs_record_and_a_cut_off_runs_committed_backup(t
                      "backup/ckpt-000002.weights.h5"):  # fmt: skip
             (run / name).write_text("x")
         # the record names ckpt 1: ckpt 2 is what a kill left half-written
-        record = {"weights": "ckpt-000001.weights.h5"}
+        record = _backup_record(1)
         (run / "backup" / "training_metadata.json").write_text(json.dumps(record))
     (done / "result.json").write_text("{}")
     (done / "model.weights.h5").write_text("x")
@@ -92,7 +98,7 @@ def _run_folder(run: Path, epochs: int, finished: bool = False) -> Path:
     (run / "config.json").write_text(json.dumps({"epochs": 30, "where": str(run)}))
     checkpoint = f"ckpt-{epochs:06d}.weights.h5"
     (run / "backup" / checkpoint).write_text("x")
-    (run / "backup" / "training_metadata.json").write_text(json.dumps({"weights": checkpoint}))
+    (run / "backup" / "training_metadata.json").write_text(json.dumps(_backup_record(epochs)))
     if finished:
         (run / "result.json").write_text(json.dumps({"epochs_completed": epochs, "test_top1": 0.5}))
         (run / "model.weights.h5").write_text("x")

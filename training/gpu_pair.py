@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import os
 import shlex
 import subprocess
@@ -49,6 +48,7 @@ from pathlib import Path
 
 from relu_ratio import data, files, queue, train
 from relu_ratio.folder_lock import FolderInUse, locked_folder
+from relu_ratio.train.callbacks import Backup
 
 QUEUE = Path(__file__).with_name("queue.json")
 ROOT = Path(__file__).resolve().parents[1]  # the checkout a device call sends
@@ -106,13 +106,11 @@ def pack(run: Path, out: Path) -> Path:
 def backup_checkpoint(run: Path) -> Path:
     """The checkpoint the run's committed backup record (``backup/training_metadata.json``) names; a
     ``ValueError`` naming the record where it is unreadable, names no file, or names one that is missing."""
-    record_path = run / "backup" / "training_metadata.json"
-    try:
-        name = json.loads(record_path.read_text())["weights"]
-        if not isinstance(name, str) or Path(name).name != name:
-            raise ValueError(f"'weights' is {name!r}, not a file name")
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{record_path} cannot be read as a backup record ({error!r})") from None
+    record_path = run / "backup" / Backup.RECORD
+    name = (Backup.read_record(run / "backup") or {}).get("weights")  # the training CLI's checked reader
+    if not isinstance(name, str) or Path(name).name != name:
+        raise ValueError(f"{record_path} cannot be read as a backup record ('weights': {name!r}, not a "
+                         "file name)")
     if not (run / "backup" / name).is_file():
         raise ValueError(f"{record_path} names the checkpoint {name}, which is not in {run / 'backup'}")
     return run / "backup" / name

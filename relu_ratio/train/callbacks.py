@@ -193,21 +193,22 @@ class Backup(keras.callbacks.BackupAndRestore):
         where a resume trains the cut-off epoch whole again (``--ema``), so its time is not counted twice."""
         super().__init__(backup_dir, save_freq=save_freq, double_checkpoint=False, delete_checkpoint=False)
         self.dir, self.metrics, self.clock = Path(backup_dir), metrics, clock
-        self.record = self._read_record()
+        self.record = self.read_record(self.dir)
         self.resumed_at: tuple[int, int] | None = None  # (epoch, batches of it done), once restored
         self.metrics_state: list | None = None  # the metrics' sums of the batches a resume skips, to add
 
-    def _read_record(self) -> dict | None:
-        """The committed record (``None`` if none), checked: a damaged record raises
+    @classmethod
+    def read_record(cls, backup_dir: Path) -> dict | None:
+        """The committed record in ``backup_dir`` (``None`` if none), checked: a damaged record raises
         :class:`~relu_ratio.train.record.RunFileError` naming it and what is wrong."""
-        path = self.dir / self.RECORD
+        path = Path(backup_dir) / cls.RECORD
         if not path.exists():
             return None
-        hint = f"delete {self.dir} to start the run over"
-        types = {**self.FIELDS, **self.OPTIONAL}
-        record = read_json(path, {**types, "previous": (dict, type(None))}, tuple(self.FIELDS), hint)
+        hint = f"delete {backup_dir} to start the run over"
+        types = {**cls.FIELDS, **cls.OPTIONAL}
+        record = read_json(path, {**types, "previous": (dict, type(None))}, tuple(cls.FIELDS), hint)
         if record.get("previous") is not None:  # the backup before, to fall back to
-            check_keys(path, record["previous"], types, tuple(self.FIELDS), hint)
+            check_keys(path, record["previous"], types, tuple(cls.FIELDS), hint)
         return record
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -270,7 +271,7 @@ class Backup(keras.callbacks.BackupAndRestore):
         self.model._initial_epoch = self.record["epoch"] if self.record else None
 
     def _restore_latest(self) -> None:
-        self.record = self._read_record()
+        self.record = self.read_record(self.dir)
         if self.record is None:  # nothing backed up yet
             return
         problems = []
