@@ -6,8 +6,8 @@ standardised would still give an answer, just a wrong one, so :func:`check_image
 message that says what was wrong and what is valid. :class:`CheckedModel` runs the check wherever it is
 given images (``predict``, ``evaluate``, ``fit`` and its ``validation_data``, ``__call__`` and the
 ``*_on_batch`` methods) on concrete arrays (never on the symbolic tensors of a traced step), and on each
-batch of a ``tf.data`` dataset, a ``keras.utils.PyDataset`` or a Python generator as it streams; it is what
-:func:`relu_ratio.zoo.load` returns.
+batch of a ``tf.data`` dataset, a ``keras.utils.PyDataset``, a PyTorch ``DataLoader`` or a Python generator
+as it streams; it is what :func:`relu_ratio.zoo.load` returns.
 
 Example:
     >>> import numpy as np
@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import types
 from collections.abc import Iterator, Sequence
@@ -150,6 +151,43 @@ class _CheckedPyDataset(keras.utils.PyDataset):
         self.dataset.on_epoch_end()
 
 
+def _is_torch_loader(x) -> bool:
+    """Whether ``x`` is a PyTorch ``DataLoader`` (or a subclass), found as Keras finds it: without importing
+    PyTorch."""
+    classes = type(x).__mro__
+    return any(c.__name__ == "DataLoader" and c.__module__.startswith("torch.utils.data") for c in classes)
+
+
+@functools.cache
+def _checked_loader_class() -> type:
+    """The ``DataLoader`` subclass :func:`_checked_loader` makes (defined on first use: PyTorch is
+    optional)."""
+    from torch.utils.data import DataLoader
+
+    class CheckedLoader(DataLoader):
+        """``loader``'s batches, each one's images checked as Keras draws it; the same ``dataset`` and
+        ``batch_size`` (what Keras reads), while ``loader`` itself (its sampler, workers, collation) makes
+        the batches."""
+
+        def __init__(self, loader: DataLoader, input_shape: tuple):
+            super().__init__(loader.dataset, batch_size=loader.batch_size)
+            self.loader, self.input_shape = loader, input_shape
+
+        def __len__(self) -> int:
+            return len(self.loader)
+
+        def __iter__(self) -> Iterator:
+            for index, batch in enumerate(self.loader):
+                yield _checked_batch(batch, self.input_shape, index)
+
+    return CheckedLoader
+
+
+def _checked_loader(loader, input_shape: tuple):
+    """The PyTorch ``DataLoader`` ``loader`` with its batches' images checked as they stream."""
+    return _checked_loader_class()(loader, input_shape)
+
+
 def _checked_generator(batches: Iterator, input_shape: tuple) -> Iterator:
     """The batches of the generator ``batches``, each one's images checked as Keras draws it."""
     for index, batch in enumerate(batches):
@@ -211,7 +249,7 @@ def _attach(model: keras.Model, saved: dict, synced: bool) -> None:
 
 def _streamed(x) -> bool:
     """Whether ``predict``/``evaluate``/``fit``'s checked ``x`` streams its batches through a check."""
-    return isinstance(x, (_CheckedPyDataset, types.GeneratorType)) or _is_tf_dataset(x)
+    return isinstance(x, (_CheckedPyDataset, types.GeneratorType)) or _is_tf_dataset(x) or _is_torch_loader(x)
 
 
 def _concrete(x) -> np.ndarray | None:
@@ -240,8 +278,8 @@ def _checked_input(x, input_shape: tuple):
 
     Concrete images are checked: numpy arrays, lists, eager TensorFlow/JAX tensors, relu_ratio ``Batches``,
     and the images inside a tuple ``(x,)``/``(x, y)`` or a one-key dict; a ``tf.data`` dataset, a
-    ``keras.utils.PyDataset`` and a Python generator are checked batch by batch as they stream. Symbolic
-    tensors (a traced training or serving step) go through unchanged."""
+    ``keras.utils.PyDataset``, a PyTorch ``DataLoader`` and a Python generator are checked batch by batch as
+    they stream. Symbolic tensors (a traced training or serving step) go through unchanged."""
     from relu_ratio.data import Batches
 
     if _is_tf_dataset(x):
@@ -252,6 +290,8 @@ def _checked_input(x, input_shape: tuple):
         return _CheckedPyDataset(x, input_shape)
     elif isinstance(x, types.GeneratorType):
         return _checked_generator(x, input_shape)
+    elif _is_torch_loader(x):
+        return _checked_loader(x, input_shape)
     elif isinstance(x, tuple) and x:
         return (_checked_input(x[0], input_shape), *x[1:])
     elif isinstance(x, dict) and len(x) == 1:

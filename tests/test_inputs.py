@@ -192,6 +192,36 @@ def test_a_py_dataset_or_a_generator_is_checked_batch_by_batch_as_it_streams(toy
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.backend
+def test_a_torch_data_loader_is_checked_batch_by_batch_as_it_streams(toy_zoo):
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model = zoo.load(REAL)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    raw, labels = RAW.astype("float32"), np.arange(4)
+    late = np.concatenate([raw[:2], raw[2:] / 255.0])  # only the second batch is scaled
+
+    def loader(images, with_labels=False):
+        tensors = [torch.from_numpy(images)] + ([torch.from_numpy(labels)] if with_labels else [])
+        return DataLoader(TensorDataset(*tensors), batch_size=2)
+
+    expected = model.predict(raw, verbose=0)
+    np.testing.assert_allclose(model.predict(loader(raw), verbose=0), expected, atol=1e-6)
+    assert np.isfinite(model.evaluate(loader(raw, True), verbose=0))
+    fitted = model.fit(loader(raw, True), validation_data=loader(raw, True), shuffle=False, verbose=0)
+    assert np.isfinite(fitted.history["val_loss"]).all()
+    refused = r"batch 1 of the dataset was refused: images look scaled to \[0, 1\]"
+    for use in (
+        lambda: model.predict(loader(late), verbose=0),
+        lambda: model.evaluate(loader(late, True), verbose=0),
+        lambda: model.fit(loader(late, True), verbose=0, shuffle=False),
+        lambda: model.fit(raw, labels, verbose=0, validation_data=loader(late, True)),
+    ):
+        with pytest.raises(ImageInputError, match=refused):
+            use()
+
+
 def test_an_empty_batch_gives_an_empty_result(toy_zoo):
     out = zoo.load(REAL).predict(np.zeros((0, 32, 32, 3), np.uint8), verbose=0)
     assert out.shape == (0, 10)
