@@ -332,6 +332,14 @@ def test_feature_extractor_and_new_classifier(run, store):
         zoo.load(NAME, include_top=False, classes=5)
 
 
+def test_a_loaded_model_takes_the_weight_decay_to_fine_tune_with(run, store):
+    plain, decayed = zoo.load(NAME), zoo.load(NAME, weight_decay=5e-4)
+    kernels = sum(isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) for layer in decayed.layers)
+    assert not plain.losses and len(decayed.losses) == kernels  # an L2 term on every kernel
+    images = run["images"]
+    np.testing.assert_array_equal(decayed.predict(images, verbose=0), plain.predict(images, verbose=0))
+
+
 @pytest.mark.backend
 def test_a_loaded_model_fine_tunes(run, store):
     model = zoo.load(NAME)
@@ -688,6 +696,7 @@ def test_registering_into_the_shipped_store_writes_the_presets_data_first(run, t
         (REAL, {"include_top": "yes"}, ValueError, r"include_top must be True or False"),
         (REAL, {"classes": 0}, ValueError, r"classes must be an integer >= 2"),
         (REAL, {"classes": True}, ValueError, r"classes must be an integer >= 2"),
+        (REAL, {"weight_decay": -1}, ValueError, r"weight_decay must be a finite number >= 0"),
         ("resnet8_99", {}, zoo.UnknownModelError, r"no zoo entry named 'resnet8_99'"),
         ("resnet9_21", {}, zoo.UnknownModelError, r"did you mean"),
         (None, {}, zoo.UnknownModelError, r"no zoo entry named None"),

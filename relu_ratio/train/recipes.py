@@ -107,7 +107,8 @@ def compile_for(
     model: keras.Model, config: TrainConfig, steps_per_epoch: int, steps_per_execution: int = 1
 ) -> keras.Model:
     """Compile ``model`` with the recipe's optimizer, schedule, loss and metrics (one-hot labels), running
-    ``steps_per_execution`` training steps per compiled call.
+    ``steps_per_execution`` training steps per compiled call. The weight decay is the model's own (coupled
+    L2 on its kernels): build it with ``weight_decay=config.weight_decay``, as the training CLI does.
 
     With ``config.ema`` the optimizer keeps an exponential moving average of the trainable weights (Keras'
     ``use_ema``; BatchNorm's moving statistics are not averaged), which ``fit`` writes into the model when

@@ -183,6 +183,7 @@ def load(
     classes: int | None = None,
     pooling: str | None = "avg",
     input_shape: tuple[int | None, int | None, int] | None = None,
+    weight_decay: float = 0.0,
 ) -> keras.Model:
     """Load pretrained model ``name``, verifying its weights' size and sha256 first, on every call.
 
@@ -206,6 +207,8 @@ def load(
         input_shape: ``(height, width, channels)``; other sizes than the registered one (the networks are
             fully convolutional) need ``include_top=False`` or ``classes=`` (a new classifier, for any
             number of classes), as in ``keras.applications``; the channels must match.
+        weight_decay: coupled L2 on the kernels, for fine-tuning (the builders' argument: the recipes'
+            weight decay is set where the model is built, not by the optimizer); 0 by default.
 
     Raises:
         UnknownModelError, MetadataError, IntegrityError: the entry is unknown, its metadata is broken, or
@@ -213,7 +216,7 @@ def load(
         ValueError: an argument, or a combination of them, that does not apply.
 
     Example:
-        >>> model = zoo.load("resnet20_21", classes=100)                 # doctest: +SKIP
+        >>> model = zoo.load("resnet20_21", classes=100, weight_decay=5e-4)  # doctest: +SKIP
     """
     entry = info(name)
     kwargs = entry.architecture["kwargs"]
@@ -226,7 +229,7 @@ def load(
         input_shape=input_shape,
         classifier_activation=kwargs.get("classifier_activation", "softmax"),
         width_multiplier=kwargs.get("width_multiplier", 1.0),
-        weight_decay=kwargs.get("weight_decay", 0.0),
+        weight_decay=weight_decay,
     )
 
 
