@@ -105,3 +105,13 @@ TEN, HUNDRED = _paper("CIFAR-10", 93.59, 93.97), _paper("CIFAR-100", 71.43, 72.1
 )
 def test_verdicts(ours, paper, starts):
     assert results.verdict(ours, paper).startswith(starts)
+
+
+def test_a_claim_is_judged_on_ours_at_the_papers_depth_where_we_trained_it():
+    papers = [(Published("plain38_11", "CIFAR-100", 70.0, "Z"),
+               Published("plain38_21", "CIFAR-100", 70.21, "Z"))]
+    diffs = [Difference("2:1", 38, "depth 38", 0.27, None), Difference("2:1", 84, "depth 84", 39.78, None)]
+    assert results._best(diffs, "2:1", papers).depth == 38
+    assert results._best(diffs, "2:1", []).depth == 84  # no published depth: the deepest
+    seeded = Difference("2:1", 84, "depth 84", 1.0, 0.1)
+    assert results._best([*diffs, seeded], "2:1", papers) is seeded  # seeds on both sides first

@@ -217,8 +217,10 @@ def _section(spec: Experiment, rows: list[Measured]) -> list[str]:
         theirs = _published_text(published_differences(spec, label)) or "no published number"
         ours = "; ".join(f"{d.text()} ({d.group})" for d in diffs if d.label == label) or "not trained yet"
         lines.append(f"| {label} | {ours} | {theirs} |")
-    lines += [""] + [f"- **{label}**: {verdict(_best(diffs, label), published_differences(spec, label))}"
-                     for label in labels]  # fmt: skip
+    lines.append("")
+    for label in labels:
+        papers = published_differences(spec, label)
+        lines.append(f"- **{label}**: {verdict(_best(diffs, label, papers), papers)}")
     return [*lines, ""]
 
 
@@ -253,17 +255,22 @@ def claims(queue_path: str | os.PathLike = QUEUE) -> str:
         spec = EXPERIMENTS[name]
         diffs = differences(measured(spec, seeds))
         for label in _labels(spec):
-            ours = _best(diffs, label)
+            papers = published_differences(spec, label)
+            ours = _best(diffs, label, papers)
             if ours is not None:
                 where = spec.title.split(":")[0]
-                lines.append(f"- {where}, {label}: {verdict(ours, published_differences(spec, label))}")
+                lines.append(f"- {where}, {label}: {verdict(ours, papers)}")
     return "\n".join(lines)
 
 
-def _best(diffs: list[Difference], label: str) -> Difference | None:
-    """The best-evidenced difference for ``label``: with a standard error first, then the deepest."""
+def _best(
+    diffs: list[Difference], label: str, papers: list[tuple[Published, Published]]
+) -> Difference | None:
+    """The best-evidenced difference for ``label``: with a standard error first, then at the depth of the
+    paper's difference that the verdict is judged against (``papers[0]``), then the deepest."""
+    depth = models.parse_name(papers[0][1].model)[1] if papers else None
     mine = [d for d in diffs if d.label == label]
-    return max(mine, key=lambda d: (d.error is not None, d.depth)) if mine else None
+    return max(mine, key=lambda d: (d.error is not None, d.depth == depth, d.depth)) if mine else None
 
 
 def tables(queue_path: str | os.PathLike = QUEUE) -> str:
