@@ -128,6 +128,7 @@ def render(entry: ZooEntry, *, log: bool = False, docs: str | None = None, store
         "about other data, distribution shift, adversarial robustness, calibration or fairness.",
         f"- One training run (seed {config.get('seed', 'not recorded')}): a difference between two entries "
         f"smaller than the seed-to-seed spread ({link_results}) is not evidence.",
+        *_plain_limitation(family, link_results),
         "- Not for production or safety-critical use.",
         "",
         "## Data",
@@ -229,9 +230,20 @@ def _data(entry: ZooEntry, config: dict) -> str:
         "Published CIFAR-10 figures, the paper's included, are on the original images, which the JPEG "
         f"encoding has degraded: an external reference recipe run unmodified, {ref['recipe']} ({original}), "
         f"reaches {ref['jpeg']:.2f} % on these JPEG images ({_runs(ref['jpeg_runs'])}; an external "
-        "measurement, reported in this project's issue tracker). So compare differences between networks "
-        "with the published ones, not levels."
+        "measurement, made outside this package). So compare differences between networks with the "
+        "published ones, not levels."
     )
+
+
+def _plain_limitation(family: str, link_results: str) -> list[str]:
+    """For a plain network, that it is kept to measure how depth degrades it (the paper's Table I)."""
+    if family != "plain":
+        return []
+    return [
+        "- A plain network (no shortcut connections): plain networks train worse the deeper they are, the "
+        f"degradation the paper's Table I measures for each ReLU ratio ({link_results}); for pretrained "
+        "features, a ResNet entry is the better start."
+    ]
 
 
 def _runs(count: int) -> str:
