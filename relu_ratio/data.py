@@ -104,9 +104,10 @@ class Split:
         """A uniformly random subset of ``count`` images, in their original order (all if ``None`` or if
         ``count`` is the split's size or more, as ``tf.data``'s ``take``; a setting that records the subset
         it asked for uses :func:`subset`, which refuses that)."""
-        count = plain_number(count)
+        count, seed = plain_number(count), plain_number(seed)
         if count is not None and not is_integer(count, 1):
             raise ValueError(f"a subset's size must be an integer >= 1 or None (all); received {count!r}.")
+        check_seed(seed)
         if count is None or count >= len(self):
             return self
         order = np.random.default_rng(seed).permutation(len(self))
@@ -118,12 +119,13 @@ class Split:
         Example:
             >>> train, val = data.load("../shared/data", "train").hold_out(5000)  # doctest: +SKIP
         """
-        count = plain_number(count)
+        count, seed = plain_number(count), plain_number(seed)
         if not is_integer(count, 1) or count >= len(self):
             raise ValueError(
                 f"the held-out slice must be 1 to {len(self) - 1} images (the split has {len(self)}); "
                 f"received {count!r}."
             )
+        check_seed(seed)
         order = np.random.default_rng(seed).permutation(len(self))
         return self._pick(np.sort(order[count:])), self._pick(np.sort(order[:count]))
 
@@ -242,6 +244,11 @@ def check_data_dir(source: str | os.PathLike, data_dir: str | os.PathLike | None
         )
 
 
+def _check_epoch(epoch: object) -> None:
+    if not is_integer(epoch, 0):
+        raise ValueError(f"epoch must be an integer >= 0; received {epoch!r}.")
+
+
 def check_source(source: str | os.PathLike) -> None:
     """Refuse an empty dataset name, which as a path (``Path("")``) would be the current folder.
 
@@ -249,10 +256,11 @@ def check_source(source: str | os.PathLike) -> None:
     Traceback (most recent call last):
     ValueError: dataset must be a tensorflow-datasets name (cifar10, cifar100) or a folder or archive; received '' (for the current folder, give '.').
     """  # noqa: E501
-    if files.names_nothing(source):
+    if not isinstance(source, (str, os.PathLike)) or files.names_nothing(source):
+        given = os.fspath(source) if isinstance(source, os.PathLike) else source
         raise ValueError(
             f"dataset must be a tensorflow-datasets name ({', '.join(TFDS_STATS)}) or a folder or archive; "
-            f"received {os.fspath(source)!r} (for the current folder, give '.')."
+            f"received {given!r} (for the current folder, give '.')."
         )
 
 
@@ -387,6 +395,9 @@ def _strip_archive_suffix(name: str) -> str:
 def cache_root(cache_dir=None) -> Path:
     """The folder of the decoded datasets: ``cache_dir``, or ``$RELU_RATIO_HOME/data``. ``ValueError`` where
     a file stands on its path (checked before any image is decoded)."""
+    if cache_dir is not None and files.names_nothing(cache_dir):
+        raise ValueError(f"cache_dir {os.fspath(cache_dir)!r} names no folder (it is empty or blank): give a "
+                         "folder (it is made if missing), or None for $RELU_RATIO_HOME/data.")  # fmt: skip
     root = Path(cache_dir) if cache_dir is not None else paths.home() / "data"
     existing = files.nearest_existing(root)
     if existing.is_file():
@@ -610,8 +621,7 @@ class Batches(keras.utils.PyDataset):
             if not isinstance(value, (bool, np.bool_)) and not (setting == "shuffle" and value is None):
                 raise ValueError(f"{setting} must be True or False; received {value!r}.")
         check_seed(seed)
-        if not is_integer(epoch, 0):
-            raise ValueError(f"epoch must be an integer >= 0; received {epoch!r}.")
+        _check_epoch(epoch)
         self.split, self.batch_size = split, batch_size
         self.augment, self.one_hot = bool(augment), bool(one_hot)
         self.shuffle = self.augment if shuffle is None else bool(shuffle)
@@ -655,6 +665,8 @@ class Batches(keras.utils.PyDataset):
 
     def set_epoch(self, epoch: int) -> None:
         """Serve the batches of epoch ``epoch`` from now on."""
+        epoch = plain_number(epoch)
+        _check_epoch(epoch)
         if epoch != self.epoch:
             self.epoch = epoch
             self.order = self._order()

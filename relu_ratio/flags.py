@@ -23,6 +23,21 @@ import argparse
 import dataclasses
 import shlex
 
+from relu_ratio import files
+
+
+def path(text: str) -> str:
+    """The ``type`` of a flag that names a file or folder: a path that names nothing (empty or blank,
+    :func:`relu_ratio.files.names_nothing`) is refused, where it would be read as not given or as the
+    current folder.
+
+    >>> path("docs/RESULTS.md")
+    'docs/RESULTS.md'
+    """
+    if files.names_nothing(text):
+        raise argparse.ArgumentTypeError(f"{text!r} names no file or folder (it is empty or blank)")
+    return text
+
 
 def _comma_list(text: str) -> tuple[str, ...]:
     """``"a, b"`` -> ``("a", "b")``; an empty item (``"a,,b"``, ``"a,"``) is refused, not dropped."""

@@ -500,17 +500,19 @@ def parser() -> argparse.ArgumentParser:
                        ("status", "print (or --write) the progress record of every queued run")):  # fmt: skip
         cmd = sub.add_parser(name, help=text, description=text, allow_abbrev=False,
                              **flags.examples(QUEUE_EXAMPLES[name]))
-        cmd.add_argument("queue", help="the queue file, e.g. training/queue.json (its finished runs are "
-                         "recorded beside it, in training/queue.finished.json)")
+        cmd.add_argument("queue", type=flags.path, help="the queue file, e.g. training/queue.json (its "
+                         "finished runs are recorded beside it, in training/queue.finished.json)")
         cmd.add_argument(
             "--runs",
             required=True,
+            type=flags.path,
             help="folder of the run folders (outside the work tree, e.g. ~/relu_runs/zoo)",
         )
         if name == "run":
             cmd.add_argument(
                 "--dataset",
                 default=data.default_source(),
+                type=flags.path,
                 help="dataset for every run: a local folder/archive or a tfds name "
                 "(default: $RELU_RATIO_DATA, else ../shared/data: the CIFAR-10 JPEG archives)",
             )
@@ -520,15 +522,20 @@ def parser() -> argparse.ArgumentParser:
                 "('*' also spans a tag: 'resnet20_*-seed0' matches resnet20_21.long-seed0)",
             )
         else:
-            cmd.add_argument("--write", help="also write the record (markdown) to this file, and the "
-                             "finished runs' configs and results to the queue's record of finished runs")
+            cmd.add_argument(
+                "--write",
+                type=flags.path,
+                help="also write the record (markdown) to this file, and the finished runs' configs and "
+                "results to the queue's record of finished runs",
+            )
             cmd.add_argument(
                 "--seeds-page",
                 metavar="FILE",
+                type=flags.path,
                 help=f"also put the seed comparison between the lines {SEEDS_START} "
                 f"and {SEEDS_END} of this file, e.g. docs/TRAINING.md",
             )
-            cmd.add_argument("--readme", metavar="FILE",
+            cmd.add_argument("--readme", metavar="FILE", type=flags.path,
                              help="deprecated spelling of --seeds-page (the seeds table left the README); "
                              "goes in the next release")  # fmt: skip
     return p

@@ -68,6 +68,28 @@ def test_a_users_mistake_is_one_line_and_exit_2_in_every_cli(cli, argv, named, f
     assert err.startswith("error: ") and err.count("\n") == 1 and named in err, err
 
 
+@pytest.mark.parametrize(
+    ("cli", "argv"),
+    [("zoo", ["table", "--check", "{}"]), ("zoo", ["table", "--update", "{}"]), ("zoo", ["register", "{}"]),
+     ("zoo", ["register", "run", "--data", "{}"]), ("zoo", ["register", "run", "--store", "{}"]),
+     ("zoo", ["evaluate", "resnet20_21", "--data", "{}"]), ("experiments", ["results", "--check", "{}"]),
+     ("experiments", ["results", "--update", "{}"]), ("experiments", ["plan", "table2", "--out", "{}"]),
+     ("experiments", ["run", "table2", "--dataset", "{}"]), ("experiments", ["collect", "{}"]),
+     ("queue", ["status", "{}", "--runs", "r"]), ("queue", ["run", "q.json", "--runs", "{}"]),
+     ("queue", ["run", "q.json", "--runs", "r", "--dataset", "{}"]),
+     ("queue", ["status", "q.json", "--runs", "r", "--write", "{}"]),
+     ("queue", ["status", "q.json", "--runs", "r", "--seeds-page", "{}"])],
+)  # fmt: skip
+@pytest.mark.parametrize("blank", ["", " "])
+def test_a_path_that_names_nothing_is_refused_not_read_as_not_given(cli, argv, blank, capsys):
+    """``--check ''`` checked nothing and passed, ``--write ''`` wrote nothing, ``--out ''`` planned into the
+    current folder: every path flag of the hand-written CLIs takes :func:`relu_ratio.flags.path`."""
+    with pytest.raises(SystemExit) as exited:
+        PARSERS[cli]().parse_args([arg.format(blank) for arg in argv])
+    assert exited.value.code == 2
+    assert f"{blank!r} names no file or folder (it is empty or blank)" in capsys.readouterr().err
+
+
 def _parsers(parser: argparse.ArgumentParser, name: str):
     yield name, parser
     for action in parser._actions:

@@ -265,11 +265,15 @@ def test_a_split_refuses_arrays_it_cannot_hold(images, labels, message):
      ("seed", -1, r"seed must be an integer in \[0, 2\*\*32 - 1\]; received -1"),
      ("seed", None, "seed must be an integer"),
      ("epoch", -1, "epoch must be an integer >= 0; received -1"),
+     ("epoch", "1", "epoch must be an integer >= 0; received '1'"),
      ("skip", 5, "skip must be an integer from 0 to 4")],
 )  # fmt: skip
 def test_batches_refuse_settings_that_would_feed_the_wrong_batches(setting, value, message):
     with pytest.raises(ValueError, match=message):
         data.Batches(data.sample(), 8, **{setting: value})
+    if setting == "epoch":  # the same check where an epoch is set later
+        with pytest.raises(ValueError, match=message):
+            data.Batches(data.sample(), 8).set_epoch(value)
     assert data.Batches(data.sample(), 8, seed=np.int64(1), epoch=np.int64(2), skip=np.int64(3)).skip == 3
 
 
@@ -411,10 +415,14 @@ def test_an_empty_split_name_is_an_unknown_split(image_folder):
 
 def test_an_empty_dataset_name_is_refused_not_read_as_the_current_folder(image_folder, monkeypatch):
     monkeypatch.chdir(image_folder)  # a dataset here: "" read it
-    for source in ("", " "):
-        with pytest.raises(ValueError, match=rf"dataset must be .* received '{source}' \(for the current fo"):
+    for source in ("", " ", None):
+        with pytest.raises(ValueError, match=rf"dataset must be .* received {source!r} \(for the current fo"):
             data.load(source, "test")
     assert len(data.load(".", "test")) == 12  # the current folder, said so
+    for cache_dir in ("", " "):  # "" kept the decoded copy in the current folder, " " made a folder " "
+        with pytest.raises(ValueError, match=rf"cache_dir {cache_dir!r} names no folder"):
+            data.load(".", "test", cache_dir=cache_dir)
+    assert sorted(os.listdir(".")) == ["test"]
 
 
 def test_a_cache_dir_that_is_a_file_is_named_as_one(image_folder, tmp_path, monkeypatch):
@@ -431,6 +439,12 @@ def test_a_cache_dir_that_is_a_file_is_named_as_one(image_folder, tmp_path, monk
 
 def test_a_held_out_slice_is_fixed_by_its_seed_and_takes_a_numpy_count():
     split = data.sample()
+    said = r"seed must be an integer in \[0, 2\*\*32 - 1\]; received "
+    for bad in (-1, "a", 2**32):  # were numpy's own errors, which did not say which setting
+        with pytest.raises(ValueError, match=said + re.escape(repr(bad))):
+            split.hold_out(4, seed=bad)
+        with pytest.raises(ValueError, match=r"seed must be an integer"):
+            split.take(4, seed=bad)
     rest, held = split.hold_out(np.int64(4), seed=3)  # e.g. a count computed with numpy
     assert (len(rest), len(held)) == (36, 4)
     assert (split.hold_out(4, seed=3)[1].images == held.images).all()

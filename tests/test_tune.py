@@ -410,9 +410,13 @@ def test_search_config_generates_every_flag():
 @pytest.mark.parametrize(
     ("changes", "message"),
     [({"width_multiplier": 0}, r"width_multiplier must be a finite number in \(0, 64\] .*; received 0"),
-     ({"project_name": "../escaped"}, r"project_name must name a folder inside --out \(no '/'\); received"),
+     ({"project_name": "../escaped"}, r"project_name must name a folder inside --out \(not blank, no '/'\)"),
      ({"project_name": ".."}, "project_name must name a folder"),
      ({"project_name": ""}, "project_name must name a folder inside --out .*received ''"),
+     ({"project_name": " "}, "project_name must name a folder inside --out .*received ' '"),
+     ({"max_consecutive_failed_trials": 0}, "max_consecutive_failed_trials must be a positive integer"),
+     ({"max_consecutive_failed_trials": -3}, "max_consecutive_failed_trials must be a positive integer"),
+     ({"directory": " "}, r"the tuner directory \(--out\) names no folder .*received ' '"),
      ({"overwrite": "false"}, r"overwrite must be true or false \(a boolean\); received 'false'"),
      ({"verbose": 5}, r"verbose must be one of \[0, 1, 2\]; received 5"),
      ({"chief_timeout": float("nan")}, r"chief_timeout must be a finite number of seconds > 0; received nan"),
@@ -420,8 +424,8 @@ def test_search_config_generates_every_flag():
 )  # fmt: skip
 def test_settings_a_trial_would_fail_on_are_refused_before_the_data_and_the_project(tmp_path, changes,
                                                                                     message):
-    config = tune.SearchConfig(family="resnet", depth=8, dataset=str(tmp_path / "none"),
-                               directory=str(tmp_path / "out"), **changes)  # fmt: skip
+    config = tune.SearchConfig(**{"family": "resnet", "depth": 8, "dataset": str(tmp_path / "none"),
+                                  "directory": str(tmp_path / "out"), **changes})  # fmt: skip
     with pytest.raises(ValueError, match=message):
         tune.search(config)
     assert list(tmp_path.iterdir()) == []

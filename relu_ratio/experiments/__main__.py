@@ -38,8 +38,10 @@ def parser() -> argparse.ArgumentParser:
         q = sub.add_parser(name, help=text, allow_abbrev=False, **flags.examples(EXAMPLES[name]))
         q.add_argument("experiment", help=", ".join(specs.EXPERIMENTS))
         q.add_argument("--budget", default="tiny", help=f"{', '.join(specs.BUDGETS)} (default: tiny)")
-        q.add_argument("--dataset", help="dataset source (default: $RELU_RATIO_DATA or ../shared/data)")
-        q.add_argument("--out", help="output folder (default: runs/experiments/<experiment>-<budget>)")
+        q.add_argument("--dataset", type=flags.path,
+                       help="dataset source (default: $RELU_RATIO_DATA or ../shared/data)")  # fmt: skip
+        q.add_argument("--out", type=flags.path,
+                       help="output folder (default: runs/experiments/<experiment>-<budget>)")  # fmt: skip
         q.add_argument("--only", help="fnmatch pattern on model names, e.g. 'resnet62_*'")
         q.add_argument("--epochs", type=int, help="override the budget's epochs")
         q.add_argument("--train-subset", type=int, help="override: train on this many images")
@@ -53,12 +55,14 @@ def parser() -> argparse.ArgumentParser:
             q.add_argument("--gpus", help="comma-separated GPU ids, one worker each (sets --workers)")
     q = sub.add_parser("collect", help="merge the runs in a folder into results.csv/.md and accuracy.png",
                        **flags.examples(EXAMPLES["collect"]))
-    q.add_argument("out", help="the experiment's output folder")
+    q.add_argument("out", type=flags.path, help="the experiment's output folder")
     q = sub.add_parser("results", help="the results page: the paper's tables answered by the zoo's entries "
                        "(e.g. --update docs/RESULTS.md)", **flags.examples(EXAMPLES["results"]))  # fmt: skip
     group = q.add_mutually_exclusive_group()
-    group.add_argument("--update", metavar="FILE", help="write the page to FILE, its plots to results/")
-    group.add_argument("--check", metavar="FILE", help="exit 1 if FILE (or its plots) is out of date")
+    group.add_argument("--update", metavar="FILE", type=flags.path,
+                       help="write the page to FILE, its plots to results/")  # fmt: skip
+    group.add_argument("--check", metavar="FILE", type=flags.path,
+                       help="exit 1 if FILE (or its plots) is out of date")  # fmt: skip
     return p
 
 

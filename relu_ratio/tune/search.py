@@ -280,9 +280,13 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
     for label, value, low in (("epochs", config.epochs, 1), ("hyperband_factor", config.hyperband_factor, 2)):
         if not is_integer(value, low):
             raise ValueError(f"{label} must be an integer >= {low}; received {value!r}.")
-    max_trials = config.max_trials
-    if max_trials is not None and not is_integer(max_trials, 1):
-        raise ValueError(f"max_trials must be a positive integer; received {max_trials!r}.")
+    max_trials, failures = config.max_trials, config.max_consecutive_failed_trials
+    for label, value in (("max_trials", max_trials), ("max_consecutive_failed_trials", failures)):
+        if value is not None and not is_integer(value, 1):
+            raise ValueError(f"{label} must be a positive integer; received {value!r}.")
+    if files.names_nothing(config.directory):
+        raise ValueError(f"the tuner directory (--out) names no folder (it is empty or blank); received "
+                         f"{config.directory!r} (for the current folder, give '.').")  # fmt: skip
     if not is_finite_number(config.chief_timeout) or config.chief_timeout <= 0:
         raise ValueError(f"chief_timeout must be a finite number of seconds > 0; received "
                          f"{config.chief_timeout!r}.")  # fmt: skip
@@ -303,8 +307,9 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
     project_name = config.project_name
     if project_name is None:
         project_name = f"{config.family}{config.depth}_{config.granularity}_{config.tuner}"
-    if project_name in ("", ".", "..") or Path(project_name).name != project_name:
-        raise ValueError(f"project_name must name a folder inside --out (no '/'); received {project_name!r}.")
+    if files.names_nothing(project_name) or Path(project_name).name != project_name or project_name == "..":
+        raise ValueError(f"project_name must name a folder inside --out (not blank, no '/'); received "
+                         f"{project_name!r}.")  # fmt: skip
     project_dir = Path(config.directory) / project_name
     files.check_writable(project_dir, PROJECT_FOLDER)
     if role != "worker":  # refused at once, before the data is loaded
@@ -330,7 +335,6 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
         **kwargs,
     )
     constrained = hypermodel.min_ratio is not None or hypermodel.max_ratio is not None
-    failures = config.max_consecutive_failed_trials
     common = {
         "hypermodel": hypermodel,
         "objective": keras_tuner.Objective(OBJECTIVE, direction="max"),

@@ -38,24 +38,32 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help=f"re-measure accuracy; fails beyond {registry.TOLERANCE} points")
     p.add_argument("name", help=name_help)
     p.add_argument(
-        "--data", help="dataset source (default: $RELU_RATIO_DATA or ../shared/data for CIFAR-10 JPEG)"
+        "--data",
+        type=flags.path,
+        help="dataset source (default: $RELU_RATIO_DATA or ../shared/data for CIFAR-10 JPEG)",
     )
     p = sub.add_parser("export", help="write the TensorFlow SavedModel (signature 'serve', uint8 in)")
     p.add_argument("name", help=name_help)
     p.add_argument("dir", help="where to write it: a new or empty folder")
     p = sub.add_parser("register", help="add a finished training run to the zoo")
-    p.add_argument("run_dir", help="a finished training run's folder (config.json, result.json, weights)")
+    p.add_argument("run_dir", type=flags.path,
+                   help="a finished training run's folder (config.json, result.json, weights)")  # fmt: skip
     p.add_argument("--name", help="zoo name (default: the run's config 'model'; <model>.<tag> for the "
                    "queue's folder <model>.<tag>-seed<k>)")
-    p.add_argument("--data", help="dataset source for the test split (default: the run's config 'dataset')")
-    p.add_argument("--store", help="registry directory (default: $RELU_RATIO_ZOO or the repository's zoo/)")
+    p.add_argument("--data", type=flags.path,
+                   help="dataset source for the test split (default: the run's config 'dataset')")
+    p.add_argument("--store", type=flags.path,
+                   help="registry directory (default: $RELU_RATIO_ZOO or the repository's zoo/)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace an existing entry of the same name")
     p = sub.add_parser("table", help="the zoo tables (README.md, docs/TRAINING.md), from the registry")
     group = p.add_mutually_exclusive_group()
     group.add_argument(
-        "--update", metavar="FILE", help=f"rewrite it between {registry.TABLE_START} and {registry.TABLE_END}"
+        "--update",
+        metavar="FILE",
+        type=flags.path,
+        help=f"rewrite it between {registry.TABLE_START} and {registry.TABLE_END}",
     )
-    group.add_argument("--check", metavar="FILE", help="fail if FILE's table is out of date")
+    group.add_argument("--check", metavar="FILE", type=flags.path, help="fail if FILE's table is out of date")
     p = sub.add_parser("cards", help="the model cards (<store>/<name>/README.md), from each entry's metadata")
     p.add_argument("names", nargs="*", help="entries (default: all); without a flag, print their cards")
     group = p.add_mutually_exclusive_group()
