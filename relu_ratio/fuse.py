@@ -184,7 +184,7 @@ def fuse(model: keras.Model, return_report: bool = False) -> keras.Model | tuple
     outputs = [ctx.emit(env[id(t)]) for t in model.outputs]
     fused = keras.Model(
         new_inputs[0] if len(new_inputs) == 1 else new_inputs,
-        outputs[0] if len(outputs) == 1 else outputs,
+        keras.tree.pack_sequence_as(model.output, outputs),  # the model's own structure: a dict stays one
         name=f"{model.name}_fused",
     )
     if isinstance(model, CheckedModel):  # a zoo model's fused form refuses bad images too

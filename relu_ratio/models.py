@@ -389,6 +389,12 @@ def _normalization_layer(normalization, channels: int) -> layers.Normalization:
             f"normalization must be (mean, std) with {channels} finite values each and std > 0; "
             f"received {normalization!r}."
         )
+    if max(mean) <= 1 and max(std) <= 1:  # raw images have means of about 100 and spreads of about 60
+        raise ValueError(
+            f"normalization {normalization!r} looks like the statistics of images scaled to [0, 1]; the "
+            "model normalises raw 0-255 images itself, so give the mean and std on the 0-255 scale (multiply "
+            "both by 255)."
+        )
     return layers.Normalization(mean=mean, variance=[s * s for s in std], name="normalize", dtype="float32")
 
 

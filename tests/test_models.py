@@ -118,6 +118,7 @@ def test_weights_argument_loads_a_weights_file(tmp_path, images):
         ({"normalization": ([1, 2, 3], [1, 0, 1])}, r"std > 0"),
         ({"normalization": ([float("nan")] * 3, [1, 1, 1])}, r"3 finite values each"),
         ({"normalization": ([1, 2, 3], [1, float("inf"), 1])}, r"3 finite values each"),
+        ({"normalization": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])}, r"scaled to \[0, 1\].*multiply"),
         ({"weight_decay": -1}, r"weight_decay must be a finite number >= 0"),
         ({"classifier_activation": "sofmax"}, r"'sofmax' is not a Keras activation \(did you mean 'softmax'"),
         ({"input_shape": 5}, r"input_shape must be \(height, width, channels\); received 5"),

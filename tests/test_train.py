@@ -107,6 +107,7 @@ def test_ema_validates_and_saves_the_averaged_weights_and_backs_up_the_raw_ones(
      ({"label_smoothing": 2.0}, "label_smoothing must be"), ({"weight_decay": float("inf")}, "weight_decay"),
      ({"recipe": "fast", "warmup_epochs": 100.0, "epochs": 1}, r"warmup_epochs .* in \[0, epochs = 1\]"),
      ({"schedule": "step", "warmup_epochs": 2.0}, r"warmup_epochs \(2.0\) needs a schedule that warms up"),
+     ({"recipe": "paper", "warmup_epochs": -1.0}, r"warmup_epochs must be a finite number in \[0, epochs"),
      ({"holdout": 0}, "holdout must be >= 1"), ({"train_subset": -5}, "train_subset must be >= 1"),
      ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*32 - 1\]; received -1"),
      ({"seed": 2**32}, "seed must"),

@@ -113,13 +113,13 @@ class TrainConfig:
         for key, value in RECIPES[self.recipe].items():
             if getattr(filled, key) is None:
                 setattr(filled, key, value)
+        filled._check_ranges()  # a value out of range is named as such, whatever the schedule
         if filled.schedule == "step" and filled.warmup_epochs:  # the step schedule has no warm-up
             if self.warmup_epochs is not None:
                 raise ValueError(f"warmup_epochs ({self.warmup_epochs}) needs a schedule that warms up "
                                  "(cosine or linear); the step schedule has none. Drop it, or choose "
                                  "cosine.")  # fmt: skip
             filled.warmup_epochs = 0.0  # the recipe's warm-up belongs to its own schedule
-        filled._check_ranges()
         return filled
 
     def _check_ranges(self) -> None:
