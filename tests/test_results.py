@@ -115,3 +115,13 @@ def test_a_claim_is_judged_on_ours_at_the_papers_depth_where_we_trained_it():
     assert results._best(diffs, "2:1", []).depth == 84  # no published depth: the deepest
     seeded = Difference("2:1", 84, "depth 84", 1.0, 0.1)
     assert results._best([*diffs, seeded], "2:1", papers) is seeded  # seeds on both sides first
+
+
+def test_pooled_seeds_are_named_with_their_precision():
+    """``resnet20_11``'s entry is its float32 seed 0; the row's mean is of its bfloat16 seeds: say which."""
+    seeds = {"resnet20_11": ("mixed_bfloat16", [88.06, 88.36, 88.09]), "resnet20_21": ("float32", [88.7])}
+    rows = {row.name: row for row in results.measured(EXPERIMENTS["table2"], seeds)}
+    pooled, single = rows["resnet20_11"], rows["resnet20_21"]
+    assert (pooled.seeds, pooled.precision) == (3, "mixed_bfloat16")
+    assert "| 100 | 3 (mixed_bfloat16) | 88.17 ± 0.17" in results._ours_cells(pooled)
+    assert single.precision is None and "| 100 | 1 | 88.70" in results._ours_cells(single)  # the entry's own

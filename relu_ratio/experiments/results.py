@@ -51,6 +51,7 @@ class Measured:
     sd: float | None  # over seeds
     seeds: int
     curve: tuple[float, ...]  # test top-1 (%) per epoch from the entry's metrics.csv; () if not kept
+    precision: str | None = None  # the seeds' training precision, where several are pooled
 
     @property
     def group(self) -> str:
@@ -74,10 +75,10 @@ def variant_label(spec: Experiment, builder_name: str) -> str | None:
     return None
 
 
-def seed_scores(queue_path: str | os.PathLike = QUEUE) -> dict[str, list[float]]:
-    """Test top-1 (%) of every finished seed in the queue's record, by zoo name, in the precision most of
-    that model's seeds trained in (runs in different precisions are not pooled). ``{}`` without the queue
-    file (an installed package, which ships the zoo but not ``training/``)."""
+def seed_scores(queue_path: str | os.PathLike = QUEUE) -> dict[str, tuple[str, list[float]]]:
+    """``(precision, test top-1s (%))`` of every finished seed in the queue's record, by zoo name, in the
+    precision most of that model's seeds trained in (runs in different precisions are not pooled). ``{}``
+    without the queue file (an installed package, which ships the zoo but not ``training/``)."""
     if not Path(queue_path).is_file():
         return {}
     finished = queue.read_finished(queue.finished_path(queue_path))
@@ -86,13 +87,13 @@ def seed_scores(queue_path: str | os.PathLike = QUEUE) -> dict[str, list[float]]
         record = finished.get(item.run_id)
         if record is not None and record.result.get("test_top1") is not None:
             groups.setdefault((item.name, str(record.precision)), []).append(100 * record.result["test_top1"])
-    scores: dict[str, list[float]] = {}
-    for (name, _), values in sorted(groups.items(), key=lambda group: -len(group[1])):
-        scores.setdefault(name, values)
+    scores: dict[str, tuple[str, list[float]]] = {}
+    for (name, precision), values in sorted(groups.items(), key=lambda group: -len(group[1])):
+        scores.setdefault(name, (precision, values))
     return scores
 
 
-def measured(spec: Experiment, seeds: dict[str, list[float]]) -> list[Measured]:
+def measured(spec: Experiment, seeds: dict[str, tuple[str, list[float]]]) -> list[Measured]:
     """The zoo's entries that answer ``spec`` (same family, a pattern among its variants)."""
     families = {models.parse_name(v.model)[0] for v in spec.variants}
     found = []
@@ -102,11 +103,13 @@ def measured(spec: Experiment, seeds: dict[str, list[float]]) -> list[Measured]:
         label = variant_label(spec, entry.builder_name) if family in families else None
         if label is None:
             continue
-        scores = stats.mean_sd(seeds.get(name, []))
+        precision, values = seeds.get(name, (None, []))
+        scores = stats.mean_sd(values)
         several = scores.sd is not None
         found.append(Measured(
             name, depth, label, label == spec.variants[0].label, int(entry.training["epochs"]),
             scores.mean if several else entry.top1, scores.sd, max(scores.n, 1), _curve(name),
+            precision if several else None,
         ))  # fmt: skip
     order = [v.label for v in spec.variants]
     return sorted(found, key=lambda m: (m.depth, m.epochs, order.index(m.label)))
@@ -238,7 +241,8 @@ def _published_cells(spec: Experiment) -> dict[tuple[int, str], str]:
 def _ours_cells(row: Measured) -> str:
     """The zoo entry, epochs, seeds and top-1 columns of ``row``."""
     top1 = f"{row.top1:.2f}" + (f" ± {row.sd:.2f}" if row.sd is not None else "")
-    return f"[`{row.name}`](../zoo/{row.name}/metadata.json) | {row.epochs} | {row.seeds} | {top1}"
+    seeds = f"{row.seeds} ({row.precision})" if row.precision else f"{row.seeds}"
+    return f"[`{row.name}`](../zoo/{row.name}/metadata.json) | {row.epochs} | {seeds} | {top1}"
 
 
 def _labels(spec: Experiment) -> list[str]:
@@ -294,7 +298,8 @@ def page(queue_path: str | os.PathLike = QUEUE) -> str:
         "",
         "- **Ours**: top-1 on the CIFAR-10 (JPEG) test split (10,000 images re-encoded as JPEG, quality "
         "about 75), the `fast` recipe, the epochs given. With several seeds: their mean ± sd (each run's own "
-        "evaluation of its final weights); with one: the zoo entry's registered top-1.",
+        "evaluation of its final weights) in the precision most of them trained in, named beside their count "
+        "(the zoo entry may be another seed or precision); with one: the zoo entry's registered top-1.",
         "- **Paper**: the published numbers (original CIFAR-10 or CIFAR-100 as marked, 400 epochs, mean of 5 "
         "runs), from Zhao et al., \"Rethinking ReLU to Train Better CNNs\" (arXiv 1709.06247) and He et al. "
         "2016; never ours. The absolute levels differ (data, epochs); the differences N:M minus paired are "
