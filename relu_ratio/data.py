@@ -175,9 +175,9 @@ DEFAULT_DATA = "../shared/data"  # the CIFAR-10 JPEG archives, relative to the w
 
 
 def default_source() -> str:
-    """Where the CIFAR-10 JPEG data is read when no dataset is given: ``$RELU_RATIO_DATA``, else
-    :data:`DEFAULT_DATA`."""
-    return os.environ.get("RELU_RATIO_DATA", DEFAULT_DATA)
+    """Where the CIFAR-10 JPEG data is read when no dataset is given: ``$RELU_RATIO_DATA``, else (unset,
+    empty or blank, :func:`relu_ratio.paths.setting`) :data:`DEFAULT_DATA`."""
+    return paths.setting("RELU_RATIO_DATA") or DEFAULT_DATA
 SAMPLE_FILE = Path(__file__).parent / "samples" / "cifar10_jpeg_test_sample.npz"
 
 
@@ -250,7 +250,8 @@ def _check_epoch(epoch: object) -> None:
 
 
 def check_source(source: str | os.PathLike) -> None:
-    """Refuse an empty dataset name, which as a path (``Path("")``) would be the current folder.
+    """Refuse an empty or blank dataset name, which as a path (``Path("")``) would be the current folder, and
+    what is no name or path at all (``None``).
 
     >>> check_source("")
     Traceback (most recent call last):
@@ -258,9 +259,10 @@ def check_source(source: str | os.PathLike) -> None:
     """  # noqa: E501
     if not isinstance(source, (str, os.PathLike)) or files.names_nothing(source):
         given = os.fspath(source) if isinstance(source, os.PathLike) else source
+        hint = " (for the current folder, give '.')" if isinstance(given, str) else ""
         raise ValueError(
             f"dataset must be a tensorflow-datasets name ({', '.join(TFDS_STATS)}) or a folder or archive; "
-            f"received {given!r} (for the current folder, give '.')."
+            f"received {given!r}{hint}."
         )
 
 

@@ -103,3 +103,13 @@ def test_every_help_shows_an_example_command(cli):
     missing = [name for name, parser in _parsers(PARSERS[cli](), cli)
                if not re.search(r"^examples?:\n  python ", parser.format_help(), re.MULTILINE)]  # fmt: skip
     assert not missing, f"--help without an example: {missing}"
+
+
+@pytest.mark.parametrize("value", ["", " "])
+def test_an_empty_relu_ratio_data_is_unset_not_a_bad_dataset_flag(value, monkeypatch):
+    """``RELU_RATIO_DATA=`` means "not set", as in most tools (``queue run`` blamed --dataset for it)."""
+    from relu_ratio import data
+
+    monkeypatch.setenv("RELU_RATIO_DATA", value)
+    assert data.default_source() == data.DEFAULT_DATA
+    assert PARSERS["queue"]().parse_args(["run", "q.json", "--runs", "r"]).dataset == data.DEFAULT_DATA

@@ -236,7 +236,8 @@ def _data(entry: ZooEntry, config: dict) -> str:
 
 
 def _plain_limitation(family: str, link_results: str) -> list[str]:
-    """For a plain network, that it is kept to measure how depth degrades it (the paper's Table I)."""
+    """For a plain network: that plain networks degrade with depth (the paper's Table I), and that a ResNet
+    entry is the better start for features."""
     if family != "plain":
         return []
     return [
