@@ -182,9 +182,9 @@ def fuse(model: keras.Model, return_report: bool = False) -> keras.Model | tuple
         for tensor, value in zip(node.outputs, keras.tree.flatten(outputs)):
             env[id(tensor)] = value
     outputs = [ctx.emit(env[id(t)]) for t in model.outputs]
-    fused = keras.Model(
-        new_inputs[0] if len(new_inputs) == 1 else new_inputs,
-        keras.tree.pack_sequence_as(model.output, outputs),  # the model's own structure: a dict stays one
+    fused = keras.Model(  # in the model's own structures: a dict stays one
+        keras.tree.pack_sequence_as(model.input, new_inputs),
+        keras.tree.pack_sequence_as(model.output, outputs),
         name=f"{model.name}_fused",
     )
     if isinstance(model, CheckedModel):  # a zoo model's fused form refuses bad images too

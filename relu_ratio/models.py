@@ -33,6 +33,7 @@ import math
 import os
 import re
 import unicodedata
+import warnings
 from collections.abc import Callable, Sequence
 
 import keras
@@ -390,10 +391,11 @@ def _normalization_layer(normalization, channels: int) -> layers.Normalization:
             f"received {normalization!r}."
         )
     if max(mean) <= 1 and max(std) <= 1:  # raw images have means of about 100 and spreads of about 60
-        raise ValueError(
-            f"normalization {normalization!r} looks like the statistics of images scaled to [0, 1]; the "
-            "model normalises raw 0-255 images itself, so give the mean and std on the 0-255 scale (multiply "
-            "both by 255)."
+        warnings.warn(
+            f"normalization {normalization!r} looks like the statistics of images scaled to [0, 1], but the "
+            "model normalises raw 0-255 images itself: unless the images really are that dark, give the mean "
+            "and std on the 0-255 scale (multiply both by 255).",
+            stacklevel=2,
         )
     return layers.Normalization(mean=mean, variance=[s * s for s in std], name="normalize", dtype="float32")
 

@@ -124,15 +124,19 @@ def test_without_top(name, pooling, images):
     assert report.layers_after < report.layers_before
 
 
-def test_outputs_keep_their_structure(images):
+def test_inputs_and_outputs_keep_their_structure(images):
     model = build("resnet8_21")
     features = model.get_layer("avg_pool").output
-    for outputs in ({"probabilities": model.output, "features": features}, [model.output], model.output):
-        original = keras.Model(model.input, outputs)
-        predicted, fused = original.predict(images, verbose=0), fuse(original).predict(images, verbose=0)
+    structures = ((model.input, {"probabilities": model.output, "features": features}),
+                  ([model.input], [model.output]), ({"images": model.input}, model.output))  # fmt: skip
+    for inputs, outputs in structures:
+        original = keras.Model(inputs, outputs)
+        given = keras.tree.pack_sequence_as(inputs, [images])
+        predicted, fused = original.predict(given, verbose=0), fuse(original).predict(given, verbose=0)
         assert type(fused) is type(predicted)  # a dict's keys were lost: a list came back
         for want, got in zip(keras.tree.flatten(predicted), keras.tree.flatten(fused), strict=True):
             np.testing.assert_allclose(got, want, atol=TOLERANCE)
+        assert type(fuse(original).input) is type(original.input)
 
 
 def test_original_model_is_untouched(images):

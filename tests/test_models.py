@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -118,7 +120,6 @@ def test_weights_argument_loads_a_weights_file(tmp_path, images):
         ({"normalization": ([1, 2, 3], [1, 0, 1])}, r"std > 0"),
         ({"normalization": ([float("nan")] * 3, [1, 1, 1])}, r"3 finite values each"),
         ({"normalization": ([1, 2, 3], [1, float("inf"), 1])}, r"3 finite values each"),
-        ({"normalization": ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])}, r"scaled to \[0, 1\].*multiply"),
         ({"weight_decay": -1}, r"weight_decay must be a finite number >= 0"),
         ({"classifier_activation": "sofmax"}, r"'sofmax' is not a Keras activation \(did you mean 'softmax'"),
         ({"input_shape": 5}, r"input_shape must be \(height, width, channels\); received 5"),
@@ -135,6 +136,16 @@ def test_weights_argument_loads_a_weights_file(tmp_path, images):
 def test_bad_builder_combinations_raise_value_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         models.build("resnet8_11", **kwargs)
+
+
+def test_normalization_on_the_0_1_scale_is_warned_of():
+    """ImageNet-style statistics for images scaled to [0, 1]: the model, taking raw 0-255 images, would
+    normalise them wrongly, silently; a dataset that dark is possible, so a warning rather than a refusal."""
+    with pytest.warns(UserWarning, match=r"scaled to \[0, 1\].*multiply both by 255"):
+        models.build("resnet8_11", normalization=([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        models.build("resnet8_11", normalization=([125.3, 123.0, 113.9], [63.0, 62.1, 66.7]))
 
 
 @pytest.mark.parametrize("preact", ["no", None, 0])

@@ -423,7 +423,8 @@ def test_search_config_generates_every_flag():
      ({"chief_timeout": -1}, "chief_timeout must be"), ({"chief_timeout": float("inf")}, "chief_timeout")],
 )  # fmt: skip
 def test_settings_a_trial_would_fail_on_are_refused_before_the_data_and_the_project(tmp_path, changes,
-                                                                                    message):
+                                                                                    message, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a relative folder, " " say, would be made
     config = tune.SearchConfig(**{"family": "resnet", "depth": 8, "dataset": str(tmp_path / "none"),
                                   "directory": str(tmp_path / "out"), **changes})  # fmt: skip
     with pytest.raises(ValueError, match=message):
