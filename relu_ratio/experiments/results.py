@@ -220,10 +220,7 @@ def _section(spec: Experiment, rows: list[Measured]) -> list[str]:
         theirs = _published_text(published_differences(spec, label)) or "no published number"
         ours = "; ".join(f"{d.text()} ({d.group})" for d in diffs if d.label == label) or "not trained yet"
         lines.append(f"| {label} | {ours} | {theirs} |")
-    lines.append("")
-    for label in labels:
-        papers = published_differences(spec, label)
-        lines.append(f"- **{label}**: {verdict(_best(diffs, label, papers), papers)}")
+    lines += ["", *(f"- **{label}**: {_claim(spec, diffs, label)[1]}" for label in labels)]
     return [*lines, ""]
 
 
@@ -259,12 +256,18 @@ def claims(queue_path: str | os.PathLike = QUEUE) -> str:
         spec = EXPERIMENTS[name]
         diffs = differences(measured(spec, seeds))
         for label in _labels(spec):
-            papers = published_differences(spec, label)
-            ours = _best(diffs, label, papers)
+            ours, judged = _claim(spec, diffs, label)
             if ours is not None:
                 where = spec.title.split(":")[0]
-                lines.append(f"- {where}, {label}: {verdict(ours, papers)}")
+                lines.append(f"- {where}, {label}: {judged}")
     return "\n".join(lines)
+
+
+def _claim(spec: Experiment, diffs: list[Difference], label: str) -> tuple[Difference | None, str]:
+    """Ours for the variant ``label`` (:func:`_best`) and its :func:`verdict` against the paper's numbers."""
+    papers = published_differences(spec, label)
+    ours = _best(diffs, label, papers)
+    return ours, verdict(ours, papers)
 
 
 def _best(
