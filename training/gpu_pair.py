@@ -106,14 +106,15 @@ def pack(run: Path, out: Path) -> Path:
 def backup_checkpoint(run: Path) -> Path:
     """The checkpoint the run's committed backup record (``backup/training_metadata.json``) names; a
     ``ValueError`` naming the record where it is unreadable, names no file, or names one that is missing."""
-    record_path = run / "backup" / Backup.RECORD
-    name = (Backup.read_record(run / "backup") or {}).get("weights")  # the training CLI's checked reader
+    backup = run / "backup"
+    record_path = backup / Backup.RECORD
+    name = (Backup.read_record(backup) or {}).get("weights")  # the training CLI's checked reader
     if not isinstance(name, str) or Path(name).name != name:
         raise ValueError(f"{record_path} cannot be read as a backup record ('weights': {name!r}, not a "
                          "file name)")
-    if not (run / "backup" / name).is_file():
-        raise ValueError(f"{record_path} names the checkpoint {name}, which is not in {run / 'backup'}")
-    return run / "backup" / name
+    if not (backup / name).is_file():
+        raise ValueError(f"{record_path} names the checkpoint {name}, which is not in {backup}")
+    return backup / name
 
 
 def pack_to_carry(items: list[queue.QueuedRun], runs: Path, folder: Path) -> list[Path]:
