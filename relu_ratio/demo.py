@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import keras
 import numpy as np
 
-from relu_ratio import data, describe, models, zoo
+from relu_ratio import data, describe, flags, models, zoo
 
 SHOWN = 10  # predictions printed one per line; the accuracy covers all 40 images
 
@@ -76,10 +75,9 @@ def command(argv: list[str] | None = None) -> int:
     try:
         main()
     except zoo.ZooError as error:  # an empty store, a damaged entry
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return flags.report_error(error)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(command())
+    flags.exit_with(command)

@@ -21,9 +21,40 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import shlex
+import sys
+from collections.abc import Callable
+from typing import NoReturn
 
 from relu_ratio import files
+
+
+def report_error(error: Exception) -> int:
+    """Say a user's mistake (bad settings, a file that cannot be read or written) in one line on stderr and
+    give the exit status 2. A standard output closed by its reader (``... | head``) is no mistake of the
+    user's: re-raised, for :func:`exit_with` to end the command quietly.
+
+    >>> report_error(ValueError("--epochs 0 is not a positive number of epochs"))
+    2
+    """
+    if isinstance(error, BrokenPipeError):
+        raise error
+    print(f"error: {error}", file=sys.stderr)
+    return 2
+
+
+def exit_with(main: Callable[[], int | None]) -> NoReturn:
+    """Run a command's ``main`` and exit with its status. A reader that stops early
+    (``python -m relu_ratio.zoo table | head -3``) ends the command quietly with status 1, as Python's
+    documentation of SIGPIPE advises, instead of an error line or a traceback about the closed pipe."""
+    try:
+        status = main()
+        sys.stdout.flush()  # the last buffered lines meet a closed pipe here, not in the exit's flush
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush then writes nowhere
+        status = 1
+    sys.exit(status)
 
 
 def path(text: str) -> str:

@@ -590,10 +590,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.seeds_page:
             files.replace_between(args.seeds_page, SEEDS_START, SEEDS_END, seeds)
     except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return flags.report_error(error)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    flags.exit_with(main)

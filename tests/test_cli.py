@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -113,3 +115,14 @@ def test_an_empty_relu_ratio_data_is_unset_not_a_bad_dataset_flag(value, monkeyp
     monkeypatch.setenv("RELU_RATIO_DATA", value)
     assert data.default_source() == data.DEFAULT_DATA
     assert PARSERS["queue"]().parse_args(["run", "q.json", "--runs", "r"]).dataset == data.DEFAULT_DATA
+
+
+def test_a_reader_that_stops_early_ends_a_command_quietly():
+    """``python -m relu_ratio.zoo list | head -0``: the closed pipe is no error of the user's (it printed
+    "error: [Errno 32] Broken pipe" and exited 2; other commands gave a traceback)."""
+    command = subprocess.Popen([sys.executable, "-m", "relu_ratio.zoo", "list"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    command.stdout.close()  # before the command has started to write: every write meets a closed pipe
+    err = command.stderr.read()
+    assert command.wait(timeout=300) == 1, err
+    assert "Broken pipe" not in err and "Traceback" not in err, err

@@ -110,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"shard {args.shard} done; once all are: python -m relu_ratio.experiments collect {root}")
         return 1 if failures else 0
     except (ValueError, OSError) as error:  # bad settings, or a folder that cannot be written
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return flags.report_error(error)
 
 
 @contextlib.contextmanager
@@ -187,4 +186,4 @@ def _without(argv: list[str], *flags: str) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    flags.exit_with(main)

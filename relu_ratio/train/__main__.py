@@ -1,7 +1,6 @@
 """``python -m relu_ratio.train``: see :mod:`relu_ratio.train.cli`."""
 
-import sys
-
+from relu_ratio import flags
 from relu_ratio.train.cli import main
 
-sys.exit(main())
+flags.exit_with(main)

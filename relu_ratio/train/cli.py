@@ -44,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except (ValueError, OSError) as error:  # bad settings or data; a full or unwritable disk (CacheError too)
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return flags.report_error(error)
     except KeyboardInterrupt:
         print(f"interrupted: {interrupted(Path(config.out))}", file=sys.stderr)
         return 130

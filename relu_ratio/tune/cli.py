@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 
 from relu_ratio import flags
@@ -42,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = search(SearchConfig(**vars(args)))
     except (ValueError, OSError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return flags.report_error(error)
     wall = time.time() - start
     if result.role == "worker":
         print(

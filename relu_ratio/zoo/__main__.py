@@ -81,8 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except (ValueError, OSError) as error:  # ZooError, bad data (a corrupt image); a full or unwritable dir
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return flags.report_error(error)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -179,4 +178,4 @@ def _cards(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    flags.exit_with(main)
