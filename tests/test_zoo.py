@@ -699,6 +699,9 @@ def test_registering_into_the_shipped_store_writes_the_presets_data_first(run, t
         (REAL, {"weight_decay": -1}, ValueError, r"weight_decay must be a finite number >= 0"),
         ("resnet8_99", {}, zoo.UnknownModelError, r"no zoo entry named 'resnet8_99'"),
         ("resnet9_21", {}, zoo.UnknownModelError, r"did you mean"),
+        # the entry's network spelled another way names that entry, not the nearest spellings
+        ("resnet8_type1", {}, zoo.UnknownModelError, r"is the network of 'resnet8_21': load it"),
+        ("resnet8_type1.e30", {}, zoo.UnknownModelError, r"did you mean"),  # no entry with that tag
         (None, {}, zoo.UnknownModelError, r"no zoo entry named None"),
         (42, {}, zoo.UnknownModelError, r"no zoo entry named 42"),
     ],

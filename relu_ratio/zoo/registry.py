@@ -28,6 +28,7 @@ from relu_ratio.zoo.entry import (
     UnknownModelError,
     ZooEntry,
     ZooError,
+    split_name,
 )
 
 STORE_PACKAGE = "relu_ratio.zoo_store"  # the repository's zoo/ directory, shipped inside the wheel
@@ -67,11 +68,28 @@ def entry_dir(name: str) -> Path:
     """``<store>/<name>``; raises :class:`UnknownModelError` with suggestions if there is no such entry."""
     names = list_models()
     if not isinstance(name, str) or name not in names:
-        close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
+        same = _same_network(name, names)
+        close = same or difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
         hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+        if same:
+            hint = f" ({name!r} is the network of {' and '.join(map(repr, same))}: load it by that name)"
         known = ", ".join(names) if names else "none, the zoo is empty"
         raise UnknownModelError(f"no zoo entry named {name!r}{hint}. Registered in {store_dir()}: {known}.")
     return store_dir() / name
+
+
+def _same_network(name: object, names: list[str]) -> list[str]:
+    """The entries of ``names`` whose network ``name`` spells another way, with the same tag:
+    ``preact164_type1`` is ``preact164_32``'s network (masks ``011``). None where ``name`` is no network's
+    name or an entry's metadata cannot be read (the error that asks is about ``name``, not that entry)."""
+    try:
+        base, tag = split_name(name)
+        family, depth, pattern = models.parse_name(base)
+        wanted = _network_of(family, depth, pattern)
+        listed = [_read_entry(store_dir() / n, n) for n in names]
+    except (ValueError, OSError):  # ZooError is a ValueError
+        return []
+    return [e.name for e in listed if split_name(e.name)[1] == tag and _network(e) == wanted]
 
 
 def info(name: str) -> ZooEntry:
@@ -291,9 +309,7 @@ def preset_entry(
     Raises:
         ZooError: no such entry, naming the networks that have weights and their keys.
     """
-    spec = models.family_spec(family)
-    masks = ReLUPattern(relu_pattern).explicit(spec.kind, spec.blocks_per_stage(depth))
-    wanted = (family, depth, masks, width_multiplier)
+    wanted = _network_of(family, depth, relu_pattern, width_multiplier)
     listed = entries()
     found = [e for e in listed if e.weights_key == weights and _network(e) == wanted]
     spelled = f"{family}{depth}_{relu_pattern.replace(':', '')}" if isinstance(relu_pattern, str) else None
@@ -316,6 +332,14 @@ def preset_entry(
         f"{have or 'none, the zoo is empty'}. Build one of those (e.g. models.build(name, weights=key)), or "
         "pass weights=None (random) or the path of a '.weights.h5' file."
     )
+
+
+def _network_of(family: str, depth: int, relu_pattern: PatternSpec, width_multiplier: float = 1.0) -> tuple:
+    """``(family, depth, explicit ReLU masks, width_multiplier)``: one network however its pattern is
+    spelled (``"3:2"``, ``"type1"``, ``"011"``)."""
+    spec = models.family_spec(family)
+    masks = ReLUPattern(relu_pattern).explicit(spec.kind, spec.blocks_per_stage(depth))
+    return family, depth, masks, width_multiplier
 
 
 def _network(entry: ZooEntry) -> tuple:
