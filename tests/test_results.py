@@ -80,6 +80,7 @@ def test_differences_carry_a_standard_error_only_with_seeds_on_both_sides():
     (difference,) = results.differences(rows)
     assert difference.ours == pytest.approx(0.5)
     assert difference.error == pytest.approx(((0.3**2 + 0.4**2) / 3) ** 0.5)
+    assert difference.text() == "+0.50 ± 0.29 s.e."  # a standard error, not the rows' sd over seeds
     (single,) = results.differences([rows[0], _measured("2:1", False, 88.5, None, 1)])
     assert single.error is None and single.text() == "+0.50 (one seed)"
 
@@ -94,7 +95,9 @@ TEN, HUNDRED = _paper("CIFAR-10", 93.59, 93.97), _paper("CIFAR-100", 71.43, 72.1
 @pytest.mark.parametrize(
     ("ours", "paper", "starts"),
     [
-        (Difference("2:1", 20, "g", 0.36, 0.19), TEN, "reproduced (direction and size)"),
+        (Difference("2:1", 62, "g", 0.36, 0.19), TEN, "reproduced (direction and size): ours +0.36 ± 0.19"),
+        (Difference("2:1", 20, "g", 0.36, 0.19), TEN, "reproduced (direction and size, at depth 20 for the"),
+        (Difference("2:1", 20, "g", 1.50, 0.19), TEN, "direction only, at depth 20 for the paper's 62"),
         (Difference("2:1", 20, "g", 1.50, 0.19), TEN, "direction only"),
         (Difference("2:1", 20, "g", 0.36, None), TEN, "direction only"),
         (Difference("2:1", 20, "g", -0.2, 0.1), TEN, "not reproduced"),

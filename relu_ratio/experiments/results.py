@@ -135,7 +135,8 @@ class Difference:
     error: float | None  # standard error of the difference of the means; None with one seed on a side
 
     def text(self) -> str:
-        return f"{self.ours:+.2f}" + (f" ± {self.error:.2f}" if self.error is not None else " (one seed)")
+        spread = f" ± {self.error:.2f} s.e." if self.error is not None else " (one seed)"
+        return f"{self.ours:+.2f}{spread}"
 
 
 def differences(rows: list[Measured]) -> list[Difference]:
@@ -194,9 +195,10 @@ def verdict(ours: Difference | None, papers: list[tuple[Published, Published]]) 
         return f"pending: no trained pair yet ({source})"
     if (ours.ours > 0) != (published > 0) or ours.ours == 0:
         return f"not reproduced: ours {ours.text()} at {ours.group} ({source})"
+    elsewhere = "" if ours.depth == depth else f", at depth {ours.depth} for the paper's {depth}"
     if ours.error is not None and abs(ours.ours - published) <= 2 * ours.error:
-        return f"reproduced (direction and size): ours {ours.text()} at {ours.group} ({source})"
-    return f"direction only: ours {ours.text()} at {ours.group} ({source})"
+        return f"reproduced (direction and size{elsewhere}): ours {ours.text()} at {ours.group} ({source})"
+    return f"direction only{elsewhere}: ours {ours.text()} at {ours.group} ({source})"
 
 
 def _section(spec: Experiment, rows: list[Measured]) -> list[str]:
@@ -303,14 +305,18 @@ def page(queue_path: str | os.PathLike = QUEUE) -> str:
         "about 75), the `fast` recipe, the epochs given. With several seeds: their mean ± sd (each run's own "
         "evaluation of its final weights) in the precision most of them trained in, named beside their count "
         "(the zoo entry may be another seed or precision); with one: the zoo entry's registered top-1.",
-        "- **Paper**: the published numbers (original CIFAR-10 or CIFAR-100 as marked, 400 epochs, mean of 5 "
-        "runs), from Zhao et al., \"Rethinking ReLU to Train Better CNNs\" (arXiv 1709.06247) and He et al. "
-        "2016; never ours. The absolute levels differ (data, epochs); the differences N:M minus paired are "
-        "what can be compared.",
+        "- **Paper**: the published numbers on the original CIFAR-10 or CIFAR-100 (as marked), never ours: "
+        "Zhao et al., \"Rethinking ReLU to Train Better CNNs\" (arXiv 1709.06247; 400 epochs, mean of 5 "
+        "runs) and He et al. 2016, \"Identity Mappings in Deep Residual Networks\" (64k iterations, about "
+        "164 epochs). The absolute levels differ (data, epochs); the differences N:M minus paired are what "
+        "can be compared.",
+        "- **N:M minus paired**: ours ± its standard error (s.e., from the seeds' spread) where both sides "
+        "have several seeds; \"(one seed)\" where a side has one.",
         "- **Verdict**: *reproduced (direction and size)* when ours has the paper's sign and lies within two "
         "standard errors of its difference (needs seeds on both sides); *direction only* when the sign "
-        "agrees; *not reproduced*; *not testable here* when the paper's number is for CIFAR-100, which is "
-        "not available offline here.",
+        "agrees; *not reproduced*; *not testable here* when the paper's number is for CIFAR-100 (the zoo "
+        "has no CIFAR-100 entries; `python -m relu_ratio.experiments run table1 --dataset cifar100` trains "
+        "them). A verdict names the depth where ours is not at the paper's.",
         "",
         f"![accuracy by ReLU pattern](results/{FIGURES['pattern']})",
         "",
