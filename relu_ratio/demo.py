@@ -54,8 +54,8 @@ def main(names: tuple[str, ...] = ("preact164_11", "preact164_32")) -> None:
     correct = int(np.sum(predicted == images.labels))
     print(
         f"{entry.name}: {correct}/{len(images)} correct ({correct / len(images):.0%}) on these images; "
-        f"registered top-1 on all {entry.num_images:,} test images: {entry.metrics['top1']:.2f} % "
-        f"({entry.training['epochs']} epochs)."
+        f"registered top-1 on all {entry.num_images:,} {entry.dataset} test images: "
+        f"{entry.metrics['top1']:.2f} % ({entry.training['epochs']} epochs)."
     )
     print("\nthe paper's networks, built and measured:")
     for name in names:
