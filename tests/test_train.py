@@ -810,6 +810,26 @@ def test_the_clock_counts_each_devices_epochs_from_where_the_backup_resumes(tmp_
     assert [spent["epochs_trained"] for spent in devices.values()] == [10, 4.5]
 
 
+def test_the_clock_records_each_devices_keras_backends(tmp_path):
+    """A run started on a GPU under JAX that finishes on a CPU under TensorFlow says so per device (its
+    result named only the last backend); a device recorded before backends were kept stays unknown."""
+    path = tmp_path / "progress.json"
+    train.callbacks.WallClock(path, "gpu: H200 x1", backend="jax").write(15)
+    train.callbacks.WallClock(path, "cpu: 2 cores", backend="tensorflow").write(16)
+    train.callbacks.WallClock(path, "cpu: 2 cores", backend="torch").write(17)
+    devices = read_progress(tmp_path)["devices"]
+    assert {name: spent["backends"] for name, spent in devices.items()} == {
+        "gpu: H200 x1": ["jax"], "cpu: 2 cores": ["tensorflow", "torch"]}  # fmt: skip
+    old = {"devices": {"gpu: lent x1": {"wall_time_s": 60.0, "cpu_time_s": 90.0, "epochs_trained": 1}}}
+    path.write_text(json.dumps(old))
+    train.callbacks.WallClock(path, "gpu: lent x1", backend="jax").write(2)
+    assert "backends" not in read_progress(tmp_path)["devices"]["gpu: lent x1"]  # its first epoch: unknown
+    damaged = {"cpu: 2 cores": {**old["devices"]["gpu: lent x1"], "backends": "jax"}}  # a string, not a list
+    path.write_text(json.dumps({"devices": damaged}))
+    with pytest.raises(RunFileError, match=r"backends, a list of Keras backends"):
+        read_progress(tmp_path)
+
+
 def test_a_devices_record_with_epochs_that_are_not_a_number_is_named(tmp_path):
     spent = {"wall_time_s": 60.0, "cpu_time_s": 90.0}
     (tmp_path / "progress.json").write_text(json.dumps({"devices": {"cpu: 2 cores": spent}}))

@@ -441,6 +441,19 @@ def test_table_states_gpu_hours_for_gpu_runs_and_cpu_hours_for_cpu_runs():
     assert zoo.registry._training_time(resumed) == "0.15 h on the GPU (wall clock) + 1.50 CPU h"
 
 
+def test_a_card_names_the_keras_backend_of_each_device_a_run_trained_on():
+    devices = {"gpu: H200 x1": {"wall_time_s": 540.0, "cpu_time_s": 900.0},
+               "cpu: 2 cores": {"wall_time_s": 3600.0, "cpu_time_s": 5400.0, "backends": ["tensorflow"]}}
+    training = {"device": "gpu: H200 x1 + cpu: 2 cores", "backend": "tensorflow",
+                "result": {"devices": devices}}
+    assert zoo.card._where(training) == (
+        "gpu: H200 x1 (Keras backend not recorded) + cpu: 2 cores (Keras on tensorflow)")
+    devices["gpu: H200 x1"]["backends"] = ["jax"]
+    assert zoo.card._where(training) == "gpu: H200 x1 (Keras on jax) + cpu: 2 cores (Keras on tensorflow)"
+    del devices["gpu: H200 x1"]["backends"], devices["cpu: 2 cores"]["backends"]  # recorded before backends
+    assert zoo.card._where(training) == "gpu: H200 x1 + cpu: 2 cores, Keras backend tensorflow"
+
+
 @pytest.mark.tensorflow
 def test_saved_model_serves_uint8_and_matches_keras(run, store, tmp_path):
     import tensorflow as tf

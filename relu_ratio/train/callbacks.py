@@ -411,17 +411,18 @@ class BestWeights(keras.callbacks.ModelCheckpoint):
 class WallClock(keras.callbacks.Callback):
     """Training time summed over resumed runs, kept in ``progress.json``: wall-clock seconds and the
     process's CPU seconds (all its threads), so a run's CPU-hours are measured, not estimated; also per
-    ``device`` (``"devices"``), since a run cut off on one machine may finish on another; and the epochs
-    trained in that time (``"epochs_trained"``, a fraction after a mid-epoch backup; also per device), for
-    the pace.
+    ``device`` (``"devices"``), since a run cut off on one machine may finish on another, with the Keras
+    backends it trained under there (``"backends"``); and the epochs trained in that time
+    (``"epochs_trained"``, a fraction after a mid-epoch backup; also per device), for the pace.
 
     Written at each epoch's end and by :class:`Backup` before each mid-epoch backup, so a run cut off and
     resumed counts the time of the batches its backup kept (not the time after its last backup, whose
     batches are trained again)."""
 
-    def __init__(self, path: Path, device: str):
+    def __init__(self, path: Path, device: str, backend: str | None = None):
         super().__init__()
         self.path, self.device = path, device
+        self.backend = backend or keras.backend.backend()
         previous = read_progress(path.parent)
         self.previous = previous.get("wall_time_s", 0.0)
         self.previous_cpu = previous.get("cpu_time_s", 0.0)
@@ -430,16 +431,20 @@ class WallClock(keras.callbacks.Callback):
         self.start, self.start_cpu = time.time(), time.process_time()
 
     def devices(self, epochs_trained: float) -> dict[str, dict[str, float]]:
-        """Wall-clock and CPU seconds and the epochs trained per device, the run's ``epochs_trained`` so far
-        given, e.g. ``{"cpu: 2 cores": {"wall_time_s": 60.0, "cpu_time_s": 110.0, "epochs_trained": 2}}``
-        (a device recorded by code before the epochs were kept per device has none)."""
+        """Wall-clock and CPU seconds, the epochs trained and the Keras backends per device, the run's
+        ``epochs_trained`` so far given, e.g. ``{"cpu: 2 cores": {"wall_time_s": 60.0, "cpu_time_s": 110.0,
+        "epochs_trained": 2, "backends": ["tensorflow"]}}`` (a device recorded by code before the epochs or
+        the backends were kept per device has none: what it trained before is not known)."""
         times = {name: dict(spent) for name, spent in self.previous_devices.items()}
-        here = times.pop(self.device, {"wall_time_s": 0.0, "cpu_time_s": 0.0, "epochs_trained": 0.0})
+        new = {"wall_time_s": 0.0, "cpu_time_s": 0.0, "epochs_trained": 0.0, "backends": []}
+        here = times.pop(self.device, new)
         times[self.device] = here  # last: the device that trained the run most recently
         here["wall_time_s"] = round(here["wall_time_s"] + time.time() - self.start, 1)
         here["cpu_time_s"] = round(here["cpu_time_s"] + time.process_time() - self.start_cpu, 1)
         if "epochs_trained" in here:
             here["epochs_trained"] = round(here["epochs_trained"] + epochs_trained - self.previous_epochs, 4)
+        if "backends" in here:
+            here["backends"] = sorted({*here["backends"], self.backend})
         return times
 
     @property

@@ -110,10 +110,13 @@ DEVICE_TIMES = ("wall_time_s", "cpu_time_s")
 
 def _check_devices(path: Path, value: dict) -> None:
     for name, spent in value.get("devices", {}).items():
+        backends = spent.get("backends", []) if isinstance(spent, dict) else None
         if not (isinstance(spent, dict) and all(_is(spent.get(k), NUMBER) for k in DEVICE_TIMES)
-                and _is(spent.get("epochs_trained", 0), NUMBER)):
+                and _is(spent.get("epochs_trained", 0), NUMBER)
+                and isinstance(backends, list) and all(isinstance(b, str) for b in backends)):
             raise RunFileError(path, f"'devices' holds {name!r}: {spent!r}, not wall_time_s and cpu_time_s "
-                                     "(and epochs_trained, a number, where recorded)")
+                                     "(and epochs_trained, a number, and backends, a list of Keras backends, "
+                                     "where recorded)")
 
 
 def _number(text: str, path: Path, line: int, column: str) -> float:

@@ -23,6 +23,7 @@ from pathlib import Path
 import h5py
 
 from relu_ratio import files, models
+from relu_ratio.train.devices import DEVICE_SEPARATOR
 from relu_ratio.zoo import presets, registry
 from relu_ratio.zoo.entry import CIFAR10_JPEG, METRICS_FILE, ZooEntry
 
@@ -166,7 +167,7 @@ def render(entry: ZooEntry, *, log: bool = False, docs: str | None = None, store
     wall = training.get("wall_time_s")
     out += [
         f"| precision | {precision} |",
-        f"| device | {training['device']}, Keras backend {training['backend']} |",
+        f"| device | {_where(training)} |",
         f"| wall clock | {_hours(wall)} |",
         f"| training cost | {registry._training_time(entry)} |",
         f"| commit | {_commits(config.get('commit'), training.get('commit'))} |",
@@ -245,6 +246,19 @@ def _plain_limitation(family: str, link_results: str) -> list[str]:
         f"degradation the paper's Table I measures for each ReLU ratio ({link_results}); for pretrained "
         "features, a ResNet entry is the better start."
     ]
+
+
+def _where(training: dict) -> str:
+    """The devices it trained on, each with its Keras backends where the run recorded them (a run resumed
+    on another machine may have changed backend), else the backend it finished on."""
+    devices = (training.get("result") or {}).get("devices") or {}
+    if not any("backends" in spent for spent in devices.values()):
+        return f"{training['device']}, Keras backend {training['backend']}"
+    return DEVICE_SEPARATOR.join(
+        f"{device} (Keras on {' and '.join(spent['backends'])})" if spent.get("backends")
+        else f"{device} (Keras backend not recorded)"
+        for device, spent in devices.items()
+    )
 
 
 def _runs(count: int) -> str:
