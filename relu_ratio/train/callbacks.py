@@ -430,7 +430,7 @@ class WallClock(keras.callbacks.Callback):
         self.previous_epochs = previous.get("epochs_trained", 0.0)
         self.start, self.start_cpu = time.time(), time.process_time()
 
-    def devices(self, epochs_trained: float) -> dict[str, dict[str, float]]:
+    def devices(self, epochs_trained: float) -> dict[str, dict]:
         """Wall-clock and CPU seconds, the epochs trained and the Keras backends per device, the run's
         ``epochs_trained`` so far given, e.g. ``{"cpu: 2 cores": {"wall_time_s": 60.0, "cpu_time_s": 110.0,
         "epochs_trained": 2, "backends": ["tensorflow"]}}`` (a device recorded by code before the epochs or
