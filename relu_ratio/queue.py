@@ -429,10 +429,13 @@ def _total_hours(rows: list[Progress], on_gpu: bool) -> tuple[float, float]:
     return sum(wall for wall, _ in spent), sum(cpu for _, cpu in spent)
 
 
+PROGRESS_TITLE = "# Training queue: progress record"  # its first line; --write replaces only such files
+
+
 def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
     """The progress record: one table row per queued run, in queue order, and the totals."""
     lines = [
-        "# Training queue: progress record",
+        PROGRESS_TITLE,
         "",
         f"Where the training queue `{queue_path}` stands. State `partial`: epochs done, not finished "
         "(running, or cut off and resumed by the next `run`).",
@@ -543,7 +546,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _check_not_an_input(write: str, queue_path: str, runs: str) -> None:
     """Refuse a ``--write`` path that is the queue file, its record of finished runs (both inputs), a
-    folder, or anything in the runs folder (a run's own files)."""
+    folder, anything in the runs folder (a run's own files), or a file that is not a progress record."""
     target = Path(write).expanduser().resolve()
     inputs = {"the queue": Path(queue_path), "its record of finished runs": finished_path(queue_path)}
     what = next((what for what, path in inputs.items() if target == path.resolve()), None)
@@ -551,9 +554,19 @@ def _check_not_an_input(write: str, queue_path: str, runs: str) -> None:
         what = f"inside --runs {runs!r}, among the runs' own files"
     if what is None and target.is_dir():
         what = "a folder"
+    if what is None and target.is_file() and not _starts_with(target, PROGRESS_TITLE):
+        what = "a file that is not a progress record (never overwritten)"
     if what is not None:
         raise ValueError(f"--write {write!r} is {what}; write the progress record to another file "
                          "(e.g. training/PROGRESS.md).")  # fmt: skip
+
+
+def _starts_with(path: Path, line: str) -> bool:
+    try:
+        with path.open(errors="replace") as text:
+            return text.readline().rstrip("\n") == line
+    except OSError:
+        return False  # unreadable: refused as not a record, not overwritten
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,6 +92,19 @@ def test_status_never_writes_its_record_over_the_queue_or_its_finished_runs(tmp_
     assert (tmp_path / target).read_text() == before
 
 
+def test_status_never_writes_its_record_over_a_file_that_is_not_one(tmp_path, capsys):
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}])
+    notes = tmp_path / "notes.md"
+    notes.write_text("my precious notes\n")
+    argv = ["status", str(path), "--runs", str(tmp_path / "runs"), "--write", str(notes)]
+    assert queue.main(argv) == 2
+    assert "is a file that is not a progress record (never overwritten)" in capsys.readouterr().err
+    assert notes.read_text() == "my precious notes\n"
+    notes.unlink()  # a new file, then the record it wrote, are written
+    assert queue.main(argv) == 0 and queue.main(argv) == 0
+    assert notes.read_text().startswith(queue.PROGRESS_TITLE)
+
+
 def test_a_runs_folder_that_is_a_file_is_refused_and_a_missing_one_is_named(tmp_path, capsys):
     path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}])
     (tmp_path / "afile").write_text("")

@@ -397,6 +397,20 @@ def test_a_project_another_search_holds_is_refused_before_the_data_overwrite_or_
     assert sorted(p.name for p in project.iterdir()) == [".lock", "search.json"]  # nothing deleted
 
 
+def test_overwrite_never_empties_a_folder_that_holds_no_search(tmp_path, capsys):
+    """``--project-name victim --overwrite`` deleted the user's files in ``victim/`` (and said "wrote")."""
+    victim = tmp_path / "runs" / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "notes.txt").write_text("important")
+    args = _tiny_args(tmp_path / "no-data", tmp_path / "runs", "--project-name", "victim", "--overwrite")
+    assert tune.main(args) == 2
+    err = capsys.readouterr().err
+    assert f"--overwrite would empty {victim}, which holds files of no search (notes.txt, sub)" in err, err
+    assert (victim / "notes.txt").read_text() == "important" and (victim / "sub").is_dir()
+    (victim / "search.json").write_text("{}")  # a search's project: --overwrite goes on to the data
+    assert tune.main(args) == 2 and "no-data" in capsys.readouterr().err
+
+
 def test_search_config_generates_every_flag():
     """SearchConfig is the CLI and search()'s one argument: every field a flag with a help line."""
     import dataclasses

@@ -314,6 +314,8 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
     files.check_writable(project_dir, PROJECT_FOLDER)
     if role != "worker":  # refused at once, before the data is loaded
         folder_lock.check_folder_free(project_dir, PROJECT_FOLDER)
+        if config.overwrite:
+            _check_is_a_project(project_dir)
 
     keras.utils.set_random_seed(config.seed)
     train_split, val_split = load_search_data(config.dataset, config.validation, config.train_subset,
@@ -391,6 +393,17 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
 
 
 PROJECT_FOLDER = "tuner's project folder"  # how the project is named in messages (FolderInUse)
+
+
+def _check_is_a_project(project_dir: Path) -> None:
+    """``--overwrite`` empties a search's project folder, never a folder of other files: one that holds
+    files but neither this package's record of a search nor keras-tuner's oracle is refused."""
+    held = sorted(p.name for p in project_dir.iterdir() if p.name != folder_lock.LOCK_FILE) if (
+        project_dir.is_dir()) else []
+    if held and not {SEARCH_FILE, "oracle.json"} & set(held):
+        shown = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "")
+        raise ValueError(f"--overwrite would empty {project_dir}, which holds files of no search ({shown}); "
+                         "give --out and --project-name a new folder or a search's project folder.")
 
 
 def _empty_project(project_dir: Path) -> None:
