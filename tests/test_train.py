@@ -352,7 +352,8 @@ def test_a_corrupt_run_config_is_named_and_left_alone(image_folder, tmp_path, te
 @pytest.mark.parametrize(
     ("files", "complaint"),
     [([METADATA_FILE, "model.weights.h5", "metrics.csv"], rf"is a zoo entry \(it holds {METADATA_FILE}\)"),
-     (["metrics.csv", "backup"], "holds metrics.csv, backup but no run's config.json")],
+     (["metrics.csv", "backup"], "holds backup, metrics.csv but no run's config.json.*overwrite metrics"),
+     (["train", "test", "notes.txt"], r"holds notes.txt, test, train but no run's config.json.*among them")],
 )  # fmt: skip
 def test_a_folder_of_other_files_a_run_would_overwrite_is_refused(image_folder, tmp_path, files, complaint):
     out = tmp_path / "entry"

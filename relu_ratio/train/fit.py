@@ -142,17 +142,21 @@ ZOO_ENTRY_FILE = "metadata.json"  # relu_ratio.zoo.entry.METADATA_FILE (the zoo 
 
 
 def _check_no_foreign_files(out: Path) -> None:
-    """Refuse to start a run in ``out`` when it holds files a run would overwrite but no run's config."""
+    """Refuse to start a run in ``out`` when it holds files (hidden ones aside: the run's lock) but no
+    run's config: a zoo entry, a copied run, a dataset or the working folder (``--out .``)."""
     if (out / ZOO_ENTRY_FILE).exists():
         raise ValueError(
             f"{out} is a zoo entry (it holds {ZOO_ENTRY_FILE}), not a run folder: training there would "
             "overwrite its weights. Choose another --out."
         )
-    found = [name for name in RUN_FILES if (out / name).exists()]
-    if found:
+    held = sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) if out.is_dir() else []
+    if held:
+        clash = [name for name in RUN_FILES if name in held]
+        why = f"would overwrite {', '.join(clash)}" if clash else "would write its files among them"
+        shown = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "")
         raise ValueError(
-            f"{out} holds {', '.join(found)} but no run's config.json, so it is not a run to resume: "
-            "training there would overwrite them. Choose another --out: a new folder, or a run to resume."
+            f"{out} holds {shown} but no run's config.json, so it is not a run to resume: training there "
+            f"{why}. Choose another --out: a new or empty folder, or a run to resume."
         )
 
 
