@@ -241,6 +241,10 @@ def test_empty_gpu_ids_are_refused_and_a_shard_without_runs_says_so(folder, tmp_
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and "holds another experiment: budget.epochs: 1, 2" in err, err
     assert os.environ.get("CUDA_VISIBLE_DEVICES") == before  # hidden from the parent while it checked
+    (tmp_path / "afile").write_text("")  # --out under a file: named (was "[Errno 17] File exists")
+    at = base.index("--out") + 1
+    assert cli.main([*base[:at], str(tmp_path / "afile" / "x"), *base[at + 1:], "--shard", "1/3"]) == 2
+    assert "cannot write to the experiment's output folder (--out)" in capsys.readouterr().err
 
 
 def test_a_retried_run_reads_as_running_not_failed_and_a_new_failure_is_recorded(tmp_path, monkeypatch):

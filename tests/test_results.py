@@ -28,6 +28,14 @@ def test_results_update_never_overwrites_a_file_that_is_not_a_results_page(tmp_p
     assert notes.read_text() == "# notes\nimportant\n" and not (tmp_path / "results").exists()
     with pytest.raises(ValueError, match="is a folder"):
         results.write(tmp_path)
+    # a file on the page's path, a page not there or a folder: named (not a bare errno, not "out of date")
+    assert cli.main(["results", "--update", str(notes / "R.md")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write to the results page's folder {notes}: {notes} is not a folder" in err
+    assert cli.main(["results", "--check", str(tmp_path / "nosuch.md")]) == 2
+    assert "nosuch.md' is not there; give the results page" in capsys.readouterr().err
+    assert cli.main(["results", "--check", str(tmp_path)]) == 2
+    assert "' is a folder; give the results page" in capsys.readouterr().err
 
 
 def test_the_readmes_claims_are_one_verdict_per_trained_variant_of_the_page():

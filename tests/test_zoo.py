@@ -105,6 +105,8 @@ def test_register_measures_every_number(run, store):
 def test_register_refuses_a_taken_name_and_a_run_that_does_not_fit(run, store, tmp_path):
     with pytest.raises(zoo.ZooError, match="already exists"):
         zoo.register(run["dir"])
+    with pytest.raises(zoo.ZooError, match="invalid zoo name ''"):  # not the default name
+        zoo.register(run["dir"], "", store=tmp_path / "other")
     bad = tmp_path / "run"
     shutil.copytree(run["dir"], bad)
     config = json.loads((bad / "config.json").read_text())

@@ -152,6 +152,9 @@ def _list() -> int:
 
 def _results(update: str | None, check: str | None) -> int:
     if check:
+        if not os.path.isfile(check):
+            what = "a folder" if os.path.isdir(check) else "not there"
+            raise ValueError(f"--check {check!r} is {what}; give the results page, e.g. docs/RESULTS.md.")
         if results.is_current(check):
             return 0
         print(f"{check} is out of date; run: python -m relu_ratio.experiments results --update {check}")

@@ -398,6 +398,7 @@ def write(path: str | os.PathLike, queue_path: str | os.PathLike = QUEUE) -> lis
         raise ValueError(f"{path} is {'a folder' if path.is_dir() else 'a file that is not a results page'} "
                          f"(a page starts {TITLE!r}): give a new file or the page to update, e.g. "
                          "docs/RESULTS.md.")  # fmt: skip
+    files.check_writable(path.parent, "results page's folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     written = [files.write_atomic(path, page(queue_path))]
     figures = path.parent / "results"

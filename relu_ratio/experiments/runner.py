@@ -25,7 +25,7 @@ import warnings
 from operator import attrgetter
 from pathlib import Path
 
-from relu_ratio import data, train
+from relu_ratio import data, files, train
 from relu_ratio.experiments.specs import Budget, Experiment, Variant, budget, experiment
 from relu_ratio.train import fit, series
 from relu_ratio.validators import check_seed
@@ -217,6 +217,7 @@ def _record_experiment(root: Path, name: str, chosen: Budget, dataset: str) -> N
                 "recorded settings or choose another --out."
             )
         return
+    files.check_writable(root, "experiment's output folder (--out)")  # a file on its path is named
     root.mkdir(parents=True, exist_ok=True)
     try:  # exclusive create: of two workers starting at once, the first one writes the record
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)

@@ -85,6 +85,8 @@ def register(
     source_weights = run / WEIGHTS_FILE
     if not source_weights.is_file():
         raise ZooError(f"training run {run} has no {WEIGHTS_FILE}.")
+    if name is not None:
+        split_name(name)  # a given name is checked as given: '' is no name, not the default one
     name = name or registered_as or default_name(run, config["model"])
     base, _ = split_name(name)
     architecture = config["architecture"]
