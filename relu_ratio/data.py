@@ -317,7 +317,26 @@ def check_matching(first: Split, second: Split, source: str | os.PathLike,
         )
 
 
+TFDS_SPLITS = ("train", "test")  # cifar10's and cifar100's, each of which tfds may slice: "train[:90%]"
+
+
+def _check_tfds_split(name: str, split: object) -> None:
+    """Refuse a split ``name`` does not have at once (offline, tfds retried a download for minutes first).
+
+    >>> _check_tfds_split("cifar10", "val")
+    Traceback (most recent call last):
+    ValueError: 'cifar10' has the splits 'train' and 'test' (tensorflow-datasets' slices of them too, e.g. 'train[:90%]' or 'train+test'); received split 'val'.
+    """  # noqa: E501
+    parts = split.split("+") if isinstance(split, str) else [None]
+    if any(not isinstance(p, str) or p.split("[", 1)[0].strip() not in TFDS_SPLITS for p in parts):
+        raise ValueError(
+            f"{name!r} has the splits 'train' and 'test' (tensorflow-datasets' slices of them too, e.g. "
+            f"'train[:90%]' or 'train+test'); received split {split!r}."
+        )
+
+
 def _load_tfds(name: str, split: str, data_dir) -> Split:
+    _check_tfds_split(name, split)
     import tensorflow_datasets as tfds  # only the tfds path needs TensorFlow
 
     where = "tensorflow-datasets' default folder" if data_dir is None else repr(os.fspath(data_dir))

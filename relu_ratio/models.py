@@ -510,6 +510,8 @@ def _load_weights(model: keras.Model, weights) -> None:
     path = os.fspath(weights)
     if not os.path.exists(path):
         raise FileNotFoundError(f"weights file {path!r} does not exist.")
+    if not os.path.isfile(path):
+        raise ValueError(f"weights file {path!r} is a folder, not a '.weights.h5' file.")
     _refuse_a_shipped_zoo_file(path)
     try:
         model.load_weights(path)
@@ -563,12 +565,15 @@ def parse_name(name: str) -> tuple[str, int, str]:
         )
     family, depth, token = match["family"], int(match["depth"]), match["pattern"]
     family_spec(family)
-    if re.fullmatch(r"[0-9]{2}", token):
+    mask = re.fullmatch(r"[01]+", token) and "1" in token and token != "11"
+    call = f"models.build_family({family!r}, {depth}, {token!r})"
+    hint = f" A mask such as {token!r} goes in relu_pattern: {call}." if mask else ""
+    if re.fullmatch(r"[0-9]{2}", token) and not (mask and int(token[0]) < int(token[1])):
         return family, depth, f"{token[0]}:{token[1]}"
     if token not in patterns.PRESETS:
         raise ValueError(
-            f"pattern {token!r} in model name {name!r} is neither two digits 'NM' (ratio N:M) "
-            f"nor a preset{suggest(token, patterns.PRESETS)}. Presets: {', '.join(patterns.PRESETS)}."
+            f"pattern {token!r} in model name {name!r} is neither two digits 'NM' (ratio N:M, N >= M) "
+            f"nor a preset{suggest(token, patterns.PRESETS)}. Presets: {', '.join(patterns.PRESETS)}.{hint}"
         )
     return family, depth, token
 

@@ -192,6 +192,9 @@ def test_a_tfds_failure_is_an_os_error_naming_the_dataset_and_the_way_out(tmp_pa
     monkeypatch.setattr(tfds, "load", unknown_split)
     with pytest.raises(ValueError, match="cannot load split 'test' of 'cifar10': Unknown split"):
         data.load("cifar10", "test")
+    for split in ("val", "train+validation", "train[:10%]+dev"):  # refused before tfds (offline: minutes)
+        with pytest.raises(ValueError, match=r"'cifar10' has the splits 'train' and 'test' .*received split"):
+            data.load("cifar10", split)
 
 
 def test_pad_crop_flip_takes_windows_of_the_padded_image():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import keras
@@ -54,6 +55,11 @@ def test_names():
         models.build("preact164_typ1")
     with pytest.raises(ValueError, match="does not follow"):
         models.build("resnet")
+    # a mask, as the zoo table shows it, in a name: named as one, with the call that takes it
+    for name, call in (("resnet20_01", "build_family('resnet', 20, '01')"),
+                       ("preact164_101", "build_family('preact', 164, '101')")):  # fmt: skip
+        with pytest.raises(ValueError, match=re.escape(f"goes in relu_pattern: models.{call}")):
+            models.parse_name(name)
 
 
 def test_head_options(images):
@@ -107,6 +113,9 @@ def test_weights_argument_loads_a_weights_file(tmp_path, images):
     source.save_weights(path)
     loaded = models.build("preact11_32", weights=path)
     np.testing.assert_allclose(loaded.predict_on_batch(images), source.predict_on_batch(images), atol=1e-6)
+    (tmp_path / "d.weights.h5").mkdir()  # a bare IsADirectoryError before
+    with pytest.raises(ValueError, match=r"weights file '.*d.weights.h5' is a folder, not a"):
+        models.build("preact11_32", weights=tmp_path / "d.weights.h5")
 
 
 @pytest.mark.parametrize(
