@@ -112,6 +112,8 @@ def test_relu_pattern_from_hyperparameters_and_dicts():
         tune.relu_pattern_from({"units": 3})
     with pytest.raises(ValueError, match="must run 1, 2"):
         tune.relu_pattern_from({"stage1": "11", "stage3": "11"})
+    with pytest.raises(ValueError, match="key 'stage0' is neither 'stageN' nor 'stageN_blockM'"):
+        tune.relu_pattern_from({"stage0": "11", "stage1": "01"})  # was ['01']: a stage dropped
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,8 @@ def relu_pattern_from(hyperparameters) -> list:
         hyperparameters: a ``keras_tuner.HyperParameters`` (e.g. ``tuner.get_best_hyperparameters()[0]``)
             or its ``.values`` dict. Keys ``stage1``, ``stage2``... (stage granularity) give one spec per
             stage; keys ``stage1_block1``... (block granularity) give per-stage lists of block masks.
-            Other keys (Hyperband's ``tuner/...``) are ignored.
+            Other keys (Hyperband's ``tuner/...``) are ignored; a ``stage...`` key of another form is
+            refused.
 
     Returns:
         A list with one entry per stage, which every builder accepts as ``relu_pattern``, e.g.
@@ -63,6 +64,9 @@ def relu_pattern_from(hyperparameters) -> list:
             stages[int(match[1])] = str(value)
         elif match := _BLOCK_HP.fullmatch(str(key)):
             blocks.setdefault(int(match[1]), {})[int(match[2])] = str(value)
+        elif str(key).startswith("stage"):  # 'stage0', 'Stage 1' dropped silently, a stage lost
+            raise ValueError(f"hyperparameter key {key!r} is neither 'stageN' nor 'stageN_blockM' (N and M "
+                             "from 1, e.g. 'stage1', 'stage2_block3').")  # fmt: skip
     if bool(stages) == bool(blocks):
         raise ValueError(
             "hyperparameters must hold either per-stage keys ('stage1', 'stage2', ...) or per-block keys "
