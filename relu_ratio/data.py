@@ -317,7 +317,7 @@ def check_matching(first: Split, second: Split, source: str | os.PathLike,
         )
 
 
-TFDS_SPLITS = ("train", "test")  # cifar10's and cifar100's, each of which tfds may slice: "train[:90%]"
+TFDS_SPLITS = ("train", "test", "all")  # cifar10's and cifar100's, and tfds' "all"; each one sliceable
 
 
 def _check_tfds_split(name: str, split: object) -> None:
@@ -325,13 +325,13 @@ def _check_tfds_split(name: str, split: object) -> None:
 
     >>> _check_tfds_split("cifar10", "val")
     Traceback (most recent call last):
-    ValueError: 'cifar10' has the splits 'train' and 'test' (tensorflow-datasets' slices of them too, e.g. 'train[:90%]' or 'train+test'); received split 'val'.
+    ValueError: 'cifar10' has the splits 'train' and 'test' (tensorflow-datasets' slices of them, 'train+test' and 'all' too, e.g. 'train[:90%]'); received split 'val'.
     """  # noqa: E501
     parts = split.split("+") if isinstance(split, str) else [None]
     if any(not isinstance(p, str) or p.split("[", 1)[0].strip() not in TFDS_SPLITS for p in parts):
         raise ValueError(
-            f"{name!r} has the splits 'train' and 'test' (tensorflow-datasets' slices of them too, e.g. "
-            f"'train[:90%]' or 'train+test'); received split {split!r}."
+            f"{name!r} has the splits 'train' and 'test' (tensorflow-datasets' slices of them, 'train+test' "
+            f"and 'all' too, e.g. 'train[:90%]'); received split {split!r}."
         )
 
 

@@ -565,7 +565,7 @@ def parse_name(name: str) -> tuple[str, int, str]:
         )
     family, depth, token = match["family"], int(match["depth"]), match["pattern"]
     family_spec(family)
-    mask = re.fullmatch(r"[01]+", token) and "1" in token and token != "11"
+    mask = bool(re.fullmatch(r"[01]+", token)) and "1" in token and token != "11"
     call = f"models.build_family({family!r}, {depth}, {token!r})"
     hint = f" A mask such as {token!r} goes in relu_pattern: {call}." if mask else ""
     if re.fullmatch(r"[0-9]{2}", token) and not (mask and int(token[0]) < int(token[1])):

@@ -562,11 +562,10 @@ def _check_not_an_input(write: str, queue_path: str, runs: str) -> None:
 
 
 def _starts_with(path: Path, line: str) -> bool:
-    try:
-        with path.open(errors="replace") as text:
-            return text.readline().rstrip("\n") == line
-    except OSError:
-        return False  # unreadable: refused as not a record, not overwritten
+    """Whether the file at ``path`` is empty or its first line is ``line``."""
+    with path.open(errors="replace") as text:  # unreadable: the OSError names it
+        first = text.readline()
+    return first == "" or first.rstrip("\r\n") == line
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -118,9 +118,10 @@ def test_an_empty_relu_ratio_data_is_unset_not_a_bad_dataset_flag(value, monkeyp
 
 
 def test_a_reader_that_stops_early_ends_a_command_quietly():
-    """``python -m relu_ratio.zoo list | head -0``: the closed pipe is no error of the user's (it printed
-    "error: [Errno 32] Broken pipe" and exited 2; other commands gave a traceback)."""
-    command = subprocess.Popen([sys.executable, "-m", "relu_ratio.zoo", "list"], stdout=subprocess.PIPE,
+    """``python -m relu_ratio.zoo cards | head -0``: the closed pipe is no error of the user's (it printed
+    "error: [Errno 32] Broken pipe" and exited 2; other commands gave a traceback). The cards are more than
+    a pipe's buffer, so the pipe closes inside ``main`` (its error handler), not only at the last flush."""
+    command = subprocess.Popen([sys.executable, "-m", "relu_ratio.zoo", "cards"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     command.stdout.close()  # before the command has started to write: every write meets a closed pipe
     err = command.stderr.read()

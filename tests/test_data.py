@@ -195,6 +195,9 @@ def test_a_tfds_failure_is_an_os_error_naming_the_dataset_and_the_way_out(tmp_pa
     for split in ("val", "train+validation", "train[:10%]+dev"):  # refused before tfds (offline: minutes)
         with pytest.raises(ValueError, match=r"'cifar10' has the splits 'train' and 'test' .*received split"):
             data.load("cifar10", split)
+    for split in ("train[:10%]", "train+test", "all", "test[50%:]"):  # tfds' own spellings reach it
+        with pytest.raises(ValueError, match=r"cannot load split .*Unknown split"):
+            data.load("cifar10", split)
 
 
 def test_pad_crop_flip_takes_windows_of_the_padded_image():

@@ -103,6 +103,9 @@ def test_status_never_writes_its_record_over_a_file_that_is_not_one(tmp_path, ca
     notes.unlink()  # a new file, then the record it wrote, are written
     assert queue.main(argv) == 0 and queue.main(argv) == 0
     assert notes.read_text().startswith(queue.PROGRESS_TITLE)
+    for record in ("", notes.read_text().replace("\n", "\r\n")):  # an empty file, a record with CRLF
+        notes.write_bytes(record.encode())
+        assert queue.main(argv) == 0 and notes.read_text().startswith(queue.PROGRESS_TITLE)
 
 
 def test_a_runs_folder_that_is_a_file_is_refused_and_a_missing_one_is_named(tmp_path, capsys):

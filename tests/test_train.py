@@ -366,6 +366,16 @@ def test_a_folder_of_other_files_a_run_would_overwrite_is_refused(image_folder, 
     assert all((out / name).read_text() == name for name in files if "." in name)
 
 
+def test_the_packages_own_logs_in_a_new_run_folder_are_not_another_s_files(tmp_path):
+    """training/gpu_pair.py logs into ``<run>/train.log`` before the run starts; a series may leave a
+    ``failed.json`` of an attempt that failed before its config: neither makes the folder another's."""
+    from relu_ratio.train.fit import RUN_LOGS, _check_no_foreign_files
+
+    for name in (*RUN_LOGS, ".lock", ".DS_Store"):
+        (tmp_path / name).write_text("")
+    _check_no_foreign_files(tmp_path)  # no error
+
+
 @pytest.mark.parametrize(
     ("subset", "message"),
     [({"train_subset": 25}, "train_subset 25 is more than the 24 images of the training split; give at most"),

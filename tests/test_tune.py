@@ -112,8 +112,10 @@ def test_relu_pattern_from_hyperparameters_and_dicts():
         tune.relu_pattern_from({"units": 3})
     with pytest.raises(ValueError, match="must run 1, 2"):
         tune.relu_pattern_from({"stage1": "11", "stage3": "11"})
-    with pytest.raises(ValueError, match="key 'stage0' is neither 'stageN' nor 'stageN_blockM'"):
-        tune.relu_pattern_from({"stage0": "11", "stage1": "01"})  # was ['01']: a stage dropped
+    for key in ("stage0", "Stage 1", "stage1_blk2"):  # a stage meant, spelt otherwise: was dropped
+        with pytest.raises(ValueError, match=f"key {key!r} is neither 'stageN' nor 'stageN_blockM'"):
+            tune.relu_pattern_from({key: "11", "stage1": "01"})
+    assert tune.relu_pattern_from({"stage1": "01", "stage_lr": 0.1, "stages": 3}) == ["01"]  # others: ignored
 
 
 @pytest.mark.parametrize(

@@ -193,9 +193,9 @@ def verdict(ours: Difference | None, papers: list[tuple[Published, Published]]) 
         return f"not testable here (CIFAR-100 only: {source}){mine}"
     if ours is None:
         return f"pending: no trained pair yet ({source})"
-    if (ours.ours > 0) != (published > 0) or ours.ours == 0:
-        return f"not reproduced: ours {ours.text()} at {ours.group} ({source})"
     elsewhere = "" if ours.depth == depth else f", at depth {ours.depth} for the paper's {depth}"
+    if (ours.ours > 0) != (published > 0) or ours.ours == 0:
+        return f"not reproduced{elsewhere}: ours {ours.text()} at {ours.group} ({source})"
     if ours.error is not None and abs(ours.ours - published) <= 2 * ours.error:
         return f"reproduced (direction and size{elsewhere}): ours {ours.text()} at {ours.group} ({source})"
     return f"direction only{elsewhere}: ours {ours.text()} at {ours.group} ({source})"

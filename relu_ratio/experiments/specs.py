@@ -102,9 +102,9 @@ EXPERIMENTS: dict[str, Experiment] = {
             _published(f"{ZHAO} Table I", "CIFAR-100", plain38_11=64.04, plain38_21=64.25, plain62_11=56.88,
                        plain62_21=60.86, plain84_11=44.16, plain84_21=55.98),
             note="Plain networks get harder to train with depth, the paired ones most: the paper's gap grows "
-            "from depth 38 to depth 84. Ours at depth 84 (one seed, 30 epochs) shows it more strongly: the "
-            "paired network trained unstably (some of its BatchNorm moving variances beyond float16's range, "
-            "as its model card says), so that difference says more about trainability than about the ratio.",
+            "from depth 38 to depth 84. Ours at depth 84 shows it more strongly: the paired network's "
+            "BatchNorm moving variances grew beyond float16's range (its model card lists the arrays kept in "
+            "float32), so that difference says more about trainability than about the ratio.",
         ),
         Experiment(
             "table2",

@@ -35,7 +35,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Exit 0 (trained), 1 (diverged, or a non-finite score), 2 (a mistake: settings, data, a folder in use,
-    a damaged run file, a full disk; one line, no traceback) or 130 (Ctrl-C: it says how to resume)."""
+    a damaged run file, a full disk; one line, no traceback) or 130 (Ctrl-C: it says how to resume); run as
+    ``python -m relu_ratio.train``, 1 also when its output's reader has gone (:func:`flags.exit_with`)."""
     args = parser().parse_args(argv)
     config = TrainConfig(**vars(args))
     try:

@@ -139,17 +139,21 @@ def load_data(config: TrainConfig) -> tuple[data.Split, data.Split]:
 RUN_FILES = ("model.weights.h5", "metrics.csv", "result.json", "progress.json", "best.weights.h5", "backup",
              "tensorboard")
 ZOO_ENTRY_FILE = "metadata.json"  # relu_ratio.zoo.entry.METADATA_FILE (the zoo imports train, not vice versa)
+# What the package's own tools write into a run's folder before the run starts: a GPU window's log
+# (training/gpu_pair.py) and a series' record of a failed attempt (train.series); not another's files.
+RUN_LOGS = ("train.log", "failed.json")
 
 
 def _check_no_foreign_files(out: Path) -> None:
-    """Refuse to start a run in ``out`` when it holds files (hidden ones aside: the run's lock) but no
-    run's config: a zoo entry, a copied run, a dataset or the working folder (``--out .``)."""
+    """Refuse to start a run in ``out`` when it holds files (hidden ones and :data:`RUN_LOGS` aside) but
+    no run's config: a zoo entry, a copied run, a dataset or the working folder (``--out .``)."""
     if (out / ZOO_ENTRY_FILE).exists():
         raise ValueError(
             f"{out} is a zoo entry (it holds {ZOO_ENTRY_FILE}), not a run folder: training there would "
             "overwrite its weights. Choose another --out."
         )
-    held = sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) if out.is_dir() else []
+    found = out.iterdir() if out.is_dir() else ()
+    held = sorted(p.name for p in found if not p.name.startswith(".") and p.name not in RUN_LOGS)
     if held:
         clash = [name for name in RUN_FILES if name in held]
         why = f"would overwrite {', '.join(clash)}" if clash else "would write its files among them"

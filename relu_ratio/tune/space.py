@@ -28,6 +28,7 @@ PLAIN_CHOICES = ("1:1", "2:1", "3:2")
 
 _STAGE_HP = re.compile(r"stage([1-9][0-9]*)", re.ASCII)  # fullmatch: one spelling per key
 _BLOCK_HP = re.compile(r"stage([1-9][0-9]*)_block([1-9][0-9]*)", re.ASCII)
+_STAGE_LIKE = re.compile(r"\s*stage\s*[0-9]", re.IGNORECASE)  # meant as a stage's key, not spelt as one
 
 
 # --- hyperparameters <-> relu_pattern ---------------------------------------------------------
@@ -47,8 +48,8 @@ def relu_pattern_from(hyperparameters) -> list:
         hyperparameters: a ``keras_tuner.HyperParameters`` (e.g. ``tuner.get_best_hyperparameters()[0]``)
             or its ``.values`` dict. Keys ``stage1``, ``stage2``... (stage granularity) give one spec per
             stage; keys ``stage1_block1``... (block granularity) give per-stage lists of block masks.
-            Other keys (Hyperband's ``tuner/...``) are ignored; a ``stage...`` key of another form is
-            refused.
+            Other keys (Hyperband's ``tuner/...``) are ignored; a stage's key spelt otherwise
+            (``stage0``, ``Stage 1``) is refused.
 
     Returns:
         A list with one entry per stage, which every builder accepts as ``relu_pattern``, e.g.
@@ -64,7 +65,7 @@ def relu_pattern_from(hyperparameters) -> list:
             stages[int(match[1])] = str(value)
         elif match := _BLOCK_HP.fullmatch(str(key)):
             blocks.setdefault(int(match[1]), {})[int(match[2])] = str(value)
-        elif str(key).startswith("stage"):  # 'stage0', 'Stage 1' dropped silently, a stage lost
+        elif _STAGE_LIKE.match(str(key)):  # 'stage0', 'Stage 1', 'stage1_blk2': a stage lost, silently
             raise ValueError(f"hyperparameter key {key!r} is neither 'stageN' nor 'stageN_blockM' (N and M "
                              "from 1, e.g. 'stage1', 'stage2_block3').")  # fmt: skip
     if bool(stages) == bool(blocks):
