@@ -218,6 +218,23 @@ def names_nothing(path: str | os.PathLike) -> bool:
     return not os.fspath(path).strip()
 
 
+def visible_entries(folder: str | os.PathLike, ignore: tuple[str, ...] = ()) -> list[str]:
+    """The sorted names in ``folder`` but hidden ones (a lock, ``.DS_Store``) and ``ignore``; none if it is
+    no folder. What a command that would write there checks it holds of anyone else's."""
+    folder = Path(folder)
+    found = folder.iterdir() if folder.is_dir() else ()
+    return sorted(p.name for p in found if not p.name.startswith(".") and p.name not in ignore)
+
+
+def some(names: list[str], most: int = 5) -> str:
+    """The first ``most`` of ``names``, comma-separated, with ``...`` for the rest: a message's short list.
+
+    >>> some(["a", "b", "c"], most=2)
+    'a, b, ...'
+    """
+    return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
+
+
 def nearest_existing(path: str | os.PathLike) -> Path:
     """``path`` itself or its nearest parent that exists (a file, where one stands on the path)."""
     path = Path(path)

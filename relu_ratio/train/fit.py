@@ -152,15 +152,13 @@ def _check_no_foreign_files(out: Path) -> None:
             f"{out} is a zoo entry (it holds {ZOO_ENTRY_FILE}), not a run folder: training there would "
             "overwrite its weights. Choose another --out."
         )
-    found = out.iterdir() if out.is_dir() else ()
-    held = sorted(p.name for p in found if not p.name.startswith(".") and p.name not in RUN_LOGS)
+    held = files.visible_entries(out, ignore=RUN_LOGS)
     if held:
         clash = [name for name in RUN_FILES if name in held]
         why = f"would overwrite {', '.join(clash)}" if clash else "would write its files among them"
-        shown = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "")
         raise ValueError(
-            f"{out} holds {shown} but no run's config.json, so it is not a run to resume: training there "
-            f"{why}. Choose another --out: a new or empty folder, or a run to resume."
+            f"{out} holds {files.some(held)} but no run's config.json, so it is not a run to resume: "
+            f"training there {why}. Choose another --out: a new or empty folder, or a run to resume."
         )
 
 

@@ -398,11 +398,10 @@ PROJECT_FOLDER = "tuner's project folder"  # how the project is named in message
 def _check_is_a_project(project_dir: Path) -> None:
     """``--overwrite`` empties a search's project folder, never a folder of other files: one that holds
     files but neither this package's record of a search nor keras-tuner's oracle is refused."""
-    held = sorted(p.name for p in project_dir.iterdir() if not p.name.startswith(".")) if (
-        project_dir.is_dir()) else []  # hidden ones aside: the lock, .DS_Store
+    held = files.visible_entries(project_dir)  # hidden ones aside: the lock, .DS_Store
     if held and not {SEARCH_FILE, "oracle.json"} & set(held):
-        shown = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "")
-        raise ValueError(f"--overwrite would empty {project_dir}, which holds files of no search ({shown}); "
+        raise ValueError(f"--overwrite would empty {project_dir}, which holds files of no search "
+                         f"({files.some(held)}); "
                          "give --out and --project-name a new folder or a search's project folder.")
 
 
