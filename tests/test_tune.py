@@ -19,6 +19,7 @@ from helpers import lock_of
 
 import relu_ratio
 from relu_ratio import models, tune
+from relu_ratio.tune.search import _draw_within_bounds as draw_within_bounds
 
 SMALL = {family: int(name[len(family) :]) for family, name in SMALL_NAMES.items()}  # plain -> 8, ...
 SLOTS = {"postresnet": 2, "resnet": 2, "preact": 3, "dfnmr": 4}
@@ -151,6 +152,25 @@ def test_ratio_bounds_fail_trials_before_training():
     assert hm.violation(*hm.counts(hp)) is None
 
 
+ORACLES = [("RandomSearchOracle", {"max_trials": 50}), ("HyperbandOracle", {"max_epochs": 81}),
+           ("BayesianOptimizationOracle", {"max_trials": 50})]  # fmt: skip
+
+
+@pytest.mark.parametrize(("oracle", "settings"), ORACLES)
+def test_a_tuners_random_draws_stay_within_the_ratio_bounds(oracle, settings):
+    hm = tune.ReLUHyperModel("resnet", 14, "block", min_ratio="3:2", max_ratio=2)
+    total, feasible = hm.space_size()
+    assert feasible / total < 0.5  # an unchecked draw falls outside about every other time
+    oracle = getattr(keras_tuner.oracles, oracle)(objective="val_accuracy", seed=0, **settings)
+    hp = keras_tuner.HyperParameters()
+    hm.declare_hyperparameters(hp)
+    oracle.update_space(hp)
+    draw_within_bounds(oracle, hm)
+    draws = [oracle.populate_space(str(trial))["values"] for trial in range(20)]  # Hyperband: one bracket
+    draws = [values for values in draws if values is not None]
+    assert draws and all(hm.within_bounds(values) for values in draws)
+
+
 SAMPLED_SPACES = [  # (family, depth, granularity)
     ("plain", 8, "stage"), ("plain", 8, "block"), ("postresnet", 8, "stage"), ("resnet", 14, "block"),
     ("preact", 11, "stage"), ("dfnmr", 18, "block"),
@@ -208,17 +228,16 @@ def _check_result(result, tmp_path):
 
 @pytest.mark.backend
 def test_random_search_returns_a_buildable_best_pattern(folder, tmp_path):
-    # resnet8 has 7 convs; the bounds allow only patterns with 5 ReLUs (ratio 1.4): the others are
-    # failed trials (no training), and the search goes on. Seed 10 samples two patterns outside the bounds,
-    # then one inside: one trial trains.
+    # resnet8 has 7 convs; the bounds allow only patterns with 5 ReLUs (ratio 1.4), 12 of the 27. Seed 10's
+    # first two draws are outside them: the tuner draws again, and every one of the 3 trials trains.
     config = tune.SearchConfig(family="resnet", depth=8, dataset=str(folder), tuner="random",
                                directory=str(tmp_path / "runs"), min_ratio=1.4, max_ratio="7:5", seed=10,
                                **{**TINY, "max_trials": 3})  # fmt: skip
     result = tune.search(config)
     _check_result(result, tmp_path)
     statuses = [row["status"] for row in result.trials]
-    assert set(statuses) == {"COMPLETED", "FAILED"} and result.trials_run_here == ["0", "1", "2"], statuses
-    assert all(row["relus"] == 5 for row in result.trials if row["status"] == "COMPLETED")
+    assert statuses == ["COMPLETED"] * 3 and result.trials_run_here == ["0", "1", "2"], statuses
+    assert [row["relus"] for row in result.trials] == [5, 5, 5]
     assert result.relus == 5 and result.space == {
         "hyperparameters": ["stage1", "stage2", "stage3"],
         "choices": ["11", "10", "01"],
@@ -227,7 +246,16 @@ def test_random_search_returns_a_buildable_best_pattern(folder, tmp_path):
     }
     assert result.path == os.fspath(tmp_path / "runs" / "resnet8_stage_random" / "best.json")
     table = tune.trial_table(result)
-    assert tune.format_pattern(result.relu_pattern) in table and "above max_ratio" in table
+    assert tune.format_pattern(result.relu_pattern) in table
+
+
+def test_a_search_stops_when_every_configuration_within_the_bounds_was_tried(folder, tmp_path):
+    # resnet8 with masks 11 and 01: 7 convs : 4 ReLUs is one configuration of the 8 (01 in every stage)
+    config = tune.SearchConfig(family="resnet", depth=8, dataset=str(folder), choices=("11", "01"),
+                               min_ratio="7:4", max_ratio="7:4", directory=str(tmp_path), **TINY)  # fmt: skip
+    with pytest.warns(UserWarning, match="no untried configuration within the ratio bounds"):
+        result = tune.search(config)
+    assert [(row["status"], row["pattern"]) for row in result.trials] == [("COMPLETED", "01|01|01")]
 
 
 # Not marked backend: what differs from the random search is keras-tuner's oracle bookkeeping, which does not

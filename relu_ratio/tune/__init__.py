@@ -20,10 +20,12 @@ Search space (slots and removal orders come from :mod:`relu_ratio.patterns`):
 
 ``min_ratio``/``max_ratio`` bound the whole network's conv:ReLU ratio as :func:`relu_ratio.describe`
 measures it (main-path convolutions including the stem : every ReLU layer), given as ``"3:2"`` or a
-number. Only the whole network can be checked, so, the keras-tuner way, a trial that violates them is
-marked failed (``keras_tuner.errors.FailedTrialError``, raised before training) and the search goes on;
-the constructor refuses bounds that no configuration meets, and :meth:`ReLUHyperModel.space_size` counts
-how many do. The hyperparameters map back to a ``relu_pattern`` with :func:`relu_pattern_from`.
+number. :func:`search`'s tuner draws only configurations within them (:meth:`ReLUHyperModel.within_bounds`
+counts a configuration's ReLUs without building it), so ``max_trials`` counts trials that train; a
+configuration that Bayesian optimisation models outside them, or any built outside :func:`search`, is marked
+failed the keras-tuner way (``keras_tuner.errors.FailedTrialError``, raised before training) and the search
+goes on. The constructor refuses bounds that no configuration meets, and :meth:`ReLUHyperModel.space_size`
+counts how many do. The hyperparameters map back to a ``relu_pattern`` with :func:`relu_pattern_from`.
 
 :func:`search` runs a search end to end and writes ``best.json`` (atomically) into the tuner's project
 directory. The paper has no validation split (it reports test accuracy), so by default

@@ -237,6 +237,36 @@ def _tuner_class(name: str):
     return Recording
 
 
+class _DrawsWithinBounds:
+    """keras-tuner oracle mixin: random draws (random search, Hyperband's first rounds, Bayesian
+    optimisation's first points) come only from the configurations within the ratio bounds, so no trial of
+    ``max_trials`` is spent on one that would fail before training. ``Oracle._random_values`` is where all
+    three draw (keras-tuner 1.1 to 1.4); Bayesian optimisation's modelled points are still checked by
+    :meth:`ReLUHyperModel.fit`."""
+
+    relu_space: ReLUHyperModel
+    max_draws: int
+
+    def _random_values(self):
+        for _ in range(self.max_draws):
+            values = super()._random_values()  # None: every configuration tried, or nearly
+            if values is None or self.relu_space.within_bounds(values):
+                return values
+        warnings.warn(f"no untried configuration within the ratio bounds in {self.max_draws:,} random draws: "
+                      "the search stops.", stacklevel=2)  # fmt: skip
+        return None
+
+
+def _draw_within_bounds(oracle, hypermodel: ReLUHyperModel) -> None:
+    """Make ``oracle`` (the chief's, or a lone process's) draw only configurations within the bounds."""
+    total, feasible = hypermodel.space_size()
+    if feasible < total:
+        base = type(oracle)
+        oracle.__class__ = type(f"{base.__name__}WithinBounds", (_DrawsWithinBounds, base), {})
+        oracle.relu_space = hypermodel
+        oracle.max_draws = min(100_000, 50 * -(-total // feasible))  # 50 times the draws one takes on average
+
+
 def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> SearchResult:
     """Search the ReLU placement of ``config.family``/``config.depth`` on ``config.dataset``; returns the
     best pattern.
@@ -248,7 +278,8 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
             ``"bayesian"``, which needs scikit-learn), the data (:func:`load_search_data`) and the training
             recipe. The project directory is ``directory/project_name`` (default
             ``{family}{depth}_{granularity}_{tuner}``); ``max_consecutive_failed_trials`` defaults to 3, or
-            25 with ratio bounds (whose violations are failed trials).
+            25 with ratio bounds. Random draws come from the configurations within the bounds only;
+            a Bayesian-modelled configuration outside them is a failed trial.
         **builder_kwargs: further :func:`relu_ratio.models.build_family` arguments.
 
     The keyword form of the last release, ``search(family, depth, dataset=..., ...)`` (``config`` then
@@ -369,6 +400,8 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
             instance = tuner_cls(**common)
         except ImportError as error:
             raise ValueError(f"tuner {config.tuner!r} cannot run here: {error}") from error
+        if holds_project:  # a worker's oracle is the chief's, reached through a client
+            _draw_within_bounds(instance.oracle, hypermodel)
         if holds_project and (overwrite or not (project_dir / SEARCH_FILE).is_file()):
             files.write_json(project_dir / SEARCH_FILE, settings)
         if config.tuner == "hyperband" and max_trials is not None and holds_project:

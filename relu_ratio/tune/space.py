@@ -326,6 +326,11 @@ class ReLUHyperModel(keras_tuner.HyperModel):
             return f"{shown} is above max_ratio {float(self.max_ratio):g}"
         return None
 
+    def within_bounds(self, hyperparameters) -> bool:
+        """Whether the network these hyperparameters build meets the ratio bounds (and keeps a ReLU in its
+        blocks): :meth:`violation` of :meth:`counts`, without building it."""
+        return self.violation(*self.counts(hyperparameters)) is None
+
     def _relu_distribution(self) -> dict[int, int]:
         """How many configurations have each total ReLU count (dynamic programming over positions)."""
         totals = {self.spec.fixed_relus: 1}
