@@ -235,6 +235,22 @@ def some(names: list[str], most: int = 5) -> str:
     return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
 
+def is_generated(path: str | os.PathLike, first_line: str) -> bool:
+    """Whether a command that writes pages starting ``first_line`` may replace the file at ``path``: it is
+    missing, empty, or one of those pages, never a file of anyone else's (a folder or an unreadable file:
+    the OSError names it).
+
+    >>> is_generated("no such page.md", "# Results")
+    True
+    """
+    path = Path(path)
+    if not path.exists():
+        return True
+    with path.open(errors="replace") as text:
+        first = text.readline()
+    return first == "" or first.rstrip("\r\n") == first_line
+
+
 def nearest_existing(path: str | os.PathLike) -> Path:
     """``path`` itself or its nearest parent that exists (a file, where one stands on the path)."""
     path = Path(path)

@@ -554,18 +554,11 @@ def _check_not_an_input(write: str, queue_path: str, runs: str) -> None:
         what = f"inside --runs {runs!r}, among the runs' own files"
     if what is None and target.is_dir():
         what = "a folder"
-    if what is None and target.is_file() and not _starts_with(target, PROGRESS_TITLE):
+    if what is None and not files.is_generated(target, PROGRESS_TITLE):
         what = "a file that is not a progress record (never overwritten)"
     if what is not None:
         raise ValueError(f"--write {write!r} is {what}; write the progress record to another file "
                          "(e.g. training/PROGRESS.md).")  # fmt: skip
-
-
-def _starts_with(path: Path, line: str) -> bool:
-    """Whether the file at ``path`` is empty or its first line is ``line``."""
-    with path.open(errors="replace") as text:  # unreadable: the OSError names it
-        first = text.readline()
-    return first == "" or first.rstrip("\r\n") == line
 
 
 def main(argv: list[str] | None = None) -> int:

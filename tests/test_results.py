@@ -36,6 +36,8 @@ def test_results_update_never_overwrites_a_file_that_is_not_a_results_page(tmp_p
     assert "nosuch.md' is not there; give the results page" in capsys.readouterr().err
     assert cli.main(["results", "--check", str(tmp_path)]) == 2
     assert "' is a folder; give the results page" in capsys.readouterr().err
+    notes.write_text("")  # an empty file is nobody's: the page is written into it
+    assert cli.main(["results", "--update", str(notes)]) == 0 and results.is_current(notes)
 
 
 def test_the_readmes_claims_are_one_verdict_per_trained_variant_of_the_page():

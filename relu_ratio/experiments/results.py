@@ -394,7 +394,7 @@ def write(path: str | os.PathLike, queue_path: str | os.PathLike = QUEUE) -> lis
         ValueError: ``path`` is a folder, or a file that is not a results page (never overwritten).
     """
     path = Path(path)
-    if path.is_dir() or (path.exists() and not path.read_text(errors="replace").startswith(TITLE)):
+    if path.is_dir() or not files.is_generated(path, TITLE):
         raise ValueError(f"{path} is {'a folder' if path.is_dir() else 'a file that is not a results page'} "
                          f"(a page starts {TITLE!r}): give a new file or the page to update, e.g. "
                          "docs/RESULTS.md.")  # fmt: skip
