@@ -241,8 +241,8 @@ class _DrawsWithinBounds:
     """keras-tuner oracle mixin: random draws (random search, Hyperband's first rounds, Bayesian
     optimisation's first points) come only from the configurations within the ratio bounds, so no trial of
     ``max_trials`` is spent on one that would fail before training. ``Oracle._random_values`` is where all
-    three draw (keras-tuner 1.1 to 1.4); Bayesian optimisation's modelled points are still checked by
-    :meth:`ReLUHyperModel.fit`."""
+    three draw (keras-tuner 1.4, which pyproject asks for); Bayesian optimisation's modelled points are
+    still checked by :meth:`ReLUHyperModel.fit`."""
 
     relu_space: ReLUHyperModel
     max_draws: int
