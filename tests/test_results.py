@@ -105,12 +105,14 @@ TEN, HUNDRED = _paper("CIFAR-10", 93.59, 93.97), _paper("CIFAR-100", 71.43, 72.1
 @pytest.mark.parametrize(
     ("ours", "paper", "starts"),
     [
-        (Difference("2:1", 62, "g", 0.36, 0.19), TEN, "reproduced (direction and size): ours +0.36 ± 0.19"),
-        (Difference("2:1", 20, "g", 0.36, 0.19), TEN, "reproduced (direction and size, at depth 20 for the"),
+        (Difference("2:1", 62, "g", 0.48, 0.16), TEN, "reproduced (direction and size): ours +0.48 ± 0.16"),
+        (Difference("2:1", 20, "g", 0.48, 0.16), TEN, "reproduced (direction and size, at depth 20 for the"),
+        (Difference("2:1", 62, "g", 0.36, 0.19), TEN, "inconclusive (within two standard errors of zero): "),
+        (Difference("2:1", 20, "g", -0.1, 0.19), TEN, "inconclusive (within two standard errors of zero, at"),
         (Difference("2:1", 20, "g", 1.50, 0.19), TEN, "direction only, at depth 20 for the paper's 62"),
-        (Difference("2:1", 62, "g", -0.2, 0.1), TEN, "not reproduced: ours -0.20"),
+        (Difference("2:1", 62, "g", -0.3, 0.1), TEN, "not reproduced: ours -0.30"),
         (Difference("2:1", 20, "g", 0.36, None), TEN, "direction only"),
-        (Difference("2:1", 20, "g", -0.2, 0.1), TEN, "not reproduced, at depth 20 for the paper's 62"),
+        (Difference("2:1", 20, "g", -0.3, 0.1), TEN, "not reproduced, at depth 20 for the paper's 62"),
         (Difference("2:1", 20, "g", 0.5, 0.1), HUNDRED, "not testable here (CIFAR-100"),
         (None, TEN, "pending"),
         (Difference("2:1", 20, "g", 0.5, None), [], "not testable here: the paper gives no number"),

@@ -103,7 +103,8 @@ def render_markdown(spec: Experiment, rows: list[dict], budget_text: str) -> str
         mine = [r for r in done if r["model"] == variant.model]
         scores = [r["test_top1"] for r in mine]
         ours = stats.mean_sd(scores).text(one="") or "—"
-        seeds = ", ".join(str(r["seed"]) for r in mine) or "—"
+        numbers = ", ".join(str(r["seed"]) for r in mine)
+        seeds = f"{'seed' if len(mine) == 1 else 'seeds'} {numbers}" if mine else "—"  # "0" read as no seeds
         paper = "; ".join(
             f"{p.top1:.2f} ({p.dataset}, {p.source})" for p in spec.published_for(variant.model)
         )

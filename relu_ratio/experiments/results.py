@@ -176,11 +176,12 @@ def _published_text(pairs: list[tuple[Published, Published]]) -> str:
 
 
 def verdict(ours: Difference | None, papers: list[tuple[Published, Published]]) -> str:
-    """One line: reproduced (direction and size), direction only, not reproduced, or not testable here.
+    """One line: reproduced (direction and size), direction only, inconclusive, not reproduced, or not
+    testable here.
 
-    Judged against the paper's first CIFAR-10 difference. Size counts as reproduced when ours lies within
-    two standard errors of it, which needs seeds on both sides; with one seed only the direction can be
-    judged.
+    Judged against the paper's first CIFAR-10 difference. With seeds on both sides, ours within two standard
+    errors of zero is inconclusive, whatever its sign; beyond them, size counts as reproduced when ours lies
+    within two standard errors of the paper's. With one seed only the direction can be judged.
     """
     mine = "" if ours is None else f"; ours on CIFAR-10 (JPEG): {ours.text()} at {ours.group}"
     if not papers:
@@ -194,6 +195,9 @@ def verdict(ours: Difference | None, papers: list[tuple[Published, Published]]) 
     if ours is None:
         return f"pending: no trained pair yet ({source})"
     elsewhere = "" if ours.depth == depth else f", at depth {ours.depth} for the paper's {depth}"
+    if ours.error is not None and abs(ours.ours) <= 2 * ours.error:
+        return (f"inconclusive (within two standard errors of zero{elsewhere}): ours {ours.text()} at "
+                f"{ours.group} ({source})")  # fmt: skip
     if (ours.ours > 0) != (published > 0) or ours.ours == 0:
         return f"not reproduced{elsewhere}: ours {ours.text()} at {ours.group} ({source})"
     if ours.error is not None and abs(ours.ours - published) <= 2 * ours.error:
@@ -312,11 +316,13 @@ def page(queue_path: str | os.PathLike = QUEUE) -> str:
         "can be compared.",
         "- **N:M minus paired**: ours ± its standard error (s.e., from the seeds' spread) where both sides "
         "have several seeds; \"(one seed)\" where a side has one.",
-        "- **Verdict**: *reproduced (direction and size)* when ours has the paper's sign and lies within two "
-        "standard errors of its difference (needs seeds on both sides); *direction only* when the sign "
-        "agrees; *not reproduced*; *not testable here* when the paper's number is for CIFAR-100 (the zoo "
-        "has no CIFAR-100 entries; `python -m relu_ratio.experiments run table1 --dataset cifar100` trains "
-        "them). A verdict names the depth where ours is not at the paper's.",
+        "- **Verdict**: *reproduced (direction and size)* when ours has the paper's sign, lies more than two "
+        "standard errors from zero and within two of the paper's difference (needs seeds on both sides); "
+        "*inconclusive* when ours lies within two standard errors of zero; *direction only* when the sign "
+        "agrees (with one seed, all that can be judged); *not reproduced*; *not testable here* when the "
+        "paper's number is for CIFAR-100 (the zoo has no CIFAR-100 entries; `python -m "
+        "relu_ratio.experiments run table1 --dataset cifar100 --budget paper` trains them). A verdict names "
+        "the depth where ours is not at the paper's.",
         "",
         f"![accuracy by ReLU pattern](results/{FIGURES['pattern']})",
         "",
