@@ -1,7 +1,7 @@
-"""Train the training queue's next runs side by side on one lent GPU, in one command (a --resume if cut off).
+"""Train the training queue's next runs side by side on one GPU, in one command (a --resume if cut off).
 
-The ``device`` tool lends a GPU for minutes: one command of at most 10 minutes (training/README.md, "On a
-lent GPU"). This script does the whole job inside one such command:
+Made for a GPU held for minutes, one command at a time (training/README.md, "On a GPU: gpu_pair.py"): this
+script does the whole job inside one command:
 
 1. takes the queue's next runs that are not finished (``--count`` of them, in the queue's order, skipping
    those in its record of finished runs), or the runs named with ``--run-ids``, with the queued settings;
@@ -27,9 +27,10 @@ also says what the device call would then carry against the 64 MiB one carries.
 Exit status: 0 when every run finished, 3 when a run was cut off at the deadline (packed for ``--resume``),
 1 when a run failed.
 
-Example (on the device machine, after ``../shared/tools/gpu-prep``'s install prefix)::
+Example (on the GPU machine, in a checkout installed with ``pip install -e ".[jax]"``, the CIFAR-10 JPEG
+archives in ``.data``)::
 
-    python3 training/gpu_pair.py --out $OUT --dataset .data --deadline-s 560 --commit <sha>
+    KERAS_BACKEND=jax python3 training/gpu_pair.py --out $OUT --dataset .data --deadline-s 560 --commit <sha>
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from relu_ratio.train.callbacks import Backup
 QUEUE = Path(__file__).with_name("queue.json")
 ROOT = Path(__file__).resolve().parents[1]  # the checkout a device call sends
 CARRY_LIMIT = 64 * 2**20  # what one device call carries: the tracked tree, the untracked and carried files
-PREPARED = (".whl", ".data")  # ../shared/tools/gpu-prep's git-ignored folders, carried by every call
+PREPARED = (".whl", ".data")  # git-ignored folders of wheels and data that travel with the tree to a GPU
 RUN_KEEP = ("config.json", "result.json", "metrics.csv", "progress.json", "model.weights.h5", "train.log")
 
 
@@ -144,7 +145,7 @@ def pack_to_carry(items: list[queue.QueuedRun], runs: Path, folder: Path) -> lis
 
 def carried_bytes(folder: Path) -> dict[str, int]:
     """What a device call would carry, by part: the working tree (tracked files, and untracked ones git does
-    not ignore), gpu-prep's folders and ``folder``."""
+    not ignore), the wheels and data folders (PREPARED) and ``folder``."""
     command = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
     listed = subprocess.run(command, cwd=ROOT, capture_output=True, check=True).stdout
     folder = folder.resolve()
