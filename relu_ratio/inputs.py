@@ -400,9 +400,14 @@ class CheckedModel(keras.Model):
     def save(self, filepath, *args, **kwargs):
         """Save as a plain functional ``keras.Model`` (layers, weights, compile state and optimizer), so the
         ``.keras`` file loads with ``keras.saving.load_model`` where relu_ratio is not installed. The input
-        check is not part of the file; ``relu_ratio.zoo.load`` or :meth:`from_model` gives it back."""
+        check is not part of the file; ``relu_ratio.zoo.load`` or :meth:`from_model` gives it back. The
+        compile state is handed over as it is, not rebuilt from its config, so a custom loss or metric saves
+        as a plain model's does (rebuilding it needs the function by name: a ``ModelCheckpoint`` failed on
+        it). Keras has no public way to do this: the file's compile config is ``Model._compile_config``
+        (Keras 3.15)."""
         plain = keras.Model(self.inputs, self.outputs, name=self.name)
         if self.compiled:
-            plain.compile_from_config(self.get_compile_config())
             plain.optimizer = self.optimizer
+            plain._compile_config = self._compile_config
+            plain.compiled = True
         return plain.save(filepath, *args, **kwargs)

@@ -4,6 +4,8 @@ zoo.load returns) runs it wherever it is given images, in every form, and keeps 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -242,6 +244,30 @@ def test_a_checked_zoo_model_saves_loads_and_fine_tunes(toy_zoo, tmp_path):
     history = loaded.fit(RAW, np.arange(4), batch_size=4, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     assert not np.allclose(loaded.predict(RAW, verbose=0), expected)
+
+
+def _own_loss(y_true, y_pred):
+    return keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
+
+
+def test_a_checked_zoo_model_with_a_loss_of_ones_own_is_checkpointed(toy_zoo, tmp_path):
+    model = zoo.load(REAL)  # saving rebuilt the compile state from its config: the loss was not found by name
+    model.compile(optimizer="sgd", loss=_own_loss)
+    checkpoint = keras.callbacks.ModelCheckpoint(tmp_path / "c.keras")
+    model.fit(RAW, np.arange(4), batch_size=4, epochs=1, verbose=0, callbacks=[checkpoint])
+    loaded = keras.models.load_model(tmp_path / "c.keras", custom_objects={"_own_loss": _own_loss})
+    assert loaded.loss is _own_loss
+    np.testing.assert_allclose(loaded.predict(RAW, verbose=0), model.predict(RAW, verbose=0), atol=1e-6)
+
+
+def test_a_model_that_nests_a_zoo_model_loads_after_import_relu_ratio(toy_zoo, tmp_path):
+    base = zoo.load(REAL, include_top=False)
+    images = keras.Input((32, 32, 3))
+    keras.Model(images, keras.layers.Dense(3)(base(images))).save(tmp_path / "tuned.keras")
+    path = os.fspath(tmp_path / "tuned.keras")
+    load = f"import keras, relu_ratio; print(keras.saving.load_model({path!r}).layers[1].name)"
+    done = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.split() == [base.name], done.stderr[-2000:]
 
 
 @pytest.mark.tensorflow
