@@ -319,6 +319,15 @@ IMAGE_ARGUMENTS = {  # the arguments of keras.Model's methods that carry images,
 }  # fmt: skip
 
 
+def _inside_a_layer_call() -> bool:
+    """Whether another layer's call is under way: Keras' call context (``keras.src``, Keras 3.15; there is no
+    public way), so a checked model nested in another model checks nothing of what that model hands it, on
+    every backend (PyTorch runs the outer model eagerly, TensorFlow and JAX trace it)."""
+    from keras.src.backend.common import global_state
+
+    return global_state.get_global_attribute("current_call_ctx") is not None
+
+
 @keras.saving.register_keras_serializable(package="relu_ratio")
 class CheckedModel(keras.Model):
     """A functional ``keras.Model`` that checks concrete numpy images with :func:`check_images`.
@@ -366,6 +375,8 @@ class CheckedModel(keras.Model):
             )
 
     def __call__(self, inputs, *args, **kwargs):
+        if _inside_a_layer_call():  # a layer of another model: it is handed that model's work, not images
+            return super().__call__(inputs, *args, **kwargs)
         return super().__call__(self._check(inputs), *args, **kwargs)
 
     def predict(self, *args, **kwargs):

@@ -246,6 +246,22 @@ def test_a_checked_zoo_model_saves_loads_and_fine_tunes(toy_zoo, tmp_path):
     assert not np.allclose(loaded.predict(RAW, verbose=0), expected)
 
 
+@pytest.mark.backend
+def test_a_zoo_model_inside_another_checks_only_what_it_is_given_directly(toy_zoo):
+    base = zoo.load(REAL, include_top=False)
+    images = keras.Input((48, 48, 3))
+    resized = keras.layers.Resizing(32, 32, interpolation="bicubic")(images)  # overshoots [0, 255] at edges
+    model = keras.Model(images, keras.layers.Dense(3)(base(resized)))
+    edges = np.tile(np.kron([[0, 255], [255, 0]], np.ones((6, 6))), (4, 4))[:48, :48]
+    x = np.repeat(np.stack([edges] * 4)[..., None], 3, axis=-1).astype("uint8")
+    assert keras.ops.convert_to_numpy(model.layers[1](x.astype("float32"))).max() > 255  # what the base gets
+    assert model.predict(x, verbose=0).shape == (4, 3) and model(x).shape == (4, 3)  # was refused
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.fit(x, np.arange(4) % 3, verbose=0)
+    with pytest.raises(ImageInputError):  # called directly, the base still checks
+        base(x[:, :32, :32] / 255.0)
+
+
 def _own_loss(y_true, y_pred):
     return keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
 
