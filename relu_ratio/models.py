@@ -516,11 +516,24 @@ def _load_weights(model: keras.Model, weights) -> None:
     try:
         model.load_weights(path)
     except (ValueError, OSError, KeyError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(
             f"weights file {path!r} cannot be loaded into {model.name} (built with these arguments): "
-            f"{first} Check that it was saved from the same architecture, classes and input_shape."
+            f"{_load_error(error)} Check that it was saved from the same architecture, classes and "
+            "input_shape."
         ) from error
+
+
+def _load_error(error: Exception) -> str:
+    """Keras' load error in a line: its first, and the variable whose shape differs, where one does (Keras
+    puts that after the variable's values, dozens of lines down)."""
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else type(error).__name__
+    shapes = re.search(r"variable\.shape=(\(.*?\)), Received: value\.shape=(\(.*?\))", text)
+    if shapes is None:
+        return first
+    variable = re.search(r"Target variable: <Variable path=([^,>]+)", text)
+    name = variable[1] if variable else "a variable"
+    return f"{first} {name} is {shapes[1]} here, {shapes[2]} in the file."
 
 
 def _refuse_a_shipped_zoo_file(path: str) -> None:

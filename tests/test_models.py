@@ -202,6 +202,10 @@ def test_builder_weights_of_another_architecture_are_named(tmp_path):
     models.build("resnet14_21").save_weights(path)
     with pytest.raises(ValueError, match=r"cannot be loaded into resnet8_21.*same architecture"):
         models.build("resnet8_21", weights=path)
+    models.build("resnet8_21", classes=5).save_weights(path)
+    shapes = r"predictions/kernel is \(64, 7\) here, \(64, 5\) in the file\. Check"  # cut off before
+    with pytest.raises(ValueError, match=shapes):
+        models.build("resnet8_21", classes=7, weights=path)
     path.write_bytes(b"not hdf5")
     with pytest.raises(ValueError, match="cannot be loaded into"):
         models.build("resnet8_21", weights=path)
