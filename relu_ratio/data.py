@@ -494,7 +494,8 @@ def _decode(path: Path, split: str) -> Split:
         if read is not None:
             by_class[label].append((member, read()))
     if not by_class:
-        raise ValueError(f"{path} has no '{split}/<label>/<image>' entries. Expected that layout.")
+        raise ValueError(f"{path} has no '{split}/<label>/<image>' entries. Expected that layout."
+                         f"{_one_folder_down(path, split)}")  # fmt: skip
     empty = [label for label, files in by_class.items() if not files]
     if empty:
         raise ValueError(f"class folder(s) {empty} in {path} ({split}) contain no images.")
@@ -531,7 +532,9 @@ def _walk(path: Path, split: str) -> Iterator[tuple[str, str, object]]:
     try:
         archive = tarfile.open(path)  # noqa: SIM115 (closed by the `with` below)
     except (tarfile.TarError, OSError) as error:
-        raise ValueError(f"cannot read archive {path}: {error}") from error
+        why = ("it is a zip archive, which this loader does not read: unzip it, or pack it as .tar.gz"
+               if zipfile.is_zipfile(path) else " ".join(str(error).split()))  # fmt: skip
+        raise ValueError(f"cannot read archive {path}: {why}") from error
     with archive:
         try:
             for info in archive:
@@ -545,6 +548,20 @@ def _walk(path: Path, split: str) -> Iterator[tuple[str, str, object]]:
                     yield from _entry(name, split, lambda info=info: _read_member(archive, info, path))
         except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
             raise ValueError(f"archive {path} is truncated or corrupt: {error}") from error
+
+
+def _one_folder_down(archive: Path, split: str) -> str:
+    """Where an archive holds the layout one folder down (``top/train/cat/0.png``: an archive of the folder
+    rather than of its contents), how to mend it; else nothing."""
+    if archive.is_dir():
+        return ""
+    with tarfile.open(archive) as opened:
+        tops = sorted({parts[0] for parts in (_member_name(n).split("/") for n in opened.getnames())
+                       if parts[1:2] == [split]})  # fmt: skip
+    if not tops:
+        return ""
+    return (f" It holds '{tops[0]}/{split}/...': pack that folder's contents instead "
+            f"(tar -czf {archive.name} -C {tops[0]} .).")
 
 
 def _member_name(name: str) -> str:

@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import tarfile
 from pathlib import Path
 
@@ -412,6 +413,22 @@ def test_a_truncated_archive_is_named_not_a_raw_eof_error(tmp_path, monkeypatch)
     archive.write_bytes(blob[: len(blob) * 2 // 3])
     with pytest.raises(ValueError, match=r"mini-test.tar.gz is truncated or corrupt"):
         data.load(archive, "test")
+
+
+def test_an_archive_of_the_folder_and_a_zip_archive_say_how_to_pack_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path / "home"))
+    root = write_image_folder(tmp_path / "ds", split="test", per_class=2)
+    wrapped = tmp_path / "mine-test.tar.gz"
+    with tarfile.open(wrapped, "w:gz") as tar:
+        tar.add(root, arcname="ds")  # ds/test/<label>/<image>: the folder itself, not its contents
+    with pytest.raises(ValueError, match=r"It holds 'ds/test/...': pack that folder's contents instead "
+                       r"\(tar -czf mine-test.tar.gz -C ds \.\)"):  # fmt: skip
+        data.load(wrapped, "test")
+    zipped = tmp_path / "mine-test.zip"
+    shutil.make_archive(os.fspath(zipped.with_suffix("")), "zip", root)
+    zip_refused = r"mine-test.zip: it is a zip archive, which this loader does not read: unzip it, or pack"
+    with pytest.raises(ValueError, match=zip_refused + r" it as .tar.gz$"):  # it was tarfile's five lines
+        data.load(zipped, "test")
 
 
 def test_an_empty_split_name_is_an_unknown_split(image_folder):
