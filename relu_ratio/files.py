@@ -235,17 +235,19 @@ def some(names: list[str], most: int = 5) -> str:
     return ", ".join(names[:most]) + (", ..." if len(names) > most else "")
 
 
-def is_generated(path: str | os.PathLike, first_line: str) -> bool:
-    """Whether a command that writes pages starting ``first_line`` may replace the file at ``path``: it is
-    missing, empty, or one of those pages, never a file of anyone else's (a folder or an unreadable file:
-    the OSError names it).
+def may_replace(path: str | os.PathLike, first_line: str) -> bool:
+    """Whether a command that writes pages starting ``first_line`` may write its page at ``path``: nothing is
+    there, or an empty file, or one of those pages; never a file of anyone else's, a folder, a pipe or a
+    device (an unreadable file: the OSError names it).
 
-    >>> is_generated("no such page.md", "# Results")
+    >>> may_replace("no such page.md", "# Results")
     True
     """
     path = Path(path)
     if not path.exists():
         return True
+    if not path.is_file():
+        return False
     with path.open(errors="replace") as text:
         first = text.readline()
     return first == "" or first.rstrip("\r\n") == first_line

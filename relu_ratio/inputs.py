@@ -320,9 +320,9 @@ IMAGE_ARGUMENTS = {  # the arguments of keras.Model's methods that carry images,
 
 
 def _inside_a_layer_call() -> bool:
-    """Whether another layer's call is under way: Keras' call context (``keras.src``, Keras 3.15; there is no
-    public way), so a checked model nested in another model checks nothing of what that model hands it, on
-    every backend (PyTorch runs the outer model eagerly, TensorFlow and JAX trace it)."""
+    """Whether another layer's call is under way, i.e. a checked model runs as a layer of another model, whose
+    layers before it may have moved the values (Keras' call context, ``keras.src``, Keras 3.15: there is no
+    public way)."""
     from keras.src.backend.common import global_state
 
     return global_state.get_global_attribute("current_call_ctx") is not None
@@ -375,9 +375,16 @@ class CheckedModel(keras.Model):
             )
 
     def __call__(self, inputs, *args, **kwargs):
-        if _inside_a_layer_call():  # a layer of another model: it is handed that model's work, not images
-            return super().__call__(inputs, *args, **kwargs)
-        return super().__call__(self._check(inputs), *args, **kwargs)
+        try:
+            checked = self._check(inputs)
+        except ImageInputError as error:
+            if not _inside_a_layer_call():
+                raise
+            raise ImageInputError(
+                f"{error} {self.name} runs inside another model: if that model's layers before it (a resize, "
+                f"an augmentation) move the values out of [0, 255], set {self.name}.check_inputs = False."
+            ) from None
+        return super().__call__(checked, *args, **kwargs)
 
     def predict(self, *args, **kwargs):
         args, kwargs, x = self._checked("predict", args, kwargs)

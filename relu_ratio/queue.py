@@ -554,7 +554,7 @@ def _check_not_an_input(write: str, queue_path: str, runs: str) -> None:
         what = f"inside --runs {runs!r}, among the runs' own files"
     if what is None and target.is_dir():
         what = "a folder"
-    if what is None and not files.is_generated(target, PROGRESS_TITLE):
+    if what is None and not files.may_replace(target, PROGRESS_TITLE):
         what = "a file that is not a progress record (never overwritten)"
     if what is not None:
         raise ValueError(f"--write {write!r} is {what}; write the progress record to another file "

@@ -247,7 +247,7 @@ def test_a_checked_zoo_model_saves_loads_and_fine_tunes(toy_zoo, tmp_path):
 
 
 @pytest.mark.backend
-def test_a_zoo_model_inside_another_checks_only_what_it_is_given_directly(toy_zoo):
+def test_a_zoo_model_inside_another_says_how_to_take_what_its_layers_hand_it(toy_zoo):
     base = zoo.load(REAL, include_top=False)
     images = keras.Input((48, 48, 3))
     resized = keras.layers.Resizing(32, 32, interpolation="bicubic")(images)  # overshoots [0, 255] at edges
@@ -255,11 +255,16 @@ def test_a_zoo_model_inside_another_checks_only_what_it_is_given_directly(toy_zo
     edges = np.tile(np.kron([[0, 255], [255, 0]], np.ones((6, 6))), (4, 4))[:48, :48]
     x = np.repeat(np.stack([edges] * 4)[..., None], 3, axis=-1).astype("uint8")
     assert keras.ops.convert_to_numpy(model.layers[1](x.astype("float32"))).max() > 255  # what the base gets
-    assert model.predict(x, verbose=0).shape == (4, 3) and model(x).shape == (4, 3)  # was refused
+    with pytest.raises(ImageInputError, match=rf"{base.name} runs inside another model: .* set "
+                       rf"{base.name}\.check_inputs = False\."):  # fmt: skip
+        model(x)
+    sequential = keras.Sequential([keras.Input((32, 32, 3)), base, keras.layers.Dense(3)])
+    with pytest.raises(ImageInputError, match="scaled to"):  # first in line, it is handed the images: checked
+        sequential(x[:, :32, :32] / 255.0)
+    base.check_inputs = False
+    assert model.predict(x, verbose=0).shape == (4, 3) and model(x).shape == (4, 3)
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     model.fit(x, np.arange(4) % 3, verbose=0)
-    with pytest.raises(ImageInputError):  # called directly, the base still checks
-        base(x[:, :32, :32] / 255.0)
 
 
 def _own_loss(y_true, y_pred):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import socket
 import tarfile
 from pathlib import Path
@@ -100,6 +101,9 @@ def test_status_never_writes_its_record_over_a_file_that_is_not_one(tmp_path, ca
     assert queue.main(argv) == 2
     assert "is a file that is not a progress record (never overwritten)" in capsys.readouterr().err
     assert notes.read_text() == "my precious notes\n"
+    os.mkfifo(tmp_path / "pipe")  # not read (it waited for a writer)
+    pipe = ["status", str(path), "--runs", str(tmp_path / "runs"), "--write", str(tmp_path / "pipe")]
+    assert queue.main(pipe) == 2 and "is a file that is not a progress record" in capsys.readouterr().err
     notes.unlink()  # a new file, then the record it wrote, are written
     assert queue.main(argv) == 0 and queue.main(argv) == 0
     assert notes.read_text().startswith(queue.PROGRESS_TITLE)

@@ -249,11 +249,11 @@ def test_random_search_returns_a_buildable_best_pattern(folder, tmp_path):
     assert tune.format_pattern(result.relu_pattern) in table
 
 
-def test_a_search_stops_when_every_configuration_within_the_bounds_was_tried(folder, tmp_path):
+def test_a_search_draws_no_more_once_it_finds_no_untried_configuration_within_the_bounds(folder, tmp_path):
     # resnet8 with masks 11 and 01: 7 convs : 4 ReLUs is one configuration of the 8 (01 in every stage)
     config = tune.SearchConfig(family="resnet", depth=8, dataset=str(folder), choices=("11", "01"),
                                min_ratio="7:4", max_ratio="7:4", directory=str(tmp_path), **TINY)  # fmt: skip
-    with pytest.warns(UserWarning, match="no untried configuration within the ratio bounds"):
+    with pytest.warns(UserWarning, match="no untried configuration within the ratio bounds found in 400"):
         result = tune.search(config)
     assert [(row["status"], row["pattern"]) for row in result.trials] == [("COMPLETED", "01|01|01")]
 

@@ -397,10 +397,11 @@ def write(path: str | os.PathLike, queue_path: str | os.PathLike = QUEUE) -> lis
     """Write the page to ``path`` and its plots to ``results/`` beside it; returns the files written.
 
     Raises:
-        ValueError: ``path`` is a folder, or a file that is not a results page (never overwritten).
+        ValueError: ``path`` is a folder, or a file that is neither empty nor a results page (never
+            overwritten).
     """
     path = Path(path)
-    if path.is_dir() or not files.is_generated(path, TITLE):
+    if path.is_dir() or not files.may_replace(path, TITLE):
         raise ValueError(f"{path} is {'a folder' if path.is_dir() else 'a file that is not a results page'} "
                          f"(a page starts {TITLE!r}): give a new file or the page to update, e.g. "
                          "docs/RESULTS.md.")  # fmt: skip

@@ -247,17 +247,18 @@ class _DrawsWithinBounds:
     relu_space: ReLUHyperModel
     max_draws: int
 
-    def _random_values(self):
+    def _random_values(self) -> dict | None:
         for _ in range(self.max_draws):
-            values = super()._random_values()  # None: every configuration tried, or nearly
+            values = super()._random_values()  # None: keras-tuner found no untried one in 20 draws
             if values is None or self.relu_space.within_bounds(values):
                 return values
-        warnings.warn(f"no untried configuration within the ratio bounds in {self.max_draws:,} random draws: "
-                      "the search stops.", stacklevel=2)  # fmt: skip
+        warnings.warn(f"no untried configuration within the ratio bounds found in {self.max_draws:,} random "
+                      "draws: no new trial (keras-tuner ends the search when none is running).",
+                      stacklevel=2)  # fmt: skip
         return None
 
 
-def _draw_within_bounds(oracle, hypermodel: ReLUHyperModel) -> None:
+def _draw_within_bounds(oracle: keras_tuner.Oracle, hypermodel: ReLUHyperModel) -> None:
     """Make ``oracle`` (the chief's, or a lone process's) draw only configurations within the bounds."""
     total, feasible = hypermodel.space_size()
     if feasible < total:
