@@ -523,17 +523,22 @@ def _load_weights(model: keras.Model, weights) -> None:
         ) from error
 
 
+_SHAPES = re.compile(  # Keras' assign error; PyTorch's value shape is a torch.Size
+    r"variable\.shape=\((.*?)\), Received: value\.shape=(?:torch\.Size\(\[(.*?)\]\)|\((.*?)\))"
+)
+
+
 def _load_error(error: Exception) -> str:
     """Keras' load error in a line: its first, and the variable whose shape differs, where one does (Keras
     puts that after the variable's values, dozens of lines down)."""
     text = str(error).strip()
     first = text.splitlines()[0] if text else type(error).__name__
-    shapes = re.search(r"variable\.shape=(\(.*?\)), Received: value\.shape=(\(.*?\))", text)
+    shapes = _SHAPES.search(text)
     if shapes is None:
         return first
     variable = re.search(r"Target variable: <Variable path=([^,>]+)", text)
     name = variable[1] if variable else "a variable"
-    return f"{first} {name} is {shapes[1]} here, {shapes[2]} in the file."
+    return f"{first} {name} is ({shapes[1]}) here, ({shapes[2] or shapes[3]}) in the file."
 
 
 def _refuse_a_shipped_zoo_file(path: str) -> None:
