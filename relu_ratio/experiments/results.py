@@ -401,7 +401,7 @@ def write(path: str | os.PathLike, queue_path: str | os.PathLike = QUEUE) -> lis
             overwritten).
     """
     path = Path(path)
-    if path.is_dir() or not files.may_replace(path, TITLE):
+    if not files.may_replace(path, TITLE):  # a folder included
         raise ValueError(f"{path} is {'a folder' if path.is_dir() else 'a file that is not a results page'} "
                          f"(a page starts {TITLE!r}): give a new file or the page to update, e.g. "
                          "docs/RESULTS.md.")  # fmt: skip

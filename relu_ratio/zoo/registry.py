@@ -69,10 +69,10 @@ def entry_dir(name: str) -> Path:
     names = list_models()
     if not isinstance(name, str) or name not in names:
         same = _same_network(name, names)
-        close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
         if same:
             hint = f" ({name!r} is the network of {' and '.join(map(repr, same))}: load it by that name)"
         else:
+            close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
             hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
         known = ", ".join(names) if names else "none, the zoo is empty"
         raise UnknownModelError(f"no zoo entry named {name!r}{hint}. Registered in {store_dir()}: {known}.")
