@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import logged_epochs, start_module
 
-from relu_ratio import experiments, models
+from relu_ratio import data, experiments, models
 from relu_ratio.experiments import __main__ as cli
 from relu_ratio.experiments import runner
 
@@ -106,7 +106,11 @@ def test_plan_orders_variants_then_seeds_and_applies_the_budget(tmp_path):
 
 def test_default_dataset_is_named_when_missing(monkeypatch, tmp_path):
     monkeypatch.setenv("RELU_RATIO_DATA", str(tmp_path / "nowhere"))
-    with pytest.raises(ValueError, match="pass --dataset"):
+    with pytest.raises(ValueError, match=r"nowhere' \(\$RELU_RATIO_DATA\) does not exist: pass --dataset"):
+        experiments.default_dataset()
+    monkeypatch.delenv("RELU_RATIO_DATA")
+    monkeypatch.setattr(data, "DEFAULT_DATA", str(tmp_path / "shared"))
+    with pytest.raises(ValueError, match=r"shared' \(the default: no \$RELU_RATIO_DATA\)"):
         experiments.default_dataset()
 
 
@@ -123,9 +127,10 @@ def test_run_collect_writes_csv_markdown_and_figure(folder, tmp_path, capsys, sh
         ("plain5_11", "pending", "0"), ("plain5_21", "done", "1"), ("plain6_11", "pending", "0")
     ]  # fmt: skip
     assert 0 <= float(rows[1]["test_top1"]) <= 100 and rows[1]["test_images"] == "12"
+    assert {r["dataset"] for r in rows} == {rows[1]["dataset"]}  # pending ones: a name, not a path
     table = (out / "results.md").read_text()
     assert "64.04 (CIFAR-100, Zhao et al. 2017 Table I)" in table and "ds" in table
-    assert "1 of 6 runs finished" in table and "1 epoch on 12 training images" in table
+    assert "1 of 6 runs finished" in table and "1 epoch on 12 training images in batches of 4" in table
     assert (out / "accuracy.png").read_bytes()[:4] == b"\x89PNG"
     assert "wrote:" in capsys.readouterr().out
     # run again: everything is done, nothing retrains; another budget in the same folder is refused
@@ -236,7 +241,12 @@ def test_empty_gpu_ids_are_refused_and_a_shard_without_runs_says_so(folder, tmp_
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and "test_subset 100000 is more than the" in err, err
     assert cli.main([*base, "--shard", "1/3"]) == 0
-    assert "shard 1/3: none of the 1 run(s) falls to this shard" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "shard 1/3: none of the 1 run(s) falls to this shard" in out and "once all are: " in out
+    with pytest.MonkeyPatch.context() as patch:  # a worker `run --workers` started: its parent collects
+        patch.setenv(runner.SPAWNED, "1")
+        assert cli.main([*base, "--shard", "1/3"]) == 0
+        assert capsys.readouterr().out.endswith("shard 1/3 done\n")
     assert cli.main([*base, "--workers", "2", "--epochs", "2"]) == 2  # another experiment, refused once
     err = capsys.readouterr().err
     assert err.count("error:") == 1 and "holds another experiment: budget.epochs: 1, 2" in err, err
@@ -287,6 +297,17 @@ def test_the_report_gives_mean_sd_over_seeds_one_seed_bare_and_a_dash_for_none()
     assert "| `plain38_11` | 89.25 ± 0.35 | seeds 0, 1 |" in table
     assert "| `plain38_21` | 88.00 | seed 0 |" in table
     assert "| `plain62_11` | — | — |" in table
+    # the note on the experiment is in every report; the one on the zoo's own entries is not
+    assert spec.note in table and spec.zoo_note and spec.zoo_note not in table
+
+
+def test_the_figure_shows_whole_epochs_and_says_where_no_epoch_finished():
+    pytest.importorskip("matplotlib")
+    spec = experiments.experiment("table1")
+    rows = [{"model": "plain38_11", "curve": [41.0]}, {"model": "plain38_21", "curve": [43.0]}]  # 1 epoch
+    depth38, depth62, _ = experiments.report.figure(spec, rows).axes
+    assert depth38.get_xlim() == (0.5, 1.5) and [t for t in depth38.get_xticks() if 0.5 < t < 1.5] == [1.0]
+    assert [t.get_text() for t in depth62.texts] == ["no epoch finished yet"] and not depth62.lines
 
 
 if __name__ == "__main__":

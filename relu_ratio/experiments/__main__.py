@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"failed: {item.run_id}: {message} (see {item.out / 'failed.json'})", file=sys.stderr)
         if shard == (0, 1):
             _print_report(report.collect(root))
+        elif os.environ.get(runner.SPAWNED):  # started by `run --workers/--gpus`, which collects
+            print(f"shard {args.shard} done")
         else:  # the other shards may still be running: merging is the job of whoever started them
             print(f"shard {args.shard} done; once all are: python -m relu_ratio.experiments collect {root}")
         return 1 if failures else 0

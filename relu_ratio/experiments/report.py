@@ -52,6 +52,11 @@ def collect(out: str | os.PathLike, figure: bool = True) -> Report:
     spec = experiment(record["experiment"])
     chosen = Budget(**{**record["budget"], "seeds": tuple(record["budget"]["seeds"])})
     rows = [_row(spec, item) for item in plan(spec, chosen, dataset=record["dataset"], out=root)]
+    # every run reads one source: a run not started yet is labelled like those whose config names the data
+    named = {row["dataset"] for row in rows if row["dataset"]}
+    label = named.pop() if len(named) == 1 else record["dataset"]
+    for row in rows:
+        row["dataset"] = row["dataset"] or label
     files.write_atomic(root / "results.csv", _csv(rows))
     markdown = render_markdown(spec, rows, chosen.describe())
     files.write_atomic(root / "results.md", markdown)
@@ -68,13 +73,12 @@ def _row(spec: Experiment, item: Run) -> dict:
     config, result = record.config, record.result
     curve = [100 * value for value in record.curve]
     status = STATUS[record.state]
-    dataset_name = record.dataset_name
     return {
         "experiment": spec.name, "group": item.variant.group, "variant": item.variant.label,
         "model": item.variant.model, "seed": item.seed, "status": status,
         "epochs_done": record.epochs_done,
         "epochs": config.get("epochs", item.config.epochs),
-        "dataset": data.DATASET_LABELS.get(dataset_name, dataset_name or item.config.dataset),
+        "dataset": data.DATASET_LABELS.get(record.dataset_name, record.dataset_name),  # None: not yet known
         "train_images": config.get("train_images"), "test_images": config.get("test_images"),
         "test_top1": _percent(result.get("test_top1")), "test_top5": _percent(result.get("test_top5")),
         "best_test_top1": _percent(result.get("best_test_top1")),
@@ -126,11 +130,21 @@ def plot(spec: Experiment, rows: list[dict], path: Path) -> Path | None:
     Needs matplotlib; without it nothing is drawn and a message says so (the CSV and table are written).
     """
     try:
-        from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
-        from matplotlib.ticker import MaxNLocator
+        fig = figure(spec, rows)
     except ImportError:
         print(f"matplotlib is not installed, so {path} was not drawn (pip install matplotlib).")
         return None
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=110)
+    return files.write_atomic(path, image.getvalue())
+
+
+def figure(spec: Experiment, rows: list[dict]):
+    """The :func:`plot` figure (a matplotlib ``Figure``, no pyplot: the caller's backend is left alone): whole
+    epochs on the x axis, and a panel whose runs have not finished an epoch says so."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
     groups = list(dict.fromkeys(v.group for v in spec.variants))
     fig = Figure(figsize=(4.5 * len(groups), 3.6))
     axes = fig.subplots(1, len(groups), squeeze=False)
@@ -144,14 +158,16 @@ def plot(spec: Experiment, rows: list[dict], path: Path) -> Path | None:
             ax.plot(range(1, length + 1), mean, marker="o" if length < 10 else None,
                     label=f"{variant.label} (n={len(curves)})")  # fmt: skip
         ax.set(title=f"{spec.name}: {group}", xlabel="epoch", ylabel="test accuracy (%)")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if ax.lines:
+            ax.set_xlim(0.5, max(len(line.get_xdata()) for line in ax.lines) + 0.5)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
             ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no epoch finished yet", ha="center", va="center", transform=ax.transAxes)
+            ax.set(xticks=[], yticks=[])
     fig.tight_layout()
-    image = io.BytesIO()
-    fig.savefig(image, format="png", dpi=110)
-    return files.write_atomic(path, image.getvalue())
+    return fig
 
 
 def _csv(rows: list[dict]) -> str:

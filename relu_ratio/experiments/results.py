@@ -207,8 +207,9 @@ def verdict(ours: Difference | None, papers: list[tuple[Published, Published]]) 
 
 def _section(spec: Experiment, rows: list[Measured]) -> list[str]:
     lines = [f"## {spec.title}", ""]
-    if spec.note:
-        lines += [spec.note, ""]
+    note = " ".join(text for text in (spec.note, spec.zoo_note) if text)
+    if note:
+        lines += [note, ""]
     lines += ["| network | variant | zoo entry | epochs | seeds | ours: top-1 % | paper: top-1 % |",
               "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
     order = [v.label for v in spec.variants]

@@ -25,7 +25,7 @@ import warnings
 from operator import attrgetter
 from pathlib import Path
 
-from relu_ratio import data, files, train
+from relu_ratio import data, files, paths, train
 from relu_ratio.experiments.specs import Budget, Experiment, Variant, budget, experiment
 from relu_ratio.train import fit, series
 from relu_ratio.validators import check_seed
@@ -60,9 +60,11 @@ def default_dataset() -> str:
     """``$RELU_RATIO_DATA``, else ``../shared/data`` (CIFAR-10 JPEG) if it exists."""
     source = data.default_source()
     if not os.path.exists(source):
+        where = "$RELU_RATIO_DATA" if paths.setting("RELU_RATIO_DATA") else "the default: no $RELU_RATIO_DATA"
         raise ValueError(
-            f"no dataset given and the default {source!r} does not exist: pass --dataset, e.g. a local "
-            "split/label/image folder or archive, or 'cifar10' / 'cifar100' (tensorflow-datasets download)."
+            f"no dataset given and {source!r} ({where}) does not exist: pass --dataset or set "
+            "$RELU_RATIO_DATA, e.g. to a local split/label/image folder or archive, or give --dataset "
+            "'cifar10' / 'cifar100' (tensorflow-datasets download)."
         )
     return source
 
@@ -189,12 +191,15 @@ def prepare(runs: list[Run], experiment_name: str, budget: Budget) -> None:
         _record_experiment(runs[0].out.parent.parent, experiment_name, budget, runs[0].config.dataset)
 
 
+SPAWNED = "RELU_RATIO_SPAWNED_SHARD"  # set in the workers :func:`spawn_workers` starts: their parent collects
+
+
 def spawn_workers(argv: list[str], workers: int, gpus: list[str] | None = None) -> int:
     """Start ``workers`` processes of ``python -m relu_ratio.experiments <argv> --shard i/workers`` (one per
     GPU in ``gpus``, through ``CUDA_VISIBLE_DEVICES``) and wait for all; returns 0 if all succeeded."""
     procs = []
     for i in range(workers):
-        env = dict(os.environ)
+        env = {**os.environ, SPAWNED: "1"}
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = gpus[i]
         command = [sys.executable, "-m", "relu_ratio.experiments", *argv, "--shard", f"{i}/{workers}"]

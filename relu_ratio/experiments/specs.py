@@ -43,7 +43,8 @@ class Experiment:
     title: str
     variants: tuple[Variant, ...]
     published: tuple[Published, ...] = ()
-    note: str = ""
+    note: str = ""  # on the experiment itself: printed in every report of it
+    zoo_note: str = ""  # on the zoo's trained entries: printed on the results page only
 
     def published_for(self, model: str) -> list[Published]:
         return [p for p in self.published if p.model == model]
@@ -64,6 +65,8 @@ class Budget:
     def describe(self) -> str:
         epochs = f"{self.epochs} epoch{'s' * (self.epochs != 1)}" if self.epochs else "the recipe's epochs"
         train = f"{self.train_subset:,} training images" if self.train_subset else "all training images"
+        if self.batch_size:
+            train += f" in batches of {self.batch_size}"
         test = f"{self.test_subset:,} test images" if self.test_subset else "the whole test split"
         seeds = f"seed{'s' * (len(self.seeds) > 1)} {', '.join(map(str, self.seeds))}"
         return f"`{self.recipe}` recipe, {epochs} on {train}, tested on {test}, {seeds}"
@@ -102,9 +105,10 @@ EXPERIMENTS: dict[str, Experiment] = {
             _published(f"{ZHAO} Table I", "CIFAR-100", plain38_11=64.04, plain38_21=64.25, plain62_11=56.88,
                        plain62_21=60.86, plain84_11=44.16, plain84_21=55.98),
             note="Plain networks get harder to train with depth, the paired ones most: the paper's gap grows "
-            "from depth 38 to depth 84. Ours at depth 84 shows it more strongly: the paired network's "
-            "BatchNorm moving variances grew beyond float16's range (its model card lists the arrays kept in "
-            "float32), so that difference says more about trainability than about the ratio.",
+            "from depth 38 to depth 84.",
+            zoo_note="Ours at depth 84 shows it more strongly: the paired network's BatchNorm moving "
+            "variances grew beyond float16's range (its model card lists the arrays kept in float32), so "
+            "that difference says more about trainability than about the ratio.",
         ),
         Experiment(
             "table2",
