@@ -135,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --tiny needs --out: the committed notebooks keep the outputs of the real settings",
               file=sys.stderr)  # fmt: skip
         return 2
-    problem = (args.out is not None and _out_problem(args.out, args.tiny)) or (
-        args.timeout < 1 and f"--timeout must be >= 1 (seconds); received {args.timeout}")
+    problem = (args.timeout < 1 and f"--timeout must be >= 1 (seconds); received {args.timeout}") or (
+        args.out is not None and _out_problem(args.out, args.tiny))  # the check without imports first
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2

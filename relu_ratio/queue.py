@@ -385,6 +385,8 @@ def seed_comparison(rows: list[Progress]) -> str:
     queued: dict[str, int] = {}
     for row in rows:
         queued[row.run.name] = queued.get(row.run.name, 0) + 1
+    if all(count == 1 for count in queued.values()):
+        return "No model is queued with several seeds."
     groups: dict[tuple[str, str], list[Progress]] = {}
     for row in rows:
         if queued[row.run.name] > 1 and row.state == "finished" and row.top1 is not None and not row.differs:

@@ -247,6 +247,7 @@ def test_seed_comparison_gives_mean_sd_and_the_difference_with_its_standard_erro
     text = queue.seed_comparison(cut)
     assert "| `resnet20_21` | mixed_bfloat16 | 1 of 2 | 89.50 (seed 0) | 89.50 (one seed) |" in text
     assert "(mixed_bfloat16): needs 2 finished seeds each (1 and 2 now)" in text
+    assert queue.seed_comparison(rows[-1:]) == "No model is queued with several seeds."  # not a bare header
 
     page = tmp_path / "TRAINING.md"
     page.write_text(f"# x\n{queue.SEEDS_START}\nold\n{queue.SEEDS_END}\nrest\n")

@@ -374,7 +374,9 @@ def test_cli_list_info_and_table(store, capsys, tmp_path, monkeypatch):
     assert main(["table", "--check", os.fspath(readme)]) == 1
     assert main(["table", "--update", os.fspath(readme)]) == 0
     assert main(["table", "--check", os.fspath(readme)]) == 0
-    assert f"| [`{NAME}`](zoo/{NAME}/README.md) | 2:1 (`01`) |" in readme.read_text()  # a link to its card
+    card = Path(os.path.relpath(store / NAME / "README.md", tmp_path)).as_posix()  # its card, from the page
+    assert f"| [`{NAME}`]({card}) | 2:1 (`01`) |" in readme.read_text() and card.startswith("../")
+    assert f"| [`{NAME}`](store/{NAME}/README.md) |" in zoo.markdown_table(store.parent / "README.md")
     page = tmp_path / "TRAINING.md"  # the training table, where a page holds its markers
     page.write_text(f"# x\n{zoo.registry.TRAINING_START}\nold\n{zoo.registry.TRAINING_END}\n")
     assert main(["table", "--check", os.fspath(page)]) == 1
@@ -407,6 +409,7 @@ def test_register_writes_the_model_card_from_the_metadata(store, capsys):
     assert f'zoo.load("{NAME}")' in card and f"python -m relu_ratio.zoo export {NAME} " in card
     assert "| commit | not recorded |" in card and "| wall clock | 0.00 h |" in card  # the run recorded none
     assert "arXiv:1709.06247" in card and "](../../docs/" not in card
+    assert "store of one's own" in card and "`$RELU_RATIO_ZOO` names the folder that holds its folder" in card
     assert main(["cards", "--check"]) == 0
     (store / NAME / "README.md").write_text(card.replace("top-1", "top-one"))
     assert main(["cards", "--check"]) == 1 and "cards --update" in capsys.readouterr().out

@@ -55,7 +55,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--store", type=flags.path,
                    help="registry directory (default: $RELU_RATIO_ZOO or the repository's zoo/)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace an existing entry of the same name")
-    p = sub.add_parser("table", help="the zoo tables (README.md, docs/TRAINING.md), from the registry")
+    p = sub.add_parser("table", help="the zoo tables (README.md, docs/TRAINING.md), from the registry; each "
+                       "name links to its model card from the page's folder (printed: the current folder)")
     group = p.add_mutually_exclusive_group()
     group.add_argument(
         "--update",

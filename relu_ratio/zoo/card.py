@@ -104,6 +104,10 @@ def render(entry: ZooEntry, *, log: bool = False, docs: str | None = None, store
         f"| paper | Zhao et al., *Rethinking ReLU to Train Better CNNs*, [arXiv 1709.06247]({PAPER}) |",
         "",
     ]
+    if docs is None:
+        out += ["This entry is in a store of one's own, not the package's zoo: `zoo.load`, "
+                "`models.build(..., weights=...)` and the commands below find it where `$RELU_RATIO_ZOO` "
+                "names the folder that holds its folder.", ""]  # fmt: skip
 
     blocks = spec.blocks_per_stage(depth)
     keras_file = f"{_folder(entry.name)}.keras"

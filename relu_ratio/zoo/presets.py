@@ -46,8 +46,9 @@ def of_entry(entry: ZooEntry) -> Preset:
     """The preset that records ``entry``: what ``zoo register`` writes for the shipped store."""
     family, depth, pattern = models.parse_name(entry.builder_name)
     title = models.FAMILIES[family].title.split(" (")[0]
+    epochs = entry.training["epochs"]
     description = (
-        f"one of the {title}: depth {depth}, ReLU pattern {pattern}, {entry.training['epochs']} epochs on "
+        f"one of the {title}: depth {depth}, ReLU pattern {pattern}, {epochs} epoch{'s' * (epochs != 1)} on "
         f"{entry.dataset}, {entry.top1:.2f} % top-1, {entry.params / 1e6:.2f} M parameters"
     )
     file = f"{entry.name}/{entry.weights_file}"

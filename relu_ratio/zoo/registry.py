@@ -438,11 +438,13 @@ def evaluate(name: str, data: str | os.PathLike | None = None, verbose: int | st
     return result
 
 
-def markdown_table() -> str:
+def markdown_table(page: str | os.PathLike | None = None) -> str:
     """The README "Model zoo" table, rendered from the registry: one row per entry, its name linking to the
-    entry's model card (``zoo/<name>/README.md``). The dataset and split stand in the top-1 column's header
-    when every entry shares them, else beside each accuracy."""
+    entry's model card (``zoo/<name>/README.md`` from the repository's README), a path relative to the
+    folder of ``page``, the file the table goes into (default: the current folder). The dataset and split
+    stand in the top-1 column's header when every entry shares them, else beside each accuracy."""
     listed = entries()
+    links_from = Path(page).absolute().parent if page is not None else Path.cwd()
     measured_on = {(entry.dataset, entry.split) for entry in listed}
     shared = next(iter(measured_on)) if len(measured_on) == 1 else None
     top1 = f"top-1, {shared[0]} {shared[1]}" if shared else "top-1"
@@ -451,13 +453,23 @@ def markdown_table() -> str:
     for entry in listed:
         where = "" if shared else f" ({entry.dataset}, {entry.split})"
         rows.append(
-            f"| [`{entry.name}`](zoo/{entry.name}/README.md) | {_pattern(entry)} | "
+            f"| [`{entry.name}`]({_card_link(entry.name, links_from)}) | {_pattern(entry)} | "
             f"{entry.top1:.2f} %{where} | {entry.params / 1e6:.2f} M | {entry.flops / 1e6:.1f} M | "
             f"{entry.training['epochs']} |"
         )
     if not rows:
         rows.append("| (no entries yet) |" + " |" * 5)
     return "\n".join([header, *rows])
+
+
+def _card_link(name: str, links_from: Path) -> str:
+    """The path of ``name``'s model card from the folder ``links_from`` (absolute where none is: another
+    drive)."""
+    card = (store_dir() / name / "README.md").absolute()
+    try:
+        return Path(os.path.relpath(card, links_from)).as_posix()
+    except ValueError:
+        return card.as_posix()
 
 
 def training_table() -> str:
@@ -525,10 +537,10 @@ def claims() -> str:
     return results.claims()
 
 
-TABLES = {
+TABLES = {  # each a function of the page it goes into
     (TABLE_START, TABLE_END): markdown_table,
-    (TRAINING_START, TRAINING_END): training_table,
-    (CLAIMS_START, CLAIMS_END): claims,
+    (TRAINING_START, TRAINING_END): lambda page: training_table(),
+    (CLAIMS_START, CLAIMS_END): lambda page: claims(),
 }
 
 
@@ -545,7 +557,7 @@ def update_table(path: str | Path, check: bool = False) -> bool:
         if not present:
             raise ValueError(f"{path} lacks the lines {TABLE_START} ... {TABLE_END} (or {TRAINING_START} ... "
                              f"{TRAINING_END}) around the generated text.")  # fmt: skip
-        return files.replace_blocks(path, {pair: TABLES[pair]() for pair in present}, check)
+        return files.replace_blocks(path, {pair: TABLES[pair](path) for pair in present}, check)
     except OSError as error:
         raise ZooError(f"cannot update the zoo table in {path}: {error.strerror or error}") from None
     except ValueError as error:
