@@ -33,6 +33,7 @@ import numpy as np
 
 RAW = "raw images: uint8, or floats on the 0-255 scale (the model normalises them itself)"
 SCALED_SHARE = 0.01  # float images with fewer values above 1 than this share look scaled to [0, 1]
+ROUNDING = 1e-3  # float32 interpolation (a random rotation or zoom of 0-255 images) overshoots by ~3e-5
 
 
 class ImageInputError(ValueError):
@@ -43,7 +44,8 @@ def check_images(images, input_shape: Sequence[int | None]) -> np.ndarray:
     """Return ``images`` as a numpy array after checking it is a batch of raw images of ``input_shape``.
 
     Checked: a batch axis and ``(height, width, channels) == input_shape`` (``None`` matches any size),
-    a real numeric dtype (not bool, strings or objects), finite values in [0, 255], and, for floats, not
+    a real numeric dtype (not bool, strings or objects), finite values in [0, 255] (give or take
+    :data:`ROUNDING`, float32 interpolation's overshoot), and, for floats, not
     scaled to [0, 1] (the ``images / 255`` pitfall): that is, fewer than 1 % of the values above 1
     (:data:`SCALED_SHARE`) while some are above 0. A share rather than the maximum, so that a few outlier
     pixels (a hot pixel, an annotation at 2.0) cannot make scaled images pass; raw 0-255 images have far
@@ -82,9 +84,10 @@ def check_images(images, input_shape: Sequence[int | None]) -> np.ndarray:
                 f"images contain {int(array.size - finite.sum()):,} NaN or infinite value(s); expected {RAW}."
             )
     low, high = float(array.min()), float(array.max())
-    if low < 0 or high > 255:
-        hint = " They look standardised (mean 0): pass the raw images." if low < 0 else ""
-        raise ImageInputError(f"image values span [{low:g}, {high:g}]; expected {RAW}, in [0, 255].{hint}")
+    if low < -ROUNDING or high > 255 + ROUNDING:
+        hint = " They look standardised (mean 0): pass the raw images." if low < -ROUNDING else ""
+        span = f"[{low:.8g}, {high:.8g}]"  # not rounded into [0, 255]
+        raise ImageInputError(f"image values span {span}; expected {RAW}, in [0, 255].{hint}")
     above = np.count_nonzero(array > 1) / array.size if np.issubdtype(array.dtype, np.floating) else 1.0
     if high > 0 and above < SCALED_SHARE:
         raise ImageInputError(
@@ -328,6 +331,14 @@ def _inside_a_layer_call() -> bool:
     return global_state.get_global_attribute("current_call_ctx") is not None
 
 
+def _in_stateless_scope() -> bool:
+    """Whether a stateless call is under way: how JAX's trainer runs a training step, whose variables it has
+    taken out of the model until the step returns (``keras.src``, Keras 3.15: there is no public way)."""
+    from keras.src.backend.common.stateless_scope import in_stateless_scope
+
+    return in_stateless_scope()
+
+
 @keras.saving.register_keras_serializable(package="relu_ratio")
 class CheckedModel(keras.Model):
     """A functional ``keras.Model`` that checks concrete numpy images with :func:`check_images`.
@@ -357,24 +368,40 @@ class CheckedModel(keras.Model):
         for name in IMAGE_ARGUMENTS[method]:
             if bound.arguments.get(name) is not None:
                 if method in ("fit", "evaluate"):  # what takes labels
-                    self._check_labels(bound.arguments[name], name)
+                    self._check_labels(bound.arguments[name], name, bound.arguments.get("y"))
                 bound.arguments[name] = self._check(bound.arguments[name])
         return bound.args[1:], bound.kwargs, bound.arguments.get("x")
 
-    def _check_labels(self, x, name: str) -> None:
-        """relu_ratio ``Batches`` of class indices given to a model compiled for one-hot labels (what
-        :func:`relu_ratio.train.compile_for` compiles) would fail deep inside Keras: say what to pass."""
+    def _check_labels(self, x, name: str, y=None) -> None:
+        """Class indices given to a model compiled for one-hot labels (what
+        :func:`relu_ratio.train.compile_for` compiles) would fail deep inside Keras ("too many indices" on
+        PyTorch): relu_ratio ``Batches`` without ``one_hot``, or numpy labels of shape ``(n,)`` or ``(n, 1)``
+        (``y``, or the second item of ``validation_data``): say what to pass."""
         from relu_ratio.data import Batches
 
-        one_hot_loss = isinstance(getattr(self, "loss", None), keras.losses.CategoricalCrossentropy)
-        if isinstance(x, Batches) and not x.one_hot and one_hot_loss and self.check_inputs:
+        loss = getattr(self, "loss", None)
+        one_hot = loss == "categorical_crossentropy" or isinstance(loss, keras.losses.CategoricalCrossentropy)
+        if not (self.check_inputs and one_hot):
+            return
+        compiled = "the model was compiled for one-hot labels (categorical cross-entropy: compile_for's)"
+        if isinstance(x, Batches) and not x.one_hot:
+            raise ValueError(f"{compiled}, but the batches given as {name} hold class indices: make them "
+                             "with data.batches(..., one_hot=True).")  # fmt: skip
+        if name == "x":
+            labels, given = y, "y"
+        else:
+            labels, given = (x[1] if isinstance(x, tuple) and len(x) > 1 else None), f"{name}[1]"
+        classes = self.output_shape[-1]
+        indices = isinstance(labels, np.ndarray) and np.issubdtype(labels.dtype, np.integer)
+        if indices and classes > 1 and (labels.ndim == 1 or labels.shape[1:] == (1,)):
             raise ValueError(
-                f"the model was compiled for one-hot labels (CategoricalCrossentropy, as compile_for does), "
-                f"but the batches given as {name} hold class indices: make them with data.batches(..., "
-                "one_hot=True)."
+                f"{compiled}, but {given} holds class indices (shape {labels.shape}): give "
+                f"keras.utils.to_categorical({given}, {classes}), or compile with a sparse loss."
             )
 
     def __call__(self, inputs, *args, **kwargs):
+        if _in_stateless_scope():  # a JAX training step through an outer model, not compiled (run_eagerly)
+            return super().__call__(inputs, *args, **kwargs)  # raising would leave its variables purged
         try:
             checked = self._check(inputs)
         except ImageInputError as error:

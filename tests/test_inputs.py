@@ -27,7 +27,7 @@ from relu_ratio.inputs import CheckedModel, ImageInputError, check_images
         (RAW > 128, r"dtype bool; expected raw images"),
         (RAW.astype(object), r"dtype object"),
         (RAW / 255.0, r"images look scaled to \[0, 1\].*images \* 255"),
-        ((RAW - 128.0) / 64.0, r"span \[-2, 1\.98438\].*in \[0, 255\]\. They look standardised"),
+        ((RAW - 128.0) / 64.0, r"span \[-2, 1\.984375\].*in \[0, 255\]\. They look standardised"),
         (RAW * 2.0, r"span \[.*, 510\].*in \[0, 255\]"),
         (np.where(RAW == 7, np.nan, RAW.astype("float32")), r"contain \d+ NaN or infinite value"),
         (np.full((1, *SHAPE), np.inf, "float32"), r"contain 3,072 NaN or infinite"),
@@ -75,6 +75,12 @@ def test_zoo_models_refuse_bad_images_in_predict_evaluate_fit_and_call(toy_zoo):
     for use, batches in ((model.fit, data.batches(indices, 4)), (model.evaluate, data.batches(indices, 4))):
         with pytest.raises(ValueError, match=r"compiled for one-hot labels .* one_hot=True\)"):
             use(batches, verbose=0)
+    given = r"{0} holds class indices \(shape \(4,\)\): give keras.utils.to_categorical\({0}, 10\), or"
+    for use in (model.fit, model.evaluate):  # numpy class indices (the top-5 metric failed inside Keras)
+        with pytest.raises(ValueError, match="one-hot labels .*, but " + given.format("y")):
+            use(RAW, indices.labels, verbose=0)
+    with pytest.raises(ValueError, match=given.format(r"validation_data\[1\]")):
+        model.fit(RAW, np.eye(10)[:4], validation_data=(RAW, indices.labels), verbose=0)
     assert model.predict(data.batches(indices, 4), verbose=0).shape == (4, 10)  # no labels needed
     assert np.isfinite(model.evaluate(data.batches(indices, 4, one_hot=True), verbose=0)[0])
     from PIL import Image
@@ -261,10 +267,26 @@ def test_a_zoo_model_inside_another_says_how_to_take_what_its_layers_hand_it(toy
     sequential = keras.Sequential([keras.Input((32, 32, 3)), base, keras.layers.Dense(3)])
     with pytest.raises(ImageInputError, match="scaled to"):  # first in line, it is handed the images: checked
         sequential(x[:, :32, :32] / 255.0)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", run_eagerly=True)
+    if keras.backend.backend() == "jax":  # a stateless step (compiled ones are traced): raising would leave
+        model.fit(x, np.arange(4) % 3, verbose=0)  # the model's variables purged ('NoneType' not callable)
+    else:
+        with pytest.raises(ImageInputError, match=rf"{base.name} runs inside another model"):
+            model.fit(x, np.arange(4) % 3, verbose=0)
     base.check_inputs = False
     assert model.predict(x, verbose=0).shape == (4, 3) and model(x).shape == (4, 3)
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     model.fit(x, np.arange(4) % 3, verbose=0)
+
+
+def test_float32_interpolations_overshoot_is_not_refused_and_a_real_one_is_named_exactly():
+    rotated = np.full((2, 32, 32, 3), 128.0, dtype="float32")  # what a RandomRotation of 0-255 images gave
+    rotated[0, 0, 0] = 255.00003
+    rotated[1, 0, 0] = -1.5e-5
+    assert check_images(rotated, (32, 32, 3)) is not None
+    rotated[0, 0, 0] = 255.02
+    with pytest.raises(ImageInputError, match=r"span \[-1.5e-05, 255.02\]; expected raw images.*255\]\.$"):
+        check_images(rotated, (32, 32, 3))
 
 
 def _own_loss(y_true, y_pred):

@@ -482,6 +482,13 @@ def test_compile_for_resolves_the_config_and_names_what_it_cannot_use():
     for bad in (0, 2.5):
         with pytest.raises(ValueError, match=f"steps_per_epoch must be an integer >= 1 .*received {bad}"):
             train.compile_for(model, unresolved, steps_per_epoch=bad)
+    # the config's steps per call are taken (they were not: 1); its precision is the model's, so named
+    fast = dataclasses.replace(unresolved, steps_per_execution=4, mixed_precision="mixed_bfloat16")
+    named = (r"mixed_precision='mixed_bfloat16' is not applied by compile_for: the model was built in "
+             r"'float32'. Build it after keras.mixed_precision.set_global_policy\('mixed_bfloat16'\)")
+    with pytest.warns(UserWarning, match=named):
+        assert train.compile_for(model, fast, steps_per_epoch=4).steps_per_execution == 4
+        assert train.compile_for(model, fast, 4, steps_per_execution=2).steps_per_execution == 2  # given
 
 
 @pytest.mark.backend

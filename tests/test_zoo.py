@@ -808,6 +808,9 @@ def test_export_names_a_bad_name_or_target_before_building_anything(toy_zoo, tmp
     assert main(["export", "nope", os.fspath(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
     assert "no zoo entry named 'nope'" in err and "exporting" not in err and not (tmp_path / "m").exists()
+    with pytest.raises(TypeError, match=r"takes a zoo entry's name; received the model .*: export a model "
+                       r"of your own with model.export\(path\)"):  # fmt: skip
+        zoo.export(zoo.load(REAL), tmp_path / "m")  # was "no zoo entry named <Functional name=...>"
     (tmp_path / "here").mkdir()
     monkeypatch.chdir(tmp_path / "here")  # an empty current folder: "" and "." failed late with Errno 22
     cases = (("", r"the export path is empty or blank \(''\); give a new folder"),

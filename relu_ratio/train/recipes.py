@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import keras
@@ -104,11 +105,14 @@ def outputs_logits(model: keras.Model) -> bool:
 
 
 def compile_for(
-    model: keras.Model, config: TrainConfig, steps_per_epoch: int, steps_per_execution: int = 1
+    model: keras.Model, config: TrainConfig, steps_per_epoch: int, steps_per_execution: int | None = None
 ) -> keras.Model:
     """Compile ``model`` with the recipe's optimizer, schedule, loss and metrics (one-hot labels), running
-    ``steps_per_execution`` training steps per compiled call. The weight decay is the model's own (coupled
-    L2 on its kernels): build it with ``weight_decay=config.weight_decay``, as the training CLI does.
+    ``steps_per_execution`` training steps per compiled call (default: ``config.steps_per_execution``, else
+    1). The weight decay is the model's own (coupled L2 on its kernels): build it with
+    ``weight_decay=config.weight_decay``, as the training CLI does; so is the precision: build it after
+    ``keras.mixed_precision.set_global_policy(...)`` (a ``config.mixed_precision`` the model was not built
+    with is named in a warning).
 
     With ``config.ema`` the optimizer keeps an exponential moving average of the trainable weights (Keras'
     ``use_ema``; BatchNorm's moving statistics are not averaged), which ``fit`` writes into the model when
@@ -120,6 +124,9 @@ def compile_for(
 
     config_module.check_config(config, "compile_for")
     config = config.with_recipe()
+    if steps_per_execution is None:
+        steps_per_execution = config.steps_per_execution or 1
+    _warn_of_another_precision(model, config.mixed_precision)
     for name, value in (("steps_per_epoch", steps_per_epoch), ("steps_per_execution", steps_per_execution)):
         if not is_integer(plain_number(value), 1):
             raise ValueError(f"{name} must be an integer >= 1 (e.g. len(batches)); received {value!r}.")
@@ -137,3 +144,17 @@ def compile_for(
     ]
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, steps_per_execution=steps_per_execution)
     return model
+
+
+def _warn_of_another_precision(model: keras.Model, mixed_precision: str) -> None:
+    """Warn where ``mixed_precision`` (a :class:`TrainConfig` setting other than ``auto``) is not the
+    precision ``model`` was built in, which compiling cannot change."""
+    wanted = {"off": "float32"}.get(mixed_precision, mixed_precision)
+    built = model.dtype_policy.name
+    if mixed_precision != "auto" and wanted != built:
+        warnings.warn(
+            f"mixed_precision={mixed_precision!r} is not applied by compile_for: the model was built in "
+            f"{built!r}. Build it after keras.mixed_precision.set_global_policy({wanted!r}), as the training "
+            "CLI does.",
+            stacklevel=3,
+        )

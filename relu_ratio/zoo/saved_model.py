@@ -102,6 +102,9 @@ def check_export_target(path: str | os.PathLike) -> Path:
 
 def export(name: str, path: str | os.PathLike) -> Path:
     """Write the SavedModel of ``name`` to ``path`` (which must not exist, or be an empty folder)."""
+    if isinstance(name, keras.Model):  # a model of one's own, e.g. a fine-tuned zoo model
+        raise TypeError(f"zoo.export takes a zoo entry's name; received the model {name.name!r}: export a "
+                        "model of your own with model.export(path) (a TensorFlow SavedModel).")  # fmt: skip
     target = check_export_target(path)
     source = saved_model_dir(name)
     try:
