@@ -5,7 +5,8 @@ images: uint8, or floats on the 0-255 scale. Images already scaled to [0, 1] (``
 standardised would still give an answer, just a wrong one, so :func:`check_images` refuses them with a
 message that says what was wrong and what is valid. :class:`CheckedModel` runs the check wherever it is
 given images (``predict``, ``evaluate``, ``fit`` and its ``validation_data``, ``__call__`` and the
-``*_on_batch`` methods) on concrete arrays (never on the symbolic tensors of a traced step), and on each
+``*_on_batch`` methods) on concrete arrays (never on the symbolic tensors of a traced step, nor inside a step
+of JAX's trainer when it runs as a layer of another model), and on each
 batch of a ``tf.data`` dataset, a ``keras.utils.PyDataset``, a PyTorch ``DataLoader`` or a Python generator
 as it streams; it is what :func:`relu_ratio.zoo.load` returns.
 
@@ -33,7 +34,8 @@ import numpy as np
 
 RAW = "raw images: uint8, or floats on the 0-255 scale (the model normalises them itself)"
 SCALED_SHARE = 0.01  # float images with fewer values above 1 than this share look scaled to [0, 1]
-ROUNDING = 1e-3  # float32 interpolation (a random rotation or zoom of 0-255 images) overshoots by ~3e-5
+ROUNDING = 1e-3  # float32 interpolation (a random rotation or zoom of 0-255 images) overshoots by ~3e-5;
+# in a half-precision dtype the overshoot is two of its steps at 255 (float16: 0.5)
 
 
 class ImageInputError(ValueError):
@@ -84,8 +86,10 @@ def check_images(images, input_shape: Sequence[int | None]) -> np.ndarray:
                 f"images contain {int(array.size - finite.sum()):,} NaN or infinite value(s); expected {RAW}."
             )
     low, high = float(array.min()), float(array.max())
-    if low < -ROUNDING or high > 255 + ROUNDING:
-        hint = " They look standardised (mean 0): pass the raw images." if low < -ROUNDING else ""
+    rounding = max(ROUNDING, 2 * 255 * float(np.finfo(array.dtype).eps)) if array.dtype.kind == "f" else 0
+    if low < -rounding or high > 255 + rounding:
+        standardised = low < -rounding and high < 10
+        hint = " They look standardised (mean 0): pass the raw images." if standardised else ""
         span = f"[{low:.8g}, {high:.8g}]"  # not rounded into [0, 255]
         raise ImageInputError(f"image values span {span}; expected {RAW}, in [0, 255].{hint}")
     above = np.count_nonzero(array > 1) / array.size if np.issubdtype(array.dtype, np.floating) else 1.0
@@ -332,8 +336,9 @@ def _inside_a_layer_call() -> bool:
 
 
 def _in_stateless_scope() -> bool:
-    """Whether a stateless call is under way: how JAX's trainer runs a training step, whose variables it has
-    taken out of the model until the step returns (``keras.src``, Keras 3.15: there is no public way)."""
+    """Whether a stateless call is under way: how JAX's trainer runs a step of ``fit``, ``evaluate`` or
+    ``predict`` (compiled or not), whose variables it has taken out of the model until the step returns
+    (``keras.src``, Keras 3.15: there is no public way)."""
     from keras.src.backend.common.stateless_scope import in_stateless_scope
 
     return in_stateless_scope()
@@ -383,7 +388,7 @@ class CheckedModel(keras.Model):
         one_hot = loss == "categorical_crossentropy" or isinstance(loss, keras.losses.CategoricalCrossentropy)
         if not (self.check_inputs and one_hot):
             return
-        compiled = "the model was compiled for one-hot labels (categorical cross-entropy: compile_for's)"
+        compiled = "the model was compiled for one-hot labels (categorical cross-entropy, as compile_for is)"
         if isinstance(x, Batches) and not x.one_hot:
             raise ValueError(f"{compiled}, but the batches given as {name} hold class indices: make them "
                              "with data.batches(..., one_hot=True).")  # fmt: skip
@@ -391,17 +396,19 @@ class CheckedModel(keras.Model):
             labels, given = y, "y"
         else:
             labels, given = (x[1] if isinstance(x, tuple) and len(x) > 1 else None), f"{name}[1]"
-        classes = self.output_shape[-1]
         indices = isinstance(labels, np.ndarray) and np.issubdtype(labels.dtype, np.integer)
-        if indices and classes > 1 and (labels.ndim == 1 or labels.shape[1:] == (1,)):
+        if not (indices and len(self.outputs) == 1 and (labels.ndim == 1 or labels.shape[1:] == (1,))):
+            return
+        classes = self.output_shape[-1]
+        if classes is not None and classes > 1:
             raise ValueError(
                 f"{compiled}, but {given} holds class indices (shape {labels.shape}): give "
-                f"keras.utils.to_categorical({given}, {classes}), or compile with a sparse loss."
+                f"keras.utils.to_categorical({given}, {classes}), or compile with a sparse loss and metrics."
             )
 
     def __call__(self, inputs, *args, **kwargs):
-        if _in_stateless_scope():  # a JAX training step through an outer model, not compiled (run_eagerly)
-            return super().__call__(inputs, *args, **kwargs)  # raising would leave its variables purged
+        if keras.backend.backend() == "jax" and _in_stateless_scope():  # a step of JAX's trainer through an
+            return super().__call__(inputs, *args, **kwargs)  # outer model: raising would purge its variables
         try:
             checked = self._check(inputs)
         except ImageInputError as error:

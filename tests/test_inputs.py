@@ -287,6 +287,12 @@ def test_float32_interpolations_overshoot_is_not_refused_and_a_real_one_is_named
     rotated[0, 0, 0] = 255.02
     with pytest.raises(ImageInputError, match=r"span \[-1.5e-05, 255.02\]; expected raw images.*255\]\.$"):
         check_images(rotated, (32, 32, 3))
+    half = rotated.astype("float16")  # under mixed_float16 the layers interpolate in float16 (0.125 a step)
+    half[0, 0, 0], half[1, 0, 0] = 255.125, -0.0625
+    assert check_images(half, (32, 32, 3)) is not None
+    rotated[0, 0, 0], rotated[1, 0, 0] = 268.0, -12.0  # a bicubic overshoot: refused, not "standardised"
+    with pytest.raises(ImageInputError, match=r"span \[-12, 268\]; expected raw images.*255\]\.$"):
+        check_images(rotated, (32, 32, 3))
 
 
 def _own_loss(y_true, y_pred):

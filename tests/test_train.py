@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import h5py
@@ -482,13 +483,17 @@ def test_compile_for_resolves_the_config_and_names_what_it_cannot_use():
     for bad in (0, 2.5):
         with pytest.raises(ValueError, match=f"steps_per_epoch must be an integer >= 1 .*received {bad}"):
             train.compile_for(model, unresolved, steps_per_epoch=bad)
-    # the config's steps per call are taken (they were not: 1); its precision is the model's, so named
+    # the config's steps per call are taken (they were ignored: 1); a precision the model lacks is named
     fast = dataclasses.replace(unresolved, steps_per_execution=4, mixed_precision="mixed_bfloat16")
     named = (r"mixed_precision='mixed_bfloat16' is not applied by compile_for: the model was built in "
              r"'float32'. Build it after keras.mixed_precision.set_global_policy\('mixed_bfloat16'\)")
     with pytest.warns(UserWarning, match=named):
         assert train.compile_for(model, fast, steps_per_epoch=4).steps_per_execution == 4
-        assert train.compile_for(model, fast, 4, steps_per_execution=2).steps_per_execution == 2  # given
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the precision the model has, or none asked for: no warning
+        for precision in ("auto", "off"):
+            again = dataclasses.replace(fast, mixed_precision=precision)
+            assert train.compile_for(model, again, 4, steps_per_execution=2).steps_per_execution == 2
 
 
 @pytest.mark.backend

@@ -374,7 +374,7 @@ def test_cli_list_info_and_table(store, capsys, tmp_path, monkeypatch):
     assert main(["table", "--check", os.fspath(readme)]) == 1
     assert main(["table", "--update", os.fspath(readme)]) == 0
     assert main(["table", "--check", os.fspath(readme)]) == 0
-    card = Path(os.path.relpath(store / NAME / "README.md", tmp_path)).as_posix()  # its card, from the page
+    card = Path(os.path.relpath(store.resolve() / NAME / "README.md", tmp_path.resolve())).as_posix()
     assert f"| [`{NAME}`]({card}) | 2:1 (`01`) |" in readme.read_text() and card.startswith("../")
     assert f"| [`{NAME}`](store/{NAME}/README.md) |" in zoo.markdown_table(store.parent / "README.md")
     page = tmp_path / "TRAINING.md"  # the training table, where a page holds its markers
@@ -400,7 +400,7 @@ def test_cli_list_info_and_table(store, capsys, tmp_path, monkeypatch):
 def test_register_writes_the_model_card_from_the_metadata(store, capsys):
     entry = zoo.info(NAME)
     card = (store / NAME / "README.md").read_text()
-    assert card == zoo.card.render(entry)  # no metrics.csv; a store outside the repository: no docs links
+    assert card == zoo.card.render(entry, own_store=True)  # no metrics.csv, no docs links
     assert card.startswith(zoo.card.GENERATED) and f"\n# {NAME}\n" in card
     assert f"{entry.metrics['top1']:.2f} % / {entry.metrics['top5']:.2f} %" in card
     assert f"| parameters | {entry.params:,} |" in card and f"{entry.flops / 1e6:.1f} M multiply-adds" in card

@@ -54,7 +54,7 @@ def collect(out: str | os.PathLike, figure: bool = True) -> Report:
     rows = [_row(spec, item) for item in plan(spec, chosen, dataset=record["dataset"], out=root)]
     # every run reads one source: a run not started yet is labelled like those whose config names the data
     named = {row["dataset"] for row in rows if row["dataset"]}
-    label = named.pop() if len(named) == 1 else record["dataset"]
+    label = named.pop() if len(named) == 1 else data.DATASET_LABELS.get(record["dataset"], record["dataset"])
     for row in rows:
         row["dataset"] = row["dataset"] or label
     files.write_atomic(root / "results.csv", _csv(rows))

@@ -60,9 +60,10 @@ def default_dataset() -> str:
     """``$RELU_RATIO_DATA``, else ``../shared/data`` (CIFAR-10 JPEG) if it exists."""
     source = data.default_source()
     if not os.path.exists(source):
-        where = "$RELU_RATIO_DATA" if paths.setting("RELU_RATIO_DATA") else "the default: no $RELU_RATIO_DATA"
+        where, mend = ("$RELU_RATIO_DATA", "correct") if paths.setting("RELU_RATIO_DATA") else (
+            "the default: no $RELU_RATIO_DATA", "set")
         raise ValueError(
-            f"no dataset given and {source!r} ({where}) does not exist: pass --dataset or set "
+            f"no dataset given and {source!r} ({where}) does not exist: pass --dataset or {mend} "
             "$RELU_RATIO_DATA, e.g. to a local split/label/image folder or archive, or give --dataset "
             "'cifar10' / 'cifar100' (tensorflow-datasets download)."
         )

@@ -25,7 +25,7 @@ from relu_ratio.train.config import TrainConfig, check_config, command_for
 from relu_ratio.train.devices import BF16_CPU_CLASSES, DEVICE_SEPARATOR, cpu_class, device, is_gpu
 from relu_ratio.train.kernels import with_fast_kernels
 from relu_ratio.train.pipeline import training_input
-from relu_ratio.train.recipes import HOLDOUT_SEED, RECIPES, compile_for
+from relu_ratio.train.recipes import HOLDOUT_SEED, RECIPES, check_steps_per_execution, compile_for
 from relu_ratio.train.record import metric_column, read_result
 
 # A resumed run may be started with other values of these: where its folder and data are (the data itself is
@@ -80,11 +80,7 @@ def steps_per_execution(config: TrainConfig) -> int:
     Raises ``ValueError`` for ``steps_per_execution`` > 1 on the torch backend.
     """
     if keras.backend.backend() == "torch":
-        if (config.steps_per_execution or 1) != 1:
-            raise ValueError(f"steps_per_execution must be 1 on the torch backend (Keras runs one step per "
-                             f"call there); received {config.steps_per_execution}. Leave it out, or train "
-                             "under KERAS_BACKEND=jax or tensorflow.")  # fmt: skip
-        return 1
+        return check_steps_per_execution(config.steps_per_execution or 1)
     return config.steps_per_execution or (32 if is_gpu(device()) else 1)
 
 

@@ -126,11 +126,12 @@ def compile_for(
     config = config.with_recipe()
     if steps_per_execution is None:
         steps_per_execution = config.steps_per_execution or 1
-    _warn_of_another_precision(model, config.mixed_precision)
     for name, value in (("steps_per_epoch", steps_per_epoch), ("steps_per_execution", steps_per_execution)):
         if not is_integer(plain_number(value), 1):
             raise ValueError(f"{name} must be an integer >= 1 (e.g. len(batches)); received {value!r}.")
-    steps_per_epoch, steps_per_execution = int(steps_per_epoch), int(steps_per_execution)
+    steps_per_epoch = int(steps_per_epoch)
+    steps_per_execution = check_steps_per_execution(int(steps_per_execution))
+    _warn_of_another_precision(model, config.mixed_precision)
     ema = {} if config.ema is None else {"use_ema": True, "ema_momentum": config.ema}
     optimizer = keras.optimizers.SGD(
         learning_rate(config, steps_per_epoch), momentum=config.momentum, nesterov=config.nesterov, **ema
@@ -146,12 +147,25 @@ def compile_for(
     return model
 
 
+def check_steps_per_execution(steps: int) -> int:
+    """``steps`` training steps per compiled call, which must be 1 on the torch backend (Keras runs one step
+    per call there and refuses more only once ``fit`` starts)."""
+    if keras.backend.backend() == "torch" and steps != 1:
+        raise ValueError(f"steps_per_execution must be 1 on the torch backend (Keras runs one step per call "
+                         f"there); received {steps}. Leave it out, or train under KERAS_BACKEND=jax or "
+                         "tensorflow.")  # fmt: skip
+    return int(steps)
+
+
 def _warn_of_another_precision(model: keras.Model, mixed_precision: str) -> None:
-    """Warn where ``mixed_precision`` (a :class:`TrainConfig` setting other than ``auto``) is not the
-    precision ``model`` was built in, which compiling cannot change."""
+    """Warn where ``mixed_precision`` (a :class:`TrainConfig` setting other than ``auto``) is the precision of
+    none of ``model``'s layers with weights (a model loaded from a file keeps its layers' precision), which
+    compiling cannot change."""
     wanted = {"off": "float32"}.get(mixed_precision, mixed_precision)
-    built = model.dtype_policy.name
-    if mixed_precision != "auto" and wanted != built:
+    policies = {layer.dtype_policy.name for layer in model.layers if layer.weights}
+    policies = policies or {model.dtype_policy.name}
+    built = " and ".join(sorted(policies))
+    if mixed_precision != "auto" and wanted not in policies:
         warnings.warn(
             f"mixed_precision={mixed_precision!r} is not applied by compile_for: the model was built in "
             f"{built!r}. Build it after keras.mixed_precision.set_global_policy({wanted!r}), as the training "

@@ -61,7 +61,10 @@ RECIPE_KEYS = (
 )
 
 
-def render(entry: ZooEntry, *, log: bool = False, docs: str | None = None, stored: str = "float16") -> str:
+def render(
+    entry: ZooEntry, *, log: bool = False, docs: str | None = None, stored: str = "float16",
+    own_store: bool = False,
+) -> str:
     """The model card of ``entry`` (Markdown): a function of its metadata alone.
 
     Args:
@@ -70,6 +73,7 @@ def render(entry: ZooEntry, *, log: bool = False, docs: str | None = None, store
         docs: the relative path from the entry's folder to the repository's ``docs/`` (``"../../docs"``),
             for links to the training and results pages; ``None`` (a store outside the repository): no links.
         stored: how its weights file stores the arrays (:func:`stored_precision`).
+        own_store: the entry is in a store of one's own, not the package's: the card says how to load it.
     """
     family, depth, ratio = models.parse_name(entry.builder_name)
     spec = models.FAMILIES[family]
@@ -104,7 +108,7 @@ def render(entry: ZooEntry, *, log: bool = False, docs: str | None = None, store
         f"| paper | Zhao et al., *Rethinking ReLU to Train Better CNNs*, [arXiv 1709.06247]({PAPER}) |",
         "",
     ]
-    if docs is None:
+    if own_store:
         out += ["This entry is in a store of one's own, not the package's zoo: `zoo.load`, "
                 "`models.build(..., weights=...)` and the commands below find it where `$RELU_RATIO_ZOO` "
                 "names the folder that holds its folder.", ""]  # fmt: skip
@@ -339,7 +343,9 @@ def card_of(entry: ZooEntry, folder: str | os.PathLike) -> str:
     folder = Path(folder)
     weights = folder / entry.weights_file
     stored = stored_precision(weights) if weights.is_file() else "float16"
-    return render(entry, log=(folder / METRICS_FILE).is_file(), docs=docs_link(folder), stored=stored)
+    docs = docs_link(folder)  # the repository's zoo/, else the installed package's store, else one's own
+    own_store = docs is None and folder.parent.resolve() != registry.shipped_store().resolve()
+    return render(entry, log=(folder / METRICS_FILE).is_file(), docs=docs, stored=stored, own_store=own_store)
 
 
 def stored_dtypes(path: str | os.PathLike) -> collections.Counter:

@@ -440,11 +440,12 @@ def evaluate(name: str, data: str | os.PathLike | None = None, verbose: int | st
 
 def markdown_table(page: str | os.PathLike | None = None) -> str:
     """The README "Model zoo" table, rendered from the registry: one row per entry, its name linking to the
-    entry's model card (``zoo/<name>/README.md`` from the repository's README), a path relative to the
-    folder of ``page``, the file the table goes into (default: the current folder). The dataset and split
-    stand in the top-1 column's header when every entry shares them, else beside each accuracy."""
+    entry's model card (``zoo/<name>/README.md`` from the repository's README; for a store of one's own,
+    ``$RELU_RATIO_ZOO``, relative to the folder of ``page``, the file the table goes into, default: the
+    current folder). The dataset and split stand in the top-1 column's header when every entry shares them,
+    else beside each accuracy."""
     listed = entries()
-    links_from = Path(page).absolute().parent if page is not None else Path.cwd()
+    links_from = Path(page).parent if page is not None else Path.cwd()
     measured_on = {(entry.dataset, entry.split) for entry in listed}
     shared = next(iter(measured_on)) if len(measured_on) == 1 else None
     top1 = f"top-1, {shared[0]} {shared[1]}" if shared else "top-1"
@@ -463,11 +464,13 @@ def markdown_table(page: str | os.PathLike | None = None) -> str:
 
 
 def _card_link(name: str, links_from: Path) -> str:
-    """The path of ``name``'s model card from the folder ``links_from`` (absolute where none is: another
-    drive)."""
-    card = (store_dir() / name / "README.md").absolute()
+    """The path of ``name``'s model card: ``zoo/<name>/README.md`` for the shipped store (from the
+    repository's README), else from the folder ``links_from`` (absolute where none is: another drive)."""
+    if not os.environ.get("RELU_RATIO_ZOO"):
+        return f"zoo/{name}/README.md"
+    card = (store_dir() / name / "README.md").resolve()
     try:
-        return Path(os.path.relpath(card, links_from)).as_posix()
+        return Path(os.path.relpath(card, links_from.resolve())).as_posix()
     except ValueError:
         return card.as_posix()
 
