@@ -35,7 +35,7 @@ import numpy as np
 RAW = "raw images: uint8, or floats on the 0-255 scale (the model normalises them itself)"
 SCALED_SHARE = 0.01  # float images with fewer values above 1 than this share look scaled to [0, 1]
 ROUNDING = 1e-3  # float32 interpolation (a random rotation or zoom of 0-255 images) overshoots by ~3e-5;
-# in a half-precision dtype the overshoot is two of its steps at 255 (float16: 0.5)
+# a coarser dtype is allowed 2 * 255 * its epsilon (float16: 0.5, four of its steps at 255)
 
 
 class ImageInputError(ValueError):
@@ -46,9 +46,9 @@ def check_images(images, input_shape: Sequence[int | None]) -> np.ndarray:
     """Return ``images`` as a numpy array after checking it is a batch of raw images of ``input_shape``.
 
     Checked: a batch axis and ``(height, width, channels) == input_shape`` (``None`` matches any size),
-    a real numeric dtype (not bool, strings or objects), finite values in [0, 255] (give or take
-    :data:`ROUNDING`, float32 interpolation's overshoot), and, for floats, not
-    scaled to [0, 1] (the ``images / 255`` pitfall): that is, fewer than 1 % of the values above 1
+    a real numeric dtype (not bool, strings or objects), finite values in [0, 255] (give or take an
+    interpolation's rounding: 2 * 255 * the float dtype's epsilon, at least :data:`ROUNDING`), and, for
+    floats, not scaled to [0, 1] (the ``images / 255`` pitfall): that is, fewer than 1 % of the values above 1
     (:data:`SCALED_SHARE`) while some are above 0. A share rather than the maximum, so that a few outlier
     pixels (a hot pixel, an annotation at 2.0) cannot make scaled images pass; raw 0-255 images have far
     more values above 1 unless nearly black (an all-zero batch is allowed; set ``model.check_inputs =
@@ -388,7 +388,7 @@ class CheckedModel(keras.Model):
         one_hot = loss == "categorical_crossentropy" or isinstance(loss, keras.losses.CategoricalCrossentropy)
         if not (self.check_inputs and one_hot):
             return
-        compiled = "the model was compiled for one-hot labels (categorical cross-entropy, as compile_for is)"
+        compiled = "the model was compiled for one-hot labels (categorical cross-entropy, as by compile_for)"
         if isinstance(x, Batches) and not x.one_hot:
             raise ValueError(f"{compiled}, but the batches given as {name} hold class indices: make them "
                              "with data.batches(..., one_hot=True).")  # fmt: skip
