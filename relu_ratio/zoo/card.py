@@ -344,7 +344,7 @@ def card_of(entry: ZooEntry, folder: str | os.PathLike) -> str:
     weights = folder / entry.weights_file
     stored = stored_precision(weights) if weights.is_file() else "float16"
     docs = docs_link(folder)  # the repository's zoo/, else the installed package's store, else one's own
-    own_store = docs is None and folder.parent.resolve() != registry.shipped_store().resolve()
+    own_store = docs is None and not registry.is_shipped(folder.parent)
     return render(entry, log=(folder / METRICS_FILE).is_file(), docs=docs, stored=stored, own_store=own_store)
 
 

@@ -54,6 +54,11 @@ def shipped_store() -> Path:
     return Path(__file__).resolve().parents[2] / "zoo"
 
 
+def is_shipped(store: Path) -> bool:
+    """Whether the folder ``store`` is the store the package ships (:func:`shipped_store`)."""
+    return store.resolve() == shipped_store().resolve()
+
+
 def list_models(pattern: str | None = None) -> list[str]:
     """Sorted names of the registered models; with ``pattern`` (fnmatch, ``"preact*"``) those matching it."""
     if pattern is not None and not isinstance(pattern, str):
@@ -466,9 +471,10 @@ def markdown_table(page: str | os.PathLike | None = None) -> str:
 def _card_link(name: str, links_from: Path) -> str:
     """The path of ``name``'s model card: ``zoo/<name>/README.md`` for the shipped store (from the
     repository's README), else from the folder ``links_from`` (absolute where none is: another drive)."""
-    if not os.environ.get("RELU_RATIO_ZOO"):
+    store = store_dir()
+    if is_shipped(store):
         return f"zoo/{name}/README.md"
-    card = (store_dir() / name / "README.md").resolve()
+    card = (store / name / "README.md").resolve()
     try:
         return Path(os.path.relpath(card, links_from.resolve())).as_posix()
     except ValueError:
