@@ -20,12 +20,14 @@ SHOWN = 10  # predictions printed one per line; the accuracy covers all 40 image
 
 def demo_entry(classes: tuple[str, ...] | None = None) -> zoo.ZooEntry:
     """The registered entry with the highest top-1 (of equals, the first name in sorted order) of those
-    that classify ``classes`` (default: the shipped images' classes, CIFAR-10's, in their order).
+    that classify ``classes`` (default: the shipped images' classes, CIFAR-10's, in their order) and whose
+    weights the store holds (:func:`relu_ratio.zoo.registry.has_weights`).
 
     >>> demo_entry().name  # doctest: +SKIP
     'resnet56_21'
     """
-    stored = [zoo.info(name) for name in zoo.list_models()]
+    listed = (zoo.info(name) for name in zoo.list_models())
+    stored = [entry for entry in listed if zoo.registry.has_weights(entry)]
     classes = data.sample().info.class_names if classes is None else classes
     entries = [entry for entry in stored if tuple(entry.class_names) == tuple(classes)]
     if not entries:

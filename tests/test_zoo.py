@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import h5py
@@ -223,6 +224,69 @@ def test_an_entry_registers_again_from_its_own_folder_with_its_run_and_log(run, 
     assert again.sha256 == first.sha256  # float16 stored again as float16: the same bytes
     assert (tmp_path / "store" / NAME / "metrics.csv").read_text() == (logged / "metrics.csv").read_text()
     assert "[`metrics.csv`](metrics.csv)" in (tmp_path / "store" / NAME / "README.md").read_text()
+
+
+def _git(folder: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", os.fspath(folder), *args], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def test_an_entry_registered_with_its_weights_in_git_says_how_to_fetch_them(
+    run, tmp_path, monkeypatch, capsys
+):
+    repository = tmp_path / "repository"
+    store = repository / "zoo"
+    zoo.register(run["dir"], store=store)
+    _git(repository, "init", "-q")
+    _git(repository, "add", ".")
+    _git(repository, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "weights")
+    commit = _git(repository, "rev-parse", "HEAD")
+    monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(store))
+    kept = f"HEAD:zoo/{NAME}/model.weights.h5"
+    name = f"{NAME}.e1"
+    assert main(["register", os.fspath(store / NAME), "--name", name, "--weights-in-git", kept]) == 0
+    entry, folder = zoo.info(name), store / name
+    assert entry.weights_git_object == f"{commit}:zoo/{NAME}/model.weights.h5"
+    assert entry.sha256 == zoo.info(NAME).sha256 and entry.metrics == zoo.info(NAME).metrics
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "metadata.json"]
+    assert not zoo.registry.has_weights(entry) and zoo.registry.has_weights(zoo.info(NAME))
+    with pytest.raises(zoo.WeightsNotStoredError) as error:
+        zoo.load(name)
+    fetch = f"git -C {store} show {entry.weights_git_object} > {folder / 'model.weights.h5'}"
+    assert fetch in str(error.value) and entry.training["command"] in str(error.value)
+    assert f"| [`{name}`](zoo/{name}/README.md) (weights not shipped: see its card) |" in zoo.markdown_table(
+        repository / "README.md"
+    )
+    card = (folder / "README.md").read_text()
+    assert "| weights | `model.weights.h5`, not shipped (how to fetch it: below)," in card
+    assert f"git show {entry.weights_git_object} > <store>/{name}/model.weights.h5" in card
+    assert main(["verify"]) == 0
+    assert f"{name}: skipped: the weights of zoo entry {name!r}" in capsys.readouterr().out
+    with pytest.raises(zoo.WeightsNotStoredError):  # nor registered again from a folder without them
+        zoo.register(folder, overwrite=True)
+
+    subprocess.run(fetch, shell=True, check=True)  # the command the error gives
+    assert zoo.registry.has_weights(entry) and zoo.card.update(check=True) == []  # the card stays as it was
+    fetched, stored = (zoo.load(n).predict(run["images"], verbose=0) for n in (name, NAME))
+    np.testing.assert_array_equal(fetched, stored)
+    again = zoo.register(folder, overwrite=True)  # re-measured, still without its file in the store
+    assert again.weights_git_object == entry.weights_git_object and not (folder / "model.weights.h5").exists()
+
+    for spec, message in [
+        ("HEAD", "named '<revision>:<path>' .* received 'HEAD'"),
+        (f"HEAD:zoo/{NAME}/metadata.json", f"git object HEAD:zoo/{NAME}/metadata.json is not the weights"),
+        ("nope:x", "git -C .* rev-parse .* failed: fatal: Needed a single revision"),
+    ]:
+        with pytest.raises(zoo.ZooError, match=message):
+            zoo.register(store / NAME, name=f"{NAME}.bad", weights_in_git=spec)
+    outside = tmp_path / "outside"
+    with pytest.raises(zoo.ZooError, match="not a git repository"):
+        zoo.register(store / NAME, store=outside, weights_in_git=kept)
+    assert not (store / f"{NAME}.bad").exists() and list(outside.iterdir()) == []  # nothing half-registered
+    meta = json.loads((folder / "metadata.json").read_text())
+    (folder / "metadata.json").write_text(json.dumps({**meta, "weights_git_object": kept}))
+    with pytest.raises(zoo.MetadataError, match=r"ill-typed: weights_git_object .*<40-digit commit>:<path>"):
+        zoo.info(name)
 
 
 def test_tampered_weights_raise(scratch):

@@ -31,6 +31,7 @@ from relu_ratio.zoo.entry import (
     IntegrityError,
     MetadataError,
     UnknownModelError,
+    WeightsNotStoredError,
     ZooEntry,
     ZooError,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "IntegrityError",
     "MetadataError",
     "UnknownModelError",
+    "WeightsNotStoredError",
     "ZooEntry",
     "ZooError",
     "card",

@@ -62,7 +62,7 @@ RECIPE_KEYS = (
 
 
 def render(
-    entry: ZooEntry, *, log: bool = False, docs: str | None = None, stored: str = "float16",
+    entry: ZooEntry, *, log: bool = False, docs: str | None = None, stored: str | None = "float16",
     own_store: bool = False,
 ) -> str:
     """The model card of ``entry`` (Markdown): a function of its metadata alone.
@@ -72,7 +72,8 @@ def render(
         log: the entry's folder holds its per-epoch log (``metrics.csv``): the card links to it.
         docs: the relative path from the entry's folder to the repository's ``docs/`` (``"../../docs"``),
             for links to the training and results pages; ``None`` (a store outside the repository): no links.
-        stored: how its weights file stores the arrays (:func:`stored_precision`).
+        stored: how its weights file stores the arrays (:func:`stored_precision`); ``None`` where the
+            store does not hold the file (:attr:`ZooEntry.weights_git_object`).
         own_store: the entry is in a store of one's own, not the package's: the card says how to load it.
     """
     family, depth, ratio = models.parse_name(entry.builder_name)
@@ -85,6 +86,7 @@ def render(
     projections = f" (+{counts.projections} projections)" if counts.projections else ""
     top1, top5 = float(entry.metrics["top1"]), float(entry.metrics["top5"])
     measured_on = f"{entry.dataset} {entry.split} split ({entry.num_images:,} images)"
+    stored_as = f" ({stored})" if stored else ""
     h, w, c = entry.input_shape
     pixels = f"{h}{TIMES}{w}"
     training_page = f"[TRAINING.md]({docs}/TRAINING.md#how-each-entry-was-trained)" if docs else None
@@ -101,13 +103,14 @@ def render(
         f"| FLOPs | {entry.flops / 1e6:.1f} M multiply-adds per {pixels} image |",
         f"| convolutions : ReLUs | {counts.convs}{projections} : {counts.relus} = "
         f"{counts.convs / counts.relus:.2f} |",
-        f"| weights | [`{entry.weights_file}`]({entry.weights_file}) ({stored}), {entry.file_size:,} bytes, "
-        f"sha256 `{entry.sha256}` |",
+        f"| weights | {_weights_file(entry, stored)}, {entry.file_size:,} bytes, sha256 `{entry.sha256}` |",
         f'| load | `zoo.load("{entry.name}")` or `models.build("{entry.builder_name}", '
         f'weights="{entry.weights_key}")` |',
         f"| paper | Zhao et al., *Rethinking ReLU to Train Better CNNs*, [arXiv 1709.06247]({PAPER}) |",
         "",
     ]
+    if entry.weights_git_object:
+        out += _fetch_section(entry, own_store)
     if own_store:
         out += ["This entry is in a store of one's own, not the package's zoo: `zoo.load`, "
                 "`models.build(..., weights=...)` and the commands below find it where `$RELU_RATIO_ZOO` "
@@ -147,7 +150,7 @@ def render(
         "## Evaluation",
         "",
         f"Top-1 {top1:.2f} %, top-5 {top5:.2f} % on the {measured_on}, measured by `zoo register` on the "
-        f"stored ({stored}) weights. Measure it again (fails when either figure is more than "
+        f"stored{stored_as} weights. Measure it again (fails when either figure is more than "
         f"{tolerance} points away):",
         "",
         "```bash",
@@ -220,6 +223,30 @@ def render(
         "",
     ]
     return "\n".join(out)
+
+
+def _weights_file(entry: ZooEntry, stored: str | None) -> str:
+    """The card's weights cell: the file, linked, and its precision; or that the store does not hold it."""
+    if entry.weights_git_object:
+        return f"`{entry.weights_file}`, not shipped (how to fetch it: below)"
+    return f"[`{entry.weights_file}`]({entry.weights_file}) ({stored})"
+
+
+def _fetch_section(entry: ZooEntry, own_store: bool) -> list[str]:
+    """For an entry registered without its weights file: where the file is kept and the command that
+    fetches it into the entry's folder."""
+    store = "<store>" if own_store else "zoo"
+    return [
+        "The weights file is not shipped, to keep the package small: this folder holds the entry's metadata "
+        "and this card. The file is kept in the history of the repository; in a clone with that history "
+        "(not a shallow one), fetch it from the repository's root, and `zoo.load` checks it against the "
+        "sha256 above:",
+        "",
+        "```bash",
+        f"git show {entry.weights_git_object} > {store}/{entry.name}/{entry.weights_file}",
+        "```",
+        "",
+    ]
 
 
 def _data(entry: ZooEntry, config: dict) -> str:
@@ -343,6 +370,8 @@ def card_of(entry: ZooEntry, folder: str | os.PathLike) -> str:
     folder = Path(folder)
     weights = folder / entry.weights_file
     stored = stored_precision(weights) if weights.is_file() else "float16"
+    if entry.weights_git_object:  # the same card whether or not the file has been fetched
+        stored = None
     docs = docs_link(folder)  # the repository's zoo/, else the installed package's store, else one's own
     own_store = docs is None and not registry.is_shipped(folder.parent)
     return render(entry, log=(folder / METRICS_FILE).is_file(), docs=docs, stored=stored, own_store=own_store)

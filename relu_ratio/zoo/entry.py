@@ -22,6 +22,7 @@ TRAINING_KEYS = ("command", "config", "epochs", "wall_time_s", "device", "backen
 # Optional: None where a run predates recording them (its config and result then say what is known).
 PROVENANCE_KEYS = ("cpu_time_s", "precision", "commit")
 TAG_PATTERN = re.compile(r"[a-z0-9_]+")  # a zoo name's optional ".tag"
+GIT_OBJECT = re.compile(r"[0-9a-f]{40}:\S+")  # "<commit>:<path>", what `git show` takes
 # The builders' weights= key for an entry's dataset (ZooEntry.weights_key); others: the name, slugged.
 CIFAR10_JPEG = "CIFAR-10 (JPEG)"
 # tfds/folder dataset name -> the name an entry records; its weights key is the short name without "_jpeg"
@@ -43,6 +44,11 @@ class MetadataError(ZooError):
 
 class IntegrityError(ZooError):
     """The weights file is missing, truncated or tampered with, or does not fit the architecture."""
+
+
+class WeightsNotStoredError(ZooError):
+    """The entry was registered without its weights file (:attr:`ZooEntry.weights_git_object`), which has
+    not been fetched into the store; the message says how to fetch it or train it again."""
 
 
 def split_name(name: str) -> tuple[str, str | None]:
@@ -114,6 +120,10 @@ def _training(value: object) -> bool:
     )
 
 
+def _git_object(value: object) -> bool:
+    return isinstance(value, str) and GIT_OBJECT.fullmatch(value) is not None
+
+
 def _reference_outputs(value: object) -> bool:
     if not (isinstance(value, dict) and set(value) == {"images", "classes", "probabilities"}):
         return False
@@ -166,6 +176,7 @@ _OPTIONAL_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
         _reference_outputs,
         '{"images": str, "classes": [ints], "probabilities": [numbers 0-1], as many} (zoo.reference)',
     ),
+    "weights_git_object": (_git_object, "'<40-digit commit>:<path>', a git object of the store's repository"),
 }
 
 
@@ -200,6 +211,9 @@ class ZooEntry:
     package_version: str
     keras_version: str
     reference_outputs: dict | None = None  # relu_ratio.zoo.reference.record; None: registered before it
+    # "<commit>:<path>": registered without its weights file, which is this git object of the repository
+    # that holds the store (fetched with `git show`, then checked against sha256); None: the store holds it
+    weights_git_object: str | None = None
 
     @property
     def builder_name(self) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -27,6 +30,7 @@ from relu_ratio.zoo.entry import (
     TAG_PATTERN,
     WEIGHTS_FILE,
     MetadataError,
+    WeightsNotStoredError,
     ZooEntry,
     ZooError,
     split_name,
@@ -35,6 +39,7 @@ from relu_ratio.zoo.registry import (
     accuracy,
     build_with_weights,
     explicit_pattern,
+    how_to_fetch,
     shipped_store,
     store_dir,
 )
@@ -51,6 +56,7 @@ def register(
     *,
     data: str | os.PathLike | None = None,
     overwrite: bool = False,
+    weights_in_git: str | None = None,
 ) -> ZooEntry:
     """Add the training run in ``run_dir`` to the zoo as ``<store>/<name>/``; returns its entry.
 
@@ -68,6 +74,11 @@ def register(
     entry in the package's ``presets.json`` (:mod:`relu_ratio.zoo.presets`, data written atomically; put
     back as it was if the entry cannot be published).
 
+    With ``weights_in_git`` the entry is published without its weights file, which a git object of the
+    repository that holds the store keeps (:attr:`ZooEntry.weights_git_object`): git's copy must be,
+    byte for byte, the float16 file that was measured. An entry registered again from its own folder keeps
+    its git object.
+
     Args:
         run_dir: the training run's output directory, or a zoo entry's folder.
         name: zoo name (``resnet20_21`` or ``resnet20_21.tag``); default :func:`default_name`, or the
@@ -75,19 +86,25 @@ def register(
         store: registry directory; default :func:`~relu_ratio.zoo.store_dir`.
         data: dataset source for the test split, instead of ``config["dataset"]``.
         overwrite: replace an existing entry of the same name.
+        weights_in_git: ``<revision>:<path>`` (``HEAD:zoo/preact164_32/model.weights.h5``), recorded with
+            the revision resolved to its full commit.
 
     Example (re-measure an entry from its stored weights)::
 
         python -m relu_ratio.zoo register zoo/resnet20_21 --force
     """
     run = Path(run_dir)
-    config, result, precision, registered_as = _recorded_run(run)
+    config, result, precision, registered = _recorded_run(run)
     source_weights = run / WEIGHTS_FILE
+    if not source_weights.is_file() and registered is not None and registered.weights_git_object:
+        raise WeightsNotStoredError(how_to_fetch(registered, source_weights))
     if not source_weights.is_file():
         raise ZooError(f"training run {run} has no {WEIGHTS_FILE}.")
+    if weights_in_git is None and registered is not None:
+        weights_in_git = registered.weights_git_object
     if name is not None:
         split_name(name)  # a given name is checked as given: '' is no name, not the default one
-    name = name or registered_as or default_name(run, config["model"])
+    name = name or (registered.name if registered else None) or default_name(run, config["model"])
     base, _ = split_name(name)
     architecture = config["architecture"]
     if not (isinstance(architecture, dict) and set(architecture) == {"builder_name", "kwargs"}):
@@ -114,6 +131,10 @@ def register(
         if (run / METRICS_FILE).is_file():
             shutil.copyfile(run / METRICS_FILE, staging / METRICS_FILE)
         entry = _measure(name, config, result, precision, weights, run, data)
+        if weights_in_git is not None:
+            git_object = _git_object(store, weights_in_git, entry.sha256)
+            entry = dataclasses.replace(entry, weights_git_object=git_object)
+            weights.unlink()
         (staging / METADATA_FILE).write_text(json.dumps(entry.to_json(), indent=2) + "\n", encoding="utf-8")
         card.write(entry, staging)  # the model card, README.md, as it belongs in the published folder
         shipped = store.resolve() == shipped_store().resolve()
@@ -132,8 +153,8 @@ def register(
     return entry
 
 
-def _recorded_run(run: Path) -> tuple[dict, dict, str | None, str | None]:
-    """``(config, result, precision, name)`` of the run in ``run``: a training run's folder (``name`` is
+def _recorded_run(run: Path) -> tuple[dict, dict, str | None, ZooEntry | None]:
+    """``(config, result, precision, entry)`` of the run in ``run``: a training run's folder (``entry`` is
     ``None``) or a zoo entry's, whose metadata keeps its run's config and result."""
     if not (run / METADATA_FILE).is_file():
         record = RunRecord.read(run)
@@ -146,9 +167,44 @@ def _recorded_run(run: Path) -> tuple[dict, dict, str | None, str | None]:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise MetadataError(f"cannot read {path}: {error}") from error
-    training = ZooEntry.from_json(raw, where=str(path)).training
+    entry = ZooEntry.from_json(raw, where=str(path))
+    training = entry.training
     config = _required(training["config"], path, CONFIG_KEYS)
-    return config, _required(training["result"], path, RESULT_KEYS), training.get("precision"), raw["name"]
+    return config, _required(training["result"], path, RESULT_KEYS), training.get("precision"), entry
+
+
+def _git_object(store: Path, spec: str, sha256: str) -> str:
+    """``spec`` (``<revision>:<path>``) as ``<full commit>:<path>``, after checking that git, in the
+    repository that holds ``store``, gives for it a file of ``sha256``."""
+    revision, _, path = spec.partition(":")
+    if not (revision and path):
+        raise ZooError(
+            f"weights in git are named '<revision>:<path>' (e.g. HEAD:zoo/preact164_32/model.weights.h5); "
+            f"received {spec!r}."
+        )
+    commit = _git(store, "rev-parse", "--verify", "--end-of-options", f"{revision}^{{commit}}")
+    commit = commit.decode().strip()
+    kept = hashlib.sha256(_git(store, "show", f"{commit}:{path}")).hexdigest()
+    if kept != sha256:
+        raise ZooError(
+            f"git object {spec} is not the weights being registered: its sha256 is {kept}, the float16 file "
+            f"measured has {sha256}. Name the file of a zoo entry (zoo/<name>/model.weights.h5) at a commit "
+            "where it holds these weights."
+        )
+    return f"{commit}:{path}"
+
+
+def _git(folder: Path, *args: str) -> bytes:
+    """What ``git -C folder <args>`` writes; :class:`ZooError` with git's message where it fails."""
+    command = ["git", "-C", os.fspath(folder), *args]
+    try:
+        done = subprocess.run(command, capture_output=True, check=False)
+    except OSError as error:
+        raise ZooError(f"cannot run git (for weights kept in git): {error.strerror or error}.") from None
+    if done.returncode:
+        said = done.stderr.decode(errors="replace").strip() or f"exit status {done.returncode}"
+        raise ZooError(f"{' '.join(command)} failed: {said}")
+    return done.stdout
 
 
 def write_float16(source: str | os.PathLike, target: str | os.PathLike) -> None:

@@ -7,6 +7,7 @@ import fnmatch
 import importlib.resources
 import json
 import os
+import shlex
 from pathlib import Path
 
 import h5py
@@ -26,6 +27,7 @@ from relu_ratio.zoo.entry import (
     IntegrityError,
     MetadataError,
     UnknownModelError,
+    WeightsNotStoredError,
     ZooEntry,
     ZooError,
     split_name,
@@ -124,6 +126,8 @@ def _read_entry(folder: Path, name: str) -> ZooEntry:
 def verified_weights(entry: ZooEntry) -> Path:
     """The entry's weights file, after checking that it exists and has the registered size and sha256."""
     path = entry_dir(entry.name) / entry.weights_file
+    if not path.is_file() and entry.weights_git_object:
+        raise WeightsNotStoredError(how_to_fetch(entry, path))
     if not path.is_file():
         raise IntegrityError(f"weights file of {entry.name!r} is missing: {path}.")
     size = path.stat().st_size
@@ -149,6 +153,29 @@ def verified_weights(entry: ZooEntry) -> Path:
                 "store ($RELU_RATIO_ZOO)."
             )
     return path
+
+
+def has_weights(entry: ZooEntry) -> bool:
+    """Whether ``entry`` can be loaded as the store stands: every entry but one registered without its
+    weights file (:attr:`ZooEntry.weights_git_object`) that nobody has fetched. A missing file of another
+    entry is damage, which :func:`load` reports."""
+    return not entry.weights_git_object or (entry_dir(entry.name) / entry.weights_file).is_file()
+
+
+def how_to_fetch(entry: ZooEntry, path: Path) -> str:
+    """What :class:`WeightsNotStoredError` says: where the weights of ``entry`` are kept and how to fetch
+    them into ``path``, or train them again."""
+    store, target = shlex.quote(os.fspath(path.parent.parent)), shlex.quote(os.fspath(path))
+    return (
+        f"the weights of zoo entry {entry.name!r} ({entry.training['epochs']} epochs, {entry.top1:.2f} % "
+        f"top-1) are not in the store: it holds the entry's metadata and model card, not its weights "
+        "file, to keep the package small. The file is kept in the history of the repository that holds the "
+        "store; from a clone with that history (not a shallow one), fetch it (every load checks it against "
+        f"its sha256):\n  git -C {store} show {entry.weights_git_object} > {target}\n"
+        f"Or train it again ({entry.training['command']}) and register the run in a store of your own "
+        f"(python -m relu_ratio.zoo register <run folder> --name {entry.name} --store <folder>, then set "
+        "RELU_RATIO_ZOO to that folder)."
+    )
 
 
 def explicit_pattern(builder_name: str) -> str | list[list[str]]:
@@ -237,6 +264,8 @@ def load(
     Raises:
         UnknownModelError, MetadataError, IntegrityError: the entry is unknown, its metadata is broken, or
             its weights are missing, tampered with or do not fit. A wrong model is never returned.
+        WeightsNotStoredError: the entry was registered without its weights file; the message says how to
+            fetch it from the repository's history, or train it again.
         ValueError: an argument, or a combination of them, that does not apply.
 
     Example:
@@ -447,8 +476,9 @@ def markdown_table(page: str | os.PathLike | None = None) -> str:
     """The README "Model zoo" table, rendered from the registry: one row per entry, its name linking to the
     entry's model card (``zoo/<name>/README.md`` from the repository's README; for a store of one's own,
     ``$RELU_RATIO_ZOO``, relative to the folder of ``page``, the file the table goes into, default: the
-    current folder). The dataset and split stand in the top-1 column's header when every entry shares them,
-    else beside each accuracy."""
+    current folder); an entry registered without its weights file says so (its card says how to fetch it).
+    The dataset and split stand in the top-1 column's header when every entry shares them, else beside each
+    accuracy."""
     listed = entries()
     links_from = Path(page).parent if page is not None else Path.cwd()
     measured_on = {(entry.dataset, entry.split) for entry in listed}
@@ -458,8 +488,9 @@ def markdown_table(page: str | os.PathLike | None = None) -> str:
     rows = []
     for entry in listed:
         where = "" if shared else f" ({entry.dataset}, {entry.split})"
+        not_shipped = " (weights not shipped: see its card)" if entry.weights_git_object else ""
         rows.append(
-            f"| [`{entry.name}`]({_card_link(entry.name, links_from)}) | {_pattern(entry)} | "
+            f"| [`{entry.name}`]({_card_link(entry.name, links_from)}){not_shipped} | {_pattern(entry)} | "
             f"{entry.top1:.2f} %{where} | {entry.params / 1e6:.2f} M | {entry.flops / 1e6:.1f} M | "
             f"{entry.training['epochs']} |"
         )
