@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--warmup", type=throughput.at_least(0), default=2)
     p.add_argument("--no-record", action="store_true", help="print only; do not append to results.jsonl")
     args = p.parse_args(argv)
-    names = args.models or zoo.list()
+    names = args.models or zoo.registry.with_weights(zoo.list())
     throughput.check_models(p, names)
     context = throughput.run_context(keras.mixed_precision.global_policy().name)
     rows = []

@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                    help="a uniform random subset of this many images")
     p.add_argument("--no-record", action="store_true", help="print only; do not append to results.jsonl")
     args = p.parse_args(argv)
-    names = args.models or zoo.list()
+    names = args.models or zoo.registry.with_weights(zoo.list())
     throughput.check_models(p, names, zoo_only=True)
     try:
         test = data.load(args.data, "test")

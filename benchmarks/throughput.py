@@ -70,13 +70,16 @@ count = at_least(1)
 
 def check_models(p: argparse.ArgumentParser, names: list[str], zoo_only: bool = False) -> None:
     """Stop with one line (exit 2) before anything is measured or recorded if a name in ``names`` is neither
-    a zoo entry nor (unless ``zoo_only``) a builder name: a misspelt second model must not leave the first
-    one's rows recorded alone."""
+    a zoo entry whose weights the store holds nor (unless ``zoo_only``) a builder name: a misspelt second
+    model must not leave the first one's rows recorded alone."""
     from relu_ratio import zoo
 
     for name in names:
         try:
-            zoo.info(name) if zoo_only or name in zoo.list() else models.check_name(name)
+            if zoo_only or name in zoo.list():
+                zoo.registry.verified_weights(zoo.info(name))
+            else:
+                models.check_name(name)
         except ValueError as error:
             p.error(f"--models: {error}")
 PAGE = Path(__file__).parents[1] / "docs" / "BENCHMARKS.md"

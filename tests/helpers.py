@@ -26,20 +26,14 @@ RAW = RNG.integers(0, 256, (4, *SHAPE), dtype=np.uint8)
 def cheapest_entry(names: list[str]) -> str:
     """Of the zoo entries ``names`` whose weights the store holds, the one with the fewest multiply-adds
     (ties: the first by name)."""
-    return min(loadable(names), key=lambda name: (zoo.info(name).flops, name))
-
-
-def loadable(names: list[str]) -> list[str]:
-    """The zoo entries of ``names`` that the store holds the weights of (all but those registered without
-    them: ``zoo.registry.has_weights``)."""
-    return [name for name in names if zoo.registry.has_weights(zoo.info(name))]
+    return min(zoo.registry.with_weights(names), key=lambda name: (zoo.info(name).flops, name))
 
 
 def cheapest_per_family(names: list[str]) -> list[str]:
-    """Of the :func:`loadable` zoo entries ``names``, the :func:`cheapest_entry` of each family (its
-    builder's ``parse_name`` first part), sorted by name."""
+    """Of the zoo entries ``names`` whose weights the store holds, the :func:`cheapest_entry` of each family
+    (its builder's ``parse_name`` first part), sorted by name."""
     cheapest: dict[str, str] = {}
-    for name in sorted(loadable(names), key=lambda name: (zoo.info(name).flops, name)):
+    for name in sorted(zoo.registry.with_weights(names), key=lambda name: (zoo.info(name).flops, name)):
         cheapest.setdefault(models.parse_name(zoo.info(name).builder_name)[0], name)
     return sorted(cheapest.values())
 
@@ -51,7 +45,7 @@ def real_entries_for_this_backend() -> list[str]:
     backend differs. Keeps the other backends' passes from growing with every entry registered."""
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("RELU_RATIO_ZOO", raising=False)
-        names = loadable(zoo.list())
+        names = zoo.registry.with_weights(zoo.list())
         return names if keras.backend.backend() == "tensorflow" else cheapest_per_family(names)
 
 

@@ -231,51 +231,65 @@ def _git(folder: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+def _commit_all(repository: Path) -> str:
+    _git(repository, "add", ".")
+    _git(repository, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "zoo")
+    return _git(repository, "rev-parse", "HEAD")
+
+
 def test_an_entry_registered_with_its_weights_in_git_says_how_to_fetch_them(
     run, tmp_path, monkeypatch, capsys
 ):
-    repository = tmp_path / "repository"
+    repository = tmp_path / "my repository"  # a space: no shell command is built from a path
     store = repository / "zoo"
     zoo.register(run["dir"], store=store)
     _git(repository, "init", "-q")
-    _git(repository, "add", ".")
-    _git(repository, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "weights")
-    commit = _git(repository, "rev-parse", "HEAD")
+    commit = _commit_all(repository)
     monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(store))
     kept = f"HEAD:zoo/{NAME}/model.weights.h5"
     name = f"{NAME}.e1"
     assert main(["register", os.fspath(store / NAME), "--name", name, "--weights-in-git", kept]) == 0
     entry, folder = zoo.info(name), store / name
+    weights = folder / "model.weights.h5"
     assert entry.weights_git_object == f"{commit}:zoo/{NAME}/model.weights.h5"
     assert entry.sha256 == zoo.info(NAME).sha256 and entry.metrics == zoo.info(NAME).metrics
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "metadata.json"]
-    assert not zoo.registry.has_weights(entry) and zoo.registry.has_weights(zoo.info(NAME))
+    assert zoo.registry.with_weights(zoo.list()) == [NAME]
     with pytest.raises(zoo.WeightsNotStoredError) as error:
         zoo.load(name)
-    fetch = f"git -C {store} show {entry.weights_git_object} > {folder / 'model.weights.h5'}"
-    assert fetch in str(error.value) and entry.training["command"] in str(error.value)
-    assert f"| [`{name}`](zoo/{name}/README.md) (weights not shipped: see its card) |" in zoo.markdown_table(
-        repository / "README.md"
-    )
+    assert f"python -m relu_ratio.zoo fetch {name}." in str(error.value)
+    assert entry.training["command"] in str(error.value)
+    row = f"| [`{name}`](zoo/{name}/README.md) (weights not shipped: see its card) |"
+    assert row in zoo.markdown_table(repository / "README.md")
     card = (folder / "README.md").read_text()
-    assert "| weights | `model.weights.h5`, not shipped (how to fetch it: below)," in card
-    assert f"git show {entry.weights_git_object} > <store>/{name}/model.weights.h5" in card
+    assert f"| weights | `model.weights.h5`, not shipped: the git object `{commit}:zoo/{NAME}/" in card
+    assert f"```bash\npython -m relu_ratio.zoo fetch {name}\n```" in card
     assert main(["verify"]) == 0
-    assert f"{name}: skipped: the weights of zoo entry {name!r}" in capsys.readouterr().out
+    assert f"{name}: skipped: its weights file is not in the store" in capsys.readouterr().out
+    assert main(["verify", name]) == 1 and "skipped" in capsys.readouterr().out  # named: nothing checked
     with pytest.raises(zoo.WeightsNotStoredError):  # nor registered again from a folder without them
         zoo.register(folder, overwrite=True)
 
-    subprocess.run(fetch, shell=True, check=True)  # the command the error gives
-    assert zoo.registry.has_weights(entry) and zoo.card.update(check=True) == []  # the card stays as it was
+    weights.write_bytes(b"")  # a fetch cut short by hand
+    with pytest.raises(zoo.IntegrityError, match=f"0 bytes.* Fetch it again: .* fetch {name}"):
+        zoo.load(name)
+    assert main(["fetch", name]) == 0 and capsys.readouterr().out == f"{name}: {weights}\n"
+    assert zoo.card.update(check=True) == []  # the card is the same with the file fetched
     fetched, stored = (zoo.load(n).predict(run["images"], verbose=0) for n in (name, NAME))
     np.testing.assert_array_equal(fetched, stored)
-    again = zoo.register(folder, overwrite=True)  # re-measured, still without its file in the store
-    assert again.weights_git_object == entry.weights_git_object and not (folder / "model.weights.h5").exists()
+    assert main(["verify", name]) == 0
+    with pytest.raises(zoo.ZooError, match=f"{NAME!r} was registered with its weights file .*nothing to"):
+        zoo.fetch(NAME)
+    again = zoo.register(folder, overwrite=True)  # re-measured in its own store: still without its file
+    assert again.weights_git_object == entry.weights_git_object and not weights.exists()
+    other = zoo.register(store / NAME, name=name, store=tmp_path / "other")  # elsewhere: with it
+    assert other.weights_git_object is None and (tmp_path / "other" / name / "model.weights.h5").is_file()
 
     for spec, message in [
-        ("HEAD", "named '<revision>:<path>' .* received 'HEAD'"),
+        ("HEAD", "named '<revision>:<path from the repository's root>' .* received 'HEAD'"),
+        (f"HEAD:./{NAME}/model.weights.h5", "received 'HEAD:./"),
         (f"HEAD:zoo/{NAME}/metadata.json", f"git object HEAD:zoo/{NAME}/metadata.json is not the weights"),
-        ("nope:x", "git -C .* rev-parse .* failed: fatal: Needed a single revision"),
+        ("nope:x", "rev-parse --verify nope\\^{commit} failed: fatal: Needed a single revision"),
     ]:
         with pytest.raises(zoo.ZooError, match=message):
             zoo.register(store / NAME, name=f"{NAME}.bad", weights_in_git=spec)
@@ -283,9 +297,18 @@ def test_an_entry_registered_with_its_weights_in_git_says_how_to_fetch_them(
     with pytest.raises(zoo.ZooError, match="not a git repository"):
         zoo.register(store / NAME, store=outside, weights_in_git=kept)
     assert not (store / f"{NAME}.bad").exists() and list(outside.iterdir()) == []  # nothing half-registered
+
+    _commit_all(repository)  # the entry without its file
+    shallow = tmp_path / "shallow"
+    _git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repository}", os.fspath(shallow))
+    monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(shallow / "zoo"))
+    assert _git(shallow, "rev-parse", "--is-shallow-repository") == "true"  # without the first commit
+    assert main(["fetch", name]) == 2
+    assert "not a shallow clone: git fetch --unshallow" in capsys.readouterr().err
+    monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(store))
     meta = json.loads((folder / "metadata.json").read_text())
     (folder / "metadata.json").write_text(json.dumps({**meta, "weights_git_object": kept}))
-    with pytest.raises(zoo.MetadataError, match=r"ill-typed: weights_git_object .*<40-digit commit>:<path>"):
+    with pytest.raises(zoo.MetadataError, match=r"ill-typed: weights_git_object .*'<commit>:<path>'"):
         zoo.info(name)
 
 

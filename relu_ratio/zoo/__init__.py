@@ -1,13 +1,14 @@
 """The registry of pretrained models: ``list``, ``info``, ``load``, ``verify``, ``evaluate``, ``export``,
-``register``.
+``register``, ``fetch``.
 
 Each entry is a folder ``zoo/<name>/`` holding ``metadata.json`` (a :class:`ZooEntry`: architecture,
 explicit ReLU pattern, weights sha256 and size, dataset, class names, mean/std, measured top-1/top-5,
 params, FLOPs, training command/config/epochs/wall time/device/backend, versions, and the outputs on 40
 fixed images that :func:`verify` compares with) and ``model.weights.h5`` (float16, loaded into float32
-models), and its model card ``README.md`` (:mod:`card`, generated from the metadata). Names are
-``{family}{depth}_{pattern}`` with an optional ``.tag`` (``resnet20_21``, ``resnet20_21.fast``); the plain
-name is the default tag.
+models), and its model card ``README.md`` (:mod:`card`, generated from the metadata); an entry registered
+without its weights file names the git object that keeps it, and :func:`fetch` writes it there
+(:mod:`git_weights`). Names are ``{family}{depth}_{pattern}`` with an optional ``.tag`` (``resnet20_21``,
+``resnet20_21.fast``); the plain name is the default tag.
 
 The store is ``$RELU_RATIO_ZOO`` if set, else the ``relu_ratio.zoo_store`` package shipped in the wheel,
 else the repository's ``zoo/``. Every :func:`load` checks the weights file's size and sha256 before
@@ -35,6 +36,7 @@ from relu_ratio.zoo.entry import (
     ZooEntry,
     ZooError,
 )
+from relu_ratio.zoo.git_weights import fetch
 from relu_ratio.zoo.publish import register
 from relu_ratio.zoo.reference import verify
 from relu_ratio.zoo.registry import (
@@ -61,6 +63,7 @@ __all__ = [
     "card",
     "evaluate",
     "export",
+    "fetch",
     "info",
     "list_models",
     "load",

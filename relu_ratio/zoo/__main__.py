@@ -1,5 +1,5 @@
-"""``python -m relu_ratio.zoo list|info|verify|evaluate|export|register|table|cards``: the zoo from the
-command line."""
+"""``python -m relu_ratio.zoo list|info|verify|evaluate|export|register|fetch|table|cards``: the zoo from
+the command line."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ EXAMPLES = {
     "evaluate": "python -m relu_ratio.zoo evaluate preact164_32 --data ../shared/data",
     "export": "python -m relu_ratio.zoo export resnet20_21 exported/resnet20_21",
     "register": "python -m relu_ratio.zoo register ~/relu_runs/zoo/resnet20_21-seed0",
+    "fetch": "python -m relu_ratio.zoo fetch preact164_32.e30",
     "table": "python -m relu_ratio.zoo table --update README.md",
     "cards": "python -m relu_ratio.zoo cards --check",
 }
@@ -58,6 +59,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weights-in-git", metavar="REVISION:PATH",
                    help="publish the entry without its weights file, which this git object of the store's "
                    "repository keeps byte for byte (HEAD:zoo/preact164_32/model.weights.h5)")  # fmt: skip
+    p = sub.add_parser("fetch", help="write the weights file of an entry registered without it, from git")
+    p.add_argument("names", nargs="+", help="entries registered with --weights-in-git")
     p = sub.add_parser("table", help="the zoo tables (README.md, docs/TRAINING.md), from the registry; each "
                        "name links to its model card from the page's folder (printed: the current folder)")
     group = p.add_mutually_exclusive_group()
@@ -99,7 +102,13 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "info":
         print(json.dumps(registry.info(args.name).to_json(), indent=2))
     elif args.command == "verify":
-        return _verify([registry.entry_dir(name).name for name in args.names] or registry.list_models())
+        names = [registry.entry_dir(name).name for name in args.names]
+        return _verify(names or registry.list_models(), named=bool(names))
+    elif args.command == "fetch":
+        from relu_ratio.zoo.git_weights import fetch
+
+        for name in [registry.entry_dir(name).name for name in args.names]:  # every name known, first
+            print(f"{name}: {fetch(name)}")
     elif args.command == "evaluate":
         # a progress bar with time left on a terminal; one line when done in a log (Keras verbose=2)
         result = registry.evaluate(args.name, args.data, verbose=1 if sys.stdout.isatty() else 2)
@@ -149,13 +158,17 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(names: Sequence[str]) -> int:
+def _verify(names: Sequence[str], named: bool) -> int:
+    """Verify each entry; 1 if one failed, or was ``named`` but has no weights file to verify."""
     failed = []
     for name in names:
         try:
             report = reference.verify(name)
-        except WeightsNotStoredError as error:  # nothing to verify, and nothing wrong
-            print(f"{name}: skipped: {error}")
+        except WeightsNotStoredError:  # registered without its weights file: nothing wrong, nothing to check
+            print(f"{name}: skipped: its weights file is not in the store (python -m relu_ratio.zoo fetch "
+                  f"{name})")  # fmt: skip
+            if named:
+                failed.append(name)
             continue
         except ZooError as error:  # a changed output is listed and the rest run (the names are known)
             print(f"{name}: FAIL: {error}")

@@ -110,7 +110,7 @@ def render(
         "",
     ]
     if entry.weights_git_object:
-        out += _fetch_section(entry, own_store)
+        out += _fetch_section(entry)
     if own_store:
         out += ["This entry is in a store of one's own, not the package's zoo: `zoo.load`, "
                 "`models.build(..., weights=...)` and the commands below find it where `$RELU_RATIO_ZOO` "
@@ -226,24 +226,21 @@ def render(
 
 
 def _weights_file(entry: ZooEntry, stored: str | None) -> str:
-    """The card's weights cell: the file, linked, and its precision; or that the store does not hold it."""
+    """The card's weights cell: the file, linked, and its precision; or where it is kept instead."""
     if entry.weights_git_object:
-        return f"`{entry.weights_file}`, not shipped (how to fetch it: below)"
+        return f"`{entry.weights_file}`, not shipped: the git object `{entry.weights_git_object}`"
     return f"[`{entry.weights_file}`]({entry.weights_file}) ({stored})"
 
 
-def _fetch_section(entry: ZooEntry, own_store: bool) -> list[str]:
-    """For an entry registered without its weights file: where the file is kept and the command that
-    fetches it into the entry's folder."""
-    store = "<store>" if own_store else "zoo"
+def _fetch_section(entry: ZooEntry) -> list[str]:
+    """For an entry registered without its weights file: the command that fetches it."""
     return [
         "The weights file is not shipped, to keep the package small: this folder holds the entry's metadata "
-        "and this card. The file is kept in the history of the repository; in a clone with that history "
-        "(not a shallow one), fetch it from the repository's root, and `zoo.load` checks it against the "
-        "sha256 above:",
+        "and this card. Fetch the file from the repository's history (in a clone with that history, not a "
+        "shallow one); it is checked against the sha256 above before it is written:",
         "",
         "```bash",
-        f"git show {entry.weights_git_object} > {store}/{entry.name}/{entry.weights_file}",
+        f"python -m relu_ratio.zoo fetch {entry.name}",
         "```",
         "",
     ]
@@ -369,9 +366,10 @@ def card_of(entry: ZooEntry, folder: str | os.PathLike) -> str:
     """The card of ``entry`` as it belongs in ``folder`` (which holds, or will hold, the entry)."""
     folder = Path(folder)
     weights = folder / entry.weights_file
-    stored = stored_precision(weights) if weights.is_file() else "float16"
     if entry.weights_git_object:  # the same card whether or not the file has been fetched
         stored = None
+    else:
+        stored = stored_precision(weights) if weights.is_file() else "float16"
     docs = docs_link(folder)  # the repository's zoo/, else the installed package's store, else one's own
     own_store = docs is None and not registry.is_shipped(folder.parent)
     return render(entry, log=(folder / METRICS_FILE).is_file(), docs=docs, stored=stored, own_store=own_store)

@@ -22,7 +22,7 @@ TRAINING_KEYS = ("command", "config", "epochs", "wall_time_s", "device", "backen
 # Optional: None where a run predates recording them (its config and result then say what is known).
 PROVENANCE_KEYS = ("cpu_time_s", "precision", "commit")
 TAG_PATTERN = re.compile(r"[a-z0-9_]+")  # a zoo name's optional ".tag"
-GIT_OBJECT = re.compile(r"[0-9a-f]{40}:\S+")  # "<commit>:<path>", what `git show` takes
+GIT_OBJECT = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?:.+")  # "<commit>:<path>", what `git show` takes
 # The builders' weights= key for an entry's dataset (ZooEntry.weights_key); others: the name, slugged.
 CIFAR10_JPEG = "CIFAR-10 (JPEG)"
 # tfds/folder dataset name -> the name an entry records; its weights key is the short name without "_jpeg"
@@ -176,7 +176,7 @@ _OPTIONAL_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
         _reference_outputs,
         '{"images": str, "classes": [ints], "probabilities": [numbers 0-1], as many} (zoo.reference)',
     ),
-    "weights_git_object": (_git_object, "'<40-digit commit>:<path>', a git object of the store's repository"),
+    "weights_git_object": (_git_object, "'<commit>:<path>', a git object of the store's repository"),
 }
 
 

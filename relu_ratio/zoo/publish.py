@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -21,7 +18,7 @@ from relu_ratio import data as data_lib
 from relu_ratio import files
 from relu_ratio.describe import describe
 from relu_ratio.train.record import RunRecord, parse_run_folder_name
-from relu_ratio.zoo import card, presets, reference
+from relu_ratio.zoo import card, git_weights, presets, reference
 from relu_ratio.zoo.entry import (
     DATASET_NAMES,
     FORMAT_VERSION,
@@ -39,7 +36,7 @@ from relu_ratio.zoo.registry import (
     accuracy,
     build_with_weights,
     explicit_pattern,
-    how_to_fetch,
+    not_stored,
     shipped_store,
     store_dir,
 )
@@ -75,9 +72,9 @@ def register(
     back as it was if the entry cannot be published).
 
     With ``weights_in_git`` the entry is published without its weights file, which a git object of the
-    repository that holds the store keeps (:attr:`ZooEntry.weights_git_object`): git's copy must be,
-    byte for byte, the float16 file that was measured. An entry registered again from its own folder keeps
-    its git object.
+    repository that holds the store keeps (:attr:`ZooEntry.weights_git_object`, :mod:`git_weights`): git's
+    copy must be, byte for byte, the float16 file that is measured. An entry registered again in its own
+    store keeps its git object (a fetched file goes with the old folder: ``zoo fetch`` it again).
 
     Args:
         run_dir: the training run's output directory, or a zoo entry's folder.
@@ -97,11 +94,9 @@ def register(
     config, result, precision, registered = _recorded_run(run)
     source_weights = run / WEIGHTS_FILE
     if not source_weights.is_file() and registered is not None and registered.weights_git_object:
-        raise WeightsNotStoredError(how_to_fetch(registered, source_weights))
+        raise WeightsNotStoredError(not_stored(registered, source_weights))
     if not source_weights.is_file():
         raise ZooError(f"training run {run} has no {WEIGHTS_FILE}.")
-    if weights_in_git is None and registered is not None:
-        weights_in_git = registered.weights_git_object
     if name is not None:
         split_name(name)  # a given name is checked as given: '' is no name, not the default one
     name = name or (registered.name if registered else None) or default_name(run, config["model"])
@@ -118,6 +113,8 @@ def register(
     if "normalization" not in architecture["kwargs"]:
         raise ZooError(f"{run}: zoo models take raw images; the architecture kwargs lack 'normalization'.")
     store = Path(store) if store is not None else store_dir()
+    if weights_in_git is None and registered is not None and run.resolve().parent == store.resolve():
+        weights_in_git = registered.weights_git_object  # registered again in its own store
     final = store / name
     if final.exists() and not overwrite:
         raise ZooError(f"zoo entry {final} already exists; pass overwrite=True (CLI: --force) to replace it.")
@@ -128,12 +125,14 @@ def register(
     try:
         weights = staging / WEIGHTS_FILE
         write_float16(source_weights, weights)
+        if weights_in_git is not None:  # checked before minutes of measuring
+            weights_in_git = git_weights.resolve(store, weights_in_git, files.sha256(weights))
         if (run / METRICS_FILE).is_file():
             shutil.copyfile(run / METRICS_FILE, staging / METRICS_FILE)
         entry = _measure(name, config, result, precision, weights, run, data)
         if weights_in_git is not None:
-            git_object = _git_object(store, weights_in_git, entry.sha256)
-            entry = dataclasses.replace(entry, weights_git_object=git_object)
+            kept_in_git = {**entry.to_json(), "weights_git_object": weights_in_git}
+            entry = ZooEntry.from_json(kept_in_git, where=f"metadata of {name!r}")
             weights.unlink()
         (staging / METADATA_FILE).write_text(json.dumps(entry.to_json(), indent=2) + "\n", encoding="utf-8")
         card.write(entry, staging)  # the model card, README.md, as it belongs in the published folder
@@ -171,40 +170,6 @@ def _recorded_run(run: Path) -> tuple[dict, dict, str | None, ZooEntry | None]:
     training = entry.training
     config = _required(training["config"], path, CONFIG_KEYS)
     return config, _required(training["result"], path, RESULT_KEYS), training.get("precision"), entry
-
-
-def _git_object(store: Path, spec: str, sha256: str) -> str:
-    """``spec`` (``<revision>:<path>``) as ``<full commit>:<path>``, after checking that git, in the
-    repository that holds ``store``, gives for it a file of ``sha256``."""
-    revision, _, path = spec.partition(":")
-    if not (revision and path):
-        raise ZooError(
-            f"weights in git are named '<revision>:<path>' (e.g. HEAD:zoo/preact164_32/model.weights.h5); "
-            f"received {spec!r}."
-        )
-    commit = _git(store, "rev-parse", "--verify", "--end-of-options", f"{revision}^{{commit}}")
-    commit = commit.decode().strip()
-    kept = hashlib.sha256(_git(store, "show", f"{commit}:{path}")).hexdigest()
-    if kept != sha256:
-        raise ZooError(
-            f"git object {spec} is not the weights being registered: its sha256 is {kept}, the float16 file "
-            f"measured has {sha256}. Name the file of a zoo entry (zoo/<name>/model.weights.h5) at a commit "
-            "where it holds these weights."
-        )
-    return f"{commit}:{path}"
-
-
-def _git(folder: Path, *args: str) -> bytes:
-    """What ``git -C folder <args>`` writes; :class:`ZooError` with git's message where it fails."""
-    command = ["git", "-C", os.fspath(folder), *args]
-    try:
-        done = subprocess.run(command, capture_output=True, check=False)
-    except OSError as error:
-        raise ZooError(f"cannot run git (for weights kept in git): {error.strerror or error}.") from None
-    if done.returncode:
-        said = done.stderr.decode(errors="replace").strip() or f"exit status {done.returncode}"
-        raise ZooError(f"{' '.join(command)} failed: {said}")
-    return done.stdout
 
 
 def write_float16(source: str | os.PathLike, target: str | os.PathLike) -> None:

@@ -7,7 +7,6 @@ import fnmatch
 import importlib.resources
 import json
 import os
-import shlex
 from pathlib import Path
 
 import h5py
@@ -124,22 +123,26 @@ def _read_entry(folder: Path, name: str) -> ZooEntry:
 
 
 def verified_weights(entry: ZooEntry) -> Path:
-    """The entry's weights file, after checking that it exists and has the registered size and sha256."""
+    """The entry's weights file, after checking that it exists and has the registered size and sha256
+    (:class:`WeightsNotStoredError` for an entry registered without it, not fetched yet)."""
     path = entry_dir(entry.name) / entry.weights_file
-    if not path.is_file() and entry.weights_git_object:
-        raise WeightsNotStoredError(how_to_fetch(entry, path))
+    if not has_weights(entry):
+        raise WeightsNotStoredError(not_stored(entry, path))
     if not path.is_file():
         raise IntegrityError(f"weights file of {entry.name!r} is missing: {path}.")
+    fetched = entry.weights_git_object is not None
+    mend = f" Fetch it again: python -m relu_ratio.zoo fetch {entry.name}." if fetched else ""
     size = path.stat().st_size
     if size != entry.file_size:
         raise IntegrityError(
-            f"weights file {path} is {size:,} bytes, expected {entry.file_size:,} (truncated or replaced)."
+            f"weights file {path} is {size:,} bytes, expected {entry.file_size:,} (truncated or "
+            f"replaced).{mend}"
         )
     actual = files.sha256(path)
     if actual != entry.sha256:
         raise IntegrityError(
             f"weights file {path} does not match its registered hash (tampered or corrupt): "
-            f"expected sha256 {entry.sha256}, actual {actual}."
+            f"expected sha256 {entry.sha256}, actual {actual}.{mend}"
         )
     if store_dir().resolve() == shipped_store().resolve():
         shipped = presets.read().get(entry.name)
@@ -156,25 +159,27 @@ def verified_weights(entry: ZooEntry) -> Path:
 
 
 def has_weights(entry: ZooEntry) -> bool:
-    """Whether ``entry`` can be loaded as the store stands: every entry but one registered without its
-    weights file (:attr:`ZooEntry.weights_git_object`) that nobody has fetched. A missing file of another
-    entry is damage, which :func:`load` reports."""
+    """Whether the store holds ``entry``'s weights file, or should: false only for an entry registered
+    without it (:attr:`ZooEntry.weights_git_object`) whose file has not been fetched (``zoo fetch``). A
+    missing file of another entry is damage, which :func:`load` reports."""
     return not entry.weights_git_object or (entry_dir(entry.name) / entry.weights_file).is_file()
 
 
-def how_to_fetch(entry: ZooEntry, path: Path) -> str:
-    """What :class:`WeightsNotStoredError` says: where the weights of ``entry`` are kept and how to fetch
-    them into ``path``, or train them again."""
-    store, target = shlex.quote(os.fspath(path.parent.parent)), shlex.quote(os.fspath(path))
+def with_weights(names: list[str]) -> list[str]:
+    """The entries of ``names`` whose weights the store holds (:func:`has_weights`), e.g. to load each."""
+    return [name for name in names if has_weights(info(name))]
+
+
+def not_stored(entry: ZooEntry, path: Path) -> str:
+    """What :class:`WeightsNotStoredError` says of ``entry``, whose weights file ``path`` is not there."""
     return (
         f"the weights of zoo entry {entry.name!r} ({entry.training['epochs']} epochs, {entry.top1:.2f} % "
-        f"top-1) are not in the store: it holds the entry's metadata and model card, not its weights "
-        "file, to keep the package small. The file is kept in the history of the repository that holds the "
-        "store; from a clone with that history (not a shallow one), fetch it (every load checks it against "
-        f"its sha256):\n  git -C {store} show {entry.weights_git_object} > {target}\n"
-        f"Or train it again ({entry.training['command']}) and register the run in a store of your own "
-        f"(python -m relu_ratio.zoo register <run folder> --name {entry.name} --store <folder>, then set "
-        "RELU_RATIO_ZOO to that folder)."
+        f"top-1) are not in the store {path.parent.parent}: it holds the entry's metadata and model card, "
+        "not its weights file, to keep the package small. Fetch the file from the history of the "
+        "repository that holds the store (checked against its sha256): python -m relu_ratio.zoo fetch "
+        f"{entry.name}. Or train it again ({entry.training['command']}) and register the run in a store of "
+        f"your own (python -m relu_ratio.zoo register <run folder> --name {entry.name} --store <folder>, "
+        "then set RELU_RATIO_ZOO to that folder)."
     )
 
 
@@ -265,7 +270,7 @@ def load(
         UnknownModelError, MetadataError, IntegrityError: the entry is unknown, its metadata is broken, or
             its weights are missing, tampered with or do not fit. A wrong model is never returned.
         WeightsNotStoredError: the entry was registered without its weights file; the message says how to
-            fetch it from the repository's history, or train it again.
+            fetch it from the repository's history (``zoo fetch``), or train it again.
         ValueError: an argument, or a combination of them, that does not apply.
 
     Example:

@@ -1,0 +1,84 @@
+"""Weights kept in git: an entry registered without its weights file (``zoo register --weights-in-git``)
+names the git object that holds it, ``<commit>:<path>`` (:attr:`ZooEntry.weights_git_object`), and
+:func:`fetch` writes that object into the entry's folder, after checking it against the registered sha256.
+
+Example:
+    >>> from relu_ratio import zoo
+    >>> zoo.fetch("preact164_32.e30")                                  # doctest: +SKIP
+    PosixPath('.../zoo/preact164_32.e30/model.weights.h5')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+from relu_ratio import files
+from relu_ratio.zoo import registry
+from relu_ratio.zoo.entry import IntegrityError, ZooError
+
+
+def resolve(store: Path, spec: str, sha256: str) -> str:
+    """``spec`` (``<revision>:<path from the repository's root>``) as ``<full commit>:<path>``, after
+    checking that git, in the repository that holds ``store``, gives for it a file of ``sha256``."""
+    revision, _, path = spec.partition(":")
+    if not revision or not path or revision.startswith("-") or path.startswith(("./", "../")):
+        raise ZooError(
+            "weights in git are named '<revision>:<path from the repository's root>' (e.g. "
+            f"HEAD:zoo/preact164_32/model.weights.h5); received {spec!r}."
+        )
+    commit = git(store, "rev-parse", "--verify", f"{revision}^{{commit}}").decode().strip()
+    kept = hashlib.sha256(git(store, "show", f"{commit}:{path}")).hexdigest()
+    if kept != sha256:
+        raise ZooError(
+            f"git object {spec} is not the weights being registered: its sha256 is {kept}, the float16 file "
+            f"to register has {sha256}. Name the file of a zoo entry (zoo/<name>/model.weights.h5) at a "
+            "commit where it holds these weights."
+        )
+    return f"{commit}:{path}"
+
+
+def fetch(name: str) -> Path:
+    """Write the weights file of zoo entry ``name``, registered without it, into its folder from the git
+    history of the repository that holds the store; checked against the registered sha256 first, written
+    atomically. Returns its path.
+
+    Raises:
+        ZooError: the entry has its file anyway, or git cannot give the object (a store outside a clone, a
+            shallow clone), naming what to do instead.
+        IntegrityError: git's copy is not the file that was registered.
+    """
+    entry = registry.info(name)
+    path = registry.entry_dir(name) / entry.weights_file
+    if not entry.weights_git_object:
+        raise ZooError(f"zoo entry {name!r} was registered with its weights file ({path}): nothing to fetch.")
+    try:
+        blob = git(path.parent, "show", entry.weights_git_object)
+    except ZooError as error:
+        raise ZooError(
+            f"cannot fetch the weights of {name!r}: {error} It takes the store inside a clone of the "
+            "repository with its history (not a shallow clone: git fetch --unshallow); without one, train "
+            "the weights again (the entry's model card gives the command)."
+        ) from None
+    actual = hashlib.sha256(blob).hexdigest()
+    if actual != entry.sha256:
+        raise IntegrityError(
+            f"git object {entry.weights_git_object} is not the weights file registered for {name!r}: "
+            f"sha256 {actual}, registered {entry.sha256}. Nothing was written."
+        )
+    return files.write_atomic(path, blob)
+
+
+def git(folder: Path, *args: str) -> bytes:
+    """What ``git -C folder <args>`` writes; :class:`ZooError` with git's message where it fails."""
+    command = ["git", "-C", os.fspath(folder), *args]
+    try:
+        done = subprocess.run(command, capture_output=True, check=False)
+    except OSError as error:
+        raise ZooError(f"cannot run git (for weights kept in git): {error.strerror or error}.") from None
+    if done.returncode:
+        said = done.stderr.decode(errors="replace").strip() or f"exit status {done.returncode}"
+        raise ZooError(f"{' '.join(command)} failed: {said}.")
+    return done.stdout
