@@ -8,14 +8,18 @@ Run ``python -m relu_ratio.demo``; every figure it prints is measured there and 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 
 import keras
 import numpy as np
 
-from relu_ratio import data, describe, flags, models, zoo
+from relu_ratio import data, describe, files, flags, models, zoo
 
 SHOWN = 10  # predictions printed one per line; the accuracy covers all 40 images
+README_SHOWN = 4  # of those, the README's demo block shows the first four and the last
+OUTPUT_START, OUTPUT_END = "<!-- demo:output:start -->", "<!-- demo:output:end -->"
 
 
 def demo_entry(classes: tuple[str, ...] | None = None) -> zoo.ZooEntry:
@@ -26,7 +30,7 @@ def demo_entry(classes: tuple[str, ...] | None = None) -> zoo.ZooEntry:
     >>> demo_entry().name  # doctest: +SKIP
     'resnet56_21'
     """
-    listed = (zoo.info(name) for name in zoo.list_models())
+    listed = [zoo.info(name) for name in zoo.list_models()]
     stored = [entry for entry in listed if zoo.registry.has_weights(entry)]
     classes = data.sample().info.class_names if classes is None else classes
     entries = [entry for entry in stored if tuple(entry.class_names) == tuple(classes)]
@@ -34,6 +38,8 @@ def demo_entry(classes: tuple[str, ...] | None = None) -> zoo.ZooEntry:
         chosen = os.environ.get("RELU_RATIO_ZOO")
         where = " (chosen by $RELU_RATIO_ZOO; unset it to use the shipped zoo)" if chosen else ""
         held = f"no entry of CIFAR-10's classes ({len(stored)} of other classes)" if stored else "no entries"
+        if listed and not stored:
+            held = f"no entry with its weights file ({len(listed)} to fetch: python -m relu_ratio.zoo fetch)"
         raise zoo.ZooError(f"the zoo store {zoo.store_dir()}{where} holds {held}; register a CIFAR-10 run "
                            "there (python -m relu_ratio.zoo register RUN).")  # fmt: skip
     return max(entries, key=lambda entry: entry.top1)  # max keeps the first of equals
@@ -64,18 +70,51 @@ def main(names: tuple[str, ...] = ("preact164_11", "preact164_32")) -> None:
         print(describe(models.build(name)))
 
 
+def readme_block(output: str) -> str:
+    """What the README shows of the demo's ``output``, fenced: every line after the first (the Keras
+    version and backend, which vary), of the image lines the first :data:`README_SHOWN` and the last."""
+    lines = output.splitlines()[1:]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    images = [i for i, line in enumerate(lines) if line.startswith("  image ")]
+    if len(images) > README_SHOWN + 1:
+        lines[images[README_SHOWN] : images[-1]] = ["  ..."]
+    return "\n".join(["```", *lines, "```"])
+
+
+def update_readme(path: str | os.PathLike) -> bool:
+    """Run :func:`main` and put what it prints (:func:`readme_block`) between the demo markers of ``path``;
+    returns whether the file already held it."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        main()
+    return files.replace_between(path, OUTPUT_START, OUTPUT_END, readme_block(printed.getvalue()))
+
+
 def command(argv: list[str] | None = None) -> int:
     """``python -m relu_ratio.demo``: :func:`main`; a zoo that gives no model is said in one line (exit 2).
-    It takes no arguments (``--help`` says what it does)."""
+    ``--update README.md`` writes what it prints into the README's demo block instead."""
     parser = argparse.ArgumentParser(
         prog="python -m relu_ratio.demo",
         description="Load the zoo's most accurate CIFAR-10 model, classify the 40 CIFAR-10 (JPEG) test "
         "images shipped in the package, then build the paper's paired and Type 1 ResNet-164 and print what "
         "relu_ratio.describe measures. Nothing downloads.",
     )
-    parser.parse_args(argv)
+    markers = f"{OUTPUT_START} ... {OUTPUT_END}"
+    parser.add_argument("--update", metavar="FILE", type=flags.path,
+                        help=f"write the output into FILE (README.md), between {markers}")  # fmt: skip
+    args = parser.parse_args(argv)
     try:
-        main()
+        if args.update:  # a FILE that lacks the markers is said before the demo runs
+            files.replace_between(args.update, OUTPUT_START, OUTPUT_END, "", check=True)
+    except ValueError as error:
+        return flags.report_error(error)
+    try:
+        if args.update:
+            current = update_readme(args.update)
+            print(f"{args.update}: {'already current' if current else 'demo block written'}")
+        else:
+            main()
     except zoo.ZooError as error:  # an empty store, a damaged entry
         return flags.report_error(error)
     return 0

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import start_module
-from helpers import loadable
 
 from relu_ratio import data, demo, zoo
 from relu_ratio.startup import cli_module, quiet_native_stderr
@@ -27,7 +26,7 @@ def test_demo_classifies_the_shipped_images_with_the_most_accurate_entry(shipped
     demo.main(("preact11_11", "preact11_32"))
     out = capsys.readouterr().out
     best = demo.demo_entry()
-    assert best.top1 == max(zoo.info(name).top1 for name in loadable(zoo.list()))
+    assert best.top1 == max(zoo.info(name).top1 for name in zoo.registry.with_weights(zoo.list()))
     assert list(loaded) == [best.name]
     sample = data.sample()
     predicted = loaded[best.name].predict(sample.images, verbose=0).argmax(axis=1)
@@ -114,6 +113,25 @@ def test_demo_command_prints_what_the_readme_shows_and_no_tensorflow_start_up_li
     lines = [line for line in shown.splitlines() if line.strip() not in ("```", "...", "")]
     stale = [line for line in lines if line not in out]
     assert not stale, f"README's demo block is not what `python -m relu_ratio.demo` prints: {stale}"
+
+
+def test_the_readme_demo_block_is_written_from_what_the_demo_prints(tmp_path, monkeypatch, capsys):
+    printed = ["relu_ratio demo (Keras 3, backend jax)", "", "loaded ...", "classifying ..."]
+    printed += [f"  image {i:2d}: cat ok" for i in range(0, 40, 4)] + ["resnet: 38/40 correct", "", "built"]
+    monkeypatch.setattr(demo, "main", lambda: print("\n".join(printed)))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{demo.OUTPUT_START}\nold\n{demo.OUTPUT_END}\nrest\n")
+    assert demo.command(["--update", os.fspath(readme)]) == 0
+    images = [f"  image {i:2d}: cat ok" for i in (0, 4, 8, 12)] + ["  ...", "  image 36: cat ok"]
+    block = ["```", "loaded ...", "classifying ...", *images, "resnet: 38/40 correct", "", "built", "```"]
+    assert readme.read_text() == "\n".join(["# x", demo.OUTPUT_START, *block, demo.OUTPUT_END, "rest", ""])
+    assert capsys.readouterr().out == f"{readme}: demo block written\n"
+    assert demo.command(["--update", os.fspath(readme)]) == 0
+    assert capsys.readouterr().out == f"{readme}: already current\n"
+    monkeypatch.setattr(demo, "main", lambda: pytest.fail("the demo ran for a page it cannot write"))
+    (tmp_path / "plain.md").write_text("no markers\n")
+    assert demo.command(["--update", os.fspath(tmp_path / "plain.md")]) == 2
+    assert "plain.md lacks the lines <!-- demo:output:start -->" in capsys.readouterr().err
 
 
 def test_quiet_native_stderr_drops_only_the_start_up_lines(capfd):
