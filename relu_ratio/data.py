@@ -178,6 +178,20 @@ def default_source() -> str:
     """Where the CIFAR-10 JPEG data is read when no dataset is given: ``$RELU_RATIO_DATA``, else (unset,
     empty or blank, :func:`relu_ratio.paths.setting`) :data:`DEFAULT_DATA`."""
     return paths.setting("RELU_RATIO_DATA") or DEFAULT_DATA
+
+
+def existing_default_source(option: str) -> str:
+    """:func:`default_source` where it exists; else ``ValueError`` saying how to give the data: ``option``
+    (the command's flag, e.g. ``"--dataset"``) or ``$RELU_RATIO_DATA``."""
+    source = default_source()
+    if not os.path.exists(source):
+        where, mend = ("$RELU_RATIO_DATA", "correct") if paths.setting("RELU_RATIO_DATA") else (
+            "the default: no $RELU_RATIO_DATA", "set")  # fmt: skip
+        raise ValueError(
+            f"no dataset given and {source!r} ({where}) does not exist: pass {option} or {mend} "
+            "$RELU_RATIO_DATA, e.g. to a local split/label/image folder or archive (README.md: Data)."
+        )
+    return source
 SAMPLE_FILE = Path(__file__).parent / "samples" / "cifar10_jpeg_test_sample.npz"
 
 

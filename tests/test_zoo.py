@@ -830,6 +830,13 @@ def test_zoo_load_at_another_input_size_without_the_registered_classifier(toy_zo
     assert not np.allclose(*[keras.ops.convert_to_numpy(m.layers[-1].kernel) for m in (ten, trained)])
 
 
+def test_evaluate_without_the_data_says_how_to_give_it(shipped_zoo, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RELU_RATIO_DATA", os.fspath(tmp_path / "nowhere"))
+    assert main(["evaluate", cheapest_entry(zoo.list())]) == 2
+    message = "nowhere' ($RELU_RATIO_DATA) does not exist: pass --data or correct $RELU_RATIO_DATA"
+    assert message in capsys.readouterr().err
+
+
 def test_evaluate_names_a_dataset_of_the_wrong_image_size(toy_zoo, tmp_path):
     folder = write_image_folder(tmp_path / "ds", classes=data.CIFAR10_CLASSES, per_class=1, size=(28, 28))
     with pytest.raises(zoo.ZooError, match=r"cannot be evaluated with 'resnet8_21'.*\(10, 28, 28, 3\)"):

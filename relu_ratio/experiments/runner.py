@@ -25,7 +25,7 @@ import warnings
 from operator import attrgetter
 from pathlib import Path
 
-from relu_ratio import data, files, paths, train
+from relu_ratio import data, files, train
 from relu_ratio.experiments.specs import Budget, Experiment, Variant, budget, experiment
 from relu_ratio.train import fit, series
 from relu_ratio.validators import check_seed
@@ -57,17 +57,13 @@ class Run:
 
 
 def default_dataset() -> str:
-    """``$RELU_RATIO_DATA``, else ``../shared/data`` (CIFAR-10 JPEG) if it exists."""
-    source = data.default_source()
-    if not os.path.exists(source):
-        where, mend = ("$RELU_RATIO_DATA", "correct") if paths.setting("RELU_RATIO_DATA") else (
-            "the default: no $RELU_RATIO_DATA", "set")
-        raise ValueError(
-            f"no dataset given and {source!r} ({where}) does not exist: pass --dataset or {mend} "
-            "$RELU_RATIO_DATA, e.g. to a local split/label/image folder or archive, or give --dataset "
-            "'cifar10' / 'cifar100' (tensorflow-datasets download)."
-        )
-    return source
+    """``$RELU_RATIO_DATA``, else ``../shared/data`` (CIFAR-10 JPEG) if it exists; else ``ValueError``
+    naming ``--dataset`` (which also takes ``cifar10`` / ``cifar100``: a tensorflow-datasets download)."""
+    try:
+        return data.existing_default_source("--dataset")
+    except ValueError as error:
+        tfds = "Or give --dataset cifar10 / cifar100 (tensorflow-datasets download)."
+        raise ValueError(f"{error} {tfds}") from None
 
 
 def resolve_budget(name: str = "tiny", **overrides) -> Budget:

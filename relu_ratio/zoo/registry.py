@@ -444,9 +444,10 @@ def accuracy(
 
 def default_data(entry: ZooEntry) -> str:
     """Where :func:`evaluate` reads ``entry``'s test split: ``$RELU_RATIO_DATA`` or ``../shared/data`` for
-    CIFAR-10 (JPEG), else the source it was registered with."""
+    CIFAR-10 (JPEG) (``ValueError`` naming ``--data`` where it does not exist), else the source it was
+    registered with."""
     if entry.dataset == CIFAR10_JPEG:
-        return data_lib.default_source()
+        return data_lib.existing_default_source("--data")
     return entry.data_source
 
 
