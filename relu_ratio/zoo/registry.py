@@ -130,8 +130,8 @@ def verified_weights(entry: ZooEntry) -> Path:
         raise WeightsNotStoredError(not_stored(entry, path))
     if not path.is_file():
         raise IntegrityError(f"weights file of {entry.name!r} is missing: {path}.")
-    fetched = entry.weights_git_object is not None
-    mend = f" Fetch it again: python -m relu_ratio.zoo fetch {entry.name}." if fetched else ""
+    in_git = entry.weights_git_object is not None
+    mend = f" Fetch it again: python -m relu_ratio.zoo fetch {entry.name}." if in_git else ""
     size = path.stat().st_size
     if size != entry.file_size:
         raise IntegrityError(
