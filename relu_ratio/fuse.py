@@ -16,7 +16,8 @@ rules are exact:
 - conv -> conv with nothing non-linear between, where one of them is 1x1 with stride 1: composed into one
   conv, but only where that lowers multiply-adds (rare here: 1x1 4c->c then 3x3 c->c costs 36c² merged vs
   13c²). Every candidate and its cost is in the :class:`FusionReport`.
-- a BN whose output feeds no convolution (e.g. a kept ReLU) becomes an :class:`Affine` (fused with the ReLU).
+- a BN whose output feeds no convolution (e.g. a kept ReLU) becomes an :class:`Affine` (fused with the ReLU);
+  so a fused model saved as ``.keras`` loads with ``keras.saving.load_model`` after ``import relu_ratio``.
 
 Example:
     >>> from relu_ratio import models

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Union
@@ -266,15 +267,15 @@ def block_mask(spec: str, kind: BlockKind) -> Mask:
     ratio = parse_ratio(spec)
     if ratio is not None:
         n, m = ratio
-        keep = m * kind.convs / n
-        if keep != int(keep) or keep < 1:
-            valid = sorted({f"{kind.convs}:{k}" for k in range(1, slots + 1)})
+        keep, rest = divmod(m * kind.convs, n)  # integers: a ratio a float division rounds is refused
+        if rest or keep < 1:
+            valid = sorted({_reduced(kind.convs, k) for k in range(1, slots + 1)})
             raise ValueError(
                 f"relu_pattern '{spec}' cannot be realised by a {kind.name} with {kind.convs} "
                 f"convolutions and {slots} ReLU slots. Valid ratios: {', '.join(valid)} "
                 "(or an explicit mask)."
             )
-        return kind.mask_removing(slots - int(keep))
+        return kind.mask_removing(slots - keep)
     if spec in PRESETS:
         if spec not in kind.presets:
             raise ValueError(
@@ -283,6 +284,16 @@ def block_mask(spec: str, kind: BlockKind) -> Mask:
             )
         spec = kind.presets[spec]
     return _parse_mask(spec, kind)
+
+
+def _reduced(n: int, m: int) -> str:
+    """The ratio ``n:m`` in lowest terms.
+
+    >>> _reduced(2, 2), _reduced(6, 4)
+    ('1:1', '3:2')
+    """
+    common = math.gcd(n, m)
+    return f"{n // common}:{m // common}"
 
 
 def _parse_mask(text: str, kind: BlockKind) -> Mask:

@@ -95,7 +95,8 @@ def test_explicit_form_round_trips(kind, form):
         ("1:2", BOTTLENECK, "more ReLUs than convolutions"),
         ("0:0", BOTTLENECK, "M = 0"),
         ("01", BOTTLENECK, "exactly 3 characters"),
-        ("2:1", BOTTLENECK, "Valid ratios: 3:1, 3:2, 3:3"),
+        ("2:1", BOTTLENECK, "Valid ratios: 1:1, 3:1, 3:2"),
+        ("3000000000000000001:2000000000000000000", BOTTLENECK, "cannot be realised"),  # 3:2 as a float
         ("type3", MERGE_AND_RUN, "Valid presets: paired, type1, type2, erase_last"),
         ("type1", PLAIN, "not defined for plain networks"),
         ("relu", BOTTLENECK, "is not understood"),
