@@ -102,12 +102,12 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "info":
         print(json.dumps(registry.info(args.name).to_json(), indent=2))
     elif args.command == "verify":
-        names = [registry.entry_dir(name).name for name in args.names]
+        names = _known(args.names)
         return _verify(names or registry.list_models(), named=bool(names))
     elif args.command == "fetch":
         from relu_ratio.zoo.git_weights import fetch
 
-        for name in [registry.entry_dir(name).name for name in args.names]:  # every name known, first
+        for name in _known(args.names):
             print(f"{name}: {fetch(name)}")
     elif args.command == "evaluate":
         # a progress bar with time left on a terminal; one line when done in a log (Keras verbose=2)
@@ -158,6 +158,11 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _known(names: Sequence[str]) -> list[str]:
+    """``names``, each checked to be an entry first (an unknown one is said before any work)."""
+    return [registry.entry_dir(name).name for name in names]
+
+
 def _verify(names: Sequence[str], named: bool) -> int:
     """Verify each entry; 1 if one failed, or was ``named`` but has no weights file to verify."""
     failed = []
@@ -182,7 +187,7 @@ def _verify(names: Sequence[str], named: bool) -> int:
 def _cards(args: argparse.Namespace) -> int:
     from relu_ratio.zoo import card
 
-    names = [registry.entry_dir(name).name for name in args.names] or None  # every name known, first
+    names = _known(args.names) or None
     if args.check or args.update:
         stale = card.update(names, check=args.check)
         if args.check and stale:

@@ -162,7 +162,7 @@ def has_weights(entry: ZooEntry) -> bool:
     """Whether the store holds ``entry``'s weights file, or should: false only for an entry registered
     without it (:attr:`ZooEntry.weights_git_object`) whose file has not been fetched (``zoo fetch``). A
     missing file of another entry is damage, which :func:`load` reports."""
-    return not entry.weights_git_object or (entry_dir(entry.name) / entry.weights_file).is_file()
+    return not entry.weights_git_object or (store_dir() / entry.name / entry.weights_file).is_file()
 
 
 def with_weights(names: list[str]) -> list[str]:
