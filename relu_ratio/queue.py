@@ -15,7 +15,8 @@ wall-clock and CPU hours, what is left) and the comparison of the models queued 
 training page (``docs/TRAINING.md``, ``--seeds-page``). With ``--write`` it also keeps every finished run's
 config and result in the queue's record of finished runs beside the queue file
 (``training/queue.finished.json``, committed), so that a clone on a machine without the run folders
-neither trains them again nor loses them from the record.
+neither trains them again nor loses them from the record; a run queued for the zoo (``register``) is the
+exception until an entry is registered from it, since its weights were in the lost folder.
 
 Command line::
 
@@ -47,6 +48,7 @@ from relu_ratio.train.fit import MAY_CHANGE_ON_RESUME
 from relu_ratio.train.record import fixed_precision, run_folder_name
 from relu_ratio.train.series import NotTrained, train_in_order
 from relu_ratio.validators import check_seed, repeated, suggest
+from relu_ratio.zoo import registry
 from relu_ratio.zoo.entry import TAG_PATTERN
 
 # stands for `queue run --dataset` where a queue is read without it: a tensorflow-datasets name, so that a
@@ -210,9 +212,19 @@ def write_finished(path: str | os.PathLike, queued: list[QueuedRun], runs: str |
 def record_of(
     item: QueuedRun, runs: str | os.PathLike, finished: dict[str, train.RunRecord]
 ) -> train.RunRecord:
-    """The run's folder under ``runs``, or its entry in ``finished`` where no finished run is there."""
+    """The run's folder under ``runs``, or its entry in ``finished`` where no finished run is there. A run
+    queued for the zoo (``register``) counts as finished elsewhere only once a zoo entry was registered from
+    it: until then its weights are its folder's, so one recorded without them (a folder lost with its
+    machine) is trained again."""
     record = train.RunRecord.read(Path(runs) / item.run_id)
-    return finished.get(item.run_id, record) if record.state != "finished" else record
+    if record.state == "finished" or item.run_id not in finished or (item.register and not registered(item)):
+        return record
+    return finished[item.run_id]
+
+
+def registered(item: QueuedRun) -> bool:
+    """Whether a zoo entry was registered from ``item``'s run (its training run folder, by name)."""
+    return any(Path(e.training["config"].get("out", "")).name == item.run_id for e in registry.entries())
 
 
 def run(
@@ -258,6 +270,9 @@ def _run(
         if record.damage:
             raise NotTrained(f"{config.out} is damaged: {'; '.join(record.damage)}; repair or move it")
         if record.state != "finished":
+            if item.run_id in finished:  # recorded, but its weights are lost (see record_of)
+                log(f"{item.run_id}: recorded as finished in {finished[item.run_id].path}, but its weights "
+                    "are neither in its folder here nor in a zoo entry registered from it: training it again")
             return None
         if not dataset_names:  # read once, and only when a finished run needs it
             dataset_names.append(data.load(dataset, "train", data_dir=config.data_dir).info.name)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from relu_ratio import queue, train
+from relu_ratio import queue, train, zoo
 
 REPO_QUEUE = Path(__file__).parent.parent / "training" / "queue.json"
 
@@ -148,7 +148,7 @@ def test_cli_error_is_one_line_without_traceback(tmp_path, capsys):
     assert err.startswith("error: cannot read the queue") and "Traceback" not in err
 
 
-def test_queue_trains_in_order_skips_finished_runs_and_reports(folder, tmp_path, capsys):
+def test_queue_trains_in_order_skips_finished_runs_and_reports(folder, tmp_path, capsys, monkeypatch):
     path = write_queue(
         tmp_path / "q.json",
         [{"model": "resnet8_21", "register": True, "why": "first"}, {"model": "resnet8_11", "seed": 1}],
@@ -171,7 +171,10 @@ def test_queue_trains_in_order_skips_finished_runs_and_reports(folder, tmp_path,
     assert "Test top-1 is on the ds test split" in text
     progress = queue.progress(queue.load(path), runs)
     assert all(p.cpu_hours > 0 and p.wall_hours > 0 for p in progress)
-    # another machine, a fresh clone: no run folders, only the committed record of finished runs
+    # another machine, a fresh clone: no run folders, only the committed record of finished runs (and the
+    # zoo entry registered from the zoo run, which else would train again: test below)
+    monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(tmp_path / "store"))
+    zoo.register(runs / "resnet8_21-seed0")
     recorded = tmp_path / "q.finished.json"
     assert set(json.loads(recorded.read_text())["runs"]) == {"resnet8_21-seed0", "resnet8_11-seed1"}
     capsys.readouterr()
@@ -182,6 +185,31 @@ def test_queue_trains_in_order_skips_finished_runs_and_reports(folder, tmp_path,
     assert queue.main(["status", str(path), "--runs", str(elsewhere), "--write", str(record)]) == 0
     assert record.read_text().split("Generated")[0] == text.split("Generated")[0]
     assert set(json.loads(recorded.read_text())["runs"]) == {"resnet8_21-seed0", "resnet8_11-seed1"}
+
+
+def test_a_zoo_run_recorded_as_finished_trains_again_until_an_entry_is_registered_from_it(
+    folder, tmp_path, capsys, monkeypatch
+):
+    """Its weights were in its folder: without the folder and an entry, there is nothing to register."""
+    monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(tmp_path / "store"))
+    path = write_queue(
+        tmp_path / "q.json", [{"model": "resnet8_21", "register": True}, {"model": "resnet8_11"}],
+        {"recipe": "fast", "epochs": 1, "batch_size": 4, "mixed_precision": "off", "verbose": 0},
+    )  # fmt: skip
+    runs, elsewhere, third = tmp_path / "runs", tmp_path / "other-machine", tmp_path / "third-machine"
+    assert queue.main(["run", str(path), "--runs", str(runs), "--dataset", str(folder)]) == 0
+    assert queue.main(["status", str(path), "--runs", str(runs), "--write", str(tmp_path / "P.md")]) == 0
+    capsys.readouterr()
+    assert queue.main(["run", str(path), "--runs", str(elsewhere), "--dataset", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert (f"resnet8_21-seed0: recorded as finished in {tmp_path / 'q.finished.json'}, but its weights are "
+            "neither in its folder here nor in a zoo entry registered from it: training it again") in out
+    assert (elsewhere / "resnet8_21-seed0" / "result.json").is_file()
+    assert "resnet8_11-seed0: finished (recorded in" in out and not (elsewhere / "resnet8_11-seed0").exists()
+    queued, finished = queue.load(path), queue.read_finished(tmp_path / "q.finished.json")
+    assert [row.state for row in queue.progress(queued, third, finished)] == ["waiting", "finished"]
+    zoo.register(runs / "resnet8_21-seed0")  # an entry registered from the run: the record counts again
+    assert [row.state for row in queue.progress(queued, third, finished)] == ["finished", "finished"]
 
 
 def test_a_damaged_record_of_finished_runs_is_named(tmp_path, capsys):
