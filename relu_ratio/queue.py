@@ -332,6 +332,8 @@ class Progress:
     split: str = "test"  # what top1 was measured on: "test", or "holdout" (a slice of the training set)
     epochs_trained: float = 0.0  # in wall_hours, a fraction after a mid-epoch backup (see RunRecord)
     dataset: str | None = None  # the name of the data it trains on (DatasetInfo.name), where recorded
+    lost: tuple[float | None, float, float] | None = None  # a recorded finished run of it whose weights are
+    # lost (trained again, see record_of): its (top-1 %, wall h, CPU h), kept out of the totals
 
     @property
     def on_gpu(self) -> bool:
@@ -368,9 +370,10 @@ def progress(
     queued: list[QueuedRun], runs: str | os.PathLike, finished: dict[str, train.RunRecord] | None = None
 ) -> list[Progress]:
     """The :class:`Progress` of every queued run under ``runs`` (or recorded in ``finished``)."""
-    rows = []
+    rows, finished = [], finished or {}
     for item in queued:
-        record = record_of(item, runs, finished or {})
+        record = record_of(item, runs, finished)
+        earlier = finished.get(item.run_id) if record.state != "finished" else None
         split = record.result.get("evaluated_on", "test")
         top1 = record.result.get(f"{split}_top1") if record.result else (record.curve or [None])[-1]
         config = item.config(runs, ANY_DATASET).resolved()
@@ -383,9 +386,15 @@ def progress(
             record.result.get("device") or (DEVICE_SEPARATOR.join(devices) if devices else None),
             tuple(differences(config, record.config)) if record.state == "finished" else (),
             devices, "holdout" if config.holdout else "test", record.epochs_trained,
-            record.dataset_name,
+            record.dataset_name, None if earlier is None else _final(earlier),
         ))  # fmt: skip
     return rows
+
+
+def _final(record: train.RunRecord) -> tuple[float | None, float, float]:
+    """A finished run's final top-1 (%, where recorded), wall-clock and CPU hours."""
+    top1 = record.result.get(f"{record.result.get('evaluated_on', 'test')}_top1")
+    return None if top1 is None else 100 * top1, record.wall_time_s / 3600, record.cpu_time_s / 3600
 
 
 SEEDS_START, SEEDS_END = "<!-- seeds:table:start -->", "<!-- seeds:table:end -->"
@@ -469,6 +478,10 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
         left = "" if row.hours_left is None else f"{row.hours_left:.1f}"
         state = row.state.replace("|", "\\|")  # a damaged file's message may hold one
         state += f" (other settings: {', '.join(row.differs)})" if row.differs else ""
+        if row.lost:
+            top1_lost = "" if row.lost[0] is None else f"{row.lost[0]:.2f} %, "
+            state += (f" (trained again: its recorded finished run, {top1_lost}{row.lost[1]:.2f} wall h / "
+                      f"{row.lost[2]:.2f} CPU h, has no weights here and no zoo entry)")  # fmt: skip
         lines.append(
             f"| {number} | `{row.run.run_id}`{' (zoo entry)' if row.run.register else ''} | {state} | "
             f"{row.epochs_done}/{row.epochs} | {top1} | {row.wall_hours:.2f} | {row.cpu_hours:.2f} | "

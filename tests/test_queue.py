@@ -207,7 +207,11 @@ def test_a_zoo_run_recorded_as_finished_trains_again_until_an_entry_is_registere
     assert (elsewhere / "resnet8_21-seed0" / "result.json").is_file()
     assert "resnet8_11-seed0: finished (recorded in" in out and not (elsewhere / "resnet8_11-seed0").exists()
     queued, finished = queue.load(path), queue.read_finished(tmp_path / "q.finished.json")
-    assert [row.state for row in queue.progress(queued, third, finished)] == ["waiting", "finished"]
+    rows = queue.progress(queued, third, finished)
+    assert [row.state for row in rows] == ["waiting", "finished"] and rows[1].lost is None
+    top1 = 100 * json.loads((runs / "resnet8_21-seed0" / "result.json").read_text())["test_top1"]
+    record = queue.markdown(rows, "q.json", "runs")
+    assert f"| waiting (trained again: its recorded finished run, {top1:.2f} %, " in record
     zoo.register(runs / "resnet8_21-seed0")  # an entry registered from the run: the record counts again
     assert [row.state for row in queue.progress(queued, third, finished)] == ["finished", "finished"]
 
