@@ -321,7 +321,7 @@ def build_family(
             overrides={**overrides, "name": name} if name else overrides,
         )
     classes = 10 if classes is None else classes
-    widths = [max(1, round(w * width_multiplier)) for w in WIDTHS]
+    widths = [round(w * width_multiplier) for w in WIDTHS]
 
     inputs = keras.Input(shape, name="images")
     x = inputs
@@ -436,11 +436,19 @@ def check_input_shape(input_shape) -> tuple[int | None, int | None, int]:
 
 
 def check_width_multiplier(width_multiplier) -> None:
-    """Raise ``ValueError`` unless ``width_multiplier`` is a finite number in (0, MAX_WIDTH_MULTIPLIER]."""
+    """Raise ``ValueError`` unless ``width_multiplier`` is a finite number in (0, MAX_WIDTH_MULTIPLIER] that
+    leaves every stage a channel at least (its width, ``WIDTHS`` scaled, rounds to 1 or more)."""
     if not is_finite_number(width_multiplier) or not 0 < width_multiplier <= MAX_WIDTH_MULTIPLIER:
         raise ValueError(
             f"width_multiplier must be a finite number in (0, {MAX_WIDTH_MULTIPLIER:g}] (relu_ratio.models."
             f"MAX_WIDTH_MULTIPLIER); received {width_multiplier!r}."
+        )
+    narrowest = min(WIDTHS)
+    if round(narrowest * width_multiplier) < 1:
+        raise ValueError(
+            f"width_multiplier {width_multiplier!r} leaves the {narrowest}-channel stage no channel "
+            f"({narrowest} x {width_multiplier:g} rounds to 0); give more than 1/{2 * narrowest} "
+            f"(e.g. {1 / narrowest:g}: one channel)."
         )
 
 

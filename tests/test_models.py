@@ -95,6 +95,7 @@ def test_head_options(images):
         ({"width_multiplier": 0}, r"finite number in \(0, 64\]"),
         ({"width_multiplier": float("inf")}, r"width_multiplier must be a finite number"),
         ({"width_multiplier": float("nan")}, r"width_multiplier must be a finite number"),
+        ({"width_multiplier": 1e-9}, r"width_multiplier 1e-09 leaves the 16-channel stage no channel .*1/32"),
         ({"weight_decay": float("nan")}, r"weight_decay must be a finite number >= 0"),
         ({"weights": "model.h5"}, "'.weights.h5'"),
         ({"weights": 42}, r"None, a pretrained preset such as 'cifar10' .*received 42"),
