@@ -217,9 +217,13 @@ def record_of(
     it: until then its weights are its folder's, so one recorded without them (a folder lost with its
     machine) is trained again."""
     record = train.RunRecord.read(Path(runs) / item.run_id)
-    if record.state == "finished" or item.run_id not in finished or (item.register and not registered(item)):
-        return record
-    return finished[item.run_id]
+    return finished[item.run_id] if record.state != "finished" and recorded(item, finished) else record
+
+
+def recorded(item: QueuedRun, finished: dict[str, train.RunRecord]) -> bool:
+    """Whether the record of finished runs ``finished`` is enough for ``item``: it holds the run and, for a
+    run queued for the zoo, a zoo entry was registered from it (see :func:`record_of`)."""
+    return item.run_id in finished and (not item.register or registered(item))
 
 
 def registered(item: QueuedRun) -> bool:

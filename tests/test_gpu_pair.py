@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -34,6 +35,15 @@ def test_the_next_unfinished_runs_are_taken_in_the_queues_order(tmp_path):
     assert [i.run_id for i in gpu_pair.chosen_runs(path, ["resnet20_21-seed2"], 2)] == ["resnet20_21-seed2"]
     with pytest.raises(ValueError, match=r"not in .*\['resnet56_21-seed0'\]"):
         gpu_pair.chosen_runs(path, ["resnet56_21-seed0"], 2)
+
+
+def test_a_zoo_run_recorded_without_an_entry_registered_from_it_is_taken_again(tmp_path, monkeypatch):
+    path = _queue(tmp_path, finished=("resnet20_21-seed0", "preact164_type2-seed0"))
+    monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)  # the shipped zoo registered preact164_type2 from it
+    taken = ["resnet20_21-seed1", "resnet20_21-seed2"]
+    assert [i.run_id for i in gpu_pair.chosen_runs(path, None, 3)] == taken
+    monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(tmp_path / "empty"))  # no entry: its weights are lost
+    assert [i.run_id for i in gpu_pair.chosen_runs(path, None, 3)] == [*taken, "preact164_type2-seed0"]
 
 
 def test_a_run_gets_its_queued_settings_and_leaves_the_device_path_to_auto(tmp_path):
