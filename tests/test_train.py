@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import gc
 import json
 import os
 import re
@@ -268,6 +269,34 @@ def test_a_run_cut_off_mid_epoch_trains_only_the_rest_of_that_epoch(
     else:
         assert steps.count == 3 * 6 + 4 and "resumes after" not in log
     assert logged_epochs(tmp_path / "run") == [0, 1, 2] and result["epochs_completed"] == 3
+
+
+class _CtrlCInGarbageCollection(keras.callbacks.Callback):
+    """Delivers Ctrl-C once, after the first batch, inside a garbage-collection callback, where Python drops
+    the ``KeyboardInterrupt`` (as it did in JAX's, with the TensorFlow backend: helper-54's probe)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        def interrupt(phase, info):
+            gc.callbacks.remove(interrupt)
+            signal.raise_signal(signal.SIGINT)
+
+        if batch == 0:
+            gc.callbacks.append(interrupt)
+            gc.collect()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost interrupt
+def test_ctrl_c_stops_a_run_even_where_its_keyboard_interrupt_is_lost(folder, tmp_path, monkeypatch):
+    from relu_ratio.train import fit
+
+    make, steps, handler = fit.callbacks_lib.make, _Steps(), signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(fit.callbacks_lib, "make", lambda *args: [*make(*args), _CtrlCInGarbageCollection(),
+                                                                  steps])  # fmt: skip
+    config = _tiny(folder, tmp_path / "run", epochs=3, batch_size=4)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(config)
+    assert steps.count == 1 and not (tmp_path / "run" / "result.json").exists()  # stopped at the next batch
+    assert signal.getsignal(signal.SIGINT) is handler  # put back
 
 
 def _assert_same_rows(cut: Path, uncut: Path, epochs: int, rtol: float) -> None:

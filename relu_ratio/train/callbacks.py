@@ -21,7 +21,9 @@ import io
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,8 +39,9 @@ if TYPE_CHECKING:
 
 
 def make(out: Path, config: TrainConfig, device: str) -> list[keras.callbacks.Callback]:
-    """The callbacks of a run in ``out``, in the order Keras calls them: the guard first, then the clock and
-    the metrics log, the backup, the best-epoch checkpoint, TensorBoard and the progress bar.
+    """The callbacks of a run in ``out``, in the order Keras calls them: the guard first, then Ctrl-C's
+    (:class:`StopOnCtrlC`), the clock and the metrics log, the backup, the best-epoch checkpoint, TensorBoard
+    and the progress bar.
 
     An epoch's time and metrics row are written before :class:`Backup` commits the epoch (and the time
     before each mid-epoch backup): a kill between the two makes the resume train the rest of that epoch
@@ -54,6 +57,7 @@ def make(out: Path, config: TrainConfig, device: str) -> list[keras.callbacks.Ca
     clock = WallClock(out / "progress.json", device)
     callbacks = [
         DivergenceGuard(out, config),  # first: it stops a diverged step before anything saves it
+        StopOnCtrlC(),
         clock,
         MetricsLog(out / "metrics.csv", append=True),
         Backup(out / "backup", save_freq=config.backup_every, metrics=out / "metrics.csv",
@@ -73,6 +77,43 @@ def make(out: Path, config: TrainConfig, device: str) -> list[keras.callbacks.Ca
     except ImportError:
         print("relu_ratio.train: TensorFlow/TensorBoard not installed, so no TensorBoard logs are written.")
     return [*callbacks, Progress(config.epochs)]
+
+
+class StopOnCtrlC(keras.callbacks.Callback):
+    """Ctrl-C stops a fit even where its ``KeyboardInterrupt`` is lost. Python drops an exception raised in
+    some callbacks of its own, such as a garbage-collection callback (JAX installs one, and TensorFlow
+    imports JAX where it is installed): an interrupt delivered there vanished and the run trained on to the
+    end. While a fit runs, SIGINT raises ``KeyboardInterrupt`` as usual and is remembered, and the next
+    batch raises it again if it was lost; the fit's end puts the previous handler back.
+
+    Example:
+        >>> stop = StopOnCtrlC()
+        >>> stop.on_train_begin(); stop.on_train_end()  # a handler only while a fit runs
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.pending = False
+        self._previous = None
+
+    def _interrupt(self, signum, frame):
+        self.pending = True
+        raise KeyboardInterrupt
+
+    def on_train_begin(self, logs=None):
+        if threading.current_thread() is threading.main_thread():  # signal handlers live there only
+            self._previous = signal.signal(signal.SIGINT, self._interrupt)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.pending:
+            raise KeyboardInterrupt
+
+    on_test_batch_end = on_train_batch_end
+
+    def on_train_end(self, logs=None):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 class TrainingDiverged(RuntimeError):

@@ -308,9 +308,11 @@ def _train(
                 shuffle=False,  # the batches are shuffled; served in order, a resume skips the ones trained
             )
             last_logs.update({k: float(v[-1]) for k, v in history.history.items()})
-    except BaseException:  # diverged, interrupted, failed: close the CSV and TensorBoard files, write nothing
+    except BaseException:  # diverged, interrupted, failed: write nothing, but close the CSV and TensorBoard
+        # files and put back the SIGINT handler that StopOnCtrlC replaced
+        ends = (keras.callbacks.CSVLogger, keras.callbacks.TensorBoard, callbacks_lib.StopOnCtrlC)
         for callback in callbacks:
-            if isinstance(callback, (keras.callbacks.CSVLogger, keras.callbacks.TensorBoard)):
+            if isinstance(callback, ends):
                 with contextlib.suppress(Exception):  # never mask the error that stopped training
                     callback.on_train_end()
         raise
