@@ -240,6 +240,26 @@ def load(
     return _load_local(found, split, cache_dir)
 
 
+def check_class_count(source: str | os.PathLike, classes: int, reader: str) -> None:
+    """Refuse a tensorflow-datasets ``source`` that has not ``classes`` classes (``reader``: what would read
+    it, for the message), by its builder's count: nothing is loaded, so a dataset's first load does not
+    download it only to be refused. A local folder or archive passes (its classes are known once loaded).
+
+    >>> check_class_count("cifar100", 10, "'resnet20_21'")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'cifar100' has 100 classes (tensorflow-datasets), but 'resnet20_21' has 10: give data of 10.
+    """
+    if str(source) not in TFDS_STATS:
+        return
+    import tensorflow_datasets as tfds  # only the tfds path needs TensorFlow
+
+    count = tfds.builder(str(source)).info.features["label"].num_classes
+    if count != classes:
+        raise ValueError(f"{str(source)!r} has {count} classes (tensorflow-datasets), but {reader} has "
+                         f"{classes}: give data of {classes}.")  # fmt: skip
+
+
 def check_data_dir(source: str | os.PathLike, data_dir: str | os.PathLike | None) -> None:
     """Refuse a ``data_dir`` beside a local dataset, which would be ignored: it is tensorflow-datasets'.
 

@@ -837,6 +837,19 @@ def test_evaluate_without_the_data_says_how_to_give_it(shipped_zoo, tmp_path, mo
     assert message in capsys.readouterr().err
 
 
+def test_a_tensorflow_datasets_name_of_other_classes_is_refused_before_it_loads(
+    toy_zoo, run, tmp_path, monkeypatch
+):
+    """Before, a first load of 'cifar100' downloaded it (3.5 minutes offline) to refuse its classes."""
+    monkeypatch.setattr(data, "_load_tfds", lambda *args: pytest.fail("loaded the dataset"))
+    classes = r"'cifar100' has 100 classes \(tensorflow-datasets\), but"
+    with pytest.raises(ValueError, match=rf"{classes} 'resnet8_21' has 10: give data of 10"):
+        zoo.evaluate(REAL, data="cifar100")
+    with pytest.raises(ValueError, match=rf"{classes} the model of the run in .* has 3"):
+        zoo.register(run["dir"], store=tmp_path / "store", data="cifar100")
+    assert not (tmp_path / "store" / NAME).exists()
+
+
 def test_evaluate_names_a_dataset_of_the_wrong_image_size(toy_zoo, tmp_path):
     folder = write_image_folder(tmp_path / "ds", classes=data.CIFAR10_CLASSES, per_class=1, size=(28, 28))
     with pytest.raises(zoo.ZooError, match=r"cannot be evaluated with 'resnet8_21'.*\(10, 28, 28, 3\)"):

@@ -460,6 +460,7 @@ def evaluate(name: str, data: str | os.PathLike | None = None, verbose: int | st
     """
     entry = info(name)
     source = os.fspath(data) if data is not None else default_data(entry)
+    data_lib.check_class_count(source, len(entry.class_names), repr(name))
     split = data_lib.load(source, split=entry.split)
     if tuple(split.info.class_names) != entry.class_names:
         raise ZooError(
