@@ -257,6 +257,17 @@ def test_empty_gpu_ids_are_refused_and_a_shard_without_runs_says_so(folder, tmp_
     assert "cannot write to the experiment's output folder (--out)" in capsys.readouterr().err
 
 
+def test_plan_refuses_missing_data_and_an_out_under_a_file_as_run_does(folder, tmp_path, capsys, shallow):
+    base = ["plan", shallow.name, "--only", "plain5_11", *TINY]
+    assert cli.main([*base, "--dataset", str(tmp_path / "nodata"), "--out", str(tmp_path / "o")]) == 2
+    assert "nodata' is neither a known tensorflow-datasets name" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("")
+    assert cli.main([*base, "--dataset", str(folder), "--out", str(tmp_path / "afile")]) == 2
+    assert "cannot write to the experiment's output folder (--out)" in capsys.readouterr().err
+    assert cli.main([*base, "--dataset", str(folder), "--out", str(tmp_path / "o")]) == 0
+    assert "--out" in capsys.readouterr().out and not (tmp_path / "o").exists()  # plan writes nothing
+
+
 def test_a_retried_run_reads_as_running_not_failed_and_a_new_failure_is_recorded(tmp_path, monkeypatch):
     from relu_ratio import train
     from relu_ratio.train.record import RunRecord

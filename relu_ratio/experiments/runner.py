@@ -177,6 +177,15 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def check_where(runs: list[Run]) -> None:
+    """The data ``runs`` read and the folder they write, checked without reading an image or writing a
+    file, so that ``plan`` refuses what ``run`` would (``ValueError`` / ``FileNotFoundError`` naming it)."""
+    if runs:
+        for split in ("train", "test"):
+            data.find(runs[0].config.dataset, split)
+        files.check_writable(runs[0].out.parent.parent, "experiment's output folder (--out)")
+
+
 def prepare(runs: list[Run], experiment_name: str, budget: Budget) -> None:
     """Before any run or worker starts: check the data the runs not yet done train on against their budget
     (a subset it cannot give would fail every run), then record the experiment in its folder, or refuse
