@@ -451,6 +451,10 @@ def test_cli_list_info_and_table(store, capsys, tmp_path, monkeypatch):
     assert main(["list"]) == 0 and capsys.readouterr().out.split() == [NAME]
     assert main(["list", "nomatch*"]) == 1
     assert capsys.readouterr() == ("", f"no zoo entry matches 'nomatch*'; registered: {NAME}\n")
+    with monkeypatch.context() as patch:
+        patch.setenv("RELU_RATIO_ZOO", str(tmp_path / "empty"))
+        assert main(["list", "nomatch*"]) == 1
+        assert capsys.readouterr().err.endswith("; registered: none, the zoo is empty\n")
     monkeypatch.setenv("RELU_RATIO_ZOO", str(tmp_path / "empty"))
     assert main(["list"]) == 0 and capsys.readouterr() == ("\n", "")  # an empty store: nothing to list
     monkeypatch.undo()

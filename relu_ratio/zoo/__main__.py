@@ -95,8 +95,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "list":
         names = registry.list_models(args.pattern)
         if args.pattern is not None and not names:  # like grep: nothing printed, exit 1; and a line saying so
-            print(f"no zoo entry matches {args.pattern!r}; registered: {', '.join(registry.list_models())}",
-                  file=sys.stderr)  # fmt: skip
+            registered = ", ".join(registry.list_models()) or registry.EMPTY
+            print(f"no zoo entry matches {args.pattern!r}; registered: {registered}", file=sys.stderr)
             return 1
         print("\n".join(names))
     elif args.command == "info":

@@ -34,6 +34,7 @@ from relu_ratio.zoo.entry import (
 
 STORE_PACKAGE = "relu_ratio.zoo_store"  # the repository's zoo/ directory, shipped inside the wheel
 TOLERANCE = 0.3  # accuracy points: `evaluate` fails beyond this difference
+EMPTY = "none, the zoo is empty"  # what a message lists as the registered entries of an empty store
 
 
 def store_dir() -> Path:
@@ -80,7 +81,7 @@ def entry_dir(name: str) -> Path:
         else:
             close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
             hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
-        known = ", ".join(names) if names else "none, the zoo is empty"
+        known = ", ".join(names) or EMPTY
         raise UnknownModelError(f"no zoo entry named {name!r}{hint}. Registered in {store_dir()}: {known}.")
     return store_dir() / name
 
@@ -369,7 +370,7 @@ def preset_entry(
     )
     raise ZooError(
         f"no {weights!r} weights for {call} in the zoo ({store_dir()}). Trained networks by weights: "
-        f"{have or 'none, the zoo is empty'}. Build one of those (e.g. models.build(name, weights=key)), or "
+        f"{have or EMPTY}. Build one of those (e.g. models.build(name, weights=key)), or "
         "pass weights=None (random) or the path of a '.weights.h5' file."
     )
 
