@@ -1260,12 +1260,13 @@ def test_killed_while_writing_backups_the_same_command_resumes(tmp_path, monkeyp
 # --- the same command on a finished run; a run that fails before it writes; a full data cache ---------------
 
 
-def test_the_same_command_on_a_finished_run_leaves_it_untouched(finished_run, tmp_path, tmp_home):
+def test_the_same_command_on_a_finished_run_leaves_it_untouched(finished_run, tmp_path, tmp_home, capsys):
     config = _copy_of(finished_run, tmp_path / "run")  # the module's finished run: no run of its own trained
     argv = _argv(config)  # the command that trained it
     result = Path(config.out) / "result.json"
     before, mtime = result.read_bytes(), result.stat().st_mtime_ns
-    assert train.main(argv) == 0
+    assert train.main([*argv, "--verbose", "2"]) == 0  # the last --verbose counts
+    assert f"the run in {config.out} is finished; nothing trained" in capsys.readouterr().out
     assert result.read_bytes() == before and result.stat().st_mtime_ns == mtime
     assert json.loads(before)["last_epoch_metrics"]
     moved = shutil.copytree(config.dataset, tmp_path / "moved" / "ds")  # the same data elsewhere: its result

@@ -54,6 +54,8 @@ def run(config: TrainConfig) -> dict:
     finished = read_result(out)
     if finished:
         _check_finished_on(out, started, resolved)
+        if config.verbose:
+            print(f"relu_ratio.train: the run in {out} is finished; nothing trained, its result returned.")
         return finished
     files.check_writable(out, "output directory")  # before the data is loaded
     train_split, val_split = load_data(resolved)
