@@ -847,9 +847,9 @@ def test_a_tensorflow_datasets_name_of_other_classes_is_refused_before_it_loads(
     """Before, a first load of 'cifar100' downloaded it (3.5 minutes offline) to refuse its classes."""
     monkeypatch.setattr(data, "_load_tfds", lambda *args: pytest.fail("loaded the dataset"))
     classes = r"'cifar100' has 100 classes \(tensorflow-datasets\), but"
-    with pytest.raises(ValueError, match=rf"{classes} 'resnet8_21' has 10: give data of 10"):
+    with pytest.raises(zoo.ZooError, match=rf"{classes} 'resnet8_21' has 10: give data of 10"):
         zoo.evaluate(REAL, data="cifar100")
-    with pytest.raises(ValueError, match=rf"{classes} the model of the run in .* has 3"):
+    with pytest.raises(zoo.ZooError, match=rf"{classes} the model of the run in .* has 3"):
         zoo.register(run["dir"], store=tmp_path / "store", data="cifar100")
     assert not (tmp_path / "store" / NAME).exists()
 

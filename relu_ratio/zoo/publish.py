@@ -35,6 +35,7 @@ from relu_ratio.zoo.entry import (
 from relu_ratio.zoo.registry import (
     accuracy,
     build_with_weights,
+    check_class_count,
     explicit_pattern,
     not_stored,
     shipped_store,
@@ -252,7 +253,7 @@ def _measure(
     architecture = config["architecture"]
     model = build_with_weights(architecture, weights, f"training run {run}")
     source = os.fspath(data) if data is not None else str(config["dataset"])
-    data_lib.check_class_count(source, model.output_shape[-1], f"the model of the run in {run}")
+    check_class_count(source, model.output_shape[-1], f"the model of the run in {run}")
     split = data_lib.load(source, split="test")
     trained_on = config.get("dataset_info", {}).get("class_names")
     if trained_on is not None and list(split.info.class_names) != list(trained_on):

@@ -452,6 +452,14 @@ def default_data(entry: ZooEntry) -> str:
     return entry.data_source
 
 
+def check_class_count(source: str, classes: int, reader: str) -> None:
+    """:func:`relu_ratio.data.check_class_count`, refusing with a :class:`ZooError` as the zoo does."""
+    try:
+        data_lib.check_class_count(source, classes, reader)
+    except ValueError as error:
+        raise ZooError(str(error)) from None
+
+
 def evaluate(name: str, data: str | os.PathLike | None = None, verbose: int | str = 0) -> dict:
     """Measure ``name`` again on its split and compare with the registered metrics (``verbose``: the
     progress display of :meth:`keras.Model.predict`, 0 for none).
@@ -461,7 +469,7 @@ def evaluate(name: str, data: str | os.PathLike | None = None, verbose: int | st
     """
     entry = info(name)
     source = os.fspath(data) if data is not None else default_data(entry)
-    data_lib.check_class_count(source, len(entry.class_names), repr(name))
+    check_class_count(source, len(entry.class_names), repr(name))
     split = data_lib.load(source, split=entry.split)
     if tuple(split.info.class_names) != entry.class_names:
         raise ZooError(
