@@ -49,7 +49,7 @@ from relu_ratio.train.record import fixed_precision, run_folder_name
 from relu_ratio.train.series import NotTrained, train_in_order
 from relu_ratio.validators import check_seed, repeated, suggest
 from relu_ratio.zoo import registry
-from relu_ratio.zoo.entry import TAG_PATTERN
+from relu_ratio.zoo.entry import METADATA_FILE, TAG_PATTERN
 
 # stands for `queue run --dataset` where a queue is read without it: a tensorflow-datasets name, so that a
 # queue may set data_dir (checked against the real --dataset when it runs)
@@ -223,12 +223,27 @@ def record_of(
 def recorded(item: QueuedRun, finished: dict[str, train.RunRecord]) -> bool:
     """Whether the record of finished runs ``finished`` is enough for ``item``: it holds the run and, for a
     run queued for the zoo, a zoo entry was registered from it (see :func:`record_of`)."""
-    return item.run_id in finished and (not item.register or registered(item))
+    if item.run_id not in finished:
+        return False
+    return not item.register or registered(item.run_id, finished[item.run_id].result)
 
 
-def registered(item: QueuedRun) -> bool:
-    """Whether a zoo entry was registered from ``item``'s run (its training run folder, by name)."""
-    return any(Path(e.training["config"].get("out", "")).name == item.run_id for e in registry.entries())
+def registered(run_id: str, result: dict) -> bool:
+    """Whether a zoo entry was registered from the finished run ``run_id`` whose ``result.json`` is
+    ``result``: an entry of the shipped store or of ``$RELU_RATIO_ZOO`` whose training run folder is named
+    ``run_id`` and whose recorded result has the same epochs and final top-1 (not another run that happened
+    to be trained in a folder of that name). An entry whose metadata cannot be read stands for no run."""
+    keys = ("epochs_completed", f"{result.get('evaluated_on', 'test')}_top1")
+    stores = {registry.shipped_store().resolve(), registry.store_dir().resolve()}
+    for path in sorted(p for store in stores for p in store.glob(f"*/{METADATA_FILE}")):
+        try:
+            training = json.loads(path.read_text(encoding="utf-8"))["training"]
+            out, done = training["config"]["out"], training["result"]
+            if Path(out).name == run_id and all(done[key] == result.get(key) for key in keys):
+                return True
+        except (OSError, ValueError, KeyError, TypeError):  # unreadable or damaged: no run's entry
+            continue
+    return False
 
 
 def run(
@@ -377,7 +392,7 @@ def progress(
     rows, finished = [], finished or {}
     for item in queued:
         record = record_of(item, runs, finished)
-        earlier = finished.get(item.run_id) if record.state != "finished" else None
+        earlier = finished.get(item.run_id) if record.state != "finished" and not record.damage else None
         split = record.result.get("evaluated_on", "test")
         top1 = record.result.get(f"{split}_top1") if record.result else (record.curve or [None])[-1]
         config = item.config(runs, ANY_DATASET).resolved()
@@ -501,6 +516,11 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
     if gpu_wall:
         spent += (f", {gpu_wall:.2f} wall-clock hours by {sum(r.on_gpu for r in rows)} run(s) on a lent GPU "
                   f"(their host CPU time: {gpu_cpu:.2f} hours)")  # fmt: skip
+    lost = [row.lost for row in rows if row.lost]
+    if lost:
+        wall, cpu = sum(hours[1] for hours in lost), sum(hours[2] for hours in lost)
+        spent += (f"; not counted: {wall:.2f} wall-clock and {cpu:.2f} CPU hours of {len(lost)} finished "
+                  "run(s) whose weights were lost (trained again)")  # fmt: skip
     measured = {r.dataset for r in rows if r.dataset and r.top1 is not None}
     names = sorted(data.DATASET_LABELS.get(name, name) for name in measured)
     tested = f"{' / '.join(names)} test split" if names else "test split"

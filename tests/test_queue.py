@@ -213,7 +213,15 @@ def test_a_zoo_run_recorded_as_finished_trains_again_until_an_entry_is_registere
     record = queue.markdown(rows, "q.json", "runs")
     assert f"| waiting (trained again: its recorded finished run, {top1:.2f} %, " in record
     zoo.register(runs / "resnet8_21-seed0")  # an entry registered from the run: the record counts again
+    (tmp_path / "store" / "damaged").mkdir()  # an entry that cannot be read stands for no run, stops nothing
+    (tmp_path / "store" / "damaged" / "metadata.json").write_text("{broken")
     assert [row.state for row in queue.progress(queued, third, finished)] == ["finished", "finished"]
+    recorded = finished["resnet8_21-seed0"]  # another run trained in a folder of that name is not the entry's
+    other = dataclasses.replace(recorded, result={**recorded.result, "test_top1": 0.125})
+    assert queue.progress(queued, third, {**finished, "resnet8_21-seed0": other})[0].state == "waiting"
+    # the shipped store's entries count with $RELU_RATIO_ZOO set to another store
+    repo = queue.progress(queue.load(REPO_QUEUE), third, queue.read_finished(queue.finished_path(REPO_QUEUE)))
+    assert repo[0].run.run_id == "resnet20_11-seed0" and repo[0].state == "finished"
 
 
 def test_a_damaged_record_of_finished_runs_is_named(tmp_path, capsys):

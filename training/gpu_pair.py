@@ -60,8 +60,10 @@ RUN_KEEP = ("config.json", "result.json", "metrics.csv", "progress.json", "model
 
 def chosen_runs(queue_path: Path, run_ids: list[str] | None, count: int) -> list[queue.QueuedRun]:
     """The runs to train: those named in ``run_ids`` (in that order), else the first ``count`` queued runs
-    that the queue's record of finished runs does not hold (or holds without the zoo entry of a run queued
-    for the zoo: :func:`relu_ratio.queue.recorded`). Raises ``ValueError`` for an unknown id."""
+    that the queue's record of finished runs does not hold. A recorded run queued for the zoo but not yet
+    registered is not taken: from here, a run finished on the queue's machine (waiting for its twin, say)
+    looks the same as one whose folder was lost (which ``queue run`` trains again); name the latter with
+    ``run_ids``. Raises ``ValueError`` for an unknown id."""
     queued = queue.load(queue_path)
     if run_ids:
         by_id = {item.run_id: item for item in queued}
@@ -72,7 +74,7 @@ def chosen_runs(queue_path: Path, run_ids: list[str] | None, count: int) -> list
             raise ValueError(f"a run is named twice: {run_ids}")
         return [by_id[run_id] for run_id in run_ids]
     finished = queue.read_finished(queue.finished_path(queue_path))
-    return [item for item in queued if not queue.recorded(item, finished)][:count]
+    return [item for item in queued if item.run_id not in finished][:count]
 
 
 def train_command(item: queue.QueuedRun, runs: Path, args: argparse.Namespace) -> list[str]:
