@@ -271,32 +271,65 @@ def test_a_run_cut_off_mid_epoch_trains_only_the_rest_of_that_epoch(
     assert logged_epochs(tmp_path / "run") == [0, 1, 2] and result["epochs_completed"] == 3
 
 
-class _CtrlCInGarbageCollection(keras.callbacks.Callback):
-    """Delivers Ctrl-C once, after the first batch, inside a garbage-collection callback, where Python drops
-    the ``KeyboardInterrupt`` (as it did in JAX's, with the TensorFlow backend: helper-54's probe)."""
+def _lose_ctrl_c() -> None:
+    """Deliver Ctrl-C inside a garbage-collection callback, where Python drops the ``KeyboardInterrupt`` (as
+    it did in JAX's, with the TensorFlow backend: helper-54's probe)."""
 
+    def interrupt(phase, info):
+        gc.callbacks.remove(interrupt)
+        signal.raise_signal(signal.SIGINT)
+
+    gc.callbacks.append(interrupt)
+    gc.collect()
+
+
+class _CtrlCLostAfterTheFirstBatch(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
-        def interrupt(phase, info):
-            gc.callbacks.remove(interrupt)
-            signal.raise_signal(signal.SIGINT)
-
         if batch == 0:
-            gc.callbacks.append(interrupt)
-            gc.collect()
+            _lose_ctrl_c()
+
+
+@pytest.fixture
+def default_sigint():
+    """Python's own SIGINT handler while the test runs (a test worker process may have another)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost interrupt
-def test_ctrl_c_stops_a_run_even_where_its_keyboard_interrupt_is_lost(folder, tmp_path, monkeypatch):
+def test_ctrl_c_stops_a_run_even_where_its_keyboard_interrupt_is_lost(
+    folder, tmp_path, monkeypatch, default_sigint
+):
     from relu_ratio.train import fit
 
     make, steps, handler = fit.callbacks_lib.make, _Steps(), signal.getsignal(signal.SIGINT)
-    monkeypatch.setattr(fit.callbacks_lib, "make", lambda *args: [*make(*args), _CtrlCInGarbageCollection(),
-                                                                  steps])  # fmt: skip
+    lost = _CtrlCLostAfterTheFirstBatch()
+    monkeypatch.setattr(fit.callbacks_lib, "make", lambda *args: [*make(*args), lost, steps])
     config = _tiny(folder, tmp_path / "run", epochs=3, batch_size=4)
     with pytest.raises(KeyboardInterrupt):
         train.run(config)
     assert steps.count == 1 and not (tmp_path / "run" / "result.json").exists()  # stopped at the next batch
     assert signal.getsignal(signal.SIGINT) is handler  # put back
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_ctrl_c_lost_after_the_last_batch_still_stops_and_an_ignored_or_own_sigint_is_left_alone(
+    default_sigint,
+):
+    stop = train.callbacks.StopOnCtrlC()
+    for disposition in (signal.SIG_IGN, lambda signum, frame: None):  # a script's background job; a caller's
+        signal.signal(signal.SIGINT, disposition)
+        stop.on_train_begin()
+        assert signal.getsignal(signal.SIGINT) is disposition
+        stop.on_train_end()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    stop.on_train_begin()
+    stop.on_train_begin()  # a second fit inside the first: the handler is not taken for Python's
+    _lose_ctrl_c()  # after the last batch, e.g. while the last epoch's backup is written
+    with pytest.raises(KeyboardInterrupt):
+        stop.on_train_end()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def _assert_same_rows(cut: Path, uncut: Path, epochs: int, rtol: float) -> None:

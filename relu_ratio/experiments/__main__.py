@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = runner.plan(args.experiment, budget, dataset=args.dataset, out=args.out, only=args.only)
         for item in runs:
             item.config.resolved()  # every config is checked before anything trains
-        runner.check_where(runs)  # and where they read and write
         if args.command == "plan":
+            runner.check_where(runs)  # and where they read and write, as `run` checks them when it prepares
             for item in runs:
                 print(train.command_for(item.config.resolved()))
             return 0

@@ -179,7 +179,8 @@ def __getattr__(name: str):
 
 def check_where(runs: list[Run]) -> None:
     """The data ``runs`` read and the folder they write, checked without reading an image or writing a
-    file, so that ``plan`` refuses what ``run`` would (``ValueError`` / ``FileNotFoundError`` naming it)."""
+    file, so that ``plan`` refuses what ``run`` would (``ValueError`` / ``FileNotFoundError`` naming it;
+    ``run`` checks them in :func:`prepare`, the data only while a run is left to train)."""
     if runs:
         for split in ("train", "test"):
             data.find(runs[0].config.dataset, split)

@@ -84,7 +84,9 @@ class StopOnCtrlC(keras.callbacks.Callback):
     some callbacks of its own, such as a garbage-collection callback (JAX installs one, and TensorFlow
     imports JAX where it is installed): an interrupt delivered there vanished and the run trained on to the
     end. While a fit runs, SIGINT raises ``KeyboardInterrupt`` as usual and is remembered, and the next
-    batch raises it again if it was lost; the fit's end puts the previous handler back.
+    batch or epoch end, or the fit's end, raises it again if it was lost; then the previous handler is put
+    back (:meth:`restore`). Where SIGINT is not Python's default (ignored, as in a background job of a
+    script, or a handler of the caller's), nothing changes.
 
     Example:
         >>> stop = StopOnCtrlC()
@@ -94,26 +96,33 @@ class StopOnCtrlC(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
         self.pending = False
-        self._previous = None
+        self._installed = False
 
     def _interrupt(self, signum, frame):
         self.pending = True
         raise KeyboardInterrupt
 
     def on_train_begin(self, logs=None):
-        if threading.current_thread() is threading.main_thread():  # signal handlers live there only
-            self._previous = signal.signal(signal.SIGINT, self._interrupt)
+        main = threading.current_thread() is threading.main_thread()  # signal handlers live there only
+        if main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, self._interrupt)
+            self._installed = True
 
     def on_train_batch_end(self, batch, logs=None):
         if self.pending:
             raise KeyboardInterrupt
 
-    on_test_batch_end = on_train_batch_end
+    on_test_batch_end = on_epoch_end = on_train_batch_end
 
     def on_train_end(self, logs=None):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        self.restore()
+        self.on_train_batch_end(None)
+
+    def restore(self) -> None:
+        """Put Python's default SIGINT handler back, where this callback replaced it."""
+        if self._installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self._installed = False
 
 
 class TrainingDiverged(RuntimeError):

@@ -311,12 +311,12 @@ def _train(
             )
             last_logs.update({k: float(v[-1]) for k, v in history.history.items()})
     except BaseException:  # diverged, interrupted, failed: write nothing, but close the CSV and TensorBoard
-        # files and put back the SIGINT handler that StopOnCtrlC replaced
-        ends = (keras.callbacks.CSVLogger, keras.callbacks.TensorBoard, callbacks_lib.StopOnCtrlC)
-        for callback in callbacks:
-            if isinstance(callback, ends):
+        for callback in callbacks:  # files and put back the SIGINT handler that StopOnCtrlC replaced
+            if isinstance(callback, (keras.callbacks.CSVLogger, keras.callbacks.TensorBoard)):
                 with contextlib.suppress(Exception):  # never mask the error that stopped training
                     callback.on_train_end()
+            elif isinstance(callback, callbacks_lib.StopOnCtrlC):
+                callback.restore()
         raise
     save_model_weights(model, config.model, arch_kwargs, out / "model.weights.h5")
     scores = trainable.evaluate(val_batches, verbose=0, return_dict=True)
