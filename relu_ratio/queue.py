@@ -233,7 +233,7 @@ def registered(run_id: str, result: dict) -> bool:
     ``result``: an entry of the shipped store or of ``$RELU_RATIO_ZOO`` whose training run folder is named
     ``run_id`` and whose recorded result has the same epochs and final top-1 (not another run that happened
     to be trained in a folder of that name). An entry whose metadata cannot be read stands for no run."""
-    keys = ("epochs_completed", f"{result.get('evaluated_on', 'test')}_top1")
+    keys = ("epochs_completed", _top1_key(result))
     stores = {registry.shipped_store().resolve(), registry.store_dir().resolve()}
     for path in sorted(p for store in stores for p in store.glob(f"*/{METADATA_FILE}")):
         try:
@@ -393,8 +393,7 @@ def progress(
     for item in queued:
         record = record_of(item, runs, finished)
         earlier = finished.get(item.run_id) if record.state != "finished" and not record.damage else None
-        split = record.result.get("evaluated_on", "test")
-        top1 = record.result.get(f"{split}_top1") if record.result else (record.curve or [None])[-1]
+        top1 = record.result.get(_top1_key(record.result)) if record.result else (record.curve or [None])[-1]
         config = item.config(runs, ANY_DATASET).resolved()
         devices = record.result.get("devices") or record.clock.get("devices")
         state = f"damaged: {'; '.join(record.damage)}" if record.damage else record.state
@@ -410,9 +409,14 @@ def progress(
     return rows
 
 
+def _top1_key(result: dict) -> str:
+    """The key of a run's final top-1 in its result.json: ``test_top1``, or ``holdout_top1`` (a proxy)."""
+    return f"{result.get('evaluated_on', 'test')}_top1"
+
+
 def _final(record: train.RunRecord) -> tuple[float | None, float, float]:
     """A finished run's final top-1 (%, where recorded), wall-clock and CPU hours."""
-    top1 = record.result.get(f"{record.result.get('evaluated_on', 'test')}_top1")
+    top1 = record.result.get(_top1_key(record.result))
     return None if top1 is None else 100 * top1, record.wall_time_s / 3600, record.cpu_time_s / 3600
 
 
