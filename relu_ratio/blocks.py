@@ -50,6 +50,9 @@ from relu_ratio.patterns import BlockKind
 BN_MOMENTUM = 0.99  # fusenet's BatchNorm settings (see shared REFERENCE.md)
 BN_EPSILON = 2e-5
 BOTTLENECK_EXPANSION = 4
+# Every model's layout, whatever keras.config.image_data_format() says: BatchNormalization normalises the
+# last axis, and a channels_first conv would read 32x32x3 images as 32 channels of 32x3.
+CHANNELS_LAST = "channels_last"
 
 
 def conv2d(filters: int, kernel: int, strides: int, name: str, weight_decay: float = 0.0) -> layers.Conv2D:
@@ -59,11 +62,19 @@ def conv2d(filters: int, kernel: int, strides: int, name: str, weight_decay: flo
         kernel,
         strides=strides,
         padding="same",
+        data_format=CHANNELS_LAST,
         use_bias=False,
         kernel_initializer="he_normal",
         kernel_regularizer=l2(weight_decay),
         name=name,
     )
+
+
+def global_pooling(kind: str) -> layers.Layer:
+    """The head's global pooling: ``"avg"`` (the layer ``avg_pool``) or ``"max"`` (``max_pool``)."""
+    if kind == "avg":
+        return layers.GlobalAveragePooling2D(data_format=CHANNELS_LAST, name="avg_pool")
+    return layers.GlobalMaxPooling2D(data_format=CHANNELS_LAST, name="max_pool")
 
 
 def batch_norm(name: str) -> layers.BatchNormalization:

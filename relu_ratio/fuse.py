@@ -394,8 +394,8 @@ class _Lowering:
             self.kept.update(dict.fromkeys(v.pending))
             return self._affine(source, v.offset, v.scale, activation, f"{v.name}_affine")
         common = dict(
-            strides=v.strides, padding=v.padding, use_bias=per_channel, dtype=DTYPE,
-            activation=activation if per_channel else None, name=self.unique(v.name),
+            strides=v.strides, padding=v.padding, use_bias=per_channel, dtype=DTYPE, name=self.unique(v.name),
+            activation=activation if per_channel else None, data_format="channels_last",  # as all that fold
         )  # fmt: skip
         if v.depthwise:
             conv = layers.DepthwiseConv2D(v.kernel.shape[:2], depth_multiplier=v.kernel.shape[3], **common)

@@ -41,7 +41,7 @@ import numpy as np
 from keras import layers
 
 from relu_ratio import blocks, patterns
-from relu_ratio.blocks import batch_norm, conv2d, l2
+from relu_ratio.blocks import batch_norm, conv2d, global_pooling, l2
 from relu_ratio.patterns import BlockKind, PatternSpec, ReLUPattern
 from relu_ratio.validators import check_bool, is_finite_number, is_integer, plain_number, suggest
 
@@ -329,12 +329,10 @@ def build_family(
         x = _normalization_layer(normalization, shape[-1])(x)
     x = _assemble(spec, masks, widths, x, weight_decay)
     if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = global_pooling("avg")(x)
         x = classifier(classes, classifier_activation, weight_decay)(x)
-    elif pooling == "avg":
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    elif pooling == "max":
-        x = layers.GlobalMaxPooling2D(name="max_pool")(x)
+    elif pooling is not None:
+        x = global_pooling(pooling)(x)
     model = keras.Model(inputs, x, name=name or f"{family}{depth}")
     if weights is not None:
         _load_weights(model, weights)

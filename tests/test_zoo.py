@@ -23,6 +23,7 @@ from PIL import Image
 
 import relu_ratio
 from relu_ratio import data, files, models, zoo
+from relu_ratio.fuse import fuse
 from relu_ratio.inputs import CheckedModel
 from relu_ratio.zoo import saved_model
 from relu_ratio.zoo.__main__ import main
@@ -364,6 +365,34 @@ def test_verify_compares_the_outputs_recorded_at_registration(run, store, capsys
     assert f"{NAME}: ok on {keras.backend.backend()}: 40 images" in capsys.readouterr().out
 
 
+@pytest.mark.backend
+def test_global_keras_settings_change_no_zoo_model(toy_zoo):
+    """A global channels_first layout made the builders read 32x32x3 images as 32 channels (the zoo's
+    weights then did "not fit", a model built from scratch predicted nonsense), and a global bfloat16 policy
+    made verify blame the code for the policy's rounding."""
+    expected, params = zoo.load(REAL).predict(RAW, verbose=0), models.build(REAL).count_params()
+    keras.config.set_image_data_format("channels_first")
+    try:
+        built, loaded = models.build(REAL), zoo.load(REAL)
+        fused = fuse(loaded)
+    finally:
+        keras.config.set_image_data_format("channels_last")
+    assert built.count_params() == params
+    layout = "channels_last"
+    for model in (built, loaded, fused):
+        assert {layer.data_format for layer in model.layers if hasattr(layer, "data_format")} == {layout}
+    np.testing.assert_allclose(loaded.predict(RAW, verbose=0), expected, atol=1e-6)
+    np.testing.assert_allclose(fused.predict(RAW, verbose=0), expected, atol=1e-5)
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        report = zoo.verify(REAL)  # verified in float32, as recorded
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"  # the caller's policy is left as it was
+    finally:
+        keras.config.set_dtype_policy(policy)
+    assert report["max_difference"] <= zoo.reference.TOLERANCE
+
+
 def test_verify_refuses_changed_outputs_and_says_how_to_record_missing_ones(scratch, capsys):
     path = scratch / NAME / "metadata.json"
     meta = json.loads(path.read_text())
@@ -452,11 +481,19 @@ def test_cli_list_info_and_table(store, capsys, tmp_path, monkeypatch):
     assert main(["list", "nomatch*"]) == 1
     assert capsys.readouterr() == ("", f"no zoo entry matches 'nomatch*'; registered: {NAME}\n")
     with monkeypatch.context() as patch:
+        (tmp_path / "empty").mkdir()
         patch.setenv("RELU_RATIO_ZOO", str(tmp_path / "empty"))
         assert main(["list", "nomatch*"]) == 1
         assert capsys.readouterr().err.endswith("; registered: none, the zoo is empty\n")
-    monkeypatch.setenv("RELU_RATIO_ZOO", str(tmp_path / "empty"))
-    assert main(["list"]) == 0 and capsys.readouterr() == ("\n", "")  # an empty store: nothing to list
+        assert main(["list"]) == 0 and capsys.readouterr() == ("\n", "")  # an empty store: nothing to list
+    missing = tmp_path / "mistyped"  # was listed as an empty store; verify passed, having checked nothing
+    monkeypatch.setenv("RELU_RATIO_ZOO", str(missing))
+    said = f"registered: none: the store {missing} (chosen by $RELU_RATIO_ZOO) does not exist\n"
+    for command, first in ((["list"], ""), (["list", "x*"], "no zoo entry matches 'x*'; "),
+                           (["verify"], "no zoo entry to verify; ")):  # fmt: skip
+        assert main(command) == 1 and capsys.readouterr() == ("", first + said)
+    with pytest.raises(zoo.UnknownModelError, match=re.escape(said.strip()[len("registered: "):])):
+        zoo.load(NAME)
     monkeypatch.undo()
     assert main(["info", NAME]) == 0 and json.loads(capsys.readouterr().out)["name"] == NAME
     assert main(["info", "nope"]) == 2 and "no zoo entry named 'nope'" in capsys.readouterr().err

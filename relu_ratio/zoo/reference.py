@@ -82,9 +82,9 @@ def compare(model: keras.Model, recorded: dict) -> dict:
 
 
 def verify(name: str) -> dict:
-    """Load zoo entry ``name`` (its weights' sha256 checked) and compare its outputs on the reference images
-    with those recorded at registration (:func:`compare`'s dict, with ``name``, ``backend`` and
-    ``tolerance``).
+    """Load zoo entry ``name`` (its weights' sha256 checked) in float32, whatever the global dtype policy, and
+    compare its outputs on the reference images with those recorded at registration (:func:`compare`'s dict,
+    with ``name``, ``backend`` and ``tolerance``).
 
     Raises:
         ZooError: the entry was registered before reference outputs were recorded.
@@ -98,7 +98,13 @@ def verify(name: str) -> dict:
             f"{registry.entry_dir(name)} --force"
         )
     report = {"name": name, "backend": keras.backend.backend(), "tolerance": TOLERANCE}
-    report.update(compare(registry.load(name), entry.reference_outputs))
+    policy = keras.config.dtype_policy()  # a caller's global mixed_bfloat16 would round the outputs
+    keras.config.set_dtype_policy("float32")  # as they were recorded
+    try:
+        model = registry.load(name)
+    finally:
+        keras.config.set_dtype_policy(policy)
+    report.update(compare(model, entry.reference_outputs))
     if report["max_difference"] > TOLERANCE:
         raise IntegrityError(
             f"zoo entry {name!r} on {report['backend']}: a recorded class's probability changed by "

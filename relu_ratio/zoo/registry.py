@@ -13,8 +13,8 @@ import h5py
 import keras
 import numpy as np
 
+from relu_ratio import blocks, files, models
 from relu_ratio import data as data_lib
-from relu_ratio import files, models
 from relu_ratio.describe import describe
 from relu_ratio.inputs import CheckedModel, ImageInputError
 from relu_ratio.patterns import PatternSpec, ReLUPattern
@@ -34,13 +34,22 @@ from relu_ratio.zoo.entry import (
 
 STORE_PACKAGE = "relu_ratio.zoo_store"  # the repository's zoo/ directory, shipped inside the wheel
 TOLERANCE = 0.3  # accuracy points: `evaluate` fails beyond this difference
-EMPTY = "none, the zoo is empty"  # what a message lists as the registered entries of an empty store
 
 
 def store_dir() -> Path:
     """The registry directory: ``$RELU_RATIO_ZOO``, else the shipped store (:func:`shipped_store`)."""
     override = os.environ.get("RELU_RATIO_ZOO")
     return Path(override).expanduser() if override else shipped_store()
+
+
+def none_registered() -> str:
+    """What a message lists as the registered entries of a store that holds none: empty, or a folder that
+    does not exist (``$RELU_RATIO_ZOO`` naming a wrong one, say)."""
+    store = store_dir()
+    if store.is_dir():
+        return "none, the zoo is empty"
+    chosen = " (chosen by $RELU_RATIO_ZOO)" if os.environ.get("RELU_RATIO_ZOO") else ""
+    return f"none: the store {store}{chosen} does not exist"
 
 
 def shipped_store() -> Path:
@@ -81,7 +90,7 @@ def entry_dir(name: str) -> Path:
         else:
             close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
             hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
-        known = ", ".join(names) or EMPTY
+        known = ", ".join(names) or none_registered()
         raise UnknownModelError(f"no zoo entry named {name!r}{hint}. Registered in {store_dir()}: {known}.")
     return store_dir() / name
 
@@ -331,7 +340,7 @@ def from_preset(
     if not include_top:
         out = features.output if pooling == "avg" else features.input
         if pooling == "max":
-            out = keras.layers.GlobalMaxPooling2D(name="max_pool")(out)
+            out = blocks.global_pooling("max")(out)
         return CheckedModel(model.input, out, name=model.name)  # the entry's name or name=, whatever the head
     if classes is None or (classes == entry.classes and shape is None):  # the classifier that was measured
         return CheckedModel.from_model(model)
@@ -370,7 +379,7 @@ def preset_entry(
     )
     raise ZooError(
         f"no {weights!r} weights for {call} in the zoo ({store_dir()}). Trained networks by weights: "
-        f"{have or EMPTY}. Build one of those (e.g. models.build(name, weights=key)), or "
+        f"{have or none_registered()}. Build one of those (e.g. models.build(name, weights=key)), or "
         "pass weights=None (random) or the path of a '.weights.h5' file."
     )
 
