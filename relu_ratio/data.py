@@ -234,6 +234,10 @@ def load(
     ``data_dir``: where tensorflow-datasets keeps its datasets (a tfds name only); ``cache_dir``: where a
     local dataset's decoded copy goes (default ``$RELU_RATIO_HOME/data``)."""
     check_data_dir(source, data_dir)
+    if cache_dir is not None and os.fspath(source) in TFDS_STATS:
+        raise ValueError(f"cache_dir ({os.fspath(cache_dir)!r}) is where a local dataset's decoded copy "
+                         f"goes; tensorflow-datasets keeps {os.fspath(source)!r} in its data_dir. Drop "
+                         "cache_dir.")  # fmt: skip
     found = find(source, split)
     if isinstance(found, str):
         return _load_tfds(found, split, data_dir)

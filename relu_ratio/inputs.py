@@ -225,7 +225,8 @@ def _dataset_errors(model: keras.Model, streamed: bool) -> Iterator[None]:
         yield
     except Exception as error:
         if saved is not None:
-            _attach(model, saved, synced=model._jax_state is not before)
+            after = getattr(model, "_jax_state", None)  # absent before a model's first loop
+            _attach(model, saved, synced=after is not before)
         text = str(error)
         if isinstance(error, ImageInputError) or "ImageInputError: " not in text:
             raise
@@ -378,32 +379,41 @@ class CheckedModel(keras.Model):
         return bound.args[1:], bound.kwargs, bound.arguments.get("x")
 
     def _check_labels(self, x, name: str, y=None) -> None:
-        """Class indices given to a model compiled for one-hot labels (what
-        :func:`relu_ratio.train.compile_for` compiles) would fail deep inside Keras ("too many indices" on
-        PyTorch): relu_ratio ``Batches`` without ``one_hot``, or numpy labels of shape ``(n,)`` or ``(n, 1)``
-        (``y``, or the second item of ``validation_data``): say what to pass."""
+        """Class-index labels that would fail deep inside Keras or train silently: given to a model compiled
+        for one-hot labels (what :func:`relu_ratio.train.compile_for` compiles; "too many indices" on
+        PyTorch), relu_ratio ``Batches`` without ``one_hot`` or numpy labels of shape ``(n,)`` or ``(n, 1)``
+        (``y``, or the second item of ``validation_data``): say what to pass. And a class index outside the
+        model's classes (JAX trains on it without an error): say which."""
         from relu_ratio.data import Batches
 
+        classes = self.output_shape[-1] if len(self.outputs) == 1 else None
+        if not (self.check_inputs and classes is not None and classes > 1):
+            return
         loss = getattr(self, "loss", None)
         one_hot = loss == "categorical_crossentropy" or isinstance(loss, keras.losses.CategoricalCrossentropy)
-        if not (self.check_inputs and one_hot):
-            return
         compiled = "the model was compiled for one-hot labels (categorical cross-entropy, as by compile_for)"
-        if isinstance(x, Batches) and not x.one_hot:
-            raise ValueError(f"{compiled}, but the batches given as {name} hold class indices: make them "
-                             "with data.batches(..., one_hot=True).")  # fmt: skip
-        if name == "x":
+        if isinstance(x, Batches):
+            if one_hot and not x.one_hot:
+                raise ValueError(f"{compiled}, but the batches given as {name} hold class indices: make them "
+                                 "with data.batches(..., one_hot=True).")  # fmt: skip
+            labels, given = x.split.labels, f"the split of the batches given as {name}"
+        elif name == "x":
             labels, given = y, "y"
         else:
             labels, given = (x[1] if isinstance(x, tuple) and len(x) > 1 else None), f"{name}[1]"
         indices = isinstance(labels, np.ndarray) and np.issubdtype(labels.dtype, np.integer)
-        if not (indices and len(self.outputs) == 1 and (labels.ndim == 1 or labels.shape[1:] == (1,))):
+        if not (indices and (labels.ndim == 1 or labels.shape[1:] == (1,))):
             return
-        classes = self.output_shape[-1]
-        if classes is not None and classes > 1:
+        if one_hot and not isinstance(x, Batches):
             raise ValueError(
                 f"{compiled}, but {given} holds class indices (shape {labels.shape}): give "
                 f"keras.utils.to_categorical({given}, {classes}), or compile with a sparse loss and metrics."
+            )
+        outside = labels[(labels < 0) | (labels >= classes)]
+        if outside.size:
+            raise ValueError(
+                f"{given} holds class index {outside.flat[0]}, but {self.name} has {classes} classes "
+                f"(indices 0 to {classes - 1}): build or load it with classes= the data's number of classes."
             )
 
     def __call__(self, inputs, *args, **kwargs):

@@ -44,6 +44,10 @@ def test_archive_and_directory_of_archives_give_the_same_split(image_folder, tmp
 def test_a_tfds_data_dir_beside_a_local_dataset_is_refused_not_ignored(image_folder, tmp_path):
     with pytest.raises(ValueError, match=r"data_dir \('.*tfds'\) is where tensorflow-datasets keeps"):
         data.load(image_folder, "test", data_dir=tmp_path / "tfds")
+    said = r"cache_dir \('.*'\) is where a local dataset's .* keeps 'cifar100' in its data_dir"
+    for cache_dir in (tmp_path / "cache", ""):  # a local dataset's; it was ignored (and first downloaded)
+        with pytest.raises(ValueError, match=said):
+            data.load("cifar100", "test", cache_dir=cache_dir)
 
 
 def test_an_archive_is_found_by_its_split_name_and_nothing_else(image_folder, tmp_path):

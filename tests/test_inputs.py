@@ -98,6 +98,34 @@ def test_zoo_models_refuse_bad_images_in_predict_evaluate_fit_and_call(toy_zoo):
 
 
 @pytest.mark.backend
+def test_class_indices_outside_the_models_classes_are_refused_on_every_backend(toy_zoo):
+    """JAX trained on them without an error (TensorFlow and PyTorch failed deep inside)."""
+    from relu_ratio import data
+
+    model = zoo.load(REAL, classes=3)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    labels, before = np.array([0, 1, 7, 2]), model.get_weights()
+    split = data.Split(RAW, labels, data.sample().info)
+    uses = {
+        "y": lambda: model.fit(RAW, labels, verbose=0),
+        "y ": lambda: model.evaluate(RAW, labels[:, None], verbose=0),
+        r"validation_data\[1\]": lambda: model.fit(RAW, labels % 3, validation_data=(RAW, labels), verbose=0),
+        "the split of the batches given as x": lambda: model.fit(data.batches(split, 2), verbose=0),
+        "the split of the batches given as validation_data": lambda: model.fit(
+            RAW, labels % 3, validation_data=data.batches(split, 2), verbose=0),
+    }  # fmt: skip
+    said = r" holds class index 7, but .* has 3 classes \(indices 0 to 2\): build or load it with classes="
+    for given, use in uses.items():
+        with pytest.raises(ValueError, match=f"^{given.strip()}{said}"):
+            use()
+    for got, want in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(got, want)  # nothing trained
+    with pytest.raises(ValueError, match=r"^y holds class index -1"):
+        model.fit(RAW, labels - 1, verbose=0)
+    assert np.isfinite(model.fit(RAW, labels % 3, verbose=0).history["loss"]).all()
+
+
+@pytest.mark.backend
 def test_zoo_models_check_images_in_every_method_that_takes_them(toy_zoo):
     model = zoo.load(REAL)
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
@@ -169,6 +197,8 @@ def test_a_py_dataset_or_a_generator_is_checked_batch_by_batch_as_it_streams(toy
     for good in (_Batches(raw), _Batches(raw, workers=2), ((raw[i : i + 2],) for i in (0, 2))):
         np.testing.assert_allclose(model.predict(good, verbose=0), expected, atol=1e-6)
     refused = r"batch [01] of the dataset was refused: images look scaled to \[0, 1\]"
+    with pytest.raises(ImageInputError, match=refused):  # the first loop of a model (JAX: AttributeError)
+        zoo.load(REAL).predict(((late[i : i + 2],) for i in (0, 2)), verbose=0)
     uses = (  # predict, evaluate, fit and fit's validation_data, each given a PyDataset and a generator
         lambda: model.predict(_Batches(late), verbose=0),
         lambda: model.predict(_Batches(raw / 255.0), verbose=0),  # the first batch
