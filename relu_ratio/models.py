@@ -520,13 +520,47 @@ def _load_weights(model: keras.Model, weights) -> None:
         raise ValueError(f"weights file {path!r} is a folder, not a '.weights.h5' file.")
     _refuse_a_shipped_zoo_file(path)
     try:
+        _check_normalization(model, path)
         model.load_weights(path)
     except (ValueError, OSError, KeyError) as error:
+        if isinstance(error, NormalizationMismatch):
+            raise
         raise ValueError(
             f"weights file {path!r} cannot be loaded into {model.name} (built with these arguments): "
             f"{_load_error(error)} Check that it was saved from the same architecture, classes and "
             "input_shape."
         ) from error
+
+
+class NormalizationMismatch(ValueError):
+    """A weights file saved from a model that normalised its images, loaded into one that does not (or the
+    reverse): the normalization has no weights, so Keras would load it and the outputs would be wrong."""
+
+
+def _check_normalization(model: keras.Model, path: str) -> None:
+    """Refuse ``path`` where its model and ``model`` differ in input normalization. The file names each
+    layer's group after its class (``layers/normalization``), weights or not, nested models' layers in
+    their model's group: that tells."""
+    import h5py  # Keras' own dependency for .weights.h5
+
+    with h5py.File(path, "r") as file:
+        names = []
+        file.visit(names.append)
+    saved = any(re.fullmatch(r"normalization(_\d+)?", name.rsplit("/", 1)[-1]) for name in names)
+    here = any(isinstance(layer, layers.Normalization) for layer in model.layers)  # a builder's: flat
+    if saved and not here:
+        raise NormalizationMismatch(
+            f"weights file {path!r} was saved from a model that normalises its images (a zoo model, or one "
+            f"built with normalization=), and {model.name} built here does not: it would load and compute "
+            "something else. Build it with the same normalization=(mean, std) (a zoo entry's: "
+            "zoo.info(name).architecture['kwargs']['normalization']), or save a '.keras' file (it keeps it)."
+        )
+    if here and not saved:
+        raise NormalizationMismatch(
+            f"weights file {path!r} was saved from a model without normalization (it took images "
+            f"standardised beforehand), and {model.name} built here normalises them: build it without "
+            "normalization=."
+        )
 
 
 _SHAPES = re.compile(  # Keras' assign error; PyTorch's value shape is a torch.Size

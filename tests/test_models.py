@@ -198,6 +198,25 @@ def test_a_shipped_zoo_weights_file_given_by_path_is_refused_with_the_way_to_loa
         models.build(builder, weights=path)
 
 
+def test_a_weights_file_loads_only_into_a_model_normalised_as_the_one_that_saved_it(tmp_path, images):
+    """The normalization has no weights: a fine-tuned zoo model's file loaded into a model built without it
+    gave 10 % on the sample, without an error."""
+    stats = ([125.0, 123.0, 114.0], [63.0, 62.0, 66.0])
+    normalised, plain = tmp_path / "normalised.weights.h5", tmp_path / "plain.weights.h5"
+    source = models.build("resnet8_21", normalization=stats)
+    source.save_weights(normalised)
+    models.build("resnet8_21").save_weights(plain)
+    with pytest.raises(ValueError, match=r"saved from a model that normalises its images .* resnet8_21 built "
+                                         r"here does not: .* normalization=\(mean, std\)"):  # fmt: skip
+        models.build("resnet8_21", weights=normalised)
+    with pytest.raises(ValueError, match=r"saved from a model without normalization .* resnet8_21 built here "
+                                         r"normalises them: build it without normalization=\.$"):  # fmt: skip
+        models.build("resnet8_21", weights=plain, normalization=stats)
+    loaded = models.build("resnet8_21", weights=normalised, normalization=stats)
+    np.testing.assert_allclose(loaded.predict_on_batch(images), source.predict_on_batch(images), atol=1e-6)
+    models.build("resnet8_21", weights=plain)
+
+
 def test_builder_weights_of_another_architecture_are_named(tmp_path):
     path = tmp_path / "other.weights.h5"
     models.build("resnet14_21").save_weights(path)
