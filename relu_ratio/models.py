@@ -569,10 +569,14 @@ _SHAPES = re.compile(  # Keras' assign error; PyTorch's value shape is a torch.S
 
 
 def _load_error(error: Exception) -> str:
-    """Keras' load error in a line: its first, and the variable whose shape differs, where one does (Keras
-    puts that after the variable's values, dozens of lines down)."""
+    """Keras' load error in a line: its first (with the next where the first ends in a colon), and the
+    variable whose shape differs, where one does (Keras puts that after the variable's values, dozens of
+    lines down)."""
     text = str(error).strip()
-    first = text.splitlines()[0] if text else type(error).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines else type(error).__name__
+    if first.endswith(":") and len(lines) > 1:  # "Example error message for object <Dense ...>:", then it
+        first = f"{first} {lines[1]}"
     shapes = _SHAPES.search(text)
     if shapes is None:
         return first

@@ -226,6 +226,10 @@ def test_builder_weights_of_another_architecture_are_named(tmp_path):
     shapes = r"predictions/kernel is \(64, 7\) here, \(64, 5\) in the file\. Check"  # cut off before
     with pytest.raises(ValueError, match=shapes):
         models.build("resnet8_21", classes=7, weights=path)
+    models.build("resnet8_21", include_top=False).save_weights(path)
+    reason = r"<Dense name=predictions, built=True>: Layer 'predictions' expected 2 variables, but received 0"
+    with pytest.raises(ValueError, match=reason):  # the message ended at the colon
+        models.build("resnet8_21", weights=path)
     path.write_bytes(b"not hdf5")
     with pytest.raises(ValueError, match="cannot be loaded into"):
         models.build("resnet8_21", weights=path)
