@@ -233,11 +233,7 @@ def load(
 
     ``data_dir``: where tensorflow-datasets keeps its datasets (a tfds name only); ``cache_dir``: where a
     local dataset's decoded copy goes (default ``$RELU_RATIO_HOME/data``)."""
-    check_data_dir(source, data_dir)
-    if cache_dir is not None and os.fspath(source) in TFDS_STATS:
-        raise ValueError(f"cache_dir ({os.fspath(cache_dir)!r}) is where a local dataset's decoded copy "
-                         f"goes; tensorflow-datasets keeps {os.fspath(source)!r} in its data_dir. Drop "
-                         "cache_dir.")  # fmt: skip
+    check_dirs(source, data_dir, cache_dir)
     found = find(source, split)
     if isinstance(found, str):
         return _load_tfds(found, split, data_dir)
@@ -264,21 +260,30 @@ def check_class_count(source: str | os.PathLike, classes: int, reader: str) -> N
                          f"{classes}: give data of {classes}.")  # fmt: skip
 
 
-def check_data_dir(source: str | os.PathLike, data_dir: str | os.PathLike | None) -> None:
-    """Refuse a ``data_dir`` beside a local dataset, which would be ignored: it is tensorflow-datasets'.
+def check_dirs(
+    source: str | os.PathLike, data_dir: str | os.PathLike | None, cache_dir: str | os.PathLike | None = None
+) -> None:
+    """Refuse a ``data_dir`` beside a local dataset and a ``cache_dir`` beside a tensorflow-datasets name,
+    which would be ignored: the first is tensorflow-datasets', the second a local dataset's decoded copy's.
 
-    >>> check_data_dir("../shared/data", "~/tfds")
+    >>> check_dirs("../shared/data", "~/tfds")
     Traceback (most recent call last):
     ValueError: data_dir ('~/tfds') is where tensorflow-datasets keeps cifar10 and cifar100; dataset '../shared/data' is read from its own folder or archive. Drop data_dir.
     """  # noqa: E501
     if data_dir is not None and files.names_nothing(data_dir):
         raise ValueError(f"data_dir must name a folder for tensorflow-datasets; received "
                          f"{os.fspath(data_dir)!r} (leave it out for tfds' own).")  # fmt: skip
-    if data_dir is not None and os.fspath(source) not in TFDS_STATS:
+    tfds_name = os.fspath(source) in TFDS_STATS
+    if data_dir is not None and not tfds_name:
         raise ValueError(
             f"data_dir ({os.fspath(data_dir)!r}) is where tensorflow-datasets keeps "
             f"{' and '.join(TFDS_STATS)}; dataset {os.fspath(source)!r} is read from its own folder or "
             "archive. Drop data_dir."
+        )
+    if cache_dir is not None and tfds_name:
+        raise ValueError(
+            f"cache_dir ({os.fspath(cache_dir)!r}) is where a local dataset's decoded copy goes; "
+            f"tensorflow-datasets keeps {os.fspath(source)!r} in its data_dir. Drop cache_dir."
         )
 
 

@@ -379,18 +379,22 @@ class CheckedModel(keras.Model):
         return bound.args[1:], bound.kwargs, bound.arguments.get("x")
 
     def _check_labels(self, x, name: str, y=None) -> None:
-        """Class-index labels that would fail deep inside Keras or train silently: given to a model compiled
-        for one-hot labels (what :func:`relu_ratio.train.compile_for` compiles; "too many indices" on
-        PyTorch), relu_ratio ``Batches`` without ``one_hot`` or numpy labels of shape ``(n,)`` or ``(n, 1)``
-        (``y``, or the second item of ``validation_data``): say what to pass. And a class index outside the
-        model's classes (JAX trains on it without an error): say which."""
+        """Labels that would fail deep inside Keras or train silently, given as relu_ratio ``Batches`` or as
+        numpy labels of shape ``(n,)`` or ``(n, 1)`` (``y``, or the second item of ``validation_data``): class
+        indices given to a model compiled for one-hot labels (what :func:`relu_ratio.train.compile_for`
+        compiles; "too many indices" on PyTorch), and, under a sparse categorical cross-entropy, a class
+        index outside the model's classes (JAX trains on it without an error; its ``ignore_class`` aside).
+        Say what to pass."""
         from relu_ratio.data import Batches
 
         classes = self.output_shape[-1] if len(self.outputs) == 1 else None
-        if not (self.check_inputs and classes is not None and classes > 1):
-            return
         loss = getattr(self, "loss", None)
         one_hot = loss == "categorical_crossentropy" or isinstance(loss, keras.losses.CategoricalCrossentropy)
+        sparse = loss == "sparse_categorical_crossentropy" or isinstance(
+            loss, keras.losses.SparseCategoricalCrossentropy
+        )
+        if not (self.check_inputs and classes is not None and classes > 1 and (one_hot or sparse)):
+            return
         compiled = "the model was compiled for one-hot labels (categorical cross-entropy, as by compile_for)"
         if isinstance(x, Batches):
             if one_hot and not x.one_hot:
@@ -401,19 +405,26 @@ class CheckedModel(keras.Model):
             labels, given = y, "y"
         else:
             labels, given = (x[1] if isinstance(x, tuple) and len(x) > 1 else None), f"{name}[1]"
-        indices = isinstance(labels, np.ndarray) and np.issubdtype(labels.dtype, np.integer)
-        if not (indices and (labels.ndim == 1 or labels.shape[1:] == (1,))):
+        if not (isinstance(labels, np.ndarray) and (labels.ndim == 1 or labels.shape[1:] == (1,))):
             return
-        if one_hot and not isinstance(x, Batches):
+        if one_hot:
+            if np.issubdtype(labels.dtype, np.integer) and not isinstance(x, Batches):
+                raise ValueError(
+                    f"{compiled}, but {given} holds class indices (shape {labels.shape}): give keras.utils."
+                    f"to_categorical({given}, {classes}), or compile with a sparse loss and metrics."
+                )
+            return
+        if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
+            return
+        outside = (labels < 0) | (labels >= classes)
+        if getattr(loss, "ignore_class", None) is not None:
+            outside &= labels != loss.ignore_class
+        if outside.any():
+            index = labels[outside].flat[0]
             raise ValueError(
-                f"{compiled}, but {given} holds class indices (shape {labels.shape}): give "
-                f"keras.utils.to_categorical({given}, {classes}), or compile with a sparse loss and metrics."
-            )
-        outside = labels[(labels < 0) | (labels >= classes)]
-        if outside.size:
-            raise ValueError(
-                f"{given} holds class index {outside.flat[0]}, but {self.name} has {classes} classes "
-                f"(indices 0 to {classes - 1}): build or load it with classes= the data's number of classes."
+                f"{given} holds class index {int(index) if float(index).is_integer() else index}, but "
+                f"{self.name} has {classes} classes (indices 0 to {classes - 1}): build or load it with "
+                "classes= the data's number of classes."
             )
 
     def __call__(self, inputs, *args, **kwargs):

@@ -520,27 +520,20 @@ def _load_weights(model: keras.Model, weights) -> None:
         raise ValueError(f"weights file {path!r} is a folder, not a '.weights.h5' file.")
     _refuse_a_shipped_zoo_file(path)
     try:
-        _check_normalization(model, path)
         model.load_weights(path)
     except (ValueError, OSError, KeyError) as error:
-        if isinstance(error, NormalizationMismatch):
-            raise
         raise ValueError(
             f"weights file {path!r} cannot be loaded into {model.name} (built with these arguments): "
             f"{_load_error(error)} Check that it was saved from the same architecture, classes and "
             "input_shape."
         ) from error
-
-
-class NormalizationMismatch(ValueError):
-    """A weights file saved from a model that normalised its images, loaded into one that does not (or the
-    reverse): the normalization has no weights, so Keras would load it and the outputs would be wrong."""
+    _check_normalization(model, path)  # once the shapes fit: a file of another network is said as such
 
 
 def _check_normalization(model: keras.Model, path: str) -> None:
-    """Refuse ``path`` where its model and ``model`` differ in input normalization. The file names each
-    layer's group after its class (``layers/normalization``), weights or not, nested models' layers in
-    their model's group: that tells."""
+    """Refuse ``path``, loaded into ``model``, where its model and ``model`` differ in input normalization,
+    which has no weights: Keras loads it, and the outputs are wrong. The file names each layer's group after
+    its class (``layers/normalization``), weights or not, a nested model's in its own: that tells."""
     import h5py  # Keras' own dependency for .weights.h5
 
     with h5py.File(path, "r") as file:
@@ -549,14 +542,14 @@ def _check_normalization(model: keras.Model, path: str) -> None:
     saved = any(re.fullmatch(r"normalization(_\d+)?", name.rsplit("/", 1)[-1]) for name in names)
     here = any(isinstance(layer, layers.Normalization) for layer in model.layers)  # a builder's: flat
     if saved and not here:
-        raise NormalizationMismatch(
+        raise ValueError(
             f"weights file {path!r} was saved from a model that normalises its images (a zoo model, or one "
-            f"built with normalization=), and {model.name} built here does not: it would load and compute "
+            f"built with normalization=), and {model.name} built here does not: it loads, and computes "
             "something else. Build it with the same normalization=(mean, std) (a zoo entry's: "
             "zoo.info(name).architecture['kwargs']['normalization']), or save a '.keras' file (it keeps it)."
         )
     if here and not saved:
-        raise NormalizationMismatch(
+        raise ValueError(
             f"weights file {path!r} was saved from a model without normalization (it took images "
             f"standardised beforehand), and {model.name} built here normalises them: build it without "
             "normalization=."
@@ -569,17 +562,15 @@ _SHAPES = re.compile(  # Keras' assign error; PyTorch's value shape is a torch.S
 
 
 def _load_error(error: Exception) -> str:
-    """Keras' load error in a line: its first (with the next where the first ends in a colon), and the
-    variable whose shape differs, where one does (Keras puts that after the variable's values, dozens of
-    lines down)."""
+    """Keras' load error in a line: its first, and the variable whose shape differs, where one does (Keras
+    puts that after the variable's values, dozens of lines down), else the next line where the first ends in
+    a colon."""
     text = str(error).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     first = lines[0] if lines else type(error).__name__
-    if first.endswith(":") and len(lines) > 1:  # "Example error message for object <Dense ...>:", then it
-        first = f"{first} {lines[1]}"
     shapes = _SHAPES.search(text)
-    if shapes is None:
-        return first
+    if shapes is None:  # "Example error message for object <Dense ...>:", then what it was on the next line
+        return f"{first} {lines[1].rstrip('.')}." if first.endswith(":") and len(lines) > 1 else first
     variable = re.search(r"Target variable: <Variable path=([^,>]+)", text)
     name = variable[1] if variable else "a variable"
     return f"{first} {name} is ({shapes[1]}) here, ({shapes[2] or shapes[3]}) in the file."

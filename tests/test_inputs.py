@@ -105,24 +105,32 @@ def test_class_indices_outside_the_models_classes_are_refused_on_every_backend(t
     model = zoo.load(REAL, classes=3)
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     labels, before = np.array([0, 1, 7, 2]), model.get_weights()
-    split = data.Split(RAW, labels, data.sample().info)
-    uses = {
-        "y": lambda: model.fit(RAW, labels, verbose=0),
-        "y ": lambda: model.evaluate(RAW, labels[:, None], verbose=0),
-        r"validation_data\[1\]": lambda: model.fit(RAW, labels % 3, validation_data=(RAW, labels), verbose=0),
-        "the split of the batches given as x": lambda: model.fit(data.batches(split, 2), verbose=0),
-        "the split of the batches given as validation_data": lambda: model.fit(
-            RAW, labels % 3, validation_data=data.batches(split, 2), verbose=0),
-    }  # fmt: skip
+    split, good = data.Split(RAW, labels, data.sample().info), labels % 3
+    uses = [
+        ("y", lambda: model.fit(RAW, labels, verbose=0)),
+        ("y", lambda: model.evaluate(RAW, labels[:, None].astype("float32"), verbose=0)),  # floats too
+        (r"validation_data\[1\]", lambda: model.fit(RAW, good, validation_data=(RAW, labels), verbose=0)),
+        ("the split of the batches given as x", lambda: model.fit(data.batches(split, 2), verbose=0)),
+        ("the split of the batches given as validation_data", lambda: model.fit(
+            RAW, good, validation_data=data.batches(split, 2), verbose=0)),
+    ]  # fmt: skip
     said = r" holds class index 7, but .* has 3 classes \(indices 0 to 2\): build or load it with classes="
-    for given, use in uses.items():
-        with pytest.raises(ValueError, match=f"^{given.strip()}{said}"):
+    for given, use in uses:
+        with pytest.raises(ValueError, match=f"^{given}{said}"):
             use()
     for got, want in zip(model.get_weights(), before, strict=True):
         np.testing.assert_array_equal(got, want)  # nothing trained
     with pytest.raises(ValueError, match=r"^y holds class index -1"):
         model.fit(RAW, labels - 1, verbose=0)
-    assert np.isfinite(model.fit(RAW, labels % 3, verbose=0).history["loss"]).all()
+    assert np.isfinite(model.fit(RAW, good, verbose=0).history["loss"]).all()
+    loss = keras.losses.SparseCategoricalCrossentropy(ignore_class=-1)  # Keras' own way to leave some out
+    model.compile(optimizer="sgd", loss=loss)
+    assert np.isfinite(model.fit(RAW, np.array([0, 1, -1, 2]), verbose=0).history["loss"]).all()
+    with pytest.raises(ValueError, match=r"^y holds class index 7"):
+        model.fit(RAW, labels, verbose=0)
+    features = zoo.load(REAL, include_top=False, pooling="avg")  # 64 features, not classes: other losses
+    features.compile(optimizer="sgd", loss="mse")
+    assert np.isfinite(features.fit(RAW, np.full((4, 64), 99.0), verbose=0).history["loss"]).all()
 
 
 @pytest.mark.backend

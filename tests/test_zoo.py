@@ -371,16 +371,16 @@ def test_global_keras_settings_change_no_zoo_model(toy_zoo):
     weights then did "not fit", a model built from scratch predicted nonsense), and a global bfloat16 policy
     made verify blame the code for the policy's rounding."""
     expected, params = zoo.load(REAL).predict(RAW, verbose=0), models.build(REAL).count_params()
+    layout = keras.config.image_data_format()
     keras.config.set_image_data_format("channels_first")
     try:
         built, loaded = models.build(REAL), zoo.load(REAL)
         fused = fuse(loaded)
     finally:
-        keras.config.set_image_data_format("channels_last")
+        keras.config.set_image_data_format(layout)
     assert built.count_params() == params
-    layout = "channels_last"
     for model in (built, loaded, fused):
-        assert {layer.data_format for layer in model.layers if hasattr(layer, "data_format")} == {layout}
+        assert {getattr(layer, "data_format", "channels_last") for layer in model.layers} == {"channels_last"}
     np.testing.assert_allclose(loaded.predict(RAW, verbose=0), expected, atol=1e-6)
     np.testing.assert_allclose(fused.predict(RAW, verbose=0), expected, atol=1e-5)
     policy = keras.config.dtype_policy()
@@ -396,6 +396,7 @@ def test_global_keras_settings_change_no_zoo_model(toy_zoo):
 def test_verify_refuses_changed_outputs_and_says_how_to_record_missing_ones(scratch, capsys):
     path = scratch / NAME / "metadata.json"
     meta = json.loads(path.read_text())
+    recorded = dict(meta["reference_outputs"], probabilities=list(meta["reference_outputs"]["probabilities"]))
     probabilities = meta["reference_outputs"]["probabilities"]
     probabilities[7] = round(probabilities[7] - 0.01, 7)
     path.write_text(json.dumps(meta))
@@ -408,6 +409,15 @@ def test_verify_refuses_changed_outputs_and_says_how_to_record_missing_ones(scra
     assert zoo.info(NAME).reference_outputs is None  # an entry registered before they were recorded
     with pytest.raises(zoo.ZooError, match=rf"records no reference outputs.*zoo register .*{NAME} --force"):
         zoo.verify(NAME)
+    path.write_text(json.dumps({**meta, "reference_outputs": recorded, "sha256": "0" * 64}))
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        with pytest.raises(zoo.IntegrityError, match="does not match its registered hash"):
+            zoo.verify(NAME)  # fails while it builds in float32
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"  # the caller's policy, even so
+    finally:
+        keras.config.set_dtype_policy(policy)
     assert main(["verify", "nope"]) == 2 and "no zoo entry named 'nope'" in capsys.readouterr().err
     assert main(["verify", NAME, "nope"]) == 2  # every name is checked before the first is verified
     assert capsys.readouterr().out == ""
@@ -488,12 +498,15 @@ def test_cli_list_info_and_table(store, capsys, tmp_path, monkeypatch):
         assert main(["list"]) == 0 and capsys.readouterr() == ("\n", "")  # an empty store: nothing to list
     missing = tmp_path / "mistyped"  # was listed as an empty store; verify passed, having checked nothing
     monkeypatch.setenv("RELU_RATIO_ZOO", str(missing))
-    said = f"registered: none: the store {missing} (chosen by $RELU_RATIO_ZOO) does not exist\n"
-    for command, first in ((["list"], ""), (["list", "x*"], "no zoo entry matches 'x*'; "),
-                           (["verify"], "no zoo entry to verify; ")):  # fmt: skip
-        assert main(command) == 1 and capsys.readouterr() == ("", first + said)
-    with pytest.raises(zoo.UnknownModelError, match=re.escape(said.strip()[len("registered: "):])):
-        zoo.load(NAME)
+    for what in ("does not exist", "is not a folder"):
+        said = f"the store {missing} (chosen by $RELU_RATIO_ZOO) {what}"
+        for command, first in ((["list"], "no zoo entries"), (["list", "x*"], "no zoo entry matches 'x*'"),
+                               (["verify"], "no zoo entry to verify")):  # fmt: skip
+            assert main(command) == 1 and capsys.readouterr() == ("", f"{first}; registered: none ({said})\n")
+        with pytest.raises(zoo.UnknownModelError) as refused:
+            zoo.load(NAME)
+        assert str(refused.value) == f"no zoo entry named '{NAME}'. No entries: {said}."  # said once
+        missing.write_text("")
     monkeypatch.undo()
     assert main(["info", NAME]) == 0 and json.loads(capsys.readouterr().out)["name"] == NAME
     assert main(["info", "nope"]) == 2 and "no zoo entry named 'nope'" in capsys.readouterr().err

@@ -100,7 +100,7 @@ class TrainConfig:
         if files.names_nothing(filled.out):
             raise ValueError(f"out must name the run's folder; received {filled.out!r}.")
         data.check_source(filled.dataset)
-        data.check_data_dir(filled.dataset, filled.data_dir)
+        data.check_dirs(filled.dataset, filled.data_dir)
         models.check_name(filled.model)
         return filled
 

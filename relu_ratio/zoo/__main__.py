@@ -94,22 +94,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.command == "list":
         names = registry.list_models(args.pattern)
-        if args.pattern is not None and not names:  # like grep: nothing printed, exit 1; and a line saying so
+        if not names and (args.pattern is not None or registry.missing_store()):  # like grep: exit 1, and why
             registered = ", ".join(registry.list_models()) or registry.none_registered()
-            print(f"no zoo entry matches {args.pattern!r}; registered: {registered}", file=sys.stderr)
-            return 1
-        if not registry.store_dir().is_dir():
-            print(f"registered: {registry.none_registered()}", file=sys.stderr)
+            what = "no zoo entries" if args.pattern is None else f"no zoo entry matches {args.pattern!r}"
+            print(f"{what}; registered: {registered}", file=sys.stderr)
             return 1
         print("\n".join(names))
     elif args.command == "info":
         print(json.dumps(registry.info(args.name).to_json(), indent=2))
     elif args.command == "verify":
-        names = _known(args.names) or registry.list_models()
-        if not names:  # nothing verified is no pass
+        names = _known(args.names)
+        if not names and registry.missing_store():  # a mistyped $RELU_RATIO_ZOO verifies nothing: no pass
             print(f"no zoo entry to verify; registered: {registry.none_registered()}", file=sys.stderr)
             return 1
-        return _verify(names, named=bool(args.names))
+        return _verify(names or registry.list_models(), named=bool(names))
     elif args.command == "fetch":
         from relu_ratio.zoo.git_weights import fetch
 

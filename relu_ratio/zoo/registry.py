@@ -42,14 +42,20 @@ def store_dir() -> Path:
     return Path(override).expanduser() if override else shipped_store()
 
 
-def none_registered() -> str:
-    """What a message lists as the registered entries of a store that holds none: empty, or a folder that
-    does not exist (``$RELU_RATIO_ZOO`` naming a wrong one, say)."""
+def missing_store() -> str | None:
+    """What is wrong with the store, where it is no folder (``$RELU_RATIO_ZOO`` naming a wrong one, say);
+    ``None`` where it is one."""
     store = store_dir()
     if store.is_dir():
-        return "none, the zoo is empty"
+        return None
     chosen = " (chosen by $RELU_RATIO_ZOO)" if os.environ.get("RELU_RATIO_ZOO") else ""
-    return f"none: the store {store}{chosen} does not exist"
+    return f"the store {store}{chosen} {'is not a folder' if store.exists() else 'does not exist'}"
+
+
+def none_registered() -> str:
+    """What a message lists as the registered entries of a store that holds none."""
+    missing = missing_store()
+    return "none, the zoo is empty" if missing is None else f"none ({missing})"
 
 
 def shipped_store() -> Path:
@@ -90,8 +96,9 @@ def entry_dir(name: str) -> Path:
         else:
             close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
             hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
-        known = ", ".join(names) or none_registered()
-        raise UnknownModelError(f"no zoo entry named {name!r}{hint}. Registered in {store_dir()}: {known}.")
+        missing = missing_store()
+        known = f"No entries: {missing}" if missing else f"Registered in {store_dir()}: {', '.join(names)}"
+        raise UnknownModelError(f"no zoo entry named {name!r}{hint}. {known or none_registered()}.")
     return store_dir() / name
 
 
