@@ -273,7 +273,7 @@ def check_dirs(
     if data_dir is not None and files.names_nothing(data_dir):
         raise ValueError(f"data_dir must name a folder for tensorflow-datasets; received "
                          f"{os.fspath(data_dir)!r} (leave it out for tfds' own).")  # fmt: skip
-    tfds_name = os.fspath(source) in TFDS_STATS
+    tfds_name = str(source) in TFDS_STATS  # (None, refused by find, is no name)
     if data_dir is not None and not tfds_name:
         raise ValueError(
             f"data_dir ({os.fspath(data_dir)!r}) is where tensorflow-datasets keeps "
