@@ -134,8 +134,9 @@ class Split:
 
 
 def _check_split(images: object, labels: object, info: object) -> None:
-    """Refuse what :class:`Split` cannot hold: not uint8 NHWC images, not one integer label per image, a label
-    that is no class index of ``info``."""
+    """Refuse what :class:`Split` cannot hold: not uint8 NHWC images, statistics not of their channels (the
+    augmentation's fill failed on them), not one integer label per image, a label that is no class index of
+    ``info``."""
     def shown(array: object) -> str:
         return f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else type(array).__name__
 
@@ -148,6 +149,10 @@ def _check_split(images: object, labels: object, info: object) -> None:
     if not integers or labels.shape != images.shape[:1]:
         raise ValueError(f"a Split's labels must be an integer numpy array with one class index for each of "
                          f"its {len(images)} images; received {shown(labels)}.")  # fmt: skip
+    channels = images.shape[-1]
+    if len(info.mean) != channels or len(info.std) != channels:
+        raise ValueError(f"{info.name!r}'s mean and std must have one value per channel of the images "
+                         f"({channels}); received {len(info.mean)} and {len(info.std)}.")  # fmt: skip
     wrong = labels[(labels < 0) | (labels >= info.num_classes)]
     if len(wrong):
         raise ValueError(f"label {wrong[0]} is not a class index of {info.name!r}: its {info.num_classes} "
@@ -416,10 +421,12 @@ def _resolve_archive(path: Path, split: str) -> Path:
         return path
     matches = sorted(p for p in path.iterdir() if p.is_file() and _is_archive_of(p.name, split))
     if len(matches) != 1:
+        dataset = next((folder.parent for folder in (path, path.parent) if folder.name == split), None)
+        hint = "" if dataset is None else f" It is inside the dataset's folder, {dataset}: give that."
         raise FileNotFoundError(
             f"{path} holds neither a '{split}/' folder nor exactly one archive named '{split}' or "
             f"'*-{split}' ('_' or '.' for '-'; .tar.gz, .tgz or .tar) (found {[p.name for p in matches]}). "
-            f"Expected layout: {split}/<label>/<image>."
+            f"Expected layout: {split}/<label>/<image>.{hint}"
         )
     return matches[0]
 

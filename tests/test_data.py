@@ -50,6 +50,15 @@ def test_a_tfds_data_dir_beside_a_local_dataset_is_refused_not_ignored(image_fol
             data.load("cifar100", "test", cache_dir=cache_dir)
 
 
+def test_the_split_folder_or_a_class_folder_given_as_the_dataset_names_the_dataset_folder(image_folder):
+    said = rf"It is inside the dataset's folder, {re.escape(str(image_folder))}: give that\.$"
+    for given in (image_folder / "test", image_folder / "test" / "cat"):
+        with pytest.raises(FileNotFoundError, match=said):
+            data.load(given, "test")
+    with pytest.raises(FileNotFoundError, match=r"Expected layout: train/<label>/<image>\.$"):
+        data.load(image_folder, "train")  # no such split here: nothing to point at
+
+
 def test_an_archive_is_found_by_its_split_name_and_nothing_else(image_folder, tmp_path):
     archives = tmp_path / "archives"
     (archives / "contest").mkdir(parents=True)  # neither a folder nor a name that merely ends in "test"
@@ -262,7 +271,9 @@ def test_batches_shuffle_each_epoch_and_one_hot(image_folder):
      (np.zeros((2, 4, 4, 3), "uint8"), [0], r"each of its 2 images; received int64 \(1,\)"),
      (np.zeros((2, 4, 4, 3), "uint8"), [0.0, 1.0], "integer numpy array"),
      (np.zeros((2, 4, 4, 3), "uint8"), [0, 10], r"label 10 is not a class index of 'cifar10_jpeg_.*0 to 9"),
-     (np.zeros((2, 4, 4, 3), "uint8"), [-1, 0], "label -1 is not a class index")],
+     (np.zeros((2, 4, 4, 3), "uint8"), [-1, 0], "label -1 is not a class index"),
+     (np.zeros((2, 4, 4, 1), "uint8"), [0, 1], r"'cifar10_jpeg_.*'s mean and std must have one value per "
+                                                r"channel of the images \(1\); received 3 and 3\.")],
 )  # fmt: skip
 def test_a_split_refuses_arrays_it_cannot_hold(images, labels, message):
     with pytest.raises(ValueError, match=message):
