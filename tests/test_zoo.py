@@ -496,6 +496,8 @@ def test_cli_list_info_and_table(store, capsys, tmp_path, monkeypatch):
         assert main(["list", "nomatch*"]) == 1
         assert capsys.readouterr().err.endswith("; registered: none, the zoo is empty\n")
         assert main(["list"]) == 0 and capsys.readouterr() == ("\n", "")  # an empty store: nothing to list
+        with pytest.raises(zoo.UnknownModelError, match=r"Registered in .*empty: none, the zoo is empty\.$"):
+            zoo.load(NAME)
     missing = tmp_path / "mistyped"  # was listed as an empty store; verify passed, having checked nothing
     monkeypatch.setenv("RELU_RATIO_ZOO", str(missing))
     for what in ("does not exist", "is not a folder"):
