@@ -6,7 +6,7 @@ Usage (rows are appended to ``benchmarks/results.jsonl`` with device and version
     python benchmarks/fusion.py --models resnet20_11 preact164_32 --batch 256 --repeats 5
 
 A name registered in the zoo is loaded with its trained weights (``weights: zoo``); any other builder name
-(``preact164_32``) is built with random weights and the input normalisation (``weights: random``): fine for
+(``preact110_32``) is built with random weights and the input normalisation (``weights: random``): fine for
 speed, and it returns logits, so that its max abs diff is not hidden by a saturated softmax. Both models
 get the same random uint8 batch; after ``--warmup`` calls each (tracing, compilation), ``--repeats`` timed
 ``predict_on_batch`` calls alternate between the two and the median is reported. Not a test: it only

@@ -80,9 +80,9 @@ class TrainConfig:
                             "device (inside the compiled step: the host hands over uint8 batches) or auto "
                             "(device on a GPU, host on a CPU); a resumed run keeps where it started",
                             choices=("auto", "host", "device"))
-    steps_per_execution: int | None = _flag(None, "training steps per compiled call (Keras' "
-                                            "steps_per_execution): the host waits on the device less often",
-                                            default_text="default: 32 on a GPU, 1 on a CPU")
+    steps_per_execution: int | None = _flag(
+        None, "training steps per compiled call (Keras' steps_per_execution): the host waits on the device "
+        "less often", default_text="default: 32 on a GPU, 1 on a CPU; always 1 under PyTorch")
     backup_every: int = _flag(200, "steps between mid-epoch backups (there is one at every epoch end too)")
     verbose: int = _flag(1, "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch",
                          choices=(0, 1, 2))

@@ -20,7 +20,7 @@ EXAMPLES = {
     "evaluate": "python -m relu_ratio.zoo evaluate preact164_32 --data ../shared/data",
     "export": "python -m relu_ratio.zoo export resnet20_21 exported/resnet20_21",
     "register": "python -m relu_ratio.zoo register ~/relu_runs/zoo/resnet20_21-seed0",
-    "fetch": "python -m relu_ratio.zoo fetch preact164_32.e30",
+    "fetch": "python -m relu_ratio.zoo fetch NAME    # an entry registered with --weights-in-git",
     "table": "python -m relu_ratio.zoo table --update README.md",
     "cards": "python -m relu_ratio.zoo cards --check",
 }

@@ -4,8 +4,8 @@ names the git object that holds it, ``<commit>:<path>`` (:attr:`ZooEntry.weights
 
 Example:
     >>> from relu_ratio import zoo
-    >>> zoo.fetch("preact164_32.e30")                                  # doctest: +SKIP
-    PosixPath('.../zoo/preact164_32.e30/model.weights.h5')
+    >>> zoo.fetch(name)                    # an entry registered with --weights-in-git  # doctest: +SKIP
+    PosixPath('.../zoo/<name>/model.weights.h5')
 """
 
 from __future__ import annotations
