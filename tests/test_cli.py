@@ -55,6 +55,10 @@ def test_abbreviated_flags_are_refused(cli, argv, capsys):
       "cannot write to the output directory"),
      ("train", ["--model", "resnet8_11", "--dataset", "{folder}", "--out", "{tmp}/r", "--holdout", "6",
                 "--test-subset", "4"], "holdout (6) and test_subset (4) exclude each other"),
+     ("train", ["--model", "resnet8_11", "--dataset", "{folder}", "--out", "{tmp}/r", "--lr", "-1"],
+      "lr must be a finite number > 0; received -1"),
+     ("train", ["--model", "resnet8_11", "--dataset", "{folder}", "--out", "{tmp}/r", "--ema", "1"],
+      "ema must be"),
      ("zoo", ["evaluate", "resnet20_21", "--data", "{broken}"], "cannot decode image")],
 )  # fmt: skip
 def test_a_users_mistake_is_one_line_and_exit_2_in_every_cli(cli, argv, named, folder, tmp_path, capsys):

@@ -189,6 +189,14 @@ def test_pack_carries_cut_off_runs_and_says_what_a_device_call_would_carry(tmp_p
         assert exit_info.value.code == 2 and said in err and "Traceback" not in err, err
         assert [path.name for path in carry.iterdir()] == ["resnet20_21-seed0.tar.gz"]  # the folder as it was
         assert (carry / "resnet20_21-seed0.tar.gz").read_bytes() == packed
+    record = lost / "backup" / "training_metadata.json"
+    for damage, said in (("{}", "training_metadata.json: lacks 'epoch'"), (None, "no backup to resume from")):
+        record.write_text(damage) if damage else record.unlink()
+        with pytest.raises(SystemExit) as exit_info:
+            pack("preact164_type2-seed0")
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and said in err and "preact164_type2-seed0" in err, err
+        assert "Traceback" not in err and [p.name for p in carry.iterdir()] == ["resnet20_21-seed0.tar.gz"]
     monkeypatch.setattr(gpu_pair, "CARRY_LIMIT", 1)  # a call the device tool would refuse
     for folder, said in ((carry, "more than the 0 MiB one carries: not packed"),
                          (tmp_path / "new", "more than the 0 MiB one carries"),

@@ -110,6 +110,7 @@ def test_ema_validates_and_saves_the_averaged_weights_and_backs_up_the_raw_ones(
      ({"recipe": "fast", "warmup_epochs": 100.0, "epochs": 1}, r"warmup_epochs .* in \[0, epochs = 1\]"),
      ({"schedule": "step", "warmup_epochs": 2.0}, r"warmup_epochs \(2.0\) needs a schedule that warms up"),
      ({"recipe": "paper", "warmup_epochs": -1.0}, r"warmup_epochs must be a finite number in \[0, epochs"),
+     ({"recipe": "paper", "warmup_epochs": float("nan")}, "warmup_epochs must be a finite number"),
      ({"holdout": 0}, "holdout must be >= 1"), ({"train_subset": -5}, "train_subset must be >= 1"),
      ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*32 - 1\]; received -1"),
      ({"seed": 2**32}, "seed must"),
@@ -1049,6 +1050,33 @@ def test_a_full_disk_during_a_backup_is_one_error_and_keeps_the_previous_backup(
     assert train.main(_argv(config)) == 2  # checked before h5py starts
     assert re.search(r"cannot write .*ckpt-000003.weights.h5: No space left on device: .* MB needed, 0.1 MB "
                      "free", capsys.readouterr().err)  # fmt: skip
+
+
+@pytest.mark.parametrize("limit", ["free space", "file-size limit"])
+def test_weights_a_disk_cannot_hold_are_refused_before_h5py_writes(tmp_path, monkeypatch, limit):
+    """Backups, ``best.weights.h5`` and ``model.weights.h5`` are all written by ``callbacks.save_weights``:
+    too little free space or a file-size limit (``ulimit -f``) below the file's size is one ``OSError``
+    naming the file and what was kept, before h5py starts; nothing is left behind."""
+    import resource
+
+    from relu_ratio.train import callbacks
+
+    if limit == "free space":
+        almost_full = shutil._ntuple_diskusage(10**9, 10**9, 10**5)  # 100 kB free
+        monkeypatch.setattr(files.shutil, "disk_usage", lambda path: almost_full)
+        reason, code = r"No space left on device: .* MB needed, 0.1 MB free", errno.ENOSPC
+    else:
+        getrlimit = resource.getrlimit
+        monkeypatch.setattr(resource, "getrlimit", lambda kind: (
+            (10**5, resource.RLIM_INFINITY) if kind == resource.RLIMIT_FSIZE else getrlimit(kind)))
+        reason = r"File too large: .* MB needed, the file-size limit \(ulimit -f\) is 0.1 MB"
+        code = errno.EFBIG
+    path = tmp_path / "model.weights.h5"
+    message = f"cannot write {re.escape(str(path))}: {reason}; nothing else"
+    with pytest.raises(OSError, match=message) as raised:
+        callbacks.save_weights(models.build("resnet8_21"), path, consequence="nothing else was changed")
+    assert raised.value.errno == code
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_ctrl_c_says_how_to_resume_and_releases_the_folder(folder, tmp_path, monkeypatch, capsys):
