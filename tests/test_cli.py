@@ -72,6 +72,7 @@ def test_a_users_mistake_is_one_line_and_exit_2_in_every_cli(cli, argv, named, f
     assert MAINS[cli]([arg.format(**places) for arg in argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and named in err, err
+    assert not (tmp_path / "r").exists()  # refused before a run folder is made
 
 
 @pytest.mark.parametrize(

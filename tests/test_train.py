@@ -1056,7 +1056,7 @@ def test_a_full_disk_during_a_backup_is_one_error_and_keeps_the_previous_backup(
 def test_weights_a_disk_cannot_hold_are_refused_before_h5py_writes(tmp_path, monkeypatch, limit):
     """Backups, ``best.weights.h5`` and ``model.weights.h5`` are all written by ``callbacks.save_weights``:
     too little free space or a file-size limit (``ulimit -f``) below the file's size is one ``OSError``
-    naming the file and what was kept, before h5py starts; nothing is left behind."""
+    naming the file, the reason and the caller's consequence, before h5py starts; nothing is left behind."""
     import resource
 
     from relu_ratio.train import callbacks
@@ -1077,6 +1077,28 @@ def test_weights_a_disk_cannot_hold_are_refused_before_h5py_writes(tmp_path, mon
         callbacks.save_weights(models.build("resnet8_21"), path, consequence="nothing else was changed")
     assert raised.value.errno == code
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("written", "kept"), [("best.weights.h5", "the previous best weights are intact"),
+                                              ("model.weights.h5", "nothing else was changed")])
+def test_a_full_disk_when_the_best_or_final_weights_are_written_is_one_error(folder, tmp_path, monkeypatch,
+                                                                            capsys, written, kept):
+    out = tmp_path / "run"
+    ensure_room, almost_full = files.ensure_room, shutil._ntuple_diskusage(10**9, 10**9, 10**5)
+
+    def full_for_one_file(path, size):
+        with monkeypatch.context() as patch:
+            if Path(path).name == written:
+                patch.setattr(files.shutil, "disk_usage", lambda path: almost_full)
+            ensure_room(path, size)
+
+    monkeypatch.setattr(files, "ensure_room", full_for_one_file)
+    assert train.main(_argv(_tiny(folder, out))) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    reason = r"No space left on device: .* MB needed, 0.1 MB free"
+    assert re.search(rf"cannot write .*{written}: {reason}; {kept}", err), err
+    assert not (out / written).exists() and not (out / "result.json").exists()
 
 
 def test_ctrl_c_says_how_to_resume_and_releases_the_folder(folder, tmp_path, monkeypatch, capsys):

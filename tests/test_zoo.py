@@ -890,13 +890,15 @@ def test_evaluate_without_the_data_says_how_to_give_it(shipped_zoo, tmp_path, mo
     monkeypatch.setenv("RELU_RATIO_DATA", os.fspath(tmp_path / "nowhere"))
     assert main(["evaluate", cheapest_entry(zoo.list())]) == 2
     message = "nowhere' ($RELU_RATIO_DATA) does not exist: pass --data or correct $RELU_RATIO_DATA"
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
     monkeypatch.delenv("RELU_RATIO_DATA")
     (tmp_path / "clone").mkdir()
     monkeypatch.chdir(tmp_path / "clone")  # a clone without ../shared/data beside it
     assert main(["evaluate", cheapest_entry(zoo.list())]) == 2
     message = "'../shared/data' (the default: no $RELU_RATIO_DATA) does not exist: pass --data or set"
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
 
 
 def test_a_tensorflow_datasets_name_of_other_classes_is_refused_before_it_loads(
