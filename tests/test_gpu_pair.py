@@ -191,7 +191,10 @@ def test_pack_carries_cut_off_runs_and_says_what_a_device_call_would_carry(tmp_p
         assert (carry / "resnet20_21-seed0.tar.gz").read_bytes() == packed
     record = lost / "backup" / "training_metadata.json"
     for damage, said in (("{}", "training_metadata.json: lacks 'epoch'"), (None, "no backup to resume from")):
-        record.write_text(damage) if damage else record.unlink()
+        if damage:
+            record.write_text(damage)
+        else:
+            record.unlink()
         with pytest.raises(SystemExit) as exit_info:
             pack("preact164_type2-seed0")
         err = capsys.readouterr().err
