@@ -1028,6 +1028,9 @@ def _disk_full_at(call: int):
     return save_weights
 
 
+ALMOST_FULL = shutil._ntuple_diskusage(10**9, 10**9, 10**5)  # shutil.disk_usage of a disk with 100 kB free
+
+
 def test_a_full_disk_during_a_backup_is_one_error_and_keeps_the_previous_backup(folder, tmp_path, monkeypatch,
                                                                                 capsys):
     out = tmp_path / "run"
@@ -1045,8 +1048,7 @@ def test_a_full_disk_during_a_backup_is_one_error_and_keeps_the_previous_backup(
         "ckpt-000001.weights.h5", "ckpt-000002.weights.h5", "training_metadata.json"]  # fmt: skip
     monkeypatch.undo()
     monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path / "home"))
-    almost_full = shutil._ntuple_diskusage(10**9, 10**9, 10**5)  # 100 kB free
-    monkeypatch.setattr(files.shutil, "disk_usage", lambda path: almost_full)
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda path: ALMOST_FULL)
     assert train.main(_argv(config)) == 2  # checked before h5py starts
     assert re.search(r"cannot write .*ckpt-000003.weights.h5: No space left on device: .* MB needed, 0.1 MB "
                      "free", capsys.readouterr().err)  # fmt: skip
@@ -1062,8 +1064,7 @@ def test_weights_a_disk_cannot_hold_are_refused_before_h5py_writes(tmp_path, mon
     from relu_ratio.train import callbacks
 
     if limit == "free space":
-        almost_full = shutil._ntuple_diskusage(10**9, 10**9, 10**5)  # 100 kB free
-        monkeypatch.setattr(files.shutil, "disk_usage", lambda path: almost_full)
+        monkeypatch.setattr(files.shutil, "disk_usage", lambda path: ALMOST_FULL)
         reason, code = r"No space left on device: .* MB needed, 0.1 MB free", errno.ENOSPC
     else:
         getrlimit = resource.getrlimit
@@ -1084,12 +1085,12 @@ def test_weights_a_disk_cannot_hold_are_refused_before_h5py_writes(tmp_path, mon
 def test_a_full_disk_when_the_best_or_final_weights_are_written_is_one_error(folder, tmp_path, monkeypatch,
                                                                             capsys, written, kept):
     out = tmp_path / "run"
-    ensure_room, almost_full = files.ensure_room, shutil._ntuple_diskusage(10**9, 10**9, 10**5)
+    ensure_room = files.ensure_room
 
     def full_for_one_file(path, size):
         with monkeypatch.context() as patch:
             if Path(path).name == written:
-                patch.setattr(files.shutil, "disk_usage", lambda path: almost_full)
+                patch.setattr(files.shutil, "disk_usage", lambda path: ALMOST_FULL)
             ensure_room(path, size)
 
     monkeypatch.setattr(files, "ensure_room", full_for_one_file)

@@ -96,8 +96,9 @@ def entry_dir(name: str) -> Path:
         else:
             close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
             hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
-        missing, known = missing_store(), ", ".join(names) or none_registered()
-        where = f"No entries: {missing}" if missing else f"Registered in {store_dir()}: {known}"
+        missing = missing_store()
+        where = f"No entries: {missing}" if missing else (
+            f"Registered in {store_dir()}: {', '.join(names) or none_registered()}")  # fmt: skip
         raise UnknownModelError(f"no zoo entry named {name!r}{hint}. {where}.")
     return store_dir() / name
 
