@@ -75,10 +75,15 @@ def test_demo_skips_entries_of_other_classes_and_says_when_none_is_left(toy_zoo,
     assert "holds no entry of CIFAR-10's classes (2 of other classes)" in capsys.readouterr().err
 
 
-def test_demo_takes_no_arguments():
-    with pytest.raises(SystemExit) as exit_info:
-        demo.command(["--bogus"])
-    assert exit_info.value.code == 2
+def test_demo_help_and_a_bogus_flag_do_not_run_the_demo(monkeypatch, capsys):
+    monkeypatch.setattr(demo, "main", lambda: pytest.fail("the demo ran"))
+    for argv, status in [(["--help"], 0), (["--bogus"], 2)]:
+        with pytest.raises(SystemExit) as exit_info:
+            demo.command(argv)
+        assert exit_info.value.code == status
+    out, err = capsys.readouterr()
+    assert out.startswith("usage: python -m relu_ratio.demo") and "--update FILE" in out
+    assert err.count("\n") == 2 and "unrecognized arguments: --bogus" in err  # usage and one error line
 
 
 def test_shipped_sample_is_small_and_labelled():

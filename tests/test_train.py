@@ -747,6 +747,7 @@ def test_a_run_folder_in_use_by_another_process_is_refused_and_a_dead_ones_lock_
         assert train.main(_argv(config)) == 2
         err = capsys.readouterr().err
         assert f"the run folder {out} is in use by process {holder.pid} on {socket.gethostname()}" in err
+        assert "running 'python -m relu_ratio.train --out x'" in err  # the holder's command, from its .lock
         assert err.count("\n") == 1 and time.time() - started < 5  # at once: before the data is loaded
         with pytest.raises(folder_lock.FolderInUse, match=f"process {holder.pid}"):
             train.run(config)

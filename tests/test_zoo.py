@@ -289,7 +289,8 @@ def test_an_entry_registered_with_its_weights_in_git_says_how_to_fetch_them(
     for spec, message in [
         ("HEAD", "named '<revision>:<path from the repository's root>' .* received 'HEAD'"),
         (f"HEAD:./{NAME}/model.weights.h5", "received 'HEAD:./"),
-        (f"HEAD:zoo/{NAME}/metadata.json", f"git object HEAD:zoo/{NAME}/metadata.json is not the weights"),
+        (f"HEAD:zoo/{NAME}/metadata.json", f"git object HEAD:zoo/{NAME}/metadata.json is not the weights "
+         f"being registered: its sha256 is [0-9a-f]{{64}}, the float16 file to register has {entry.sha256}"),
         ("nope:x", "rev-parse --verify nope\\^{commit} failed: fatal: Needed a single revision"),
     ]:
         with pytest.raises(zoo.ZooError, match=message):
@@ -308,6 +309,13 @@ def test_an_entry_registered_with_its_weights_in_git_says_how_to_fetch_them(
     assert "not a shallow clone: git fetch --unshallow" in capsys.readouterr().err
     monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(store))
     meta = json.loads((folder / "metadata.json").read_text())
+    other_object = f"{commit}:zoo/{NAME}/metadata.json"  # a git object that is not the registered weights
+    (folder / "metadata.json").write_text(json.dumps({**meta, "weights_git_object": other_object}))
+    with pytest.raises(zoo.IntegrityError, match=f"{other_object} is not the weights file registered for "
+                                                 f"'{name}': sha256 [0-9a-f]{{64}}, registered {entry.sha256}"
+                                                 r"\. Nothing was written"):  # fmt: skip
+        zoo.fetch(name)
+    assert not weights.exists()
     (folder / "metadata.json").write_text(json.dumps({**meta, "weights_git_object": kept}))
     with pytest.raises(zoo.MetadataError, match=r"ill-typed: weights_git_object .*'<commit>:<path>'"):
         zoo.info(name)
