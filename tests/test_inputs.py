@@ -178,14 +178,33 @@ def test_a_tf_data_pipeline_is_checked_batch_by_batch_as_it_streams(toy_zoo):
     labelled = tf.data.Dataset.from_tensor_slices((late, np.arange(4))).batch(2)
     with pytest.raises(ImageInputError, match="a batch of the dataset was refused"):
         model.evaluate(labelled, verbose=0)
+    drawn = []
+
+    def fifty_batches():  # the second is scaled: refused while the dataset streams, not read whole first
+        for number in range(50):
+            drawn.append(number)
+            yield late[2:] if number == 1 else raw[:2]
+
+    spec = tf.TensorSpec((None, *raw.shape[1:]), tf.float32)
+    with pytest.raises(ImageInputError, match="a batch of the dataset was refused"):
+        model.predict(tf.data.Dataset.from_generator(fifty_batches, output_signature=spec), verbose=0)
+    assert len(drawn) < 10, drawn
 
 
 class _Batches(keras.utils.PyDataset):
-    """Two batches of 2: the first of ``images`` and ``labels``, then the second (labels if given)."""
+    """Two batches of 2: the first of ``images`` and ``labels``, then the second (labels if given); counts
+    the epoch hooks Keras calls (``hooks``)."""
 
     def __init__(self, images, labels=None, **kwargs):
         super().__init__(**kwargs)
         self.images, self.labels = images, labels
+        self.hooks = []
+
+    def on_epoch_begin(self):
+        self.hooks.append("begin")
+
+    def on_epoch_end(self):
+        self.hooks.append("end")
 
     def __len__(self):
         return 2
@@ -226,6 +245,12 @@ def test_a_py_dataset_or_a_generator_is_checked_batch_by_batch_as_it_streams(toy
     assert np.isfinite(model.evaluate(_Batches(raw, labels), verbose=0))
     history = model.fit(_Batches(raw, labels), verbose=0, validation_data=_Batches(raw, labels)).history
     assert np.isfinite(history["val_loss"]).all()
+    hooked, unchecked = _Batches(raw, labels), _Batches(raw, labels)
+    model.fit(hooked, epochs=2, verbose=0)  # the checked dataset calls the dataset's own epoch hooks
+    model.check_inputs = False  # as Keras calls them on the dataset itself
+    model.fit(unchecked, epochs=2, verbose=0)
+    model.check_inputs = True
+    assert hooked.hooks == unchecked.hooks and hooked.hooks.count("begin") >= 2, hooked.hooks
     lists = ([raw[i : i + 2], labels[i : i + 2]] for i in (0, 2))  # a list batch: Keras takes it as a tuple
     assert np.isfinite(model.evaluate(lists, verbose=0))
     with pytest.raises(ImageInputError, match=refused):

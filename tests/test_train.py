@@ -1047,6 +1047,7 @@ def test_a_full_disk_during_a_backup_is_one_error_and_keeps_the_previous_backup(
     assert files.sha256(out / "backup" / record["weights"]) == record["sha256"]
     assert sorted(p.name for p in (out / "backup").iterdir()) == [
         "ckpt-000001.weights.h5", "ckpt-000002.weights.h5", "training_metadata.json"]  # fmt: skip
+    assert not (out / ".lock").exists()
     monkeypatch.undo()
     monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(files.shutil, "disk_usage", lambda path: ALMOST_FULL)
@@ -1101,6 +1102,23 @@ def test_a_full_disk_when_the_best_or_final_weights_are_written_is_one_error(fol
     reason = r"No space left on device: .* MB needed, 0.1 MB free"
     assert re.search(rf"cannot write .*{written}: {reason}; {kept}", err), err
     assert not (out / written).exists() and not (out / "result.json").exists()
+    assert not (out / ".lock").exists()
+
+
+def test_weights_whose_write_fails_part_way_leave_the_previous_file_and_nothing_else(tmp_path, monkeypatch):
+    """What ``best.weights.h5``'s message promises: a write that fails part-way (h5py has begun) leaves the
+    previous file as it was and no temporary file."""
+    from relu_ratio.train import callbacks
+
+    path, model = tmp_path / "best.weights.h5", models.build("resnet8_21")
+    kept = "the previous best weights are intact"
+    callbacks.save_weights(model, path, consequence=kept)
+    before = path.read_bytes()
+    monkeypatch.setattr(keras.Model, "save_weights", _disk_full_at(1))
+    message = f"cannot write {re.escape(str(path))}: No space left on device; {kept}"
+    with pytest.raises(OSError, match=message):
+        callbacks.save_weights(model, path, consequence=kept)
+    assert path.read_bytes() == before and list(tmp_path.iterdir()) == [path]
 
 
 def test_ctrl_c_says_how_to_resume_and_releases_the_folder(folder, tmp_path, monkeypatch, capsys):
@@ -1195,8 +1213,10 @@ def test_divergence_stops_the_run_and_keeps_the_last_good_files(image_folder, tm
                        "--epochs", "3", "--batch-size", "4", "--backup-every", "1",
                        "--verbose", "0"])  # fmt: skip
     assert code == 1
-    assert "training diverged in epoch 2" in capsys.readouterr().err
-    assert logged_epochs(out) == [0]
+    err = capsys.readouterr().err
+    assert "training diverged in epoch 2" in err
+    assert f"They were not backed up: {out / 'backup'} keeps the last finite backup" in err
+    assert logged_epochs(out) == [0] and not (out / ".lock").exists()
     assert not (out / "model.weights.h5").exists() and not (out / "result.json").exists()
     assert _finite_h5(out / "best.weights.h5")
     record = json.loads((out / "backup" / "training_metadata.json").read_text())
@@ -1215,6 +1235,7 @@ def test_divergence_in_the_first_steps_does_not_claim_files_that_do_not_exist(im
     assert "training diverged in epoch 1" in err
     assert "no backup or checkpoint had been written yet" in err and "keeps" not in err
     assert "--momentum, now 0.99" in err and "--lr, now 1e+30" in err
+    assert not (out / ".lock").exists()
 
 
 def _compiled(name="resnet8_11"):
