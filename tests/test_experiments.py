@@ -136,6 +136,9 @@ def test_run_collect_writes_csv_markdown_and_figure(folder, tmp_path, capsys, sh
     # run again: everything is done, nothing retrains; another budget in the same folder is refused
     assert cli.main(args) == 0
     assert "done, skipped" in capsys.readouterr().out
+    folder.rename(tmp_path / "away")  # with every run done, run reads no data
+    assert cli.main(args) == 0 and "done, skipped" in capsys.readouterr().out
+    (tmp_path / "away").rename(folder)
     assert cli.main([*args, "--epochs", "2"]) == 2
     assert "another experiment: budget.epochs: 1, 2 (recorded, given). Resume" in capsys.readouterr().err
     again = [a if a != str(folder) else f"{folder}/" for a in args]  # the same folder, spelled otherwise
@@ -261,9 +264,11 @@ def test_plan_refuses_missing_data_and_an_out_under_a_file_as_run_does(folder, t
     base = ["plan", shallow.name, "--only", "plain5_11", *TINY]
     assert cli.main([*base, "--dataset", str(tmp_path / "nodata"), "--out", str(tmp_path / "o")]) == 2
     assert "nodata' is neither a known tensorflow-datasets name" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
     (tmp_path / "afile").write_text("")
     assert cli.main([*base, "--dataset", str(folder), "--out", str(tmp_path / "afile")]) == 2
     assert "cannot write to the experiment's output folder (--out)" in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == ""
     assert cli.main([*base, "--dataset", str(folder), "--out", str(tmp_path / "o")]) == 0
     assert "--out" in capsys.readouterr().out and not (tmp_path / "o").exists()  # plan writes nothing
 

@@ -139,7 +139,7 @@ def test_a_whole_network_period_longer_than_the_network_is_refused(spec):
 
 @pytest.mark.parametrize("spec", ["\uff12:\uff11", "\u0663:\u0661"])  # full-width, Arabic-Indic "3:1"/"2:1"
 def test_ratio_digits_are_ascii(spec):
-    with pytest.raises(ValueError, match="not understood"):
+    with pytest.raises(ValueError, match=r"not understood.* Valid: a ratio 'N:M' .*\(e\.g\. '2:1', '3:2'\)"):
         ReLUPattern(spec)
 
 

@@ -534,7 +534,7 @@ def test_run_takes_a_train_config_and_says_so(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_compile_for_resolves_the_config_and_names_what_it_cannot_use():
+def test_compile_for_resolves_the_config_and_names_what_it_cannot_use(monkeypatch):
     from relu_ratio import models
 
     model = models.build("resnet8_21")
@@ -557,6 +557,9 @@ def test_compile_for_resolves_the_config_and_names_what_it_cannot_use():
         for precision in ("auto", "off"):
             again = dataclasses.replace(fast, mixed_precision=precision)
             assert train.compile_for(model, again, 4, steps_per_execution=2).steps_per_execution == 2
+    monkeypatch.setattr(keras.backend, "backend", lambda: "torch")  # refused at once, not once fit starts
+    with pytest.raises(ValueError, match=r"steps_per_execution must be 1 on the torch backend .*received 2"):
+        train.compile_for(model, unresolved, 4, steps_per_execution=2)
 
 
 @pytest.mark.backend

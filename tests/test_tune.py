@@ -14,7 +14,7 @@ import tracemalloc
 
 import keras_tuner
 import pytest
-from conftest import SMALL_NAMES, start_module
+from conftest import SMALL_NAMES, start_module, write_image_folder
 from helpers import lock_of
 
 import relu_ratio
@@ -285,6 +285,9 @@ def test_holdout_validation_never_overlaps_training(folder):
         tune.load_search_data(folder, "holdout", val_subset=24)
     with pytest.raises(ValueError, match="train_subset 30 is more than the 18 images of the training split"):
         tune.load_search_data(folder, "holdout", train_subset=30, val_subset=6)  # 24 - 6 left to train on
+    write_image_folder(folder, split="test", classes=("emu",), per_class=1)  # a class training lacks
+    with pytest.raises(ValueError, match=r"splits of .* have different classes: .*only in one: \['emu'\]"):
+        tune.load_search_data(folder, "test")  # validating on the test split checks that it matches
 
 
 # --- CLI -----------------------------------------------------------------------------------------
@@ -517,7 +520,7 @@ def test_a_huge_plain_ratio_choice_is_not_spelt_out_and_keys_have_one_spelling()
         tracemalloc.stop()
     assert peak < 1_000_000 and counts == (7, 3)  # stem ReLU + stage 1's two layers
     for key in ("stage01", "stage\uff11", "stage1\n"):
-        with pytest.raises(ValueError, match="neither"):
+        with pytest.raises(ValueError, match=r"(?=.*neither)(?=.*'stage1')"):  # the valid forms named
             tune.relu_pattern_from({key: "11"})
 
 

@@ -984,6 +984,9 @@ def test_export_names_a_bad_name_or_target_before_building_anything(toy_zoo, tmp
     (tmp_path / "a-file").write_text("")
     with pytest.raises(ValueError, match=r"cannot write to the export folder .*a-file.* is not a folder"):
         zoo.export(REAL, tmp_path / "a-file" / "m")
+    assert main(["export", REAL, os.fspath(tmp_path / "a-file" / "m")]) == 2  # the CLI: one line
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write to the export folder") and err.count("\n") == 1, err
     assert main(["export", "nope", os.fspath(tmp_path / "m")]) == 2
     err = capsys.readouterr().err
     assert "no zoo entry named 'nope'" in err and "exporting" not in err and not (tmp_path / "m").exists()
