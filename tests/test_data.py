@@ -469,6 +469,7 @@ def test_a_cache_dir_that_is_a_file_is_named_as_one(image_folder, tmp_path, monk
     file = tmp_path / "a-file"
     file.write_text("")
     said = rf"^{re.escape(str(file))} is a file, not a folder: .* Give a folder as cache_dir"
+    monkeypatch.setattr(data, "_decode", lambda *args: pytest.fail("decoded the images first"))
     for cache_dir in (file, file / "sub", os.fspath(file)):  # was about disk space and $RELU_RATIO_HOME
         with pytest.raises(ValueError, match=said):
             data.load(image_folder, "test", cache_dir=cache_dir)

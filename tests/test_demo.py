@@ -57,6 +57,7 @@ def test_demo_on_an_empty_store_says_so_in_one_line(tmp_path, monkeypatch, capsy
     assert demo.command([]) == 2
     err = capsys.readouterr().err
     assert f"error: the zoo store {tmp_path / 'empty'} (chosen by $RELU_RATIO_ZOO; unset it" in err
+    assert err.count("\n") == 1, err
 
 
 def test_demo_skips_entries_of_other_classes_and_says_when_none_is_left(toy_zoo, monkeypatch, capsys):
@@ -72,7 +73,8 @@ def test_demo_skips_entries_of_other_classes_and_says_when_none_is_left(toy_zoo,
     assert demo.demo_entry().name == second  # the 3-class entry scores higher, but cannot name these images
     classes[second] = ("a", "b")
     assert demo.command([]) == 2
-    assert "holds no entry of CIFAR-10's classes (2 of other classes)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds no entry of CIFAR-10's classes (2 of other classes)" in err and err.count("\n") == 1, err
 
 
 def test_demo_help_and_a_bogus_flag_do_not_run_the_demo(monkeypatch, capsys):

@@ -144,11 +144,14 @@ def test_run_collect_writes_csv_markdown_and_figure(folder, tmp_path, capsys, sh
     again = [a if a != str(folder) else f"{folder}/" for a in args]  # the same folder, spelled otherwise
     assert cli.main(again) == 0 and "done, skipped" in capsys.readouterr().out
     record = (out / "experiment.json").read_text()
-    for damaged in ('{"experiment": "table2"}', record.replace('"seeds"', '"seed"'), "[]"):
+    for damaged, why in [('{"experiment": "table2"}', "it holds ['experiment'], not the keys 'experiment'"),
+                         (record.replace('"seeds"', '"seed"'), "'budget' must hold the keys"),
+                         ("[]", "it holds list, not the keys")]:  # fmt: skip
         (out / "experiment.json").write_text(damaged)
         for command in (args, ["collect", str(out)]):
             assert cli.main(command) == 2
-            assert "experiment.json is damaged: " in capsys.readouterr().err
+            err = capsys.readouterr().err
+            assert f"experiment.json is damaged: {why}" in err and err.count("\n") == 1, err
     older = json.loads(record)
     del older["budget"]["batch_size"]  # a record from before a budget setting existed: its default
     (out / "experiment.json").write_text(json.dumps(older))

@@ -427,6 +427,7 @@ def test_a_folder_of_other_files_a_run_would_overwrite_is_refused(image_folder, 
     with pytest.raises(ValueError, match=f"{complaint}.*another --out"):
         train.run(train.TrainConfig(model="resnet8_11", dataset=str(image_folder), out=str(out)))
     assert sorted(p.name for p in out.iterdir()) == sorted(files)
+    assert not (tmp_path / "home").exists()  # refused before the data was loaded (no decoded cache)
     assert all((out / name).read_text() == name for name in files if "." in name)
 
 
@@ -1369,7 +1370,8 @@ def test_killed_while_writing_backups_the_same_command_resumes(tmp_path, monkeyp
 # --- the same command on a finished run; a run that fails before it writes; a full data cache ---------------
 
 
-def test_the_same_command_on_a_finished_run_leaves_it_untouched(finished_run, tmp_path, tmp_home, capsys):
+def test_the_same_command_on_a_finished_run_leaves_it_untouched(finished_run, tmp_path, tmp_home, capsys,
+                                                                  monkeypatch):
     config = _copy_of(finished_run, tmp_path / "run")  # the module's finished run: no run of its own trained
     argv = _argv(config)  # the command that trained it
     result = Path(config.out) / "result.json"
@@ -1387,6 +1389,7 @@ def test_the_same_command_on_a_finished_run_leaves_it_untouched(finished_run, tm
     renamed = shutil.copytree(config.dataset, tmp_path / "renamed")
     with pytest.raises(ValueError, match=r"dataset_info.name: 'ds', 'renamed' .*an image folder's name is"):
         train.run(dataclasses.replace(config, dataset=str(renamed)))
+    monkeypatch.setattr(data, "_load_tfds", lambda *args: pytest.fail("loaded tensorflow-datasets' data"))
     with pytest.raises(ValueError, match=r"dataset_info.name: 'ds', 'cifar100'"):  # by name: no download
         train.run(dataclasses.replace(config, dataset="cifar100"))
     assert result.read_bytes() == before
