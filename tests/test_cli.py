@@ -59,6 +59,12 @@ def test_abbreviated_flags_are_refused(cli, argv, capsys):
       "lr must be a finite number > 0; received -1"),
      ("train", ["--model", "resnet8_11", "--dataset", "{folder}", "--out", "{tmp}/r", "--ema", "1"],
       "ema must be"),
+     *[("train", ["--model", "resnet8_11", "--dataset", "{folder}", "--out", "{tmp}/r", *flags], named)
+       for flags, named in [(["--lr", "nan"], "lr must be a finite number > 0; received nan"),
+                            (["--momentum", "nan"], "momentum must be a finite number in [0, 1)"),
+                            (["--label-smoothing", "2"], "label_smoothing must be a finite number in [0, 1)"),
+                            (["--warmup-epochs", "100", "--epochs", "1"], "warmup_epochs must be a finite"),
+                            (["--holdout", "0"], "holdout must be >= 1 (an integer); received 0")]],
      ("zoo", ["evaluate", "resnet20_21", "--data", "{broken}"], "cannot decode image")],
 )  # fmt: skip
 def test_a_users_mistake_is_one_line_and_exit_2_in_every_cli(cli, argv, named, folder, tmp_path, capsys):
