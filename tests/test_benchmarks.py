@@ -35,8 +35,9 @@ def test_a_misspelt_model_or_a_zero_count_stops_a_benchmark_before_it_measures(c
     ):
         with pytest.raises(SystemExit) as stop:
             _benchmark(script).main(argv)
-        err = capsys.readouterr().err
+        out, err = capsys.readouterr()
         assert stop.value.code == 2 and said in err and "Traceback" not in err, err
+        assert err.count("error:") == 1 and valid not in out, (out, err)  # one error; no row of the valid one
 
 
 @pytest.mark.parametrize(
@@ -54,6 +55,7 @@ def test_a_throughput_flag_the_others_would_ignore_stops_it_before_it_measures(c
     out, err = capsys.readouterr()
     helping = argv == ["--help"]
     assert said in (out if helping else err) and stop.value.code == (0 if helping else 2)
+    assert helping or (err.count("error:") == 1 and out == ""), (out, err)  # one line, nothing measured
 
 
 @pytest.mark.parametrize(
