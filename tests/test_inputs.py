@@ -373,13 +373,21 @@ def test_a_checked_zoo_model_with_a_loss_of_ones_own_is_checkpointed(toy_zoo, tm
 
 
 def test_a_model_that_nests_a_zoo_model_loads_after_import_relu_ratio(toy_zoo, tmp_path):
+    """So does a fused model (its ``Affine`` layers are the package's own Keras class)."""
+    from relu_ratio import models
+    from relu_ratio.fuse import fuse
+
     base = zoo.load(REAL, include_top=False)
     images = keras.Input((32, 32, 3))
     keras.Model(images, keras.layers.Dense(3)(base(images))).save(tmp_path / "tuned.keras")
-    path = os.fspath(tmp_path / "tuned.keras")
-    load = f"import keras, relu_ratio; print(keras.saving.load_model({path!r}).layers[1].name)"
+    fused = fuse(models.build("resnet8_11"))
+    assert any(type(layer).__name__ == "Affine" for layer in fused.layers)
+    fused.save(tmp_path / "fused.keras")
+    paths = [os.fspath(tmp_path / "tuned.keras"), os.fspath(tmp_path / "fused.keras")]
+    load = (f"import keras, relu_ratio; tuned, fused = (keras.saving.load_model(p) for p in {paths!r}); "
+            "print(tuned.layers[1].name, 'Affine' in {type(layer).__name__ for layer in fused.layers})")
     done = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and done.stdout.split() == [base.name], done.stderr[-2000:]
+    assert done.returncode == 0 and done.stdout.split() == [base.name, "True"], done.stderr[-2000:]
 
 
 @pytest.mark.tensorflow
