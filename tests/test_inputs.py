@@ -52,6 +52,12 @@ def test_check_images_is_not_fooled_by_a_few_outlier_pixels():
     scaled[0, 0, 0, 0] = 2.0  # one hot pixel above 1
     with pytest.raises(ImageInputError, match=r"scaled to \[0, 1\] \(0.00\d+ % of the values are above 1"):
         check_images(scaled, SHAPE)
+    flat = scaled.reshape(-1)  # a view; the line between scaled and raw: 1 % of the values above 1
+    flat[: round(0.009 * flat.size)] = 200.0
+    with pytest.raises(ImageInputError, match=r"scaled to \[0, 1\] \(0.9 % of the values are above 1"):
+        check_images(scaled, SHAPE)
+    flat[: round(0.011 * flat.size)] = 200.0
+    assert check_images(scaled, SHAPE).shape == (4, *SHAPE)
     scaled[:, :2] = 200.0  # 1/16 of the values above 1: a raw (dark) image, not a scaled one
     assert check_images(scaled, SHAPE).shape == (4, *SHAPE)
     assert check_images(np.where(RAW > 240, RAW, 0).astype("float32"), SHAPE).shape == (4, *SHAPE)

@@ -286,18 +286,21 @@ def test_an_entry_registered_with_its_weights_in_git_says_how_to_fetch_them(
     other = zoo.register(store / NAME, name=name, store=tmp_path / "other")  # elsewhere: with it
     assert other.weights_git_object is None and (tmp_path / "other" / name / "model.weights.h5").is_file()
 
-    for spec, message in [
-        ("HEAD", "named '<revision>:<path from the repository's root>' .* received 'HEAD'"),
-        (f"HEAD:./{NAME}/model.weights.h5", "received 'HEAD:./"),
-        (f"HEAD:zoo/{NAME}/metadata.json", f"git object HEAD:zoo/{NAME}/metadata.json is not the weights "
-         f"being registered: its sha256 is [0-9a-f]{{64}}, the float16 file to register has {entry.sha256}"),
-        ("nope:x", "rev-parse --verify nope\\^{commit} failed: fatal: Needed a single revision"),
-    ]:
-        with pytest.raises(zoo.ZooError, match=message):
-            zoo.register(store / NAME, name=f"{NAME}.bad", weights_in_git=spec)
-    outside = tmp_path / "outside"
-    with pytest.raises(zoo.ZooError, match="not a git repository"):
-        zoo.register(store / NAME, store=outside, weights_in_git=kept)
+    with monkeypatch.context() as patch:  # each refused before anything is measured
+        patch.setattr(zoo.publish, "_measure", lambda *args: pytest.fail("measured before the check"))
+        for spec, message in [
+            ("HEAD", "named '<revision>:<path from the repository's root>' .* received 'HEAD'"),
+            (f"HEAD:./{NAME}/model.weights.h5", "received 'HEAD:./"),
+            (f"HEAD:zoo/{NAME}/metadata.json", f"git object HEAD:zoo/{NAME}/metadata.json is not the "
+             f"weights being registered: its sha256 is [0-9a-f]{{64}}, the float16 file to register has "
+             f"{entry.sha256}"),
+            ("nope:x", "rev-parse --verify nope\\^{commit} failed: fatal: Needed a single revision"),
+        ]:
+            with pytest.raises(zoo.ZooError, match=message):
+                zoo.register(store / NAME, name=f"{NAME}.bad", weights_in_git=spec)
+        outside = tmp_path / "outside"
+        with pytest.raises(zoo.ZooError, match="not a git repository"):
+            zoo.register(store / NAME, store=outside, weights_in_git=kept)
     assert not (store / f"{NAME}.bad").exists() and list(outside.iterdir()) == []  # nothing half-registered
 
     _commit_all(repository)  # the entry without its file
@@ -875,8 +878,9 @@ def test_registering_into_the_shipped_store_writes_the_presets_data_first(run, t
         (42, {}, zoo.UnknownModelError, r"no zoo entry named 42"),
     ],
 )
-def test_bad_zoo_load_arguments_raise_clear_errors(toy_zoo, name, kwargs, error, message):
-    with pytest.raises(error, match=message):
+def test_bad_zoo_load_arguments_raise_clear_errors(toy_zoo, name, kwargs, error, message, monkeypatch):
+    monkeypatch.setattr(keras, "Input", lambda *args, **kwargs: pytest.fail("began to build the model"))
+    with pytest.raises(error, match=message):  # before anything is built
         zoo.load(name, **kwargs)
 
 
