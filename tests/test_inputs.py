@@ -297,6 +297,16 @@ def test_a_torch_data_loader_is_checked_batch_by_batch_as_it_streams(toy_zoo):
     ):
         with pytest.raises(ImageInputError, match=refused):
             use()
+    collated = []
+
+    def collate(items):
+        collated.append(len(items))
+        return torch.utils.data.default_collate(items)
+
+    # the loader's own sampler and collation make the batches (here in reverse order)
+    own = DataLoader(TensorDataset(torch.from_numpy(raw)), 2, sampler=[3, 2, 1, 0], collate_fn=collate)
+    np.testing.assert_allclose(model.predict(own, verbose=0), model.predict(raw[::-1], verbose=0), atol=1e-6)
+    assert collated and set(collated) == {2}
 
 
 def test_an_empty_batch_gives_an_empty_result(toy_zoo):

@@ -534,14 +534,15 @@ def test_an_old_project_with_other_settings_is_refused_naming_what_differs(folde
     before = best.read_text()
     other = write_image_folder(tmp_path / "other", split="train", classes=("ant", "bee"), per_class=8)
     for extra, differs in (
-        (["--epochs", "2"], "epochs 1 (now 2)"), (["--recipe", "paper"], "recipe 'fast' (now 'paper')"),
-        (["--dataset", str(other)], "dataset_info {'name': 'ds'"),
+        (["--epochs", "2"], ["epochs 1 (now 2)"]), (["--recipe", "paper"], ["recipe 'fast' (now 'paper')"]),
+        (["--dataset", str(other)], ["dataset_info {'name': 'ds'"]),
+        (["--epochs", "2", "--recipe", "paper"], ["epochs 1 (now 2)", "recipe 'fast' (now 'paper')"]),  # each
     ):  # fmt: skip
         capsys.readouterr()
         assert tune.main(_tiny_args(folder, out, "--max-trials", "1", *extra)) == 2
         err = capsys.readouterr().err
         assert f"{out / 'resnet8_stage_random'} holds a search with other settings: " in err, err
-        assert differs in err and "--overwrite" in err and err.count("\n") == 1, err
+        assert all(d in err for d in differs) and "--overwrite" in err and err.count("\n") == 1, err
     search_file = out / "resnet8_stage_random" / "search.json"
     settings = search_file.read_text()
     search_file.write_text(settings[: len(settings) // 2])  # cut off while it was written
