@@ -136,6 +136,8 @@ def test_a_data_dir_is_queued_for_a_tfds_dataset_and_refused_for_a_folder(folder
                        {"data_dir": str(tmp_path / "tfds")})  # fmt: skip
     assert [run.settings["data_dir"] for run in queue.load(path)] == [str(tmp_path / "tfds")] * 2
     runs = tmp_path / "runs"
+    for run in queue.load(path):  # a tensorflow-datasets name: each run's config keeps it
+        assert run.config(runs, "cifar10").resolved().data_dir == str(tmp_path / "tfds")
     assert queue.main(["run", str(path), "--runs", str(runs), "--dataset", str(folder)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: resnet8_21-seed0: data_dir (") and "Drop data_dir" in err
@@ -529,3 +531,14 @@ def test_a_run_folder_name_is_made_and_read_in_one_place(folder, parsed):
     assert train.parse_run_folder_name(folder) == parsed
     if parsed is not None:
         assert train.run_folder_name(*parsed) == Path(folder).name
+
+
+def test_a_file_where_a_run_folder_belongs_is_reported_and_the_status_goes_on(tmp_path, capsys):
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}, {"model": "resnet8_11"}])
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "resnet8_21-seed0").write_text("")  # a file where the first run's folder belongs
+    assert queue.main(["status", str(path), "--runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "| damaged: resnet8_21-seed0: is a file, not a run folder" in out, out
+    assert "| `resnet8_11-seed0` | waiting |" in out, out  # the next run's row
