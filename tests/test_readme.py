@@ -12,6 +12,7 @@ fixtures' zoo with ``preact164_32`` replaced by the 3-epoch ``resnet8_21`` and `
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import subprocess
@@ -100,6 +101,18 @@ def test_make_figures_takes_help_prints_the_file_it_wrote_and_names_a_bad_path(t
         assert path != "x.v1" or ".png" in err  # the formats matplotlib writes, whatever its version
         assert err.splitlines()[-1].startswith("python docs/make_figures.py: error:"), err
     assert list(tmp_path.iterdir()) == [tmp_path / "x.png"]
+    import matplotlib.figure
+
+    def disk_full_part_way(figure, fname, **kwargs):
+        Path(fname).write_bytes(b"\x89PNG")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    before = (tmp_path / "x.png").read_bytes()
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", disk_full_part_way)
+    with pytest.raises(SystemExit) as exit_:
+        figures.main(["x"])
+    assert exit_.value.code == 2 and "No space left on device" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [tmp_path / "x.png"] and (tmp_path / "x.png").read_bytes() == before
     started = subprocess.run(  # a bad path is named before Keras starts (this process has it started already)
         [sys.executable, "-c", "import sys; sys.path.insert(0, 'docs'); import make_figures as f\n"
          "try: f.target(' ')\nexcept ValueError: print(sorted({'keras', 'tensorflow'} & set(sys.modules)))"],
