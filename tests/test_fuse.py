@@ -360,6 +360,24 @@ def test_lambda_and_unserialisable_layers_are_kept_as_the_same_objects(images):
         assert len(kept) == 2 and kept[0] is lam and kept[1] is custom
 
 
+def test_only_a_half_precision_layer_with_a_config_is_copied_to_float32():
+    """A mixed-precision model's kept layers: one that rebuilds from its config becomes a float32 copy; a
+    Lambda (whose function Keras will not rebuild) and a layer without a config stay the same objects."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        scale, lam = layers.Rescaling(0.5, name="scale"), layers.Lambda(lambda t: t + 1.0, name="lam")
+        custom = ScaleBy(keras.ops.tanh, name="custom")
+        inputs = keras.Input((32, 32, 3))
+        model = keras.Model(inputs, custom(lam(scale(layers.Conv2D(4, 3, name="conv")(inputs)))))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    fused = fuse(model)
+    (copy,) = [layer for layer in fused.layers if isinstance(layer, layers.Rescaling)]
+    assert copy is not scale and copy.dtype_policy.name == "float32" and copy.scale == 0.5
+    kept = {layer.name: layer for layer in fused.layers if layer.name in ("lam", "custom")}
+    assert kept["lam"] is lam and kept["custom"] is custom
+
+
 @pytest.mark.backend
 def test_a_shared_layer_is_fused_at_each_call(images):
     """fuse reads the model's own calls (it used to refuse a layer called twice, and so also any layer it had
