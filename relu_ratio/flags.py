@@ -32,15 +32,17 @@ from relu_ratio import files
 
 def report_error(error: Exception) -> int:
     """Say a user's mistake (bad settings, a file that cannot be read or written) in one line on stderr and
-    give the exit status 2. A standard output closed by its reader (``... | head``) is no mistake of the
-    user's: re-raised, for :func:`exit_with` to end the command quietly.
+    give the exit status 2. An ``OSError`` of the package's own wording (an errno and a message, no file
+    name) is said without Python's ``[Errno N]`` prefix. A standard output closed by its reader
+    (``... | head``) is no mistake of the user's: re-raised, for :func:`exit_with` to end the command quietly.
 
     >>> report_error(ValueError("--epochs 0 is not a positive number of epochs"))
     2
     """
     if isinstance(error, BrokenPipeError):
         raise error
-    print(f"error: {error}", file=sys.stderr)
+    worded = isinstance(error, OSError) and error.strerror and error.filename is None
+    print(f"error: {error.strerror if worded else error}", file=sys.stderr)
     return 2
 
 

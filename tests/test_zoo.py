@@ -937,18 +937,25 @@ def test_evaluate_names_a_dataset_of_the_wrong_image_size(toy_zoo, tmp_path):
 # --- the SavedModel cache and exports: a full disk, a damaged cache, two processes at once --------------
 
 
-def test_a_full_saved_model_cache_is_named_and_leaves_no_temp_folder(toy_zoo, monkeypatch):
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES])
+def test_a_full_saved_model_cache_is_named_and_leaves_no_temp_folder(toy_zoo, monkeypatch, capsys, tmp_path,
+                                                                     code):
     def full(model, path):
         path.mkdir()
         (path / "saved_model.pb").write_bytes(b"\0" * 4096)
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        raise OSError(code, os.strerror(code))
 
     monkeypatch.setattr(saved_model, "_write_saved_model", full)
-    message = r"cannot write the cache in .*saved_models.*RELU_RATIO_HOME"
+    message = rf"cannot write the cache in .*saved_models.*{os.strerror(code)}.*RELU_RATIO_HOME"
     with pytest.raises(files.CacheError, match=message) as err:
         saved_model.saved_model_dir(REAL)
-    assert err.value.errno == errno.ENOSPC
+    assert err.value.errno == code
     assert list((toy_zoo / "saved_models").iterdir()) == []
+    assert main(["export", REAL, os.fspath(tmp_path / "m")]) == 2  # the CLI: one error line, exit 2
+    err = capsys.readouterr().err
+    last = err.splitlines()[-1]  # after the line that says what is being exported
+    assert last.startswith("error: cannot write the cache in") and err.count("error:") == 1, err
+    assert not (tmp_path / "m").exists() and list((toy_zoo / "saved_models").iterdir()) == []
 
 
 @pytest.mark.tensorflow
