@@ -1242,6 +1242,22 @@ def test_divergence_in_the_first_steps_does_not_claim_files_that_do_not_exist(im
     assert not (out / ".lock").exists()
 
 
+def test_divergence_names_the_files_that_exist_and_only_those(tmp_path):
+    from relu_ratio.train.callbacks import Backup, DivergenceGuard, TrainingDiverged
+
+    record, best = tmp_path / "backup" / Backup.RECORD, tmp_path / "best.weights.h5"
+    guard = DivergenceGuard(tmp_path, train.TrainConfig(lr=0.5, momentum=0.9).resolved())
+    for existing, said in [([record], f"({record} keeps the last finite backup)"),
+                           ([record, best], f"({record} keeps the last finite backup; {best} keeps the best "
+                                            "epoch's weights)")]:  # fmt: skip
+        for path in existing:
+            path.parent.mkdir(exist_ok=True)
+            path.write_text("")
+        with pytest.raises(TrainingDiverged) as diverged:
+            guard.on_train_batch_end(2, {"loss": float("nan")})
+        assert "the training loss is nan at step 3" in str(diverged.value) and said in str(diverged.value)
+
+
 def _compiled(name="resnet8_11"):
     model = models.build(name, classes=3)
     config = train.TrainConfig(epochs=1, batch_size=4).resolved()
