@@ -39,10 +39,12 @@ class CacheError(OSError):
 def cache_write_error(directory: Path, error: OSError) -> CacheError:
     """The error to raise when writing a cache file into ``directory`` failed with ``error``."""
     reason = os.strerror(error.errno) if error.errno else str(error)
+    where = f" ({error.filename})" if error.filename else ""
+    remedy = "Free space there, or point" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "Point"
     return CacheError(
         error.errno,
-        f"cannot write the cache in {directory}: {reason} ({error}). Free space there, or point "
-        f"$RELU_RATIO_HOME at a writable folder with room (it is {paths.home()}).",
+        f"cannot write the cache in {directory}: {reason}{where}. {remedy} $RELU_RATIO_HOME at a writable "
+        f"folder with room (it is {paths.home()}).",
     )
 
 

@@ -364,7 +364,10 @@ def test_a_full_data_cache_is_named_and_leaves_no_temp_file(image_folder, tmp_pa
     with pytest.raises(files.CacheError, match=message) as e:
         data.load(image_folder, "test")
     err = e
-    assert err.value.errno == code and os.strerror(code) in str(err.value)
+    said = err.value.strerror  # what a CLI prints (str() adds Python's "[Errno N]" before it)
+    assert err.value.errno == code and os.strerror(code) in said and "[Errno" not in said, said
+    remedy = "Free space there, or point" if code == errno.ENOSPC else ". Point"
+    assert f"{remedy} $RELU_RATIO_HOME at a writable folder" in said, said
     assert list((tmp_path / "home" / "data").iterdir()) == []  # neither a temp file nor a cache
 
 

@@ -367,15 +367,16 @@ def test_only_a_half_precision_layer_with_a_config_is_copied_to_float32():
     try:
         scale, lam = layers.Rescaling(0.5, name="scale"), layers.Lambda(lambda t: t + 1.0, name="lam")
         custom = ScaleBy(keras.ops.tanh, name="custom")
+        full = layers.Rescaling(2.0, dtype="float32", name="full")  # already float32: kept as it is
         inputs = keras.Input((32, 32, 3))
-        model = keras.Model(inputs, custom(lam(scale(layers.Conv2D(4, 3, name="conv")(inputs)))))
+        model = keras.Model(inputs, full(custom(lam(scale(layers.Conv2D(4, 3, name="conv")(inputs))))))
     finally:
         keras.mixed_precision.set_global_policy("float32")
     fused = fuse(model)
-    (copy,) = [layer for layer in fused.layers if isinstance(layer, layers.Rescaling)]
-    assert copy is not scale and copy.dtype_policy.name == "float32" and copy.scale == 0.5
-    kept = {layer.name: layer for layer in fused.layers if layer.name in ("lam", "custom")}
-    assert kept["lam"] is lam and kept["custom"] is custom
+    (copy,) = [layer for layer in fused.layers if isinstance(layer, layers.Rescaling) and layer.scale == 0.5]
+    assert copy is not scale and copy.dtype_policy.name == "float32"
+    kept = {layer.name: layer for layer in fused.layers if layer.name in ("lam", "custom", "full")}
+    assert kept["lam"] is lam and kept["custom"] is custom and kept["full"] is full
 
 
 @pytest.mark.backend
