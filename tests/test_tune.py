@@ -526,8 +526,6 @@ def test_a_huge_plain_ratio_choice_is_not_spelt_out_and_keys_have_one_spelling()
 
 def test_an_old_project_with_other_settings_is_refused_naming_what_differs(folder, tmp_path, capsys):
     """keras-tuner would train nothing and report the first search's trials as the new one's."""
-    from conftest import write_image_folder
-
     out = tmp_path / "runs"
     assert tune.main(_tiny_args(folder, out, "--max-trials", "1")) == 0
     best = out / "resnet8_stage_random" / "best.json"
