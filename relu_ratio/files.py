@@ -38,7 +38,7 @@ class CacheError(OSError):
 
 def cache_write_error(directory: Path, error: OSError) -> CacheError:
     """The error to raise when writing a cache file into ``directory`` failed with ``error``."""
-    reason = error.strerror or (os.strerror(error.errno) if error.errno else str(error))  # the OS's or ours
+    reason = error.strerror or str(error)  # the OS's wording or ours, without Python's "[Errno N]"
     where = f" ({error.filename})" if error.filename else ""
     remedy = "Free space there, or point" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "Point"
     return CacheError(
