@@ -380,11 +380,12 @@ class CheckedModel(keras.Model):
 
     def _check_labels(self, x, name: str, y=None) -> None:
         """Labels that would fail deep inside Keras or train silently, given as relu_ratio ``Batches`` or as
-        numpy labels of shape ``(n,)`` or ``(n, 1)`` (``y``, or the second item of ``validation_data``): class
-        indices given to a model compiled for one-hot labels (what :func:`relu_ratio.train.compile_for`
-        compiles; "too many indices" on PyTorch), and, under a sparse categorical cross-entropy, a class
-        index outside the model's classes (JAX trains on it without an error; its ``ignore_class`` aside).
-        Say what to pass."""
+        concrete arrays (numpy, or a tensor: a JAX array, a PyTorch or eager TensorFlow tensor): under a
+        categorical cross-entropy (what :func:`relu_ratio.train.compile_for` compiles) one value per image
+        (class indices: "too many indices" on PyTorch; a TensorFlow model then also fails its next ``fit``),
+        one-hot rows of another width than the model's classes, or NaN; under a sparse categorical
+        cross-entropy a class index that is no whole number within the model's classes (JAX trains on it
+        without an error; the loss's ``ignore_class`` aside). Say what to pass."""
         from relu_ratio.data import Batches
 
         classes = self.output_shape[-1] if len(self.outputs) == 1 else None
@@ -400,31 +401,47 @@ class CheckedModel(keras.Model):
             if one_hot and not x.one_hot:
                 raise ValueError(f"{compiled}, but the batches given as {name} hold class indices: make them "
                                  "with data.batches(..., one_hot=True).")  # fmt: skip
+            if one_hot:
+                return  # the split's class indices, made one-hot batch by batch
             labels, given = x.split.labels, f"the split of the batches given as {name}"
         elif name == "x":
-            labels, given = y, "y"
+            labels, given = _concrete(y), "y"
         else:
-            labels, given = (x[1] if isinstance(x, tuple) and len(x) > 1 else None), f"{name}[1]"
-        if not (isinstance(labels, np.ndarray) and (labels.ndim == 1 or labels.shape[1:] == (1,))):
+            labels, given = _concrete(x[1] if isinstance(x, tuple) and len(x) > 1 else None), f"{name}[1]"
+        if labels is None or labels.ndim == 0 or labels.dtype.kind not in "iuf":
             return
+        per_image = labels.ndim == 1 or labels.shape[1:] == (1,)
         if one_hot:
-            if np.issubdtype(labels.dtype, np.integer) and not isinstance(x, Batches):
+            if per_image:
                 raise ValueError(
                     f"{compiled}, but {given} holds class indices (shape {labels.shape}): give keras.utils."
                     f"to_categorical({given}, {classes}), or compile with a sparse loss and metrics."
                 )
+            if labels.shape[1:] != (classes,):
+                raise ValueError(
+                    f"{compiled}, but {given} has shape {labels.shape} and {self.name} has {classes} "
+                    f"classes: give one-hot rows of {classes} values, or build or load the model with "
+                    "classes= the data's number of classes."
+                )
+            if not np.isfinite(labels).all():
+                row = int(np.argwhere(~np.isfinite(labels))[0, 0])
+                raise ValueError(f"{given} holds NaN or infinite values (row {row}): one-hot labels are "
+                                 "finite.")  # fmt: skip
             return
-        if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
+        if not per_image:
             return
-        outside = (labels < 0) | (labels >= classes)
+        values = labels.reshape(-1)
+        refused = ~np.isfinite(values) | (values < 0) | (values >= classes) | (values != np.floor(values))
         if getattr(loss, "ignore_class", None) is not None:
-            outside &= labels != loss.ignore_class
-        if outside.any():
-            index = labels[outside].flat[0]
+            refused &= values != loss.ignore_class
+        if refused.any():
+            index = values[refused][0]
+            if not float(index).is_integer():
+                raise ValueError(f"{given} holds class index {index}, which is not a whole number: "
+                                 f"{self.name}'s class indices are 0 to {classes - 1}.")  # fmt: skip
             raise ValueError(
-                f"{given} holds class index {int(index) if float(index).is_integer() else index}, but "
-                f"{self.name} has {classes} classes (indices 0 to {classes - 1}): build or load it with "
-                "classes= the data's number of classes."
+                f"{given} holds class index {int(index)}, but {self.name} has {classes} classes (indices 0 "
+                f"to {classes - 1}): build or load it with classes= the data's number of classes."
             )
 
     def __call__(self, inputs, *args, **kwargs):

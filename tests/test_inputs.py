@@ -87,6 +87,13 @@ def test_zoo_models_refuse_bad_images_in_predict_evaluate_fit_and_call(toy_zoo):
             use(RAW, indices.labels, verbose=0)
     with pytest.raises(ValueError, match=given.format(r"validation_data\[1\]")):
         model.fit(RAW, np.eye(10)[:4], validation_data=(RAW, indices.labels), verbose=0)
+    with pytest.raises(ValueError, match=given.format("y")):  # float indices: Keras's shape error, after
+        model.fit(RAW, indices.labels.astype("float32"), verbose=0)  # which TensorFlow's next fit failed too
+    wide = r"y has shape \(4, 11\) and \w+ has 10 classes: give one-hot rows of 10 values, or build or load"
+    with pytest.raises(ValueError, match=wide):
+        model.evaluate(RAW, np.eye(11)[:4], verbose=0)
+    with pytest.raises(ValueError, match=r"^y holds NaN or infinite values \(row 2\): one-hot labels"):
+        model.fit(RAW, np.where(np.arange(4)[:, None] == 2, np.nan, np.eye(10)[:4]), verbose=0)
     assert model.predict(data.batches(indices, 4), verbose=0).shape == (4, 10)  # no labels needed
     assert np.isfinite(model.evaluate(data.batches(indices, 4, one_hot=True), verbose=0)[0])
     from PIL import Image
@@ -128,6 +135,12 @@ def test_class_indices_outside_the_models_classes_are_refused_on_every_backend(t
         np.testing.assert_array_equal(got, want)  # nothing trained
     with pytest.raises(ValueError, match=r"^y holds class index -1"):
         model.fit(RAW, labels - 1, verbose=0)
+    with pytest.raises(ValueError, match=r"^y holds class index 7, but"):  # the backend's own tensor
+        model.fit(RAW, keras.ops.convert_to_tensor(labels), verbose=0)
+    for index in (np.nan, 2.5):  # JAX trained on NaN; every backend truncated 2.5 to 2
+        with pytest.raises(ValueError, match=rf"^y holds class index {index}, which is not a whole number: "
+                           r"\w+'s class indices are 0 to 2\.$"):  # fmt: skip
+            model.fit(RAW, np.array([0, 1, index, 2], "float32"), verbose=0)
     assert np.isfinite(model.fit(RAW, good, verbose=0).history["loss"]).all()
     loss = keras.losses.SparseCategoricalCrossentropy(ignore_class=-1)  # Keras' own way to leave some out
     model.compile(optimizer="sgd", loss=loss)
