@@ -400,7 +400,7 @@ def _normalization_layer(normalization, channels: int) -> layers.Normalization:
 
 def family_spec(family: str) -> Family:
     """The :class:`Family` called ``family``; an unknown name raises a ``ValueError`` with a suggestion."""
-    if family not in FAMILIES:
+    if not isinstance(family, str) or family not in FAMILIES:
         raise ValueError(
             f"unknown family {family!r}{suggest(family, FAMILIES)}. Valid: {', '.join(FAMILIES)}."
         )
@@ -622,6 +622,9 @@ def parse_name(name: str) -> tuple[str, int, str]:
     call = f"models.build_family({family!r}, {depth}, {token!r})"
     hint = f" A mask such as {token!r} goes in relu_pattern: {call}." if mask else ""
     if re.fullmatch(r"[0-9]{2}", token) and not (mask and int(token[0]) < int(token[1])):
+        if token[1] == "0":
+            raise ValueError(f"pattern {token!r} in model name {name!r} reads as the ratio {token[0]}:0, "
+                             f"which keeps no ReLU (a ratio N:M needs N >= M >= 1).{hint}")  # fmt: skip
         return family, depth, f"{token[0]}:{token[1]}"
     if token not in patterns.PRESETS:
         raise ValueError(

@@ -60,6 +60,11 @@ def test_names():
                        ("preact164_101", "build_family('preact', 164, '101')")):  # fmt: skip
         with pytest.raises(ValueError, match=re.escape(f"goes in relu_pattern: models.{call}")):
             models.parse_name(name)
+    said = r"^pattern '10' in model name 'resnet8_10' reads as the ratio 1:0, which keeps no ReLU \(a ratio "
+    with pytest.raises(ValueError, match=said + r".*A mask such as '10' goes in relu_pattern: models\.build"):
+        models.build("resnet8_10")  # was relu_pattern's error about '1:0' alone, the mask not named
+    with pytest.raises(ValueError, match=r"'resnet8_00' reads as the ratio 0:0, which keeps no ReLU \(.*\.$"):
+        models.parse_name("resnet8_00")
 
 
 def test_head_options(images):

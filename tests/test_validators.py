@@ -31,6 +31,8 @@ def test_an_integer_is_not_a_bool_nor_a_float_and_meets_its_minimum(value, minim
 def test_the_builders_refuse_through_the_shared_checks():
     with pytest.raises(ValueError, match=r"unknown family 'resent' \(did you mean 'resnet'\?\)"):
         models.family_spec("resent")
+    with pytest.raises(ValueError, match=r"^unknown family \['resnet'\] \(did you mean 'resnet'\?\)\. Valid"):
+        models.build_family(["resnet"], 8)  # a list: it was "TypeError: unhashable type: 'list'"
     with pytest.raises(ValueError, match="depth must be an integer; received True"):
         models.FAMILIES["resnet"].blocks_per_stage(True)
     assert models.suggest is suggest  # the name models' callers used still works
