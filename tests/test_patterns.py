@@ -58,6 +58,8 @@ def test_plain_ratio_is_periodic_over_all_layers():
     assert flat == [F, T, F, T, F, T, F, T]
     flat = [m[0] for stage in ReLUPattern("3:2").resolve(PLAIN, [3, 3]) for m in stage]
     assert flat == [F, T, T, F, T, T]
+    flat = [m[0] for stage in ReLUPattern("6:4").resolve(PLAIN, [3, 3]) for m in stage]
+    assert flat == [F, F, T, T, T, T]  # the period is N as written: 6:4 is not 3:2 (the GUIDE says so)
 
 
 def test_per_stage_lists_and_explicit_masks():
