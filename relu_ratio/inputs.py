@@ -388,7 +388,8 @@ class CheckedModel(keras.Model):
         without an error; the loss's ``ignore_class`` aside). Say what to pass."""
         from relu_ratio.data import Batches
 
-        classes = self.output_shape[-1] if len(self.outputs) == 1 else None
+        classifier = len(self.outputs) == 1 and len(self.output_shape) == 2  # (images, classes)
+        classes = self.output_shape[-1] if classifier else None
         loss = getattr(self, "loss", None)
         one_hot = loss == "categorical_crossentropy" or isinstance(loss, keras.losses.CategoricalCrossentropy)
         sparse = loss == "sparse_categorical_crossentropy" or isinstance(

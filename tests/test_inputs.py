@@ -150,6 +150,9 @@ def test_class_indices_outside_the_models_classes_are_refused_on_every_backend(t
     features = zoo.load(REAL, include_top=False, pooling="avg")  # 64 features, not classes: other losses
     features.compile(optimizer="sgd", loss="mse")
     assert np.isfinite(features.fit(RAW, np.full((4, 64), 99.0), verbose=0).history["loss"]).all()
+    maps = zoo.load(REAL, include_top=False, pooling=None)  # (4, 8, 8, 64): not a classifier's labels
+    maps.compile(optimizer="sgd", loss="categorical_crossentropy")
+    assert np.isfinite(maps.evaluate(RAW, np.eye(64)[np.zeros((4, 8, 8), int)], verbose=0))
 
 
 @pytest.mark.backend
