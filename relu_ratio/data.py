@@ -44,7 +44,8 @@ from relu_ratio.validators import check_seed, is_integer, plain_number
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm")
 WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # Pillow's 16/32-bit and float modes
 OS_FILES = ("thumbs.db", "desktop.ini")  # what Windows leaves in folders (hidden .names: macOS, Jupyter)
-LOADER_VERSION = 2  # in the cache key: 2 reads TIFF/PPM, refuses 16-bit images and files it cannot read
+LOADER_VERSION = 3  # in the cache key: 2 reads TIFF/PPM, refuses 16-bit images and files it cannot read;
+# 3 names a folder of CIFAR-10's classes cifar10_jpeg only if its images are 32x32 JPEG files
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -563,7 +564,10 @@ def _decode(path: Path, split: str) -> Split:
     stack = np.stack(images)
     mean = tuple(float(v) for v in stack.mean(axis=(0, 1, 2), dtype=np.float64))
     std = tuple(float(v) for v in stack.std(axis=(0, 1, 2), dtype=np.float64))
-    name = "cifar10_jpeg" if class_names == CIFAR10_CLASSES else _dataset_name(path)
+    members = [member for files in by_class.values() for member, _ in files]
+    jpeg = all(Path(member).suffix.lower() in (".jpg", ".jpeg") for member in members)
+    cifar10_jpeg = class_names == CIFAR10_CLASSES and jpeg and shape == (32, 32, 3)  # not CINIC-10's PNGs
+    name = "cifar10_jpeg" if cifar10_jpeg else _dataset_name(path)
     return Split(stack, np.asarray(labels, np.int32), DatasetInfo(name, class_names, mean, std))
 
 

@@ -106,6 +106,20 @@ def test_cifar10_jpeg_archives_load_directly(shared_data, tmp_path, monkeypatch)
     assert all(abs(m - r) < 3 for m, r in zip(test.info.mean, data.TFDS_STATS["cifar10"][0]))
 
 
+def test_only_32x32_jpeg_files_of_cifar10s_classes_go_by_cifar10_jpeg(tmp_path, monkeypatch):
+    """A folder of CIFAR-10's class names in PNG (CINIC-10, CIFAR-10 exported losslessly) was called
+    'CIFAR-10 (JPEG)' in records and reports; it is named after its folder, as any other dataset."""
+    from PIL import Image
+
+    monkeypatch.setenv("RELU_RATIO_HOME", str(tmp_path / "home"))
+    png = write_image_folder(tmp_path / "cinic", classes=data.CIFAR10_CLASSES, per_class=1)
+    assert data.load(png, "test").info.name == "cinic"
+    for image in sorted((png / "test").glob("*/*.png")):
+        Image.open(image).save(image.with_suffix(".JPG"))
+        image.unlink()
+    assert data.load(png, "test").info.name == "cifar10_jpeg"
+
+
 def test_corrupt_image_is_named(image_folder):
     bad = image_folder / "test" / "dog" / "0002.png"
     bad.write_bytes(b"not a png")
