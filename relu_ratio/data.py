@@ -703,6 +703,12 @@ class Batches(keras.utils.PyDataset):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if self.use_multiprocessing:  # each worker process counts the batches it serves in a copy
+            raise ValueError(
+                "batches with use_multiprocessing=True would serve every epoch the first one's order and "
+                "augmentation (the epoch moves on where the batches are counted, and worker processes count "
+                "in copies): use threads, workers=N, instead."
+            )
         if not isinstance(split, Split):
             raise TypeError(f"batches take a relu_ratio.data.Split (data.load(...) or Split(images, labels, "
                             f"info)); received {type(split).__name__}.")  # fmt: skip

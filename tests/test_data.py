@@ -302,7 +302,8 @@ def test_a_split_refuses_arrays_it_cannot_hold(images, labels, message):
      ("seed", None, "seed must be an integer"),
      ("epoch", -1, "epoch must be an integer >= 0; received -1"),
      ("epoch", "1", "epoch must be an integer >= 0; received '1'"),
-     ("skip", 5, "skip must be an integer from 0 to 4")],
+     ("skip", 5, "skip must be an integer from 0 to 4"),
+     ("use_multiprocessing", True, r"every epoch the first one's order .*: use threads, workers=N")],
 )  # fmt: skip
 def test_batches_refuse_settings_that_would_feed_the_wrong_batches(setting, value, message):
     with pytest.raises(ValueError, match=message):
