@@ -168,6 +168,32 @@ def test_a_budget_the_data_cannot_give_stops_the_experiment_before_any_run(folde
     assert not out.exists()
 
 
+def test_run_takes_the_experiment_and_budget_the_runs_were_planned_with(tmp_path, shallow, monkeypatch):
+    """The folder's record and report were written from run()'s arguments: a report said 256 images where 32
+    trained, and later runs at the budget it named skipped those done at another."""
+    small = experiments.resolve_budget("tiny", train_subset=32, test_subset=32, batch_size=16)
+    runs = experiments.plan(shallow, small, dataset="x", out=tmp_path / "e", only="plain5_*")
+    given = {"experiment_name": shallow.name, "budget": small, "log": lambda *_: None}
+    cases = [
+        ({"budget": "tiny"}, ValueError, r"^run plain5_11-seed0 was not planned at budget 'tiny': "
+                                         r"batch_size: 16, 64; train_subset: 32, 256; test_subset: 32, 256"),
+        ({"experiment_name": "table2"}, ValueError, r"^run plain5_11-seed0 is of no model of .*'table2'"),
+        ({"shard": (0, 0)}, ValueError, r"^shard must be \(I, N\) with 0 <= I < N, .*received \(0, 0\)"),
+        ({"budget": {"epochs": 1}}, TypeError, r"^budget must be a budget's name or a Budget"),
+    ]  # fmt: skip
+    for changed, error, said in cases:
+        with pytest.raises(error, match=said):
+            experiments.run(runs, **{**given, **changed})
+    assert not (tmp_path / "e").exists()  # refused before any record or run folder
+    own = r"experiment 'mine' is not in relu_ratio.experiments.EXPERIMENTS, .* EXPERIMENTS\['mine'\] = "
+    with pytest.raises(ValueError, match=own):  # it trained, then collect could not read its record back
+        experiments.plan(dataclasses.replace(shallow, name="mine"), small, dataset="x", out=tmp_path / "m")
+    runner._record_experiment(tmp_path / "r", shallow.name, small, "x")
+    monkeypatch.delitem(experiments.EXPERIMENTS, shallow.name)  # another process, where it is not added
+    with pytest.raises(ValueError, match=r"records experiment 'shallow_table1', which is not in relu_ratio"):
+        experiments.collect(tmp_path / "r")  # was "is damaged: unknown experiment ... Delete it and run"
+
+
 def test_a_failed_run_is_recorded_and_the_others_still_run(folder, tmp_path, monkeypatch, shallow):
     real = experiments.runner.train.run
 

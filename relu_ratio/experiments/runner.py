@@ -26,9 +26,9 @@ from operator import attrgetter
 from pathlib import Path
 
 from relu_ratio import data, files, train
-from relu_ratio.experiments.specs import Budget, Experiment, Variant, budget, experiment
+from relu_ratio.experiments.specs import EXPERIMENTS, Budget, Experiment, Variant, budget, experiment
 from relu_ratio.train import fit, series
-from relu_ratio.validators import check_seed
+from relu_ratio.validators import check_seed, is_integer
 
 BUDGET_SETTINGS = {"recipe", "epochs", "train_subset", "test_subset", "seeds", "batch_size"}
 RECORD_FILE = "experiment.json"  # in an experiment's folder: its name, budget and dataset
@@ -96,10 +96,13 @@ def plan(
 ) -> list[Run]:
     """Every run of experiment ``name`` at ``budget``, in a fixed order (variants, then seeds).
 
-    ``only`` (an fnmatch pattern on model names, e.g. ``"resnet62_*"``) keeps a subset.
+    ``name`` is the name of one of :data:`EXPERIMENTS` or the experiment itself; an experiment of one's own
+    goes there first (``EXPERIMENTS["mine"] = Experiment(...)``): :func:`run` records it and
+    :func:`relu_ratio.experiments.collect` reads it back by name. ``only`` (an fnmatch pattern on model
+    names, e.g. ``"resnet62_*"``) keeps a subset.
     """
-    spec = experiment(name) if isinstance(name, str) else name
-    chosen = resolve_budget(budget) if isinstance(budget, str) else budget
+    spec = _registered(name)
+    chosen = _budget(budget)
     dataset = dataset or default_dataset()
     root = Path(out) if out is not None else default_out(spec.name, chosen.name)
     variants = [v for v in spec.variants if only is None or fnmatch.fnmatchcase(v.model, only)]
@@ -115,6 +118,56 @@ def plan(
         for variant in variants
         for seed in chosen.seeds
     ]  # fmt: skip
+
+
+def _registered(name: str | Experiment) -> Experiment:
+    """The experiment of :data:`EXPERIMENTS` that ``name`` names or is."""
+    if not isinstance(name, Experiment):
+        return experiment(name)
+    if EXPERIMENTS.get(name.name) != name:
+        raise ValueError(
+            f"experiment {name.name!r} is not in relu_ratio.experiments.EXPERIMENTS, from which collect "
+            "reads an experiment back by the name run records: add it first, "
+            f"EXPERIMENTS[{name.name!r}] = experiment."
+        )
+    return name
+
+
+def _budget(chosen: str | Budget) -> Budget:
+    """The budget ``chosen`` names or is."""
+    if isinstance(chosen, str):
+        return resolve_budget(chosen)
+    if not isinstance(chosen, Budget):
+        raise TypeError(
+            "budget must be a budget's name or a Budget (resolve_budget(...)); received "
+            f"{type(chosen).__name__}."
+        )
+    return chosen
+
+
+def _check_planned(runs: list[Run], experiment_name: str, chosen: Budget) -> None:
+    """Refuse runs that :func:`plan` did not plan for ``experiment_name`` at ``chosen``: the folder's record
+    and its report would describe other runs than those trained."""
+    models = [variant.model for variant in experiment(experiment_name).variants]
+    settings = ("recipe", "epochs", "batch_size", "train_subset", "test_subset")
+    for item in runs:
+        if item.variant.model not in models:
+            raise ValueError(
+                f"run {item.run_id} is of no model of experiment {experiment_name!r} ({', '.join(models)}): "
+                "give run() the experiment given to plan()."
+            )
+        differs = [
+            f"{key}: {getattr(item.config, key)!r}, {getattr(chosen, key)!r}"
+            for key in settings
+            if getattr(item.config, key) != getattr(chosen, key)
+        ]
+        if item.seed not in chosen.seeds:
+            differs.append(f"seed: {item.seed!r}, {list(chosen.seeds)}")
+        if differs:
+            raise ValueError(
+                f"run {item.run_id} was not planned at budget {chosen.name!r}: {'; '.join(differs)} (the "
+                "run's, the budget's): give run() the budget given to plan()."
+            )
 
 
 def run_dir(root: Path, model: str, seed: int) -> str:
@@ -141,15 +194,21 @@ def run(
     runs: list[Run],
     *,
     experiment_name: str,
-    budget: Budget,
+    budget: str | Budget,
     shard: tuple[int, int] = (0, 1),
     log=print,
 ) -> list[tuple[Run, str]]:
     """Train this worker's share of ``runs``; returns ``(run, message)`` for every run that failed.
 
-    A failed run (a diverged loss, a bad dataset...) is recorded in its ``failed.json`` and the worker goes
-    on with the next; finished runs are skipped; cut-off runs resume.
+    ``experiment_name`` and ``budget`` are those given to :func:`plan` (checked against the runs: the
+    experiment's folder records them). A failed run (a diverged loss, a bad dataset...) is recorded in its
+    ``failed.json`` and the worker goes on with the next; finished runs are skipped; cut-off runs resume.
     """
+    budget = _budget(budget)
+    _check_planned(runs, experiment_name, budget)
+    if not (isinstance(shard, tuple) and len(shard) == 2 and all(is_integer(v, 0) for v in shard)
+            and shard[0] < shard[1]):  # fmt: skip
+        raise ValueError(f"shard must be (I, N) with 0 <= I < N, e.g. (0, 2); received {shard!r}.")
     index, count = shard
     mine = [r for i, r in enumerate(runs) if i % count == index]
     if runs and not mine:
@@ -271,7 +330,13 @@ def read_record(root: Path) -> dict:
         raise ValueError(f"{path} is not valid JSON. {RECORD_REMEDY}")
     problem = _record_problem(record)
     if problem:
-        raise ValueError(f"{path} is damaged: {problem}. {RECORD_REMEDY}")
+        raise ValueError(f"{path} is damaged: {problem.rstrip('.')}. {RECORD_REMEDY}")
+    if record["experiment"] not in EXPERIMENTS:
+        raise ValueError(
+            f"{path} records experiment {record['experiment']!r}, which is not in "
+            f"relu_ratio.experiments.EXPERIMENTS ({', '.join(EXPERIMENTS)}): an experiment of one's own is "
+            f"read back from there, so add it first, EXPERIMENTS[{record['experiment']!r}] = experiment."
+        )
     return {**record, "budget": {**_BUDGET_DEFAULTS, **record["budget"]}}  # a field added since: its default
 
 
@@ -296,7 +361,6 @@ def _record_problem(record: object) -> str | None:
     if not isinstance(budget_record["seeds"], list) or not budget_record["seeds"]:
         return "'budget.seeds' must be a list of seeds"
     try:
-        experiment(record["experiment"])
         Budget(**{**budget_record, "seeds": tuple(budget_record["seeds"])}).describe()
     except (TypeError, ValueError) as error:
         return str(error)
