@@ -185,6 +185,12 @@ def test_run_takes_the_experiment_and_budget_the_runs_were_planned_with(tmp_path
         with pytest.raises(error, match=said):
             experiments.run(runs, **{**given, **changed})
     assert not (tmp_path / "e").exists()  # refused before any record or run folder
+    for setting, said in (({"dataset": ""}, "dataset '' names no file"), ({"out": " "}, "out ' ' names no"),
+                          ({"only": ["plain5_*"]}, r"only must be one pattern .*received \['plain5_\*'\]")):
+        with pytest.raises(ValueError, match=said):  # '' took the default data, ' ' planned into a folder ' '
+            experiments.plan(shallow, small, **{"dataset": "x", "out": tmp_path / "e", **setting})
+    with pytest.raises(ValueError, match=r"seeds must be a list of seeds, e.g. \[0, 1, 2\]; received 5\."):
+        experiments.resolve_budget("tiny", seeds=5)  # was "'int' object is not iterable"
     own = r"experiment 'mine' is not in relu_ratio.experiments.EXPERIMENTS, .* EXPERIMENTS\['mine'\] = "
     with pytest.raises(ValueError, match=own):  # it trained, then collect could not read its record back
         experiments.plan(dataclasses.replace(shallow, name="mine"), small, dataset="x", out=tmp_path / "m")

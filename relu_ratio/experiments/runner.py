@@ -76,6 +76,8 @@ def resolve_budget(name: str = "tiny", **overrides) -> Budget:
             f"unknown budget setting(s) {sorted(unknown)}; valid: {', '.join(sorted(BUDGET_SETTINGS))}."
         )
     if "seeds" in changes:
+        if isinstance(changes["seeds"], (str, bytes)) or not hasattr(changes["seeds"], "__iter__"):
+            raise ValueError(f"seeds must be a list of seeds, e.g. [0, 1, 2]; received {changes['seeds']!r}.")
         seeds = tuple(changes["seeds"])
         for seed in seeds:
             check_seed(seed, f"seed {seed!r} of seeds {list(seeds)}: a seed")
@@ -103,7 +105,13 @@ def plan(
     """
     spec = _registered(name)
     chosen = _budget(budget)
-    dataset = dataset or default_dataset()
+    for setting, value in (("dataset", dataset), ("out", out)):
+        if value is not None and files.names_nothing(value):
+            raise ValueError(f"{setting} {value!r} names no file or folder (it is empty or blank); leave it "
+                             "out for the default.")  # fmt: skip
+    if only is not None and not isinstance(only, str):
+        raise ValueError(f"only must be one pattern of model names, e.g. 'resnet62_*'; received {only!r}.")
+    dataset = dataset if dataset is not None else default_dataset()
     root = Path(out) if out is not None else default_out(spec.name, chosen.name)
     variants = [v for v in spec.variants if only is None or fnmatch.fnmatchcase(v.model, only)]
     if not variants:
