@@ -702,13 +702,9 @@ class Batches(keras.utils.PyDataset):
         skip: int = 0,
         **kwargs,
     ):
+        use_multiprocessing = kwargs.pop("use_multiprocessing", False)
         super().__init__(**kwargs)
-        if self.use_multiprocessing:  # each worker process counts the batches it serves in a copy
-            raise ValueError(
-                "batches with use_multiprocessing=True would serve every epoch the first one's order and "
-                "augmentation (the epoch moves on where the batches are counted, and worker processes count "
-                "in copies): use threads, workers=N, instead."
-            )
+        self.use_multiprocessing = use_multiprocessing  # refused if True (the property's setter)
         if not isinstance(split, Split):
             raise TypeError(f"batches take a relu_ratio.data.Split (data.load(...) or Split(images, labels, "
                             f"info)); received {type(split).__name__}.")  # fmt: skip
@@ -731,12 +727,26 @@ class Batches(keras.utils.PyDataset):
         self.order = self._order()
         self.fill = np.round(np.asarray(split.info.mean)).astype(np.uint8)
 
+    @property
+    def use_multiprocessing(self) -> bool:
+        return self._use_multiprocessing
+
+    @use_multiprocessing.setter
+    def use_multiprocessing(self, value: bool) -> None:
+        if value:  # each worker process would count the batches it serves in a copy
+            raise ValueError(
+                "batches with use_multiprocessing=True would serve every epoch the first one's order and "
+                "augmentation (the epoch moves on where the batches are counted, and worker processes count "
+                "in copies): use threads, workers=N, instead."
+            )
+        self._use_multiprocessing = False
+
     def starting_at(self, epoch: int, skip: int = 0) -> Batches:
         """These batches from epoch ``epoch`` on; with ``skip``, the rest of that epoch: its first ``skip``
         batches left out (fit them for that one epoch: Keras reads an epoch's length once a ``fit``)."""
         return Batches(self.split, self.batch_size, self.augment, self.seed, self.one_hot, self.shuffle,
-                       epoch=epoch, skip=skip, workers=self.workers, max_queue_size=self.max_queue_size,
-                       use_multiprocessing=self.use_multiprocessing)  # fmt: skip
+                       epoch=epoch, skip=skip, workers=self.workers,
+                       max_queue_size=self.max_queue_size)  # fmt: skip
 
     def _order(self) -> np.ndarray:
         if not self.shuffle:

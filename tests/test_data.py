@@ -118,6 +118,11 @@ def test_only_32x32_jpeg_files_of_cifar10s_classes_go_by_cifar10_jpeg(tmp_path, 
         Image.open(image).save(image.with_suffix(".JPG"))
         image.unlink()
     assert data.load(png, "test").info.name == "cifar10_jpeg"
+    small = write_image_folder(tmp_path / "small", classes=data.CIFAR10_CLASSES, per_class=1, size=(28, 28))
+    for image in sorted((small / "test").glob("*/*.png")):
+        Image.open(image).save(image.with_suffix(".jpg"))
+        image.unlink()
+    assert data.load(small, "test").info.name == "small"  # JPEG, but not CIFAR-10's 32x32
 
 
 def test_corrupt_image_is_named(image_folder):
@@ -333,11 +338,14 @@ def test_a_batch_is_a_function_of_seed_epoch_and_index_so_a_resume_can_skip_what
 
 
 def test_a_resumed_feed_keeps_its_workers_and_queue():
-    batches = data.Batches(data.sample(), 8, workers=2, use_multiprocessing=True, max_queue_size=3)
+    batches = data.Batches(data.sample(), 8, workers=2, max_queue_size=3)
     rest = batches.starting_at(1, skip=2)
-    assert (rest.workers, rest.use_multiprocessing, rest.max_queue_size) == (2, True, 3)
+    assert (rest.workers, rest.use_multiprocessing, rest.max_queue_size) == (2, False, 3)
     batches.workers = 4  # set after it was made
     assert batches.starting_at(1).workers == 4
+    with pytest.raises(ValueError, match="use_multiprocessing=True would serve every epoch the first one's"):
+        batches.use_multiprocessing = True  # set after it was made: refused as when it is made
+    assert not batches.use_multiprocessing
 
 
 def test_splits_with_other_class_names_or_image_sizes_do_not_match(tmp_path, monkeypatch):
