@@ -176,8 +176,9 @@ def test_run_takes_the_experiment_and_budget_the_runs_were_planned_with(tmp_path
     given = {"experiment_name": shallow.name, "budget": small, "log": lambda *_: None}
     cases = [
         ({"budget": "tiny"}, ValueError, r"^run plain5_11-seed0 was not planned at budget 'tiny': "
-                                         r"batch_size: 16, 64; train_subset: 32, 256; test_subset: 32, 256"),
-        ({"experiment_name": "table2"}, ValueError, r"^run plain5_11-seed0 is of no model of .*'table2'"),
+                                         r"batch_size: 16, 64; test_subset: 32, 256; train_subset: 32, 256"),
+        ({"experiment_name": "erase_relu"}, ValueError, r"^run plain5_11-seed0 was planned for experiment "
+                                                        r"'shallow_table1', not 'erase_relu': give run"),
         ({"shard": (0, 0)}, ValueError, r"^shard must be \(I, N\) with 0 <= I < N, .*received \(0, 0\)"),
         ({"budget": {"epochs": 1}}, TypeError, r"^budget must be a budget's name or a Budget"),
     ]  # fmt: skip

@@ -28,7 +28,7 @@ from pathlib import Path
 from relu_ratio import data, files, train
 from relu_ratio.experiments.specs import EXPERIMENTS, Budget, Experiment, Variant, budget, experiment
 from relu_ratio.train import fit, series
-from relu_ratio.validators import check_seed, is_integer
+from relu_ratio.validators import check_seed, is_integer, plain_number
 
 BUDGET_SETTINGS = {"recipe", "epochs", "train_subset", "test_subset", "seeds", "batch_size"}
 RECORD_FILE = "experiment.json"  # in an experiment's folder: its name, budget and dataset
@@ -36,8 +36,9 @@ RECORD_FILE = "experiment.json"  # in an experiment's folder: its name, budget a
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One training run of an experiment: a variant, a seed, and its full training config."""
+    """One training run of an experiment (by name): a variant, a seed, and its full training config."""
 
+    experiment: str
     variant: Variant
     seed: int
     config: train.TrainConfig
@@ -118,7 +119,7 @@ def plan(
         names = ", ".join(v.model for v in spec.variants)
         raise ValueError(f"--only {only!r} matches none of {spec.name}'s models: {names}.")
     return [
-        Run(variant, seed, train.TrainConfig(
+        Run(spec.name, variant, seed, train.TrainConfig(
             model=variant.model, dataset=dataset, out=run_dir(root, variant.model, seed),
             recipe=chosen.recipe, epochs=chosen.epochs, batch_size=chosen.batch_size,
             train_subset=chosen.train_subset, test_subset=chosen.test_subset, seed=seed, verbose=2,
@@ -156,12 +157,12 @@ def _budget(chosen: str | Budget) -> Budget:
 def _check_planned(runs: list[Run], experiment_name: str, chosen: Budget) -> None:
     """Refuse runs that :func:`plan` did not plan for ``experiment_name`` at ``chosen``: the folder's record
     and its report would describe other runs than those trained."""
-    models = [variant.model for variant in experiment(experiment_name).variants]
-    settings = ("recipe", "epochs", "batch_size", "train_subset", "test_subset")
+    experiment(experiment_name)  # a registered one
+    settings = sorted(BUDGET_SETTINGS - {"seeds"})  # and the seed, below
     for item in runs:
-        if item.variant.model not in models:
+        if item.experiment != experiment_name:
             raise ValueError(
-                f"run {item.run_id} is of no model of experiment {experiment_name!r} ({', '.join(models)}): "
+                f"run {item.run_id} was planned for experiment {item.experiment!r}, not {experiment_name!r}: "
                 "give run() the experiment given to plan()."
             )
         differs = [
@@ -193,9 +194,17 @@ def parse_shard(text: str) -> tuple[int, int]:
         index, count = (int(part) for part in text.split("/"))
     except ValueError:
         index, count = -1, 0
-    if not 0 <= index < count:
-        raise ValueError(f"shard must be 'I/N' with 0 <= I < N, e.g. '0/2'; received {text!r}.")
-    return index, count
+    return check_shard((index, count), given=text)
+
+
+def check_shard(shard: tuple[int, int], given: str | None = None) -> tuple[int, int]:
+    """``shard`` as ``(I, N)`` with ``0 <= I < N`` (worker I of N); a ``ValueError`` names ``given`` (the
+    text of ``--shard``) or else ``shard``."""
+    values = tuple(plain_number(v) for v in shard) if isinstance(shard, tuple) else ()
+    if len(values) != 2 or not all(is_integer(v) for v in values) or not 0 <= values[0] < values[1]:
+        form = "(I, N) with 0 <= I < N, e.g. (0, 2)" if given is None else "'I/N' with 0 <= I < N, e.g. '0/2'"
+        raise ValueError(f"shard must be {form}; received {shard if given is None else given!r}.")
+    return values
 
 
 def run(
@@ -214,10 +223,7 @@ def run(
     """
     budget = _budget(budget)
     _check_planned(runs, experiment_name, budget)
-    if not (isinstance(shard, tuple) and len(shard) == 2 and all(is_integer(v, 0) for v in shard)
-            and shard[0] < shard[1]):  # fmt: skip
-        raise ValueError(f"shard must be (I, N) with 0 <= I < N, e.g. (0, 2); received {shard!r}.")
-    index, count = shard
+    index, count = check_shard(shard)
     mine = [r for i, r in enumerate(runs) if i % count == index]
     if runs and not mine:
         log(f"shard {index}/{count}: none of the {len(runs)} run(s) falls to this shard (more shards than "
@@ -339,12 +345,6 @@ def read_record(root: Path) -> dict:
     problem = _record_problem(record)
     if problem:
         raise ValueError(f"{path} is damaged: {problem.rstrip('.')}. {RECORD_REMEDY}")
-    if record["experiment"] not in EXPERIMENTS:
-        raise ValueError(
-            f"{path} records experiment {record['experiment']!r}, which is not in "
-            f"relu_ratio.experiments.EXPERIMENTS ({', '.join(EXPERIMENTS)}): an experiment of one's own is "
-            f"read back from there, so add it first, EXPERIMENTS[{record['experiment']!r}] = experiment."
-        )
     return {**record, "budget": {**_BUDGET_DEFAULTS, **record["budget"]}}  # a field added since: its default
 
 
