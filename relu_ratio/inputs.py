@@ -30,6 +30,7 @@ import types
 from collections.abc import Iterator, Sequence
 
 import keras
+import ml_dtypes
 import numpy as np
 
 RAW = "raw images: uint8, or floats on the 0-255 scale (the model normalises them itself)"
@@ -45,22 +46,23 @@ class ImageInputError(ValueError):
 def check_images(images, input_shape: Sequence[int | None]) -> np.ndarray:
     """Return ``images`` as a numpy array after checking it is a batch of raw images of ``input_shape``.
 
-    Checked: a batch axis and ``(height, width, channels) == input_shape`` (``None`` matches any size),
-    a real numeric dtype (not bool, strings or objects), finite values in [0, 255] (give or take an
-    interpolation's rounding: 2 * 255 * the float dtype's epsilon, at least :data:`ROUNDING`), and, for
-    floats, not scaled to [0, 1] (the ``images / 255`` pitfall): that is, fewer than 1 % of the values above 1
-    (:data:`SCALED_SHARE`) while some are above 0. A share rather than the maximum, so that a few outlier
-    pixels (a hot pixel, an annotation at 2.0) cannot make scaled images pass; raw 0-255 images have far
-    more values above 1 unless nearly black (an all-zero batch is allowed; set ``model.check_inputs =
-    False`` for really dark images).
+    Checked: a batch axis and ``(height, width, channels) == input_shape`` (``None`` matches any size), a real
+    numeric dtype (bfloat16, JAX's and PyTorch's, too; not bool, strings or objects), finite values in
+    [0, 255] (give or take an interpolation's rounding: 2 * 255 * the float dtype's epsilon, at least
+    :data:`ROUNDING`), and, for floats, not scaled to [0, 1] (the ``images / 255`` pitfall): that is, fewer
+    than 1 % of the values above 1 (:data:`SCALED_SHARE`) while some are above 0. A share rather than the
+    maximum, so that a few outlier pixels (a hot pixel, an annotation at 2.0) cannot make scaled images pass;
+    raw 0-255 images have far more values above 1 unless nearly black (an all-zero batch is allowed; set
+    ``model.check_inputs = False`` for really dark images).
 
     Raises:
         ImageInputError: naming what was wrong and what is valid.
     """
     array = np.asarray(images)
+    values = array.astype(np.float32) if array.dtype == ml_dtypes.bfloat16 else array  # JAX's, PyTorch's
     expected = tuple(input_shape)
     want = f"(batch, {', '.join('any' if d is None else str(d) for d in expected)})"
-    numeric = np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+    numeric = np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)
     if array.dtype == bool or not numeric:
         raise ImageInputError(f"images have dtype {array.dtype}; expected {RAW}.")
     if array.ndim == len(expected) and _fits(array.shape, expected):
@@ -79,20 +81,21 @@ def check_images(images, input_shape: Sequence[int | None]) -> np.ndarray:
         raise ImageInputError(f"images have shape {array.shape}; expected {want}.{hint}")
     if array.size == 0:
         return array
-    if np.issubdtype(array.dtype, np.floating):
-        finite = np.isfinite(array)
+    if np.issubdtype(values.dtype, np.floating):
+        finite = np.isfinite(values)
         if not finite.all():
             raise ImageInputError(
                 f"images contain {int(array.size - finite.sum()):,} NaN or infinite value(s); expected {RAW}."
             )
-    low, high = float(array.min()), float(array.max())
-    rounding = max(ROUNDING, 2 * 255 * float(np.finfo(array.dtype).eps)) if array.dtype.kind == "f" else 0
+    low, high = float(values.min()), float(values.max())
+    floating = values.dtype.kind == "f"
+    rounding = max(ROUNDING, 2 * 255 * float(ml_dtypes.finfo(array.dtype).eps)) if floating else 0
     if low < -rounding or high > 255 + rounding:
         standardised = low < -rounding and high < 10
         hint = " They look standardised (mean 0): pass the raw images." if standardised else ""
         span = f"[{low:.8g}, {high:.8g}]"  # not rounded into [0, 255]
         raise ImageInputError(f"image values span {span}; expected {RAW}, in [0, 255].{hint}")
-    above = np.count_nonzero(array > 1) / array.size if np.issubdtype(array.dtype, np.floating) else 1.0
+    above = np.count_nonzero(values > 1) / values.size if np.issubdtype(values.dtype, np.floating) else 1.0
     if high > 0 and above < SCALED_SHARE:
         raise ImageInputError(
             f"images look scaled to [0, 1] ({100 * above:.2g} % of the values are above 1; they span "
@@ -264,8 +267,8 @@ def _concrete(x) -> np.ndarray | None:
     """``x`` as numpy if it is a concrete (eager) tensor, ``None`` for symbolic tensors and anything else."""
     if isinstance(x, keras.KerasTensor) or not hasattr(x, "__array__") or not hasattr(x, "shape"):
         return None
-    try:
-        return np.asarray(x)
+    try:  # the backend's own conversion copies a GPU tensor to the host (numpy cannot)
+        return keras.ops.convert_to_numpy(x) if keras.ops.is_tensor(x) else np.asarray(x)
     except Exception:  # a symbolic TensorFlow tensor or a JAX tracer inside a traced step
         return None
 
@@ -402,6 +405,11 @@ class CheckedModel(keras.Model):
             if one_hot and not x.one_hot:
                 raise ValueError(f"{compiled}, but the batches given as {name} hold class indices: make them "
                                  "with data.batches(..., one_hot=True).")  # fmt: skip
+            if one_hot and x.split.info.num_classes != classes:
+                raise ValueError(
+                    f"the batches given as {name} are of {x.split.info.num_classes} classes and {self.name} "
+                    f"has {classes}: build or load the model with classes= the data's number of classes."
+                )
             if one_hot:
                 return  # the split's class indices, made one-hot batch by batch
             labels, given = x.split.labels, f"the split of the batches given as {name}"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import keras
+import ml_dtypes
 import numpy as np
 import pytest
 from helpers import RAW, REAL, SHAPE
@@ -45,6 +46,11 @@ def test_check_images_accepts_raw_images():
                np.zeros((0, *SHAPE), np.uint8), RAW.tolist()):  # fmt: skip
         assert check_images(ok, SHAPE).shape[1:] == SHAPE
     assert check_images(RAW[:, :20], (None, None, 3)).shape == (4, 20, 32, 3)
+    bf16 = RAW.astype(ml_dtypes.bfloat16)  # what JAX and PyTorch arrays of bfloat16 become (was refused)
+    assert check_images(bf16, SHAPE).dtype == ml_dtypes.bfloat16
+    assert check_images(np.full((1, *SHAPE), 256, ml_dtypes.bfloat16), SHAPE).shape == (1, *SHAPE)  # rounding
+    with pytest.raises(ImageInputError, match=r"scaled to \[0, 1\]"):
+        check_images(bf16 / 255, SHAPE)
 
 
 def test_check_images_is_not_fooled_by_a_few_outlier_pixels():
@@ -81,6 +87,10 @@ def test_zoo_models_refuse_bad_images_in_predict_evaluate_fit_and_call(toy_zoo):
     for use, batches in ((model.fit, data.batches(indices, 4)), (model.evaluate, data.batches(indices, 4))):
         with pytest.raises(ValueError, match=r"compiled for one-hot labels .* one_hot=True\)"):
             use(batches, verbose=0)
+    info = data.DatasetInfo("three", ("a", "b", "c"), (0.0,) * 3, (1.0,) * 3)
+    three = data.Split(RAW, np.arange(4) % 3, info)
+    with pytest.raises(ValueError, match=r"^the batches given as x are of 3 classes and \w+ has 10: build"):
+        model.fit(data.batches(three, 4, one_hot=True), verbose=0)  # failed inside Keras
     given = r"{0} holds class indices \(shape \(4,\)\): give keras.utils.to_categorical\({0}, 10\), or"
     for use in (model.fit, model.evaluate):  # numpy class indices (the top-5 metric failed inside Keras)
         with pytest.raises(ValueError, match="one-hot labels .*, but " + given.format("y")):
