@@ -21,7 +21,7 @@ from pathlib import Path
 
 from relu_ratio import data, files, stats, train
 from relu_ratio.experiments.runner import RECORD_FILE, Run, plan, read_record
-from relu_ratio.experiments.specs import EXPERIMENTS, Budget, Experiment, experiment
+from relu_ratio.experiments.specs import EXPERIMENTS, Budget, Experiment
 
 COLUMNS = (
     "experiment", "group", "variant", "model", "seed", "status", "epochs_done", "epochs", "dataset",
@@ -49,13 +49,13 @@ def collect(out: str | os.PathLike, figure: bool = True) -> Report:
     """Read every planned run under ``out`` (written by ``experiments run``) and write the three reports."""
     root = Path(out)
     record = read_record(root)
-    if record["experiment"] not in EXPERIMENTS:
+    spec = EXPERIMENTS.get(record["experiment"])
+    if spec is None:
         raise ValueError(
             f"{root / RECORD_FILE} records experiment {record['experiment']!r}, which is not in "
             f"relu_ratio.experiments.EXPERIMENTS ({', '.join(EXPERIMENTS)}): an experiment of one's own is "
             f"read back from there, so add it first, EXPERIMENTS[{record['experiment']!r}] = experiment."
         )
-    spec = experiment(record["experiment"])
     chosen = Budget(**{**record["budget"], "seeds": tuple(record["budget"]["seeds"])})
     rows = [_row(spec, item) for item in plan(spec, chosen, dataset=record["dataset"], out=root)]
     # every run reads one source: a run not started yet is labelled like those whose config names the data
