@@ -114,12 +114,30 @@ def test_register_refuses_a_taken_name_and_a_run_that_does_not_fit(run, store, t
     config = json.loads((bad / "config.json").read_text())
     config["architecture"]["builder_name"] = config["model"] = "resnet14_21"
     (bad / "config.json").write_text(json.dumps(config))
-    with pytest.raises(zoo.IntegrityError, match="does not fit resnet14_21"):
+    named = re.escape(f"{bad / 'model.weights.h5'} does not fit resnet14_21")  # not the store's float16 copy
+    with pytest.raises(zoo.IntegrityError, match=named):
         zoo.register(bad, store=tmp_path / "other")
     assert list((tmp_path / "other").iterdir()) == []  # nothing half-registered
     (tmp_path / "notes.txt").write_text("")
     with pytest.raises(zoo.ZooError, match=r"notes.txt is not a run .*: notes.txt: is a file, not a run"):
         zoo.register(tmp_path / "notes.txt", store=tmp_path / "other")
+
+
+def test_register_stores_the_model_of_a_file_keras_saved_with_its_optimizer(run, store, tmp_path):
+    saved = tmp_path / "run"
+    shutil.copytree(run["dir"], saved)
+    model = models.build(NAME, **json.loads((saved / "config.json").read_text())["architecture"]["kwargs"])
+    model.set_weights(run["model"].get_weights())
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.optimizer.build(model.trainable_variables)
+    model.save_weights(saved / "model.weights.h5")  # a compiled model's file: Keras adds its optimizer
+    with h5py.File(saved / "model.weights.h5", "r") as file:
+        assert "optimizer" in file
+    entry = zoo.register(saved, store=tmp_path / "other")
+    with h5py.File(tmp_path / "other" / NAME / "model.weights.h5", "r") as file:
+        assert set(file) == {"layers", "vars"}
+    registered = json.loads((store / NAME / "metadata.json").read_text())  # the same weights, saved bare
+    assert (entry.sha256, entry.metrics) == (registered["sha256"], registered["metrics"])
 
 
 def test_register_refuses_test_data_with_other_class_names_than_the_run_trained_on(run, tmp_path):

@@ -45,6 +45,7 @@ from relu_ratio.zoo.registry import (
 CONFIG_KEYS = ("model", "dataset", "architecture", "command")
 COMPRESS_FROM_BYTES = 256  # below this, compression saved less than its chunk index cost (preact164_32)
 RESULT_KEYS = ("epochs_completed", "wall_time_s", "device", "backend")
+OPTIMIZER_GROUP = "optimizer"  # where Keras' save_weights keeps a compiled model's optimizer state
 
 
 def register(
@@ -176,7 +177,9 @@ def _recorded_run(run: Path) -> tuple[dict, dict, str | None, ZooEntry | None]:
 def write_float16(source: str | os.PathLike, target: str | os.PathLike) -> None:
     """Copy the Keras weights file ``source`` (``*.weights.h5``) to ``target`` with every floating-point
     array stored as float16: the same groups, names and attributes, so ``model.load_weights(target)``
-    fills a float32 model (Keras casts on assignment), at half the bytes. An array holding a value beyond
+    fills a float32 model (Keras casts on assignment), at half the bytes. Only the model's weights are
+    copied: the optimizer's state that Keras' ``save_weights`` adds for a compiled model (its top-level
+    ``optimizer`` group) is left out. An array holding a value beyond
     float16's range (65504; e.g. the BatchNorm moving variance of a network whose activations grew large)
     keeps its own dtype instead of turning into inf. Every array of at least :data:`COMPRESS_FROM_BYTES`
     is stored losslessly compressed (HDF5's byte shuffle and gzip, which every HDF5 reader decodes: about 11 %
@@ -190,9 +193,11 @@ def write_float16(source: str | os.PathLike, target: str | os.PathLike) -> None:
     untimed_group = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
     untimed_group.set_obj_track_times(False)
 
-    def copy(source_group: h5py.Group, target_group: h5py.Group) -> None:
+    def copy(source_group: h5py.Group, target_group: h5py.Group, skip: tuple[str, ...] = ()) -> None:
         target_group.attrs.update(source_group.attrs)
         for key, item in source_group.items():
+            if key in skip:
+                continue
             if isinstance(item, h5py.Group):
                 copy(item, h5py.Group(h5py.h5g.create(target_group.id, key.encode(), gcpl=untimed_group)))
                 continue
@@ -211,7 +216,7 @@ def write_float16(source: str | os.PathLike, target: str | os.PathLike) -> None:
     try:
         created = h5py.h5f.create(os.fsencode(target), h5py.h5f.ACC_TRUNC, fcpl=untimed_root, fapl=newest)
         with h5py.File(source, "r") as read, h5py.File(created) as written:
-            copy(read, written)
+            copy(read, written, skip=(OPTIMIZER_GROUP,))
     except OSError as error:
         raise ZooError(f"cannot store the weights {os.fspath(source)} as float16: {error}") from error
 
@@ -251,7 +256,7 @@ def _measure(
     name: str, config: dict, result: dict, precision: str | None, weights: Path, run: Path, data
 ) -> ZooEntry:
     architecture = config["architecture"]
-    model = build_with_weights(architecture, weights, f"training run {run}")
+    model = build_with_weights(architecture, weights, f"training run {run}", named=run / WEIGHTS_FILE)
     source = os.fspath(data) if data is not None else str(config["dataset"])
     check_class_count(source, model.output_shape[-1], f"the model of the run in {run}")
     split = data_lib.load(source, split="test")

@@ -208,8 +208,13 @@ def explicit_pattern(builder_name: str) -> str | list[list[str]]:
     return ReLUPattern(pattern).explicit(spec.kind, spec.blocks_per_stage(depth))
 
 
-def build_with_weights(architecture: dict, weights: str | os.PathLike, label: str) -> keras.Model:
-    """Rebuild ``architecture`` and load ``weights`` into it; any misfit raises :class:`IntegrityError`."""
+def build_with_weights(
+    architecture: dict, weights: str | os.PathLike, label: str, *, named: str | os.PathLike | None = None
+) -> keras.Model:
+    """Rebuild ``architecture`` and load ``weights`` into it; any misfit raises :class:`IntegrityError`,
+    naming the file ``named`` (default ``weights``: ``named`` is the user's file where ``weights`` is a
+    copy of it)."""
+    named = weights if named is None else named
     try:
         model = models.build(architecture["builder_name"], **architecture["kwargs"])
     except (TypeError, ValueError) as error:
@@ -218,11 +223,11 @@ def build_with_weights(architecture: dict, weights: str | os.PathLike, label: st
         with h5py.File(weights, "r") as file:
             stored = _arrays(file)
     except OSError as error:
-        raise IntegrityError(f"{label}: cannot read weights file {weights}: {error}") from error
+        raise IntegrityError(f"{label}: cannot read weights file {named}: {error}") from error
     expected = sorted((tuple(w.shape), _kind(w.dtype)) for w in model.weights)
     if sorted(stored) != expected:
         raise IntegrityError(
-            f"{label}: weights file {weights} does not fit {architecture['builder_name']} "
+            f"{label}: weights file {named} does not fit {architecture['builder_name']} "
             f"({len(stored)} arrays stored, {len(expected)} expected; shapes and kinds (float, int) must "
             "match)."
         )
@@ -230,7 +235,7 @@ def build_with_weights(architecture: dict, weights: str | os.PathLike, label: st
         model.load_weights(weights)
     except (ValueError, OSError, KeyError) as error:
         raise IntegrityError(
-            f"{label}: weights file {weights} does not fit {architecture['builder_name']}: {error}"
+            f"{label}: weights file {named} does not fit {architecture['builder_name']}: {error}"
         ) from error
     return model
 
