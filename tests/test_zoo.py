@@ -272,7 +272,7 @@ def test_an_entry_registered_with_its_weights_in_git_says_how_to_fetch_them(
     weights = folder / "model.weights.h5"
     assert entry.weights_git_object == f"{commit}:zoo/{NAME}/model.weights.h5"
     assert entry.sha256 == zoo.info(NAME).sha256 and entry.metrics == zoo.info(NAME).metrics
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "metadata.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [".gitignore", "README.md", "metadata.json"]
     assert zoo.registry.with_weights(zoo.list()) == [NAME]
     with pytest.raises(zoo.WeightsNotStoredError) as error:
         zoo.load(name)
@@ -293,6 +293,8 @@ def test_an_entry_registered_with_its_weights_in_git_says_how_to_fetch_them(
     with pytest.raises(zoo.IntegrityError, match=f"0 bytes.* Fetch it again: .* fetch {name}"):
         zoo.load(name)
     assert main(["fetch", name]) == 0 and capsys.readouterr().out == f"{name}: {weights}\n"
+    untracked = _git(repository, "status", "--porcelain", "--untracked-files=all")
+    assert untracked == f"?? zoo/{name}/.gitignore\n?? zoo/{name}/README.md\n?? zoo/{name}/metadata.json"
     assert zoo.card.update(check=True) == []  # the card is the same with the file fetched
     fetched, stored = (zoo.load(n).predict(run["images"], verbose=0) for n in (name, NAME))
     np.testing.assert_array_equal(fetched, stored)

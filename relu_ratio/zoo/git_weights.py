@@ -40,6 +40,16 @@ def resolve(store: Path, spec: str, sha256: str) -> str:
     return f"{commit}:{path}"
 
 
+def ignore_fetched(folder: Path, weights_file: str) -> None:
+    """Write ``folder/.gitignore`` naming ``weights_file``: the entry's weights, once fetched, are git's copy
+    of a committed file, so that ``git add`` never commits them a second time."""
+    (folder / ".gitignore").write_text(
+        f"# {weights_file} is written by zoo fetch from git's history (metadata.json: weights_git_object)\n"
+        f"/{weights_file}\n",
+        encoding="utf-8",
+    )
+
+
 def fetch(name: str) -> Path:
     """Write the weights file of zoo entry ``name``, registered without it, into its folder from the git
     history of the repository that holds the store; checked against the registered sha256 first, written

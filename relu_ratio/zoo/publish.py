@@ -75,7 +75,8 @@ def register(
 
     With ``weights_in_git`` the entry is published without its weights file, which a git object of the
     repository that holds the store keeps (:attr:`ZooEntry.weights_git_object`, :mod:`git_weights`): git's
-    copy must be, byte for byte, the float16 file that is measured. An entry registered again in its own
+    copy must be, byte for byte, the float16 file that is measured; the entry's ``.gitignore`` names the
+    file, which ``zoo fetch`` writes there. An entry registered again in its own
     store keeps its git object (a fetched file goes with the old folder: ``zoo fetch`` it again).
 
     Args:
@@ -136,6 +137,7 @@ def register(
             kept_in_git = {**entry.to_json(), "weights_git_object": weights_in_git}
             entry = ZooEntry.from_json(kept_in_git, where=f"metadata of {name!r}")
             weights.unlink()
+            git_weights.ignore_fetched(staging, WEIGHTS_FILE)
         (staging / METADATA_FILE).write_text(json.dumps(entry.to_json(), indent=2) + "\n", encoding="utf-8")
         card.write(entry, staging)  # the model card, README.md, as it belongs in the published folder
         shipped = store.resolve() == shipped_store().resolve()
