@@ -76,8 +76,8 @@ def register(
     With ``weights_in_git`` the entry is published without its weights file, which a git object of the
     repository that holds the store keeps (:attr:`ZooEntry.weights_git_object`, :mod:`git_weights`): git's
     copy must be, byte for byte, the float16 file that is measured; the entry's ``.gitignore`` names the
-    file, which ``zoo fetch`` writes there. An entry registered again in its own
-    store keeps its git object (a fetched file goes with the old folder: ``zoo fetch`` it again).
+    file, which ``zoo fetch`` writes there. An entry registered again in its own store keeps its git object
+    (a fetched file goes with the old folder: ``zoo fetch`` it again).
 
     Args:
         run_dir: the training run's output directory, or a zoo entry's folder.
@@ -181,13 +181,13 @@ def write_float16(source: str | os.PathLike, target: str | os.PathLike) -> None:
     array stored as float16: the same groups, names and attributes, so ``model.load_weights(target)``
     fills a float32 model (Keras casts on assignment), at half the bytes. Only the model's weights are
     copied: the optimizer's state that Keras' ``save_weights`` adds for a compiled model (its top-level
-    ``optimizer`` group) is left out. An array holding a value beyond
-    float16's range (65504; e.g. the BatchNorm moving variance of a network whose activations grew large)
-    keeps its own dtype instead of turning into inf. Every array of at least :data:`COMPRESS_FROM_BYTES`
-    is stored losslessly compressed (HDF5's byte shuffle and gzip, which every HDF5 reader decodes: about 11 %
-    smaller, the values bit for bit the same). Written in HDF5's newest file format (smaller group metadata)
-    without object timestamps, so the same weights give the same bytes and the same sha256 (with the same
-    h5py build, whose HDF5 and zlib it bundles).
+    ``optimizer`` group) is left out. An array holding a value beyond float16's range (65504; e.g. the
+    BatchNorm moving variance of a network whose activations grew large) keeps its own dtype instead of
+    turning into inf. Every array of at least :data:`COMPRESS_FROM_BYTES` is stored losslessly compressed
+    (HDF5's byte shuffle and gzip, which every HDF5 reader decodes: about 11 % smaller, the values bit for bit
+    the same). Written in HDF5's newest file format (smaller group metadata) without object timestamps, so
+    the same weights give the same bytes and the same sha256 (with the same h5py build, whose HDF5 and zlib
+    it bundles).
 
     Example:
         >>> write_float16("runs/resnet20_21/model.weights.h5", "/tmp/half.weights.h5")  # doctest: +SKIP
