@@ -539,6 +539,16 @@ def test_cli_list_info_and_table(store, capsys, tmp_path, monkeypatch):
         with pytest.raises(zoo.UnknownModelError) as refused:
             zoo.load(NAME)
         assert str(refused.value) == f"no zoo entry named '{NAME}'. No entries: {said}."  # said once
+        readme = tmp_path / "mine.md"  # was emptied to '(no entries yet)'; cards --check passed
+        readme.write_text(f"{zoo.registry.TABLE_START}\nmine\n{zoo.registry.TABLE_END}\n")
+        for command in (["table"], ["table", "--update", readme], ["table", "--check", readme], ["cards"],
+                        ["cards", "--check"], ["cards", "--update"]):  # fmt: skip
+            assert main([os.fspath(arg) for arg in command]) == 2
+            err = capsys.readouterr().err  # one line; table's: "error: cannot update the zoo table: ..."
+            assert re.fullmatch(rf"error: [^\n]*no zoo entries: {re.escape(said)}\.\n", err)
+        assert "mine" in readme.read_text()
+        with pytest.raises(zoo.ZooError, match=f"no zoo entries: {re.escape(said)}"):
+            models.build(NAME, weights="cifar10")
         missing.write_text("")
     monkeypatch.undo()
     assert main(["info", NAME]) == 0 and json.loads(capsys.readouterr().out)["name"] == NAME
