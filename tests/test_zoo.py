@@ -121,6 +121,19 @@ def test_register_refuses_a_taken_name_and_a_run_that_does_not_fit(run, store, t
     (tmp_path / "notes.txt").write_text("")
     with pytest.raises(zoo.ZooError, match=r"notes.txt is not a run .*: notes.txt: is a file, not a run"):
         zoo.register(tmp_path / "notes.txt", store=tmp_path / "other")
+    with pytest.raises(zoo.ZooError, match=r"nowhere does not exist: register takes the folder a training"):
+        zoo.register(tmp_path / "nowhere", store=tmp_path / "other")
+    with pytest.raises(zoo.ZooError, match=r"data/config.json: missing, .* \(register takes the folder a"):
+        zoo.register(run["root"] / "data", store=tmp_path / "other")  # was '(run unfinished?)'
+    (bad / "result.json").unlink()
+    (bad / "metrics.csv").write_text("epoch,accuracy,val_accuracy\n0,0.3,0.25\n")
+    resumes = f"(no result.json; epochs logged: 1): the same command resumes it: {config['command']}"
+    with pytest.raises(zoo.ZooError, match=re.escape(resumes)):
+        zoo.register(bad, store=tmp_path / "other")
+    (bad / "failed.json").write_text(json.dumps({"error": "TrainingDiverged: loss is nan"}))
+    with pytest.raises(zoo.ZooError, match=r"not finished .*: it failed \(TrainingDiverged: loss is nan\)"):
+        zoo.register(bad, store=tmp_path / "other")
+    assert not (tmp_path / "other").exists() or list((tmp_path / "other").iterdir()) == []
 
 
 def test_register_stores_the_model_of_a_file_keras_saved_with_its_optimizer(run, store, tmp_path):

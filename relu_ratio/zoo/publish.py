@@ -45,6 +45,8 @@ from relu_ratio.zoo.registry import (
 CONFIG_KEYS = ("model", "dataset", "architecture", "command")
 COMPRESS_FROM_BYTES = 256  # below this, compression saved less than its chunk index cost (preact164_32)
 RESULT_KEYS = ("epochs_completed", "wall_time_s", "device", "backend")
+RUN_FOLDER = ("register takes the folder a training run filled (python -m relu_ratio.train --out): "
+              "config.json, result.json, model.weights.h5; or a zoo entry's folder")
 OPTIMIZER_GROUP = "optimizer"  # where Keras' save_weights keeps a compiled model's optimizer state
 
 
@@ -160,9 +162,17 @@ def _recorded_run(run: Path) -> tuple[dict, dict, str | None, ZooEntry | None]:
     """``(config, result, precision, entry)`` of the run in ``run``: a training run's folder (``entry`` is
     ``None``) or a zoo entry's, whose metadata keeps its run's config and result."""
     if not (run / METADATA_FILE).is_file():
+        if not run.exists():
+            raise ZooError(f"{run} does not exist: {RUN_FOLDER}.")
         record = RunRecord.read(run)
         if record.damage and not (record.config and record.result):  # a damaged progress.json alone does not
             raise ZooError(f"{run} is not a run that can be registered: {'; '.join(record.damage)}.")
+        if record.state in ("partial", "failed"):
+            command = record.config.get("command", "its training command")
+            how = (f"it failed ({record.failure.get('error', 'failed.json')})" if record.state == "failed"
+                   else f"the same command resumes it: {command}")  # fmt: skip
+            raise ZooError(f"the run in {run} has not finished (no result.json; epochs logged: "
+                           f"{len(record.curve)}): {how}")  # fmt: skip
         config = _required(record.config, run / "config.json", CONFIG_KEYS)
         return config, _required(record.result, run / "result.json", RESULT_KEYS), record.precision, None
     path = run / METADATA_FILE
@@ -323,7 +333,7 @@ def _measure(
 def _required(value: dict, path: Path, keys: tuple[str, ...]) -> dict:
     """``value`` (a file of the run read by :class:`~relu_ratio.train.RunRecord`) if it holds ``keys``."""
     if not value:
-        raise ZooError(f"cannot read {path}: missing, unreadable or not a JSON object (run unfinished?).")
+        raise ZooError(f"cannot read {path}: missing, unreadable or not a JSON object ({RUN_FOLDER}).")
     missing = [key for key in keys if key not in value]
     if missing:
         raise ZooError(f"{path} lacks the keys {missing}.")
