@@ -527,7 +527,31 @@ def test_evaluate_reproduces_the_registered_accuracy(store, capsys):
     result = zoo.evaluate(NAME)
     assert result["diff_top1"] == 0 and result["diff_top5"] == 0 and result["num_images"] == 12
     assert main(["evaluate", NAME]) == 0
-    assert "difference +0.00 points" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "difference +0.00 points" in out and "(of 12 images" not in out  # the same images: not said
+    assert result["registered_num_images"] == 12 and result["registered_data"] == str(store.parent / "data")
+
+
+def test_the_table_names_the_images_of_each_figure_where_entries_were_measured_on_other_images(scratch):
+    tagged = scratch / f"{NAME}.sub"  # the same data's name, fewer of its images (a subset, a tiny folder)
+    shutil.copytree(scratch / NAME, tagged)
+    meta = json.loads((tagged / "metadata.json").read_text())
+    (tagged / "metadata.json").write_text(json.dumps({**meta, "name": f"{NAME}.sub", "num_images": 3}))
+    table = zoo.markdown_table()
+    assert table.startswith("| model | ReLU pattern | top-1 | params |")  # no shared dataset and split
+    for name, images in ((NAME, 12), (f"{NAME}.sub", 3)):
+        row = next(line for line in table.splitlines() if line.startswith(f"| [`{name}`]"))
+        assert f" % ({meta['dataset']}, test, {images} images) |" in row
+
+
+def test_evaluate_on_other_images_says_what_the_registered_figures_are_of(store, tmp_path, capsys):
+    other = write_image_folder(tmp_path / "other", classes=CLASSES, per_class=1)  # 3 images, not 12
+    off = abs(zoo.evaluate(NAME, data=other)["diff_top1"]) > zoo.registry.TOLERANCE
+    assert main(["evaluate", NAME, "--data", os.fspath(other)]) == int(off)
+    out, err = capsys.readouterr()
+    assert f"registered 100.00 % (of 12 images, {store.parent / 'data'}), difference" in out  # top-5
+    assert err == (f"FAIL: more than {zoo.registry.TOLERANCE} points from the registered accuracy: the "
+                   "registered figures are of other images\n" if off else "")  # fmt: skip
 
 
 def test_cli_list_info_and_table(store, capsys, tmp_path, monkeypatch):

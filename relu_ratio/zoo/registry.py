@@ -497,7 +497,8 @@ def evaluate(name: str, data: str | os.PathLike | None = None, verbose: int | st
     progress display of :meth:`keras.Model.predict`, 0 for none).
 
     Returns a dict: ``name``, ``data``, ``split``, ``num_images``, ``top1``/``top5`` (measured, %),
-    ``registered_top1``/``registered_top5`` and ``diff_top1``/``diff_top5`` (measured - registered).
+    ``registered_top1``/``registered_top5`` and ``diff_top1``/``diff_top5`` (measured - registered), and
+    ``registered_num_images``/``registered_data`` (the images the registered figures are of).
     """
     entry = info(name)
     source = os.fspath(data) if data is not None else default_data(entry)
@@ -512,7 +513,8 @@ def evaluate(name: str, data: str | os.PathLike | None = None, verbose: int | st
         measured = accuracy(load(name), split, verbose=verbose)
     except ImageInputError as error:
         raise ZooError(f"{source} ({entry.split}) cannot be evaluated with {name!r}: {error}") from None
-    result = {"name": name, "data": source, "split": entry.split, "num_images": len(split)}
+    result = {"name": name, "data": source, "split": entry.split, "num_images": len(split),
+              "registered_num_images": entry.num_images, "registered_data": entry.data_source}  # fmt: skip
     for key in ("top1", "top5"):
         result[key] = measured[key]
         result[f"registered_{key}"] = float(entry.metrics[key])
@@ -529,13 +531,13 @@ def markdown_table(page: str | os.PathLike | None = None) -> str:
     accuracy."""
     listed = entries()
     links_from = Path(page).parent if page is not None else Path.cwd()
-    measured_on = {(entry.dataset, entry.split) for entry in listed}
+    measured_on = {(entry.dataset, entry.split, entry.num_images) for entry in listed}
     shared = next(iter(measured_on)) if len(measured_on) == 1 else None
     top1 = f"top-1, {shared[0]} {shared[1]}" if shared else "top-1"
     header = f"| model | ReLU pattern | {top1} | params | FLOPs / image | epochs |\n" + "| --- " * 6 + "|"
     rows = []
     for entry in listed:
-        where = "" if shared else f" ({entry.dataset}, {entry.split})"
+        where = "" if shared else f" ({entry.dataset}, {entry.split}, {entry.num_images:,} images)"
         not_shipped = " (weights not shipped: see its card)" if entry.weights_git_object else ""
         rows.append(
             f"| [`{entry.name}`]({_card_link(entry.name, links_from)}){not_shipped} | {_pattern(entry)} | "
