@@ -118,6 +118,11 @@ def test_register_refuses_a_taken_name_and_a_run_that_does_not_fit(run, store, t
     with pytest.raises(zoo.IntegrityError, match=named):
         zoo.register(bad, store=tmp_path / "other")
     assert list((tmp_path / "other").iterdir()) == []  # nothing half-registered
+    raw = {**config, "architecture": {**config["architecture"], "kwargs": {"classes": 3}}}
+    (bad / "config.json").write_text(json.dumps(raw))
+    with pytest.raises(zoo.ZooError, match=r"lack 'normalization' \(\[mean, std\] per channel of the"):
+        zoo.register(bad, store=tmp_path / "other")
+    (bad / "config.json").write_text(json.dumps(config))
     (tmp_path / "notes.txt").write_text("")
     with pytest.raises(zoo.ZooError, match=r"notes.txt is not a run .*: notes.txt: is a file, not a run"):
         zoo.register(tmp_path / "notes.txt", store=tmp_path / "other")

@@ -116,7 +116,10 @@ def register(
             f"zoo name {name!r} does not match the run's builder_name {architecture['builder_name']!r}."
         )
     if "normalization" not in architecture["kwargs"]:
-        raise ZooError(f"{run}: zoo models take raw images; the architecture kwargs lack 'normalization'.")
+        raise ZooError(
+            f"{run}: zoo models take raw images; the architecture kwargs lack 'normalization' ([mean, std] "
+            "per channel of the training images on the 0-255 scale, which the model applies to raw images)."
+        )
     store = Path(store) if store is not None else store_dir()
     if weights_in_git is None and registered is not None and run.resolve().parent == store.resolve():
         weights_in_git = registered.weights_git_object  # registered again in its own store
