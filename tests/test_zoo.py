@@ -296,6 +296,8 @@ def test_an_entry_registered_with_its_weights_in_git_says_how_to_fetch_them(
         zoo.load(name)
     assert f"python -m relu_ratio.zoo fetch {name}." in str(error.value)
     assert entry.training["command"] in str(error.value)
+    again = f"register the run here again (python -m relu_ratio.zoo register <run folder> --name {name}"
+    assert f"{again} --store {store} --force)" in str(error.value) and "package" not in str(error.value)
     row = f"| [`{name}`](zoo/{name}/README.md) (weights not shipped: see its card) |"
     assert row in zoo.markdown_table(repository / "README.md")
     card = (folder / "README.md").read_text()
@@ -332,7 +334,7 @@ def test_an_entry_registered_with_its_weights_in_git_says_how_to_fetch_them(
             (f"HEAD:zoo/{NAME}/metadata.json", f"git object HEAD:zoo/{NAME}/metadata.json is not the "
              f"weights being registered: its sha256 is [0-9a-f]{{64}}, the float16 file to register has "
              f"{entry.sha256}"),
-            ("nope:x", "rev-parse --verify nope\\^{commit} failed: fatal: Needed a single revision"),
+            ("nope:x", "cannot find commit 'nope' for the store .*: .*Needed a single revision"),
         ]:
             with pytest.raises(zoo.ZooError, match=message):
                 zoo.register(store / NAME, name=f"{NAME}.bad", weights_in_git=spec)

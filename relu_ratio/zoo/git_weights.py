@@ -29,13 +29,19 @@ def resolve(store: Path, spec: str, sha256: str) -> str:
             "weights in git are named '<revision>:<path from the repository's root>' (e.g. "
             f"HEAD:zoo/preact164_32/model.weights.h5); received {spec!r}."
         )
-    commit = git(store, "rev-parse", "--verify", f"{revision}^{{commit}}").decode().strip()
+    try:
+        commit = git(store, "rev-parse", "--verify", f"{revision}^{{commit}}").decode().strip()
+    except ZooError as error:
+        raise ZooError(
+            f"cannot find commit {revision!r} for the store {store} (a mistyped revision, nothing committed "
+            f"yet, or a store outside a git repository): {error}"
+        ) from None
     kept = hashlib.sha256(git(store, "show", f"{commit}:{path}")).hexdigest()
     if kept != sha256:
         raise ZooError(
             f"git object {spec} is not the weights being registered: its sha256 is {kept}, the float16 file "
-            f"to register has {sha256}. Name the file of a zoo entry (zoo/<name>/model.weights.h5) at a "
-            "commit where it holds these weights."
+            f"to register has {sha256}. Name the weights file of a zoo entry (<store>/<name>/"
+            "model.weights.h5, its path from the repository's root) at a commit where it holds these weights."
         )
     return f"{commit}:{path}"
 

@@ -200,14 +200,18 @@ def with_weights(names: list[str]) -> list[str]:
 
 def not_stored(entry: ZooEntry, path: Path) -> str:
     """What :class:`WeightsNotStoredError` says of ``entry``, whose weights file ``path`` is not there."""
+    store, shipped = path.parent.parent, is_shipped(path.parent.parent)
+    why = ", to keep the package small" if shipped else ""
+    where = ("--store <folder>, then set RELU_RATIO_ZOO to that folder" if shipped
+             else f"--store {store} --force")  # fmt: skip
+    register = (f"register the run {'in a store of your own' if shipped else 'here again'} (python -m "
+                f"relu_ratio.zoo register <run folder> --name {entry.name} {where})")  # fmt: skip
     return (
         f"the weights of zoo entry {entry.name!r} ({entry.training['epochs']} epochs, {entry.top1:.2f} % "
-        f"top-1) are not in the store {path.parent.parent}: it holds the entry's metadata and model card, "
-        "not its weights file, to keep the package small. Fetch the file from the history of the "
-        "repository that holds the store (checked against its sha256): python -m relu_ratio.zoo fetch "
-        f"{entry.name}. Or train it again ({entry.training['command']}) and register the run in a store of "
-        f"your own (python -m relu_ratio.zoo register <run folder> --name {entry.name} --store <folder>, "
-        "then set RELU_RATIO_ZOO to that folder)."
+        f"top-1) are not in the store {store}: it holds the entry's metadata and model card, not its weights "
+        f"file{why}. Fetch the file from the history of the repository that holds the store (checked against "
+        f"its sha256): python -m relu_ratio.zoo fetch {entry.name}. Or train it again "
+        f"({entry.training['command']}) and {register}."
     )
 
 
