@@ -527,10 +527,10 @@ def _load_weights(model: keras.Model, weights) -> None:
             f"{_load_error(error)} Check that it was saved from the same architecture, classes and "
             "input_shape."
         ) from error
-    _check_normalization(model, path)  # once the shapes fit: a file of another network is said as such
+    check_normalization(model, path)  # once the shapes fit: a file of another network is said as such
 
 
-def _check_normalization(model: keras.Model, path: str) -> None:
+def check_normalization(model: keras.Model, path: str) -> None:
     """Refuse ``path``, loaded into ``model``, where its model and ``model`` differ in input normalization,
     which has no weights: Keras loads it, and the outputs are wrong. The file names each layer's group after
     its class (``layers/normalization``), weights or not, a nested model's in its own: that tells."""

@@ -110,7 +110,7 @@ def render(
         "",
     ]
     if entry.weights_git_object:
-        out += _fetch_section(entry)
+        out += _fetch_section(entry, own_store)
     if own_store:
         out += ["This entry is in a store of one's own, not the package's zoo: `zoo.load`, "
                 "`models.build(..., weights=...)` and the commands below find it where `$RELU_RATIO_ZOO` "
@@ -232,12 +232,13 @@ def _weights_file(entry: ZooEntry, stored: str | None) -> str:
     return f"[`{entry.weights_file}`]({entry.weights_file}) ({stored})"
 
 
-def _fetch_section(entry: ZooEntry) -> list[str]:
+def _fetch_section(entry: ZooEntry, own_store: bool) -> list[str]:
     """For an entry registered without its weights file: the command that fetches it."""
+    why = "" if own_store else ", to keep the package small"
     return [
-        "The weights file is not shipped, to keep the package small: this folder holds the entry's metadata "
-        "and this card. Fetch the file from the repository's history (in a clone with that history, not a "
-        "shallow one); it is checked against the sha256 above before it is written:",
+        f"The weights file is not shipped{why}: this folder holds the entry's metadata and this card. Fetch "
+        "the file from the repository's history (in a clone with that history, not a shallow one); it is "
+        "checked against the sha256 above before it is written:",
         "",
         "```bash",
         f"python -m relu_ratio.zoo fetch {entry.name}",

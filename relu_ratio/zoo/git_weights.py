@@ -20,6 +20,10 @@ from relu_ratio.zoo import registry
 from relu_ratio.zoo.entry import IntegrityError, ZooError
 
 
+class GitFailed(ZooError):
+    """A git command ran and failed (git's own message), as opposed to git that cannot be run."""
+
+
 def resolve(store: Path, spec: str, sha256: str) -> str:
     """``spec`` (``<revision>:<path from the repository's root>``) as ``<full commit>:<path>``, after
     checking that git, in the repository that holds ``store``, gives for it a file of ``sha256``."""
@@ -31,7 +35,7 @@ def resolve(store: Path, spec: str, sha256: str) -> str:
         )
     try:
         commit = git(store, "rev-parse", "--verify", f"{revision}^{{commit}}").decode().strip()
-    except ZooError as error:
+    except GitFailed as error:
         raise ZooError(
             f"cannot find commit {revision!r} for the store {store} (a mistyped revision, nothing committed "
             f"yet, or a store outside a git repository): {error}"
@@ -96,5 +100,5 @@ def git(folder: Path, *args: str) -> bytes:
         raise ZooError(f"cannot run git (for weights kept in git): {error.strerror or error}.") from None
     if done.returncode:
         said = done.stderr.decode(errors="replace").strip() or f"exit status {done.returncode}"
-        raise ZooError(f"{' '.join(command)} failed: {said}.")
+        raise GitFailed(f"{' '.join(command)} failed: {said}.")
     return done.stdout

@@ -46,7 +46,7 @@ CONFIG_KEYS = ("model", "dataset", "architecture", "command")
 COMPRESS_FROM_BYTES = 256  # below this, compression saved less than its chunk index cost (preact164_32)
 RESULT_KEYS = ("epochs_completed", "wall_time_s", "device", "backend")
 RUN_FOLDER = ("register takes the folder a training run filled (python -m relu_ratio.train --out): "
-              "config.json, result.json, model.weights.h5; or a zoo entry's folder")
+              "config.json, result.json, model.weights.h5; or a zoo entry's folder")  # fmt: skip
 OPTIMIZER_GROUP = "optimizer"  # where Keras' save_weights keeps a compiled model's optimizer state
 
 
@@ -170,7 +170,7 @@ def _recorded_run(run: Path) -> tuple[dict, dict, str | None, ZooEntry | None]:
         record = RunRecord.read(run)
         if record.damage and not (record.config and record.result):  # a damaged progress.json alone does not
             raise ZooError(f"{run} is not a run that can be registered: {'; '.join(record.damage)}.")
-        if record.state in ("partial", "failed"):
+        if record.config and not record.result:  # (cut off in its first epoch: no epoch logged yet)
             command = record.config.get("command", "its training command")
             how = (f"it failed ({record.failure.get('error', 'failed.json')})" if record.state == "failed"
                    else f"the same command resumes it: {command}")  # fmt: skip

@@ -247,6 +247,7 @@ def build_with_weights(
         )
     try:
         model.load_weights(weights)
+        models.check_normalization(model, weights)  # which the file cannot hold: its presence it can
     except (ValueError, OSError, KeyError) as error:
         raise IntegrityError(
             f"{label}: weights file {named} does not fit {architecture['builder_name']}: {error}"
