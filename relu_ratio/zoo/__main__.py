@@ -205,10 +205,7 @@ def _cards(args: argparse.Namespace) -> int:
         if args.update:
             print(f"wrote {len(stale)} card(s): {', '.join(stale)}" if stale else "every card was current")
         return 0
-    if names is None:
-        registry.require_store()
-        names = registry.list_models()
-    for name in names:
+    for name in names or registry.stored_names():
         print(card.card_of(registry.info(name), registry.entry_dir(name)))
     return 0
 

@@ -410,10 +410,8 @@ def update(names: list[str] | None = None, check: bool = False) -> list[str]:
 
     Returns the names whose card was missing or out of date (with ``check``, nothing is written).
     """
-    if names is None:
-        registry.require_store()
     stale = []
-    for name in registry.list_models() if names is None else names:
+    for name in registry.stored_names() if names is None else names:
         folder = registry.entry_dir(name)
         entry = registry.info(name)
         path = folder / CARD_FILE

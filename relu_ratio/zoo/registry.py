@@ -52,15 +52,6 @@ def missing_store() -> str | None:
     return f"the store {store}{chosen} {'is not a folder' if store.exists() else 'does not exist'}"
 
 
-def require_store() -> Path:
-    """The store's folder; :class:`ZooError` where it is no folder (a mistyped ``$RELU_RATIO_ZOO``), so that
-    no table or card is written, and no preset looked up, from a store that is not there."""
-    missing = missing_store()
-    if missing:
-        raise ZooError(f"no zoo entries: {missing}.")
-    return store_dir()
-
-
 def none_registered() -> str:
     """What a message lists as the registered entries of a store that holds none."""
     missing = missing_store()
@@ -133,9 +124,18 @@ def info(name: str) -> ZooEntry:
 
 def entries() -> list[ZooEntry]:
     """The schema-checked metadata of every entry, in name order (the store listed once, not per entry);
-    :class:`ZooError` where the store is no folder (:func:`require_store`)."""
-    store = require_store()
-    return [_read_entry(store / name, name) for name in list_models()]
+    :class:`ZooError` where the store is no folder (:func:`stored_names`)."""
+    return [_read_entry(store_dir() / name, name) for name in stored_names()]
+
+
+def stored_names() -> list[str]:
+    """:func:`list_models` of a store that must be there: :class:`ZooError` where it is no folder (a mistyped
+    ``$RELU_RATIO_ZOO``), so that no table or card is written or checked, and no preset looked up, from a
+    store that is not there (an empty list would pass)."""
+    missing = missing_store()
+    if missing:
+        raise ZooError(f"no zoo entries: {missing}.")
+    return list_models()
 
 
 def _read_entry(folder: Path, name: str) -> ZooEntry:
