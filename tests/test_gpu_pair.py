@@ -8,6 +8,8 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 from helpers import load_module
 
@@ -291,6 +293,7 @@ def test_resume_without_a_packed_run_is_refused_before_anything_starts(tmp_path,
         (["--take-back", "{tmp}/x", "--pack", "{tmp}/c"], "--take-back and --pack and --out and --commit do"),
         (["--resume", " "], "--resume must name a folder; received an empty or blank path"),
         (["--runs", ""], "--runs must name a folder"),
+        (["--float16"], "--float16 goes with --pack"),
     ],
 )
 def test_bad_flags_are_refused_before_anything_starts(tmp_path, capsys, folder, flags, message):
@@ -314,3 +317,58 @@ def test_what_a_lent_gpu_window_carries_fits(shared_data, tmp_path):
     archives = sum(path.stat().st_size for path in Path(shared_data).glob("*.tar.gz"))
     assert tracked < 45e6, f"the tracked tree is {tracked / 1e6:.1f} MB"
     assert tracked + archives + WHEELS < 64 * 2**20, f"{(tracked + archives + WHEELS) / 2**20:.1f} MiB travel"
+
+
+def _arrays(path: Path, group: str) -> dict[str, np.ndarray]:
+    """The arrays under ``group`` of a Keras weights file, by their path in it."""
+    with h5py.File(path, "r") as f:
+        names = []
+        f[group].visit(names.append)
+        return {name: f[group][name][()] for name in names if isinstance(f[group][name], h5py.Dataset)}
+
+
+def test_a_float16_pack_resumes_at_the_same_step_with_the_weights_rounded_and_the_momentum_restarted(
+    folder, tmp_path
+):
+    """--pack --float16 (to commit a cut-off run): the checkpoint's weights in float16, its momentum zeros,
+    its step count kept; taken back elsewhere, the run resumes from it (here: its last epoch was done, so
+    the resume ends it with the packed weights)."""
+    run = tmp_path / "runs" / "resnet8_21-seed0"
+    train.run(train.TrainConfig(model="resnet8_21", dataset=str(folder), out=str(run), epochs=1, batch_size=4,
+                                verbose=0))  # fmt: skip
+    for name in ("result.json", "model.weights.h5"):  # cut off after the epoch's backup
+        (run / name).unlink()
+    full = gpu_pair.backup_checkpoint(run)
+    out = tmp_path / "packed"
+    out.mkdir()
+    with tarfile.open(gpu_pair.pack(run, out, float16=True)) as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    half = tmp_path / "unpacked" / run.name / "backup" / full.name
+    assert half.stat().st_size < full.stat().st_size / 2.5
+    model, packed = _arrays(full, "layers"), _arrays(half, "layers")
+    assert model.keys() == packed.keys() and all(a.dtype == np.float16 for a in packed.values())
+    optimizer, restarted = _arrays(full, "optimizer"), _arrays(half, "optimizer")
+    assert optimizer.keys() == restarted.keys()
+    moments = [name for name, array in optimizer.items() if array.ndim]
+    assert moments and not any(restarted[name].any() for name in moments)
+    assert [restarted[name] for name in optimizer if name not in moments] == [
+        optimizer[name] for name in optimizer if name not in moments]  # the step count  # fmt: skip
+    assert "momentum restarted" in (tmp_path / "unpacked" / run.name / "train.log").read_text()
+
+    runs = tmp_path / "elsewhere"
+    assert gpu_pair.take_back(out / f"{run.name}.tar.gz", runs) == run.name
+    result = train.run(train.TrainConfig(model="resnet8_21", dataset=str(folder), out=str(runs / run.name),
+                                         epochs=1, batch_size=4, verbose=0))  # fmt: skip
+    assert result["epochs_completed"] == 1
+    final = _arrays(runs / run.name / "model.weights.h5", "layers")
+    assert final.keys() == model.keys()
+    for name, array in model.items():
+        np.testing.assert_array_equal(final[name], array.astype(np.float16).astype(array.dtype))
+
+
+def test_a_run_with_a_weight_average_is_not_packed_in_float16(tmp_path):
+    run = _run_folder(tmp_path / "runs" / "a-seed0", epochs=2)
+    (run / "config.json").write_text(json.dumps({"epochs": 30, "ema": 0.999}))
+    with pytest.raises(ValueError, match="trained with --ema"):
+        gpu_pair.pack(run, tmp_path, float16=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # no archive

@@ -22,7 +22,10 @@ where ``python -m relu_ratio.queue run`` skips it when finished and finishes it 
 the way it started: precision, augmentation). It holds each run folder's lock while it unpacks, so a run
 the queue is training there is refused, as is one with more epochs there than packed. The other way, a run
 the CPU queue has cut off goes to the device packed by ``--pack <folder>`` (the queue stopped first), which
-also says what the device call would then carry against the 64 MiB one carries.
+also says what the device call would then carry against the 64 MiB one carries. ``--pack <folder>
+--float16`` packs a cut-off run at about a quarter of the size (its weights in float16, SGD's momentum
+restarted), to commit it so that the queue on another machine resumes it (training/README.md, "Keeping a
+cut-off run when the machine changes").
 
 Exit status: 0 when every run finished, 3 when a run was cut off at the deadline (packed for ``--resume``),
 1 when a run failed.
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import os
 import shlex
 import subprocess
@@ -50,6 +54,7 @@ from pathlib import Path
 from relu_ratio import data, files, queue, train
 from relu_ratio.folder_lock import FolderInUse, locked_folder
 from relu_ratio.train.callbacks import Backup
+from relu_ratio.zoo.publish import write_float16
 
 QUEUE = Path(__file__).with_name("queue.json")
 ROOT = Path(__file__).resolve().parents[1]  # the checkout a device call sends
@@ -92,19 +97,50 @@ def train_command(item: queue.QueuedRun, runs: Path, args: argparse.Namespace) -
     return [sys.executable, *shlex.split(command)[1:], "--verbose", "2"]  # command_for leaves verbose out
 
 
-def pack(run: Path, out: Path) -> Path:
+def pack(run: Path, out: Path, float16: bool = False) -> Path:
     """``out/<run>.tar.gz``: a finished run's record and weights; for a cut-off run also its backup record
-    and the checkpoint that record names (never a newer file a kill may have left half-written)."""
+    and the checkpoint that record names (never a newer file a kill may have left half-written).
+
+    ``float16``: a cut-off run's checkpoint goes in as :func:`float16_backup` makes it (about a quarter of
+    the size: what can be committed to keep a run between machines), noted in the packed ``train.log``."""
     names = [run / n for n in RUN_KEEP if (run / n).is_file()]
-    record_path = run / "backup" / "training_metadata.json"
-    if not (run / "result.json").is_file() and record_path.is_file():
+    record_path = run / "backup" / Backup.RECORD
+    cut_off = not (run / "result.json").is_file() and record_path.is_file()
+    if cut_off and not float16:
         names += [record_path, backup_checkpoint(run)]
     target = out / f"{run.name}.tar.gz"
-    with files.atomic_file(target) as written, tarfile.open(written, "w:gz") as tar:
-        for path in names:
-            if path.is_file():
-                tar.add(path, arcname=str(path.relative_to(run.parent)))
+    with tempfile.TemporaryDirectory(prefix="relu_ratio-pack-") as scratch:
+        members = {path.relative_to(run): path for path in names}
+        if cut_off and float16:  # its train.log, with the note, replaces the run's
+            members |= {path.relative_to(scratch): path for path in float16_backup(run, Path(scratch))}
+        with files.atomic_file(target) as written, tarfile.open(written, "w:gz") as tar:
+            for where, path in members.items():
+                if path.is_file():
+                    tar.add(path, arcname=str(run.name / where))
     return target
+
+
+def float16_backup(run: Path, scratch: Path) -> list[Path]:
+    """The cut-off ``run``'s committed backup, written into ``scratch`` as it is packed with ``--float16``:
+    the checkpoint with its weights in float16 and the optimizer's momentum restarted (zeros; the step count
+    kept, so the learning-rate schedule goes on where it was: :func:`~relu_ratio.zoo.publish.write_float16`),
+    the backup record naming it, and ``train.log`` with a line that says so. A ``ValueError`` for a run
+    trained with ``--ema``, whose weight average is kept with the optimizer's state."""
+    if train.RunRecord.read(run).config.get("ema") is not None:
+        raise ValueError(f"{run}: trained with --ema, whose weight average is kept with the optimizer's "
+                         "state that --float16 restarts: pack it without --float16.")  # fmt: skip
+    checkpoint = backup_checkpoint(run)
+    (scratch / "backup").mkdir()
+    half = scratch / "backup" / checkpoint.name
+    write_float16(checkpoint, half, restart_optimizer=True)
+    record = {**Backup.read_record(run / "backup"), "sha256": files.sha256(half)}
+    (scratch / "backup" / Backup.RECORD).write_text(json.dumps(record))
+    log = run / "train.log"
+    note = (f"relu_ratio: packed after {record['epoch']} epochs and {record.get('batches_done', 0)} batches "
+            "with its weights in float16 and the optimizer's momentum restarted (gpu_pair.py --pack "
+            "--float16); training resumes from there.\n")  # fmt: skip
+    (scratch / "train.log").write_text((log.read_text() if log.is_file() else "") + note)
+    return [half, scratch / "backup" / Backup.RECORD, scratch / "train.log"]
 
 
 def backup_checkpoint(run: Path) -> Path:
@@ -121,13 +157,15 @@ def backup_checkpoint(run: Path) -> Path:
     return backup / name
 
 
-def pack_to_carry(items: list[queue.QueuedRun], runs: Path, folder: Path) -> list[Path]:
+def pack_to_carry(
+    items: list[queue.QueuedRun], runs: Path, folder: Path, float16: bool = False
+) -> list[Path]:
     """Here, before a window: pack each of ``items``' cut-off run folders in ``runs`` into ``folder`` (to
     name in the device call's ``carry``, git-ignored) for ``--resume``, holding each run folder's lock while
-    it does. All or nothing: the runs are packed into a scratch folder inside ``folder`` and moved in only
-    when every one is, so a refusal leaves ``folder`` as it was. Refused (``ValueError`` naming the run;
-    :class:`FolderInUse` for a run the queue is training, stop it first): a run that is not there,
-    finished, damaged, or whose backup cannot be read."""
+    it does (``float16``: as :func:`pack` says). All or nothing: the runs are packed into a scratch folder
+    inside ``folder`` and moved in only when every one is, so a refusal leaves ``folder`` as it was. Refused
+    (``ValueError`` naming the run; :class:`FolderInUse` for a run the queue is training, stop it first): a
+    run that is not there, finished, damaged, or whose backup cannot be read."""
     with tempfile.TemporaryDirectory(dir=folder, prefix=".pack-") as scratch:
         packed = []
         for item in items:
@@ -140,7 +178,7 @@ def pack_to_carry(items: list[queue.QueuedRun], runs: Path, folder: Path) -> lis
                 raise ValueError(f"{run}: no backup to resume from; not packed.")
             backup_checkpoint(run)  # readable, and the checkpoint it names is there
             with locked_folder(run, "run folder"):
-                packed.append(pack(run, Path(scratch)))
+                packed.append(pack(run, Path(scratch), float16))
         for path in packed:
             os.replace(path, folder / path.name)
     return [folder / path.name for path in packed]
@@ -251,7 +289,7 @@ def pack_command(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         if there:
             raise ValueError(f"already packed: {', '.join(there)}; remove it first to pack the run again")
         folder.mkdir(parents=True, exist_ok=True)
-        packed = pack_to_carry(items, Path(args.runs), folder)
+        packed = pack_to_carry(items, Path(args.runs), folder, args.float16)
         parts = carried_bytes(folder)
         total, said = sum(parts.values()), ", ".join(f"{k} {v / 2**20:.1f}" for k, v in parts.items())
         if total >= CARRY_LIMIT:
@@ -284,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--take-back", help="here, after the window: unpack this folder's packed runs into --runs")
     p.add_argument("--pack", help="here, before a window: pack the chosen cut-off runs of --runs into this "
                    "folder, to carry for --resume")  # fmt: skip
+    p.add_argument("--float16", action="store_true", help="with --pack: the checkpoints' weights in float16 "
+                   "and the optimizer's momentum restarted, a quarter of the size (to commit a cut-off run)")
     p.add_argument("--runs", default="/tmp/relu_runs", help="where the run folders are trained")
     p.add_argument("--steps-per-execution", type=int, default=32, help="training steps per compiled call")
     p.add_argument("--deadline-s", type=float, default=560, help="everything is packed by then (from start)")
@@ -304,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     blank = [name for name in given(*paths) if files.names_nothing(getattr(args, name[2:].replace("-", "_")))]
     if blank:
         p.error(f"{', '.join(blank)} must name a folder; received an empty or blank path")
+    if args.float16 and args.pack is None:
+        p.error("--float16 goes with --pack (it says how a cut-off run's checkpoint is packed)")
     if args.count < 1:
         p.error(f"--count must be >= 1; received {args.count}")
     if args.take_back:

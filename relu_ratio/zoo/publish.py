@@ -189,7 +189,9 @@ def _recorded_run(run: Path) -> tuple[dict, dict, str | None, ZooEntry | None]:
     return config, _required(training["result"], path, RESULT_KEYS), training.get("precision"), entry
 
 
-def write_float16(source: str | os.PathLike, target: str | os.PathLike) -> None:
+def write_float16(
+    source: str | os.PathLike, target: str | os.PathLike, *, restart_optimizer: bool = False
+) -> None:
     """Copy the Keras weights file ``source`` (``*.weights.h5``) to ``target`` with every floating-point
     array stored as float16: the same groups, names and attributes, so ``model.load_weights(target)``
     fills a float32 model (Keras casts on assignment), at half the bytes. Only the model's weights are
@@ -202,22 +204,33 @@ def write_float16(source: str | os.PathLike, target: str | os.PathLike) -> None:
     the same weights give the same bytes and the same sha256 (with the same h5py build, whose HDF5 and zlib
     it bundles).
 
+    ``restart_optimizer``: keep the ``optimizer`` group instead, its single values (the step count that the
+    learning-rate schedule reads) as they are and its arrays (SGD's momentum) as float16 zeros, which compress
+    to almost nothing: a training backup at about a quarter of its size, from which a run resumes at the same
+    step with its momentum restarted (``training/gpu_pair.py --pack --float16``).
+
     Example:
         >>> write_float16("runs/resnet20_21/model.weights.h5", "/tmp/half.weights.h5")  # doctest: +SKIP
     """
     untimed_group = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
     untimed_group.set_obj_track_times(False)
 
-    def copy(source_group: h5py.Group, target_group: h5py.Group, skip: tuple[str, ...] = ()) -> None:
+    def copy(source_group: h5py.Group, target_group: h5py.Group, zeroed: bool = False) -> None:
+        """Copy ``source_group`` into ``target_group``; ``zeroed``: its arrays become float16 zeros."""
         target_group.attrs.update(source_group.attrs)
         for key, item in source_group.items():
-            if key in skip:
+            is_optimizer = source_group.name == "/" and key == OPTIMIZER_GROUP
+            if is_optimizer and not restart_optimizer:
                 continue
             if isinstance(item, h5py.Group):
-                copy(item, h5py.Group(h5py.h5g.create(target_group.id, key.encode(), gcpl=untimed_group)))
+                group = h5py.Group(h5py.h5g.create(target_group.id, key.encode(), gcpl=untimed_group))
+                copy(item, group, zeroed or is_optimizer)
                 continue
             array = item[()]
-            if isinstance(array, np.ndarray) and array.dtype.kind == "f" and _fits_float16(array):
+            is_float = isinstance(array, np.ndarray) and array.dtype.kind == "f"
+            if is_float and zeroed:
+                array = np.zeros(array.shape, np.float16) if array.ndim else array  # single values kept
+            elif is_float and _fits_float16(array):
                 array = array.astype(np.float16)
             packed = {}
             if isinstance(array, np.ndarray) and array.nbytes >= COMPRESS_FROM_BYTES:  # one chunk: the array
@@ -231,7 +244,7 @@ def write_float16(source: str | os.PathLike, target: str | os.PathLike) -> None:
     try:
         created = h5py.h5f.create(os.fsencode(target), h5py.h5f.ACC_TRUNC, fcpl=untimed_root, fapl=newest)
         with h5py.File(source, "r") as read, h5py.File(created) as written:
-            copy(read, written, skip=(OPTIMIZER_GROUP,))
+            copy(read, written)
     except OSError as error:
         raise ZooError(f"cannot store the weights {os.fspath(source)} as float16: {error}") from error
 
