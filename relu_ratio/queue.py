@@ -170,6 +170,12 @@ def finished_path(queue_path: str | os.PathLike) -> Path:
     return path.with_name(f"{path.stem}.finished.json")
 
 
+def kept_folder(queue_path: str | os.PathLike) -> Path:
+    """Where cut-off runs of the queue are kept between machines, beside it: ``training/kept/`` (each as
+    ``<run id>.tar.gz``, packed by ``training/gpu_pair.py --pack training/kept --float16``)."""
+    return Path(queue_path).with_name("kept")
+
+
 def read_finished(path: str | os.PathLike) -> dict[str, train.RunRecord]:
     """The finished runs recorded in ``path`` (see :func:`write_finished`), by run id; ``{}`` if no file."""
     return {run_id: train.RunRecord(Path(path), row["config"], row["result"], {}, {}, ())
@@ -253,9 +259,11 @@ def run(
     only: str | None = None,
     log=print,
     finished: dict[str, train.RunRecord] | None = None,
+    kept: str | os.PathLike | None = None,
 ) -> list[tuple[QueuedRun, str]]:
     """Train the queue in order (skip finished runs, in ``runs`` or in ``finished``, and resume cut-off
-    ones); ``(run, message)`` per failure.
+    ones); ``(run, message)`` per failure. A run kept in the folder ``kept`` (:func:`kept_folder`) that has
+    not started in ``runs`` is a failure that says to take it back first, not a run trained from its start.
 
     One queue at a time works in ``runs``: a second is refused at once
     (:class:`relu_ratio.folder_lock.FolderInUse` naming the first). A run whose folder another process
@@ -273,11 +281,16 @@ def run(
         except ValueError as error:
             raise ValueError(f"{item.run_id}: {error}") from None
     with folder_lock.locked_folder(runs, "queue's runs folder"):
-        return _run(chosen, runs, dataset, log, finished or {})
+        return _run(chosen, runs, dataset, log, finished or {}, kept)
 
 
 def _run(
-    chosen: list[QueuedRun], runs: str | os.PathLike, dataset: str, log, finished: dict[str, train.RunRecord]
+    chosen: list[QueuedRun],
+    runs: str | os.PathLike,
+    dataset: str,
+    log,
+    finished: dict[str, train.RunRecord],
+    kept: str | os.PathLike | None,
 ) -> list[tuple[QueuedRun, str]]:
     """:func:`run` once it holds ``runs``."""
     dataset_names: list[str] = []
@@ -289,6 +302,13 @@ def _run(
         if record.damage:
             raise NotTrained(f"{config.out} is damaged: {'; '.join(record.damage)}; repair or move it")
         if record.state != "finished":
+            packed = Path(kept or "") / f"{item.run_id}.tar.gz"
+            if kept is not None and packed.is_file() and not (Path(config.out) / "config.json").is_file():
+                raise NotTrained(
+                    f"{packed} keeps this run, cut off on another machine: take it back first (python "
+                    f"training/gpu_pair.py --take-back {kept} --runs {runs}), or delete the archive to train "
+                    "the run from its start"
+                )
             if item.run_id in finished:  # recorded, but its weights are lost (see record_of)
                 log(f"{item.run_id}: recorded as finished in {finished[item.run_id].path}, but its weights "
                     "are neither in its folder here nor in a zoo entry registered from it: training it again")
@@ -639,7 +659,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"note: --runs {args.runs!r} does not exist: no queued run has started there.",
                   file=sys.stderr)  # fmt: skip
         if args.command == "run":
-            failures = run(queued, runs, args.dataset, args.only, finished=finished)
+            failures = run(queued, runs, args.dataset, args.only, finished=finished,
+                           kept=kept_folder(args.queue))  # fmt: skip
             return 1 if failures else 0
         rows = progress(queued, runs, finished)
         text = markdown(rows, args.queue, args.runs)

@@ -542,3 +542,18 @@ def test_a_file_where_a_run_folder_belongs_is_reported_and_the_status_goes_on(tm
     out = capsys.readouterr().out
     assert "| damaged: resnet8_21-seed0: is a file, not a run folder" in out, out
     assert "| `resnet8_11-seed0` | waiting |" in out, out  # the next run's row
+
+
+def test_a_run_kept_from_another_machine_is_not_trained_from_its_start(folder, tmp_path):
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}], {"recipe": "fast", "epochs": 1})
+    kept, runs = queue.kept_folder(path), tmp_path / "runs"
+    assert kept == tmp_path / "kept"
+    kept.mkdir()
+    (kept / "resnet8_21-seed0.tar.gz").write_bytes(b"packed")
+    logged = []
+    failures = queue.run(queue.load(path), runs, str(folder), log=logged.append, kept=kept)
+    assert [(item.run_id, message) for item, message in failures] == [("resnet8_21-seed0", (
+        f"{kept / 'resnet8_21-seed0.tar.gz'} keeps this run, cut off on another machine: take it back first "
+        f"(python training/gpu_pair.py --take-back {kept} --runs {runs}), or delete the archive to train the "
+        "run from its start"))]  # fmt: skip
+    assert not (runs / "resnet8_21-seed0").exists()
