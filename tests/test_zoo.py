@@ -410,6 +410,16 @@ def test_metadata_is_schema_checked(scratch):
         zoo.info(NAME)
 
 
+def test_one_damaged_entry_does_not_stop_loading_the_others(scratch):
+    (scratch / "broken").mkdir()
+    (scratch / "broken" / "metadata.json").write_text("{oops")
+    with pytest.warns(UserWarning, match=r"entries that cannot be read were left out: broken: cannot read .*"
+                      r"broken/metadata.json"):  # fmt: skip
+        assert zoo.load(NAME).output_shape[-1] == zoo.info(NAME).classes
+    with pytest.raises(zoo.MetadataError, match=r"cannot read .*broken/metadata.json"):
+        zoo.load("broken")
+
+
 @pytest.mark.backend
 def test_verify_compares_the_outputs_recorded_at_registration(run, store, capsys):
     recorded = zoo.info(NAME).reference_outputs

@@ -7,6 +7,7 @@ import fnmatch
 import importlib.resources
 import json
 import os
+import warnings
 from pathlib import Path
 
 import h5py
@@ -126,6 +127,19 @@ def entries() -> list[ZooEntry]:
     """The schema-checked metadata of every entry, in name order (the store listed once, not per entry);
     :class:`ZooError` where the store is no folder (:func:`stored_names`)."""
     return [_read_entry(store_dir() / name, name) for name in stored_names()]
+
+
+def readable_entries() -> tuple[list[ZooEntry], list[str]]:
+    """:func:`entries`, except that an entry whose metadata cannot be read is left out: ``(entries, what
+    was left out)``, the second as ``"<name>: <why>"``. For a lookup among the entries, which one damaged
+    entry should not stop (:func:`preset_entry`); the tables, which show every entry, use :func:`entries`."""
+    readable, damaged = [], []
+    for name in stored_names():
+        try:
+            readable.append(_read_entry(store_dir() / name, name))
+        except ZooError as error:
+            damaged.append(f"{name}: {error}")
+    return readable, damaged
 
 
 def stored_names() -> list[str]:
@@ -384,19 +398,25 @@ def preset_entry(
     ``relu_pattern``/``width_multiplier`` (matched by its explicit ReLU masks, so ``"3:2"``, ``"type1"``
     and ``"011"`` find the same entry; where two entries have that network, the one spelled alike).
 
+    An entry whose metadata cannot be read is left out of the search, with a warning that names it (it
+    may have been the one wanted, or a second one with that network).
+
     Raises:
         ZooError: no such entry, naming the networks that have weights and their keys.
     """
     wanted = _network_of(family, depth, relu_pattern, width_multiplier)
-    listed = entries()
+    listed, damaged = readable_entries()
     found = [e for e in listed if e.weights_key == weights and _network(e) == wanted]
     spelled = f"{family}{depth}_{relu_pattern.replace(':', '')}" if isinstance(relu_pattern, str) else None
     found = [e for e in found if e.builder_name == spelled] or found
-    if len(found) == 1:
-        return found[0]
     call = f"{family}{depth} with relu_pattern {relu_pattern!r}"
     if width_multiplier != 1.0:
         call += f" and width_multiplier {width_multiplier!r}"
+    if damaged:
+        warnings.warn(f"looking up weights={weights!r} for {call}, the zoo entries that cannot be read were "
+                      f"left out: {'; '.join(damaged)}", stacklevel=2)  # fmt: skip
+    if len(found) == 1:
+        return found[0]
     if found:
         names = ", ".join(e.name for e in found)
         raise ZooError(f"weights={weights!r} for {call} is ambiguous: {names}; load one with zoo.load(name).")
