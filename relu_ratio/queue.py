@@ -302,13 +302,8 @@ def _run(
         if record.damage:
             raise NotTrained(f"{config.out} is damaged: {'; '.join(record.damage)}; repair or move it")
         if record.state != "finished":
-            packed = Path(kept or "") / f"{item.run_id}.tar.gz"
-            if kept is not None and packed.is_file() and not (Path(config.out) / "config.json").is_file():
-                raise NotTrained(
-                    f"{packed} keeps this run, cut off on another machine: take it back first (python "
-                    f"training/gpu_pair.py --take-back {kept} --runs {runs}), or delete the archive to train "
-                    "the run from its start"
-                )
+            if kept is not None:
+                _check_not_kept(Path(kept) / f"{item.run_id}.tar.gz", Path(config.out), runs)
             if item.run_id in finished:  # recorded, but its weights are lost (see record_of)
                 log(f"{item.run_id}: recorded as finished in {finished[item.run_id].path}, but its weights "
                     "are neither in its folder here nor in a zoo entry registered from it: training it again")
@@ -325,6 +320,17 @@ def _run(
 
     return train_in_order(chosen, lambda item: item.config(runs, dataset), check,
                           name=attrgetter("run_id"), log=log)  # fmt: skip
+
+
+def _check_not_kept(packed: Path, out: Path, runs: str | os.PathLike) -> None:
+    """:class:`NotTrained` where the archive ``packed`` keeps the run of ``out`` and it has not started there
+    (a run cut off on another machine, not to be trained again from its start)."""
+    if packed.is_file() and not (out / "config.json").is_file():
+        raise NotTrained(
+            f"{packed} keeps this run, cut off on another machine: take it back first (python "
+            f"training/gpu_pair.py --take-back {packed.parent} --run-ids {out.name} --runs {runs}), or "
+            "delete the archive to train the run from its start"
+        )
 
 
 def differences(config: train.TrainConfig, recorded: dict, dataset_name: str | None = None) -> list[str]:

@@ -134,14 +134,14 @@ def test_take_back_unpacks_a_packed_run_over_an_earlier_state_of_it_only(tmp_pat
     assert sorted(p.name for p in runs.iterdir()) == ["a-seed0"]  # no scratch folder left
 
 
-@pytest.mark.parametrize("here", ["further", "finished", "in use"])
-def test_take_back_refuses_a_run_the_queues_machine_has_further_or_is_training(tmp_path, capsys, here):
+@pytest.mark.parametrize("here", ["further", "as far", "finished", "in use"])
+def test_take_back_refuses_a_run_the_queues_machine_has_as_far_or_is_training(tmp_path, capsys, here):
     packed = tmp_path / "packed"
     packed.mkdir()
     gpu_pair.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
     runs = tmp_path / "runs"
-    local = _run_folder(runs / "a-seed0", epochs={"further": 7, "finished": 5, "in use": 2}[here],
-                        finished=here == "finished")  # fmt: skip
+    epochs = {"further": 7, "as far": 5, "finished": 5, "in use": 2}[here]
+    local = _run_folder(runs / "a-seed0", epochs=epochs, finished=here == "finished")
     if here == "in use":  # the queue on this machine trains it (a holder that cannot be taken over)
         holder = {"pid": 1, "host": "elsewhere", "since": "now", "token": "t"}
         (local / ".lock").write_text(json.dumps(holder))
@@ -315,7 +315,7 @@ def test_what_a_lent_gpu_window_carries_fits(shared_data, tmp_path):
     device call carries."""
     tracked = gpu_pair.carried_bytes(tmp_path)["working tree"]  # what --pack reports; untracked files too
     archives = sum(path.stat().st_size for path in Path(shared_data).glob("*.tar.gz"))
-    assert tracked < 45e6, f"the tracked tree is {tracked / 1e6:.1f} MB"
+    assert tracked < gpu_pair.TREE_LIMIT, f"the tracked tree is {tracked / 1e6:.1f} MB"
     assert tracked + archives + WHEELS < 64 * 2**20, f"{(tracked + archives + WHEELS) / 2**20:.1f} MiB travel"
 
 
@@ -372,3 +372,55 @@ def test_a_run_with_a_weight_average_is_not_packed_in_float16(tmp_path):
     with pytest.raises(ValueError, match="trained with --ema"):
         gpu_pair.pack(run, tmp_path, float16=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # no archive
+
+
+def test_take_back_of_chosen_runs_leaves_the_others_packed_there(tmp_path, capsys):
+    packed, runs = tmp_path / "packed", tmp_path / "runs"
+    packed.mkdir()
+    for run_id in ("a-seed0", "b-seed0"):
+        gpu_pair.pack(_run_folder(tmp_path / "gpu" / run_id, epochs=5), packed)
+    assert gpu_pair.main(["--take-back", str(packed), "--run-ids", "b-seed0", "--runs", str(runs)]) == 0
+    assert sorted(p.name for p in runs.iterdir()) == ["b-seed0"]
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_pair.main(["--take-back", str(packed), "--run-ids", "c-seed0", "--runs", str(runs)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"no such packed run: {packed / 'c-seed0.tar.gz'}" in err
+
+
+def test_a_float16_pack_says_what_the_tracked_tree_would_hold_and_refuses_past_its_limit(
+    tmp_path, capsys, monkeypatch
+):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    monkeypatch.setattr(gpu_pair, "ROOT", tmp_path.resolve())
+    queued, runs, kept = _queue(tmp_path), tmp_path / "runs", tmp_path / "kept"
+    run = _run_folder(runs / "resnet20_21-seed0", epochs=3)
+    with h5py.File(run / "backup" / "ckpt-000003.weights.h5", "w") as f:  # a Keras weights file, in small
+        f["layers/dense/vars/0"] = np.ones((4, 4), np.float32)
+        f["optimizer/vars/0"] = np.int64(12)  # the step count
+        f["optimizer/vars/1"] = np.ones((4, 4), np.float32)  # momentum
+    command = ["--pack", str(kept), "--float16", "--runs", str(runs), "--queue", str(queued), "--run-ids",
+               "resnet20_21-seed0"]  # fmt: skip
+    monkeypatch.setattr(gpu_pair, "TREE_LIMIT", 1000)
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_pair.main(command)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "more than the 0 MB it keeps under: not packed" in err, err
+    assert not kept.exists()
+    monkeypatch.setattr(gpu_pair, "TREE_LIMIT", 45e6)
+    assert gpu_pair.main(command) == 0
+    out = capsys.readouterr().out
+    assert "commit it: git add kept/resnet20_21-seed0.tar.gz" in out and "device call" not in out, out
+
+
+def test_a_float16_pack_of_a_finished_run_holds_its_weights_as_the_zoo_stores_them(tmp_path):
+    run = _run_folder(tmp_path / "runs" / "a-seed0", epochs=5, finished=True)
+    with h5py.File(run / "model.weights.h5", "w") as f:
+        f["layers/dense/vars/0"] = np.full((4, 4), 0.1, np.float32)
+    with tarfile.open(gpu_pair.pack(run, tmp_path, float16=True)) as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    unpacked = tmp_path / "unpacked" / "a-seed0"
+    weights = _arrays(unpacked / "model.weights.h5", "layers")
+    assert list(weights) == ["dense/vars/0"] and weights["dense/vars/0"].dtype == np.float16
+    np.testing.assert_array_equal(weights["dense/vars/0"], np.full((4, 4), 0.1, np.float16))
+    assert "final weights in float16" in (unpacked / "train.log").read_text()
+    assert not (unpacked / "backup").exists() and (unpacked / "result.json").is_file()

@@ -554,6 +554,6 @@ def test_a_run_kept_from_another_machine_is_not_trained_from_its_start(folder, t
     failures = queue.run(queue.load(path), runs, str(folder), log=logged.append, kept=kept)
     assert [(item.run_id, message) for item, message in failures] == [("resnet8_21-seed0", (
         f"{kept / 'resnet8_21-seed0.tar.gz'} keeps this run, cut off on another machine: take it back first "
-        f"(python training/gpu_pair.py --take-back {kept} --runs {runs}), or delete the archive to train the "
-        "run from its start"))]  # fmt: skip
+        f"(python training/gpu_pair.py --take-back {kept} --run-ids resnet8_21-seed0 --runs {runs}), or "
+        "delete the archive to train the run from its start"))]  # fmt: skip
     assert not (runs / "resnet8_21-seed0").exists()

@@ -24,8 +24,8 @@ the queue is training there is refused, as is one with more epochs there than pa
 the CPU queue has cut off goes to the device packed by ``--pack <folder>`` (the queue stopped first), which
 also says what the device call would then carry against the 64 MiB one carries. ``--pack <folder>
 --float16`` packs a cut-off run at about a quarter of the size (its weights in float16, SGD's momentum
-restarted), to commit it so that the queue on another machine resumes it (training/README.md, "Keeping a
-cut-off run when the machine changes").
+restarted; a finished run's final weights in float16), to commit it so that the queue on another machine
+resumes it (training/README.md, "Keeping a run when the machine changes").
 
 Exit status: 0 when every run finished, 3 when a run was cut off at the deadline (packed for ``--resume``),
 1 when a run failed.
@@ -39,6 +39,7 @@ archives in ``.data``)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -53,14 +54,16 @@ from pathlib import Path
 
 from relu_ratio import data, files, queue, train
 from relu_ratio.folder_lock import FolderInUse, locked_folder
-from relu_ratio.train.callbacks import Backup
+from relu_ratio.train.callbacks import Backup, batches_done
 from relu_ratio.zoo.publish import write_float16
 
 QUEUE = Path(__file__).with_name("queue.json")
 ROOT = Path(__file__).resolve().parents[1]  # the checkout a device call sends
 CARRY_LIMIT = 64 * 2**20  # what one device call carries: the tracked tree, the untracked and carried files
+TREE_LIMIT = 45e6  # bytes: what the repository's tracked tree keeps under (with a run kept by --float16)
 PREPARED = (".whl", ".data")  # git-ignored folders of wheels and data that travel with the tree to a GPU
-RUN_KEEP = ("config.json", "result.json", "metrics.csv", "progress.json", "model.weights.h5", "train.log")
+WEIGHTS = "model.weights.h5"  # a finished run's final weights
+RUN_KEEP = ("config.json", "result.json", "metrics.csv", "progress.json", WEIGHTS, "train.log")
 
 
 def chosen_runs(queue_path: Path, run_ids: list[str] | None, count: int) -> list[queue.QueuedRun]:
@@ -97,26 +100,28 @@ def train_command(item: queue.QueuedRun, runs: Path, args: argparse.Namespace) -
     return [sys.executable, *shlex.split(command)[1:], "--verbose", "2"]  # command_for leaves verbose out
 
 
-def pack(run: Path, out: Path, float16: bool = False) -> Path:
+def pack(run: Path, out: Path, *, float16: bool = False) -> Path:
     """``out/<run>.tar.gz``: a finished run's record and weights; for a cut-off run also its backup record
     and the checkpoint that record names (never a newer file a kill may have left half-written).
 
-    ``float16``: a cut-off run's checkpoint goes in as :func:`float16_backup` makes it (about a quarter of
-    the size: what can be committed to keep a run between machines), noted in the packed ``train.log``."""
+    ``float16``: about a quarter of the size, what can be committed to keep a run between machines: a
+    cut-off run's backup goes in as :func:`float16_backup` makes it, a finished run's weights in float16
+    (as ``zoo register`` stores and measures them), noted in the packed ``train.log``."""
     names = [run / n for n in RUN_KEEP if (run / n).is_file()]
     record_path = run / "backup" / Backup.RECORD
     cut_off = not (run / "result.json").is_file() and record_path.is_file()
     if cut_off and not float16:
         names += [record_path, backup_checkpoint(run)]
+    members = {path.relative_to(run): path for path in names}
     target = out / f"{run.name}.tar.gz"
-    with tempfile.TemporaryDirectory(prefix="relu_ratio-pack-") as scratch:
-        members = {path.relative_to(run): path for path in names}
-        if cut_off and float16:  # its train.log, with the note, replaces the run's
-            members |= {path.relative_to(scratch): path for path in float16_backup(run, Path(scratch))}
+    scratch = tempfile.TemporaryDirectory(prefix="relu_ratio-pack-") if float16 else None
+    with scratch or contextlib.nullcontext():
+        if scratch is not None:  # what it writes replaces the run's own (train.log, with the note)
+            made = (float16_backup if cut_off else float16_weights)(run, Path(scratch.name))
+            members |= {path.relative_to(scratch.name): path for path in made}
         with files.atomic_file(target) as written, tarfile.open(written, "w:gz") as tar:
             for where, path in members.items():
-                if path.is_file():
-                    tar.add(path, arcname=str(run.name / where))
+                tar.add(path, arcname=str(Path(run.name, where)))
     return target
 
 
@@ -124,8 +129,9 @@ def float16_backup(run: Path, scratch: Path) -> list[Path]:
     """The cut-off ``run``'s committed backup, written into ``scratch`` as it is packed with ``--float16``:
     the checkpoint with its weights in float16 and the optimizer's momentum restarted (zeros; the step count
     kept, so the learning-rate schedule goes on where it was: :func:`~relu_ratio.zoo.publish.write_float16`),
-    the backup record naming it, and ``train.log`` with a line that says so. A ``ValueError`` for a run
-    trained with ``--ema``, whose weight average is kept with the optimizer's state."""
+    the backup record naming it (and no earlier backup to fall back to), and ``train.log`` with a line that
+    says so. A ``ValueError`` for a run trained with ``--ema``, whose weight average is kept with the
+    optimizer's state."""
     if train.RunRecord.read(run).config.get("ema") is not None:
         raise ValueError(f"{run}: trained with --ema, whose weight average is kept with the optimizer's "
                          "state that --float16 restarts: pack it without --float16.")  # fmt: skip
@@ -133,14 +139,41 @@ def float16_backup(run: Path, scratch: Path) -> list[Path]:
     (scratch / "backup").mkdir()
     half = scratch / "backup" / checkpoint.name
     write_float16(checkpoint, half, restart_optimizer=True)
-    record = {**Backup.read_record(run / "backup"), "sha256": files.sha256(half)}
+    record = {**Backup.read_record(run / "backup"), "sha256": files.sha256(half), "previous": None}
     (scratch / "backup" / Backup.RECORD).write_text(json.dumps(record))
+    what = f"packed after {_said(how_far(run))} with its weights in float16 and its momentum restarted"
+    return [half, scratch / "backup" / Backup.RECORD, _noted_log(run, scratch, what)]
+
+
+def float16_weights(run: Path, scratch: Path) -> list[Path]:
+    """The finished ``run``'s ``model.weights.h5`` written into ``scratch`` in float16, as ``zoo register``
+    stores and measures them (:func:`~relu_ratio.zoo.publish.write_float16`), and ``train.log`` with a line
+    that says so; nothing for a run without weights."""
+    if not (run / WEIGHTS).is_file():
+        return []
+    write_float16(run / WEIGHTS, scratch / WEIGHTS)
+    return [scratch / WEIGHTS, _noted_log(run, scratch, "packed with its final weights in float16")]
+
+
+def _noted_log(run: Path, scratch: Path, what: str) -> Path:
+    """``scratch/train.log``: the run's own, and a line saying what ``--pack --float16`` did."""
     log = run / "train.log"
-    note = (f"relu_ratio: packed after {record['epoch']} epochs and {record.get('batches_done', 0)} batches "
-            "with its weights in float16 and the optimizer's momentum restarted (gpu_pair.py --pack "
-            "--float16); training resumes from there.\n")  # fmt: skip
+    note = f"relu_ratio: {what} (gpu_pair.py --pack --float16).\n"
     (scratch / "train.log").write_text((log.read_text() if log.is_file() else "") + note)
-    return [half, scratch / "backup" / Backup.RECORD, scratch / "train.log"]
+    return scratch / "train.log"
+
+
+def how_far(run: Path) -> tuple[int, int]:
+    """``(epochs, batches of the next)`` that the run folder ``run`` holds: its committed backup's, else
+    the epochs its metrics log (a finished run packed without its backups, or no run: ``(0, 0)``)."""
+    backup = Backup.read_record(run / "backup")
+    return (backup["epoch"], batches_done(backup)) if backup else (train.RunRecord.read(run).epochs_done, 0)
+
+
+def _said(far: tuple[int, int]) -> str:
+    """:func:`how_far`'s answer in words: ``"3 epochs and 18 batches"``."""
+    epochs, batches = far
+    return f"{epochs} epochs" + (f" and {batches} batches" if batches else "")
 
 
 def backup_checkpoint(run: Path) -> Path:
@@ -158,27 +191,29 @@ def backup_checkpoint(run: Path) -> Path:
 
 
 def pack_to_carry(
-    items: list[queue.QueuedRun], runs: Path, folder: Path, float16: bool = False
+    items: list[queue.QueuedRun], runs: Path, folder: Path, *, float16: bool = False
 ) -> list[Path]:
     """Here, before a window: pack each of ``items``' cut-off run folders in ``runs`` into ``folder`` (to
     name in the device call's ``carry``, git-ignored) for ``--resume``, holding each run folder's lock while
     it does (``float16``: as :func:`pack` says). All or nothing: the runs are packed into a scratch folder
     inside ``folder`` and moved in only when every one is, so a refusal leaves ``folder`` as it was. Refused
     (``ValueError`` naming the run; :class:`FolderInUse` for a run the queue is training, stop it first): a
-    run that is not there, finished, damaged, or whose backup cannot be read."""
+    run that is not there, damaged, or whose backup cannot be read, and a finished one (but with
+    ``float16``: kept that way until it is registered)."""
     with tempfile.TemporaryDirectory(dir=folder, prefix=".pack-") as scratch:
         packed = []
         for item in items:
             run = runs / item.run_id
             record = train.RunRecord.read(run)
-            if record.damage or record.state == "finished":
+            if record.damage or (record.state == "finished" and not float16):
                 why = "; ".join(record.damage) or "finished: register it"
                 raise ValueError(f"{run}: {why}; not packed.")
-            if not (run / "backup" / "training_metadata.json").is_file():
+            if record.state != "finished" and not (run / "backup" / Backup.RECORD).is_file():
                 raise ValueError(f"{run}: no backup to resume from; not packed.")
-            backup_checkpoint(run)  # readable, and the checkpoint it names is there
+            if record.state != "finished":
+                backup_checkpoint(run)  # readable, and the checkpoint it names is there
             with locked_folder(run, "run folder"):
-                packed.append(pack(run, Path(scratch), float16))
+                packed.append(pack(run, Path(scratch), float16=float16))
         for path in packed:
             os.replace(path, folder / path.name)
     return [folder / path.name for path in packed]
@@ -235,14 +270,17 @@ def _unpack(archive: Path, scratch: Path, run_id: str) -> Path:
 
 def _move_in(archive: Path, unpacked: Path, target: Path) -> None:
     """Move the files of ``unpacked`` into the run folder ``target`` (whose lock the caller holds), unless
-    ``target`` holds a damaged run, a finished one or one further than ``unpacked`` (``ValueError``)."""
+    ``target`` holds a damaged run, a finished one, or a cut-off one as far as a cut-off ``unpacked`` or
+    further (``ValueError``: a float16 pack taken back over the state it was packed from would only lose
+    precision)."""
     incoming, here = train.RunRecord.read(unpacked), train.RunRecord.read(target)
     if here.damage:
         raise ValueError(f"{target}: {'; '.join(here.damage)}; {archive.name} not unpacked.")
-    if here.state == "finished" or here.epochs_done > incoming.epochs_done:
+    ours, theirs = how_far(target), how_far(unpacked)
+    if here.state == "finished" or (incoming.state != "finished" and ours != (0, 0) and ours >= theirs):
         raise ValueError(
-            f"{target} holds {here.epochs_done} epochs ({here.state}) and {archive.name} "
-            f"{incoming.epochs_done}: not unpacked, the folder is left as it is."
+            f"{target} holds {_said(ours)} ({here.state}) and {archive.name} {_said(theirs)}: not unpacked, "
+            "the folder is left as it is."
         )
     # config.json first: a folder cut off part-way holds a run's config (train resumes it), never a
     # run's files without it (which train refuses as another's)
@@ -273,9 +311,11 @@ def decode(dataset: str) -> None:
 
 
 def pack_command(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
-    """``--pack``: the chosen runs packed to carry, and what a device call would then carry. Refused, the
-    folder left as it was: a folder outside the checkout (a call carries only the checkout), a run already
-    packed there, and a total over :data:`CARRY_LIMIT` (the call would be refused)."""
+    """``--pack``: the chosen runs packed to carry, and what a device call would then carry (with
+    ``--float16``: packed to commit, and what the tracked tree would then hold). Refused, the folder left as
+    it was: a folder outside the checkout (a call carries only the checkout), a run already packed there,
+    and a total over :data:`CARRY_LIMIT` (the call would be refused; with ``--float16``, a tree over
+    :data:`TREE_LIMIT`)."""
     folder = Path(args.pack).resolve()
     if not folder.is_relative_to(ROOT) or folder == ROOT:
         p.error(f"--pack {args.pack}: the folder must be inside the checkout ({ROOT}), which is all a device "
@@ -289,10 +329,15 @@ def pack_command(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         if there:
             raise ValueError(f"already packed: {', '.join(there)}; remove it first to pack the run again")
         folder.mkdir(parents=True, exist_ok=True)
-        packed = pack_to_carry(items, Path(args.runs), folder, args.float16)
+        packed = pack_to_carry(items, Path(args.runs), folder, float16=args.float16)
         parts = carried_bytes(folder)
         total, said = sum(parts.values()), ", ".join(f"{k} {v / 2**20:.1f}" for k, v in parts.items())
-        if total >= CARRY_LIMIT:
+        tree = parts["working tree"] + parts[folder.name]  # what a commit of the packed runs makes
+        if args.float16 and tree >= TREE_LIMIT:
+            raise ValueError(f"the tracked tree would hold {tree / 1e6:.1f} MB with {folder.name}/, more "
+                             f"than the {TREE_LIMIT / 1e6:.0f} MB it keeps under: not packed "
+                             '(training/README.md, "Room for the weights")')  # fmt: skip
+        if not args.float16 and total >= CARRY_LIMIT:
             raise ValueError(f"a device call would carry {total / 2**20:.1f} MiB ({said}), more than the "
                              f"{CARRY_LIMIT / 2**20:.0f} MiB one carries: not packed (training/README.md, "
                              '"Room for the weights")')  # fmt: skip
@@ -305,6 +350,11 @@ def pack_command(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     for path in packed:
         print(f"packed {path.relative_to(ROOT)} ({path.stat().st_size / 2**20:.1f} MiB)")
     where = folder.relative_to(ROOT)
+    if args.float16:
+        added = " ".join(str(path.relative_to(ROOT)) for path in packed)
+        print(f"the tracked tree would hold {tree / 1e6:.1f} of {TREE_LIMIT / 1e6:.0f} MB; commit it: "
+              f"git add {added}")  # fmt: skip
+        return 0
     print(f"a device call would carry {total / 2**20:.1f} of {CARRY_LIMIT / 2**20:.0f} MiB ({said}): name "
           f"{where} in its carry and add --resume {where} to its gpu_pair.py command")
     return 0
@@ -313,7 +363,8 @@ def pack_command(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--queue", default=str(QUEUE), help="the training queue (default: training/queue.json)")
-    p.add_argument("--run-ids", nargs="+", help="train these queued runs (default: the next --count ones)")
+    p.add_argument("--run-ids", nargs="+", help="train (or --pack) these queued runs (default: the next "
+                   "--count ones); with --take-back, take back only these")  # fmt: skip
     p.add_argument("--count", type=int, default=2, help="how many of the queue's next runs at once")
     p.add_argument("--dataset", default=".data", help="the folder holding the CIFAR-10 JPEG archives")
     p.add_argument("--out", help="where the packed runs go ($OUT); required unless --take-back")
@@ -349,7 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.count < 1:
         p.error(f"--count must be >= 1; received {args.count}")
     if args.take_back:
-        archives = sorted(Path(args.take_back).glob("*.tar.gz"))
+        folder = Path(args.take_back)
+        archives = ([folder / f"{run_id}.tar.gz" for run_id in args.run_ids] if args.run_ids
+                    else sorted(folder.glob("*.tar.gz")))  # fmt: skip
         if not archives:
             p.error(f"--take-back {args.take_back}: no <run id>.tar.gz there")
         take_back_all(archives, Path(args.runs), p)

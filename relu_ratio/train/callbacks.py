@@ -231,7 +231,7 @@ class Backup(keras.callbacks.BackupAndRestore):
 
     RECORD = "training_metadata.json"
     FIELDS = {"epoch": (int,), "batch": (int,), "number": (int,), "weights": (str,), "sha256": (str,)}
-    # Records written before batches_done have "batch" only (_batches_done); metrics_state: mid-epoch ones.
+    # Records written before batches_done have "batch" only (batches_done); metrics_state: mid-epoch ones.
     OPTIONAL = {"batches_done": (int,), "metrics_state": (list,)}
 
     def __init__(
@@ -309,9 +309,9 @@ class Backup(keras.callbacks.BackupAndRestore):
                 drop_epochs_from(self.metrics.parent, epoch)
             done = 0
             if self.record and batches_per_epoch:  # a fit needs a batch: one after the last is trained again
-                done = min(_batches_done(self.record), batches_per_epoch - 1)
+                done = min(batches_done(self.record), batches_per_epoch - 1)
             if done:  # the metrics' sums of the skipped batches, added at the first step ([]: none kept)
-                kept = done == _batches_done(self.record)  # not if the epoch's last batch is trained again
+                kept = done == batches_done(self.record)  # not if the epoch's last batch is trained again
                 self.metrics_state = self.record.get("metrics_state", []) if kept else []
             self.resumed_at = (epoch, done)
         return self.resumed_at
@@ -426,7 +426,7 @@ class MetricsLog(keras.callbacks.CSVLogger):
         super().on_epoch_end(epoch, logs)
 
 
-def _batches_done(record: dict) -> int:
+def batches_done(record: dict) -> int:
     """The batches of ``record["epoch"]`` a backup record says were trained. A record written before
     ``batches_done`` holds Keras' last batch index, ``batch``: 0 at an epoch's end (a mid-epoch backup after
     the first batch reads as none done: one batch trained again)."""

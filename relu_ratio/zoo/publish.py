@@ -226,10 +226,10 @@ def write_float16(
                 group = h5py.Group(h5py.h5g.create(target_group.id, key.encode(), gcpl=untimed_group))
                 copy(item, group, zeroed or is_optimizer)
                 continue
-            array = item[()]
+            array = item[()]  # a single value (the step count) reads as a numpy scalar: kept as it is
             is_float = isinstance(array, np.ndarray) and array.dtype.kind == "f"
             if is_float and zeroed:
-                array = np.zeros(array.shape, np.float16) if array.ndim else array  # single values kept
+                array = np.zeros(array.shape, np.float16)
             elif is_float and _fits_float16(array):
                 array = array.astype(np.float16)
             packed = {}
