@@ -20,7 +20,7 @@ The folders are named as the queue names them (``preact164_type2-seed0``), so on
 ``python3 training/gpu_pair.py --take-back <folder of packed runs> --runs ~/relu_runs/zoo`` puts each run
 where ``python -m relu_ratio.queue run`` skips it when finished and finishes it when cut off (a run keeps
 the way it started: precision, augmentation). It holds each run folder's lock while it unpacks, so a run
-the queue is training there is refused, as is one with more epochs there than packed. The other way, a run
+the queue is training there is refused, as is one there as far as packed or further. The other way, a run
 the CPU queue has cut off goes to the device packed by ``--pack <folder>`` (the queue stopped first), which
 also says what the device call would then carry against the 64 MiB one carries. ``--pack <folder>
 --float16`` packs a cut-off run at about a quarter of the size (its weights in float16, SGD's momentum
