@@ -43,6 +43,7 @@ from operator import attrgetter
 from pathlib import Path
 
 from relu_ratio import data, files, flags, folder_lock, models, stats, train
+from relu_ratio.train import archive
 from relu_ratio.train.devices import DEVICE_SEPARATOR, is_gpu
 from relu_ratio.train.fit import MAY_CHANGE_ON_RESUME
 from relu_ratio.train.record import fixed_precision, run_folder_name
@@ -171,8 +172,9 @@ def finished_path(queue_path: str | os.PathLike) -> Path:
 
 
 def kept_folder(queue_path: str | os.PathLike) -> Path:
-    """Where cut-off runs of the queue are kept between machines, beside it: ``training/kept/`` (each as
-    ``<run id>.tar.gz``, packed by ``training/gpu_pair.py --pack training/kept --float16``)."""
+    """Where runs of the queue are kept across a change of machine, beside it: ``training/kept/`` (each as
+    ``<run id>.tar.gz``, packed by ``training/gpu_pair.py --pack training/kept --float16``), taken back by
+    :func:`run`."""
     return Path(queue_path).with_name("kept")
 
 
@@ -262,8 +264,9 @@ def run(
     kept: str | os.PathLike | None = None,
 ) -> list[tuple[QueuedRun, str]]:
     """Train the queue in order (skip finished runs, in ``runs`` or in ``finished``, and resume cut-off
-    ones); ``(run, message)`` per failure. A run kept in the folder ``kept`` (:func:`kept_folder`) that has
-    not started in ``runs`` is a failure that says to take it back first, not a run trained from its start.
+    ones); ``(run, message)`` per failure. A run kept in the folder ``kept`` (:func:`kept_folder`) further
+    than its folder in ``runs`` (or where it has none) is taken back first, so that it goes on where it was
+    packed (:func:`relu_ratio.train.archive.take_back`); one that cannot be taken back is a failure.
 
     One queue at a time works in ``runs``: a second is refused at once
     (:class:`relu_ratio.folder_lock.FolderInUse` naming the first). A run whose folder another process
@@ -298,12 +301,12 @@ def _run(
     def check(item: QueuedRun) -> str | None:
         """``None``: train it; a note: skip it; :class:`NotTrained`: a damaged folder, or other settings."""
         config = item.config(runs, dataset)
+        if kept is not None:
+            _take_back(Path(kept) / f"{item.run_id}.tar.gz", Path(runs), log)
         record = record_of(item, runs, finished)
         if record.damage:
             raise NotTrained(f"{config.out} is damaged: {'; '.join(record.damage)}; repair or move it")
         if record.state != "finished":
-            if kept is not None:
-                _check_not_kept(Path(kept) / f"{item.run_id}.tar.gz", Path(config.out), runs)
             if item.run_id in finished:  # recorded, but its weights are lost (see record_of)
                 log(f"{item.run_id}: recorded as finished in {finished[item.run_id].path}, but its weights "
                     "are neither in its folder here nor in a zoo entry registered from it: training it again")
@@ -322,15 +325,19 @@ def _run(
                           name=attrgetter("run_id"), log=log)  # fmt: skip
 
 
-def _check_not_kept(packed: Path, out: Path, runs: str | os.PathLike) -> None:
-    """:class:`NotTrained` where the archive ``packed`` keeps the run of ``out`` and it has not started there
-    (a run cut off on another machine, not to be trained again from its start)."""
-    if packed.is_file() and not (out / "config.json").is_file():
-        raise NotTrained(
-            f"{packed} keeps this run, cut off on another machine: take it back first (python "
-            f"training/gpu_pair.py --take-back {packed.parent} --run-ids {out.name} --runs {runs}), or "
-            "delete the archive to train the run from its start"
-        )
+def _take_back(packed: Path, runs: Path, log) -> None:
+    """Take back the run that the archive ``packed`` keeps (if there is one) into ``runs`` where it is
+    further than the run's folder there; :class:`NotTrained` where it cannot be taken back (damaged, or the
+    folder in use), rather than train the run from an earlier state."""
+    if not packed.is_file():
+        return
+    try:
+        run_id = archive.take_back(packed, runs)
+    except archive.NotFurther:
+        return  # the folder here is as far (the machine that packed it) or finished
+    except ValueError as error:
+        raise NotTrained(f"{packed} keeps this run but cannot be taken back: {error}") from None
+    log(f"{run_id}: taken back from {packed}, where it was kept from another machine")
 
 
 def differences(config: train.TrainConfig, recorded: dict, dataset_name: str | None = None) -> list[str]:

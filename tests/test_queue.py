@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import socket
 import tarfile
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from relu_ratio import queue, train, zoo
+from relu_ratio.train import archive
 
 REPO_QUEUE = Path(__file__).parent.parent / "training" / "queue.json"
 
@@ -544,16 +546,25 @@ def test_a_file_where_a_run_folder_belongs_is_reported_and_the_status_goes_on(tm
     assert "| `resnet8_11-seed0` | waiting |" in out, out  # the next run's row
 
 
-def test_a_run_kept_from_another_machine_is_not_trained_from_its_start(folder, tmp_path):
-    path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}], {"recipe": "fast", "epochs": 1})
-    kept, runs = queue.kept_folder(path), tmp_path / "runs"
-    assert kept == tmp_path / "kept"
+def test_a_run_kept_from_another_machine_is_taken_back_not_trained_again(folder, tmp_path):
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}],
+                       {"recipe": "fast", "epochs": 1, "batch_size": 8, "verbose": 0})  # fmt: skip
+    elsewhere, runs, kept = tmp_path / "elsewhere", tmp_path / "runs", queue.kept_folder(path)
+    assert kept == tmp_path / "kept" and not queue.run(queue.load(path), elsewhere, str(folder))
     kept.mkdir()
-    (kept / "resnet8_21-seed0.tar.gz").write_bytes(b"packed")
+    archive.pack(elsewhere / "resnet8_21-seed0", kept, float16=True)  # committed, then another machine:
     logged = []
+    assert not queue.run(queue.load(path), runs, str(folder), log=logged.append, kept=kept)
+    assert f"resnet8_21-seed0: taken back from {kept / 'resnet8_21-seed0.tar.gz'}" in logged[0], logged
+    assert any("finished" in line and "skipped" in line for line in logged), logged
+    result = "resnet8_21-seed0/result.json"
+    assert (runs / result).read_text() == (elsewhere / result).read_text()
+    logged.clear()  # the folder here is as far: left as it is
+    assert not queue.run(queue.load(path), runs, str(folder), log=logged.append, kept=kept)
+    assert not any("taken back" in line for line in logged), logged
+    shutil.rmtree(runs)  # an archive that cannot be taken back: a failure, not a run trained from its start
+    (kept / "resnet8_21-seed0.tar.gz").write_bytes(b"packed")
     failures = queue.run(queue.load(path), runs, str(folder), log=logged.append, kept=kept)
-    assert [(item.run_id, message) for item, message in failures] == [("resnet8_21-seed0", (
-        f"{kept / 'resnet8_21-seed0.tar.gz'} keeps this run, cut off on another machine: take it back first "
-        f"(python training/gpu_pair.py --take-back {kept} --run-ids resnet8_21-seed0 --runs {runs}), or "
-        "delete the archive to train the run from its start"))]  # fmt: skip
+    assert [item.run_id for item, _ in failures] == ["resnet8_21-seed0"]
+    assert f"{kept / 'resnet8_21-seed0.tar.gz'} keeps this run but cannot be taken back" in failures[0][1]
     assert not (runs / "resnet8_21-seed0").exists()
