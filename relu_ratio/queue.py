@@ -8,7 +8,9 @@ in that order, each in ``<runs>/<run id>/``: a finished run (``result.json`` wri
 trained with the queued settings (so a run trained elsewhere, e.g. on a lent GPU, joins by its folder), a
 cut-off one resumes from its backup, a failed one is recorded in its ``failed.json`` and the queue goes
 on. So the same command, started again after a kill or in the next session on the same machine, carries
-on where it stopped.
+on where it stopped; on another machine, it first takes back a run kept in the repository
+(``training/kept/<run id>.tar.gz``, packed with ``training/gpu_pair.py --pack training/kept --float16``)
+where that is further than the run's folder there.
 ``status`` reads the run folders and writes the progress record (epochs reached, accuracy so far,
 wall-clock and CPU hours, what is left) and the comparison of the models queued with several seeds
 (mean ± sd of test top-1 per precision, the 2:1 - 1:1 difference ± its standard error), also into the
@@ -299,11 +301,13 @@ def _run(
     dataset_names: list[str] = []
 
     def check(item: QueuedRun) -> str | None:
-        """``None``: train it; a note: skip it; :class:`NotTrained`: a damaged folder, or other settings."""
+        """``None``: train it; a note: skip it; :class:`NotTrained`: a damaged folder, other settings, or a
+        kept run that cannot be taken back."""
         config = item.config(runs, dataset)
-        if kept is not None:
-            _take_back(Path(kept) / f"{item.run_id}.tar.gz", Path(runs), log)
         record = record_of(item, runs, finished)
+        if kept is not None and record.state != "finished" and not record.damage:
+            _take_back(Path(kept) / f"{item.run_id}.tar.gz", Path(runs), log)
+            record = record_of(item, runs, finished)
         if record.damage:
             raise NotTrained(f"{config.out} is damaged: {'; '.join(record.damage)}; repair or move it")
         if record.state != "finished":
@@ -328,14 +332,14 @@ def _run(
 def _take_back(packed: Path, runs: Path, log) -> None:
     """Take back the run that the archive ``packed`` keeps (if there is one) into ``runs`` where it is
     further than the run's folder there; :class:`NotTrained` where it cannot be taken back (damaged, or the
-    folder in use), rather than train the run from an earlier state."""
+    folder in use, a disk that fails), rather than train the run from an earlier state."""
     if not packed.is_file():
         return
     try:
         run_id = archive.take_back(packed, runs)
     except archive.NotFurther:
         return  # the folder here is as far (the machine that packed it) or finished
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         raise NotTrained(f"{packed} keeps this run but cannot be taken back: {error}") from None
     log(f"{run_id}: taken back from {packed}, where it was kept from another machine")
 

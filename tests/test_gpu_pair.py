@@ -1,4 +1,5 @@
-"""training/gpu_pair.py: the queue's next runs, their commands, the packing of finished and cut-off runs."""
+"""training/gpu_pair.py: the queue's next runs, their commands; and the packing of finished and cut-off
+runs it carries to and from a GPU (relu_ratio.train.archive), also in float16, to keep them in git."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from helpers import load_module
 
 from relu_ratio import queue, train
+from relu_ratio.train import archive
 
 SCRIPT = Path(__file__).parents[1] / "training" / "gpu_pair.py"
 gpu_pair = load_module(SCRIPT, "gpu_pair")
@@ -90,15 +92,15 @@ def test_pack_keeps_a_finished_runs_record_and_a_cut_off_runs_committed_backup(t
     (done / "model.weights.h5").write_text("x")
     out = tmp_path / "out"
     out.mkdir()
-    assert _members(gpu_pair.pack(done, out)) == [
+    assert _members(archive.pack(done, out)) == [
         "a-seed0/config.json", "a-seed0/metrics.csv", "a-seed0/model.weights.h5", "a-seed0/result.json",
     ]  # fmt: skip
-    assert _members(gpu_pair.pack(cut, out)) == [
+    assert _members(archive.pack(cut, out)) == [
         "b-seed0/backup/ckpt-000001.weights.h5", "b-seed0/backup/training_metadata.json",
         "b-seed0/config.json", "b-seed0/metrics.csv",
     ]  # fmt: skip
     runs = tmp_path / "unpacked"
-    assert gpu_pair.take_back(out / "b-seed0.tar.gz", runs) == "b-seed0"  # --resume's way, into a new place
+    assert archive.take_back(out / "b-seed0.tar.gz", runs) == "b-seed0"  # --resume's way, into a new place
     assert (runs / "b-seed0" / "backup" / "training_metadata.json").is_file()
 
 
@@ -120,14 +122,15 @@ def _run_folder(run: Path, epochs: int, finished: bool = False) -> Path:
 def test_take_back_unpacks_a_packed_run_over_an_earlier_state_of_it_only(tmp_path, monkeypatch):
     packed = tmp_path / "packed"
     packed.mkdir()
-    gpu_pair.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
+    archive.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
     runs = tmp_path / "runs"
     _run_folder(runs / "a-seed0", epochs=2)  # the CPU queue's earlier state of the same run
     moved = []
-    replace = gpu_pair.os.replace
-    monkeypatch.setattr(gpu_pair.os, "replace", lambda a, b: (moved.append(Path(b).name), replace(a, b)))
-    assert gpu_pair.take_back(packed / "a-seed0.tar.gz", runs) == "a-seed0"
+    replace = archive.os.replace
+    monkeypatch.setattr(archive.os, "replace", lambda a, b: (moved.append(Path(b).name), replace(a, b)))
+    assert archive.take_back(packed / "a-seed0.tar.gz", runs) == "a-seed0"
     assert moved[0] == "config.json"  # first: a take-back cut off part-way leaves a run train resumes
+    assert moved[-1] == "training_metadata.json"  # last: never the new backup with the old metrics
     assert train.RunRecord.read(runs / "a-seed0").epochs_done == 5
     record = json.loads((runs / "a-seed0" / "backup" / "training_metadata.json").read_text())
     assert record["weights"] == "ckpt-000005.weights.h5" and not (runs / "a-seed0" / ".lock").exists()
@@ -138,7 +141,7 @@ def test_take_back_unpacks_a_packed_run_over_an_earlier_state_of_it_only(tmp_pat
 def test_take_back_refuses_a_run_the_queues_machine_has_as_far_or_is_training(tmp_path, capsys, here):
     packed = tmp_path / "packed"
     packed.mkdir()
-    gpu_pair.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
+    archive.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
     runs = tmp_path / "runs"
     epochs = {"further": 7, "as far": 5, "finished": 5, "in use": 2}[here]
     local = _run_folder(runs / "a-seed0", epochs=epochs, finished=here == "finished")
@@ -218,11 +221,11 @@ def test_pack_carries_cut_off_runs_and_says_what_a_device_call_would_carry(tmp_p
 def test_take_back_refuses_an_archive_it_cannot_unpack_as_its_run(tmp_path, capsys, damage):
     packed = tmp_path / "packed"
     packed.mkdir()
-    archive = gpu_pair.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
+    packed_run = archive.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
     if damage == "renamed":
-        archive.rename(packed / "a-seed1.tar.gz")
+        packed_run.rename(packed / "a-seed1.tar.gz")
     else:
-        archive.write_bytes(b"not gzip")
+        packed_run.write_bytes(b"not gzip")
     runs = tmp_path / "runs"
     runs.mkdir()
     with pytest.raises(SystemExit) as exit_info:
@@ -237,16 +240,16 @@ def test_take_back_refuses_an_archive_it_cannot_unpack_as_its_run(tmp_path, caps
 def test_a_damaged_archive_is_one_error_line_and_no_run_folder_is_made(tmp_path, capsys, damage):
     packed = tmp_path / "packed"
     packed.mkdir()
-    archive = gpu_pair.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
-    whole = archive.read_bytes()
-    archive.write_bytes(bytes(range(256)) * 4 if damage == "random bytes" else whole[: len(whole) // 2])
+    packed_run = archive.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
+    whole = packed_run.read_bytes()
+    packed_run.write_bytes(bytes(range(256)) * 4 if damage == "random bytes" else whole[: len(whole) // 2])
     runs = tmp_path / "runs"  # not there yet: made only for an archive that was read
     with pytest.raises(SystemExit) as exit_info:
         gpu_pair.main(["--take-back", str(packed), "--runs", str(runs)])
     lines = capsys.readouterr().err.splitlines()
     assert exit_info.value.code == 2 and lines[0].startswith("usage: "), lines
     assert [line for line in lines if "error" in line] == lines[-1:], lines  # one line, after the usage
-    assert f": error: {archive} cannot be read as a packed run (" in lines[-1], lines
+    assert f": error: {packed_run} cannot be read as a packed run (" in lines[-1], lines
     assert lines[-1].endswith("); not unpacked.")
     assert not runs.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["gpu", "packed"]
 
@@ -254,7 +257,7 @@ def test_a_damaged_archive_is_one_error_line_and_no_run_folder_is_made(tmp_path,
 def test_take_back_into_runs_under_a_file_is_one_error_line(tmp_path, capsys):
     packed = tmp_path / "packed"
     packed.mkdir()
-    gpu_pair.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
+    archive.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
     (tmp_path / "notes").write_text("a file where --runs would be made")
     with pytest.raises(SystemExit) as exit_info:
         gpu_pair.main(["--take-back", str(packed), "--runs", str(tmp_path / "notes" / "runs")])
@@ -268,7 +271,7 @@ def test_resume_without_a_packed_run_is_refused_before_anything_starts(tmp_path,
     out, packed = tmp_path / "out", tmp_path / "packed"
     packed.mkdir()
     first = gpu_pair.chosen_runs(_queue(tmp_path), None, 2)[0].run_id  # packed; the second is not
-    gpu_pair.pack(_run_folder(tmp_path / "gpu" / first, epochs=1), packed)
+    archive.pack(_run_folder(tmp_path / "gpu" / first, epochs=1), packed)
     with pytest.raises(SystemExit) as exit_info:
         gpu_pair.main(["--queue", str(_queue(tmp_path)), "--out", str(out), "--commit", "abc", "--resume",
                        str(packed), "--runs", str(tmp_path / "runs"), "--dataset", str(folder)])  # fmt: skip
@@ -338,10 +341,10 @@ def test_a_float16_pack_resumes_at_the_same_step_with_the_weights_rounded_and_th
                                 verbose=0))  # fmt: skip
     for name in ("result.json", "model.weights.h5"):  # cut off after the epoch's backup
         (run / name).unlink()
-    full = gpu_pair.backup_checkpoint(run)
+    full = archive.backup_checkpoint(run)
     out = tmp_path / "packed"
     out.mkdir()
-    with tarfile.open(gpu_pair.pack(run, out, float16=True)) as tar:
+    with tarfile.open(archive.pack(run, out, float16=True)) as tar:
         tar.extractall(tmp_path / "unpacked", filter="data")
     half = tmp_path / "unpacked" / run.name / "backup" / full.name
     assert half.stat().st_size < full.stat().st_size / 2.5
@@ -356,7 +359,7 @@ def test_a_float16_pack_resumes_at_the_same_step_with_the_weights_rounded_and_th
     assert "momentum restarted" in (tmp_path / "unpacked" / run.name / "train.log").read_text()
 
     runs = tmp_path / "elsewhere"
-    assert gpu_pair.take_back(out / f"{run.name}.tar.gz", runs) == run.name
+    assert archive.take_back(out / f"{run.name}.tar.gz", runs) == run.name
     result = train.run(train.TrainConfig(model="resnet8_21", dataset=str(folder), out=str(runs / run.name),
                                          epochs=1, batch_size=4, verbose=0))  # fmt: skip
     assert result["epochs_completed"] == 1
@@ -370,7 +373,7 @@ def test_a_run_with_a_weight_average_is_not_packed_in_float16(tmp_path):
     run = _run_folder(tmp_path / "runs" / "a-seed0", epochs=2)
     (run / "config.json").write_text(json.dumps({"epochs": 30, "ema": 0.999}))
     with pytest.raises(ValueError, match="trained with --ema"):
-        gpu_pair.pack(run, tmp_path, float16=True)
+        archive.pack(run, tmp_path, float16=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # no archive
 
 
@@ -378,7 +381,7 @@ def test_take_back_of_chosen_runs_leaves_the_others_packed_there(tmp_path, capsy
     packed, runs = tmp_path / "packed", tmp_path / "runs"
     packed.mkdir()
     for run_id in ("a-seed0", "b-seed0"):
-        gpu_pair.pack(_run_folder(tmp_path / "gpu" / run_id, epochs=5), packed)
+        archive.pack(_run_folder(tmp_path / "gpu" / run_id, epochs=5), packed)
     assert gpu_pair.main(["--take-back", str(packed), "--run-ids", "b-seed0", "--runs", str(runs)]) == 0
     assert sorted(p.name for p in runs.iterdir()) == ["b-seed0"]
     with pytest.raises(SystemExit) as exit_info:
@@ -416,7 +419,7 @@ def test_a_float16_pack_of_a_finished_run_holds_its_weights_as_the_zoo_stores_th
     run = _run_folder(tmp_path / "runs" / "a-seed0", epochs=5, finished=True)
     with h5py.File(run / "model.weights.h5", "w") as f:
         f["layers/dense/vars/0"] = np.full((4, 4), 0.1, np.float32)
-    with tarfile.open(gpu_pair.pack(run, tmp_path, float16=True)) as tar:
+    with tarfile.open(archive.pack(run, tmp_path, float16=True)) as tar:
         tar.extractall(tmp_path / "unpacked", filter="data")
     unpacked = tmp_path / "unpacked" / "a-seed0"
     weights = _arrays(unpacked / "model.weights.h5", "layers")

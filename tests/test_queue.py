@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import os
@@ -14,6 +15,7 @@ import pytest
 
 from relu_ratio import queue, train, zoo
 from relu_ratio.train import archive
+from relu_ratio.train.record import drop_epochs_from
 
 REPO_QUEUE = Path(__file__).parent.parent / "training" / "queue.json"
 
@@ -546,24 +548,37 @@ def test_a_file_where_a_run_folder_belongs_is_reported_and_the_status_goes_on(tm
     assert "| `resnet8_11-seed0` | waiting |" in out, out  # the next run's row
 
 
-def test_a_run_kept_from_another_machine_is_taken_back_not_trained_again(folder, tmp_path):
+def _cut_off_after_its_first_epoch(run: Path) -> None:
+    """Make the finished 2-epoch ``run`` what a kill after its first epoch's backup leaves."""
+    record_path = run / "backup" / "training_metadata.json"
+    first = json.loads(record_path.read_text())["previous"]
+    assert first["epoch"] == 1 and first["batches_done"] == 0
+    record_path.write_text(json.dumps({**first, "previous": None}))
+    for name in ("result.json", "model.weights.h5", "best.weights.h5"):
+        (run / name).unlink()
+    drop_epochs_from(run, 1)
+
+
+def test_a_run_kept_from_another_machine_is_taken_back_and_resumed_not_trained_again(folder, tmp_path):
     path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}],
-                       {"recipe": "fast", "epochs": 1, "batch_size": 8, "verbose": 0})  # fmt: skip
+                       {"recipe": "fast", "epochs": 2, "batch_size": 8, "verbose": 0})  # fmt: skip
     elsewhere, runs, kept = tmp_path / "elsewhere", tmp_path / "runs", queue.kept_folder(path)
     assert kept == tmp_path / "kept" and not queue.run(queue.load(path), elsewhere, str(folder))
+    _cut_off_after_its_first_epoch(elsewhere / "resnet8_21-seed0")
     kept.mkdir()
     archive.pack(elsewhere / "resnet8_21-seed0", kept, float16=True)  # committed, then another machine:
     logged = []
     assert not queue.run(queue.load(path), runs, str(folder), log=logged.append, kept=kept)
     assert f"resnet8_21-seed0: taken back from {kept / 'resnet8_21-seed0.tar.gz'}" in logged[0], logged
-    assert any("finished" in line and "skipped" in line for line in logged), logged
-    result = "resnet8_21-seed0/result.json"
-    assert (runs / result).read_text() == (elsewhere / result).read_text()
-    logged.clear()  # the folder here is as far: left as it is
-    assert not queue.run(queue.load(path), runs, str(folder), log=logged.append, kept=kept)
-    assert not any("taken back" in line for line in logged), logged
-    shutil.rmtree(runs)  # an archive that cannot be taken back: a failure, not a run trained from its start
+    run = runs / "resnet8_21-seed0"
+    assert json.loads((run / "result.json").read_text())["epochs_completed"] == 2
+    assert [row["epoch"] for row in csv.DictReader((run / "metrics.csv").open())] == ["0", "1"]
+    assert "momentum restarted" in (run / "train.log").read_text()
+    logged.clear()  # finished here, beside an archive that cannot be read: skipped, not a failure
     (kept / "resnet8_21-seed0.tar.gz").write_bytes(b"packed")
+    assert not queue.run(queue.load(path), runs, str(folder), log=logged.append, kept=kept)
+    assert any("finished" in line and "skipped" in line for line in logged), logged
+    shutil.rmtree(runs)  # an archive that cannot be taken back: a failure, not a run trained from its start
     failures = queue.run(queue.load(path), runs, str(folder), log=logged.append, kept=kept)
     assert [item.run_id for item, _ in failures] == ["resnet8_21-seed0"]
     assert f"{kept / 'resnet8_21-seed0.tar.gz'} keeps this run but cannot be taken back" in failures[0][1]

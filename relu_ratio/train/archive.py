@@ -97,7 +97,7 @@ def float16_weights(run: Path, scratch: Path) -> list[Path]:
 def _noted_log(run: Path, scratch: Path, what: str) -> Path:
     """``scratch/train.log``: the run's own, and a line saying what ``--pack --float16`` did."""
     log = run / "train.log"
-    note = f"relu_ratio: {what} (gpu_pair.py --pack --float16).\n"
+    note = f"relu_ratio: {what} (relu_ratio.train.archive.pack, float16=True).\n"
     (scratch / "train.log").write_text((log.read_text() if log.is_file() else "") + note)
     return scratch / "train.log"
 
@@ -179,8 +179,10 @@ def _move_in(archive: Path, unpacked: Path, target: Path) -> None:
             "the folder is left as it is."
         )
     # config.json first: a folder cut off part-way holds a run's config (train resumes it), never a
-    # run's files without it (which train refuses as another's)
-    for path in sorted(unpacked.rglob("*"), key=lambda path: (path.name != "config.json", path)):
+    # run's files without it (which train refuses as another's); the backup record last: a folder cut off
+    # before it keeps its own backup with its own metrics and hours, never the new backup with old ones
+    first_last = {"config.json": 0, Backup.RECORD: 2}
+    for path in sorted(unpacked.rglob("*"), key=lambda path: (first_last.get(path.name, 1), path)):
         if path.is_file():
             destination = target / path.relative_to(unpacked)
             destination.parent.mkdir(parents=True, exist_ok=True)

@@ -207,7 +207,7 @@ def write_float16(
     ``restart_optimizer``: keep the ``optimizer`` group instead, its single values (the step count that the
     learning-rate schedule reads) as they are and its arrays (SGD's momentum) as float16 zeros, which compress
     to almost nothing: a training backup at about a quarter of its size, from which a run resumes at the same
-    step with its momentum restarted (``training/gpu_pair.py --pack --float16``).
+    step with its momentum restarted (:func:`relu_ratio.train.archive.pack` with ``float16=True``).
 
     Example:
         >>> write_float16("runs/resnet20_21/model.weights.h5", "/tmp/half.weights.h5")  # doctest: +SKIP
