@@ -107,6 +107,12 @@ def test_register_measures_every_number(run, store):
 def test_register_refuses_a_taken_name_and_a_run_that_does_not_fit(run, store, tmp_path):
     with pytest.raises(zoo.ZooError, match="already exists"):
         zoo.register(run["dir"])
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / NAME).write_text("notes of mine")  # a file where the entry would go
+    with pytest.raises(zoo.ZooError, match=f"{NAME} is no zoo entry .* does not replace it"):
+        zoo.register(run["dir"], store=tmp_path / "mine", overwrite=True)
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == [NAME]
+    assert (tmp_path / "mine" / NAME).read_text() == "notes of mine"
     with pytest.raises(zoo.ZooError, match="invalid zoo name ''"):  # not the default name
         zoo.register(run["dir"], "", store=tmp_path / "other")
     bad = tmp_path / "run"

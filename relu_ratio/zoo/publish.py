@@ -126,6 +126,9 @@ def register(
     final = store / name
     if final.exists() and not overwrite:
         raise ZooError(f"zoo entry {final} already exists; pass overwrite=True (CLI: --force) to replace it.")
+    if final.exists() and not (final / METADATA_FILE).is_file():
+        raise ZooError(f"{final} is no zoo entry (it holds no {METADATA_FILE}), so overwrite=True (CLI: "
+                       "--force) does not replace it; move it away or register another name.")  # fmt: skip
     files.check_writable(store, "zoo store")
     store.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=store))
