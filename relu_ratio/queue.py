@@ -305,8 +305,8 @@ def _run(
         kept run that cannot be taken back."""
         config = item.config(runs, dataset)
         record = record_of(item, runs, finished)
-        if kept is not None and record.state != "finished" and not record.damage:
-            _take_back(Path(kept) / f"{item.run_id}.tar.gz", Path(runs), log)
+        kept_here = kept is not None and record.state != "finished" and not record.damage
+        if kept_here and _took_back(Path(kept) / f"{item.run_id}.tar.gz", Path(runs), log):
             record = record_of(item, runs, finished)
         if record.damage:
             raise NotTrained(f"{config.out} is damaged: {'; '.join(record.damage)}; repair or move it")
@@ -329,19 +329,20 @@ def _run(
                           name=attrgetter("run_id"), log=log)  # fmt: skip
 
 
-def _take_back(packed: Path, runs: Path, log) -> None:
-    """Take back the run that the archive ``packed`` keeps (if there is one) into ``runs`` where it is
-    further than the run's folder there; :class:`NotTrained` where it cannot be taken back (damaged, or the
-    folder in use, a disk that fails), rather than train the run from an earlier state."""
+def _took_back(packed: Path, runs: Path, log) -> bool:
+    """Whether the run that the archive ``packed`` keeps (if there is one) was taken back into ``runs``, as
+    it is where it is further than the run's folder there; :class:`NotTrained` where it cannot be taken back
+    (damaged, or the folder in use, a disk that fails), rather than train the run from an earlier state."""
     if not packed.is_file():
-        return
+        return False
     try:
         run_id = archive.take_back(packed, runs)
     except archive.NotFurther:
-        return  # the folder here is as far (the machine that packed it) or finished
+        return False  # the folder here is as far (the machine that packed it) or finished
     except (ValueError, OSError) as error:
         raise NotTrained(f"{packed} keeps this run but cannot be taken back: {error}") from None
     log(f"{run_id}: taken back from {packed}, where it was kept from another machine")
+    return True
 
 
 def differences(config: train.TrainConfig, recorded: dict, dataset_name: str | None = None) -> list[str]:

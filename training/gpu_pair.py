@@ -111,9 +111,9 @@ def pack_to_carry(
             if record.damage or (record.state == "finished" and not float16):
                 why = "; ".join(record.damage) or "finished: register it"
                 raise ValueError(f"{run}: {why}; not packed.")
-            if record.state != "finished" and not (run / "backup" / Backup.RECORD).is_file():
-                raise ValueError(f"{run}: no backup to resume from; not packed.")
             if record.state != "finished":
+                if not (run / "backup" / Backup.RECORD).is_file():
+                    raise ValueError(f"{run}: no backup to resume from; not packed.")
                 backup_checkpoint(run)  # readable, and the checkpoint it names is there
             with locked_folder(run, "run folder"):
                 packed.append(pack(run, Path(scratch), float16=float16))
