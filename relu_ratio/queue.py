@@ -306,7 +306,7 @@ def _run(
         config = item.config(runs, dataset)
         record = record_of(item, runs, finished)
         kept_here = kept is not None and record.state != "finished" and not record.damage
-        if kept_here and _took_back(Path(kept) / f"{item.run_id}.tar.gz", Path(runs), log):
+        if kept_here and _took_back(archive.packed_path(Path(kept), item.run_id), Path(runs), log):
             record = record_of(item, runs, finished)
         if record.damage:
             raise NotTrained(f"{config.out} is damaged: {'; '.join(record.damage)}; repair or move it")

@@ -49,7 +49,7 @@ from pathlib import Path
 
 from relu_ratio import data, files, queue, train
 from relu_ratio.folder_lock import FolderInUse, locked_folder
-from relu_ratio.train.archive import backup_checkpoint, pack, take_back
+from relu_ratio.train.archive import SUFFIX, backup_checkpoint, pack, packed_path, take_back
 from relu_ratio.train.callbacks import Backup
 
 QUEUE = Path(__file__).with_name("queue.json")
@@ -169,8 +169,7 @@ def pack_command(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     try:
         files.check_writable(folder, "--pack folder")
         items = chosen_runs(Path(args.queue), args.run_ids, args.count)
-        there = [str(folder / f"{item.run_id}.tar.gz") for item in items
-                 if (folder / f"{item.run_id}.tar.gz").exists()]  # fmt: skip
+        there = [str(path) for item in items if (path := packed_path(folder, item.run_id)).exists()]
         if there:
             raise ValueError(f"already packed: {', '.join(there)}; remove it first to pack the run again")
         folder.mkdir(parents=True, exist_ok=True)
@@ -246,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--count must be >= 1; received {args.count}")
     if args.take_back:
         folder = Path(args.take_back)
-        archives = ([folder / f"{run_id}.tar.gz" for run_id in args.run_ids] if args.run_ids
-                    else sorted(folder.glob("*.tar.gz")))  # fmt: skip
+        archives = ([packed_path(folder, run_id) for run_id in args.run_ids] if args.run_ids
+                    else sorted(folder.glob(f"*{SUFFIX}")))  # fmt: skip
         if not archives:
             p.error(f"--take-back {args.take_back}: no <run id>.tar.gz there")
         take_back_all(archives, Path(args.runs), p)
@@ -272,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.monotonic()
     if args.resume:
-        take_back_all([Path(args.resume) / f"{name}.tar.gz" for name in names], runs, p)
+        take_back_all([packed_path(Path(args.resume), name) for name in names], runs, p)
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 / len(items):.2f}",
            "RELU_RATIO_SOURCE_COMMIT": args.commit}  # fmt: skip

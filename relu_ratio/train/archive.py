@@ -31,12 +31,18 @@ from relu_ratio.train.record import RunRecord
 from relu_ratio.zoo.publish import write_float16
 
 WEIGHTS = "model.weights.h5"  # a finished run's final weights
+SUFFIX = ".tar.gz"  # a packed run's file name: <run id>.tar.gz
 RUN_KEEP = ("config.json", "result.json", "metrics.csv", "progress.json", WEIGHTS, "train.log")
 
 
 class NotFurther(ValueError):
     """:func:`take_back` left the run folder as it is: it holds the run finished, or as far as the archive
     or further."""
+
+
+def packed_path(folder: Path, run_id: str) -> Path:
+    """Where :func:`pack` puts the run ``run_id`` in ``folder``: ``folder/<run id>.tar.gz``."""
+    return folder / f"{run_id}{SUFFIX}"
 
 
 def pack(run: Path, out: Path, *, float16: bool = False) -> Path:
@@ -52,7 +58,7 @@ def pack(run: Path, out: Path, *, float16: bool = False) -> Path:
     if cut_off and not float16:
         names += [record_path, backup_checkpoint(run)]
     members = {path.relative_to(run): path for path in names}
-    target = out / f"{run.name}.tar.gz"
+    target = packed_path(out, run.name)
     scratch = tempfile.TemporaryDirectory(prefix="relu_ratio-pack-") if float16 else None
     with scratch or contextlib.nullcontext():
         if scratch is not None:  # what it writes replaces the run's own (train.log, with the note)
@@ -136,7 +142,7 @@ def take_back(archive: Path, runs: Path) -> str:
     packing), a folder another live process holds (:class:`~relu_ratio.folder_lock.FolderInUse`: the queue
     training that run), one with a damaged run file, and (:class:`NotFurther`) one where the run is finished
     or as far as the packed one or further."""
-    run_id = archive.name.removesuffix(".tar.gz")
+    run_id = archive.name.removesuffix(SUFFIX)
     if not archive.is_file():
         raise ValueError(f"{archive}: no such packed run")
     target = runs / run_id
