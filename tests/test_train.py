@@ -469,6 +469,8 @@ def test_a_batch_larger_than_the_training_images_is_refused_before_the_run_folde
     assert not (tmp_path / "run").exists()
 
 
+TWO_CPUS = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"  # and conftest's
+
 SCRIPT = """
 import os, sys
 backend = os.environ["KERAS_BACKEND"]
@@ -504,7 +506,7 @@ def test_distributed_training_on_two_virtual_cpus(image_folder, tmp_path, backen
     """Data-parallel over two virtual CPUs (TensorFlow's MirroredStrategy, JAX's DataParallel), cut off
     mid-epoch and resumed, against the same run uncut."""
     write_image_folder(image_folder, split="train", per_class=8)  # 6 steps of 4 images an epoch
-    env = {**os.environ, "KERAS_BACKEND": backend, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env = {**os.environ, "KERAS_BACKEND": backend, "XLA_FLAGS": TWO_CPUS}
     runs = [str(tmp_path / "r"), str(tmp_path / "uncut")]
     proc = subprocess.run([sys.executable, "-c", SCRIPT, str(image_folder), *runs], env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
@@ -619,7 +621,7 @@ def test_jax_without_tensorflow_loads_the_zoo_trains_and_distributes_on_two_virt
     from relu_ratio import zoo
 
     write_image_folder(image_folder, split="train")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": TWO_CPUS}
     command = [sys.executable, "-c", NO_TF, str(image_folder), str(tmp_path / "r"), str(tmp_path / "d"), REAL]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
