@@ -28,7 +28,6 @@ import io
 import json
 import os
 import tarfile
-import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -39,6 +38,7 @@ import numpy as np
 
 from relu_ratio import files, paths
 from relu_ratio.models import DEFAULT_INPUT_SHAPE
+from relu_ratio.user_warning import warn
 from relu_ratio.validators import check_seed, is_integer, plain_number
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm")
@@ -503,10 +503,9 @@ def _load_local(path: Path, split: str, cache_dir) -> Split:
         try:
             return _read_cache(cache)
         except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile) as error:
-            warnings.warn(
+            warn(
                 f"the dataset cache {cache} is unreadable ({type(error).__name__}: {error}); decoding "
                 f"{path} again.",
-                stacklevel=3,
             )
             cache.unlink(missing_ok=True)
     result = _decode(path, split)

@@ -16,10 +16,10 @@ import sys
 import threading
 import time
 import uuid
-import warnings
 from pathlib import Path
 
 from relu_ratio.files import check_writable
+from relu_ratio.user_warning import warn
 
 LOCK_FILE = ".lock"
 _held: dict[str, list] = {}  # lock file (real path) -> [token, depth, created folder] held by this process
@@ -112,8 +112,8 @@ class _FolderLock(contextlib.AbstractContextManager):
                     continue  # removed meanwhile: try again
                 if old is None or not _stale(old):
                     raise _in_use(self.folder, self.what, self.path, old, text) from None
-                warnings.warn(f"{self.path}: taking over the lock of {_describe(old)}, which no longer runs "
-                              "(killed?).", stacklevel=4)  # fmt: skip
+                warn(f"{self.path}: taking over the lock of {_describe(old)}, which no longer runs "
+                     "(killed?).")  # fmt: skip
                 _remove_if_unchanged(self.path, text)
                 continue
             with os.fdopen(fd, "w") as file:

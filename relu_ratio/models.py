@@ -33,7 +33,6 @@ import math
 import os
 import re
 import unicodedata
-import warnings
 from collections.abc import Callable, Sequence
 
 import keras
@@ -43,6 +42,7 @@ from keras import layers
 from relu_ratio import blocks, patterns
 from relu_ratio.blocks import batch_norm, conv2d, global_pooling, l2
 from relu_ratio.patterns import BlockKind, PatternSpec, ReLUPattern
+from relu_ratio.user_warning import warn
 from relu_ratio.validators import check_bool, is_finite_number, is_integer, plain_number, suggest
 
 WIDTHS = (16, 32, 64)
@@ -389,11 +389,10 @@ def _normalization_layer(normalization, channels: int) -> layers.Normalization:
             f"received {normalization!r}."
         )
     if max(mean) <= 1 and max(std) <= 1:  # raw images have means of about 100 and spreads of about 60
-        warnings.warn(
+        warn(
             f"normalization {normalization!r} looks like the statistics of images scaled to [0, 1], but the "
             "model normalises raw 0-255 images itself: unless the images really are that dark, give the mean "
             "and std on the 0-255 scale (multiply both by 255).",
-            stacklevel=2,
         )
     return layers.Normalization(mean=mean, variance=[s * s for s in std], name="normalize", dtype="float32")
 

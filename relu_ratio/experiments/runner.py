@@ -21,13 +21,13 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 from operator import attrgetter
 from pathlib import Path
 
 from relu_ratio import data, files, train
 from relu_ratio.experiments.specs import EXPERIMENTS, Budget, Experiment, Variant, budget, experiment
 from relu_ratio.train import fit, series
+from relu_ratio.user_warning import warn
 from relu_ratio.validators import check_seed, is_integer, plain_number
 
 BUDGET_SETTINGS = {"recipe", "epochs", "train_subset", "test_subset", "seeds", "batch_size"}
@@ -240,11 +240,10 @@ def _skip_done(item: Run) -> str | None:
 def __getattr__(name: str):
     """``train_or_record_failure``, moved to :mod:`relu_ratio.train.series`: here for one release."""
     if name == "train_or_record_failure":
-        warnings.warn(
+        warn(
             "relu_ratio.experiments.runner.train_or_record_failure is deprecated; use "
             "relu_ratio.train.series.train_or_record_failure",
             DeprecationWarning,
-            stacklevel=2,
         )
         return series.train_or_record_failure
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

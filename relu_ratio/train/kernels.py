@@ -23,11 +23,10 @@ Example:
 
 from __future__ import annotations
 
-import warnings
-
 import keras
 
 from relu_ratio.train import fused_norm, torch_conv
+from relu_ratio.user_warning import warn
 
 SUBSTITUTES: dict[str, dict[type, type]] = {  # backend -> {stock layer class: its substitute}
     backend: {
@@ -64,10 +63,9 @@ def with_fast_kernels(model: keras.Model) -> keras.Model:
 def with_fused_batch_norm(model: keras.Model) -> keras.Model:
     """The last release's name of :func:`with_fast_kernels` (which substitutes more than BatchNorm now);
     works until the next release, with a ``DeprecationWarning``."""
-    warnings.warn(
+    warn(
         "train.with_fused_batch_norm is deprecated and goes in the next release; use train.with_fast_kernels "
         "(the fused BatchNorm and, on PyTorch, the copy-free convolution).",
         DeprecationWarning,
-        stacklevel=2,
     )
     return with_fast_kernels(model)

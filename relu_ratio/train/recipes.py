@@ -8,11 +8,11 @@ Example:
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING
 
 import keras
 
+from relu_ratio.user_warning import warn
 from relu_ratio.validators import is_integer, plain_number
 
 if TYPE_CHECKING:
@@ -166,9 +166,8 @@ def _warn_of_another_precision(model: keras.Model, mixed_precision: str) -> None
     policies = policies or {model.dtype_policy.name}
     built = " and ".join(sorted(policies))
     if mixed_precision != "auto" and wanted not in policies:
-        warnings.warn(
+        warn(
             f"mixed_precision={mixed_precision!r} is not applied by compile_for: the model was built in "
             f"{built!r}. Build it after keras.mixed_precision.set_global_policy({wanted!r}), as the training "
             "CLI does.",
-            stacklevel=3,
         )

@@ -16,7 +16,6 @@ import json
 import numbers
 import os
 import shutil
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import keras_tuner
 from relu_ratio import data, files, flags, folder_lock, models, progress, train
 from relu_ratio.describe import describe
 from relu_ratio.tune.space import GRANULARITIES, ReLUHyperModel, format_pattern, relu_pattern_from
+from relu_ratio.user_warning import warn
 from relu_ratio.validators import is_finite_number, is_integer, suggest
 
 TUNERS = ("random", "hyperband", "bayesian")
@@ -182,8 +182,8 @@ def distributed_role() -> tuple[str, str]:
     tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "tuner0")
     if "KERASTUNER_ORACLE_IP" not in os.environ:
         if "KERASTUNER_TUNER_ID" in os.environ:
-            warnings.warn(f"KERASTUNER_TUNER_ID={tuner_id!r} is set but KERASTUNER_ORACLE_IP is not: this "
-                          "search runs alone, not as part of a distributed one.", stacklevel=2)  # fmt: skip
+            warn(f"KERASTUNER_TUNER_ID={tuner_id!r} is set but KERASTUNER_ORACLE_IP is not: this search runs "
+                 "alone, not as part of a distributed one.")  # fmt: skip
         return "single", tuner_id
     missing = [v for v in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID") if v not in os.environ]
     if missing:
@@ -252,9 +252,8 @@ class _DrawsWithinBounds:
             values = super()._random_values()  # None: keras-tuner found no untried one in 20 draws
             if values is None or self.relu_space.within_bounds(values):
                 return values
-        warnings.warn(f"no untried configuration within the ratio bounds found in {self.max_draws:,} random "
-                      "draws: no new trial (keras-tuner ends the search when none is running).",
-                      stacklevel=2)  # fmt: skip
+        warn(f"no untried configuration within the ratio bounds found in {self.max_draws:,} random draws: "
+             "no new trial (keras-tuner ends the search when none is running).")  # fmt: skip
         return None
 
 
@@ -477,11 +476,10 @@ def _checked(config: SearchConfig) -> SearchConfig:
 
 def _config_from_keywords(family, args: tuple, settings: dict) -> tuple[SearchConfig, dict]:
     """``(config, builder_kwargs)`` from the last release's ``search(family, depth, **settings)``."""
-    warnings.warn(
+    warn(
         "tune.search(family, depth, **settings) is deprecated and goes in the next release; pass a "
         "SearchConfig: tune.search(tune.SearchConfig(family=..., depth=..., ...)).",
         DeprecationWarning,
-        stacklevel=3,
     )
     positional = dict(zip(("family", "depth"), (family, *args))) if family is not None else {}
     if len(args) > 1 or (family is None and args) or set(positional) & set(settings):

@@ -11,18 +11,16 @@ Example:
 
 from __future__ import annotations
 
-import warnings
-
+from relu_ratio.user_warning import warn
 from relu_ratio.zoo import presets
 
 
 def __getattr__(name: str) -> dict[str, str]:
     if name != "SHA256":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
+    warn(
         "relu_ratio.zoo.manifest.SHA256 is deprecated and will be removed in the next release; use "
         "relu_ratio.zoo.presets.read() (zoo name -> Preset, with .sha256).",
         DeprecationWarning,
-        stacklevel=2,
     )
     return {entry: preset.sha256 for entry, preset in presets.read().items()}

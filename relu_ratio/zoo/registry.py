@@ -7,7 +7,6 @@ import fnmatch
 import importlib.resources
 import json
 import os
-import warnings
 from pathlib import Path
 
 import h5py
@@ -20,6 +19,7 @@ from relu_ratio.describe import describe
 from relu_ratio.inputs import CheckedModel, ImageInputError
 from relu_ratio.patterns import PatternSpec, ReLUPattern
 from relu_ratio.train.devices import DEVICE_SEPARATOR, is_gpu
+from relu_ratio.user_warning import warn
 from relu_ratio.zoo import presets
 from relu_ratio.zoo.entry import (
     CIFAR10_JPEG,
@@ -413,8 +413,8 @@ def preset_entry(
     if width_multiplier != 1.0:
         call += f" and width_multiplier {width_multiplier!r}"
     if damaged:
-        warnings.warn(f"looking up weights={weights!r} for {call}, the zoo entries that cannot be read were "
-                      f"left out: {'; '.join(damaged)}", stacklevel=2)  # fmt: skip
+        warn(f"looking up weights={weights!r} for {call}, the zoo entries that cannot be read were left "
+             f"out: {'; '.join(damaged)}")  # fmt: skip
     if len(found) == 1:
         return found[0]
     if found:

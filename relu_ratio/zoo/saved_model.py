@@ -11,12 +11,12 @@ import errno
 import json
 import os
 import shutil
-import warnings
 from pathlib import Path
 
 import keras
 
 from relu_ratio import files, paths
+from relu_ratio.user_warning import warn
 from relu_ratio.zoo import registry
 
 SIGNATURE = "serve"
@@ -41,7 +41,7 @@ def saved_model_dir(name: str) -> Path:
         registry.verified_weights(entry)
         if _intact(final):
             return final
-        warnings.warn(f"the cached SavedModel {final} is damaged; exporting it again.", stacklevel=2)
+        warn(f"the cached SavedModel {final} is damaged; exporting it again.")
         shutil.rmtree(final, ignore_errors=True)
     model = registry.load(name)
     try:
