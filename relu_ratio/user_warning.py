@@ -1,10 +1,10 @@
 """Warnings that name the user's line: :func:`warn`.
 
 ``warnings.warn(..., stacklevel=n)`` names the frame ``n`` calls up, which is the library's own line whenever
-the call that warns sits deeper than its author counted (a builder calling a helper, a callback called by
-Keras). :func:`warn` names the caller of the outermost relu_ratio frame instead: the user's line, which the
-default filters show once and a filter on the user's module selects (Python 3.12's ``skip_file_prefixes``,
-on every Python this package supports).
+the call that warns sits deeper than its author counted (a builder calling a helper) or below another
+library's frames (keras-tuner calling back into relu_ratio). :func:`warn` names the caller of the outermost
+relu_ratio frame instead: the user's line, which the default filters show once and a filter on the user's
+module selects. Under ``python -m relu_ratio...`` it names the command's own line, not the interpreter's.
 
 Example:
     >>> warn("normalization looks like the statistics of images scaled to [0, 1]")  # doctest: +SKIP
@@ -16,22 +16,32 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from types import FrameType
 
 PACKAGE = f"{Path(__file__).parent}{os.sep}"
 
 
 def warn(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn(message, category)`` attributed to the code that called into relu_ratio last from
-    outside it (a CLI's: the interpreter's ``runpy``)."""
+    outside it, or to the command's line where that is the interpreter running ``python -m``."""
     warnings.warn(message, category, stacklevel=_outside_level())
 
 
 def _outside_level() -> int:
     """The ``stacklevel`` (for :func:`warn`'s own ``warnings.warn``) of the caller of the outermost frame
-    of relu_ratio's code."""
-    frame, level, outermost = sys._getframe(2), 2, 2  # level 2: warn's caller, always the package's
+    of relu_ratio's code, counted as ``warnings`` counts: Python's import machinery skipped."""
+    frame, level, outermost, command = sys._getframe(2), 2, 2, False  # level 2: warn's caller, the package's
     while frame is not None:
+        if _in_import_machinery(frame):
+            frame = frame.f_back
+            continue
         if frame.f_code.co_filename.startswith(PACKAGE):
-            outermost = level
+            outermost, command = level, frame.f_globals.get("__name__") == "__main__"
         frame, level = frame.f_back, level + 1
-    return outermost + 1
+    return outermost if command else outermost + 1
+
+
+def _in_import_machinery(frame: FrameType) -> bool:
+    """A frame that ``warnings`` does not count (as CPython's ``_is_internal_frame``)."""
+    filename = frame.f_code.co_filename
+    return "importlib" in filename and "_bootstrap" in filename

@@ -618,7 +618,9 @@ def test_jax_without_tensorflow_loads_the_zoo_trains_and_distributes_on_two_virt
 ):
     """One JAX process checks three things (each process start costs 10-20 s): a zoo entry loads, and a run
     trains, without TensorFlow (as on the GPU machine); and JAX's data-parallel run over two virtual CPUs,
-    cut off mid-epoch and resumed, logs what the same run uncut does (:data:`SCRIPT`)."""
+    cut off mid-epoch and resumed, logs what the same run uncut does (:data:`SCRIPT`). A JAX run cut off
+    with TensorFlow installed (its TensorBoard callback closed at the cut) is the JAX pass's
+    :func:`test_a_run_cut_off_mid_epoch_trains_only_the_rest_of_that_epoch`."""
     from relu_ratio import zoo
 
     write_image_folder(image_folder, split="train", per_class=8)  # 6 steps of 4 images an epoch
