@@ -267,17 +267,30 @@ def test_take_back_into_runs_under_a_file_is_one_error_line(tmp_path, capsys):
     assert f"cannot write to the folder of runs {notes / 'runs'}: {notes} is not a folder" in lines[-1], lines
 
 
-def test_resume_without_a_packed_run_is_refused_before_anything_starts(tmp_path, capsys, folder):
-    out, packed = tmp_path / "out", tmp_path / "packed"
+def test_resume_finishes_the_runs_packed_there_and_refuses_a_missing_one_before_anything_starts(
+    tmp_path, capsys, folder
+):
+    """Without --run-ids, --resume takes the runs packed in its folder (carried back, or packed by --pack on
+    the queue's machine), not the queue's next unfinished ones."""
+    out, packed, queued = tmp_path / "out", tmp_path / "packed", _queue(tmp_path)
     packed.mkdir()
-    first = gpu_pair.chosen_runs(_queue(tmp_path), None, 2)[0].run_id  # packed; the second is not
+    first, second = (item.run_id for item in gpu_pair.chosen_runs(queued, None, 2))  # the first is packed
     archive.pack(_run_folder(tmp_path / "gpu" / first, epochs=1), packed)
-    with pytest.raises(SystemExit) as exit_info:
-        gpu_pair.main(["--queue", str(_queue(tmp_path)), "--out", str(out), "--commit", "abc", "--resume",
-                       str(packed), "--runs", str(tmp_path / "runs"), "--dataset", str(folder)])  # fmt: skip
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and "no such packed run" in err and "Traceback" not in err
-    assert not out.exists() and not (tmp_path / "runs").exists()
+    archive.pack(_run_folder(tmp_path / "gpu" / "other-seed0", epochs=1), packed)  # packed, not queued
+    assert gpu_pair.packed_run_ids(packed) == ["other-seed0", first]
+    for run_ids, said in (([first, second], "no such packed run"),
+                          ([], f"not in {queued}: ['other-seed0']"),  # those packed, not the queue's next
+                          (None, "no <run id>.tar.gz there")):  # fmt: skip
+        if run_ids is None:
+            packed = tmp_path / "empty"
+            packed.mkdir()
+        flags = ["--run-ids", *run_ids] if run_ids else []
+        with pytest.raises(SystemExit) as exit_info:
+            gpu_pair.main(["--queue", str(queued), "--out", str(out), "--commit", "abc", "--resume",
+                           str(packed), "--runs", str(tmp_path / "runs"), "--dataset", str(folder), *flags])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and said in err and "Traceback" not in err, err
+        assert not out.exists() and not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@ Made for a GPU held for minutes, one command at a time (training/README.md, "On 
 script does the whole job inside one command:
 
 1. takes the queue's next runs that are not finished (``--count`` of them, in the queue's order, skipping
-   those in its record of finished runs), or the runs named with ``--run-ids``, with the queued settings;
+   those in its record of finished runs), or the runs named with ``--run-ids`` (with ``--resume``, by
+   default those packed there), with the queued settings;
 2. decodes the dataset once into the cache the runs share, then runs ``python -m relu_ratio.train`` for
    all of them at once, each with its queued settings (seed, epochs, recipe), which on a GPU take the
    device path (``augment_on`` and ``mixed_precision`` ``auto``: uint8 batches, the augmentation inside
@@ -13,8 +14,8 @@ script does the whole job inside one command:
    stale ``.git``);
 3. packs each run folder into ``OUT/<run id>.tar.gz`` before ``--deadline-s``: a finished run without its
    backups, a run cut off at the deadline with its last committed backup. ``--resume DIR`` (the packed
-   runs, carried back) takes them back as ``--take-back`` does (below) and finishes them with the same
-   command.
+   runs, carried back: every run packed there, or those of ``--run-ids``) takes them back as
+   ``--take-back`` does (below) and finishes them with the same command.
 
 The folders are named as the queue names them (``preact164_type2-seed0``), so on the queue's machine
 ``python3 training/gpu_pair.py --take-back <folder of packed runs> --runs ~/relu_runs/zoo`` puts each run
@@ -28,7 +29,7 @@ restarted; a finished run's final weights in float16), to commit it so that the 
 resumes it (training/README.md, "Keeping a run when the machine changes").
 
 Exit status: 0 when every run finished, 3 when a run was cut off at the deadline (packed for ``--resume``),
-1 when a run failed.
+1 when a run failed, 2 for a mistake in the command or a refused ``--pack`` or take-back (nothing trained).
 
 Example (on the GPU machine, in a checkout installed with ``pip install -e ".[jax]"``, the CIFAR-10 JPEG
 archives in ``.data``)::
@@ -136,6 +137,11 @@ def carried_bytes(folder: Path) -> dict[str, int]:
     return parts
 
 
+def packed_run_ids(folder: Path) -> list[str]:
+    """The runs packed in ``folder`` (its ``<run id>.tar.gz`` files), in name order."""
+    return sorted(path.name.removesuffix(SUFFIX) for path in folder.glob(f"*{SUFFIX}"))
+
+
 def take_back_all(archives: list[Path], runs: Path, p: argparse.ArgumentParser) -> None:
     """:func:`take_back` of each archive in turn, once all are there; the first refused ends the command
     (exit 2), a missing one before any is unpacked."""
@@ -208,17 +214,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--queue", default=str(QUEUE), help="the training queue (default: training/queue.json)")
     p.add_argument("--run-ids", nargs="+", help="train (or --pack) these queued runs (default: the next "
-                   "--count ones); with --take-back, take back only these")  # fmt: skip
+                   "--count ones; with --resume, those packed there); with --take-back, take back only these")
     p.add_argument("--count", type=int, default=2, help="how many of the queue's next runs at once")
     p.add_argument("--dataset", default=".data", help="the folder holding the CIFAR-10 JPEG archives")
-    p.add_argument("--out", help="where the packed runs go ($OUT); required unless --take-back")
+    p.add_argument("--out", help="where the packed runs go ($OUT); required unless --take-back or --pack")
     p.add_argument("--commit", help="the commit the device's copy of the tree was made from; as --out")
-    p.add_argument("--resume", help="a folder of packed runs cut off at a deadline: finish them")
+    p.add_argument("--resume", help="a folder of packed runs (cut off at a deadline, or made by --pack): "
+                   "finish every run packed there (or those of --run-ids)")  # fmt: skip
     p.add_argument("--take-back", help="here, after the window: unpack this folder's packed runs into --runs")
     p.add_argument("--pack", help="here, before a window: pack the chosen cut-off runs of --runs into this "
-                   "folder, to carry for --resume")  # fmt: skip
-    p.add_argument("--float16", action="store_true", help="with --pack: the checkpoints' weights in float16 "
-                   "and the optimizer's momentum restarted, a quarter of the size (to commit a cut-off run)")
+                   "folder, to carry for --resume (--float16: to commit, finished runs too)")  # fmt: skip
+    p.add_argument("--float16", action="store_true", help="with --pack: weights in float16 (a cut-off run's "
+                   "optimizer momentum restarted), a quarter of the size, to commit a run (training/kept)")
     p.add_argument("--runs", default="/tmp/relu_runs", help="where the run folders are trained")
     p.add_argument("--steps-per-execution", type=int, default=32, help="training steps per compiled call")
     p.add_argument("--deadline-s", type=float, default=560, help="everything is packed by then (from start)")
@@ -245,11 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--count must be >= 1; received {args.count}")
     if args.take_back:
         folder = Path(args.take_back)
-        archives = ([packed_path(folder, run_id) for run_id in args.run_ids] if args.run_ids
-                    else sorted(folder.glob(f"*{SUFFIX}")))  # fmt: skip
-        if not archives:
+        run_ids = args.run_ids or packed_run_ids(folder)
+        if not run_ids:
             p.error(f"--take-back {args.take_back}: no <run id>.tar.gz there")
-        take_back_all(archives, Path(args.runs), p)
+        take_back_all([packed_path(folder, run_id) for run_id in run_ids], Path(args.runs), p)
         return 0
     if args.pack is not None:
         return pack_command(args, p)
@@ -258,8 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.deadline_s > 0:
         p.error(f"--deadline-s must be > 0 (seconds from the start); received {args.deadline_s}")
     out, runs = Path(args.out), Path(args.runs)
+    run_ids = args.run_ids
+    if args.resume and not run_ids:  # the runs carried back, not the queue's next ones
+        run_ids = packed_run_ids(Path(args.resume))
+        if not run_ids:
+            p.error(f"--resume {args.resume}: no <run id>.tar.gz there")
     try:
-        items = chosen_runs(Path(args.queue), args.run_ids, args.count)
+        items = chosen_runs(Path(args.queue), run_ids, args.count)
         if not items:
             p.error(f"every run of {args.queue} is finished")
         names = [item.run_id for item in items]
