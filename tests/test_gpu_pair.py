@@ -254,6 +254,16 @@ def test_a_damaged_archive_is_one_error_line_and_no_run_folder_is_made(tmp_path,
     assert not runs.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["gpu", "packed"]
 
 
+def test_take_back_on_a_python_without_tarfiles_filters_is_refused_naming_the_versions_that_have_them(
+    tmp_path, monkeypatch
+):
+    packed = archive.pack(_run_folder(tmp_path / "a" / "b-seed0", epochs=1), tmp_path)
+    monkeypatch.delattr(tarfile, "data_filter")  # Python before 3.10.12 / 3.11.4: extractall(filter=) fails
+    with pytest.raises(ValueError, match=r"b-seed0.tar.gz: .*needs tarfile's extraction filters.*3\.10\.12"):
+        archive.take_back(packed, tmp_path / "runs")
+    assert not (tmp_path / "runs" / "b-seed0").exists()
+
+
 def test_take_back_into_runs_under_a_file_is_one_error_line(tmp_path, capsys):
     packed = tmp_path / "packed"
     packed.mkdir()

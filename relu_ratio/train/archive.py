@@ -19,6 +19,7 @@ import contextlib
 import gzip
 import json
 import os
+import platform
 import tarfile
 import tempfile
 import zlib
@@ -156,7 +157,12 @@ def take_back(archive: Path, runs: Path) -> str:
 
 def _unpack(archive: Path, scratch: Path, run_id: str) -> Path:
     """Extract ``archive`` into ``scratch``: the run folder ``<run id>/`` it holds. ``ValueError`` (one line,
-    naming the archive) for one that is not a readable tar.gz or holds another folder."""
+    naming the archive) for one that is not a readable tar.gz or holds another folder, and where this Python's
+    ``tarfile`` lacks the filter that keeps an archive's members inside ``scratch``."""
+    if not hasattr(tarfile, "data_filter"):
+        raise ValueError(f"{archive}: taking back a packed run needs tarfile's extraction filters, which "
+                         f"Python {platform.python_version()} lacks (3.10.12, 3.11.4, 3.12 or later have "
+                         "them); not unpacked.")  # fmt: skip
     try:  # a damaged archive; an OSError of the disk here (full, say) is not the archive's fault
         with tarfile.open(archive, "r:gz") as tar:  # packed as such: one reason, not one per format tried
             tar.extractall(scratch, filter="data")
