@@ -23,13 +23,13 @@ and precision, and, where another Keras backend trained faster on a CPU of that 
 (:mod:`~relu_ratio.train.speeds`, docs/BENCHMARKS.md), one line with that backend, the measured ratio and
 the command.
 
-The run directory gets ``config.json`` (the full config and the command), ``metrics.csv`` (one row per
-epoch), TensorBoard logs (with TensorFlow installed), ``best.weights.h5`` / ``model.weights.h5`` (best by
-test accuracy / final), a ``backup/`` for resuming, and ``result.json`` (final test accuracy, time,
-device). Killed at any point, the same command resumes from the last backup (every epoch and every
-``--backup-every`` steps; the interrupted epoch goes on from the backup, training only its batches the
-backup had not seen, or restarts from its beginning with ``--ema``) and ends after the same number of
-epochs; a kill while a backup is being written falls back to the previous one. A NaN or infinite loss or
+The run directory gets ``config.json`` (the full config and the command), ``metrics.csv`` (one row per epoch),
+TensorBoard logs (with TensorFlow installed), ``best.weights.h5`` / ``model.weights.h5`` (best by validation
+accuracy, the test split's or ``--holdout``'s / final), a ``backup/`` for resuming, and ``result.json`` (final
+validation accuracy, time, device). Killed at any point, the same command resumes from the last backup (every
+epoch and every ``--backup-every`` steps; the interrupted epoch goes on from the backup, training only its
+batches the backup had not seen, or restarts from its beginning with ``--ema``) and ends after the same number
+of epochs; a kill while a backup is being written falls back to the previous one. A NaN or infinite loss or
 weights stop the run with :class:`TrainingDiverged` (the CLI exits 1) before anything non-finite is saved.
 
 The package's modules, one seam each: :mod:`~relu_ratio.train.config` (:class:`TrainConfig`),

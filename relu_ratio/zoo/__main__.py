@@ -50,7 +50,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=flags.path,
                    help="a finished training run's folder (config.json, result.json, weights)")  # fmt: skip
     p.add_argument("--name", help="zoo name (default: the run's config 'model'; <model>.<tag> for the "
-                   "queue's folder <model>.<tag>-seed<k>)")
+                   "queue's folder <model>.<tag>-seed<k>; for a zoo entry's folder, its name)")
     p.add_argument("--data", type=flags.path,
                    help="dataset source for the test split (default: the run's config 'dataset')")
     p.add_argument("--store", type=flags.path,
@@ -68,7 +68,8 @@ def parser() -> argparse.ArgumentParser:
         "--update",
         metavar="FILE",
         type=flags.path,
-        help=f"rewrite it between {registry.TABLE_START} and {registry.TABLE_END}",
+        help=f"rewrite each generated block it holds: between {registry.TABLE_START} and "
+        f"{registry.TABLE_END} (and the {registry.TRAINING_START} and {registry.CLAIMS_START} blocks)",
     )
     group.add_argument("--check", metavar="FILE", type=flags.path, help="fail if FILE's table is out of date")
     p = sub.add_parser("cards", help="the model cards (<store>/<name>/README.md), from each entry's metadata")
