@@ -217,14 +217,17 @@ def test_pack_carries_cut_off_runs_and_says_what_a_device_call_would_carry(tmp_p
     assert not (tmp_path / "new").exists()  # made for the refused pack, removed with it
 
 
-@pytest.mark.parametrize("damage", ["renamed", "not a tar.gz"])
+@pytest.mark.parametrize("damage", ["renamed", "not a tar.gz", "a damaged run"])
 def test_take_back_refuses_an_archive_it_cannot_unpack_as_its_run(tmp_path, capsys, damage):
     packed = tmp_path / "packed"
     packed.mkdir()
-    packed_run = archive.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
+    run = _run_folder(tmp_path / "gpu" / "a-seed0", epochs=5)
+    if damage == "a damaged run":
+        (run / "config.json").write_text("not json")
+    packed_run = archive.pack(run, packed)
     if damage == "renamed":
         packed_run.rename(packed / "a-seed1.tar.gz")
-    else:
+    elif damage == "not a tar.gz":
         packed_run.write_bytes(b"not gzip")
     runs = tmp_path / "runs"
     runs.mkdir()
@@ -232,7 +235,9 @@ def test_take_back_refuses_an_archive_it_cannot_unpack_as_its_run(tmp_path, caps
         gpu_pair.main(["--take-back", str(packed), "--runs", str(runs)])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "not unpacked" in err and "Traceback" not in err
-    assert ("not the run folder a-seed1/" if damage == "renamed" else "cannot be read as a packed run") in err
+    said = {"renamed": "not the run folder a-seed1/", "not a tar.gz": "cannot be read as a packed run",
+            "a damaged run": "a-seed0.tar.gz holds a damaged run (config.json: "}[damage]
+    assert said in err, err
     assert [p.name for p in runs.iterdir()] == []  # nothing unpacked, no lock or scratch folder left
 
 

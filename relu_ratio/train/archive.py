@@ -178,10 +178,12 @@ def _unpack(archive: Path, scratch: Path, run_id: str) -> Path:
 
 def _move_in(archive: Path, unpacked: Path, target: Path) -> None:
     """Move the files of ``unpacked`` into the run folder ``target`` (whose lock the caller holds), unless
-    ``target`` holds a damaged run (``ValueError``), a finished one, or a cut-off one as far as a cut-off
-    ``unpacked`` or further (:class:`NotFurther`: a float16 pack taken back over the state it was packed
-    from would only lose precision)."""
+    either holds a damaged run (``ValueError``), or ``target`` a finished one or a cut-off one as far as a
+    cut-off ``unpacked`` or further (:class:`NotFurther`: a float16 pack taken back over the state it was
+    packed from would only lose precision)."""
     incoming, here = RunRecord.read(unpacked), RunRecord.read(target)
+    if incoming.damage:
+        raise ValueError(f"{archive} holds a damaged run ({'; '.join(incoming.damage)}); not unpacked.")
     if here.damage:
         raise ValueError(f"{target}: {'; '.join(here.damage)}; {archive.name} not unpacked.")
     ours, theirs = how_far(target), how_far(unpacked)
