@@ -686,6 +686,11 @@ def main(argv: list[str] | None = None) -> int:
         seeds = seed_comparison(rows) if args.seeds_page else None
         if args.seeds_page:  # its markers checked before anything is written
             files.replace_between(args.seeds_page, SEEDS_START, SEEDS_END, seeds, check=True)
+        written = {"progress record (--write)": args.write, "seeds page (--seeds-page)": args.seeds_page,
+                   "record of finished runs": args.write and finished_path(args.queue)}  # fmt: skip
+        for what, path in written.items():  # each folder, before the first file is written
+            if path:
+                files.check_writable(Path(path).expanduser().parent, f"folder of the {what}")
         if args.write:
             files.write_atomic(args.write, text)
             write_finished(finished_path(args.queue), queued, runs)

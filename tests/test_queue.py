@@ -97,6 +97,23 @@ def test_status_never_writes_its_record_over_the_queue_or_its_finished_runs(tmp_
     assert (tmp_path / target).read_text() == before
 
 
+def test_status_writes_none_of_its_files_where_one_of_their_folders_is_not_writable(
+    tmp_path, capsys, monkeypatch
+):
+    """The progress record, the record of finished runs (beside the queue) and the seeds page: each folder is
+    checked before the first is written (simulated: CI runs as root, whom permissions do not stop)."""
+    (tmp_path / "q").mkdir()
+    path = write_queue(tmp_path / "q" / "q.json", [{"model": "resnet8_21"}])
+    record = tmp_path / "PROGRESS.md"
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda where, mode: Path(where) != path.parent and access(where, mode))
+    argv = ["status", str(path), "--runs", str(tmp_path / "runs"), "--write", str(record)]
+    assert queue.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"folder of the record of finished runs {path.parent}: {path.parent} is not writable" in err
+    assert not record.exists() and sorted(p.name for p in path.parent.iterdir()) == ["q.json"]
+
+
 def test_status_never_writes_its_record_over_a_file_that_is_not_one(tmp_path, capsys):
     path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}])
     notes = tmp_path / "notes.md"
