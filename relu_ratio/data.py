@@ -324,7 +324,7 @@ def find(source: str | os.PathLike, split: str) -> str | Path:
 
     Raises:
         FileNotFoundError: ``source`` is neither a tfds name nor a folder or archive, or holds no ``split``.
-        ValueError: ``source`` is empty, or ``split`` is not a split name.
+        ValueError: ``source`` is empty or a file that is no tar archive, or ``split`` is not a split name.
     """
     check_source(source)
     if not isinstance(split, str) or not split.strip() or "/" in split or split in (".", ".."):
@@ -417,10 +417,14 @@ def _load_tfds(name: str, split: str, data_dir) -> Split:
 
 def _resolve_archive(path: Path, split: str) -> Path:
     """A directory holding ``split/`` is used as is; else find its one archive named ``{split}.tar.gz`` or
-    ``*-{split}.tar.gz`` (also ``_``/``.`` before the split, ``.tgz`` or ``.tar``)."""
-    if path.is_file() or (path / split).is_dir():
+    ``*-{split}.tar.gz`` (also ``_``/``.`` before the split, ``.tgz`` or ``.tar``); an archive (given or
+    found) has its first header read, so that a file that is no archive is refused here."""
+    if path.is_file():
+        matches = [path]
+    elif (path / split).is_dir():
         return path
-    matches = sorted(p for p in path.iterdir() if p.is_file() and _is_archive_of(p.name, split))
+    else:
+        matches = sorted(p for p in path.iterdir() if p.is_file() and _is_archive_of(p.name, split))
     if len(matches) != 1:
         dataset = next((folder.parent for folder in (path, path.parent) if folder.name == split), None)
         hint = "" if dataset is None else f" It is inside the dataset's folder, {dataset}: give that."
@@ -429,7 +433,19 @@ def _resolve_archive(path: Path, split: str) -> Path:
             f"'*-{split}' ('_' or '.' for '-'; .tar.gz, .tgz or .tar) (found {[p.name for p in matches]}). "
             f"Expected layout: {split}/<label>/<image>.{hint}"
         )
+    _open_archive(matches[0]).close()
     return matches[0]
+
+
+def _open_archive(path: Path) -> tarfile.TarFile:
+    """``tarfile.open(path)``; a ``ValueError`` naming ``path`` where it is no tar archive (a zip archive
+    is named as such)."""
+    try:
+        return tarfile.open(path)
+    except (tarfile.TarError, OSError) as error:
+        why = ("it is a zip archive, which this loader does not read: unzip it, or pack it as .tar.gz"
+               if zipfile.is_zipfile(path) else " ".join(str(error).split()))  # fmt: skip
+        raise ValueError(f"cannot read archive {path}: {why}") from error
 
 
 def _is_archive_of(name: str, split: str) -> bool:
@@ -582,13 +598,7 @@ def _walk(path: Path, split: str) -> Iterator[tuple[str, str, object]]:
             elif entry.is_file():
                 yield from _entry(member, split, entry.read_bytes)
         return
-    try:
-        archive = tarfile.open(path)  # noqa: SIM115 (closed by the `with` below)
-    except (tarfile.TarError, OSError) as error:
-        why = ("it is a zip archive, which this loader does not read: unzip it, or pack it as .tar.gz"
-               if zipfile.is_zipfile(path) else " ".join(str(error).split()))  # fmt: skip
-        raise ValueError(f"cannot read archive {path}: {why}") from error
-    with archive:
+    with _open_archive(path) as archive:
         try:
             for info in archive:
                 name = _member_name(info.name)

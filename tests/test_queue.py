@@ -143,12 +143,17 @@ def test_a_runs_folder_that_is_a_file_is_refused_and_a_missing_one_is_named(tmp_
     assert "does not exist: no queued run has started there" in capsys.readouterr().err
 
 
-def test_a_missing_dataset_is_refused_once_before_any_run_folder(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("dataset", "said"),
+    [("nothing", "is neither a known tensorflow-datasets name"),
+     ("q.json", "cannot read archive {tmp}/q.json: ")],  # a file that is no archive: not a failure per run
+)  # fmt: skip
+def test_a_missing_dataset_is_refused_once_before_any_run_folder(tmp_path, capsys, dataset, said):
     path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}, {"model": "resnet8_11"}])
     runs = tmp_path / "runs"
-    assert queue.main(["run", str(path), "--runs", str(runs), "--dataset", str(tmp_path / "nothing")]) == 2
+    assert queue.main(["run", str(path), "--runs", str(runs), "--dataset", str(tmp_path / dataset)]) == 2
     err = capsys.readouterr().err
-    assert err.count("error:") == 1 and "is neither a known tensorflow-datasets name" in err
+    assert err.count("error:") == 1 and said.format(tmp=tmp_path) in err, err
     assert not runs.exists()
 
 
