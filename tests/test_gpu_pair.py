@@ -314,7 +314,9 @@ def test_resume_finishes_the_runs_packed_there_and_refuses_a_missing_one_before_
         (["--count", "0"], "--count must be >= 1; received 0"),
         (["--run-ids", "resnet20_21-seed1", "resnet20_21-seed1"], "a run is named twice"),
         (["--run-ids", "nope-seed0"], "not in"),
-        (["--deadline-s", "0"], "--deadline-s must be > 0"),
+        (["--deadline-s", "10"], "--deadline-s must be > 10 (seconds from the start, the last 10 of them"),
+        (["--out", "{tmp}/q.json"], "cannot write to the --out folder {tmp}/q.json: {tmp}/q.json is not a"),
+        (["--runs", "{tmp}/q.json"], "cannot write to the folder of runs {tmp}/q.json: {tmp}/q.json is not"),
         (["--steps-per-execution", "0"], "steps_per_execution must be >= 1"),
         (["--train-subset", "0"], "train_subset must be >= 1"),
         (["--dataset", "{tmp}/none"], "is neither a known tensorflow-datasets name"),
@@ -334,7 +336,7 @@ def test_bad_flags_are_refused_before_anything_starts(tmp_path, capsys, folder, 
                        "--runs", str(runs), "--dataset", str(folder),
                        *[flag.format(tmp=tmp_path) for flag in flags]])  # fmt: skip
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and message in err and "Traceback" not in err
+    assert exit_info.value.code == 2 and message.format(tmp=tmp_path) in err and "Traceback" not in err, err
     assert not out.exists() and not runs.exists()
 
 

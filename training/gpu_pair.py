@@ -57,6 +57,7 @@ QUEUE = Path(__file__).with_name("queue.json")
 ROOT = Path(__file__).resolve().parents[1]  # the checkout a device call sends
 CARRY_LIMIT = 64 * 2**20  # what one device call carries: the tracked tree, the untracked and carried files
 TREE_LIMIT = 45e6  # bytes: what the repository's tracked tree keeps under (with a run kept by --float16)
+PACKING_S = 10  # seconds before --deadline-s at which the runs still training are stopped and packed
 PREPARED = (".whl", ".data")  # git-ignored folders of wheels and data that travel with the tree to a GPU
 
 
@@ -261,8 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         return pack_command(args, p)
     if not (args.out and args.commit):
         p.error("--out and --commit are required (or --take-back, or --pack)")
-    if not args.deadline_s > 0:
-        p.error(f"--deadline-s must be > 0 (seconds from the start); received {args.deadline_s}")
+    if not args.deadline_s > PACKING_S:
+        p.error(f"--deadline-s must be > {PACKING_S} (seconds from the start, the last {PACKING_S} of them "
+                f"to pack the runs); received {args.deadline_s}")  # fmt: skip
     out, runs = Path(args.out), Path(args.runs)
     run_ids = args.run_ids
     if args.resume and not run_ids:  # the runs carried back, not the queue's next ones
@@ -277,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         commands = {item.run_id: train_command(item, runs, args) for item in items}  # settings checked
         for split in ("train", "test"):
             data.find(args.dataset, split)
+        files.check_writable(out, "--out folder")
+        files.check_writable(runs, "folder of runs")
     except (ValueError, OSError) as error:  # before any folder is made
         p.error(str(error))
 
@@ -295,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             command = commands[item.run_id]
             print(" ".join(command[1:]), flush=True)
             procs[run] = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    stop = start + args.deadline_s - 10
+    stop = start + args.deadline_s - PACKING_S
     while any(proc.poll() is None for proc in procs.values()) and time.monotonic() < stop:
         time.sleep(2)
     cut_off = [run.name for run, proc in procs.items() if proc.poll() is None]
