@@ -48,7 +48,7 @@ from relu_ratio import data, files, flags, folder_lock, models, stats, train
 from relu_ratio.train import archive
 from relu_ratio.train.devices import DEVICE_SEPARATOR, is_gpu
 from relu_ratio.train.fit import MAY_CHANGE_ON_RESUME
-from relu_ratio.train.record import fixed_precision, run_folder_name
+from relu_ratio.train.record import RunFileError, check_result, fixed_precision, run_folder_name
 from relu_ratio.train.series import NotTrained, train_in_order
 from relu_ratio.validators import check_seed, repeated, suggest
 from relu_ratio.zoo import registry
@@ -193,13 +193,26 @@ def _finished_rows(path: str | os.PathLike) -> dict[str, dict]:
         return {}
     try:
         recorded = json.loads(path.read_text())["runs"]
-        if all(isinstance(row[k], dict) for row in recorded.values() for k in ("config", "result")):
+        error = next(filter(None, (_row_problem(run_id, row) for run_id, row in recorded.items())), None)
+        if error is None:
             return recorded
-        error = "a run's config or result is not an object"
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as caught:
         error = repr(caught)
     raise ValueError(f"cannot read the record of finished runs {os.fspath(path)!r}: {error}; "
                      "it is written by `queue status --write`")  # fmt: skip
+
+
+def _row_problem(run_id: str, row: dict) -> str | None:
+    """What is wrong with one run's row of the record of finished runs (its result checked as a run folder's
+    ``result.json`` is), or ``None``."""
+    if not all(isinstance(row[k], dict) for k in ("config", "result")):
+        return f"{run_id}: its config or result is not an object"
+    try:
+        if row["result"]:
+            check_result(Path("result.json"), row["result"])
+    except RunFileError as error:
+        return f"{run_id}: its result: {error.problem}"
+    return None
 
 
 def write_finished(path: str | os.PathLike, queued: list[QueuedRun], runs: str | os.PathLike) -> None:

@@ -252,11 +252,21 @@ def test_a_zoo_run_recorded_as_finished_trains_again_until_an_entry_is_registere
     assert repo[0].run.run_id == "resnet20_11-seed0" and repo[0].state == "finished"
 
 
-def test_a_damaged_record_of_finished_runs_is_named(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("row", "said"),
+    [([1], "TypeError"),
+     ({"config": {}, "result": {"epochs_completed": 3, "test_top1": [1]}}, "'test_top1' is [1], not int or"),
+     ({"config": {}, "result": {"epochs_completed": 3, "test_top1": 0.5, "devices": {"gpu": "x"}}},
+      "'devices' holds 'gpu': 'x', not wall_time_s"),
+     ({"config": {}, "result": {"test_top1": 0.5}}, "resnet8_21-seed0: its result: lacks 'epochs_comp")],
+)  # fmt: skip
+def test_a_damaged_record_of_finished_runs_is_named(tmp_path, capsys, row, said):
+    """Each run's result is checked as a run folder's result.json is (a wrong type was a traceback)."""
     path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}])
-    (tmp_path / "q.finished.json").write_text('{"runs": {"resnet8_21-seed0": [1]}}')
+    (tmp_path / "q.finished.json").write_text(json.dumps({"runs": {"resnet8_21-seed0": row}}))
     assert queue.main(["status", str(path), "--runs", str(tmp_path / "runs")]) == 2
-    assert "cannot read the record of finished runs" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot read the record of finished runs" in err and said in err and "Traceback" not in err, err
 
 
 def test_status_of_runs_not_started_or_cut_off(tmp_path):

@@ -86,12 +86,20 @@ def check_keys(path: Path, value: dict, keys: dict[str, tuple[type, ...]], requi
 def read_result(out: str | os.PathLike) -> dict:
     """The run's ``result.json`` (``{}`` if not finished), with its epochs and its split's top-1."""
     path = Path(out) / "result.json"
-    result = read_json(path, {"evaluated_on": (str,), "epochs_completed": (int,), "wall_time_s": NUMBER,
-                              "cpu_time_s": NUMBER, "devices": (dict,)})  # fmt: skip
+    result = read_json(path)
     if result or path.is_file():  # {} is a damaged result, not none
-        top1 = f"{result.get('evaluated_on', 'test')}_top1"
-        check_keys(path, result, {top1: NUMBER}, required=("epochs_completed", top1))
-        _check_devices(path, result)
+        check_result(path, result)
+    return result
+
+
+def check_result(path: Path, result: dict) -> dict:
+    """``result`` (a run's ``result.json``, read from ``path``) if it holds its epochs and its split's top-1
+    and its other keys are of their types; else :class:`RunFileError`."""
+    top1 = f"{result.get('evaluated_on', 'test')}_top1"
+    types = {"evaluated_on": (str,), "epochs_completed": (int,), "wall_time_s": NUMBER, "cpu_time_s": NUMBER,
+             "devices": (dict,), top1: NUMBER}  # fmt: skip
+    check_keys(path, result, types, required=("epochs_completed", top1))
+    _check_devices(path, result)
     return result
 
 
