@@ -107,7 +107,7 @@ def load(path: str | os.PathLike) -> list[QueuedRun]:
     """The runs of the queue file at ``path``, checked (names, settings, values) before anything trains."""
     try:
         spec = json.loads(Path(path).read_text(), object_pairs_hook=_unique_keys)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # RecursionError: JSON nested past Python's limit
         raise ValueError(f"cannot read the queue {os.fspath(path)!r}: {error}") from None
     if not isinstance(spec, dict) or not isinstance(spec.get("runs"), list) or not spec["runs"]:
         raise ValueError(f"the queue {os.fspath(path)!r} must be a JSON object with a non-empty list 'runs'.")
@@ -196,7 +196,7 @@ def _finished_rows(path: str | os.PathLike) -> dict[str, dict]:
         error = next(filter(None, (_row_problem(run_id, row) for run_id, row in recorded.items())), None)
         if error is None:
             return recorded
-    except (OSError, ValueError, TypeError, KeyError, AttributeError) as caught:
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as caught:
         error = repr(caught)
     raise ValueError(f"cannot read the record of finished runs {os.fspath(path)!r}: {error}; "
                      "it is written by `queue status --write`")  # fmt: skip
