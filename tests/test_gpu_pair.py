@@ -26,7 +26,8 @@ def _queue(tmp_path: Path, finished: tuple[str, ...] = ()) -> Path:
         {"model": "preact164_type2", "epochs": 30, "register": True}]  # fmt: skip
     path = tmp_path / "q.json"
     path.write_text(json.dumps({"defaults": {"recipe": "fast"}, "runs": runs}))
-    rows = {run_id: {"config": {"model": "x"}, "result": {"epochs_completed": 30}} for run_id in finished}
+    rows = {run_id: {"config": {"model": "x"}, "result": {"epochs_completed": 30, "test_top1": 0.9}}
+            for run_id in finished}  # fmt: skip
     (tmp_path / "q.finished.json").write_text(json.dumps({"runs": rows}))
     return path
 
@@ -80,11 +81,12 @@ def _members(packed: Path) -> list[str]:
 
 def test_pack_keeps_a_finished_runs_record_and_a_cut_off_runs_committed_backup(tmp_path):
     done, cut = tmp_path / "runs" / "a-seed0", tmp_path / "runs" / "b-seed0"
+    readable = {"config.json": "{}", "metrics.csv": "epoch,val_accuracy\n0,0.5\n"}  # a take-back reads them
     for run in (done, cut):
         (run / "backup").mkdir(parents=True)
         for name in ("config.json", "metrics.csv", "best.weights.h5", "backup/ckpt-000001.weights.h5",
                      "backup/ckpt-000002.weights.h5"):  # fmt: skip
-            (run / name).write_text("x")
+            (run / name).write_text(readable.get(name, "x"))
         # the record names ckpt 1: ckpt 2 is what a kill left half-written
         record = _backup_record(1)
         (run / "backup" / "training_metadata.json").write_text(json.dumps(record))
@@ -208,7 +210,8 @@ def test_pack_carries_cut_off_runs_and_says_what_a_device_call_would_carry(tmp_p
     monkeypatch.setattr(gpu_pair, "CARRY_LIMIT", 1)  # a call the device tool would refuse
     for folder, said in ((carry, "more than the 0 MiB one carries: not packed"),
                          (tmp_path / "new", "more than the 0 MiB one carries"),
-                         (tmp_path.parent, "the folder must be inside the checkout")):  # fmt: skip
+                         (tmp_path.parent, "the folder must be inside the checkout"),
+                         (tmp_path / ".git" / "x", "and outside its .git")):  # fmt: skip
         with pytest.raises(SystemExit) as exit_info:
             pack("resnet20_21-seed2", folder=folder)
         err = capsys.readouterr().err
@@ -418,6 +421,17 @@ def test_take_back_of_chosen_runs_leaves_the_others_packed_there(tmp_path, capsy
         gpu_pair.main(["--take-back", str(packed), "--run-ids", "c-seed0", "--runs", str(runs)])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and f"no such packed run: {packed / 'c-seed0.tar.gz'}" in err
+    elsewhere = tmp_path / "elsewhere"  # a run id naming an archive of another folder
+    elsewhere.mkdir()
+    archive.pack(_run_folder(tmp_path / "gpu2" / "d-seed0", epochs=5), elsewhere)
+    for refused, said in ((["--run-ids", "../elsewhere/d-seed0"], "'../elsewhere/d-seed0' is no run id"),
+                          ([], f"no <run id>.tar.gz there (give its folder, {packed})")):  # fmt: skip
+        where = str(packed) if refused else str(packed / "a-seed0.tar.gz")  # the archive, not its folder
+        with pytest.raises(SystemExit) as exit_info:
+            gpu_pair.main(["--take-back", where, *refused, "--runs", str(runs)])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and said in err and "Traceback" not in err, err
+    assert sorted(p.name for p in runs.iterdir()) == ["b-seed0"]
 
 
 def test_a_float16_pack_says_what_the_tracked_tree_would_hold_and_refuses_past_its_limit(

@@ -169,9 +169,9 @@ def pack_command(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     and a total over :data:`CARRY_LIMIT` (the call would be refused; with ``--float16``, a tree over
     :data:`TREE_LIMIT`)."""
     folder = Path(args.pack).resolve()
-    if not folder.is_relative_to(ROOT) or folder == ROOT:
+    if not folder.is_relative_to(ROOT) or folder == ROOT or ".git" in folder.relative_to(ROOT).parts:
         p.error(f"--pack {args.pack}: the folder must be inside the checkout ({ROOT}), which is all a device "
-                "call carries, e.g. --pack .carry")  # fmt: skip
+                "call carries, and outside its .git, e.g. --pack .carry")  # fmt: skip
     made, packed = not folder.exists(), []
     try:
         files.check_writable(folder, "--pack folder")
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(modes) > 1 or (modes and training):
         p.error(f"{' and '.join(modes + training)} do not go together: --take-back or --pack (here, with "
                 "--runs) or a training command on the device (--out, --commit, --resume)")
-    paths = ("take_back", "pack", "runs", "out", "resume")
+    paths = ("take_back", "pack", "runs", "out", "resume", "queue")
     blank = [name for name in given(*paths) if files.names_nothing(getattr(args, name[2:].replace("-", "_")))]
     if blank:
         p.error(f"{', '.join(blank)} must name a folder; received an empty or blank path")
@@ -255,8 +255,13 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(args.take_back)
         run_ids = args.run_ids or packed_run_ids(folder)
         if not run_ids:
-            p.error(f"--take-back {args.take_back}: no <run id>.tar.gz there")
-        take_back_all([packed_path(folder, run_id) for run_id in run_ids], Path(args.runs), p)
+            hint = f" (give its folder, {folder.parent})" if folder.name.endswith(SUFFIX) else ""
+            p.error(f"--take-back {args.take_back}: no <run id>.tar.gz there{hint}")
+        try:
+            archives = [packed_path(folder, run_id) for run_id in run_ids]
+        except ValueError as error:
+            p.error(str(error))
+        take_back_all(archives, Path(args.runs), p)
         return 0
     if args.pack is not None:
         return pack_command(args, p)

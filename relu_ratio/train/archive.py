@@ -42,7 +42,10 @@ class NotFurther(ValueError):
 
 
 def packed_path(folder: Path, run_id: str) -> Path:
-    """Where :func:`pack` puts the run ``run_id`` in ``folder``: ``folder/<run id>.tar.gz``."""
+    """Where :func:`pack` puts the run ``run_id`` in ``folder``: ``folder/<run id>.tar.gz``; a ``ValueError``
+    for a ``run_id`` that is no folder name (``../x``), which would name a file elsewhere."""
+    if Path(run_id).name != run_id or run_id in ("", ".", ".."):
+        raise ValueError(f"{run_id!r} is no run id: a run folder's name, such as resnet20_21-seed0")
     return folder / f"{run_id}{SUFFIX}"
 
 
