@@ -323,10 +323,10 @@ def test_resume_finishes_the_runs_packed_there_and_refuses_a_missing_one_before_
         (["--steps-per-execution", "0"], "steps_per_execution must be >= 1"),
         (["--train-subset", "0"], "train_subset must be >= 1"),
         (["--dataset", "{tmp}/none"], "is neither a known tensorflow-datasets name"),
-        (["--pack", "{tmp}/carry"], "--pack and --out and --commit do not go together"),
-        (["--take-back", "{tmp}/x"], "--take-back and --out and --commit do not go together"),
-        (["--pack", "{tmp}/c", "--resume", "{tmp}/p"], "--pack and --out and --commit and --resume do not"),
-        (["--take-back", "{tmp}/x", "--pack", "{tmp}/c"], "--take-back and --pack and --out and --commit do"),
+        (["--pack", "{tmp}/carry"], "--pack and --out and --commit and --dataset do not go together"),
+        (["--take-back", "{tmp}/x"], "--take-back and --out and --commit and --dataset do not go together"),
+        (["--pack", "{tmp}/c", "--resume", "{tmp}/p"], "--pack and --out and --commit and --resume and"),
+        (["--take-back", "{tmp}/x", "--pack", "{tmp}/c"], "--take-back and --pack and --out and --commit"),
         (["--resume", " "], "--resume must name a folder; received an empty or blank path"),
         (["--runs", ""], "--runs must name a folder"),
         (["--float16"], "--float16 goes with --pack"),
@@ -408,6 +408,15 @@ def test_a_run_with_a_weight_average_is_not_packed_in_float16(tmp_path):
     with pytest.raises(ValueError, match="trained with --ema"):
         archive.pack(run, tmp_path, float16=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # no archive
+
+
+@pytest.mark.parametrize("mode", ["--take-back", "--pack"])
+def test_a_training_setting_beside_take_back_or_pack_is_refused_not_ignored(tmp_path, capsys, mode):
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_pair.main([mode, str(tmp_path / "x"), "--runs", str(tmp_path / "runs"), "--deadline-s", "30"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"{mode} and --deadline-s do not go together" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_take_back_of_chosen_runs_leaves_the_others_packed_there(tmp_path, capsys):

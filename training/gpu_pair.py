@@ -57,6 +57,9 @@ QUEUE = Path(__file__).with_name("queue.json")
 ROOT = Path(__file__).resolve().parents[1]  # the checkout a device call sends
 CARRY_LIMIT = 64 * 2**20  # what one device call carries: the tracked tree, the untracked and carried files
 TREE_LIMIT = 45e6  # bytes: what the repository's tracked tree keeps under (with a run kept by --float16)
+TRAINING_SETTINGS = {  # flags of a training command only, with their defaults
+    "dataset": ".data", "steps_per_execution": 32, "deadline_s": 560.0, "train_subset": None,
+    "test_subset": None, "augment_on": None}  # fmt: skip
 PACKING_S = 10  # seconds before --deadline-s at which the runs still training are stopped and packed
 PREPARED = (".whl", ".data")  # git-ignored folders of wheels and data that travel with the tree to a GPU
 
@@ -217,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-ids", nargs="+", help="train (or --pack) these queued runs (default: the next "
                    "--count ones; with --resume, those packed there); with --take-back, take back only these")
     p.add_argument("--count", type=int, default=2, help="how many of the queue's next runs at once")
-    p.add_argument("--dataset", default=".data", help="the folder holding the CIFAR-10 JPEG archives")
+    p.add_argument("--dataset", help="the folder holding the CIFAR-10 JPEG archives (default: .data)")
     p.add_argument("--out", help="where the packed runs go ($OUT); required unless --take-back or --pack")
     p.add_argument("--commit", help="the commit the device's copy of the tree was made from; as --out")
     p.add_argument("--resume", help="a folder of packed runs (cut off at a deadline, or made by --pack): "
@@ -228,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--float16", action="store_true", help="with --pack: weights in float16 (a cut-off run's "
                    "optimizer momentum restarted), a quarter of the size, to commit a run (training/kept)")
     p.add_argument("--runs", default="/tmp/relu_runs", help="where the run folders are trained")
-    p.add_argument("--steps-per-execution", type=int, default=32, help="training steps per compiled call")
-    p.add_argument("--deadline-s", type=float, default=560, help="everything is packed by then (from start)")
+    p.add_argument("--steps-per-execution", type=int, help="training steps per compiled call (default: 32)")
+    p.add_argument("--deadline-s", type=float, help="everything is packed by then, from the start (default: "
+                   "560)")  # fmt: skip
     p.add_argument("--train-subset", type=int, help="(for trying the script out) images per epoch")
     p.add_argument("--test-subset", type=int, help="(for trying the script out) test images per pass")
     p.add_argument("--augment-on", choices=["host", "device"],
@@ -239,10 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     def given(*names: str) -> list[str]:
         return [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) is not None]
 
-    modes, training = given("take_back", "pack"), given("out", "commit", "resume")
+    modes, training = given("take_back", "pack"), given("out", "commit", "resume", *TRAINING_SETTINGS)
     if len(modes) > 1 or (modes and training):
         p.error(f"{' and '.join(modes + training)} do not go together: --take-back or --pack (here, with "
-                "--runs) or a training command on the device (--out, --commit, --resume)")
+                "--runs) or a training command on the device (--out, --commit, --resume, the training "
+                "settings)")  # fmt: skip
+    for name, value in TRAINING_SETTINGS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     paths = ("take_back", "pack", "runs", "out", "resume", "queue")
     blank = [name for name in given(*paths) if files.names_nothing(getattr(args, name[2:].replace("-", "_")))]
     if blank:
