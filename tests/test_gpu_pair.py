@@ -209,7 +209,7 @@ def test_pack_carries_cut_off_runs_and_says_what_a_device_call_would_carry(tmp_p
         assert "Traceback" not in err and [p.name for p in carry.iterdir()] == ["resnet20_21-seed0.tar.gz"]
     monkeypatch.setattr(gpu_pair, "CARRY_LIMIT", 1)  # a call the device tool would refuse
     for folder, said in ((carry, "more than the 0 MiB one carries: not packed"),
-                         (tmp_path / "new", "more than the 0 MiB one carries"),
+                         (tmp_path / "new" / "deeper", "more than the 0 MiB one carries"),
                          (tmp_path.parent, "the folder must be inside the checkout"),
                          (tmp_path / ".git" / "x", "and outside its .git")):  # fmt: skip
         with pytest.raises(SystemExit) as exit_info:
@@ -217,7 +217,7 @@ def test_pack_carries_cut_off_runs_and_says_what_a_device_call_would_carry(tmp_p
         err = capsys.readouterr().err
         assert exit_info.value.code == 2 and said in err, err
     assert [path.name for path in carry.iterdir()] == ["resnet20_21-seed0.tar.gz"]
-    assert not (tmp_path / "new").exists()  # made for the refused pack, removed with it
+    assert not (tmp_path / "new").exists()  # made for the refused pack (with its parent), removed with it
 
 
 @pytest.mark.parametrize("damage", ["renamed", "not a tar.gz", "a damaged run"])

@@ -175,7 +175,8 @@ def pack_command(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     if not folder.is_relative_to(ROOT) or folder == ROOT or ".git" in folder.relative_to(ROOT).parts:
         p.error(f"--pack {args.pack}: the folder must be inside the checkout ({ROOT}), which is all a device "
                 "call carries, and outside its .git, e.g. --pack .carry")  # fmt: skip
-    made, packed = not folder.exists(), []
+    made = [path for path in (folder, *folder.parents) if not path.exists()]  # made here, deepest first
+    packed = []
     try:
         files.check_writable(folder, "--pack folder")
         items = chosen_runs(Path(args.queue), args.run_ids, args.count)
@@ -198,8 +199,9 @@ def pack_command(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     except (FolderInUse, ValueError, OSError, subprocess.CalledProcessError) as error:
         for path in packed:
             path.unlink()
-        if made and folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
+        for path in made:
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
         p.error(str(error))
     for path in packed:
         print(f"packed {path.relative_to(ROOT)} ({path.stat().st_size / 2**20:.1f} MiB)")
