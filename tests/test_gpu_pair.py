@@ -140,7 +140,7 @@ def test_take_back_unpacks_a_packed_run_over_an_earlier_state_of_it_only(tmp_pat
 
 
 @pytest.mark.parametrize("here", ["further", "as far", "finished", "in use"])
-def test_take_back_refuses_a_run_the_queues_machine_has_as_far_or_is_training(tmp_path, capsys, here):
+def test_take_back_refuses_a_run_the_queue_trains_and_leaves_one_as_far_there(tmp_path, capsys, here):
     packed = tmp_path / "packed"
     packed.mkdir()
     archive.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
@@ -150,13 +150,19 @@ def test_take_back_refuses_a_run_the_queues_machine_has_as_far_or_is_training(tm
     if here == "in use":  # the queue on this machine trains it (a holder that cannot be taken over)
         holder = {"pid": 1, "host": "elsewhere", "since": "now", "token": "t"}
         (local / ".lock").write_text(json.dumps(holder))
+    archive.pack(_run_folder(tmp_path / "gpu" / "b-seed0", epochs=5), packed)  # not there: taken back
     before = {p: p.read_bytes() for p in local.rglob("*") if p.is_file()}
-    with pytest.raises(SystemExit) as exit_info:
-        gpu_pair.main(["--take-back", str(packed), "--runs", str(runs)])
+    if here == "in use":  # refused: the command ends there
+        with pytest.raises(SystemExit) as exit_info:
+            gpu_pair.main(["--take-back", str(packed), "--runs", str(runs)])
+        assert exit_info.value.code == 2
+    else:  # left as it is, with a note; the other run is taken back (a folder of runs taken back before)
+        assert gpu_pair.main(["--take-back", str(packed), "--runs", str(runs)]) == 0
     err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and str(local) in err and "Traceback" not in err
-    assert "is in use" in err if here == "in use" else "not unpacked" in err
+    assert str(local) in err and "Traceback" not in err, err
+    assert "is in use" in err if here == "in use" else "note: " in err and "not unpacked" in err
     assert {p: p.read_bytes() for p in local.rglob("*") if p.is_file()} == before
+    assert (runs / "b-seed0").exists() == (here != "in use")
 
 
 def test_pack_carries_cut_off_runs_and_says_what_a_device_call_would_carry(tmp_path, capsys, monkeypatch):
@@ -286,29 +292,39 @@ def test_take_back_into_runs_under_a_file_is_one_error_line(tmp_path, capsys):
 
 
 def test_resume_finishes_the_runs_packed_there_and_refuses_a_missing_one_before_anything_starts(
-    tmp_path, capsys, folder
+    tmp_path, capsys, folder, monkeypatch
 ):
     """Without --run-ids, --resume takes the runs packed in its folder (carried back, or packed by --pack on
     the queue's machine), not the queue's next unfinished ones."""
-    out, packed, queued = tmp_path / "out", tmp_path / "packed", _queue(tmp_path)
+    out, packed, queued, runs = tmp_path / "out", tmp_path / "packed", _queue(tmp_path), tmp_path / "runs"
     packed.mkdir()
     first, second = (item.run_id for item in gpu_pair.chosen_runs(queued, None, 2))  # the first is packed
     archive.pack(_run_folder(tmp_path / "gpu" / first, epochs=1), packed)
-    archive.pack(_run_folder(tmp_path / "gpu" / "other-seed0", epochs=1), packed)  # packed, not queued
-    assert gpu_pair.packed_run_ids(packed) == ["other-seed0", first]
-    for run_ids, said in (([first, second], "no such packed run"),
-                          ([], f"not in {queued}: ['other-seed0']"),  # those packed, not the queue's next
-                          (None, "no <run id>.tar.gz there")):  # fmt: skip
-        if run_ids is None:
-            packed = tmp_path / "empty"
-            packed.mkdir()
-        flags = ["--run-ids", *run_ids] if run_ids else []
+
+    def resume(where: Path, *flags: str) -> str:
         with pytest.raises(SystemExit) as exit_info:
-            gpu_pair.main(["--queue", str(queued), "--out", str(out), "--commit", "abc", "--resume",
-                           str(packed), "--runs", str(tmp_path / "runs"), "--dataset", str(folder), *flags])
+            gpu_pair.main(["--queue", str(queued), "--out", str(out), "--commit", "abc", "--runs", str(runs),
+                           "--dataset", str(folder), "--resume", str(where), *flags])  # fmt: skip
         err = capsys.readouterr().err
-        assert exit_info.value.code == 2 and said in err and "Traceback" not in err, err
-        assert not out.exists() and not (tmp_path / "runs").exists()
+        assert exit_info.value.code == 2 and "Traceback" not in err and not runs.exists(), err
+        return err
+
+    assert "no such packed run" in resume(packed, "--run-ids", first, second)
+    (tmp_path / "empty").mkdir()
+    assert "no <run id>.tar.gz there" in resume(tmp_path / "empty")
+    assert f"no <run id>.tar.gz there (give its folder, {packed})" in resume(packed / f"{first}.tar.gz")
+    taken = []
+
+    def stop_at_take_back(archives: list[Path], _runs: Path, p) -> None:  # the archives it was given
+        taken.extend(archives)
+        p.error("stopped before the take-back")
+
+    monkeypatch.setattr(gpu_pair, "take_back_all", stop_at_take_back)
+    resume(packed)
+    assert taken == [packed / f"{first}.tar.gz"]  # not the queue's next two, [first, second]
+    archive.pack(_run_folder(tmp_path / "gpu" / "other-seed0", epochs=1), packed)  # packed, not queued
+    assert f"not in {queued}: ['other-seed0']" in resume(packed)
+    assert not out.exists()
 
 
 @pytest.mark.parametrize(
@@ -329,6 +345,7 @@ def test_resume_finishes_the_runs_packed_there_and_refuses_a_missing_one_before_
         (["--take-back", "{tmp}/x", "--pack", "{tmp}/c"], "--take-back and --pack and --out and --commit"),
         (["--resume", " "], "--resume must name a folder; received an empty or blank path"),
         (["--runs", ""], "--runs must name a folder"),
+        (["--queue", " "], "--queue must name a file; received an empty or blank path"),
         (["--float16"], "--float16 goes with --pack"),
     ],
 )

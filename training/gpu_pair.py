@@ -21,7 +21,8 @@ The folders are named as the queue names them (``preact164_type2-seed0``), so on
 ``python3 training/gpu_pair.py --take-back <folder of packed runs> --runs ~/relu_runs/zoo`` puts each run
 where ``python -m relu_ratio.queue run`` skips it when finished and finishes it when cut off (a run keeps
 the way it started: precision, augmentation). It holds each run folder's lock while it unpacks, so a run
-the queue is training there is refused, as is one there as far as packed or further. The other way, a run
+the queue is training there is refused; one there as far as packed or further is left, with a note. The
+other way, a run
 the CPU queue has cut off goes to the device packed by ``--pack <folder>`` (the queue stopped first), which
 also says what the device call would then carry against the 64 MiB one carries. ``--pack <folder>
 --float16`` packs a cut-off run at about a quarter of the size (its weights in float16, SGD's momentum
@@ -50,7 +51,7 @@ from pathlib import Path
 
 from relu_ratio import data, files, queue, train
 from relu_ratio.folder_lock import FolderInUse, locked_folder
-from relu_ratio.train.archive import SUFFIX, backup_checkpoint, pack, packed_path, take_back
+from relu_ratio.train.archive import SUFFIX, NotFurther, backup_checkpoint, pack, packed_path, take_back
 from relu_ratio.train.callbacks import Backup
 
 QUEUE = Path(__file__).with_name("queue.json")
@@ -142,19 +143,27 @@ def carried_bytes(folder: Path) -> dict[str, int]:
 
 
 def packed_run_ids(folder: Path) -> list[str]:
-    """The runs packed in ``folder`` (its ``<run id>.tar.gz`` files), in name order."""
-    return sorted(path.name.removesuffix(SUFFIX) for path in folder.glob(f"*{SUFFIX}"))
+    """The runs packed in ``folder`` (its ``<run id>.tar.gz`` files), in name order; a ``ValueError`` where
+    there is none (naming the folder to give where ``folder`` is an archive)."""
+    run_ids = sorted(path.name.removesuffix(SUFFIX) for path in folder.glob(f"*{SUFFIX}"))
+    if not run_ids:
+        hint = f" (give its folder, {folder.parent})" if folder.name.endswith(SUFFIX) else ""
+        raise ValueError(f"{folder}: no <run id>.tar.gz there{hint}")
+    return run_ids
 
 
 def take_back_all(archives: list[Path], runs: Path, p: argparse.ArgumentParser) -> None:
-    """:func:`take_back` of each archive in turn, once all are there; the first refused ends the command
-    (exit 2), a missing one before any is unpacked."""
+    """:func:`take_back` of each archive in turn, once all are there: a missing one ends the command before
+    any is unpacked, the first refused one ends it there (exit 2); one whose run is there as far or
+    finished is left packed, with a note, and the others are taken back."""
     missing = [str(archive) for archive in archives if not archive.is_file()]
     if missing:
         p.error(f"no such packed run: {', '.join(missing)}")
     for archive in archives:
         try:
             print(f"unpacked {take_back(archive, runs)} into {runs}", flush=True)
+        except NotFurther as note:
+            print(f"note: {note}", file=sys.stderr, flush=True)
         except (FolderInUse, ValueError, OSError) as error:  # OSError: the disk (full, unwritable)
             p.error(str(error))
 
@@ -221,8 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queue", default=str(QUEUE), help="the training queue (default: training/queue.json)")
     p.add_argument("--run-ids", nargs="+", help="train (or --pack) these queued runs (default: the next "
                    "--count ones; with --resume, those packed there); with --take-back, take back only these")
-    p.add_argument("--count", type=int, default=2, help="how many of the queue's next runs at once")
-    p.add_argument("--dataset", help="the folder holding the CIFAR-10 JPEG archives (default: .data)")
+    p.add_argument("--count", type=int, default=2, help="how many of the queue's next runs at once (not with "
+                   "--run-ids, --resume or --take-back, which take the runs named or packed)")  # fmt: skip
+    p.add_argument("--dataset", help="the folder holding the CIFAR-10 JPEG archives (default: "
+                   f"{TRAINING_SETTINGS['dataset']})")  # fmt: skip
     p.add_argument("--out", help="where the packed runs go ($OUT); required unless --take-back or --pack")
     p.add_argument("--commit", help="the commit the device's copy of the tree was made from; as --out")
     p.add_argument("--resume", help="a folder of packed runs (cut off at a deadline, or made by --pack): "
@@ -233,9 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--float16", action="store_true", help="with --pack: weights in float16 (a cut-off run's "
                    "optimizer momentum restarted), a quarter of the size, to commit a run (training/kept)")
     p.add_argument("--runs", default="/tmp/relu_runs", help="where the run folders are trained")
-    p.add_argument("--steps-per-execution", type=int, help="training steps per compiled call (default: 32)")
+    p.add_argument("--steps-per-execution", type=int, help="training steps per compiled call (default: "
+                   f"{TRAINING_SETTINGS['steps_per_execution']})")  # fmt: skip
     p.add_argument("--deadline-s", type=float, help="everything is packed by then, from the start (default: "
-                   "560)")  # fmt: skip
+                   f"{TRAINING_SETTINGS['deadline_s']:g})")  # fmt: skip
     p.add_argument("--train-subset", type=int, help="(for trying the script out) images per epoch")
     p.add_argument("--test-subset", type=int, help="(for trying the script out) test images per pass")
     p.add_argument("--augment-on", choices=["host", "device"],
@@ -256,21 +268,18 @@ def main(argv: list[str] | None = None) -> int:
     paths = ("take_back", "pack", "runs", "out", "resume", "queue")
     blank = [name for name in given(*paths) if files.names_nothing(getattr(args, name[2:].replace("-", "_")))]
     if blank:
-        p.error(f"{', '.join(blank)} must name a folder; received an empty or blank path")
+        p.error(f"{', '.join(blank)} must name a {'file' if blank == ['--queue'] else 'folder'}; received an "
+                "empty or blank path")  # fmt: skip
     if args.float16 and args.pack is None:
         p.error("--float16 goes with --pack (it says how a cut-off run's checkpoint is packed)")
     if args.count < 1:
         p.error(f"--count must be >= 1; received {args.count}")
     if args.take_back:
         folder = Path(args.take_back)
-        run_ids = args.run_ids or packed_run_ids(folder)
-        if not run_ids:
-            hint = f" (give its folder, {folder.parent})" if folder.name.endswith(SUFFIX) else ""
-            p.error(f"--take-back {args.take_back}: no <run id>.tar.gz there{hint}")
         try:
-            archives = [packed_path(folder, run_id) for run_id in run_ids]
+            archives = [packed_path(folder, run_id) for run_id in args.run_ids or packed_run_ids(folder)]
         except ValueError as error:
-            p.error(str(error))
+            p.error(f"--take-back: {error}")
         take_back_all(archives, Path(args.runs), p)
         return 0
     if args.pack is not None:
@@ -281,12 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--deadline-s must be > {PACKING_S} (seconds from the start, the last {PACKING_S} of them "
                 f"to pack the runs); received {args.deadline_s}")  # fmt: skip
     out, runs = Path(args.out), Path(args.runs)
-    run_ids = args.run_ids
-    if args.resume and not run_ids:  # the runs carried back, not the queue's next ones
-        run_ids = packed_run_ids(Path(args.resume))
-        if not run_ids:
-            p.error(f"--resume {args.resume}: no <run id>.tar.gz there")
-    try:
+    try:  # with --resume, the runs carried back, not the queue's next ones
+        run_ids = args.run_ids or (packed_run_ids(Path(args.resume)) if args.resume else None)
         items = chosen_runs(Path(args.queue), run_ids, args.count)
         if not items:
             p.error(f"every run of {args.queue} is finished")
