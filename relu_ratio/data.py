@@ -442,7 +442,7 @@ def _open_archive(path: Path) -> tarfile.TarFile:
     is named as such)."""
     try:
         return tarfile.open(path)
-    except (tarfile.TarError, OSError) as error:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as error:  # EOFError: cut in its first header
         why = ("it is a zip archive, which this loader does not read: unzip it, or pack it as .tar.gz"
                if zipfile.is_zipfile(path) else " ".join(str(error).split()))  # fmt: skip
         raise ValueError(f"cannot read archive {path}: {why}") from error
@@ -618,7 +618,7 @@ def _one_folder_down(archive: Path, split: str) -> str:
     rather than of its contents), how to mend it; else nothing."""
     if archive.is_dir():
         return ""
-    with tarfile.open(archive) as opened:
+    with _open_archive(archive) as opened:
         tops = sorted({parts[0] for parts in (_member_name(n).split("/") for n in opened.getnames())
                        if parts[1:2] == [split]})  # fmt: skip
     if not tops:

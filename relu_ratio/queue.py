@@ -202,11 +202,11 @@ def _finished_rows(path: str | os.PathLike) -> dict[str, dict]:
                      "it is written by `queue status --write`")  # fmt: skip
 
 
-def _row_problem(run_id: str, row: dict) -> str | None:
+def _row_problem(run_id: str, row: object) -> str | None:
     """What is wrong with one run's row of the record of finished runs (its result checked as a run folder's
     ``result.json`` is), or ``None``."""
-    if not all(isinstance(row[k], dict) for k in ("config", "result")):
-        return f"{run_id}: its config or result is not an object"
+    if not (isinstance(row, dict) and all(isinstance(row.get(k), dict) for k in ("config", "result"))):
+        return f"{run_id}: {row!r:.60} is not an object holding the run's config and result (objects)"
     try:
         if row["result"]:
             check_result(Path("result.json"), row["result"])
@@ -703,7 +703,7 @@ def main(argv: list[str] | None = None) -> int:
                    "record of finished runs": args.write and finished_path(args.queue)}  # fmt: skip
         for what, path in written.items():  # each folder, before the first file is written
             if path:
-                files.check_writable(Path(path).expanduser().parent, f"folder of the {what}")
+                files.check_writable(Path(path).parent, f"folder of the {what}")
         if args.write:
             files.write_atomic(args.write, text)
             write_finished(finished_path(args.queue), queued, runs)

@@ -454,6 +454,9 @@ def test_a_truncated_archive_is_named_not_a_raw_eof_error(tmp_path, monkeypatch)
     archive.write_bytes(blob[: len(blob) * 2 // 3])
     with pytest.raises(ValueError, match=r"mini-test.tar.gz is truncated or corrupt"):
         data.load(archive, "test")
+    archive.write_bytes(blob[:100])  # cut inside its first header: refused where the dataset is found
+    with pytest.raises(ValueError, match=r"cannot read archive .*mini-test.tar.gz: "):
+        data.find(tmp_path, "test")
 
 
 def test_an_archive_of_the_folder_and_a_zip_archive_say_how_to_pack_them(tmp_path, monkeypatch):

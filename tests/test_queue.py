@@ -255,11 +255,12 @@ def test_a_zoo_run_recorded_as_finished_trains_again_until_an_entry_is_registere
 
 @pytest.mark.parametrize(
     ("row", "said"),
-    [([1], "TypeError"),
+    [([1], "resnet8_21-seed0: [1] is not an object holding the run's config and result"),
      ({"config": {}, "result": {"epochs_completed": 3, "test_top1": [1]}}, "'test_top1' is [1], not int or"),
      ({"config": {}, "result": {"epochs_completed": 3, "test_top1": 0.5, "devices": {"gpu": "x"}}},
       "'devices' holds 'gpu': 'x', not wall_time_s"),
-     ({"config": {}, "result": {"test_top1": 0.5}}, "resnet8_21-seed0: its result: lacks 'epochs_comp")],
+     ({"config": {}, "result": {"test_top1": 0.5}}, "resnet8_21-seed0: its result: lacks 'epochs_comp"),
+     ({"config": {}, "result": {"evaluated_on": 5}}, "its result: 'evaluated_on' is 5, not str")],
 )  # fmt: skip
 def test_a_damaged_record_of_finished_runs_is_named(tmp_path, capsys, row, said):
     """Each run's result is checked as a run folder's result.json is (a wrong type was a traceback)."""

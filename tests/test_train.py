@@ -859,6 +859,7 @@ def test_settings_of_the_wrong_type_are_named_with_what_is_valid(changes, messag
     ("name", "text", "complaint"),
     [("progress.json", "[1, 2]", "progress.json: holds a JSON list, not an object"),
      ("progress.json", '{"wall_time_s": ', r"progress.json: is not valid JSON \(Expecting value"),
+     ("progress.json", "[" * 100_000, "progress.json: is nested deeper than JSON's reader goes"),
      ("backup/training_metadata.json", "{}", "training_metadata.json: lacks 'epoch', 'batch'.*backup"),
      ("metrics.csv", "epoch,val_accuracy\n0,0.5\n1,oops\n", "metrics.csv: line 3: val_accuracy 'oops'"),
      ("metrics.csv", "epoch,accuracy\n0,0.5\n", "metrics.csv: has no column 'val_accuracy' .it has epoch")],

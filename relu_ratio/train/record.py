@@ -61,6 +61,9 @@ def read_json(path: str | os.PathLike, keys: dict[str, tuple[type, ...]] | None 
         raise RunFileError(path, f"cannot be read ({error})", hint) from error
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise RunFileError(path, "is nested deeper than JSON's reader goes (not a file this package wrote)",
+                           hint) from None
     except ValueError as error:
         what = "is empty" if not text.strip() else f"is not valid JSON ({error})"
         raise RunFileError(path, f"{what} (truncated?)", hint) from None
@@ -92,15 +95,15 @@ def read_result(out: str | os.PathLike) -> dict:
     return result
 
 
-def check_result(path: Path, result: dict) -> dict:
-    """``result`` (a run's ``result.json``, read from ``path``) if it holds its epochs and its split's top-1
-    and its other keys are of their types; else :class:`RunFileError`."""
+def check_result(path: Path, result: dict) -> None:
+    """:class:`RunFileError` unless ``result`` (a run's ``result.json``, read from ``path``) holds its epochs
+    and its split's top-1 and its other keys are of their types."""
+    check_keys(path, result, {"evaluated_on": (str,)})  # before it names the top-1's key
     top1 = f"{result.get('evaluated_on', 'test')}_top1"
     types = {"evaluated_on": (str,), "epochs_completed": (int,), "wall_time_s": NUMBER, "cpu_time_s": NUMBER,
              "devices": (dict,), top1: NUMBER}  # fmt: skip
     check_keys(path, result, types, required=("epochs_completed", top1))
     _check_devices(path, result)
-    return result
 
 
 def read_progress(out: str | os.PathLike) -> dict:
