@@ -22,12 +22,11 @@ The folders are named as the queue names them (``preact164_type2-seed0``), so on
 where ``python -m relu_ratio.queue run`` skips it when finished and finishes it when cut off (a run keeps
 the way it started: precision, augmentation). It holds each run folder's lock while it unpacks, so a run
 the queue is training there is refused; one there as far as packed or further is left, with a note. The
-other way, a run
-the CPU queue has cut off goes to the device packed by ``--pack <folder>`` (the queue stopped first), which
-also says what the device call would then carry against the 64 MiB one carries. ``--pack <folder>
---float16`` packs a cut-off run at about a quarter of the size (its weights in float16, SGD's momentum
-restarted; a finished run's final weights in float16), to commit it so that the queue on another machine
-resumes it (training/README.md, "Keeping a run when the machine changes").
+other way, a run the CPU queue has cut off goes to the device packed by ``--pack <folder>`` (the queue
+stopped first), which also says what the device call would then carry against the 64 MiB one carries.
+``--pack <folder> --float16`` packs a cut-off run at about a quarter of the size (its weights in float16,
+SGD's momentum restarted; a finished run's final weights in float16), to commit it so that the queue on
+another machine resumes it (training/README.md, "Keeping a run when the machine changes").
 
 Exit status: 0 when every run finished, 3 when a run was cut off at the deadline (packed for ``--resume``),
 1 when a run failed, 2 for a mistake in the command or a refused ``--pack`` or take-back (nothing trained).

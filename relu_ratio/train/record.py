@@ -100,8 +100,8 @@ def check_result(path: Path, result: dict) -> None:
     and its split's top-1 and its other keys are of their types."""
     check_keys(path, result, {"evaluated_on": (str,)})  # before it names the top-1's key
     top1 = f"{result.get('evaluated_on', 'test')}_top1"
-    types = {"evaluated_on": (str,), "epochs_completed": (int,), "wall_time_s": NUMBER, "cpu_time_s": NUMBER,
-             "devices": (dict,), top1: NUMBER}  # fmt: skip
+    types = {"epochs_completed": (int,), "wall_time_s": NUMBER, "cpu_time_s": NUMBER, "devices": (dict,),
+             top1: NUMBER}  # fmt: skip
     check_keys(path, result, types, required=("epochs_completed", top1))
     _check_devices(path, result)
 
