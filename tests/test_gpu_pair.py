@@ -345,7 +345,7 @@ def test_resume_finishes_the_runs_packed_there_and_refuses_a_missing_one_before_
         (["--take-back", "{tmp}/x", "--pack", "{tmp}/c"], "--take-back and --pack and --out and --commit"),
         (["--resume", " "], "--resume must name a folder; received an empty or blank path"),
         (["--runs", ""], "--runs must name a folder"),
-        (["--queue", " "], "--queue must name a file; received an empty or blank path"),
+        (["--queue", " "], "argument --queue: ' ' names no file or folder (it is empty or blank)"),
         (["--float16"], "--float16 goes with --pack"),
     ],
 )

@@ -48,7 +48,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from relu_ratio import data, files, queue, train
+from relu_ratio import data, files, flags, queue, train
 from relu_ratio.folder_lock import FolderInUse, locked_folder
 from relu_ratio.train.archive import SUFFIX, NotFurther, backup_checkpoint, pack, packed_path, take_back
 from relu_ratio.train.callbacks import Backup
@@ -226,7 +226,8 @@ def pack_command(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--queue", default=str(QUEUE), help="the training queue (default: training/queue.json)")
+    p.add_argument("--queue", default=str(QUEUE), type=flags.path,
+                   help="the training queue (default: training/queue.json)")  # fmt: skip
     p.add_argument("--run-ids", nargs="+", help="train (or --pack) these queued runs (default: the next "
                    "--count ones; with --resume, those packed there); with --take-back, take back only these")
     p.add_argument("--count", type=int, default=2, help="how many of the queue's next runs at once (not with "
@@ -264,11 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in TRAINING_SETTINGS.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    paths = ("take_back", "pack", "runs", "out", "resume", "queue")
+    paths = ("take_back", "pack", "runs", "out", "resume")
     blank = [name for name in given(*paths) if files.names_nothing(getattr(args, name[2:].replace("-", "_")))]
     if blank:
-        p.error(f"{', '.join(blank)} must name a {'file' if blank == ['--queue'] else 'folder'}; received an "
-                "empty or blank path")  # fmt: skip
+        p.error(f"{', '.join(blank)} must name a folder; received an empty or blank path")
     if args.float16 and args.pack is None:
         p.error("--float16 goes with --pack (it says how a cut-off run's checkpoint is packed)")
     if args.count < 1:
