@@ -327,7 +327,7 @@ def find(source: str | os.PathLike, split: str) -> str | Path:
         ValueError: ``source`` is empty or a file that is no tar archive, or ``split`` is not a split name.
     """
     check_source(source)
-    if not isinstance(split, str) or not split.strip() or "/" in split or split in (".", ".."):
+    if not isinstance(split, str) or not files.names_one_entry(split):
         raise ValueError(f"unknown split {split!r}: give a split name such as 'train' or 'test'.")
     if str(source) in TFDS_STATS:
         return str(source)

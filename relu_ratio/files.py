@@ -220,6 +220,16 @@ def names_nothing(path: str | os.PathLike) -> bool:
     return not os.fspath(path).strip()
 
 
+def names_one_entry(name: str) -> bool:
+    """Whether ``name`` names one entry of a folder (a file or folder name): not blank
+    (:func:`names_nothing`), no path separator, not ``.`` or ``..``.
+
+    >>> names_one_entry("resnet20_21-seed0"), names_one_entry("../x"), names_one_entry("..")
+    (True, False, False)
+    """
+    return not names_nothing(name) and Path(name).name == name and name != ".."
+
+
 def visible_entries(folder: str | os.PathLike, ignore: tuple[str, ...] = ()) -> list[str]:
     """The sorted names in ``folder`` but hidden ones (a lock, ``.DS_Store``) and ``ignore``; none if it is
     no folder. What a command that would write there checks it holds of anyone else's."""

@@ -44,7 +44,7 @@ class NotFurther(ValueError):
 def packed_path(folder: Path, run_id: str) -> Path:
     """Where :func:`pack` puts the run ``run_id`` in ``folder``: ``folder/<run id>.tar.gz``; a ``ValueError``
     for a ``run_id`` that is no folder name (``../x``), which would name a file elsewhere."""
-    if Path(run_id).name != run_id or run_id in ("", ".", ".."):
+    if not files.names_one_entry(run_id):
         raise ValueError(f"{run_id!r} is no run id: a run folder's name, such as resnet20_21-seed0")
     return folder / f"{run_id}{SUFFIX}"
 
@@ -131,7 +131,7 @@ def backup_checkpoint(run: Path) -> Path:
     backup = run / "backup"
     record_path = backup / Backup.RECORD
     name = (Backup.read_record(backup) or {}).get("weights")  # the training CLI's checked reader
-    if not isinstance(name, str) or Path(name).name != name:
+    if not isinstance(name, str) or not files.names_one_entry(name):
         raise ValueError(f"{record_path} cannot be read as a backup record ('weights': {name!r}, not a "
                          "file name)")
     if not (backup / name).is_file():

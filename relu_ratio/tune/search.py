@@ -338,7 +338,7 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
     project_name = config.project_name
     if project_name is None:
         project_name = f"{config.family}{config.depth}_{config.granularity}_{config.tuner}"
-    if files.names_nothing(project_name) or Path(project_name).name != project_name or project_name == "..":
+    if not files.names_one_entry(project_name):
         raise ValueError(f"project_name must name a folder inside --out (not blank, no '/'); received "
                          f"{project_name!r}.")  # fmt: skip
     project_dir = Path(config.directory) / project_name
