@@ -226,7 +226,7 @@ def test_pack_carries_cut_off_runs_and_says_what_a_device_call_would_carry(tmp_p
     assert not (tmp_path / "new").exists()  # made for the refused pack (with its parent), removed with it
 
 
-@pytest.mark.parametrize("damage", ["renamed", "not a tar.gz", "a damaged run"])
+@pytest.mark.parametrize("damage", ["renamed", "not a tar.gz", "a damaged run", "more than its run"])
 def test_take_back_refuses_an_archive_it_cannot_unpack_as_its_run(tmp_path, capsys, damage):
     packed = tmp_path / "packed"
     packed.mkdir()
@@ -238,6 +238,11 @@ def test_take_back_refuses_an_archive_it_cannot_unpack_as_its_run(tmp_path, caps
         packed_run.rename(packed / "a-seed1.tar.gz")
     elif damage == "not a tar.gz":
         packed_run.write_bytes(b"not gzip")
+    elif damage == "more than its run":  # the run folder and a file beside it, which a take-back would drop
+        (tmp_path / "beside.txt").write_text("another's")
+        with tarfile.open(packed_run, "w:gz") as tar:
+            tar.add(run, arcname=run.name)
+            tar.add(tmp_path / "beside.txt", arcname="beside.txt")
     runs = tmp_path / "runs"
     runs.mkdir()
     with pytest.raises(SystemExit) as exit_info:
@@ -245,7 +250,8 @@ def test_take_back_refuses_an_archive_it_cannot_unpack_as_its_run(tmp_path, caps
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "not unpacked" in err and "Traceback" not in err
     said = {"renamed": "not the run folder a-seed1/", "not a tar.gz": "cannot be read as a packed run",
-            "a damaged run": "a-seed0.tar.gz holds a damaged run (config.json: "}[damage]
+            "a damaged run": "a-seed0.tar.gz holds a damaged run (config.json: ",
+            "more than its run": "holds ['a-seed0', 'beside.txt'], more than the run folder a-seed0/"}[damage]
     assert said in err, err
     assert [p.name for p in runs.iterdir()] == []  # nothing unpacked, no lock or scratch folder left
 
@@ -331,6 +337,8 @@ def test_resume_finishes_the_runs_packed_there_and_refuses_a_missing_one_before_
     ("flags", "message"),
     [
         (["--count", "0"], "--count must be >= 1; received 0"),
+        (["--count", "1", "--run-ids", "resnet20_21-seed1"], "--count does not go with --run-ids, which"),
+        (["--count", "2", "--resume", "{tmp}/p"], "--count does not go with --resume, which take the runs"),
         (["--run-ids", "resnet20_21-seed1", "resnet20_21-seed1"], "a run is named twice"),
         (["--run-ids", "nope-seed0"], "not in"),
         (["--deadline-s", "10"], "--deadline-s must be > 10 (seconds from the start, the last 10 of them"),

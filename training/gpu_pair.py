@@ -61,6 +61,7 @@ TRAINING_SETTINGS = {  # flags of a training command only, with their defaults
     "dataset": ".data", "steps_per_execution": 32, "deadline_s": 560.0, "train_subset": None,
     "test_subset": None, "augment_on": None}  # fmt: skip
 PACKING_S = 10  # seconds before --deadline-s at which the runs still training are stopped and packed
+NEXT_RUNS = 2  # runs trained at once (a pair) unless --count or --run-ids says otherwise
 PREPARED = (".whl", ".data")  # git-ignored folders of wheels and data that travel with the tree to a GPU
 
 
@@ -230,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="the training queue (default: training/queue.json)")  # fmt: skip
     p.add_argument("--run-ids", nargs="+", help="train (or --pack) these queued runs (default: the next "
                    "--count ones; with --resume, those packed there); with --take-back, take back only these")
-    p.add_argument("--count", type=int, default=2, help="how many of the queue's next runs at once (not with "
-                   "--run-ids, --resume or --take-back, which take the runs named or packed)")  # fmt: skip
+    p.add_argument("--count", type=int, help="how many of the queue's next runs at once (default: "
+                   f"{NEXT_RUNS}; not with --run-ids, --resume or --take-back, which take the runs named or "
+                   "packed)")  # fmt: skip
     p.add_argument("--dataset", help="the folder holding the CIFAR-10 JPEG archives (default: "
                    f"{TRAINING_SETTINGS['dataset']})")  # fmt: skip
     p.add_argument("--out", help="where the packed runs go ($OUT); required unless --take-back or --pack")
@@ -271,6 +273,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"{', '.join(blank)} must name a folder; received an empty or blank path")
     if args.float16 and args.pack is None:
         p.error("--float16 goes with --pack (it says how a cut-off run's checkpoint is packed)")
+    if args.count is not None and (named := given("run_ids", "resume", "take_back")):
+        p.error(f"--count does not go with {' or '.join(named)}, which take the runs named or packed")
+    if args.count is None:
+        args.count = NEXT_RUNS
     if args.count < 1:
         p.error(f"--count must be >= 1; received {args.count}")
     if args.take_back:

@@ -143,9 +143,9 @@ def take_back(archive: Path, runs: Path) -> str:
     """Unpack ``archive`` (``<run id>.tar.gz``, made by :func:`pack`) into ``runs``, holding the run
     folder's lock while it does; returns the run id. Refused (``ValueError``, naming the run, its folder left
     as it is): a missing or damaged archive, one that does not hold the folder ``<run id>/`` (renamed after
-    packing), a folder another live process holds (:class:`~relu_ratio.folder_lock.FolderInUse`: the queue
-    training that run), one with a damaged run file, and (:class:`NotFurther`) one where the run is finished
-    or as far as the packed one or further."""
+    packing) or holds more, a folder another live process holds
+    (:class:`~relu_ratio.folder_lock.FolderInUse`: the queue training that run), one with a damaged run file,
+    and (:class:`NotFurther`) one where the run is finished or as far as the packed one or further."""
     run_id = archive.name.removesuffix(SUFFIX)
     if not archive.is_file():
         raise ValueError(f"{archive}: no such packed run")
@@ -160,8 +160,8 @@ def take_back(archive: Path, runs: Path) -> str:
 
 def _unpack(archive: Path, scratch: Path, run_id: str) -> Path:
     """Extract ``archive`` into ``scratch``: the run folder ``<run id>/`` it holds. ``ValueError`` (one line,
-    naming the archive) for one that is not a readable tar.gz or holds another folder, and where this Python's
-    ``tarfile`` lacks the filter that keeps an archive's members inside ``scratch``."""
+    naming the archive) for one that is not a readable tar.gz or holds anything but that folder, and where
+    this Python's ``tarfile`` lacks the filter that keeps an archive's members inside ``scratch``."""
     if not hasattr(tarfile, "data_filter"):
         raise ValueError(f"{archive}: taking back a packed run needs tarfile's extraction filters, which "
                          f"Python {platform.python_version()} lacks (3.10.12, 3.11.4, 3.12 or later have "
@@ -172,10 +172,13 @@ def _unpack(archive: Path, scratch: Path, run_id: str) -> Path:
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as error:
         raise ValueError(f"{archive} cannot be read as a packed run ({error}); not unpacked.") from None
     unpacked = scratch / run_id
+    held = sorted(path.name for path in scratch.iterdir())
     if not unpacked.is_dir():
-        held = sorted(path.name for path in scratch.iterdir())
         raise ValueError(f"{archive} holds {held}, not the run folder {run_id}/ its name says (was it "
                          "renamed?); not unpacked.")  # fmt: skip
+    if held != [run_id]:  # pack writes the run folder only: the rest is another's, which would be dropped
+        raise ValueError(f"{archive} holds {held}, more than the run folder {run_id}/ that pack writes; "
+                         "not unpacked.")  # fmt: skip
     return unpacked
 
 
