@@ -193,7 +193,8 @@ def _finished_rows(path: str | os.PathLike) -> dict[str, dict]:
         return {}
     try:
         recorded = json.loads(path.read_text())["runs"]
-        error = next(filter(None, (_row_problem(run_id, row) for run_id, row in recorded.items())), None)
+        problems = (_row_problem(path, run_id, row) for run_id, row in recorded.items())
+        error = next(filter(None, problems), None)
         if error is None:
             return recorded
     except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as caught:
@@ -202,14 +203,14 @@ def _finished_rows(path: str | os.PathLike) -> dict[str, dict]:
                      "it is written by `queue status --write`")  # fmt: skip
 
 
-def _row_problem(run_id: str, row: object) -> str | None:
-    """What is wrong with one run's row of the record of finished runs (its result checked as a run folder's
-    ``result.json`` is), or ``None``."""
+def _row_problem(path: Path, run_id: str, row: object) -> str | None:
+    """What is wrong with one run's row of the record of finished runs ``path`` (its result checked as a run
+    folder's ``result.json`` is), or ``None``."""
     if not (isinstance(row, dict) and all(isinstance(row.get(k), dict) for k in ("config", "result"))):
         return f"{run_id}: {row!r:.60} is not an object holding the run's config and result (objects)"
     try:
         if row["result"]:
-            check_result(Path("result.json"), row["result"])
+            check_result(path, row["result"])
     except RunFileError as error:
         return f"{run_id}: its result: {error.problem}"
     return None
