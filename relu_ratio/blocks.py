@@ -42,10 +42,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 from keras import layers
 
 from relu_ratio import patterns
 from relu_ratio.patterns import BlockKind
+from relu_ratio.validators import check_bool, is_finite_number, is_integer, plain_number
 
 BN_MOMENTUM = 0.99  # fusenet's BatchNorm settings (see shared REFERENCE.md)
 BN_EPSILON = 2e-5
@@ -118,18 +120,50 @@ def projections(kind: BlockKind, strides: int, channels: int, filters: int) -> i
     return lines * needs_projection(strides, channels, output_channels(kind, filters))
 
 
-def check_mask(kind: BlockKind, relu_mask: Sequence[bool] | None, strides: int) -> tuple[bool, ...]:
-    """``relu_mask`` as booleans (``None``: every slot keeps its ReLU); raises if it does not fit."""
-    slots = kind.slots
-    mask = tuple(bool(v) for v in relu_mask) if relu_mask is not None else (True,) * len(slots)
-    if len(mask) != len(slots):
-        raise ValueError(
-            f"relu_mask {relu_mask!r} has {len(mask)} entries, but a {kind.name} has "
-            f"{len(slots)} ReLU slots ({', '.join(slots)})."
-        )
-    if strides not in (1, 2):
+def check_block(
+    kind: BlockKind, filters: int, strides: int, relu_mask: Sequence[bool] | str | None, weight_decay: float
+) -> tuple[int, int, float, tuple[bool, ...]]:
+    """A block's arguments checked, as ``(filters, strides, weight_decay, mask)`` with numpy numbers made
+    Python's; a ``ValueError`` naming the one that does not fit. ``relu_mask``: one entry per ReLU slot of
+    ``kind``, each ``True``/``False`` or ``0``/``1``, or a string of 0s and 1s as the package writes masks
+    (``"011"``); ``None``: every slot keeps its ReLU.
+
+    >>> check_block(patterns.BOTTLENECK, 16, 2, "011", 1e-4)
+    (16, 2, 0.0001, (False, True, True))
+    >>> check_block(patterns.PLAIN, 16, 1, "3:2", 0.0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: relu_mask must hold 1 entry, True/False or 0/1, ...; received '3:2'.
+    """
+    filters, strides, weight_decay = map(plain_number, (filters, strides, weight_decay))
+    if not is_integer(filters, 1):
+        raise ValueError(f"filters must be an integer >= 1; received {filters!r}.")
+    if not is_integer(strides) or strides not in (1, 2):
         raise ValueError(f"strides must be 1 or 2; received {strides!r}.")
-    return mask
+    if not is_finite_number(weight_decay) or weight_decay < 0:
+        raise ValueError(f"weight_decay must be a finite number >= 0; received {weight_decay!r}.")
+    slots = kind.slots
+    if relu_mask is None:
+        return filters, strides, weight_decay, (True,) * len(slots)
+    mask = tuple(map(_switch, relu_mask)) if isinstance(relu_mask, (str, Sequence, np.ndarray)) else ()
+    if len(mask) != len(slots) or None in mask:
+        entries = f"{len(slots)} entr{'y' if len(slots) == 1 else 'ies'}"
+        raise ValueError(
+            f"relu_mask must hold {entries}, True/False or 0/1, one per ReLU slot of a {kind.name} "
+            f"({', '.join(slots)}), or be a string of 0s and 1s such as {'1' * len(slots)!r}; "
+            f"received {relu_mask!r}."
+        )
+    return filters, strides, weight_decay, mask
+
+
+def _switch(entry: object) -> bool | None:
+    """One ``relu_mask`` entry as a bool: ``True``/``False`` (numpy's too), ``0``/``1`` or ``"0"``/``"1"``;
+    ``None`` for anything else (``0.5``, ``"x"``)."""
+    entry = plain_number(entry)
+    if isinstance(entry, (bool, np.bool_)):
+        return bool(entry)
+    if is_integer(entry) or isinstance(entry, str):
+        return {0: False, 1: True, "0": False, "1": True}.get(entry)
+    return None
 
 
 def relu(x, keep: bool, name: str):
@@ -142,7 +176,8 @@ def plain_layer(
     weight_decay: float = 0.0,
 ):  # fmt: skip
     """conv3x3-BN(-ReLU): the plain network's module (paper Fig. 1)."""
-    (keep,) = check_mask(patterns.PLAIN, relu_mask, strides)
+    kind = patterns.PLAIN
+    filters, strides, weight_decay, (keep,) = check_block(kind, filters, strides, relu_mask, weight_decay)
     x = conv2d(filters, 3, strides, f"{name}_conv", weight_decay)(x)
     return relu(batch_norm(f"{name}_bn")(x), keep, f"{name}_relu")
 
@@ -155,7 +190,9 @@ def postact_block(
 
     The shortcut is the identity, or a 1x1 conv-BN projection where the shape changes.
     """
-    inner, after_add = check_mask(patterns.BASIC_POSTACT, relu_mask, strides)
+    filters, strides, weight_decay, (inner, after_add) = check_block(
+        patterns.BASIC_POSTACT, filters, strides, relu_mask, weight_decay
+    )
     y = batch_norm(f"{name}_bn1")(conv2d(filters, 3, strides, f"{name}_conv1", weight_decay)(x))
     y = relu(y, inner, f"{name}_relu_inner")
     y = batch_norm(f"{name}_bn2")(conv2d(filters, 3, 1, f"{name}_conv2", weight_decay)(y))
@@ -176,8 +213,9 @@ def preact_block(
     BN-ReLU-conv1x1(4c); the stride sits on the 3x3 convolution. Where the shape changes, the shortcut
     is a 1x1 projection of the pre-activated input.
     """
+    check_bool(bottleneck, "bottleneck")
     kind = patterns.BOTTLENECK if bottleneck else patterns.BASIC_PREACT
-    mask = check_mask(kind, relu_mask, strides)
+    filters, strides, weight_decay, mask = check_block(kind, filters, strides, relu_mask, weight_decay)
     if bottleneck:
         spec = [(1, filters, 1), (3, filters, strides), (1, output_channels(kind, filters), 1)]
     else:
@@ -212,7 +250,12 @@ def merge_and_run(
     last block) the output is the single ``ReLU(m + d1 + d2)``, whose ReLU is kept unless both
     ``branch*_out`` slots are removed.
     """
-    mask = dict(zip(patterns.MERGE_AND_RUN.slots, check_mask(patterns.MERGE_AND_RUN, relu_mask, strides)))
+    if not (isinstance(inputs, (list, tuple)) and len(inputs) == 2):
+        raise ValueError(f"merge_and_run is called on [x1, x2], its two lines (the same tensor twice for the "
+                         f"first block); received {inputs!r:.80}.")  # fmt: skip
+    kind = patterns.MERGE_AND_RUN
+    filters, strides, weight_decay, mask = check_block(kind, filters, strides, relu_mask, weight_decay)
+    mask = dict(zip(kind.slots, mask))
     x1, x2 = inputs
     project = needs_projection(strides, x1.shape[-1], filters)
     residuals, lines = [], []

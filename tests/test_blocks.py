@@ -12,7 +12,7 @@ import pytest
 from conftest import SMALL_NAMES
 
 import relu_ratio
-from relu_ratio import models, patterns, zoo
+from relu_ratio import blocks, models, patterns, zoo
 
 PATTERNS = ["paired", *(p for p in patterns.PRESETS if p != "paired"), "2:1", "3:2", "3:1", "4:3", "4:1"]
 
@@ -99,3 +99,37 @@ def test_zoo_model_saved_as_keras_loads_where_relu_ratio_is_not_installed(toy_zo
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "Functional"
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(images, verbose=0), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("mask", "kept"),
+    [("011", ["b_relu_preact2", "b_relu_preact3"]), ([0, 1, 1], ["b_relu_preact2", "b_relu_preact3"]),
+     (np.array([True, False, True]), ["b_relu_preact1", "b_relu_preact3"]), (None, ["b_relu_preact1",
+     "b_relu_preact2", "b_relu_preact3"])],
+)  # fmt: skip
+def test_a_relu_mask_as_the_package_writes_it_builds_the_block_it_says(mask, kept):
+    x = keras.Input((8, 8, 64))
+    y = blocks.preact_block(x, 16, np.int64(2), relu_mask=mask, name="b", bottleneck=True)
+    assert [layer.name for layer in keras.Model(x, y).layers if isinstance(layer, keras.layers.ReLU)] == kept
+
+
+@pytest.mark.parametrize(
+    ("block", "kwargs", "message"),
+    [
+        ("preact_block", {"relu_mask": "3:2"}, "relu_mask must hold 2 entries, True/False or 0/1"),
+        ("preact_block", {"relu_mask": [0.5, 1]}, "received [0.5, 1]"),
+        ("preact_block", {"relu_mask": 5}, "one per ReLU slot of a pre-activation building block"),
+        ("postact_block", {"relu_mask": "type1"}, "received 'type1'"),
+        ("plain_layer", {"relu_mask": ["0", "x"]}, "relu_mask must hold 1 entry"),
+        ("preact_block", {"strides": True}, "strides must be 1 or 2; received True"),
+        ("preact_block", {"filters": "16"}, "filters must be an integer >= 1; received '16'"),
+        ("postact_block", {"weight_decay": -1}, "weight_decay must be a finite number >= 0; received -1"),
+        ("preact_block", {"bottleneck": "no"}, "bottleneck must be True or False; received 'no'"),
+        ("merge_and_run", {}, "merge_and_run is called on [x1, x2], its two lines"),
+    ],
+)
+def test_a_block_refuses_arguments_that_do_not_fit_naming_them(block, kwargs, message):
+    x = keras.Input((8, 8, 16))
+    with pytest.raises(ValueError) as raised:
+        getattr(blocks, block)(x, **{"filters": 16, **kwargs})
+    assert message in str(raised.value)
