@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Union
 
-from relu_ratio.validators import suggest
+from relu_ratio.validators import is_integer, plain_number, suggest
 
 Mask = tuple[bool, ...]
 Masks = tuple[tuple[Mask, ...], ...]  # [stage][block] -> mask
@@ -156,8 +156,16 @@ class ReLUPattern:
         """One mask per block: ``masks[stage][block][slot]`` is ``True`` where a ReLU stands.
 
         Raises:
-            ValueError: if the pattern does not fit ``kind`` or leaves the network without ReLUs.
+            ValueError: if the pattern does not fit ``kind`` or leaves the network without ReLUs, or
+                ``blocks_per_stage`` is not a list of block counts >= 1.
         """
+        if not isinstance(kind, BlockKind):
+            raise ValueError(f"kind must be a BlockKind such as patterns.BOTTLENECK; received {kind!r}.")
+        counts = list(blocks_per_stage) if isinstance(blocks_per_stage, Sequence) else None
+        if not counts or not all(is_integer(plain_number(n), 1) for n in counts):
+            raise ValueError(f"blocks_per_stage must be a list of block counts >= 1, one per stage; received "
+                             f"{blocks_per_stage!r}.")  # fmt: skip
+        blocks_per_stage = [plain_number(n) for n in counts]
         spec = self.spec
         if callable(spec):
             _check_callable(spec)
@@ -402,6 +410,12 @@ def _call_mask(fn: Callable[[int, int], object], kind: BlockKind, stage: int, bl
     if isinstance(result, str):
         text = result.strip().lower().replace("-", "_")
         ratio = parse_ratio(text)
+        if ratio is not None:
+            try:
+                _validate_shape(text)  # N >= M >= 1, as in a relu_pattern string
+            except ValueError as error:
+                raise ValueError(f"relu_pattern callable returned {result!r} for stage {stage}, block "
+                                 f"{block}: {error}") from None  # fmt: skip
         if kind.periodic and ratio is not None:  # one layer keeps its ReLU or not: no ratio but N:N (all)
             if ratio[0] == ratio[1]:
                 return (True,)

@@ -80,6 +80,35 @@ def test_a_callable_on_a_plain_network_decides_each_layer():
     assert ReLUPattern(lambda s, b: "2:2").resolve(PLAIN, [2]) == (((T,), (T,)),)  # N:N: every ReLU kept
 
 
+@pytest.mark.parametrize(
+    ("returned", "kind", "message"),
+    [
+        ("0:1", BASIC_PREACT, "returned '0:1' for stage 0, block 0: relu_pattern '0:1' asks for more ReLUs"),
+        ("1:2", BASIC_PREACT, "returned '1:2' for stage 0, block 0: relu_pattern '1:2' asks for more ReLUs"),
+        ("2:0", BASIC_PREACT, "relu_pattern '2:0' has M = 0"),
+        ("0:0", PLAIN, "relu_pattern '0:0' has M = 0"),  # N:N on a plain layer, but no ratio
+    ],
+)
+def test_a_ratio_a_callable_returns_is_checked_as_a_ratio_string_is(returned, kind, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ReLUPattern(lambda s, b: returned).resolve(kind, [1, 1])
+
+
+@pytest.mark.parametrize(
+    ("kind", "blocks", "message"),
+    [
+        ("bottleneck", [1], "kind must be a BlockKind such as patterns.BOTTLENECK; received 'bottleneck'"),
+        (BOTTLENECK, [-1, 2], "blocks_per_stage must be a list of block counts >= 1, one per stage"),
+        (BOTTLENECK, [0, 0, 0], "received [0, 0, 0]"),
+        (BOTTLENECK, "333", "received '333'"),
+        (BOTTLENECK, [], "received []"),
+    ],
+)
+def test_resolve_refuses_what_is_no_block_kind_or_block_counts(kind, blocks, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ReLUPattern("3:2").resolve(kind, blocks)
+
+
 @pytest.mark.parametrize("kind", BLOCK_KINDS, ids=lambda k: k.name)
 @pytest.mark.parametrize("form", ["preset", "ratio", "per_stage"])
 def test_explicit_form_round_trips(kind, form):
