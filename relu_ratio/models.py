@@ -33,6 +33,7 @@ import math
 import os
 import re
 import unicodedata
+import warnings
 from collections.abc import Callable, Sequence
 
 import keras
@@ -519,7 +520,7 @@ def _load_weights(model: keras.Model, weights) -> None:
         raise ValueError(f"weights file {path!r} is a folder, not a '.weights.h5' file.")
     _refuse_a_shipped_zoo_file(path)
     try:
-        model.load_weights(path)
+        load_weights_file(model, path)
     except (ValueError, OSError, KeyError) as error:
         raise ValueError(
             f"weights file {path!r} cannot be loaded into {model.name} (built with these arguments): "
@@ -527,6 +528,17 @@ def _load_weights(model: keras.Model, weights) -> None:
             "input_shape."
         ) from error
     check_normalization(model, path)  # once the shapes fit: a file of another network is said as such
+
+
+def load_weights_file(model: keras.Model, path: str | os.PathLike) -> None:
+    """``model.load_weights(path)``, without the warnings Keras gives on its way to refusing a file that does
+    not fit (one per layer, blaming the Keras version and saying the layers keep fresh weights, before the
+    error says the file was not loaded); the warnings of a load that succeeds are given as they were."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.load_weights(path)
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def check_normalization(model: keras.Model, path: str) -> None:

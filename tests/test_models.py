@@ -225,11 +225,15 @@ def test_a_weights_file_loads_only_into_a_model_normalised_as_the_one_that_saved
     models.build("resnet14_21", weights=plain)
 
 
-def test_builder_weights_of_another_architecture_are_named(tmp_path):
+def test_builder_weights_of_another_architecture_are_named(tmp_path, recwarn):
     path = tmp_path / "other.weights.h5"
     models.build("resnet14_21").save_weights(path)
     with pytest.raises(ValueError, match=r"cannot be loaded into resnet8_21.*same architecture"):
         models.build("resnet8_21", weights=path)
+    models.build("resnet8_21").save_weights(path)  # fewer layers than resnet14's: Keras warns for each
+    with pytest.raises(ValueError, match=r"cannot be loaded into resnet14_21.*same architecture"):
+        models.build("resnet14_21", weights=path)
+    assert not [w for w in recwarn if "freshly-initialized" in str(w.message)]  # said before the refusal
     models.build("resnet8_21", classes=5).save_weights(path)
     shapes = r"predictions/kernel is \(64, 7\) here, \(64, 5\) in the file\. Check"  # cut off before
     with pytest.raises(ValueError, match=shapes) as refused:

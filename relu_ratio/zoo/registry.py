@@ -260,7 +260,7 @@ def build_with_weights(
             "match)."
         )
     try:
-        model.load_weights(weights)
+        models.load_weights_file(model, weights)
         models.check_normalization(model, weights)  # which the file cannot hold: its presence it can
     except (ValueError, OSError, KeyError) as error:
         raise IntegrityError(
