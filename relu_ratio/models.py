@@ -29,7 +29,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import re
 import unicodedata
@@ -379,12 +378,9 @@ def _assemble(spec: Family, masks, widths: list[int], inputs, weight_decay: floa
 
 
 def _normalization_layer(normalization, channels: int) -> layers.Normalization:
-    try:
-        mean, std = (tuple(float(v) for v in part) for part in normalization)
-    except (TypeError, ValueError):
-        mean = std = ()
-    finite = all(math.isfinite(v) for v in (*mean, *std))
-    if len(mean) != channels or len(std) != channels or not finite or min(std, default=0) <= 0:
+    pair = _ordered(normalization) and len(normalization) == 2
+    mean, std = map(_finite_numbers, normalization) if pair else ((), ())
+    if len(mean) != channels or len(std) != channels or min(std, default=0) <= 0:
         raise ValueError(
             f"normalization must be (mean, std) with {channels} finite values each and std > 0; "
             f"received {normalization!r}."
@@ -396,6 +392,18 @@ def _normalization_layer(normalization, channels: int) -> layers.Normalization:
             "and std on the 0-255 scale (multiply both by 255).",
         )
     return layers.Normalization(mean=mean, variance=[s * s for s in std], name="normalize", dtype="float32")
+
+
+def _ordered(value: object) -> bool:
+    """Whether ``value`` is a list of items in order: a list, tuple or array, not a string or a mapping."""
+    return isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, (str, bytes))
+
+
+def _finite_numbers(part: object) -> tuple[float, ...]:
+    """``part`` as floats where it is a list of finite numbers (numpy's too), else ``()`` (``"123"`` is
+    no list of three numbers)."""
+    values = tuple(map(plain_number, part)) if _ordered(part) else ()
+    return tuple(map(float, values)) if all(map(is_finite_number, values)) else ()
 
 
 def family_spec(family: str) -> Family:
@@ -417,7 +425,7 @@ def check_input_shape(input_shape) -> tuple[int | None, int | None, int]:
     """
     if input_shape is None:
         return DEFAULT_INPUT_SHAPE
-    if isinstance(input_shape, str) or not hasattr(input_shape, "__iter__"):
+    if isinstance(input_shape, (str, bytes, dict, set, frozenset)) or not hasattr(input_shape, "__iter__"):
         raise ValueError(f"input_shape must be (height, width, channels); received {input_shape!r}.")
     shape = tuple(input_shape)
     if len(shape) != 3 or not all(is_integer(d) or (d is None and i < 2) for i, d in enumerate(shape)):

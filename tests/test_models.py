@@ -135,6 +135,9 @@ def test_weights_argument_loads_a_weights_file(tmp_path, images):
         ({"normalization": ([1, 2, 3], [1, 0, 1])}, r"std > 0"),
         ({"normalization": ([float("nan")] * 3, [1, 1, 1])}, r"3 finite values each"),
         ({"normalization": ([1, 2, 3], [1, float("inf"), 1])}, r"3 finite values each"),
+        ({"normalization": ("123", "456")}, r"3 finite values each and std > 0; received \('123', '456'\)"),
+        ({"normalization": ([1, 2, True], [1, 1, 1])}, r"3 finite values each"),
+        ({"input_shape": {32: 1, 2: 2, 3: 3}}, r"channels\); received {32: 1, 2: 2, 3: 3}"),
         ({"weight_decay": -1}, r"weight_decay must be a finite number >= 0"),
         ({"classifier_activation": "sofmax"}, r"'sofmax' is not a Keras activation \(did you mean 'softmax'"),
         ({"input_shape": 5}, r"input_shape must be \(height, width, channels\); received 5"),
@@ -161,6 +164,7 @@ def test_normalization_on_the_0_1_scale_is_warned_of():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         models.build("resnet8_11", normalization=([125.3, 123.0, 113.9], [63.0, 62.1, 66.7]))
+        models.build("resnet8_11", normalization=np.array([[125.3, 123.0, 113.9], [63.0, 62.1, 66.7]]))
 
 
 @pytest.mark.parametrize("preact", ["no", None, 0])
