@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import io
 import json
 import os
@@ -39,7 +40,7 @@ import numpy as np
 from relu_ratio import files, paths
 from relu_ratio.models import DEFAULT_INPUT_SHAPE
 from relu_ratio.user_warning import warn
-from relu_ratio.validators import check_seed, is_integer, plain_number
+from relu_ratio.validators import check_seed, is_integer, plain_number, suggest
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm")
 WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # Pillow's 16/32-bit and float modes
@@ -678,6 +679,9 @@ def _decode_image(blob: bytes, where: str) -> np.ndarray:
 # --- feeding model.fit --------------------------------------------------------------------------
 
 
+PY_DATASET_OPTIONS = ("workers", "use_multiprocessing", "max_queue_size")  # keras.utils.PyDataset's own
+
+
 class Batches(keras.utils.PyDataset):
     """Batches of ``(images, labels)`` from a :class:`Split` for ``model.fit``/``evaluate``.
 
@@ -711,8 +715,16 @@ class Batches(keras.utils.PyDataset):
         skip: int = 0,
         **kwargs,
     ):
+        unknown = sorted(set(kwargs) - set(PY_DATASET_OPTIONS))
+        if unknown:
+            valid = [*inspect.signature(Batches).parameters][:-1] + list(PY_DATASET_OPTIONS)
+            raise TypeError(f"Batches got an unexpected keyword argument {unknown[0]!r}"
+                            f"{suggest(unknown[0], valid)}; valid: {', '.join(valid)}.")  # fmt: skip
+        for option in ("workers", "max_queue_size"):
+            if option in kwargs and not is_integer(plain_number(kwargs[option]), 1):
+                raise ValueError(f"{option} must be an integer >= 1; received {kwargs[option]!r}.")
         use_multiprocessing = kwargs.pop("use_multiprocessing", False)
-        super().__init__(**kwargs)
+        super().__init__(**{option: plain_number(value) for option, value in kwargs.items()})
         self.use_multiprocessing = use_multiprocessing  # refused if True (the property's setter)
         if not isinstance(split, Split):
             raise TypeError(f"batches take a relu_ratio.data.Split (data.load(...) or Split(images, labels, "

@@ -308,10 +308,14 @@ def test_a_split_refuses_arrays_it_cannot_hold(images, labels, message):
      ("epoch", -1, "epoch must be an integer >= 0; received -1"),
      ("epoch", "1", "epoch must be an integer >= 0; received '1'"),
      ("skip", 5, "skip must be an integer from 0 to 4"),
-     ("use_multiprocessing", True, r"every epoch the first one's order .*: use threads, workers=N")],
+     ("use_multiprocessing", True, r"every epoch the first one's order .*: use threads, workers=N"),
+     ("workers", "x", "workers must be an integer >= 1; received 'x'"),
+     ("max_queue_size", 0, "max_queue_size must be an integer >= 1; received 0"),
+     ("augmentation", True, r"unexpected keyword argument 'augmentation' \(did you mean 'augment'\?\); "
+                            "valid: split, batch_size, augment, seed, one_hot, shuffle, epoch, skip")],
 )  # fmt: skip
 def test_batches_refuse_settings_that_would_feed_the_wrong_batches(setting, value, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(TypeError if setting == "augmentation" else ValueError, match=message):
         data.Batches(data.sample(), 8, **{setting: value})
     if setting == "epoch":  # the same check where an epoch is set later
         with pytest.raises(ValueError, match=message):
