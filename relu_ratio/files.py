@@ -210,6 +210,18 @@ def ensure_room(path: str | os.PathLike, size: int) -> None:
                       f"(ulimit -f) is {limit / 1e6:.1f} MB", os.fspath(path))  # fmt: skip
 
 
+def check_path(value: object, what: str) -> None:
+    """Raise ``TypeError`` naming ``what`` unless ``value`` is a path (a ``str`` or ``os.PathLike``).
+
+    >>> check_path(5, "data")
+    Traceback (most recent call last):
+    TypeError: data must be a path (a str or os.PathLike); received 5 (int).
+    """
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{what} must be a path (a str or os.PathLike); received {value!r:.60} "
+                        f"({type(value).__name__}).")  # fmt: skip
+
+
 def names_nothing(path: str | os.PathLike) -> bool:
     """Whether ``path`` is empty (as a path, ``Path("")``, the current folder, which a user who gave it did
     not mean: that is ``"."``) or only blanks (a name nobody means).

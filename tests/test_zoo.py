@@ -1031,6 +1031,17 @@ def test_evaluate_names_a_dataset_of_the_wrong_image_size(toy_zoo, tmp_path):
         zoo.evaluate(REAL, data=folder)
 
 
+def test_the_zoo_functions_name_an_argument_of_the_wrong_type(toy_zoo):
+    with pytest.raises(ValueError, match=r"verbose must be one of 0, 1, 2, 'auto' \(Keras' progress "
+                                         r"display\); received 'x'"):  # fmt: skip
+        zoo.evaluate(REAL, verbose="x")
+    calls = {"data": lambda: zoo.evaluate(REAL, data=5), "the export path": lambda: zoo.export(REAL, None),
+             "page": lambda: zoo.registry.markdown_table(5)}  # fmt: skip
+    for what, call in calls.items():
+        with pytest.raises(TypeError, match=rf"{what} must be a path \(a str or os.PathLike\); received"):
+            call()
+
+
 # --- the SavedModel cache and exports: a full disk, a damaged cache, two processes at once --------------
 
 

@@ -517,6 +517,9 @@ def check_class_count(source: str, classes: int, reader: str) -> None:
         raise ZooError(str(error)) from None
 
 
+VERBOSE = (0, 1, 2, "auto")  # keras.Model.predict's progress displays
+
+
 def evaluate(name: str, data: str | os.PathLike | None = None, verbose: int | str = 0) -> dict:
     """Measure ``name`` again on its split and compare with the registered metrics (``verbose``: the
     progress display of :meth:`keras.Model.predict`, 0 for none).
@@ -525,6 +528,11 @@ def evaluate(name: str, data: str | os.PathLike | None = None, verbose: int | st
     ``registered_top1``/``registered_top5`` and ``diff_top1``/``diff_top5`` (measured - registered), and
     ``registered_num_images``/``registered_data`` (the images the registered figures are of).
     """
+    if data is not None:
+        files.check_path(data, "data")
+    if verbose not in VERBOSE:
+        raise ValueError(f"verbose must be one of {', '.join(map(repr, VERBOSE))} (Keras' progress "
+                         f"display); received {verbose!r}.")  # fmt: skip
     entry = info(name)
     source = os.fspath(data) if data is not None else default_data(entry)
     check_class_count(source, len(entry.class_names), repr(name))
@@ -554,6 +562,8 @@ def markdown_table(page: str | os.PathLike | None = None) -> str:
     current folder); an entry registered without its weights file says so (its card says how to fetch it).
     The dataset and split stand in the top-1 column's header when every entry shares them, else beside each
     accuracy."""
+    if page is not None:
+        files.check_path(page, "page")
     listed = entries()
     links_from = Path(page).parent if page is not None else Path.cwd()
     measured_on = {(entry.dataset, entry.split, entry.num_images) for entry in listed}

@@ -88,6 +88,7 @@ def check_export_target(path: str | os.PathLike) -> Path:
         FileExistsError: ``path`` exists and is not an empty folder.
     """
     new = "give a new folder, e.g. ./saved_model"
+    files.check_path(path, "the export path")
     if files.names_nothing(path):
         raise ValueError(f"the export path is empty or blank ({os.fspath(path)!r}); {new}.")
     target = Path(path)
