@@ -33,6 +33,8 @@ import keras
 import ml_dtypes
 import numpy as np
 
+from relu_ratio.validators import check_bool
+
 RAW = "raw images: uint8, or floats on the 0-255 scale (the model normalises them itself)"
 SCALED_SHARE = 0.01  # float images with fewer values above 1 than this share look scaled to [0, 1]
 ROUNDING = 1e-3  # float32 interpolation (a random rotation or zoom of 0-255 images) overshoots by ~3e-5;
@@ -357,7 +359,17 @@ class CheckedModel(keras.Model):
     fine-tunes like any other; ``model.check_inputs = False`` turns the check off.
     """
 
-    check_inputs = True
+    _check_inputs = True
+
+    @property
+    def check_inputs(self) -> bool:
+        """Whether concrete numpy images are checked (``True`` unless set ``False``)."""
+        return self._check_inputs
+
+    @check_inputs.setter
+    def check_inputs(self, value: bool) -> None:
+        check_bool(value, f"{self.name}.check_inputs")  # a string "False" would read as true
+        self._check_inputs = bool(value)
 
     @classmethod
     def from_model(cls, model: keras.Model, name: str | None = None) -> CheckedModel:

@@ -116,6 +116,8 @@ def test_zoo_models_refuse_bad_images_in_predict_evaluate_fit_and_call(toy_zoo):
         with pytest.raises(ImageInputError, match="NaN"):
             extractor.predict(np.full((1, *SHAPE), np.nan), verbose=0)
     np.testing.assert_allclose(model.predict(RAW, verbose=0), model.predict(RAW.astype("float32"), verbose=0))
+    with pytest.raises(ValueError, match=r"\.check_inputs must be True or False; received 'False'"):
+        model.check_inputs = "False"  # a string would read as true: the checks kept on, silently
     model.check_inputs = False  # the documented way out, for images that really are that dark
     assert model.predict(scaled, verbose=0).shape == (4, 10)
 
