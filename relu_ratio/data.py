@@ -40,7 +40,7 @@ import numpy as np
 from relu_ratio import files, paths
 from relu_ratio.models import DEFAULT_INPUT_SHAPE
 from relu_ratio.user_warning import warn
-from relu_ratio.validators import check_seed, is_integer, plain_number, suggest
+from relu_ratio.validators import check_seed, is_integer, plain_number, repeated, suggest
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm")
 WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # Pillow's 16/32-bit and float modes
@@ -64,6 +64,12 @@ class DatasetInfo:
     class_names: tuple[str, ...]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+
+    def __post_init__(self):
+        names = self.class_names
+        if isinstance(names, str) or not all(isinstance(n, str) and n for n in names) or repeated(names):
+            raise ValueError(f"a DatasetInfo's class_names must be a list of distinct class names (strings), "
+                             f"one per class; received {names!r:.80}.")  # fmt: skip
 
     @property
     def num_classes(self) -> int:
@@ -351,6 +357,9 @@ def check_matching(first: Split, second: Split, source: str | os.PathLike,
     Raises:
         ValueError: naming both splits' class names (or image sizes).
     """
+    if not (isinstance(first, Split) and isinstance(second, Split)):
+        raise TypeError(f"check_matching takes two relu_ratio.data.Split (data.load(...)); received "
+                        f"{type(first).__name__} and {type(second).__name__}.")  # fmt: skip
     a, b = first.info.class_names, second.info.class_names
     if a != b:
         only = sorted(set(a) ^ set(b))

@@ -36,8 +36,8 @@ Masks = tuple[tuple[Mask, ...], ...]  # [stage][block] -> mask
 PatternSpec = Union[str, Sequence, Callable[[int, int], object], "ReLUPattern", None]
 
 # whole-string matches of ASCII characters only (re.match with "$" would accept a trailing newline, "\d" any
-# Unicode digit)
-_RATIO = re.compile(r"\s*([0-9]+)\s*:\s*([0-9]+)\s*", re.ASCII)
+# Unicode digit); a ratio's numbers of up to 4000 digits (int() refuses over 4300, in a message of its own)
+_RATIO = re.compile(r"\s*([0-9]{1,4000})\s*:\s*([0-9]{1,4000})\s*", re.ASCII)
 _MASK = re.compile(r"[01]+", re.ASCII)
 
 

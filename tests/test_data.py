@@ -364,6 +364,14 @@ def test_splits_with_other_class_names_or_image_sizes_do_not_match(tmp_path, mon
     with pytest.raises(ValueError, match=r"different sizes: \(32, 32, 3\) and \(28, 28, 3\)"):
         data.check_matching(train, small, root, ("train", "small"))
     data.check_matching(train, data.load(root, "train"), root)
+    with pytest.raises(TypeError, match=r"takes two relu_ratio\.data\.Split .*; received Split and NoneType"):
+        data.check_matching(train, None, root)
+
+
+@pytest.mark.parametrize("names", ["ab", ("a", "a"), ("a", ""), ("a", 1)])
+def test_a_dataset_info_refuses_class_names_that_are_not_one_name_per_class(names):
+    with pytest.raises(ValueError, match=r"class_names must be a list of distinct class names \(strings\)"):
+        data.DatasetInfo("d", names, (1.0,) * 3, (2.0,) * 3)
 
 
 def test_an_archive_made_with_a_dot_prefix_loads(image_folder, tmp_path):

@@ -109,6 +109,11 @@ def test_resolve_refuses_what_is_no_block_kind_or_block_counts(kind, blocks, mes
         ReLUPattern("3:2").resolve(kind, blocks)
 
 
+def test_a_ratio_of_thousands_of_digits_is_not_understood_as_any_other_wrong_spec():
+    with pytest.raises(ValueError, match=r"relu_pattern '1{5000}:1' is not understood\. Valid: a ratio"):
+        ReLUPattern("1" * 5000 + ":1")
+
+
 @pytest.mark.parametrize("kind", BLOCK_KINDS, ids=lambda k: k.name)
 @pytest.mark.parametrize("form", ["preset", "ratio", "per_stage"])
 def test_explicit_form_round_trips(kind, form):
