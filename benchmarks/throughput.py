@@ -85,6 +85,7 @@ def check_models(p: argparse.ArgumentParser, names: list[str], zoo_only: bool = 
 PAGE = Path(__file__).parents[1] / "docs" / "BENCHMARKS.md"
 SPEEDS_START, SPEEDS_END = "<!-- speeds:start -->", "<!-- speeds:end -->"
 BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+TORCH_FAMILIES = ("resnet", "preact")  # the pre-activation nets benchmarks/torch_reference.py builds
 # What the random images stand in for: ten classes, and the mean and std the benchmarked models normalise with
 RANDOM = data.DatasetInfo("random", tuple(map(str, range(10))), (128.0,) * 3, (64.0,) * 3)
 HEADER = "| model | batch | precision | backend | train img/s | vs TensorFlow | runs | date | note |"
@@ -97,6 +98,10 @@ class _StepTimer(keras.callbacks.Callback):
     def __init__(self, warmup: int):
         super().__init__()
         self.warmup, self.start, self.steps = warmup, None, 0
+
+    def on_train_begin(self, logs=None):
+        if self.warmup == 0:  # every step timed, the first one's tracing too
+            self.start, self.first, self.thread = time.perf_counter(), 0, time.thread_time()
 
     def on_train_batch_end(self, batch, logs=None):
         if logs:  # the step's values reach the host: the steps called so far have run
@@ -292,14 +297,18 @@ def main(argv: list[str] | None = None) -> None:
         print("already current" if update_tables() else f"wrote {speeds.SPEEDS_FILE} and {PAGE}")
         return None
     check_models(p, args.models)
+    without = [name for name in args.models if models.parse_name(name)[0] not in TORCH_FAMILIES]
+    if args.torch and (without or "mixed_float16" in args.mixed_precision):
+        missing = ", ".join(without) or "mixed_float16"
+        p.error(f"--torch measures the PyTorch reference of {' and '.join(TORCH_FAMILIES)} networks in "
+                f"float32 or mixed_bfloat16; it has none of {missing}")  # fmt: skip
     if args.augment_on == "device":
         return _device_path(args)
     print(f"{'framework:model':<22}{'precision':>16}{'batch':>6}{'train img/s':>14}{'infer img/s':>14}")
     for precision, name, context in _settings(args):
         row = {**measure(name, args.batch, args.steps, args.warmup, not args.stock_layers), **context}
         rows = [row]
-        torch_has_it = models.parse_name(name)[0] in ("resnet", "preact") and precision != "mixed_float16"
-        if args.torch and torch_has_it:
+        if args.torch:
             layers = ("batch_norm", "conv", "backend_version")
             keras_only = {k: v for k, v in row.items() if k not in layers}
             rows.append({**keras_only, **torch_row(name, args, precision), "framework": "torch"})

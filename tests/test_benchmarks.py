@@ -11,13 +11,14 @@ import pytest
 from helpers import load_module
 
 
-@pytest.mark.parametrize("path", [[], ["--augment-on", "device", "--steps-per-execution", "2"]],
-                         ids=["host", "device"])  # fmt: skip
+@pytest.mark.parametrize("path", [[], ["--augment-on", "device", "--steps-per-execution", "2"],
+                                  ["--warmup", "0", "--steps", "1"]],
+                         ids=["host", "device", "no warm-up"])  # fmt: skip
 def test_throughput_script_prints_a_row(capsys, path):
     args = ["--models", "resnet8_21", "--batch", "4", "--steps", "2", "--warmup", "2", "--no-record", *path]
     _benchmark("throughput").main(args)
     out = capsys.readouterr().out
-    assert "train img/s" in out and "resnet8_21" in out and ("TFLOP/s" in out) == bool(path)
+    assert "train img/s" in out and "resnet8_21" in out and ("TFLOP/s" in out) == ("device" in path)
 
 
 @pytest.mark.parametrize(
@@ -46,6 +47,9 @@ def test_a_misspelt_model_or_a_zero_count_stops_a_benchmark_before_it_measures(c
      (["--steps-per-execution", "4"], "--steps-per-execution needs --augment-on device"),
      (["--no-record", "--note", "quiet"], "--note is recorded with the rows"),
      (["--augment-on", "device", "--torch"], "--torch measures PyTorch on the host path only"),
+     (["--models", "resnet8_21", "dfnmr14_type1", "--torch"], "of resnet and preact networks in float32 or "
+                                                             "mixed_bfloat16; it has none of dfnmr14_type1"),
+     (["--torch", "--mixed-precision", "mixed_float16"], "it has none of mixed_float16"),
      (["--update-tables", "--batch", "4"], "--update-tables measures nothing: drop --batch, --models"),
      (["--help"], "(default: 128)")],
 )  # fmt: skip
