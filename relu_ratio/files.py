@@ -125,6 +125,30 @@ def write_json(path: str | os.PathLike, payload: dict, durable: bool = False) ->
 
 
 @contextlib.contextmanager
+def folder_made(folder: str | os.PathLike) -> Iterator[Path]:
+    """``folder`` made, with its missing parents, for the block; where the block raises, the folders made
+    here are removed again if empty, so that a refused command leaves no folder behind.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> with contextlib.suppress(ValueError), folder_made(root / "a" / "b"):
+    ...     raise ValueError("refused")
+    >>> (root / "a").exists()
+    False
+    """
+    folder = Path(folder)
+    made = [path for path in (folder, *folder.parents) if not path.exists()]  # deepest first
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield folder
+    except BaseException:
+        for path in made:
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        raise
+
+
+@contextlib.contextmanager
 def atomic_folder(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder path beside ``final`` to fill; then rename it to ``final``. If another
     process published ``final`` meanwhile, its copy is kept. Nothing temporary is left on any error."""

@@ -184,33 +184,31 @@ def pack_command(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     if not folder.is_relative_to(ROOT) or folder == ROOT or ".git" in folder.relative_to(ROOT).parts:
         p.error(f"--pack {args.pack}: the folder must be inside the checkout ({ROOT}), which is all a device "
                 "call carries, and outside its .git, e.g. --pack .carry")  # fmt: skip
-    made = [path for path in (folder, *folder.parents) if not path.exists()]  # made here, deepest first
-    packed = []
     try:
         files.check_writable(folder, "--pack folder")
         items = chosen_runs(Path(args.queue), args.run_ids, args.count)
         there = [str(path) for item in items if (path := packed_path(folder, item.run_id)).exists()]
         if there:
             raise ValueError(f"already packed: {', '.join(there)}; remove it first to pack the run again")
-        folder.mkdir(parents=True, exist_ok=True)
-        packed = pack_to_carry(items, Path(args.runs), folder, float16=args.float16)
-        parts = carried_bytes(folder)
-        total, said = sum(parts.values()), ", ".join(f"{k} {v / 2**20:.1f}" for k, v in parts.items())
-        tree = parts["working tree"] + parts[folder.name]  # what a commit of the packed runs makes
-        if args.float16 and tree >= TREE_LIMIT:
-            raise ValueError(f"the tracked tree would hold {tree / 1e6:.1f} MB with {folder.name}/, more "
-                             f"than the {TREE_LIMIT / 1e6:.0f} MB it keeps under: not packed "
-                             '(training/README.md, "Room for the weights")')  # fmt: skip
-        if not args.float16 and total >= CARRY_LIMIT:
-            raise ValueError(f"a device call would carry {total / 2**20:.1f} MiB ({said}), more than the "
-                             f"{CARRY_LIMIT / 2**20:.0f} MiB one carries: not packed (training/README.md, "
-                             '"Room for the weights")')  # fmt: skip
+        with files.folder_made(folder):  # removed again, if made here, where the runs are refused
+            packed = pack_to_carry(items, Path(args.runs), folder, float16=args.float16)
+            try:
+                parts = carried_bytes(folder)
+                total, said = sum(parts.values()), ", ".join(f"{k} {v / 2**20:.1f}" for k, v in parts.items())
+                tree = parts["working tree"] + parts[folder.name]  # what a commit of the packed runs makes
+                if args.float16 and tree >= TREE_LIMIT:
+                    raise ValueError(f"the tracked tree would hold {tree / 1e6:.1f} MB with {folder.name}/, "
+                                     f"more than the {TREE_LIMIT / 1e6:.0f} MB it keeps under: not packed "
+                                     '(training/README.md, "Room for the weights")')  # fmt: skip
+                if not args.float16 and total >= CARRY_LIMIT:
+                    raise ValueError(f"a device call would carry {total / 2**20:.1f} MiB ({said}), more than "
+                                     f"the {CARRY_LIMIT / 2**20:.0f} MiB one carries: not packed "
+                                     '(training/README.md, "Room for the weights")')  # fmt: skip
+            except BaseException:
+                for path in packed:
+                    path.unlink()
+                raise
     except (FolderInUse, ValueError, OSError, subprocess.CalledProcessError) as error:
-        for path in packed:
-            path.unlink()
-        for path in made:
-            if path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
         p.error(str(error))
     for path in packed:
         print(f"packed {path.relative_to(ROOT)} ({path.stat().st_size / 2**20:.1f} MiB)")

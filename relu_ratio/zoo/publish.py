@@ -130,38 +130,39 @@ def register(
         raise ZooError(f"{final} is no zoo entry (it holds no {METADATA_FILE}), so overwrite=True (CLI: "
                        "--force) does not replace it; move it away or register another name.")  # fmt: skip
     files.check_writable(store, "zoo store")
-    store.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=store))
-    staging.chmod(0o755)  # mkdtemp makes it private; the published entry is readable by all
-    try:
-        weights = staging / WEIGHTS_FILE
-        write_float16(source_weights, weights)
-        if weights_in_git is not None:  # checked before minutes of measuring
-            weights_in_git = git_weights.resolve(store, weights_in_git, files.sha256(weights))
-        if (run / METRICS_FILE).is_file():
-            shutil.copyfile(run / METRICS_FILE, staging / METRICS_FILE)
-        entry = _measure(name, config, result, precision, weights, run, data)
-        if weights_in_git is not None:
-            kept_in_git = {**entry.to_json(), "weights_git_object": weights_in_git}
-            entry = ZooEntry.from_json(kept_in_git, where=f"metadata of {name!r}")
-            weights.unlink()
-            git_weights.ignore_fetched(staging, WEIGHTS_FILE)
-        (staging / METADATA_FILE).write_text(json.dumps(entry.to_json(), indent=2) + "\n", encoding="utf-8")
-        card.write(entry, staging)  # the model card, README.md, as it belongs in the published folder
-        shipped = store.resolve() == shipped_store().resolve()
-        previous = presets.read() if shipped else {}
-        if shipped:  # first the package's presets, so that a published entry is never one the package refuses
-            presets.write({**previous, name: presets.of_entry(entry)})
+    with files.folder_made(store):  # a store folder made here is not left behind by a refusal
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=store))
+        staging.chmod(0o755)  # mkdtemp makes it private; the published entry is readable by all
         try:
-            _publish(staging, final, overwrite)
+            weights = staging / WEIGHTS_FILE
+            write_float16(source_weights, weights)
+            if weights_in_git is not None:  # checked before minutes of measuring
+                weights_in_git = git_weights.resolve(store, weights_in_git, files.sha256(weights))
+            if (run / METRICS_FILE).is_file():
+                shutil.copyfile(run / METRICS_FILE, staging / METRICS_FILE)
+            entry = _measure(name, config, result, precision, weights, run, data)
+            if weights_in_git is not None:
+                kept_in_git = {**entry.to_json(), "weights_git_object": weights_in_git}
+                entry = ZooEntry.from_json(kept_in_git, where=f"metadata of {name!r}")
+                weights.unlink()
+                git_weights.ignore_fetched(staging, WEIGHTS_FILE)
+            metadata = json.dumps(entry.to_json(), indent=2) + "\n"
+            (staging / METADATA_FILE).write_text(metadata, encoding="utf-8")
+            card.write(entry, staging)  # the model card, README.md, as it belongs in the published folder
+            shipped = store.resolve() == shipped_store().resolve()
+            previous = presets.read() if shipped else {}
+            if shipped:  # the package's presets first: a published entry is never one the package refuses
+                presets.write({**previous, name: presets.of_entry(entry)})
+            try:
+                _publish(staging, final, overwrite)
+            except BaseException:
+                if shipped:
+                    presets.write(previous)
+                raise
         except BaseException:
-            if shipped:
-                presets.write(previous)
+            shutil.rmtree(staging, ignore_errors=True)
             raise
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return entry
+        return entry
 
 
 def _recorded_run(run: Path) -> tuple[dict, dict, str | None, ZooEntry | None]:
