@@ -469,7 +469,9 @@ def test_search_config_generates_every_flag():
      ({"overwrite": "false"}, r"overwrite must be true or false \(a boolean\); received 'false'"),
      ({"verbose": 5}, r"verbose must be one of \[0, 1, 2\]; received 5"),
      ({"chief_timeout": float("nan")}, r"chief_timeout must be a finite number of seconds > 0; received nan"),
-     ({"chief_timeout": -1}, "chief_timeout must be"), ({"chief_timeout": float("inf")}, "chief_timeout")],
+     ({"chief_timeout": -1}, "chief_timeout must be"), ({"chief_timeout": float("inf")}, "chief_timeout"),
+     ({"hyperband_factor": 5}, r"hyperband_factor \(--hyperband-factor\) is Hyperband's reduction factor: "
+                               r"it needs tuner='hyperband' .*; received it with tuner='random'")],
 )  # fmt: skip
 def test_settings_a_trial_would_fail_on_are_refused_before_the_data_and_the_project(tmp_path, changes,
                                                                                     message, monkeypatch):

@@ -311,6 +311,9 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
     for label, value, low in (("epochs", config.epochs, 1), ("hyperband_factor", config.hyperband_factor, 2)):
         if not is_integer(value, low):
             raise ValueError(f"{label} must be an integer >= {low}; received {value!r}.")
+    if config.tuner != "hyperband" and config.hyperband_factor != SearchConfig.hyperband_factor:
+        raise ValueError(f"hyperband_factor (--hyperband-factor) is Hyperband's reduction factor: it needs "
+                         f"tuner='hyperband' (--tuner hyperband); received it with tuner={config.tuner!r}.")
     max_trials, failures = config.max_trials, config.max_consecutive_failed_trials
     for label, value in (("max_trials", max_trials), ("max_consecutive_failed_trials", failures)):
         if value is not None and not is_integer(value, 1):
