@@ -184,6 +184,23 @@ def publish_folder(staging: Path, final: Path, overwrite: bool) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
+def read_text(path: str | os.PathLike) -> str:
+    """The text of the UTF-8 file ``path``; a ``ValueError`` naming the file where it cannot be read or is
+    not UTF-8 (a bare codec error names no file).
+
+    >>> read_text("no such page.md")
+    Traceback (most recent call last):
+    ValueError: cannot read no such page.md: No such file or directory
+    """
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        where = f"{error.reason} at byte {error.start}"
+        raise ValueError(f"cannot read {path}: it is not UTF-8 text ({where})") from None
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+
+
 def replace_between(path: str | os.PathLike, start: str, end: str, body: str, check: bool = False) -> bool:
     """Put ``body`` between the marker lines ``start`` and ``end`` of the text file ``path``:
     :func:`replace_blocks` with one pair."""
@@ -192,22 +209,22 @@ def replace_between(path: str | os.PathLike, start: str, end: str, body: str, ch
 
 def replace_blocks(path: str | os.PathLike, bodies: dict[tuple[str, str], str], check: bool = False) -> bool:
     """Put each body of ``bodies`` between its marker lines ``(start, end)`` in the text file ``path``, all
-    in one write: a file that lacks any pair (or cannot be read) raises ``ValueError`` naming it and is left
-    as it was.
+    in one write: a file that lacks any pair, holds one twice (or cannot be read) raises ``ValueError``
+    naming it and is left as it was.
 
     Returns whether the file already held them; with ``check`` the file is never written.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
+    text = read_text(path)
     new = text
     for (start, end), body in bodies.items():
         first = new.find(start)
         last = new.find(end, first + len(start)) if first >= 0 else -1
         if last < 0:
             raise ValueError(f"{path} lacks the lines {start} ... {end} around the generated text.")
+        if text.count(start) > 1:  # only the first would be written, the other left stale
+            raise ValueError(f"{path} holds the line {start} {text.count(start)} times: keep one block "
+                             f"{start} ... {end} for the generated text.")  # fmt: skip
         new = f"{new[: first + len(start)]}\n{body}\n{new[last:]}"
     if new != text and not check:
         write_atomic(path, new)

@@ -36,6 +36,11 @@ def test_results_update_never_overwrites_a_file_that_is_not_a_results_page(tmp_p
     assert "nosuch.md' is not there; give the results page" in capsys.readouterr().err
     assert cli.main(["results", "--check", str(tmp_path)]) == 2
     assert "' is a folder; give the results page" in capsys.readouterr().err
+    assert cli.main(["results", "--check", str(notes)]) == 2  # not "out of date", then --update refused
+    assert "is a file that is not a results page" in capsys.readouterr().err
+    notes.write_bytes(b"# Results\xff")
+    assert cli.main(["results", "--check", str(notes)]) == 2
+    assert "not a results page" in capsys.readouterr().err
     notes.write_text("")  # an empty file is nobody's: the page is written into it
     assert cli.main(["results", "--update", str(notes)]) == 0 and results.is_current(notes)
 

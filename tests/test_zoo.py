@@ -642,6 +642,13 @@ def test_cli_list_info_and_table(store, capsys, tmp_path, monkeypatch):
     assert main(["table", "--update", os.fspath(page)]) == 2
     assert "lacks the lines <!-- results:claims:start -->" in capsys.readouterr().err
     assert page.read_text() == broken
+    twice = f"{registry.TABLE_START}\nold\n{registry.TABLE_END}\n" * 2  # only the first would be written
+    page.write_text(twice)
+    assert main(["table", "--update", os.fspath(page)]) == 2 and page.read_text() == twice
+    assert f"holds the line {registry.TABLE_START} 2 times: keep one block" in capsys.readouterr().err
+    page.write_bytes(broken.encode() + b"\xff")
+    assert main(["table", "--check", os.fspath(page)]) == 2
+    assert f"cannot read {page}: it is not UTF-8 text (invalid start byte at byte" in capsys.readouterr().err
     assert main(["table", "--update", os.fspath(tmp_path / "missing.md")]) == 2
     assert "missing.md: No such file or directory" in capsys.readouterr().err
     monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(tmp_path / "empty"))
@@ -664,6 +671,9 @@ def test_register_writes_the_model_card_from_the_metadata(store, capsys):
     assert main(["cards", "--check"]) == 0
     (store / NAME / "README.md").write_text(card.replace("top-1", "top-one"))
     assert main(["cards", "--check"]) == 1 and "cards --update" in capsys.readouterr().out
+    assert main(["cards", "--update"]) == 0 and (store / NAME / "README.md").read_text() == card
+    (store / NAME / "README.md").write_bytes(b"\xff" + card.encode())  # no UTF-8: stale, written again
+    assert main(["cards", "--check"]) == 1 and f"{NAME}" in capsys.readouterr().out
     assert main(["cards", "--update"]) == 0 and (store / NAME / "README.md").read_text() == card
     assert main(["cards", NAME]) == 0 and capsys.readouterr().out.strip().endswith("```")
 

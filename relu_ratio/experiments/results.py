@@ -402,10 +402,7 @@ def write(path: str | os.PathLike, queue_path: str | os.PathLike = QUEUE) -> lis
             overwritten).
     """
     path = Path(path)
-    if not files.may_replace(path, TITLE):  # a folder included
-        raise ValueError(f"{path} is {'a folder' if path.is_dir() else 'a file that is not a results page'} "
-                         f"(a page starts {TITLE!r}): give a new file or the page to update, e.g. "
-                         "docs/RESULTS.md.")  # fmt: skip
+    _check_page(path)
     files.check_writable(path.parent, "results page's folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     written = [files.write_atomic(path, page(queue_path))]
@@ -418,10 +415,21 @@ def write(path: str | os.PathLike, queue_path: str | os.PathLike = QUEUE) -> lis
     return written
 
 
+def _check_page(path: Path) -> None:
+    """Refuse (``ValueError``) a ``path`` that is a folder, or a file that is neither empty nor a results
+    page: never overwritten, nor said to be out of date."""
+    if not files.may_replace(path, TITLE):  # a folder included
+        raise ValueError(f"{path} is {'a folder' if path.is_dir() else 'a file that is not a results page'} "
+                         f"(a page starts {TITLE!r}): give a new file or the page to update, e.g. "
+                         "docs/RESULTS.md.")  # fmt: skip
+
+
 def is_current(path: str | os.PathLike, queue_path: str | os.PathLike = QUEUE) -> bool:
-    """Whether the page at ``path`` is what :func:`page` generates now and its plots exist."""
+    """Whether the page at ``path`` is what :func:`page` generates now and its plots exist; a ``ValueError``
+    where ``path`` is a file that is no results page (:func:`write` would not replace it)."""
     path = Path(path)
+    _check_page(path)
     figures = [path.parent / "results" / FIGURES["pattern"]]
     if "results/" + FIGURES["curves"] in page(queue_path):
         figures.append(path.parent / "results" / FIGURES["curves"])
-    return path.is_file() and path.read_text() == page(queue_path) and all(f.is_file() for f in figures)
+    return path.is_file() and files.read_text(path) == page(queue_path) and all(f.is_file() for f in figures)

@@ -415,7 +415,10 @@ def update(names: list[str] | None = None, check: bool = False) -> list[str]:
         folder = registry.entry_dir(name)
         entry = registry.info(name)
         path = folder / CARD_FILE
-        current = path.read_text(encoding="utf-8") if path.is_file() else None
+        try:
+            current = path.read_text(encoding="utf-8") if path.is_file() else None
+        except UnicodeDecodeError:  # not UTF-8 text: not the card, which is written again
+            current = None
         if current != card_of(entry, folder):
             stale.append(name)
             if not check:

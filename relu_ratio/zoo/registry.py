@@ -677,7 +677,7 @@ def update_table(path: str | Path, check: bool = False) -> bool:
     Returns whether the file was already up to date; with ``check`` the file is never written.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = files.read_text(path)
         present = [(start, end) for start, end in TABLES if start in text]
         if not present:
             raise ValueError(f"{path} lacks the lines {TABLE_START} ... {TABLE_END} (or {TRAINING_START} ... "
