@@ -326,11 +326,17 @@ def nearest_existing(path: str | os.PathLike) -> Path:
 
 def check_writable(folder: str | os.PathLike, what: str = "folder") -> None:
     """Raise ``ValueError`` naming ``folder`` (``what`` it is, e.g. ``"output directory"``) if it cannot be
-    made or written: a file on its path, or its nearest existing folder not writable. Cheap, so a command
-    checks before it loads data or starts a library that would fail there with its own error."""
+    made or written: a file on its path, or its nearest existing folder not writable (by its permissions, or
+    where a folder made there to try fails). Cheap, so a command checks before it loads data or starts a
+    library that would fail there with its own error."""
     folder = Path(folder)
     existing = nearest_existing(folder)
     if not existing.is_dir():
         raise ValueError(f"cannot write to the {what} {folder}: {existing} is not a folder.")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"cannot write to the {what} {folder}: {existing} is not writable.")
+    try:  # what permissions do not say: a read-only file system, /proc, root's writes refused
+        os.rmdir(tempfile.mkdtemp(prefix=".relu_ratio-write-check-", dir=existing))
+    except OSError as error:
+        raise ValueError(f"cannot write to the {what} {folder}: {existing} is not writable "
+                         f"({error.strerror or error}).") from None

@@ -460,6 +460,22 @@ def test_unwritable_output_directory_is_named(image_folder, tmp_path):
         train.run(train.TrainConfig(model="resnet8_11", dataset=str(image_folder), out=str(blocker / "x")))
 
 
+
+def test_a_folder_whose_writes_fail_whatever_its_permissions_say_is_named(tmp_path, monkeypatch):
+    """/proc, a read-only file system, root refused: os.access says writable, making a folder there fails."""
+    import errno
+    import tempfile
+
+    def read_only(**_):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    with pytest.raises(ValueError, match=rf"cannot write to the output directory {tmp_path}/x: {tmp_path} is "
+                                         r"not writable \(Read-only file system\)\."):  # fmt: skip
+        files.check_writable(tmp_path / "x", "output directory")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_batch_larger_than_the_training_images_is_refused_before_the_run_folder(folder, tmp_path, capsys):
     argv = ["--model", "resnet8_21", "--dataset", str(folder), "--out", str(tmp_path / "run"),
             "--epochs", "1", "--batch-size", "100", "--train-subset", "20"]  # fmt: skip

@@ -648,7 +648,8 @@ def test_cli_list_info_and_table(store, capsys, tmp_path, monkeypatch):
     assert f"holds the line {registry.TABLE_START} 2 times: keep one block" in capsys.readouterr().err
     page.write_bytes(broken.encode() + b"\xff")
     assert main(["table", "--check", os.fspath(page)]) == 2
-    assert f"cannot read {page}: it is not UTF-8 text (invalid start byte at byte" in capsys.readouterr().err
+    said = f"cannot check the zoo table: cannot read {page}: it is not UTF-8 text (invalid start byte at byte"
+    assert said in capsys.readouterr().err
     assert main(["table", "--update", os.fspath(tmp_path / "missing.md")]) == 2
     assert "missing.md: No such file or directory" in capsys.readouterr().err
     monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(tmp_path / "empty"))

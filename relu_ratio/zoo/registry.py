@@ -684,6 +684,7 @@ def update_table(path: str | Path, check: bool = False) -> bool:
                              f"{TRAINING_END}) around the generated text.")  # fmt: skip
         return files.replace_blocks(path, {pair: TABLES[pair](path) for pair in present}, check)
     except OSError as error:
-        raise ZooError(f"cannot update the zoo table in {path}: {error.strerror or error}") from None
+        raise ZooError(f"cannot {'check' if check else 'update'} the zoo table in {path}: "
+                       f"{error.strerror or error}") from None  # fmt: skip
     except ValueError as error:
-        raise ZooError(f"cannot update the zoo table: {error}") from None
+        raise ZooError(f"cannot {'check' if check else 'update'} the zoo table: {error}") from None
