@@ -47,9 +47,10 @@ def test_a_misspelt_model_or_a_zero_count_stops_a_benchmark_before_it_measures(c
      (["--steps-per-execution", "4"], "--steps-per-execution needs --augment-on device"),
      (["--no-record", "--note", "quiet"], "--note is recorded with the rows"),
      (["--augment-on", "device", "--torch"], "--torch measures PyTorch on the host path only"),
-     (["--models", "resnet8_21", "dfnmr14_type1", "--torch"], "of resnet and preact networks in float32 or "
-                                                             "mixed_bfloat16; it has none of dfnmr14_type1"),
-     (["--torch", "--mixed-precision", "mixed_float16"], "it has none of mixed_float16"),
+     (["--models", "resnet8_21", "dfnmr14_type1", "--torch", "--no-record"], "networks in float32 or "
+                                                                            "mixed_bfloat16; it has none of "
+                                                                            "dfnmr14_type1"),
+     (["--torch", "--mixed-precision", "mixed_float16", "--no-record"], "it has none of mixed_float16"),
      (["--update-tables", "--batch", "4"], "--update-tables measures nothing: drop --batch, --models"),
      (["--help"], "(default: 128)")],
 )  # fmt: skip
