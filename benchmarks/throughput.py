@@ -298,8 +298,9 @@ def main(argv: list[str] | None = None) -> None:
         return None
     check_models(p, args.models)
     without = [name for name in args.models if models.parse_name(name)[0] not in TORCH_FAMILIES]
-    if args.torch and (without or "mixed_float16" in args.mixed_precision):
-        missing = ", ".join(without) or "mixed_float16"
+    without += [precision for precision in args.mixed_precision if precision == "mixed_float16"]
+    if args.torch and without:
+        missing = ", ".join(without)
         p.error(f"--torch measures the PyTorch reference of {' and '.join(TORCH_FAMILIES)} networks in "
                 f"float32 or mixed_bfloat16; it has none of {missing}")  # fmt: skip
     if args.augment_on == "device":

@@ -2,10 +2,10 @@
 
 Every block is ``block(x, filters, strides, relu_mask, name, weight_decay) -> tensor``: it calls
 ``Conv2D`` / ``BatchNormalization`` / ``ReLU`` / ``Add`` / ``Average`` layers on a symbolic tensor, and
-``relu_mask`` (one boolean per ReLU slot of the block's :class:`~relu_ratio.patterns.BlockKind`) decides
-whether a ``ReLU`` layer is inserted at a slot. A built model therefore holds stock layers only:
-``model.summary()`` and ``keras.utils.plot_model`` show every ReLU, and a saved ``.keras`` file loads
-without this package.
+``relu_mask`` (one boolean per ReLU slot of the block's :class:`~relu_ratio.patterns.BlockKind`, or a string
+of 0s and 1s such as ``"011"``: :func:`check_block`) decides whether a ``ReLU`` layer is inserted at a
+slot. A built model therefore holds stock layers only: ``model.summary()`` and ``keras.utils.plot_model``
+show every ReLU, and a saved ``.keras`` file loads without this package.
 
 Layer names are the weights contract (stable; ``zoo`` entries and ``fuse`` rely on them). A block called
 ``name`` (the builders use ``stage{s}_block{b}``) creates:

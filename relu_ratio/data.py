@@ -67,7 +67,8 @@ class DatasetInfo:
 
     def __post_init__(self):
         names = self.class_names
-        if isinstance(names, str) or not all(isinstance(n, str) and n for n in names) or repeated(names):
+        listed = isinstance(names, (list, tuple)) and all(isinstance(n, str) and n for n in names)
+        if not listed or repeated(names):
             raise ValueError(f"a DatasetInfo's class_names must be a list of distinct class names (strings), "
                              f"one per class; received {names!r:.80}.")  # fmt: skip
 
@@ -729,9 +730,9 @@ class Batches(keras.utils.PyDataset):
             valid = [*inspect.signature(Batches).parameters][:-1] + list(PY_DATASET_OPTIONS)
             raise TypeError(f"Batches got an unexpected keyword argument {unknown[0]!r}"
                             f"{suggest(unknown[0], valid)}; valid: {', '.join(valid)}.")  # fmt: skip
-        for option in ("workers", "max_queue_size"):
-            if option in kwargs and not is_integer(plain_number(kwargs[option]), 1):
-                raise ValueError(f"{option} must be an integer >= 1; received {kwargs[option]!r}.")
+        for option, low in (("workers", 0), ("max_queue_size", 1)):  # workers=0: Keras' main thread
+            if option in kwargs and not is_integer(plain_number(kwargs[option]), low):
+                raise ValueError(f"{option} must be an integer >= {low}; received {kwargs[option]!r}.")
         use_multiprocessing = kwargs.pop("use_multiprocessing", False)
         super().__init__(**{option: plain_number(value) for option, value in kwargs.items()})
         self.use_multiprocessing = use_multiprocessing  # refused if True (the property's setter)

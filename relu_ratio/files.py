@@ -143,8 +143,9 @@ def folder_made(folder: str | os.PathLike) -> Iterator[Path]:
         yield folder
     except BaseException:
         for path in made:
-            if path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
+            with contextlib.suppress(OSError):  # filled meanwhile, or gone: the refusal is what is said
+                if path.is_dir() and not any(path.iterdir()):
+                    path.rmdir()
         raise
 
 
@@ -336,7 +337,9 @@ def check_writable(folder: str | os.PathLike, what: str = "folder") -> None:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"cannot write to the {what} {folder}: {existing} is not writable.")
     try:  # what permissions do not say: a read-only file system, /proc, root's writes refused
-        os.rmdir(tempfile.mkdtemp(prefix=".relu_ratio-write-check-", dir=existing))
+        tried = tempfile.mkdtemp(prefix=".relu_ratio-write-check-", dir=existing)
     except OSError as error:
         raise ValueError(f"cannot write to the {what} {folder}: {existing} is not writable "
                          f"({error.strerror or error}).") from None
+    with contextlib.suppress(OSError):  # made: writable, whatever becomes of the folder now
+        os.rmdir(tried)

@@ -62,6 +62,7 @@ class _FolderLock(contextlib.AbstractContextManager):
         self.folder, self.what, self.path = folder, what, folder / LOCK_FILE
 
     def __enter__(self) -> Path:
+        check_folder_free(self.folder, self.what)  # first: the writing check tries a folder inside
         check_writable(self.folder, self.what)
         created = not self.folder.exists()
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -309,7 +309,7 @@ def test_a_split_refuses_arrays_it_cannot_hold(images, labels, message):
      ("epoch", "1", "epoch must be an integer >= 0; received '1'"),
      ("skip", 5, "skip must be an integer from 0 to 4"),
      ("use_multiprocessing", True, r"every epoch the first one's order .*: use threads, workers=N"),
-     ("workers", "x", "workers must be an integer >= 1; received 'x'"),
+     ("workers", "x", "workers must be an integer >= 0; received 'x'"),
      ("max_queue_size", 0, "max_queue_size must be an integer >= 1; received 0"),
      ("augmentation", True, r"unexpected keyword argument 'augmentation' \(did you mean 'augment'\?\); "
                             "valid: split, batch_size, augment, seed, one_hot, shuffle, epoch, skip")],
@@ -368,7 +368,7 @@ def test_splits_with_other_class_names_or_image_sizes_do_not_match(tmp_path, mon
         data.check_matching(train, None, root)
 
 
-@pytest.mark.parametrize("names", ["ab", ("a", "a"), ("a", ""), ("a", 1)])
+@pytest.mark.parametrize("names", ["ab", ("a", "a"), ("a", ""), ("a", 1), None])
 def test_a_dataset_info_refuses_class_names_that_are_not_one_name_per_class(names):
     with pytest.raises(ValueError, match=r"class_names must be a list of distinct class names \(strings\)"):
         data.DatasetInfo("d", names, (1.0,) * 3, (2.0,) * 3)

@@ -460,7 +460,6 @@ def test_unwritable_output_directory_is_named(image_folder, tmp_path):
         train.run(train.TrainConfig(model="resnet8_11", dataset=str(image_folder), out=str(blocker / "x")))
 
 
-
 def test_a_folder_whose_writes_fail_whatever_its_permissions_say_is_named(tmp_path, monkeypatch):
     """/proc, a read-only file system, root refused: os.access says writable, making a folder there fails."""
     import errno
