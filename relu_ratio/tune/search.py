@@ -64,7 +64,7 @@ class SearchConfig:
     tuner: str = _setting("random", "keras-tuner algorithm", SEARCH, choices=TUNERS)
     max_trials: int | None = _setting(10, "trials (Hyperband: an upper bound)", SEARCH)
     epochs: int = _setting(1, "epochs per trial (Hyperband: the most)", SEARCH)
-    hyperband_factor: int = _setting(3, "Hyperband's reduction factor, >= 2", SEARCH)
+    hyperband_factor: int = _setting(3, "Hyperband's reduction factor, >= 2 (with --tuner hyperband)", SEARCH)
     seed: int = _setting(0, "seed for data subsets, sampling and initialisation", SEARCH)
     directory: str = _setting("runs/tune", "tuner directory (shared by all distributed processes)", SEARCH,
                               flag="--out", metavar="OUT")  # fmt: skip
