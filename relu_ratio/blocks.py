@@ -88,6 +88,13 @@ def l2(weight_decay: float) -> keras.regularizers.Regularizer | None:
     return keras.regularizers.L2(weight_decay / 2) if weight_decay else None
 
 
+def check_weight_decay(weight_decay: float) -> None:
+    """Raise ``ValueError`` unless ``weight_decay`` (what :func:`l2` turns into a penalty) is a finite number
+    >= 0: the blocks' and the builders' check."""
+    if not is_finite_number(weight_decay) or weight_decay < 0:
+        raise ValueError(f"weight_decay must be a finite number >= 0; received {weight_decay!r}.")
+
+
 def is_projection(layer: layers.Layer) -> bool:
     """Whether ``layer`` is a shortcut projection (a 1x1 convolution off the main path)."""
     return isinstance(layer, layers.Conv2D) and layer.name.endswith("projection")
@@ -139,8 +146,7 @@ def check_block(
         raise ValueError(f"filters must be an integer >= 1; received {filters!r}.")
     if not is_integer(strides) or strides not in (1, 2):
         raise ValueError(f"strides must be 1 or 2; received {strides!r}.")
-    if not is_finite_number(weight_decay) or weight_decay < 0:
-        raise ValueError(f"weight_decay must be a finite number >= 0; received {weight_decay!r}.")
+    check_weight_decay(weight_decay)
     slots = kind.slots
     if relu_mask is None:
         return filters, strides, weight_decay, (True,) * len(slots)

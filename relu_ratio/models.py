@@ -40,7 +40,7 @@ import numpy as np
 from keras import layers
 
 from relu_ratio import blocks, patterns
-from relu_ratio.blocks import batch_norm, conv2d, global_pooling, l2
+from relu_ratio.blocks import batch_norm, check_weight_decay, conv2d, global_pooling, l2
 from relu_ratio.patterns import BlockKind, PatternSpec, ReLUPattern
 from relu_ratio.user_warning import warn
 from relu_ratio.validators import check_bool, is_finite_number, is_integer, plain_number, suggest
@@ -301,8 +301,7 @@ def build_family(
     if name is not None and not (isinstance(name, str) and name.strip()):
         raise ValueError(f"name must be a non-empty string (the model's name) or None; received {name!r}.")
     check_width_multiplier(width_multiplier)
-    if not is_finite_number(weight_decay) or weight_decay < 0:
-        raise ValueError(f"weight_decay must be a finite number >= 0; received {weight_decay!r}.")
+    check_weight_decay(weight_decay)
     if preset:
         from relu_ratio.zoo import registry  # the zoo imports this module: the presets' one place, when used
 
