@@ -42,7 +42,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
-import numpy as np
 from keras import layers
 
 from relu_ratio import patterns
@@ -150,8 +149,8 @@ def check_block(
     slots = kind.slots
     if relu_mask is None:
         return filters, strides, weight_decay, (True,) * len(slots)
-    mask = tuple(map(_switch, relu_mask)) if isinstance(relu_mask, (str, Sequence, np.ndarray)) else ()
-    if len(mask) != len(slots) or None in mask:
+    mask = patterns.list_mask(relu_mask)
+    if mask is None or len(mask) != len(slots):
         entries = f"{len(slots)} entr{'y' if len(slots) == 1 else 'ies'}"
         raise ValueError(
             f"relu_mask must hold {entries}, True/False or 0/1, one per ReLU slot of a {kind.name} "
@@ -159,17 +158,6 @@ def check_block(
             f"received {relu_mask!r}."
         )
     return filters, strides, weight_decay, mask
-
-
-def _switch(entry: object) -> bool | None:
-    """One ``relu_mask`` entry as a bool: ``True``/``False`` (numpy's too), ``0``/``1`` or ``"0"``/``"1"``;
-    ``None`` for anything else (``0.5``, ``"x"``)."""
-    entry = plain_number(entry)
-    if isinstance(entry, (bool, np.bool_)):
-        return bool(entry)
-    if is_integer(entry) or isinstance(entry, str):
-        return {0: False, 1: True, "0": False, "1": True}.get(entry)
-    return None
 
 
 def relu(x, keep: bool, name: str):

@@ -1,6 +1,6 @@
 """What a ``relu_pattern`` means: which ReLU slots of which block are kept.
 
-Pure Python, no Keras. Every builder accepts a ``relu_pattern`` and turns it into a
+Python and numpy, no Keras. Every builder accepts a ``relu_pattern`` and turns it into a
 :class:`ReLUPattern`; the pattern then *resolves* against a block kind and the number of
 blocks per stage into one boolean mask per block (``True`` = a ReLU stands in that slot).
 
@@ -28,6 +28,8 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Union
+
+import numpy as np
 
 from relu_ratio.validators import is_integer, plain_number, suggest
 
@@ -304,6 +306,30 @@ def _reduced(n: int, m: int) -> str:
     return f"{n // common}:{m // common}"
 
 
+def list_mask(entries: object) -> Mask | None:
+    """A mask given entry by entry (a list, tuple or numpy array; a string of 0s and 1s as the package writes
+    masks), each ``True``/``False`` (numpy's too), ``0``/``1`` or ``"0"``/``"1"``; ``None`` if it is none of
+    these or an entry is something else (``0.5``, ``1.0``, ``"x"``). The one reader of such masks: a block's
+    ``relu_mask`` and a ``relu_pattern`` callable's answer.
+
+    >>> list_mask([1, 0, True]), list_mask("011"), list_mask(np.array([1, 1])), list_mask([1.0, 0])
+    ((True, False, True), (False, True, True), (True, True), None)
+    """
+    if not isinstance(entries, (str, Sequence, np.ndarray)):
+        return None
+    mask = tuple(map(_switch, entries))
+    return None if None in mask else mask
+
+
+def _switch(entry: object) -> bool | None:
+    entry = plain_number(entry)
+    if isinstance(entry, (bool, np.bool_)):
+        return bool(entry)
+    if is_integer(entry) or isinstance(entry, str):
+        return {0: False, 1: True, "0": False, "1": True}.get(entry)
+    return None
+
+
 def _parse_mask(text: str, kind: BlockKind) -> Mask:
     if not _MASK.fullmatch(text) or len(text) != len(kind.slots):
         raise ValueError(
@@ -428,8 +454,9 @@ def _call_mask(fn: Callable[[int, int], object], kind: BlockKind, stage: int, bl
         if text in PRESETS or ratio is not None:
             return block_mask(text, kind)
         return _parse_mask(text, kind)
-    if isinstance(result, (list, tuple)) and all(v in (0, 1) for v in result):
-        return _parse_mask("".join("1" if v else "0" for v in result), kind)
+    mask = list_mask(result)
+    if mask is not None:
+        return _parse_mask("".join("1" if keep else "0" for keep in mask), kind)
     raise ValueError(
         f"relu_pattern callable returned {result!r} for stage {stage}, block {block}; it must "
         f"return a mask such as '{'1' * len(kind.slots)}' or a list of {len(kind.slots)} booleans."

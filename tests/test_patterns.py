@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tracemalloc
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -71,6 +72,22 @@ def test_callable_pattern():
     masks = ReLUPattern(lambda s, b: "011" if b % 2 else [1, 1, 1]).resolve(BOTTLENECK, [2, 2, 1])
     assert masks[0] == ((T, T, T), (F, T, T))
     assert masks[2] == ((T, T, T),)
+
+
+@pytest.mark.parametrize(
+    ("returned", "mask"),
+    [(["0", "1", "1"], (F, T, T)), (np.array([1, 0, 1]), (T, F, T)), ((True, np.bool_(False), 1), (T, F, T))],
+)
+def test_a_callable_returns_a_list_mask_in_any_form_a_block_takes(returned, mask):
+    """One reader of list masks (``patterns.list_mask``) for a block's ``relu_mask`` and a callable's answer:
+    ``["0", "1", "1"]`` and numpy arrays were refused here and taken by the blocks."""
+    assert ReLUPattern(lambda s, b: returned).resolve(BOTTLENECK, [1]) == ((mask,),)
+
+
+def test_a_callable_returning_floats_is_refused_as_a_block_refuses_them():
+    """``[1.0, 0, 1]`` was read as ``"101"`` here and refused by the blocks."""
+    with pytest.raises(ValueError, match=re.escape("callable returned [1.0, 0, 1] for stage 0, block 0")):
+        ReLUPattern(lambda s, b: [1.0, 0, 1]).resolve(BOTTLENECK, [1])
 
 
 def test_a_callable_on_a_plain_network_decides_each_layer():
