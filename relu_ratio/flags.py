@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from relu_ratio import files
+from relu_ratio.validators import suggest
 
 
 def report_error(error: Exception) -> int:
@@ -143,7 +144,8 @@ def check_values(config: object) -> None:
                              f"{numpy if type(value).__module__ == 'numpy' else ''}.")  # fmt: skip
         choices = field.metadata.get("choices")
         if choices is not None and value is not None and value not in choices:
-            raise ValueError(f"{field.name} must be one of {list(choices)}; received {value!r}.")
+            close = suggest(value, map(str, choices)) if isinstance(value, str) else ""
+            raise ValueError(f"{field.name} must be one of {list(choices)}; received {value!r}{close}.")
 
 
 def command(prog: str, config: object, skip: tuple[str, ...] = ()) -> str:

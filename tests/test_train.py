@@ -99,7 +99,9 @@ def test_ema_validates_and_saves_the_averaged_weights_and_backs_up_the_raw_ones(
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"recipe": "slow"}, "recipe must be one of"), ({"epochs": 0}, "epochs must be >= 1"),
+    [({"recipe": "slow"}, "recipe must be one of"),
+     ({"recipe": "fats"}, r"must be one of \[.fast., .paper.\]; received .fats. \(did you mean .fast.\?\)"),
+     ({"epochs": 0}, "epochs must be >= 1"),
      ({"model": "preact165_32"}, "Nearest valid depths: 164, 173"),
      ({"schedule": "one-cycle"}, r"schedule must be one of \['step', 'cosine', 'linear'\]"),
      ({"mixed_precision": "fp8"}, "mixed_precision must be"), ({"ema": 1.0}, r"ema must be .* in \(0, 1\)"),
