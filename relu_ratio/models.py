@@ -42,7 +42,7 @@ from keras import layers
 from relu_ratio import blocks, patterns
 from relu_ratio.blocks import batch_norm, check_weight_decay, conv2d, global_pooling, l2
 from relu_ratio.patterns import BlockKind, PatternSpec, ReLUPattern
-from relu_ratio.user_warning import warn
+from relu_ratio.user_warning import give_again, warn
 from relu_ratio.validators import check_bool, is_finite_number, is_integer, plain_number, suggest
 
 WIDTHS = (16, 32, 64)
@@ -545,7 +545,7 @@ def load_weights_file(model: keras.Model, path: str | os.PathLike) -> None:
         warnings.simplefilter("always")
         model.load_weights(path)
     for warning in caught:
-        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        give_again(warning)
 
 
 def check_normalization(model: keras.Model, path: str) -> None:

@@ -45,3 +45,21 @@ def _in_import_machinery(frame: FrameType) -> bool:
     """A frame that ``warnings`` does not count (as CPython's ``_is_internal_frame``)."""
     filename = frame.f_code.co_filename
     return "importlib" in filename and "_bootstrap" in filename
+
+
+def give_again(caught: warnings.WarningMessage) -> None:
+    """Give a warning that ``warnings.catch_warnings(record=True)`` held back as ``warnings.warn`` gave it:
+    judged by the filters against the module of the file it names (a filter on ``module=`` matches), and
+    shown once per location where they say so (the module's ``__warningregistry__``).
+
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.warn("held back")
+    >>> give_again(caught[0])  # doctest: +SKIP
+    """
+    module = next((m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == caught.filename),
+                  None)  # fmt: skip
+    warnings.warn_explicit(
+        caught.message, caught.category, caught.filename, caught.lineno,
+        module=getattr(module, "__name__", None),
+        registry=vars(module).setdefault("__warningregistry__", {}) if module is not None else None,
+    )  # fmt: skip

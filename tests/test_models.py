@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import types
 import warnings
 
 import keras
@@ -227,6 +228,25 @@ def test_a_weights_file_loads_only_into_a_model_normalised_as_the_one_that_saved
     loaded = models.build("resnet8_21", weights=normalised, normalization=stats)
     np.testing.assert_allclose(loaded.predict_on_batch(images), source.predict_on_batch(images), atol=1e-6)
     models.build("resnet14_21", weights=plain)
+
+
+def _warns_on_load(path):
+    for _ in range(2):  # one line, one message, twice: as Keras repeats a warning for each layer
+        warnings.warn(f"loaded {path}", UserWarning, stacklevel=1)  # this file: this module
+
+
+def test_the_warnings_of_a_load_that_succeeds_meet_the_filters_on_their_module():
+    """``load_weights_file`` holds back the warnings of a load, to drop them if it fails; given again, they
+    named no module (a filter on Keras' module no longer matched) and escaped the once-per-location rule."""
+    model = types.SimpleNamespace(load_weights=_warns_on_load)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", module=re.escape(__name__))
+        with pytest.raises(UserWarning, match="loaded first"):
+            models.load_weights_file(model, "first")
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("default")
+        models.load_weights_file(model, "same")
+    assert [str(w.message) for w in shown] == ["loaded same"]
 
 
 def test_builder_weights_of_another_architecture_are_named(tmp_path, recwarn):
