@@ -706,7 +706,8 @@ def main(argv: list[str] | None = None) -> int:
             if path:
                 files.check_writable(Path(path).parent, f"folder of the {what}")
         if args.write:
-            files.write_atomic(args.write, text)
+            with files.folder_made(Path(args.write).parent):  # a new folder, as `results --update` makes
+                files.write_atomic(args.write, text)
             write_finished(finished_path(args.queue), queued, runs)
         if args.seeds_page:
             files.replace_between(args.seeds_page, SEEDS_START, SEEDS_END, seeds)
