@@ -444,6 +444,19 @@ def test_a_training_setting_beside_take_back_or_pack_is_refused_not_ignored(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
+def test_a_queue_beside_take_back_is_refused_not_ignored(tmp_path, capsys):
+    """A take-back unpacks what its folder holds; a --queue (even one that is not there) was taken, unread."""
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    archive.pack(_run_folder(tmp_path / "gpu" / "a-seed0", epochs=5), packed)
+    with pytest.raises(SystemExit) as exit_info:
+        gpu_pair.main(["--take-back", str(packed), "--runs", str(tmp_path / "runs"),
+                       "--queue", str(tmp_path / "none.json")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--queue does not go with --take-back" in err, err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_take_back_of_chosen_runs_leaves_the_others_packed_there(tmp_path, capsys):
     packed, runs = tmp_path / "packed", tmp_path / "runs"
     packed.mkdir()

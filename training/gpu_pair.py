@@ -225,8 +225,8 @@ def pack_command(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--queue", default=str(QUEUE), type=flags.path,
-                   help="the training queue (default: training/queue.json)")  # fmt: skip
+    p.add_argument("--queue", type=flags.path, help="the training queue (default: training/queue.json; not "
+                   "with --take-back, which takes back what its folder holds)")  # fmt: skip
     p.add_argument("--run-ids", nargs="+", help="train (or --pack) these queued runs (default: the next "
                    "--count ones; with --resume, those packed there); with --take-back, take back only these")
     p.add_argument("--count", type=int, help="how many of the queue's next runs at once (default: "
@@ -262,6 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"{' and '.join(modes + training)} do not go together: --take-back or --pack (here, with "
                 "--runs) or a training command on the device (--out, --commit, --resume, the training "
                 "settings)")  # fmt: skip
+    if args.take_back and args.queue is not None:
+        p.error("--queue does not go with --take-back, which unpacks the runs its folder holds, queued or no")
+    args.queue = args.queue or str(QUEUE)
     for name, value in TRAINING_SETTINGS.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
