@@ -11,7 +11,8 @@ The stored notebook keeps its outputs and execution counts, not the timing metad
 what changed), and records in its metadata the sha256 of its code cells' sources, which the tests compare
 with the current sources: a notebook edited after it was executed fails them until executed again.
 ``--tiny`` sets ``RELU_RATIO_NOTEBOOK_TINY=1`` (small data, one epoch) and refuses to overwrite the
-committed notebooks: it writes to ``--out``.
+committed notebooks: it writes to ``--out``. Exit status 1 where a notebook stops at a cell (its error or
+``--timeout`` said, the notebook not written), 2 for a mistake in the command.
 """
 
 from __future__ import annotations
@@ -140,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
     from relu_ratio.folder_lock import FolderInUse, locked_folder
 
     start = time.monotonic()
@@ -155,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     except FolderInUse as error:  # another execution trains in notebooks/runs
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:  # the cell's own, not ours
+        timed_out = isinstance(error, CellTimeoutError)
+        more = f" (each cell may take --timeout {args.timeout} s)" if timed_out else ""
+        print(f"error: {path.name} stopped at a cell{more}: {error}", file=sys.stderr)
+        return 1
     print(f"done in {(time.monotonic() - start) / 60:.1f} min")
     return 0
 

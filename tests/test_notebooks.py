@@ -9,6 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from helpers import load_module
+from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
 FOLDER = Path(__file__).parents[1] / "notebooks"
 NOTEBOOKS = sorted(FOLDER.glob("*.ipynb"))
@@ -72,6 +73,27 @@ def test_an_empty_out_is_refused_not_taken_as_in_place(monkeypatch, capsys):
             said = f"error: --out must name a folder; received {argv[1]!r} (leave --out out to execute the " \
                 "notebooks in place)\n"
             assert err == said and not out and not ran, (out, err, ran)
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [(CellTimeoutError("A cell timed out while it was being executed, after 1 seconds."),
+      "error: 01_quickstart.ipynb stopped at a cell (each cell may take --timeout 1 s): A cell timed out"),
+     (CellExecutionError("ZeroDivisionError: division by zero", "ZeroDivisionError", "division by zero"),
+      "error: 01_quickstart.ipynb stopped at a cell: ZeroDivisionError: division by zero")],
+)  # fmt: skip
+def test_a_notebook_that_stops_at_a_cell_is_said_in_one_line_not_a_traceback(
+    tmp_path, monkeypatch, capsys, error, said
+):
+    script = _execute_module()
+    script.HERE = tmp_path  # its runs/ lock
+
+    def stops(path, out, **kwargs):
+        raise error
+
+    monkeypatch.setattr(script, "execute", stops)
+    assert script.main(["--tiny", "--out", str(tmp_path / "out"), "01_quickstart", "--timeout", "1"]) == 1
+    assert capsys.readouterr().err.startswith(said)
 
 
 def test_a_second_execution_leaves_the_first_ones_runs_alone(tmp_path, live_holder, capsys):
