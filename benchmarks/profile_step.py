@@ -184,8 +184,14 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     throughput.check_models(p, args.models)
     if keras.backend.backend() not in ("tensorflow", "torch"):
-        sys.exit(f"profile_step.py profiles the TensorFlow and PyTorch backends, not "
-                 f"{keras.backend.backend()}: run it with KERAS_BACKEND=tensorflow or torch.")  # fmt: skip
+        p.error(f"profile_step.py profiles the TensorFlow and PyTorch backends, not "
+                f"{keras.backend.backend()}: run it with KERAS_BACKEND=tensorflow or torch.")  # fmt: skip
+    if keras.backend.backend() == "tensorflow":
+        try:  # before anything trains
+            import xprof.convert  # noqa: F401  (op_self_times reads the trace with it)
+        except ImportError:
+            p.error("under TensorFlow, profile_step.py reads the trace with xprof: pip install -e "
+                    "'.[profile]' (or run it with KERAS_BACKEND=torch)")  # fmt: skip
     results = [
         profile(name, precision, args.steps, args.warmup, args.batch, not args.stock_layers)
         for name in args.models

@@ -81,7 +81,7 @@ def check_models(p: argparse.ArgumentParser, names: list[str], zoo_only: bool = 
             else:
                 models.check_name(name)
         except ValueError as error:
-            p.error(f"--models: {error}")
+            p.error(f"--models {name!r}: {error}")
 PAGE = Path(__file__).parents[1] / "docs" / "BENCHMARKS.md"
 SPEEDS_START, SPEEDS_END = "<!-- speeds:start -->", "<!-- speeds:end -->"
 BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}

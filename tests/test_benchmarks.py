@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import keras
@@ -30,8 +31,9 @@ def test_throughput_script_prints_a_row(capsys, path):
 def test_a_misspelt_model_or_a_zero_count_stops_a_benchmark_before_it_measures(capsys, script, valid, count):
     """Before the first model is measured (or its row recorded): one line, exit 2."""
     record = ["--no-record"] if script in ("throughput", "fusion", "precision") else []
+    misspelt = valid.replace("_21", "_12")  # 1:2, more ReLUs than convolutions
     for argv, said in (
-        (["--models", valid, valid.replace("_21", "_2x"), *record], "--models: "),
+        (["--models", valid, misspelt, *record], f"--models {misspelt!r}: "),
         (["--models", valid, count, "0", *record], f"argument {count}: must be >= 1; received 0"),
     ):
         with pytest.raises(SystemExit) as stop:
@@ -150,6 +152,25 @@ def test_profile_script_traces_a_training_step(capsys):
                                      "--warmup", "1", "--batch", "8"])  # fmt: skip
     out = capsys.readouterr().out
     assert "| conv forward |" in out and "| step (wall clock) |" in out
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize(
+    ("backend", "said"),
+    [("tensorflow", "reads the trace with xprof: pip install -e '.[profile]'"),
+     ("jax", "profiles the TensorFlow and PyTorch backends, not jax")],
+)  # fmt: skip
+def test_profile_script_that_cannot_profile_stops_before_it_trains(capsys, monkeypatch, backend, said):
+    """Without xprof it trained the first model, then stopped at xprof's import with a traceback; under JAX it
+    exited 1 (a mistake in the command is 2)."""
+    monkeypatch.setitem(sys.modules, "xprof", None)  # as if not installed
+    monkeypatch.setattr(keras.backend, "backend", lambda: backend)
+    script = _benchmark("profile_step")
+    monkeypatch.setattr(script, "profile", None)  # nothing trains
+    with pytest.raises(SystemExit) as stop:
+        script.main(["--models", "resnet8_21", "--steps", "1"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and said in err, err
 
 
 @pytest.mark.backend
