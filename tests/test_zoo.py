@@ -690,7 +690,8 @@ def test_the_shipped_model_cards_are_generated_from_the_metadata(monkeypatch):
     runs = reference["original_runs"]
     original = f"{reference['original']:.2f} % on the original test set, mean of {runs} runs"
     assert original in readme
-    assert f"reaches {reference['jpeg']:.2f} % on these images (one seed" in readme
+    assert f"reaches {reference['jpeg']:.2f} % on these images, CIFAR-10 (JPEG) (one seed" in readme
+    assert f"[airbench]({reference['source']})" in readme
 
 
 def test_table_states_gpu_hours_for_gpu_runs_and_cpu_hours_for_cpu_runs():

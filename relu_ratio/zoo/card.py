@@ -37,7 +37,8 @@ PAPER = "https://arxiv.org/abs/1709.06247"
 JPEG_QUALITY = 75  # the data's JPEG quality (about; chroma subsampled), as the README states
 # What the JPEG images cost, measured outside this package (reported in the project's issue tracker): an
 # external reference recipe run unmodified, on the original CIFAR-10 test set and on these JPEG images.
-REFERENCE = {"recipe": "airbench93", "original": 93.00, "original_runs": 50, "jpeg": 89.08, "jpeg_runs": 1}
+REFERENCE = {"recipe": "airbench93", "source": "https://github.com/KellerJordan/cifar10-airbench",
+             "original": 93.00, "original_runs": 50, "jpeg": 89.08, "jpeg_runs": 1}  # fmt: skip
 BIBTEX = """@article{zhao2017rethinking,
   title   = {Rethinking {ReLU} to Train Better {CNNs}},
   author  = {Zhao, Gangming and Zhang, Zhaoxiang and Guan, He and Tang, Peng and Wang, Jingdong},
@@ -262,10 +263,10 @@ def _data(entry: ZooEntry, config: dict) -> str:
         f"**CIFAR-10 (JPEG)**: the CIFAR-10 images ({train} for training, {entry.num_images:,} in the "
         f"{entry.split} split) re-encoded as JPEG, quality about {JPEG_QUALITY}, chroma subsampled. "
         "Published CIFAR-10 figures, the paper's included, are on the original images, which the JPEG "
-        f"encoding has degraded: an external reference recipe run unmodified, {ref['recipe']} ({original}), "
-        f"reaches {ref['jpeg']:.2f} % on these JPEG images ({_runs(ref['jpeg_runs'])}; an external "
-        "measurement, made outside this package). So compare differences between networks with the "
-        "published ones, not levels."
+        "encoding has degraded: an external reference recipe run unmodified, "
+        f"[{ref['recipe']}]({ref['source']}) ({original}), reaches {ref['jpeg']:.2f} % on these JPEG images "
+        f"({_runs(ref['jpeg_runs'])}; an external measurement, made outside this package). So compare "
+        "differences between networks with the published ones, not levels."
     )
 
 
