@@ -280,7 +280,8 @@ def build_family(
         classes: classifier outputs (with ``include_top=True`` only); default 10.
         classifier_activation: activation of the classifier; ``None`` returns logits.
         width_multiplier: scales the stage widths 16/32/64.
-        weight_decay: coupled L2 weight decay on convolution and dense kernels (the recipe's 1e-4).
+        weight_decay: coupled L2 weight decay on convolution and dense kernels (the ``paper`` recipe's 1e-4,
+            the ``fast`` recipe's 5e-4: ``train.TrainConfig(recipe=...).resolved().weight_decay``).
         normalization: ``(mean, std)`` per channel on the 0-255 scale; if given, the model starts with
             a ``Normalization`` layer and takes raw images (uint8 or float 0-255).
         name: model name; default ``{family}{depth}`` (with a preset: the zoo entry's builder name).

@@ -649,8 +649,7 @@ def parser() -> argparse.ArgumentParser:
                 f"and {SEEDS_END} of this file, e.g. docs/TRAINING.md",
             )
             cmd.add_argument("--readme", metavar="FILE", type=flags.path,
-                             help="deprecated spelling of --seeds-page (the seeds table left the README); "
-                             "goes in the next release")  # fmt: skip
+                             help="deprecated alias of --seeds-page")
     return p
 
 

@@ -619,7 +619,9 @@ def training_table() -> str:
         rows.append("| (no entries yet) |" + " |" * 6)
     text = "\n".join([header, *rows])
     if commands:
-        text += "\n\nThe command each entry was trained with, as recorded in its `metadata.json`:\n\n"
+        text += ("\n\nThe command each entry was trained with, as recorded in its `metadata.json` "
+                 "(`--dataset` is where the data lay on the training machine, `--out` where the run was "
+                 "written: give your own):\n\n")  # fmt: skip
         text += "```bash\n" + "\n".join(commands) + "\n```"
     return text
 
