@@ -315,8 +315,8 @@ def list_mask(entries: object) -> Mask | None:
     >>> list_mask([1, 0, True]), list_mask("011"), list_mask(np.array([1, 1])), list_mask([1.0, 0])
     ((True, False, True), (False, True, True), (True, True), None)
     """
-    if not isinstance(entries, (str, Sequence, np.ndarray)):
-        return None
+    if not isinstance(entries, (str, Sequence, np.ndarray)) or getattr(entries, "ndim", 1) != 1:
+        return None  # a numpy scalar array or a table of them included
     mask = tuple(map(_switch, entries))
     return None if None in mask else mask
 

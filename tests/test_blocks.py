@@ -121,6 +121,7 @@ def test_a_relu_mask_as_the_package_writes_it_builds_the_block_it_says(mask, kep
         ("preact_block", {"relu_mask": 5}, "one per ReLU slot of a pre-activation building block"),
         ("postact_block", {"relu_mask": "type1"}, "received 'type1'"),
         ("plain_layer", {"relu_mask": ["0", "x"]}, "relu_mask must hold 1 entry"),
+        ("plain_layer", {"relu_mask": np.array(1)}, "relu_mask must hold 1 entry"),  # was a TypeError
         ("preact_block", {"strides": True}, "strides must be 1 or 2; received True"),
         ("preact_block", {"filters": "16"}, "filters must be an integer >= 1; received '16'"),
         ("postact_block", {"weight_decay": -1}, "weight_decay must be a finite number >= 0; received -1"),

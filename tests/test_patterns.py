@@ -84,10 +84,11 @@ def test_a_callable_returns_a_list_mask_in_any_form_a_block_takes(returned, mask
     assert ReLUPattern(lambda s, b: returned).resolve(BOTTLENECK, [1]) == ((mask,),)
 
 
-def test_a_callable_returning_floats_is_refused_as_a_block_refuses_them():
-    """``[1.0, 0, 1]`` was read as ``"101"`` here and refused by the blocks."""
-    with pytest.raises(ValueError, match=re.escape("callable returned [1.0, 0, 1] for stage 0, block 0")):
-        ReLUPattern(lambda s, b: [1.0, 0, 1]).resolve(BOTTLENECK, [1])
+@pytest.mark.parametrize("returned", [[1.0, 0, 1], np.array(1), np.array([[0, 1, 1]])], ids=repr)
+def test_a_callable_returning_floats_or_no_list_is_refused_as_a_block_refuses_them(returned):
+    """``[1.0, 0, 1]`` was read as ``"101"`` here and refused by the blocks; a 0-d array was a TypeError."""
+    with pytest.raises(ValueError, match=re.escape(f"callable returned {returned!r} for stage 0, block 0")):
+        ReLUPattern(lambda s, b: returned).resolve(BOTTLENECK, [1])
 
 
 def test_a_callable_on_a_plain_network_decides_each_layer():
