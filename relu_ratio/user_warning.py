@@ -16,7 +16,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from types import FrameType
+from types import FrameType, ModuleType
 
 PACKAGE = f"{Path(__file__).parent}{os.sep}"
 
@@ -56,10 +56,11 @@ def give_again(caught: warnings.WarningMessage) -> None:
     ...     warnings.warn("held back")
     >>> give_again(caught[0])  # doctest: +SKIP
     """
-    module = next((m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == caught.filename),
-                  None)  # fmt: skip
+    module = next((m for m in list(sys.modules.values())
+                   if isinstance(m, ModuleType) and getattr(m, "__file__", None) == caught.filename), None)
     warnings.warn_explicit(
         caught.message, caught.category, caught.filename, caught.lineno,
         module=getattr(module, "__name__", None),
         registry=vars(module).setdefault("__warningregistry__", {}) if module is not None else None,
+        source=caught.source,
     )  # fmt: skip
