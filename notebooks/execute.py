@@ -159,9 +159,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:  # the cell's own, not ours
+        if isinstance(error, CellExecutionError):  # its str: the cell, its output and the coloured traceback
+            said = f"{error.ename}: {error.evalue}"
+        else:  # a timeout (its str goes on with the cell's source) or a dead kernel
+            said = str(error).splitlines()[0]
         timed_out = isinstance(error, CellTimeoutError)
-        more = f" (each cell may take --timeout {args.timeout} s)" if timed_out else ""
-        print(f"error: {path.name} stopped at a cell{more}: {error}", file=sys.stderr)
+        limit = f" (each cell may take --timeout {args.timeout} s)" if timed_out else ""
+        print(f"error: {path.name} stopped at a cell{limit}: {said}", file=sys.stderr)
         return 1
     print(f"done in {(time.monotonic() - start) / 60:.1f} min")
     return 0

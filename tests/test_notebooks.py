@@ -75,12 +75,17 @@ def test_an_empty_out_is_refused_not_taken_as_in_place(monkeypatch, capsys):
             assert err == said and not out and not ran, (out, err, ran)
 
 
+_CELL = nbformat.v4.new_code_cell("1 / 0")
+_FAILED = {"ename": "ZeroDivisionError", "evalue": "division by zero",
+           "traceback": ["\x1b[0;31mZeroDivisionError\x1b[0m: division by zero"]}
+
+
 @pytest.mark.parametrize(
     ("error", "said"),
-    [(CellTimeoutError("A cell timed out while it was being executed, after 1 seconds."),
+    [(CellTimeoutError.error_from_timeout_and_cell("Cell execution timed out", 1, _CELL),
       "error: 01_quickstart.ipynb stopped at a cell (each cell may take --timeout 1 s): A cell timed out"),
-     (CellExecutionError("ZeroDivisionError: division by zero", "ZeroDivisionError", "division by zero"),
-      "error: 01_quickstart.ipynb stopped at a cell: ZeroDivisionError: division by zero")],
+     (CellExecutionError.from_cell_and_msg(_CELL, _FAILED),
+      "error: 01_quickstart.ipynb stopped at a cell: ZeroDivisionError: division by zero\n")],
 )  # fmt: skip
 def test_a_notebook_that_stops_at_a_cell_is_said_in_one_line_not_a_traceback(
     tmp_path, monkeypatch, capsys, error, said
@@ -93,7 +98,8 @@ def test_a_notebook_that_stops_at_a_cell_is_said_in_one_line_not_a_traceback(
 
     monkeypatch.setattr(script, "execute", stops)
     assert script.main(["--tiny", "--out", str(tmp_path / "out"), "01_quickstart", "--timeout", "1"]) == 1
-    assert capsys.readouterr().err.startswith(said)
+    err = capsys.readouterr().err
+    assert err.startswith(said) and err.count("\n") == 1, err  # one line: not the cell nor its traceback
 
 
 def test_a_second_execution_leaves_the_first_ones_runs_alone(tmp_path, live_holder, capsys):
