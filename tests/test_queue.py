@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from relu_ratio import queue, train, zoo
+from relu_ratio import files, queue, train, zoo
 from relu_ratio.train import archive
 from relu_ratio.train.record import drop_epochs_from
 
@@ -115,11 +116,22 @@ def test_status_writes_none_of_its_files_where_one_of_their_folders_is_not_writa
     assert not record.exists() and sorted(p.name for p in path.parent.iterdir()) == ["q.json"]
 
 
-def test_status_writes_its_record_into_a_new_folder(tmp_path, capsys):
-    """The folder passed the check (it can be made) and the write then failed, naming no folder."""
+def test_status_writes_its_record_into_a_new_folder_and_removes_it_when_the_write_fails(
+    tmp_path, capsys, monkeypatch
+):
+    """The folder passed the check (it can be made) and the write then failed with Python's message."""
     path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}])
+    status = ["status", str(path), "--runs", str(tmp_path / "runs"), "--write"]
+
+    def disk_full(target, content, durable=False):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(target))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(files, "write_atomic", disk_full)
+        assert queue.main([*status, str(tmp_path / "full" / "folder" / "PROGRESS.md")]) == 2
+    assert "No space left on device" in capsys.readouterr().err and not (tmp_path / "full").exists()
     record = tmp_path / "new" / "folder" / "PROGRESS.md"
-    assert queue.main(["status", str(path), "--runs", str(tmp_path / "runs"), "--write", str(record)]) == 0
+    assert queue.main([*status, str(record)]) == 0
     assert record.read_text().startswith(queue.PROGRESS_TITLE)
 
 

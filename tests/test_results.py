@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,19 @@ PAGE = Path(__file__).parent.parent / "docs" / "RESULTS.md"
 
 def test_the_committed_results_page_and_its_plots_are_current():
     assert results.is_current(PAGE), "run: python -m relu_ratio.experiments results --update docs/RESULTS.md"
+
+
+def test_a_results_page_that_cannot_be_written_leaves_no_folder_behind(tmp_path, monkeypatch):
+    """Its new folder was made and left (empty) when the write failed."""
+    from relu_ratio import files
+
+    def disk_full(target, content, durable=False):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(target))
+
+    monkeypatch.setattr(files, "write_atomic", disk_full)
+    with pytest.raises(OSError, match="No space left on device"):
+        results.write(tmp_path / "new" / "RESULTS.md")
+    assert not (tmp_path / "new").exists()
 
 
 def test_results_update_never_overwrites_a_file_that_is_not_a_results_page(tmp_path, capsys):

@@ -404,8 +404,8 @@ def write(path: str | os.PathLike, queue_path: str | os.PathLike = QUEUE) -> lis
     path = Path(path)
     _check_page(path)
     files.check_writable(path.parent, "results page's folder")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    written = [files.write_atomic(path, page(queue_path))]
+    with files.folder_made(path.parent):  # removed again if the page cannot be written
+        written = [files.write_atomic(path, page(queue_path))]
     figures = path.parent / "results"
     figures.mkdir(parents=True, exist_ok=True)
     written.append(files.write_atomic(figures / FIGURES["pattern"], plot_patterns(queue_path)))
