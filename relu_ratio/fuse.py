@@ -255,9 +255,15 @@ class _Linear:
 
     @classmethod
     def of(cls, tensor, name: str = "") -> _Linear:
-        channels = tensor.shape[-1]
+        # a tensor of one value per image (rank 1) or of channels unknown: no normalisation folds into it
+        channels = tensor.shape[-1] if len(tensor.shape) > 1 and tensor.shape[-1] is not None else 1
         return cls(tensor, tuple(tensor.shape[1:]), name, np.zeros(channels), scale=np.ones(channels),
                    emitted=tensor)  # fmt: skip
+
+
+def _in_float32(layer: layers.Layer, name: str | None = None) -> layers.Layer:
+    """``layer`` rebuilt from its config to compute in float32 (named ``name``, else as it is)."""
+    return type(layer).from_config({**layer.get_config(), "dtype": DTYPE, "name": name or layer.name})
 
 
 class _Lowering:
@@ -371,13 +377,16 @@ class _Lowering:
         return keras.tree.map_structure(_Linear.of, out)
 
     def _float32_copy(self, operation) -> layers.Layer | None:
-        """A float32 copy of a half-precision layer, from its config; ``None`` for anything else, or if the
-        layer cannot be rebuilt from a config (``get_config`` not implemented, ``from_config`` refused)."""
+        """A float32 copy of a half-precision layer, from its config (a nested model's layers each from
+        theirs: a model's own ``dtype`` does not reach them); ``None`` for anything else, or if the layer
+        cannot be rebuilt from a config (``get_config`` not implemented, ``from_config`` refused)."""
         if not isinstance(operation, layers.Layer) or operation.dtype_policy.compute_dtype not in HALF:
             return None
         try:
-            config = {**operation.get_config(), "dtype": DTYPE, "name": self.unique(operation.name)}
-            return type(operation).from_config(config)
+            if isinstance(operation, keras.Model):
+                copy = keras.models.clone_model(operation, clone_function=_in_float32, recursive=True)
+                return _in_float32(copy, self.unique(operation.name))
+            return _in_float32(operation, self.unique(operation.name))
         except (NotImplementedError, TypeError, ValueError):
             return None
 

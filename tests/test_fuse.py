@@ -228,6 +228,35 @@ def test_mixed_precision_model_fuses_in_float32(images):
     assert max_diff(reference, fused, images) <= TOLERANCE
 
 
+def test_a_nested_mixed_precision_model_is_copied_to_float32_layer_by_layer():
+    """Its copy took the model's float32 dtype, which Keras does not pass on to the layers inside: the fused
+    model computed in float16 and said float32."""
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        inner_input = keras.Input((8, 8, 3))
+        inner = keras.Model(inner_input, layers.Conv2D(3, 3, padding="same")(inner_input), name="inner")
+        inputs = keras.Input((8, 8, 3))
+        model = keras.Model(inputs, inner(layers.BatchNormalization()(inputs)))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    fused = fuse(model)
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    assert keras.backend.standardize_dtype(fused(x).dtype) == "float32"
+    assert [layer.dtype_policy.name for layer in fused.layers[-1].layers] == ["float32", "float32"]
+    assert np.abs(keras.ops.convert_to_numpy(fused(x)) - keras.ops.convert_to_numpy(model(x))).max() < 1e-2
+
+
+def test_a_model_with_one_value_per_image_is_fused():
+    """A rank-1 tensor (a per-image scalar) was read as having the batch axis for channels: a TypeError."""
+    inputs = keras.Input((8, 8, 3))
+    pooled = layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3)(layers.BatchNormalization()(inputs)))
+    model = keras.Model(inputs, layers.Reshape(())(layers.Dense(1)(pooled)))
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    fused = fuse(model)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(fused(x)), keras.ops.convert_to_numpy(model(x)),
+                               rtol=1e-5, atol=1e-5)  # fmt: skip
+
+
 @pytest.mark.backend
 def test_fused_model_round_trips_through_keras_file(tmp_path, images):
     fused = fuse(build("resnet8_21"))
