@@ -24,6 +24,7 @@ CONVOLUTIONS = (
     layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose,
     layers.DepthwiseConv1D, layers.DepthwiseConv2D, layers.SeparableConv1D, layers.SeparableConv2D,
 )  # fmt: skip
+DENSE = (layers.Dense, layers.EinsumDense)
 TRANSPOSED = (layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose)
 SEPARABLE = (layers.SeparableConv1D, layers.SeparableConv2D)
 
@@ -128,7 +129,7 @@ def _calls(model: keras.Model) -> Iterator[tuple[keras.layers.Layer, object]]:
         elif isinstance(operation, layers.Layer):
             hidden = [
                 sub.name for sub in operation._flatten_layers(include_self=False)
-                if isinstance(sub, (*CONVOLUTIONS, layers.Dense)) or applies_relu(sub)
+                if isinstance(sub, (*CONVOLUTIONS, *DENSE)) or applies_relu(sub)
             ]  # fmt: skip
             if hidden:
                 raise ValueError(
@@ -151,6 +152,11 @@ def _macs(layer: keras.layers.Layer, node) -> int | None:
         weights = (layer.depthwise_kernel, layer.pointwise_kernel) if separable else (layer.kernel,)
     elif isinstance(layer, layers.Dense):
         positions, weights = node.outputs[0].shape[1:-1], (layer.kernel,)
+    elif isinstance(layer, layers.EinsumDense):  # each input value meets each output the kernel makes
+        input_spec, kernel_spec = layer.equation.split("->")[0].split(",")
+        made = math.prod(n for letter, n in zip(kernel_spec, layer.kernel.shape) if letter not in input_spec)
+        per_image = node.input_tensors[0].shape[1:]
+        return None if None in per_image else math.prod(per_image) * made
     else:
         return 0
     if None in positions:

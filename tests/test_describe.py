@@ -44,6 +44,20 @@ def test_a_layer_called_twice_counts_twice():
     assert relu_ratio.describe(dense_on_positions).flops == 8 * 8 * 4 * 5
 
 
+def test_an_einsum_dense_layer_counts_as_a_dense_one_and_attention_is_refused():
+    """EinsumDense was 0 multiply-adds; MultiHeadAttention, whose projections are EinsumDense layers inside
+    its call(), was counted as 0 too, where a layer hiding a Dense is refused."""
+    inputs = keras.Input((8, 8, 3))
+    per_position = layers.EinsumDense("abcd,de->abce", output_shape=(None, None, 5))(inputs)
+    assert relu_ratio.describe(keras.Model(inputs, per_position)).flops == 8 * 8 * 3 * 5
+    heads = layers.EinsumDense("abc,cde->abde", output_shape=(None, 2, 4))(layers.Reshape((64, 3))(inputs))
+    assert relu_ratio.describe(keras.Model(inputs, heads)).flops == 64 * 3 * 2 * 4
+    tokens = keras.Input((6, 4))
+    attention = keras.Model(tokens, layers.MultiHeadAttention(2, 4, name="mha")(tokens, tokens))
+    with pytest.raises(ValueError, match=r"layer 'mha' \(MultiHeadAttention\) calls .*inside its call\(\)"):
+        relu_ratio.describe(attention)
+
+
 def test_an_open_spatial_size_leaves_flops_unknown():
     """Counts and parameters are exact; FLOPs, which depend on the size, are None (this used to raise a raw
     TypeError)."""
