@@ -19,6 +19,8 @@ import math
 import statistics
 from collections.abc import Sequence
 
+import numpy as np
+
 from relu_ratio.validators import is_finite_number, plain_number
 
 
@@ -40,6 +42,8 @@ class MeanSD:
 def mean_sd(values: Sequence[float]) -> MeanSD:
     """Mean and sample standard deviation (``n - 1``) of ``values``: ``MeanSD(None, None, 0)`` for none,
     no sd for one. ``ValueError`` naming a value that is not a finite number (NaN, inf, a string)."""
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+        raise TypeError(f"mean_sd takes a list of numbers (e.g. each seed's top-1 %); received {values!r}.")
     values = [plain_number(value) for value in values]  # numpy numbers as the Python numbers they hold
     bad = next(((i, value) for i, value in enumerate(values) if not is_finite_number(value)), None)
     if bad is not None:
@@ -54,6 +58,9 @@ def mean_sd(values: Sequence[float]) -> MeanSD:
 def difference_error(a: MeanSD, b: MeanSD) -> float | None:
     """The standard error of ``a.mean - b.mean``: ``sqrt(sd_a² / n_a + sd_b² / n_b)``; ``None`` unless both
     sides have a standard deviation (two values or more each)."""
+    for name, side in (("a", a), ("b", b)):
+        if not isinstance(side, MeanSD):
+            raise TypeError(f"difference_error takes two MeanSD (from mean_sd); {name} is {side!r}.")
     if a.sd is None or b.sd is None:
         return None
     return math.sqrt(a.sd**2 / a.n + b.sd**2 / b.n)

@@ -37,3 +37,17 @@ def test_values_that_are_not_finite_numbers_are_named():
             stats.mean_sd(values)  # NaN was an AttributeError deep in statistics.stdev
     assert stats.mean_sd(np.array([88.0, 89.0], np.float32)).text() == "88.50 ± 0.71"  # numpy numbers
 
+
+
+@pytest.mark.parametrize("values", [None, 5, "12"], ids=repr)
+def test_what_is_no_list_of_numbers_is_named(values):
+    """None and 5 were "object is not iterable"; "12" was read as the values '1' and '2'."""
+    said = rf"mean_sd takes a list of numbers .*; received {re.escape(repr(values))}\.$"
+    with pytest.raises(TypeError, match=said):
+        stats.mean_sd(values)
+
+
+def test_a_difference_of_what_is_no_mean_sd_is_named():
+    """It was an AttributeError: 'NoneType' object has no attribute 'sd'."""
+    with pytest.raises(TypeError, match=r"difference_error takes two MeanSD \(from mean_sd\); b is None"):
+        stats.difference_error(stats.mean_sd([1.0, 2.0]), None)
