@@ -571,6 +571,9 @@ def test_compile_for_resolves_the_config_and_names_what_it_cannot_use(monkeypatc
     for bad in (0, 2.5):
         with pytest.raises(ValueError, match=f"steps_per_epoch must be an integer >= 1 .*received {bad}"):
             train.compile_for(model, unresolved, steps_per_epoch=bad)
+    # len(batches) is no example of steps per call
+    with pytest.raises(ValueError, match=r"steps_per_execution must be an integer >= 1; received 0\.$"):
+        train.compile_for(model, unresolved, steps_per_epoch=4, steps_per_execution=0)
     # the config's steps per call are taken (they were ignored: 1); a precision the model lacks is named
     fast = dataclasses.replace(unresolved, steps_per_execution=4, mixed_precision="mixed_bfloat16")
     named = (r"mixed_precision='mixed_bfloat16' is not applied by compile_for: the model was built in "

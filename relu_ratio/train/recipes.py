@@ -126,9 +126,11 @@ def compile_for(
     config = config.with_recipe()
     if steps_per_execution is None:
         steps_per_execution = config.steps_per_execution or 1
-    for name, value in (("steps_per_epoch", steps_per_epoch), ("steps_per_execution", steps_per_execution)):
+    steps = (("steps_per_epoch", steps_per_epoch, " (e.g. len(batches))"),
+             ("steps_per_execution", steps_per_execution, ""))  # fmt: skip
+    for name, value, example in steps:
         if not is_integer(plain_number(value), 1):
-            raise ValueError(f"{name} must be an integer >= 1 (e.g. len(batches)); received {value!r}.")
+            raise ValueError(f"{name} must be an integer >= 1{example}; received {value!r}.")
     steps_per_epoch = int(steps_per_epoch)
     steps_per_execution = check_steps_per_execution(int(steps_per_execution))
     _warn_of_another_precision(model, config.mixed_precision)
