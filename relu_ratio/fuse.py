@@ -377,10 +377,16 @@ class _Lowering:
         return keras.tree.map_structure(_Linear.of, out)
 
     def _float32_copy(self, operation) -> layers.Layer | None:
-        """A float32 copy of a half-precision layer, from its config (a nested model's layers each from
-        theirs: a model's own ``dtype`` does not reach them); ``None`` for anything else, or if the layer
-        cannot be rebuilt from a config (``get_config`` not implemented, ``from_config`` refused)."""
-        if not isinstance(operation, layers.Layer) or operation.dtype_policy.compute_dtype not in HALF:
+        """A float32 copy of a half-precision layer, from its config (a nested model with a half-precision
+        layer: each layer from its own, as a model's ``dtype`` does not reach them); ``None`` for anything
+        else, for quantized weights (a float32 rebuild has no place for their scales), or if a layer cannot
+        be rebuilt from a config (``get_config`` not implemented, ``from_config`` refused: a ``Lambda``)."""
+        if not isinstance(operation, layers.Layer):
+            return None
+        inside = list(operation._flatten_layers()) if isinstance(operation, keras.Model) else [operation]
+        if not any(layer.dtype_policy.compute_dtype in HALF for layer in inside) or any(
+            layer.dtype_policy.quantization_mode for layer in inside
+        ):
             return None
         try:
             if isinstance(operation, keras.Model):

@@ -17,9 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
-from collections.abc import Sequence
-
-import numpy as np
+from collections.abc import Iterable, Sequence
 
 from relu_ratio.validators import is_finite_number, plain_number
 
@@ -42,7 +40,7 @@ class MeanSD:
 def mean_sd(values: Sequence[float]) -> MeanSD:
     """Mean and sample standard deviation (``n - 1``) of ``values``: ``MeanSD(None, None, 0)`` for none,
     no sd for one. ``ValueError`` naming a value that is not a finite number (NaN, inf, a string)."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)):
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
         raise TypeError(f"mean_sd takes a list of numbers (e.g. each seed's top-1 %); received {values!r}.")
     values = [plain_number(value) for value in values]  # numpy numbers as the Python numbers they hold
     bad = next(((i, value) for i, value in enumerate(values) if not is_finite_number(value)), None)

@@ -246,6 +246,27 @@ def test_a_nested_mixed_precision_model_is_copied_to_float32_layer_by_layer():
     assert np.abs(keras.ops.convert_to_numpy(fused(x)) - keras.ops.convert_to_numpy(model(x))).max() < 1e-2
 
 
+def test_a_nested_model_is_copied_for_its_layers_precision_and_kept_when_quantized():
+    """A model made after the policy was reset holds half-precision layers under a float32 policy (it was
+    kept in float16); a quantized one has weights a float32 rebuild has no place for (it was kept, and the
+    copy then crashed in set_weights): kept as it is."""
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    for quantized in (False, True):
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        try:
+            inner_input = keras.Input((8, 8, 3))
+            inner_output = layers.Dense(3)(layers.Conv2D(3, 3, padding="same")(inner_input))
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        inner = keras.Model(inner_input, inner_output, name="inner")
+        if quantized:
+            inner.quantize("int8")
+        inputs = keras.Input((8, 8, 3))
+        fused = fuse(keras.Model(inputs, inner(layers.BatchNormalization()(inputs))))
+        dtype = keras.backend.standardize_dtype(fused(x).dtype)
+        assert dtype == ("bfloat16" if quantized else "float32"), (quantized, dtype)
+
+
 def test_a_model_with_one_value_per_image_is_fused():
     """A rank-1 tensor (a per-image scalar) was read as having the batch axis for channels: a TypeError."""
     inputs = keras.Input((8, 8, 3))

@@ -47,6 +47,11 @@ def test_what_is_no_list_of_numbers_is_named(values):
         stats.mean_sd(values)
 
 
+def test_any_iterable_of_numbers_is_taken():
+    assert stats.mean_sd(value for value in (88.0, 89.0)).text() == "88.50 ± 0.71"
+    assert stats.mean_sd({"seed0": 88.0, "seed1": 89.0}.values()).n == 2
+
+
 def test_a_difference_of_what_is_no_mean_sd_is_named():
     """It was an AttributeError: 'NoneType' object has no attribute 'sd'."""
     with pytest.raises(TypeError, match=r"difference_error takes two MeanSD \(from mean_sd\); b is None"):
