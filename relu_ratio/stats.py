@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from relu_ratio.validators import is_finite_number, plain_number
 
@@ -37,7 +37,7 @@ class MeanSD:
         return f"{self.mean:.2f} ± {self.sd:.2f}" if self.sd is not None else f"{self.mean:.2f}{one}"
 
 
-def mean_sd(values: Sequence[float]) -> MeanSD:
+def mean_sd(values: Iterable[float]) -> MeanSD:
     """Mean and sample standard deviation (``n - 1``) of ``values``: ``MeanSD(None, None, 0)`` for none,
     no sd for one. ``ValueError`` naming a value that is not a finite number (NaN, inf, a string)."""
     if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):

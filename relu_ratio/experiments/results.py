@@ -429,7 +429,8 @@ def is_current(path: str | os.PathLike, queue_path: str | os.PathLike = QUEUE) -
     where ``path`` is a file that is no results page (:func:`write` would not replace it)."""
     path = Path(path)
     _check_page(path)
+    current = page(queue_path)
     figures = [path.parent / "results" / FIGURES["pattern"]]
-    if "results/" + FIGURES["curves"] in page(queue_path):
+    if "results/" + FIGURES["curves"] in current:
         figures.append(path.parent / "results" / FIGURES["curves"])
-    return path.is_file() and files.read_text(path) == page(queue_path) and all(f.is_file() for f in figures)
+    return path.is_file() and files.read_text(path) == current and all(f.is_file() for f in figures)
