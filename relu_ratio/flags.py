@@ -105,10 +105,29 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             continue
         if field.type not in _TYPES:
             raise TypeError(f"{cls.__name__}.{field.name}: no command-line type for {field.type!r}")
+        choices = meta.get("choices")
+        convert = _TYPES[field.type] if choices is None else _one_of(_TYPES[field.type], choices)
+        listed = None if choices is None else "{" + ",".join(map(str, choices)) + "}"  # as argparse spells it
+        metavar = meta.get("metavar") or listed
         target.add_argument(
-            flag, dest=field.name, type=_TYPES[field.type], default=field.default,
-            choices=meta.get("choices"), help=help_text, metavar=meta.get("metavar"),
-        )  # fmt: skip
+            flag, dest=field.name, type=convert, default=field.default, help=help_text, metavar=metavar
+        )
+
+
+def _one_of(convert: Callable[[str], object], choices: tuple) -> Callable[[str], object]:
+    """The ``type`` of a flag with ``choices``: argparse's own check says the choices; this one also says
+    the closest (``--recipe fats``: "did you mean 'fast'?")."""
+
+    def parse(text: str) -> object:
+        value = convert(text)
+        if value not in choices:
+            listed = ", ".join(repr(choice) for choice in choices)
+            close = suggest(text, map(str, choices)) if all(isinstance(c, str) for c in choices) else ""
+            raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {listed}){close}")
+        return value
+
+    parse.__name__ = getattr(convert, "__name__", "value")  # argparse names the type in its own errors
+    return parse
 
 
 _KINDS = {  # a field's type, spelt as annotated: (the check, the words for it)

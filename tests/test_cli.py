@@ -47,6 +47,19 @@ def test_abbreviated_flags_are_refused(cli, argv, capsys):
 
 
 @pytest.mark.parametrize(
+    ("cli", "argv", "said"),
+    [("train", ["--recipe", "fats"],
+      "invalid choice: 'fats' (choose from 'fast', 'paper') (did you mean 'fast'?)"),
+     ("tune", ["--tuner", "hyperbnd"], "(did you mean 'hyperband'?)"),
+     ("train", ["--verbose", "5"], "invalid choice: '5' (choose from 0, 1, 2)")],
+)  # fmt: skip
+def test_a_flag_outside_its_choices_is_given_the_closest(cli, argv, said, capsys):
+    with pytest.raises(SystemExit):
+        PARSERS[cli]().parse_args(argv)
+    assert said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     ("cli", "argv", "named"),
     [("tune", ["--out", "{file}/x", "--dataset", "{folder}"], "cannot write to the tuner's project folder"),
      ("queue", ["run", "{queue}", "--runs", "{file}/x", "--dataset", "{folder}"],
