@@ -10,7 +10,7 @@ Accepted specs:
 * explicit masks such as ``"011"`` (one character per slot, ``0`` = no ReLU), applied to every block;
 * preset names: ``"paired"``, ``"type1"``, ``"type2"``, ``"type3"``, ``"erase_last"``;
 * a list with one spec per stage, e.g. ``["2:1", "paired", "paired"]``, where a stage's spec may
-  itself be a list of per-block masks (this is the fully explicit form the zoo stores);
+  itself be a list of per-block masks, ``"011"`` or ``[0, 1, 1]`` (the fully explicit form the zoo stores);
 * a callable ``(stage, block) -> mask``;
 * ``None``, which means ``"paired"`` (every slot keeps its ReLU), like the builders' default.
 
@@ -208,6 +208,7 @@ class ReLUPattern:
 
 
 def mask_to_str(mask: Mask) -> str:
+    """The 0/1 string of ``mask``, as the package writes masks: ``(False, True, True)`` -> ``"011"``."""
     return "".join("1" if keep else "0" for keep in mask)
 
 
@@ -257,13 +258,12 @@ def _validate_stage(item: object) -> str | tuple[str, ...]:
     if isinstance(item, (list, tuple)):
         if not item:
             raise ValueError("a per-stage relu_pattern entry is an empty list of block masks.")
-        masks = tuple(str(m).strip() if isinstance(m, str) else m for m in item)
-        for mask in masks:
-            if not isinstance(mask, str) or not _MASK.fullmatch(mask):
-                raise ValueError(
-                    f"per-block mask {mask!r} is not a string of 0/1 characters such as '011'."
-                )
-        return masks
+        masks = [list_mask(m.strip() if isinstance(m, str) else m) for m in item]
+        for entry, mask in zip(item, masks):
+            if not mask:
+                raise ValueError(f"per-block mask {entry!r} is not a mask: give 0/1 characters such as '011' "
+                                 "or one entry per slot such as [0, 1, 1].")  # fmt: skip
+        return tuple(map(mask_to_str, masks))
     if isinstance(item, str):
         return _validate_shape(item)
     raise ValueError(
@@ -456,7 +456,7 @@ def _call_mask(fn: Callable[[int, int], object], kind: BlockKind, stage: int, bl
         return _parse_mask(text, kind)
     mask = list_mask(result)
     if mask is not None:
-        return _parse_mask("".join("1" if keep else "0" for keep in mask), kind)
+        return _parse_mask(mask_to_str(mask), kind)  # the one check of a mask's length, and its message
     raise ValueError(
         f"relu_pattern callable returned {result!r} for stage {stage}, block {block}; it must "
         f"return a mask such as '{'1' * len(kind.slots)}' or a list of {len(kind.slots)} booleans."

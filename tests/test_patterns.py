@@ -68,6 +68,18 @@ def test_per_stage_lists_and_explicit_masks():
     assert masks == (((F, T, T),), ((T, T, T),), ((T, T, T), (F, F, T)))
 
 
+def test_a_stage_lists_its_block_masks_in_any_form_a_block_takes():
+    """A per-stage list of block masks took strings only, where a callable's answer and a block's
+    ``relu_mask`` take ``[0, 1, 1]`` and numpy arrays; the pattern keeps them as strings (hashable, JSON)."""
+    spec = ["3:2", [[1, 1, 1]], [np.array([0, 0, 1]), (True, False, "1")]]
+    pattern = ReLUPattern(spec)
+    assert pattern == ReLUPattern(["3:2", ["111"], ["001", "101"]])
+    assert pattern.resolve(BOTTLENECK, [1, 1, 2]) == (((F, T, T),), ((T, T, T),), ((F, F, T), (T, F, T)))
+    for bad in ([0.5, 1, 1], "", 3, "paired"):
+        with pytest.raises(ValueError, match=re.escape(f"per-block mask {bad!r} is not a mask")):
+            ReLUPattern(["paired", [bad], "paired"])
+
+
 def test_callable_pattern():
     masks = ReLUPattern(lambda s, b: "011" if b % 2 else [1, 1, 1]).resolve(BOTTLENECK, [2, 2, 1])
     assert masks[0] == ((T, T, T), (F, T, T))
