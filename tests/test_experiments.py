@@ -331,15 +331,6 @@ def test_a_retried_run_reads_as_running_not_failed_and_a_new_failure_is_recorded
     assert RunRecord.read(out).state == "failed"
 
 
-def test_the_failure_record_moved_to_train_and_the_old_name_warns():
-    from relu_ratio.train import series
-
-    with pytest.warns(DeprecationWarning, match="relu_ratio.train.series.train_or_record_failure"):
-        assert runner.train_or_record_failure is series.train_or_record_failure
-    with pytest.raises(AttributeError, match="no_such_name"):
-        runner.no_such_name  # noqa: B018
-
-
 def test_the_report_gives_mean_sd_over_seeds_one_seed_bare_and_a_dash_for_none():
     spec = experiments.experiment("table1")
     row = {"status": "done", "dataset": "CIFAR-10 (JPEG)", "epochs_done": 1}

@@ -103,16 +103,6 @@ def test_weights_move_between_fused_and_stock_models(tmp_path, images):
     np.testing.assert_allclose(fresh.predict(images, verbose=0), stock.predict(images, verbose=0), atol=1e-5)
 
 
-def test_the_last_releases_name_still_works_with_a_deprecation_warning():
-    from relu_ratio import train
-
-    model = models.build("resnet8_21")
-    with pytest.warns(DeprecationWarning, match="with_fast_kernels"):
-        fast = train.with_fused_batch_norm(model)
-    kinds = [type(layer) for layer in with_fast_kernels(model).layers]
-    assert [type(layer) for layer in fast.layers] == kinds
-
-
 @pytest.mark.backend
 def test_a_saved_model_on_fast_kernels_loads_back(tmp_path, images):
     """``model.save`` after training the fast copy (the GUIDE's example) gives a loadable ``.keras`` file."""

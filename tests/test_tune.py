@@ -495,19 +495,15 @@ def test_a_search_config_takes_paths_a_list_of_choices_and_any_real_ratio_bound(
         tune.search(config)
 
 
-def test_search_takes_a_config_and_the_old_keyword_form_still_works_with_a_warning(tmp_path):
+def test_search_takes_a_config_and_nothing_in_its_place(tmp_path):
     missing = str(tmp_path / "none")
     config = tune.SearchConfig(family="resnet", depth=8, dataset=missing, directory=str(tmp_path))
     with pytest.raises(FileNotFoundError, match="none"):  # the data is looked for: the settings were taken
         tune.search(config)
-    with pytest.warns(DeprecationWarning, match="a SearchConfig"), pytest.raises(FileNotFoundError):
-        tune.search("resnet", 8, dataset=missing, directory=str(tmp_path))
-    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match=r"depth 7 is not valid"):
-        tune.search("resnet", depth=7, directory=str(tmp_path))  # the keywords reach the SearchConfig
     with pytest.raises(TypeError, match=r"not beside it \(epochs\)"):
         tune.search(config, epochs=3)
-    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match=r"missing \['depth'\]"):
-        tune.search("resnet")
+    with pytest.raises(TypeError, match=r"takes a SearchConfig; received 'resnet' \(str\)"):
+        tune.search("resnet", depth=8)
 
 
 def test_a_huge_plain_ratio_choice_is_not_spelt_out_and_keys_have_one_spelling():

@@ -808,17 +808,6 @@ def test_the_presets_in_the_package_data_record_every_shipped_entry(monkeypatch)
     assert json.loads(zoo.presets.PRESETS_FILE.read_text())["format_version"] == zoo.presets.FORMAT_VERSION
 
 
-def test_the_deprecated_manifest_still_reads_the_shipped_hashes(monkeypatch):
-    from relu_ratio.zoo import manifest
-
-    with pytest.warns(DeprecationWarning, match=r"manifest.SHA256 is deprecated.*presets.read\(\)"):
-        shas = manifest.SHA256
-    assert shas == {name: preset.sha256 for name, preset in zoo.presets.read().items()}
-    assert zoo.manifest is manifest
-    with pytest.raises(AttributeError, match="SHA512"):
-        manifest.SHA512  # noqa: B018
-
-
 # resnet20_21, the smallest shipped entry: how the builders spell its network, each finding its weights
 SPELLINGS = [
     lambda **kw: models.build("resnet20_21", **kw),

@@ -27,7 +27,6 @@ from pathlib import Path
 from relu_ratio import data, files, train
 from relu_ratio.experiments.specs import EXPERIMENTS, Budget, Experiment, Variant, budget, experiment
 from relu_ratio.train import fit, series
-from relu_ratio.user_warning import warn
 from relu_ratio.validators import check_seed, is_integer, plain_number
 
 BUDGET_SETTINGS = {"recipe", "epochs", "train_subset", "test_subset", "seeds", "batch_size"}
@@ -237,18 +236,6 @@ def _skip_done(item: Run) -> str | None:
     return "done, skipped" if item.done else None
 
 
-def __getattr__(name: str):
-    """``train_or_record_failure``, moved to :mod:`relu_ratio.train.series`: here for one release."""
-    if name == "train_or_record_failure":
-        warn(
-            "relu_ratio.experiments.runner.train_or_record_failure is deprecated; use "
-            "relu_ratio.train.series.train_or_record_failure",
-            DeprecationWarning,
-        )
-        return series.train_or_record_failure
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def check_where(runs: list[Run]) -> None:
     """The data ``runs`` read and the folder they write, checked without reading an image or writing a
     file, so that ``plan`` refuses what ``run`` would (``ValueError`` / ``FileNotFoundError`` naming it;
@@ -372,6 +359,3 @@ def _record_problem(record: object) -> str | None:
     except (TypeError, ValueError) as error:
         return str(error)
     return None
-
-
-

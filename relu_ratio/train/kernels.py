@@ -26,7 +26,6 @@ from __future__ import annotations
 import keras
 
 from relu_ratio.train import fused_norm, torch_conv
-from relu_ratio.user_warning import warn
 
 SUBSTITUTES: dict[str, dict[type, type]] = {  # backend -> {stock layer class: its substitute}
     backend: {
@@ -58,14 +57,3 @@ def with_fast_kernels(model: keras.Model) -> keras.Model:
     fast = keras.models.clone_model(model, clone_function=clone, recursive=True)
     fast.set_weights(model.get_weights())
     return fast
-
-
-def with_fused_batch_norm(model: keras.Model) -> keras.Model:
-    """The last release's name of :func:`with_fast_kernels` (which substitutes more than BatchNorm now);
-    works until the next release, with a ``DeprecationWarning``."""
-    warn(
-        "train.with_fused_batch_norm is deprecated and goes in the next release; use train.with_fast_kernels "
-        "(the fused BatchNorm and, on PyTorch, the copy-free convolution).",
-        DeprecationWarning,
-    )
-    return with_fast_kernels(model)

@@ -267,7 +267,7 @@ def _draw_within_bounds(oracle: keras_tuner.Oracle, hypermodel: ReLUHyperModel) 
         oracle.max_draws = min(100_000, 50 * -(-total // feasible))  # 50 times the draws one takes on average
 
 
-def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> SearchResult:
+def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
     """Search the ReLU placement of ``config.family``/``config.depth`` on ``config.dataset``; returns the
     best pattern.
 
@@ -282,15 +282,13 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
             a Bayesian-modelled configuration outside them is a failed trial.
         **builder_kwargs: further :func:`relu_ratio.models.build_family` arguments.
 
-    The keyword form of the last release, ``search(family, depth, dataset=..., ...)`` (``config`` then
-    stands for ``family``), still works until the next one, with a ``DeprecationWarning``.
-
     Returns:
         A :class:`SearchResult`; the chief (or a non-distributed process) also writes it to
         ``<project_dir>/best.json``.
 
     Raises:
-        TypeError: settings passed beside a :class:`SearchConfig` (they belong in it).
+        TypeError: ``config`` is not a :class:`SearchConfig`, or settings are passed beside it (they belong
+            in it).
         ValueError: bad settings (the message names the value and what is valid).
         RuntimeError: no trial completed (the message carries the last failure).
 
@@ -300,9 +298,10 @@ def search(config: SearchConfig | None = None, /, *args, **builder_kwargs) -> Se
         ['11', '01', '11']
     """
     if not isinstance(config, SearchConfig):
-        config, builder_kwargs = _config_from_keywords(config, args, builder_kwargs)
-    elif args or _FIELDS & set(builder_kwargs):
-        given = [repr(a) for a in args] + sorted(_FIELDS & set(builder_kwargs))
+        raise TypeError(f"search() takes a SearchConfig; received {config!r} ({type(config).__name__}): "
+                        "tune.search(tune.SearchConfig(family=..., depth=..., dataset=...)).")  # fmt: skip
+    if _FIELDS & set(builder_kwargs):
+        given = sorted(_FIELDS & set(builder_kwargs))
         raise TypeError(f"search(config) takes its settings from the SearchConfig, not beside it "
                         f"({', '.join(given)}): use dataclasses.replace(config, name=value).")  # fmt: skip
     config = _checked(config)
@@ -475,25 +474,6 @@ def _checked(config: SearchConfig) -> SearchConfig:
     config = dataclasses.replace(config, **plain)
     flags.check_values(config)
     return config
-
-
-def _config_from_keywords(family, args: tuple, settings: dict) -> tuple[SearchConfig, dict]:
-    """``(config, builder_kwargs)`` from the last release's ``search(family, depth, **settings)``."""
-    warn(
-        "tune.search(family, depth, **settings) is deprecated and goes in the next release; pass a "
-        "SearchConfig: tune.search(tune.SearchConfig(family=..., depth=..., ...)).",
-        DeprecationWarning,
-    )
-    positional = dict(zip(("family", "depth"), (family, *args))) if family is not None else {}
-    if len(args) > 1 or (family is None and args) or set(positional) & set(settings):
-        raise TypeError("search(family, depth, **settings) takes family and depth once each, then keywords.")
-    given = {**positional, **settings}
-    missing = [name for name in ("family", "depth") if name not in given]
-    if missing:
-        raise TypeError(f"search() needs a SearchConfig (or the deprecated family and depth); "
-                        f"missing {missing}.")
-    fields = {k: v for k, v in given.items() if k in _FIELDS}
-    return SearchConfig(**fields), {k: v for k, v in given.items() if k not in _FIELDS}
 
 
 SEARCH_FILE = "search.json"  # in the project folder: the settings its trials were trained with

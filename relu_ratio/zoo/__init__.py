@@ -25,7 +25,6 @@ Example:
     >>> probabilities = model.predict(uint8_images)               # doctest: +SKIP
 """
 
-import importlib
 
 from relu_ratio.zoo import card, presets, reference, registry
 from relu_ratio.zoo.entry import (
@@ -77,10 +76,3 @@ __all__ = [
     "update_table",
     "verify",
 ]
-
-
-def __getattr__(name: str):
-    """``zoo.manifest``, deprecated (its ``SHA256`` warns): kept importable for one release."""
-    if name == "manifest":
-        return importlib.import_module("relu_ratio.zoo.manifest")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
