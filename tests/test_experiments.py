@@ -156,6 +156,12 @@ def test_run_collect_writes_csv_markdown_and_figure(folder, tmp_path, capsys, sh
     del older["budget"]["batch_size"]  # a record from before a budget setting existed: its default
     (out / "experiment.json").write_text(json.dumps(older))
     assert experiments.runner.read_record(out)["budget"]["batch_size"] is None
+    (out / "experiment.json").write_text(record)
+    (result,) = out.glob("*/plain5_21-seed*/result.json")
+    result.write_text(result.read_text()[:20])  # cut off: was "done, skipped", as the queue refuses it
+    assert cli.main(args) == 1
+    assert f"{result.parent} is damaged: result.json" in capsys.readouterr().out
+    assert len(result.read_text()) == 20  # left for the user to repair or move
 
 
 def test_a_budget_the_data_cannot_give_stops_the_experiment_before_any_run(folder, tmp_path, capsys, shallow):

@@ -53,7 +53,10 @@ class Run:
 
     @property
     def done(self) -> bool:
-        return (self.out / "result.json").is_file()
+        """Finished: its folder holds a readable result (:class:`~relu_ratio.train.RunRecord`, as the
+        queue and the report read it)."""
+        record = train.RunRecord.read(self.out)
+        return record.state == "finished" and not record.damage
 
 
 def default_dataset() -> str:
@@ -232,8 +235,12 @@ def run(
 
 
 def _skip_done(item: Run) -> str | None:
-    """A finished run (its ``result.json`` written) is skipped; any other is trained or resumed."""
-    return "done, skipped" if item.done else None
+    """A finished run is skipped, a damaged folder is a failure (:class:`~relu_ratio.train.series.NotTrained`,
+    as in the queue), any other run is trained or resumed."""
+    record = train.RunRecord.read(item.out)
+    if record.damage:
+        raise series.NotTrained(f"{item.out} is damaged: {'; '.join(record.damage)}; repair or move it")
+    return "done, skipped" if record.state == "finished" else None
 
 
 def check_where(runs: list[Run]) -> None:
