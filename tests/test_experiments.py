@@ -351,7 +351,6 @@ def test_the_report_gives_mean_sd_over_seeds_one_seed_bare_and_a_dash_for_none()
 
 
 def test_the_figure_shows_whole_epochs_and_says_where_no_epoch_finished():
-    pytest.importorskip("matplotlib")
     spec = experiments.experiment("table1")
     rows = [{"model": "plain38_11", "curve": [41.0]}, {"model": "plain38_21", "curve": [43.0]}]  # 1 epoch
     depth38, depth62, _ = experiments.report.figure(spec, rows).axes

@@ -21,17 +21,15 @@ Example:
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import math
 import os
 from pathlib import Path
 
-from relu_ratio import files, models, queue, stats, zoo
+from relu_ratio import files, models, queue, stats, train, zoo
+from relu_ratio.experiments.report import png
 from relu_ratio.experiments.specs import EXPERIMENTS, Experiment, Published
 from relu_ratio.patterns import ReLUPattern
-from relu_ratio.zoo.entry import METRICS_FILE
 
 QUEUE = Path(__file__).resolve().parents[2] / "training" / "queue.json"
 FIGURES = {"pattern": "accuracy_by_pattern.png", "curves": "test_accuracy_per_epoch.png"}
@@ -75,15 +73,15 @@ def variant_label(spec: Experiment, builder_name: str) -> str | None:
     return None
 
 
-def seed_scores(queue_path: str | os.PathLike = QUEUE) -> dict[str, tuple[str, list[float]]]:
+def seed_scores() -> dict[str, tuple[str, list[float]]]:
     """``(precision, test top-1s (%))`` of every finished seed in the queue's record, by zoo name, in the
     precision most of that model's seeds trained in (runs in different precisions are not pooled). ``{}``
     without the queue file (an installed package, which ships the zoo but not ``training/``)."""
-    if not Path(queue_path).is_file():
+    if not QUEUE.is_file():
         return {}
-    finished = queue.read_finished(queue.finished_path(queue_path))
+    finished = queue.read_finished(queue.finished_path(QUEUE))
     groups: dict[tuple[str, str], list[float]] = {}
-    for item in queue.load(queue_path):
+    for item in queue.load(QUEUE):
         record = finished.get(item.run_id)
         if record is not None and record.result.get("test_top1") is not None:
             groups.setdefault((item.name, str(record.precision)), []).append(100 * record.result["test_top1"])
@@ -116,12 +114,8 @@ def measured(spec: Experiment, seeds: dict[str, tuple[str, list[float]]]) -> lis
 
 
 def _curve(name: str) -> tuple[float, ...]:
-    path = zoo.store_dir() / name / METRICS_FILE
-    if not path.is_file():
-        return ()
-    with path.open() as log:
-        rows = list(csv.DictReader(log))
-    return tuple(100 * float(row["val_accuracy"]) for row in rows if row.get("val_accuracy"))
+    """Test top-1 (%) per epoch from the entry's training log (``metrics.csv``); ``()`` if it keeps none."""
+    return tuple(100 * value for value in train.metric_column(zoo.store_dir() / name, "val_accuracy"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -254,10 +248,10 @@ def _labels(spec: Experiment) -> list[str]:
     return list(dict.fromkeys(v.label for v in spec.variants[1:] if v.label != spec.variants[0].label))
 
 
-def claims(queue_path: str | os.PathLike = QUEUE) -> str:
+def claims() -> str:
     """Markdown bullets, one per paper claim the zoo has a trained pair for: the table or figure, the
     variant and :func:`verdict` (the README's summary of the results page)."""
-    seeds = seed_scores(queue_path)
+    seeds = seed_scores()
     lines = []
     for name in PAPER_EXPERIMENTS:
         spec = EXPERIMENTS[name]
@@ -287,18 +281,18 @@ def _best(
     return max(mine, key=lambda d: (d.error is not None, d.depth == depth, d.depth)) if mine else None
 
 
-def tables(queue_path: str | os.PathLike = QUEUE) -> str:
+def tables() -> str:
     """Markdown: one section per paper table or figure (ours, the paper's, differences, verdicts)."""
-    seeds = seed_scores(queue_path)
+    seeds = seed_scores()
     lines = []
     for name in PAPER_EXPERIMENTS:
         lines += _section(EXPERIMENTS[name], measured(EXPERIMENTS[name], seeds))
     return "\n".join(lines)
 
 
-def page(queue_path: str | os.PathLike = QUEUE) -> str:
+def page() -> str:
     """The results page (markdown), generated from the registry and the queue's record of finished runs."""
-    seeds = seed_scores(queue_path)
+    seeds = seed_scores()
     lines = [
         TITLE,
         "",
@@ -327,7 +321,7 @@ def page(queue_path: str | os.PathLike = QUEUE) -> str:
         "",
         f"![accuracy by ReLU pattern](results/{FIGURES['pattern']})",
         "",
-        tables(queue_path),
+        tables(),
     ]
     logged = [m.name for name in PAPER_EXPERIMENTS for m in measured(EXPERIMENTS[name], seeds) if m.curve]
     lines += ["## Test accuracy per epoch", ""]
@@ -340,11 +334,11 @@ def page(queue_path: str | os.PathLike = QUEUE) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_patterns(queue_path: str | os.PathLike = QUEUE) -> bytes:
+def plot_patterns() -> bytes:
     """PNG: top-1 by ReLU pattern, a panel per experiment, a line per depth and epochs (error bars: sd)."""
     from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
 
-    seeds = seed_scores(queue_path)
+    seeds = seed_scores()
     fig = Figure(figsize=(4.2 * len(PAPER_EXPERIMENTS), 3.4))
     for ax, name in zip(fig.subplots(1, len(PAPER_EXPERIMENTS)), PAPER_EXPERIMENTS):
         spec = EXPERIMENTS[name]
@@ -361,15 +355,16 @@ def plot_patterns(queue_path: str | os.PathLike = QUEUE) -> bytes:
             ax.legend(fontsize=7)
         else:
             ax.text(0.5, 0.5, "not trained yet", ha="center", va="center", transform=ax.transAxes)
-    return _png(fig)
+    fig.tight_layout()
+    return png(fig, dpi=100)
 
 
-def plot_curves(queue_path: str | os.PathLike = QUEUE) -> bytes | None:
+def plot_curves() -> bytes | None:
     """PNG: test top-1 per epoch of every entry that keeps its log, a panel per experiment; ``None`` if
     none does."""
     from matplotlib.figure import Figure
 
-    seeds = seed_scores(queue_path)
+    seeds = seed_scores()
     panels = [(n, [r for r in measured(EXPERIMENTS[n], seeds) if r.curve]) for n in PAPER_EXPERIMENTS]
     panels = [(n, rows) for n, rows in panels if rows]
     if not panels:
@@ -381,20 +376,14 @@ def plot_curves(queue_path: str | os.PathLike = QUEUE) -> bytes | None:
         ax.set(title=EXPERIMENTS[name].title.split(":")[0], xlabel="epoch", ylabel="test top-1 %")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    return _png(fig)
-
-
-def _png(fig) -> bytes:
     fig.tight_layout()
-    image = io.BytesIO()
-    fig.savefig(image, format="png", dpi=100, metadata={"Software": None})
-    return image.getvalue()
+    return png(fig, dpi=100)
 
 
 TITLE = "# Results: the paper's claims, answered by the zoo"
 
 
-def write(path: str | os.PathLike, queue_path: str | os.PathLike = QUEUE) -> list[Path]:
+def write(path: str | os.PathLike) -> list[Path]:
     """Write the page to ``path`` and its plots to ``results/`` beside it; returns the files written.
 
     Raises:
@@ -405,11 +394,11 @@ def write(path: str | os.PathLike, queue_path: str | os.PathLike = QUEUE) -> lis
     _check_page(path)
     files.check_writable(path.parent, "results page's folder")
     with files.folder_made(path.parent):  # removed again if the page cannot be written
-        written = [files.write_atomic(path, page(queue_path))]
+        written = [files.write_atomic(path, page())]
     figures = path.parent / "results"
     figures.mkdir(parents=True, exist_ok=True)
-    written.append(files.write_atomic(figures / FIGURES["pattern"], plot_patterns(queue_path)))
-    curves = plot_curves(queue_path)
+    written.append(files.write_atomic(figures / FIGURES["pattern"], plot_patterns()))
+    curves = plot_curves()
     if curves is not None:
         written.append(files.write_atomic(figures / FIGURES["curves"], curves))
     return written
@@ -424,12 +413,12 @@ def _check_page(path: Path) -> None:
                          "docs/RESULTS.md.")  # fmt: skip
 
 
-def is_current(path: str | os.PathLike, queue_path: str | os.PathLike = QUEUE) -> bool:
+def is_current(path: str | os.PathLike) -> bool:
     """Whether the page at ``path`` is what :func:`page` generates now and its plots exist; a ``ValueError``
     where ``path`` is a file that is no results page (:func:`write` would not replace it)."""
     path = Path(path)
     _check_page(path)
-    current = page(queue_path)
+    current = page()
     figures = [path.parent / "results" / FIGURES["pattern"]]
     if "results/" + FIGURES["curves"] in current:
         figures.append(path.parent / "results" / FIGURES["curves"])
