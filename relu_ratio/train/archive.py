@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import json
 import os
 import platform
 import tarfile
@@ -89,7 +88,7 @@ def float16_backup(run: Path, scratch: Path) -> list[Path]:
     half = scratch / "backup" / checkpoint.name
     write_float16(checkpoint, half, restart_optimizer=True)
     record = {**Backup.read_record(run / "backup"), "sha256": files.sha256(half), "previous": None}
-    (scratch / "backup" / Backup.RECORD).write_text(json.dumps(record))
+    files.write_json(scratch / "backup" / Backup.RECORD, record)
     what = f"packed after {_said(how_far(run))} with its weights in float16 and its momentum restarted"
     return [half, scratch / "backup" / Backup.RECORD, _noted_log(run, scratch, what)]
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
-import json
 import math
 import os
 import signal
@@ -401,7 +400,7 @@ class Backup(keras.callbacks.BackupAndRestore):
                      "command again")  # fmt: skip
 
     def _commit(self, record: dict) -> None:
-        files.write_atomic(self.dir / self.RECORD, json.dumps(record), durable=True)
+        files.write_json(self.dir / self.RECORD, record, durable=True)
 
     def epochs_done(self) -> int:
         record = read_json(self.dir / self.RECORD, {"epoch": (int,)}, hint=f"delete {self.dir} to start over")

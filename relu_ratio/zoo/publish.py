@@ -146,8 +146,7 @@ def register(
                 entry = ZooEntry.from_json(kept_in_git, where=f"metadata of {name!r}")
                 weights.unlink()
                 git_weights.ignore_fetched(staging, WEIGHTS_FILE)
-            metadata = json.dumps(entry.to_json(), indent=2) + "\n"
-            (staging / METADATA_FILE).write_text(metadata, encoding="utf-8")
+            files.write_json(staging / METADATA_FILE, entry.to_json())
             card.write(entry, staging)  # the model card, README.md, as it belongs in the published folder
             shipped = store.resolve() == shipped_store().resolve()
             previous = presets.read() if shipped else {}
