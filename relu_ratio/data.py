@@ -819,7 +819,12 @@ class Batches(keras.utils.PyDataset):
             self.set_epoch(self.epoch + 1)
 
 
-def pad_crop_flip(images: np.ndarray, rng: np.random.Generator, fill, pad: int = 4) -> np.ndarray:
+AUGMENT_PAD = 4  # pixels of padding before the random crop: the host's augmentation and the device's
+
+
+def pad_crop_flip(
+    images: np.ndarray, rng: np.random.Generator, fill, pad: int = AUGMENT_PAD
+) -> np.ndarray:
     """Pad by ``pad`` with colour ``fill``, crop randomly back to size, flip half horizontally."""
     n, h, w, c = images.shape
     padded = np.empty((n, h + 2 * pad, w + 2 * pad, c), images.dtype)

@@ -254,10 +254,10 @@ class _Linear:
     emitted: Any = None  # the tensor, once emitted
 
     @classmethod
-    def of(cls, tensor, name: str = "") -> _Linear:
+    def of(cls, tensor) -> _Linear:
         # a tensor of one value per image (rank 1) or of channels unknown: no normalisation folds into it
         channels = tensor.shape[-1] if len(tensor.shape) > 1 and tensor.shape[-1] is not None else 1
-        return cls(tensor, tuple(tensor.shape[1:]), name, np.zeros(channels), scale=np.ones(channels),
+        return cls(tensor, tuple(tensor.shape[1:]), "", np.zeros(channels), scale=np.ones(channels),
                    emitted=tensor)  # fmt: skip
 
 

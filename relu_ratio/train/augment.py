@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import keras
 from keras import ops
 
+from relu_ratio.data import AUGMENT_PAD
 from relu_ratio.validators import is_integer
 
 
@@ -34,7 +35,7 @@ class PadCropFlip(keras.layers.Layer):
     pixels stay exact.
     """
 
-    def __init__(self, fill: Sequence[float], pad: int = 4, seed: int | None = None, **kwargs):
+    def __init__(self, fill: Sequence[float], pad: int = AUGMENT_PAD, seed: int | None = None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         if not is_integer(pad, 0):
