@@ -18,10 +18,14 @@ import math
 import os
 import statistics
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from relu_ratio import data, files, stats, train
 from relu_ratio.experiments.runner import RECORD_FILE, Run, plan, read_record
 from relu_ratio.experiments.specs import EXPERIMENTS, Budget, Experiment
+
+if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn
+    from matplotlib.figure import Figure
 
 COLUMNS = (
     "experiment", "group", "variant", "model", "seed", "status", "epochs_done", "epochs", "dataset",
@@ -135,7 +139,7 @@ def plot(spec: Experiment, rows: list[dict], path: Path) -> Path:
     return files.write_atomic(path, png(figure(spec, rows)))
 
 
-def png(fig, dpi: int = 110) -> bytes:
+def png(fig: Figure, dpi: int = 110) -> bytes:
     """The PNG of the matplotlib figure ``fig``, without the matplotlib version in its metadata: the same
     drawing gives the same bytes (the figures the repository tracks change only when they do)."""
     image = io.BytesIO()
@@ -143,7 +147,7 @@ def png(fig, dpi: int = 110) -> bytes:
     return image.getvalue()
 
 
-def figure(spec: Experiment, rows: list[dict]):
+def figure(spec: Experiment, rows: list[dict]) -> Figure:
     """The :func:`plot` figure (a matplotlib ``Figure``, no pyplot: the caller's backend is left alone): whole
     epochs on the x axis, and a panel whose runs have not finished an epoch says so."""
     from matplotlib.figure import Figure

@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from operator import attrgetter
 from pathlib import Path
 
@@ -187,6 +188,7 @@ def run_dir(root: Path, model: str, seed: int) -> str:
 
 
 def default_out(name: str, budget_name: str) -> Path:
+    """Where an experiment's runs go without ``--out``: ``runs/experiments/<name>-<budget>``."""
     return Path("runs") / "experiments" / f"{name}-{budget_name}"
 
 
@@ -215,7 +217,7 @@ def run(
     experiment_name: str,
     budget: str | Budget,
     shard: tuple[int, int] = (0, 1),
-    log=print,
+    log: Callable[[str], object] = print,
 ) -> list[tuple[Run, str]]:
     """Train this worker's share of ``runs``; returns ``(run, message)`` for every run that failed.
 

@@ -165,6 +165,11 @@ def experiment(name: str) -> Experiment:
 
 
 def budget(name: str) -> Budget:
+    """The training budget called ``name`` (``ValueError`` naming the budgets there are).
+
+    >>> budget("tiny").epochs
+    1
+    """
     return BUDGETS[_check(name, BUDGETS, "budget")]
 
 

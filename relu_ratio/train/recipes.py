@@ -57,7 +57,9 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps}
 
 
-def learning_rate(config: TrainConfig, steps_per_epoch: int):
+def learning_rate(
+    config: TrainConfig, steps_per_epoch: int
+) -> keras.optimizers.schedules.LearningRateSchedule:
     """The recipe's schedule as a Keras ``LearningRateSchedule`` over optimizer steps."""
     total = config.epochs * steps_per_epoch
     if config.schedule == "step":

@@ -41,7 +41,7 @@ def _values(hyperparameters):
     return hyperparameters
 
 
-def relu_pattern_from(hyperparameters) -> list:
+def relu_pattern_from(hyperparameters: keras_tuner.HyperParameters | Mapping[str, object]) -> list:
     """The ``relu_pattern`` spec that a set of search hyperparameters stands for.
 
     Args:
@@ -87,14 +87,14 @@ def _check_consecutive(numbered: Mapping[int, object], what: str) -> None:
         raise ValueError(f"hyperparameter keys {what}N must run 1, 2, ...; found {sorted(numbered)}.")
 
 
-def format_pattern(pattern) -> str:
+def format_pattern(pattern: str | Sequence) -> str:
     """Compact one-line form: ``"11|01|01"`` (per stage) or ``"11,01|01,01|10,11"`` (per block)."""
     if isinstance(pattern, str):
         return pattern
     return "|".join(p if isinstance(p, str) else ",".join(p) for p in pattern)
 
 
-def parse_ratio_bound(value) -> Fraction | None:
+def parse_ratio_bound(value: str | float | None) -> Fraction | None:
     """``"3:2"``, ``1.5`` or ``"1.5"`` -> ``Fraction(3, 2)``; ``None`` stays ``None``."""
     if value is None:
         return None
@@ -275,11 +275,14 @@ class ReLUHyperModel(keras_tuner.HyperModel):
             return spec
         return patterns.mask_to_str(patterns.block_mask(spec, self.kind))
 
-    def declare_hyperparameters(self, hp) -> None:
-        for name, _, _ in self.positions:
-            hp.Choice(name, list(self.choices), default=self.default)
+    def declare_hyperparameters(self, hp: keras_tuner.HyperParameters) -> dict[str, str]:
+        """Declare one ``Choice`` per position (keras-tuner calls this before the first trial; :meth:`build`
+        reads the values); returns ``{name: value}``."""
+        return {
+            name: hp.Choice(name, list(self.choices), default=self.default) for name, _, _ in self.positions
+        }
 
-    def pattern(self, hyperparameters) -> list:
+    def pattern(self, hyperparameters: keras_tuner.HyperParameters | Mapping[str, object]) -> list:
         """:func:`relu_pattern_from`, checked against this model's stages and blocks."""
         pattern = relu_pattern_from(hyperparameters)
         ReLUPattern(pattern).resolve(self.kind, self.blocks_per_stage)
@@ -356,12 +359,9 @@ class ReLUHyperModel(keras_tuner.HyperModel):
 
     # -- keras-tuner hooks
 
-    def build(self, hp) -> keras.Model:
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         """Build and compile the network the hyperparameters in ``hp`` describe."""
-        values = {
-            name: hp.Choice(name, list(self.choices), default=self.default) for name, _, _ in self.positions
-        }
-        pattern = relu_pattern_from(values)
+        pattern = relu_pattern_from(self.declare_hyperparameters(hp))
         if self.seed is not None:
             keras.utils.set_random_seed(self.seed)
         try:

@@ -24,6 +24,8 @@ DIGEST = "relu_ratio-sha256.json"  # beside a cached SavedModel: the sha256 of e
 
 
 def cache_dir() -> Path:
+    """Where exported SavedModels are cached: ``saved_models`` in the package's cache home
+    (``$RELU_RATIO_HOME``, :func:`relu_ratio.paths.home`)."""
     return paths.home() / "saved_models"
 
 
