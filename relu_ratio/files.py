@@ -124,6 +124,31 @@ def write_json(path: str | os.PathLike, payload: dict, durable: bool = False) ->
     return write_atomic(path, json.dumps(payload, indent=2, default=str) + "\n", durable)
 
 
+def create_once(path: str | os.PathLike, text: str) -> bool:
+    """Create ``path`` holding ``text`` unless it exists (an exclusive create, on every filesystem, unlike a
+    hard link); ``False`` if it did. Of two processes creating one file at once, one writes it and the other
+    gets ``False``; a reader may meet the file empty or half written for a moment, and reads it again. A
+    write that fails (a full disk) removes the file.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "record.json"
+    >>> create_once(path, "{}"), create_once(path, "[]"), path.read_text()
+    (True, False, '{}')
+    """
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+    except BaseException:  # a full disk: no empty file left to stand for a record or a lock
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    return True
+
+
 @contextlib.contextmanager
 def folder_made(folder: str | os.PathLike) -> Iterator[Path]:
     """``folder`` made, with its missing parents, for the block; where the block raises, the folders made

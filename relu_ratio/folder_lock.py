@@ -18,7 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-from relu_ratio.files import check_writable
+from relu_ratio.files import check_writable, create_once
 from relu_ratio.user_warning import warn
 
 LOCK_FILE = ".lock"
@@ -105,21 +105,15 @@ class _FolderLock(contextlib.AbstractContextManager):
                   "since": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": " ".join(sys.argv),
                   "token": token}  # fmt: skip
         for _ in range(5):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                text, old = _read_lock(self.path)
-                if text is None:
-                    continue  # removed meanwhile: try again
-                if old is None or not _stale(old):
-                    raise _in_use(self.folder, self.what, self.path, old, text) from None
-                warn(f"{self.path}: taking over the lock of {_describe(old)}, which no longer runs "
-                     "(killed?).")  # fmt: skip
-                _remove_if_unchanged(self.path, text)
-                continue
-            with os.fdopen(fd, "w") as file:
-                file.write(json.dumps(holder))
-            return
+            if create_once(self.path, json.dumps(holder)):
+                return
+            text, old = _read_lock(self.path)
+            if text is None:
+                continue  # removed meanwhile: try again
+            if old is None or not _stale(old):
+                raise _in_use(self.folder, self.what, self.path, old, text)
+            warn(f"{self.path}: taking over the lock of {_describe(old)}, which no longer runs (killed?).")
+            _remove_if_unchanged(self.path, text)
         raise FolderInUse(f"the {self.what} {self.folder} could not be locked ({self.path} keeps changing).")
 
 

@@ -796,6 +796,23 @@ def test_a_run_folder_in_use_by_another_process_is_refused_and_a_dead_ones_lock_
     assert not (out / ".lock").exists()  # released
 
 
+def test_a_lock_that_cannot_be_written_leaves_no_empty_lock_file(tmp_path, monkeypatch):
+    """A full disk at the lock's write left an empty ``.lock``, which every later run read as a lock of
+    unknown holder ("in use") until someone deleted it."""
+
+    def full_disk(fd, *args, **kwargs):
+        os.close(fd)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fdopen", full_disk)
+    with pytest.raises(OSError, match="No space left"), folder_lock.locked_folder(tmp_path, "run folder"):
+        pass
+    monkeypatch.undo()
+    assert not (tmp_path / ".lock").exists()
+    with folder_lock.locked_folder(tmp_path, "run folder"):
+        assert (tmp_path / ".lock").is_file()
+
+
 @pytest.mark.slow
 def test_two_training_processes_on_one_run_folder(folder, tmp_path, capsys):
     """The second (this process) is refused at once (exit 2, naming the folder and the first); the first

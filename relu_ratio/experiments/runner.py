@@ -299,13 +299,8 @@ def _record_experiment(root: Path, name: str, chosen: Budget, dataset: str) -> N
         return
     files.check_writable(root, "experiment's output folder (--out)")  # a file on its path is named
     root.mkdir(parents=True, exist_ok=True)
-    try:  # exclusive create: of two workers starting at once, the first one writes the record
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
+    if not files.create_once(path, json.dumps(record, indent=2) + "\n"):  # another worker was first
         _record_experiment(root, name, chosen, dataset)
-        return
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(record, indent=2) + "\n")
 
 
 def _differences(old: dict, new: dict) -> list[str]:
