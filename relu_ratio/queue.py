@@ -52,7 +52,7 @@ from relu_ratio.train.record import RunFileError, check_result, fixed_precision,
 from relu_ratio.train.series import NotTrained, train_in_order
 from relu_ratio.validators import check_seed, repeated, suggest
 from relu_ratio.zoo import registry
-from relu_ratio.zoo.entry import METADATA_FILE, TAG_PATTERN
+from relu_ratio.zoo.entry import TAG_PATTERN
 
 # stands for `queue run --dataset` where a queue is read without it: a tensorflow-datasets name, so that a
 # queue may set data_dir (checked against the real --dataset when it runs)
@@ -256,17 +256,16 @@ def registered(run_id: str, result: dict) -> bool:
     """Whether a zoo entry was registered from the finished run ``run_id`` whose ``result.json`` is
     ``result``: an entry of the shipped store or of ``$RELU_RATIO_ZOO`` whose training run folder is named
     ``run_id`` and whose recorded result has the same epochs and final top-1 (not another run that happened
-    to be trained in a folder of that name). An entry whose metadata cannot be read stands for no run."""
+    to be trained in a folder of that name). An entry whose metadata cannot be read stands for no run, and
+    a store that is not there holds none."""
     keys = ("epochs_completed", _top1_key(result))
-    stores = {registry.shipped_store().resolve(), registry.store_dir().resolve()}
-    for path in sorted(p for store in stores for p in store.glob(f"*/{METADATA_FILE}")):
-        try:
-            training = json.loads(path.read_text(encoding="utf-8"))["training"]
-            out, done = training["config"]["out"], training["result"]
-            if Path(out).name == run_id and all(done[key] == result.get(key) for key in keys):
-                return True
-        except (OSError, ValueError, KeyError, TypeError):  # unreadable or damaged: no run's entry
-            continue
+    stores = sorted({registry.shipped_store().resolve(), registry.store_dir().resolve()})
+    entries = [entry for store in stores if store.is_dir() for entry in registry.readable_entries(store)[0]]
+    for entry in entries:
+        out, done = entry.training["config"].get("out", ""), entry.training["result"]
+        same = all(key in done and done[key] == result.get(key) for key in keys)
+        if same and Path(str(out)).name == run_id:
+            return True
     return False
 
 

@@ -7,8 +7,11 @@ unknown or ill-typed key raises :class:`MetadataError` naming the file and the k
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from relu_ratio import models
@@ -272,6 +275,21 @@ class ZooEntry:
         for key in ("class_names", "mean", "std", "input_shape"):
             values[key] = tuple(values[key])
         return cls(**values)
+
+    @classmethod
+    def read(cls, folder: str | os.PathLike) -> ZooEntry:
+        """The entry whose ``metadata.json`` lies in ``folder`` (a store's ``<name>/``, or a copy of it),
+        schema-checked (:meth:`from_json`).
+
+        Raises:
+            MetadataError: naming the file, where it is missing or unreadable or does not follow the schema.
+        """
+        path = Path(folder) / METADATA_FILE
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise MetadataError(f"cannot read {path}: {error}") from error
+        return cls.from_json(raw, where=str(path))
 
 
 def _name_or_problem(name: str, problems: list[str]) -> tuple[str | None, str | None]:

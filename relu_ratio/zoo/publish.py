@@ -26,7 +26,6 @@ from relu_ratio.zoo.entry import (
     METRICS_FILE,
     TAG_PATTERN,
     WEIGHTS_FILE,
-    MetadataError,
     WeightsNotStoredError,
     ZooEntry,
     ZooError,
@@ -183,11 +182,7 @@ def _recorded_run(run: Path) -> tuple[dict, dict, str | None, ZooEntry | None]:
         config = _required(record.config, run / "config.json", CONFIG_KEYS)
         return config, _required(record.result, run / "result.json", RESULT_KEYS), record.precision, None
     path = run / METADATA_FILE
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise MetadataError(f"cannot read {path}: {error}") from error
-    entry = ZooEntry.from_json(raw, where=str(path))
+    entry = ZooEntry.read(run)
     training = entry.training
     config = _required(training["config"], path, CONFIG_KEYS)
     return config, _required(training["result"], path, RESULT_KEYS), training.get("precision"), entry
