@@ -28,6 +28,22 @@ from relu_ratio.validators import check_seed
 
 NUMBER = (int, float)  # JSON numbers (never a bool)
 
+# The names of what a run folder holds, given once (the training, the queue, the zoo and the packing of runs
+# use these):
+CONFIG_FILE = "config.json"  # the first file a run writes: a folder without it holds no run to resume
+METRICS_FILE = "metrics.csv"  # a row per epoch; a zoo entry keeps its run's
+PROGRESS_FILE = "progress.json"
+RESULT_FILE = "result.json"  # once finished
+FAILED_FILE = "failed.json"  # a series' record of its last attempt, if it failed (relu_ratio.train.series)
+WEIGHTS_FILE = "model.weights.h5"  # the final weights, the model's alone: what a zoo entry stores
+BEST_WEIGHTS_FILE = "best.weights.h5"  # the best epoch's
+BACKUP_FOLDER = "backup"  # mid-epoch and epoch-end backups (relu_ratio.train.callbacks.Backup)
+TENSORBOARD_FOLDER = "tensorboard"
+LOG_FILE = "train.log"  # the run's output, where a tool of the package logs it (training/gpu_pair.py)
+# A zoo entry's metadata (relu_ratio.zoo.entry), named here because the zoo imports train, not the other
+# way round: a folder holding it is a zoo entry's, never a run's.
+METADATA_FILE = "metadata.json"
+
 
 class RunFileError(ValueError):
     """A file of a run folder that does not hold what it should; the message names the file and what is
@@ -88,7 +104,7 @@ def check_keys(path: Path, value: dict, keys: dict[str, tuple[type, ...]], requi
 
 def read_result(out: str | os.PathLike) -> dict:
     """The run's ``result.json`` (``{}`` if not finished), with its epochs and its split's top-1."""
-    path = Path(out) / "result.json"
+    path = Path(out) / RESULT_FILE
     result = read_json(path)
     if result or path.is_file():  # {} is a damaged result, not none
         check_result(path, result)
@@ -109,7 +125,7 @@ def check_result(path: Path, result: dict) -> None:
 def read_progress(out: str | os.PathLike) -> dict:
     """The run's ``progress.json``: wall and CPU seconds so far, in all and per device, and the epochs
     trained in them (``{}`` if none)."""
-    path = Path(out) / "progress.json"
+    path = Path(out) / PROGRESS_FILE
     types = {"wall_time_s": NUMBER, "cpu_time_s": NUMBER, "devices": (dict,), "epochs_trained": NUMBER}
     progress = read_json(path, types, hint="delete it to count the run's time from now on")
     _check_devices(path, progress)
@@ -139,7 +155,7 @@ def _number(text: str, path: Path, line: int, column: str) -> float:
 
 def _metric_rows(out: str | os.PathLike) -> tuple[Path, list[str], list[dict]]:
     """``(path, header, rows)`` of the run's ``metrics.csv`` (rows as text); an empty file has no header."""
-    path = Path(out) / "metrics.csv"
+    path = Path(out) / METRICS_FILE
     try:
         with path.open(newline="") as f:
             reader = csv.DictReader(f)
@@ -206,9 +222,9 @@ class RunRecord:
                 damage.append(error.short)
                 return empty
 
-        config = attempt({}, read_json, path / "config.json")
+        config = attempt({}, read_json, path / CONFIG_FILE)
         result = attempt({}, read_result, path)
-        failure = attempt({}, read_json, path / "failed.json")
+        failure = attempt({}, read_json, path / FAILED_FILE)
         clock = attempt({}, read_progress, path)
         curve = tuple(attempt([], metric_column, path, "val_accuracy"))
         return cls(path, config, result, failure, clock, curve, tuple(damage))

@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from relu_ratio import models
+from relu_ratio.train.record import METADATA_FILE, WEIGHTS_FILE
+from relu_ratio.train.record import METRICS_FILE as METRICS_FILE  # kept with an entry: re-exported
 from relu_ratio.validators import is_integer
 
 FORMAT_VERSION = 1
-WEIGHTS_FILE = "model.weights.h5"
-METRICS_FILE = "metrics.csv"  # the run's per-epoch log (train and test accuracy, loss), kept with the entry
-METADATA_FILE = "metadata.json"
 TRAINING_KEYS = ("command", "config", "epochs", "wall_time_s", "device", "backend", "result")
 # Optional: None where a run predates recording them (its config and result then say what is known).
 PROVENANCE_KEYS = ("cpu_time_s", "precision", "commit")
