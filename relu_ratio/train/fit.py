@@ -39,6 +39,7 @@ from relu_ratio.train.record import (
     TENSORBOARD_FOLDER,
     WEIGHTS_FILE,
     metric_column,
+    read_json,
     read_result,
 )
 
@@ -174,19 +175,10 @@ def _check_no_foreign_files(out: Path) -> None:
 
 
 def _started_config(out: Path) -> dict:
-    """The ``config.json`` of the run already in ``out`` (``{}`` if none), read once per start."""
-    path = out / CONFIG_FILE
-    if not path.exists():
-        return {}
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise ValueError(
-            f"{path} cannot be read as a run's config ({error}); delete that folder or choose another --out."
-        ) from error
-    if not isinstance(old, dict):
-        raise ValueError(f"{path} holds {type(old).__name__}, not a run's config; choose another --out.")
-    return old
+    """The ``config.json`` of the run already in ``out`` (``{}`` if none), read once per start; a damaged one
+    raises :class:`~relu_ratio.train.record.RunFileError` (a ``ValueError``) naming it and what is wrong."""
+    hint = f"it cannot be read as a run's config: delete {out} or choose another --out"
+    return read_json(out / CONFIG_FILE, hint=hint)
 
 
 def with_recorded_recipe(config: TrainConfig, old: dict) -> TrainConfig:
