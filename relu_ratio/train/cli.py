@@ -18,7 +18,7 @@ from relu_ratio.train import __doc__ as train_doc
 from relu_ratio.train.callbacks import Backup, TrainingDiverged
 from relu_ratio.train.config import TrainConfig
 from relu_ratio.train.fit import run
-from relu_ratio.train.record import BACKUP_FOLDER
+from relu_ratio.train.record import BACKUP_FOLDER, top1_key
 
 
 def parser() -> argparse.ArgumentParser:
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"interrupted: {interrupted(Path(config.out))}", file=sys.stderr)
         return 130
-    top1 = f"{result.get('evaluated_on', 'test')}_top1"
+    top1 = top1_key(result)
     print(json.dumps({k: result.get(k) for k in ("model", "epochs_completed", top1, "wall_time_s")}))
     return 0 if math.isfinite(result[top1]) else 1
 

@@ -210,7 +210,7 @@ def _check_finished_on(out: Path, started: dict, config: TrainConfig) -> None:
 def _data_seen(config: TrainConfig, train_split: data.Split, val_split: data.Split) -> dict:
     """What a run records of its data (and a resume must find again): the training split's name, classes,
     mean and std, and both splits' image counts, as JSON gives them back."""
-    evaluated_on = "holdout" if config.holdout else "test"
+    evaluated_on = config.evaluated_on
     seen = {"dataset_info": train_split.info.to_json(), "train_images": len(train_split),
             f"{evaluated_on}_images": len(val_split)}  # fmt: skip
     return json.loads(json.dumps(seen))
@@ -269,7 +269,7 @@ def _train(
         print("\n".join(start_lines(config, policy, resumed=bool(started))))
     where = started.get("augmentation", "host") if started else augmentation(config.augment_on)
 
-    evaluated_on = "holdout" if config.holdout else "test"
+    evaluated_on = config.evaluated_on
     arch_kwargs = train_split.builder_kwargs()
     seen = _data_seen(config, train_split, val_split)
     _check_same_data(out, started, seen, config.dataset)

@@ -115,11 +115,28 @@ def check_result(path: Path, result: dict) -> None:
     """:class:`RunFileError` unless ``result`` (a run's ``result.json``, read from ``path``) holds its epochs
     and its split's top-1 and its other keys are of their types."""
     check_keys(path, result, {"evaluated_on": (str,)})  # before it names the top-1's key
-    top1 = f"{result.get('evaluated_on', 'test')}_top1"
+    top1 = top1_key(result)
     types = {"epochs_completed": (int,), "wall_time_s": NUMBER, "cpu_time_s": NUMBER, "devices": (dict,),
              top1: NUMBER}  # fmt: skip
     check_keys(path, result, types, required=("epochs_completed", top1))
     _check_devices(path, result)
+
+
+def scored_on(result: dict) -> str:
+    """The split a finished run's ``result`` (its ``result.json``) was scored on, its ``evaluated_on``:
+    ``"test"``, or ``"holdout"`` (held-out training images, a recipe proxy:
+    :attr:`~relu_ratio.train.TrainConfig.evaluated_on`); ``"test"`` for a result that predates the key."""
+    return result.get("evaluated_on", "test")
+
+
+def top1_key(result: dict) -> str:
+    """The key of a finished run's final top-1 in its ``result``: ``test_top1``, or ``holdout_top1``
+    (:func:`scored_on`).
+
+    >>> top1_key({"evaluated_on": "holdout"}), top1_key({})
+    ('holdout_top1', 'test_top1')
+    """
+    return f"{scored_on(result)}_top1"
 
 
 def read_progress(out: str | os.PathLike) -> dict:

@@ -24,7 +24,7 @@ from relu_ratio import files, folder_lock
 from relu_ratio import train as train_package  # its run: what a caller (a test) may replace is what runs
 from relu_ratio.progress import TimeLeft
 from relu_ratio.train.config import TrainConfig, command_for
-from relu_ratio.train.record import FAILED_FILE
+from relu_ratio.train.record import FAILED_FILE, scored_on, top1_key
 
 Item = TypeVar("Item")
 
@@ -68,8 +68,8 @@ def train_in_order(
             failures.append((item, message))
             log(f"{prefix}: FAILED: {message}" + (f" ({pace.finished(number)})" if pace.running else ""))
         else:
-            split = result.get("evaluated_on", "test")
-            log(f"{prefix}: {split} top-1 {100 * result[f'{split}_top1']:.2f} % ({pace.finished(number)})")
+            top1 = 100 * result[top1_key(result)]
+            log(f"{prefix}: {scored_on(result)} top-1 {top1:.2f} % ({pace.finished(number)})")
     return failures
 
 
