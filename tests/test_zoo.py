@@ -763,6 +763,15 @@ def test_store_falls_back_to_the_repository_zoo(monkeypatch):
     assert zoo.store_dir() == Path(relu_ratio.__file__).resolve().parents[1] / "zoo"
 
 
+@pytest.mark.parametrize("blank", ["", " ", "\t"])
+def test_a_blank_relu_ratio_zoo_is_unset_as_every_setting_of_the_package(blank, monkeypatch):
+    """``RELU_RATIO_ZOO=" "`` is no store named " " (which does not exist), as ``RELU_RATIO_DATA`` and the
+    others read (paths.setting)."""
+    monkeypatch.setenv("RELU_RATIO_ZOO", blank)
+    assert zoo.store_dir() == zoo.registry.shipped_store()
+    assert zoo.registry.missing_store() is None and zoo.registry.chosen_store() is None
+
+
 @pytest.mark.backend
 @pytest.mark.parametrize("name", real_entries_for_this_backend())
 def test_every_real_entry_gives_the_outputs_it_was_registered_with(name, monkeypatch):

@@ -12,7 +12,7 @@ import h5py
 import keras
 import numpy as np
 
-from relu_ratio import blocks, files, models
+from relu_ratio import blocks, files, models, paths
 from relu_ratio import data as data_lib
 from relu_ratio.describe import describe
 from relu_ratio.inputs import CheckedModel, ImageInputError
@@ -37,15 +37,22 @@ TOLERANCE = 0.3  # accuracy points: `evaluate` fails beyond this difference
 
 
 def store_dir() -> Path:
-    """The registry directory: ``$RELU_RATIO_ZOO``, else the shipped store (:func:`shipped_store`)."""
-    override = os.environ.get("RELU_RATIO_ZOO")
-    return Path(override).expanduser() if override else shipped_store()
+    """The registry directory: ``$RELU_RATIO_ZOO`` (:func:`chosen_store`), else the shipped store
+    (:func:`shipped_store`)."""
+    chosen = chosen_store()
+    return Path(chosen).expanduser() if chosen else shipped_store()
+
+
+def chosen_store() -> str | None:
+    """``$RELU_RATIO_ZOO``, a store of one's own; ``None`` where it is unset or blank, as every setting of
+    the package (:func:`relu_ratio.paths.setting`)."""
+    return paths.setting("RELU_RATIO_ZOO")
 
 
 def missing_store(store: Path | None = None) -> str | None:
     """What is wrong with ``store`` (default: :func:`store_dir`), where it is no folder
     (``$RELU_RATIO_ZOO`` naming a wrong one, say); ``None`` where it is one."""
-    chosen = " (chosen by $RELU_RATIO_ZOO)" if store is None and os.environ.get("RELU_RATIO_ZOO") else ""
+    chosen = " (chosen by $RELU_RATIO_ZOO)" if store is None and chosen_store() else ""
     store = store_dir() if store is None else store
     if store.is_dir():
         return None
