@@ -22,10 +22,15 @@ def repeated(items: Iterable) -> list:
     return sorted(item for item, count in collections.Counter(items).items() if count > 1)
 
 
-def suggest(word: str, choices: Iterable[str]) -> str:
-    """``" (did you mean 'x'?)"`` for the closest of ``choices``, or ``""``: for error messages."""
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+def suggest(word: str, choices: Iterable[str], n: int = 1) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``choices`` (the ``n`` closest, best first:
+    ``" (did you mean 'x' or 'y'?)"``), or ``""``: for error messages.
+
+    >>> suggest("resent20_21", ["resnet20_11", "resnet20_21", "preact164_32"], n=3)
+    " (did you mean 'resnet20_21' or 'resnet20_11'?)"
+    """
+    close = difflib.get_close_matches(str(word), list(choices), n=n, cutoff=0.5)
+    return f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
 
 
 def plain_number(value: object) -> object:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import importlib.resources
 import os
@@ -19,6 +18,7 @@ from relu_ratio.inputs import CheckedModel, ImageInputError
 from relu_ratio.patterns import PatternSpec, ReLUPattern
 from relu_ratio.train.devices import DEVICE_SEPARATOR, is_gpu
 from relu_ratio.user_warning import warn
+from relu_ratio.validators import suggest
 from relu_ratio.zoo import presets
 from relu_ratio.zoo.entry import (
     CIFAR10_JPEG,
@@ -105,8 +105,7 @@ def entry_dir(name: str) -> Path:
         if same:
             hint = f" ({name!r} is the network of {' and '.join(map(repr, same))}: load it by that name)"
         else:
-            close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
-            hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+            hint = suggest(name, names, n=3)
         missing = missing_store()
         where = f"No entries: {missing}" if missing else (
             f"Registered in {store_dir()}: {', '.join(names) or none_registered()}")  # fmt: skip
