@@ -7,6 +7,7 @@ import dataclasses
 import errno
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -414,6 +415,24 @@ def test_metadata_is_schema_checked(scratch):
     (scratch / NAME / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(zoo.MetadataError, match=r"missing keys \['flops'\].*params"):
         zoo.info(NAME)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("std", [math.nan, 60.0, 60.0]), ("mean", [math.inf, 120.0, 110.0]), ("wall_time_s", math.inf),
+     ("cpu_time_s", math.nan)],
+)  # fmt: skip
+def test_metadata_holding_a_number_that_is_not_finite_is_refused(key, value):
+    """NaN or an infinity, which a JSON file may hold, is no normalisation nor a time: not an entry."""
+    metadata = json.loads((Path(FIXTURE_ZOO) / "resnet8_21" / "metadata.json").read_text())
+    assert zoo.ZooEntry.from_json(metadata).name == "resnet8_21"
+    if key in metadata["training"]:
+        metadata["training"] = {**metadata["training"], key: value}
+        key = "training"
+    else:
+        metadata[key] = value
+    with pytest.raises(zoo.MetadataError, match=rf"ill-typed: {key} \(expected"):
+        zoo.ZooEntry.from_json(metadata)
 
 
 def test_one_damaged_entry_does_not_stop_loading_the_others(scratch):

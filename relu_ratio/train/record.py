@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 
 from relu_ratio import files
-from relu_ratio.validators import check_seed
+from relu_ratio.validators import check_seed, is_instance
 
 NUMBER = (int, float)  # JSON numbers (never a bool)
 
@@ -59,11 +59,6 @@ class RunFileError(ValueError):
         return f"{self.path.name}: {self.problem}"
 
 
-def _is(value, types: tuple[type, ...]) -> bool:
-    """Whether a JSON value is of ``types`` (a bool is not a number; a float is a number)."""
-    return isinstance(value, types) and (bool in types or not isinstance(value, bool))
-
-
 def read_json(path: str | os.PathLike, keys: dict[str, tuple[type, ...]] | None = None,
               required: tuple[str, ...] = (), hint: str = "") -> dict:  # fmt: skip
     """The JSON object in ``path`` (``{}`` if there is no file), checked: ``keys`` gives the types of the
@@ -96,7 +91,7 @@ def check_keys(path: Path, value: dict, keys: dict[str, tuple[type, ...]], requi
     if missing:
         raise RunFileError(path, f"lacks {', '.join(map(repr, missing))}", hint)
     for key, types in keys.items():
-        if key in value and not _is(value[key], types):
+        if key in value and not is_instance(value[key], types):
             kinds = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             raise RunFileError(path, f"{key!r} is {value[key]!r}, not {kinds}", hint)
     return value
@@ -155,8 +150,8 @@ DEVICE_TIMES = ("wall_time_s", "cpu_time_s")
 def _check_devices(path: Path, value: dict) -> None:
     for name, spent in value.get("devices", {}).items():
         backends = spent.get("backends", []) if isinstance(spent, dict) else None
-        if not (isinstance(spent, dict) and all(_is(spent.get(k), NUMBER) for k in DEVICE_TIMES)
-                and _is(spent.get("epochs_trained", 0), NUMBER)
+        if not (isinstance(spent, dict) and all(is_instance(spent.get(k), NUMBER) for k in DEVICE_TIMES)
+                and is_instance(spent.get("epochs_trained", 0), NUMBER)
                 and isinstance(backends, list) and all(isinstance(b, str) for b in backends)):
             raise RunFileError(path, f"'devices' holds {name!r}: {spent!r}, not wall_time_s and cpu_time_s "
                                      "(and epochs_trained, a number, and backends, a list of Keras backends, "
