@@ -35,7 +35,7 @@ def demo_entry(classes: tuple[str, ...] | None = None) -> zoo.ZooEntry:
     classes = data.sample().info.class_names if classes is None else classes
     entries = [entry for entry in stored if tuple(entry.class_names) == tuple(classes)]
     if not entries:
-        chosen = os.environ.get("RELU_RATIO_ZOO")
+        chosen = zoo.registry.chosen_store() is not None
         where = " (chosen by $RELU_RATIO_ZOO; unset it to use the shipped zoo)" if chosen else ""
         held = f"no entry of CIFAR-10's classes ({len(stored)} of other classes)" if stored else "no entries"
         if listed and not stored:

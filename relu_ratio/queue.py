@@ -48,11 +48,11 @@ from relu_ratio import data, files, flags, folder_lock, models, stats, train
 from relu_ratio.train import archive
 from relu_ratio.train.devices import DEVICE_SEPARATOR, is_gpu
 from relu_ratio.train.fit import MAY_CHANGE_ON_RESUME
-from relu_ratio.train.record import RunFileError, check_result, fixed_precision, run_folder_name
+from relu_ratio.train.record import RunFileError, check_result, fixed_precision, run_folder_name, top1_key
 from relu_ratio.train.series import NotTrained, train_in_order
 from relu_ratio.validators import check_seed, repeated, suggest
 from relu_ratio.zoo import registry
-from relu_ratio.zoo.entry import METADATA_FILE, TAG_PATTERN
+from relu_ratio.zoo.entry import TAG_PATTERN
 
 # stands for `queue run --dataset` where a queue is read without it: a tensorflow-datasets name, so that a
 # queue may set data_dir (checked against the real --dataset when it runs)
@@ -256,17 +256,16 @@ def registered(run_id: str, result: dict) -> bool:
     """Whether a zoo entry was registered from the finished run ``run_id`` whose ``result.json`` is
     ``result``: an entry of the shipped store or of ``$RELU_RATIO_ZOO`` whose training run folder is named
     ``run_id`` and whose recorded result has the same epochs and final top-1 (not another run that happened
-    to be trained in a folder of that name). An entry whose metadata cannot be read stands for no run."""
-    keys = ("epochs_completed", _top1_key(result))
-    stores = {registry.shipped_store().resolve(), registry.store_dir().resolve()}
-    for path in sorted(p for store in stores for p in store.glob(f"*/{METADATA_FILE}")):
-        try:
-            training = json.loads(path.read_text(encoding="utf-8"))["training"]
-            out, done = training["config"]["out"], training["result"]
-            if Path(out).name == run_id and all(done[key] == result.get(key) for key in keys):
-                return True
-        except (OSError, ValueError, KeyError, TypeError):  # unreadable or damaged: no run's entry
-            continue
+    to be trained in a folder of that name). An entry whose metadata cannot be read stands for no run, and
+    a store that is not there holds none."""
+    keys = ("epochs_completed", top1_key(result))
+    stores = sorted({registry.shipped_store().resolve(), registry.store_dir().resolve()})
+    entries = [entry for store in stores if store.is_dir() for entry in registry.readable_entries(store)[0]]
+    for entry in entries:
+        out, done = entry.training["config"].get("out", ""), entry.training["result"]
+        same = all(key in done and done[key] == result.get(key) for key in keys)
+        if same and Path(str(out)).name == run_id:
+            return True
     return False
 
 
@@ -445,7 +444,7 @@ def progress(
     for item in queued:
         record = record_of(item, runs, finished)
         earlier = finished.get(item.run_id) if record.state != "finished" and not record.damage else None
-        top1 = record.result.get(_top1_key(record.result)) if record.result else (record.curve or [None])[-1]
+        top1 = record.result.get(top1_key(record.result)) if record.result else (record.curve or [None])[-1]
         config = item.config(runs, ANY_DATASET).resolved()
         devices = record.result.get("devices") or record.clock.get("devices")
         state = f"damaged: {'; '.join(record.damage)}" if record.damage else record.state
@@ -455,20 +454,15 @@ def progress(
             record.precision or fixed_precision(config.mixed_precision),
             record.result.get("device") or (DEVICE_SEPARATOR.join(devices) if devices else None),
             tuple(differences(config, record.config)) if record.state == "finished" else (),
-            devices, "holdout" if config.holdout else "test", record.epochs_trained,
+            devices, config.evaluated_on, record.epochs_trained,
             record.dataset_name, None if earlier is None else _final(earlier),
         ))  # fmt: skip
     return rows
 
 
-def _top1_key(result: dict) -> str:
-    """The key of a run's final top-1 in its result.json: ``test_top1``, or ``holdout_top1`` (a proxy)."""
-    return f"{result.get('evaluated_on', 'test')}_top1"
-
-
 def _final(record: train.RunRecord) -> tuple[float | None, float, float]:
     """A finished run's final top-1 (%, where recorded), wall-clock and CPU hours."""
-    top1 = record.result.get(_top1_key(record.result))
+    top1 = record.result.get(top1_key(record.result))
     return None if top1 is None else 100 * top1, record.wall_time_s / 3600, record.cpu_time_s / 3600
 
 

@@ -22,10 +22,15 @@ def repeated(items: Iterable) -> list:
     return sorted(item for item, count in collections.Counter(items).items() if count > 1)
 
 
-def suggest(word: str, choices: Iterable[str]) -> str:
-    """``" (did you mean 'x'?)"`` for the closest of ``choices``, or ``""``: for error messages."""
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+def suggest(word: str, choices: Iterable[str], n: int = 1) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``choices`` (the ``n`` closest, best first:
+    ``" (did you mean 'x' or 'y'?)"``), or ``""``: for error messages.
+
+    >>> suggest("resent20_21", ["resnet20_11", "resnet20_21", "preact164_32"], n=3)
+    " (did you mean 'resnet20_21' or 'resnet20_11'?)"
+    """
+    close = difflib.get_close_matches(str(word), list(choices), n=n, cutoff=0.5)
+    return f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
 
 
 def plain_number(value: object) -> object:
@@ -38,9 +43,19 @@ def plain_number(value: object) -> object:
     return value.item() if isinstance(value, np.number) else value
 
 
+def is_instance(value: object, types: tuple[type, ...]) -> bool:
+    """``isinstance(value, types)``, except that a bool is no int (and so no number) unless ``bool`` is one
+    of ``types``: the check of a JSON value's type.
+
+    >>> is_instance(True, (int, float)), is_instance(True, (bool, int)), is_instance(2, (int, float))
+    (False, True, True)
+    """
+    return isinstance(value, types) and (bool in types or not isinstance(value, bool))
+
+
 def is_finite_number(value: object) -> bool:
     """A finite int or float (not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_instance(value, (int, float)) and math.isfinite(value)
 
 
 def check_bool(value: object, where: str) -> None:
@@ -74,4 +89,4 @@ def is_integer(value: object, minimum: int | None = None) -> bool:
     >>> is_integer(3, 1), is_integer(0, 1), is_integer(2.0), is_integer(False, 0)
     (True, False, False, False)
     """
-    return isinstance(value, int) and not isinstance(value, bool) and (minimum is None or value >= minimum)
+    return is_instance(value, (int,)) and (minimum is None or value >= minimum)

@@ -13,6 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURE_ZOO
 
 from relu_ratio import files, queue, train, zoo
 from relu_ratio.train import archive
@@ -271,6 +272,21 @@ def test_a_zoo_run_recorded_as_finished_trains_again_until_an_entry_is_registere
     # the shipped store's entries count with $RELU_RATIO_ZOO set to another store
     repo = queue.progress(queue.load(REPO_QUEUE), third, queue.read_finished(queue.finished_path(REPO_QUEUE)))
     assert repo[0].run.run_id == "resnet20_11-seed0" and repo[0].state == "finished"
+
+
+def test_only_an_entry_that_follows_the_zoo_schema_stands_for_a_registered_run(tmp_path, monkeypatch):
+    """The queue reads the entries as the zoo does (schema-checked): a metadata.json that is JSON with a
+    training record, but no entry (a key missing), stands for no run."""
+    monkeypatch.setenv("RELU_RATIO_ZOO", os.fspath(tmp_path / "store"))
+    entry = tmp_path / "store" / "resnet8_21"
+    entry.mkdir(parents=True)
+    metadata = json.loads((Path(FIXTURE_ZOO) / "resnet8_21" / "metadata.json").read_text())
+    (entry / "metadata.json").write_text(json.dumps(metadata))
+    run_id, result = Path(metadata["training"]["config"]["out"]).name, metadata["training"]["result"]
+    assert queue.registered(run_id, result)
+    del metadata["params"]
+    (entry / "metadata.json").write_text(json.dumps(metadata))
+    assert not queue.registered(run_id, result)
 
 
 @pytest.mark.parametrize(

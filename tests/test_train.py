@@ -404,13 +404,16 @@ def test_resumed_data_is_compared_to_the_last_bits_of_mean_and_std_and_exactly_o
 
 @pytest.mark.parametrize(
     "text, complaint",
-    [("{not json", "cannot be read as a run's config"), ("[1, 2]", "holds list, not a run's config")],
-)
+    [("{not json", "is not valid JSON"), ("[1, 2]", "holds a JSON list, not an object"),
+     ("", "is empty"), ("[" * 100_000, "is nested deeper than JSON's reader goes")],
+)  # fmt: skip
 def test_a_corrupt_run_config_is_named_and_left_alone(image_folder, tmp_path, text, complaint):
     out = tmp_path / "r"
     out.mkdir()
     (out / "config.json").write_text(text)
-    with pytest.raises(ValueError, match=f"config.json {complaint}.*another --out"):
+    said = (rf"config.json: {complaint}.*; it cannot be read as a run's config: delete {re.escape(str(out))} "
+            "or choose another --out")  # fmt: skip
+    with pytest.raises(ValueError, match=said):
         train.run(train.TrainConfig(model="resnet8_11", dataset=str(image_folder), out=str(out)))
     assert (out / "config.json").read_text() == text
 

@@ -67,6 +67,9 @@ def test_min_relus_per_block_restricts_the_masks():
         tune.ReLUHyperModel("preact", 11, min_relus_per_block=3)
     with pytest.raises(ValueError, match="from 0 to 3"):
         tune.ReLUHyperModel("preact", 11, min_relus_per_block=4)
+    for wrong in (True, 2.0, -1):
+        with pytest.raises(ValueError, match=rf"an integer from 0 to 3 .*received {wrong!r}\."):
+            tune.ReLUHyperModel("preact", 11, min_relus_per_block=wrong)
     with pytest.raises(ValueError, match="fewer than min_relus_per_block=2"):
         tune.ReLUHyperModel("preact", 11, min_relus_per_block=2, choices=["3:2", "type2", "100"])
 
@@ -85,6 +88,8 @@ def test_plain_stages_choose_ratios_and_blocks_choose_layers():
     assert pairs.choices == ("3:2", "4:2", "2:2")  # M >= 2 in every period
     with pytest.raises(ValueError, match="fewer than min_relus_per_block=2"):
         tune.ReLUHyperModel("plain", 8, min_relus_per_block=2, choices=["3:2", "1:1"])
+    with pytest.raises(ValueError, match=r"an integer >= 0 \(the M of each N:M ratio\); received -1\."):
+        tune.ReLUHyperModel("plain", 8, min_relus_per_block=-1)  # a plain stage's M has no upper bound
     layers = tune.ReLUHyperModel("plain", 8, "block", min_relus_per_block=0)
     assert layers.choices == ("1", "0") and len(layers.positions) == 6
     with pytest.raises(ValueError, match="granularity='stage'"):

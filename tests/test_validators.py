@@ -11,6 +11,7 @@ from relu_ratio.validators import is_finite_number, is_integer, suggest
 def test_suggest_names_the_closest_choice_or_nothing():
     assert suggest("recipie", ["recipe", "epochs"]) == " (did you mean 'recipe'?)"
     assert suggest("zzz", ["recipe", "epochs"]) == ""
+    assert suggest("recipie", ["recipe", "recipes", "lr"], n=3) == " (did you mean 'recipe' or 'recipes'?)"
 
 
 @pytest.mark.parametrize(("value", "finite"), [(1, True), (0.5, True), (True, False), (math.nan, False),

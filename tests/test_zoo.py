@@ -7,6 +7,7 @@ import dataclasses
 import errno
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -416,6 +417,24 @@ def test_metadata_is_schema_checked(scratch):
         zoo.info(NAME)
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("std", [math.nan, 60.0, 60.0]), ("mean", [math.inf, 120.0, 110.0]), ("wall_time_s", math.inf),
+     ("cpu_time_s", math.nan)],
+)  # fmt: skip
+def test_metadata_holding_a_number_that_is_not_finite_is_refused(key, value):
+    """NaN or an infinity, which a JSON file may hold, is no normalisation nor a time: not an entry."""
+    metadata = json.loads((Path(FIXTURE_ZOO) / "resnet8_21" / "metadata.json").read_text())
+    assert zoo.ZooEntry.from_json(metadata).name == "resnet8_21"
+    if key in metadata["training"]:
+        metadata["training"] = {**metadata["training"], key: value}
+        key = "training"
+    else:
+        metadata[key] = value
+    with pytest.raises(zoo.MetadataError, match=rf"ill-typed: {key} \(expected"):
+        zoo.ZooEntry.from_json(metadata)
+
+
 def test_one_damaged_entry_does_not_stop_loading_the_others(scratch):
     (scratch / "broken").mkdir()
     (scratch / "broken" / "metadata.json").write_text("{oops")
@@ -761,6 +780,15 @@ def test_saved_model_cache_keeps_the_winner_of_a_race(store, tmp_path, monkeypat
 def test_store_falls_back_to_the_repository_zoo(monkeypatch):
     monkeypatch.delenv("RELU_RATIO_ZOO", raising=False)
     assert zoo.store_dir() == Path(relu_ratio.__file__).resolve().parents[1] / "zoo"
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t"])
+def test_a_blank_relu_ratio_zoo_is_unset_as_every_setting_of_the_package(blank, monkeypatch):
+    """``RELU_RATIO_ZOO=" "`` is no store named " " (which does not exist), as ``RELU_RATIO_DATA`` and the
+    others read (paths.setting)."""
+    monkeypatch.setenv("RELU_RATIO_ZOO", blank)
+    assert zoo.store_dir() == zoo.registry.shipped_store()
+    assert zoo.registry.missing_store() is None and zoo.registry.chosen_store() is None
 
 
 @pytest.mark.backend

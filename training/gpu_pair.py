@@ -52,6 +52,7 @@ from relu_ratio import data, files, flags, queue, train
 from relu_ratio.folder_lock import FolderInUse, locked_folder
 from relu_ratio.train.archive import SUFFIX, NotFurther, backup_checkpoint, pack, packed_path, take_back
 from relu_ratio.train.callbacks import Backup
+from relu_ratio.train.record import BACKUP_FOLDER, LOG_FILE
 
 QUEUE = Path(__file__).with_name("queue.json")
 ROOT = Path(__file__).resolve().parents[1]  # the checkout a device call sends
@@ -118,7 +119,7 @@ def pack_to_carry(
                 why = "; ".join(record.damage) or "finished: register it"
                 raise ValueError(f"{run}: {why}; not packed.")
             if record.state != "finished":
-                if not (run / "backup" / Backup.RECORD).is_file():
+                if not (run / BACKUP_FOLDER / Backup.RECORD).is_file():
                     raise ValueError(f"{run}: no backup to resume from; not packed.")
                 backup_checkpoint(run)  # readable, and the checkpoint it names is there
             with locked_folder(run, "run folder"):
@@ -321,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     for item in items:
         run = runs / item.run_id
         run.mkdir(parents=True, exist_ok=True)
-        with open(run / "train.log", "a") as log:  # the child keeps its own copy of the descriptor
+        with open(run / LOG_FILE, "a") as log:  # the child keeps its own copy of the descriptor
             command = commands[item.run_id]
             print(" ".join(command[1:]), flush=True)
             procs[run] = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -334,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             proc.terminate()
             proc.wait()
         packed = pack(run, out)
-        tail = (run / "train.log").read_text().splitlines()[-3:]
+        tail = (run / LOG_FILE).read_text().splitlines()[-3:]
         print(f"{run.name}: exit {proc.returncode}, {packed.stat().st_size / 2**20:.1f} MiB packed", *tail,
               sep="\n  ")  # fmt: skip
     failed = [run.name for run, proc in procs.items() if run.name not in cut_off and proc.returncode]

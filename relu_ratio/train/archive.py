@@ -27,12 +27,20 @@ from pathlib import Path
 from relu_ratio import files
 from relu_ratio.folder_lock import locked_folder
 from relu_ratio.train.callbacks import Backup, batches_done
-from relu_ratio.train.record import RunRecord
+from relu_ratio.train.record import (
+    BACKUP_FOLDER,
+    CONFIG_FILE,
+    LOG_FILE,
+    METRICS_FILE,
+    PROGRESS_FILE,
+    RESULT_FILE,
+    WEIGHTS_FILE,
+    RunRecord,
+)
 from relu_ratio.zoo.publish import write_float16
 
-WEIGHTS = "model.weights.h5"  # a finished run's final weights
 SUFFIX = ".tar.gz"  # a packed run's file name: <run id>.tar.gz
-RUN_KEEP = ("config.json", "result.json", "metrics.csv", "progress.json", WEIGHTS, "train.log")
+RUN_KEEP = (CONFIG_FILE, RESULT_FILE, METRICS_FILE, PROGRESS_FILE, WEIGHTS_FILE, LOG_FILE)  # and a backup
 
 
 class NotFurther(ValueError):
@@ -56,8 +64,8 @@ def pack(run: Path, out: Path, *, float16: bool = False) -> Path:
     cut-off run's backup goes in as :func:`float16_backup` makes it, a finished run's weights in float16
     (as ``zoo register`` stores and measures them), noted in the packed ``train.log``."""
     names = [run / n for n in RUN_KEEP if (run / n).is_file()]
-    record_path = run / "backup" / Backup.RECORD
-    cut_off = not (run / "result.json").is_file() and record_path.is_file()
+    record_path = run / BACKUP_FOLDER / Backup.RECORD
+    cut_off = not (run / RESULT_FILE).is_file() and record_path.is_file()
     if cut_off and not float16:
         names += [record_path, backup_checkpoint(run)]
     members = {path.relative_to(run): path for path in names}
@@ -84,37 +92,37 @@ def float16_backup(run: Path, scratch: Path) -> list[Path]:
         raise ValueError(f"{run}: trained with --ema, whose weight average is kept with the optimizer's "
                          "state that --float16 restarts: pack it without --float16.")  # fmt: skip
     checkpoint = backup_checkpoint(run)
-    (scratch / "backup").mkdir()
-    half = scratch / "backup" / checkpoint.name
+    (scratch / BACKUP_FOLDER).mkdir()
+    half = scratch / BACKUP_FOLDER / checkpoint.name
     write_float16(checkpoint, half, restart_optimizer=True)
-    record = {**Backup.read_record(run / "backup"), "sha256": files.sha256(half), "previous": None}
-    files.write_json(scratch / "backup" / Backup.RECORD, record)
+    record = {**Backup.read_record(run / BACKUP_FOLDER), "sha256": files.sha256(half), "previous": None}
+    files.write_json(scratch / BACKUP_FOLDER / Backup.RECORD, record)
     what = f"packed after {_said(how_far(run))} with its weights in float16 and its momentum restarted"
-    return [half, scratch / "backup" / Backup.RECORD, _noted_log(run, scratch, what)]
+    return [half, scratch / BACKUP_FOLDER / Backup.RECORD, _noted_log(run, scratch, what)]
 
 
 def float16_weights(run: Path, scratch: Path) -> list[Path]:
     """The finished ``run``'s ``model.weights.h5`` written into ``scratch`` in float16, as ``zoo register``
     stores and measures them (:func:`~relu_ratio.zoo.publish.write_float16`), and ``train.log`` with a line
     that says so; nothing for a run without weights."""
-    if not (run / WEIGHTS).is_file():
+    if not (run / WEIGHTS_FILE).is_file():
         return []
-    write_float16(run / WEIGHTS, scratch / WEIGHTS)
-    return [scratch / WEIGHTS, _noted_log(run, scratch, "packed with its final weights in float16")]
+    write_float16(run / WEIGHTS_FILE, scratch / WEIGHTS_FILE)
+    return [scratch / WEIGHTS_FILE, _noted_log(run, scratch, "packed with its final weights in float16")]
 
 
 def _noted_log(run: Path, scratch: Path, what: str) -> Path:
     """``scratch/train.log``: the run's own, and a line saying what ``--pack --float16`` did."""
-    log = run / "train.log"
+    log = run / LOG_FILE
     note = f"relu_ratio: {what} (relu_ratio.train.archive.pack, float16=True).\n"
-    (scratch / "train.log").write_text((log.read_text() if log.is_file() else "") + note)
-    return scratch / "train.log"
+    (scratch / LOG_FILE).write_text((log.read_text() if log.is_file() else "") + note)
+    return scratch / LOG_FILE
 
 
 def how_far(run: Path) -> tuple[int, int]:
     """``(epochs, batches of the next)`` that the run folder ``run`` holds: its committed backup's, else
     the epochs its metrics log (a finished run packed without its backups, or no run: ``(0, 0)``)."""
-    backup = Backup.read_record(run / "backup")
+    backup = Backup.read_record(run / BACKUP_FOLDER)
     return (backup["epoch"], batches_done(backup)) if backup else (RunRecord.read(run).epochs_done, 0)
 
 
@@ -127,7 +135,7 @@ def _said(far: tuple[int, int]) -> str:
 def backup_checkpoint(run: Path) -> Path:
     """The checkpoint the run's committed backup record (``backup/training_metadata.json``) names; a
     ``ValueError`` naming the record where it is unreadable, names no file, or names one that is missing."""
-    backup = run / "backup"
+    backup = run / BACKUP_FOLDER
     record_path = backup / Backup.RECORD
     name = (Backup.read_record(backup) or {}).get("weights")  # the training CLI's checked reader
     if not isinstance(name, str) or not files.names_one_entry(name):
@@ -200,7 +208,7 @@ def _move_in(archive: Path, unpacked: Path, target: Path) -> None:
     # config.json first: a folder cut off part-way holds a run's config (train resumes it), never a
     # run's files without it (which train refuses as another's); the backup record last: a folder cut off
     # before it keeps its own backup with its own metrics and hours, never the new backup with old ones
-    first_last = {"config.json": 0, Backup.RECORD: 2}
+    first_last = {CONFIG_FILE: 0, Backup.RECORD: 2}
     for path in sorted(unpacked.rglob("*"), key=lambda path: (first_last.get(path.name, 1), path)):
         if path.is_file():
             destination = target / path.relative_to(unpacked)

@@ -31,7 +31,20 @@ import keras
 import numpy as np
 
 from relu_ratio import files
-from relu_ratio.train.record import check_keys, drop_epochs_from, metric_column, read_json, read_progress
+from relu_ratio.train.record import (
+    BACKUP_FOLDER,
+    BEST_WEIGHTS_FILE,
+    METRICS_FILE,
+    PROGRESS_FILE,
+    RESULT_FILE,
+    TENSORBOARD_FOLDER,
+    WEIGHTS_FILE,
+    check_keys,
+    drop_epochs_from,
+    metric_column,
+    read_json,
+    read_progress,
+)
 
 if TYPE_CHECKING:
     from relu_ratio.train.config import TrainConfig
@@ -53,26 +66,26 @@ def make(out: Path, config: TrainConfig, device: str) -> list[keras.callbacks.Ca
     that were scored).
     """
     best = max(metric_column(out, "val_accuracy"), default=None)
-    clock = WallClock(out / "progress.json", device)
+    clock = WallClock(out / PROGRESS_FILE, device)
     callbacks = [
         DivergenceGuard(out, config),  # first: it stops a diverged step before anything saves it
         StopOnCtrlC(),
         clock,
-        MetricsLog(out / "metrics.csv", append=True),
-        Backup(out / "backup", save_freq=config.backup_every, metrics=out / "metrics.csv",
+        MetricsLog(out / METRICS_FILE, append=True),
+        Backup(out / BACKUP_FOLDER, save_freq=config.backup_every, metrics=out / METRICS_FILE,
                clock=clock if config.ema is None else None),  # --ema trains a cut-off epoch whole again
     ]
     if config.ema is not None:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callbacks.append(
-        BestWeights(out / "best.weights.h5", monitor="val_accuracy", mode="max", save_best_only=True,
+        BestWeights(out / BEST_WEIGHTS_FILE, monitor="val_accuracy", mode="max", save_best_only=True,
                     save_weights_only=True, initial_value_threshold=best)
     )  # fmt: skip
     try:
         import tensorboard  # noqa: F401  (TensorBoard writes through tf.summary)
         import tensorflow  # noqa: F401
 
-        callbacks.append(keras.callbacks.TensorBoard(out / "tensorboard"))
+        callbacks.append(keras.callbacks.TensorBoard(out / TENSORBOARD_FOLDER))
     except ImportError:
         print("relu_ratio.train: TensorFlow/TensorBoard not installed, so no TensorBoard logs are written.")
     return [*callbacks, Progress(config.epochs)]
@@ -187,14 +200,14 @@ class DivergenceGuard(keras.callbacks.Callback):
     def stop(self, what: str):
         kept = [
             f"{path} keeps {what_it_holds}"
-            for path, what_it_holds in ((self.out / "backup" / Backup.RECORD, "the last finite backup"),
-                                        (self.out / "best.weights.h5", "the best epoch's weights"))
+            for path, what_it_holds in ((self.out / BACKUP_FOLDER / Backup.RECORD, "the last finite backup"),
+                                        (self.out / BEST_WEIGHTS_FILE, "the best epoch's weights"))
             if path.is_file()
         ]  # fmt: skip
         saved = "; ".join(kept) if kept else "no backup or checkpoint had been written yet"
         raise TrainingDiverged(
             f"training diverged in epoch {self.epoch + 1}: {what}. Nothing non-finite was saved ({saved}); "
-            f"model.weights.h5 and result.json were not written. Lower the learning rate (--lr, now "
+            f"{WEIGHTS_FILE} and {RESULT_FILE} were not written. Lower the learning rate (--lr, now "
             f"{self.config.lr}) or the momentum (--momentum, now {self.config.momentum}), or check the data, "
             "and start a new run (--out)."
         )

@@ -18,6 +18,7 @@ from relu_ratio.train import __doc__ as train_doc
 from relu_ratio.train.callbacks import Backup, TrainingDiverged
 from relu_ratio.train.config import TrainConfig
 from relu_ratio.train.fit import run
+from relu_ratio.train.record import BACKUP_FOLDER, top1_key
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,14 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"interrupted: {interrupted(Path(config.out))}", file=sys.stderr)
         return 130
-    top1 = f"{result.get('evaluated_on', 'test')}_top1"
+    top1 = top1_key(result)
     print(json.dumps({k: result.get(k) for k in ("model", "epochs_completed", top1, "wall_time_s")}))
     return 0 if math.isfinite(result[top1]) else 1
 
 
 def interrupted(out: Path) -> str:
     """What a run stopped by Ctrl-C left, and how to go on."""
-    if (out / "backup" / Backup.RECORD).is_file():
+    if (out / BACKUP_FOLDER / Backup.RECORD).is_file():
         return f"the run in {out} resumes from its last backup with the same command."
     if out.is_dir():
         return f"no backup was written yet; the same command starts the run in {out} again."

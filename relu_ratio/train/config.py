@@ -87,6 +87,12 @@ class TrainConfig:
     verbose: int = _flag(1, "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch",
                          choices=(0, 1, 2))
 
+    @property
+    def evaluated_on(self) -> str:
+        """The split a run validates on and is scored on, which names its result's scores (``test_top1``):
+        ``"holdout"`` (held-out training images) where :attr:`holdout` is set, else ``"test"``."""
+        return "holdout" if self.holdout else "test"
+
     def resolved(self) -> TrainConfig:
         """A copy with the recipe's defaults filled in, checked: every field's type and choices
         (:func:`relu_ratio.flags.check_values`: the CLI, the training queue's JSON and Python callers all

@@ -26,7 +26,22 @@ from relu_ratio.train.devices import BF16_CPU_CLASSES, DEVICE_SEPARATOR, cpu_cla
 from relu_ratio.train.kernels import with_fast_kernels
 from relu_ratio.train.pipeline import training_input
 from relu_ratio.train.recipes import HOLDOUT_SEED, RECIPES, check_steps_per_execution, compile_for
-from relu_ratio.train.record import metric_column, read_result
+from relu_ratio.train.record import (
+    BACKUP_FOLDER,
+    BEST_WEIGHTS_FILE,
+    CONFIG_FILE,
+    FAILED_FILE,
+    LOG_FILE,
+    METADATA_FILE,
+    METRICS_FILE,
+    PROGRESS_FILE,
+    RESULT_FILE,
+    TENSORBOARD_FOLDER,
+    WEIGHTS_FILE,
+    metric_column,
+    read_json,
+    read_result,
+)
 
 # A resumed run may be started with other values of these: where its folder and data are (the data itself is
 # checked: _check_same_data), how often it backs up and how much it prints. Every other setting must match.
@@ -134,20 +149,19 @@ def load_data(config: TrainConfig) -> tuple[data.Split, data.Split]:
 # What a run writes into its folder (beside config.json, the first file it writes): found in a folder
 # without a run's config.json, they belong to something else (a zoo entry, a copied run) and would be
 # overwritten.
-RUN_FILES = ("model.weights.h5", "metrics.csv", "result.json", "progress.json", "best.weights.h5", "backup",
-             "tensorboard")
-ZOO_ENTRY_FILE = "metadata.json"  # relu_ratio.zoo.entry.METADATA_FILE (the zoo imports train, not vice versa)
+RUN_FILES = (WEIGHTS_FILE, METRICS_FILE, RESULT_FILE, PROGRESS_FILE, BEST_WEIGHTS_FILE, BACKUP_FOLDER,
+             TENSORBOARD_FOLDER)  # fmt: skip
 # What the package's own tools write into a run's folder before the run starts: a GPU window's log
 # (training/gpu_pair.py) and a series' record of a failed attempt (train.series); not another's files.
-RUN_LOGS = ("train.log", "failed.json")
+RUN_LOGS = (LOG_FILE, FAILED_FILE)
 
 
 def _check_no_foreign_files(out: Path) -> None:
     """Refuse to start a run in ``out`` when it holds files (hidden ones and :data:`RUN_LOGS` aside) but
     no run's config: a zoo entry, a copied run, a dataset or the working folder (``--out .``)."""
-    if (out / ZOO_ENTRY_FILE).exists():
+    if (out / METADATA_FILE).exists():
         raise ValueError(
-            f"{out} is a zoo entry (it holds {ZOO_ENTRY_FILE}), not a run folder: training there would "
+            f"{out} is a zoo entry (it holds {METADATA_FILE}), not a run folder: training there would "
             "overwrite its weights. Choose another --out."
         )
     held = files.visible_entries(out, ignore=RUN_LOGS)
@@ -155,25 +169,16 @@ def _check_no_foreign_files(out: Path) -> None:
         clash = [name for name in RUN_FILES if name in held]
         why = f"would overwrite {', '.join(clash)}" if clash else "would write its files among them"
         raise ValueError(
-            f"{out} holds {files.some(held)} but no run's config.json, so it is not a run to resume: "
+            f"{out} holds {files.some(held)} but no run's {CONFIG_FILE}, so it is not a run to resume: "
             f"training there {why}. Choose another --out: a new or empty folder, or a run to resume."
         )
 
 
 def _started_config(out: Path) -> dict:
-    """The ``config.json`` of the run already in ``out`` (``{}`` if none), read once per start."""
-    path = out / "config.json"
-    if not path.exists():
-        return {}
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise ValueError(
-            f"{path} cannot be read as a run's config ({error}); delete that folder or choose another --out."
-        ) from error
-    if not isinstance(old, dict):
-        raise ValueError(f"{path} holds {type(old).__name__}, not a run's config; choose another --out.")
-    return old
+    """The ``config.json`` of the run already in ``out`` (``{}`` if none), read once per start; a damaged one
+    raises :class:`~relu_ratio.train.record.RunFileError` (a ``ValueError``) naming it and what is wrong."""
+    hint = f"it cannot be read as a run's config: delete {out} or choose another --out"
+    return read_json(out / CONFIG_FILE, hint=hint)
 
 
 def with_recorded_recipe(config: TrainConfig, old: dict) -> TrainConfig:
@@ -205,7 +210,7 @@ def _check_finished_on(out: Path, started: dict, config: TrainConfig) -> None:
 def _data_seen(config: TrainConfig, train_split: data.Split, val_split: data.Split) -> dict:
     """What a run records of its data (and a resume must find again): the training split's name, classes,
     mean and std, and both splits' image counts, as JSON gives them back."""
-    evaluated_on = "holdout" if config.holdout else "test"
+    evaluated_on = config.evaluated_on
     seen = {"dataset_info": train_split.info.to_json(), "train_images": len(train_split),
             f"{evaluated_on}_images": len(val_split)}  # fmt: skip
     return json.loads(json.dumps(seen))
@@ -264,7 +269,7 @@ def _train(
         print("\n".join(start_lines(config, policy, resumed=bool(started))))
     where = started.get("augmentation", "host") if started else augmentation(config.augment_on)
 
-    evaluated_on = "holdout" if config.holdout else "test"
+    evaluated_on = config.evaluated_on
     arch_kwargs = train_split.builder_kwargs()
     seen = _data_seen(config, train_split, val_split)
     _check_same_data(out, started, seen, config.dataset)
@@ -279,7 +284,7 @@ def _train(
         trainable.optimizer.build(trainable.trainable_variables)  # here, in a strategy's scope: a backup
         # is restored into it before fit (_train), and TensorFlow builds distributed variables in the scope
 
-    files.write_json(out / "config.json", {
+    files.write_json(out / CONFIG_FILE, {
         **dataclasses.asdict(config),
         "command": command_for(config),
         "architecture": {"builder_name": config.model, "kwargs": arch_kwargs},
@@ -318,7 +323,7 @@ def _train(
             elif isinstance(callback, callbacks_lib.StopOnCtrlC):
                 callback.restore()
         raise
-    save_model_weights(model, config.model, arch_kwargs, out / "model.weights.h5")
+    save_model_weights(model, config.model, arch_kwargs, out / WEIGHTS_FILE)
     scores = trainable.evaluate(val_batches, verbose=0, return_dict=True)
     devices = clock.devices(backup.epochs_done())
     result = {
@@ -340,7 +345,7 @@ def _train(
         "versions": {"keras": keras.__version__, "numpy": np.__version__},
         "last_epoch_metrics": last_logs,
     }
-    files.write_json(out / "result.json", result)
+    files.write_json(out / RESULT_FILE, result)
     return result
 
 

@@ -24,9 +24,25 @@ import os
 from pathlib import Path
 
 from relu_ratio import files
-from relu_ratio.validators import check_seed
+from relu_ratio.validators import check_seed, is_instance
 
 NUMBER = (int, float)  # JSON numbers (never a bool)
+
+# The names of what a run folder holds, given once (the training, the queue, the zoo and the packing of runs
+# use these):
+CONFIG_FILE = "config.json"  # the first file a run writes: a folder without it holds no run to resume
+METRICS_FILE = "metrics.csv"  # a row per epoch; a zoo entry keeps its run's
+PROGRESS_FILE = "progress.json"
+RESULT_FILE = "result.json"  # once finished
+FAILED_FILE = "failed.json"  # a series' record of its last attempt, if it failed (relu_ratio.train.series)
+WEIGHTS_FILE = "model.weights.h5"  # the final weights, the model's alone: what a zoo entry stores
+BEST_WEIGHTS_FILE = "best.weights.h5"  # the best epoch's
+BACKUP_FOLDER = "backup"  # mid-epoch and epoch-end backups (relu_ratio.train.callbacks.Backup)
+TENSORBOARD_FOLDER = "tensorboard"
+LOG_FILE = "train.log"  # the run's output, where a tool of the package logs it (training/gpu_pair.py)
+# A zoo entry's metadata (relu_ratio.zoo.entry), named here because the zoo imports train, not the other
+# way round: a folder holding it is a zoo entry's, never a run's.
+METADATA_FILE = "metadata.json"
 
 
 class RunFileError(ValueError):
@@ -41,11 +57,6 @@ class RunFileError(ValueError):
     def short(self) -> str:
         """``<file name>: <problem>``, for a report that already names the run."""
         return f"{self.path.name}: {self.problem}"
-
-
-def _is(value, types: tuple[type, ...]) -> bool:
-    """Whether a JSON value is of ``types`` (a bool is not a number; a float is a number)."""
-    return isinstance(value, types) and (bool in types or not isinstance(value, bool))
 
 
 def read_json(path: str | os.PathLike, keys: dict[str, tuple[type, ...]] | None = None,
@@ -80,7 +91,7 @@ def check_keys(path: Path, value: dict, keys: dict[str, tuple[type, ...]], requi
     if missing:
         raise RunFileError(path, f"lacks {', '.join(map(repr, missing))}", hint)
     for key, types in keys.items():
-        if key in value and not _is(value[key], types):
+        if key in value and not is_instance(value[key], types):
             kinds = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             raise RunFileError(path, f"{key!r} is {value[key]!r}, not {kinds}", hint)
     return value
@@ -88,7 +99,7 @@ def check_keys(path: Path, value: dict, keys: dict[str, tuple[type, ...]], requi
 
 def read_result(out: str | os.PathLike) -> dict:
     """The run's ``result.json`` (``{}`` if not finished), with its epochs and its split's top-1."""
-    path = Path(out) / "result.json"
+    path = Path(out) / RESULT_FILE
     result = read_json(path)
     if result or path.is_file():  # {} is a damaged result, not none
         check_result(path, result)
@@ -99,17 +110,34 @@ def check_result(path: Path, result: dict) -> None:
     """:class:`RunFileError` unless ``result`` (a run's ``result.json``, read from ``path``) holds its epochs
     and its split's top-1 and its other keys are of their types."""
     check_keys(path, result, {"evaluated_on": (str,)})  # before it names the top-1's key
-    top1 = f"{result.get('evaluated_on', 'test')}_top1"
+    top1 = top1_key(result)
     types = {"epochs_completed": (int,), "wall_time_s": NUMBER, "cpu_time_s": NUMBER, "devices": (dict,),
              top1: NUMBER}  # fmt: skip
     check_keys(path, result, types, required=("epochs_completed", top1))
     _check_devices(path, result)
 
 
+def scored_on(result: dict) -> str:
+    """The split a finished run's ``result`` (its ``result.json``) was scored on, its ``evaluated_on``:
+    ``"test"``, or ``"holdout"`` (held-out training images, a recipe proxy:
+    :attr:`~relu_ratio.train.TrainConfig.evaluated_on`); ``"test"`` for a result that predates the key."""
+    return result.get("evaluated_on", "test")
+
+
+def top1_key(result: dict) -> str:
+    """The key of a finished run's final top-1 in its ``result``: ``test_top1``, or ``holdout_top1``
+    (:func:`scored_on`).
+
+    >>> top1_key({"evaluated_on": "holdout"}), top1_key({})
+    ('holdout_top1', 'test_top1')
+    """
+    return f"{scored_on(result)}_top1"
+
+
 def read_progress(out: str | os.PathLike) -> dict:
     """The run's ``progress.json``: wall and CPU seconds so far, in all and per device, and the epochs
     trained in them (``{}`` if none)."""
-    path = Path(out) / "progress.json"
+    path = Path(out) / PROGRESS_FILE
     types = {"wall_time_s": NUMBER, "cpu_time_s": NUMBER, "devices": (dict,), "epochs_trained": NUMBER}
     progress = read_json(path, types, hint="delete it to count the run's time from now on")
     _check_devices(path, progress)
@@ -122,8 +150,8 @@ DEVICE_TIMES = ("wall_time_s", "cpu_time_s")
 def _check_devices(path: Path, value: dict) -> None:
     for name, spent in value.get("devices", {}).items():
         backends = spent.get("backends", []) if isinstance(spent, dict) else None
-        if not (isinstance(spent, dict) and all(_is(spent.get(k), NUMBER) for k in DEVICE_TIMES)
-                and _is(spent.get("epochs_trained", 0), NUMBER)
+        if not (isinstance(spent, dict) and all(is_instance(spent.get(k), NUMBER) for k in DEVICE_TIMES)
+                and is_instance(spent.get("epochs_trained", 0), NUMBER)
                 and isinstance(backends, list) and all(isinstance(b, str) for b in backends)):
             raise RunFileError(path, f"'devices' holds {name!r}: {spent!r}, not wall_time_s and cpu_time_s "
                                      "(and epochs_trained, a number, and backends, a list of Keras backends, "
@@ -139,7 +167,7 @@ def _number(text: str, path: Path, line: int, column: str) -> float:
 
 def _metric_rows(out: str | os.PathLike) -> tuple[Path, list[str], list[dict]]:
     """``(path, header, rows)`` of the run's ``metrics.csv`` (rows as text); an empty file has no header."""
-    path = Path(out) / "metrics.csv"
+    path = Path(out) / METRICS_FILE
     try:
         with path.open(newline="") as f:
             reader = csv.DictReader(f)
@@ -206,9 +234,9 @@ class RunRecord:
                 damage.append(error.short)
                 return empty
 
-        config = attempt({}, read_json, path / "config.json")
+        config = attempt({}, read_json, path / CONFIG_FILE)
         result = attempt({}, read_result, path)
-        failure = attempt({}, read_json, path / "failed.json")
+        failure = attempt({}, read_json, path / FAILED_FILE)
         clock = attempt({}, read_progress, path)
         curve = tuple(attempt([], metric_column, path, "val_accuracy"))
         return cls(path, config, result, failure, clock, curve, tuple(damage))

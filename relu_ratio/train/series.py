@@ -24,6 +24,7 @@ from relu_ratio import files, folder_lock
 from relu_ratio import train as train_package  # its run: what a caller (a test) may replace is what runs
 from relu_ratio.progress import TimeLeft
 from relu_ratio.train.config import TrainConfig, command_for
+from relu_ratio.train.record import FAILED_FILE, scored_on, top1_key
 
 Item = TypeVar("Item")
 
@@ -67,8 +68,8 @@ def train_in_order(
             failures.append((item, message))
             log(f"{prefix}: FAILED: {message}" + (f" ({pace.finished(number)})" if pace.running else ""))
         else:
-            split = result.get("evaluated_on", "test")
-            log(f"{prefix}: {split} top-1 {100 * result[f'{split}_top1']:.2f} % ({pace.finished(number)})")
+            top1 = 100 * result[top1_key(result)]
+            log(f"{prefix}: {scored_on(result)} top-1 {top1:.2f} % ({pace.finished(number)})")
     return failures
 
 
@@ -92,12 +93,12 @@ def train_or_record_failure(config: TrainConfig) -> tuple[dict | None, str | Non
     first, so a run resuming after a failure reads as running, not failed."""
     out = Path(config.out)
     keras.backend.clear_session()
-    (out / "failed.json").unlink(missing_ok=True)
+    (out / FAILED_FILE).unlink(missing_ok=True)
     try:
         result = train_package.run(config)
     except Exception as error:
         message = f"{type(error).__name__}: {error}"
         out.mkdir(parents=True, exist_ok=True)
-        files.write_json(out / "failed.json", {"error": message, "traceback": traceback.format_exc()})
+        files.write_json(out / FAILED_FILE, {"error": message, "traceback": traceback.format_exc()})
         return None, message
     return result, None

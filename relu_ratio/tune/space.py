@@ -170,15 +170,10 @@ class ReLUHyperModel(keras_tuner.HyperModel):
         self.granularity = granularity
         slots = len(self.kind.slots)
         plain_stage = self.kind.periodic and granularity == "stage"  # M of each ratio: no upper bound
-        if (
-            isinstance(min_relus_per_block, bool)
-            or not isinstance(min_relus_per_block, int)
-            or not (0 <= min_relus_per_block <= (min_relus_per_block if plain_stage else slots))
-        ):
-            raise ValueError(
-                f"min_relus_per_block must be an integer from 0 to {slots} (the ReLU slots of a "
-                f"{self.kind.name}); received {min_relus_per_block!r}."
-            )
+        if not (is_integer(min_relus_per_block, 0) and (plain_stage or min_relus_per_block <= slots)):
+            valid = ("an integer >= 0 (the M of each N:M ratio)" if plain_stage
+                     else f"an integer from 0 to {slots} (the ReLU slots of a {self.kind.name})")  # fmt: skip
+            raise ValueError(f"min_relus_per_block must be {valid}; received {min_relus_per_block!r}.")
         self.min_relus_per_block = min_relus_per_block
         self.min_ratio, self.max_ratio = parse_ratio_bound(min_ratio), parse_ratio_bound(max_ratio)
         if self.min_ratio is not None and self.max_ratio is not None and self.min_ratio > self.max_ratio:

@@ -24,8 +24,9 @@ import h5py
 
 from relu_ratio import files, models
 from relu_ratio.train.devices import DEVICE_SEPARATOR
+from relu_ratio.train.record import METRICS_FILE
 from relu_ratio.zoo import presets, registry
-from relu_ratio.zoo.entry import CIFAR10_JPEG, METRICS_FILE, ZooEntry
+from relu_ratio.zoo.entry import CIFAR10_JPEG, ZooEntry
 
 CARD_FILE = "README.md"
 GENERATED = (

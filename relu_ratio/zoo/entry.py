@@ -7,17 +7,19 @@ unknown or ill-typed key raises :class:`MetadataError` naming the file and the k
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from relu_ratio import models
-from relu_ratio.validators import is_integer
+from relu_ratio.train.record import METADATA_FILE, WEIGHTS_FILE
+from relu_ratio.train.record import METRICS_FILE as METRICS_FILE  # kept with an entry: re-exported
+from relu_ratio.validators import is_finite_number, is_integer
 
 FORMAT_VERSION = 1
-WEIGHTS_FILE = "model.weights.h5"
-METRICS_FILE = "metrics.csv"  # the run's per-epoch log (train and test accuracy, loss), kept with the entry
-METADATA_FILE = "metadata.json"
 TRAINING_KEYS = ("command", "config", "epochs", "wall_time_s", "device", "backend", "result")
 # Optional: None where a run predates recording them (its config and result then say what is known).
 PROVENANCE_KEYS = ("cpu_time_s", "precision", "commit")
@@ -70,12 +72,8 @@ def split_name(name: str) -> tuple[str, str | None]:
     return base, (tag if dot else None)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _numbers(value: object, count: int | None = None) -> bool:
-    ok = isinstance(value, (list, tuple)) and all(_is_number(v) for v in value)
+    ok = isinstance(value, (list, tuple)) and all(is_finite_number(v) for v in value)
     return ok and (count is None or len(value) == count)
 
 
@@ -100,7 +98,7 @@ def _metrics(value: object) -> bool:
     return (
         isinstance(value, dict)
         and set(value) == {"top1", "top5"}
-        and all(_is_number(v) and 0 <= v <= 100 for v in value.values())
+        and all(is_finite_number(v) and 0 <= v <= 100 for v in value.values())
     )
 
 
@@ -111,11 +109,11 @@ def _training(value: object) -> bool:
         and isinstance(value["command"], str)
         and isinstance(value["config"], dict)
         and is_integer(value["epochs"])
-        and _is_number(value["wall_time_s"])
+        and is_finite_number(value["wall_time_s"])
         and isinstance(value["device"], str)
         and isinstance(value["backend"], str)
         and isinstance(value["result"], dict)
-        and (value.get("cpu_time_s") is None or _is_number(value["cpu_time_s"]))
+        and (value.get("cpu_time_s") is None or is_finite_number(value["cpu_time_s"]))
         and all(value.get(key) is None or isinstance(value[key], str) for key in ("precision", "commit"))
     )
 
@@ -157,8 +155,8 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and all(isinstance(c, str) for c in v),
         "a non-empty list of strings",
     ),
-    "mean": (_numbers, "a list of numbers"),
-    "std": (_numbers, "a list of numbers"),
+    "mean": (_numbers, "a list of finite numbers"),
+    "std": (_numbers, "a list of finite numbers"),
     "input_shape": (lambda v: _numbers(v, 3) and all(is_integer(d) for d in v), "[height, width, channels]"),
     "metrics": (_metrics, '{"top1": %, "top5": %}'),
     "params": (lambda v: is_integer(v, 1), "a positive integer"),
@@ -272,6 +270,21 @@ class ZooEntry:
         for key in ("class_names", "mean", "std", "input_shape"):
             values[key] = tuple(values[key])
         return cls(**values)
+
+    @classmethod
+    def read(cls, folder: str | os.PathLike) -> ZooEntry:
+        """The entry whose ``metadata.json`` lies in ``folder`` (a store's ``<name>/``, or a copy of it),
+        schema-checked (:meth:`from_json`).
+
+        Raises:
+            MetadataError: naming the file, where it is missing or unreadable or does not follow the schema.
+        """
+        path = Path(folder) / METADATA_FILE
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise MetadataError(f"cannot read {path}: {error}") from error
+        return cls.from_json(raw, where=str(path))
 
 
 def _name_or_problem(name: str, problems: list[str]) -> tuple[str | None, str | None]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -17,16 +16,14 @@ import relu_ratio
 from relu_ratio import data as data_lib
 from relu_ratio import files
 from relu_ratio.describe import describe
-from relu_ratio.train.record import RunRecord, parse_run_folder_name
+from relu_ratio.train.record import CONFIG_FILE, METRICS_FILE, RESULT_FILE, RunRecord, parse_run_folder_name
 from relu_ratio.zoo import card, git_weights, presets, reference
 from relu_ratio.zoo.entry import (
     DATASET_NAMES,
     FORMAT_VERSION,
     METADATA_FILE,
-    METRICS_FILE,
     TAG_PATTERN,
     WEIGHTS_FILE,
-    MetadataError,
     WeightsNotStoredError,
     ZooEntry,
     ZooError,
@@ -46,7 +43,7 @@ CONFIG_KEYS = ("model", "dataset", "architecture", "command")
 COMPRESS_FROM_BYTES = 256  # below this, compression saved less than its chunk index cost (preact164_32)
 RESULT_KEYS = ("epochs_completed", "wall_time_s", "device", "backend")
 RUN_FOLDER = ("register takes the folder a training run filled (python -m relu_ratio.train --out): "
-              "config.json, result.json, model.weights.h5; or a zoo entry's folder")  # fmt: skip
+              f"{CONFIG_FILE}, {RESULT_FILE}, {WEIGHTS_FILE}; or a zoo entry's folder")  # fmt: skip
 OPTIMIZER_GROUP = "optimizer"  # where Keras' save_weights keeps a compiled model's optimizer state
 
 
@@ -109,7 +106,7 @@ def register(
     architecture = config["architecture"]
     if not (isinstance(architecture, dict) and set(architecture) == {"builder_name", "kwargs"}):
         raise ZooError(
-            f"{run / 'config.json'}: 'architecture' must be {{'builder_name': ..., 'kwargs': {{...}}}}."
+            f"{run / CONFIG_FILE}: 'architecture' must be {{'builder_name': ..., 'kwargs': {{...}}}}."
         )
     if architecture["builder_name"] != base:
         raise ZooError(
@@ -179,14 +176,10 @@ def _recorded_run(run: Path) -> tuple[dict, dict, str | None, ZooEntry | None]:
                    else f"the same command resumes it: {command}")  # fmt: skip
             raise ZooError(f"the run in {run} has not finished (no result.json; epochs logged: "
                            f"{len(record.curve)}): {how}")  # fmt: skip
-        config = _required(record.config, run / "config.json", CONFIG_KEYS)
-        return config, _required(record.result, run / "result.json", RESULT_KEYS), record.precision, None
+        config = _required(record.config, run / CONFIG_FILE, CONFIG_KEYS)
+        return config, _required(record.result, run / RESULT_FILE, RESULT_KEYS), record.precision, None
     path = run / METADATA_FILE
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise MetadataError(f"cannot read {path}: {error}") from error
-    entry = ZooEntry.from_json(raw, where=str(path))
+    entry = ZooEntry.read(run)
     training = entry.training
     config = _required(training["config"], path, CONFIG_KEYS)
     return config, _required(training["result"], path, RESULT_KEYS), training.get("precision"), entry

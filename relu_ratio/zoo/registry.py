@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import importlib.resources
-import json
 import os
 from pathlib import Path
 
@@ -13,13 +11,14 @@ import h5py
 import keras
 import numpy as np
 
-from relu_ratio import blocks, files, models
+from relu_ratio import blocks, files, models, paths
 from relu_ratio import data as data_lib
 from relu_ratio.describe import describe
 from relu_ratio.inputs import CheckedModel, ImageInputError
 from relu_ratio.patterns import PatternSpec, ReLUPattern
 from relu_ratio.train.devices import DEVICE_SEPARATOR, is_gpu
 from relu_ratio.user_warning import warn
+from relu_ratio.validators import suggest
 from relu_ratio.zoo import presets
 from relu_ratio.zoo.entry import (
     CIFAR10_JPEG,
@@ -38,18 +37,25 @@ TOLERANCE = 0.3  # accuracy points: `evaluate` fails beyond this difference
 
 
 def store_dir() -> Path:
-    """The registry directory: ``$RELU_RATIO_ZOO``, else the shipped store (:func:`shipped_store`)."""
-    override = os.environ.get("RELU_RATIO_ZOO")
-    return Path(override).expanduser() if override else shipped_store()
+    """The registry directory: ``$RELU_RATIO_ZOO`` (:func:`chosen_store`), else the shipped store
+    (:func:`shipped_store`)."""
+    chosen = chosen_store()
+    return Path(chosen).expanduser() if chosen else shipped_store()
 
 
-def missing_store() -> str | None:
-    """What is wrong with the store, where it is no folder (``$RELU_RATIO_ZOO`` naming a wrong one, say);
-    ``None`` where it is one."""
-    store = store_dir()
+def chosen_store() -> str | None:
+    """``$RELU_RATIO_ZOO``, a store of one's own; ``None`` where it is unset or blank, as every setting of
+    the package (:func:`relu_ratio.paths.setting`)."""
+    return paths.setting("RELU_RATIO_ZOO")
+
+
+def missing_store(store: Path | None = None) -> str | None:
+    """What is wrong with ``store`` (default: :func:`store_dir`), where it is no folder
+    (``$RELU_RATIO_ZOO`` naming a wrong one, say); ``None`` where it is one."""
+    chosen = " (chosen by $RELU_RATIO_ZOO)" if store is None and chosen_store() else ""
+    store = store_dir() if store is None else store
     if store.is_dir():
         return None
-    chosen = " (chosen by $RELU_RATIO_ZOO)" if os.environ.get("RELU_RATIO_ZOO") else ""
     return f"the store {store}{chosen} {'is not a folder' if store.exists() else 'does not exist'}"
 
 
@@ -81,10 +87,14 @@ def list_models(pattern: str | None = None) -> list[str]:
     """Sorted names of the registered models; with ``pattern`` (fnmatch, ``"preact*"``) those matching it."""
     if pattern is not None and not isinstance(pattern, str):
         raise TypeError(f"pattern must be an fnmatch string such as 'preact*'; received {pattern!r}.")
-    store = store_dir()
-    found = store.iterdir() if store.is_dir() else ()
-    names = sorted(p.name for p in found if not p.name.startswith(".") and (p / METADATA_FILE).is_file())
+    names = _entry_names(store_dir())
     return names if pattern is None else [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+
+
+def _entry_names(store: Path) -> list[str]:
+    """Sorted names of the entries in the folder ``store`` (none where it is no folder)."""
+    found = store.iterdir() if store.is_dir() else ()
+    return sorted(p.name for p in found if not p.name.startswith(".") and (p / METADATA_FILE).is_file())
 
 
 def entry_dir(name: str) -> Path:
@@ -95,8 +105,7 @@ def entry_dir(name: str) -> Path:
         if same:
             hint = f" ({name!r} is the network of {' and '.join(map(repr, same))}: load it by that name)"
         else:
-            close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
-            hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+            hint = suggest(name, names, n=3)
         missing = missing_store()
         where = f"No entries: {missing}" if missing else (
             f"Registered in {store_dir()}: {', '.join(names) or none_registered()}")  # fmt: skip
@@ -112,7 +121,7 @@ def _same_network(name: object, names: list[str]) -> list[str]:
         base, tag = split_name(name)
         family, depth, pattern = models.parse_name(base)
         wanted = _network_of(family, depth, pattern)
-        listed = [_read_entry(store_dir() / n, n) for n in names]
+        listed = [_read_entry(store_dir() / n) for n in names]
     except (ValueError, OSError):  # ZooError is a ValueError
         return []
     return [e.name for e in listed if split_name(e.name)[1] == tag and _network(e) == wanted]
@@ -120,47 +129,47 @@ def _same_network(name: object, names: list[str]) -> list[str]:
 
 def info(name: str) -> ZooEntry:
     """The schema-checked metadata of entry ``name``."""
-    return _read_entry(entry_dir(name), name)
+    return _read_entry(entry_dir(name))
 
 
 def entries() -> list[ZooEntry]:
     """The schema-checked metadata of every entry, in name order (the store listed once, not per entry);
     :class:`ZooError` where the store is no folder (:func:`stored_names`)."""
-    return [_read_entry(store_dir() / name, name) for name in stored_names()]
+    return [_read_entry(store_dir() / name) for name in stored_names()]
 
 
-def readable_entries() -> tuple[list[ZooEntry], list[str]]:
-    """:func:`entries`, except that an entry whose metadata cannot be read is left out: ``(entries, what
-    was left out)``, the second as ``"<name>: <why>"``. For a lookup among the entries, which one damaged
-    entry should not stop (:func:`preset_entry`); the tables, which show every entry, use :func:`entries`."""
+def readable_entries(store: Path | None = None) -> tuple[list[ZooEntry], list[str]]:
+    """:func:`entries` of ``store`` (default: :func:`store_dir`), except that an entry whose metadata cannot
+    be read is left out: ``(entries, what was left out)``, the second as ``"<name>: <why>"``. For a lookup
+    among the entries, which one damaged entry should not stop (:func:`preset_entry`, the training queue's
+    :func:`relu_ratio.queue.registered`); the tables, which show every entry, use :func:`entries`."""
+    folder = store_dir() if store is None else store
     readable, damaged = [], []
-    for name in stored_names():
+    for name in stored_names(store):
         try:
-            readable.append(_read_entry(store_dir() / name, name))
+            readable.append(_read_entry(folder / name))
         except ZooError as error:
             damaged.append(f"{name}: {error}")
     return readable, damaged
 
 
-def stored_names() -> list[str]:
-    """:func:`list_models` of a store that must be there: :class:`ZooError` where it is no folder (a mistyped
-    ``$RELU_RATIO_ZOO``), so that no table or card is written or checked, and no preset looked up, from a
-    store that is not there (an empty list would pass)."""
-    missing = missing_store()
+def stored_names(store: Path | None = None) -> list[str]:
+    """:func:`list_models` of a store that must be there (default: :func:`store_dir`): :class:`ZooError`
+    where it is no folder (a mistyped ``$RELU_RATIO_ZOO``), so that no table or card is written or checked,
+    and no preset looked up, from a store that is not there (an empty list would pass)."""
+    missing = missing_store(store)
     if missing:
         raise ZooError(f"no zoo entries: {missing}.")
-    return list_models()
+    return _entry_names(store_dir() if store is None else store)
 
 
-def _read_entry(folder: Path, name: str) -> ZooEntry:
-    path = folder / METADATA_FILE
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise MetadataError(f"cannot read {path}: {error}") from error
-    entry = ZooEntry.from_json(raw, where=str(path))
-    if entry.name != name:
-        raise MetadataError(f"{path} describes {entry.name!r}, but lies in the folder of {name!r}.")
+def _read_entry(folder: Path) -> ZooEntry:
+    """:meth:`ZooEntry.read` of the store's folder ``folder``, which must describe the entry it is named
+    after (:class:`MetadataError`)."""
+    entry = ZooEntry.read(folder)
+    if entry.name != folder.name:
+        raise MetadataError(f"{folder / METADATA_FILE} describes {entry.name!r}, but lies in the folder of "
+                            f"{folder.name!r}.")  # fmt: skip
     return entry
 
 
