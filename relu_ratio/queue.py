@@ -642,8 +642,6 @@ def parser() -> argparse.ArgumentParser:
                 help=f"also put the seed comparison between the lines {SEEDS_START} "
                 f"and {SEEDS_END} of this file, e.g. docs/TRAINING.md",
             )
-            cmd.add_argument("--readme", metavar="FILE", type=flags.path,
-                             help="deprecated alias of --seeds-page")
     return p
 
 
@@ -666,12 +664,6 @@ def _check_not_an_input(write: str, queue_path: str, runs: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if getattr(args, "readme", None):
-        if args.seeds_page:
-            print("error: --readme is the deprecated spelling of --seeds-page; give one", file=sys.stderr)
-            return 2
-        print("warning: --readme is deprecated, use --seeds-page", file=sys.stderr)
-        args.seeds_page = args.readme
     runs = os.path.expanduser(args.runs)
     try:
         if os.path.exists(runs) and not os.path.isdir(runs):

@@ -105,7 +105,6 @@ def test_a_users_mistake_is_one_line_and_exit_2_in_every_cli(cli, argv, named, f
      ("experiments", ["plan", "table2", "--dataset", "{}"]),
      ("queue", ["status", "{}", "--runs", "r"]), ("queue", ["run", "q.json", "--runs", "{}"]),
      ("queue", ["run", "{}", "--runs", "r"]),
-     ("queue", ["status", "q.json", "--runs", "r", "--readme", "{}"]),
      ("queue", ["run", "q.json", "--runs", "r", "--dataset", "{}"]),
      ("queue", ["status", "q.json", "--runs", "r", "--write", "{}"]),
      ("queue", ["status", "q.json", "--runs", "r", "--seeds-page", "{}"])],

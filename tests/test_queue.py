@@ -381,11 +381,6 @@ def test_seed_comparison_gives_mean_sd_and_the_difference_with_its_standard_erro
         err = capsys.readouterr().err
         assert "among the runs' own files" in err or "is a folder" in err, err
     assert not (tmp_path / "runs" / "resnet8_21-seed0" / "result.json").exists()
-    page.write_text(f"{queue.SEEDS_START}\nold\n{queue.SEEDS_END}\n")  # the last release's spelling
-    assert queue.main(["status", str(path), "--runs", str(tmp_path / "runs"), "--readme", str(page)]) == 0
-    assert "old" not in page.read_text() and "--readme is deprecated" in capsys.readouterr().err
-    both = ["--readme", str(page), "--seeds-page", str(page)]
-    assert queue.main(["status", str(path), "--runs", str(tmp_path / "runs"), *both]) == 2
 
 
 def _trained_elsewhere(runs: Path, item: queue.QueuedRun, device: str, dataset: str, **changed) -> None:
