@@ -445,6 +445,11 @@ def test_one_damaged_entry_does_not_stop_loading_the_others(scratch):
         zoo.load("broken")
 
 
+
+def test_metadata_nested_deeper_than_json_reads_is_named_not_a_traceback(tmp_path):
+    (tmp_path / "metadata.json").write_text("[" * 100_000)
+    with pytest.raises(zoo.MetadataError, match=r"cannot read .*metadata.json: nested deeper"):
+        zoo.ZooEntry.read(tmp_path)  # was a RecursionError
 @pytest.mark.backend
 def test_verify_compares_the_outputs_recorded_at_registration(run, store, capsys):
     recorded = zoo.info(NAME).reference_outputs

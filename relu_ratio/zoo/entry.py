@@ -16,7 +16,6 @@ from typing import Any
 
 from relu_ratio import models
 from relu_ratio.train.record import METADATA_FILE, WEIGHTS_FILE
-from relu_ratio.train.record import METRICS_FILE as METRICS_FILE  # kept with an entry: re-exported
 from relu_ratio.validators import is_finite_number, is_integer
 
 FORMAT_VERSION = 1
@@ -284,6 +283,9 @@ class ZooEntry:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise MetadataError(f"cannot read {path}: {error}") from error
+        except RecursionError:
+            raise MetadataError(f"cannot read {path}: nested deeper than JSON's reader goes (not a file this "
+                                "package wrote)") from None  # fmt: skip
         return cls.from_json(raw, where=str(path))
 
 
