@@ -500,6 +500,36 @@ def test_a_search_config_takes_paths_a_list_of_choices_and_any_real_ratio_bound(
         tune.search(config)
 
 
+def test_the_best_of_equal_scores_is_the_first_trial_on_every_read(tmp_path):
+    """Ties (val_accuracy moves in steps of 1/images) went to whichever trial keras-tuner reloaded first: a
+    finished search read again could name another pattern, not the table's top row."""
+    import importlib
+    from types import SimpleNamespace
+
+    search_module = importlib.import_module("relu_ratio.tune.search")  # tune.search is the function
+
+    hm = tune.ReLUHyperModel("resnet", 8)
+    names = [name for name, _, _ in hm.positions]
+
+    def trial(trial_id, choice, score):
+        hp = keras_tuner.HyperParameters()
+        for name in names:
+            hp.Choice(name, list(hm.choices), default=choice)
+        return SimpleNamespace(trial_id=trial_id, status="COMPLETED", score=score, hyperparameters=hp,
+                               message=None)  # fmt: skip
+
+    first, other, last = hm.choices[0], hm.choices[1], hm.choices[-1]
+    trials = [trial("02", first, 0.5), trial("00", other, 0.25), trial("01", last, 0.5)]
+    for order in (trials, trials[::-1]):  # keras-tuner's own ranking of the ties: in the order reloaded
+        oracle = SimpleNamespace(trials={t.trial_id: t for t in order},
+                                 get_best_trials=lambda n, order=order: order[:n])  # fmt: skip
+        result = search_module.SearchResult("single", "chief", "resnet", 8, "stage", str(tmp_path))
+        found = search_module._finish(result, SimpleNamespace(oracle=oracle), hm)
+        assert json.loads((tmp_path / "best.json").read_text())["trial_id"] == "01"
+        assert found.relu_pattern == [last] * len(names)
+        assert tune.trial_table(found).splitlines()[1].startswith("01")
+
+
 def test_search_takes_a_config_and_nothing_in_its_place(tmp_path):
     missing = str(tmp_path / "none")
     config = tune.SearchConfig(family="resnet", depth=8, dataset=missing, directory=str(tmp_path))

@@ -189,7 +189,8 @@ def distributed_role() -> tuple[str, str]:
     if missing:
         raise ValueError(
             f"KERASTUNER_ORACLE_IP is set, so this is a distributed search, but {' and '.join(missing)} "
-            "is not. Set KERASTUNER_TUNER_ID ('chief' or 'tuner0', 'tuner1'...) and KERASTUNER_ORACLE_PORT."
+            f"{'are' if len(missing) > 1 else 'is'} not. Set KERASTUNER_TUNER_ID ('chief' or 'tuner0', "
+            "'tuner1'...) and KERASTUNER_ORACLE_PORT."
         )
     port = os.environ["KERASTUNER_ORACLE_PORT"]
     if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
@@ -529,7 +530,9 @@ def _finish(result: SearchResult, tuner, hypermodel: ReLUHyperModel) -> SearchRe
         last = next((t.message for t in reversed(trials) if t.message), "no trial ran")
         raise RuntimeError(f"no trial of the search in {result.project_dir} completed. Last failure: "
                            f"{last.strip().splitlines()[-1]}")  # one line: its traceback is in the trial
-    best = oracle.get_best_trials(1)[0]
+    # the highest val_accuracy (the objective's "max"), the first trial among equal ones: the table's top row,
+    # and the same on every read of the project (keras-tuner's ranking of ties follows the order it reloads)
+    best = max(completed, key=lambda trial: trial.score)
     pattern = hypermodel.pattern(best.hyperparameters)
     measured = describe(hypermodel.build_pattern(pattern))
     result.relu_pattern = pattern
