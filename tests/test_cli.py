@@ -77,7 +77,9 @@ def test_a_flag_outside_its_choices_is_given_the_closest(cli, argv, said, capsys
                             (["--momentum", "nan"], "momentum must be a finite number in [0, 1)"),
                             (["--label-smoothing", "2"], "label_smoothing must be a finite number in [0, 1)"),
                             (["--warmup-epochs", "100", "--epochs", "1"], "warmup_epochs must be a finite"),
-                            (["--holdout", "0"], "holdout must be >= 1 (an integer); received 0")]],
+                            (["--holdout", "0"], "holdout must be >= 1 (an integer); received 0"),
+                            (["--epochs", str(10**20)], f"epochs {10**20} is beyond relu_ratio.train")]],
+     ("tune", ["--epochs", str(10**20), "--dataset", "{folder}", "--out", "{tmp}/r"], "MAX_EPOCHS = 100,000"),
      ("zoo", ["evaluate", "resnet20_21", "--data", "{broken}"], "cannot decode image")],
 )  # fmt: skip
 def test_a_users_mistake_is_one_line_and_exit_2_in_every_cli(cli, argv, named, folder, tmp_path, capsys):

@@ -15,6 +15,10 @@ from relu_ratio import data, files, flags, models
 from relu_ratio.train.recipes import RECIPES, SCHEDULES
 from relu_ratio.validators import check_seed, is_finite_number, is_integer
 
+# More epochs than anyone means (He et al. train 164, the published ResNet-20 figures 200): a typo's
+# 10**20 epochs failed deep in TensorFlow with a traceback. Lift it: relu_ratio.train.config.MAX_EPOCHS = n.
+MAX_EPOCHS = 100_000
+
 
 def _flag(default, help: str, recipe: bool = False, **metadata):
     """A field with its command-line help (``recipe``: ``None`` means the recipe's value)."""
@@ -136,6 +140,9 @@ class TrainConfig:
             value = getattr(self, key)
             if value is not None and not is_integer(value, 1):
                 raise ValueError(f"{key} must be >= 1 (an integer); received {value!r}.")
+        if self.epochs is not None and self.epochs > MAX_EPOCHS:
+            raise ValueError(f"epochs {self.epochs} is beyond relu_ratio.train.config.MAX_EPOCHS = "
+                             f"{MAX_EPOCHS:,} (the paper trains 164); if you mean it, raise the limit first.")
         check_seed(self.seed)
         ranges = {  # name: (the range in words, the check)
             "lr": ("> 0", lambda v: v > 0),
