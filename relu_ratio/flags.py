@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from relu_ratio import files
-from relu_ratio.validators import suggest
+from relu_ratio.validators import is_instance, suggest
 
 
 def report_error(error: Exception) -> int:
@@ -132,8 +132,8 @@ def _one_of(convert: Callable[[str], object], choices: tuple) -> Callable[[str],
 
 _KINDS = {  # a field's type, spelt as annotated: (the check, the words for it)
     "bool": (lambda v: isinstance(v, bool), "true or false (a boolean)"),
-    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-    "float": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    "int": (lambda v: is_instance(v, (int,)), "an integer"),
+    "float": (lambda v: is_instance(v, (int, float)), "a number"),
     "str": (lambda v: isinstance(v, str), "a string"),
     "None": (lambda v: v is None, "None (null)"),
     "tuple[str, ...]": (lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v),
