@@ -140,8 +140,10 @@ def plot(spec: Experiment, rows: list[dict], path: Path) -> Path:
 
 
 def png(fig: Figure, dpi: int = 110) -> bytes:
-    """The PNG of the matplotlib figure ``fig``, without the matplotlib version in its metadata: the same
-    drawing gives the same bytes (the figures the repository tracks change only when they do)."""
+    """The PNG of the matplotlib figure ``fig``, laid out tight, without the matplotlib version in its
+    metadata: the same drawing gives the same bytes (the figures the repository tracks change only when
+    they do)."""
+    fig.tight_layout()
     image = io.BytesIO()
     fig.savefig(image, format="png", dpi=dpi, metadata={"Software": None})
     return image.getvalue()

@@ -355,7 +355,6 @@ def plot_patterns() -> bytes:
             ax.legend(fontsize=7)
         else:
             ax.text(0.5, 0.5, "not trained yet", ha="center", va="center", transform=ax.transAxes)
-    fig.tight_layout()
     return png(fig, dpi=100)
 
 
@@ -376,7 +375,6 @@ def plot_curves() -> bytes | None:
         ax.set(title=EXPERIMENTS[name].title.split(":")[0], xlabel="epoch", ylabel="test top-1 %")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
     return png(fig, dpi=100)
 
 
