@@ -52,7 +52,7 @@ from relu_ratio import data, files, flags, queue, train
 from relu_ratio.folder_lock import FolderInUse, locked_folder
 from relu_ratio.train.archive import SUFFIX, NotFurther, backup_checkpoint, pack, packed_path, take_back
 from relu_ratio.train.callbacks import Backup
-from relu_ratio.train.record import BACKUP_FOLDER, LOG_FILE
+from relu_ratio.train.record import LOG_FILE
 
 QUEUE = Path(__file__).with_name("queue.json")
 ROOT = Path(__file__).resolve().parents[1]  # the checkout a device call sends
@@ -119,7 +119,7 @@ def pack_to_carry(
                 why = "; ".join(record.damage) or "finished: register it"
                 raise ValueError(f"{run}: {why}; not packed.")
             if record.state != "finished":
-                if not (run / BACKUP_FOLDER / Backup.RECORD).is_file():
+                if not Backup.record_path(run).is_file():
                     raise ValueError(f"{run}: no backup to resume from; not packed.")
                 backup_checkpoint(run)  # readable, and the checkpoint it names is there
             with locked_folder(run, "run folder"):

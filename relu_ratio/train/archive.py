@@ -64,7 +64,7 @@ def pack(run: Path, out: Path, *, float16: bool = False) -> Path:
     cut-off run's backup goes in as :func:`float16_backup` makes it, a finished run's weights in float16
     (as ``zoo register`` stores and measures them), noted in the packed ``train.log``."""
     names = [run / n for n in RUN_KEEP if (run / n).is_file()]
-    record_path = run / BACKUP_FOLDER / Backup.RECORD
+    record_path = Backup.record_path(run)
     cut_off = not (run / RESULT_FILE).is_file() and record_path.is_file()
     if cut_off and not float16:
         names += [record_path, backup_checkpoint(run)]
@@ -96,9 +96,9 @@ def float16_backup(run: Path, scratch: Path) -> list[Path]:
     half = scratch / BACKUP_FOLDER / checkpoint.name
     write_float16(checkpoint, half, restart_optimizer=True)
     record = {**Backup.read_record(run / BACKUP_FOLDER), "sha256": files.sha256(half), "previous": None}
-    files.write_json(scratch / BACKUP_FOLDER / Backup.RECORD, record)
+    files.write_json(Backup.record_path(scratch), record)
     what = f"packed after {_said(how_far(run))} with its weights in float16 and its momentum restarted"
-    return [half, scratch / BACKUP_FOLDER / Backup.RECORD, _noted_log(run, scratch, what)]
+    return [half, Backup.record_path(scratch), _noted_log(run, scratch, what)]
 
 
 def float16_weights(run: Path, scratch: Path) -> list[Path]:
@@ -135,8 +135,8 @@ def _said(far: tuple[int, int]) -> str:
 def backup_checkpoint(run: Path) -> Path:
     """The checkpoint the run's committed backup record (``backup/training_metadata.json``) names; a
     ``ValueError`` naming the record where it is unreadable, names no file, or names one that is missing."""
-    backup = run / BACKUP_FOLDER
-    record_path = backup / Backup.RECORD
+    record_path = Backup.record_path(run)
+    backup = record_path.parent
     name = (Backup.read_record(backup) or {}).get("weights")  # the training CLI's checked reader
     if not isinstance(name, str) or not files.names_one_entry(name):
         raise ValueError(f"{record_path} cannot be read as a backup record ('weights': {name!r}, not a "

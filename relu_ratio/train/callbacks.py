@@ -200,7 +200,7 @@ class DivergenceGuard(keras.callbacks.Callback):
     def stop(self, what: str):
         kept = [
             f"{path} keeps {what_it_holds}"
-            for path, what_it_holds in ((self.out / BACKUP_FOLDER / Backup.RECORD, "the last finite backup"),
+            for path, what_it_holds in ((Backup.record_path(self.out), "the last finite backup"),
                                         (self.out / BEST_WEIGHTS_FILE, "the best epoch's weights"))
             if path.is_file()
         ]  # fmt: skip
@@ -258,6 +258,15 @@ class Backup(keras.callbacks.BackupAndRestore):
         self.record = self.read_record(self.dir)
         self.resumed_at: tuple[int, int] | None = None  # (epoch, batches of it done), once restored
         self.metrics_state: list | None = None  # the metrics' sums of the batches a resume skips, to add
+
+    @classmethod
+    def record_path(cls, run: Path) -> Path:
+        """Where the committed backup record of the run in folder ``run`` is: ``run/backup/<RECORD>``.
+
+        >>> Backup.record_path(Path("runs/r20")).as_posix()
+        'runs/r20/backup/training_metadata.json'
+        """
+        return Path(run) / BACKUP_FOLDER / cls.RECORD
 
     @classmethod
     def read_record(cls, backup_dir: Path) -> dict | None:

@@ -18,7 +18,7 @@ from relu_ratio.train import __doc__ as train_doc
 from relu_ratio.train.callbacks import Backup, TrainingDiverged
 from relu_ratio.train.config import TrainConfig
 from relu_ratio.train.fit import run
-from relu_ratio.train.record import BACKUP_FOLDER, top1_key
+from relu_ratio.train.record import top1_key
 
 
 def parser() -> argparse.ArgumentParser:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def interrupted(out: Path) -> str:
     """What a run stopped by Ctrl-C left, and how to go on."""
-    if (out / BACKUP_FOLDER / Backup.RECORD).is_file():
+    if Backup.record_path(out).is_file():
         return f"the run in {out} resumes from its last backup with the same command."
     if out.is_dir():
         return f"no backup was written yet; the same command starts the run in {out} again."
