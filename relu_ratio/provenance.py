@@ -26,16 +26,30 @@ def source_commit(root: Path = SOURCE) -> str | None:
     if setting("RELU_RATIO_SOURCE_COMMIT"):
         return os.environ["RELU_RATIO_SOURCE_COMMIT"]
     try:
-        if Path(_git(root, "rev-parse", "--show-toplevel")).resolve() != Path(root).resolve():
+        top = git(root, "rev-parse", "--show-toplevel").decode().strip()
+        if Path(top).resolve() != Path(root).resolve():
             return None
-        sha = _git(root, "rev-parse", "HEAD")
+        sha = git(root, "rev-parse", "HEAD").decode().strip()
         source = ("--", "relu_ratio", "pyproject.toml")
-        dirty = _git(root, "status", "--porcelain", "--untracked-files=no", *source)
+        dirty = git(root, "status", "--porcelain", "--untracked-files=no", *source).strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{sha}+dirty" if dirty else sha
 
 
-def _git(root: Path, *args: str) -> str:
-    command = ["git", "-C", str(root), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+GIT_TIMEOUT_S = 60.0  # a git command that takes longer (a hung network filesystem) is given up
+
+
+def git(folder: str | os.PathLike, *args: str) -> bytes:
+    """What ``git -C folder <args>`` writes to its standard output: the package's one way to run git.
+
+    Raises:
+        OSError: git cannot be run (not installed).
+        subprocess.CalledProcessError: git failed (its message in ``stderr``, bytes).
+        subprocess.TimeoutExpired: git gave no answer in :data:`GIT_TIMEOUT_S` seconds.
+
+    >>> git(SOURCE, "rev-parse", "--is-inside-work-tree")  # doctest: +SKIP
+    b'true\\n'
+    """
+    command = ["git", "-C", os.fspath(folder), *args]
+    return subprocess.run(command, capture_output=True, timeout=GIT_TIMEOUT_S, check=True).stdout

@@ -288,6 +288,15 @@ def _commit_all(repository: Path) -> str:
     return _git(repository, "rev-parse", "HEAD")
 
 
+def test_git_that_gives_no_answer_in_time_is_a_zoo_error_not_a_wait_without_end(tmp_path, monkeypatch):
+    def no_answer(command, **kwargs):  # git on a hung network filesystem
+        raise subprocess.TimeoutExpired(command, kwargs["timeout"])
+
+    monkeypatch.setattr(subprocess, "run", no_answer)
+    with pytest.raises(zoo.ZooError, match=r"^git -C .* show HEAD:x gave no answer in 60 s\.$"):
+        zoo.git_weights.git(tmp_path, "show", "HEAD:x")
+
+
 def test_an_entry_registered_with_its_weights_in_git_says_how_to_fetch_them(
     run, tmp_path, monkeypatch, capsys
 ):

@@ -11,11 +11,10 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 from pathlib import Path
 
-from relu_ratio import files
+from relu_ratio import files, provenance
 from relu_ratio.zoo import registry
 from relu_ratio.zoo.entry import IntegrityError, ZooError
 
@@ -92,13 +91,14 @@ def fetch(name: str) -> Path:
 
 
 def git(folder: Path, *args: str) -> bytes:
-    """What ``git -C folder <args>`` writes; :class:`ZooError` with git's message where it fails."""
-    command = ["git", "-C", os.fspath(folder), *args]
+    """What ``git -C folder <args>`` writes (:func:`relu_ratio.provenance.git`); a :class:`ZooError` where
+    git cannot be run or gives no answer in time, a :class:`GitFailed` with git's message where it fails."""
     try:
-        done = subprocess.run(command, capture_output=True, check=False)
+        return provenance.git(folder, *args)
     except OSError as error:
         raise ZooError(f"cannot run git (for weights kept in git): {error.strerror or error}.") from None
-    if done.returncode:
-        said = done.stderr.decode(errors="replace").strip() or f"exit status {done.returncode}"
-        raise GitFailed(f"{' '.join(command)} failed: {said}.")
-    return done.stdout
+    except subprocess.TimeoutExpired as error:
+        raise ZooError(f"{' '.join(error.cmd)} gave no answer in {error.timeout:g} s.") from None
+    except subprocess.CalledProcessError as error:
+        said = error.stderr.decode(errors="replace").strip() or f"exit status {error.returncode}"
+        raise GitFailed(f"{' '.join(error.cmd)} failed: {said}.") from None
