@@ -395,6 +395,22 @@ def _check_tfds_split(name: str, split: object) -> None:
         )
 
 
+def is_prepared(source: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> bool:
+    """Whether :func:`load` reads ``source`` without a download: a local folder or archive always, a
+    tensorflow-datasets name once downloaded and prepared in ``data_dir`` (tfds' default folder if
+    ``None``), asked of its builder (nothing is downloaded)."""
+    if str(source) not in TFDS_STATS:
+        return True
+    return _tfds_builder(str(source), data_dir).is_prepared()
+
+
+def _tfds_builder(name: str, data_dir: str | os.PathLike | None):
+    """tensorflow-datasets' builder of ``name`` in ``data_dir`` (its default folder if ``None``)."""
+    import tensorflow_datasets as tfds  # only the tfds path needs TensorFlow
+
+    return tfds.builder(name, data_dir=None if data_dir is None else os.fspath(data_dir))
+
+
 def _load_tfds(name: str, split: str, data_dir) -> Split:
     _check_tfds_split(name, split)
     import tensorflow_datasets as tfds  # only the tfds path needs TensorFlow

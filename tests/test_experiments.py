@@ -315,6 +315,26 @@ def test_plan_refuses_missing_data_and_an_out_under_a_file_as_run_does(folder, t
     assert "--out" in capsys.readouterr().out and not (tmp_path / "o").exists()  # plan writes nothing
 
 
+def test_plan_refuses_a_subset_the_data_cannot_give_as_run_does(folder, tmp_path, capsys, shallow,
+                                                                 monkeypatch):
+    """``plan --train-subset 60000`` printed the commands ``run`` then refused: one check
+    (``runner.check_data``) for both, the same error; ``plan`` downloads no tensorflow-datasets name."""
+    settings = ["--only", "plain5_11", "--out", str(tmp_path / "o"), "--epochs", "1", "--test-subset", "12",
+                "--batch-size", "4", "--train-subset", "60000"]  # fmt: skip
+    errors = []
+    for command in ("plan", "run"):
+        assert cli.main([command, shallow.name, "--dataset", str(folder), *settings]) == 2
+        errors.append(capsys.readouterr().err)
+    said = "error: train_subset 60000 is more than the 24 images of the training split; give at most 24"
+    assert errors[0] == errors[1] and errors[0].startswith(said), errors
+    assert not (tmp_path / "o").exists()
+    monkeypatch.setattr(data, "is_prepared", lambda source, data_dir=None: False)  # not downloaded yet
+    monkeypatch.setattr(runner.fit, "load_data", lambda config: pytest.fail("plan loaded (downloaded) it"))
+    assert cli.main(["plan", shallow.name, "--dataset", "cifar10", *settings]) == 0
+    out, err = capsys.readouterr()
+    assert "--train-subset 60000" in out and err.startswith("note: cifar10 is not downloaded yet"), err
+
+
 def test_a_retried_run_reads_as_running_not_failed_and_a_new_failure_is_recorded(tmp_path, monkeypatch):
     from relu_ratio import train
     from relu_ratio.train.record import RunRecord

@@ -255,13 +255,27 @@ def check_where(runs: list[Run]) -> None:
         files.check_writable(runs[0].out.parent.parent, "experiment's output folder (--out)")
 
 
+def check_data(runs: list[Run], download: bool = True) -> bool:
+    """The one check of the data the runs not yet done train on against their budget, for ``plan`` and
+    ``run`` (:func:`prepare`) alike: the splits are loaded as training loads them, and a subset they cannot
+    give (``--train-subset 60000`` of 50,000 images) or a batch larger than the training images raises the
+    ``ValueError`` training would, before any run starts (it would fail every run). With ``download=False``
+    (``plan``) a tensorflow-datasets name not yet downloaded is left unchecked; returns whether the data
+    were checked (``True`` too where no run is left to train, which needs none)."""
+    pending = [r for r in runs if not r.done]
+    if not pending:
+        return True
+    config = pending[0].config.resolved()
+    if not download and not data.is_prepared(config.dataset, config.data_dir):
+        return False
+    fit.load_data(config)
+    return True
+
+
 def prepare(runs: list[Run], experiment_name: str, budget: Budget) -> None:
     """Before any run or worker starts: check the data the runs not yet done train on against their budget
-    (a subset it cannot give would fail every run), then record the experiment in its folder, or refuse
-    another experiment there."""
-    pending = [r for r in runs if not r.done]
-    if pending:
-        fit.load_data(pending[0].config.resolved())
+    (:func:`check_data`), then record the experiment in its folder, or refuse another experiment there."""
+    check_data(runs)
     if runs:
         _record_experiment(runs[0].out.parent.parent, experiment_name, budget, runs[0].config.dataset)
 
