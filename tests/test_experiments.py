@@ -335,6 +335,38 @@ def test_plan_refuses_a_subset_the_data_cannot_give_as_run_does(folder, tmp_path
     assert "--train-subset 60000" in out and err.startswith("note: cifar10 is not downloaded yet"), err
 
 
+def test_a_folder_where_the_experiment_writes_a_file_is_named_in_one_line(folder, tmp_path, capsys, shallow):
+    """``collect`` with ``results.csv`` a folder said Python's "[Errno 21] Is a directory" (``results.md`` a
+    folder: after ``results.csv`` was written; ``run``: after every run had trained); ``experiment.json`` a
+    folder recursed until Python's limit. Each is refused first, naming the path."""
+    out = tmp_path / "e"
+    runner._record_experiment(out, shallow.name, experiments.resolve_budget("tiny"), str(folder))
+    written = f"Move it out of {out}, where the experiment writes experiment.json, results.csv, results.md, "
+    for name in ("results.csv", "results.md", "accuracy.png"):
+        (out / name).mkdir()
+        assert cli.main(["collect", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err == f"error: cannot write the report {out / name}: it is a folder, not a file. {written}" \
+                      "accuracy.png.\n", err  # fmt: skip
+        assert sorted(p.name for p in out.iterdir()) == sorted(["experiment.json", name])  # none written
+        (out / name).rmdir()
+    other = tmp_path / "other"
+    args = ["--only", "plain5_11", "--dataset", str(folder), "--out", str(other), *TINY]
+    for name, what in (("results.md", "report"), ("experiment.json", "experiment's record")):
+        (other / name).mkdir(parents=True)
+        for command in ("plan", "run"):
+            assert cli.main([command, shallow.name, *args]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith(f"error: cannot write the {what} {other / name}: it is a folder") and \
+                   err.count("\n") == 1, err  # fmt: skip
+        assert [p.name for p in other.iterdir()] == [name]  # nothing trained, nothing recorded
+        (other / name).rmdir()
+    with pytest.raises(ValueError, match=r"experiment.json: it is a folder"):  # was a RecursionError
+        (out / "experiment.json").unlink()
+        (out / "experiment.json").mkdir()
+        runner._record_experiment(out, shallow.name, experiments.resolve_budget("tiny"), str(folder))
+
+
 def test_a_retried_run_reads_as_running_not_failed_and_a_new_failure_is_recorded(tmp_path, monkeypatch):
     from relu_ratio import train
     from relu_ratio.train.record import RunRecord

@@ -32,6 +32,7 @@ from relu_ratio.validators import check_seed, is_integer, plain_number
 
 BUDGET_SETTINGS = {"recipe", "epochs", "train_subset", "test_subset", "seeds", "batch_size"}
 RECORD_FILE = "experiment.json"  # in an experiment's folder: its name, budget and dataset
+REPORT_FILES = ("results.csv", "results.md", "accuracy.png")  # what collect writes beside it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,6 +254,18 @@ def check_where(runs: list[Run]) -> None:
         for split in ("train", "test"):
             data.find(runs[0].config.dataset, split)
         files.check_writable(runs[0].out.parent.parent, "experiment's output folder (--out)")
+        check_outputs(runs[0].out.parent.parent)
+
+
+def check_outputs(root: Path, names: tuple[str, ...] = (RECORD_FILE, *REPORT_FILES)) -> None:
+    """Refuse an experiment's folder ``root`` where a folder (or anything but a file) stands in the place of
+    a file the experiment writes there (``names``: its record and the reports of
+    :func:`relu_ratio.experiments.collect`): a ``ValueError`` naming it, before anything trains or is
+    written (the report failed with "[Errno 21] Is a directory" once every run had trained)."""
+    for name in names:
+        what = "experiment's record" if name == RECORD_FILE else "report"
+        files.check_file_place(Path(root) / name, what, f"Move it out of {root}, where the experiment writes "
+                               f"{', '.join((RECORD_FILE, *REPORT_FILES))}.")  # fmt: skip
 
 
 def check_data(runs: list[Run], download: bool = True) -> bool:
@@ -274,7 +287,10 @@ def check_data(runs: list[Run], download: bool = True) -> bool:
 
 def prepare(runs: list[Run], experiment_name: str, budget: Budget) -> None:
     """Before any run or worker starts: check the data the runs not yet done train on against their budget
-    (:func:`check_data`), then record the experiment in its folder, or refuse another experiment there."""
+    (:func:`check_data`), then record the experiment in its folder, or refuse another experiment there. A
+    folder in the place of a file the experiment writes is refused first (:func:`check_outputs`)."""
+    if runs:
+        check_outputs(runs[0].out.parent.parent)
     check_data(runs)
     if runs:
         _record_experiment(runs[0].out.parent.parent, experiment_name, budget, runs[0].config.dataset)
@@ -312,6 +328,7 @@ def _record_experiment(root: Path, name: str, chosen: Budget, dataset: str) -> N
             )
         return
     files.check_writable(root, "experiment's output folder (--out)")  # a file on its path is named
+    check_outputs(root, (RECORD_FILE,))  # a folder there: create_once would find it, and try again forever
     root.mkdir(parents=True, exist_ok=True)
     if not files.create_once(path, json.dumps(record, indent=2) + "\n"):  # another worker was first
         _record_experiment(root, name, chosen, dataset)
@@ -335,7 +352,8 @@ def read_record(root: Path) -> dict:
     raises ``ValueError`` naming the file and what is wrong."""
     path = Path(root) / RECORD_FILE
     if not path.is_file():
-        raise ValueError(f"{root} holds no experiment (no {RECORD_FILE}); run one there first.")
+        there = f"{path} is no file" if path.exists() else f"no {RECORD_FILE}"
+        raise ValueError(f"{root} holds no experiment ({there}); run one there first.")
     for _ in range(50):  # another worker may be writing it this instant
         try:
             record = json.loads(path.read_text())
