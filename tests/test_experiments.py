@@ -367,6 +367,40 @@ def test_a_folder_where_the_experiment_writes_a_file_is_named_in_one_line(folder
         runner._record_experiment(out, shallow.name, experiments.resolve_budget("tiny"), str(folder))
 
 
+def test_every_field_of_an_experiment_record_is_checked_against_its_type(folder, tmp_path, capsys, shallow):
+    """``"epochs": "abc"`` in ``experiment.json`` was taken (``collect`` reported "abc epochs"): every field
+    is checked as a ``Budget`` is made (``flags.check_values``, then the ranges a run checks), and ``run``
+    and ``collect`` name the file, the field, the value and what is valid."""
+    out = tmp_path / "e"
+    small = experiments.resolve_budget("tiny", epochs=1, train_subset=12, test_subset=12, batch_size=4)
+    runner._record_experiment(out, shallow.name, small, str(folder))
+    record = json.loads((out / "experiment.json").read_text())
+    args = ["run", shallow.name, "--only", "plain5_11", "--dataset", str(folder), "--out", str(out), *TINY]
+    cases = [
+        ({"epochs": "abc"}, "budget: epochs must be an integer or None (null); received 'abc'"),
+        ({"epochs": 0}, "budget: epochs must be >= 1 (an integer); received 0"),
+        ({"test_subset": 2.5}, "budget: test_subset must be an integer or None (null); received 2.5"),
+        ({"batch_size": True}, "budget: batch_size must be an integer or None (null); received True"),
+        ({"recipe": "fats"}, "budget: recipe must be one of ['fast', 'paper']; received 'fats' (did you mean "
+                             "'fast'?)"),
+        ({"name": 3}, "budget: name must be a string; received 3"),
+        ({"seeds": [0, "1"]}, "budget: seed '1' of seeds [0, '1']: a seed must be an integer in "
+                              "[0, 2**32 - 1]; received '1'"),
+        ({"seeds": 0}, "budget: seeds must be a list of seeds, e.g. [0, 1, 2]; received 0"),
+    ]  # fmt: skip
+    damaged = [({**record, "budget": {**record["budget"], **change}}, said) for change, said in cases]
+    damaged += [({**record, "experiment": 5}, "experiment must be a string; received 5"),
+                ({**record, "dataset": None}, "dataset must be a string; received None")]  # fmt: skip
+    for content, said in damaged:
+        (out / "experiment.json").write_text(json.dumps(content))
+        for command in (args, ["collect", str(out)]):
+            assert cli.main(command) == 2
+            err = capsys.readouterr().err
+            path = out / "experiment.json"
+            assert err == f"error: {path} is damaged: {said}. {runner.RECORD_REMEDY}\n", err
+    assert not (out / "runs").exists() and not (out / "results.csv").exists()
+
+
 def test_a_retried_run_reads_as_running_not_failed_and_a_new_failure_is_recorded(tmp_path, monkeypatch):
     from relu_ratio import train
     from relu_ratio.train.record import RunRecord

@@ -25,10 +25,18 @@ from collections.abc import Callable
 from operator import attrgetter
 from pathlib import Path
 
-from relu_ratio import data, files, train
-from relu_ratio.experiments.specs import EXPERIMENTS, Budget, Experiment, Variant, budget, experiment
+from relu_ratio import data, files, flags, train
+from relu_ratio.experiments.specs import (
+    EXPERIMENTS,
+    Budget,
+    Experiment,
+    Variant,
+    budget,
+    check_seeds,
+    experiment,
+)
 from relu_ratio.train import fit, series
-from relu_ratio.validators import check_seed, is_integer, plain_number
+from relu_ratio.validators import is_integer, plain_number
 
 BUDGET_SETTINGS = {"recipe", "epochs", "train_subset", "test_subset", "seeds", "batch_size"}
 RECORD_FILE = "experiment.json"  # in an experiment's folder: its name, budget and dataset
@@ -81,16 +89,9 @@ def resolve_budget(name: str = "tiny", **overrides) -> Budget:
             f"unknown budget setting(s) {sorted(unknown)}; valid: {', '.join(sorted(BUDGET_SETTINGS))}."
         )
     if "seeds" in changes:
-        if isinstance(changes["seeds"], (str, bytes)) or not hasattr(changes["seeds"], "__iter__"):
-            raise ValueError(f"seeds must be a list of seeds, e.g. [0, 1, 2]; received {changes['seeds']!r}.")
-        seeds = tuple(changes["seeds"])
-        for seed in seeds:
-            check_seed(seed, f"seed {seed!r} of seeds {list(seeds)}: a seed")
-        if not seeds or len(set(seeds)) < len(seeds):
-            raise ValueError(f"seeds must be one or more different seeds (each seed is one run folder); "
-                             f"received {list(seeds)}.")  # fmt: skip
-        changes["seeds"] = seeds
-    return dataclasses.replace(base, **changes)
+        check_seeds(changes["seeds"])
+        changes["seeds"] = tuple(changes["seeds"])
+    return dataclasses.replace(base, **changes)  # checked as a Budget is (every field's type, the ranges)
 
 
 def plan(
@@ -375,23 +376,37 @@ _BUDGET_DEFAULTS = {field.name: field.default for field in dataclasses.fields(Bu
                     if field.default is not dataclasses.MISSING}  # fmt: skip
 
 
+@dataclasses.dataclass(frozen=True)
+class _Named:
+    """The fields of an ``experiment.json`` record beside its budget, checked as a :class:`Budget` is
+    (:func:`relu_ratio.flags.check_values`)."""
+
+    experiment: str
+    dataset: str
+
+
 def _record_problem(record: object) -> str | None:
-    """What is wrong with an ``experiment.json`` record (``None`` if nothing)."""
+    """What is wrong with an ``experiment.json`` record (``None`` if nothing): its keys, then every field
+    against its type (a budget's as a :class:`Budget` checks them), naming the field, the value and what is
+    valid."""
     optional = set(_BUDGET_DEFAULTS)
     required = {field.name for field in dataclasses.fields(Budget)} - optional
     if not isinstance(record, dict) or set(record) != {"experiment", "budget", "dataset"}:
         keys = sorted(record) if isinstance(record, dict) else type(record).__name__
         return f"it holds {keys}, not the keys 'experiment', 'budget' and 'dataset'"
-    if not isinstance(record["experiment"], str) or not isinstance(record["dataset"], str):
-        return "'experiment' and 'dataset' must be strings"
+    try:
+        flags.check_values(_Named(record["experiment"], record["dataset"]))
+    except ValueError as error:
+        return str(error)
     budget_record = record["budget"]
     if not isinstance(budget_record, dict) or not required <= set(budget_record) <= required | optional:
         allowed = f"{', '.join(sorted(required))} (and may hold {', '.join(sorted(optional))})"
         return f"'budget' must hold the keys {allowed}"
-    if not isinstance(budget_record["seeds"], list) or not budget_record["seeds"]:
-        return "'budget.seeds' must be a list of seeds"
+    seeds = budget_record["seeds"]
     try:
-        Budget(**{**budget_record, "seeds": tuple(budget_record["seeds"])}).describe()
-    except (TypeError, ValueError) as error:
-        return str(error)
+        if not isinstance(seeds, list):  # JSON's spelling of the Budget's tuple
+            raise ValueError(f"seeds must be a list of seeds, e.g. [0, 1, 2]; received {seeds!r}.")
+        Budget(**{**budget_record, "seeds": tuple(seeds)})
+    except ValueError as error:
+        return f"budget: {error}"
     return None
