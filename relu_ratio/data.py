@@ -2,8 +2,9 @@
 
 Two sources, one result (:class:`Split`: uint8 images, int labels, :class:`DatasetInfo`):
 
-* ``load("cifar10" | "cifar100", split)``: tensorflow-datasets (downloads on first use; ``data_dir``
-  is honoured). TensorFlow is imported only here.
+* ``load("cifar10" | "cifar100", split)``: tensorflow-datasets (downloads on first use, saying what and
+  where in one line on stderr, and failing at once where the host does not answer; ``data_dir`` is
+  honoured). TensorFlow is imported only here.
 * ``load(path, split)``: a local image folder laid out ``split/label/image``, either a directory or an
   archive (``.tar.gz``, ``.tgz``, ``.tar``), or a directory holding ``*-{split}.tar.gz`` archives such as
   the CIFAR-10 JPEG archives in ``shared/data``. Decoded once with Pillow into a numpy cache under
@@ -28,7 +29,11 @@ import inspect
 import io
 import json
 import os
+import socket
+import sys
 import tarfile
+import urllib.parse
+import urllib.request
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -395,35 +400,104 @@ def _check_tfds_split(name: str, split: object) -> None:
         )
 
 
+def is_prepared(source: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> bool:
+    """Whether :func:`load` reads ``source`` without a download: a local folder or archive always, a
+    tensorflow-datasets name once downloaded and prepared in ``data_dir`` (tfds' default folder if
+    ``None``), asked of its builder (nothing is downloaded)."""
+    if str(source) not in TFDS_STATS:
+        return True
+    return _tfds_builder(str(source), data_dir).is_prepared()
+
+
+def _tfds_builder(name: str, data_dir: str | os.PathLike | None):
+    """tensorflow-datasets' builder of ``name`` in ``data_dir`` (its default folder if ``None``)."""
+    import tensorflow_datasets as tfds  # only the tfds path needs TensorFlow
+
+    return tfds.builder(name, data_dir=None if data_dir is None else os.fspath(data_dir))
+
+
 def _load_tfds(name: str, split: str, data_dir) -> Split:
+    """``split`` of the tensorflow-datasets ``name``: read where it is prepared, without a download (tfds'
+    own ``mock_data`` included); else downloaded and prepared first, after one line on stderr saying what
+    and where (:func:`_before_download`), and refused at once where its host does not answer."""
     _check_tfds_split(name, split)
     import tensorflow_datasets as tfds  # only the tfds path needs TensorFlow
 
-    where = "tensorflow-datasets' default folder" if data_dir is None else repr(os.fspath(data_dir))
+    def read(download: bool) -> tuple[list, object]:
+        dataset, info = tfds.load(name, split=split, as_supervised=True, with_info=True, download=download,
+                                  data_dir=None if data_dir is None else os.fspath(data_dir))  # fmt: skip
+        return list(tfds.as_numpy(dataset.batch(4096))), info
+
     try:
-        dataset, info = tfds.load(
-            name,
-            split=split,
-            as_supervised=True,
-            with_info=True,
-            data_dir=None if data_dir is None else os.fspath(data_dir),
-        )
-        chunks = list(tfds.as_numpy(dataset.batch(4096)))
-    except MemoryError:
-        raise
-    except ValueError as error:  # what tfds refuses: a split it does not have, ...
-        raise ValueError(f"tensorflow-datasets cannot load split {split!r} of {name!r}: {error}") from error
-    except Exception as error:  # a first download without network, a damaged prepared copy, ...
-        raise OSError(
-            f"tensorflow-datasets could not load split {split!r} of {name!r} from {where}: "
-            f"{type(error).__name__}: {error}. The first load downloads and prepares it there, which needs a "
-            "network; or read a local folder or archive instead (e.g. ../shared/data)."
-        ) from error
+        chunks, info = _tfds_read(read, False, name, split, data_dir)
+    except _NotPrepared:
+        _before_download(name, data_dir)
+        chunks, info = _tfds_read(read, True, name, split, data_dir)
     images = np.concatenate([c[0] for c in chunks])
     labels = np.concatenate([c[1] for c in chunks])
     mean, std = TFDS_STATS[name]
     classes = tuple(info.features["label"].names)
     return Split(images.astype(np.uint8), labels.astype(np.int32), DatasetInfo(name, classes, mean, std))
+
+
+class _NotPrepared(Exception):
+    """A tensorflow-datasets dataset not yet downloaded and prepared in its ``data_dir``."""
+
+
+def _tfds_read(read, download: bool, name: str, split: str, data_dir) -> tuple[list, object]:
+    """``read(download)``, its failures said as the package says them: what tfds refuses (a split it does
+    not have) a ``ValueError``, anything else (a download without network, a damaged prepared copy) an
+    ``OSError`` naming the dataset, the folder and the way out; without ``download``, data not prepared
+    yet raise :class:`_NotPrepared`."""
+    where = "tensorflow-datasets' default folder" if data_dir is None else repr(os.fspath(data_dir))
+    try:
+        return read(download)
+    except MemoryError:
+        raise
+    except AssertionError as error:  # tfds: "could not find data in <data_dir>" (download=False)
+        if not download:
+            raise _NotPrepared() from error
+        error_text = f"{type(error).__name__}: {error}"
+    except ValueError as error:  # what tfds refuses: a split it does not have, ...
+        raise ValueError(f"tensorflow-datasets cannot load split {split!r} of {name!r}: {error}") from error
+    except Exception as error:  # a first download without network, a damaged prepared copy, ...
+        error_text = f"{type(error).__name__}: {error}"
+    raise OSError(
+        f"tensorflow-datasets could not load split {split!r} of {name!r} from {where}: {error_text}. The "
+        "first load downloads and prepares it there, which needs a network; or read a local folder or "
+        "archive instead (e.g. ../shared/data)."
+    )
+
+
+REACH_TIMEOUT_S = 10.0  # how long a first download waits for its host to answer (tfds retries for minutes)
+
+
+def _before_download(name: str, data_dir) -> None:
+    """Say on stderr, in one line, what tensorflow-datasets is about to download for ``name`` and where it
+    prepares it; then check that each host answers within :data:`REACH_TIMEOUT_S` seconds (an ``OSError``
+    naming it and the way out), where tfds itself, offline, retried for over 200 s before failing. Through
+    a proxy (``HTTPS_PROXY``...) the host is not tried directly: tfds goes through the proxy."""
+    builder = _tfds_builder(name, data_dir)
+    urls = {url: int(info.size) for url, info in (builder.url_infos or {}).items()}
+    root = Path(builder.data_dir).parent.parent  # <data_dir>/<name>/<version>
+    what = f"{sum(urls.values()) / 2**20:.0f} MiB from {', '.join(urls)}" if urls else "it"
+    print(f"relu_ratio.data: {name} is not in {root} yet: tensorflow-datasets downloads it ({what}) and "
+          "prepares it there, once", file=sys.stderr, flush=True)  # fmt: skip
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+        if not parts.hostname or port is None or urllib.request.getproxies().get(parts.scheme):
+            continue
+        try:
+            socket.create_connection((parts.hostname, port), timeout=REACH_TIMEOUT_S).close()
+        except OSError as error:
+            reason = error.strerror or str(error) or type(error).__name__  # a timeout: "timed out"
+            raise OSError(
+                f"cannot download {name}: {parts.hostname} does not answer ({reason}), so no download can "
+                f"start (tensorflow-datasets would retry for minutes). Connect to a network (or set "
+                f"HTTPS_PROXY), or read a local folder or archive instead (e.g. ../shared/data); once "
+                f"downloaded, {name} is read from {root} without one."
+            ) from None
 
 
 def _resolve_archive(path: Path, split: str) -> Path:

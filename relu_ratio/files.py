@@ -7,7 +7,8 @@ small files, :func:`atomic_file` for files another library writes (weights, ``.n
 :func:`atomic_folder` for folders (SavedModels), :func:`publish_folder` to replace a folder (zoo entries);
 :func:`sha256` hashes them and :class:`CacheError` reports a cache that cannot be written.
 :func:`ensure_room` refuses a write the disk (or the process's file-size limit) cannot hold before it
-starts, and :func:`check_writable` a folder that cannot be written. (One process at a time in a folder:
+starts, :func:`check_writable` a folder that cannot be written and :func:`check_file_place` a folder where
+a file is to be written. (One process at a time in a folder:
 :mod:`relu_ratio.folder_lock`.)
 
 Example:
@@ -348,6 +349,25 @@ def nearest_existing(path: str | os.PathLike) -> Path:
     """``path`` itself or its nearest parent that exists (a file, where one stands on the path)."""
     path = Path(path)
     return next((p for p in (path, *path.parents) if p.exists()), Path("."))
+
+
+def check_file_place(path: str | os.PathLike, what: str, remedy: str = "") -> None:
+    """Raise ``ValueError`` naming ``path`` (``what`` it is, e.g. ``"report"``) where a folder, or anything
+    but a file (a pipe, a device), stands in the place of the file a command writes there: the write would
+    fail with Python's bare "[Errno 21] Is a directory", and often only after the work it reports on.
+    Checked before that work; ``remedy`` (a sentence) says the way out.
+
+    >>> place = Path(tempfile.mkdtemp()) / "results.csv"
+    >>> place.mkdir()
+    >>> check_file_place(place, "report", "Move it away.")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: cannot write the report .../results.csv: it is a folder, not a file. Move it away.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "neither a file nor a folder"
+        way_out = f" {remedy}" if remedy else ""
+        raise ValueError(f"cannot write the {what} {path}: it is {kind}, not a file.{way_out}")
 
 
 def check_writable(folder: str | os.PathLike, what: str = "folder") -> None:

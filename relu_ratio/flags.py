@@ -138,14 +138,16 @@ _KINDS = {  # a field's type, spelt as annotated: (the check, the words for it)
     "None": (lambda v: v is None, "None (null)"),
     "tuple[str, ...]": (lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v),
                         "a tuple of strings"),
+    "tuple[int, ...]": (lambda v: isinstance(v, tuple) and all(is_instance(x, (int,)) for x in v),
+                        "a tuple of integers"),
 }  # fmt: skip
 
 
 def check_values(config: object) -> None:
     """Check every field of the dataclass instance ``config`` against its annotated type (``bool``,
-    ``int``, ``float``, ``str``, ``... | None``) and its ``choices``: a JSON file or a Python caller can
-    pass ``"false"`` where a boolean belongs, which ``bool("false")`` would turn into ``True``. An ``int``
-    is a valid ``float``; a ``bool`` is never a number.
+    ``int``, ``float``, ``str``, a tuple of ``str`` or ``int``, ``... | None``) and its ``choices``: a JSON
+    file or a Python caller can pass ``"false"`` where a boolean belongs, which ``bool("false")`` would turn
+    into ``True``. An ``int`` is a valid ``float``; a ``bool`` is never a number.
 
     Raises:
         ValueError: naming the field, the value received and what is valid.

@@ -233,6 +233,54 @@ def test_a_tfds_failure_is_an_os_error_naming_the_dataset_and_the_way_out(tmp_pa
             data.load("cifar10", split)
 
 
+@pytest.mark.tensorflow
+def test_a_first_tfds_download_says_what_and_where_and_fails_at_once_offline(tmp_path, monkeypatch, capsys):
+    """Offline, a first ``cifar10`` load waited on tensorflow-datasets' retries for over 200 s, silently,
+    before failing. Now one line says what is downloaded and where, and a host that does not answer within
+    ``REACH_TIMEOUT_S`` refuses the load at once (no network is touched here: the connection is mocked)."""
+    import socket
+
+    import tensorflow_datasets as tfds
+
+    for variable in [v for v in os.environ if v.lower().endswith("_proxy")]:  # a direct connection is tried
+        monkeypatch.delenv(variable)
+    tried = []
+
+    def offline(address, timeout=None):
+        tried.append((address, timeout))
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    real_load, loads = tfds.load, []
+
+    def load(*args, download=True, **kwargs):  # what is prepared is really looked for; nothing downloads
+        loads.append(download)
+        if download:
+            raise ConnectionError("the download itself (not made here)")
+        return real_load(*args, download=False, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", offline)
+    monkeypatch.setattr(tfds, "load", load)
+    assert not data.is_prepared("cifar10", tmp_path) and data.is_prepared(tmp_path)  # asked, not downloaded
+    with pytest.raises(OSError) as refused:
+        data.load("cifar10", "test", data_dir=tmp_path)
+    said = str(refused.value)
+    assert said.startswith("cannot download cifar10: www.cs.toronto.edu does not answer (Name or service not "
+                           "known), so no download can start") and "\n" not in said, said  # fmt: skip
+    assert f"(e.g. ../shared/data); once downloaded, cifar10 is read from {tmp_path} without one." in said
+    assert loads == [False] and tried == [(("www.cs.toronto.edu", 443), data.REACH_TIMEOUT_S)]
+    assert data.REACH_TIMEOUT_S <= 10
+    line = (f"relu_ratio.data: cifar10 is not in {tmp_path} yet: tensorflow-datasets downloads it (162 MiB "
+            "from https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz) and prepares it there, "
+            "once\n")  # fmt: skip
+    err = capsys.readouterr().err
+    assert line in err and err.count("relu_ratio.data:") == 1, err  # before the refusal
+    monkeypatch.setattr(socket, "create_connection", lambda address, timeout=None: socket.socket())
+    with pytest.raises(OSError, match="ConnectionError: the download itself"):  # online: the download starts
+        data.load("cifar10", "test", data_dir=tmp_path)
+    err = capsys.readouterr().err
+    assert loads == [False, False, True] and line in err and err.count("relu_ratio.data:") == 1, err
+
+
 def test_pad_crop_flip_takes_windows_of_the_padded_image():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, size=(64, 8, 8, 3), dtype=np.uint8)

@@ -7,11 +7,12 @@ import doctest
 import pytest
 
 from relu_ratio import data, files, progress, validators
-from relu_ratio.experiments import results
-from relu_ratio.train import callbacks, kernels, record, speeds, torch_conv
-from relu_ratio.zoo import card
+from relu_ratio.experiments import results, specs
+from relu_ratio.train import callbacks, kernels, metrics, record, speeds, torch_conv
+from relu_ratio.zoo import card, registry
 
-MODULES = [data, files, progress, validators, results, callbacks, kernels, record, speeds, torch_conv, card]
+MODULES = [data, files, progress, validators, results, specs, callbacks, kernels, metrics, record, speeds,
+           torch_conv, card, registry]  # fmt: skip
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda module: module.__name__)

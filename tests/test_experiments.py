@@ -315,6 +315,92 @@ def test_plan_refuses_missing_data_and_an_out_under_a_file_as_run_does(folder, t
     assert "--out" in capsys.readouterr().out and not (tmp_path / "o").exists()  # plan writes nothing
 
 
+def test_plan_refuses_a_subset_the_data_cannot_give_as_run_does(folder, tmp_path, capsys, shallow,
+                                                                 monkeypatch):
+    """``plan --train-subset 60000`` printed the commands ``run`` then refused: one check
+    (``runner.check_data``) for both, the same error; ``plan`` downloads no tensorflow-datasets name."""
+    settings = ["--only", "plain5_11", "--out", str(tmp_path / "o"), "--epochs", "1", "--test-subset", "12",
+                "--batch-size", "4", "--train-subset", "60000"]  # fmt: skip
+    errors = []
+    for command in ("plan", "run"):
+        assert cli.main([command, shallow.name, "--dataset", str(folder), *settings]) == 2
+        errors.append(capsys.readouterr().err)
+    said = "error: train_subset 60000 is more than the 24 images of the training split; give at most 24"
+    assert errors[0] == errors[1] and errors[0].startswith(said), errors
+    assert not (tmp_path / "o").exists()
+    monkeypatch.setattr(data, "is_prepared", lambda source, data_dir=None: False)  # not downloaded yet
+    monkeypatch.setattr(runner.fit, "load_data", lambda config: pytest.fail("plan loaded (downloaded) it"))
+    assert cli.main(["plan", shallow.name, "--dataset", "cifar10", *settings]) == 0
+    out, err = capsys.readouterr()
+    assert "--train-subset 60000" in out and err.startswith("note: cifar10 is not downloaded yet"), err
+
+
+def test_a_folder_where_the_experiment_writes_a_file_is_named_in_one_line(folder, tmp_path, capsys, shallow):
+    """``collect`` with ``results.csv`` a folder said Python's "[Errno 21] Is a directory" (``results.md`` a
+    folder: after ``results.csv`` was written; ``run``: after every run had trained); ``experiment.json`` a
+    folder recursed until Python's limit. Each is refused first, naming the path."""
+    out = tmp_path / "e"
+    runner._record_experiment(out, shallow.name, experiments.resolve_budget("tiny"), str(folder))
+    written = f"Move it out of {out}, where the experiment writes experiment.json, results.csv, results.md, "
+    for name in ("results.csv", "results.md", "accuracy.png"):
+        (out / name).mkdir()
+        assert cli.main(["collect", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err == f"error: cannot write the report {out / name}: it is a folder, not a file. {written}" \
+                      "accuracy.png.\n", err  # fmt: skip
+        assert sorted(p.name for p in out.iterdir()) == sorted(["experiment.json", name])  # none written
+        (out / name).rmdir()
+    other = tmp_path / "other"
+    args = ["--only", "plain5_11", "--dataset", str(folder), "--out", str(other), *TINY]
+    for name, what in (("results.md", "report"), ("experiment.json", "experiment's record")):
+        (other / name).mkdir(parents=True)
+        for command in ("plan", "run"):
+            assert cli.main([command, shallow.name, *args]) == 2
+            err = capsys.readouterr().err
+            assert err.startswith(f"error: cannot write the {what} {other / name}: it is a folder") and \
+                   err.count("\n") == 1, err  # fmt: skip
+        assert [p.name for p in other.iterdir()] == [name]  # nothing trained, nothing recorded
+        (other / name).rmdir()
+    with pytest.raises(ValueError, match=r"experiment.json: it is a folder"):  # was a RecursionError
+        (out / "experiment.json").unlink()
+        (out / "experiment.json").mkdir()
+        runner._record_experiment(out, shallow.name, experiments.resolve_budget("tiny"), str(folder))
+
+
+def test_every_field_of_an_experiment_record_is_checked_against_its_type(folder, tmp_path, capsys, shallow):
+    """``"epochs": "abc"`` in ``experiment.json`` was taken (``collect`` reported "abc epochs"): every field
+    is checked as a ``Budget`` is made (``flags.check_values``, then the ranges a run checks), and ``run``
+    and ``collect`` name the file, the field, the value and what is valid."""
+    out = tmp_path / "e"
+    small = experiments.resolve_budget("tiny", epochs=1, train_subset=12, test_subset=12, batch_size=4)
+    runner._record_experiment(out, shallow.name, small, str(folder))
+    record = json.loads((out / "experiment.json").read_text())
+    args = ["run", shallow.name, "--only", "plain5_11", "--dataset", str(folder), "--out", str(out), *TINY]
+    cases = [
+        ({"epochs": "abc"}, "budget: epochs must be an integer or None (null); received 'abc'"),
+        ({"epochs": 0}, "budget: epochs must be >= 1 (an integer); received 0"),
+        ({"test_subset": 2.5}, "budget: test_subset must be an integer or None (null); received 2.5"),
+        ({"batch_size": True}, "budget: batch_size must be an integer or None (null); received True"),
+        ({"recipe": "fats"}, "budget: recipe must be one of ['fast', 'paper']; received 'fats' (did you mean "
+                             "'fast'?)"),
+        ({"name": 3}, "budget: name must be a string; received 3"),
+        ({"seeds": [0, "1"]}, "budget: seed '1' of seeds [0, '1']: a seed must be an integer in "
+                              "[0, 2**32 - 1]; received '1'"),
+        ({"seeds": 0}, "budget: seeds must be a list of seeds, e.g. [0, 1, 2]; received 0"),
+    ]  # fmt: skip
+    damaged = [({**record, "budget": {**record["budget"], **change}}, said) for change, said in cases]
+    damaged += [({**record, "experiment": 5}, "experiment must be a string; received 5"),
+                ({**record, "dataset": None}, "dataset must be a string; received None")]  # fmt: skip
+    for content, said in damaged:
+        (out / "experiment.json").write_text(json.dumps(content))
+        for command in (args, ["collect", str(out)]):
+            assert cli.main(command) == 2
+            err = capsys.readouterr().err
+            path = out / "experiment.json"
+            assert err == f"error: {path} is damaged: {said}. {runner.RECORD_REMEDY}\n", err
+    assert not (out / "runs").exists() and not (out / "results.csv").exists()
+
+
 def test_a_retried_run_reads_as_running_not_failed_and_a_new_failure_is_recorded(tmp_path, monkeypatch):
     from relu_ratio import train
     from relu_ratio.train.record import RunRecord

@@ -60,6 +60,27 @@ def test_results_update_never_overwrites_a_file_that_is_not_a_results_page(tmp_p
     assert cli.main(["results", "--update", str(notes)]) == 0 and results.is_current(notes)
 
 
+def test_results_update_names_a_file_where_its_plots_go_before_it_writes_the_page(tmp_path, capsys):
+    """A file named ``results`` beside the page was a bare "[Errno 17] File exists", a folder in the place of
+    a plot "[Errno 21] Is a directory", each after the page was written."""
+    from relu_ratio.experiments import __main__ as cli
+
+    page = tmp_path / "RESULTS.md"
+    (tmp_path / "results").write_text("")  # where the plots' folder goes
+    assert cli.main(["results", "--update", str(page)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write to the results page's plots folder {tmp_path / 'results'}: ")
+    assert err.count("\n") == 1, err
+    (tmp_path / "results").unlink()
+    (tmp_path / "results" / "accuracy_by_pattern.png").mkdir(parents=True)
+    assert cli.main(["results", "--update", str(page)]) == 2
+    err = capsys.readouterr().err
+    plot = tmp_path / "results" / "accuracy_by_pattern.png"
+    assert err == f"error: cannot write the results page's plot {plot}: it is a folder, not a file. " \
+                  "Move it away.\n", err  # fmt: skip
+    assert not page.exists()  # refused before the page is written
+
+
 def test_the_readmes_claims_are_one_verdict_per_trained_variant_of_the_page():
     lines = results.claims().splitlines()
     page = results.page()

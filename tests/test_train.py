@@ -594,6 +594,33 @@ def test_compile_for_resolves_the_config_and_names_what_it_cannot_use(monkeypatc
 
 
 @pytest.mark.backend
+def test_top5_ranks_tied_scores_by_class_index_as_the_zoo_does():
+    """A collapsed network (saturated softmax: one class ahead, nine tied) recorded a test top-5 of 100.0:
+    Keras' TopKCategoricalAccuracy, which ``compile_for`` compiled as ``top5``, counted every class tied with
+    the fifth as in the top 5. ``top5`` now ranks ties by class index, as ``zoo.registry.accuracy`` does
+    (50 % for one image of each class), also on mixed bfloat16's outputs."""
+    from relu_ratio.zoo import registry
+
+    images = np.zeros((10, 32, 32, 3), "uint8")
+    labels = np.arange(10)
+    split = data.Split(images, labels, data.DatasetInfo("ten", tuple("abcdefghij"), (0.0,) * 3, (1.0,) * 3))
+    for policy in ("float32", "mixed_bfloat16"):
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            model = keras.Sequential([
+                keras.Input((32, 32, 3)), keras.layers.GlobalAveragePooling2D(),
+                keras.layers.Dense(10, "softmax", kernel_initializer="zeros",
+                                   bias_initializer=keras.initializers.Constant([1.0] + [0.0] * 9)),
+            ])  # fmt: skip: class 0 scored ahead, the nine others tied, whatever the image
+            train.compile_for(model, train.TrainConfig(recipe="fast", epochs=1), steps_per_epoch=1)
+            scores = model.evaluate(images, np.eye(10, dtype="float32")[labels], verbose=0, return_dict=True)
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        assert registry.accuracy(model, split) == {"top1": 10.0, "top5": 50.0}
+        assert (scores["accuracy"], scores["top5"]) == pytest.approx((0.1, 0.5)), (policy, scores)
+
+
+@pytest.mark.backend
 def test_compile_for_trains_a_logits_head_on_logits_and_refuses_a_head_it_cannot():
     from relu_ratio import models
 

@@ -32,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="the experiments and budgets", **flags.examples(EXAMPLES["list"]))
     for name, text in (
-        ("plan", "print the runs and their training commands"),
+        ("plan", "check the settings and data as run does, then print the runs' training commands"),
         ("run", "train, then collect"),
     ):
         q = sub.add_parser(name, help=text, allow_abbrev=False, **flags.examples(EXAMPLES[name]))
@@ -85,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
             item.config.resolved()  # every config is checked before anything trains
         if args.command == "plan":
             runner.check_where(runs)  # and where they read and write, as `run` checks them when it prepares
+            if not runner.check_data(runs, download=False):  # the subsets against the data, as `run` does
+                print(f"note: {runs[0].config.dataset} is not downloaded yet, so the subsets were not "
+                      "checked against it (run checks them once it has downloaded it)",
+                      file=sys.stderr)  # fmt: skip
             for item in runs:
                 print(train.command_for(item.config.resolved()))
             return 0

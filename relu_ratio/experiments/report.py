@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from relu_ratio import data, files, stats, train
-from relu_ratio.experiments.runner import RECORD_FILE, Run, plan, read_record
+from relu_ratio.experiments.runner import RECORD_FILE, REPORT_FILES, Run, check_outputs, plan, read_record
 from relu_ratio.experiments.specs import EXPERIMENTS, Budget, Experiment
 
 if TYPE_CHECKING:  # matplotlib is imported where a figure is drawn
@@ -50,9 +50,13 @@ class Report:
 
 
 def collect(out: str | os.PathLike, figure: bool = True) -> Report:
-    """Read every planned run under ``out`` (written by ``experiments run``) and write the three reports."""
+    """Read every planned run under ``out`` (written by ``experiments run``) and write the three reports
+    (:data:`~relu_ratio.experiments.runner.REPORT_FILES`; a folder in the place of one is refused, naming
+    it, before any is written)."""
     root = Path(out)
     record = read_record(root)
+    csv_path, markdown_path, figure_path = (root / name for name in REPORT_FILES)
+    check_outputs(root, REPORT_FILES if figure else REPORT_FILES[:2])
     spec = EXPERIMENTS.get(record["experiment"])
     if spec is None:
         raise ValueError(
@@ -67,11 +71,10 @@ def collect(out: str | os.PathLike, figure: bool = True) -> Report:
     label = named.pop() if len(named) == 1 else data.DATASET_LABELS.get(record["dataset"], record["dataset"])
     for row in rows:
         row["dataset"] = row["dataset"] or label
-    files.write_atomic(root / "results.csv", _csv(rows))
+    files.write_atomic(csv_path, _csv(rows))
     markdown = render_markdown(spec, rows, chosen.describe())
-    files.write_atomic(root / "results.md", markdown)
-    figure_path = plot(spec, rows, root / "accuracy.png") if figure else None
-    return Report(rows, markdown, root / "results.csv", root / "results.md", figure_path)
+    files.write_atomic(markdown_path, markdown)
+    return Report(rows, markdown, csv_path, markdown_path, plot(spec, rows, figure_path) if figure else None)
 
 
 STATUS = {"finished": "done", "failed": "failed", "partial": "partial", "waiting": "pending"}  # by run state

@@ -386,14 +386,17 @@ def write(path: str | os.PathLike) -> list[Path]:
 
     Raises:
         ValueError: ``path`` is a folder, or a file that is neither empty nor a results page (never
-            overwritten).
+            overwritten); a file stands where the plots' folder goes, or a folder where a plot goes.
     """
     path = Path(path)
     _check_page(path)
     files.check_writable(path.parent, "results page's folder")
+    figures = path.parent / "results"
+    files.check_writable(figures, "results page's plots folder")  # before the page is written
+    for name in FIGURES.values():
+        files.check_file_place(figures / name, "results page's plot", "Move it away.")
     with files.folder_made(path.parent):  # removed again if the page cannot be written
         written = [files.write_atomic(path, page())]
-    figures = path.parent / "results"
     figures.mkdir(parents=True, exist_ok=True)
     written.append(files.write_atomic(figures / FIGURES["pattern"], plot_patterns()))
     curves = plot_curves()

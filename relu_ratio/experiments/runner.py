@@ -25,13 +25,22 @@ from collections.abc import Callable
 from operator import attrgetter
 from pathlib import Path
 
-from relu_ratio import data, files, train
-from relu_ratio.experiments.specs import EXPERIMENTS, Budget, Experiment, Variant, budget, experiment
+from relu_ratio import data, files, flags, train
+from relu_ratio.experiments.specs import (
+    EXPERIMENTS,
+    Budget,
+    Experiment,
+    Variant,
+    budget,
+    check_seeds,
+    experiment,
+)
 from relu_ratio.train import fit, series
-from relu_ratio.validators import check_seed, is_integer, plain_number
+from relu_ratio.validators import is_integer, plain_number
 
 BUDGET_SETTINGS = {"recipe", "epochs", "train_subset", "test_subset", "seeds", "batch_size"}
 RECORD_FILE = "experiment.json"  # in an experiment's folder: its name, budget and dataset
+REPORT_FILES = ("results.csv", "results.md", "accuracy.png")  # what collect writes beside it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,16 +89,9 @@ def resolve_budget(name: str = "tiny", **overrides) -> Budget:
             f"unknown budget setting(s) {sorted(unknown)}; valid: {', '.join(sorted(BUDGET_SETTINGS))}."
         )
     if "seeds" in changes:
-        if isinstance(changes["seeds"], (str, bytes)) or not hasattr(changes["seeds"], "__iter__"):
-            raise ValueError(f"seeds must be a list of seeds, e.g. [0, 1, 2]; received {changes['seeds']!r}.")
-        seeds = tuple(changes["seeds"])
-        for seed in seeds:
-            check_seed(seed, f"seed {seed!r} of seeds {list(seeds)}: a seed")
-        if not seeds or len(set(seeds)) < len(seeds):
-            raise ValueError(f"seeds must be one or more different seeds (each seed is one run folder); "
-                             f"received {list(seeds)}.")  # fmt: skip
-        changes["seeds"] = seeds
-    return dataclasses.replace(base, **changes)
+        check_seeds(changes["seeds"])
+        changes["seeds"] = tuple(changes["seeds"])
+    return dataclasses.replace(base, **changes)  # checked as a Budget is (every field's type, the ranges)
 
 
 def plan(
@@ -253,15 +255,44 @@ def check_where(runs: list[Run]) -> None:
         for split in ("train", "test"):
             data.find(runs[0].config.dataset, split)
         files.check_writable(runs[0].out.parent.parent, "experiment's output folder (--out)")
+        check_outputs(runs[0].out.parent.parent)
+
+
+def check_outputs(root: Path, names: tuple[str, ...] = (RECORD_FILE, *REPORT_FILES)) -> None:
+    """Refuse an experiment's folder ``root`` where a folder (or anything but a file) stands in the place of
+    a file the experiment writes there (``names``: its record and the reports of
+    :func:`relu_ratio.experiments.collect`): a ``ValueError`` naming it, before anything trains or is
+    written (the report failed with "[Errno 21] Is a directory" once every run had trained)."""
+    for name in names:
+        what = "experiment's record" if name == RECORD_FILE else "report"
+        files.check_file_place(Path(root) / name, what, f"Move it out of {root}, where the experiment writes "
+                               f"{', '.join((RECORD_FILE, *REPORT_FILES))}.")  # fmt: skip
+
+
+def check_data(runs: list[Run], download: bool = True) -> bool:
+    """The one check of the data the runs not yet done train on against their budget, for ``plan`` and
+    ``run`` (:func:`prepare`) alike: the splits are loaded as training loads them, and a subset they cannot
+    give (``--train-subset 60000`` of 50,000 images) or a batch larger than the training images raises the
+    ``ValueError`` training would, before any run starts (it would fail every run). With ``download=False``
+    (``plan``) a tensorflow-datasets name not yet downloaded is left unchecked; returns whether the data
+    were checked (``True`` too where no run is left to train, which needs none)."""
+    pending = [r for r in runs if not r.done]
+    if not pending:
+        return True
+    config = pending[0].config.resolved()
+    if not download and not data.is_prepared(config.dataset, config.data_dir):
+        return False
+    fit.load_data(config)
+    return True
 
 
 def prepare(runs: list[Run], experiment_name: str, budget: Budget) -> None:
     """Before any run or worker starts: check the data the runs not yet done train on against their budget
-    (a subset it cannot give would fail every run), then record the experiment in its folder, or refuse
-    another experiment there."""
-    pending = [r for r in runs if not r.done]
-    if pending:
-        fit.load_data(pending[0].config.resolved())
+    (:func:`check_data`), then record the experiment in its folder, or refuse another experiment there. A
+    folder in the place of a file the experiment writes is refused first (:func:`check_outputs`)."""
+    if runs:
+        check_outputs(runs[0].out.parent.parent)
+    check_data(runs)
     if runs:
         _record_experiment(runs[0].out.parent.parent, experiment_name, budget, runs[0].config.dataset)
 
@@ -298,6 +329,7 @@ def _record_experiment(root: Path, name: str, chosen: Budget, dataset: str) -> N
             )
         return
     files.check_writable(root, "experiment's output folder (--out)")  # a file on its path is named
+    check_outputs(root, (RECORD_FILE,))  # a folder there: create_once would find it, and try again forever
     root.mkdir(parents=True, exist_ok=True)
     if not files.create_once(path, json.dumps(record, indent=2) + "\n"):  # another worker was first
         _record_experiment(root, name, chosen, dataset)
@@ -321,7 +353,8 @@ def read_record(root: Path) -> dict:
     raises ``ValueError`` naming the file and what is wrong."""
     path = Path(root) / RECORD_FILE
     if not path.is_file():
-        raise ValueError(f"{root} holds no experiment (no {RECORD_FILE}); run one there first.")
+        there = f"{path} is no file" if path.exists() else f"no {RECORD_FILE}"
+        raise ValueError(f"{root} holds no experiment ({there}); run one there first.")
     for _ in range(50):  # another worker may be writing it this instant
         try:
             record = json.loads(path.read_text())
@@ -343,23 +376,37 @@ _BUDGET_DEFAULTS = {field.name: field.default for field in dataclasses.fields(Bu
                     if field.default is not dataclasses.MISSING}  # fmt: skip
 
 
+@dataclasses.dataclass(frozen=True)
+class _Named:
+    """The fields of an ``experiment.json`` record beside its budget, checked as a :class:`Budget` is
+    (:func:`relu_ratio.flags.check_values`)."""
+
+    experiment: str
+    dataset: str
+
+
 def _record_problem(record: object) -> str | None:
-    """What is wrong with an ``experiment.json`` record (``None`` if nothing)."""
+    """What is wrong with an ``experiment.json`` record (``None`` if nothing): its keys, then every field
+    against its type (a budget's as a :class:`Budget` checks them), naming the field, the value and what is
+    valid."""
     optional = set(_BUDGET_DEFAULTS)
     required = {field.name for field in dataclasses.fields(Budget)} - optional
     if not isinstance(record, dict) or set(record) != {"experiment", "budget", "dataset"}:
         keys = sorted(record) if isinstance(record, dict) else type(record).__name__
         return f"it holds {keys}, not the keys 'experiment', 'budget' and 'dataset'"
-    if not isinstance(record["experiment"], str) or not isinstance(record["dataset"], str):
-        return "'experiment' and 'dataset' must be strings"
+    try:
+        flags.check_values(_Named(record["experiment"], record["dataset"]))
+    except ValueError as error:
+        return str(error)
     budget_record = record["budget"]
     if not isinstance(budget_record, dict) or not required <= set(budget_record) <= required | optional:
         allowed = f"{', '.join(sorted(required))} (and may hold {', '.join(sorted(optional))})"
         return f"'budget' must hold the keys {allowed}"
-    if not isinstance(budget_record["seeds"], list) or not budget_record["seeds"]:
-        return "'budget.seeds' must be a list of seeds"
+    seeds = budget_record["seeds"]
     try:
-        Budget(**{**budget_record, "seeds": tuple(budget_record["seeds"])}).describe()
-    except (TypeError, ValueError) as error:
-        return str(error)
+        if not isinstance(seeds, list):  # JSON's spelling of the Budget's tuple
+            raise ValueError(f"seeds must be a list of seeds, e.g. [0, 1, 2]; received {seeds!r}.")
+        Budget(**{**budget_record, "seeds": tuple(seeds)})
+    except ValueError as error:
+        return f"budget: {error}"
     return None

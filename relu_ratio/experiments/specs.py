@@ -1,7 +1,8 @@
 """The paper's experiments as data: which models each compares, and the numbers the papers published.
 
 An :class:`Experiment` lists its :class:`Variant` runs (a model name, the group it is plotted in, a label)
-and the :class:`Published` accuracies to show beside ours. A :class:`Budget` says how long each run trains.
+and the :class:`Published` accuracies to show beside ours. A :class:`Budget` says how long each run trains;
+every setting of one is checked as it is made (from Python, the CLI or an experiment's ``experiment.json``).
 Published numbers are the papers' (original CIFAR, 400 epochs, mean of 5 runs), never ours; they are taken
 from the sources named in ``Published.source``.
 
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from relu_ratio.validators import suggest
+from relu_ratio import flags
+from relu_ratio.train.config import TrainConfig
+from relu_ratio.validators import check_seed, repeated, suggest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,9 +53,36 @@ class Experiment:
         return [p for p in self.published if p.model == model]
 
 
+def check_seeds(seeds: object) -> None:
+    """Refuse (``ValueError``) what is not one or more different seeds (each seed is one run folder).
+
+    >>> check_seeds([0, 0])
+    Traceback (most recent call last):
+    ValueError: seeds must be one or more different seeds (each seed is one run folder); received [0, 0].
+    """
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise ValueError(f"seeds must be a list of seeds, e.g. [0, 1, 2]; received {seeds!r}.")
+    seeds = list(seeds)
+    for seed in seeds:
+        check_seed(seed, f"seed {seed!r} of seeds {seeds}: a seed")
+    if not seeds or repeated(seeds):
+        raise ValueError(f"seeds must be one or more different seeds (each seed is one run folder); "
+                         f"received {seeds}.")  # fmt: skip
+
+
 @dataclasses.dataclass(frozen=True)
 class Budget:
-    """How each run of an experiment trains. ``None`` takes the recipe's value (or the whole split)."""
+    """How each run of an experiment trains. ``None`` takes the recipe's value (or the whole split).
+
+    Checked as it is made: the seeds (:func:`check_seeds`), every field against its type
+    (:func:`relu_ratio.flags.check_values`), and the training settings as a run checks them (the recipe's
+    name, the ranges: :meth:`relu_ratio.train.TrainConfig.with_recipe`); a ``ValueError`` names the field,
+    the value received and what is valid.
+
+    >>> Budget("mine", "fast", "abc", None, None, (0,))
+    Traceback (most recent call last):
+    ValueError: epochs must be an integer or None (null); received 'abc'.
+    """
 
     name: str
     recipe: str
@@ -61,6 +91,12 @@ class Budget:
     test_subset: int | None
     seeds: tuple[int, ...]
     batch_size: int | None = None
+
+    def __post_init__(self):
+        check_seeds(self.seeds)
+        flags.check_values(self)
+        settings = ("recipe", "epochs", "train_subset", "test_subset", "batch_size")
+        TrainConfig(**{key: getattr(self, key) for key in settings}).with_recipe()
 
     def describe(self) -> str:
         epochs = f"{self.epochs} epoch{'s' * (self.epochs != 1)}" if self.epochs else "the recipe's epochs"

@@ -33,7 +33,8 @@ of epochs; a kill while a backup is being written falls back to the previous one
 weights stop the run with :class:`TrainingDiverged` (the CLI exits 1) before anything non-finite is saved.
 
 The package's modules, one seam each: :mod:`~relu_ratio.train.config` (:class:`TrainConfig`),
-:mod:`~relu_ratio.train.recipes` (recipes, schedule, optimizer), :mod:`~relu_ratio.train.callbacks`
+:mod:`~relu_ratio.train.recipes` (recipes, schedule, optimizer), :mod:`~relu_ratio.train.metrics` (the
+top-5 accuracy, ties ranked as the zoo ranks them), :mod:`~relu_ratio.train.callbacks`
 (backups, divergence guard, clock), :mod:`~relu_ratio.train.fit` (:func:`run`),
 :mod:`~relu_ratio.train.record` (:class:`RunRecord`, what a run folder holds),
 :mod:`~relu_ratio.train.devices` (what a run trains on, the CPU's class), :mod:`~relu_ratio.train.speeds`

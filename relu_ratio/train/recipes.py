@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import keras
 
+from relu_ratio.train.metrics import TopKAccuracy
 from relu_ratio.user_warning import warn
 from relu_ratio.validators import is_integer, plain_number
 
@@ -109,7 +110,8 @@ def outputs_logits(model: keras.Model) -> bool:
 def compile_for(
     model: keras.Model, config: TrainConfig, steps_per_epoch: int, steps_per_execution: int | None = None
 ) -> keras.Model:
-    """Compile ``model`` with the recipe's optimizer, schedule, loss and metrics (one-hot labels), running
+    """Compile ``model`` with the recipe's optimizer, schedule, loss and metrics (one-hot labels: top-1 as
+    ``accuracy``, top-5 as ``top5``, :class:`~relu_ratio.train.metrics.TopKAccuracy`), running
     ``steps_per_execution`` training steps per compiled call (default: ``config.steps_per_execution``, else
     1). The weight decay is the model's own (coupled L2 on its kernels): build it with
     ``weight_decay=config.weight_decay``, as the training CLI does; so is the precision: build it after
@@ -142,11 +144,9 @@ def compile_for(
     )
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing,
                                                 from_logits=outputs_logits(model))  # fmt: skip
-    classes = model.output_shape[-1]  # under 5 classes top-5 counts them all (torch refuses k > classes)
-    metrics = [
-        keras.metrics.CategoricalAccuracy("accuracy"),
-        keras.metrics.TopKCategoricalAccuracy(min(5, classes), "top5"),
-    ]
+    # top-5 ranks tied scores by class index, as the zoo does (Keras' TopKCategoricalAccuracy counted every
+    # class tied with the fifth as in the top 5: a collapsed network scored 100 %)
+    metrics = [keras.metrics.CategoricalAccuracy("accuracy"), TopKAccuracy(5, "top5")]
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, steps_per_execution=steps_per_execution)
     return model
 

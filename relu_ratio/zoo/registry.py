@@ -497,9 +497,20 @@ def accuracy(
     model: keras.Model, split: data_lib.Split, batch_size: int = 256, verbose: int | str = 0
 ) -> dict[str, float]:
     """Top-1 and top-5 accuracy in percent of a probability-outputting ``model`` on ``split`` (``verbose``:
-    :meth:`keras.Model.predict`'s progress display)."""
+    :meth:`keras.Model.predict`'s progress display), by :func:`scored_accuracy`."""
     scores = np.asarray(model.predict(data_lib.batches(split, batch_size), verbose=verbose))
-    labels = np.asarray(split.labels)
+    return scored_accuracy(scores, np.asarray(split.labels))
+
+
+def scored_accuracy(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Top-1 and top-5 accuracy in percent of ``scores`` (images x classes) against the class indices
+    ``labels``: the classes ranked by a stable sort of the scores, so that tied scores rank by class index,
+    as training's top-5 counts them (:class:`relu_ratio.train.metrics.TopKAccuracy`; Keras' own counted every
+    class tied with the fifth as in the top 5).
+
+    >>> scored_accuracy(np.eye(10)[[0] * 10], np.arange(10))   # collapsed: class 0 at 1.0, the rest tied
+    {'top1': 10.0, 'top5': 50.0}
+    """
     if scores.ndim != 2 or len(scores) != len(labels):
         raise ValueError(f"predictions have shape {scores.shape}; expected ({len(labels)}, classes).")
     top = np.argsort(-scores, axis=1, kind="stable")[:, :5]

@@ -1,0 +1,43 @@
+"""relu_ratio.train.metrics: the top-k accuracy training records, counted as the zoo counts it (ties ranked by
+class index), on every backend and in bfloat16."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from relu_ratio.train.metrics import TopKAccuracy, top_k_hits
+from relu_ratio.zoo.registry import scored_accuracy
+
+pytestmark = pytest.mark.backend  # the metric runs inside every backend's compiled step
+
+
+def _hits(scores: np.ndarray, labels: np.ndarray, k: int, dtype: str = "float32") -> np.ndarray:
+    one_hot = np.eye(scores.shape[1], dtype="float32")[labels]
+    return keras.ops.convert_to_numpy(top_k_hits(one_hot, keras.ops.cast(scores, dtype), k))
+
+
+def test_training_and_the_zoo_rank_tied_scores_alike_image_by_image():
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 3, size=(300, 10)).astype("float32") / 4  # three values: ties everywhere
+    scores[:20] = 0.0  # some all tied
+    labels = rng.integers(0, 10, size=300)
+    for dtype in ("float32", "bfloat16"):  # quarters are exact in bfloat16: the same ties
+        for k, key in ((1, "top1"), (5, "top5")):
+            zoo = [scored_accuracy(scores[i : i + 1], labels[i : i + 1])[key] / 100 for i in range(300)]
+            np.testing.assert_array_equal(_hits(scores, labels, k, dtype), zoo, err_msg=f"{dtype} top-{k}")
+    assert _hits(scores[:20], labels[:20], 5).tolist() == [float(label < 5) for label in labels[:20]]
+
+
+def test_the_metric_averages_hits_counts_every_class_under_k_and_misses_a_nan_score():
+    metric = TopKAccuracy()
+    assert (metric.name, metric.k, TopKAccuracy.from_config(metric.get_config()).k) == ("top5", 5, 5)
+    collapsed = np.eye(10, dtype="float32")[[0] * 10]
+    metric.update_state(np.eye(10, dtype="float32"), keras.ops.cast(collapsed, "bfloat16"))
+    assert float(metric.result()) == pytest.approx(0.5)
+    three = np.array([[0.2, 0.5, 0.3], [0.0, 0.0, 0.0]], "float32")  # under 5 classes every class counts
+    assert _hits(three, np.array([0, 2]), 5).tolist() == [1.0, 1.0]
+    assert scored_accuracy(three, np.array([0, 2]))["top5"] == 100.0
+    nan = np.array([[np.nan, 0.1, 0.2]], "float32")
+    assert _hits(nan, np.array([0]), 5).tolist() == [0.0]  # a diverged score is no hit
