@@ -18,7 +18,7 @@ from conftest import SMALL_NAMES, start_module, write_image_folder
 from helpers import lock_of
 
 import relu_ratio
-from relu_ratio import models, tune
+from relu_ratio import data, models, train, tune
 from relu_ratio.tune.search import _draw_within_bounds as draw_within_bounds
 
 SMALL = {family: int(name[len(family) :]) for family, name in SMALL_NAMES.items()}  # plain -> 8, ...
@@ -155,6 +155,39 @@ def test_ratio_bounds_fail_trials_before_training():
         hm.fit(hp, model, None)  # never reaches model.fit
     hp.values.update(dict.fromkeys(hp.values, "01"))  # 13 : 7 = 1.86
     assert hm.violation(*hm.counts(hp)) is None
+
+
+def _trial_parts(folder, epochs=1):
+    """A hypermodel, training batches (shared by the trials) and validation batches, as search() makes them,
+    on the tiny folder: 18 training images in 3 batches of 8 an epoch."""
+    train_split, val_split = tune.load_search_data(folder, "holdout", val_subset=6)
+    batches = data.batches(train_split, 8, augment=True, seed=0, one_hot=True)
+    config = train.TrainConfig(recipe="fast", epochs=epochs, batch_size=8, seed=0)
+    hm = tune.ReLUHyperModel("resnet", 8, train_config=config, steps_per_epoch=len(batches), seed=0,
+                             **train_split.builder_kwargs())  # fmt: skip
+    return hm, batches, data.batches(val_split, 256, one_hot=True)
+
+
+def _hp(hm, choice):
+    hp = keras_tuner.HyperParameters()
+    hm.declare_hyperparameters(hp)
+    hp.values.update(dict.fromkeys(hp.values, choice))
+    return hp
+
+
+def test_a_trial_trains_alike_whatever_trials_ran_before_it_in_the_process(folder):
+    """The training batches are shared by a search's trials, and their epoch moved on with every trial's
+    epochs: the same pattern trained as a process's first trial and as a later one scored differently (a
+    resumed search ranked the patterns otherwise than an uninterrupted one), whatever --seed said."""
+    hm, batches, val = _trial_parts(folder)
+
+    def trial(choice):  # as keras-tuner calls it: Keras' own shuffling of the batches' order left on
+        hp = _hp(hm, choice)
+        return hm.fit(hp, hm.build(hp), batches, validation_data=val, epochs=1, verbose=0).history
+
+    first = trial("11")
+    trial("01")
+    assert trial("11") == first
 
 
 ORACLES = [("RandomSearchOracle", {"max_trials": 50}), ("HyperbandOracle", {"max_epochs": 81}),

@@ -18,7 +18,7 @@ from fractions import Fraction
 import keras
 import keras_tuner
 
-from relu_ratio import models, patterns, train
+from relu_ratio import data, models, patterns, train
 from relu_ratio.describe import describe
 from relu_ratio.patterns import ReLUPattern
 from relu_ratio.validators import is_integer
@@ -366,14 +366,24 @@ class ReLUHyperModel(keras_tuner.HyperModel):
         return train.compile_for(model, self.train_config, self.steps_per_epoch)
 
     def fit(self, hp, model, *args, **kwargs):
-        """``model.fit``, after failing the trial if the whole-network ratio bounds are broken."""
+        """``model.fit`` for one trial, after failing the trial if the whole-network ratio bounds are broken.
+
+        Training batches given as a :class:`relu_ratio.data.Batches` (as :func:`~relu_ratio.tune.search`
+        gives them, one object for every trial) serve each epoch of the fit that epoch's draws
+        (:func:`relu_ratio.train.callbacks.epoch_of`): with :attr:`seed` set, a pattern trains alike whether
+        it is a process's first trial or a later one, so a resumed search scores it as an uninterrupted one.
+        """
         measured = describe(model)
         problem = self.violation(measured.convs, measured.relus)
         if problem is not None:
             raise keras_tuner.errors.FailedTrialError(
                 f"relu_pattern {format_pattern(relu_pattern_from(hp))} is outside the constraints: {problem}."
             )
-        return model.fit(*args, **kwargs)
+        batches = args[0] if args else kwargs.get("x")
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        if isinstance(batches, data.Batches):  # shared by the trials: its epoch is this fit's, not the last's
+            callbacks.insert(0, train.callbacks.epoch_of(batches))
+        return model.fit(*args, callbacks=callbacks, **kwargs)
 
     def build_pattern(self, pattern, **overrides) -> keras.Model:
         """The (uncompiled) network for an explicit ``relu_pattern``, with this model's builder kwargs."""
