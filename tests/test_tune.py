@@ -12,6 +12,7 @@ import subprocess
 import time
 import tracemalloc
 
+import keras
 import keras_tuner
 import pytest
 from conftest import SMALL_NAMES, start_module, write_image_folder
@@ -188,6 +189,42 @@ def test_a_trial_trains_alike_whatever_trials_ran_before_it_in_the_process(folde
     first = trial("11")
     trial("01")
     assert trial("11") == first
+
+
+class _FirstStep(keras.callbacks.Callback):
+    """What a fit's first training step sees: the optimizer's step count and learning rate, and the epoch of
+    the batches."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches, self.seen = batches, None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.seen is None:
+            optimizer = self.model.optimizer
+            self.seen = (int(optimizer.iterations), float(optimizer.learning_rate), self.batches.epoch)
+
+
+def test_a_continued_trial_goes_on_with_its_schedule_momentum_and_epochs(folder, tmp_path):
+    """Hyperband's next round continues a trial: keras-tuner builds the model, loads the checkpoint it saved
+    (weights and optimizer state) and fits from ``initial_epoch``. The schedule restarted at step 0 (warm-up
+    again), the momentum was dropped (Keras skips an unbuilt optimizer's variables) and the batches served
+    epoch 0's draws again."""
+    hm, batches, val = _trial_parts(folder, epochs=2)  # the fast recipe: one epoch of warm-up
+    hp = _hp(hm, "11")
+    model = hm.build(hp)
+    hm.fit(hp, model, batches, validation_data=val, epochs=1, verbose=0)
+    model.save_weights(tmp_path / "checkpoint.weights.h5")  # keras-tuner's SaveBestEpoch
+    continued = hm.build(hp)
+    continued.load_weights(tmp_path / "checkpoint.weights.h5")  # Hyperband._build_hypermodel
+    state = lambda m: [keras.ops.convert_to_numpy(v) for v in m.optimizer.variables]  # noqa: E731
+    saved, loaded = state(model), state(continued)
+    assert len(saved) == len(loaded) > 2 and all((a == b).all() for a, b in zip(saved, loaded))  # momenta
+    first, step = _FirstStep(batches), len(batches)
+    hm.fit(hp, continued, batches, validation_data=val, initial_epoch=1, epochs=2, verbose=0,
+           callbacks=[first])  # fmt: skip
+    lr = float(train.learning_rate(hm.train_config, step)(step))
+    assert lr == pytest.approx(0.1) and first.seen == (step, pytest.approx(lr), 1), first.seen
 
 
 ORACLES = [("RandomSearchOracle", {"max_trials": 50}), ("HyperbandOracle", {"max_epochs": 81}),
