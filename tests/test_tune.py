@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import time
@@ -16,7 +17,7 @@ import keras
 import keras_tuner
 import pytest
 from conftest import SMALL_NAMES, start_module, write_image_folder
-from helpers import lock_of
+from helpers import CtrlCLostAfterTheFirstBatch, Steps, lock_of
 
 import relu_ratio
 from relu_ratio import data, models, train, tune
@@ -227,6 +228,18 @@ def test_a_continued_trial_goes_on_with_its_schedule_momentum_and_epochs(folder,
     assert lr == pytest.approx(0.1) and first.seen == (step, pytest.approx(lr), 1), first.seen
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost interrupt
+def test_ctrl_c_stops_a_trial_even_where_its_keyboard_interrupt_is_lost(folder, default_sigint):
+    """The trial's fit had no StopOnCtrlC: an interrupt Python lost let the trial train on, and the search
+    went on to the next trial."""
+    hm, batches, val = _trial_parts(folder, epochs=3)
+    hp, steps, handler = _hp(hm, "11"), Steps(), signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        hm.fit(hp, hm.build(hp), batches, validation_data=val, epochs=3, verbose=0,
+               callbacks=[CtrlCLostAfterTheFirstBatch(), steps])  # fmt: skip
+    assert steps.count == 1 and signal.getsignal(signal.SIGINT) is handler  # stopped at the next batch
+
+
 ORACLES = [("RandomSearchOracle", {"max_trials": 50}), ("HyperbandOracle", {"max_epochs": 81}),
            ("BayesianOptimizationOracle", {"max_trials": 50})]  # fmt: skip
 
@@ -401,6 +414,30 @@ def test_cli_end_to_end(folder, tmp_path, capsys):
     assert f"per-block masks = {json.dumps(best['masks'])}" in out
     assert "val_acc" in out and "COMPLETED" in out and "27 configurations, 27 within the constraints" in out
     assert relu_ratio.describe(models.build_family("resnet", 8, best["relu_pattern"])).relus == best["relus"]
+
+
+def test_ctrl_c_ends_the_cli_with_one_line_and_exit_130(folder, tmp_path, monkeypatch, capsys):
+    """It printed keras-tuner's traceback; now it says what was kept and how to go on, as train does."""
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune.cli, "search", interrupted)
+    args, project = _tiny_args(folder, tmp_path / "runs"), tmp_path / "runs" / "resnet8_stage_random"
+    for started in (False, True):
+        if started:  # the search had written its settings: keras-tuner keeps its trials
+            project.mkdir(parents=True)
+            (project / "search.json").write_text("{}")
+        try:
+            status = tune.main(args)
+        except KeyboardInterrupt:
+            status = "KeyboardInterrupt raised"
+        assert status == 130
+        err = capsys.readouterr().err
+        said = "nothing was written."
+        if started:
+            said = f"the search in {project} keeps the trials it finished; the same command resumes it"
+        assert err.startswith("interrupted: ") and err.count("\n") == 1 and said in err, err
 
 
 def test_cli_help_and_bad_values(capsys):

@@ -338,9 +338,7 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
     )
     space()  # check the space before touching data, so bad settings fail fast
     models.check_width_multiplier(config.width_multiplier)
-    project_name = config.project_name
-    if project_name is None:
-        project_name = f"{config.family}{config.depth}_{config.granularity}_{config.tuner}"
+    project_name = project_name_of(config)
     if not files.names_one_entry(project_name):
         raise ValueError(f"project_name must name a folder inside --out (not blank, no '/'); received "
                          f"{project_name!r}.")  # fmt: skip
@@ -429,6 +427,14 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
 
 
 PROJECT_FOLDER = "tuner's project folder"  # how the project is named in messages (FolderInUse)
+
+
+def project_name_of(config: SearchConfig) -> str:
+    """The project folder's name inside ``config.directory``: ``config.project_name``, else
+    ``{family}{depth}_{granularity}_{tuner}``."""
+    if config.project_name is not None:
+        return config.project_name
+    return f"{config.family}{config.depth}_{config.granularity}_{config.tuner}"
 
 
 def _check_is_a_project(project_dir: Path) -> None:

@@ -382,6 +382,9 @@ class ReLUHyperModel(keras_tuner.HyperModel):
         goes on with its schedule: the optimizer's step count starts at ``initial_epoch *``
         :attr:`steps_per_epoch` (it restarted at the checkpoint's, or at 0 and warmed up again), and epoch
         ``initial_epoch`` of the batches is served. The momentum is the checkpoint's, the best epoch's.
+
+        Ctrl-C stops the trial even where Python loses its ``KeyboardInterrupt``
+        (:class:`relu_ratio.train.callbacks.StopOnCtrlC`), so the search stops instead of starting the next.
         """
         measured = describe(model)
         problem = self.violation(measured.convs, measured.relus)
@@ -398,7 +401,11 @@ class ReLUHyperModel(keras_tuner.HyperModel):
             if not model.optimizer.built:
                 model.optimizer.build(model.trainable_variables)
             model.optimizer.iterations.assign(initial_epoch * self.steps_per_epoch)
-        return model.fit(*args, callbacks=callbacks, **kwargs)
+        stop = train.callbacks.StopOnCtrlC()
+        try:
+            return model.fit(*args, callbacks=[stop, *callbacks], **kwargs)
+        finally:  # a fit that raised did not end: put back the SIGINT handler StopOnCtrlC replaced
+            stop.restore()
 
     def build_pattern(self, pattern, **overrides) -> keras.Model:
         """The (uncompiled) network for an explicit ``relu_pattern``, with this model's builder kwargs."""
