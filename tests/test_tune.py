@@ -583,7 +583,9 @@ def test_search_config_generates_every_flag():
      ({"chief_timeout": float("nan")}, r"chief_timeout must be a finite number of seconds > 0; received nan"),
      ({"chief_timeout": -1}, "chief_timeout must be"), ({"chief_timeout": float("inf")}, "chief_timeout"),
      ({"hyperband_factor": 5}, r"hyperband_factor \(--hyperband-factor\) is Hyperband's reduction factor: "
-                               r"it needs tuner='hyperband' .*; received it with tuner='random'")],
+                               r"it needs tuner='hyperband' .*; received it with tuner='random'"),
+     ({"batch_size": 100_000, "train_subset": 128},  # trained one batch of 128
+      r"batch_size 100000 is more than the 128 training images \(train_subset\); give at most 128\.")],
 )  # fmt: skip
 def test_settings_a_trial_would_fail_on_are_refused_before_the_data_and_the_project(tmp_path, changes,
                                                                                     message, monkeypatch):

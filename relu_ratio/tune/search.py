@@ -326,6 +326,8 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
                          f"{config.chief_timeout!r}.")  # fmt: skip
     training = train.TrainConfig(recipe=config.recipe, epochs=config.epochs, batch_size=config.batch_size,
                                  seed=config.seed, weight_decay=config.weight_decay).resolved()  # fmt: skip
+    if is_integer(config.train_subset, 1):  # refused before the data is loaded; the images counted after it
+        train.check_batch_size(training.batch_size, config.train_subset, "train_subset")
     space = functools.partial(
         ReLUHyperModel,
         config.family,
@@ -352,6 +354,8 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
     keras.utils.set_random_seed(config.seed)
     train_split, val_split = load_search_data(config.dataset, config.validation, config.train_subset,
                                               config.val_subset, config.seed, config.data_dir)  # fmt: skip
+    of = "the training split" + (" after val_subset" if config.validation == "holdout" else "")
+    train.check_batch_size(training.batch_size, len(train_split), of)  # before the project is touched
     info = train_split.info
     kwargs = {
         **train_split.builder_kwargs(),
