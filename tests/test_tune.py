@@ -359,6 +359,8 @@ def test_hyperband_and_bayesian_run_one_trial(folder, tmp_path, tuner):
     assert len(result.trials) == 1 and result.trials[0]["status"] == "COMPLETED"
     if tuner == "hyperband":
         assert result.trials[0]["epochs"] == 1
+    settings = json.loads((tmp_path / f"preact11_block_{tuner}" / "search.json").read_text())
+    assert settings["hyperband_factor"] == (3 if tuner == "hyperband" else None)  # the factor it used
 
 
 def test_holdout_validation_never_overlaps_training(folder):
@@ -582,8 +584,10 @@ def test_search_config_generates_every_flag():
      ({"verbose": 5}, r"verbose must be one of \[0, 1, 2\]; received 5"),
      ({"chief_timeout": float("nan")}, r"chief_timeout must be a finite number of seconds > 0; received nan"),
      ({"chief_timeout": -1}, "chief_timeout must be"), ({"chief_timeout": float("inf")}, "chief_timeout"),
-     ({"hyperband_factor": 5}, r"hyperband_factor \(--hyperband-factor\) is Hyperband's reduction factor: "
-                               r"it needs tuner='hyperband' .*; received it with tuner='random'"),
+     *[({"hyperband_factor": factor}, r"hyperband_factor \(--hyperband-factor\) is Hyperband's "
+                                      r"reduction factor: it needs tuner='hyperband' .*; received it with "
+                                      r"tuner='random'") for factor in (5, 3)],  # 3 (the default) passed
+     ({"tuner": "hyperband", "hyperband_factor": 1}, r"hyperband_factor must be an integer >= 2; received 1"),
      ({"batch_size": 100_000, "train_subset": 128},  # trained one batch of 128
       r"batch_size 100000 is more than the 128 training images \(train_subset\); give at most 128\.")],
 )  # fmt: skip
@@ -637,6 +641,24 @@ def test_the_best_of_equal_scores_is_the_first_trial_on_every_read(tmp_path):
         assert json.loads((tmp_path / "best.json").read_text())["trial_id"] == "01"
         assert found.relu_pattern == [last] * len(names)
         assert tune.trial_table(found).splitlines()[1].startswith("01")
+
+
+def test_a_project_that_recorded_the_unused_hyperband_factor_3_resumes(tmp_path):
+    """Until the factor became None without Hyperband, every search recorded the default, 3, in its
+    search.json: such a project resumes; Hyperband's own factor is still compared."""
+    import importlib
+
+    check = importlib.import_module("relu_ratio.tune.search")._check_same_search
+    for tuner in ("random", "bayesian"):
+        (tmp_path / "search.json").write_text(json.dumps({"tuner": tuner, "hyperband_factor": 3}))
+        check(tmp_path, {"tuner": tuner, "hyperband_factor": None})  # resumed
+    (tmp_path / "search.json").write_text(json.dumps({"tuner": "hyperband", "hyperband_factor": 3}))
+    check(tmp_path, {"tuner": "hyperband", "hyperband_factor": 3})
+    with pytest.raises(ValueError, match=r"other settings: hyperband_factor 3 \(now 5\)\."):
+        check(tmp_path, {"tuner": "hyperband", "hyperband_factor": 5})
+    (tmp_path / "search.json").write_text(json.dumps({"tuner": "random", "hyperband_factor": 3}))
+    with pytest.raises(ValueError, match=r"other settings: tuner 'random' \(now 'hyperband'\); hyperband_"):
+        check(tmp_path, {"tuner": "hyperband", "hyperband_factor": 3})
 
 
 def test_search_takes_a_config_and_nothing_in_its_place(tmp_path):

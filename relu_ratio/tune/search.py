@@ -31,6 +31,7 @@ from relu_ratio.validators import is_finite_number, is_integer, suggest
 TUNERS = ("random", "hyperband", "bayesian")
 VALIDATIONS = ("holdout", "test")
 OBJECTIVE = "val_accuracy"
+HYPERBAND_FACTOR = 3  # keras-tuner's reduction factor, what --tuner hyperband uses unless given another
 
 
 # --- settings -----------------------------------------------------------------------------------
@@ -64,7 +65,9 @@ class SearchConfig:
     tuner: str = _setting("random", "keras-tuner algorithm", SEARCH, choices=TUNERS)
     max_trials: int | None = _setting(10, "trials (Hyperband: an upper bound)", SEARCH)
     epochs: int = _setting(1, "epochs per trial (Hyperband: the most)", SEARCH)
-    hyperband_factor: int = _setting(3, "Hyperband's reduction factor, >= 2 (with --tuner hyperband)", SEARCH)
+    hyperband_factor: int | None = _setting(
+        None, "Hyperband's reduction factor, >= 2 (only with --tuner hyperband)", SEARCH,
+        default_text=f"default: {HYPERBAND_FACTOR} with --tuner hyperband")  # fmt: skip
     seed: int = _setting(0, "seed for data subsets, sampling and initialisation", SEARCH)
     directory: str = _setting("runs/tune", "tuner directory (shared by all distributed processes)", SEARCH,
                               flag="--out", metavar="OUT")  # fmt: skip
@@ -309,9 +312,9 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
     role, tuner_id = distributed_role()
     tuner_cls = _tuner_class(config.tuner)
     for label, value, low in (("epochs", config.epochs, 1), ("hyperband_factor", config.hyperband_factor, 2)):
-        if not is_integer(value, low):
+        if value is not None and not is_integer(value, low):
             raise ValueError(f"{label} must be an integer >= {low}; received {value!r}.")
-    if config.tuner != "hyperband" and config.hyperband_factor != SearchConfig.hyperband_factor:
+    if config.tuner != "hyperband" and config.hyperband_factor is not None:  # given, so meant: never ignored
         raise ValueError(f"hyperband_factor (--hyperband-factor) is Hyperband's reduction factor: it needs "
                          f"tuner='hyperband' (--tuner hyperband); received it with tuner={config.tuner!r}.")
     max_trials, failures = config.max_trials, config.max_consecutive_failed_trials
@@ -383,7 +386,7 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
         "max_consecutive_failed_trials": (25 if constrained else 3) if failures is None else failures,
     }
     if config.tuner == "hyperband":
-        common.update(max_epochs=config.epochs, factor=config.hyperband_factor)
+        common.update(max_epochs=config.epochs, factor=hyperband_factor(config))
     else:
         common.update(max_trials=max_trials)
     if role == "worker":
@@ -439,6 +442,14 @@ def project_name_of(config: SearchConfig) -> str:
     if config.project_name is not None:
         return config.project_name
     return f"{config.family}{config.depth}_{config.granularity}_{config.tuner}"
+
+
+def hyperband_factor(config: SearchConfig) -> int | None:
+    """The reduction factor a search uses: ``config.hyperband_factor``, else :data:`HYPERBAND_FACTOR`, with
+    ``tuner="hyperband"``; ``None`` with another tuner, which has none."""
+    if config.tuner != "hyperband":
+        return None
+    return HYPERBAND_FACTOR if config.hyperband_factor is None else config.hyperband_factor
 
 
 def _check_is_a_project(project_dir: Path) -> None:
@@ -499,7 +510,7 @@ def _search_settings(hypermodel: ReLUHyperModel, search: SearchConfig, config: t
         "family": hypermodel.family, "depth": hypermodel.depth, "granularity": hypermodel.granularity,
         "min_relus_per_block": hypermodel.min_relus_per_block, "min_ratio": bound(hypermodel.min_ratio),
         "max_ratio": bound(hypermodel.max_ratio), "choices": list(hypermodel.choices), "tuner": search.tuner,
-        "epochs": search.epochs, "hyperband_factor": search.hyperband_factor, "seed": config.seed,
+        "epochs": search.epochs, "hyperband_factor": hyperband_factor(search), "seed": config.seed,
         "recipe": config.recipe, "batch_size": config.batch_size, "weight_decay": config.weight_decay,
         "validation": search.validation, "train_subset": search.train_subset, "val_subset": search.val_subset,
         "builder_kwargs": {k: v for k, v in hypermodel.builder_kwargs.items() if k != "normalization"},
@@ -511,11 +522,15 @@ def _search_settings(hypermodel: ReLUHyperModel, search: SearchConfig, config: t
 def _check_same_search(project_dir: Path, settings: dict) -> None:
     """Refuse to resume the project in ``project_dir`` with other settings than it was started with (its
     ``search.json``): keras-tuner would train nothing new and report the old trials as this search's. A
-    project from before ``search.json`` was written is resumed as it is (it cannot be checked)."""
+    project from before ``search.json`` was written is resumed as it is (it cannot be checked); one whose
+    ``search.json`` records ``hyperband_factor`` 3 with a tuner other than Hyperband (every such search did,
+    before the factor became ``None`` there) is resumed as one that records ``None``."""
     path = project_dir / SEARCH_FILE
     if not path.is_file():
         return
     old = train.record.read_json(path, hint="pass --overwrite to start afresh")  # a RunFileError (ValueError)
+    if old.get("tuner") != "hyperband" and "hyperband_factor" in old:  # recorded unused: 3, the old default
+        old = {**old, "hyperband_factor": None}
     changed = [f"{k} {old.get(k)!r} (now {new!r})" for k, new in settings.items() if old.get(k) != new]
     if changed:
         raise ValueError(
