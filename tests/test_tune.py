@@ -643,6 +643,24 @@ def test_the_best_of_equal_scores_is_the_first_trial_on_every_read(tmp_path):
         assert tune.trial_table(found).splitlines()[1].startswith("01")
 
 
+def test_a_finished_project_resumed_with_fewer_max_trials_says_no_trial_runs(folder, tmp_path):
+    """keras-tuner ran no trial and gave the old trials as the result, and nothing said so. The project's
+    search.json is as searches wrote it before hyperband_factor became None without Hyperband: it resumes."""
+    import warnings
+
+    out, project = tmp_path / "runs", tmp_path / "runs" / "resnet8_stage_random"
+    assert tune.main(_tiny_args(folder, out, "--max-trials", "2")) == 0
+    recorded = json.loads((project / "search.json").read_text())
+    (project / "search.json").write_text(json.dumps({**recorded, "hyperband_factor": 3}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the same command: a finished search read again
+        assert tune.main(_tiny_args(folder, out, "--max-trials", "2")) == 0
+    with pytest.warns(UserWarning, match=rf"{project} already holds 2 trials, more than max_trials=1 "
+                                         r"\(--max-trials\), so no new trial runs"):  # fmt: skip
+        assert tune.main(_tiny_args(folder, out, "--max-trials", "1")) == 0
+    assert len(json.loads((project / "best.json").read_text())["trials"]) == 2
+
+
 def test_a_project_that_recorded_the_unused_hyperband_factor_3_resumes(tmp_path):
     """Until the factor became None without Hyperband, every search recorded the default, 3, in its
     search.json: such a project resumes; Hyperband's own factor is still compared."""

@@ -414,6 +414,11 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
             files.write_json(project_dir / SEARCH_FILE, settings)
         if config.tuner == "hyperband" and max_trials is not None and holds_project:
             instance.oracle.max_trials = max_trials
+        held = len(instance.oracle.trials) if holds_project else 0
+        if max_trials is not None and held > max_trials:  # keras-tuner runs none and says nothing
+            warn(f"{project_dir} already holds {held} trials, more than max_trials={max_trials} "
+                 "(--max-trials), so no new trial runs: the result is of the trials it holds. Give a larger "
+                 "--max-trials to run more.")  # fmt: skip
         if config.verbose and role == "single":
             progress.report_trials(instance, max_trials)
         instance.search(train_batches, validation_data=val_batches, epochs=config.epochs,
