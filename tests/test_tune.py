@@ -588,6 +588,7 @@ def test_search_config_generates_every_flag():
                                       r"reduction factor: it needs tuner='hyperband' .*; received it with "
                                       r"tuner='random'") for factor in (5, 3)],  # 3 (the default) passed
      ({"tuner": "hyperband", "hyperband_factor": 1}, r"hyperband_factor must be an integer >= 2; received 1"),
+     ({"max_trials": 10**20}, rf"max_trials {10**20} is beyond relu_ratio.tune.search.MAX_TRIALS = 100,000"),
      ({"batch_size": 100_000, "train_subset": 128},  # trained one batch of 128
       r"batch_size 100000 is more than the 128 training images \(train_subset\); give at most 128\.")],
 )  # fmt: skip
@@ -677,6 +678,21 @@ def test_a_project_that_recorded_the_unused_hyperband_factor_3_resumes(tmp_path)
     (tmp_path / "search.json").write_text(json.dumps({"tuner": "random", "hyperband_factor": 3}))
     with pytest.raises(ValueError, match=r"other settings: tuner 'random' \(now 'hyperband'\); hyperband_"):
         check(tmp_path, {"tuner": "hyperband", "hyperband_factor": 3})
+
+
+def test_the_trial_table_keeps_its_columns_apart_whatever_the_trial_ids():
+    """keras-tuner pads trial ids to max_trials' digits: six (max_trials up to MAX_TRIALS) ran the trial
+    column into the status column."""
+    row = {"status": "COMPLETED", "val_accuracy": 0.5, "epochs": None, "pattern": "11|11|11", "convs": 7,
+           "relus": 7}  # fmt: skip
+    import importlib
+
+    ids = [f"{n:06d}" for n in (0, importlib.import_module("relu_ratio.tune.search").MAX_TRIALS - 1)]
+    result = tune.SearchResult("single", "tuner0", "resnet", 8, "stage", "project",
+                               trials=[{**row, "trial_id": trial_id} for trial_id in ids])  # fmt: skip
+    lines = tune.trial_table(result).splitlines()
+    assert [line.split()[:2] for line in lines[1:]] == [[trial_id, "COMPLETED"] for trial_id in ids]
+    assert len({lines[0].index("status"), *(line.index("COMPLETED") for line in lines[1:])}) == 1, lines
 
 
 def test_search_takes_a_config_and_nothing_in_its_place(tmp_path):

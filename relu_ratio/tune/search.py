@@ -32,6 +32,9 @@ TUNERS = ("random", "hyperband", "bayesian")
 VALIDATIONS = ("holdout", "test")
 OBJECTIVE = "val_accuracy"
 HYPERBAND_FACTOR = 3  # keras-tuner's reduction factor, what --tuner hyperband uses unless given another
+# 10**20 trials named their folders with 21 digits (keras-tuner pads trial ids to max_trials' digits) and ran
+# the trial table's columns together. Lift it: relu_ratio.tune.search.MAX_TRIALS = n.
+MAX_TRIALS = 100_000
 
 
 # --- settings -----------------------------------------------------------------------------------
@@ -63,7 +66,8 @@ class SearchConfig:
                                                "e.g. 011,101,111 or 1:1,2:1", SPACE,
                                                default_text="default: every mask allowed")  # fmt: skip
     tuner: str = _setting("random", "keras-tuner algorithm", SEARCH, choices=TUNERS)
-    max_trials: int | None = _setting(10, "trials (Hyperband: an upper bound)", SEARCH)
+    max_trials: int | None = _setting(10, f"trials (Hyperband: an upper bound), at most {MAX_TRIALS:,}",
+                                      SEARCH)  # fmt: skip
     epochs: int = _setting(1, "epochs per trial (Hyperband: the most)", SEARCH)
     hyperband_factor: int | None = _setting(
         None, "Hyperband's reduction factor, >= 2 (only with --tuner hyperband)", SEARCH,
@@ -321,6 +325,9 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
     for label, value in (("max_trials", max_trials), ("max_consecutive_failed_trials", failures)):
         if value is not None and not is_integer(value, 1):
             raise ValueError(f"{label} must be a positive integer; received {value!r}.")
+    if max_trials is not None and max_trials > MAX_TRIALS:
+        raise ValueError(f"max_trials {max_trials} is beyond relu_ratio.tune.search.MAX_TRIALS = "
+                         f"{MAX_TRIALS:,}; if you mean it, raise the limit first.")  # fmt: skip
     if files.names_nothing(config.directory):
         raise ValueError(f"the tuner directory (--out) names no folder (it is empty or blank); received "
                          f"{config.directory!r} (for the current folder, give '.').")  # fmt: skip
@@ -599,11 +606,13 @@ def _trial_row(trial, hypermodel: ReLUHyperModel) -> dict:
 def trial_table(result: SearchResult) -> str:
     """The trials as a small text table (best first among the completed ones)."""
     rows = sorted(result.trials, key=lambda r: (r["val_accuracy"] is None, -(r["val_accuracy"] or 0)))
-    lines = [f"{'trial':<6}{'status':<11}{'val_acc':>8}  {'convs:ReLUs':<13}pattern"]
+    width = max([len("trial"), *(len(str(r["trial_id"])) for r in rows)]) + 1  # ids as long as max_trials
+    lines = [f"{'trial':<{width}}{'status':<11}{'val_acc':>8}  {'convs:ReLUs':<13}pattern"]
     for r in rows:
         acc = "-" if r["val_accuracy"] is None else f"{r['val_accuracy']:.4f}"
         counts = f"{r['convs']}:{r['relus']}" if r.get("relus") else "-"
         note = f"  ({r['message']})" if r.get("message") and r["status"] != "COMPLETED" else ""
         epochs = f"  [{r['epochs']} ep]" if r.get("epochs") else ""
-        lines.append(f"{r['trial_id']:<6}{r['status']:<11}{acc:>8}  {counts:<13}{r['pattern']}{epochs}{note}")
+        lines.append(f"{r['trial_id']:<{width}}{r['status']:<11}{acc:>8}  {counts:<13}{r['pattern']}{epochs}"
+                     f"{note}")  # fmt: skip
     return "\n".join(lines)
