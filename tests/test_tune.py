@@ -407,9 +407,14 @@ def _tiny_args(folder, out, *extra):
 
 def test_cli_end_to_end(folder, tmp_path, capsys):
     # in-process, to spare a second TensorFlow start; `python -m relu_ratio.tune` runs in the distributed test
-    args = _tiny_args(folder, tmp_path / "runs", "--max-trials", "1", "--validation", "test", "--overwrite")
+    args = _tiny_args(folder, tmp_path / "runs", "--max-trials", "1", "--validation", "test", "--overwrite",
+                      "--verbose", "1")  # fmt: skip
     assert tune.main(args) == 0
     out = capsys.readouterr().out
+    lines = out.splitlines()
+    table = next(i for i, line in enumerate(lines) if line.startswith("trial ") and "status" in line)
+    assert lines[table + 1].startswith("1 ") and "COMPLETED" in lines[table + 1]  # numbered from 1 (was 0),
+    assert "Search: Running Trial #1" in out and "[1/1 trials]" in out  # as keras-tuner and progress number
     best = json.loads((tmp_path / "runs" / "resnet8_stage_random" / "best.json").read_text())
     assert best["role"] == "single" and best["trials_run_here"] == ["0"]
     assert f"relu_pattern = {json.dumps(best['relu_pattern'])}" in out
@@ -641,7 +646,7 @@ def test_the_best_of_equal_scores_is_the_first_trial_on_every_read(tmp_path):
         found = search_module._finish(result, SimpleNamespace(oracle=oracle), hm)
         assert json.loads((tmp_path / "best.json").read_text())["trial_id"] == "01"
         assert found.relu_pattern == [last] * len(names)
-        assert tune.trial_table(found).splitlines()[1].startswith("01")
+        assert tune.trial_table(found).splitlines()[1].startswith("2 ")  # trial_id "01": the second trial
 
 
 def test_a_finished_project_resumed_with_fewer_max_trials_says_no_trial_runs(folder, tmp_path):
@@ -682,7 +687,7 @@ def test_a_project_that_recorded_the_unused_hyperband_factor_3_resumes(tmp_path)
 
 def test_the_trial_table_keeps_its_columns_apart_whatever_the_trial_ids():
     """keras-tuner pads trial ids to max_trials' digits: six (max_trials up to MAX_TRIALS) ran the trial
-    column into the status column."""
+    column into the status column. The table numbers the trials from 1."""
     row = {"status": "COMPLETED", "val_accuracy": 0.5, "epochs": None, "pattern": "11|11|11", "convs": 7,
            "relus": 7}  # fmt: skip
     import importlib
@@ -691,7 +696,7 @@ def test_the_trial_table_keeps_its_columns_apart_whatever_the_trial_ids():
     result = tune.SearchResult("single", "tuner0", "resnet", 8, "stage", "project",
                                trials=[{**row, "trial_id": trial_id} for trial_id in ids])  # fmt: skip
     lines = tune.trial_table(result).splitlines()
-    assert [line.split()[:2] for line in lines[1:]] == [[trial_id, "COMPLETED"] for trial_id in ids]
+    assert [line.split()[:2] for line in lines[1:]] == [["1", "COMPLETED"], ["100000", "COMPLETED"]]
     assert len({lines[0].index("status"), *(line.index("COMPLETED") for line in lines[1:])}) == 1, lines
 
 

@@ -82,6 +82,7 @@ from relu_ratio.tune.search import (
     distributed_role,
     load_search_data,
     search,
+    trial_number,
     trial_table,
 )
 from relu_ratio.tune.space import (
@@ -96,5 +97,5 @@ from relu_ratio.tune.space import (
 __all__ = [
     "GRANULARITIES", "OBJECTIVE", "PLAIN_CHOICES", "TUNERS", "VALIDATIONS", "ReLUHyperModel", "SearchConfig",
     "SearchResult", "distributed_role", "format_pattern", "load_search_data", "main", "parse_ratio_bound",
-    "parser", "relu_pattern_from", "search", "trial_table",
+    "parser", "relu_pattern_from", "search", "trial_number", "trial_table",
 ]  # fmt: skip

@@ -603,16 +603,30 @@ def _trial_row(trial, hypermodel: ReLUHyperModel) -> dict:
     return row
 
 
+def trial_number(trial_id: str) -> int | str:
+    """The number from 1 of the trial keras-tuner names ``trial_id`` (``"00"``, its folder ``trial_00``): the
+    ``N`` of keras-tuner's "Search: Running Trial #N" and of the trials-done line after it
+    (:func:`relu_ratio.progress.report_trials`). An id of another form is returned as it is.
+
+    >>> trial_number("00"), trial_number("099999")
+    (1, 100000)
+    """
+    return int(trial_id) + 1 if str(trial_id).isascii() and str(trial_id).isdigit() else trial_id
+
+
 def trial_table(result: SearchResult) -> str:
-    """The trials as a small text table (best first among the completed ones)."""
+    """The trials as a small text table (best first among the completed ones). Trials are numbered from 1, as
+    keras-tuner's screen numbers them while the search runs ("Search: Running Trial #1"): trial ``N`` is the
+    one whose id is ``N - 1`` (:func:`trial_number`; its files are in the project's ``trial_<id>`` folder,
+    the id zero-padded, and ``best.json`` names the best one's ``trial_id``)."""
     rows = sorted(result.trials, key=lambda r: (r["val_accuracy"] is None, -(r["val_accuracy"] or 0)))
-    width = max([len("trial"), *(len(str(r["trial_id"])) for r in rows)]) + 1  # ids as long as max_trials
+    numbers = [str(trial_number(r["trial_id"])) for r in rows]
+    width = max([len("trial"), *map(len, numbers)]) + 1  # numbers up to max_trials
     lines = [f"{'trial':<{width}}{'status':<11}{'val_acc':>8}  {'convs:ReLUs':<13}pattern"]
-    for r in rows:
+    for number, r in zip(numbers, rows):
         acc = "-" if r["val_accuracy"] is None else f"{r['val_accuracy']:.4f}"
         counts = f"{r['convs']}:{r['relus']}" if r.get("relus") else "-"
         note = f"  ({r['message']})" if r.get("message") and r["status"] != "COMPLETED" else ""
         epochs = f"  [{r['epochs']} ep]" if r.get("epochs") else ""
-        lines.append(f"{r['trial_id']:<{width}}{r['status']:<11}{acc:>8}  {counts:<13}{r['pattern']}{epochs}"
-                     f"{note}")  # fmt: skip
+        lines.append(f"{number:<{width}}{r['status']:<11}{acc:>8}  {counts:<13}{r['pattern']}{epochs}{note}")
     return "\n".join(lines)
