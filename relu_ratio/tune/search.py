@@ -282,12 +282,15 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
     Args:
         config: every setting (:class:`SearchConfig`, whose fields are also the CLI's flags): the search
             space (see :class:`ReLUHyperModel`), the tuner (``"random"``; ``"hyperband"`` with
-            ``max_epochs=epochs`` and ``factor=hyperband_factor``, ``max_trials`` capping its trial count;
-            ``"bayesian"``, which needs scikit-learn), the data (:func:`load_search_data`) and the training
-            recipe. The project directory is ``directory/project_name`` (default
-            ``{family}{depth}_{granularity}_{tuner}``); ``max_consecutive_failed_trials`` defaults to 3, or
-            25 with ratio bounds. Random draws come from the configurations within the bounds only;
-            a Bayesian-modelled configuration outside them is a failed trial.
+            ``max_epochs=epochs`` and ``factor=hyperband_factor`` (default :data:`HYPERBAND_FACTOR`; refused
+            with another tuner), ``max_trials`` capping its trial count; ``"bayesian"``, which needs
+            scikit-learn), the data (:func:`load_search_data`; a batch larger than the training images is
+            refused) and the training recipe. ``max_trials`` is at most :data:`MAX_TRIALS`; a project that
+            already holds more trials runs none, with a warning. The project directory is
+            ``directory/project_name`` (default ``{family}{depth}_{granularity}_{tuner}``);
+            ``max_consecutive_failed_trials`` defaults to 3, or 25 with ratio bounds. Random draws come from
+            the configurations within the bounds only; a Bayesian-modelled configuration outside them is a
+            failed trial.
         **builder_kwargs: further :func:`relu_ratio.models.build_family` arguments.
 
     Returns:
