@@ -74,7 +74,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-
 def interrupted(project: Path) -> str:
     """What a search stopped by Ctrl-C left in its project folder, and how to go on."""
     if (project / SEARCH_FILE).is_file():
