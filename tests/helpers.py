@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import errno
+import gc
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -99,3 +101,33 @@ def lock_of(pid: int, host: str | None = None) -> str:
     """The text of a folder lock (``.lock``, :mod:`relu_ratio.folder_lock`) held by process ``pid``."""
     return json.dumps({"pid": pid, "host": host or socket.gethostname(), "since": "earlier",
                        "command": "python -m relu_ratio.train --out x"})  # fmt: skip
+
+
+# --- Ctrl-C where Python loses it ------------------------------------------------------------------------
+
+
+class Steps(keras.callbacks.Callback):
+    """Counts the training steps of a fit (of a run: every fit it makes)."""
+
+    count = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.count += 1
+
+
+def lose_ctrl_c() -> None:
+    """Deliver Ctrl-C inside a garbage-collection callback, where Python drops the ``KeyboardInterrupt`` (as
+    it did in JAX's, with the TensorFlow backend: helper-54's probe)."""
+
+    def interrupt(phase, info):
+        gc.callbacks.remove(interrupt)
+        signal.raise_signal(signal.SIGINT)
+
+    gc.callbacks.append(interrupt)
+    gc.collect()
+
+
+class CtrlCLostAfterTheFirstBatch(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 0:
+            lose_ctrl_c()

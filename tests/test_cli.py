@@ -80,6 +80,10 @@ def test_a_flag_outside_its_choices_is_given_the_closest(cli, argv, said, capsys
                             (["--holdout", "0"], "holdout must be >= 1 (an integer); received 0"),
                             (["--epochs", str(10**20)], f"epochs {10**20} is beyond relu_ratio.train")]],
      ("tune", ["--epochs", str(10**20), "--dataset", "{folder}", "--out", "{tmp}/r"], "MAX_EPOCHS = 100,000"),
+     ("tune", ["--max-trials", str(10**20), "--dataset", "{folder}", "--out", "{tmp}/r"],
+      "MAX_TRIALS = 100,000"),
+     ("tune", ["--batch-size", "64", "--dataset", "{folder}", "--out", "{tmp}/r"],  # 24 - 2 held out
+      "batch_size 64 is more than the 22 training images (the training split after val_subset); give at"),
      ("zoo", ["evaluate", "resnet20_21", "--data", "{broken}"], "cannot decode image")],
 )  # fmt: skip
 def test_a_users_mistake_is_one_line_and_exit_2_in_every_cli(cli, argv, named, folder, tmp_path, capsys):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import gc
 import json
 import os
 import re
@@ -24,7 +23,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import logged_epochs, start_module, write_image_folder
-from helpers import REAL, full_disk, lock_of
+from helpers import REAL, CtrlCLostAfterTheFirstBatch, Steps, full_disk, lock_of, lose_ctrl_c
 
 from relu_ratio import data, files, folder_lock, models, train
 from relu_ratio.provenance import source_commit
@@ -225,15 +224,6 @@ class _CutOff(keras.callbacks.Callback):
         raise KeyboardInterrupt
 
 
-class _Steps(keras.callbacks.Callback):
-    """Counts the training steps of a run."""
-
-    count = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.count += 1
-
-
 @pytest.mark.backend
 @pytest.mark.parametrize("ema", [None, 0.9], ids=["rest-of-the-epoch", "ema-whole-epoch"])
 def test_a_run_cut_off_mid_epoch_trains_only_the_rest_of_that_epoch(
@@ -243,7 +233,7 @@ def test_a_run_cut_off_mid_epoch_trains_only_the_rest_of_that_epoch(
     fold the averaged weights into the model)."""
     from relu_ratio.train import fit
 
-    make, commit, steps = fit.callbacks_lib.make, train.callbacks.Backup._commit, _Steps()
+    make, commit, steps = fit.callbacks_lib.make, train.callbacks.Backup._commit, Steps()
 
     def commit_then_cut(backup, record):  # cut off right after the backup 4 batches into epoch 2
         commit(backup, record)
@@ -274,40 +264,14 @@ def test_a_run_cut_off_mid_epoch_trains_only_the_rest_of_that_epoch(
     assert logged_epochs(tmp_path / "run") == [0, 1, 2] and result["epochs_completed"] == 3
 
 
-def _lose_ctrl_c() -> None:
-    """Deliver Ctrl-C inside a garbage-collection callback, where Python drops the ``KeyboardInterrupt`` (as
-    it did in JAX's, with the TensorFlow backend: helper-54's probe)."""
-
-    def interrupt(phase, info):
-        gc.callbacks.remove(interrupt)
-        signal.raise_signal(signal.SIGINT)
-
-    gc.callbacks.append(interrupt)
-    gc.collect()
-
-
-class _CtrlCLostAfterTheFirstBatch(keras.callbacks.Callback):
-    def on_train_batch_end(self, batch, logs=None):
-        if batch == 0:
-            _lose_ctrl_c()
-
-
-@pytest.fixture
-def default_sigint():
-    """Python's own SIGINT handler while the test runs (a test worker process may have another)."""
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, before)
-
-
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost interrupt
 def test_ctrl_c_stops_a_run_even_where_its_keyboard_interrupt_is_lost(
     folder, tmp_path, monkeypatch, default_sigint
 ):
     from relu_ratio.train import fit
 
-    make, steps, handler = fit.callbacks_lib.make, _Steps(), signal.getsignal(signal.SIGINT)
-    lost = _CtrlCLostAfterTheFirstBatch()
+    make, steps, handler = fit.callbacks_lib.make, Steps(), signal.getsignal(signal.SIGINT)
+    lost = CtrlCLostAfterTheFirstBatch()
     monkeypatch.setattr(fit.callbacks_lib, "make", lambda *args: [*make(*args), lost, steps])
     config = _tiny(folder, tmp_path / "run", epochs=3, batch_size=4)
     with pytest.raises(KeyboardInterrupt):
@@ -329,7 +293,7 @@ def test_ctrl_c_lost_after_the_last_batch_still_stops_and_an_ignored_or_own_sigi
     signal.signal(signal.SIGINT, signal.default_int_handler)
     stop.on_train_begin()
     stop.on_train_begin()  # a second fit inside the first: the handler is not taken for Python's
-    _lose_ctrl_c()  # after the last batch, e.g. while the last epoch's backup is written
+    lose_ctrl_c()  # after the last batch, e.g. while the last epoch's backup is written
     with pytest.raises(KeyboardInterrupt):
         stop.on_train_end()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -7,18 +7,20 @@ import itertools
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import time
 import tracemalloc
 
+import keras
 import keras_tuner
 import pytest
 from conftest import SMALL_NAMES, start_module, write_image_folder
-from helpers import lock_of
+from helpers import CtrlCLostAfterTheFirstBatch, Steps, lock_of
 
 import relu_ratio
-from relu_ratio import models, tune
+from relu_ratio import data, models, train, tune
 from relu_ratio.tune.search import _draw_within_bounds as draw_within_bounds
 
 SMALL = {family: int(name[len(family) :]) for family, name in SMALL_NAMES.items()}  # plain -> 8, ...
@@ -157,6 +159,87 @@ def test_ratio_bounds_fail_trials_before_training():
     assert hm.violation(*hm.counts(hp)) is None
 
 
+def _trial_parts(folder, epochs=1):
+    """A hypermodel, training batches (shared by the trials) and validation batches, as search() makes them,
+    on the tiny folder: 18 training images in 3 batches of 8 an epoch."""
+    train_split, val_split = tune.load_search_data(folder, "holdout", val_subset=6)
+    batches = data.batches(train_split, 8, augment=True, seed=0, one_hot=True)
+    config = train.TrainConfig(recipe="fast", epochs=epochs, batch_size=8, seed=0)
+    hm = tune.ReLUHyperModel("resnet", 8, train_config=config, steps_per_epoch=len(batches), seed=0,
+                             **train_split.builder_kwargs())  # fmt: skip
+    return hm, batches, data.batches(val_split, 256, one_hot=True)
+
+
+def _hp(hm, choice):
+    hp = keras_tuner.HyperParameters()
+    hm.declare_hyperparameters(hp)
+    hp.values.update(dict.fromkeys(hp.values, choice))
+    return hp
+
+
+def test_a_trial_trains_alike_whatever_trials_ran_before_it_in_the_process(folder):
+    """The training batches are shared by a search's trials, and their epoch moved on with every trial's
+    epochs: the same pattern trained as a process's first trial and as a later one scored differently (a
+    resumed search ranked the patterns otherwise than an uninterrupted one), whatever --seed said."""
+    hm, batches, val = _trial_parts(folder)
+
+    def trial(choice):  # as keras-tuner calls it: Keras' own shuffling of the batches' order left on
+        hp = _hp(hm, choice)
+        return hm.fit(hp, hm.build(hp), batches, validation_data=val, epochs=1, verbose=0).history
+
+    first = trial("11")
+    trial("01")
+    assert trial("11") == first
+
+
+class _FirstStep(keras.callbacks.Callback):
+    """What a fit's first training step sees: the optimizer's step count and learning rate, and the epoch of
+    the batches."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches, self.seen = batches, None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.seen is None:
+            optimizer = self.model.optimizer
+            self.seen = (int(optimizer.iterations), float(optimizer.learning_rate), self.batches.epoch)
+
+
+def test_a_continued_trial_goes_on_with_its_schedule_momentum_and_epochs(folder, tmp_path):
+    """Hyperband's next round continues a trial: keras-tuner builds the model, loads the checkpoint it saved
+    (weights and optimizer state) and fits from ``initial_epoch``. The schedule restarted at step 0 (warm-up
+    again), the momentum was dropped (Keras skips an unbuilt optimizer's variables) and the batches served
+    epoch 0's draws again."""
+    hm, batches, val = _trial_parts(folder, epochs=2)  # the fast recipe: one epoch of warm-up
+    hp = _hp(hm, "11")
+    model = hm.build(hp)
+    hm.fit(hp, model, batches, validation_data=val, epochs=1, verbose=0)
+    model.save_weights(tmp_path / "checkpoint.weights.h5")  # keras-tuner's SaveBestEpoch
+    continued = hm.build(hp)
+    continued.load_weights(tmp_path / "checkpoint.weights.h5")  # Hyperband._build_hypermodel
+    state = lambda m: [keras.ops.convert_to_numpy(v) for v in m.optimizer.variables]  # noqa: E731
+    saved, loaded = state(model), state(continued)
+    assert len(saved) == len(loaded) > 2 and all((a == b).all() for a, b in zip(saved, loaded))  # momenta
+    first, step = _FirstStep(batches), len(batches)
+    hm.fit(hp, continued, batches, validation_data=val, initial_epoch=1, epochs=2, verbose=0,
+           callbacks=[first])  # fmt: skip
+    lr = float(train.learning_rate(hm.train_config, step)(step))
+    assert lr == pytest.approx(0.1) and first.seen == (step, pytest.approx(lr), 1), first.seen
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the lost interrupt
+def test_ctrl_c_stops_a_trial_even_where_its_keyboard_interrupt_is_lost(folder, default_sigint):
+    """The trial's fit had no StopOnCtrlC: an interrupt Python lost let the trial train on, and the search
+    went on to the next trial."""
+    hm, batches, val = _trial_parts(folder, epochs=3)
+    hp, steps, handler = _hp(hm, "11"), Steps(), signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        hm.fit(hp, hm.build(hp), batches, validation_data=val, epochs=3, verbose=0,
+               callbacks=[CtrlCLostAfterTheFirstBatch(), steps])  # fmt: skip
+    assert steps.count == 1 and signal.getsignal(signal.SIGINT) is handler  # stopped at the next batch
+
+
 ORACLES = [("RandomSearchOracle", {"max_trials": 50}), ("HyperbandOracle", {"max_epochs": 81}),
            ("BayesianOptimizationOracle", {"max_trials": 50})]  # fmt: skip
 
@@ -276,6 +359,8 @@ def test_hyperband_and_bayesian_run_one_trial(folder, tmp_path, tuner):
     assert len(result.trials) == 1 and result.trials[0]["status"] == "COMPLETED"
     if tuner == "hyperband":
         assert result.trials[0]["epochs"] == 1
+    settings = json.loads((tmp_path / f"preact11_block_{tuner}" / "search.json").read_text())
+    assert settings["hyperband_factor"] == (3 if tuner == "hyperband" else None)  # the factor it used
 
 
 def test_holdout_validation_never_overlaps_training(folder):
@@ -322,15 +407,44 @@ def _tiny_args(folder, out, *extra):
 
 def test_cli_end_to_end(folder, tmp_path, capsys):
     # in-process, to spare a second TensorFlow start; `python -m relu_ratio.tune` runs in the distributed test
-    args = _tiny_args(folder, tmp_path / "runs", "--max-trials", "1", "--validation", "test", "--overwrite")
+    args = _tiny_args(folder, tmp_path / "runs", "--max-trials", "1", "--validation", "test", "--overwrite",
+                      "--verbose", "1")  # fmt: skip
     assert tune.main(args) == 0
     out = capsys.readouterr().out
+    lines = out.splitlines()
+    table = next(i for i, line in enumerate(lines) if line.startswith("trial ") and "status" in line)
+    assert lines[table + 1].startswith("1 ") and "COMPLETED" in lines[table + 1]  # numbered from 1 (was 0),
+    assert "Search: Running Trial #1" in out and "[1/1 trials]" in out  # as keras-tuner and progress number
     best = json.loads((tmp_path / "runs" / "resnet8_stage_random" / "best.json").read_text())
     assert best["role"] == "single" and best["trials_run_here"] == ["0"]
     assert f"relu_pattern = {json.dumps(best['relu_pattern'])}" in out
     assert f"per-block masks = {json.dumps(best['masks'])}" in out
     assert "val_acc" in out and "COMPLETED" in out and "27 configurations, 27 within the constraints" in out
     assert relu_ratio.describe(models.build_family("resnet", 8, best["relu_pattern"])).relus == best["relus"]
+
+
+def test_ctrl_c_ends_the_cli_with_one_line_and_exit_130(folder, tmp_path, monkeypatch, capsys):
+    """It printed keras-tuner's traceback; now it says what was kept and how to go on, as train does."""
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune.cli, "search", interrupted)
+    args, project = _tiny_args(folder, tmp_path / "runs"), tmp_path / "runs" / "resnet8_stage_random"
+    for started in (False, True):
+        if started:  # the search had written its settings: keras-tuner keeps its trials
+            project.mkdir(parents=True)
+            (project / "search.json").write_text("{}")
+        try:
+            status = tune.main(args)
+        except KeyboardInterrupt:
+            status = "KeyboardInterrupt raised"
+        assert status == 130
+        err = capsys.readouterr().err
+        said = "nothing was written."
+        if started:
+            said = f"the search in {project} keeps the trials it finished; the same command resumes it"
+        assert err.startswith("interrupted: ") and err.count("\n") == 1 and said in err, err
 
 
 def test_cli_help_and_bad_values(capsys):
@@ -475,8 +589,13 @@ def test_search_config_generates_every_flag():
      ({"verbose": 5}, r"verbose must be one of \[0, 1, 2\]; received 5"),
      ({"chief_timeout": float("nan")}, r"chief_timeout must be a finite number of seconds > 0; received nan"),
      ({"chief_timeout": -1}, "chief_timeout must be"), ({"chief_timeout": float("inf")}, "chief_timeout"),
-     ({"hyperband_factor": 5}, r"hyperband_factor \(--hyperband-factor\) is Hyperband's reduction factor: "
-                               r"it needs tuner='hyperband' .*; received it with tuner='random'")],
+     *[({"hyperband_factor": factor}, r"hyperband_factor \(--hyperband-factor\) is Hyperband's "
+                                      r"reduction factor: it needs tuner='hyperband' .*; received it with "
+                                      r"tuner='random'") for factor in (5, 3)],  # 3 (the default) passed
+     ({"tuner": "hyperband", "hyperband_factor": 1}, r"hyperband_factor must be an integer >= 2; received 1"),
+     ({"max_trials": 10**20}, rf"max_trials {10**20} is beyond relu_ratio.tune.search.MAX_TRIALS = 100,000"),
+     ({"batch_size": 100_000, "train_subset": 128},  # trained one batch of 128
+      r"batch_size 100000 is more than the 128 training images \(train_subset\); give at most 128\.")],
 )  # fmt: skip
 def test_settings_a_trial_would_fail_on_are_refused_before_the_data_and_the_project(tmp_path, changes,
                                                                                     message, monkeypatch):
@@ -527,7 +646,58 @@ def test_the_best_of_equal_scores_is_the_first_trial_on_every_read(tmp_path):
         found = search_module._finish(result, SimpleNamespace(oracle=oracle), hm)
         assert json.loads((tmp_path / "best.json").read_text())["trial_id"] == "01"
         assert found.relu_pattern == [last] * len(names)
-        assert tune.trial_table(found).splitlines()[1].startswith("01")
+        assert tune.trial_table(found).splitlines()[1].startswith("2 ")  # trial_id "01": the second trial
+
+
+def test_a_finished_project_resumed_with_fewer_max_trials_says_no_trial_runs(folder, tmp_path):
+    """keras-tuner ran no trial and gave the old trials as the result, and nothing said so. The project's
+    search.json is as searches wrote it before hyperband_factor became None without Hyperband: it resumes."""
+    import warnings
+
+    out, project = tmp_path / "runs", tmp_path / "runs" / "resnet8_stage_random"
+    assert tune.main(_tiny_args(folder, out, "--max-trials", "2")) == 0
+    recorded = json.loads((project / "search.json").read_text())
+    (project / "search.json").write_text(json.dumps({**recorded, "hyperband_factor": 3}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the same command: a finished search read again
+        assert tune.main(_tiny_args(folder, out, "--max-trials", "2")) == 0
+    with pytest.warns(UserWarning, match=rf"{project} already holds 2 trials, more than max_trials=1 "
+                                         r"\(--max-trials\), so no new trial runs"):  # fmt: skip
+        assert tune.main(_tiny_args(folder, out, "--max-trials", "1")) == 0
+    assert len(json.loads((project / "best.json").read_text())["trials"]) == 2
+
+
+def test_a_project_that_recorded_the_unused_hyperband_factor_3_resumes(tmp_path):
+    """Until the factor became None without Hyperband, every search recorded the default, 3, in its
+    search.json: such a project resumes; Hyperband's own factor is still compared."""
+    import importlib
+
+    check = importlib.import_module("relu_ratio.tune.search")._check_same_search
+    for tuner in ("random", "bayesian"):
+        (tmp_path / "search.json").write_text(json.dumps({"tuner": tuner, "hyperband_factor": 3}))
+        check(tmp_path, {"tuner": tuner, "hyperband_factor": None})  # resumed
+    (tmp_path / "search.json").write_text(json.dumps({"tuner": "hyperband", "hyperband_factor": 3}))
+    check(tmp_path, {"tuner": "hyperband", "hyperband_factor": 3})
+    with pytest.raises(ValueError, match=r"other settings: hyperband_factor 3 \(now 5\)\."):
+        check(tmp_path, {"tuner": "hyperband", "hyperband_factor": 5})
+    (tmp_path / "search.json").write_text(json.dumps({"tuner": "random", "hyperband_factor": 3}))
+    with pytest.raises(ValueError, match=r"other settings: tuner 'random' \(now 'hyperband'\); hyperband_"):
+        check(tmp_path, {"tuner": "hyperband", "hyperband_factor": 3})
+
+
+def test_the_trial_table_keeps_its_columns_apart_whatever_the_trial_ids():
+    """keras-tuner pads trial ids to max_trials' digits: six (max_trials up to MAX_TRIALS) ran the trial
+    column into the status column. The table numbers the trials from 1."""
+    row = {"status": "COMPLETED", "val_accuracy": 0.5, "epochs": None, "pattern": "11|11|11", "convs": 7,
+           "relus": 7}  # fmt: skip
+    import importlib
+
+    ids = [f"{n:06d}" for n in (0, importlib.import_module("relu_ratio.tune.search").MAX_TRIALS - 1)]
+    result = tune.SearchResult("single", "tuner0", "resnet", 8, "stage", "project",
+                               trials=[{**row, "trial_id": trial_id} for trial_id in ids])  # fmt: skip
+    lines = tune.trial_table(result).splitlines()
+    assert [line.split()[:2] for line in lines[1:]] == [["1", "COMPLETED"], ["100000", "COMPLETED"]]
+    assert len({lines[0].index("status"), *(line.index("COMPLETED") for line in lines[1:])}) == 1, lines
 
 
 def test_search_takes_a_config_and_nothing_in_its_place(tmp_path):

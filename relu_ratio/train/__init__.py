@@ -49,14 +49,21 @@ in order: skip finished ones, resume, record failures),
 from relu_ratio.train.callbacks import TrainingDiverged
 from relu_ratio.train.cli import main, parser
 from relu_ratio.train.config import TrainConfig, command_for
-from relu_ratio.train.fit import device, precision_policy, run, save_model_weights, with_recorded_recipe
+from relu_ratio.train.fit import (
+    check_batch_size,
+    device,
+    precision_policy,
+    run,
+    save_model_weights,
+    with_recorded_recipe,
+)
 from relu_ratio.train.kernels import with_fast_kernels
 from relu_ratio.train.recipes import HOLDOUT_SEED, RECIPES, compile_for, learning_rate
 from relu_ratio.train.record import RunRecord, metric_column, parse_run_folder_name, run_folder_name
 
 __all__ = [
-    "HOLDOUT_SEED", "RECIPES", "RunRecord", "TrainConfig", "TrainingDiverged", "command_for", "compile_for",
-    "device", "learning_rate", "main", "metric_column", "parse_run_folder_name", "parser", "precision_policy",
-    "run", "run_folder_name", "save_model_weights", "with_fast_kernels",
+    "HOLDOUT_SEED", "RECIPES", "RunRecord", "TrainConfig", "TrainingDiverged", "check_batch_size",
+    "command_for", "compile_for", "device", "learning_rate", "main", "metric_column", "parse_run_folder_name",
+    "parser", "precision_policy", "run", "run_folder_name", "save_model_weights", "with_fast_kernels",
     "with_recorded_recipe",
 ]  # fmt: skip

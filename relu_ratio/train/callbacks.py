@@ -47,6 +47,7 @@ from relu_ratio.train.record import (
 )
 
 if TYPE_CHECKING:
+    from relu_ratio.data import Batches
     from relu_ratio.train.config import TrainConfig
 
 
@@ -89,6 +90,14 @@ def make(out: Path, config: TrainConfig, device: str) -> list[keras.callbacks.Ca
     except ImportError:
         print("relu_ratio.train: TensorFlow/TensorBoard not installed, so no TensorBoard logs are written.")
     return [*callbacks, Progress(config.epochs)]
+
+
+def epoch_of(batches: Batches) -> keras.callbacks.Callback:
+    """A callback that gives ``batches`` (a :class:`relu_ratio.data.Batches`) the epoch Keras starts, before
+    its batches are read: epoch ``e`` of a fit serves epoch ``e``'s draws (order and augmentation), whatever
+    the batches served before (another fit of them, a resumed run's ``initial_epoch``, a search's earlier
+    trials)."""
+    return keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs=None: batches.set_epoch(epoch))
 
 
 class StopOnCtrlC(keras.callbacks.Callback):

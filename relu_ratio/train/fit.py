@@ -140,10 +140,21 @@ def load_data(config: TrainConfig) -> tuple[data.Split, data.Split]:
         raise ValueError(f"the images of {config.dataset!r} cannot be trained on: {error}") from None
     of = "the training split" + (" left after the held-out slice" if config.holdout else "")
     train_split = data.subset(train_split, config.train_subset, config.seed, "train_subset", of)
-    if config.batch_size > len(train_split):  # an epoch would be one smaller batch, recorded as this size
-        raise ValueError(f"batch_size {config.batch_size} is more than the {len(train_split)} training "
-                         f"images ({of}); give at most {len(train_split)}.")  # fmt: skip
+    check_batch_size(config.batch_size, len(train_split), of)
     return train_split, val_split
+
+
+def check_batch_size(batch_size: int, images: int, of: str) -> None:
+    """Refuse a batch larger than the ``images`` training images (``of``: what they are, for the message):
+    an epoch would be one smaller batch, recorded as this size. ``train`` and ``tune`` check with it.
+
+    >>> check_batch_size(256, 100, "train_subset")
+    Traceback (most recent call last):
+    ValueError: batch_size 256 is more than the 100 training images (train_subset); give at most 100.
+    """
+    if batch_size > images:
+        raise ValueError(f"batch_size {batch_size} is more than the {images} training images ({of}); give at "
+                         f"most {images}.")  # fmt: skip
 
 
 # What a run writes into its folder (beside config.json, the first file it writes): found in a folder
@@ -310,7 +321,7 @@ def _train(
                 initial_epoch=initial_epoch,
                 epochs=epochs,
                 validation_data=val_batches,
-                callbacks=[*callbacks, _epoch_of(batches)],
+                callbacks=[*callbacks, callbacks_lib.epoch_of(batches)],
                 verbose=config.verbose,
                 shuffle=False,  # the batches are shuffled; served in order, a resume skips the ones trained
             )
@@ -358,11 +369,6 @@ def _stages(
     epoch, done = resumed_at
     rest = [(batches.starting_at(epoch, skip=done), epoch, epoch + 1)] if done else []
     return [*rest, (batches.starting_at(epoch + bool(done)), epoch + bool(done), epochs)]
-
-
-def _epoch_of(batches: data.Batches) -> keras.callbacks.Callback:
-    """A callback that gives ``batches`` the epoch Keras starts, before its batches are read."""
-    return keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs=None: batches.set_epoch(epoch))
 
 
 def save_model_weights(model: keras.Model, name: str, arch_kwargs: dict, path: Path) -> None:

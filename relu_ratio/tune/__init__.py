@@ -33,6 +33,14 @@ directory. The paper has no validation split (it reports test accuracy), so by d
 the rest trains; ``validation="test"`` validates on (a subset of) the test split instead, which selects
 the pattern on test data.
 
+With its ``seed`` (the CLI's ``--seed``, default 0) a trial trains alike whether it is a process's first or
+a later one (:meth:`ReLUHyperModel.fit` serves each epoch's draws of the shared training batches), so a
+search interrupted and resumed scores every pattern as an uninterrupted one. Hyperband's continued trial
+goes on from the checkpoint keras-tuner kept, its optimizer state (momentum) included, and its learning-rate
+schedule goes on from ``initial_epoch`` epochs of steps, not warming up again. Ctrl-C stops the search
+(the CLI exits 130, saying that the same command resumes it: keras-tuner keeps the finished trials and runs
+the interrupted one again).
+
 Example::
 
     from relu_ratio import tune
@@ -50,6 +58,12 @@ Command line (``python -m relu_ratio.tune --help``)::
 
     python -m relu_ratio.tune --family resnet --depth 8 --tuner random --max-trials 3 --epochs 1 \\
         --train-subset 512 --val-subset 256 --dataset ../shared/data --out runs/tune
+
+It prints the trial table, the trials numbered from 1 as keras-tuner's screen numbers them while the search
+runs ("Search: Running Trial #1"; trial ``N`` is keras-tuner's trial id ``N - 1``, the project's
+``trial_<id>`` folder, :func:`trial_number`), and the best pattern. ``--max-trials`` is at most
+:data:`~relu_ratio.tune.search.MAX_TRIALS` (100,000); ``--hyperband-factor`` goes with ``--tuner hyperband``
+only (default 3 there); a ``--batch-size`` larger than the training images is refused, as by ``train``.
 
 Distributed search (keras-tuner's chief/worker mode): start the *same command* in every process, with
 ``KERASTUNER_TUNER_ID`` (``chief`` for the one process that runs the oracle, ``tuner0``, ``tuner1``...
@@ -82,6 +96,7 @@ from relu_ratio.tune.search import (
     distributed_role,
     load_search_data,
     search,
+    trial_number,
     trial_table,
 )
 from relu_ratio.tune.space import (
@@ -96,5 +111,5 @@ from relu_ratio.tune.space import (
 __all__ = [
     "GRANULARITIES", "OBJECTIVE", "PLAIN_CHOICES", "TUNERS", "VALIDATIONS", "ReLUHyperModel", "SearchConfig",
     "SearchResult", "distributed_role", "format_pattern", "load_search_data", "main", "parse_ratio_bound",
-    "parser", "relu_pattern_from", "search", "trial_table",
+    "parser", "relu_pattern_from", "search", "trial_number", "trial_table",
 ]  # fmt: skip

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 from relu_ratio import flags
 from relu_ratio.tune import __doc__ as tune_doc
-from relu_ratio.tune.search import SearchConfig, search, trial_table
+from relu_ratio.tune.search import SEARCH_FILE, SearchConfig, project_name_of, search, trial_table
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,12 +38,19 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 (searched), 2 (a mistake: settings, data, a project in use or of other settings; no trial
+    completed; one line, no traceback) or 130 (Ctrl-C: one line saying what was kept and how to go on)."""
     args = parser().parse_args(argv)
+    config = SearchConfig(**vars(args))
     start = time.time()
     try:
-        result = search(SearchConfig(**vars(args)))
+        result = search(config)
     except (ValueError, OSError, RuntimeError) as error:
         return flags.report_error(error)
+    except KeyboardInterrupt:
+        project = Path(config.directory) / project_name_of(config)
+        print(f"interrupted: {interrupted(project)}", file=sys.stderr)
+        return 130
     wall = time.time() - start
     if result.role == "worker":
         print(
@@ -64,3 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {result.path} ({wall:.1f} s)")
     return 0
 
+
+def interrupted(project: Path) -> str:
+    """What a search stopped by Ctrl-C left in its project folder, and how to go on."""
+    if (project / SEARCH_FILE).is_file():
+        return (f"the search in {project} keeps the trials it finished; the same command resumes it "
+                "(keras-tuner runs the interrupted trial again).")  # fmt: skip
+    return "nothing was written."

@@ -31,6 +31,10 @@ from relu_ratio.validators import is_finite_number, is_integer, suggest
 TUNERS = ("random", "hyperband", "bayesian")
 VALIDATIONS = ("holdout", "test")
 OBJECTIVE = "val_accuracy"
+HYPERBAND_FACTOR = 3  # keras-tuner's reduction factor, what --tuner hyperband uses unless given another
+# 10**20 trials named their folders with 21 digits (keras-tuner pads trial ids to max_trials' digits) and ran
+# the trial table's columns together. Lift it: relu_ratio.tune.search.MAX_TRIALS = n.
+MAX_TRIALS = 100_000
 
 
 # --- settings -----------------------------------------------------------------------------------
@@ -62,9 +66,12 @@ class SearchConfig:
                                                "e.g. 011,101,111 or 1:1,2:1", SPACE,
                                                default_text="default: every mask allowed")  # fmt: skip
     tuner: str = _setting("random", "keras-tuner algorithm", SEARCH, choices=TUNERS)
-    max_trials: int | None = _setting(10, "trials (Hyperband: an upper bound)", SEARCH)
+    max_trials: int | None = _setting(10, f"trials (Hyperband: an upper bound), at most {MAX_TRIALS:,}",
+                                      SEARCH)  # fmt: skip
     epochs: int = _setting(1, "epochs per trial (Hyperband: the most)", SEARCH)
-    hyperband_factor: int = _setting(3, "Hyperband's reduction factor, >= 2 (with --tuner hyperband)", SEARCH)
+    hyperband_factor: int | None = _setting(
+        None, "Hyperband's reduction factor, >= 2 (only with --tuner hyperband)", SEARCH,
+        default_text=f"default: {HYPERBAND_FACTOR} with --tuner hyperband")  # fmt: skip
     seed: int = _setting(0, "seed for data subsets, sampling and initialisation", SEARCH)
     directory: str = _setting("runs/tune", "tuner directory (shared by all distributed processes)", SEARCH,
                               flag="--out", metavar="OUT")  # fmt: skip
@@ -275,12 +282,15 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
     Args:
         config: every setting (:class:`SearchConfig`, whose fields are also the CLI's flags): the search
             space (see :class:`ReLUHyperModel`), the tuner (``"random"``; ``"hyperband"`` with
-            ``max_epochs=epochs`` and ``factor=hyperband_factor``, ``max_trials`` capping its trial count;
-            ``"bayesian"``, which needs scikit-learn), the data (:func:`load_search_data`) and the training
-            recipe. The project directory is ``directory/project_name`` (default
-            ``{family}{depth}_{granularity}_{tuner}``); ``max_consecutive_failed_trials`` defaults to 3, or
-            25 with ratio bounds. Random draws come from the configurations within the bounds only;
-            a Bayesian-modelled configuration outside them is a failed trial.
+            ``max_epochs=epochs`` and ``factor=hyperband_factor`` (default :data:`HYPERBAND_FACTOR`; refused
+            with another tuner), ``max_trials`` capping its trial count; ``"bayesian"``, which needs
+            scikit-learn), the data (:func:`load_search_data`; a batch larger than the training images is
+            refused) and the training recipe. ``max_trials`` is at most :data:`MAX_TRIALS`; a project that
+            already holds more trials runs none, with a warning. The project directory is
+            ``directory/project_name`` (default ``{family}{depth}_{granularity}_{tuner}``);
+            ``max_consecutive_failed_trials`` defaults to 3, or 25 with ratio bounds. Random draws come from
+            the configurations within the bounds only; a Bayesian-modelled configuration outside them is a
+            failed trial.
         **builder_kwargs: further :func:`relu_ratio.models.build_family` arguments.
 
     Returns:
@@ -309,15 +319,18 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
     role, tuner_id = distributed_role()
     tuner_cls = _tuner_class(config.tuner)
     for label, value, low in (("epochs", config.epochs, 1), ("hyperband_factor", config.hyperband_factor, 2)):
-        if not is_integer(value, low):
+        if value is not None and not is_integer(value, low):
             raise ValueError(f"{label} must be an integer >= {low}; received {value!r}.")
-    if config.tuner != "hyperband" and config.hyperband_factor != SearchConfig.hyperband_factor:
+    if config.tuner != "hyperband" and config.hyperband_factor is not None:  # given, so meant: never ignored
         raise ValueError(f"hyperband_factor (--hyperband-factor) is Hyperband's reduction factor: it needs "
                          f"tuner='hyperband' (--tuner hyperband); received it with tuner={config.tuner!r}.")
     max_trials, failures = config.max_trials, config.max_consecutive_failed_trials
     for label, value in (("max_trials", max_trials), ("max_consecutive_failed_trials", failures)):
         if value is not None and not is_integer(value, 1):
             raise ValueError(f"{label} must be a positive integer; received {value!r}.")
+    if max_trials is not None and max_trials > MAX_TRIALS:
+        raise ValueError(f"max_trials {max_trials} is beyond relu_ratio.tune.search.MAX_TRIALS = "
+                         f"{MAX_TRIALS:,}; if you mean it, raise the limit first.")  # fmt: skip
     if files.names_nothing(config.directory):
         raise ValueError(f"the tuner directory (--out) names no folder (it is empty or blank); received "
                          f"{config.directory!r} (for the current folder, give '.').")  # fmt: skip
@@ -326,6 +339,8 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
                          f"{config.chief_timeout!r}.")  # fmt: skip
     training = train.TrainConfig(recipe=config.recipe, epochs=config.epochs, batch_size=config.batch_size,
                                  seed=config.seed, weight_decay=config.weight_decay).resolved()  # fmt: skip
+    if is_integer(config.train_subset, 1):  # refused before the data is loaded; the images counted after it
+        train.check_batch_size(training.batch_size, config.train_subset, "train_subset")
     space = functools.partial(
         ReLUHyperModel,
         config.family,
@@ -338,9 +353,7 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
     )
     space()  # check the space before touching data, so bad settings fail fast
     models.check_width_multiplier(config.width_multiplier)
-    project_name = config.project_name
-    if project_name is None:
-        project_name = f"{config.family}{config.depth}_{config.granularity}_{config.tuner}"
+    project_name = project_name_of(config)
     if not files.names_one_entry(project_name):
         raise ValueError(f"project_name must name a folder inside --out (not blank, no '/'); received "
                          f"{project_name!r}.")  # fmt: skip
@@ -354,6 +367,8 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
     keras.utils.set_random_seed(config.seed)
     train_split, val_split = load_search_data(config.dataset, config.validation, config.train_subset,
                                               config.val_subset, config.seed, config.data_dir)  # fmt: skip
+    of = "the training split" + (" after val_subset" if config.validation == "holdout" else "")
+    train.check_batch_size(training.batch_size, len(train_split), of)  # before the project is touched
     info = train_split.info
     kwargs = {
         **train_split.builder_kwargs(),
@@ -381,7 +396,7 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
         "max_consecutive_failed_trials": (25 if constrained else 3) if failures is None else failures,
     }
     if config.tuner == "hyperband":
-        common.update(max_epochs=config.epochs, factor=config.hyperband_factor)
+        common.update(max_epochs=config.epochs, factor=hyperband_factor(config))
     else:
         common.update(max_trials=max_trials)
     if role == "worker":
@@ -409,6 +424,11 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
             files.write_json(project_dir / SEARCH_FILE, settings)
         if config.tuner == "hyperband" and max_trials is not None and holds_project:
             instance.oracle.max_trials = max_trials
+        held = len(instance.oracle.trials) if holds_project else 0
+        if max_trials is not None and held > max_trials:  # keras-tuner runs none and says nothing
+            warn(f"{project_dir} already holds {held} trials, more than max_trials={max_trials} "
+                 "(--max-trials), so no new trial runs: the result is of the trials it holds. Give a larger "
+                 "--max-trials to run more.")  # fmt: skip
         if config.verbose and role == "single":
             progress.report_trials(instance, max_trials)
         instance.search(train_batches, validation_data=val_batches, epochs=config.epochs,
@@ -429,6 +449,22 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
 
 
 PROJECT_FOLDER = "tuner's project folder"  # how the project is named in messages (FolderInUse)
+
+
+def project_name_of(config: SearchConfig) -> str:
+    """The project folder's name inside ``config.directory``: ``config.project_name``, else
+    ``{family}{depth}_{granularity}_{tuner}``."""
+    if config.project_name is not None:
+        return config.project_name
+    return f"{config.family}{config.depth}_{config.granularity}_{config.tuner}"
+
+
+def hyperband_factor(config: SearchConfig) -> int | None:
+    """The reduction factor a search uses: ``config.hyperband_factor``, else :data:`HYPERBAND_FACTOR`, with
+    ``tuner="hyperband"``; ``None`` with another tuner, which has none."""
+    if config.tuner != "hyperband":
+        return None
+    return HYPERBAND_FACTOR if config.hyperband_factor is None else config.hyperband_factor
 
 
 def _check_is_a_project(project_dir: Path) -> None:
@@ -489,7 +525,7 @@ def _search_settings(hypermodel: ReLUHyperModel, search: SearchConfig, config: t
         "family": hypermodel.family, "depth": hypermodel.depth, "granularity": hypermodel.granularity,
         "min_relus_per_block": hypermodel.min_relus_per_block, "min_ratio": bound(hypermodel.min_ratio),
         "max_ratio": bound(hypermodel.max_ratio), "choices": list(hypermodel.choices), "tuner": search.tuner,
-        "epochs": search.epochs, "hyperband_factor": search.hyperband_factor, "seed": config.seed,
+        "epochs": search.epochs, "hyperband_factor": hyperband_factor(search), "seed": config.seed,
         "recipe": config.recipe, "batch_size": config.batch_size, "weight_decay": config.weight_decay,
         "validation": search.validation, "train_subset": search.train_subset, "val_subset": search.val_subset,
         "builder_kwargs": {k: v for k, v in hypermodel.builder_kwargs.items() if k != "normalization"},
@@ -501,11 +537,15 @@ def _search_settings(hypermodel: ReLUHyperModel, search: SearchConfig, config: t
 def _check_same_search(project_dir: Path, settings: dict) -> None:
     """Refuse to resume the project in ``project_dir`` with other settings than it was started with (its
     ``search.json``): keras-tuner would train nothing new and report the old trials as this search's. A
-    project from before ``search.json`` was written is resumed as it is (it cannot be checked)."""
+    project from before ``search.json`` was written is resumed as it is (it cannot be checked); one whose
+    ``search.json`` records ``hyperband_factor`` 3 with a tuner other than Hyperband (every such search did,
+    before the factor became ``None`` there) is resumed as one that records ``None``."""
     path = project_dir / SEARCH_FILE
     if not path.is_file():
         return
     old = train.record.read_json(path, hint="pass --overwrite to start afresh")  # a RunFileError (ValueError)
+    if old.get("tuner") != "hyperband" and "hyperband_factor" in old:  # recorded unused: 3, the old default
+        old = {**old, "hyperband_factor": None}
     changed = [f"{k} {old.get(k)!r} (now {new!r})" for k, new in settings.items() if old.get(k) != new]
     if changed:
         raise ValueError(
@@ -566,14 +606,30 @@ def _trial_row(trial, hypermodel: ReLUHyperModel) -> dict:
     return row
 
 
+def trial_number(trial_id: str) -> int | str:
+    """The number from 1 of the trial keras-tuner names ``trial_id`` (``"00"``, its folder ``trial_00``): the
+    ``N`` of keras-tuner's "Search: Running Trial #N" and of the trials-done line after it
+    (:func:`relu_ratio.progress.report_trials`). An id of another form is returned as it is.
+
+    >>> trial_number("00"), trial_number("099999")
+    (1, 100000)
+    """
+    return int(trial_id) + 1 if str(trial_id).isascii() and str(trial_id).isdigit() else trial_id
+
+
 def trial_table(result: SearchResult) -> str:
-    """The trials as a small text table (best first among the completed ones)."""
+    """The trials as a small text table (best first among the completed ones). Trials are numbered from 1, as
+    keras-tuner's screen numbers them while the search runs ("Search: Running Trial #1"): trial ``N`` is the
+    one whose id is ``N - 1`` (:func:`trial_number`; its files are in the project's ``trial_<id>`` folder,
+    the id zero-padded, and ``best.json`` names the best one's ``trial_id``)."""
     rows = sorted(result.trials, key=lambda r: (r["val_accuracy"] is None, -(r["val_accuracy"] or 0)))
-    lines = [f"{'trial':<6}{'status':<11}{'val_acc':>8}  {'convs:ReLUs':<13}pattern"]
-    for r in rows:
+    numbers = [str(trial_number(r["trial_id"])) for r in rows]
+    width = max([len("trial"), *map(len, numbers)]) + 1  # numbers up to max_trials
+    lines = [f"{'trial':<{width}}{'status':<11}{'val_acc':>8}  {'convs:ReLUs':<13}pattern"]
+    for number, r in zip(numbers, rows):
         acc = "-" if r["val_accuracy"] is None else f"{r['val_accuracy']:.4f}"
         counts = f"{r['convs']}:{r['relus']}" if r.get("relus") else "-"
         note = f"  ({r['message']})" if r.get("message") and r["status"] != "COMPLETED" else ""
         epochs = f"  [{r['epochs']} ep]" if r.get("epochs") else ""
-        lines.append(f"{r['trial_id']:<6}{r['status']:<11}{acc:>8}  {counts:<13}{r['pattern']}{epochs}{note}")
+        lines.append(f"{number:<{width}}{r['status']:<11}{acc:>8}  {counts:<13}{r['pattern']}{epochs}{note}")
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from fractions import Fraction
 import keras
 import keras_tuner
 
-from relu_ratio import models, patterns, train
+from relu_ratio import data, models, patterns, train
 from relu_ratio.describe import describe
 from relu_ratio.patterns import ReLUPattern
 from relu_ratio.validators import is_integer
@@ -355,7 +355,9 @@ class ReLUHyperModel(keras_tuner.HyperModel):
     # -- keras-tuner hooks
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
-        """Build and compile the network the hyperparameters in ``hp`` describe."""
+        """Build and compile the network the hyperparameters in ``hp`` describe, its optimizer built: a
+        checkpoint loaded into it (Hyperband's continued trial) restores the optimizer's momentum with the
+        weights, where Keras skips the variables of an unbuilt optimizer (with a warning)."""
         pattern = relu_pattern_from(self.declare_hyperparameters(hp))
         if self.seed is not None:
             keras.utils.set_random_seed(self.seed)
@@ -363,17 +365,47 @@ class ReLUHyperModel(keras_tuner.HyperModel):
             model = self.build_pattern(pattern)
         except ValueError as error:  # e.g. every ReLU removed: a failed trial, not a crashed search
             raise keras_tuner.errors.FailedTrialError(f"relu_pattern {pattern}: {error}") from error
-        return train.compile_for(model, self.train_config, self.steps_per_epoch)
+        model = train.compile_for(model, self.train_config, self.steps_per_epoch)
+        model.optimizer.build(model.trainable_variables)
+        return model
 
     def fit(self, hp, model, *args, **kwargs):
-        """``model.fit``, after failing the trial if the whole-network ratio bounds are broken."""
+        """``model.fit`` for one trial, after failing the trial if the whole-network ratio bounds are broken.
+
+        Training batches given as a :class:`relu_ratio.data.Batches` (as :func:`~relu_ratio.tune.search`
+        gives them, one object for every trial) serve each epoch of the fit that epoch's draws
+        (:func:`relu_ratio.train.callbacks.epoch_of`): with :attr:`seed` set, a pattern trains alike whether
+        it is a process's first trial or a later one, so a resumed search scores it as an uninterrupted one.
+
+        A continued trial (Hyperband's next round: ``initial_epoch`` > 0, the model holding the checkpoint
+        keras-tuner saved at the previous round's best epoch, weights and optimizer state, see :meth:`build`)
+        goes on with its schedule: the optimizer's step count starts at ``initial_epoch *``
+        :attr:`steps_per_epoch` (it restarted at the checkpoint's, or at 0 and warmed up again), and epoch
+        ``initial_epoch`` of the batches is served. The momentum is the checkpoint's, the best epoch's.
+
+        Ctrl-C stops the trial even where Python loses its ``KeyboardInterrupt``
+        (:class:`relu_ratio.train.callbacks.StopOnCtrlC`), so the search stops instead of starting the next.
+        """
         measured = describe(model)
         problem = self.violation(measured.convs, measured.relus)
         if problem is not None:
             raise keras_tuner.errors.FailedTrialError(
                 f"relu_pattern {format_pattern(relu_pattern_from(hp))} is outside the constraints: {problem}."
             )
-        return model.fit(*args, **kwargs)
+        batches = args[0] if args else kwargs.get("x")
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        if isinstance(batches, data.Batches):  # shared by the trials: its epoch is this fit's, not the last's
+            callbacks.insert(0, train.callbacks.epoch_of(batches))
+        initial_epoch = kwargs.get("initial_epoch", 0)
+        if initial_epoch:  # a continued trial: the schedule goes on where its epochs do
+            if not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+            model.optimizer.iterations.assign(initial_epoch * self.steps_per_epoch)
+        stop = train.callbacks.StopOnCtrlC()
+        try:
+            return model.fit(*args, callbacks=[stop, *callbacks], **kwargs)
+        finally:  # a fit that raised did not end: put back the SIGINT handler StopOnCtrlC replaced
+            stop.restore()
 
     def build_pattern(self, pattern, **overrides) -> keras.Model:
         """The (uncompiled) network for an explicit ``relu_pattern``, with this model's builder kwargs."""
