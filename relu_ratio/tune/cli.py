@@ -15,7 +15,14 @@ from pathlib import Path
 
 from relu_ratio import flags
 from relu_ratio.tune import __doc__ as tune_doc
-from relu_ratio.tune.search import SEARCH_FILE, SearchConfig, project_name_of, search, trial_table
+from relu_ratio.tune.search import (
+    SEARCH_FILE,
+    SearchConfig,
+    project_name_of,
+    search,
+    trial_number,
+    trial_table,
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -53,10 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     wall = time.time() - start
     if result.role == "worker":
-        print(
-            f"worker {result.tuner_id} ran trials {result.trials_run_here} in {wall:.1f} s; "
-            f"the chief writes {result.project_dir}/best.json"
-        )
+        ran = ", ".join(str(trial_number(trial_id)) for trial_id in result.trials_run_here) or "none"
+        print(f"worker {result.tuner_id} ran trials {ran} (numbered as in the chief's table) in "
+              f"{wall:.1f} s; the chief writes {result.project_dir}/best.json")  # fmt: skip
         return 0
     print(trial_table(result))
     space = result.space
