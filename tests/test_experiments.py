@@ -76,6 +76,27 @@ def test_every_spec_names_valid_models_and_published_numbers_belong_to_them():
     assert experiments.EXPERIMENTS["table2"].published_for("resnet164_21")[0].top1 == 74.12
 
 
+def test_an_experiment_of_ones_own_is_checked_as_it_is_made():
+    """A mistake in an experiment of one's own is named as it is made, not when a run or report meets it."""
+    ok = experiments.Variant("resnet20_11", "depth 20", "paired")
+    for make, said in [
+        (lambda: experiments.Variant("resent20_11", "d", "x"),
+         r"variant model 'resent20_11': unknown family 'resent' \(did you mean 'resnet'"),
+        (lambda: experiments.Variant("resnet20_11", 20, "x"), "group must be a string; received 20"),
+        (lambda: experiments.Published("resnet20_11", "CIFAR-10", "91.3", "Z"), "top1 must be a number"),
+        (lambda: experiments.Published("resnet20_11", "CIFAR-10", 913, "Z"), "from 0 to 100; received 913"),
+        (lambda: experiments.Experiment("a/b", "t", (ok,)), "names its folder .* received 'a/b'"),
+        (lambda: experiments.Experiment("mine", "t", ()), "'mine' has no variants"),
+        (lambda: experiments.Experiment("mine", "t", [ok]), "variants must be a tuple of Variant"),
+        (lambda: experiments.Experiment("mine", "t", (ok, ok)), "lists resnet20_11 twice"),
+        (lambda: experiments.Experiment("mine", "t", (ok,), (experiments.Published("resnet20_21", "C", 90.0,
+                                                                                   "Z"),)),
+         "published numbers for resnet20_21, which none of its variants trains"),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError, match=said):
+            make()
+
+
 def test_unknown_names_and_bad_settings_are_named():
     with pytest.raises(ValueError, match=r"unknown experiment 'table4' \(did you mean 'table3'\?\)"):
         experiments.experiment("table4")

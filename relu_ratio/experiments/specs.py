@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from relu_ratio import flags
+from relu_ratio import files, flags, models
 from relu_ratio.train.config import TrainConfig
 from relu_ratio.validators import check_seed, repeated, suggest
 
@@ -29,6 +29,13 @@ class Variant:
     group: str
     label: str
 
+    def __post_init__(self):
+        flags.check_values(self)
+        try:  # a name the builders take: a typo is named before any run
+            models.check_name(self.model)
+        except ValueError as error:
+            raise ValueError(f"variant model {self.model!r}: {error}") from None
+
 
 @dataclasses.dataclass(frozen=True)
 class Published:
@@ -39,15 +46,54 @@ class Published:
     top1: float
     source: str
 
+    def __post_init__(self):
+        flags.check_values(self)
+        if not 0 <= self.top1 <= 100:
+            raise ValueError(f"top1 of {self.model} must be a percentage from 0 to 100; received "
+                             f"{self.top1!r}.")  # fmt: skip
+
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
+    """An experiment: its ``name`` (its folder's name too), ``title``, the :class:`Variant` runs it compares
+    (one model each), the :class:`Published` numbers shown beside them, and notes for its reports. Checked as
+    it is made, so that a mistake in one's own experiment is named before a run trains.
+
+    >>> Experiment("mine", "ResNet-20", (Variant("resnet20_11", "d20", "paired"),) * 2)
+    Traceback (most recent call last):
+    ValueError: experiment 'mine' lists resnet20_11 twice: each variant is one model (its runs' folders).
+    """
+
     name: str
     title: str
     variants: tuple[Variant, ...]
     published: tuple[Published, ...] = ()
     note: str = ""  # on the experiment itself: printed in every report of it
     zoo_note: str = ""  # on the zoo's trained entries: printed on the results page only
+
+    def __post_init__(self):
+        for field in ("name", "title", "note", "zoo_note"):
+            if not isinstance(getattr(self, field), str):
+                raise ValueError(f"an experiment's {field} must be a string; received "
+                                 f"{getattr(self, field)!r}.")  # fmt: skip
+        if not files.names_one_entry(self.name):
+            raise ValueError(f"an experiment's name names its folder (not blank, no '/'); received "
+                             f"{self.name!r}.")  # fmt: skip
+        for field, kind in (("variants", Variant), ("published", Published)):
+            value = getattr(self, field)
+            if not isinstance(value, tuple) or not all(isinstance(item, kind) for item in value):
+                raise ValueError(f"experiment {self.name!r}: {field} must be a tuple of "
+                                 f"{kind.__name__}(...); received {value!r}.")  # fmt: skip
+        if not self.variants:
+            raise ValueError(f"experiment {self.name!r} has no variants: list the models it compares.")
+        twice = repeated([variant.model for variant in self.variants])
+        if twice:
+            raise ValueError(f"experiment {self.name!r} lists {twice[0]} twice: each variant is one model "
+                             "(its runs' folders).")  # fmt: skip
+        unmatched = sorted({p.model for p in self.published} - {v.model for v in self.variants})
+        if unmatched:
+            raise ValueError(f"experiment {self.name!r} has published numbers for {', '.join(unmatched)}, "
+                             "which none of its variants trains: each is shown beside its variant.")
 
     def published_for(self, model: str) -> list[Published]:
         return [p for p in self.published if p.model == model]
