@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         if workers < 1:
             raise ValueError(f"--workers must be >= 1; received {workers}.")
         shard = runner.parse_shard(args.shard)
-        root = runs[0].out.parent.parent
+        root = runs[0].experiment_folder
         if workers > 1 or gpus:
             if shard != (0, 1):
                 raise ValueError("--workers/--gpus start their own shards; do not combine them with --shard.")

@@ -62,6 +62,12 @@ class Run:
         return Path(self.config.out)
 
     @property
+    def experiment_folder(self) -> Path:
+        """The experiment's output folder (``--out``), which holds its record, its reports and the run
+        folders under ``runs/`` (:func:`run_dir`)."""
+        return self.out.parent.parent
+
+    @property
     def done(self) -> bool:
         """Finished: its folder holds a readable result (:class:`~relu_ratio.train.RunRecord`, as the
         queue and the report read it)."""
@@ -254,8 +260,8 @@ def check_where(runs: list[Run]) -> None:
     if runs:
         for split in ("train", "test"):
             data.find(runs[0].config.dataset, split)
-        files.check_writable(runs[0].out.parent.parent, "experiment's output folder (--out)")
-        check_outputs(runs[0].out.parent.parent)
+        files.check_writable(runs[0].experiment_folder, "experiment's output folder (--out)")
+        check_outputs(runs[0].experiment_folder)
 
 
 def check_outputs(root: Path, names: tuple[str, ...] = (RECORD_FILE, *REPORT_FILES)) -> None:
@@ -290,11 +296,12 @@ def prepare(runs: list[Run], experiment_name: str, budget: Budget) -> None:
     """Before any run or worker starts: check the data the runs not yet done train on against their budget
     (:func:`check_data`), then record the experiment in its folder, or refuse another experiment there. A
     folder in the place of a file the experiment writes is refused first (:func:`check_outputs`)."""
-    if runs:
-        check_outputs(runs[0].out.parent.parent)
+    if not runs:
+        return
+    root = runs[0].experiment_folder
+    check_outputs(root)
     check_data(runs)
-    if runs:
-        _record_experiment(runs[0].out.parent.parent, experiment_name, budget, runs[0].config.dataset)
+    _record_experiment(root, experiment_name, budget, runs[0].config.dataset)
 
 
 SPAWNED = "RELU_RATIO_SPAWNED_SHARD"  # set in the workers :func:`spawn_workers` starts: their parent collects
