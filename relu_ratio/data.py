@@ -271,9 +271,7 @@ def check_class_count(source: str | os.PathLike, classes: int, reader: str) -> N
     """
     if str(source) not in TFDS_STATS:
         return
-    import tensorflow_datasets as tfds  # only the tfds path needs TensorFlow
-
-    count = tfds.builder(str(source)).info.features["label"].num_classes
+    count = _tfds_builder(str(source), None).info.features["label"].num_classes
     if count != classes:
         raise ValueError(f"{str(source)!r} has {count} classes (tensorflow-datasets), but {reader} has "
                          f"{classes}: give data of {classes}.")  # fmt: skip
