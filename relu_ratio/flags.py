@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import shlex
 import sys
+import types
+import typing
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -130,36 +133,75 @@ def _one_of(convert: Callable[[str], object], choices: tuple) -> Callable[[str],
     return parse
 
 
-_KINDS = {  # a field's type, spelt as annotated: (the check, the words for it)
-    "bool": (lambda v: isinstance(v, bool), "true or false (a boolean)"),
-    "int": (lambda v: is_instance(v, (int,)), "an integer"),
-    "float": (lambda v: is_instance(v, (int, float)), "a number"),
-    "str": (lambda v: isinstance(v, str), "a string"),
-    "None": (lambda v: v is None, "None (null)"),
-    "tuple[str, ...]": (lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v),
-                        "a tuple of strings"),
-    "tuple[int, ...]": (lambda v: isinstance(v, tuple) and all(is_instance(x, (int,)) for x in v),
-                        "a tuple of integers"),
+_KINDS = {  # a type: (the check, the words for one value, for several)
+    bool: (lambda v: isinstance(v, bool), "true or false (a boolean)", "booleans"),
+    int: (lambda v: is_instance(v, (int,)), "an integer", "integers"),
+    float: (lambda v: is_instance(v, (int, float)), "a number", "numbers"),
+    str: (lambda v: isinstance(v, str), "a string", "strings"),
+    type(None): (lambda v: v is None, "None (null)", "None (null)"),
 }  # fmt: skip
+
+
+def _kind(annotation: object) -> tuple[Callable[[object], bool], str, str]:
+    """The check of ``annotation`` (a type of :data:`_KINDS`, a dataclass, ``X | Y`` or ``tuple[X, ...]``
+    of these) and its words for one value and for several.
+
+    >>> _kind(tuple[int, ...] | None)[1]
+    'a tuple of integers or None (null)'
+    """
+    if annotation in _KINDS:
+        return _KINDS[annotation]
+    if dataclasses.is_dataclass(annotation):  # its own __post_init__ checks its fields
+        name = annotation.__name__
+        return (lambda v: isinstance(v, annotation)), f"a {name} object", f"{name} objects"
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        parts = [_kind(arg) for arg in args]
+        return ((lambda v: any(check(v) for check, _, _ in parts)), " or ".join(one for _, one, _ in parts),
+                " or ".join(several for _, _, several in parts))  # fmt: skip
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        check, _, several = _kind(args[0])
+        return ((lambda v: isinstance(v, tuple) and all(check(item) for item in v)), f"a tuple of {several}",
+                f"tuples of {several}")  # fmt: skip
+    raise TypeError(f"no check for the type {annotation!r}")
+
+
+@functools.cache
+def _checks(cls: type) -> dict[str, tuple[Callable[[object], bool], str, str]]:
+    """The check of each field of the dataclass ``cls``, from its annotations resolved
+    (``typing.get_type_hints``: a module with ``from __future__ import annotations`` spells them as text)."""
+    hints = typing.get_type_hints(cls)
+    checks = {}
+    for field in dataclasses.fields(cls):
+        try:
+            checks[field.name] = _kind(hints[field.name])
+        except TypeError as error:
+            raise TypeError(f"{cls.__name__}.{field.name}: {error}") from None
+    return checks
 
 
 def check_values(config: object) -> None:
     """Check every field of the dataclass instance ``config`` against its annotated type (``bool``,
-    ``int``, ``float``, ``str``, a tuple of ``str`` or ``int``, ``... | None``) and its ``choices``: a JSON
-    file or a Python caller can pass ``"false"`` where a boolean belongs, which ``bool("false")`` would turn
-    into ``True``. An ``int`` is a valid ``float``; a ``bool`` is never a number.
+    ``int``, ``float``, ``str``, ``None``, a dataclass, ``X | Y`` and ``tuple[X, ...]`` of these) and its
+    ``choices``: a JSON file or a Python caller can pass ``"false"`` where a boolean belongs, which
+    ``bool("false")`` would turn into ``True``. An ``int`` is a valid ``float``; a ``bool`` is never a number;
+    a dataclass value is an instance of it (whose own ``__post_init__`` checked its fields).
 
     Raises:
         ValueError: naming the field, the value received and what is valid.
+
+    Example:
+        >>> @dataclasses.dataclass
+        ... class Run:
+        ...     seeds: tuple[int, ...]
+        >>> check_values(Run([0, 1]))
+        Traceback (most recent call last):
+        ValueError: seeds must be a tuple of integers; received [0, 1].
     """
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
-        kinds = [kind.strip() for kind in str(field.type).split("|")]
-        unknown = [kind for kind in kinds if kind not in _KINDS]
-        if unknown:
-            raise TypeError(f"{type(config).__name__}.{field.name}: no check for the type {unknown[0]!r}")
-        if not any(_KINDS[kind][0](value) for kind in kinds):
-            words = " or ".join(_KINDS[kind][1] for kind in kinds)
+        check, words, _ = _checks(type(config))[field.name]
+        if not check(value):
             numpy = " (a numpy value: the config is recorded as JSON, so pass a Python int, float or bool)"
             raise ValueError(f"{field.name} must be {words}; received {value!r}"
                              f"{numpy if type(value).__module__ == 'numpy' else ''}.")  # fmt: skip

@@ -72,18 +72,13 @@ class Experiment:
     zoo_note: str = ""  # on the zoo's trained entries: printed on the results page only
 
     def __post_init__(self):
-        for field in ("name", "title", "note", "zoo_note"):
-            if not isinstance(getattr(self, field), str):
-                raise ValueError(f"an experiment's {field} must be a string; received "
-                                 f"{getattr(self, field)!r}.")  # fmt: skip
+        try:
+            flags.check_values(self)
+        except ValueError as error:
+            raise ValueError(f"experiment {self.name!r}: {error}") from None
         if not files.names_one_entry(self.name):
             raise ValueError(f"an experiment's name names its folder (not blank, no '/'); received "
                              f"{self.name!r}.")  # fmt: skip
-        for field, kind in (("variants", Variant), ("published", Published)):
-            value = getattr(self, field)
-            if not isinstance(value, tuple) or not all(isinstance(item, kind) for item in value):
-                raise ValueError(f"experiment {self.name!r}: {field} must be a tuple of "
-                                 f"{kind.__name__}(...); received {value!r}.")  # fmt: skip
         if not self.variants:
             raise ValueError(f"experiment {self.name!r} has no variants: list the models it compares.")
         twice = repeated([variant.model for variant in self.variants])
