@@ -23,11 +23,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import inspect
 import io
 import json
+import logging
 import os
 import socket
 import sys
@@ -404,7 +406,8 @@ def is_prepared(source: str | os.PathLike, data_dir: str | os.PathLike | None = 
     ``None``), asked of its builder (nothing is downloaded)."""
     if str(source) not in TFDS_STATS:
         return True
-    return _tfds_builder(str(source), data_dir).is_prepared()
+    with _no_variant_folder_warning():
+        return _tfds_builder(str(source), data_dir).is_prepared()
 
 
 def _tfds_builder(name: str, data_dir: str | os.PathLike | None):
@@ -412,6 +415,25 @@ def _tfds_builder(name: str, data_dir: str | os.PathLike | None):
     import tensorflow_datasets as tfds  # only the tfds path needs TensorFlow
 
     return tfds.builder(name, data_dir=None if data_dir is None else os.fspath(data_dir))
+
+
+@contextlib.contextmanager
+def _no_variant_folder_warning() -> Iterator[None]:
+    """Leave out, for the ``with`` block only, the absl warning tensorflow-datasets logs where it looks for
+    a dataset not prepared yet ("Variant folder <data_dir>/cifar10/3.0.2 has no dataset_info.json"): what
+    is not prepared is what the look asks, and relu_ratio says in its own line what happens next. Every
+    other log record passes, and the filter is removed after the block."""
+    from absl import logging as absl_logging  # a tensorflow-datasets dependency
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Variant folder ")
+
+    logger = absl_logging.get_absl_logger()
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 def _load_tfds(name: str, split: str, data_dir) -> Split:
@@ -422,8 +444,10 @@ def _load_tfds(name: str, split: str, data_dir) -> Split:
     import tensorflow_datasets as tfds  # only the tfds path needs TensorFlow
 
     def read(download: bool) -> tuple[list, object]:
-        dataset, info = tfds.load(name, split=split, as_supervised=True, with_info=True, download=download,
-                                  data_dir=None if data_dir is None else os.fspath(data_dir))  # fmt: skip
+        folder = None if data_dir is None else os.fspath(data_dir)
+        with _no_variant_folder_warning():
+            dataset, info = tfds.load(name, split=split, as_supervised=True, with_info=True,
+                                      download=download, data_dir=folder)  # fmt: skip
         return list(tfds.as_numpy(dataset.batch(4096))), info
 
     try:
@@ -474,10 +498,17 @@ def _before_download(name: str, data_dir) -> None:
     """Say on stderr, in one line, what tensorflow-datasets is about to download for ``name`` and where it
     prepares it; then check that each host answers within :data:`REACH_TIMEOUT_S` seconds (an ``OSError``
     naming it and the way out), where tfds itself, offline, retried for over 200 s before failing. Through
-    a proxy (``HTTPS_PROXY``...) the host is not tried directly: tfds goes through the proxy."""
+    a proxy (``HTTPS_PROXY``...) the host is not tried directly: tfds goes through the proxy. Where the
+    download is already there (:func:`_downloaded`), tfds prepares it without the network: nothing is
+    tried."""
     builder = _tfds_builder(name, data_dir)
     urls = {url: int(info.size) for url, info in (builder.url_infos or {}).items()}
     root = Path(builder.data_dir).parent.parent  # <data_dir>/<name>/<version>
+    downloads = _downloaded(builder)
+    if downloads:
+        print(f"relu_ratio.data: {name} is not in {root} yet: tensorflow-datasets prepares it there, once, "
+              f"from its download in {downloads}", file=sys.stderr, flush=True)  # fmt: skip
+        return
     what = f"{sum(urls.values()) / 2**20:.0f} MiB from {', '.join(urls)}" if urls else "it"
     print(f"relu_ratio.data: {name} is not in {root} yet: tensorflow-datasets downloads it ({what}) and "
           "prepares it there, once", file=sys.stderr, flush=True)  # fmt: skip
@@ -496,6 +527,23 @@ def _before_download(name: str, data_dir) -> None:
                 f"HTTPS_PROXY), or read a local folder or archive instead (e.g. ../shared/data); once "
                 f"downloaded, {name} is read from {root} without one."
             ) from None
+
+
+def _downloaded(builder) -> Path | None:
+    """The folder where tensorflow-datasets keeps what it downloaded for ``builder`` if every file of the
+    dataset is there (downloaded, not prepared yet: tfds prepares it without the network), else ``None``.
+    Looked for as tfds' ``DownloadManager`` looks: in ``<data_dir>/downloads/<name>/`` (or, as older tfds
+    versions kept it, ``<data_dir>/downloads/``), a file named from its url and registered sha256
+    (``resource.get_dl_fname``) beside its ``.INFO`` file (``resource.is_locally_cached``)."""
+    from tensorflow_datasets.core.download import resource
+
+    downloads = Path(builder.data_dir_root) / "downloads"
+    for folder in (downloads / builder.name, downloads):
+        infos = (builder.url_infos or {}).items()
+        if infos and all(resource.is_locally_cached(folder / resource.get_dl_fname(url, info.checksum))
+                         for url, info in infos):  # fmt: skip
+            return folder
+    return None
 
 
 def _resolve_archive(path: Path, split: str) -> Path:

@@ -281,6 +281,62 @@ def test_a_first_tfds_download_says_what_and_where_and_fails_at_once_offline(tmp
     assert loads == [False, False, True] and line in err and err.count("relu_ratio.data:") == 1, err
 
 
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("legacy", [False, True], ids=["downloads/cifar10", "downloads"])
+def test_a_tfds_download_not_yet_prepared_is_prepared_offline_and_quietly(
+    tmp_path, monkeypatch, capsys, caplog, legacy
+):
+    """A dataset tensorflow-datasets downloaded but did not prepare (a cut-off first load) was refused
+    offline ("does not answer") though tfds prepares it from its download folder without the network: the
+    host is no longer tried there. Looking for a dataset not prepared yet no longer logs absl's "Variant
+    folder ... has no dataset_info.json" before relu_ratio's own line (the filter is gone afterwards)."""
+    import logging
+    import socket
+
+    import tensorflow_datasets as tfds
+    from absl import logging as absl_logging
+    from tensorflow_datasets.core.download import resource
+
+    for variable in [v for v in os.environ if v.lower().endswith("_proxy")]:  # a direct connection is tried
+        monkeypatch.delenv(variable)
+    url = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
+    checksum = tfds.builder("cifar10").url_infos[url].checksum
+    downloads = tmp_path / "downloads" if legacy else tmp_path / "downloads" / "cifar10"
+    downloads.mkdir(parents=True)
+    archive = downloads / resource.get_dl_fname(url, checksum)  # as tfds' DownloadManager names it
+    archive.write_bytes(b"")
+    tried, loads, real_load = [], [], tfds.load
+
+    def offline(address, timeout=None):
+        tried.append(address)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    def load(*args, download=True, **kwargs):  # what is prepared is really looked for; nothing is prepared
+        loads.append(download)
+        if download:
+            raise RuntimeError("the preparation itself (not made here)")
+        return real_load(*args, download=False, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", offline)
+    monkeypatch.setattr(tfds, "load", load)
+    caplog.set_level(logging.WARNING)
+    assert not data.is_prepared("cifar10", tmp_path)
+    with pytest.raises(OSError, match="does not answer"):  # without its .INFO file, tfds downloads it again
+        data.load("cifar10", "test", data_dir=tmp_path)
+    assert tried == [("www.cs.toronto.edu", 443)] and loads == [False]
+    resource.get_info_path(archive).write_text("{}")  # the download finished
+    with pytest.raises(OSError, match="RuntimeError: the preparation itself"):  # offline, tfds prepares it
+        data.load("cifar10", "test", data_dir=tmp_path)
+    assert tried == [("www.cs.toronto.edu", 443)] and loads == [False, False, True]
+    err = capsys.readouterr().err
+    line = (f"relu_ratio.data: cifar10 is not in {tmp_path} yet: tensorflow-datasets prepares it there, "
+            f"once, from its download in {downloads}\n")  # fmt: skip
+    assert line in err and err.count("relu_ratio.data:") == 2, err
+    assert not [r for r in caplog.records if "Variant folder" in r.getMessage()], caplog.records
+    absl_logging.warning("Variant folder %s has no %s", "elsewhere", "dataset_info.json")  # not silenced
+    assert [r.getMessage() for r in caplog.records] == ["Variant folder elsewhere has no dataset_info.json"]
+
+
 def test_pad_crop_flip_takes_windows_of_the_padded_image():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 255, size=(64, 8, 8, 3), dtype=np.uint8)
