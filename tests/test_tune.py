@@ -324,7 +324,7 @@ def test_random_search_returns_a_buildable_best_pattern(folder, tmp_path):
     result = tune.search(config)
     _check_result(result, tmp_path)
     statuses = [row["status"] for row in result.trials]
-    assert statuses == ["COMPLETED"] * 2 and result.trials_run_here == ["0", "1"], statuses
+    assert statuses == ["COMPLETED"] * 2 and result.trials_run_here == [1, 2], statuses  # as in the table
     assert [row["relus"] for row in result.trials] == [5, 5]
     assert result.relus == 5 and result.space == {
         "hyperparameters": ["stage1", "stage2", "stage3"],
@@ -416,7 +416,8 @@ def test_cli_end_to_end(folder, tmp_path, capsys):
     assert lines[table + 1].startswith("1 ") and "COMPLETED" in lines[table + 1]  # numbered from 1 (was 0),
     assert "Search: Running Trial #1" in out and "[1/1 trials]" in out  # as keras-tuner and progress number
     best = json.loads((tmp_path / "runs" / "resnet8_stage_random" / "best.json").read_text())
-    assert best["role"] == "single" and best["trials_run_here"] == ["0"]
+    assert best["role"] == "single" and best["trials_run_here"] == [1] and best["trial"] == 1  # as the table
+    assert best["trial_id"] == "0" and (tmp_path / "runs" / "resnet8_stage_random" / "trial_0").is_dir()
     assert f"relu_pattern = {json.dumps(best['relu_pattern'])}" in out
     assert f"per-block masks = {json.dumps(best['masks'])}" in out
     assert "val_acc" in out and "COMPLETED" in out and "27 configurations, 27 within the constraints" in out
@@ -644,7 +645,9 @@ def test_the_best_of_equal_scores_is_the_first_trial_on_every_read(tmp_path):
                                  get_best_trials=lambda n, order=order: order[:n])  # fmt: skip
         result = search_module.SearchResult("single", "chief", "resnet", 8, "stage", str(tmp_path))
         found = search_module._finish(result, SimpleNamespace(oracle=oracle), hm)
-        assert json.loads((tmp_path / "best.json").read_text())["trial_id"] == "01"
+        best = json.loads((tmp_path / "best.json").read_text())
+        assert (best["trial"], best["trial_id"], found.trial) == (2, "01", 2)  # numbered as in the table
+        assert {row["trial_id"]: row["trial"] for row in best["trials"]} == {"00": 1, "01": 2, "02": 3}
         assert found.relu_pattern == [last] * len(names)
         assert tune.trial_table(found).splitlines()[1].startswith("2 ")  # trial_id "01": the second trial
 

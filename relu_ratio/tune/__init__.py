@@ -61,9 +61,11 @@ Command line (``python -m relu_ratio.tune --help``)::
 
 It prints the trial table, the trials numbered from 1 as keras-tuner's screen numbers them while the search
 runs ("Search: Running Trial #1"; trial ``N`` is keras-tuner's trial id ``N - 1``, the project's
-``trial_<id>`` folder, :func:`trial_number`), and the best pattern. ``--max-trials`` is at most
-:data:`~relu_ratio.tune.search.MAX_TRIALS` (100,000); ``--hyperband-factor`` goes with ``--tuner hyperband``
-only (default 3 there); a ``--batch-size`` larger than the training images is refused, as by ``train``.
+``trial_<id>`` folder, :func:`trial_number`), and the best pattern. ``best.json`` and a worker's last line
+number the trials alike (``trial``, ``trials_run_here``), beside keras-tuner's ``trial_id``.
+``--max-trials`` is at most :data:`~relu_ratio.tune.search.MAX_TRIALS` (100,000); ``--hyperband-factor``
+goes with ``--tuner hyperband`` only (default 3 there); a ``--batch-size`` larger than the training images
+is refused, as by ``train``.
 
 Distributed search (keras-tuner's chief/worker mode): start the *same command* in every process, with
 ``KERASTUNER_TUNER_ID`` (``chief`` for the one process that runs the oracle, ``tuner0``, ``tuner1``...

@@ -20,7 +20,6 @@ from relu_ratio.tune.search import (
     SearchConfig,
     project_name_of,
     search,
-    trial_number,
     trial_table,
 )
 
@@ -30,8 +29,10 @@ def parser() -> argparse.ArgumentParser:
     doc = tune_doc.split("\n\n")
     p = argparse.ArgumentParser(
         prog="python -m relu_ratio.tune",
-        description=doc[0] + " Prints the trial table and the best relu_pattern; writes best.json into "
-        "OUT/PROJECT_NAME.",
+        description=doc[0] + " Prints the trial table (trials numbered from 1, as keras-tuner's screen "
+        "numbers them) and the best relu_pattern; writes best.json into OUT/PROJECT_NAME, which names the "
+        'best trial by its number in the table ("trial") and by keras-tuner\'s id ("trial_id", the name of '
+        "its trial_<id> folder).",
         **flags.examples(
             "python -m relu_ratio.tune --family resnet --depth 20 --max-trials 12 --out runs/tune",
             after="Distributed: run the same command in every process with KERASTUNER_TUNER_ID=chief (one "
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     wall = time.time() - start
     if result.role == "worker":
-        ran = ", ".join(str(trial_number(trial_id)) for trial_id in result.trials_run_here) or "none"
+        ran = ", ".join(map(str, result.trials_run_here)) or "none"
         print(f"worker {result.tuner_id} ran trials {ran} (numbered as in the chief's table) in "
               f"{wall:.1f} s; the chief writes {result.project_dir}/best.json")  # fmt: skip
         return 0

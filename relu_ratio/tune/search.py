@@ -144,7 +144,10 @@ def load_search_data(
 @dataclasses.dataclass
 class SearchResult:
     """What :func:`search` found. On a distributed worker only ``role``, ``tuner_id`` and
-    ``trials_run_here`` are filled in (the chief holds the results)."""
+    ``trials_run_here`` are filled in (the chief holds the results). Trials are numbered from 1 as the
+    trial table numbers them (:func:`trial_number`): ``trial`` is the best one's number, ``trials_run_here``
+    the numbers of those this process ran; ``trial_id`` (and each row's in ``trials``, beside its
+    ``trial``) is keras-tuner's id, the name of its ``trial_<id>`` folder in the project."""
 
     role: str  # "single", "chief" or "worker"
     tuner_id: str
@@ -152,6 +155,8 @@ class SearchResult:
     depth: int
     granularity: str
     project_dir: str
+    trial: int | str | None = None  # the best trial, numbered as in the table
+    trial_id: str | None = None  # keras-tuner's id of the best trial: its folder trial_<id>
     relu_pattern: list | None = None  # pass to the builders as relu_pattern=
     masks: list[list[str]] | None = None  # explicit per-block masks [stage][block]
     val_accuracy: float | None = None
@@ -163,7 +168,7 @@ class SearchResult:
     hyperparameters: dict | None = None
     builder_kwargs: dict = dataclasses.field(default_factory=dict)
     trials: list[dict] = dataclasses.field(default_factory=list)
-    trials_run_here: list[str] = dataclasses.field(default_factory=list)
+    trials_run_here: list[int | str] = dataclasses.field(default_factory=list)  # numbered as in the table
     space: dict = dataclasses.field(default_factory=dict)
     path: str | None = None  # best.json
 
@@ -441,7 +446,7 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
             granularity=config.granularity,
             project_dir=os.fspath(instance.project_dir),
             builder_kwargs=kwargs,
-            trials_run_here=list(getattr(instance, "trials_run_here", [])),
+            trials_run_here=[trial_number(trial_id) for trial_id in getattr(instance, "trials_run_here", [])],
         )
         if role == "worker":  # the oracle (and so the results) live in the chief, which may be gone already
             return result
@@ -575,6 +580,7 @@ def _finish(result: SearchResult, tuner, hypermodel: ReLUHyperModel) -> SearchRe
     best = max(completed, key=lambda trial: trial.score)
     pattern = hypermodel.pattern(best.hyperparameters)
     measured = describe(hypermodel.build_pattern(pattern))
+    result.trial, result.trial_id = trial_number(best.trial_id), best.trial_id
     result.relu_pattern = pattern
     result.masks = hypermodel.masks(pattern)
     result.val_accuracy = float(best.score)
@@ -583,13 +589,14 @@ def _finish(result: SearchResult, tuner, hypermodel: ReLUHyperModel) -> SearchRe
     result.hyperparameters = dict(best.hyperparameters.values)
     path = Path(result.project_dir) / "best.json"
     result.path = os.fspath(path)
-    files.write_json(path, {**result.to_json(), "trial_id": best.trial_id})
+    files.write_json(path, result.to_json())
     return result
 
 
 def _trial_row(trial, hypermodel: ReLUHyperModel) -> dict:
     values = trial.hyperparameters.values
     row = {
+        "trial": trial_number(trial.trial_id),
         "trial_id": trial.trial_id,
         "status": trial.status,
         "val_accuracy": None if trial.score is None else float(trial.score),
@@ -621,7 +628,7 @@ def trial_table(result: SearchResult) -> str:
     """The trials as a small text table (best first among the completed ones). Trials are numbered from 1, as
     keras-tuner's screen numbers them while the search runs ("Search: Running Trial #1"): trial ``N`` is the
     one whose id is ``N - 1`` (:func:`trial_number`; its files are in the project's ``trial_<id>`` folder,
-    the id zero-padded, and ``best.json`` names the best one's ``trial_id``)."""
+    the id zero-padded, and ``best.json`` names the best one's ``trial`` and ``trial_id``)."""
     rows = sorted(result.trials, key=lambda r: (r["val_accuracy"] is None, -(r["val_accuracy"] or 0)))
     numbers = [str(trial_number(r["trial_id"])) for r in rows]
     width = max([len("trial"), *map(len, numbers)]) + 1  # numbers up to max_trials
