@@ -34,7 +34,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import fnmatch
@@ -599,8 +598,8 @@ QUEUE_EXAMPLES = {
 }
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m relu_ratio.queue", description=__doc__.split("\n")[0],
+def parser() -> flags.Parser:
+    p = flags.Parser(prog="python -m relu_ratio.queue", description=__doc__.split("\n")[0],
                                 allow_abbrev=False, **flags.examples(*QUEUE_EXAMPLES.values()))  # fmt: skip
     sub = p.add_subparsers(dest="command", required=True)
     for name, text in (("run", "train the queued runs in order: skip finished ones, resume cut-off ones"),

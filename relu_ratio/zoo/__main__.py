@@ -26,8 +26,8 @@ EXAMPLES = {
 }
 
 
-def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m relu_ratio.zoo", description=__doc__, allow_abbrev=False,
+def parser() -> flags.Parser:
+    parser = flags.Parser(prog="python -m relu_ratio.zoo", description=__doc__, allow_abbrev=False,
                                      **flags.examples(*EXAMPLES.values()))  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="names of the registered models")
