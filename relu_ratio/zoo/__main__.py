@@ -28,7 +28,7 @@ EXAMPLES = {
 
 def parser() -> flags.Parser:
     parser = flags.Parser(prog="python -m relu_ratio.zoo", description=__doc__, allow_abbrev=False,
-                                     **flags.examples(*EXAMPLES.values()))  # fmt: skip
+                          **flags.examples(*EXAMPLES.values()))  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="names of the registered models")
     p.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'preact*'")
