@@ -15,7 +15,6 @@ prints and records what it measured.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -27,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import throughput  # beside this file: run_context, record
 
-from relu_ratio import models, zoo
+from relu_ratio import flags, models, zoo
 from relu_ratio.fuse import fuse
 
 NORMALIZATION = ((128.0,) * 3, (64.0,) * 3)  # for randomly initialised models, as benchmarks/throughput.py
@@ -95,7 +94,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = flags.Parser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=None, help="zoo entries or builder names; default: the zoo")
     p.add_argument("--batch", type=throughput.count, default=256)
     p.add_argument("--repeats", type=throughput.count, default=5)

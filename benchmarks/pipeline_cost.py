@@ -21,7 +21,6 @@ compare; ``cpu/wall`` is the process's CPU time per wall-clock second (2.0 keeps
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ import keras
 sys.path.insert(0, str(Path(__file__).parent))
 import throughput  # beside this file: the training setup the throughput benchmark times
 
-from relu_ratio import data, train
+from relu_ratio import data, flags, train
 from relu_ratio.train import callbacks as callbacks_lib
 from relu_ratio.train.devices import device
 
@@ -65,7 +64,7 @@ def measure(name: str, batch: int, steps: int) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = flags.Parser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=["resnet20_21"])
     p.add_argument("--batch", type=throughput.count, default=128)
     p.add_argument("--steps", type=throughput.count, default=30, help="training steps per feed (one epoch)")

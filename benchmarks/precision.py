@@ -14,7 +14,6 @@ holds half precision to the float32 classes of the 40 shipped test images.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 import throughput  # beside this file: run_context, record
 
-from relu_ratio import data, models, zoo
+from relu_ratio import data, flags, models, zoo
 from relu_ratio.zoo import registry
 
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -65,7 +64,7 @@ def measure(name: str, split: data.Split) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = flags.Parser(description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=None, help="zoo names (default: every entry)")
     p.add_argument("--data", default=data.default_source(),
                    help="dataset source (default: $RELU_RATIO_DATA, else ../shared/data: CIFAR-10 JPEG)")

@@ -42,7 +42,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from relu_ratio import data, describe, files, models, train
+from relu_ratio import data, describe, files, flags, models, train
 from relu_ratio.patterns import ReLUPattern
 from relu_ratio.train import fused_norm, speeds, torch_conv
 from relu_ratio.train.devices import CPU_CLASSES, cpu_class
@@ -267,8 +267,8 @@ def markdown(entries: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    p = flags.Parser(description=__doc__.split("\n")[0],
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     p.add_argument("--models", nargs="+", default=["resnet20_21", "preact164_32"],
                    help="zoo entries or builder names")  # fmt: skip
     p.add_argument("--batch", type=count, default=128, help="images per step")

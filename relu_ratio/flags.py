@@ -4,14 +4,15 @@ Each field becomes ``--field-name`` (or ``metadata["flag"]``); its ``metadata`` 
 (``"help"``), the valid values (``"choices"``), the ``--help`` section (``"group"``) and the default's
 wording (``"default_text"``). Booleans get ``--x`` / ``--no-x``; a
 ``tuple[str, ...]`` field takes a comma-separated list. :func:`check_values` checks an instance built
-without the CLI (from Python or a JSON file) against the same types and choices.
+without the CLI (from Python or a JSON file) against the same types and choices. Every command parses
+with :class:`Parser` and says a mistake with :func:`report_error`.
 
 Example:
     >>> import argparse, dataclasses
     >>> @dataclasses.dataclass
     ... class Config:
     ...     epochs: int = dataclasses.field(default=1, metadata={"help": "training epochs"})
-    >>> parser = argparse.ArgumentParser()
+    >>> parser = Parser()
     >>> add_arguments(parser, Config)
     >>> parser.parse_args(["--epochs", "3"]).epochs
     3
@@ -32,6 +33,23 @@ from typing import NoReturn
 
 from relu_ratio import files
 from relu_ratio.validators import is_instance, suggest
+
+
+class Parser(argparse.ArgumentParser):
+    """The ``ArgumentParser`` of every relu_ratio command: a usage mistake (an unknown flag, a bad choice, a
+    missing argument) is said as ``prog: error: ...`` and a line pointing to ``--help``, exit status 2 as
+    argparse's own, without the usage (dozens of lines for ``train``) before it. ``add_subparsers`` makes
+    its sub-commands of the same class.
+
+    Example:
+        >>> parser = Parser(prog="x")
+        >>> parser.parse_args(["--epochz", "3"])  # doctest: +SKIP
+        x: error: unrecognized arguments: --epochz 3
+        run 'x --help' for the usage
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\nrun '{self.prog} --help' for the usage\n")
 
 
 def report_error(error: Exception) -> int:

@@ -284,7 +284,9 @@ def build_family(
             the ``fast`` recipe's 5e-4: ``train.TrainConfig(recipe=...).resolved().weight_decay``).
         normalization: ``(mean, std)`` per channel on the 0-255 scale; if given, the model starts with
             a ``Normalization`` layer and takes raw images (uint8 or float 0-255).
-        name: model name; default ``{family}{depth}`` (with a preset: the zoo entry's builder name).
+        name: model name; default: the name :func:`build` takes for this network where the pattern has
+            one (:func:`default_name`: ``"resnet20_21"`` for ``("resnet", 20, "2:1")``), else
+            ``{family}{depth}``; with a preset, the zoo entry's builder name.
 
     Example:
         >>> model = build_family("resnet", 20, "2:1", weights="cifar10")   # doctest: +SKIP
@@ -333,7 +335,7 @@ def build_family(
         x = classifier(classes, classifier_activation, weight_decay)(x)
     elif pooling is not None:
         x = global_pooling(pooling)(x)
-    model = keras.Model(inputs, x, name=name or f"{family}{depth}")
+    model = keras.Model(inputs, x, name=name or default_name(family, depth, relu_pattern))
     if weights is not None:
         _load_weights(model, weights)
     return model
@@ -667,6 +669,27 @@ def _canonical_name(name: object) -> str | None:
     except ValueError:
         return None
     return canonical if canonical != name else None
+
+
+def default_name(family: str, depth: int, relu_pattern: PatternSpec) -> str:
+    """A built model's name when none is given: the registry-style name of the network where the pattern, as
+    given, is one a name can spell (a ratio of one-digit numbers, or a preset), as :func:`build` names its
+    models; else ``{family}{depth}`` (a mask, one pattern per stage, a function).
+
+    >>> default_name("resnet", 20, "2:1"), default_name("preact", 164, "type1")
+    ('resnet20_21', 'preact164_type1')
+    >>> default_name("resnet", 8, "01")  # a mask
+    'resnet8'
+    """
+    spec = ReLUPattern(relu_pattern).spec
+    if isinstance(spec, str):
+        name = f"{family}{depth}_{spec.replace(':', '')}"
+        try:
+            if parse_name(name)[2] == spec:  # not a mask that reads as a ratio (mask "11" as 1:1)
+                return name
+        except ValueError:  # a mask, or a ratio of numbers above 9
+            pass
+    return f"{family}{depth}"
 
 
 def check_name(name: str) -> tuple[str, int, str]:

@@ -34,12 +34,12 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import fnmatch
 import json
 import os
+import shlex
 import sys
 from operator import attrgetter
 from pathlib import Path
@@ -404,6 +404,7 @@ class Progress:
     dataset: str | None = None  # the name of the data it trains on (DatasetInfo.name), where recorded
     lost: tuple[float | None, float, float] | None = None  # a recorded finished run of it whose weights are
     # lost (trained again, see record_of): its (top-1 %, wall h, CPU h), kept out of the totals
+    recorded: bool = False  # read from the queue's record of finished runs: finished where its folder is not
 
     @property
     def on_gpu(self) -> bool:
@@ -456,6 +457,7 @@ def progress(
             tuple(differences(config, record.config)) if record.state == "finished" else (),
             devices, config.evaluated_on, record.epochs_trained,
             record.dataset_name, None if earlier is None else _final(earlier),
+            record is finished.get(item.run_id),
         ))  # fmt: skip
     return rows
 
@@ -527,8 +529,9 @@ def _total_hours(rows: list[Progress], on_gpu: bool) -> tuple[float, float]:
 PROGRESS_TITLE = "# Training queue: progress record"  # its first line; --write replaces only such files
 
 
-def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
-    """The progress record: one table row per queued run, in queue order, and the totals."""
+def markdown(rows: list[Progress], queue_path: str, runs: str, options: tuple[str, ...] = ()) -> str:
+    """The progress record: one table row per queued run, in queue order, and the totals; its last line
+    names the command that wrote it, ``status`` with ``options`` (e.g. ``("--write", "PROGRESS.md")``)."""
     lines = [
         PROGRESS_TITLE,
         "",
@@ -556,7 +559,10 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
             f"{row.epochs_done}/{row.epochs} | {top1} | {row.wall_hours:.2f} | {row.cpu_hours:.2f} | "
             f"{left} | {row.device or ''} | {row.run.why} |"
         )
-    done = sum(r.state == "finished" and not r.differs for r in rows)
+    done = [r for r in rows if r.state == "finished" and not r.differs]
+    recorded = sum(r.recorded for r in done)
+    where = (f" ({recorded} of them from the record of finished runs `{finished_path(queue_path)}`, not "
+             f"from folders under `{runs}`)") if recorded else ""  # fmt: skip
     (cpu_wall, cpu_cpu), (gpu_wall, gpu_cpu) = (
         _total_hours(rows, on_gpu=False),
         _total_hours(rows, on_gpu=True),
@@ -571,12 +577,13 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
         wall, cpu = sum(hours[1] for hours in lost), sum(hours[2] for hours in lost)
         spent += (f"; not counted: {wall:.2f} wall-clock and {cpu:.2f} CPU hours of {len(lost)} finished "
                   "run(s) whose weights were lost (trained again)")  # fmt: skip
+    command = shlex.join(["python", "-m", "relu_ratio.queue", "status", queue_path, "--runs", runs, *options])
     measured = {r.dataset for r in rows if r.dataset and r.top1 is not None}
     names = sorted(data.DATASET_LABELS.get(name, name) for name in measured)
     tested = f"{' / '.join(names)} test split" if names else "test split"
     lines += [
         "",
-        f"{done} of {len(rows)} runs finished; {spent}. Test top-1 is on the {tested} "
+        f"{len(done)} of {len(rows)} runs finished{where}; {spent}. Test top-1 is on the {tested} "
         "(on held-out training images where marked holdout: a recipe proxy); \"so far\" is the "
         "last finished epoch's, logged for progress only; a zoo entry's number is its final weights' "
         "accuracy, measured by `zoo register`. Estimates of hours left use the run's own pace on the CPU "
@@ -586,8 +593,8 @@ def markdown(rows: list[Progress], queue_path: str, runs: str) -> str:
         "",
         seed_comparison(rows),
         "",
-        f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by "
-        f"`python -m relu_ratio.queue status {queue_path} --runs {runs} --write ...` on {train.device()}.",
+        f"Generated {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `{command}` on "
+        f"{train.device()}.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -599,9 +606,9 @@ QUEUE_EXAMPLES = {
 }
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m relu_ratio.queue", description=__doc__.split("\n")[0],
-                                allow_abbrev=False, **flags.examples(*QUEUE_EXAMPLES.values()))  # fmt: skip
+def parser() -> flags.Parser:
+    p = flags.Parser(prog="python -m relu_ratio.queue", description=__doc__.split("\n")[0],
+                     allow_abbrev=False, **flags.examples(*QUEUE_EXAMPLES.values()))  # fmt: skip
     sub = p.add_subparsers(dest="command", required=True)
     for name, text in (("run", "train the queued runs in order: skip finished ones, resume cut-off ones"),
                        ("status", "print (or --write) the progress record of every queued run")):  # fmt: skip
@@ -680,7 +687,9 @@ def main(argv: list[str] | None = None) -> int:
                            kept=kept_folder(args.queue))  # fmt: skip
             return 1 if failures else 0
         rows = progress(queued, runs, finished)
-        text = markdown(rows, args.queue, args.runs)
+        given = (("--write", args.write), ("--seeds-page", args.seeds_page))
+        options = tuple(part for flag, value in given if value for part in (flag, value))
+        text = markdown(rows, args.queue, args.runs, options)
         print(text, end="")
         seeds = seed_comparison(rows) if args.seeds_page else None
         if args.seeds_page:  # its markers checked before anything is written

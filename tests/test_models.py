@@ -287,6 +287,18 @@ def test_build_takes_a_name_for_the_model():
     assert models.build("resnet8_21").name == "resnet8_21"
 
 
+def test_a_builder_names_its_model_as_build_names_the_network_where_the_pattern_has_such_a_name():
+    """``resnet(8, "2:1")`` and ``resnet(8, "1:1")`` were both named "resnet8"."""
+    named = [models.resnet(8, "2:1"), models.resnet(8), models.preact_bottleneck(11, "3:2"),
+             models.dfn_mr(14, "type1"), models.resnet(8, "2:1", preact=False), models.plain(8, "2:2")]
+    assert [m.name for m in named] == ["resnet8_21", "resnet8_paired", "preact11_32", "dfnmr14_type1",
+                                       "postresnet8_21", "plain8_22"]  # fmt: skip
+    assert all(relu_ratio.describe(models.build(m.name)) == relu_ratio.describe(m) for m in named)
+    unnamed = [models.resnet(8, "01"), models.plain(8, "11"), models.plain(38, "10:1"),
+               models.preact_bottleneck(11, ["1:1", "3:2", "type1"])]  # a mask, a 2-digit N, one per stage
+    assert [m.name for m in unnamed] == ["resnet8", "plain8", "plain38", "preact11"]  # fmt: skip
+
+
 def test_describe_counts_every_layer_that_applies_a_relu():
     inputs = keras.Input((8, 8, 3))
     x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)  # conv + ReLU in one layer

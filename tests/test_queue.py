@@ -214,6 +214,8 @@ def test_queue_trains_in_order_skips_finished_runs_and_reports(folder, tmp_path,
     record = tmp_path / "PROGRESS.md"
     assert queue.main(["status", str(path), "--runs", str(runs), "--write", str(record)]) == 0
     text = record.read_text()
+    assert text.endswith(f" UTC by `python -m relu_ratio.queue status {path} --runs {runs} --write {record}` "
+                         f"on {train.device()}.\n")  # the command as given (it said `--write ...` always)
     assert "| 1 | `resnet8_21-seed0` (zoo entry) | finished | 1/1 |" in text
     assert "| 2 | `resnet8_11-seed1` | finished | 1/1 |" in text
     assert "2 of 2 runs finished" in text
@@ -233,8 +235,13 @@ def test_queue_trains_in_order_skips_finished_runs_and_reports(folder, tmp_path,
     assert capsys.readouterr().out.count(f"finished (recorded in {recorded}), skipped") == 2
     assert not elsewhere.exists() or not any(elsewhere.iterdir())  # nothing trained again
     assert queue.main(["status", str(path), "--runs", str(elsewhere), "--write", str(record)]) == 0
-    assert record.read_text().split("Generated")[0] == text.split("Generated")[0]
+    said = f"2 of 2 runs finished (2 of them from the record of finished runs `{recorded}`, not from folders "
+    assert record.read_text().split("Generated")[0] == text.split("Generated")[0].replace(
+        "2 of 2 runs finished", f"{said}under `{elsewhere}`)")  # it did not say where they came from
     assert set(json.loads(recorded.read_text())["runs"]) == {"resnet8_21-seed0", "resnet8_11-seed1"}
+    capsys.readouterr()
+    assert queue.main(["status", str(path), "--runs", str(elsewhere)]) == 0
+    assert f"by `python -m relu_ratio.queue status {path} --runs {elsewhere}` on " in capsys.readouterr().out
 
 
 def test_a_zoo_run_recorded_as_finished_trains_again_until_an_entry_is_registered_from_it(

@@ -326,6 +326,9 @@ def test_an_entry_registered_with_its_weights_in_git_says_how_to_fetch_them(
     card = (folder / "README.md").read_text()
     assert f"| weights | `model.weights.h5`, not shipped: the git object `{commit}:zoo/{NAME}/" in card
     assert f"```bash\npython -m relu_ratio.zoo fetch {name}\n```" in card
+    assert main(["info", name]) == 0
+    said = capsys.readouterr().out
+    assert f"  weights        not in the store: python -m relu_ratio.zoo fetch {name}\n" in said
     assert main(["verify"]) == 0
     assert f"{name}: skipped: its weights file is not in the store" in capsys.readouterr().out
     assert main(["verify", name]) == 1 and "skipped" in capsys.readouterr().out  # named: nothing checked
@@ -651,7 +654,24 @@ def test_cli_list_info_and_table(store, capsys, tmp_path, monkeypatch):
             models.build(NAME, weights="cifar10")
         missing.write_text("")
     monkeypatch.undo()
-    assert main(["info", NAME]) == 0 and json.loads(capsys.readouterr().out)["name"] == NAME
+    assert main(["info", NAME, "--json"]) == 0 and json.loads(capsys.readouterr().out)["name"] == NAME
+    assert main(["info", NAME]) == 0  # a summary (it printed the whole record, 250 lines of JSON)
+    entry, (head, *lines) = zoo.info(NAME), capsys.readouterr().out.splitlines()
+    assert head == f"{NAME}: {zoo.presets.of_entry(entry).description}"  # "one of the ... ResNets ..."
+    rows = dict(re.fullmatch(r"  (\S.*?)  +(\S.*)", line).groups() for line in lines)
+    assert rows == {
+        "load": f'zoo.load("{NAME}") or models.build("{NAME}", weights="{entry.weights_key}")',
+        "ReLU pattern": "2:1 (`01`)",
+        "top-1 / top-5": f"{entry.top1:.2f} % / {entry.metrics['top5']:.2f} % on the {entry.dataset} test "
+        "split (12 images)",
+        "parameters": f"{entry.params:,}",
+        "multiply-adds": f"{entry.flops / 1e6:.1f} M per 32\N{MULTIPLICATION SIGN}32 image",
+        "training": "recipe not recorded, 1 epoch, seed not recorded; CPU time not recorded",
+        "weights": f"model.weights.h5 in the store, {entry.file_size:,} bytes (its sha256 checked on load)",
+        "model card": os.fspath(zoo.registry.entry_dir(NAME) / "README.md"),
+        "trained with": f"{entry.training['command']}  # --dataset, --out: the training machine's",
+        "all metadata": f"python -m relu_ratio.zoo info {NAME} --json",
+    }
     assert main(["info", "nope"]) == 2 and "no zoo entry named 'nope'" in capsys.readouterr().err
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n{zoo.registry.TABLE_START}\nold\n{zoo.registry.TABLE_END}\n")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
@@ -21,8 +20,8 @@ EXAMPLES = {
 }
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def parser() -> flags.Parser:
+    p = flags.Parser(
         prog="python -m relu_ratio.experiments",
         allow_abbrev=False,  # worker commands are rebuilt by removing exact flags
         description="Reproduce the paper's experiments: train every run, then write results.csv, "

@@ -7,7 +7,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -21,9 +20,9 @@ from relu_ratio.train.fit import run
 from relu_ratio.train.record import top1_key
 
 
-def parser() -> argparse.ArgumentParser:
+def parser() -> flags.Parser:
     """CLI flags generated from :class:`TrainConfig` (:func:`relu_ratio.flags.add_arguments`)."""
-    p = argparse.ArgumentParser(
+    p = flags.Parser(
         prog="python -m relu_ratio.train", description=train_doc.split("\n")[0], allow_abbrev=False,
         **flags.examples(
             "python -m relu_ratio.train --model resnet20_21 --dataset ../shared/data --out runs/resnet20_21",

@@ -7,7 +7,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -24,10 +23,10 @@ from relu_ratio.tune.search import (
 )
 
 
-def parser() -> argparse.ArgumentParser:
+def parser() -> flags.Parser:
     """CLI flags generated from :class:`SearchConfig` (:func:`relu_ratio.flags.add_arguments`)."""
     doc = tune_doc.split("\n\n")
-    p = argparse.ArgumentParser(
+    p = flags.Parser(
         prog="python -m relu_ratio.tune",
         description=doc[0] + " Prints the trial table (trials numbered from 1, as keras-tuner's screen "
         "numbers them) and the best relu_pattern; writes best.json into OUT/PROJECT_NAME, which names the "

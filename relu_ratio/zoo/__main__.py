@@ -26,14 +26,17 @@ EXAMPLES = {
 }
 
 
-def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m relu_ratio.zoo", description=__doc__, allow_abbrev=False,
-                                     **flags.examples(*EXAMPLES.values()))  # fmt: skip
+def parser() -> flags.Parser:
+    parser = flags.Parser(prog="python -m relu_ratio.zoo", description=__doc__, allow_abbrev=False,
+                          **flags.examples(*EXAMPLES.values()))  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="names of the registered models")
     p.add_argument("pattern", nargs="?", help="fnmatch pattern, e.g. 'preact*'")
     name_help = "a zoo entry's name, e.g. resnet20_11 (see `list`)"
-    sub.add_parser("info", help="an entry's metadata as JSON").add_argument("name", help=name_help)
+    p = sub.add_parser("info", help="an entry's summary: accuracy, size, training, weights, card (--json: "
+                       "its whole metadata record)")  # fmt: skip
+    p.add_argument("name", help=name_help)
+    p.add_argument("--json", action="store_true", help="print the entry's whole metadata record as JSON")
     p = sub.add_parser("verify", help="compare the outputs on 40 fixed images with the registered ones")
     p.add_argument("names", nargs="*", help="entries (default: all)")
     p = sub.add_parser("evaluate", help=f"re-measure accuracy; fails beyond {registry.TOLERANCE} points")
@@ -101,8 +104,12 @@ def _run(args: argparse.Namespace) -> int:
             print(f"{what}; registered: {registered}", file=sys.stderr)
             return 1
         print("\n".join(names))
-    elif args.command == "info":
+    elif args.command == "info" and args.json:
         print(json.dumps(registry.info(args.name).to_json(), indent=2))
+    elif args.command == "info":
+        from relu_ratio.zoo import card
+
+        print(card.summary(registry.info(args.name)))
     elif args.command == "verify":
         names = _known(args.names)
         if not names and registry.missing_store():  # a mistyped $RELU_RATIO_ZOO verifies nothing: no pass

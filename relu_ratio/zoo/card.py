@@ -7,7 +7,8 @@ metadata; the only other figures are the external measurement of what the JPEG d
 (:data:`REFERENCE`), stated as such. ``zoo register`` writes the card into the entry's folder with the rest
 of the entry (before the folder is published, so never half-written); ``python -m relu_ratio.zoo cards
 --update`` writes every entry's card again (after a change here) and ``--check`` fails when one is out of
-date (``tests/test_zoo.py`` checks the shipped cards).
+date (``tests/test_zoo.py`` checks the shipped cards). :func:`summary` is the card's first lines in short,
+what ``python -m relu_ratio.zoo info NAME`` prints.
 
 Example:
     >>> from relu_ratio import zoo
@@ -225,6 +226,43 @@ def render(
         "",
     ]
     return "\n".join(out)
+
+
+def summary(entry: ZooEntry) -> str:
+    """What ``python -m relu_ratio.zoo info NAME`` prints: the lines a reader looks for first, from the
+    entry's metadata (``--json`` prints all of it; the card, :func:`render`, says the rest in words).
+
+    Example:
+        >>> print(summary(registry.info("resnet20_21")))  # doctest: +SKIP
+        resnet20_21: one of the ResNets: depth 20, ReLU pattern 2:1, 100 epochs on CIFAR-10 (JPEG), ...
+          ReLU pattern   2:1 (`01`)
+          top-1 / top-5  88.74 % / 99.57 % on the CIFAR-10 (JPEG) test split (10,000 images)
+          ...
+    """
+    h, w, _ = entry.input_shape
+    config, epochs = entry.training.get("config") or {}, entry.training["epochs"]
+    if registry.has_weights(entry):
+        weights = f"{entry.weights_file} in the store, {entry.file_size:,} bytes (its sha256 checked on load)"
+    else:
+        weights = f"not in the store: python -m relu_ratio.zoo fetch {entry.name}"
+    rows = {
+        "load": f'zoo.load("{entry.name}") or models.build("{entry.builder_name}", '
+        f'weights="{entry.weights_key}")',
+        "ReLU pattern": registry._pattern(entry),
+        "top-1 / top-5": f"{entry.top1:.2f} % / {float(entry.metrics['top5']):.2f} % on the {entry.dataset} "
+        f"{entry.split} split ({entry.num_images:,} images)",
+        "parameters": f"{entry.params:,}",
+        "multiply-adds": f"{entry.flops / 1e6:.1f} M per {h}{TIMES}{w} image",
+        "training": f"recipe {config.get('recipe', 'not recorded')}, {epochs} epoch{'s' * (epochs != 1)}, "
+        f"seed {config.get('seed', 'not recorded')}; {registry._training_time(entry)}",
+        "weights": weights,
+        "model card": os.fspath(registry.entry_dir(entry.name) / CARD_FILE),
+        "trained with": f"{entry.training['command']}  # --dataset, --out: the training machine's",
+        "all metadata": f"python -m relu_ratio.zoo info {entry.name} --json",
+    }
+    width = max(map(len, rows))
+    head = f"{entry.name}: {presets.of_entry(entry).description}"
+    return "\n".join([head, *(f"  {key:<{width}}  {value}" for key, value in rows.items())])
 
 
 def _weights_file(entry: ZooEntry, stored: str | None) -> str:
