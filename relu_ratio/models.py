@@ -673,15 +673,19 @@ def _canonical_name(name: object) -> str | None:
 
 def default_name(family: str, depth: int, relu_pattern: PatternSpec) -> str:
     """A built model's name when none is given: the registry-style name of the network where the pattern, as
-    given, is one a name can spell (a ratio of one-digit numbers, or a preset), as :func:`build` names its
-    models; else ``{family}{depth}`` (a mask, one pattern per stage, a function).
+    given, is one a name can spell (a ratio of one-digit numbers, or a preset; ``"paired"``, the default,
+    as the zoo spells it: ``_11``), as :func:`build` names its models; else ``{family}{depth}`` (a mask, one
+    pattern per stage, a function).
 
     >>> default_name("resnet", 20, "2:1"), default_name("preact", 164, "type1")
     ('resnet20_21', 'preact164_type1')
+    >>> default_name("plain", 38, None)  # the default: paired
+    'plain38_11'
     >>> default_name("resnet", 8, "01")  # a mask
     'resnet8'
     """
     spec = ReLUPattern(relu_pattern).spec
+    spec = "1:1" if spec == "paired" else spec  # every family's paired mask is all ones: 1:1
     if isinstance(spec, str):
         name = f"{family}{depth}_{spec.replace(':', '')}"
         try:

@@ -288,10 +288,10 @@ def test_build_takes_a_name_for_the_model():
 
 
 def test_a_builder_names_its_model_as_build_names_the_network_where_the_pattern_has_such_a_name():
-    """``resnet(8, "2:1")`` and ``resnet(8, "1:1")`` were both named "resnet8"."""
+    """``resnet(8, "2:1")`` and ``resnet(8, "1:1")`` were both named "resnet8"; paired (the default): _11."""
     named = [models.resnet(8, "2:1"), models.resnet(8), models.preact_bottleneck(11, "3:2"),
              models.dfn_mr(14, "type1"), models.resnet(8, "2:1", preact=False), models.plain(8, "2:2")]
-    assert [m.name for m in named] == ["resnet8_21", "resnet8_paired", "preact11_32", "dfnmr14_type1",
+    assert [m.name for m in named] == ["resnet8_21", "resnet8_11", "preact11_32", "dfnmr14_type1",
                                        "postresnet8_21", "plain8_22"]  # fmt: skip
     assert all(relu_ratio.describe(models.build(m.name)) == relu_ratio.describe(m) for m in named)
     unnamed = [models.resnet(8, "01"), models.plain(8, "11"), models.plain(38, "10:1"),
