@@ -246,6 +246,34 @@ def test_a_tfds_failure_is_an_os_error_naming_the_dataset_and_the_way_out(tmp_pa
             data.load("cifar10", split)
 
 
+def _offline_tfds(monkeypatch, refusal: Exception) -> tuple[list, list]:
+    """Offline, and tensorflow-datasets makes nothing: every direct connection fails as without a network
+    (its address and timeout recorded, proxies unset so one is tried), a load with ``download=True`` raises
+    ``refusal``, one without really looks for what is prepared (each load's ``download`` recorded).
+    Returns the two records: ``(tried, loads)``."""
+    import socket
+
+    import tensorflow_datasets as tfds
+
+    for variable in [v for v in os.environ if v.lower().endswith("_proxy")]:  # a direct connection is tried
+        monkeypatch.delenv(variable)
+    tried, loads, real_load = [], [], tfds.load
+
+    def offline(address, timeout=None):
+        tried.append((address, timeout))
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    def load(*args, download=True, **kwargs):
+        loads.append(download)
+        if download:
+            raise refusal
+        return real_load(*args, download=False, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", offline)
+    monkeypatch.setattr(tfds, "load", load)
+    return tried, loads
+
+
 @pytest.mark.tensorflow
 def test_a_first_tfds_download_says_what_and_where_and_fails_at_once_offline(tmp_path, monkeypatch, capsys):
     """Offline, a first ``cifar10`` load waited on tensorflow-datasets' retries for over 200 s, silently,
@@ -253,26 +281,7 @@ def test_a_first_tfds_download_says_what_and_where_and_fails_at_once_offline(tmp
     ``REACH_TIMEOUT_S`` refuses the load at once (no network is touched here: the connection is mocked)."""
     import socket
 
-    import tensorflow_datasets as tfds
-
-    for variable in [v for v in os.environ if v.lower().endswith("_proxy")]:  # a direct connection is tried
-        monkeypatch.delenv(variable)
-    tried = []
-
-    def offline(address, timeout=None):
-        tried.append((address, timeout))
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-
-    real_load, loads = tfds.load, []
-
-    def load(*args, download=True, **kwargs):  # what is prepared is really looked for; nothing downloads
-        loads.append(download)
-        if download:
-            raise ConnectionError("the download itself (not made here)")
-        return real_load(*args, download=False, **kwargs)
-
-    monkeypatch.setattr(socket, "create_connection", offline)
-    monkeypatch.setattr(tfds, "load", load)
+    tried, loads = _offline_tfds(monkeypatch, ConnectionError("the download itself (not made here)"))
     assert not data.is_prepared("cifar10", tmp_path) and data.is_prepared(tmp_path)  # asked, not downloaded
     with pytest.raises(OSError) as refused:
         data.load("cifar10", "test", data_dir=tmp_path)
@@ -304,43 +313,28 @@ def test_a_tfds_download_not_yet_prepared_is_prepared_offline_and_quietly(
     host is no longer tried there. Looking for a dataset not prepared yet no longer logs absl's "Variant
     folder ... has no dataset_info.json" before relu_ratio's own line (the filter is gone afterwards)."""
     import logging
-    import socket
 
     import tensorflow_datasets as tfds
     from absl import logging as absl_logging
     from tensorflow_datasets.core.download import resource
 
-    for variable in [v for v in os.environ if v.lower().endswith("_proxy")]:  # a direct connection is tried
-        monkeypatch.delenv(variable)
     url = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
     checksum = tfds.builder("cifar10").url_infos[url].checksum
     downloads = tmp_path / "downloads" if legacy else tmp_path / "downloads" / "cifar10"
     downloads.mkdir(parents=True)
     archive = downloads / resource.get_dl_fname(url, checksum)  # as tfds' DownloadManager names it
     archive.write_bytes(b"")
-    tried, loads, real_load = [], [], tfds.load
-
-    def offline(address, timeout=None):
-        tried.append(address)
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-
-    def load(*args, download=True, **kwargs):  # what is prepared is really looked for; nothing is prepared
-        loads.append(download)
-        if download:
-            raise RuntimeError("the preparation itself (not made here)")
-        return real_load(*args, download=False, **kwargs)
-
-    monkeypatch.setattr(socket, "create_connection", offline)
-    monkeypatch.setattr(tfds, "load", load)
+    tried, loads = _offline_tfds(monkeypatch, RuntimeError("the preparation itself (not made here)"))
     caplog.set_level(logging.WARNING)
     assert not data.is_prepared("cifar10", tmp_path)
     with pytest.raises(OSError, match="does not answer"):  # without its .INFO file, tfds downloads it again
         data.load("cifar10", "test", data_dir=tmp_path)
-    assert tried == [("www.cs.toronto.edu", 443)] and loads == [False]
+    reached = [(("www.cs.toronto.edu", 443), data.REACH_TIMEOUT_S)]
+    assert tried == reached and loads == [False]
     resource.get_info_path(archive).write_text("{}")  # the download finished
     with pytest.raises(OSError, match="RuntimeError: the preparation itself"):  # offline, tfds prepares it
         data.load("cifar10", "test", data_dir=tmp_path)
-    assert tried == [("www.cs.toronto.edu", 443)] and loads == [False, False, True]
+    assert tried == reached and loads == [False, False, True]
     err = capsys.readouterr().err
     line = (f"relu_ratio.data: cifar10 is not in {tmp_path} yet: tensorflow-datasets prepares it there, "
             f"once, from its download in {downloads}\n")  # fmt: skip
