@@ -38,8 +38,8 @@ from relu_ratio.validators import is_instance, suggest
 class Parser(argparse.ArgumentParser):
     """The ``ArgumentParser`` of every relu_ratio command: a usage mistake (an unknown flag, a bad choice, a
     missing argument) is said as ``prog: error: ...`` and a line pointing to ``--help``, exit status 2 as
-    argparse's own, without the usage (dozens of lines for ``train``) before it. ``add_subparsers`` makes
-    its sub-commands of the same class.
+    argparse's own, without the usage (dozens of lines for ``train``) before it. Its sub-commands
+    (``add_subparsers``) are :class:`SubCommand` parsers: each says its own mistakes, an unknown flag too.
 
     Example:
         >>> parser = Parser(prog="x")
@@ -50,6 +50,23 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\nrun '{self.prog} --help' for the usage\n")
+
+    def add_subparsers(self, **kwargs):
+        kwargs.setdefault("parser_class", SubCommand)
+        return super().add_subparsers(**kwargs)
+
+
+class SubCommand(Parser):
+    """A sub-command's parser (``python -m relu_ratio.zoo info``): an argument it does not know is its own
+    mistake, said with its own name and ``--help``. argparse hands such arguments back to the command above,
+    whose error named the command without the sub-command and pointed to a ``--help`` that does not list the
+    sub-command's flags."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, unknown = super().parse_known_args(args, namespace)
+        if unknown:
+            self.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed, unknown
 
 
 def report_error(error: Exception) -> int:

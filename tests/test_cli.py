@@ -138,18 +138,23 @@ def _usage_mistakes():
     flag without its value; the demo's own parser."""
     for cli, make in sorted(PARSERS.items()):
         yield from ((cli, [*name.split()[1:], "--bogus"]) for name, _ in _parsers(make(), cli))
-    yield from [("train", ["--recipe", "fats"]), ("train", ["--epochs"]), ("demo", ["--bogus"])]
+    yield from [("train", ["--recipe", "fats"]), ("train", ["--epochs"]), ("demo", ["--bogus"]),
+                ("zoo", ["info", "resnet20_21", "--jsn"])]  # fmt: skip
 
 
 @pytest.mark.parametrize(("cli", "argv"), list(_usage_mistakes()))
 def test_a_usage_mistake_is_its_error_line_and_a_pointer_to_help_not_the_whole_usage(cli, argv, capsys):
-    """``train --epochz 3`` printed train's usage, 40 lines of flags, above its one error line."""
+    """``train --epochz 3`` printed train's usage, 40 lines of flags, above its one error line. A
+    sub-command's mistake names the sub-command and its ``--help`` (``zoo list --bogus`` named ``zoo`` and
+    its help, which does not list the flags of ``list``)."""
     from relu_ratio import demo
 
     with pytest.raises(SystemExit) as exited:
         demo.command(argv) if cli == "demo" else PARSERS[cli]().parse_args(argv)
     err = capsys.readouterr().err
-    shape = r"(python -m relu_ratio\.\w+(?: \w+)?): error: [^\n]+\nrun '\1 --help' for the usage\n"
+    sub_command = argv[:1] if not argv[0].startswith("-") else []  # its first argument, a flag aside
+    prog = re.escape(" ".join([f"python -m relu_ratio.{cli}", *sub_command]))
+    shape = rf"{prog}: error: [^\n]+\nrun '{prog} --help' for the usage\n"
     assert exited.value.code == 2 and re.fullmatch(shape, err), err
 
 
