@@ -753,13 +753,13 @@ def test_table_states_gpu_hours_for_gpu_runs_and_cpu_hours_for_cpu_runs():
     gpu = SimpleNamespace(training={"device": "gpu: H100 x1", "wall_time_s": 540.0, "cpu_time_s": 900.0})
     cpu = SimpleNamespace(training={"device": "cpu: 2 cores", "wall_time_s": 3600.0, "cpu_time_s": 5400.0})
     old = SimpleNamespace(training={"device": "cpu: 2 cores", "wall_time_s": 3600.0})
-    assert zoo.registry._training_time(gpu) == "0.15 h on the GPU (wall clock)"
-    assert zoo.registry._training_time(cpu) == "1.50 CPU h"
-    assert zoo.registry._training_time(old) == "CPU time not recorded"
+    assert zoo.registry.training_time(gpu) == "0.15 h on the GPU (wall clock)"
+    assert zoo.registry.training_time(cpu) == "1.50 CPU h"
+    assert zoo.registry.training_time(old) == "CPU time not recorded"
     devices = {"gpu: H100 x1": {"wall_time_s": 540.0, "cpu_time_s": 900.0},
                "cpu: 2 cores": {"wall_time_s": 3600.0, "cpu_time_s": 5400.0}}  # fmt: skip
     resumed = SimpleNamespace(training={**gpu.training, "result": {"devices": devices}})
-    assert zoo.registry._training_time(resumed) == "0.15 h on the GPU (wall clock) + 1.50 CPU h"
+    assert zoo.registry.training_time(resumed) == "0.15 h on the GPU (wall clock) + 1.50 CPU h"
 
 
 def test_a_card_names_the_keras_backend_of_each_device_a_run_trained_on():

@@ -183,7 +183,7 @@ def render(
         f"| precision | {precision} |",
         f"| device | {_where(training)} |",
         f"| wall clock | {_hours(wall)} |",
-        f"| training cost | {registry._training_time(entry)} |",
+        f"| training cost | {registry.training_time(entry)} |",
         f"| commit | {_commits(config.get('commit'), training.get('commit'))} |",
         f"| versions at registration | relu_ratio {entry.package_version}, Keras {entry.keras_version} |",
         "",
@@ -248,13 +248,13 @@ def summary(entry: ZooEntry) -> str:
     rows = {
         "load": f'zoo.load("{entry.name}") or models.build("{entry.builder_name}", '
         f'weights="{entry.weights_key}")',
-        "ReLU pattern": registry._pattern(entry),
+        "ReLU pattern": registry.pattern_text(entry),
         "top-1 / top-5": f"{entry.top1:.2f} % / {float(entry.metrics['top5']):.2f} % on the {entry.dataset} "
         f"{entry.split} split ({entry.num_images:,} images)",
         "parameters": f"{entry.params:,}",
         "multiply-adds": f"{entry.flops / 1e6:.1f} M per {h}{TIMES}{w} image",
         "training": f"recipe {config.get('recipe', 'not recorded')}, {epochs} epoch{'s' * (epochs != 1)}, "
-        f"seed {config.get('seed', 'not recorded')}; {registry._training_time(entry)}",
+        f"seed {config.get('seed', 'not recorded')}; {registry.training_time(entry)}",
         "weights": weights,
         "model card": os.fspath(registry.entry_dir(entry.name) / CARD_FILE),
         "trained with": f"{entry.training['command']}  # --dataset, --out: the training machine's",

@@ -595,7 +595,8 @@ def markdown_table(page: str | os.PathLike | None = None) -> str:
         where = "" if shared else f" ({entry.dataset}, {entry.split}, {entry.num_images:,} images)"
         not_shipped = " (weights not shipped: see its card)" if entry.weights_git_object else ""
         rows.append(
-            f"| [`{entry.name}`]({_card_link(entry.name, links_from)}){not_shipped} | {_pattern(entry)} | "
+            f"| [`{entry.name}`]({_card_link(entry.name, links_from)}){not_shipped} | "
+            f"{pattern_text(entry)} | "
             f"{entry.top1:.2f} %{where} | {entry.params / 1e6:.2f} M | {entry.flops / 1e6:.1f} M | "
             f"{entry.training['epochs']} |"
         )
@@ -631,7 +632,7 @@ def training_table() -> str:
         rows.append(
             f"| `{name}` | {config.get('recipe', 'not recorded')} | {training['epochs']} | "
             f"{config.get('seed', 'not recorded')} | {precision} | {training['device']} | "
-            f"{_training_time(entry)} |"
+            f"{training_time(entry)} |"
         )
         if training.get("command"):
             commands.append(f"# {name}\n{training['command']}")
@@ -646,12 +647,18 @@ def training_table() -> str:
     return text
 
 
-def _pattern(entry: ZooEntry) -> str:
+def pattern_text(entry: ZooEntry) -> str:
+    """The entry's ReLU pattern as the zoo table, its card and ``zoo info`` write it: the ratio, and the
+    pattern as recorded where that is a string.
+
+    >>> pattern_text(info("resnet20_21"))
+    '2:1 (`01`)'
+    """
     ratio = models.parse_name(entry.builder_name)[2]
     return ratio + (f" (`{entry.relu_pattern}`)" if isinstance(entry.relu_pattern, str) else "")
 
 
-def _training_time(entry: ZooEntry) -> str:
+def training_time(entry: ZooEntry) -> str:
     """Wall-clock hours on the GPU for a run on a GPU (which other runs may have shared), else the
     training process's CPU-hours; for a run resumed on another device, each device's part."""
     training = entry.training
