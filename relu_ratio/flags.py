@@ -183,6 +183,8 @@ def _kind(annotation: object) -> tuple[Callable[[object], bool], str, str]:
 
     >>> _kind(tuple[int, ...] | None)[1]
     'a tuple of integers or None (null)'
+    >>> _kind(tuple[int | None, ...])[1]
+    'a tuple whose items are integers or None (null)'
     """
     if annotation in _KINDS:
         return _KINDS[annotation]
@@ -196,8 +198,11 @@ def _kind(annotation: object) -> tuple[Callable[[object], bool], str, str]:
                 " or ".join(several for _, _, several in parts))  # fmt: skip
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         check, _, several = _kind(args[0])
-        return ((lambda v: isinstance(v, tuple) and all(check(item) for item in v)), f"a tuple of {several}",
-                f"tuples of {several}")  # fmt: skip
+        if typing.get_origin(args[0]) in (typing.Union, types.UnionType):  # not "a tuple of X or Y": (X | Y)
+            one, several = f"a tuple whose items are {several}", f"tuples whose items are {several}"
+        else:
+            one, several = f"a tuple of {several}", f"tuples of {several}"
+        return (lambda v: isinstance(v, tuple) and all(check(item) for item in v)), one, several
     raise TypeError(f"no check for the type {annotation!r}")
 
 

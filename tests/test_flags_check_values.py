@@ -52,3 +52,19 @@ def test_an_annotation_without_a_check_is_named():
 
     with pytest.raises(TypeError, match=r"Odd.pair: no check for the type tuple\[int, int\]"):
         flags.check_values(Odd((1, 2)))
+
+
+def test_a_tuple_of_a_union_is_worded_apart_from_a_union_with_a_tuple():
+    """``tuple[float | None, ...]`` and ``tuple[float, ...] | None`` were both "a tuple of numbers or None
+    (null)": a reader could not tell whether ``None`` itself or ``(None,)`` was valid."""
+
+    @dataclasses.dataclass
+    class Gaps:
+        items: tuple[float | None, ...]
+
+    with pytest.raises(ValueError, match=r"^items must be a tuple whose items are numbers or None \(null\); "
+                       r"received None\.$"):  # fmt: skip
+        flags.check_values(Gaps(None))
+    flags.check_values(Gaps((1.5, None)))
+    with pytest.raises(ValueError, match=r"^weights must be a tuple of numbers or None \(null\); received"):
+        _Shape("s", (), ("1",))
