@@ -94,7 +94,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    p = flags.Parser(description=__doc__.split("\n")[0])
+    p = flags.Parser(prog="python benchmarks/fusion.py", description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=None, help="zoo entries or builder names; default: the zoo")
     p.add_argument("--batch", type=throughput.count, default=256)
     p.add_argument("--repeats", type=throughput.count, default=5)

@@ -64,7 +64,7 @@ def measure(name: str, batch: int, steps: int) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = flags.Parser(description=__doc__.split("\n")[0])
+    p = flags.Parser(prog="python benchmarks/pipeline_cost.py", description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=["resnet20_21"])
     p.add_argument("--batch", type=throughput.count, default=128)
     p.add_argument("--steps", type=throughput.count, default=30, help="training steps per feed (one epoch)")

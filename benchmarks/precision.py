@@ -64,7 +64,7 @@ def measure(name: str, split: data.Split) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    p = flags.Parser(description=__doc__.split("\n")[0])
+    p = flags.Parser(prog="python benchmarks/precision.py", description=__doc__.split("\n")[0])
     p.add_argument("--models", nargs="+", default=None, help="zoo names (default: every entry)")
     p.add_argument("--data", default=data.default_source(),
                    help="dataset source (default: $RELU_RATIO_DATA, else ../shared/data: CIFAR-10 JPEG)")

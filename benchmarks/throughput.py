@@ -267,7 +267,7 @@ def markdown(entries: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = flags.Parser(description=__doc__.split("\n")[0],
+    p = flags.Parser(prog="python benchmarks/throughput.py", description=__doc__.split("\n")[0],
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     p.add_argument("--models", nargs="+", default=["resnet20_21", "preact164_32"],
                    help="zoo entries or builder names")  # fmt: skip

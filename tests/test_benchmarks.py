@@ -41,6 +41,8 @@ def test_a_misspelt_model_or_a_zero_count_stops_a_benchmark_before_it_measures(c
         out, err = capsys.readouterr()
         assert stop.value.code == 2 and said in err and "Traceback" not in err, err
         assert err.count("error:") == 1 and valid not in out, (out, err)  # one error; no row of the valid one
+    if script != "profile_step":  # a flags.Parser: its pointer to --help is a command one can run as it is
+        assert err.endswith(f"\nrun 'python benchmarks/{script}.py --help' for the usage\n"), err
 
 
 @pytest.mark.parametrize(

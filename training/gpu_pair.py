@@ -225,7 +225,7 @@ def pack_command(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = flags.Parser(description=__doc__.split("\n")[0])
+    p = flags.Parser(prog="python training/gpu_pair.py", description=__doc__.split("\n")[0])
     p.add_argument("--queue", type=flags.path, help="the training queue (default: training/queue.json; not "
                    "with --take-back, which takes back what its folder holds)")  # fmt: skip
     p.add_argument("--run-ids", nargs="+", help="train (or --pack) these queued runs (default: the next "
