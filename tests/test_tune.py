@@ -697,7 +697,7 @@ def test_the_trial_table_keeps_its_columns_apart_whatever_the_trial_ids():
 
     ids = [f"{n:06d}" for n in (0, importlib.import_module("relu_ratio.tune.search").MAX_TRIALS - 1)]
     result = tune.SearchResult("single", "tuner0", "resnet", 8, "stage", "project",
-                               trials=[{**row, "trial_id": trial_id} for trial_id in ids])  # fmt: skip
+                               trials=[{**row, "trial_id": i, "trial": tune.trial_number(i)} for i in ids])
     lines = tune.trial_table(result).splitlines()
     assert [line.split()[:2] for line in lines[1:]] == [["1", "COMPLETED"], ["100000", "COMPLETED"]]
     assert len({lines[0].index("status"), *(line.index("COMPLETED") for line in lines[1:])}) == 1, lines

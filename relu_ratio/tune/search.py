@@ -630,7 +630,7 @@ def trial_table(result: SearchResult) -> str:
     one whose id is ``N - 1`` (:func:`trial_number`; its files are in the project's ``trial_<id>`` folder,
     the id zero-padded, and ``best.json`` names the best one's ``trial`` and ``trial_id``)."""
     rows = sorted(result.trials, key=lambda r: (r["val_accuracy"] is None, -(r["val_accuracy"] or 0)))
-    numbers = [str(trial_number(r["trial_id"])) for r in rows]
+    numbers = [str(r["trial"]) for r in rows]  # each row's trial_number (_trial_row)
     width = max([len("trial"), *map(len, numbers)]) + 1  # numbers up to max_trials
     lines = [f"{'trial':<{width}}{'status':<11}{'val_acc':>8}  {'convs:ReLUs':<13}pattern"]
     for number, r in zip(numbers, rows):
