@@ -555,8 +555,8 @@ def _downloaded(builder) -> Path | None:
     from tensorflow_datasets.core.download import resource
 
     downloads = Path(builder.data_dir_root) / "downloads"
+    infos = (builder.url_infos or {}).items()
     for folder in (downloads / builder.name, downloads):
-        infos = (builder.url_infos or {}).items()
         if infos and all(resource.is_locally_cached(folder / resource.get_dl_fname(url, info.checksum))
                          for url, info in infos):  # fmt: skip
             return folder
