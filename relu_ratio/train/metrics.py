@@ -1,5 +1,5 @@
 """The top-k accuracy training records (``top5`` in ``metrics.csv``, ``test_top5`` in ``result.json``),
-counted as the zoo counts it (:func:`relu_ratio.zoo.registry.scored_accuracy`): one definition.
+and the zoo's top-1 and top-5 figures (:func:`relu_ratio.zoo.registry.scored_accuracy`): one definition.
 
 An image's true class is in the top k where fewer than k classes rank before it, classes of equal score
 ranked by class index (lower first), as a stable sort of the scores ranks them. Keras'

@@ -17,6 +17,7 @@ from relu_ratio.describe import describe
 from relu_ratio.inputs import CheckedModel, ImageInputError
 from relu_ratio.patterns import PatternSpec, ReLUPattern
 from relu_ratio.train.devices import DEVICE_SEPARATOR, is_gpu
+from relu_ratio.train.metrics import top_k_hits
 from relu_ratio.user_warning import warn
 from relu_ratio.validators import suggest
 from relu_ratio.zoo import presets
@@ -504,20 +505,22 @@ def accuracy(
 
 def scored_accuracy(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Top-1 and top-5 accuracy in percent of ``scores`` (images x classes) against the class indices
-    ``labels``: the classes ranked by a stable sort of the scores, so that tied scores rank by class index,
-    as training's top-5 counts them (:class:`relu_ratio.train.metrics.TopKAccuracy`; Keras' own counted every
-    class tied with the fifth as in the top 5).
+    ``labels``, counted as training counts them (:func:`relu_ratio.train.metrics.top_k_hits`: tied scores
+    rank by class index, as a stable sort ranks them; Keras' own top-k counted every class tied with the
+    fifth as in the top 5).
 
     >>> scored_accuracy(np.eye(10)[[0] * 10], np.arange(10))   # collapsed: class 0 at 1.0, the rest tied
     {'top1': 10.0, 'top5': 50.0}
     """
     if scores.ndim != 2 or len(scores) != len(labels):
         raise ValueError(f"predictions have shape {scores.shape}; expected ({len(labels)}, classes).")
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :5]
-    return {
-        "top1": round(float(100.0 * np.mean(top[:, 0] == labels)), 4),
-        "top5": round(float(100.0 * np.mean(np.any(top == labels[:, None], axis=1))), 4),
-    }
+    one_hot = np.eye(scores.shape[1], dtype="float32")[labels]
+
+    def percent(k: int) -> float:
+        hits = keras.ops.convert_to_numpy(top_k_hits(one_hot, scores, k))
+        return round(float(100.0 * np.mean(hits, dtype="float64")), 4)
+
+    return {"top1": percent(1), "top5": percent(5)}
 
 
 def default_data(entry: ZooEntry) -> str:
