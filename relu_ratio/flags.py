@@ -119,15 +119,18 @@ def _comma_list(text: str) -> tuple[str, ...]:
     return parts
 
 
-_TYPES = {
-    "int": int, "int | None": int, "float": float, "float | None": float, "str": str, "str | None": str,
-    "str | float | None": str, "tuple[str, ...] | None": _comma_list,
+_CONVERTERS: dict[object, Callable[[str], object]] = {  # a resolved type: its flag's ``type``
+    int: int, int | None: int, float: float, float | None: float, str: str, str | None: str,
+    str | float | None: str, tuple[str, ...] | None: _comma_list,
 }  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add one flag per field of the dataclass ``cls`` to ``parser`` (in groups where fields name one)."""
+    """Add one flag per field of the dataclass ``cls`` to ``parser`` (in groups where fields name one), its
+    ``type`` from the field's resolved annotation (:func:`_hints`: ``int | None``, ``Optional[int]`` and
+    the text ``"int | None"`` alike)."""
     groups: dict[str, argparse._ArgumentGroup] = {}
+    hints = _hints(cls)
     for field in dataclasses.fields(cls):
         meta = field.metadata
         group = meta.get("group")
@@ -136,15 +139,16 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         shown = "off" if field.default is False else "on" if field.default is True else field.default
         default_text = meta.get("default_text", f"default: {shown}")
         help_text = f"{meta['help']} ({default_text})"
-        if field.type in ("bool", bool):
+        hint = hints[field.name]
+        if hint is bool:
             target.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=field.default, help=help_text
             )
             continue
-        if field.type not in _TYPES:
-            raise TypeError(f"{cls.__name__}.{field.name}: no command-line type for {field.type!r}")
+        if hint not in _CONVERTERS:
+            raise TypeError(f"{cls.__name__}.{field.name}: no command-line type for {hint!r}")
         choices = meta.get("choices")
-        convert = _TYPES[field.type] if choices is None else _one_of(_TYPES[field.type], choices)
+        convert = _CONVERTERS[hint] if choices is None else _one_of(_CONVERTERS[hint], choices)
         listed = None if choices is None else "{" + ",".join(map(str, choices)) + "}"  # as argparse spells it
         metavar = meta.get("metavar") or listed
         target.add_argument(
@@ -207,10 +211,16 @@ def _kind(annotation: object) -> tuple[Callable[[object], bool], str, str]:
 
 
 @functools.cache
+def _hints(cls: type) -> dict[str, object]:
+    """The annotation of each field of the dataclass ``cls``, resolved (``typing.get_type_hints``: a module
+    with ``from __future__ import annotations`` spells them as text), for its flags and its checks."""
+    return typing.get_type_hints(cls)
+
+
+@functools.cache
 def _checks(cls: type) -> dict[str, tuple[Callable[[object], bool], str, str]]:
-    """The check of each field of the dataclass ``cls``, from its annotations resolved
-    (``typing.get_type_hints``: a module with ``from __future__ import annotations`` spells them as text)."""
-    hints = typing.get_type_hints(cls)
+    """The check of each field of the dataclass ``cls``, from its resolved annotations (:func:`_hints`)."""
+    hints = _hints(cls)
     checks = {}
     for field in dataclasses.fields(cls):
         try:
