@@ -18,7 +18,8 @@ training page (``docs/TRAINING.md``, ``--seeds-page``). With ``--write`` it also
 config and result in the queue's record of finished runs beside the queue file
 (``training/queue.finished.json``, committed), so that a clone on a machine without the run folders
 neither trains them again nor loses them from the record; a run queued for the zoo (``register``) is the
-exception until an entry is registered from it, since its weights were in the lost folder.
+exception until an entry is registered from it, since its weights were in the lost folder. A run trained
+again keeps there the finished attempts it replaced, whose hours ``status`` counts in its totals.
 
 Command line::
 
@@ -61,6 +62,7 @@ RESERVED = {"model", "seed", "out", "dataset"}  # set per run or by the command,
 SETTINGS = {f.name for f in dataclasses.fields(train.TrainConfig)} - RESERVED
 ITEM_KEYS = {"model", "tag", "seed", "register", "why"}
 QUEUE_KEYS = {"about", "defaults", "runs"}  # a queue file's keys: what it is for, settings for all, the runs
+EARLIER = "earlier_attempts"  # a row of the record of finished runs: the attempts that a later one replaced
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,12 +184,23 @@ def kept_folder(queue_path: str | os.PathLike) -> Path:
 
 def read_finished(path: str | os.PathLike) -> dict[str, train.RunRecord]:
     """The finished runs recorded in ``path`` (see :func:`write_finished`), by run id; ``{}`` if no file."""
-    return {run_id: train.RunRecord(Path(path), row["config"], row["result"], {}, {}, ())
-            for run_id, row in _finished_rows(path).items() if row["result"]}  # fmt: skip
+    return {run_id: _recorded_run(path, row) for run_id, row in _finished_rows(path).items() if row["result"]}
+
+
+def read_earlier(path: str | os.PathLike) -> dict[str, tuple[train.RunRecord, ...]]:
+    """The earlier finished attempts of each run recorded in ``path``, first first: those a later attempt
+    replaced there (a run trained again, see :func:`write_finished`)."""
+    return {run_id: tuple(_recorded_run(path, attempt) for attempt in row.get(EARLIER, []))
+            for run_id, row in _finished_rows(path).items()}  # fmt: skip
+
+
+def _recorded_run(path: str | os.PathLike, row: dict) -> train.RunRecord:
+    return train.RunRecord(Path(path), row["config"], row["result"], {}, {}, ())
 
 
 def _finished_rows(path: str | os.PathLike) -> dict[str, dict]:
-    """The rows ``{run id: {"config": {...}, "result": {...}}}`` of the record of finished runs, checked."""
+    """The rows ``{run id: {"config": {...}, "result": {...}}}`` of the record of finished runs, checked (a
+    run trained again also has ``EARLIER``: a list of such rows)."""
     path = Path(path)
     if not path.exists():
         return {}
@@ -208,6 +221,13 @@ def _row_problem(path: Path, run_id: str, row: object) -> str | None:
     folder's ``result.json`` is), or ``None``."""
     if not (isinstance(row, dict) and all(isinstance(row.get(k), dict) for k in ("config", "result"))):
         return f"{run_id}: {row!r:.60} is not an object holding the run's config and result (objects)"
+    attempts = row.get(EARLIER, [])
+    if not isinstance(attempts, list):
+        return f"{run_id}: its {EARLIER} {attempts!r:.60} is not a list"
+    problems = (_row_problem(path, f"{run_id}, earlier attempt {n}", a) for n, a in enumerate(attempts, 1))
+    error = next(filter(None, problems), None)
+    if error is not None:
+        return error
     try:
         if row["result"]:
             check_result(path, row["result"])
@@ -218,18 +238,26 @@ def _row_problem(path: Path, run_id: str, row: object) -> str | None:
 
 def write_finished(path: str | os.PathLike, queued: list[QueuedRun], runs: str | os.PathLike) -> None:
     """Record in ``path`` the config and result of every finished run of ``queued`` under ``runs``, keeping
-    the runs recorded before (from run folders on other machines) whose folders are not here."""
+    the runs recorded before (from run folders on other machines) whose folders are not here. A run recorded
+    with another result (another attempt: ``result.json`` is written once, when a run finishes) was trained
+    again: its row keeps the attempts recorded before, each once, in ``EARLIER`` (the replaced one last)."""
     rows = _finished_rows(path)
     for item in queued:
         record = train.RunRecord.read(Path(runs) / item.run_id)
         if record.state == "finished":
+            before = rows.get(item.run_id, {"result": {}})
+            recorded = [*before.get(EARLIER, []), {k: v for k, v in before.items() if k != EARLIER}]
+            earlier = [attempt for attempt in recorded if attempt["result"] not in ({}, record.result)]
             rows[item.run_id] = {"config": record.config, "result": record.result}
+            if earlier:
+                rows[item.run_id][EARLIER] = earlier
     order = {item.run_id: number for number, item in enumerate(queued)}
     rows = dict(sorted(rows.items(), key=lambda row: (order.get(row[0], len(order)), row[0])))
     about = ("Every finished run of the queue beside this file: its config.json and result.json, written by "
              "`python -m relu_ratio.queue status <queue> --runs <folder> --write <record>`. `queue run` "
              "skips these runs and `queue status` reports them where their folders are not on this "
-             "machine.")  # fmt: skip
+             f"machine. A run trained again keeps the finished attempts it replaced in '{EARLIER}' (their "
+             "config.json and result.json), whose hours `queue status` counts.")  # fmt: skip
     files.write_json(path, {"about": about, "runs": rows})
 
 
@@ -405,6 +433,8 @@ class Progress:
     lost: tuple[float | None, float, float] | None = None  # a recorded finished run of it whose weights are
     # lost (trained again, see record_of): its (top-1 %, wall h, CPU h), kept out of the totals
     recorded: bool = False  # read from the queue's record of finished runs: finished where its folder is not
+    earlier: tuple[train.RunRecord, ...] = ()  # its finished attempts that a later one replaced (trained
+    # again, see write_finished), counted in hours()
 
     @property
     def on_gpu(self) -> bool:
@@ -412,11 +442,12 @@ class Progress:
         return is_gpu(self.device or "")
 
     def hours(self, on_gpu: bool) -> tuple[float, float]:
-        """Wall-clock and CPU hours spent on GPU machines (``on_gpu``) or on CPUs alone."""
-        if not self.devices:
-            return (self.wall_hours, self.cpu_hours) if self.on_gpu == on_gpu else (0.0, 0.0)
-        spent = [t for name, t in self.devices.items() if is_gpu(name) == on_gpu]
-        return sum(t["wall_time_s"] for t in spent) / 3600, sum(t["cpu_time_s"] for t in spent) / 3600
+        """Wall-clock and CPU hours spent on GPU machines (``on_gpu``) or on CPUs alone, by this attempt and
+        the :attr:`earlier` ones."""
+        attempts = [(self.device, self.devices, self.wall_hours, self.cpu_hours)]
+        attempts += [(r.result.get("device"), r.result.get("devices"), *_final(r)[1:]) for r in self.earlier]
+        spent = [_hours_on(*attempt, on_gpu) for attempt in attempts]
+        return sum(wall for wall, _ in spent), sum(cpu for _, cpu in spent)
 
     @property
     def hours_left(self) -> float | None:
@@ -437,14 +468,34 @@ class Progress:
         return wall_s / 3600 / epochs * (self.epochs - self.epochs_trained)
 
 
+def _hours_on(
+    device: str | None, devices: dict | None, wall_hours: float, cpu_hours: float, on_gpu: bool
+) -> tuple[float, float]:
+    """Of one attempt's ``wall_hours`` and ``cpu_hours``, those spent on GPU machines (``on_gpu``) or on CPUs
+    alone: by its ``devices`` (seconds per device) where recorded, else all on its ``device``."""
+    if not devices:
+        return (wall_hours, cpu_hours) if is_gpu(device or "") == on_gpu else (0.0, 0.0)
+    spent = [t for name, t in devices.items() if is_gpu(name) == on_gpu]
+    return sum(t["wall_time_s"] for t in spent) / 3600, sum(t["cpu_time_s"] for t in spent) / 3600
+
+
 def progress(
-    queued: list[QueuedRun], runs: str | os.PathLike, finished: dict[str, train.RunRecord] | None = None
+    queued: list[QueuedRun],
+    runs: str | os.PathLike,
+    finished: dict[str, train.RunRecord] | None = None,
+    attempts: dict[str, tuple[train.RunRecord, ...]] | None = None,
 ) -> list[Progress]:
-    """The :class:`Progress` of every queued run under ``runs`` (or recorded in ``finished``)."""
-    rows, finished = [], finished or {}
+    """The :class:`Progress` of every queued run under ``runs`` (or recorded in ``finished``), with its
+    earlier attempts in ``attempts`` (:func:`read_earlier`) and the one ``finished`` records where the run
+    finished again under ``runs`` (which ``status --write`` moves to them)."""
+    rows, finished, attempts = [], finished or {}, attempts or {}
     for item in queued:
         record = record_of(item, runs, finished)
-        earlier = finished.get(item.run_id) if record.state != "finished" and not record.damage else None
+        lost = finished.get(item.run_id) if record.state != "finished" and not record.damage else None
+        earlier = attempts.get(item.run_id, ())
+        if record.state == "finished":  # and the recorded attempt, where it finished again here
+            recorded = (*earlier, finished.get(item.run_id, record))
+            earlier = tuple(attempt for attempt in recorded if attempt.result != record.result)
         top1 = record.result.get(top1_key(record.result)) if record.result else (record.curve or [None])[-1]
         config = item.config(runs, ANY_DATASET).resolved()
         devices = record.result.get("devices") or record.clock.get("devices")
@@ -456,8 +507,8 @@ def progress(
             record.result.get("device") or (DEVICE_SEPARATOR.join(devices) if devices else None),
             tuple(differences(config, record.config)) if record.state == "finished" else (),
             devices, config.evaluated_on, record.epochs_trained,
-            record.dataset_name, None if earlier is None else _final(earlier),
-            record is finished.get(item.run_id),
+            record.dataset_name, None if lost is None else _final(lost),
+            record is finished.get(item.run_id), earlier,
         ))  # fmt: skip
     return rows
 
@@ -466,6 +517,12 @@ def _final(record: train.RunRecord) -> tuple[float | None, float, float]:
     """A finished run's final top-1 (%, where recorded), wall-clock and CPU hours."""
     top1 = record.result.get(top1_key(record.result))
     return None if top1 is None else 100 * top1, record.wall_time_s / 3600, record.cpu_time_s / 3600
+
+
+def _final_text(final: tuple[float | None, float, float]) -> str:
+    """:func:`_final` in words: ``91.24 %, 14.62 wall h / 21.07 CPU h``."""
+    top1, wall, cpu = final
+    return f"{'' if top1 is None else f'{top1:.2f} %, '}{wall:.2f} wall h / {cpu:.2f} CPU h"
 
 
 SEEDS_START, SEEDS_END = "<!-- seeds:table:start -->", "<!-- seeds:table:end -->"
@@ -551,9 +608,11 @@ def markdown(rows: list[Progress], queue_path: str, runs: str, options: tuple[st
         state = row.state.replace("|", "\\|")  # a damaged file's message may hold one
         state += f" (other settings: {', '.join(row.differs)})" if row.differs else ""
         if row.lost:
-            top1_lost = "" if row.lost[0] is None else f"{row.lost[0]:.2f} %, "
-            state += (f" (trained again: its recorded finished run, {top1_lost}{row.lost[1]:.2f} wall h / "
-                      f"{row.lost[2]:.2f} CPU h, has no weights here and no zoo entry)")  # fmt: skip
+            state += (f" (trained again: its recorded finished run, {_final_text(row.lost)}, has no weights "
+                      "here and no zoo entry)")  # fmt: skip
+        if row.earlier:
+            state += (f" ({len(row.earlier)} earlier attempt(s), in the totals: "
+                      f"{'; '.join(_final_text(_final(record)) for record in row.earlier)})")  # fmt: skip
         lines.append(
             f"| {number} | `{row.run.run_id}`{' (zoo entry)' if row.run.register else ''} | {state} | "
             f"{row.epochs_done}/{row.epochs} | {top1} | {row.wall_hours:.2f} | {row.cpu_hours:.2f} | "
@@ -570,8 +629,14 @@ def markdown(rows: list[Progress], queue_path: str, runs: str, options: tuple[st
     spent = (f"{cpu_wall:.2f} wall-clock hours and {cpu_cpu:.2f} CPU hours spent on CPUs (CPU hours: the "
              "training processes' CPU time, all threads)")  # fmt: skip
     if gpu_wall:
-        spent += (f", {gpu_wall:.2f} wall-clock hours by {sum(r.on_gpu for r in rows)} run(s) on a lent GPU "
+        on_gpu = sum(any(r.hours(on_gpu=True)) for r in rows)
+        spent += (f", {gpu_wall:.2f} wall-clock hours by {on_gpu} run(s) on a lent GPU "
                   f"(their host CPU time: {gpu_cpu:.2f} hours)")  # fmt: skip
+    earlier = [_final(record) for row in rows for record in row.earlier]
+    if earlier:
+        wall, cpu = sum(hours[1] for hours in earlier), sum(hours[2] for hours in earlier)
+        spent += (f"; counted in these: {wall:.2f} wall-clock and {cpu:.2f} CPU hours of {len(earlier)} "
+                  "earlier attempt(s) of runs trained again")  # fmt: skip
     lost = [row.lost for row in rows if row.lost]
     if lost:
         wall, cpu = sum(hours[1] for hours in lost), sum(hours[2] for hours in lost)
@@ -686,7 +751,7 @@ def main(argv: list[str] | None = None) -> int:
             failures = run(queued, runs, args.dataset, args.only, finished=finished,
                            kept=kept_folder(args.queue))  # fmt: skip
             return 1 if failures else 0
-        rows = progress(queued, runs, finished)
+        rows = progress(queued, runs, finished, read_earlier(finished_path(args.queue)))
         given = (("--write", args.write), ("--seeds-page", args.seeds_page))
         options = tuple(part for flag, value in given if value for part in (flag, value))
         text = markdown(rows, args.queue, args.runs, options)

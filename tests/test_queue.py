@@ -303,7 +303,10 @@ def test_only_an_entry_that_follows_the_zoo_schema_stands_for_a_registered_run(t
      ({"config": {}, "result": {"epochs_completed": 3, "test_top1": 0.5, "devices": {"gpu": "x"}}},
       "'devices' holds 'gpu': 'x', not wall_time_s"),
      ({"config": {}, "result": {"test_top1": 0.5}}, "resnet8_21-seed0: its result: lacks 'epochs_comp"),
-     ({"config": {}, "result": {"evaluated_on": 5}}, "its result: 'evaluated_on' is 5, not str")],
+     ({"config": {}, "result": {"evaluated_on": 5}}, "its result: 'evaluated_on' is 5, not str"),
+     ({"config": {}, "result": {}, "earlier_attempts": {}}, "seed0: its earlier_attempts {} is not a list"),
+     ({"config": {}, "result": {}, "earlier_attempts": [{"config": {}, "result": {"test_top1": 0.5}}]},
+      "resnet8_21-seed0, earlier attempt 1: its result: lacks 'epochs_comp")],
 )  # fmt: skip
 def test_a_damaged_record_of_finished_runs_is_named(tmp_path, capsys, row, said):
     """Each run's result is checked as a run folder's result.json is (a wrong type was a traceback)."""
@@ -312,6 +315,74 @@ def test_a_damaged_record_of_finished_runs_is_named(tmp_path, capsys, row, said)
     assert queue.main(["status", str(path), "--runs", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
     assert "cannot read the record of finished runs" in err and said in err and "Traceback" not in err, err
+
+
+GPU_THEN_CPU = {"gpu: H200 x1": {"wall_time_s": 360.0, "cpu_time_s": 720.0},
+                "cpu: 2 cores": {"wall_time_s": 1800.0, "cpu_time_s": 3600.0}}  # fmt: skip
+
+
+def _attempt(dataset: Path, path: Path, runs: Path, **result) -> None:
+    """A finished attempt of the one run queued in ``path``, in ``runs``, recorded by ``status --write``:
+    80 % after 0.10 wall h / 0.20 CPU h on the CPU, unless ``result`` says otherwise."""
+    (item,) = queue.load(path)
+    _trained_elsewhere(runs, item, result.pop("device", "cpu: 2 cores"), dataset.name)
+    done = json.loads((runs / item.run_id / "result.json").read_text())
+    (runs / item.run_id / "result.json").write_text(json.dumps({**done, **result}))
+    assert queue.main(["status", str(path), "--runs", str(runs), "--write", str(path.with_name("P.md"))]) == 0
+
+
+def _first_attempt(dataset: Path, path: Path, runs: Path) -> None:
+    """90 % after 0.60 wall h / 1.20 CPU h, 0.10 / 0.20 of them on a lent GPU."""
+    _attempt(dataset, path, runs, device=" + ".join(GPU_THEN_CPU), devices=GPU_THEN_CPU, test_top1=0.9,
+             wall_time_s=2160.0, cpu_time_s=4320.0)  # fmt: skip
+
+
+def test_a_run_recorded_again_with_another_result_keeps_the_attempts_it_replaces(folder, tmp_path):
+    """A finished run recorded again with another result (its folder lost, trained again) keeps the attempt
+    it replaces in its row of the record of finished runs, each attempt once (recorded again, none added)."""
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet20_21", "epochs": 10}], {"recipe": "fast"})
+    recorded = tmp_path / "q.finished.json"
+    _first_attempt(folder, path, tmp_path / "first")
+    first = json.loads(recorded.read_text())["runs"]["resnet20_21-seed0"]
+    assert "earlier_attempts" not in first
+    _attempt(folder, path, tmp_path / "again")
+    row = json.loads(recorded.read_text())["runs"]["resnet20_21-seed0"]
+    assert row["result"]["test_top1"] == 0.8 and row["earlier_attempts"] == [first]
+    status_again = ["status", str(path), "--runs", str(tmp_path / "again"), "--write", str(tmp_path / "P.md")]
+    assert queue.main(status_again) == 0
+    assert json.loads(recorded.read_text())["runs"]["resnet20_21-seed0"] == row  # the same attempt: no change
+    _attempt(folder, path, tmp_path / "third", test_top1=0.85)
+    third = json.loads(recorded.read_text())["runs"]["resnet20_21-seed0"]
+    assert third["earlier_attempts"] == [first, {"config": row["config"], "result": row["result"]}]
+    earlier = queue.read_earlier(recorded)["resnet20_21-seed0"]
+    assert [attempt.result["test_top1"] for attempt in earlier] == [0.9, 0.8]
+
+
+def test_status_counts_the_hours_of_a_runs_earlier_attempts(folder, tmp_path):
+    """In the first record written after a run finished again (its recorded attempt not yet moved), and
+    where no run folder is, by device; each run's row names them."""
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet20_21", "epochs": 10}], {"recipe": "fast"})
+    recorded, progress = tmp_path / "q.finished.json", tmp_path / "P.md"
+    _first_attempt(folder, path, tmp_path / "first")
+    _attempt(folder, path, tmp_path / "again")
+    text = progress.read_text()
+    assert "1 of 1 runs finished; 0.60 wall-clock hours and 1.20 CPU hours spent on CPUs (CPU hours: " in text
+    assert ("0.10 wall-clock hours by 1 run(s) on a lent GPU (their host CPU time: 0.20 hours); counted in "
+            "these: 0.60 wall-clock and 1.20 CPU hours of 1 earlier attempt(s) of runs trained again") in text
+    assert ("| finished (1 earlier attempt(s), in the totals: 90.00 %, 0.60 wall h / 1.20 CPU h) | 10/10 | "
+            "80.00 | 0.10 | 0.20 |") in text  # fmt: skip
+    _attempt(folder, path, tmp_path / "third", test_top1=0.85)
+    bare = tmp_path / "bare"  # another machine: no run folder, the record alone
+    assert queue.main(["status", str(path), "--runs", str(bare), "--write", str(progress)]) == 0
+    text = progress.read_text()
+    attempts = "90.00 %, 0.60 wall h / 1.20 CPU h; 80.00 %, 0.10 wall h / 0.20 CPU h"
+    assert f"| finished (2 earlier attempt(s), in the totals: {attempts}) | 10/10 | 85.00 | 0.10 |" in text
+    assert "0.70 wall-clock hours and 1.40 CPU hours spent on CPUs" in text
+    assert "counted in these: 0.70 wall-clock and 1.40 CPU hours of 2 earlier attempt(s)" in text
+    finished, earlier = queue.read_finished(recorded), queue.read_earlier(recorded)
+    (row,) = queue.progress(queue.load(path), bare, finished, earlier)
+    assert row.hours(on_gpu=True) == pytest.approx((0.1, 0.2))
+    assert row.hours(on_gpu=False) == pytest.approx((0.7, 1.4))
 
 
 def test_status_of_runs_not_started_or_cut_off(tmp_path):
