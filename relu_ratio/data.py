@@ -216,6 +216,40 @@ def existing_default_source(option: str) -> str:
     return source
 
 
+NOTEBOOK_FALLBACK = "cifar10"  # what a notebook reads where no CIFAR-10 (JPEG) is found: tfds, a download
+
+
+def notebook_source(root: str | os.PathLike = ".") -> str:
+    """Where a notebook reads its data: where the package's commands find it when none is given
+    (:func:`default_source`: ``$RELU_RATIO_DATA``, else :data:`DEFAULT_DATA`), a relative path taken from
+    ``root``, the folder those commands run in (a clone's root: ``".."`` from its ``notebooks/``, the
+    kernel's working folder), returned absolute. Where it does not exist: a ``$RELU_RATIO_DATA`` that names
+    nothing is a ``ValueError`` (a mistyped setting is said, not skipped); without one,
+    :data:`NOTEBOOK_FALLBACK`, the original CIFAR-10 through tensorflow-datasets, with a warning that says
+    so (its accuracies are not comparable with the zoo's).
+
+    >>> notebook_source("..")  # doctest: +SKIP
+    '/home/me/CIFAR-10-images'
+    """
+    setting = paths.setting("RELU_RATIO_DATA")
+    found = os.path.abspath(os.path.join(os.fspath(root), os.path.expanduser(default_source())))
+    if os.path.exists(found):
+        return found
+    if setting:
+        raise ValueError(
+            f"$RELU_RATIO_DATA ({setting!r}) names nothing: {found!r} does not exist (a relative path is "
+            f"taken from {os.path.abspath(root)!r}, where the package's commands run); set it to the data's "
+            "absolute path (README.md: Data)."
+        )
+    warn(
+        f"no CIFAR-10 (JPEG) found ({found!r} does not exist and $RELU_RATIO_DATA is unset): reading "
+        f"{NOTEBOOK_FALLBACK!r} instead, the original CIFAR-10 through tensorflow-datasets (a download), "
+        f"whose accuracies are not comparable with the zoo's. For the zoo's data, clone {CIFAR10_JPEG_URL} "
+        "and set $RELU_RATIO_DATA to its absolute path before starting Jupyter (README.md: Data)."
+    )
+    return NOTEBOOK_FALLBACK
+
+
 def where_cifar10_jpeg() -> str:
     """Where CIFAR-10 (JPEG), the zoo's data, is to be had, for an error that found no dataset: in
     :func:`default_source` where that exists, else in a clone of :data:`CIFAR10_JPEG_URL`.

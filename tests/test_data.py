@@ -206,6 +206,32 @@ def test_a_missing_dataset_says_where_cifar10_jpeg_is_to_be_had(image_folder, tm
         data.find("CIFAR-10-images", "test")
 
 
+def test_a_notebook_finds_the_data_as_the_commands_do_from_the_clones_root(tmp_path, monkeypatch):
+    """The notebooks looked in $RELU_RATIO_DATA, ../shared/data and ../../shared/data from notebooks/, so a
+    relative $RELU_RATIO_DATA (the README's "its folder", as the commands take it from the clone's root) was
+    not found, and a setting that named nothing, or no data at all, fell back to tfds' original CIFAR-10
+    without a word. ``data.notebook_source`` is the commands' lookup, relative paths taken from ``root``."""
+    clone, shared = tmp_path / "clone", tmp_path / "shared" / "data"
+    (clone / "notebooks").mkdir(parents=True)
+    (clone / "CIFAR-10-images").mkdir()
+    monkeypatch.chdir(clone / "notebooks")  # a notebook's kernel
+    monkeypatch.setenv("RELU_RATIO_DATA", "CIFAR-10-images")  # relative: from the clone's root
+    assert data.notebook_source("..") == os.fspath(clone / "CIFAR-10-images")
+    monkeypatch.setenv("RELU_RATIO_DATA", os.fspath(clone / "CIFAR-10-images"))  # absolute: as it is
+    assert data.notebook_source("..") == data.notebook_source() == os.fspath(clone / "CIFAR-10-images")
+    monkeypatch.setenv("RELU_RATIO_DATA", "CIFAR-10-imgs")  # a setting that names nothing is said
+    missing = os.fspath(clone / "CIFAR-10-imgs")
+    with pytest.raises(ValueError, match=re.escape(f"$RELU_RATIO_DATA ('CIFAR-10-imgs') names nothing: "
+                                                   f"{missing!r} does not exist")):  # fmt: skip
+        data.notebook_source("..")
+    monkeypatch.delenv("RELU_RATIO_DATA")
+    shared.mkdir(parents=True)  # the default, ../shared/data, beside the clone
+    assert data.notebook_source("..") == os.fspath(shared)
+    shared.rmdir()
+    with pytest.warns(UserWarning, match=r"no CIFAR-10 \(JPEG\) found .* reading 'cifar10' instead, the"):
+        assert data.notebook_source("..") == "cifar10"
+
+
 @pytest.mark.tensorflow
 def test_tfds_path_with_mock_data(tmp_path):
     import tensorflow_datasets as tfds

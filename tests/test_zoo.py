@@ -775,6 +775,34 @@ def test_a_card_names_the_keras_backend_of_each_device_a_run_trained_on():
     assert zoo.card._where(training) == "gpu: H200 x1 + cpu: 2 cores, Keras backend tensorflow"
 
 
+def test_a_card_registers_a_run_trained_again_under_a_name_that_clashes_with_no_entry(shipped_zoo):
+    """The card of a shipped entry said ``register <run folder> --name resnet20_21``: refused ("already
+    exists; pass --force"), and ``--force`` would have replaced the package's own entry. It registers into a
+    store of one's own under a tagged name, and says how to read it from there; an entry of one's own store
+    registers another run beside it, again under another name."""
+    import shlex
+
+    from relu_ratio.zoo.__main__ import parser
+
+    def register(card: str) -> list[str]:
+        (command,) = re.findall(r"`(python -m relu_ratio\.zoo register [^`]*)`", card)
+        return shlex.split(command.replace("<run folder>", "runs/mine"))[3:]
+
+    entry = zoo.info("resnet20_21")
+    card = zoo.card.render(entry, docs="../../docs")
+    args = parser().parse_args(register(card))
+    given = (args.run_dir, args.store, args.name, args.force)
+    assert given == ("runs/mine", "~/my_zoo", "resnet20_21.mine", False)
+    assert "`RELU_RATIO_ZOO=~/my_zoo python -m relu_ratio.zoo evaluate resnet20_21.mine`" in card
+    assert "the zoo is that store alone: the package's entries are not seen" in card
+    args = parser().parse_args(register(zoo.card.render(entry, own_store=True)))  # the entry's own store
+    assert (args.store, args.name, args.force) == (None, "resnet20_21.mine", False)
+    mine = dataclasses.replace(entry, name="resnet20_21.mine")
+    for own_store in (False, True):
+        assert parser().parse_args(register(zoo.card.render(mine, own_store=own_store))).name == (
+            "resnet20_21.mine2")
+
+
 @pytest.mark.tensorflow
 def test_saved_model_serves_uint8_and_matches_keras(run, store, tmp_path):
     import tensorflow as tf

@@ -27,7 +27,7 @@ from relu_ratio import files, models
 from relu_ratio.train.devices import DEVICE_SEPARATOR
 from relu_ratio.train.record import METRICS_FILE
 from relu_ratio.zoo import presets, registry
-from relu_ratio.zoo.entry import CIFAR10_JPEG, ZooEntry
+from relu_ratio.zoo.entry import CIFAR10_JPEG, ZooEntry, split_name
 
 CARD_FILE = "README.md"
 GENERATED = (
@@ -195,9 +195,7 @@ def render(
         training["command"],
         "```",
         "",
-        "Register the finished run (measures it and writes this card): "
-        f"`python -m relu_ratio.zoo register <run folder> --name {entry.name}`. "
-        f"How every entry was trained: {link_training}."
+        _register(entry, own_store) + f" How every entry was trained: {link_training}."
         + (f" The per-epoch log: [`{METRICS_FILE}`]({METRICS_FILE})." if log else ""),
         "",
         "## How to use",
@@ -263,6 +261,34 @@ def summary(entry: ZooEntry) -> str:
     width = max(map(len, rows))
     head = f"{entry.name}: {presets.of_entry(entry).description}"
     return "\n".join([head, *(f"  {key:<{width}}  {value}" for key, value in rows.items())])
+
+
+OWN_STORE = "~/my_zoo"  # the store of one's own that a card registers a run trained again into
+OWN_TAG = "mine"  # and the tag of its name there, which no shipped entry's name has
+
+
+def _register(entry: ZooEntry, own_store: bool) -> str:
+    """The card's command that registers a run trained again: never under the entry's own name, which
+    would clash with the entry (``--force`` would replace it, the package's own entry included). An entry
+    of the package's zoo: into a store of one's own, then read from there; one of one's own store (named by
+    ``$RELU_RATIO_ZOO``): beside it, in that store."""
+    base, tag = split_name(entry.name)
+    name = f"{base}.{OWN_TAG}" if tag != OWN_TAG else f"{base}.{OWN_TAG}2"
+    if own_store:
+        return (
+            "Register the finished run beside this entry, under a name of its own (it measures the run and "
+            f"writes its card; `--force` with the name `{entry.name}` would replace this entry): "
+            f"`python -m relu_ratio.zoo register <run folder> --name {name}` (into `$RELU_RATIO_ZOO`, or "
+            "give `--store`)."
+        )
+    return (
+        "Register the finished run in a store of your own, under a name of its own (it measures the run and "
+        f"writes its card; the package's zoo already holds `{entry.name}`, which `--force` would replace): "
+        f"`python -m relu_ratio.zoo register <run folder> --store {OWN_STORE} --name {name}`, then read it "
+        f"from there: `RELU_RATIO_ZOO={OWN_STORE} python -m relu_ratio.zoo evaluate {name}`, or "
+        f'`zoo.load("{name}")` with `$RELU_RATIO_ZOO` set to that folder. While `$RELU_RATIO_ZOO` is set, '
+        "the zoo is that store alone: the package's entries are not seen."
+    )
 
 
 def _weights_file(entry: ZooEntry, stored: str | None) -> str:
