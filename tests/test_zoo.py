@@ -779,7 +779,8 @@ def test_a_card_registers_a_run_trained_again_under_a_name_that_clashes_with_no_
     """The card of a shipped entry said ``register <run folder> --name resnet20_21``: refused ("already
     exists; pass --force"), and ``--force`` would have replaced the package's own entry. It registers into a
     store of one's own under a tagged name, and says how to read it from there; an entry of one's own store
-    registers another run beside it, again under another name."""
+    registers another run beside it, again under another name; each entry's suggestion is its own (the
+    entry's tag kept: ``preact164_32.long`` is not told ``preact164_32.mine``, ``preact164_32``'s)."""
     import shlex
 
     from relu_ratio.zoo.__main__ import parser
@@ -797,10 +798,12 @@ def test_a_card_registers_a_run_trained_again_under_a_name_that_clashes_with_no_
     assert "the zoo is that store alone: the package's entries are not seen" in card
     args = parser().parse_args(register(zoo.card.render(entry, own_store=True)))  # the entry's own store
     assert (args.store, args.name, args.force) == (None, "resnet20_21.mine", False)
-    mine = dataclasses.replace(entry, name="resnet20_21.mine")
-    for own_store in (False, True):
-        assert parser().parse_args(register(zoo.card.render(mine, own_store=own_store))).name == (
-            "resnet20_21.mine2")
+    for name, suggested in (("resnet20_21.mine", "resnet20_21.mine_mine"),
+                            ("resnet20_21.long", "resnet20_21.long_mine")):  # fmt: skip
+        tagged = dataclasses.replace(entry, name=name)
+        for own_store in (False, True):
+            card = zoo.card.render(tagged, own_store=own_store)
+            assert parser().parse_args(register(card)).name == suggested
 
 
 @pytest.mark.tensorflow

@@ -264,7 +264,7 @@ def summary(entry: ZooEntry) -> str:
 
 
 OWN_STORE = "~/my_zoo"  # the store of one's own that a card registers a run trained again into
-OWN_TAG = "mine"  # and the tag of its name there, which no shipped entry's name has
+OWN_TAG = "mine"  # and the tag of its name there (after the entry's own tag), which no shipped entry's has
 
 
 def _register(entry: ZooEntry, own_store: bool) -> str:
@@ -273,7 +273,7 @@ def _register(entry: ZooEntry, own_store: bool) -> str:
     of the package's zoo: into a store of one's own, then read from there; one of one's own store (named by
     ``$RELU_RATIO_ZOO``): beside it, in that store."""
     base, tag = split_name(entry.name)
-    name = f"{base}.{OWN_TAG}" if tag != OWN_TAG else f"{base}.{OWN_TAG}2"
+    name = f"{base}.{tag}_{OWN_TAG}" if tag else f"{base}.{OWN_TAG}"  # one per entry, never the entry's own
     if own_store:
         return (
             "Register the finished run beside this entry, under a name of its own (it measures the run and "
