@@ -430,8 +430,8 @@ class Progress:
     split: str = "test"  # what top1 was measured on: "test", or "holdout" (a slice of the training set)
     epochs_trained: float = 0.0  # in wall_hours, a fraction after a mid-epoch backup (see RunRecord)
     dataset: str | None = None  # the name of the data it trains on (DatasetInfo.name), where recorded
-    lost: tuple[float | None, float, float] | None = None  # a recorded finished run of it whose weights are
-    # lost (trained again, see record_of): its (top-1 %, wall h, CPU h), kept out of the totals
+    lost: bool = False  # its recorded finished run has no weights here and no zoo entry (trained again, see
+    # record_of); that attempt is one of :attr:`earlier`
     recorded: bool = False  # read from the queue's record of finished runs: finished where its folder is not
     earlier: tuple[train.RunRecord, ...] = ()  # its finished attempts that a later one replaced (trained
     # again, see write_finished), counted in hours()
@@ -496,6 +496,8 @@ def progress(
         if record.state == "finished":  # and the recorded attempt, where it finished again here
             recorded = (*earlier, finished.get(item.run_id, record))
             earlier = tuple(attempt for attempt in recorded if attempt.result != record.result)
+        elif lost is not None:  # the recorded attempt, lost, is an earlier one of the run training again
+            earlier = (*earlier, lost)
         top1 = record.result.get(top1_key(record.result)) if record.result else (record.curve or [None])[-1]
         config = item.config(runs, ANY_DATASET).resolved()
         devices = record.result.get("devices") or record.clock.get("devices")
@@ -507,7 +509,7 @@ def progress(
             record.result.get("device") or (DEVICE_SEPARATOR.join(devices) if devices else None),
             tuple(differences(config, record.config)) if record.state == "finished" else (),
             devices, config.evaluated_on, record.epochs_trained,
-            record.dataset_name, None if lost is None else _final(lost),
+            record.dataset_name, lost is not None,
             record is finished.get(item.run_id), earlier,
         ))  # fmt: skip
     return rows
@@ -608,8 +610,7 @@ def markdown(rows: list[Progress], queue_path: str, runs: str, options: tuple[st
         state = row.state.replace("|", "\\|")  # a damaged file's message may hold one
         state += f" (other settings: {', '.join(row.differs)})" if row.differs else ""
         if row.lost:
-            state += (f" (trained again: its recorded finished run, {_final_text(row.lost)}, has no weights "
-                      "here and no zoo entry)")  # fmt: skip
+            state += " (trained again: its recorded finished run has no weights here and no zoo entry)"
         if row.earlier:
             state += (f" ({len(row.earlier)} earlier attempt(s), in the totals: "
                       f"{'; '.join(_final_text(_final(record)) for record in row.earlier)})")  # fmt: skip
@@ -637,11 +638,6 @@ def markdown(rows: list[Progress], queue_path: str, runs: str, options: tuple[st
         wall, cpu = sum(hours[1] for hours in earlier), sum(hours[2] for hours in earlier)
         spent += (f"; counted in these: {wall:.2f} wall-clock and {cpu:.2f} CPU hours of {len(earlier)} "
                   "earlier attempt(s) of runs trained again")  # fmt: skip
-    lost = [row.lost for row in rows if row.lost]
-    if lost:
-        wall, cpu = sum(hours[1] for hours in lost), sum(hours[2] for hours in lost)
-        spent += (f"; not counted: {wall:.2f} wall-clock and {cpu:.2f} CPU hours of {len(lost)} finished "
-                  "run(s) whose weights were lost (trained again)")  # fmt: skip
     command = shlex.join(["python", "-m", "relu_ratio.queue", "status", queue_path, "--runs", runs, *options])
     measured = {r.dataset for r in rows if r.dataset and r.top1 is not None}
     names = sorted(data.DATASET_LABELS.get(name, name) for name in measured)

@@ -265,10 +265,12 @@ def test_a_zoo_run_recorded_as_finished_trains_again_until_an_entry_is_registere
     assert "resnet8_11-seed0: finished (recorded in" in out and not (elsewhere / "resnet8_11-seed0").exists()
     queued, finished = queue.load(path), queue.read_finished(tmp_path / "q.finished.json")
     rows = queue.progress(queued, third, finished)
-    assert [row.state for row in rows] == ["waiting", "finished"] and rows[1].lost is None
+    assert [row.state for row in rows] == ["waiting", "finished"] and not rows[1].lost
     top1 = 100 * json.loads((runs / "resnet8_21-seed0" / "result.json").read_text())["test_top1"]
     record = queue.markdown(rows, "q.json", "runs")
-    assert f"| waiting (trained again: its recorded finished run, {top1:.2f} %, " in record
+    assert ("| waiting (trained again: its recorded finished run has no weights here and no zoo entry) (1 "
+            f"earlier attempt(s), in the totals: {top1:.2f} %, ") in record  # its hours were spent: counted
+    assert "hours of 1 earlier attempt(s) of runs trained again" in record and "not counted" not in record
     zoo.register(runs / "resnet8_21-seed0")  # an entry registered from the run: the record counts again
     (tmp_path / "store" / "damaged").mkdir()  # an entry that cannot be read stands for no run, stops nothing
     (tmp_path / "store" / "damaged" / "metadata.json").write_text("{broken")
