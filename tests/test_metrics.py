@@ -3,6 +3,8 @@ class index, as a stable sort ranks them), on every backend and in bfloat16."""
 
 from __future__ import annotations
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -51,3 +53,15 @@ def test_the_metric_averages_hits_counts_every_class_under_k_and_misses_a_nan_sc
     nan = np.array([[np.nan, 0.1, 0.2]], "float32")
     assert _hits(nan, np.array([0]), 5).tolist() == [0.0]  # a diverged score is no hit
     assert scored_accuracy(nan, np.array([0]))["top5"] == 0.0  # in the zoo's figures neither
+
+
+@pytest.mark.parametrize(
+    ("labels", "said"),
+    [([-1], "label -1 is no class index of the 10 classes scored: 0 to 9."), ([10], "label 10 is no class"),
+     ([0.0], "labels must be one integer class index per image; received float64 (1,)."),
+     ([[0]], "received int64 (1, 1).")],
+)  # fmt: skip
+def test_the_zoos_figures_refuse_a_label_that_is_no_class_index(labels, said):
+    """-1 counted as the last class (numpy's indexing from the end), 10 and 0.0 were numpy's IndexError."""
+    with pytest.raises(ValueError, match=re.escape(said)):
+        scored_accuracy(np.eye(10, dtype="float32")[[9]], np.array(labels))

@@ -512,9 +512,18 @@ def scored_accuracy(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     >>> scored_accuracy(np.eye(10)[[0] * 10], np.arange(10))   # collapsed: class 0 at 1.0, the rest tied
     {'top1': 10.0, 'top5': 50.0}
     """
+    labels = np.asarray(labels)
     if scores.ndim != 2 or len(scores) != len(labels):
         raise ValueError(f"predictions have shape {scores.shape}; expected ({len(labels)}, classes).")
-    one_hot = np.eye(scores.shape[1], dtype="float32")[labels]
+    classes = scores.shape[1]
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise ValueError(f"labels must be one integer class index per image; received {labels.dtype} "
+                         f"{labels.shape}.")  # fmt: skip
+    wrong = labels[(labels < 0) | (labels >= classes)]
+    if len(wrong):
+        raise ValueError(f"label {wrong[0]} is no class index of the {classes} classes scored: 0 to "
+                         f"{classes - 1}.")  # fmt: skip
+    one_hot = np.eye(classes, dtype="float32")[labels]
 
     def percent(k: int) -> float:
         hits = keras.ops.convert_to_numpy(top_k_hits(one_hot, scores, k))
