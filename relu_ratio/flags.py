@@ -146,7 +146,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             )
             continue
         if hint not in _CONVERTERS:
-            raise TypeError(f"{cls.__name__}.{field.name}: no command-line type for {hint!r}")
+            known = ", ".join(["bool", *map(_type_text, _CONVERTERS)])
+            raise TypeError(f"{cls.__name__}.{field.name}: no command-line type for {_type_text(hint)} "
+                            f"(flags are made for {known})")  # fmt: skip
         choices = meta.get("choices")
         convert = _CONVERTERS[hint] if choices is None else _one_of(_CONVERTERS[hint], choices)
         listed = None if choices is None else "{" + ",".join(map(str, choices)) + "}"  # as argparse spells it
@@ -154,6 +156,11 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         target.add_argument(
             flag, dest=field.name, type=convert, default=field.default, help=help_text, metavar=metavar
         )
+
+
+def _type_text(annotation: object) -> str:
+    """``int`` for the class, ``int | None`` for a union: an annotation as it is written."""
+    return annotation.__name__ if isinstance(annotation, type) else repr(annotation)
 
 
 def _one_of(convert: Callable[[str], object], choices: tuple) -> Callable[[str], object]:

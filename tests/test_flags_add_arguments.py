@@ -5,6 +5,7 @@ No ``from __future__ import annotations`` here, on purpose: the annotations belo
 
 import argparse
 import dataclasses
+import re
 from typing import Optional
 
 import pytest
@@ -41,5 +42,7 @@ def test_a_type_without_a_flag_is_named():
     class Odd:
         pair: tuple[int, int] = dataclasses.field(default=(1, 2), metadata={"help": "a pair"})
 
-    with pytest.raises(TypeError, match=r"Odd.pair: no command-line type for tuple\[int, int\]"):
+    said = ("Odd.pair: no command-line type for tuple[int, int] (flags are made for bool, int, int | None, "
+            "float, float | None, str, str | None, str | float | None, tuple[str, ...] | None)")
+    with pytest.raises(TypeError, match=re.escape(said)):
         flags.add_arguments(argparse.ArgumentParser(), Odd)
