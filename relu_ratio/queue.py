@@ -487,7 +487,8 @@ def progress(
 ) -> list[Progress]:
     """The :class:`Progress` of every queued run under ``runs`` (or recorded in ``finished``), with its
     earlier attempts in ``attempts`` (:func:`read_earlier`) and the one ``finished`` records where the run
-    finished again under ``runs`` (which ``status --write`` moves to them)."""
+    finished again under ``runs`` (which ``status --write`` moves to them) or trains again (its weights lost,
+    :attr:`Progress.lost`)."""
     rows, finished, attempts = [], finished or {}, attempts or {}
     for item in queued:
         record = record_of(item, runs, finished)
