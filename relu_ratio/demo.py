@@ -29,8 +29,8 @@ def demo_entry(classes: tuple[str, ...] | None = None) -> zoo.ZooEntry:
     >>> demo_entry().name  # doctest: +SKIP
     'resnet56_21'
     """
-    listed = [zoo.info(name) for name in zoo.list_models()]
-    stored = [entry for entry in listed if zoo.registry.has_weights(entry)]
+    listed = zoo.list_models()
+    stored = [zoo.info(name) for name in zoo.registry.with_weights(listed)]
     classes = data.sample().info.class_names if classes is None else classes
     entries = [entry for entry in stored if tuple(entry.class_names) == tuple(classes)]
     if not entries:
