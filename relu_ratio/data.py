@@ -169,10 +169,20 @@ def _check_split(images: object, labels: object, info: object) -> None:
     if len(info.mean) != channels or len(info.std) != channels:
         raise ValueError(f"{info.name!r}'s mean and std must have one value per channel of the images "
                          f"({channels}); received {len(info.mean)} and {len(info.std)}.")  # fmt: skip
-    wrong = labels[(labels < 0) | (labels >= info.num_classes)]
+    check_class_indices(labels, info.num_classes, repr(info.name))
+
+
+def check_class_indices(labels: np.ndarray, classes: int, of: str) -> None:
+    """Refuse an integer label of ``labels`` that is no class index of the ``classes`` classes of ``of``.
+
+    >>> check_class_indices(np.array([0, 10]), 10, "the scores")
+    Traceback (most recent call last):
+    ValueError: label 10 is not a class index of the scores: its 10 classes are 0 to 9.
+    """
+    wrong = labels[(labels < 0) | (labels >= classes)]
     if len(wrong):
-        raise ValueError(f"label {wrong[0]} is not a class index of {info.name!r}: its {info.num_classes} "
-                         f"classes are 0 to {info.num_classes - 1}.")  # fmt: skip
+        raise ValueError(f"label {wrong[0]} is not a class index of {of}: its {classes} classes are 0 to "
+                         f"{classes - 1}.")  # fmt: skip
 
 
 def subset(split: Split, count: int | None, seed: int, setting: str, of: str = "the split") -> Split:

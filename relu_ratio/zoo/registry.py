@@ -519,10 +519,7 @@ def scored_accuracy(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise ValueError(f"labels must be one integer class index per image; received {labels.dtype} "
                          f"{labels.shape}.")  # fmt: skip
-    wrong = labels[(labels < 0) | (labels >= classes)]
-    if len(wrong):
-        raise ValueError(f"label {wrong[0]} is no class index of the {classes} classes scored: 0 to "
-                         f"{classes - 1}.")  # fmt: skip
+    data_lib.check_class_indices(labels, classes, "the scores")
     one_hot = np.eye(classes, dtype="float32")[labels]
 
     def percent(k: int) -> float:
