@@ -88,13 +88,17 @@ def report_error(error: Exception) -> int:
 def exit_with(main: Callable[[], int | None]) -> NoReturn:
     """Run a command's ``main`` and exit with its status. A reader that stops early
     (``python -m relu_ratio.zoo table | head -3``) ends the command quietly with status 1, as Python's
-    documentation of SIGPIPE advises, instead of an error line or a traceback about the closed pipe."""
+    documentation of SIGPIPE advises, instead of an error line or a traceback about the closed pipe. Ctrl-C
+    ends it with status 130 and one line (a command that keeps work says itself how to go on)."""
     try:
         status = main()
         sys.stdout.flush()  # the last buffered lines meet a closed pipe here, not in the exit's flush
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush then writes nowhere
         status = 1
+    except KeyboardInterrupt:
+        print("interrupted.", file=sys.stderr)
+        status = 130
     sys.exit(status)
 
 

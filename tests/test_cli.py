@@ -175,6 +175,19 @@ def test_an_empty_relu_ratio_data_is_unset_not_a_bad_dataset_flag(value, monkeyp
     assert PARSERS["queue"]().parse_args(["run", "q.json", "--runs", "r"]).dataset == data.DEFAULT_DATA
 
 
+def test_ctrl_c_ends_any_command_with_one_line_and_exit_130(capsys):
+    """``zoo evaluate``, ``zoo register``, the demo: Ctrl-C printed a traceback; commands that keep work
+    (train, tune, queue run, experiments run) say themselves how to go on."""
+    from relu_ratio import flags
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exit:
+        flags.exit_with(interrupted)
+    assert exit.value.code == 130 and capsys.readouterr().err == "interrupted.\n"
+
+
 def test_a_reader_that_stops_early_ends_a_command_quietly():
     """``python -m relu_ratio.zoo cards | head -0``: the closed pipe is no error of the user's (it printed
     "error: [Errno 32] Broken pipe" and exited 2; other commands gave a traceback). The cards are more than

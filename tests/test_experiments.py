@@ -235,6 +235,21 @@ def test_run_takes_the_experiment_and_budget_the_runs_were_planned_with(tmp_path
         experiments.collect(tmp_path / "r")  # was "is damaged: unknown experiment ... Delete it and run"
 
 
+def test_ctrl_c_during_run_ends_with_one_line_and_exit_130(folder, tmp_path, monkeypatch, capsys, shallow):
+    """It printed a traceback from inside Keras; now it says what is kept and how to go on, as train does."""
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run", interrupted)
+    out = tmp_path / "exp"
+    args = ["run", shallow.name, "--only", "plain5_21", "--dataset", str(folder), "--out", str(out), *TINY]
+    assert cli.main(args) == 130
+    err = capsys.readouterr().err
+    assert err == (f"interrupted: the runs finished in {out} are kept; the same command trains the others, a "
+                   "cut-off run from its last backup.\n")  # fmt: skip
+
+
 def test_a_failed_run_is_recorded_and_the_others_still_run(folder, tmp_path, monkeypatch, shallow):
     real = experiments.runner.train.run
 

@@ -165,6 +165,21 @@ def test_a_runs_folder_that_is_a_file_is_refused_and_a_missing_one_is_named(tmp_
     assert "does not exist: no queued run has started there" in capsys.readouterr().err
 
 
+def test_ctrl_c_during_run_ends_with_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
+    """It printed a traceback from inside Keras; now it says how the queue goes on."""
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(queue, "run", interrupted)
+    path = write_queue(tmp_path / "q.json", [{"model": "resnet8_21"}])
+    assert queue.main(["run", str(path), "--runs", str(tmp_path / "runs")]) == 130
+    assert capsys.readouterr().err == (
+        "interrupted: the same command goes on with the queue: finished runs are skipped, the cut-off run "
+        f"resumes from its last backup in {tmp_path / 'runs'}.\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("dataset", "said"),
     [("nothing", "is neither a known tensorflow-datasets name"),

@@ -68,6 +68,7 @@ def parser() -> flags.Parser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    root = None  # the experiment's folder, once `run` knows it
     try:
         if args.command == "list":
             return _list()
@@ -117,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if failures else 0
     except (ValueError, OSError) as error:  # bad settings, or a folder that cannot be written
         return flags.report_error(error)
+    except KeyboardInterrupt:
+        if root is None:
+            raise
+        print(f"interrupted: the runs finished in {root} are kept; the same command trains the others, a "
+              "cut-off run from its last backup.", file=sys.stderr)  # fmt: skip
+        return 130
 
 
 @contextlib.contextmanager
