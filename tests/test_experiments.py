@@ -95,7 +95,9 @@ def test_an_experiment_of_ones_own_is_checked_as_it_is_made():
         (lambda: experiments.Experiment(3, "t", (ok,)), "^experiment 3: name must be a string; received 3"),
         (lambda: experiments.Experiment("mine", "t", (ok,), (ok,)),
          "^experiment 'mine': published must be a tuple of Published objects; received"),
-        (lambda: experiments.Experiment("mine", "t", (ok, ok)), "lists resnet20_11 twice"),
+        (lambda: experiments.Experiment("mine", "t", (ok, ok)), "lists resnet20_11 twice: each variant"),
+        (lambda: experiments.Experiment("mine", "t", (ok, experiments.Variant("resnet20_paired", "d", "x"))),
+         r"lists resnet20_11 twice \(as resnet20_paired, another name for it\)"),  # it trained it twice
         (lambda: experiments.Experiment("mine", "t", (ok,), (experiments.Published("resnet20_21", "C", 90.0,
                                                                                    "Z"),)),
          "published numbers for resnet20_21, which none of its variants trains"),

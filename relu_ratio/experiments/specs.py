@@ -81,10 +81,15 @@ class Experiment:
                              f"{self.name!r}.")  # fmt: skip
         if not self.variants:
             raise ValueError(f"experiment {self.name!r} has no variants: list the models it compares.")
-        twice = repeated([variant.model for variant in self.variants])
-        if twice:
-            raise ValueError(f"experiment {self.name!r} lists {twice[0]} twice: each variant is one model "
-                             "(its runs' folders).")  # fmt: skip
+        listed: dict[tuple, str] = {}  # each network once, whatever name it is given (models.network_of)
+        for variant in self.variants:
+            network = models.network_of(variant.model)
+            if network in listed:
+                first = listed[network]
+                also = "" if first == variant.model else f" (as {variant.model}, another name for it)"
+                raise ValueError(f"experiment {self.name!r} lists {first} twice{also}: each variant is one "
+                                 "model (its runs' folders).")  # fmt: skip
+            listed[network] = variant.model
         unmatched = sorted({p.model for p in self.published} - {v.model for v in self.variants})
         if unmatched:
             raise ValueError(f"experiment {self.name!r} has published numbers for {', '.join(unmatched)}, "
