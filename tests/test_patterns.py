@@ -61,6 +61,8 @@ def test_plain_ratio_is_periodic_over_all_layers():
     assert flat == [F, T, T, F, T, T]
     flat = [m[0] for stage in ReLUPattern("6:4").resolve(PLAIN, [3, 3]) for m in stage]
     assert flat == [F, F, T, T, T, T]  # the period is N as written: 6:4 is not 3:2 (the GUIDE says so)
+    per_stage = [m[0] for stage in ReLUPattern(["2:1"] * 3).resolve(PLAIN, [3, 3, 2]) for m in stage]
+    assert per_stage == [F, T, F, F, T, F, F, T]  # each stage's period starts at its first layer (the GUIDE)
 
 
 def test_per_stage_lists_and_explicit_masks():
