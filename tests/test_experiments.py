@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import json
 import os
+import shlex
 import signal
 import sys
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import logged_epochs, start_module
 
-from relu_ratio import data, experiments, models
+from relu_ratio import data, experiments, models, train
 from relu_ratio.experiments import __main__ as cli
 from relu_ratio.experiments import runner
 
@@ -360,6 +361,26 @@ def test_plan_refuses_missing_data_and_an_out_under_a_file_as_run_does(folder, t
     assert "--out" in capsys.readouterr().out and not (tmp_path / "o").exists()  # plan writes nothing
 
 
+def test_the_runs_plan_prints_run_anywhere_and_run_collects_them(folder, tmp_path, capsys, shallow):
+    """``collect`` said the folder "holds no experiment" after the printed commands had run: plan says that
+    ``run`` with the same settings takes them as finished and writes the report."""
+    out = tmp_path / "exp"
+    settings = [shallow.name, "--only", "plain5_2*", "--dataset", str(folder), "--out", str(out), *TINY]
+    assert cli.main(["plan", *settings]) == 0
+    printed, err = capsys.readouterr()
+    commands = printed.splitlines()
+    assert err == (f"note: once these have run (anywhere), python -m relu_ratio.experiments run "
+                   f"{shlex.join(settings)} takes them as finished and writes the report into {out}\n")
+    for command in commands:
+        argv = shlex.split(command)
+        assert argv[:3] == ["python", "-m", "relu_ratio.train"]
+        assert train.main(argv[3:]) == 0
+    capsys.readouterr()
+    assert cli.main(["run", *settings]) == 0
+    assert capsys.readouterr().out.count("done, skipped") == len(commands) == 1
+    assert [row["status"] for row in experiments.collect(out, figure=False).rows].count("done") == 1
+
+
 def test_plan_refuses_a_subset_the_data_cannot_give_as_run_does(folder, tmp_path, capsys, shallow,
                                                                  monkeypatch):
     """``plan --train-subset 60000`` printed the commands ``run`` then refused: one check
@@ -447,7 +468,6 @@ def test_every_field_of_an_experiment_record_is_checked_against_its_type(folder,
 
 
 def test_a_retried_run_reads_as_running_not_failed_and_a_new_failure_is_recorded(tmp_path, monkeypatch):
-    from relu_ratio import train
     from relu_ratio.train.record import RunRecord
     from relu_ratio.train.series import train_or_record_failure
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import sys
 
 from relu_ratio import flags, train
@@ -91,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
                       file=sys.stderr)  # fmt: skip
             for item in runs:
                 print(train.command_for(item.config.resolved()))
+            again = [*argv]
+            again[argv.index("plan")] = "run"
+            print(f"note: once these have run (anywhere), python -m relu_ratio.experiments "
+                  f"{shlex.join(again)} takes them as finished and writes the report into "
+                  f"{runs[0].experiment_folder}", file=sys.stderr)  # fmt: skip
             return 0
         gpus = _gpu_ids(args.gpus) if args.gpus is not None else None
         workers = len(gpus) if gpus else args.workers
