@@ -596,7 +596,9 @@ def test_search_config_generates_every_flag():
      ({"tuner": "hyperband", "hyperband_factor": 1}, r"hyperband_factor must be an integer >= 2; received 1"),
      ({"max_trials": 10**20}, rf"max_trials {10**20} is beyond relu_ratio.tune.search.MAX_TRIALS = 100,000"),
      ({"batch_size": 100_000, "train_subset": 128},  # trained one batch of 128
-      r"batch_size 100000 is more than the 128 training images \(train_subset\); give at most 128\.")],
+      r"batch_size 100000 is more than the 128 training images \(train_subset\); give at most 128\."),
+     ({"family": "resnett", "train_subset": 64},  # the batch (128) was named first, then the family
+      r"^unknown family 'resnett' \(did you mean 'resnet'\?\)")],
 )  # fmt: skip
 def test_settings_a_trial_would_fail_on_are_refused_before_the_data_and_the_project(tmp_path, changes,
                                                                                     message, monkeypatch):

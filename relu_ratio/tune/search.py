@@ -344,8 +344,6 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
                          f"{config.chief_timeout!r}.")  # fmt: skip
     training = train.TrainConfig(recipe=config.recipe, epochs=config.epochs, batch_size=config.batch_size,
                                  seed=config.seed, weight_decay=config.weight_decay).resolved()  # fmt: skip
-    if is_integer(config.train_subset, 1):  # refused before the data is loaded; the images counted after it
-        train.check_batch_size(training.batch_size, config.train_subset, "train_subset")
     space = functools.partial(
         ReLUHyperModel,
         config.family,
@@ -358,6 +356,8 @@ def search(config: SearchConfig, /, **builder_kwargs) -> SearchResult:
     )
     space()  # check the space before touching data, so bad settings fail fast
     models.check_width_multiplier(config.width_multiplier)
+    if is_integer(config.train_subset, 1):  # refused before the data is loaded; the images counted after it
+        train.check_batch_size(training.batch_size, config.train_subset, "train_subset")
     project_name = project_name_of(config)
     if not files.names_one_entry(project_name):
         raise ValueError(f"project_name must name a folder inside --out (not blank, no '/'); received "
