@@ -516,7 +516,7 @@ class CheckedModel(keras.Model):
         as a plain model's does (rebuilding it needs the function by name: a ``ModelCheckpoint`` failed on
         it). Keras has no public way to do this: the file's compile config is ``Model._compile_config``
         (Keras 3.15)."""
-        plain = keras.Model(self.inputs, self.outputs, name=self.name)
+        plain = keras.Model(self.input, self.output, name=self.name)  # as built: one input is no list
         if self.compiled:
             plain.optimizer = self.optimizer
             plain._compile_config = self._compile_config

@@ -346,6 +346,7 @@ def test_a_checked_zoo_model_saves_loads_and_fine_tunes(toy_zoo, tmp_path):
     model.save(tmp_path / "m.keras")
     plain = keras.models.load_model(tmp_path / "m.keras")  # a stock functional model: no custom objects
     assert type(plain) is keras.Model or type(plain).__name__ == "Functional"
+    assert not isinstance(plain.input, list)  # one input, as built: its export serves images, not [images]
     loaded = CheckedModel.from_model(plain)  # the input check back
     np.testing.assert_allclose(loaded.predict(RAW, verbose=0), expected, atol=1e-6)
     with pytest.raises(ImageInputError):
@@ -443,6 +444,10 @@ def test_a_checked_zoo_model_exports_a_saved_model(toy_zoo, tmp_path):
     model = zoo.load(REAL)
     model.export(tmp_path / "sm", format="tf_saved_model", verbose=False)
     served = tf.saved_model.load(os.fspath(tmp_path / "sm"))
+    np.testing.assert_allclose(served.serve(RAW.astype("float32")), model.predict(RAW, verbose=0), atol=1e-5)
+    model.save(tmp_path / "m.keras")  # the README's export: the .keras file loaded back, then exported
+    keras.saving.load_model(tmp_path / "m.keras").export(tmp_path / "saved", verbose=False)
+    served = tf.saved_model.load(os.fspath(tmp_path / "saved"))  # its serve took a list of one image batch
     np.testing.assert_allclose(served.serve(RAW.astype("float32")), model.predict(RAW, verbose=0), atol=1e-5)
 
 
