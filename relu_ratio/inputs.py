@@ -275,6 +275,12 @@ def _concrete(x) -> np.ndarray | None:
         return None
 
 
+def _is_loss(loss: object, name: str, loss_class: type) -> bool:
+    """Whether a model compiled with ``loss`` computes the Keras loss ``name``, however it was given: its
+    name, an instance of ``loss_class``, or the function ``keras.losses.<name>``."""
+    return loss == name or isinstance(loss, loss_class) or loss is getattr(keras.losses, name)
+
+
 def _is_pil_image(x) -> bool:
     return type(x).__module__.startswith("PIL.")
 
@@ -399,33 +405,37 @@ class CheckedModel(keras.Model):
         categorical cross-entropy (what :func:`relu_ratio.train.compile_for` compiles) one value per image
         (class indices: "too many indices" on PyTorch; a TensorFlow model then also fails its next ``fit``),
         one-hot rows of another width than the model's classes, or NaN; under a sparse categorical
-        cross-entropy a class index that is no whole number within the model's classes (JAX trains on it
-        without an error; the loss's ``ignore_class`` aside). Say what to pass."""
+        cross-entropy one-hot rows (a TensorFlow model then also fails its next ``fit``) and a class index
+        that is no whole number within the model's classes (JAX trains on it without an error; the loss's
+        ``ignore_class`` aside); under either, ``Batches`` of another number of classes than the model's. The
+        loss is recognised by its name, its class or its function (``keras.losses.<name>``). Say what to
+        pass."""
         from relu_ratio.data import Batches
 
         classifier = len(self.outputs) == 1 and len(self.output_shape) == 2  # (images, classes)
         classes = self.output_shape[-1] if classifier else None
         loss = getattr(self, "loss", None)
-        one_hot = loss == "categorical_crossentropy" or isinstance(loss, keras.losses.CategoricalCrossentropy)
-        sparse = loss == "sparse_categorical_crossentropy" or isinstance(
-            loss, keras.losses.SparseCategoricalCrossentropy
-        )
+        one_hot = _is_loss(loss, "categorical_crossentropy", keras.losses.CategoricalCrossentropy)
+        sparse = _is_loss(loss, "sparse_categorical_crossentropy", keras.losses.SparseCategoricalCrossentropy)
         if not (self.check_inputs and classes is not None and classes > 1 and (one_hot or sparse)):
             return
         compiled = "the model was compiled for one-hot labels (categorical cross-entropy, as by compile_for)"
+        indices = "the model was compiled for class indices (sparse categorical cross-entropy)"
         if isinstance(x, Batches):
             if one_hot and not x.one_hot:
                 raise ValueError(f"{compiled}, but the batches given as {name} hold class indices: make them "
                                  "with data.batches(..., one_hot=True).")  # fmt: skip
-            if one_hot and x.split.info.num_classes != classes:
+            if sparse and x.one_hot:
+                raise ValueError(f"{indices}, but the batches given as {name} hold one-hot labels: make them "
+                                 "with data.batches(..., one_hot=False), or compile with a categorical "
+                                 "cross-entropy.")  # fmt: skip
+            if x.split.info.num_classes != classes:
                 raise ValueError(
                     f"the batches given as {name} are of {x.split.info.num_classes} classes and {self.name} "
                     f"has {classes}: build or load the model with classes= the data's number of classes."
                 )
-            if one_hot:
-                return  # the split's class indices, made one-hot batch by batch
-            labels, given = x.split.labels, f"the split of the batches given as {name}"
-        elif name == "x":
+            return  # a Split's labels are class indices of its classes (data.Split checks them)
+        if name == "x":
             labels, given = _concrete(y), "y"
         else:
             labels, given = _concrete(x[1] if isinstance(x, tuple) and len(x) > 1 else None), f"{name}[1]"
@@ -449,8 +459,13 @@ class CheckedModel(keras.Model):
                 raise ValueError(f"{given} holds NaN or infinite values (row {row}): one-hot labels are "
                                  "finite.")  # fmt: skip
             return
+        if not per_image and labels.ndim == 2:
+            raise ValueError(f"{indices}, but {given} holds one-hot rows (shape {labels.shape}): give "
+                             f"{given}.argmax(axis=1), or compile with a categorical "
+                             "cross-entropy.")  # fmt: skip
         if not per_image:
-            return
+            raise ValueError(f"{indices}, but {given} has shape {labels.shape}: give one class index per "
+                             "image.")  # fmt: skip
         values = labels.reshape(-1)
         refused = ~np.isfinite(values) | (values < 0) | (values >= classes) | (values != np.floor(values))
         if getattr(loss, "ignore_class", None) is not None:

@@ -135,13 +135,16 @@ def test_class_indices_outside_the_models_classes_are_refused_on_every_backend(t
         ("y", lambda: model.fit(RAW, labels, verbose=0)),
         ("y", lambda: model.evaluate(RAW, labels[:, None].astype("float32"), verbose=0)),  # floats too
         (r"validation_data\[1\]", lambda: model.fit(RAW, good, validation_data=(RAW, labels), verbose=0)),
-        ("the split of the batches given as x", lambda: model.fit(data.batches(split, 2), verbose=0)),
-        ("the split of the batches given as validation_data", lambda: model.fit(
-            RAW, good, validation_data=data.batches(split, 2), verbose=0)),
     ]  # fmt: skip
     said = r" holds class index 7, but .* has 3 classes \(indices 0 to 2\): build or load it with classes="
     for given, use in uses:
         with pytest.raises(ValueError, match=f"^{given}{said}"):
+            use()
+    said = r" are of 10 classes and \w+ has 3: build or load the model with classes="
+    batches = data.batches(split, 2)
+    for given, use in [("x", lambda: model.fit(batches, verbose=0)),
+                       ("validation_data", lambda: model.fit(RAW, good, validation_data=batches, verbose=0))]:
+        with pytest.raises(ValueError, match=f"^the batches given as {given}{said}"):
             use()
     for got, want in zip(model.get_weights(), before, strict=True):
         np.testing.assert_array_equal(got, want)  # nothing trained
@@ -165,6 +168,39 @@ def test_class_indices_outside_the_models_classes_are_refused_on_every_backend(t
     maps = zoo.load(REAL, include_top=False, pooling=None)  # (4, 8, 8, 64): not a classifier's labels
     maps.compile(optimizer="sgd", loss="categorical_crossentropy")
     assert np.isfinite(maps.evaluate(RAW, np.eye(64)[np.zeros((4, 8, 8), int)], verbose=0))
+
+
+@pytest.mark.backend
+def test_labels_a_sparse_loss_cannot_take_are_refused_however_the_loss_is_given(toy_zoo):
+    """One-hot rows under a sparse loss failed inside Keras (and a TensorFlow model failed its next fit
+    too); class-index batches of 3 classes trained a 10-class model silently; the loss given as Keras'
+    function was not recognised (JAX trained on class index 3 of 3 classes)."""
+    from relu_ratio import data
+
+    model, three = zoo.load(REAL), data.DatasetInfo("three", ("a", "b", "c"), (0.0,) * 3, (1.0,) * 3)
+    split = data.Split(RAW, np.arange(4) % 3, three)
+    before = model.get_weights()
+    one_hot_rows = (r"^the model was compiled for class indices \(sparse categorical cross-entropy\), but y "
+                    r"holds one-hot rows \(shape \(4, 10\)\): give y.argmax\(axis=1\), or compile with a "
+                    r"categorical cross-entropy\.$")  # fmt: skip
+    one_hot_batches = r"batches given as x hold one-hot labels: make them with data.batches\(..., one_hot=F"
+    for loss in ("sparse_categorical_crossentropy", keras.losses.sparse_categorical_crossentropy):
+        model.compile(optimizer="sgd", loss=loss)
+        with pytest.raises(ValueError, match=one_hot_rows):
+            model.fit(RAW, np.eye(10)[:4], verbose=0)
+        with pytest.raises(ValueError, match=one_hot_batches):
+            model.fit(data.batches(data.Split(RAW, np.arange(4), data.sample().info), 2, one_hot=True))
+        with pytest.raises(ValueError, match=r"^the batches given as x are of 3 classes and \w+ has 10: "):
+            model.fit(data.batches(split, 2), verbose=0)
+        with pytest.raises(ValueError, match=r"^y holds class index 10, but"):
+            model.fit(RAW, np.array([0, 1, 10, 2]), verbose=0)
+    for got, want in zip(model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(got, want)  # nothing trained
+    model.compile(optimizer="sgd", loss=keras.losses.categorical_crossentropy)
+    with pytest.raises(ValueError, match=r"compiled for one-hot labels .*, but y holds class indices"):
+        model.fit(RAW, np.arange(4), verbose=0)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    assert np.isfinite(model.fit(RAW, np.arange(4), verbose=0).history["loss"]).all()  # and it trains after
 
 
 @pytest.mark.backend
