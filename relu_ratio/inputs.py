@@ -78,6 +78,8 @@ def check_images(images, input_shape: Sequence[int | None]) -> np.ndarray:
             hint = " Grayscale? Stack it to RGB: np.repeat(images[..., None], 3, axis=-1)."
         elif array.ndim == len(expected) + 1 and array.shape[-1] != expected[-1]:
             hint = f" The model takes {expected[-1]} channel(s), channels last."
+            if array.shape[-1] == 1 and expected[-1] == 3:
+                hint += " Grayscale? Stack it to RGB: np.repeat(images, 3, axis=-1)."
         elif array.ndim == len(expected) + 1:
             hint = " Resize the images (e.g. keras.layers.Resizing) to the model's input size."
         raise ImageInputError(f"images have shape {array.shape}; expected {want}.{hint}")

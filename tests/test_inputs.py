@@ -22,7 +22,7 @@ from relu_ratio.inputs import CheckedModel, ImageInputError, check_images
     [
         (RAW[:, :28, :28], r"shape \(4, 28, 28, 3\); expected \(batch, 32, 32, 3\)\. Resize"),
         (RAW[..., 0], r"shape \(4, 32, 32\).*Grayscale\? Stack it to RGB"),
-        (RAW[..., :1], r"shape \(4, 32, 32, 1\).*takes 3 channel"),
+        (RAW[..., :1], r"shape \(4, 32, 32, 1\).*takes 3 channel.*RGB: np\.repeat\(images, 3, axis=-1\)\.$"),
         (RAW[0], r"single image without a batch axis.*images\[None\]"),
         (np.full((2, *SHAPE), "a"), r"dtype <U1; expected raw images"),
         (RAW > 128, r"dtype bool; expected raw images"),
