@@ -930,6 +930,10 @@ def test_a_builder_with_weights_cifar10_is_zoo_load(shipped_zoo):
     logits = models.build("resnet20_21", weights="cifar10", classifier_activation=None, name="mine")
     assert logits.name == "mine"
     np.testing.assert_allclose(keras.ops.softmax(logits.predict(images, verbose=0)), expected, atol=1e-5)
+    same = zoo.load("resnet20_21", classifier_activation=None)  # keras.applications' argument: a TypeError
+    np.testing.assert_array_equal(same.predict(images, verbose=0), logits.predict(images, verbose=0))
+    with pytest.raises(ValueError, match=r"classifier_activation 'softmx' is not a Keras activation"):
+        zoo.load("resnet20_21", classifier_activation="softmx")
 
 
 @pytest.mark.parametrize(

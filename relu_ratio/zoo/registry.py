@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import importlib.resources
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -302,6 +303,7 @@ def load(
     pooling: str | None = "avg",
     input_shape: tuple[int | None, int | None, int] | None = None,
     weight_decay: float = 0.0,
+    classifier_activation: str | Callable | None = "softmax",
 ) -> keras.Model:
     """Load pretrained model ``name``, verifying its weights' size and sha256 first, on every call.
 
@@ -327,6 +329,8 @@ def load(
             number of classes), as in ``keras.applications``; the channels must match.
         weight_decay: coupled L2 on the kernels, for fine-tuning (the builders' argument: the recipes'
             weight decay is set where the model is built, not by the optimizer); 0 by default.
+        classifier_activation: the activation of the classifier, as in ``keras.applications``: ``None``
+            gives logits (for a loss with ``from_logits=True``).
 
     Raises:
         UnknownModelError, MetadataError, IntegrityError: the entry is unknown, its metadata is broken, or
@@ -347,7 +351,7 @@ def load(
         classes=classes,
         pooling=None if include_top and pooling == "avg" else pooling,  # the top average-pools anyway
         input_shape=input_shape,
-        classifier_activation=kwargs.get("classifier_activation", "softmax"),
+        classifier_activation=classifier_activation,
         width_multiplier=kwargs.get("width_multiplier", 1.0),
         weight_decay=weight_decay,
     )
