@@ -409,9 +409,9 @@ class CheckedModel(keras.Model):
         one-hot rows of another width than the model's classes, or NaN; under a sparse categorical
         cross-entropy one-hot rows (a TensorFlow model then also fails its next ``fit``) and a class index
         that is no whole number within the model's classes (JAX trains on it without an error; the loss's
-        ``ignore_class`` aside); under either, ``Batches`` of another number of classes than the model's. The
-        loss is recognised by its name, its class or its function (``keras.losses.<name>``). Say what to
-        pass."""
+        ``ignore_class`` aside); under either, text and ``Batches`` of another number of classes than the
+        model's. The loss is recognised by its name, its class or its function (``keras.losses.<name>``).
+        Say what to pass."""
         from relu_ratio.data import Batches
 
         classifier = len(self.outputs) == 1 and len(self.output_shape) == 2  # (images, classes)
@@ -441,6 +441,10 @@ class CheckedModel(keras.Model):
             labels, given = _concrete(y), "y"
         else:
             labels, given = _concrete(x[1] if isinstance(x, tuple) and len(x) > 1 else None), f"{name}[1]"
+        if labels is not None and labels.dtype.kind in "US":  # Keras said "Invalid dtype: str128"
+            wanted = f"one-hot rows of {classes} values" if one_hot else f"class indices 0 to {classes - 1}"
+            raise ValueError(f"{given} holds text (dtype {labels.dtype}); labels are numbers: {wanted}, each "
+                             "class's index in the list of class names.")  # fmt: skip
         if labels is None or labels.ndim == 0 or labels.dtype.kind not in "iuf":
             return
         per_image = labels.ndim == 1 or labels.shape[1:] == (1,)
