@@ -443,8 +443,8 @@ class CheckedModel(keras.Model):
             labels, given = _concrete(x[1] if isinstance(x, tuple) and len(x) > 1 else None), f"{name}[1]"
         if labels is not None and labels.dtype.kind in "US":  # Keras said "Invalid dtype: str128"
             wanted = f"one-hot rows of {classes} values" if one_hot else f"class indices 0 to {classes - 1}"
-            raise ValueError(f"{given} holds text (dtype {labels.dtype}); labels are numbers: {wanted}, each "
-                             "class's index in the list of class names.")  # fmt: skip
+            raise ValueError(f"{given} holds text (dtype {labels.dtype}); labels are numbers: {wanted} (by "
+                             "each class's position in the list of class names).")  # fmt: skip
         if labels is None or labels.ndim == 0 or labels.dtype.kind not in "iuf":
             return
         per_image = labels.ndim == 1 or labels.shape[1:] == (1,)

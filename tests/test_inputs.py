@@ -194,7 +194,7 @@ def test_labels_a_sparse_loss_cannot_take_are_refused_however_the_loss_is_given(
             model.fit(data.batches(split, 2), verbose=0)
         with pytest.raises(ValueError, match=r"^y holds class index 10, but"):
             model.fit(RAW, np.array([0, 1, 10, 2]), verbose=0)
-        text = r"^y holds text \(dtype <U1\); labels are numbers: class indices 0 to 9, each class's index in"
+        text = r"^y holds text \(dtype <U1\); labels are numbers: class indices 0 to 9 \(by each class's"
         with pytest.raises(ValueError, match=text):
             model.fit(RAW, np.array(list("abca")), verbose=0)
     for got, want in zip(model.get_weights(), before, strict=True):
