@@ -85,6 +85,17 @@ def report_error(error: Exception) -> int:
     return 2
 
 
+def report_interrupt(kept: str | None = None) -> int:
+    """Say in one line on stderr that Ctrl-C stopped the command, with ``kept`` (what was kept and how to go
+    on) where it keeps work, and give the exit status 130 (128 + SIGINT, as shells give it).
+
+    >>> report_interrupt("nothing was written.")
+    130
+    """
+    print(f"interrupted: {kept}" if kept else "interrupted.", file=sys.stderr)
+    return 130
+
+
 def exit_with(main: Callable[[], int | None]) -> NoReturn:
     """Run a command's ``main`` and exit with its status. A reader that stops early
     (``python -m relu_ratio.zoo table | head -3``) ends the command quietly with status 1, as Python's
@@ -97,8 +108,7 @@ def exit_with(main: Callable[[], int | None]) -> NoReturn:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush then writes nowhere
         status = 1
     except KeyboardInterrupt:
-        print("interrupted.", file=sys.stderr)
-        status = 130
+        status = report_interrupt()
     sys.exit(status)
 
 

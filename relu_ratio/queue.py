@@ -749,10 +749,10 @@ def main(argv: list[str] | None = None) -> int:
                 failures = run(queued, runs, args.dataset, args.only, finished=finished,
                                kept=kept_folder(args.queue))  # fmt: skip
             except KeyboardInterrupt:
-                print("interrupted: the same command goes on with the queue: finished runs are skipped, the "
-                      f"cut-off run resumes from its last backup in {args.runs}.",
-                      file=sys.stderr)  # fmt: skip
-                return 130
+                return flags.report_interrupt(
+                    "the same command goes on with the queue: finished runs are skipped, the cut-off run "
+                    f"resumes from its last backup in {args.runs}."
+                )
             return 1 if failures else 0
         rows = progress(queued, runs, finished, read_earlier(finished_path(args.queue)))
         given = (("--write", args.write), ("--seeds-page", args.seeds_page))

@@ -127,9 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if root is None:
             raise
-        print(f"interrupted: the runs finished in {root} are kept; the same command trains the others, a "
-              "cut-off run from its last backup.", file=sys.stderr)  # fmt: skip
-        return 130
+        return flags.report_interrupt(f"the runs finished in {root} are kept; the same command trains the "
+                                      "others, a cut-off run from its last backup.")  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -47,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:  # bad settings or data; a full or unwritable disk (CacheError too)
         return flags.report_error(error)
     except KeyboardInterrupt:
-        print(f"interrupted: {interrupted(Path(config.out))}", file=sys.stderr)
-        return 130
+        return flags.report_interrupt(interrupted(Path(config.out)))
     top1 = top1_key(result)
     print(json.dumps({k: result.get(k) for k in ("model", "epochs_completed", top1, "wall_time_s")}))
     return 0 if math.isfinite(result[top1]) else 1

@@ -8,7 +8,6 @@ Example:
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -56,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         return flags.report_error(error)
     except KeyboardInterrupt:
         project = Path(config.directory) / project_name_of(config)
-        print(f"interrupted: {interrupted(project)}", file=sys.stderr)
-        return 130
+        return flags.report_interrupt(interrupted(project))
     wall = time.time() - start
     if result.role == "worker":
         ran = ", ".join(map(str, result.trials_run_here)) or "none"
