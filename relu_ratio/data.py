@@ -153,32 +153,34 @@ def _check_split(images: object, labels: object, info: object) -> None:
     """Refuse what :class:`Split` cannot hold: not uint8 NHWC images, statistics not of their channels (the
     augmentation's fill failed on them), not one integer label per image, a label that is no class index of
     ``info``."""
-    def shown(array: object) -> str:
-        return f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else type(array).__name__
-
     if not isinstance(info, DatasetInfo):
-        raise TypeError(f"a Split's info must be a relu_ratio.data.DatasetInfo; received {shown(info)}.")
+        raise TypeError(f"a Split's info must be a relu_ratio.data.DatasetInfo; received {_shown(info)}.")
     if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
         raise ValueError(f"a Split's images must be a uint8 numpy array (images, height, width, channels) of "
-                         f"0-255 pixels; received {shown(images)}.")  # fmt: skip
-    integers = isinstance(labels, np.ndarray) and labels.dtype.kind in "iu"
-    if not integers or labels.shape != images.shape[:1]:
-        raise ValueError(f"a Split's labels must be an integer numpy array with one class index for each of "
-                         f"its {len(images)} images; received {shown(labels)}.")  # fmt: skip
+                         f"0-255 pixels; received {_shown(images)}.")  # fmt: skip
     channels = images.shape[-1]
     if len(info.mean) != channels or len(info.std) != channels:
         raise ValueError(f"{info.name!r}'s mean and std must have one value per channel of the images "
                          f"({channels}); received {len(info.mean)} and {len(info.std)}.")  # fmt: skip
-    check_class_indices(labels, info.num_classes, repr(info.name))
+    check_class_indices(labels, len(images), info.num_classes, repr(info.name))
 
 
-def check_class_indices(labels: np.ndarray, classes: int, of: str) -> None:
-    """Refuse an integer label of ``labels`` that is no class index of the ``classes`` classes of ``of``.
+def _shown(array: object) -> str:
+    """An array by its dtype and shape, anything else by its type, for an error message."""
+    return f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else type(array).__name__
 
-    >>> check_class_indices(np.array([0, 10]), 10, "the scores")
+
+def check_class_indices(labels: object, images: int, classes: int, of: str) -> None:
+    """Refuse ``labels`` unless they are an integer numpy array of one class index of the ``classes`` classes
+    of ``of`` for each of ``images`` images.
+
+    >>> check_class_indices(np.array([0, 10]), 2, 10, "the scores")
     Traceback (most recent call last):
     ValueError: label 10 is not a class index of the scores: its 10 classes are 0 to 9.
     """
+    if not isinstance(labels, np.ndarray) or labels.dtype.kind not in "iu" or labels.shape != (images,):
+        raise ValueError(f"labels must be an integer numpy array with one class index per image, shape "
+                         f"({images},); received {_shown(labels)}.")  # fmt: skip
     wrong = labels[(labels < 0) | (labels >= classes)]
     if len(wrong):
         raise ValueError(f"label {wrong[0]} is not a class index of {of}: its {classes} classes are 0 to "

@@ -428,7 +428,7 @@ def test_batches_shuffle_each_epoch_and_one_hot(image_folder):
     ("images", "labels", "message"),
     [(np.zeros((2, 4, 4, 3), "float32"), [0, 1], r"uint8 numpy array .* received float32 \(2, 4, 4, 3\)"),
      (np.zeros((2, 4, 4), "uint8"), [0, 1], r"received uint8 \(2, 4, 4\)"),
-     (np.zeros((2, 4, 4, 3), "uint8"), [0], r"each of its 2 images; received int64 \(1,\)"),
+     (np.zeros((2, 4, 4, 3), "uint8"), [0], r"per image, shape \(2,\); received int64 \(1,\)"),
      (np.zeros((2, 4, 4, 3), "uint8"), [0.0, 1.0], "integer numpy array"),
      (np.zeros((2, 4, 4, 3), "uint8"), [0, 10], r"label 10 is not a class index of 'cifar10_jpeg_.*0 to 9"),
      (np.zeros((2, 4, 4, 3), "uint8"), [-1, 0], "label -1 is not a class index"),

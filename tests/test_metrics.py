@@ -59,7 +59,8 @@ def test_the_metric_averages_hits_counts_every_class_under_k_and_misses_a_nan_sc
     ("labels", "said"),
     [([-1], "label -1 is not a class index of the scores: its 10 classes are 0 to 9."),
      ([10], "label 10 is not a class index"),
-     ([0.0], "labels must be one integer class index per image; received float64 (1,)."),
+     ([0.0], "labels must be an integer numpy array with one class index per image, shape (1,); "
+              "received float64 (1,)."),
      ([[0]], "received int64 (1, 1).")],
 )  # fmt: skip
 def test_the_zoos_figures_refuse_a_label_that_is_no_class_index(labels, said):

@@ -520,10 +520,7 @@ def scored_accuracy(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     if scores.ndim != 2 or len(scores) != len(labels):
         raise ValueError(f"predictions have shape {scores.shape}; expected ({len(labels)}, classes).")
     classes = scores.shape[1]
-    if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise ValueError(f"labels must be one integer class index per image; received {labels.dtype} "
-                         f"{labels.shape}.")  # fmt: skip
-    data_lib.check_class_indices(labels, classes, "the scores")
+    data_lib.check_class_indices(labels, len(scores), classes, "the scores")
     one_hot = np.eye(classes, dtype="float32")[labels]
 
     def percent(k: int) -> float:
