@@ -44,6 +44,7 @@ import shlex
 import sys
 from operator import attrgetter
 from pathlib import Path
+from typing import NamedTuple
 
 from relu_ratio import data, files, flags, folder_lock, models, stats, train
 from relu_ratio.train import archive
@@ -182,16 +183,22 @@ def kept_folder(queue_path: str | os.PathLike) -> Path:
     return Path(queue_path).with_name("kept")
 
 
-def read_finished(path: str | os.PathLike) -> dict[str, train.RunRecord]:
-    """The finished runs recorded in ``path`` (see :func:`write_finished`), by run id; ``{}`` if no file."""
-    return {run_id: _recorded_run(path, row) for run_id, row in _finished_rows(path).items() if row["result"]}
+class FinishedRecord(NamedTuple):
+    """The record of finished runs (see :func:`write_finished`), read by :func:`read_record`."""
+
+    runs: dict[str, train.RunRecord]  # the last finished attempt of each run, by run id
+    earlier: dict[str, tuple[train.RunRecord, ...]]  # those a later attempt replaced, first first
 
 
-def read_earlier(path: str | os.PathLike) -> dict[str, tuple[train.RunRecord, ...]]:
-    """The earlier finished attempts of each run recorded in ``path``, first first: those a later attempt
-    replaced there (a run trained again, see :func:`write_finished`)."""
-    return {run_id: tuple(_recorded_run(path, attempt) for attempt in row.get(EARLIER, []))
-            for run_id, row in _finished_rows(path).items()}  # fmt: skip
+def read_record(path: str | os.PathLike) -> FinishedRecord:
+    """The finished runs recorded in ``path`` and the earlier attempts of each run trained again; empty if
+    no file."""
+    rows = _finished_rows(path)
+    return FinishedRecord(
+        {run_id: _recorded_run(path, row) for run_id, row in rows.items() if row["result"]},
+        {run_id: tuple(_recorded_run(path, attempt) for attempt in row.get(EARLIER, []))
+         for run_id, row in rows.items()},
+    )  # fmt: skip
 
 
 def _recorded_run(path: str | os.PathLike, row: dict) -> train.RunRecord:
@@ -486,9 +493,9 @@ def progress(
     attempts: dict[str, tuple[train.RunRecord, ...]] | None = None,
 ) -> list[Progress]:
     """The :class:`Progress` of every queued run under ``runs`` (or recorded in ``finished``), with its
-    earlier attempts in ``attempts`` (:func:`read_earlier`) and the one ``finished`` records where the run
-    finished again under ``runs`` (which ``status --write`` moves to them) or trains again (its weights lost,
-    :attr:`Progress.lost`)."""
+    earlier attempts in ``attempts`` (:attr:`FinishedRecord.earlier`) and the one ``finished`` records where
+    the run finished again under ``runs`` (which ``status --write`` moves to them) or trains again (its
+    weights lost, :attr:`Progress.lost`)."""
     rows, finished, attempts = [], finished or {}, attempts or {}
     for item in queued:
         record = record_of(item, runs, finished)
@@ -738,7 +745,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.path.exists(runs) and not os.path.isdir(runs):
             raise ValueError(f"--runs {args.runs!r} is a file, not the folder of the run folders.")
         queued = load(args.queue)
-        finished = read_finished(finished_path(args.queue))
+        record = read_record(finished_path(args.queue))
         if args.command == "status" and args.write:
             _check_not_an_input(args.write, args.queue, runs)
         if args.command == "status" and not os.path.isdir(runs):
@@ -746,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)  # fmt: skip
         if args.command == "run":
             try:
-                failures = run(queued, runs, args.dataset, args.only, finished=finished,
+                failures = run(queued, runs, args.dataset, args.only, finished=record.runs,
                                kept=kept_folder(args.queue))  # fmt: skip
             except KeyboardInterrupt:
                 return flags.report_interrupt(
@@ -754,7 +761,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"resumes from its last backup in {args.runs}."
                 )
             return 1 if failures else 0
-        rows = progress(queued, runs, finished, read_earlier(finished_path(args.queue)))
+        rows = progress(queued, runs, record.runs, record.earlier)
         given = (("--write", args.write), ("--seeds-page", args.seeds_page))
         options = tuple(part for flag, value in given if value for part in (flag, value))
         text = markdown(rows, args.queue, args.runs, options)

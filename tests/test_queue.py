@@ -278,7 +278,7 @@ def test_a_zoo_run_recorded_as_finished_trains_again_until_an_entry_is_registere
             "neither in its folder here nor in a zoo entry registered from it: training it again") in out
     assert (elsewhere / "resnet8_21-seed0" / "result.json").is_file()
     assert "resnet8_11-seed0: finished (recorded in" in out and not (elsewhere / "resnet8_11-seed0").exists()
-    queued, finished = queue.load(path), queue.read_finished(tmp_path / "q.finished.json")
+    queued, finished = queue.load(path), queue.read_record(tmp_path / "q.finished.json").runs
     rows = queue.progress(queued, third, finished)
     assert [row.state for row in rows] == ["waiting", "finished"] and not rows[1].lost
     top1 = 100 * json.loads((runs / "resnet8_21-seed0" / "result.json").read_text())["test_top1"]
@@ -294,7 +294,8 @@ def test_a_zoo_run_recorded_as_finished_trains_again_until_an_entry_is_registere
     other = dataclasses.replace(recorded, result={**recorded.result, "test_top1": 0.125})
     assert queue.progress(queued, third, {**finished, "resnet8_21-seed0": other})[0].state == "waiting"
     # the shipped store's entries count with $RELU_RATIO_ZOO set to another store
-    repo = queue.progress(queue.load(REPO_QUEUE), third, queue.read_finished(queue.finished_path(REPO_QUEUE)))
+    shipped = queue.read_record(queue.finished_path(REPO_QUEUE)).runs
+    repo = queue.progress(queue.load(REPO_QUEUE), third, shipped)
     assert repo[0].run.run_id == "resnet20_11-seed0" and repo[0].state == "finished"
 
 
@@ -371,7 +372,7 @@ def test_a_run_recorded_again_with_another_result_keeps_the_attempts_it_replaces
     _attempt(folder, path, tmp_path / "third", test_top1=0.85)
     third = json.loads(recorded.read_text())["runs"]["resnet20_21-seed0"]
     assert third["earlier_attempts"] == [first, {"config": row["config"], "result": row["result"]}]
-    earlier = queue.read_earlier(recorded)["resnet20_21-seed0"]
+    earlier = queue.read_record(recorded).earlier["resnet20_21-seed0"]
     assert [attempt.result["test_top1"] for attempt in earlier] == [0.9, 0.8]
 
 
@@ -396,7 +397,7 @@ def test_status_counts_the_hours_of_a_runs_earlier_attempts(folder, tmp_path):
     assert f"| finished (2 earlier attempt(s), in the totals: {attempts}) | 10/10 | 85.00 | 0.10 |" in text
     assert "0.70 wall-clock hours and 1.40 CPU hours spent on CPUs" in text
     assert "counted in these: 0.70 wall-clock and 1.40 CPU hours of 2 earlier attempt(s)" in text
-    finished, earlier = queue.read_finished(recorded), queue.read_earlier(recorded)
+    finished, earlier = queue.read_record(recorded)
     (row,) = queue.progress(queue.load(path), bare, finished, earlier)
     assert row.hours(on_gpu=True) == pytest.approx((0.1, 0.2))
     assert row.hours(on_gpu=False) == pytest.approx((0.7, 1.4))

@@ -81,7 +81,7 @@ def chosen_runs(queue_path: Path, run_ids: list[str] | None, count: int) -> list
         if len(set(run_ids)) < len(run_ids):
             raise ValueError(f"a run is named twice: {run_ids}")
         return [by_id[run_id] for run_id in run_ids]
-    finished = queue.read_finished(queue.finished_path(queue_path))
+    finished = queue.read_record(queue.finished_path(queue_path)).runs
     return [item for item in queued if item.run_id not in finished][:count]
 
 

@@ -79,7 +79,7 @@ def seed_scores() -> dict[str, tuple[str, list[float]]]:
     without the queue file (an installed package, which ships the zoo but not ``training/``)."""
     if not QUEUE.is_file():
         return {}
-    finished = queue.read_finished(queue.finished_path(QUEUE))
+    finished = queue.read_record(queue.finished_path(QUEUE)).runs
     groups: dict[tuple[str, str], list[float]] = {}
     for item in queue.load(QUEUE):
         record = finished.get(item.run_id)
