@@ -107,9 +107,17 @@ def test_an_experiment_of_ones_own_is_checked_as_it_is_made():
             make()
 
 
-def test_unknown_names_and_bad_settings_are_named():
+def test_unknown_names_and_bad_settings_are_named(capsys):
     with pytest.raises(ValueError, match=r"unknown experiment 'table4' \(did you mean 'table3'\?\)"):
         experiments.experiment("table4")
+    own = r"EXPERIMENTS first: EXPERIMENTS\['mine2'\] = Experiment\(\.\.\.\)\.$"  # plan, run: how to add one
+    with pytest.raises(ValueError, match=r"unknown experiment 'mine2'\. Valid: table1, .*" + own):
+        experiments.plan("mine2")
+    with pytest.raises(ValueError, match=own):
+        experiments.run(experiments.plan("table1")[:1], experiment_name="mine2", budget="tiny")
+    assert cli.main(["plan", "mine2"]) == 2  # the command line runs none of one's own: no such hint
+    assert capsys.readouterr().err == ("error: unknown experiment 'mine2'. Valid: "
+                                       f"{', '.join(experiments.EXPERIMENTS)}.\n")
     with pytest.raises(ValueError, match=r"unknown budget 'tinny'.*'tiny'"):
         experiments.resolve_budget("tinny")
     with pytest.raises(ValueError, match="unknown budget setting"):

@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             return _print_report(report.collect(args.out))
         if args.command == "results":
             return _results(args.update, args.check)
+        specs.experiment(args.experiment)  # named as the command line can give them (none of one's own)
         budget = runner.resolve_budget(
             args.budget, epochs=args.epochs, train_subset=args.train_subset, test_subset=args.test_subset,
             batch_size=args.batch_size, recipe=args.recipe, seeds=args.seeds,

@@ -143,7 +143,12 @@ def plan(
 def _registered(name: str | Experiment) -> Experiment:
     """The experiment of :data:`EXPERIMENTS` that ``name`` names or is."""
     if not isinstance(name, Experiment):
-        return experiment(name)
+        try:
+            return experiment(name)
+        except ValueError as error:
+            raise ValueError(f"{error} An experiment of one's own goes into "
+                             f"relu_ratio.experiments.EXPERIMENTS first: EXPERIMENTS[{name!r}] = "
+                             "Experiment(...).") from None  # fmt: skip
     if EXPERIMENTS.get(name.name) != name:
         raise ValueError(
             f"experiment {name.name!r} is not in relu_ratio.experiments.EXPERIMENTS, from which collect "
@@ -168,7 +173,7 @@ def _budget(chosen: str | Budget) -> Budget:
 def _check_planned(runs: list[Run], experiment_name: str, chosen: Budget) -> None:
     """Refuse runs that :func:`plan` did not plan for ``experiment_name`` at ``chosen``: the folder's record
     and its report would describe other runs than those trained."""
-    experiment(experiment_name)  # a registered one
+    _registered(experiment_name)
     settings = sorted(BUDGET_SETTINGS - {"seeds"})  # and the seed, below
     for item in runs:
         if item.experiment != experiment_name:
