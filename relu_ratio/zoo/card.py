@@ -352,7 +352,10 @@ def _where(training: dict) -> str:
     on another machine may have changed backend), else the backend it finished on."""
     devices = (training.get("result") or {}).get("devices") or {}
     if not any("backends" in spent for spent in devices.values()):
-        return f"{training['device']}, Keras backend {training['backend']}"
+        device, backend = training["device"], training["backend"]
+        if len(devices) > 1:  # recorded before the backends were: only the last one's is known
+            return f"{device} (Keras backend recorded only where it finished: {backend})"
+        return f"{device} (Keras on {backend})"
     return DEVICE_SEPARATOR.join(
         f"{device} (Keras on {' and '.join(spent['backends'])})" if spent.get("backends")
         else f"{device} (Keras backend not recorded)"
