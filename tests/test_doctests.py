@@ -6,13 +6,13 @@ import doctest
 
 import pytest
 
-from relu_ratio import data, files, flags, progress, validators
+from relu_ratio import data, demo, files, flags, progress, validators
 from relu_ratio.experiments import results, specs
 from relu_ratio.train import callbacks, kernels, metrics, record, speeds, torch_conv
 from relu_ratio.zoo import card, registry
 
-MODULES = [data, files, flags, progress, validators, results, specs, callbacks, kernels, metrics, record,
-           speeds, torch_conv, card, registry]  # fmt: skip
+MODULES = [data, demo, files, flags, progress, validators, results, specs, callbacks, kernels, metrics,
+           record, speeds, torch_conv, card, registry]  # fmt: skip
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda module: module.__name__)
