@@ -1067,6 +1067,12 @@ def test_registering_into_the_shipped_store_writes_the_presets_data_first(run, t
         (REAL, {"classes": 0}, ValueError, r"classes must be an integer >= 2"),
         (REAL, {"classes": True}, ValueError, r"classes must be an integer >= 2"),
         (REAL, {"weight_decay": -1}, ValueError, r"weight_decay must be a finite number >= 0"),
+        # keras.applications' arguments that load does not take say what does it (was Python's bare TypeError)
+        (REAL, {"weights": None}, TypeError, r"zoo.load takes no weights \(received weights=None\): it "
+                                             rf"always loads .*untrained: relu_ratio.models.build\('{REAL}'"),
+        (REAL, {"input_tensor": 0}, TypeError, rf"call the model on a tensor instead: zoo.load\('{REAL}'\)"),
+        (REAL, {"classifier": 1}, TypeError, r"takes no classifier \(received classifier=1\): it takes name, "
+                                             "include_top, classes, pooling, input_shape"),
         ("resnet8_99", {}, zoo.UnknownModelError, r"no zoo entry named 'resnet8_99'"),
         ("resnet9_21", {}, zoo.UnknownModelError, r"did you mean"),
         # the entry's network spelled another way names that entry, not the nearest spellings

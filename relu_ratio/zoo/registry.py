@@ -304,6 +304,7 @@ def load(
     input_shape: tuple[int | None, int | None, int] | None = None,
     weight_decay: float = 0.0,
     classifier_activation: str | Callable | None = "softmax",
+    **others: object,
 ) -> keras.Model:
     """Load pretrained model ``name``, verifying its weights' size and sha256 first, on every call.
 
@@ -338,10 +339,14 @@ def load(
         WeightsNotStoredError: the entry was registered without its weights file; the message says how to
             fetch it from the repository's history (``zoo fetch``), or train it again.
         ValueError: an argument, or a combination of them, that does not apply.
+        TypeError: an argument ``load`` does not take (``keras.applications``' ``weights`` and
+            ``input_tensor`` say what to do instead).
 
     Example:
         >>> model = zoo.load("resnet20_21", classes=100, weight_decay=5e-4)  # doctest: +SKIP
     """
+    if others:
+        raise TypeError(_not_taken(name, *next(iter(others.items()))))
     entry = info(name)
     kwargs = entry.architecture["kwargs"]
     return models.build(
@@ -355,6 +360,19 @@ def load(
         width_multiplier=kwargs.get("width_multiplier", 1.0),
         weight_decay=weight_decay,
     )
+
+
+def _not_taken(name: str, argument: str, value: object) -> str:
+    """Why :func:`load` refuses ``argument=value``, and what does that instead."""
+    instead = {
+        "weights": f"it always loads the entry's trained weights; for the network untrained: "
+                   f"relu_ratio.models.build({name!r}), whose weights are None by default",
+        "input_tensor": f"it builds its own input; call the model on a tensor instead: "
+                        f"zoo.load({name!r})(tensor)",
+    }  # fmt: skip
+    takes = "name, include_top, classes, pooling, input_shape, weight_decay, classifier_activation"
+    return (f"zoo.load takes no {argument} (received {argument}={value!r}): "
+            f"{instead.get(argument, f'it takes {takes}')}.")  # fmt: skip
 
 
 def from_preset(
