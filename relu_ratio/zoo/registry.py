@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib.resources
+import inspect
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -370,7 +371,7 @@ def _not_taken(name: str, argument: str, value: object) -> str:
         "input_tensor": f"it builds its own input; call the model on a tensor instead: "
                         f"zoo.load({name!r})(tensor)",
     }  # fmt: skip
-    takes = "name, include_top, classes, pooling, input_shape, weight_decay, classifier_activation"
+    takes = ", ".join(parameter for parameter in inspect.signature(load).parameters if parameter != "others")
     return (f"zoo.load takes no {argument} (received {argument}={value!r}): "
             f"{instead.get(argument, f'it takes {takes}')}.")  # fmt: skip
 
